@@ -1,0 +1,25 @@
+//! rustci's scheduling core: pure, deterministic, no I/O.
+//!
+//! Drivers (the simulator `rustci-sim` and the live service `rustci serve`) own the
+//! clock. They feed [`Event`]s with their `now` into one [`Scheduler`] and apply the
+//! [`Decision`]s it returns. Policies are configured by [`PolicyConfig`], checked once
+//! into a [`CheckedConfig`]. Run-time estimates come from a [`Predictor`].
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod explain;
+mod fleet;
+mod hash;
+pub mod predictor;
+pub mod scheduler;
+
+pub use config::{Backfill, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig};
+pub use domain::{
+    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec, RunnerId, TenantId,
+    TenantSpec, MS_PER_S,
+};
+pub use error::CoreError;
+pub use explain::{JobStatus, WaitReason};
+pub use predictor::{Estimate, Predictor, RequestedTime};
+pub use scheduler::{Decision, Event, Scheduler};

@@ -1,0 +1,634 @@
+//! The scheduler: takes events, returns decisions. One object serves the simulator and
+//! the live service; each feeds it events with its own clock's `now` and applies the
+//! [`Decision`]s it returns.
+//!
+//! A scheduling pass runs after every event. It walks the waiting jobs in policy order
+//! (lanes merged by their current score, see [`QueueOrder`]) and starts every job that
+//! may start now on the best-fitting runner of an eligible pool. What a job that cannot
+//! start does to the jobs after it is the backfill mode ([`Backfill`]).
+//!
+//! # Tie-breaking rules that decide EASY schedules
+//!
+//! Reproducing another EASY simulator job for job (pyss, used by the SC'15 predictsim
+//! study) depends on these; change none of them without re-running that test:
+//! 1. Queue order is submit time, then submission order (`seq`): jobs submitted at the
+//!    same second keep their trace order.
+//! 2. The first job in order that cannot start gets the reservation; its start time (the
+//!    shadow) is the earliest moment enough slots are free by the *estimated* ends of
+//!    running jobs, and `extra` is what is left at the shadow, capped at the slots free
+//!    now.
+//! 3. A later job starts now if it fits the slots free now and either ends (by its
+//!    estimate) no later than the shadow (`now + est <= shadow`, equality allowed), or
+//!    needs no more than `extra`; a long job that starts uses up `extra`, and `extra`
+//!    never exceeds what is free now.
+//! 4. Each pass visits the waiting jobs once, in order; a job passed over is not
+//!    revisited in the same pass.
+//! 5. Event order at equal times is the driver's business (see the simulator's engine):
+//!    pyss handles submissions before terminations, but a job that ends exactly at its
+//!    estimate has already left its profile, so the simulator delivers such finishes
+//!    first.
+
+use std::collections::{BTreeMap, BinaryHeap};
+use std::cmp::Reverse;
+
+use serde::Serialize;
+
+use crate::config::{Backfill, CheckedConfig, QueueOrder};
+use crate::domain::{JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, RunnerId, TenantSpec, TenantId};
+use crate::error::CoreError;
+use crate::explain::{JobStatus, WaitReason};
+use crate::fleet::Fleet;
+use crate::hash::IdMap;
+use crate::predictor::{Estimate, Predictor};
+
+/// Something that happened, fed to [`Scheduler::handle`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Submit(JobSpec),
+    Finish { job: JobId },
+    Cancel { job: JobId },
+    RunnerJoined { runner: RunnerId, pool: PoolId },
+    RunnerLost { runner: RunnerId },
+    RunnerDraining { runner: RunnerId, draining: bool },
+    /// Nothing happened but time passed (QoS aging, periodic passes in the live service).
+    Tick,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    /// Run `job` on `runner` now. `expected_end_ms` is the planning estimate, not a limit.
+    Start {
+        job: JobId,
+        runner: RunnerId,
+        expected_end_ms: Millis,
+    },
+    /// `job` lost its runner and waits again (in its old place in the queue).
+    Requeue { job: JobId, runner: RunnerId },
+}
+
+/// (primary key, submit time, submission sequence): the order within a lane.
+type LaneKey = (i64, Millis, u64);
+
+#[derive(Debug, Clone)]
+enum EntryState {
+    Pending {
+        lane: usize,
+        key: LaneKey,
+        reason: WaitReason,
+        reason_pass: u64,
+    },
+    Running {
+        runner: RunnerId,
+        start: Millis,
+        est_end: Millis,
+        /// Slot-seconds charged to the tenant's fair-share usage at start.
+        charged: f64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct JobEntry {
+    spec: JobSpec,
+    estimate: Estimate,
+    pools: PoolMask,
+    seq: u64,
+    state: EntryState,
+}
+
+/// Decayed usage of one tenant, in slot-seconds, as of `at`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    value: f64,
+    at: Millis,
+}
+
+impl Usage {
+    fn value_at(&self, now: Millis, half_life_ms: f64) -> f64 {
+        if self.value == 0.0 || now <= self.at {
+            return self.value;
+        }
+        self.value * (-((now - self.at) as f64) / half_life_ms).exp2()
+    }
+
+    fn add(&mut self, now: Millis, amount: f64, half_life_ms: f64) {
+        self.value = (self.value_at(now, half_life_ms) + amount).max(0.0);
+        self.at = self.at.max(now);
+    }
+}
+
+/// A reservation made during one pass.
+#[derive(Debug, Clone, Copy)]
+struct Reservation {
+    job: JobId,
+    runner: RunnerId,
+    at: Millis,
+    extra: u32,
+}
+
+/// The scheduling core. See the module docs.
+pub struct Scheduler {
+    config: CheckedConfig,
+    predictor: Box<dyn Predictor>,
+    jobs: IdMap<JobId, JobEntry>,
+    lanes: Vec<BTreeMap<LaneKey, JobId>>,
+    pending: usize,
+    fleet: Fleet,
+    usage: Vec<Usage>,
+    last_now: Millis,
+    next_seq: u64,
+    pass: u64,
+    started_scratch: Vec<(usize, LaneKey)>,
+    reservations: Vec<Reservation>,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("policy", &self.config.policy())
+            .field("predictor", &self.predictor.name())
+            .field("pending", &self.pending)
+            .field("jobs", &self.jobs.len())
+            .field("runners", &self.fleet.runners.len())
+            .finish()
+    }
+}
+
+impl Scheduler {
+    pub fn new(config: CheckedConfig, predictor: Box<dyn Predictor>) -> Self {
+        let pools = config.pools().len();
+        let tenants = config.tenants().len();
+        Self {
+            config,
+            predictor,
+            jobs: IdMap::default(),
+            lanes: vec![BTreeMap::new()],
+            pending: 0,
+            fleet: Fleet::new(pools),
+            usage: vec![Usage::default(); tenants],
+            last_now: Millis::MIN,
+            next_seq: 0,
+            pass: 0,
+            started_scratch: Vec::new(),
+            reservations: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &CheckedConfig {
+        &self.config
+    }
+
+    pub fn predictor_name(&self) -> &str {
+        self.predictor.name()
+    }
+
+    /// Registers another tenant (live services learn tenants as they come).
+    pub fn add_tenant(&mut self, spec: TenantSpec) -> Result<TenantId, CoreError> {
+        if !(spec.weight.is_finite() && spec.weight > 0.0) {
+            return Err(CoreError::InvalidConfig {
+                field: format!("tenant {}.weight", spec.name),
+                reason: format!("must be finite and > 0, got {}", spec.weight),
+            });
+        }
+        let id = TenantId(self.config.tenants.len() as u32);
+        self.config.tenants.push(spec);
+        self.usage.push(Usage::default());
+        Ok(id)
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending
+    }
+
+    pub fn running_count(&self) -> usize {
+        self.jobs.len() - self.pending
+    }
+
+    pub fn runner_count(&self) -> usize {
+        self.fleet.runners.len()
+    }
+
+    /// Slots free now on runners that take work.
+    pub fn free_slots(&self) -> u64 {
+        self.fleet.free_slots
+    }
+
+    /// Pools that could ever run a job with these labels and slots.
+    pub fn eligible_pools(&self, labels: LabelSet, slots: u32) -> PoolMask {
+        let mut mask = PoolMask::default();
+        for (i, p) in self.config.pools().iter().enumerate() {
+            if p.labels.covers(labels) && p.slots_per_runner >= slots {
+                mask.insert(PoolId(i as u16));
+            }
+        }
+        mask
+    }
+
+    /// The tenant's fair-share usage (decayed slot-seconds) at `now`.
+    pub fn tenant_usage(&self, tenant: TenantId, now: Millis) -> f64 {
+        self.usage
+            .get(tenant.0 as usize)
+            .map_or(0.0, |u| u.value_at(now, self.config.policy.half_life_ms))
+    }
+
+    /// Applies `event` at `now`, runs a scheduling pass, and appends what the driver must
+    /// do to `out`. On error nothing changed.
+    pub fn handle(&mut self, now: Millis, event: Event, out: &mut Vec<Decision>) -> Result<(), CoreError> {
+        if now < self.last_now {
+            return Err(CoreError::TimeWentBackwards { now, last: self.last_now });
+        }
+        match event {
+            Event::Submit(spec) => self.submit(spec)?,
+            Event::Finish { job } => self.finish(now, job)?,
+            Event::Cancel { job } => self.cancel(now, job)?,
+            Event::RunnerJoined { runner, pool } => {
+                let slots = self
+                    .config
+                    .pools()
+                    .get(pool.0 as usize)
+                    .ok_or(CoreError::UnknownPool(pool))?
+                    .slots_per_runner;
+                if self.fleet.runners.contains_key(&runner) {
+                    return Err(CoreError::DuplicateRunner(runner));
+                }
+                self.fleet.add_runner(runner, pool, slots);
+            }
+            Event::RunnerLost { runner } => self.runner_lost(now, runner, out)?,
+            Event::RunnerDraining { runner, draining } => {
+                if !self.fleet.set_draining(runner, draining) {
+                    return Err(CoreError::UnknownRunner(runner));
+                }
+            }
+            Event::Tick => {}
+        }
+        self.last_now = now;
+        self.schedule(now, out);
+        Ok(())
+    }
+
+    /// Where `job` is and, if it waits, why.
+    pub fn explain(&mut self, job: JobId, now: Millis) -> Result<JobStatus, CoreError> {
+        let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
+        Ok(match entry.state {
+            EntryState::Running { runner, start, est_end, .. } => JobStatus::Running {
+                runner,
+                started_ms: start,
+                expected_end_ms: est_end,
+            },
+            EntryState::Pending { reason, reason_pass, .. } => {
+                let estimate = entry.estimate;
+                let reason = if reason_pass == self.pass && reason_pass != 0 {
+                    reason
+                } else {
+                    // The last pass stopped before this job: nothing was free.
+                    let (pools, slots) = (entry.pools, entry.spec.slots);
+                    let earliest = self
+                        .fleet
+                        .earliest_start(pools, slots, now)
+                        .map(|e| (e.runner, e.at));
+                    WaitReason::NoCapacity { pools, earliest }
+                };
+                JobStatus::Pending { reason, estimate }
+            }
+        })
+    }
+
+    fn lane_and_key(&self, spec: &JobSpec, estimate: Estimate, seq: u64) -> (usize, LaneKey) {
+        match self.config.policy.order {
+            QueueOrder::Fifo => (0, (0, spec.submit_ms, seq)),
+            QueueOrder::Priority => (0, (-i64::from(spec.priority), spec.submit_ms, seq)),
+            QueueOrder::ShortestEstimate => (0, (estimate.point_ms, spec.submit_ms, seq)),
+            QueueOrder::FairShare => (spec.tenant.0 as usize, (0, spec.submit_ms, seq)),
+            QueueOrder::Qos => (spec.qos.0 as usize, (0, spec.submit_ms, seq)),
+        }
+    }
+
+    fn submit(&mut self, spec: JobSpec) -> Result<(), CoreError> {
+        let id = spec.id;
+        if self.jobs.contains_key(&id) {
+            return Err(CoreError::DuplicateJob(id));
+        }
+        if spec.tenant.0 as usize >= self.config.tenants().len() {
+            return Err(CoreError::UnknownTenant(spec.tenant));
+        }
+        if spec.qos.0 as usize >= self.config.qos().len() {
+            return Err(CoreError::UnknownQos(spec.qos));
+        }
+        if spec.slots == 0 {
+            return Err(CoreError::InvalidJob {
+                job: id,
+                field: "slots",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if let Some(r) = spec.requested_ms.filter(|&r| r < 0) {
+            return Err(CoreError::InvalidJob {
+                job: id,
+                field: "requested_ms",
+                reason: format!("must not be negative, got {r}"),
+            });
+        }
+        let pools = self.eligible_pools(spec.labels, spec.slots);
+        if pools.is_empty() {
+            let have = self.config.pools().iter().fold(0u64, |acc, p| acc | p.labels.0);
+            return Err(CoreError::NoEligiblePool {
+                job: id,
+                missing_labels: self.config.label_names(LabelSet(spec.labels.0 & !have)),
+                slots: spec.slots,
+            });
+        }
+        let mut estimate = self.predictor.estimate(&spec);
+        estimate.point_ms = estimate.point_ms.max(1);
+        estimate.upper_ms = estimate.upper_ms.max(estimate.point_ms);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (lane, key) = self.lane_and_key(&spec, estimate, seq);
+        self.enqueue(id, lane, key);
+        self.jobs.insert(
+            id,
+            JobEntry {
+                spec,
+                estimate,
+                pools,
+                seq,
+                state: EntryState::Pending {
+                    lane,
+                    key,
+                    reason: WaitReason::NoCapacity { pools, earliest: None },
+                    reason_pass: 0,
+                },
+            },
+        );
+        Ok(())
+    }
+
+    fn enqueue(&mut self, id: JobId, lane: usize, key: LaneKey) {
+        if self.lanes.len() <= lane {
+            self.lanes.resize_with(lane + 1, BTreeMap::new);
+        }
+        self.lanes[lane].insert(key, id);
+        self.pending += 1;
+    }
+
+    fn finish(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
+        let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
+        let EntryState::Running { runner, start, est_end, charged } = entry.state else {
+            return Err(CoreError::NotRunning(job));
+        };
+        let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
+        self.fleet.release(runner, job, entry.spec.slots, est_end);
+        let run_ms = now - start;
+        self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
+        self.predictor.observe(&entry.spec, run_ms);
+        Ok(())
+    }
+
+    fn cancel(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
+        let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
+        match entry.state {
+            EntryState::Pending { lane, key, .. } => {
+                self.lanes[lane].remove(&key);
+                self.pending -= 1;
+            }
+            EntryState::Running { runner, start, est_end, charged } => {
+                self.fleet.release(runner, job, entry.spec.slots, est_end);
+                self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
+            }
+        }
+        Ok(())
+    }
+
+    fn runner_lost(&mut self, now: Millis, runner: RunnerId, out: &mut Vec<Decision>) -> Result<(), CoreError> {
+        let running = self
+            .fleet
+            .runners
+            .get(&runner)
+            .ok_or(CoreError::UnknownRunner(runner))?
+            .running
+            .clone();
+        for job in running {
+            let Some(entry) = self.jobs.get(&job) else { continue };
+            let EntryState::Running { start, est_end, charged, .. } = entry.state else { continue };
+            let (slots, tenant) = (entry.spec.slots, entry.spec.tenant);
+            let (lane, key) = self.lane_and_key(&entry.spec, entry.estimate, entry.seq);
+            if let Some(entry) = self.jobs.get_mut(&job) {
+                entry.state = EntryState::Pending {
+                    lane,
+                    key,
+                    reason: WaitReason::NoCapacity { pools: entry.pools, earliest: None },
+                    reason_pass: 0,
+                };
+            }
+            self.fleet.release(runner, job, slots, est_end);
+            self.true_up(tenant, slots, now, start, charged);
+            self.enqueue(job, lane, key);
+            out.push(Decision::Requeue { job, runner });
+        }
+        self.fleet.remove_runner(runner);
+        Ok(())
+    }
+
+    /// Replaces what was charged at start (decayed since) by the slot-seconds really used,
+    /// so usage reflects the work done as of its end.
+    fn true_up(&mut self, tenant: TenantId, slots: u32, now: Millis, start: Millis, charged: f64) {
+        let hl = self.config.policy.half_life_ms;
+        let decayed = charged * (-((now - start) as f64) / hl).exp2();
+        let actual = f64::from(slots) * (now - start) as f64 / 1000.0;
+        self.charge(tenant, now, actual - decayed);
+    }
+
+    fn charge(&mut self, tenant: TenantId, now: Millis, slot_seconds: f64) {
+        let hl = self.config.policy.half_life_ms;
+        if let Some(u) = self.usage.get_mut(tenant.0 as usize) {
+            u.add(now, slot_seconds, hl);
+        }
+    }
+
+    /// Lane score at `now` (lower goes first) for the lane whose first job has `key`.
+    fn lane_score(&self, lane: usize, key: &LaneKey, now: Millis) -> f64 {
+        let policy = &self.config.policy;
+        match policy.order {
+            QueueOrder::FairShare => {
+                let weight = self.config.tenants.get(lane).map_or(1.0, |t| t.weight);
+                self.usage.get(lane).map_or(0.0, |u| u.value_at(now, policy.half_life_ms)) / weight
+            }
+            QueueOrder::Qos => match self.config.qos.get(lane) {
+                Some(q) => {
+                    let waited = (now - key.1).max(0) as f64 / q.wait_target_ms as f64;
+                    -(f64::from(q.priority) + policy.qos_aging_weight * waited)
+                }
+                None => 0.0,
+            },
+            _ => 0.0,
+        }
+    }
+
+    /// One scheduling pass at `now`.
+    fn schedule(&mut self, now: Millis, out: &mut Vec<Decision>) {
+        if self.pending == 0 || self.fleet.free_slots == 0 {
+            return;
+        }
+        self.pass += 1;
+        let pass = self.pass;
+        let backfill = self.config.policy.backfill;
+        let mut started = std::mem::take(&mut self.started_scratch);
+        let mut reservations = std::mem::take(&mut self.reservations);
+        reservations.clear();
+        let mut waiting_pools = PoolMask::default();
+        let mut blocked_pools = PoolMask::default();
+        let mut blockers: Vec<(PoolMask, JobId)> = Vec::new();
+
+        // Lanes are merged by score; a heap entry is (score, head key, lane).
+        let lanes = std::mem::take(&mut self.lanes);
+        let mut cursors: Vec<std::collections::btree_map::Iter<'_, LaneKey, JobId>> =
+            lanes.iter().map(|l| l.iter()).collect();
+        let mut heap: BinaryHeap<Reverse<(OrdF64, LaneKey, usize)>> = BinaryHeap::new();
+        let mut heads: Vec<Option<(LaneKey, JobId)>> = vec![None; lanes.len()];
+        for (i, cur) in cursors.iter_mut().enumerate() {
+            if let Some((k, j)) = cur.next() {
+                heads[i] = Some((*k, *j));
+                heap.push(Reverse((OrdF64(self.lane_score(i, k, now)), *k, i)));
+            }
+        }
+
+        while let Some(Reverse((_, _, lane))) = heap.pop() {
+            if self.fleet.free_slots == 0 {
+                break;
+            }
+            let Some((key, job)) = heads[lane].take() else { continue };
+            self.visit(now, pass, backfill, job, lane, key, &mut reservations, &mut waiting_pools, &mut blocked_pools, &mut blockers, &mut started, out);
+            if let Some((k, j)) = cursors[lane].next() {
+                heads[lane] = Some((*k, *j));
+                heap.push(Reverse((OrdF64(self.lane_score(lane, k, now)), *k, lane)));
+            }
+        }
+        drop(cursors);
+        self.lanes = lanes;
+        for (lane, key) in started.drain(..) {
+            self.lanes[lane].remove(&key);
+            self.pending -= 1;
+        }
+        self.started_scratch = started;
+        self.reservations = reservations;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
+        &mut self,
+        now: Millis,
+        pass: u64,
+        backfill: Backfill,
+        job: JobId,
+        lane: usize,
+        key: LaneKey,
+        reservations: &mut Vec<Reservation>,
+        waiting_pools: &mut PoolMask,
+        blocked_pools: &mut PoolMask,
+        blockers: &mut Vec<(PoolMask, JobId)>,
+        started: &mut Vec<(usize, LaneKey)>,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(entry) = self.jobs.get(&job) else { return };
+        let (pools, slots, est, tenant) = (entry.pools, entry.spec.slots, entry.estimate.point_ms, entry.spec.tenant);
+
+        let reason = 'wait: {
+            if backfill == Backfill::None && pools.intersects(*blocked_pools) {
+                let blocker = blockers
+                    .iter()
+                    .find(|(m, _)| m.intersects(pools))
+                    .map_or(job, |&(_, j)| j);
+                break 'wait WaitReason::BlockedBehind { job: blocker };
+            }
+            let mut refused: Option<Reservation> = None;
+            let mut chosen = None;
+            if slots <= self.fleet.max_free(pools) {
+                for pool in pools.iter() {
+                    let fit = self.fleet.best_fit(pool, slots, |r| {
+                        match reservations.iter().find(|res| res.runner == r) {
+                            None => true,
+                            Some(res) if now + est <= res.at || slots <= res.extra => true,
+                            Some(res) => {
+                                refused = Some(*res);
+                                false
+                            }
+                        }
+                    });
+                    if let Some(r) = fit {
+                        chosen = Some(r);
+                        break;
+                    }
+                }
+            }
+            if let Some(runner) = chosen {
+                let est_end = now + est;
+                self.fleet.occupy(runner, job, slots, est_end);
+                let free_after = self.fleet.runners.get(&runner).map_or(0, |r| r.free);
+                if let Some(res) = reservations.iter_mut().find(|res| res.runner == runner) {
+                    if est_end > res.at {
+                        res.extra -= slots;
+                    }
+                    res.extra = res.extra.min(free_after);
+                }
+                let charged = f64::from(slots) * est as f64 / 1000.0;
+                self.charge(tenant, now, charged);
+                if let Some(e) = self.jobs.get_mut(&job) {
+                    e.state = EntryState::Running { runner, start: now, est_end, charged };
+                }
+                started.push((lane, key));
+                out.push(Decision::Start { job, runner, expected_end_ms: est_end });
+                return;
+            }
+            if let Some(res) = refused {
+                *waiting_pools = waiting_pools.union(pools);
+                break 'wait WaitReason::WouldDelay { job: res.job, runner: res.runner, at: res.at };
+            }
+            match backfill {
+                Backfill::None => {
+                    *blocked_pools = blocked_pools.union(pools);
+                    blockers.push((pools, job));
+                    WaitReason::NoCapacity { pools, earliest: None }
+                }
+                // Only the first blocked job of a group of pools is protected: a job
+                // that shares a pool with an earlier blocked job must not be promised
+                // a runner that earlier job may take.
+                Backfill::Easy if !pools.intersects(*waiting_pools) => {
+                    *waiting_pools = waiting_pools.union(pools);
+                    match self.fleet.earliest_start(pools, slots, now) {
+                        Some(e) => {
+                            reservations.push(Reservation { job, runner: e.runner, at: e.at, extra: e.extra });
+                            WaitReason::Reserved { runner: e.runner, at: e.at }
+                        }
+                        None => WaitReason::NoCapacity { pools, earliest: None },
+                    }
+                }
+                Backfill::Easy => {
+                    *waiting_pools = waiting_pools.union(pools);
+                    WaitReason::NoCapacity { pools, earliest: None }
+                }
+                Backfill::Greedy => WaitReason::NoCapacity { pools, earliest: None },
+            }
+        };
+        if let Some(EntryState::Pending { reason: r, reason_pass, .. }) = self.jobs.get_mut(&job).map(|e| &mut e.state) {
+            *r = reason;
+            *reason_pass = pass;
+        }
+    }
+}
+
+/// f64 with a total order, for heap keys.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OrdF64(f64);
+
+impl Eq for OrdF64 {}
+impl PartialOrd for OrdF64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for OrdF64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}

@@ -1,0 +1,154 @@
+//! A tiny event-driven driver for core tests: runs jobs with known run times and
+//! checks every decision against the fleet it built.
+#![allow(dead_code)]
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use rustci_scheduler::*;
+
+pub fn pool(name: &str, labels: u64, slots: u32) -> PoolSpec {
+    PoolSpec {
+        name: name.into(),
+        labels: LabelSet(labels),
+        slots_per_runner: slots,
+        cost_per_hour: 1.0,
+        provisioning_delay_ms: 0,
+    }
+}
+
+pub fn config(policy: PolicyConfig, pools: Vec<PoolSpec>, tenants: usize) -> CheckedConfig {
+    SchedulerConfig {
+        policy,
+        labels: vec!["linux".into(), "gpu".into(), "macos".into()],
+        pools,
+        tenants: (0..tenants)
+            .map(|i| TenantSpec { name: format!("t{i}"), weight: 1.0 })
+            .collect(),
+        qos: vec![
+            QosSpec { name: "urgent".into(), priority: 10, wait_target_ms: 60_000 },
+            QosSpec { name: "batch".into(), priority: 0, wait_target_ms: 100_000 },
+        ],
+    }
+    .check()
+    .expect("valid test config")
+}
+
+pub fn job(id: u64, submit_ms: Millis, slots: u32, est_ms: Millis) -> JobSpec {
+    JobSpec {
+        id: JobId(id),
+        tenant: TenantId(0),
+        qos: QosId(0),
+        priority: 0,
+        labels: LabelSet::EMPTY,
+        slots,
+        requested_ms: Some(est_ms),
+        submit_ms,
+    }
+}
+
+/// One finished run of the driver.
+#[derive(Debug, Default)]
+pub struct Run {
+    /// job -> (start, runner)
+    pub starts: BTreeMap<u64, (Millis, RunnerId)>,
+    pub finished: Vec<u64>,
+    pub refused: Vec<u64>,
+    /// job -> earliest reservation time ever reported by `explain`.
+    pub reserved_at: BTreeMap<u64, Millis>,
+}
+
+/// Runs `jobs` (with real run times) on `runners` (id, pool) joined at t=0. Panics on any
+/// broken invariant: over capacity, double start, wrong labels.
+pub fn drive(
+    sched: &mut Scheduler,
+    runners: &[(u32, u16)],
+    jobs: &[(JobSpec, Millis)],
+    watch_reservations: bool,
+) -> Run {
+    let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
+    let mut free: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut runner_pool: BTreeMap<u32, u16> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(r, p) in runners {
+        sched
+            .handle(0, Event::RunnerJoined { runner: RunnerId(r), pool: PoolId(p) }, &mut out)
+            .expect("join");
+        free.insert(r, pools[p as usize].slots_per_runner);
+        runner_pool.insert(r, p);
+    }
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| (jobs[i].0.submit_ms, i));
+    let mut finishes: BinaryHeap<Reverse<(Millis, u64)>> = BinaryHeap::new();
+    let mut run = Run::default();
+    let by_id: BTreeMap<u64, &(JobSpec, Millis)> = jobs.iter().map(|j| (j.0.id.0, j)).collect();
+    let mut next = 0;
+    loop {
+        let sub = order.get(next).map(|&i| jobs[i].0.submit_ms);
+        let fin = finishes.peek().map(|Reverse((t, _))| *t);
+        let (now, event) = match (sub, fin) {
+            (None, None) => break,
+            // Finishes before submissions at equal times: this driver does not model
+            // pyss's order; it only checks invariants.
+            (Some(s), Some(f)) if f <= s => {
+                let Reverse((t, id)) = finishes.pop().expect("peeked");
+                (t, Event::Finish { job: JobId(id) })
+            }
+            (_, Some(_)) if sub.is_none() => {
+                let Reverse((t, id)) = finishes.pop().expect("peeked");
+                (t, Event::Finish { job: JobId(id) })
+            }
+            _ => {
+                let (spec, _) = &jobs[order[next]];
+                next += 1;
+                (spec.submit_ms, Event::Submit(spec.clone()))
+            }
+        };
+        if let Event::Finish { job } = &event {
+            let (_, r) = run.starts[&job.0];
+            *free.get_mut(&r.0).expect("runner") += by_id[&job.0].0.slots;
+            run.finished.push(job.0);
+        }
+        out.clear();
+        let submitted = match &event {
+            Event::Submit(s) => Some(s.id.0),
+            _ => None,
+        };
+        match sched.handle(now, event, &mut out) {
+            Ok(()) => {}
+            Err(CoreError::NoEligiblePool { job, .. }) => {
+                run.refused.push(job.0);
+                continue;
+            }
+            Err(e) => panic!("core error at {now}: {e} (submitted {submitted:?})"),
+        }
+        for d in &out {
+            let Decision::Start { job, runner, .. } = *d else { panic!("unexpected {d:?}") };
+            let (spec, run_ms) = by_id[&job.0];
+            assert!(run.starts.insert(job.0, (now, runner)).is_none(), "job {job} started twice");
+            assert!(now >= spec.submit_ms, "job {job} started before submission");
+            let f = free.get_mut(&runner.0).expect("known runner");
+            assert!(*f >= spec.slots, "runner {runner} over capacity with job {job}");
+            *f -= spec.slots;
+            let p = &pools[runner_pool[&runner.0] as usize];
+            assert!(p.labels.covers(spec.labels), "job {job} on pool {} without its labels", p.name);
+            finishes.push(Reverse((now + run_ms, job.0)));
+        }
+        if watch_reservations {
+            let pending: Vec<u64> = by_id
+                .keys()
+                .copied()
+                .filter(|id| !run.starts.contains_key(id) && !run.refused.contains(id))
+                .collect();
+            for id in pending {
+                if let Ok(JobStatus::Pending { reason: WaitReason::Reserved { at, .. }, .. }) =
+                    sched.explain(JobId(id), now)
+                {
+                    let e = run.reserved_at.entry(id).or_insert(at);
+                    *e = (*e).min(at);
+                }
+            }
+        }
+    }
+    run
+}

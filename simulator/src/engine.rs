@@ -1,0 +1,211 @@
+//! The discrete-event engine: feeds the core job submissions, finishes and runner joins
+//! in (time, class, sequence) order, and applies the decisions it returns. No wall clock
+//! inside; the same inputs give the same schedule.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use rustci_scheduler::{CoreError, Decision, Event, JobId, Millis, PoolId, RunnerId, Scheduler};
+use thiserror::Error;
+
+use crate::workload::SimJob;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error("the scheduler refused an event at t={at_ms} ms: {source}")]
+    Core {
+        at_ms: Millis,
+        #[source]
+        source: CoreError,
+    },
+    /// The core broke an invariant the engine checks (capacity, double start).
+    #[error("invariant broken at t={at_ms} ms: {what}")]
+    Invariant { at_ms: Millis, what: String },
+}
+
+/// Event classes at equal times, in the order they are delivered.
+///
+/// `FINISH_AT_ESTIMATE` comes first: a job that ends exactly at its estimated end has
+/// already left the planning profile at that instant (pyss frees estimated slices by
+/// time, whatever the event order), so delivering it first keeps the core's view the
+/// same as pyss's. Other finishes come after submissions (pyss's `JobSubmissionEvent`
+/// before `JobTerminationEvent`): a job that ends early is only known to have ended when
+/// its termination is handled. Runner joins come before anything else at their time.
+const RUNNER_JOIN: u8 = 0;
+const FINISH_AT_ESTIMATE: u8 = 1;
+const SUBMIT: u8 = 2;
+const FINISH: u8 = 3;
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    at: Millis,
+    class: u8,
+    seq: u64,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Finish(u32),
+    Join(RunnerId, PoolId),
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (self.at, self.class, self.seq).cmp(&(o.at, o.class, o.seq))
+    }
+}
+
+/// Where and when one job ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub start_ms: Millis,
+    pub end_ms: Millis,
+    pub runner: RunnerId,
+}
+
+/// The engine's output.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOutput {
+    /// Per job (index of the job slice): where it ran; `None` if the core refused it
+    /// (no eligible pool) or it never started.
+    pub placements: Vec<Option<Placement>>,
+    /// Jobs the core refused at submission because no pool can ever run them.
+    pub refused: u64,
+    pub events: u64,
+    /// Every decision with its time, when asked for (parity tests compare these).
+    pub decisions: Option<Vec<(Millis, Decision)>>,
+}
+
+/// Options of one engine run.
+#[derive(Debug, Default)]
+pub struct EngineOptions {
+    pub record_decisions: bool,
+    /// Called after every `progress_every` finished jobs with the count so far.
+    pub progress: Option<Box<dyn FnMut(u64)>>,
+    pub progress_every: u64,
+}
+
+/// Runs `jobs` (in submission order) on the runners `runners` (id, pool, slots), which
+/// join at `start_ms`.
+pub fn run(
+    scheduler: &mut Scheduler,
+    jobs: &[SimJob],
+    runners: &[(RunnerId, PoolId, u32)],
+    start_ms: Millis,
+    mut options: EngineOptions,
+) -> Result<EngineOutput, EngineError> {
+    let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::with_capacity(runners.len() + 1024);
+    let mut seq = 0u64;
+    for &(r, p, _) in runners {
+        heap.push(Reverse(Pending { at: start_ms, class: RUNNER_JOIN, seq, kind: Kind::Join(r, p) }));
+        seq += 1;
+    }
+    // Capacity as the engine sees it, to check the core: used slots per runner.
+    let max_runner = runners.iter().map(|r| r.0 .0 as usize + 1).max().unwrap_or(0);
+    let mut used = vec![0u32; max_runner];
+    let mut capacity = vec![0u32; max_runner];
+    for &(r, _, slots) in runners {
+        capacity[r.0 as usize] = slots;
+    }
+
+    let mut out = EngineOutput {
+        placements: vec![None; jobs.len()],
+        decisions: options.record_decisions.then(Vec::new),
+        ..EngineOutput::default()
+    };
+    let mut decisions = Vec::new();
+    let mut next = 0usize;
+    let mut finished = 0u64;
+    let every = options.progress_every.max(1);
+
+    loop {
+        let next_submit = jobs.get(next).map(|j| (j.spec.submit_ms, SUBMIT));
+        let take_heap = match (heap.peek(), next_submit) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(Reverse(p)), Some(s)) => (p.at, p.class) < s,
+        };
+        let (now, event) = if take_heap {
+            let Some(Reverse(p)) = heap.pop() else { break };
+            match p.kind {
+                Kind::Join(runner, pool) => (p.at, Event::RunnerJoined { runner, pool }),
+                Kind::Finish(i) => {
+                    let job = &jobs[i as usize];
+                    if let Some(pl) = out.placements[i as usize] {
+                        used[pl.runner.0 as usize] -= job.spec.slots;
+                    }
+                    finished += 1;
+                    if finished % every == 0 {
+                        if let Some(cb) = options.progress.as_mut() {
+                            cb(finished);
+                        }
+                    }
+                    (p.at, Event::Finish { job: job.spec.id })
+                }
+            }
+        } else {
+            let job = &jobs[next];
+            next += 1;
+            (job.spec.submit_ms, Event::Submit(job.spec.clone()))
+        };
+        out.events += 1;
+        decisions.clear();
+        match scheduler.handle(now, event, &mut decisions) {
+            Ok(()) => {}
+            Err(CoreError::NoEligiblePool { .. }) => {
+                out.refused += 1;
+                continue;
+            }
+            Err(source) => return Err(EngineError::Core { at_ms: now, source }),
+        }
+        for &d in &decisions {
+            if let Some(log) = out.decisions.as_mut() {
+                log.push((now, d));
+            }
+            match d {
+                Decision::Start { job: JobId(id), runner, expected_end_ms } => {
+                    let i = id as usize;
+                    let Some(job) = jobs.get(i) else {
+                        return Err(EngineError::Invariant { at_ms: now, what: format!("start of unknown job {id}") });
+                    };
+                    if out.placements[i].is_some() {
+                        return Err(EngineError::Invariant { at_ms: now, what: format!("job {id} started twice") });
+                    }
+                    let r = runner.0 as usize;
+                    if r >= used.len() || used[r] + job.spec.slots > capacity[r] {
+                        return Err(EngineError::Invariant {
+                            at_ms: now,
+                            what: format!("runner {r} over capacity starting job {id}"),
+                        });
+                    }
+                    used[r] += job.spec.slots;
+                    let end_ms = now + job.run_ms;
+                    out.placements[i] = Some(Placement { start_ms: now, end_ms, runner });
+                    let class = if end_ms == expected_end_ms { FINISH_AT_ESTIMATE } else { FINISH };
+                    heap.push(Reverse(Pending { at: end_ms, class, seq, kind: Kind::Finish(id as u32) }));
+                    seq += 1;
+                }
+                Decision::Requeue { job, .. } => {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("job {job} requeued, but runners never fail in this engine"),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}

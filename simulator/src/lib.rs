@@ -1,0 +1,14 @@
+//! rustci-sim: a discrete-event simulator that replays job histories (or a synthetic CI
+//! workload) against a fleet and a policy, on the same scheduling core as the live
+//! service.
+//!
+//! Flow: records ([`rustci_datasets`]) → [`workload::prepare`] (job specs, submission
+//! order, skips) → [`engine::run`] (events into [`rustci_scheduler::Scheduler`],
+//! decisions applied) → [`report::Report`].
+
+pub mod engine;
+pub mod fleet_file;
+pub mod outcome;
+pub mod report;
+pub mod simulate;
+pub mod workload;

@@ -1,0 +1,725 @@
+//! The run report: aggregate numbers computed from [`RunFacts`], as JSON (stable field
+//! names), as a human-readable table, and a per-job CSV.
+//!
+//! Conventions:
+//! - Times are seconds; "wait" is `start_s - submit_s`, "run" is `end_s - start_s`.
+//! - Percentiles are nearest-rank (see [`percentile`]).
+//! - Bounded slowdown is `max(1, (wait + run) / max(run, 10 s))` (see [`bounded_slowdown`]).
+//! - Every float in the report is finite: a quantity that is undefined (e.g. a mean over
+//!   zero jobs) is `None` / JSON `null`, never NaN or infinity. The engine never produces
+//!   non-finite times; should one arrive anyway, it is reported as `null` (optional fields)
+//!   or `0` (the few plain fields), never as NaN.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+
+use serde::Serialize;
+
+use crate::outcome::{JobResult, RunFacts, Skipped};
+
+/// The run-time floor of the bounded slowdown, seconds: jobs shorter than this count as
+/// if they ran this long, so tiny jobs with a short wait do not dominate the mean.
+pub const BSLD_THRESHOLD_S: f64 = 10.0;
+
+/// Seconds per hour, for runner-hours and cost.
+const SECONDS_PER_HOUR: f64 = 3600.0;
+
+/// How many tenants the human table lists.
+const TOP_TENANTS: usize = 10;
+
+/// Aggregate report of one simulation run. Serialized as one flat JSON object whose
+/// top-level field names are a stable interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Completed (simulated) jobs: the number of rows in `RunFacts::results`.
+    pub jobs: u64,
+    /// Trace records not simulated, by cause.
+    pub skipped: Skipped,
+    /// Simulated time span `sim_end_s - sim_start_s`, seconds (0 if negative or not finite).
+    pub makespan_s: f64,
+    /// Mean wait (start - submit) over all jobs, seconds; null with no jobs.
+    pub wait_mean_s: Option<f64>,
+    /// Median wait, nearest rank: the smallest wait with at least 50% of waits <= it; null
+    /// with no jobs.
+    pub wait_p50_s: Option<f64>,
+    /// 95th percentile wait, nearest rank: the smallest wait with at least 95% of waits
+    /// <= it; null with no jobs.
+    pub wait_p95_s: Option<f64>,
+    /// 99th percentile wait, nearest rank: the smallest wait with at least 99% of waits
+    /// <= it; null with no jobs.
+    pub wait_p99_s: Option<f64>,
+    /// Mean bounded slowdown `max(1, (wait + run) / max(run, 10 s))` over all jobs; null
+    /// with no jobs.
+    pub bsld_mean: Option<f64>,
+    /// Fleet utilization in [0, 1]: sum over jobs of
+    /// `slots * run` divided by `(total slots of the fleet) * makespan`; 0 when the makespan
+    /// or the fleet capacity is 0.
+    pub utilization: f64,
+    /// Runner-hours paid for a static fleet: sum over pools of `runners * makespan / 3600`.
+    pub runner_hours: f64,
+    /// Fleet cost: sum over pools of that pool's runner-hours times its `cost_per_hour`.
+    pub cost: f64,
+    /// Per QoS class, by name: every class of the configuration (even with zero jobs), plus
+    /// any class that appears only in job results (with no known wait target).
+    pub qos: BTreeMap<String, QosReport>,
+    /// Per tenant, by name: every tenant with at least one completed job.
+    pub tenants: BTreeMap<String, TenantReport>,
+    /// Jain's fairness index over tenants of their mean bounded slowdown,
+    /// `(sum x)^2 / (n * sum x^2)`, in (0, 1]; 1.0 with one tenant, null with none.
+    pub jain_fairness: Option<f64>,
+    /// Per pool, by name: every pool of the fleet, plus any pool that appears only in job
+    /// results (listed with 0 runners).
+    pub pools: BTreeMap<String, PoolReport>,
+    /// Events the engine processed.
+    pub events: u64,
+    /// Engine throughput `events / wall_s`; null when `wall_s` is 0.
+    pub events_per_s: Option<f64>,
+    /// Wall-clock time the engine took, seconds.
+    pub wall_s: f64,
+    /// Scheduling policy name.
+    pub policy: String,
+    /// Run-time predictor name.
+    pub predictor: String,
+    /// Workload (trace) name.
+    pub workload: String,
+    /// Random seed of the run, if any.
+    pub seed: Option<u64>,
+}
+
+/// Report of one QoS class.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QosReport {
+    /// Completed jobs of this class.
+    pub jobs: u64,
+    /// Mean wait of this class's jobs, seconds; null with zero jobs.
+    pub wait_mean_s: Option<f64>,
+    /// Nearest-rank 95th percentile wait of this class's jobs, seconds; null with zero jobs.
+    pub wait_p95_s: Option<f64>,
+    /// Share in [0, 1] of this class's jobs whose wait is <= the class's wait target (a job
+    /// exactly at the target counts as within); null with zero jobs or when the class has
+    /// no configured target.
+    pub within_target: Option<f64>,
+}
+
+/// Report of one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TenantReport {
+    /// Completed jobs of this tenant (always >= 1).
+    pub jobs: u64,
+    /// Mean wait of this tenant's jobs, seconds.
+    pub wait_mean_s: f64,
+    /// Nearest-rank 95th percentile wait of this tenant's jobs, seconds.
+    pub wait_p95_s: f64,
+    /// Mean bounded slowdown of this tenant's jobs (>= 1).
+    pub bsld_mean: f64,
+}
+
+/// Report of one pool.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolReport {
+    /// Completed jobs that ran in this pool.
+    pub jobs: u64,
+    /// Runners of the pool (static fleet).
+    pub runners: u32,
+    /// Share in [0, 1] of the pool's capacity used: slot-seconds run there divided by
+    /// `runners * slots_per_runner * makespan`; 0 when that capacity is 0.
+    pub busy_share: f64,
+}
+
+/// Nearest-rank percentile of `sorted` (ascending, finite values): the smallest value `v`
+/// of the slice such that at least `p`% of the values are <= `v`, i.e. the element of
+/// 1-based rank `ceil(p / 100 * n)` (rank 1 for `p = 0`). `p` is a percentage in
+/// [0, 100]; returns `None` for an empty slice or `p` outside [0, 100] (or NaN).
+///
+/// Examples: for `[1, 2, 3, 4]`, p50 is 2, p75 is 3, p95 and p100 are 4, p0 is 1.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n == 0 || !(0.0..=100.0).contains(&p) {
+        return None;
+    }
+    debug_assert!(
+        sorted.windows(2).all(|w| w[0] <= w[1]),
+        "percentile needs an ascending slice"
+    );
+    let exact = p * n as f64 / 100.0;
+    // Absorb floating-point error for percentages such as 99.9 whose exact rank is an
+    // integer (99.9 * 1000 / 100 evaluates slightly above 999).
+    let rank = (exact - exact * 1e-12).ceil();
+    let rank = (rank as usize).clamp(1, n);
+    Some(sorted[rank - 1])
+}
+
+/// Bounded slowdown of one job: `max(1, (wait + run) / max(run, BSLD_THRESHOLD_S))`.
+pub fn bounded_slowdown(wait_s: f64, run_s: f64) -> f64 {
+    ((wait_s + run_s) / run_s.max(BSLD_THRESHOLD_S)).max(1.0)
+}
+
+/// `Some(x)` if `x` is finite.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// `x` if finite, else 0.
+fn finite_or_zero(x: f64) -> f64 {
+    if x.is_finite() {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// `numerator / denominator` if the denominator is positive and the result finite, else 0.
+fn ratio_or_zero(numerator: f64, denominator: f64) -> f64 {
+    if denominator > 0.0 {
+        finite_or_zero(numerator / denominator)
+    } else {
+        0.0
+    }
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        None
+    } else {
+        finite(values.iter().sum::<f64>() / values.len() as f64)
+    }
+}
+
+/// Sorts ascending (total order; the engine's values are finite).
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// Jain's fairness index of `xs`: `(sum x)^2 / (n * sum x^2)`; `None` when empty or when
+/// every value is 0.
+fn jain(xs: &[f64]) -> Option<f64> {
+    if xs.is_empty() {
+        return None;
+    }
+    let sum: f64 = xs.iter().sum();
+    let sum_sq: f64 = xs.iter().map(|x| x * x).sum();
+    if sum_sq > 0.0 {
+        finite(sum * sum / (xs.len() as f64 * sum_sq))
+    } else {
+        None
+    }
+}
+
+/// Per-class accumulator.
+struct QosAcc {
+    target_s: Option<f64>,
+    waits: Vec<f64>,
+}
+
+/// Per-tenant accumulator.
+#[derive(Default)]
+struct TenantAcc {
+    waits: Vec<f64>,
+    bslds: Vec<f64>,
+}
+
+/// Per-pool accumulator.
+struct PoolAcc {
+    runners: u32,
+    slots_per_runner: u32,
+    jobs: u64,
+    slot_seconds: f64,
+}
+
+impl Report {
+    /// Computes the report from the engine's facts. Never panics, also with zero jobs,
+    /// zero pools or a zero makespan.
+    pub fn from_facts(facts: &RunFacts) -> Report {
+        let results = &facts.results;
+        let makespan_s = finite_or_zero(facts.sim_end_s - facts.sim_start_s).max(0.0);
+
+        // Overall wait distribution and bounded slowdown.
+        let waits = sorted(results.iter().map(JobResult::wait_s).collect());
+        let bslds: Vec<f64> = results
+            .iter()
+            .map(|r| bounded_slowdown(r.wait_s(), r.run_s()))
+            .collect();
+
+        // Fleet capacity, runner-hours and cost (static fleet: every runner for the whole
+        // makespan).
+        let hours = makespan_s / SECONDS_PER_HOUR;
+        let total_slots: f64 = facts
+            .pools
+            .iter()
+            .map(|p| f64::from(p.runners) * f64::from(p.slots_per_runner))
+            .sum();
+        let runner_hours: f64 = facts
+            .pools
+            .iter()
+            .map(|p| f64::from(p.runners) * hours)
+            .sum();
+        let cost: f64 = facts
+            .pools
+            .iter()
+            .map(|p| f64::from(p.runners) * hours * p.cost_per_hour)
+            .sum();
+        let slot_seconds: f64 = results.iter().map(|r| f64::from(r.slots) * r.run_s()).sum();
+        let utilization = ratio_or_zero(slot_seconds, total_slots * makespan_s);
+
+        // QoS classes: configured ones first (the first definition of a name wins), then
+        // classes seen only in results.
+        let mut qos_acc: BTreeMap<&str, QosAcc> = BTreeMap::new();
+        for q in &facts.qos {
+            qos_acc.entry(q.name.as_str()).or_insert(QosAcc {
+                target_s: Some(q.wait_target_s),
+                waits: Vec::new(),
+            });
+        }
+        for r in results {
+            qos_acc
+                .entry(r.qos.as_str())
+                .or_insert(QosAcc {
+                    target_s: None,
+                    waits: Vec::new(),
+                })
+                .waits
+                .push(r.wait_s());
+        }
+        let qos = qos_acc
+            .into_iter()
+            .map(|(name, acc)| {
+                let n = acc.waits.len();
+                let within_target = match acc.target_s {
+                    Some(target) if n > 0 => {
+                        let within = acc.waits.iter().filter(|&&w| w <= target).count();
+                        finite(within as f64 / n as f64)
+                    }
+                    _ => None,
+                };
+                let waits = sorted(acc.waits);
+                let report = QosReport {
+                    jobs: n as u64,
+                    wait_mean_s: mean(&waits),
+                    wait_p95_s: percentile(&waits, 95.0).and_then(finite),
+                    within_target,
+                };
+                (name.to_string(), report)
+            })
+            .collect();
+
+        // Tenants.
+        let mut tenant_acc: BTreeMap<&str, TenantAcc> = BTreeMap::new();
+        for (r, &bsld) in results.iter().zip(&bslds) {
+            let acc = tenant_acc.entry(r.tenant.as_str()).or_default();
+            acc.waits.push(r.wait_s());
+            acc.bslds.push(bsld);
+        }
+        let tenants: BTreeMap<String, TenantReport> = tenant_acc
+            .into_iter()
+            .map(|(name, acc)| {
+                let waits = sorted(acc.waits);
+                let report = TenantReport {
+                    jobs: waits.len() as u64,
+                    wait_mean_s: mean(&waits).unwrap_or(0.0),
+                    wait_p95_s: percentile(&waits, 95.0).map_or(0.0, finite_or_zero),
+                    bsld_mean: mean(&acc.bslds).unwrap_or(0.0),
+                };
+                (name.to_string(), report)
+            })
+            .collect();
+        let tenant_bslds: Vec<f64> = tenants.values().map(|t| t.bsld_mean).collect();
+
+        // Pools: the fleet's pools first (the first definition of a name wins), then pools
+        // seen only in results.
+        let mut pool_acc: BTreeMap<&str, PoolAcc> = BTreeMap::new();
+        for p in &facts.pools {
+            pool_acc.entry(p.name.as_str()).or_insert(PoolAcc {
+                runners: p.runners,
+                slots_per_runner: p.slots_per_runner,
+                jobs: 0,
+                slot_seconds: 0.0,
+            });
+        }
+        for r in results {
+            let acc = pool_acc.entry(r.pool.as_str()).or_insert(PoolAcc {
+                runners: 0,
+                slots_per_runner: 0,
+                jobs: 0,
+                slot_seconds: 0.0,
+            });
+            acc.jobs += 1;
+            acc.slot_seconds += f64::from(r.slots) * r.run_s();
+        }
+        let pools = pool_acc
+            .into_iter()
+            .map(|(name, acc)| {
+                let capacity =
+                    f64::from(acc.runners) * f64::from(acc.slots_per_runner) * makespan_s;
+                let report = PoolReport {
+                    jobs: acc.jobs,
+                    runners: acc.runners,
+                    busy_share: ratio_or_zero(acc.slot_seconds, capacity),
+                };
+                (name.to_string(), report)
+            })
+            .collect();
+
+        let wall_s = finite_or_zero(facts.wall_s);
+        let events_per_s = if wall_s > 0.0 {
+            finite(facts.events as f64 / wall_s)
+        } else {
+            None
+        };
+
+        Report {
+            jobs: results.len() as u64,
+            skipped: facts.skipped.clone(),
+            makespan_s,
+            wait_mean_s: mean(&waits),
+            wait_p50_s: percentile(&waits, 50.0).and_then(finite),
+            wait_p95_s: percentile(&waits, 95.0).and_then(finite),
+            wait_p99_s: percentile(&waits, 99.0).and_then(finite),
+            bsld_mean: mean(&bslds),
+            utilization,
+            runner_hours: finite_or_zero(runner_hours),
+            cost: finite_or_zero(cost),
+            qos,
+            jain_fairness: jain(&tenant_bslds),
+            tenants,
+            pools,
+            events: facts.events,
+            events_per_s,
+            wall_s,
+            policy: facts.policy.clone(),
+            predictor: facts.predictor.clone(),
+            workload: facts.workload.clone(),
+            seed: facts.seed,
+        }
+    }
+
+    /// The report as pretty-printed JSON (one object, fields in declaration order, maps
+    /// sorted by key).
+    pub fn to_json_pretty(&self) -> String {
+        // Only strings, integers, finite floats and string-keyed maps: cannot fail.
+        serde_json::to_string_pretty(self).expect("a Report always serializes to JSON")
+    }
+
+    /// The report as an aligned, human-readable text table (for stdout).
+    pub fn human_table(&self) -> String {
+        let mut out = String::new();
+        self.write_human(&mut out)
+            .expect("formatting into a String cannot fail");
+        out
+    }
+
+    fn write_human(&self, out: &mut String) -> std::fmt::Result {
+        let seed = self
+            .seed
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        writeln!(
+            out,
+            "rustci-sim: workload {}, policy {}, predictor {}, seed {}",
+            self.workload, self.policy, self.predictor, seed
+        )?;
+        writeln!(out)?;
+
+        let mut summary: Vec<(&str, String)> = vec![("jobs", self.jobs.to_string())];
+        let s = &self.skipped;
+        let skipped_total =
+            s.unknown_run_time + s.negative_run_time + s.unknown_slots + s.unschedulable;
+        if skipped_total > 0 {
+            let causes: Vec<String> = [
+                ("unknown run time", s.unknown_run_time),
+                ("negative run time", s.negative_run_time),
+                ("unknown slots", s.unknown_slots),
+                ("unschedulable", s.unschedulable),
+            ]
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(cause, n)| format!("{cause} {n}"))
+            .collect();
+            summary.push((
+                "skipped",
+                format!("{skipped_total} ({})", causes.join(", ")),
+            ));
+        }
+        summary.push((
+            "makespan",
+            format!("{} h", fmt_num(self.makespan_s / SECONDS_PER_HOUR)),
+        ));
+        summary.push((
+            "wait (s)",
+            format!(
+                "mean {}  p50 {}  p95 {}  p99 {}",
+                fmt_opt(self.wait_mean_s),
+                fmt_opt(self.wait_p50_s),
+                fmt_opt(self.wait_p95_s),
+                fmt_opt(self.wait_p99_s)
+            ),
+        ));
+        summary.push(("bsld mean", fmt_opt(self.bsld_mean)));
+        summary.push(("utilization", fmt_pct(Some(self.utilization))));
+        summary.push(("runner-hours", fmt_num(self.runner_hours)));
+        summary.push(("cost", format!("{:.2}", self.cost)));
+        summary.push((
+            "Jain fairness",
+            self.jain_fairness
+                .map_or_else(|| "-".to_string(), |j| format!("{j:.3}")),
+        ));
+        let width = summary.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (key, value) in &summary {
+            writeln!(out, "  {key:<width$}  {value}")?;
+        }
+
+        if !self.qos.is_empty() {
+            writeln!(out)?;
+            let rows: Vec<Vec<String>> = self
+                .qos
+                .iter()
+                .map(|(name, q)| {
+                    vec![
+                        name.clone(),
+                        q.jobs.to_string(),
+                        fmt_opt(q.wait_mean_s),
+                        fmt_opt(q.wait_p95_s),
+                        fmt_pct(q.within_target),
+                    ]
+                })
+                .collect();
+            write_table(
+                out,
+                &[
+                    "qos class",
+                    "jobs",
+                    "mean wait s",
+                    "p95 wait s",
+                    "within target",
+                ],
+                &rows,
+            )?;
+        }
+
+        if !self.tenants.is_empty() {
+            writeln!(out)?;
+            let mut by_jobs: Vec<(&String, &TenantReport)> = self.tenants.iter().collect();
+            // Most jobs first; ties by name (the map order, kept by the stable sort).
+            by_jobs.sort_by_key(|(_, t)| std::cmp::Reverse(t.jobs));
+            let shown = by_jobs.len().min(TOP_TENANTS);
+            writeln!(
+                out,
+                "top {shown} of {} tenants by jobs:",
+                self.tenants.len()
+            )?;
+            let rows: Vec<Vec<String>> = by_jobs
+                .iter()
+                .take(TOP_TENANTS)
+                .map(|(name, t)| {
+                    vec![
+                        (*name).clone(),
+                        t.jobs.to_string(),
+                        fmt_num(t.wait_mean_s),
+                        fmt_num(t.wait_p95_s),
+                    ]
+                })
+                .collect();
+            write_table(out, &["tenant", "jobs", "mean wait s", "p95 wait s"], &rows)?;
+        }
+
+        writeln!(out)?;
+        let rate = self
+            .events_per_s
+            .map_or_else(|| "-".to_string(), |r| format!("{r:.0}"));
+        writeln!(
+            out,
+            "events {}  ({} events/s, wall {} s)",
+            self.events,
+            rate,
+            fmt_num(self.wall_s)
+        )?;
+        Ok(())
+    }
+}
+
+/// Writes a table: first column left-aligned, the others right-aligned, each as wide as
+/// its widest cell.
+fn write_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) -> std::fmt::Result {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let header_cells: Vec<String> = headers.iter().map(|h| (*h).to_string()).collect();
+    for row in std::iter::once(&header_cells).chain(rows) {
+        let mut line = String::from(" ");
+        for (i, (cell, &w)) in row.iter().zip(&widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            line.push(' ');
+            if i == 0 {
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            } else {
+                line.push(' ');
+                line.extend(std::iter::repeat_n(' ', pad));
+                line.push_str(cell);
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// A number for people: 0 decimals from 1000 up, 1 from 100 up, 2 below.
+fn fmt_num(x: f64) -> String {
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+fn fmt_opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), fmt_num)
+}
+
+/// A share in [0, 1] as a percentage with one decimal; `-` for none.
+fn fmt_pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_string(), |s| format!("{:.1} %", s * 100.0))
+}
+
+/// A number for the CSV: rounded to the microsecond (the engine's clock is in
+/// milliseconds, so nothing is lost, and `12.345 - 10.1` prints as `2.245`), then in the
+/// shortest form that reads back the same: `3` not `3.0`, `2.5`, never an exponent.
+/// Non-finite values are written as an empty field.
+fn csv_num(x: f64) -> String {
+    if !x.is_finite() {
+        return String::new();
+    }
+    let rounded = (x * 1e6).round() / 1e6;
+    if rounded == 0.0 {
+        // Also turns -0 into 0.
+        return "0".to_string();
+    }
+    if rounded.is_finite() {
+        format!("{rounded}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// RFC 4180 quoting: a field with a comma, a double quote, CR or LF is enclosed in double
+/// quotes, with each double quote inside doubled.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\r', '\n']) {
+        std::borrow::Cow::Owned(format!("\"{}\"", s.replace('"', "\"\"")))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+/// Writes one CSV row per job, in the order given, after the header
+/// `id,tenant,qos,submit_s,start_s,end_s,wait_s,run_s,slots,pool,runner`. Lines end with
+/// `\n`; text fields are quoted as RFC 4180 requires; numbers are written compactly
+/// (whole numbers without `.0`, times rounded to the microsecond).
+pub fn write_jobs_csv(mut w: impl io::Write, results: &[JobResult]) -> io::Result<()> {
+    writeln!(
+        w,
+        "id,tenant,qos,submit_s,start_s,end_s,wait_s,run_s,slots,pool,runner"
+    )?;
+    for r in results {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&r.id),
+            csv_field(&r.tenant),
+            csv_field(&r.qos),
+            csv_num(r.submit_s),
+            csv_num(r.start_s),
+            csv_num(r.end_s),
+            csv_num(r.wait_s()),
+            csv_num(r.run_s()),
+            r.slots,
+            csv_field(&r.pool),
+            r.runner
+        )?;
+    }
+    w.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_nearest_rank() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&v, 25.0), Some(1.0));
+        assert_eq!(percentile(&v, 26.0), Some(2.0));
+        assert_eq!(percentile(&v, 50.0), Some(2.0));
+        assert_eq!(percentile(&v, 75.0), Some(3.0));
+        assert_eq!(percentile(&v, 95.0), Some(4.0));
+        assert_eq!(percentile(&v, 100.0), Some(4.0));
+        assert_eq!(percentile(&[], 50.0), None);
+        assert_eq!(percentile(&v, -1.0), None);
+        assert_eq!(percentile(&v, 100.5), None);
+        assert_eq!(percentile(&v, f64::NAN), None);
+    }
+
+    #[test]
+    fn percentile_integer_ranks_are_not_rounded_up() {
+        // 1..=20: p95 has rank exactly 19, p5 rank exactly 1.
+        let v: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(percentile(&v, 95.0), Some(19.0));
+        assert_eq!(percentile(&v, 5.0), Some(1.0));
+        // 1..=1000: p99.9 has rank exactly 999 (99.9 is not exact in binary).
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(percentile(&v, 99.9), Some(999.0));
+        assert_eq!(percentile(&v, 99.0), Some(990.0));
+        // Ties: the smallest value with at least p% of values <= it.
+        assert_eq!(percentile(&[5.0, 5.0, 5.0, 9.0], 75.0), Some(5.0));
+    }
+
+    #[test]
+    fn bounded_slowdown_bounds() {
+        assert_eq!(bounded_slowdown(0.0, 100.0), 1.0);
+        assert_eq!(bounded_slowdown(0.0, 4.0), 1.0);
+        assert_eq!(bounded_slowdown(16.0, 4.0), 2.0);
+        assert_eq!(bounded_slowdown(30.0, 30.0), 2.0);
+    }
+
+    #[test]
+    fn jain_index() {
+        assert_eq!(jain(&[]), None);
+        assert_eq!(jain(&[2.5]), Some(1.0));
+        assert!((jain(&[1.0, 3.0]).unwrap() - 0.8).abs() < 1e-12);
+    }
+
+    #[test]
+    fn csv_numbers_are_compact() {
+        assert_eq!(csv_num(3.0), "3");
+        assert_eq!(csv_num(-0.0), "0");
+        assert_eq!(csv_num(2.5), "2.5");
+        assert_eq!(csv_num(12.345 - 10.1), "2.245");
+        assert_eq!(csv_num(1e-7), "0");
+        assert_eq!(csv_num(1_700_000_000.125), "1700000000.125");
+        assert_eq!(csv_num(f64::NAN), "");
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn human_number_format() {
+        assert_eq!(fmt_num(1234.56), "1235");
+        assert_eq!(fmt_num(123.456), "123.5");
+        assert_eq!(fmt_num(1.234), "1.23");
+        assert_eq!(fmt_opt(None), "-");
+        assert_eq!(fmt_pct(Some(0.5)), "50.0 %");
+    }
+}
