@@ -534,7 +534,9 @@ impl Scheduler {
         let (pools, slots, est, tenant) = (entry.pools, entry.spec.slots, entry.estimate.point_ms, entry.spec.tenant);
 
         let reason = 'wait: {
-            if backfill == Backfill::None && pools.intersects(*blocked_pools) {
+            // Strict FCFS: pools an earlier blocked job needs are closed to later jobs.
+            let usable = PoolMask(pools.0 & !blocked_pools.0);
+            if usable.is_empty() {
                 let blocker = blockers
                     .iter()
                     .find(|(m, _)| m.intersects(pools))
@@ -543,8 +545,8 @@ impl Scheduler {
             }
             let mut refused: Option<Reservation> = None;
             let mut chosen = None;
-            if slots <= self.fleet.max_free(pools) {
-                for pool in pools.iter() {
+            if slots <= self.fleet.max_free(usable) {
+                for pool in usable.iter() {
                     let fit = self.fleet.best_fit(pool, slots, |r| {
                         match reservations.iter().find(|res| res.runner == r) {
                             None => true,
