@@ -25,8 +25,10 @@
 //!    revisited in the same pass.
 //! 5. Event order at equal times is the driver's business (see the simulator's engine):
 //!    pyss handles submissions before terminations, but a job that ends exactly at its
-//!    estimate has already left its profile, so the simulator delivers such finishes
-//!    first.
+//!    estimate has already left its profile, so the simulator delivers all such finishes
+//!    of one instant first and together ([`Scheduler::handle_all`], one pass). Delivering
+//!    them one pass each let a small job backfill into the slots of the first finisher
+//!    before the second one's slots showed up: 9 of 28,481 KTH-SP2 waits differed.
 
 use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
@@ -239,6 +241,38 @@ impl Scheduler {
         if now < self.last_now {
             return Err(CoreError::TimeWentBackwards { now, last: self.last_now });
         }
+        self.apply(now, event, out)?;
+        self.last_now = now;
+        self.schedule(now, out);
+        Ok(())
+    }
+
+    /// Applies several events that happen at the same instant, then runs one pass: the
+    /// pass sees all of them at once (for example every job that ends at `now`). Stops at
+    /// the first event the core refuses; the events before it stay applied and the pass
+    /// still runs.
+    pub fn handle_all(
+        &mut self,
+        now: Millis,
+        events: impl IntoIterator<Item = Event>,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        if now < self.last_now {
+            return Err(CoreError::TimeWentBackwards { now, last: self.last_now });
+        }
+        self.last_now = now;
+        let mut result = Ok(());
+        for event in events {
+            if let Err(e) = self.apply(now, event, out) {
+                result = Err(e);
+                break;
+            }
+        }
+        self.schedule(now, out);
+        result
+    }
+
+    fn apply(&mut self, now: Millis, event: Event, out: &mut Vec<Decision>) -> Result<(), CoreError> {
         match event {
             Event::Submit(spec) => self.submit(spec)?,
             Event::Finish { job } => self.finish(now, job)?,
@@ -263,8 +297,6 @@ impl Scheduler {
             }
             Event::Tick => {}
         }
-        self.last_now = now;
-        self.schedule(now, out);
         Ok(())
     }
 

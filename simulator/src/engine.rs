@@ -89,12 +89,21 @@ pub struct EngineOutput {
 }
 
 /// Options of one engine run.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EngineOptions {
     pub record_decisions: bool,
     /// Called after every `progress_every` finished jobs with the count so far.
     pub progress: Option<Box<dyn FnMut(u64)>>,
     pub progress_every: u64,
+}
+
+impl std::fmt::Debug for EngineOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineOptions")
+            .field("record_decisions", &self.record_decisions)
+            .field("progress_every", &self.progress_every)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs `jobs` (in submission order) on the runners `runners` (id, pool, slots), which
@@ -126,6 +135,7 @@ pub fn run(
         ..EngineOutput::default()
     };
     let mut decisions = Vec::new();
+    let mut batch: Vec<u32> = Vec::new();
     let mut next = 0usize;
     let mut finished = 0u64;
     let every = options.progress_every.max(1);
@@ -143,17 +153,34 @@ pub fn run(
             match p.kind {
                 Kind::Join(runner, pool) => (p.at, Event::RunnerJoined { runner, pool }),
                 Kind::Finish(i) => {
-                    let job = &jobs[i as usize];
-                    if let Some(pl) = out.placements[i as usize] {
-                        used[pl.runner.0 as usize] -= job.spec.slots;
-                    }
-                    finished += 1;
-                    if finished % every == 0 {
-                        if let Some(cb) = options.progress.as_mut() {
-                            cb(finished);
+                    batch.clear();
+                    batch.push(i);
+                    // Jobs that end at their estimate all leave the plan at this instant
+                    // together (pyss's profile frees them by time): one pass sees them all.
+                    while p.class == FINISH_AT_ESTIMATE {
+                        match heap.peek() {
+                            Some(Reverse(q)) if q.at == p.at && q.class == FINISH_AT_ESTIMATE => {
+                                if let Some(Reverse(Pending { kind: Kind::Finish(j), .. })) = heap.pop() {
+                                    batch.push(j);
+                                }
+                            }
+                            _ => break,
                         }
                     }
-                    (p.at, Event::Finish { job: job.spec.id })
+                    for &i in &batch {
+                        let job = &jobs[i as usize];
+                        if let Some(pl) = out.placements[i as usize] {
+                            used[pl.runner.0 as usize] -= job.spec.slots;
+                        }
+                        finished += 1;
+                        if finished % every == 0 {
+                            if let Some(cb) = options.progress.as_mut() {
+                                cb(finished);
+                            }
+                        }
+                    }
+                    out.events += batch.len() as u64 - 1;
+                    (p.at, Event::Finish { job: jobs[i as usize].spec.id })
                 }
             }
         } else {
@@ -163,7 +190,14 @@ pub fn run(
         };
         out.events += 1;
         decisions.clear();
-        match scheduler.handle(now, event, &mut decisions) {
+        let result = if batch.len() > 1 && matches!(event, Event::Finish { .. }) {
+            let events = batch.iter().map(|&i| Event::Finish { job: jobs[i as usize].spec.id });
+            scheduler.handle_all(now, events, &mut decisions)
+        } else {
+            scheduler.handle(now, event, &mut decisions)
+        };
+        batch.clear();
+        match result {
             Ok(()) => {}
             Err(CoreError::NoEligiblePool { .. }) => {
                 out.refused += 1;

@@ -1,1 +1,324 @@
-fn main() {}
+//! `rustci-sim`: replay a job history (or the built-in synthetic CI workload) against a
+//! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustci_datasets::record::{JobRecord, TraceMeta};
+use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
+use rustci_datasets::synthetic::{generate, SyntheticConfig};
+use rustci_datasets::{jobcsv, open_trace, TraceFormat};
+use rustci_scheduler::{Backfill, PolicyConfig, RequestedTime, MS_PER_S};
+use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
+use rustci_sim::report::{write_jobs_csv, Report};
+use rustci_sim::simulate::{simulate, RunSpec};
+
+const EXAMPLES: &str = "\
+Examples:
+  # The built-in synthetic CI workload (1 week) on the built-in fleet, fair share:
+  rustci-sim run --policy fairshare
+
+  # A Parallel Workloads Archive log under EASY backfilling, per-job SWF output:
+  rustci-sim run --trace KTH-SP2-1996-2.1-cln.swf.gz --policy easy \\
+      --swf-out kth-easy.swf --output kth-easy.json
+
+  # All TravisTorrent projects as tenants on a labelled fleet:
+  rustci-sim run --trace travistorrent_cesel/projects --fleet simulator/fleets/travis.toml
+
+  # Twice the synthetic load, report as JSON on stdout:
+  rustci-sim run --load 2 --format json";
+
+#[derive(Parser, Debug)]
+#[command(name = "rustci-sim", version, about = "Discrete-event simulator for the rustci scheduler", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Replay a trace (or the synthetic workload) and print a report.
+    #[command(after_help = EXAMPLES)]
+    Run(RunArgs),
+    /// Write the synthetic CI workload as a JobRecord CSV (replayable with --trace).
+    #[command(after_help = "Example:\n  rustci-sim generate --days 1 --out day.csv")]
+    Generate(GenerateArgs),
+    /// Print the built-in fleet file (a starting point for your own).
+    #[command(after_help = "Example:\n  rustci-sim fleet > my-fleet.toml")]
+    Fleet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackfillArg {
+    None,
+    Easy,
+    Greedy,
+}
+
+#[derive(Args, Debug)]
+struct WorkloadArgs {
+    /// Seed of the synthetic workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days of synthetic workload.
+    #[arg(long)]
+    days: Option<f64>,
+    /// Mean synthetic jobs per weekday.
+    #[arg(long)]
+    jobs_per_day: Option<f64>,
+}
+
+impl WorkloadArgs {
+    fn config(&self) -> SyntheticConfig {
+        let mut cfg = SyntheticConfig { seed: self.seed, ..SyntheticConfig::default() };
+        if let Some(d) = self.days {
+            cfg.days = d;
+        }
+        if let Some(j) = self.jobs_per_day {
+            cfg.jobs_per_day = j;
+        }
+        cfg
+    }
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Trace file or directory (SWF, TravisTorrent CSV, GitHub Actions CSV, JobRecord CSV;
+    /// gzip read directly). Without it, the synthetic CI workload runs.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Trace format; inferred from the name and header when omitted.
+    #[arg(long, value_name = "swf|travis|gha|csv")]
+    trace_format: Option<String>,
+    /// Fleet file (TOML). Default: the built-in CI fleet, or for SWF traces one machine
+    /// of the log's MaxProcs processors.
+    #[arg(long, conflicts_with = "processors")]
+    fleet: Option<PathBuf>,
+    /// One machine with N processors (for SWF logs).
+    #[arg(long)]
+    processors: Option<u32>,
+    /// Policy: fcfs, easy, priority, fairshare, sef, qos.
+    #[arg(long, default_value = "easy")]
+    policy: String,
+    /// Override the policy's backfilling.
+    #[arg(long, value_enum)]
+    backfill: Option<BackfillArg>,
+    /// Fair-share usage half-life, hours.
+    #[arg(long, default_value_t = 168.0)]
+    half_life_h: f64,
+    /// Estimate for jobs without a requested time, seconds.
+    #[arg(long, default_value_t = 3600)]
+    default_estimate_s: i64,
+    /// Arrival-rate multiplier (2 = submit twice as fast).
+    #[arg(long, default_value_t = 1.0)]
+    load: f64,
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Write one CSV row per job (submit, start, end, wait, pool, runner).
+    #[arg(long)]
+    jobs_out: Option<PathBuf>,
+    /// Write the schedule as SWF (field 3 = simulated wait), for SWF input.
+    #[arg(long)]
+    swf_out: Option<PathBuf>,
+    /// Report on stdout as a table or as JSON.
+    #[arg(long, value_enum, default_value = "table")]
+    format: OutputFormat,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Output CSV (JobRecord columns).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Generate(args) => generate_cmd(args),
+        Command::Fleet => {
+            print!("{DEFAULT_CI_FLEET}");
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("rustci-sim: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn generate_cmd(args: GenerateArgs) -> Result<()> {
+    let cfg = args.workload.config();
+    let records = generate(&cfg).context("generating the synthetic workload")?;
+    jobcsv::write_jobcsv(&args.out, &records).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {} jobs to {}", records.len(), args.out.display());
+    Ok(())
+}
+
+struct Loaded {
+    records: Vec<JobRecord>,
+    meta: TraceMeta,
+    format: Option<TraceFormat>,
+    name: String,
+}
+
+fn load(args: &RunArgs) -> Result<Loaded> {
+    let Some(path) = &args.trace else {
+        let cfg = args.workload.config();
+        let records = generate(&cfg).context("generating the synthetic workload")?;
+        return Ok(Loaded {
+            records,
+            meta: TraceMeta::default(),
+            format: None,
+            name: format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days),
+        });
+    };
+    let format = match &args.trace_format {
+        Some(f) => Some(f.parse::<TraceFormat>()?),
+        None => None,
+    };
+    let trace = open_trace(path, format).with_context(|| format!("opening trace {}", path.display()))?;
+    let meta = trace.meta.clone();
+    let format = Some(trace.format);
+    let records = trace.collect_records()?;
+    Ok(Loaded { records, meta, format, name: path.display().to_string() })
+}
+
+fn fleet_for(args: &RunArgs, loaded: &Loaded) -> Result<Fleet> {
+    if let Some(path) = &args.fleet {
+        return Ok(Fleet::load(path)?);
+    }
+    if let Some(n) = args.processors {
+        if n == 0 {
+            bail!("--processors must be at least 1");
+        }
+        return Ok(Fleet::processors(n));
+    }
+    if loaded.format == Some(TraceFormat::Swf) {
+        let Some(n) = loaded.meta.max_procs else {
+            bail!("{}: the SWF header has no MaxProcs or MaxNodes; pass --processors N", loaded.name);
+        };
+        return Ok(Fleet::processors(n));
+    }
+    Ok(Fleet::default_ci()?)
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    if !(args.load.is_finite() && args.load > 0.0) {
+        bail!("--load must be a positive number, got {}", args.load);
+    }
+    if args.default_estimate_s <= 0 {
+        bail!("--default-estimate-s must be positive, got {}", args.default_estimate_s);
+    }
+    if !(args.half_life_h.is_finite() && args.half_life_h > 0.0) {
+        bail!("--half-life-h must be positive, got {}", args.half_life_h);
+    }
+    if args.swf_out.is_some() && args.trace.is_some() && args.trace_format.as_deref().is_some_and(|f| f != "swf") {
+        bail!("--swf-out needs SWF input");
+    }
+    let loaded = load(&args)?;
+    if args.swf_out.is_some() && loaded.format != Some(TraceFormat::Swf) {
+        bail!("--swf-out needs SWF input; use --jobs-out for other traces");
+    }
+    let fleet = fleet_for(&args, &loaded)?;
+    let mut policy = PolicyConfig::named(&args.policy)?;
+    if let Some(b) = args.backfill {
+        policy.backfill = match b {
+            BackfillArg::None => Backfill::None,
+            BackfillArg::Easy => Backfill::Easy,
+            BackfillArg::Greedy => Backfill::Greedy,
+        };
+    }
+    policy.fair_share_half_life_ms = (args.half_life_h * 3600.0 * MS_PER_S as f64) as i64;
+    let policy_name = format!("{} (backfill: {:?})", args.policy, policy.backfill).to_lowercase();
+
+    let bar = progress_bar(args.quiet, loaded.records.len() as u64);
+    let progress: Option<Box<dyn FnMut(u64)>> = bar.clone().map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
+    let out = simulate(RunSpec {
+        records: &loaded.records,
+        fleet: &fleet,
+        policy,
+        policy_name,
+        predictor: Box::new(RequestedTime { default_ms: args.default_estimate_s * MS_PER_S }),
+        load: args.load,
+        workload_name: loaded.name.clone(),
+        seed: args.trace.is_none().then_some(args.workload.seed),
+        record_decisions: false,
+        progress,
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let report = Report::from_facts(&out.facts);
+
+    if let Some(path) = &args.output {
+        std::fs::write(path, report.to_json_pretty() + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.jobs_out {
+        let w = create(path)?;
+        let mut w = BufWriter::new(w);
+        write_jobs_csv(&mut w, &out.facts.results).with_context(|| format!("writing {}", path.display()))?;
+        w.flush().with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.swf_out {
+        write_swf(path, &loaded, &out.facts.results).with_context(|| format!("writing {}", path.display()))?;
+    }
+    match args.format {
+        OutputFormat::Json => println!("{}", report.to_json_pretty()),
+        OutputFormat::Table => print!("{}", report.human_table()),
+    }
+    Ok(())
+}
+
+fn create(path: &Path) -> Result<File> {
+    File::create(path).with_context(|| format!("creating {}", path.display()))
+}
+
+/// The schedule as SWF, in input order: the trace's own fields, with field 3 the
+/// simulated wait (and the run time as simulated).
+fn write_swf(path: &Path, loaded: &Loaded, results: &[rustci_sim::outcome::JobResult]) -> Result<()> {
+    let mut w = BufWriter::new(create(path)?);
+    write_swf_header(&mut w, &loaded.meta, &[("Note".into(), "schedule simulated by rustci-sim; field 3 is the simulated wait".into())])?;
+    let mut sorted: Vec<&rustci_sim::outcome::JobResult> = results.iter().collect();
+    sorted.sort_by_key(|r| r.index);
+    for r in sorted {
+        let rec = &loaded.records[r.index];
+        let number = rec.id.parse::<u64>().unwrap_or(r.index as u64 + 1);
+        let mut job = SwfJob::from_record(rec, number);
+        job.wait_s = Some(r.wait_s().round() as i64);
+        job.run_s = Some(r.run_s().round() as i64);
+        write_swf_line(&mut w, &job)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn progress_bar(quiet: bool, len: u64) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} jobs finished ({per_sec}, eta {eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
