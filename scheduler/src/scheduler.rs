@@ -144,6 +144,9 @@ pub struct Scheduler {
     pass: u64,
     started_scratch: Vec<(usize, LaneKey)>,
     reservations: Vec<Reservation>,
+    /// Jobs that closed pools in the last strict pass, for explaining jobs it never
+    /// reached.
+    blockers: Vec<(PoolMask, JobId)>,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -175,6 +178,7 @@ impl Scheduler {
             pass: 0,
             started_scratch: Vec::new(),
             reservations: Vec::new(),
+            blockers: Vec::new(),
         }
     }
 
@@ -313,6 +317,14 @@ impl Scheduler {
                 let estimate = entry.estimate;
                 let reason = if reason_pass == self.pass && reason_pass != 0 {
                     reason
+                } else if let Some(&(_, blocker)) = self
+                    .blockers
+                    .iter()
+                    .find(|(m, j)| m.intersects(entry.pools) && *j != job)
+                    .filter(|_| self.config.policy.backfill == Backfill::None)
+                {
+                    // The last strict pass stopped once every pool was closed.
+                    WaitReason::BlockedBehind { job: blocker }
                 } else {
                     // The last pass stopped before this job: nothing was free.
                     let (pools, slots) = (entry.pools, entry.spec.slots);
@@ -510,7 +522,8 @@ impl Scheduler {
         reservations.clear();
         let mut waiting_pools = PoolMask::default();
         let mut blocked_pools = PoolMask::default();
-        let mut blockers: Vec<(PoolMask, JobId)> = Vec::new();
+        let mut blockers = std::mem::take(&mut self.blockers);
+        blockers.clear();
 
         // Lanes are merged by score; a heap entry is (score, head key, lane).
         let lanes = std::mem::take(&mut self.lanes);
@@ -525,8 +538,10 @@ impl Scheduler {
             }
         }
 
+        let all_pools = PoolMask(if self.fleet.pools.len() == 64 { u64::MAX } else { (1u64 << self.fleet.pools.len()) - 1 });
         while let Some(Reverse((_, _, lane))) = heap.pop() {
-            if self.fleet.free_slots == 0 {
+            // Nothing more can start: no free slot, or (strict) every pool is closed.
+            if self.fleet.free_slots == 0 || (backfill == Backfill::None && blocked_pools == all_pools) {
                 break;
             }
             let Some((key, job)) = heads[lane].take() else { continue };
@@ -544,6 +559,7 @@ impl Scheduler {
         }
         self.started_scratch = started;
         self.reservations = reservations;
+        self.blockers = blockers;
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -1,0 +1,73 @@
+//! The published EASY schedules of the pyss simulator (predictsim, SC'15), replayed:
+//! fields 2, 4, 5, 9 of each reference file (submit, run time, processors, requested
+//! time) are the input; field 3 is pyss's wait. The issue asks for the same wait for at
+//! least 99% of jobs and a mean within 0.5%; this implementation matches every job, and
+//! the test holds it to that so a changed tie-breaking rule shows up at once.
+
+use std::collections::HashMap;
+
+use rustci_datasets::testdata::dataset;
+use rustci_datasets::{open_trace, TraceFormat};
+use rustci_scheduler::{PolicyConfig, RequestedTime};
+use rustci_sim::fleet_file::Fleet;
+use rustci_sim::simulate::{simulate, RunSpec};
+
+fn replay(rel: &str, processors: u32) {
+    let Some(path) = dataset(rel) else { return };
+    let trace = open_trace(&path, Some(TraceFormat::Swf)).expect("open reference");
+    assert_eq!(trace.meta.max_procs, Some(processors), "MaxProcs of {rel}");
+    let records = trace.collect_records().expect("read reference");
+    let fleet = Fleet::processors(processors);
+    let out = simulate(RunSpec {
+        records: &records,
+        fleet: &fleet,
+        policy: PolicyConfig::named("easy").expect("easy"),
+        policy_name: "easy".into(),
+        predictor: Box::new(RequestedTime::default()),
+        load: 1.0,
+        workload_name: rel.into(),
+        seed: None,
+        record_decisions: false,
+        progress: None,
+    })
+    .expect("simulate");
+    let ours: HashMap<&str, f64> = out.facts.results.iter().map(|r| (r.id.as_str(), r.wait_s())).collect();
+    assert_eq!(ours.len(), records.len(), "every job of {rel} ran");
+    let mut same = 0usize;
+    let (mut sum_ref, mut sum_ours) = (0.0, 0.0);
+    let mut first_diff = None;
+    for r in &records {
+        let reference = r.wait_s.expect("reference has waits") as f64;
+        let mine = ours[r.id.as_str()];
+        sum_ref += reference;
+        sum_ours += mine;
+        if (mine - reference).abs() < 0.5 {
+            same += 1;
+        } else if first_diff.is_none() {
+            first_diff = Some((r.id.clone(), reference, mine));
+        }
+    }
+    let n = records.len() as f64;
+    let share = same as f64 / n;
+    let mean_gap = (sum_ours - sum_ref).abs() / sum_ref;
+    eprintln!(
+        "{rel}: {same}/{} waits equal ({:.4}%), mean wait {:.1} s vs pyss {:.1} s",
+        records.len(),
+        share * 100.0,
+        sum_ours / n,
+        sum_ref / n
+    );
+    assert!(share >= 0.99, "{rel}: only {share:.4} of waits equal; first difference {first_diff:?}");
+    assert!(mean_gap <= 0.005, "{rel}: mean wait off by {:.3}%", mean_gap * 100.0);
+    assert_eq!(same, records.len(), "{rel}: first difference (id, pyss, ours) {first_diff:?}");
+}
+
+#[test]
+fn kth_sp2_easy_matches_pyss() {
+    replay("pyss_easy_reference/KTH-SP2_res_easy_backfill_scheduler_None_None.swf.gz", 100);
+}
+
+#[test]
+fn sdsc_sp2_easy_matches_pyss() {
+    replay("pyss_easy_reference/SDSC-SP2_res_easy_backfill_scheduler_None_None.swf.gz", 128);
+}
