@@ -525,8 +525,20 @@ impl Scheduler {
         let mut blockers = std::mem::take(&mut self.blockers);
         blockers.clear();
 
-        // Lanes are merged by score; a heap entry is (score, head key, lane).
+        let all_pools = PoolMask(if self.fleet.pools.len() == 64 { u64::MAX } else { (1u64 << self.fleet.pools.len()) - 1 });
         let lanes = std::mem::take(&mut self.lanes);
+        if lanes.len() == 1 {
+            // One lane (FIFO, priority, shortest estimate): its own order is the order.
+            for (&key, &job) in &lanes[0] {
+                if self.fleet.free_slots == 0 || (backfill == Backfill::None && blocked_pools == all_pools) {
+                    break;
+                }
+                self.visit(now, pass, backfill, job, 0, key, &mut reservations, &mut waiting_pools, &mut blocked_pools, &mut blockers, &mut started, out);
+            }
+            self.finish_pass(lanes, started, reservations, blockers);
+            return;
+        }
+        // Lanes are merged by score; a heap entry is (score, head key, lane).
         let mut cursors: Vec<std::collections::btree_map::Iter<'_, LaneKey, JobId>> =
             lanes.iter().map(|l| l.iter()).collect();
         let mut heap: BinaryHeap<Reverse<(OrdF64, LaneKey, usize)>> = BinaryHeap::new();
@@ -538,7 +550,6 @@ impl Scheduler {
             }
         }
 
-        let all_pools = PoolMask(if self.fleet.pools.len() == 64 { u64::MAX } else { (1u64 << self.fleet.pools.len()) - 1 });
         while let Some(Reverse((_, _, lane))) = heap.pop() {
             // Nothing more can start: no free slot, or (strict) every pool is closed.
             if self.fleet.free_slots == 0 || (backfill == Backfill::None && blocked_pools == all_pools) {
@@ -552,6 +563,17 @@ impl Scheduler {
             }
         }
         drop(cursors);
+        self.finish_pass(lanes, started, reservations, blockers);
+    }
+
+    /// Puts the lanes and scratch buffers back and drops the started jobs from the queue.
+    fn finish_pass(
+        &mut self,
+        lanes: Vec<BTreeMap<LaneKey, JobId>>,
+        mut started: Vec<(usize, LaneKey)>,
+        reservations: Vec<Reservation>,
+        blockers: Vec<(PoolMask, JobId)>,
+    ) {
         self.lanes = lanes;
         for (lane, key) in started.drain(..) {
             self.lanes[lane].remove(&key);
