@@ -49,10 +49,11 @@ impl CsvInput {
     }
 
     pub fn require(&self, name: &str) -> Result<usize, DatasetError> {
-        self.column(name).ok_or_else(|| DatasetError::MissingColumn {
-            at: Location::line(&self.name, 1),
-            column: name.to_string(),
-        })
+        self.column(name)
+            .ok_or_else(|| DatasetError::MissingColumn {
+                at: Location::line(&self.name, 1),
+                column: name.to_string(),
+            })
     }
 
     /// Reads the next row into `self.row`; `Ok(false)` at the end.

@@ -13,7 +13,7 @@
 //! | `slots` | 1 |
 //! | `submit_s` | run `created_at` as Unix seconds (trace epoch 0) |
 //! | `wait_s` | `job_start - created_at`; none if unknown or negative |
-//! | `run_s` | `job_duration` (rounded), else `job_end - job_start`; none if neither |
+//! | `run_s` | `job_duration` (rounded), else `job_end - job_start`; none if neither is a non-negative number (skipped jobs have `-1`) |
 //! | `outcome` | `job_result`: success; failure, timed_out, startup_failure: failure; cancelled, skipped: cancelled; else unknown |
 //! | `extra` | [`FEATURE_COLUMNS`] of the run that hold a number |
 //!
@@ -140,14 +140,12 @@ pub fn read_gha(path: &Path) -> Result<Vec<JobRecord>, DatasetError> {
             };
             let start = time("job_start", &job.job_start)?;
             let end = time("job_end", &job.job_end)?;
+            // Negative durations occur on skipped jobs (end before start): unknown.
             let duration = match &job.job_duration {
-                Some(serde_json::Value::Number(n)) => {
-                    let v = n.as_f64().filter(|v| v.is_finite()).unwrap_or(-1.0);
-                    if !(0.0..=1e12).contains(&v) {
-                        return Err(bad(format!("job_duration {n} is negative or out of range")));
-                    }
-                    Some(v.round() as i64)
-                }
+                Some(serde_json::Value::Number(n)) => n
+                    .as_f64()
+                    .filter(|v| v.is_finite() && (0.0..=1e12).contains(v))
+                    .map(|v| v.round() as i64),
                 _ => None,
             };
             let name = job.job_name.as_deref().unwrap_or("").trim();

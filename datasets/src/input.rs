@@ -73,9 +73,13 @@ pub(crate) fn first_line(path: &Path) -> Result<String, DatasetError> {
     let mut line = Vec::new();
     // Bounded: a header line longer than 1 MiB is not a header we know.
     let mut limited = (&mut input.reader).take(1 << 20);
-    limited
-        .read_until(b'\n', &mut line)
-        .map_err(|source| DatasetError::read(crate::error::Location::line(&input.name, 1), input.gz, source))?;
+    limited.read_until(b'\n', &mut line).map_err(|source| {
+        DatasetError::read(
+            crate::error::Location::line(&input.name, 1),
+            input.gz,
+            source,
+        )
+    })?;
     Ok(String::from_utf8_lossy(&line).into_owned())
 }
 

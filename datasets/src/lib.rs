@@ -82,9 +82,11 @@ impl TraceFormat {
         }
         if !first.contains(',')
             && !first.is_empty()
-            && first
-                .split_ascii_whitespace()
-                .all(|t| t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+            && first.split_ascii_whitespace().all(|t| {
+                t.trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'.')
+            })
         {
             return Ok(Self::Swf);
         }
@@ -92,7 +94,7 @@ impl TraceFormat {
             .split(',')
             .map(|c| c.trim().trim_matches('"'))
             .collect();
-        let has = |name: &str| columns.iter().any(|c| *c == name);
+        let has = |name: &str| columns.contains(&name);
         Ok(if has("tr_build_id") {
             Self::Travis
         } else if has("id_build") && has("job_details") {
@@ -215,7 +217,9 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
             source,
         })?;
         let p = entry.path();
-        if p.is_file() && (input::name_ends_with(&p, ".csv") || input::name_ends_with(&p, ".csv.gz")) {
+        if p.is_file()
+            && (input::name_ends_with(&p, ".csv") || input::name_ends_with(&p, ".csv.gz"))
+        {
             files.push(p);
         }
     }
@@ -234,8 +238,6 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
             "SWF logs cannot be merged from a directory; open one log at a time".to_string(),
         ));
     }
-    let mut all = Vec::new();
-    let mut meta = TraceMeta::default();
     for f in &files {
         let this = match format {
             Some(f) => f,
@@ -248,17 +250,12 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
                 first.display()
             )));
         }
-        let trace = match fmt {
-            TraceFormat::Travis => travis::open_travis(f)?,
-            TraceFormat::Gha => gha::open_gha(f)?,
-            _ => jobcsv::open_jobcsv(f)?,
-        };
-        if meta.installation.is_none() {
-            meta = trace.meta.clone();
-        }
-        for r in trace.records {
-            all.push(r?);
-        }
+    }
+    let parts = read_files_parallel(&files, fmt)?;
+    let mut meta = parts.first().map(|(m, _)| m.clone()).unwrap_or_default();
+    let mut all = Vec::with_capacity(parts.iter().map(|(_, r)| r.len()).sum());
+    for (_, records) in parts {
+        all.extend(records);
     }
     all.sort_by_key(|r| r.submit_s);
     meta.header = vec![
@@ -268,4 +265,59 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
     ];
     meta.max_jobs = Some(all.len() as u64);
     Ok(Trace::from_records(meta, fmt, all))
+}
+
+type FilePart = (TraceMeta, Vec<JobRecord>);
+
+fn read_one(path: &Path, fmt: TraceFormat) -> Result<FilePart, DatasetError> {
+    let trace = match fmt {
+        TraceFormat::Travis => travis::open_travis(path)?,
+        TraceFormat::Gha => gha::open_gha(path)?,
+        _ => jobcsv::open_jobcsv(path)?,
+    };
+    let meta = trace.meta.clone();
+    Ok((meta, trace.collect_records()?))
+}
+
+/// Reads files on up to 4 threads; results (and the first error) in file order.
+fn read_files_parallel(
+    files: &[std::path::PathBuf],
+    fmt: TraceFormat,
+) -> Result<Vec<FilePart>, DatasetError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(files.len().max(1));
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<FilePart, DatasetError>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(path) = files.get(i) else { break };
+                let result = read_one(path, fmt);
+                if let Ok(mut slot) = slots[i].lock() {
+                    *slot = Some(result);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(files.len());
+    for (slot, path) in slots.into_iter().zip(files) {
+        let result = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| DatasetError::Unsupported {
+                path: path.display().to_string(),
+                message: "reader thread failed".to_string(),
+            })?;
+        out.push(result?);
+    }
+    Ok(out)
 }

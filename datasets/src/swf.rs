@@ -358,12 +358,14 @@ impl Fields<'_> {
 
     fn slots(&self, i: usize, v: Option<i64>) -> Result<Option<u32>, DatasetError> {
         match v {
-            Some(v) if v > 0 => u32::try_from(v).map(Some).map_err(|_| DatasetError::BadField {
-                at: self.at(),
-                field: i,
-                name: FIELD_NAMES[i - 1],
-                message: format!("{v} processors is out of range"),
-            }),
+            Some(v) if v > 0 => u32::try_from(v)
+                .map(Some)
+                .map_err(|_| DatasetError::BadField {
+                    at: self.at(),
+                    field: i,
+                    name: FIELD_NAMES[i - 1],
+                    message: format!("{v} processors is out of range"),
+                }),
             _ => Ok(None),
         }
     }
@@ -507,9 +509,17 @@ impl SwfJob {
     /// written as both allocated (5) and requested (8) processors, unless it is 0.
     pub fn from_record(rec: &JobRecord, job_number: u64) -> Self {
         let id_of = |s: Option<&str>, prefix: &str| -> Option<i64> {
-            s?.strip_prefix(prefix)?.parse::<i64>().ok().filter(|v| *v >= 0)
+            s?.strip_prefix(prefix)?
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
         };
-        let extra_f = |k: &str| rec.extra.get(k).copied().filter(|v| v.is_finite() && *v >= 0.0);
+        let extra_f = |k: &str| {
+            rec.extra
+                .get(k)
+                .copied()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+        };
         let extra_i = |k: &str| extra_f(k).map(|v| v.round() as i64);
         let procs = (rec.slots > 0).then_some(rec.slots);
         Self {
@@ -649,7 +659,10 @@ mod tests {
         assert_eq!(r.project.as_deref(), Some("g75"));
         assert_eq!(r.job_name.as_deref(), Some("app18180"));
         assert_eq!(r.queue.as_deref(), Some("q3"));
-        assert_eq!((r.submit_s, r.wait_s, r.run_s), (566_129, Some(5), Some(28_826)));
+        assert_eq!(
+            (r.submit_s, r.wait_s, r.run_s),
+            (566_129, Some(5), Some(28_826))
+        );
         assert_eq!((r.slots, r.requested_s), (1, Some(28_800)));
         assert_eq!(r.outcome, Outcome::Cancelled);
         assert_eq!(r.extra.get("avg_cpu_s"), Some(&27_758.5));
@@ -658,13 +671,24 @@ mod tests {
 
     #[test]
     fn slots_fallback_and_unknowns() {
-        let r = parse_line(b"1 0 -1 -1 -1 -1 -1 16 0 -1 -1 -1 -1 -1 -1 -1 -1 -1", "x", 1)
-            .expect("valid");
-        assert_eq!((r.slots, r.requested_s, r.wait_s, r.run_s), (16, None, None, None));
+        let r = parse_line(
+            b"1 0 -1 -1 -1 -1 -1 16 0 -1 -1 -1 -1 -1 -1 -1 -1 -1",
+            "x",
+            1,
+        )
+        .expect("valid");
+        assert_eq!(
+            (r.slots, r.requested_s, r.wait_s, r.run_s),
+            (16, None, None, None)
+        );
         assert_eq!(r.tenant, "u?");
         assert_eq!(r.outcome, Outcome::Unknown);
-        let r = parse_line(b"1 0 -1 -1 0 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1", "x", 1)
-            .expect("valid");
+        let r = parse_line(
+            b"1 0 -1 -1 0 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1 -1",
+            "x",
+            1,
+        )
+        .expect("valid");
         assert_eq!(r.slots, 0);
     }
 
@@ -676,15 +700,23 @@ mod tests {
             e.to_string(),
             "x.swf:9: field 4 (run time) is negative (-5); only -1 (unknown) is allowed"
         );
-        let e = parse_line(b"1 0 0 abc 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1", "K.swf.gz", 1234)
-            .expect_err("text");
+        let e = parse_line(
+            b"1 0 0 abc 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1",
+            "K.swf.gz",
+            1234,
+        )
+        .expect_err("text");
         assert_eq!(
             e.to_string(),
             "K.swf.gz:1234: field 4 (run time): \"abc\" is not an integer"
         );
         let e = parse_line(b"1 0 0 1 -3 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1", "x", 2)
             .expect_err("negative procs");
-        assert!(e.to_string().contains("field 5 (allocated processors) is negative (-3)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("field 5 (allocated processors) is negative (-3)"),
+            "{e}"
+        );
         let e = parse_line(b"1 0 0 1 1 -1 -1 1 10 -1 1 1 1 -1 -1 -1 -1 -1 7", "x", 3)
             .expect_err("19 fields");
         assert_eq!(e.to_string(), "x:3: expected 18 fields, found 19");
@@ -711,7 +743,10 @@ mod tests {
         let r = parse_line(line, "x", 1).expect("valid");
         let mut out = Vec::new();
         write_swf_line(&mut out, &SwfJob::from_record(&r, 11)).expect("write");
-        assert_eq!(String::from_utf8_lossy(&out).trim_end(), String::from_utf8_lossy(line));
+        assert_eq!(
+            String::from_utf8_lossy(&out).trim_end(),
+            String::from_utf8_lossy(line)
+        );
         let again = parse_line(trim_ascii(&out), "x", 1).expect("valid");
         assert_eq!(again, r);
     }

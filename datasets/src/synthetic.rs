@@ -301,28 +301,45 @@ fn weights_ok(field: &str, weights: impl Iterator<Item = f64>) -> Result<(), Dat
         })?;
         sum += w;
     }
-    check(sum > 0.0, field, || "weights must have a positive sum".to_string())
+    check(sum > 0.0, field, || {
+        "weights must have a positive sum".to_string()
+    })
 }
 
 impl SyntheticConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), DatasetError> {
         let unit = |v: f64| v.is_finite() && (0.0..=1.0).contains(&v);
-        check(self.days.is_finite() && self.days > 0.0 && self.days <= 3650.0, "days", || {
-            format!("{} must be in (0, 3650]", self.days)
-        })?;
-        check(self.jobs_per_day.is_finite() && self.jobs_per_day >= 0.0, "jobs_per_day", || {
-            format!("{} must be finite and >= 0", self.jobs_per_day)
-        })?;
-        check(self.tenants >= 1, "tenants", || "must be at least 1".to_string())?;
         check(
-            self.tenant_zipf_exponent.is_finite() && (0.0..=10.0).contains(&self.tenant_zipf_exponent),
+            self.days.is_finite() && self.days > 0.0 && self.days <= 3650.0,
+            "days",
+            || format!("{} must be in (0, 3650]", self.days),
+        )?;
+        check(
+            self.jobs_per_day.is_finite() && self.jobs_per_day >= 0.0,
+            "jobs_per_day",
+            || format!("{} must be finite and >= 0", self.jobs_per_day),
+        )?;
+        check(self.tenants >= 1, "tenants", || {
+            "must be at least 1".to_string()
+        })?;
+        check(
+            self.tenant_zipf_exponent.is_finite()
+                && (0.0..=10.0).contains(&self.tenant_zipf_exponent),
             "tenant_zipf_exponent",
             || format!("{} must be in [0, 10]", self.tenant_zipf_exponent),
         )?;
-        check((1..=REPO_NAMES.len() as u32).contains(&self.max_repos_per_tenant), "max_repos_per_tenant", || {
-            format!("{} must be in 1..={}", self.max_repos_per_tenant, REPO_NAMES.len())
-        })?;
+        check(
+            (1..=REPO_NAMES.len() as u32).contains(&self.max_repos_per_tenant),
+            "max_repos_per_tenant",
+            || {
+                format!(
+                    "{} must be in 1..={}",
+                    self.max_repos_per_tenant,
+                    REPO_NAMES.len()
+                )
+            },
+        )?;
         check(unit(self.diurnal_amplitude), "diurnal_amplitude", || {
             format!("{} must be in [0, 1]", self.diurnal_amplitude)
         })?;
@@ -334,15 +351,21 @@ impl SyntheticConfig {
         check(unit(self.weekend_factor), "weekend_factor", || {
             format!("{} must be in [0, 1]", self.weekend_factor)
         })?;
-        check(self.bursts_per_day.is_finite() && self.bursts_per_day >= 0.0, "bursts_per_day", || {
-            format!("{} must be finite and >= 0", self.bursts_per_day)
-        })?;
         check(
-            self.burst_jobs_mean.is_finite() && self.burst_jobs_mean >= 1.0 && self.burst_jobs_mean <= 1e6,
+            self.bursts_per_day.is_finite() && self.bursts_per_day >= 0.0,
+            "bursts_per_day",
+            || format!("{} must be finite and >= 0", self.bursts_per_day),
+        )?;
+        check(
+            self.burst_jobs_mean.is_finite()
+                && self.burst_jobs_mean >= 1.0
+                && self.burst_jobs_mean <= 1e6,
             "burst_jobs_mean",
             || format!("{} must be in [1, 1e6]", self.burst_jobs_mean),
         )?;
-        check(self.burst_window_s >= 1, "burst_window_s", || "must be at least 1".to_string())?;
+        check(self.burst_window_s >= 1, "burst_window_s", || {
+            "must be at least 1".to_string()
+        })?;
         check(
             self.median_duration_s.is_finite() && self.median_duration_s > 0.0,
             "median_duration_s",
@@ -354,17 +377,29 @@ impl SyntheticConfig {
             || format!("{} must be in [0, 5]", self.duration_sigma),
         )?;
         check(
-            self.within_job_sigma.is_finite() && (0.0..=self.duration_sigma).contains(&self.within_job_sigma),
+            self.within_job_sigma.is_finite()
+                && (0.0..=self.duration_sigma).contains(&self.within_job_sigma),
             "within_job_sigma",
-            || format!("{} must be in [0, duration_sigma = {}]", self.within_job_sigma, self.duration_sigma),
+            || {
+                format!(
+                    "{} must be in [0, duration_sigma = {}]",
+                    self.within_job_sigma, self.duration_sigma
+                )
+            },
         )?;
-        check(unit(self.tail_share), "tail_share", || format!("{} must be in [0, 1]", self.tail_share))?;
-        check(self.tail_alpha.is_finite() && self.tail_alpha > 0.0, "tail_alpha", || {
-            format!("{} must be finite and > 0", self.tail_alpha)
+        check(unit(self.tail_share), "tail_share", || {
+            format!("{} must be in [0, 1]", self.tail_share)
         })?;
-        check(self.tail_scale.is_finite() && self.tail_scale > 0.0, "tail_scale", || {
-            format!("{} must be finite and > 0", self.tail_scale)
-        })?;
+        check(
+            self.tail_alpha.is_finite() && self.tail_alpha > 0.0,
+            "tail_alpha",
+            || format!("{} must be finite and > 0", self.tail_alpha),
+        )?;
+        check(
+            self.tail_scale.is_finite() && self.tail_scale > 0.0,
+            "tail_scale",
+            || format!("{} must be finite and > 0", self.tail_scale),
+        )?;
         check(self.max_duration_s >= 1, "max_duration_s", || {
             format!("{} must be at least 1", self.max_duration_s)
         })?;
@@ -376,31 +411,49 @@ impl SyntheticConfig {
         check(self.min_timeout_s >= 1, "min_timeout_s", || {
             format!("{} must be at least 1", self.min_timeout_s)
         })?;
-        check(unit(self.failure_rate), "failure_rate", || format!("{} must be in [0, 1]", self.failure_rate))?;
-        check(unit(self.cancel_rate), "cancel_rate", || format!("{} must be in [0, 1]", self.cancel_rate))?;
-        check(self.failure_rate + self.cancel_rate <= 1.0, "cancel_rate", || {
-            "failure_rate + cancel_rate must be at most 1".to_string()
+        check(unit(self.failure_rate), "failure_rate", || {
+            format!("{} must be in [0, 1]", self.failure_rate)
         })?;
+        check(unit(self.cancel_rate), "cancel_rate", || {
+            format!("{} must be in [0, 1]", self.cancel_rate)
+        })?;
+        check(
+            self.failure_rate + self.cancel_rate <= 1.0,
+            "cancel_rate",
+            || "failure_rate + cancel_rate must be at most 1".to_string(),
+        )?;
         check(unit(self.main_branch_share), "main_branch_share", || {
             format!("{} must be in [0, 1]", self.main_branch_share)
         })?;
-        check(!self.label_sets.is_empty(), "label_sets", || "must not be empty".to_string())?;
+        check(!self.label_sets.is_empty(), "label_sets", || {
+            "must not be empty".to_string()
+        })?;
         for (i, s) in self.label_sets.iter().enumerate() {
             let field = format!("label_sets[{i}]");
-            check(!s.labels.is_empty(), &field, || "labels must not be empty".to_string())?;
+            check(!s.labels.is_empty(), &field, || {
+                "labels must not be empty".to_string()
+            })?;
             check(
-                s.labels.iter().all(|l| !l.trim().is_empty() && !l.contains(';')),
+                s.labels
+                    .iter()
+                    .all(|l| !l.trim().is_empty() && !l.contains(';')),
                 &field,
                 || "a label is empty or contains ';'".to_string(),
             )?;
-            check(s.slots >= 1, &field, || "slots must be at least 1".to_string())?;
+            check(s.slots >= 1, &field, || {
+                "slots must be at least 1".to_string()
+            })?;
         }
         weights_ok("label_sets", self.label_sets.iter().map(|s| s.weight))?;
-        check(!self.qos.is_empty() && self.qos.len() <= usize::from(u16::MAX), "qos", || {
-            format!("must hold 1 to {} classes", u16::MAX)
-        })?;
+        check(
+            !self.qos.is_empty() && self.qos.len() <= usize::from(u16::MAX),
+            "qos",
+            || format!("must hold 1 to {} classes", u16::MAX),
+        )?;
         for (i, q) in self.qos.iter().enumerate() {
-            check(!q.name.trim().is_empty(), &format!("qos[{i}]"), || "name must not be empty".to_string())?;
+            check(!q.name.trim().is_empty(), &format!("qos[{i}]"), || {
+                "name must not be empty".to_string()
+            })?;
         }
         weights_ok("qos", self.qos.iter().map(|q| q.weight))?;
         let expected = self.expected_jobs();
@@ -419,9 +472,14 @@ impl SyntheticConfig {
     pub fn intensity(&self, t: f64) -> f64 {
         let abs = self.start_unix as f64 + t;
         let hour = abs.rem_euclid(86_400.0) / 3600.0;
-        let diurnal = 1.0 + self.diurnal_amplitude * (2.0 * PI * (hour - self.peak_hour_utc) / 24.0).cos();
+        let diurnal =
+            1.0 + self.diurnal_amplitude * (2.0 * PI * (hour - self.peak_hour_utc) / 24.0).cos();
         let weekday = crate::time::weekday(abs.floor() as i64);
-        let week = if weekday >= 5 { self.weekend_factor } else { 1.0 };
+        let week = if weekday >= 5 {
+            self.weekend_factor
+        } else {
+            1.0
+        };
         diurnal * week
     }
 
@@ -438,10 +496,14 @@ impl SyntheticConfig {
     /// Expected number of jobs (base arrivals plus bursts at their mean size).
     pub fn expected_jobs(&self) -> f64 {
         let per_day = self.jobs_per_day + self.bursts_per_day * self.burst_jobs_mean;
-        if !per_day.is_finite() || !self.days.is_finite() || self.days <= 0.0 || self.days > 3650.0 {
+        if !per_day.is_finite() || !self.days.is_finite() || self.days <= 0.0 || self.days > 3650.0
+        {
             return f64::INFINITY;
         }
-        self.bins().map(|(_, len, w)| len as f64 / 86_400.0 * w).sum::<f64>() * per_day
+        self.bins()
+            .map(|(_, len, w)| len as f64 / 86_400.0 * w)
+            .sum::<f64>()
+            * per_day
     }
 }
 
@@ -453,7 +515,10 @@ pub fn synthetic_meta(cfg: &SyntheticConfig) -> TraceMeta {
         max_jobs: None,
         installation: Some("rustci synthetic CI workload".to_string()),
         header: vec![
-            ("Generator".to_string(), "rustci-datasets synthetic".to_string()),
+            (
+                "Generator".to_string(),
+                "rustci-datasets synthetic".to_string(),
+            ),
             ("Seed".to_string(), cfg.seed.to_string()),
         ],
     }
@@ -507,10 +572,14 @@ struct Catalog {
 fn build_catalog(cfg: &SyntheticConfig, rng: &mut ChaCha8Rng) -> Catalog {
     let n = cfg.tenants as usize;
     let width = n.saturating_sub(1).to_string().len().max(2);
-    let raw: Vec<f64> = (1..=n).map(|k| (k as f64).powf(-cfg.tenant_zipf_exponent)).collect();
+    let raw: Vec<f64> = (1..=n)
+        .map(|k| (k as f64).powf(-cfg.tenant_zipf_exponent))
+        .collect();
     let total: f64 = raw.iter().sum();
     let volume: Vec<f64> = raw.iter().map(|w| w / total).collect();
-    let between = (cfg.duration_sigma.powi(2) - cfg.within_job_sigma.powi(2)).max(0.0).sqrt();
+    let between = (cfg.duration_sigma.powi(2) - cfg.within_job_sigma.powi(2))
+        .max(0.0)
+        .sqrt();
 
     let mut tenants = Vec::with_capacity(n);
     let mut defs: Vec<JobDef> = Vec::new();
@@ -525,14 +594,19 @@ fn build_catalog(cfg: &SyntheticConfig, rng: &mut ChaCha8Rng) -> Catalog {
             let mut names: Vec<(&'static str, f64)> = JOB_NAMES[2..].to_vec();
             names.shuffle(rng);
             let extra = rng.gen_range(0..=4usize);
-            let chosen = JOB_NAMES[..2].iter().copied().chain(names.into_iter().take(extra));
+            let chosen = JOB_NAMES[..2]
+                .iter()
+                .copied()
+                .chain(names.into_iter().take(extra));
             let mut ids = Vec::new();
             for (j, (job, factor)) in chosen.enumerate() {
                 let p = if j < 2 { 1.0 } else { rng.gen_range(0.3..1.0) };
                 let typical = (cfg.median_duration_s * factor * (between * normal(rng)).exp())
                     .clamp(5.0, cfg.max_duration_s as f64);
                 let timeout = ((typical * cfg.timeout_factor / 300.0).ceil() * 300.0) as i64;
-                let timeout = timeout.max(cfg.min_timeout_s).min(cfg.max_duration_s.max(cfg.min_timeout_s));
+                let timeout = timeout
+                    .max(cfg.min_timeout_s)
+                    .min(cfg.max_duration_s.max(cfg.min_timeout_s));
                 sum_p += p;
                 ids.push(defs.len());
                 defs.push(JobDef {
@@ -624,7 +698,10 @@ fn draw_run(cfg: &SyntheticConfig, def: &JobDef, rng: &mut ChaCha8Rng) -> (i64, 
     (run, outcome)
 }
 
-fn weighted(weights: impl IntoIterator<Item = f64>, field: &str) -> Result<WeightedIndex<f64>, DatasetError> {
+fn weighted(
+    weights: impl IntoIterator<Item = f64>,
+    field: &str,
+) -> Result<WeightedIndex<f64>, DatasetError> {
     WeightedIndex::new(weights).map_err(|e| DatasetError::config(field, e.to_string()))
 }
 
@@ -663,7 +740,12 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Vec<JobRecord>, DatasetError> {
 
     let mut pending: Vec<Pending> = Vec::with_capacity((cfg.expected_jobs() * 1.05) as usize + 16);
     let horizon = cfg.horizon_s();
-    let push = |t: i64, tenant: usize, repo: usize, branch: u32, rng: &mut ChaCha8Rng, out: &mut Vec<Pending>| {
+    let push = |t: i64,
+                tenant: usize,
+                repo: usize,
+                branch: u32,
+                rng: &mut ChaCha8Rng,
+                out: &mut Vec<Pending>| {
         let mut n = 0;
         for &d in &cat.tenants[tenant].repos[repo].defs {
             let def = &cat.defs[d];

@@ -49,8 +49,9 @@ fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    b.iter()
-        .try_fold(0u32, |acc, &c| acc.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+    b.iter().try_fold(0u32, |acc, &c| {
+        acc.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+    })
 }
 
 fn days_in_month(year: i64, month: u32) -> u32 {
@@ -68,7 +69,11 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 /// including out-of-range fields.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
-    if b.len() < 16 || b[4] != b'-' || b[7] != b'-' || (b[10] != b'T' && b[10] != b' ' && b[10] != b't') {
+    if b.len() < 16
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || (b[10] != b'T' && b[10] != b' ' && b[10] != b't')
+    {
         return None;
     }
     let year = i64::from(digits(&b[0..4])?);
@@ -147,8 +152,14 @@ mod tests {
         // `date -u -d 2014-05-04T11:00:31Z +%s`
         assert_eq!(parse_timestamp("2014-05-04 11:00:31"), Some(1_399_201_231));
         assert_eq!(parse_timestamp("2025-08-27T16:15:27Z"), Some(1_756_311_327));
-        assert_eq!(parse_timestamp("2025-08-27T18:15:27+02:00"), Some(1_756_311_327));
-        assert_eq!(parse_timestamp("2025-08-27T11:15:27.999-0500"), Some(1_756_311_327));
+        assert_eq!(
+            parse_timestamp("2025-08-27T18:15:27+02:00"),
+            Some(1_756_311_327)
+        );
+        assert_eq!(
+            parse_timestamp("2025-08-27T11:15:27.999-0500"),
+            Some(1_756_311_327)
+        );
         assert_eq!(parse_timestamp("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         assert_eq!(parse_timestamp("2023-02-29T00:00:00Z"), None);
         assert_eq!(parse_timestamp("2014-13-04 11:00:31"), None);
