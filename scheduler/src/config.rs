@@ -184,23 +184,36 @@ impl SchedulerConfig {
             ));
         }
         if self.labels.len() > 64 {
-            return Err(invalid("labels", format!("at most 64 label names, got {}", self.labels.len())));
+            return Err(invalid(
+                "labels",
+                format!("at most 64 label names, got {}", self.labels.len()),
+            ));
         }
         for (i, l) in self.labels.iter().enumerate() {
             if l.is_empty() {
                 return Err(invalid(format!("labels[{i}]"), "empty label name"));
             }
             if self.labels[..i].contains(l) {
-                return Err(invalid(format!("labels[{i}]"), format!("duplicate label {l:?}")));
+                return Err(invalid(
+                    format!("labels[{i}]"),
+                    format!("duplicate label {l:?}"),
+                ));
             }
         }
         if self.pools.is_empty() {
             return Err(invalid("pools", "at least one pool is needed"));
         }
         if self.pools.len() > 64 {
-            return Err(invalid("pools", format!("at most 64 pools, got {}", self.pools.len())));
+            return Err(invalid(
+                "pools",
+                format!("at most 64 pools, got {}", self.pools.len()),
+            ));
         }
-        let label_bits = if self.labels.len() == 64 { u64::MAX } else { (1u64 << self.labels.len()) - 1 };
+        let label_bits = if self.labels.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.labels.len()) - 1
+        };
         for (i, pool) in self.pools.iter().enumerate() {
             let at = |f: &str| format!("pools[{i}] ({}).{f}", pool.name);
             if pool.name.is_empty() {
@@ -213,10 +226,16 @@ impl SchedulerConfig {
                 return Err(invalid(at("slots_per_runner"), "must be at least 1"));
             }
             if !(pool.cost_per_hour.is_finite() && pool.cost_per_hour >= 0.0) {
-                return Err(invalid(at("cost_per_hour"), format!("must be finite and >= 0, got {}", pool.cost_per_hour)));
+                return Err(invalid(
+                    at("cost_per_hour"),
+                    format!("must be finite and >= 0, got {}", pool.cost_per_hour),
+                ));
             }
             if pool.provisioning_delay_ms < 0 {
-                return Err(invalid(at("provisioning_delay_ms"), format!("must be >= 0, got {}", pool.provisioning_delay_ms)));
+                return Err(invalid(
+                    at("provisioning_delay_ms"),
+                    format!("must be >= 0, got {}", pool.provisioning_delay_ms),
+                ));
             }
             if pool.labels.0 & !label_bits != 0 {
                 return Err(invalid(at("labels"), "uses a label bit with no name"));
@@ -224,7 +243,10 @@ impl SchedulerConfig {
         }
         for (i, t) in self.tenants.iter().enumerate() {
             if !(t.weight.is_finite() && t.weight > 0.0) {
-                return Err(invalid(format!("tenants[{i}] ({}).weight", t.name), format!("must be finite and > 0, got {}", t.weight)));
+                return Err(invalid(
+                    format!("tenants[{i}] ({}).weight", t.name),
+                    format!("must be finite and > 0, got {}", t.weight),
+                ));
             }
         }
         if self.qos.is_empty() {
@@ -235,7 +257,10 @@ impl SchedulerConfig {
         }
         for (i, q) in self.qos.iter().enumerate() {
             if q.wait_target_ms <= 0 {
-                return Err(invalid(format!("qos[{i}] ({}).wait_target_ms", q.name), format!("must be positive, got {}", q.wait_target_ms)));
+                return Err(invalid(
+                    format!("qos[{i}] ({}).wait_target_ms", q.name),
+                    format!("must be positive, got {}", q.wait_target_ms),
+                ));
             }
         }
         Ok(CheckedConfig {

@@ -114,12 +114,17 @@ impl Fleet {
     pub fn occupy(&mut self, id: RunnerId, job: JobId, slots: u32, est_end: Millis) {
         self.index_remove(id);
         let pool = {
-            let r = self.runners.get_mut(&id).expect("occupy: runner checked by caller");
+            let r = self
+                .runners
+                .get_mut(&id)
+                .expect("occupy: runner checked by caller");
             r.free -= slots;
             r.running.push(job);
             r.pool
         };
-        self.pools[pool.0 as usize].ends.insert((est_end, job, id, slots));
+        self.pools[pool.0 as usize]
+            .ends
+            .insert((est_end, job, id, slots));
         self.index_insert(id);
     }
 
@@ -127,7 +132,9 @@ impl Fleet {
         let Some(pool) = self.runners.get(&id).map(|r| r.pool) else {
             return;
         };
-        self.pools[pool.0 as usize].ends.remove(&(est_end, job, id, slots));
+        self.pools[pool.0 as usize]
+            .ends
+            .remove(&(est_end, job, id, slots));
         self.index_remove(id);
         if let Some(r) = self.runners.get_mut(&id) {
             r.free += slots;
@@ -163,13 +170,22 @@ impl Fleet {
     /// The earliest time, by estimated ends of running jobs, at which some runner of
     /// `pools` has `slots` free; ties go to the lower pool id, then to the runner whose
     /// slots free up first. Running jobs past their estimate count as ending `now`.
-    pub fn earliest_start(&mut self, pools: PoolMask, slots: u32, now: Millis) -> Option<EarliestStart> {
+    pub fn earliest_start(
+        &mut self,
+        pools: PoolMask,
+        slots: u32,
+        now: Millis,
+    ) -> Option<EarliestStart> {
         let mut best: Option<EarliestStart> = None;
         for p in pools.iter() {
             let state = &self.pools[p.0 as usize];
             // A runner that fits now (possible only when the caller refused it).
             if let Some(&(free, r)) = state.free_index.range((slots, RunnerId(0))..).next() {
-                let cand = EarliestStart { runner: r, at: now, extra: free - slots };
+                let cand = EarliestStart {
+                    runner: r,
+                    at: now,
+                    extra: free - slots,
+                };
                 if best.is_none_or(|b| cand.at < b.at) {
                     best = Some(cand);
                 }
@@ -184,7 +200,9 @@ impl Fleet {
                         break;
                     }
                 }
-                let Some(rs) = self.runners.get(&runner) else { continue };
+                let Some(rs) = self.runners.get(&runner) else {
+                    continue;
+                };
                 if rs.draining || rs.slots < slots {
                     continue;
                 }

@@ -16,8 +16,8 @@ pub mod scheduler;
 
 pub use config::{Backfill, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig};
 pub use domain::{
-    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec, RunnerId, TenantId,
-    TenantSpec, MS_PER_S,
+    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec, RunnerId,
+    TenantId, TenantSpec, MS_PER_S,
 };
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};

@@ -30,13 +30,15 @@
 //!    them one pass each let a small job backfill into the slots of the first finisher
 //!    before the second one's slots showed up: 9 of 28,481 KTH-SP2 waits differed.
 
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
 use crate::config::{Backfill, CheckedConfig, QueueOrder};
-use crate::domain::{JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, RunnerId, TenantSpec, TenantId};
+use crate::domain::{
+    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, RunnerId, TenantId, TenantSpec,
+};
 use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
 use crate::fleet::Fleet;
@@ -48,11 +50,23 @@ use crate::predictor::{Estimate, Predictor};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     Submit(JobSpec),
-    Finish { job: JobId },
-    Cancel { job: JobId },
-    RunnerJoined { runner: RunnerId, pool: PoolId },
-    RunnerLost { runner: RunnerId },
-    RunnerDraining { runner: RunnerId, draining: bool },
+    Finish {
+        job: JobId,
+    },
+    Cancel {
+        job: JobId,
+    },
+    RunnerJoined {
+        runner: RunnerId,
+        pool: PoolId,
+    },
+    RunnerLost {
+        runner: RunnerId,
+    },
+    RunnerDraining {
+        runner: RunnerId,
+        draining: bool,
+    },
     /// Nothing happened but time passed (QoS aging, periodic passes in the live service).
     Tick,
 }
@@ -241,9 +255,17 @@ impl Scheduler {
 
     /// Applies `event` at `now`, runs a scheduling pass, and appends what the driver must
     /// do to `out`. On error nothing changed.
-    pub fn handle(&mut self, now: Millis, event: Event, out: &mut Vec<Decision>) -> Result<(), CoreError> {
+    pub fn handle(
+        &mut self,
+        now: Millis,
+        event: Event,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
         if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards { now, last: self.last_now });
+            return Err(CoreError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
         }
         self.apply(now, event, out)?;
         self.last_now = now;
@@ -262,7 +284,10 @@ impl Scheduler {
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
         if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards { now, last: self.last_now });
+            return Err(CoreError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
         }
         self.last_now = now;
         let mut result = Ok(());
@@ -276,7 +301,12 @@ impl Scheduler {
         result
     }
 
-    fn apply(&mut self, now: Millis, event: Event, out: &mut Vec<Decision>) -> Result<(), CoreError> {
+    fn apply(
+        &mut self,
+        now: Millis,
+        event: Event,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
         match event {
             Event::Submit(spec) => self.submit(spec)?,
             Event::Finish { job } => self.finish(now, job)?,
@@ -308,12 +338,21 @@ impl Scheduler {
     pub fn explain(&mut self, job: JobId, now: Millis) -> Result<JobStatus, CoreError> {
         let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
         Ok(match entry.state {
-            EntryState::Running { runner, start, est_end, .. } => JobStatus::Running {
+            EntryState::Running {
+                runner,
+                start,
+                est_end,
+                ..
+            } => JobStatus::Running {
                 runner,
                 started_ms: start,
                 expected_end_ms: est_end,
             },
-            EntryState::Pending { reason, reason_pass, .. } => {
+            EntryState::Pending {
+                reason,
+                reason_pass,
+                ..
+            } => {
                 let estimate = entry.estimate;
                 let reason = if reason_pass == self.pass && reason_pass != 0 {
                     reason
@@ -376,7 +415,11 @@ impl Scheduler {
         }
         let pools = self.eligible_pools(spec.labels, spec.slots);
         if pools.is_empty() {
-            let have = self.config.pools().iter().fold(0u64, |acc, p| acc | p.labels.0);
+            let have = self
+                .config
+                .pools()
+                .iter()
+                .fold(0u64, |acc, p| acc | p.labels.0);
             return Err(CoreError::NoEligiblePool {
                 job: id,
                 missing_labels: self.config.label_names(LabelSet(spec.labels.0 & !have)),
@@ -400,7 +443,10 @@ impl Scheduler {
                 state: EntryState::Pending {
                     lane,
                     key,
-                    reason: WaitReason::NoCapacity { pools, earliest: None },
+                    reason: WaitReason::NoCapacity {
+                        pools,
+                        earliest: None,
+                    },
                     reason_pass: 0,
                 },
             },
@@ -418,7 +464,13 @@ impl Scheduler {
 
     fn finish(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
         let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
-        let EntryState::Running { runner, start, est_end, charged } = entry.state else {
+        let EntryState::Running {
+            runner,
+            start,
+            est_end,
+            charged,
+        } = entry.state
+        else {
             return Err(CoreError::NotRunning(job));
         };
         let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
@@ -436,7 +488,12 @@ impl Scheduler {
                 self.lanes[lane].remove(&key);
                 self.pending -= 1;
             }
-            EntryState::Running { runner, start, est_end, charged } => {
+            EntryState::Running {
+                runner,
+                start,
+                est_end,
+                charged,
+            } => {
                 self.fleet.release(runner, job, entry.spec.slots, est_end);
                 self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
             }
@@ -444,7 +501,12 @@ impl Scheduler {
         Ok(())
     }
 
-    fn runner_lost(&mut self, now: Millis, runner: RunnerId, out: &mut Vec<Decision>) -> Result<(), CoreError> {
+    fn runner_lost(
+        &mut self,
+        now: Millis,
+        runner: RunnerId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
         let running = self
             .fleet
             .runners
@@ -453,15 +515,28 @@ impl Scheduler {
             .running
             .clone();
         for job in running {
-            let Some(entry) = self.jobs.get(&job) else { continue };
-            let EntryState::Running { start, est_end, charged, .. } = entry.state else { continue };
+            let Some(entry) = self.jobs.get(&job) else {
+                continue;
+            };
+            let EntryState::Running {
+                start,
+                est_end,
+                charged,
+                ..
+            } = entry.state
+            else {
+                continue;
+            };
             let (slots, tenant) = (entry.spec.slots, entry.spec.tenant);
             let (lane, key) = self.lane_and_key(&entry.spec, entry.estimate, entry.seq);
             if let Some(entry) = self.jobs.get_mut(&job) {
                 entry.state = EntryState::Pending {
                     lane,
                     key,
-                    reason: WaitReason::NoCapacity { pools: entry.pools, earliest: None },
+                    reason: WaitReason::NoCapacity {
+                        pools: entry.pools,
+                        earliest: None,
+                    },
                     reason_pass: 0,
                 };
             }
@@ -496,7 +571,10 @@ impl Scheduler {
         match policy.order {
             QueueOrder::FairShare => {
                 let weight = self.config.tenants.get(lane).map_or(1.0, |t| t.weight);
-                self.usage.get(lane).map_or(0.0, |u| u.value_at(now, policy.half_life_ms)) / weight
+                self.usage
+                    .get(lane)
+                    .map_or(0.0, |u| u.value_at(now, policy.half_life_ms))
+                    / weight
             }
             QueueOrder::Qos => match self.config.qos.get(lane) {
                 Some(q) => {
@@ -525,15 +603,34 @@ impl Scheduler {
         let mut blockers = std::mem::take(&mut self.blockers);
         blockers.clear();
 
-        let all_pools = PoolMask(if self.fleet.pools.len() == 64 { u64::MAX } else { (1u64 << self.fleet.pools.len()) - 1 });
+        let all_pools = PoolMask(if self.fleet.pools.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.fleet.pools.len()) - 1
+        });
         let lanes = std::mem::take(&mut self.lanes);
         if lanes.len() == 1 {
             // One lane (FIFO, priority, shortest estimate): its own order is the order.
             for (&key, &job) in &lanes[0] {
-                if self.fleet.free_slots == 0 || (backfill == Backfill::None && blocked_pools == all_pools) {
+                if self.fleet.free_slots == 0
+                    || (backfill == Backfill::None && blocked_pools == all_pools)
+                {
                     break;
                 }
-                self.visit(now, pass, backfill, job, 0, key, &mut reservations, &mut waiting_pools, &mut blocked_pools, &mut blockers, &mut started, out);
+                self.visit(
+                    now,
+                    pass,
+                    backfill,
+                    job,
+                    0,
+                    key,
+                    &mut reservations,
+                    &mut waiting_pools,
+                    &mut blocked_pools,
+                    &mut blockers,
+                    &mut started,
+                    out,
+                );
             }
             self.finish_pass(lanes, started, reservations, blockers);
             return;
@@ -552,11 +649,28 @@ impl Scheduler {
 
         while let Some(Reverse((_, _, lane))) = heap.pop() {
             // Nothing more can start: no free slot, or (strict) every pool is closed.
-            if self.fleet.free_slots == 0 || (backfill == Backfill::None && blocked_pools == all_pools) {
+            if self.fleet.free_slots == 0
+                || (backfill == Backfill::None && blocked_pools == all_pools)
+            {
                 break;
             }
-            let Some((key, job)) = heads[lane].take() else { continue };
-            self.visit(now, pass, backfill, job, lane, key, &mut reservations, &mut waiting_pools, &mut blocked_pools, &mut blockers, &mut started, out);
+            let Some((key, job)) = heads[lane].take() else {
+                continue;
+            };
+            self.visit(
+                now,
+                pass,
+                backfill,
+                job,
+                lane,
+                key,
+                &mut reservations,
+                &mut waiting_pools,
+                &mut blocked_pools,
+                &mut blockers,
+                &mut started,
+                out,
+            );
             if let Some((k, j)) = cursors[lane].next() {
                 heads[lane] = Some((*k, *j));
                 heap.push(Reverse((OrdF64(self.lane_score(lane, k, now)), *k, lane)));
@@ -600,8 +714,15 @@ impl Scheduler {
         started: &mut Vec<(usize, LaneKey)>,
         out: &mut Vec<Decision>,
     ) {
-        let Some(entry) = self.jobs.get(&job) else { return };
-        let (pools, slots, est, tenant) = (entry.pools, entry.spec.slots, entry.estimate.point_ms, entry.spec.tenant);
+        let Some(entry) = self.jobs.get(&job) else {
+            return;
+        };
+        let (pools, slots, est, tenant) = (
+            entry.pools,
+            entry.spec.slots,
+            entry.estimate.point_ms,
+            entry.spec.tenant,
+        );
 
         let reason = 'wait: {
             // Strict FCFS: pools an earlier blocked job needs are closed to later jobs.
@@ -646,21 +767,37 @@ impl Scheduler {
                 let charged = f64::from(slots) * est as f64 / 1000.0;
                 self.charge(tenant, now, charged);
                 if let Some(e) = self.jobs.get_mut(&job) {
-                    e.state = EntryState::Running { runner, start: now, est_end, charged };
+                    e.state = EntryState::Running {
+                        runner,
+                        start: now,
+                        est_end,
+                        charged,
+                    };
                 }
                 started.push((lane, key));
-                out.push(Decision::Start { job, runner, expected_end_ms: est_end });
+                out.push(Decision::Start {
+                    job,
+                    runner,
+                    expected_end_ms: est_end,
+                });
                 return;
             }
             if let Some(res) = refused {
                 *waiting_pools = waiting_pools.union(pools);
-                break 'wait WaitReason::WouldDelay { job: res.job, runner: res.runner, at: res.at };
+                break 'wait WaitReason::WouldDelay {
+                    job: res.job,
+                    runner: res.runner,
+                    at: res.at,
+                };
             }
             match backfill {
                 Backfill::None => {
                     *blocked_pools = blocked_pools.union(pools);
                     blockers.push((pools, job));
-                    WaitReason::NoCapacity { pools, earliest: None }
+                    WaitReason::NoCapacity {
+                        pools,
+                        earliest: None,
+                    }
                 }
                 // Only the first blocked job of a group of pools is protected: a job
                 // that shares a pool with an earlier blocked job must not be promised
@@ -669,20 +806,42 @@ impl Scheduler {
                     *waiting_pools = waiting_pools.union(pools);
                     match self.fleet.earliest_start(pools, slots, now) {
                         Some(e) => {
-                            reservations.push(Reservation { job, runner: e.runner, at: e.at, extra: e.extra });
-                            WaitReason::Reserved { runner: e.runner, at: e.at }
+                            reservations.push(Reservation {
+                                job,
+                                runner: e.runner,
+                                at: e.at,
+                                extra: e.extra,
+                            });
+                            WaitReason::Reserved {
+                                runner: e.runner,
+                                at: e.at,
+                            }
                         }
-                        None => WaitReason::NoCapacity { pools, earliest: None },
+                        None => WaitReason::NoCapacity {
+                            pools,
+                            earliest: None,
+                        },
                     }
                 }
                 Backfill::Easy => {
                     *waiting_pools = waiting_pools.union(pools);
-                    WaitReason::NoCapacity { pools, earliest: None }
+                    WaitReason::NoCapacity {
+                        pools,
+                        earliest: None,
+                    }
                 }
-                Backfill::Greedy => WaitReason::NoCapacity { pools, earliest: None },
+                Backfill::Greedy => WaitReason::NoCapacity {
+                    pools,
+                    earliest: None,
+                },
             }
         };
-        if let Some(EntryState::Pending { reason: r, reason_pass, .. }) = self.jobs.get_mut(&job).map(|e| &mut e.state) {
+        if let Some(EntryState::Pending {
+            reason: r,
+            reason_pass,
+            ..
+        }) = self.jobs.get_mut(&job).map(|e| &mut e.state)
+        {
             *r = reason;
             *reason_pass = pass;
         }

@@ -18,19 +18,31 @@ struct Case {
 fn case(max_jobs: usize) -> impl Strategy<Value = Case> {
     let pools = prop::collection::vec((0u64..8, 1u32..5, 1u32..4), 1..4);
     let jobs = prop::collection::vec(
-        (0u64..8, 1u32..5, 0i64..200, 1i64..60, 0.0f64..1.0, 0u32..3, 0i32..3),
+        (
+            0u64..8,
+            1u32..5,
+            0i64..200,
+            1i64..60,
+            0.0f64..1.0,
+            0u32..3,
+            0i32..3,
+        ),
         1..max_jobs,
     );
     (pools, jobs).prop_map(|(pools, jobs)| Case {
         pools,
         jobs: jobs
             .into_iter()
-            .map(|(l, s, sub, est, frac, t, p)| (l, s, sub, est, (est as f64 * frac).round() as i64, t, p))
+            .map(|(l, s, sub, est, frac, t, p)| {
+                (l, s, sub, est, (est as f64 * frac).round() as i64, t, p)
+            })
             .collect(),
     })
 }
 
-fn build(c: &Case, policy: PolicyConfig, exact: bool) -> (Scheduler, Vec<(u32, u16)>, Vec<(JobSpec, Millis)>) {
+type Built = (Scheduler, Vec<(u32, u16)>, Vec<(JobSpec, Millis)>);
+
+fn build(c: &Case, policy: PolicyConfig, exact: bool) -> Built {
     let pools: Vec<PoolSpec> = c
         .pools
         .iter()
@@ -69,9 +81,18 @@ fn all_policies() -> impl Strategy<Value = PolicyConfig> {
             Just(QueueOrder::FairShare),
             Just(QueueOrder::Qos)
         ],
-        prop_oneof![Just(Backfill::None), Just(Backfill::Easy), Just(Backfill::Greedy)],
+        prop_oneof![
+            Just(Backfill::None),
+            Just(Backfill::Easy),
+            Just(Backfill::Greedy)
+        ],
     )
-        .prop_map(|(order, backfill)| PolicyConfig { order, backfill, fair_share_half_life_ms: 100, ..PolicyConfig::default() })
+        .prop_map(|(order, backfill)| PolicyConfig {
+            order,
+            backfill,
+            fair_share_half_life_ms: 100,
+            ..PolicyConfig::default()
+        })
 }
 
 proptest! {

@@ -6,7 +6,11 @@ use common::*;
 use rustci_scheduler::*;
 
 fn policy(order: QueueOrder, backfill: Backfill) -> PolicyConfig {
-    PolicyConfig { order, backfill, ..PolicyConfig::default() }
+    PolicyConfig {
+        order,
+        backfill,
+        ..PolicyConfig::default()
+    }
 }
 
 fn starts(run: &Run) -> Vec<(u64, Millis)> {
@@ -29,21 +33,40 @@ fn easy_scenario() -> Vec<(JobSpec, Millis)> {
 
 #[test]
 fn easy_backfills_only_what_does_not_delay_the_reservation() {
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::Easy), vec![pool("m", 0, 10)], 1);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Easy),
+        vec![pool("m", 0, 10)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &easy_scenario(), true);
     // E starts when B is done at 150? No: at 100 B takes 8 of the 10 slots while C
     // (2 slots) runs until 202, so E waits for B's end at 150.
-    assert_eq!(starts(&run), vec![(0, 0), (1, 100), (2, 2), (3, 3), (4, 150)]);
+    assert_eq!(
+        starts(&run),
+        vec![(0, 0), (1, 100), (2, 2), (3, 3), (4, 150)]
+    );
     assert_eq!(run.reserved_at.get(&1), Some(&100));
 }
 
 #[test]
 fn easy_explains_why_a_job_waits() {
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::Easy), vec![pool("m", 0, 10)], 1);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Easy),
+        vec![pool("m", 0, 10)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let mut out = Vec::new();
-    s.handle(0, Event::RunnerJoined { runner: RunnerId(7), pool: PoolId(0) }, &mut out).unwrap();
+    s.handle(
+        0,
+        Event::RunnerJoined {
+            runner: RunnerId(7),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
     for (spec, _) in easy_scenario() {
         let t = spec.submit_ms;
         s.handle(t, Event::Submit(spec), &mut out).unwrap();
@@ -51,46 +74,87 @@ fn easy_explains_why_a_job_waits() {
     assert_eq!(
         s.explain(JobId(1), 4).unwrap(),
         JobStatus::Pending {
-            reason: WaitReason::Reserved { runner: RunnerId(7), at: 100 },
-            estimate: Estimate { point_ms: 50, upper_ms: 50 },
+            reason: WaitReason::Reserved {
+                runner: RunnerId(7),
+                at: 100
+            },
+            estimate: Estimate {
+                point_ms: 50,
+                upper_ms: 50
+            },
         }
     );
     match s.explain(JobId(4), 4).unwrap() {
-        JobStatus::Pending { reason: WaitReason::WouldDelay { job, at, .. }, .. } => {
+        JobStatus::Pending {
+            reason: WaitReason::WouldDelay { job, at, .. },
+            ..
+        } => {
             assert_eq!((job, at), (JobId(1), 100));
         }
         other => panic!("expected WouldDelay, got {other:?}"),
     }
-    assert!(matches!(s.explain(JobId(2), 4).unwrap(), JobStatus::Running { started_ms: 2, .. }));
-    assert!(matches!(s.explain(JobId(99), 4), Err(CoreError::UnknownJob(JobId(99)))));
+    assert!(matches!(
+        s.explain(JobId(2), 4).unwrap(),
+        JobStatus::Running { started_ms: 2, .. }
+    ));
+    assert!(matches!(
+        s.explain(JobId(99), 4),
+        Err(CoreError::UnknownJob(JobId(99)))
+    ));
 }
 
 #[test]
 fn fcfs_is_strict() {
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::None), vec![pool("m", 0, 10)], 1);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::None),
+        vec![pool("m", 0, 10)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &easy_scenario(), false);
     // Nothing passes B: C, D, E start when B starts or later, in order.
-    assert_eq!(starts(&run), vec![(0, 0), (1, 100), (2, 100), (3, 150), (4, 150)]);
+    assert_eq!(
+        starts(&run),
+        vec![(0, 0), (1, 100), (2, 100), (3, 150), (4, 150)]
+    );
     let mut s = Scheduler::new(
-        config(policy(QueueOrder::Fifo, Backfill::None), vec![pool("m", 0, 10)], 1),
+        config(
+            policy(QueueOrder::Fifo, Backfill::None),
+            vec![pool("m", 0, 10)],
+            1,
+        ),
         Box::new(RequestedTime::default()),
     );
     let mut out = Vec::new();
-    s.handle(0, Event::RunnerJoined { runner: RunnerId(0), pool: PoolId(0) }, &mut out).unwrap();
+    s.handle(
+        0,
+        Event::RunnerJoined {
+            runner: RunnerId(0),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
     for (spec, _) in easy_scenario() {
         let t = spec.submit_ms;
         s.handle(t, Event::Submit(spec), &mut out).unwrap();
     }
     assert!(matches!(
         s.explain(JobId(3), 4).unwrap(),
-        JobStatus::Pending { reason: WaitReason::BlockedBehind { job: JobId(1) }, .. }
+        JobStatus::Pending {
+            reason: WaitReason::BlockedBehind { job: JobId(1) },
+            ..
+        }
     ));
 }
 
 #[test]
 fn greedy_lets_anything_that_fits_start() {
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::Greedy), vec![pool("m", 0, 10)], 1);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Greedy),
+        vec![pool("m", 0, 10)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &easy_scenario(), false);
     // E takes a slot at 4 without a reservation to respect. At 100, A's end leaves
@@ -101,7 +165,11 @@ fn greedy_lets_anything_that_fits_start() {
 /// One single-slot runner busy until 10; tenant 0 queued two more jobs before tenant 1
 /// queued one.
 fn two_tenants() -> Vec<(JobSpec, Millis)> {
-    let mut jobs = vec![(job(0, 0, 1, 10), 10), (job(1, 1, 1, 10), 10), (job(2, 2, 1, 10), 10)];
+    let mut jobs = vec![
+        (job(0, 0, 1, 10), 10),
+        (job(1, 1, 1, 10), 10),
+        (job(2, 2, 1, 10), 10),
+    ];
     let mut b = job(3, 3, 1, 10);
     b.tenant = TenantId(1);
     jobs.push((b, 10));
@@ -110,12 +178,20 @@ fn two_tenants() -> Vec<(JobSpec, Millis)> {
 
 #[test]
 fn fair_share_serves_the_tenant_with_less_usage_first() {
-    let cfg = config(policy(QueueOrder::FairShare, Backfill::Easy), vec![pool("m", 0, 1)], 2);
+    let cfg = config(
+        policy(QueueOrder::FairShare, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        2,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &two_tenants(), false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 20), (2, 30), (3, 10)]);
 
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::Easy), vec![pool("m", 0, 1)], 2);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        2,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &two_tenants(), false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 10), (2, 20), (3, 30)]);
@@ -128,9 +204,19 @@ fn fair_share_usage_decays_with_its_half_life() {
     let cfg = config(p, vec![pool("m", 0, 1)], 1);
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let mut out = Vec::new();
-    s.handle(0, Event::RunnerJoined { runner: RunnerId(0), pool: PoolId(0) }, &mut out).unwrap();
-    s.handle(0, Event::Submit(job(0, 0, 1, 4_000)), &mut out).unwrap();
-    s.handle(4_000, Event::Finish { job: JobId(0) }, &mut out).unwrap();
+    s.handle(
+        0,
+        Event::RunnerJoined {
+            runner: RunnerId(0),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
+    s.handle(0, Event::Submit(job(0, 0, 1, 4_000)), &mut out)
+        .unwrap();
+    s.handle(4_000, Event::Finish { job: JobId(0) }, &mut out)
+        .unwrap();
     // 1 slot for 4 s = 4 slot-seconds, charged at start and trued up at the end.
     assert!((s.tenant_usage(TenantId(0), 4_000) - 4.0).abs() < 1e-9);
     assert!((s.tenant_usage(TenantId(0), 5_000) - 2.0).abs() < 1e-9);
@@ -140,15 +226,28 @@ fn fair_share_usage_decays_with_its_half_life() {
 #[test]
 fn priority_and_shortest_estimate_orders() {
     // Runner busy until 10; then jobs 1..3 compete.
-    let mut jobs = vec![(job(0, 0, 1, 10), 10), (job(1, 1, 1, 30), 30), (job(2, 2, 1, 20), 20), (job(3, 3, 1, 5), 5)];
+    let mut jobs = vec![
+        (job(0, 0, 1, 10), 10),
+        (job(1, 1, 1, 30), 30),
+        (job(2, 2, 1, 20), 20),
+        (job(3, 3, 1, 5), 5),
+    ];
     jobs[1].0.priority = 1;
     jobs[2].0.priority = 5;
-    let cfg = config(policy(QueueOrder::Priority, Backfill::Easy), vec![pool("m", 0, 1)], 1);
+    let cfg = config(
+        policy(QueueOrder::Priority, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &jobs, false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 30), (2, 10), (3, 60)]);
 
-    let cfg = config(policy(QueueOrder::ShortestEstimate, Backfill::Easy), vec![pool("m", 0, 1)], 1);
+    let cfg = config(
+        policy(QueueOrder::ShortestEstimate, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &jobs, false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 35), (2, 15), (3, 10)]);
@@ -160,15 +259,26 @@ fn qos_aging_lets_an_old_batch_job_pass_a_fresh_urgent_one() {
     // At 1,500 s: batch scores 0 + 1500/100 = 15, urgent 10 + 100/60 = 11.7.
     let mut batch = job(1, 0, 1, 10_000);
     batch.qos = QosId(1);
-    let jobs = vec![(job(0, 0, 1, 1_500_000), 1_500_000), (batch, 10_000), (job(2, 1_400_000, 1, 10_000), 10_000)];
-    let cfg = config(policy(QueueOrder::Qos, Backfill::Easy), vec![pool("m", 0, 1)], 1);
+    let jobs = vec![
+        (job(0, 0, 1, 1_500_000), 1_500_000),
+        (batch, 10_000),
+        (job(2, 1_400_000, 1, 10_000), 10_000),
+    ];
+    let cfg = config(
+        policy(QueueOrder::Qos, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let run = drive(&mut s, &[(0, 0)], &jobs, false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 1_500_000), (2, 1_510_000)]);
 
     let mut p = policy(QueueOrder::Qos, Backfill::Easy);
     p.qos_aging_weight = 0.0;
-    let mut s = Scheduler::new(config(p, vec![pool("m", 0, 1)], 1), Box::new(RequestedTime::default()));
+    let mut s = Scheduler::new(
+        config(p, vec![pool("m", 0, 1)], 1),
+        Box::new(RequestedTime::default()),
+    );
     let run = drive(&mut s, &[(0, 0)], &jobs, false);
     assert_eq!(starts(&run), vec![(0, 0), (1, 1_510_000), (2, 1_500_000)]);
 }
@@ -189,7 +299,12 @@ fn labels_choose_the_pool_and_unknown_labels_are_refused() {
     let mut linux = job(2, 0, 1, 10);
     linux.labels = LabelSet(0b001);
     let big = job(3, 0, 2, 10);
-    let run = drive(&mut s, &[(0, 0), (1, 1)], &[(gpu, 10), (mac, 10), (linux, 10), (big, 10)], false);
+    let run = drive(
+        &mut s,
+        &[(0, 0), (1, 1)],
+        &[(gpu, 10), (mac, 10), (linux, 10), (big, 10)],
+        false,
+    );
     assert_eq!(run.starts[&0].1, RunnerId(1));
     assert_eq!(run.starts[&2].1, RunnerId(0));
     assert_eq!(run.refused, vec![1, 3]);
@@ -197,21 +312,69 @@ fn labels_choose_the_pool_and_unknown_labels_are_refused() {
 
 #[test]
 fn a_lost_runner_requeues_its_jobs_in_their_old_place() {
-    let cfg = config(policy(QueueOrder::Fifo, Backfill::Easy), vec![pool("m", 0, 1)], 1);
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Easy),
+        vec![pool("m", 0, 1)],
+        1,
+    );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
     let mut out = Vec::new();
-    s.handle(0, Event::RunnerJoined { runner: RunnerId(0), pool: PoolId(0) }, &mut out).unwrap();
-    s.handle(0, Event::Submit(job(0, 0, 1, 10)), &mut out).unwrap();
-    s.handle(1, Event::Submit(job(1, 1, 1, 10)), &mut out).unwrap();
+    s.handle(
+        0,
+        Event::RunnerJoined {
+            runner: RunnerId(0),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
+    s.handle(0, Event::Submit(job(0, 0, 1, 10)), &mut out)
+        .unwrap();
+    s.handle(1, Event::Submit(job(1, 1, 1, 10)), &mut out)
+        .unwrap();
     out.clear();
-    s.handle(2, Event::RunnerLost { runner: RunnerId(0) }, &mut out).unwrap();
-    assert_eq!(out, vec![Decision::Requeue { job: JobId(0), runner: RunnerId(0) }]);
+    s.handle(
+        2,
+        Event::RunnerLost {
+            runner: RunnerId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        vec![Decision::Requeue {
+            job: JobId(0),
+            runner: RunnerId(0)
+        }]
+    );
     assert_eq!((s.pending_count(), s.running_count()), (2, 0));
     out.clear();
-    s.handle(3, Event::RunnerJoined { runner: RunnerId(1), pool: PoolId(0) }, &mut out).unwrap();
-    assert_eq!(out, vec![Decision::Start { job: JobId(0), runner: RunnerId(1), expected_end_ms: 13 }]);
-    assert!(matches!(s.handle(4, Event::Finish { job: JobId(1) }, &mut out), Err(CoreError::NotRunning(JobId(1)))));
-    assert!(matches!(s.handle(1, Event::Tick, &mut out), Err(CoreError::TimeWentBackwards { .. })));
+    s.handle(
+        3,
+        Event::RunnerJoined {
+            runner: RunnerId(1),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(
+        out,
+        vec![Decision::Start {
+            job: JobId(0),
+            runner: RunnerId(1),
+            expected_end_ms: 13
+        }]
+    );
+    assert!(matches!(
+        s.handle(4, Event::Finish { job: JobId(1) }, &mut out),
+        Err(CoreError::NotRunning(JobId(1)))
+    ));
+    assert!(matches!(
+        s.handle(1, Event::Tick, &mut out),
+        Err(CoreError::TimeWentBackwards { .. })
+    ));
 }
 
 #[test]
@@ -223,11 +386,22 @@ fn bad_configuration_names_the_field() {
         labels: vec![],
         pools: vec![bad],
         tenants: vec![],
-        qos: vec![QosSpec { name: "q".into(), priority: 0, wait_target_ms: 1 }],
+        qos: vec![QosSpec {
+            name: "q".into(),
+            priority: 0,
+            wait_target_ms: 1,
+        }],
     }
     .check()
     .unwrap_err();
-    assert!(err.to_string().contains("pools[0] (small).slots_per_runner"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("pools[0] (small).slots_per_runner"),
+        "{err}"
+    );
     let err = PolicyConfig::named("lottery").unwrap_err();
-    assert!(err.to_string().contains("unknown policy \"lottery\""), "{err}");
+    assert!(
+        err.to_string().contains("unknown policy \"lottery\""),
+        "{err}"
+    );
 }

@@ -65,7 +65,11 @@ fn main() {
             let trace = open_trace(&path, Some(TraceFormat::Swf)).expect("open");
             let procs = trace.meta.max_procs.expect("MaxProcs");
             let records = trace.collect_records().expect("read");
-            println!("sdsc-blue: parsed {} records in {:.2} s", records.len(), t.elapsed().as_secs_f64());
+            println!(
+                "sdsc-blue: parsed {} records in {:.2} s",
+                records.len(),
+                t.elapsed().as_secs_f64()
+            );
             run("sdsc-blue", &records, &Fleet::processors(procs), "easy");
         }
     }
@@ -73,10 +77,17 @@ fn main() {
         // jobs_per_day is per weekday; a week is 5 + 2 * weekend_factor weekdays.
         let base = SyntheticConfig::default();
         let weekdays = 5.0 + 2.0 * base.weekend_factor;
-        let cfg = SyntheticConfig { jobs_per_day: 1_000_000.0 / weekdays, ..base };
+        let cfg = SyntheticConfig {
+            jobs_per_day: 1_000_000.0 / weekdays,
+            ..base
+        };
         let t = Instant::now();
         let records = generate(&cfg).expect("generate");
-        println!("synthetic-1m: generated {} jobs in {:.2} s", records.len(), t.elapsed().as_secs_f64());
+        println!(
+            "synthetic-1m: generated {} jobs in {:.2} s",
+            records.len(),
+            t.elapsed().as_secs_f64()
+        );
         let mut fleet = Fleet::default_ci().expect("default fleet");
         for (pool, n) in fleet.pools.iter_mut().zip([8_000u32, 500, 1_000, 500]) {
             pool.runners = n;

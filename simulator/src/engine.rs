@@ -118,11 +118,20 @@ pub fn run(
     let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::with_capacity(runners.len() + 1024);
     let mut seq = 0u64;
     for &(r, p, _) in runners {
-        heap.push(Reverse(Pending { at: start_ms, class: RUNNER_JOIN, seq, kind: Kind::Join(r, p) }));
+        heap.push(Reverse(Pending {
+            at: start_ms,
+            class: RUNNER_JOIN,
+            seq,
+            kind: Kind::Join(r, p),
+        }));
         seq += 1;
     }
     // Capacity as the engine sees it, to check the core: used slots per runner.
-    let max_runner = runners.iter().map(|r| r.0 .0 as usize + 1).max().unwrap_or(0);
+    let max_runner = runners
+        .iter()
+        .map(|r| r.0 .0 as usize + 1)
+        .max()
+        .unwrap_or(0);
     let mut used = vec![0u32; max_runner];
     let mut capacity = vec![0u32; max_runner];
     for &(r, _, slots) in runners {
@@ -157,14 +166,18 @@ pub fn run(
                     batch.push(i);
                     // Jobs that end at their estimate all leave the plan at this instant
                     // together (pyss's profile frees them by time): one pass sees them all.
-                    while p.class == FINISH_AT_ESTIMATE {
-                        match heap.peek() {
-                            Some(Reverse(q)) if q.at == p.at && q.class == FINISH_AT_ESTIMATE => {
-                                if let Some(Reverse(Pending { kind: Kind::Finish(j), .. })) = heap.pop() {
-                                    batch.push(j);
-                                }
+                    if p.class == FINISH_AT_ESTIMATE {
+                        while let Some(Reverse(q)) = heap.peek() {
+                            if q.at != p.at || q.class != FINISH_AT_ESTIMATE {
+                                break;
                             }
-                            _ => break,
+                            if let Some(Reverse(Pending {
+                                kind: Kind::Finish(j),
+                                ..
+                            })) = heap.pop()
+                            {
+                                batch.push(j);
+                            }
                         }
                     }
                     for &i in &batch {
@@ -173,14 +186,19 @@ pub fn run(
                             used[pl.runner.0 as usize] -= job.spec.slots;
                         }
                         finished += 1;
-                        if finished % every == 0 {
+                        if finished.is_multiple_of(every) {
                             if let Some(cb) = options.progress.as_mut() {
                                 cb(finished);
                             }
                         }
                     }
                     out.events += batch.len() as u64 - 1;
-                    (p.at, Event::Finish { job: jobs[i as usize].spec.id })
+                    (
+                        p.at,
+                        Event::Finish {
+                            job: jobs[i as usize].spec.id,
+                        },
+                    )
                 }
             }
         } else {
@@ -191,7 +209,9 @@ pub fn run(
         out.events += 1;
         decisions.clear();
         let result = if batch.len() > 1 && matches!(event, Event::Finish { .. }) {
-            let events = batch.iter().map(|&i| Event::Finish { job: jobs[i as usize].spec.id });
+            let events = batch.iter().map(|&i| Event::Finish {
+                job: jobs[i as usize].spec.id,
+            });
             scheduler.handle_all(now, events, &mut decisions)
         } else {
             scheduler.handle(now, event, &mut decisions)
@@ -210,13 +230,23 @@ pub fn run(
                 log.push((now, d));
             }
             match d {
-                Decision::Start { job: JobId(id), runner, expected_end_ms } => {
+                Decision::Start {
+                    job: JobId(id),
+                    runner,
+                    expected_end_ms,
+                } => {
                     let i = id as usize;
                     let Some(job) = jobs.get(i) else {
-                        return Err(EngineError::Invariant { at_ms: now, what: format!("start of unknown job {id}") });
+                        return Err(EngineError::Invariant {
+                            at_ms: now,
+                            what: format!("start of unknown job {id}"),
+                        });
                     };
                     if out.placements[i].is_some() {
-                        return Err(EngineError::Invariant { at_ms: now, what: format!("job {id} started twice") });
+                        return Err(EngineError::Invariant {
+                            at_ms: now,
+                            what: format!("job {id} started twice"),
+                        });
                     }
                     let r = runner.0 as usize;
                     if r >= used.len() || used[r] + job.spec.slots > capacity[r] {
@@ -227,9 +257,22 @@ pub fn run(
                     }
                     used[r] += job.spec.slots;
                     let end_ms = now + job.run_ms;
-                    out.placements[i] = Some(Placement { start_ms: now, end_ms, runner });
-                    let class = if end_ms == expected_end_ms { FINISH_AT_ESTIMATE } else { FINISH };
-                    heap.push(Reverse(Pending { at: end_ms, class, seq, kind: Kind::Finish(id as u32) }));
+                    out.placements[i] = Some(Placement {
+                        start_ms: now,
+                        end_ms,
+                        runner,
+                    });
+                    let class = if end_ms == expected_end_ms {
+                        FINISH_AT_ESTIMATE
+                    } else {
+                        FINISH
+                    };
+                    heap.push(Reverse(Pending {
+                        at: end_ms,
+                        class,
+                        seq,
+                        kind: Kind::Finish(id as u32),
+                    }));
                     seq += 1;
                 }
                 Decision::Requeue { job, .. } => {

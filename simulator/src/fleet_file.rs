@@ -100,13 +100,19 @@ pub struct Fleet {
 impl Fleet {
     pub fn load(path: &Path) -> Result<Self, FleetError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
+            file: file.clone(),
+            source,
+        })?;
         Self::parse(&text, &file)
     }
 
     /// Parses and checks a fleet; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, FleetError> {
-        let mut fleet: Fleet = toml::from_str(text).map_err(|source| FleetError::Toml { file: file.into(), source })?;
+        let mut fleet: Fleet = toml::from_str(text).map_err(|source| FleetError::Toml {
+            file: file.into(),
+            source,
+        })?;
         if fleet.qos.is_empty() {
             fleet.qos = default_qos();
         }
@@ -136,12 +142,19 @@ impl Fleet {
     }
 
     fn check(&self, file: &str) -> Result<(), FleetError> {
-        let bad = |field: String, reason: String| FleetError::Invalid { file: file.into(), field, reason };
+        let bad = |field: String, reason: String| FleetError::Invalid {
+            file: file.into(),
+            field,
+            reason,
+        };
         if self.pools.is_empty() {
             return Err(bad("pool".into(), "at least one [[pool]] is needed".into()));
         }
         if self.pools.len() > 64 {
-            return Err(bad("pool".into(), format!("at most 64 pools, got {}", self.pools.len())));
+            return Err(bad(
+                "pool".into(),
+                format!("at most 64 pools, got {}", self.pools.len()),
+            ));
         }
         for (i, p) in self.pools.iter().enumerate() {
             let f = |name: &str| format!("pool[{i}] ({}).{name}", p.name);
@@ -158,32 +171,53 @@ impl Fleet {
                 return Err(bad(f("slots"), "must be at least 1".into()));
             }
             if !(p.cost_per_hour.is_finite() && p.cost_per_hour >= 0.0) {
-                return Err(bad(f("cost_per_hour"), format!("must be a finite number >= 0, got {}", p.cost_per_hour)));
+                return Err(bad(
+                    f("cost_per_hour"),
+                    format!("must be a finite number >= 0, got {}", p.cost_per_hour),
+                ));
             }
             if !(p.provisioning_delay_s.is_finite() && p.provisioning_delay_s >= 0.0) {
-                return Err(bad(f("provisioning_delay_s"), format!("must be a finite number >= 0, got {}", p.provisioning_delay_s)));
+                return Err(bad(
+                    f("provisioning_delay_s"),
+                    format!(
+                        "must be a finite number >= 0, got {}",
+                        p.provisioning_delay_s
+                    ),
+                ));
             }
             if let Some(l) = p.labels.iter().find(|l| l.trim().is_empty()) {
                 return Err(bad(f("labels"), format!("empty label {l:?}")));
             }
         }
         if self.label_names().len() > 64 {
-            return Err(bad("pool.labels".into(), "at most 64 distinct labels".into()));
+            return Err(bad(
+                "pool.labels".into(),
+                "at most 64 distinct labels".into(),
+            ));
         }
         for (i, q) in self.qos.iter().enumerate() {
             if q.name.trim().is_empty() {
                 return Err(bad(format!("qos[{i}].name"), "must not be empty".into()));
             }
             if self.qos[..i].iter().any(|o| o.name == q.name) {
-                return Err(bad(format!("qos[{i}] ({}).name", q.name), "duplicate QoS class".into()));
+                return Err(bad(
+                    format!("qos[{i}] ({}).name", q.name),
+                    "duplicate QoS class".into(),
+                ));
             }
             if !(q.wait_target_s.is_finite() && q.wait_target_s > 0.0) {
-                return Err(bad(format!("qos[{i}] ({}).wait_target_s", q.name), format!("must be > 0, got {}", q.wait_target_s)));
+                return Err(bad(
+                    format!("qos[{i}] ({}).wait_target_s", q.name),
+                    format!("must be > 0, got {}", q.wait_target_s),
+                ));
             }
         }
         for (i, t) in self.tenants.iter().enumerate() {
             if !(t.weight.is_finite() && t.weight > 0.0) {
-                return Err(bad(format!("tenant[{i}] ({}).weight", t.name), format!("must be > 0, got {}", t.weight)));
+                return Err(bad(
+                    format!("tenant[{i}] ({}).weight", t.name),
+                    format!("must be > 0, got {}", t.weight),
+                ));
             }
         }
         Ok(())
@@ -204,7 +238,10 @@ impl Fleet {
     }
 
     /// The label set of `labels`, or the first label no pool has.
-    pub fn label_set<'a>(names: &[String], labels: impl IntoIterator<Item = &'a String>) -> Result<LabelSet, &'a String> {
+    pub fn label_set<'a>(
+        names: &[String],
+        labels: impl IntoIterator<Item = &'a String>,
+    ) -> Result<LabelSet, &'a String> {
         let mut set = 0u64;
         for l in labels {
             match names.iter().position(|n| n == l) {
@@ -242,7 +279,10 @@ impl Fleet {
 
     /// The QoS class jobs without one get: `standard` if defined, else the first.
     pub fn default_qos_index(&self) -> usize {
-        self.qos.iter().position(|q| q.name == "standard").unwrap_or(0)
+        self.qos
+            .iter()
+            .position(|q| q.name == "standard")
+            .unwrap_or(0)
     }
 
     pub fn total_runners(&self) -> u64 {
@@ -252,8 +292,16 @@ impl Fleet {
 
 /// Used when a fleet file names no QoS classes.
 pub fn default_qos() -> Vec<QosEntry> {
-    [("urgent", 10, 60.0), ("standard", 5, 300.0), ("batch", 0, 1800.0)]
-        .into_iter()
-        .map(|(name, priority, wait_target_s)| QosEntry { name: name.into(), priority, wait_target_s })
-        .collect()
+    [
+        ("urgent", 10, 60.0),
+        ("standard", 5, 300.0),
+        ("batch", 0, 1800.0),
+    ]
+    .into_iter()
+    .map(|(name, priority, wait_target_s)| QosEntry {
+        name: name.into(),
+        priority,
+        wait_target_s,
+    })
+    .collect()
 }

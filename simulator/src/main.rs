@@ -80,7 +80,10 @@ struct WorkloadArgs {
 
 impl WorkloadArgs {
     fn config(&self) -> SyntheticConfig {
-        let mut cfg = SyntheticConfig { seed: self.seed, ..SyntheticConfig::default() };
+        let mut cfg = SyntheticConfig {
+            seed: self.seed,
+            ..SyntheticConfig::default()
+        };
         if let Some(d) = self.days {
             cfg.days = d;
         }
@@ -169,7 +172,8 @@ fn main() {
 fn generate_cmd(args: GenerateArgs) -> Result<()> {
     let cfg = args.workload.config();
     let records = generate(&cfg).context("generating the synthetic workload")?;
-    jobcsv::write_jobcsv(&args.out, &records).with_context(|| format!("writing {}", args.out.display()))?;
+    jobcsv::write_jobcsv(&args.out, &records)
+        .with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("wrote {} jobs to {}", records.len(), args.out.display());
     Ok(())
 }
@@ -196,11 +200,17 @@ fn load(args: &RunArgs) -> Result<Loaded> {
         Some(f) => Some(f.parse::<TraceFormat>()?),
         None => None,
     };
-    let trace = open_trace(path, format).with_context(|| format!("opening trace {}", path.display()))?;
+    let trace =
+        open_trace(path, format).with_context(|| format!("opening trace {}", path.display()))?;
     let meta = trace.meta.clone();
     let format = Some(trace.format);
     let records = trace.collect_records()?;
-    Ok(Loaded { records, meta, format, name: path.display().to_string() })
+    Ok(Loaded {
+        records,
+        meta,
+        format,
+        name: path.display().to_string(),
+    })
 }
 
 fn fleet_for(args: &RunArgs, loaded: &Loaded) -> Result<Fleet> {
@@ -215,7 +225,10 @@ fn fleet_for(args: &RunArgs, loaded: &Loaded) -> Result<Fleet> {
     }
     if loaded.format == Some(TraceFormat::Swf) {
         let Some(n) = loaded.meta.max_procs else {
-            bail!("{}: the SWF header has no MaxProcs or MaxNodes; pass --processors N", loaded.name);
+            bail!(
+                "{}: the SWF header has no MaxProcs or MaxNodes; pass --processors N",
+                loaded.name
+            );
         };
         return Ok(Fleet::processors(n));
     }
@@ -227,12 +240,18 @@ fn run(args: RunArgs) -> Result<()> {
         bail!("--load must be a positive number, got {}", args.load);
     }
     if args.default_estimate_s <= 0 {
-        bail!("--default-estimate-s must be positive, got {}", args.default_estimate_s);
+        bail!(
+            "--default-estimate-s must be positive, got {}",
+            args.default_estimate_s
+        );
     }
     if !(args.half_life_h.is_finite() && args.half_life_h > 0.0) {
         bail!("--half-life-h must be positive, got {}", args.half_life_h);
     }
-    if args.swf_out.is_some() && args.trace.is_some() && args.trace_format.as_deref().is_some_and(|f| f != "swf") {
+    if args.swf_out.is_some()
+        && args.trace.is_some()
+        && args.trace_format.as_deref().is_some_and(|f| f != "swf")
+    {
         bail!("--swf-out needs SWF input");
     }
     let loaded = load(&args)?;
@@ -252,13 +271,17 @@ fn run(args: RunArgs) -> Result<()> {
     let policy_name = format!("{} (backfill: {:?})", args.policy, policy.backfill).to_lowercase();
 
     let bar = progress_bar(args.quiet, loaded.records.len() as u64);
-    let progress: Option<Box<dyn FnMut(u64)>> = bar.clone().map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
+    let progress: Option<Box<dyn FnMut(u64)>> = bar
+        .clone()
+        .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
     let out = simulate(RunSpec {
         records: &loaded.records,
         fleet: &fleet,
         policy,
         policy_name,
-        predictor: Box::new(RequestedTime { default_ms: args.default_estimate_s * MS_PER_S }),
+        predictor: Box::new(RequestedTime {
+            default_ms: args.default_estimate_s * MS_PER_S,
+        }),
         load: args.load,
         workload_name: loaded.name.clone(),
         seed: args.trace.is_none().then_some(args.workload.seed),
@@ -271,16 +294,20 @@ fn run(args: RunArgs) -> Result<()> {
     let report = Report::from_facts(&out.facts);
 
     if let Some(path) = &args.output {
-        std::fs::write(path, report.to_json_pretty() + "\n").with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, report.to_json_pretty() + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.jobs_out {
         let w = create(path)?;
         let mut w = BufWriter::new(w);
-        write_jobs_csv(&mut w, &out.facts.results).with_context(|| format!("writing {}", path.display()))?;
-        w.flush().with_context(|| format!("writing {}", path.display()))?;
+        write_jobs_csv(&mut w, &out.facts.results)
+            .with_context(|| format!("writing {}", path.display()))?;
+        w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.swf_out {
-        write_swf(path, &loaded, &out.facts.results).with_context(|| format!("writing {}", path.display()))?;
+        write_swf(path, &loaded, &out.facts.results)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     match args.format {
         OutputFormat::Json => println!("{}", report.to_json_pretty()),
@@ -295,9 +322,20 @@ fn create(path: &Path) -> Result<File> {
 
 /// The schedule as SWF, in input order: the trace's own fields, with field 3 the
 /// simulated wait (and the run time as simulated).
-fn write_swf(path: &Path, loaded: &Loaded, results: &[rustci_sim::outcome::JobResult]) -> Result<()> {
+fn write_swf(
+    path: &Path,
+    loaded: &Loaded,
+    results: &[rustci_sim::outcome::JobResult],
+) -> Result<()> {
     let mut w = BufWriter::new(create(path)?);
-    write_swf_header(&mut w, &loaded.meta, &[("Note".into(), "schedule simulated by rustci-sim; field 3 is the simulated wait".into())])?;
+    write_swf_header(
+        &mut w,
+        &loaded.meta,
+        &[(
+            "Note".into(),
+            "schedule simulated by rustci-sim; field 3 is the simulated wait".into(),
+        )],
+    )?;
     let mut sorted: Vec<&rustci_sim::outcome::JobResult> = results.iter().collect();
     sorted.sort_by_key(|r| r.index);
     for r in sorted {
@@ -317,7 +355,9 @@ fn progress_bar(quiet: bool, len: u64) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} jobs finished ({per_sec}, eta {eta})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} jobs finished ({per_sec}, eta {eta})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)

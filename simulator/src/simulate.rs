@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use rustci_datasets::record::JobRecord;
 use rustci_scheduler::{
-    CoreError, Millis, PolicyConfig, PoolId, Predictor, RunnerId, Scheduler, SchedulerConfig, MS_PER_S,
+    CoreError, Millis, PolicyConfig, PoolId, Predictor, RunnerId, Scheduler, SchedulerConfig,
+    MS_PER_S,
 };
 use thiserror::Error;
 
@@ -107,7 +108,11 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             index: job.record,
             id: record.id.clone(),
             tenant: record.tenant.clone(),
-            qos: qos_names.get(job.spec.qos.0 as usize).copied().unwrap_or("").to_string(),
+            qos: qos_names
+                .get(job.spec.qos.0 as usize)
+                .copied()
+                .unwrap_or("")
+                .to_string(),
             submit_s: ms(job.spec.submit_ms),
             start_s: ms(pl.start_ms),
             end_s: ms(pl.end_ms),
@@ -131,7 +136,10 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         qos: fleet
             .qos
             .iter()
-            .map(|q| QosFacts { name: q.name.clone(), wait_target_s: q.wait_target_s })
+            .map(|q| QosFacts {
+                name: q.name.clone(),
+                wait_target_s: q.wait_target_s,
+            })
             .collect(),
         skipped: prepared.skipped.clone(),
         sim_start_s: ms(start_ms),
@@ -143,5 +151,9 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         workload: spec.workload_name,
         seed: spec.seed,
     };
-    Ok(RunOutput { facts, prepared, engine })
+    Ok(RunOutput {
+        facts,
+        prepared,
+        engine,
+    })
 }

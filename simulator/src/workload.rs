@@ -40,7 +40,11 @@ pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
     let max_slots = fleet.pools.iter().map(|p| p.slots).max().unwrap_or(0);
     let mut tenants: Vec<TenantSpec> = Vec::new();
     let mut tenant_ids: HashMap<&str, TenantId> = HashMap::new();
-    let weights: HashMap<&str, f64> = fleet.tenants.iter().map(|t| (t.name.as_str(), t.weight)).collect();
+    let weights: HashMap<&str, f64> = fleet
+        .tenants
+        .iter()
+        .map(|t| (t.name.as_str(), t.weight))
+        .collect();
     let mut skipped = Skipped::default();
 
     let mut order: Vec<(i64, Option<u64>, usize)> = records
@@ -104,5 +108,9 @@ pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
             run_ms: run_s * MS_PER_S,
         });
     }
-    Prepared { jobs, tenants, skipped }
+    Prepared {
+        jobs,
+        tenants,
+        skipped,
+    }
 }

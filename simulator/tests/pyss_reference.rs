@@ -31,7 +31,12 @@ fn replay(rel: &str, processors: u32) {
         progress: None,
     })
     .expect("simulate");
-    let ours: HashMap<&str, f64> = out.facts.results.iter().map(|r| (r.id.as_str(), r.wait_s())).collect();
+    let ours: HashMap<&str, f64> = out
+        .facts
+        .results
+        .iter()
+        .map(|r| (r.id.as_str(), r.wait_s()))
+        .collect();
     assert_eq!(ours.len(), records.len(), "every job of {rel} ran");
     let mut same = 0usize;
     let (mut sum_ref, mut sum_ours) = (0.0, 0.0);
@@ -57,17 +62,34 @@ fn replay(rel: &str, processors: u32) {
         sum_ours / n,
         sum_ref / n
     );
-    assert!(share >= 0.99, "{rel}: only {share:.4} of waits equal; first difference {first_diff:?}");
-    assert!(mean_gap <= 0.005, "{rel}: mean wait off by {:.3}%", mean_gap * 100.0);
-    assert_eq!(same, records.len(), "{rel}: first difference (id, pyss, ours) {first_diff:?}");
+    assert!(
+        share >= 0.99,
+        "{rel}: only {share:.4} of waits equal; first difference {first_diff:?}"
+    );
+    assert!(
+        mean_gap <= 0.005,
+        "{rel}: mean wait off by {:.3}%",
+        mean_gap * 100.0
+    );
+    assert_eq!(
+        same,
+        records.len(),
+        "{rel}: first difference (id, pyss, ours) {first_diff:?}"
+    );
 }
 
 #[test]
 fn kth_sp2_easy_matches_pyss() {
-    replay("pyss_easy_reference/KTH-SP2_res_easy_backfill_scheduler_None_None.swf.gz", 100);
+    replay(
+        "pyss_easy_reference/KTH-SP2_res_easy_backfill_scheduler_None_None.swf.gz",
+        100,
+    );
 }
 
 #[test]
 fn sdsc_sp2_easy_matches_pyss() {
-    replay("pyss_easy_reference/SDSC-SP2_res_easy_backfill_scheduler_None_None.swf.gz", 128);
+    replay(
+        "pyss_easy_reference/SDSC-SP2_res_easy_backfill_scheduler_None_None.swf.gz",
+        128,
+    );
 }

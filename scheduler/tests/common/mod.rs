@@ -23,11 +23,22 @@ pub fn config(policy: PolicyConfig, pools: Vec<PoolSpec>, tenants: usize) -> Che
         labels: vec!["linux".into(), "gpu".into(), "macos".into()],
         pools,
         tenants: (0..tenants)
-            .map(|i| TenantSpec { name: format!("t{i}"), weight: 1.0 })
+            .map(|i| TenantSpec {
+                name: format!("t{i}"),
+                weight: 1.0,
+            })
             .collect(),
         qos: vec![
-            QosSpec { name: "urgent".into(), priority: 10, wait_target_ms: 60_000 },
-            QosSpec { name: "batch".into(), priority: 0, wait_target_ms: 100_000 },
+            QosSpec {
+                name: "urgent".into(),
+                priority: 10,
+                wait_target_ms: 60_000,
+            },
+            QosSpec {
+                name: "batch".into(),
+                priority: 0,
+                wait_target_ms: 100_000,
+            },
         ],
     }
     .check()
@@ -72,7 +83,14 @@ pub fn drive(
     let mut out = Vec::new();
     for &(r, p) in runners {
         sched
-            .handle(0, Event::RunnerJoined { runner: RunnerId(r), pool: PoolId(p) }, &mut out)
+            .handle(
+                0,
+                Event::RunnerJoined {
+                    runner: RunnerId(r),
+                    pool: PoolId(p),
+                },
+                &mut out,
+            )
             .expect("join");
         free.insert(r, pools[p as usize].slots_per_runner);
         runner_pool.insert(r, p);
@@ -123,15 +141,27 @@ pub fn drive(
             Err(e) => panic!("core error at {now}: {e} (submitted {submitted:?})"),
         }
         for d in &out {
-            let Decision::Start { job, runner, .. } = *d else { panic!("unexpected {d:?}") };
+            let Decision::Start { job, runner, .. } = *d else {
+                panic!("unexpected {d:?}")
+            };
             let (spec, run_ms) = by_id[&job.0];
-            assert!(run.starts.insert(job.0, (now, runner)).is_none(), "job {job} started twice");
+            assert!(
+                run.starts.insert(job.0, (now, runner)).is_none(),
+                "job {job} started twice"
+            );
             assert!(now >= spec.submit_ms, "job {job} started before submission");
             let f = free.get_mut(&runner.0).expect("known runner");
-            assert!(*f >= spec.slots, "runner {runner} over capacity with job {job}");
+            assert!(
+                *f >= spec.slots,
+                "runner {runner} over capacity with job {job}"
+            );
             *f -= spec.slots;
             let p = &pools[runner_pool[&runner.0] as usize];
-            assert!(p.labels.covers(spec.labels), "job {job} on pool {} without its labels", p.name);
+            assert!(
+                p.labels.covers(spec.labels),
+                "job {job} on pool {} without its labels",
+                p.name
+            );
             finishes.push(Reverse((now + run_ms, job.0)));
         }
         if watch_reservations {
@@ -141,8 +171,10 @@ pub fn drive(
                 .filter(|id| !run.starts.contains_key(id) && !run.refused.contains(id))
                 .collect();
             for id in pending {
-                if let Ok(JobStatus::Pending { reason: WaitReason::Reserved { at, .. }, .. }) =
-                    sched.explain(JobId(id), now)
+                if let Ok(JobStatus::Pending {
+                    reason: WaitReason::Reserved { at, .. },
+                    ..
+                }) = sched.explain(JobId(id), now)
                 {
                     let e = run.reserved_at.entry(id).or_insert(at);
                     *e = (*e).min(at);
