@@ -67,6 +67,9 @@ enum BackfillArg {
 
 #[derive(Args, Debug)]
 struct WorkloadArgs {
+    /// Synthetic workload parameters (TOML; every field optional, see the README).
+    #[arg(long, value_name = "FILE.toml")]
+    synthetic: Option<PathBuf>,
     /// Seed of the synthetic workload.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -79,18 +82,26 @@ struct WorkloadArgs {
 }
 
 impl WorkloadArgs {
-    fn config(&self) -> SyntheticConfig {
-        let mut cfg = SyntheticConfig {
-            seed: self.seed,
-            ..SyntheticConfig::default()
+    /// The generator's parameters: the file's (or the defaults), then the flags.
+    fn config(&self) -> Result<SyntheticConfig> {
+        let mut cfg = match &self.synthetic {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<SyntheticConfig>(&text)
+                    .with_context(|| format!("{}", path.display()))?
+            }
+            None => SyntheticConfig::default(),
         };
+        cfg.seed = self.seed;
         if let Some(d) = self.days {
             cfg.days = d;
         }
         if let Some(j) = self.jobs_per_day {
             cfg.jobs_per_day = j;
         }
-        cfg
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -170,7 +181,7 @@ fn main() {
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<()> {
-    let cfg = args.workload.config();
+    let cfg = args.workload.config()?;
     let records = generate(&cfg).context("generating the synthetic workload")?;
     jobcsv::write_jobcsv(&args.out, &records)
         .with_context(|| format!("writing {}", args.out.display()))?;
@@ -187,7 +198,7 @@ struct Loaded {
 
 fn load(args: &RunArgs) -> Result<Loaded> {
     let Some(path) = &args.trace else {
-        let cfg = args.workload.config();
+        let cfg = args.workload.config()?;
         let records = generate(&cfg).context("generating the synthetic workload")?;
         return Ok(Loaded {
             records,
