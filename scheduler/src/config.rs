@@ -25,11 +25,12 @@ pub enum QueueOrder {
 }
 
 /// What happens when the job in turn cannot start now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backfill {
     /// Strict: the blocked job blocks every later job that could use any of its pools.
     None,
+    #[default]
     /// EASY: the first blocked job of each group of pools gets a reservation on the
     /// runner where it can start earliest (by estimates); later jobs start now only if
     /// they do not delay it.

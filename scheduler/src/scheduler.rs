@@ -144,6 +144,47 @@ struct Reservation {
     extra: u32,
 }
 
+/// What one scheduling pass has decided so far.
+#[derive(Debug, Clone, Default)]
+struct Pass {
+    now: Millis,
+    number: u64,
+    backfill: Backfill,
+    all_pools: PoolMask,
+    /// EASY reservations made in this pass.
+    reservations: Vec<Reservation>,
+    /// Pools some earlier job of this pass waits for (EASY protects only the first).
+    waiting_pools: PoolMask,
+    /// Strict FCFS: pools closed to later jobs, and the jobs that closed them.
+    blocked_pools: PoolMask,
+    blockers: Vec<(PoolMask, JobId)>,
+    /// Jobs started: (lane, key), removed from the queue when the pass ends.
+    started: Vec<(usize, LaneKey)>,
+}
+
+impl Pass {
+    fn start(&mut self, now: Millis, number: u64, backfill: Backfill, pools: usize) {
+        self.now = now;
+        self.number = number;
+        self.backfill = backfill;
+        self.all_pools = PoolMask(if pools >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << pools) - 1
+        });
+        self.reservations.clear();
+        self.waiting_pools = PoolMask::default();
+        self.blocked_pools = PoolMask::default();
+        self.blockers.clear();
+        self.started.clear();
+    }
+
+    /// Nothing more can start: no free slot, or (strict) every pool is closed.
+    fn is_over(&self, free_slots: u64) -> bool {
+        free_slots == 0 || (self.backfill == Backfill::None && self.blocked_pools == self.all_pools)
+    }
+}
+
 /// The scheduling core. See the module docs.
 pub struct Scheduler {
     config: CheckedConfig,
@@ -156,11 +197,9 @@ pub struct Scheduler {
     last_now: Millis,
     next_seq: u64,
     pass: u64,
-    started_scratch: Vec<(usize, LaneKey)>,
-    reservations: Vec<Reservation>,
-    /// Jobs that closed pools in the last strict pass, for explaining jobs it never
-    /// reached.
-    blockers: Vec<(PoolMask, JobId)>,
+    /// The latest pass: its buffers are reused, and its blockers explain jobs a strict
+    /// pass never reached.
+    last_pass: Pass,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -190,9 +229,7 @@ impl Scheduler {
             last_now: Millis::MIN,
             next_seq: 0,
             pass: 0,
-            started_scratch: Vec::new(),
-            reservations: Vec::new(),
-            blockers: Vec::new(),
+            last_pass: Pass::default(),
         }
     }
 
@@ -357,6 +394,7 @@ impl Scheduler {
                 let reason = if reason_pass == self.pass && reason_pass != 0 {
                     reason
                 } else if let Some(&(_, blocker)) = self
+                    .last_pass
                     .blockers
                     .iter()
                     .find(|(m, j)| m.intersects(entry.pools) && *j != job)
@@ -593,46 +631,19 @@ impl Scheduler {
             return;
         }
         self.pass += 1;
-        let pass = self.pass;
-        let backfill = self.config.policy.backfill;
-        let mut started = std::mem::take(&mut self.started_scratch);
-        let mut reservations = std::mem::take(&mut self.reservations);
-        reservations.clear();
-        let mut waiting_pools = PoolMask::default();
-        let mut blocked_pools = PoolMask::default();
-        let mut blockers = std::mem::take(&mut self.blockers);
-        blockers.clear();
-
-        let all_pools = PoolMask(if self.fleet.pools.len() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.fleet.pools.len()) - 1
-        });
+        let pools = self.fleet.pools.len();
+        let mut p = std::mem::take(&mut self.last_pass);
+        p.start(now, self.pass, self.config.policy.backfill, pools);
         let lanes = std::mem::take(&mut self.lanes);
         if lanes.len() == 1 {
             // One lane (FIFO, priority, shortest estimate): its own order is the order.
             for (&key, &job) in &lanes[0] {
-                if self.fleet.free_slots == 0
-                    || (backfill == Backfill::None && blocked_pools == all_pools)
-                {
+                if p.is_over(self.fleet.free_slots) {
                     break;
                 }
-                self.visit(
-                    now,
-                    pass,
-                    backfill,
-                    job,
-                    0,
-                    key,
-                    &mut reservations,
-                    &mut waiting_pools,
-                    &mut blocked_pools,
-                    &mut blockers,
-                    &mut started,
-                    out,
-                );
+                self.visit(&mut p, job, 0, key, out);
             }
-            self.finish_pass(lanes, started, reservations, blockers);
+            self.finish_pass(lanes, p);
             return;
         }
         // Lanes are merged by score; a heap entry is (score, head key, lane).
@@ -646,74 +657,51 @@ impl Scheduler {
                 heap.push(Reverse((OrdF64(self.lane_score(i, k, now)), *k, i)));
             }
         }
-
         while let Some(Reverse((_, _, lane))) = heap.pop() {
-            // Nothing more can start: no free slot, or (strict) every pool is closed.
-            if self.fleet.free_slots == 0
-                || (backfill == Backfill::None && blocked_pools == all_pools)
-            {
+            if p.is_over(self.fleet.free_slots) {
                 break;
             }
             let Some((key, job)) = heads[lane].take() else {
                 continue;
             };
-            self.visit(
-                now,
-                pass,
-                backfill,
-                job,
-                lane,
-                key,
-                &mut reservations,
-                &mut waiting_pools,
-                &mut blocked_pools,
-                &mut blockers,
-                &mut started,
-                out,
-            );
+            self.visit(&mut p, job, lane, key, out);
             if let Some((k, j)) = cursors[lane].next() {
                 heads[lane] = Some((*k, *j));
                 heap.push(Reverse((OrdF64(self.lane_score(lane, k, now)), *k, lane)));
             }
         }
         drop(cursors);
-        self.finish_pass(lanes, started, reservations, blockers);
+        self.finish_pass(lanes, p);
     }
 
-    /// Puts the lanes and scratch buffers back and drops the started jobs from the queue.
-    fn finish_pass(
-        &mut self,
-        lanes: Vec<BTreeMap<LaneKey, JobId>>,
-        mut started: Vec<(usize, LaneKey)>,
-        reservations: Vec<Reservation>,
-        blockers: Vec<(PoolMask, JobId)>,
-    ) {
+    /// Puts the lanes back, drops the started jobs from the queue, and keeps the pass's
+    /// buffers (and what it learnt, for `explain`).
+    fn finish_pass(&mut self, lanes: Vec<BTreeMap<LaneKey, JobId>>, mut p: Pass) {
         self.lanes = lanes;
-        for (lane, key) in started.drain(..) {
+        for (lane, key) in p.started.drain(..) {
             self.lanes[lane].remove(&key);
             self.pending -= 1;
         }
-        self.started_scratch = started;
-        self.reservations = reservations;
-        self.blockers = blockers;
+        self.last_pass = p;
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn visit(
         &mut self,
-        now: Millis,
-        pass: u64,
-        backfill: Backfill,
+        p: &mut Pass,
         job: JobId,
         lane: usize,
         key: LaneKey,
-        reservations: &mut Vec<Reservation>,
-        waiting_pools: &mut PoolMask,
-        blocked_pools: &mut PoolMask,
-        blockers: &mut Vec<(PoolMask, JobId)>,
-        started: &mut Vec<(usize, LaneKey)>,
         out: &mut Vec<Decision>,
     ) {
+        let (now, pass, backfill) = (p.now, p.number, p.backfill);
+        let Pass {
+            reservations,
+            waiting_pools,
+            blocked_pools,
+            blockers,
+            started,
+            ..
+        } = p;
         let Some(entry) = self.jobs.get(&job) else {
             return;
         };

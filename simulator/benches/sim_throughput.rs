@@ -11,7 +11,6 @@ use std::time::Instant;
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::{open_trace, TraceFormat};
-use rustci_scheduler::{PolicyConfig, RequestedTime};
 use rustci_sim::fleet_file::Fleet;
 use rustci_sim::simulate::{simulate, RunSpec};
 
@@ -29,16 +28,8 @@ fn peak_rss_mb() -> f64 {
 fn run(name: &str, records: &[rustci_datasets::JobRecord], fleet: &Fleet, policy: &str) {
     let t = Instant::now();
     let out = simulate(RunSpec {
-        records,
-        fleet,
-        policy: PolicyConfig::named(policy).expect("policy"),
-        policy_name: policy.into(),
-        predictor: Box::new(RequestedTime::default()),
-        load: 1.0,
         workload_name: name.into(),
-        seed: None,
-        record_decisions: false,
-        progress: None,
+        ..RunSpec::new(records, fleet, policy).expect("policy")
     })
     .expect("simulate");
     let total = t.elapsed().as_secs_f64();

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use rustci_datasets::record::JobRecord;
 use rustci_scheduler::{
-    CoreError, Millis, PolicyConfig, PoolId, Predictor, RunnerId, Scheduler, SchedulerConfig,
-    MS_PER_S,
+    CoreError, Millis, PolicyConfig, PoolId, Predictor, RequestedTime, RunnerId, Scheduler,
+    SchedulerConfig, MS_PER_S,
 };
 use thiserror::Error;
 
@@ -36,6 +36,25 @@ pub struct RunSpec<'a> {
     pub record_decisions: bool,
     /// Called with the number of finished jobs as the run goes.
     pub progress: Option<Box<dyn FnMut(u64)>>,
+}
+
+impl<'a> RunSpec<'a> {
+    /// A run of a named policy with requested-time estimates at the trace's own load,
+    /// quiet, without a decision log.
+    pub fn new(records: &'a [JobRecord], fleet: &'a Fleet, policy: &str) -> Result<Self, SimError> {
+        Ok(Self {
+            records,
+            fleet,
+            policy: PolicyConfig::named(policy).map_err(SimError::Config)?,
+            policy_name: policy.to_string(),
+            predictor: Box::new(RequestedTime::default()),
+            load: 1.0,
+            workload_name: String::new(),
+            seed: None,
+            record_decisions: false,
+            progress: None,
+        })
+    }
 }
 
 impl std::fmt::Debug for RunSpec<'_> {

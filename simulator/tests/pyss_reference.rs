@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::{open_trace, TraceFormat};
-use rustci_scheduler::{PolicyConfig, RequestedTime};
 use rustci_sim::fleet_file::Fleet;
 use rustci_sim::simulate::{simulate, RunSpec};
 
@@ -19,16 +18,8 @@ fn replay(rel: &str, processors: u32) {
     let records = trace.collect_records().expect("read reference");
     let fleet = Fleet::processors(processors);
     let out = simulate(RunSpec {
-        records: &records,
-        fleet: &fleet,
-        policy: PolicyConfig::named("easy").expect("easy"),
-        policy_name: "easy".into(),
-        predictor: Box::new(RequestedTime::default()),
-        load: 1.0,
         workload_name: rel.into(),
-        seed: None,
-        record_decisions: false,
-        progress: None,
+        ..RunSpec::new(&records, &fleet, "easy").expect("policy")
     })
     .expect("simulate");
     let ours: HashMap<&str, f64> = out

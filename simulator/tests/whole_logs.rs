@@ -5,23 +5,14 @@
 use rustci_datasets::open_trace;
 use rustci_datasets::record::JobRecord;
 use rustci_datasets::testdata::dataset;
-use rustci_scheduler::{PolicyConfig, RequestedTime};
 use rustci_sim::fleet_file::Fleet;
 use rustci_sim::report::Report;
 use rustci_sim::simulate::{simulate, RunSpec};
 
 fn replay(name: &str, records: &[JobRecord], fleet: &Fleet, policy: &str) -> Report {
     let out = simulate(RunSpec {
-        records,
-        fleet,
-        policy: PolicyConfig::named(policy).expect("policy"),
-        policy_name: policy.into(),
-        predictor: Box::new(RequestedTime::default()),
-        load: 1.0,
         workload_name: name.into(),
-        seed: None,
-        record_decisions: false,
-        progress: None,
+        ..RunSpec::new(records, fleet, policy).expect("policy")
     })
     .expect("simulate");
     let report = Report::from_facts(&out.facts);
