@@ -201,9 +201,6 @@ impl SchedulerConfig {
                 ));
             }
         }
-        if self.pools.is_empty() {
-            return Err(invalid("pools", "at least one pool is needed"));
-        }
         if self.pools.len() > 64 {
             return Err(invalid(
                 "pools",

@@ -22,4 +22,4 @@ pub use domain::{
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
 pub use predictor::{Estimate, Predictor, RequestedTime};
-pub use scheduler::{Decision, Event, Scheduler};
+pub use scheduler::{Decision, Event, PoolAdvice, Scheduler};

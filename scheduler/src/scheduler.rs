@@ -37,7 +37,7 @@ use serde::Serialize;
 
 use crate::config::{Backfill, CheckedConfig, QueueOrder};
 use crate::domain::{
-    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, RunnerId, TenantId, TenantSpec,
+    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, RunnerId, TenantId, TenantSpec,
 };
 use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
@@ -69,6 +69,15 @@ pub enum Event {
     },
     /// Nothing happened but time passed (QoS aging, periodic passes in the live service).
     Tick,
+}
+
+/// How many runners a pool should have, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolAdvice {
+    pub pool: PoolId,
+    pub current: u32,
+    pub desired: u32,
+    pub reason: String,
 }
 
 /// What the driver must do.
@@ -241,6 +250,122 @@ impl Scheduler {
         self.predictor.name()
     }
 
+    /// Registers a label name (live services learn labels from runners); returns its
+    /// bit. A known name returns its existing bit.
+    pub fn add_label(&mut self, name: &str) -> Result<u32, CoreError> {
+        if let Some(i) = self.config.labels.iter().position(|l| l == name) {
+            return Ok(i as u32);
+        }
+        if name.is_empty() || self.config.labels.len() >= 64 {
+            return Err(CoreError::InvalidConfig {
+                field: "labels".into(),
+                reason: format!("cannot add label {name:?}: empty, or 64 labels already"),
+            });
+        }
+        self.config.labels.push(name.to_string());
+        Ok((self.config.labels.len() - 1) as u32)
+    }
+
+    /// Adds a pool (live services learn pools from runners). Waiting jobs that fit it
+    /// may use it from the next pass on.
+    pub fn add_pool(&mut self, spec: PoolSpec) -> Result<PoolId, CoreError> {
+        let invalid = |reason: String| CoreError::InvalidConfig {
+            field: format!("pool {}", spec.name),
+            reason,
+        };
+        if self.config.pools.len() >= 64 {
+            return Err(invalid("at most 64 pools".into()));
+        }
+        if spec.name.is_empty() || self.config.pools.iter().any(|p| p.name == spec.name) {
+            return Err(invalid("empty or duplicate pool name".into()));
+        }
+        if spec.slots_per_runner == 0 {
+            return Err(invalid("slots_per_runner must be at least 1".into()));
+        }
+        let label_bits = if self.config.labels.len() >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.config.labels.len()) - 1
+        };
+        if spec.labels.0 & !label_bits != 0 {
+            return Err(invalid("uses a label bit with no name".into()));
+        }
+        let id = PoolId(self.config.pools.len() as u16);
+        self.config.pools.push(spec);
+        self.fleet.pools.push(Default::default());
+        for entry in self.jobs.values_mut() {
+            let p = &self.config.pools[id.0 as usize];
+            if p.labels.covers(entry.spec.labels) && p.slots_per_runner >= entry.spec.slots {
+                entry.pools.insert(id);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Puts back a job that was already running on `runner` since `start_ms` (a
+    /// restarting service rebuilding its state). The runner must have joined.
+    pub fn restore_running(
+        &mut self,
+        spec: JobSpec,
+        runner: RunnerId,
+        start_ms: Millis,
+    ) -> Result<Millis, CoreError> {
+        let id = spec.id;
+        self.submit(spec)?;
+        let Some(entry) = self.jobs.get(&id) else {
+            return Err(CoreError::UnknownJob(id));
+        };
+        let (slots, est, tenant, pools) = (
+            entry.spec.slots,
+            entry.estimate.point_ms,
+            entry.spec.tenant,
+            entry.pools,
+        );
+        let EntryState::Pending { lane, key, .. } = entry.state else {
+            return Err(CoreError::UnknownJob(id));
+        };
+        let fits = self
+            .fleet
+            .runners
+            .get(&runner)
+            .map(|r| pools.contains(r.pool) && r.free >= slots);
+        if fits != Some(true) {
+            self.lanes[lane].remove(&key);
+            self.pending -= 1;
+            self.jobs.remove(&id);
+            return Err(if fits.is_none() {
+                CoreError::UnknownRunner(runner)
+            } else {
+                CoreError::InvalidJob {
+                    job: id,
+                    field: "runner",
+                    reason: format!("runner {runner} cannot hold it"),
+                }
+            });
+        }
+        self.lanes[lane].remove(&key);
+        self.pending -= 1;
+        let est_end = start_ms + est;
+        self.fleet.occupy(runner, id, slots, est_end);
+        let charged = f64::from(slots) * est as f64 / 1000.0;
+        self.charge(tenant, start_ms.max(self.last_now), charged);
+        if let Some(e) = self.jobs.get_mut(&id) {
+            e.state = EntryState::Running {
+                runner,
+                start: start_ms,
+                est_end,
+                charged,
+            };
+        }
+        Ok(est_end)
+    }
+
+    /// Adds slot-seconds of past usage to a tenant's fair-share account (a restarting
+    /// service replaying finished jobs).
+    pub fn charge_usage(&mut self, tenant: TenantId, now: Millis, slot_seconds: f64) {
+        self.charge(tenant, now, slot_seconds);
+    }
+
     /// Registers another tenant (live services learn tenants as they come).
     pub fn add_tenant(&mut self, spec: TenantSpec) -> Result<TenantId, CoreError> {
         if !(spec.weight.is_finite() && spec.weight > 0.0) {
@@ -270,6 +395,51 @@ impl Scheduler {
     /// Slots free now on runners that take work.
     pub fn free_slots(&self) -> u64 {
         self.fleet.free_slots
+    }
+
+    /// Free slots and registered runners of one pool.
+    pub fn pool_capacity(&self, pool: PoolId) -> (u64, u32) {
+        self.fleet
+            .pools
+            .get(pool.0 as usize)
+            .map_or((0, 0), |p| (p.free_slots, p.runners))
+    }
+
+    /// Reactive scaling advice per pool: enough runners for the slots running now plus
+    /// the slots of waiting jobs (each counted in the first pool that can run it), like
+    /// the runner controllers CI users run today.
+    pub fn reactive_advice(&self) -> Vec<PoolAdvice> {
+        let pools = self.config.pools();
+        let mut demand = vec![0u64; pools.len()];
+        for entry in self.jobs.values() {
+            let pool = match entry.state {
+                EntryState::Running { runner, .. } => {
+                    self.fleet.runners.get(&runner).map(|r| r.pool)
+                }
+                EntryState::Pending { .. } => entry.pools.iter().next(),
+            };
+            if let Some(p) = pool {
+                demand[p.0 as usize] += u64::from(entry.spec.slots);
+            }
+        }
+        pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let per = u64::from(p.slots_per_runner.max(1));
+                let desired = demand[i].div_ceil(per) as u32;
+                let current = self.fleet.pools.get(i).map_or(0, |s| s.runners);
+                PoolAdvice {
+                    pool: PoolId(i as u16),
+                    current,
+                    desired,
+                    reason: format!(
+                        "reactive: {} slots running or waiting / {} slots per runner",
+                        demand[i], per
+                    ),
+                }
+            })
+            .collect()
     }
 
     /// Pools that could ever run a job with these labels and slots.

@@ -1,0 +1,202 @@
+//! Who is calling: a tenant's API key, a runner token, or anyone on loopback in local
+//! mode. Keys and tokens are compared, never logged or echoed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use serde::Deserialize;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+/// The auth file (`rustci serve --auth FILE`):
+///
+/// ```toml
+/// runner_tokens = ["rt-1"]
+///
+/// [[tenant]]
+/// name = "team-a"
+/// api_keys = ["key-a"]
+/// weight = 2.0      # fair-share weight, optional
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    #[serde(default)]
+    pub runner_tokens: Vec<String>,
+    #[serde(default, rename = "tenant")]
+    pub tenants: Vec<TenantAuth>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantAuth {
+    pub name: String,
+    pub api_keys: Vec<String>,
+    pub weight: Option<f64>,
+}
+
+impl std::fmt::Debug for TenantAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantAuth")
+            .field("name", &self.name)
+            .field("api_keys", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Local mode: no auth file; any caller (the server listens on loopback only).
+    Local,
+    Tenant(String),
+    Runner,
+}
+
+#[derive(Clone, Default)]
+pub struct Auth {
+    local: bool,
+    keys: HashMap<String, String>,
+    runner_tokens: HashSet<String>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("local", &self.local)
+            .field("tenants", &self.keys.values().collect::<HashSet<_>>().len())
+            .field("runner_tokens", &self.runner_tokens.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {source}")]
+    Toml {
+        file: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{file}: {field}: {reason}")]
+    Invalid {
+        file: String,
+        field: String,
+        reason: String,
+    },
+}
+
+impl Auth {
+    /// Local mode: every caller is trusted.
+    pub fn local() -> Self {
+        Self {
+            local: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local
+    }
+
+    pub fn load(path: &Path) -> Result<(Self, AuthFile), AuthError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let parsed: AuthFile = toml::from_str(&text).map_err(|source| AuthError::Toml {
+            file: file.clone(),
+            source,
+        })?;
+        let auth = Self::from_file(&parsed, &file)?;
+        Ok((auth, parsed))
+    }
+
+    pub fn from_file(f: &AuthFile, file: &str) -> Result<Self, AuthError> {
+        let bad = |field: String, reason: &str| AuthError::Invalid {
+            file: file.into(),
+            field,
+            reason: reason.into(),
+        };
+        let mut keys = HashMap::new();
+        for (i, t) in f.tenants.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(bad(format!("tenant[{i}].name"), "must not be empty"));
+            }
+            if let Some(w) = t.weight {
+                if !(w.is_finite() && w > 0.0) {
+                    return Err(bad(
+                        format!("tenant[{i}] ({}).weight", t.name),
+                        "must be > 0",
+                    ));
+                }
+            }
+            for (k, key) in t.api_keys.iter().enumerate() {
+                if key.len() < 8 {
+                    return Err(bad(
+                        format!("tenant[{i}] ({}).api_keys[{k}]", t.name),
+                        "keys must be at least 8 characters",
+                    ));
+                }
+                if keys.insert(key.clone(), t.name.clone()).is_some() {
+                    return Err(bad(
+                        format!("tenant[{i}] ({}).api_keys[{k}]", t.name),
+                        "the same key is listed twice",
+                    ));
+                }
+            }
+        }
+        for (i, t) in f.runner_tokens.iter().enumerate() {
+            if t.len() < 8 {
+                return Err(bad(
+                    format!("runner_tokens[{i}]"),
+                    "tokens must be at least 8 characters",
+                ));
+            }
+            if keys.contains_key(t) {
+                return Err(bad(
+                    format!("runner_tokens[{i}]"),
+                    "is also a tenant's API key",
+                ));
+            }
+        }
+        Ok(Self {
+            local: false,
+            keys,
+            runner_tokens: f.runner_tokens.iter().cloned().collect(),
+        })
+    }
+
+    /// The caller of a request, from its `authorization: Bearer ...` header.
+    pub fn authenticate(&self, meta: &MetadataMap) -> Result<Principal, Status> {
+        if self.local {
+            return Ok(Principal::Local);
+        }
+        let Some(value) = meta.get("authorization") else {
+            return Err(Status::unauthenticated(
+                "missing authorization header (Bearer API key or runner token)",
+            ));
+        };
+        let secret = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization header must be \"Bearer <key>\"")
+            })?;
+        if let Some(tenant) = self.keys.get(secret) {
+            return Ok(Principal::Tenant(tenant.clone()));
+        }
+        if self.runner_tokens.contains(secret) {
+            return Ok(Principal::Runner);
+        }
+        Err(Status::unauthenticated("unknown API key or runner token"))
+    }
+}

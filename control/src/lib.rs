@@ -1,0 +1,15 @@
+//! rustci's live control plane: the gRPC services of `rustci.v1` on the same scheduling
+//! core as the simulator, durable stores, Redis coordination, and the `rustci` CLI.
+//!
+//! A request's path: [`service`] (authenticate, parse names) → [`live::Live`] (core
+//! events and decisions, one store batch) → [`store`]; errors become statuses in
+//! [`status`].
+
+pub mod auth;
+pub mod live;
+pub mod metrics;
+pub mod pb;
+pub mod server;
+pub mod service;
+pub mod status;
+pub mod store;

@@ -1,0 +1,1281 @@
+//! The live driver of the scheduling core: what `rustci serve` runs behind its RPCs.
+//!
+//! It owns the core ([`Scheduler`]), the durable [`Store`] and the clock. Every request
+//! becomes core events at the clock's `now`; the decisions the core returns become
+//! leases. Every change is committed to the store, in one batch per request, before the
+//! request is answered; if a commit fails the in-memory state is rebuilt from the store,
+//! which stays the truth.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use rustci_scheduler::{
+    CoreError, Decision, Event, JobId, JobSpec, JobStatus, LabelSet, Millis, PolicyConfig, PoolId,
+    PoolSpec, QosId, QosSpec, RequestedTime, RunnerId, Scheduler, SchedulerConfig, TenantId,
+    TenantSpec, WaitReason,
+};
+use thiserror::Error;
+use tokio::sync::{broadcast, Notify};
+
+use crate::store::{Batch, JobFilter, JobState, Store, StoreError, StoredJob, StoredRunner};
+
+/// The driver's clock. Live it is the system clock; tests use a [`ManualClock`].
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now_ms(&self) -> Millis;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> Millis {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as Millis)
+    }
+}
+
+/// A clock that only moves when told to (parity tests replay simulated time with it).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(ms: Millis) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+    pub fn set(&self, ms: Millis) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> Millis {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Limits on what clients may send; beyond them a request is `INVALID_ARGUMENT`.
+pub mod limits {
+    pub const ID_LEN: usize = 128;
+    pub const LABEL_LEN: usize = 64;
+    pub const LABELS: usize = 16;
+    pub const SLOTS: u32 = 1024;
+    pub const COMMAND_LEN: usize = 64 * 1024;
+    pub const TEXT_LEN: usize = 256;
+    pub const REQUESTED_MS: i64 = 30 * 24 * 3_600_000;
+    pub const PAGE_SIZE: i32 = 1000;
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub policy: PolicyConfig,
+    pub qos: Vec<QosSpec>,
+    /// A runner silent this long loses its leases; its jobs go back to the queue.
+    pub lease_ttl_ms: Millis,
+    /// Estimate for jobs without a requested time.
+    pub default_estimate_ms: Millis,
+    /// Finished jobs this recent are replayed into fair-share usage on restart.
+    pub usage_window_ms: Millis,
+    /// Keep every core decision (parity tests).
+    pub record_decisions: bool,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            policy: PolicyConfig::named("fairshare").unwrap_or_default(),
+            qos: vec![
+                QosSpec {
+                    name: "urgent".into(),
+                    priority: 10,
+                    wait_target_ms: 60_000,
+                },
+                QosSpec {
+                    name: "standard".into(),
+                    priority: 5,
+                    wait_target_ms: 300_000,
+                },
+                QosSpec {
+                    name: "batch".into(),
+                    priority: 0,
+                    wait_target_ms: 1_800_000,
+                },
+            ],
+            lease_ttl_ms: 15_000,
+            default_estimate_ms: 600_000,
+            usage_window_ms: 28 * 24 * 3_600_000,
+            record_decisions: false,
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum LiveError {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("scheduler: {0}")]
+    Core(#[from] CoreError),
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> LiveError {
+    LiveError::InvalidArgument {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// What a client submits, checked by [`Live::submit`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Submission {
+    pub request_id: String,
+    pub tenant: String,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    pub command: String,
+    pub qos: String,
+    pub priority: i32,
+    pub requested_ms: i64,
+    pub project: String,
+    pub job_name: String,
+    pub branch: String,
+}
+
+/// A job handed to a runner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lease {
+    pub job: StoredJob,
+    pub fencing_token: u64,
+    pub expires_ms: Millis,
+}
+
+/// What a runner reports when a job ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub job: u64,
+    pub fencing_token: u64,
+    pub success: bool,
+    pub exit_code: i32,
+}
+
+/// Why a job waits, for people.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub job: StoredJob,
+    pub reason: &'static str,
+    pub message: String,
+    pub blocking_job: Option<u64>,
+    pub runner: Option<String>,
+    pub at_ms: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitStats {
+    pub queued: u64,
+    pub running: u64,
+    pub wait_p50_ms: Millis,
+    pub wait_p95_ms: Millis,
+    pub wait_p99_ms: Millis,
+    pub started_last_hour: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// (pool, runners, free slots, stats)
+    pub pools: Vec<(String, u32, u64, WaitStats)>,
+    pub tenants: Vec<(String, WaitStats)>,
+    pub revision: u64,
+}
+
+#[derive(Debug)]
+struct RunnerEntry {
+    stored: StoredRunner,
+    id: RunnerId,
+    /// Jobs leased to this runner and not yet handed over by `acquire`.
+    outbox: VecDeque<u64>,
+    /// Jobs cancelled while leased here, told on the next heartbeat.
+    cancelled: Vec<u64>,
+    notify: Arc<Notify>,
+}
+
+/// A job started in the last hour: (start, pool, tenant, wait).
+type RecentStart = (Millis, String, String, Millis);
+
+/// The live state. Not thread-safe by itself: the server keeps it behind one mutex.
+pub struct Live {
+    config: LiveConfig,
+    clock: Arc<dyn Clock>,
+    store: Box<dyn Store>,
+    core: Scheduler,
+    /// Unfinished jobs (queued and leased).
+    jobs: HashMap<u64, StoredJob>,
+    requests: HashMap<(String, String), u64>,
+    runners: HashMap<String, RunnerEntry>,
+    runner_names: HashMap<RunnerId, String>,
+    tenants: HashMap<String, TenantId>,
+    pools: HashMap<String, PoolId>,
+    /// Jobs whose labels no pool has yet: they wait outside the core until one does.
+    parked: BTreeSet<u64>,
+    next_job_id: u64,
+    next_runner_id: u32,
+    revision: u64,
+    next_token: u64,
+    changes: broadcast::Sender<StoredJob>,
+    decisions: Vec<Decision>,
+    decision_log: Vec<(Millis, Decision)>,
+    recent: VecDeque<RecentStart>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("jobs", &self.jobs.len())
+            .field("runners", &self.runners.len())
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Opens the live state on `store`, rebuilding queue, leases, runners and fair-share
+    /// usage from it.
+    pub fn open(
+        config: LiveConfig,
+        clock: Arc<dyn Clock>,
+        store: Box<dyn Store>,
+    ) -> Result<Self, LiveError> {
+        let core = Self::new_core(&config)?;
+        let (changes, _) = broadcast::channel(8192);
+        let mut live = Self {
+            config,
+            clock,
+            store,
+            core,
+            jobs: HashMap::new(),
+            requests: HashMap::new(),
+            runners: HashMap::new(),
+            runner_names: HashMap::new(),
+            tenants: HashMap::new(),
+            pools: HashMap::new(),
+            parked: BTreeSet::new(),
+            next_job_id: 1,
+            next_runner_id: 0,
+            revision: 0,
+            next_token: 0,
+            changes,
+            decisions: Vec::new(),
+            decision_log: Vec::new(),
+            recent: VecDeque::new(),
+        };
+        live.reload()?;
+        Ok(live)
+    }
+
+    fn new_core(config: &LiveConfig) -> Result<Scheduler, LiveError> {
+        let checked = SchedulerConfig {
+            policy: config.policy.clone(),
+            labels: Vec::new(),
+            pools: Vec::new(),
+            tenants: Vec::new(),
+            qos: config.qos.clone(),
+        }
+        .check()?;
+        Ok(Scheduler::new(
+            checked,
+            Box::new(RequestedTime {
+                default_ms: config.default_estimate_ms,
+            }),
+        ))
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    pub fn config(&self) -> &LiveConfig {
+        &self.config
+    }
+
+    /// Every committed job change, as it happens.
+    pub fn subscribe(&self) -> broadcast::Receiver<StoredJob> {
+        self.changes.subscribe()
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// The core's decisions so far (with `record_decisions`).
+    pub fn decision_log(&self) -> &[(Millis, Decision)] {
+        &self.decision_log
+    }
+
+    /// The notifier a runner's long poll waits on.
+    pub fn runner_notify(&self, runner: &str) -> Option<Arc<Notify>> {
+        self.runners.get(runner).map(|r| r.notify.clone())
+    }
+
+    /// Rebuilds everything in memory from the store. Used at start and after a failed
+    /// commit. Leased jobs keep their leases; their runners get one lease TTL from now to
+    /// heartbeat again before their jobs are requeued.
+    pub fn reload(&mut self) -> Result<(), LiveError> {
+        let now = self.now();
+        let snap = self.store.load(now - self.config.usage_window_ms)?;
+        self.core = Self::new_core(&self.config)?;
+        self.jobs.clear();
+        self.requests.clear();
+        self.runners.clear();
+        self.runner_names.clear();
+        self.tenants.clear();
+        self.pools.clear();
+        self.parked.clear();
+        self.next_job_id = snap.max_job_id + 1;
+        self.revision = snap.max_revision;
+        self.next_token = snap.max_fencing_token;
+        let mut out = Vec::new();
+        for mut r in snap.runners {
+            r.last_heartbeat_ms = now;
+            self.join_runner(now, r, &mut out)?;
+        }
+        for job in &snap.recently_finished {
+            if let (Some(s), Some(e)) = (job.start_ms, job.end_ms) {
+                let tenant = self.tenant_id(&job.tenant)?;
+                let slot_s = f64::from(job.slots) * (e - s).max(0) as f64 / 1000.0;
+                self.core.charge_usage(tenant, e.min(now), slot_s);
+            }
+        }
+        let mut batch = Batch::default();
+        for job in snap.unfinished {
+            self.requests
+                .insert((job.tenant.clone(), job.request_id.clone()), job.id);
+            let id = job.id;
+            let leased_on = match (job.state, &job.runner) {
+                (JobState::Leased, Some(r)) => self.runners.get(r).map(|e| e.id),
+                _ => None,
+            };
+            self.jobs.insert(id, job);
+            match leased_on {
+                Some(runner) => {
+                    let spec = self.spec_of(id)?;
+                    let start = self.jobs.get(&id).and_then(|j| j.start_ms).unwrap_or(now);
+                    match spec.map(|s| self.core.restore_running(s, runner, start)) {
+                        Some(Ok(_)) => {
+                            if let Some(j) = self.jobs.get_mut(&id) {
+                                j.lease_expires_ms = Some(now + self.config.lease_ttl_ms);
+                            }
+                        }
+                        _ => self.requeue_in_memory(id, &mut batch),
+                    }
+                }
+                None => {
+                    if self
+                        .jobs
+                        .get(&id)
+                        .is_some_and(|j| j.state == JobState::Leased)
+                    {
+                        self.requeue_in_memory(id, &mut batch);
+                    }
+                    self.enqueue(now, id, &mut out)?;
+                }
+            }
+        }
+        self.core.handle(now, Event::Tick, &mut out)?;
+        self.apply(now, &out, &mut batch);
+        self.store.commit(&batch)?;
+        Ok(())
+    }
+
+    fn requeue_in_memory(&mut self, id: u64, batch: &mut Batch) {
+        self.revision += 1;
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.state = JobState::Queued;
+            j.runner = None;
+            j.lease_expires_ms = None;
+            j.start_ms = None;
+            j.revision = self.revision;
+            batch.jobs.push(j.clone());
+        }
+    }
+
+    fn tenant_id(&mut self, name: &str) -> Result<TenantId, LiveError> {
+        if let Some(&t) = self.tenants.get(name) {
+            return Ok(t);
+        }
+        let t = self.core.add_tenant(TenantSpec {
+            name: name.to_string(),
+            weight: 1.0,
+        })?;
+        self.tenants.insert(name.to_string(), t);
+        Ok(t)
+    }
+
+    /// The label set of `labels` if every label is known to some pool.
+    fn known_labels(&self, labels: &[String]) -> Option<LabelSet> {
+        let names = self.core.config().labels();
+        let mut set = 0u64;
+        for l in labels {
+            let i = names.iter().position(|n| n == l)?;
+            set |= 1u64 << i;
+        }
+        Some(LabelSet(set))
+    }
+
+    /// The core's spec of an unfinished job, or `None` if its labels are unknown yet.
+    fn spec_of(&mut self, id: u64) -> Result<Option<JobSpec>, LiveError> {
+        let Some(job) = self.jobs.get(&id) else {
+            return Err(LiveError::NotFound(format!("jobs/{id}")));
+        };
+        let (tenant, qos, labels) = (job.tenant.clone(), job.qos.clone(), job.labels.clone());
+        let Some(labels) = self.known_labels(&labels) else {
+            return Ok(None);
+        };
+        let tenant = self.tenant_id(&tenant)?;
+        let qos = self
+            .config
+            .qos
+            .iter()
+            .position(|q| q.name == qos)
+            .unwrap_or(0);
+        let Some(job) = self.jobs.get(&id) else {
+            return Err(LiveError::NotFound(format!("jobs/{id}")));
+        };
+        Ok(Some(JobSpec {
+            id: JobId(id),
+            tenant,
+            qos: QosId(qos as u8),
+            priority: job.priority,
+            labels,
+            slots: job.slots,
+            requested_ms: job.requested_ms,
+            submit_ms: job.submit_ms,
+        }))
+    }
+
+    /// Hands a queued job to the core, or parks it while no pool can run it.
+    fn enqueue(&mut self, now: Millis, id: u64, out: &mut Vec<Decision>) -> Result<(), LiveError> {
+        let Some(spec) = self.spec_of(id)? else {
+            self.parked.insert(id);
+            return Ok(());
+        };
+        match self.core.handle(now, Event::Submit(spec), out) {
+            Ok(()) => Ok(()),
+            Err(CoreError::NoEligiblePool { .. }) => {
+                self.parked.insert(id);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Applies the core's decisions to the jobs and runners, adding changed jobs to
+    /// `batch`.
+    fn apply(&mut self, now: Millis, decisions: &[Decision], batch: &mut Batch) {
+        for &d in decisions {
+            if self.config.record_decisions {
+                self.decision_log.push((now, d));
+            }
+            match d {
+                Decision::Start { job, runner, .. } => {
+                    let Some(name) = self.runner_names.get(&runner).cloned() else {
+                        continue;
+                    };
+                    self.next_token += 1;
+                    self.revision += 1;
+                    let Some(j) = self.jobs.get_mut(&job.0) else {
+                        continue;
+                    };
+                    j.state = JobState::Leased;
+                    j.runner = Some(name.clone());
+                    j.fencing_token = self.next_token;
+                    j.lease_expires_ms = Some(now + self.config.lease_ttl_ms);
+                    j.start_ms = Some(now);
+                    j.attempts += 1;
+                    j.revision = self.revision;
+                    batch.jobs.push(j.clone());
+                    self.recent.push_back((
+                        now,
+                        String::new(),
+                        j.tenant.clone(),
+                        now - j.submit_ms,
+                    ));
+                    if let Some(r) = self.runners.get_mut(&name) {
+                        if let Some(last) = self.recent.back_mut() {
+                            last.1 = r.stored.pool.clone();
+                        }
+                        r.outbox.push_back(job.0);
+                        r.notify.notify_one();
+                    }
+                }
+                Decision::Requeue { job, .. } => self.requeue_in_memory(job.0, batch),
+            }
+        }
+        while self.recent.front().is_some_and(|r| r.0 < now - 3_600_000) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Commits `batch`; on failure rebuilds memory from the store and reports the error.
+    fn commit(&mut self, batch: Batch) -> Result<(), LiveError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.commit(&batch) {
+            tracing::error!(error = %e, "commit failed; rebuilding state from the store");
+            if let Err(again) = self.reload() {
+                tracing::error!(error = %again, "rebuilding state from the store failed too");
+            }
+            return Err(e.into());
+        }
+        for job in batch.jobs {
+            if job.state.is_finished() {
+                self.requests
+                    .remove(&(job.tenant.clone(), job.request_id.clone()));
+            }
+            let _ = self.changes.send(job);
+        }
+        Ok(())
+    }
+
+    /// Submits a job; a repeat of a (tenant, request_id) returns the first job.
+    pub fn submit(&mut self, s: Submission) -> Result<StoredJob, LiveError> {
+        check_id("request_id", &s.request_id)?;
+        check_id("tenant", &s.tenant)?;
+        if s.labels.len() > limits::LABELS {
+            return Err(invalid(
+                "labels",
+                format!("at most {} labels, got {}", limits::LABELS, s.labels.len()),
+            ));
+        }
+        for l in &s.labels {
+            if l.is_empty()
+                || l.len() > limits::LABEL_LEN
+                || l.contains(',')
+                || l.chars().any(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "labels",
+                    format!(
+                        "label {l:?} must be 1-{} characters without commas or spaces",
+                        limits::LABEL_LEN
+                    ),
+                ));
+            }
+        }
+        let slots = if s.slots == 0 { 1 } else { s.slots };
+        if slots > limits::SLOTS {
+            return Err(invalid(
+                "slots",
+                format!("at most {}, got {slots}", limits::SLOTS),
+            ));
+        }
+        if s.command.len() > limits::COMMAND_LEN {
+            return Err(invalid(
+                "command",
+                format!(
+                    "at most {} bytes, got {}",
+                    limits::COMMAND_LEN,
+                    s.command.len()
+                ),
+            ));
+        }
+        let qos = if s.qos.is_empty() {
+            "standard".to_string()
+        } else {
+            s.qos.clone()
+        };
+        if !self.config.qos.iter().any(|q| q.name == qos) {
+            let names: Vec<&str> = self.config.qos.iter().map(|q| q.name.as_str()).collect();
+            return Err(invalid(
+                "qos",
+                format!("unknown class {qos:?}; known: {}", names.join(", ")),
+            ));
+        }
+        if !(0..=limits::REQUESTED_MS).contains(&s.requested_ms) {
+            return Err(invalid(
+                "requested_ms",
+                format!(
+                    "must be 0..={}, got {}",
+                    limits::REQUESTED_MS,
+                    s.requested_ms
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("project", &s.project),
+            ("job_name", &s.job_name),
+            ("branch", &s.branch),
+        ] {
+            if v.len() > limits::TEXT_LEN {
+                return Err(invalid(
+                    field,
+                    format!("at most {} bytes", limits::TEXT_LEN),
+                ));
+            }
+        }
+        let key = (s.tenant.clone(), s.request_id.clone());
+        if let Some(id) = self.requests.get(&key) {
+            if let Some(j) = self.jobs.get(id) {
+                return Ok(j.clone());
+            }
+        }
+        let filter = JobFilter {
+            tenant: Some(s.tenant.clone()),
+            request_id: Some(s.request_id.clone()),
+            ..JobFilter::default()
+        };
+        if let Some(existing) = self.store.list_jobs(&filter, 0, 1)?.into_iter().next() {
+            return Ok(existing);
+        }
+        let now = self.now();
+        let id = self.next_job_id;
+        self.next_job_id += 1;
+        self.revision += 1;
+        let opt = |v: String| (!v.is_empty()).then_some(v);
+        let job = StoredJob {
+            id,
+            request_id: s.request_id,
+            tenant: s.tenant,
+            labels: s.labels,
+            slots,
+            command: s.command,
+            qos,
+            priority: s.priority,
+            requested_ms: (s.requested_ms > 0).then_some(s.requested_ms),
+            project: opt(s.project),
+            job_name: opt(s.job_name),
+            branch: opt(s.branch),
+            state: JobState::Queued,
+            submit_ms: now,
+            start_ms: None,
+            end_ms: None,
+            runner: None,
+            fencing_token: 0,
+            lease_expires_ms: None,
+            exit_code: None,
+            attempts: 0,
+            revision: self.revision,
+        };
+        let mut batch = Batch {
+            jobs: vec![job.clone()],
+            ..Batch::default()
+        };
+        self.jobs.insert(id, job);
+        self.requests.insert(key, id);
+        let mut out = std::mem::take(&mut self.decisions);
+        out.clear();
+        let queued = self.enqueue(now, id, &mut out);
+        self.apply(now, &out, &mut batch);
+        self.decisions = out;
+        if let Err(e) = queued {
+            self.reload()?;
+            return Err(e);
+        }
+        self.commit(batch)?;
+        self.job(id)
+    }
+
+    /// A job, unfinished (memory) or finished (store).
+    pub fn job(&mut self, id: u64) -> Result<StoredJob, LiveError> {
+        if let Some(j) = self.jobs.get(&id) {
+            return Ok(j.clone());
+        }
+        self.store
+            .get_job(id)?
+            .ok_or_else(|| LiveError::NotFound(format!("jobs/{id}")))
+    }
+
+    pub fn list(
+        &mut self,
+        filter: &JobFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, LiveError> {
+        Ok(self.store.list_jobs(filter, after_id, limit)?)
+    }
+
+    pub fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, LiveError> {
+        Ok(self.store.changes_since(after, tenant, limit)?)
+    }
+
+    /// Cancels a queued or leased job (a leased job's runner is told on its next
+    /// heartbeat).
+    pub fn cancel(&mut self, id: u64) -> Result<StoredJob, LiveError> {
+        let Some(job) = self.jobs.get(&id).cloned() else {
+            let j = self.job(id)?;
+            return Err(LiveError::FailedPrecondition(format!(
+                "jobs/{id} already finished ({})",
+                j.state.as_str()
+            )));
+        };
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.decisions);
+        out.clear();
+        if self.parked.remove(&id) {
+            // Never reached the core.
+        } else {
+            self.core
+                .handle(now, Event::Cancel { job: JobId(id) }, &mut out)?;
+        }
+        if job.state == JobState::Leased {
+            if let Some(r) = job.runner.as_ref().and_then(|r| self.runners.get_mut(r)) {
+                r.outbox.retain(|&j| j != id);
+                r.cancelled.push(id);
+            }
+        }
+        self.revision += 1;
+        let mut batch = Batch::default();
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.state = JobState::Cancelled;
+            j.end_ms = Some(now);
+            j.lease_expires_ms = None;
+            j.revision = self.revision;
+            batch.jobs.push(j.clone());
+        }
+        let done = self.jobs.remove(&id);
+        self.apply(now, &out, &mut batch);
+        self.decisions = out;
+        self.commit(batch)?;
+        done.ok_or_else(|| LiveError::NotFound(format!("jobs/{id}")))
+    }
+
+    /// Registers (or re-registers) a runner. A new pool takes the runner's labels and
+    /// slots; a known pool must match them.
+    pub fn register_runner(
+        &mut self,
+        id: &str,
+        pool: &str,
+        labels: Vec<String>,
+        slots: u32,
+    ) -> Result<StoredRunner, LiveError> {
+        check_id("pool", pool)?;
+        if !id.is_empty() {
+            check_id("runner_id", id)?;
+            if id.contains('/') {
+                return Err(invalid("runner_id", "must not contain '/'"));
+            }
+        }
+        if labels.len() > limits::LABELS {
+            return Err(invalid(
+                "labels",
+                format!("at most {} labels", limits::LABELS),
+            ));
+        }
+        for l in &labels {
+            if l.is_empty()
+                || l.len() > limits::LABEL_LEN
+                || l.contains(',')
+                || l.chars().any(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "labels",
+                    format!(
+                        "label {l:?} must be 1-{} characters without commas or spaces",
+                        limits::LABEL_LEN
+                    ),
+                ));
+            }
+        }
+        let slots = if slots == 0 { 1 } else { slots };
+        if slots > limits::SLOTS {
+            return Err(invalid(
+                "slots",
+                format!("at most {}, got {slots}", limits::SLOTS),
+            ));
+        }
+        let now = self.now();
+        let mut sorted = labels.clone();
+        sorted.sort();
+        sorted.dedup();
+        if let Some(existing) = (!id.is_empty()).then(|| self.runners.get_mut(id)).flatten() {
+            let mut have = existing.stored.labels.clone();
+            have.sort();
+            if existing.stored.pool != pool || have != sorted || existing.stored.slots != slots {
+                return Err(LiveError::FailedPrecondition(format!(
+                    "runners/{id} is registered in pool {} with labels {:?} and {} slots",
+                    existing.stored.pool, existing.stored.labels, existing.stored.slots
+                )));
+            }
+            existing.stored.last_heartbeat_ms = now;
+            return Ok(existing.stored.clone());
+        }
+        if let Some(&p) = self.pools.get(pool) {
+            let spec = &self.core.config().pools()[p.0 as usize];
+            let mut have = self.core.config().label_names(spec.labels);
+            have.sort();
+            if have != sorted || spec.slots_per_runner != slots {
+                return Err(LiveError::FailedPrecondition(format!(
+                    "pool {pool} has labels {have:?} and {} slots per runner",
+                    spec.slots_per_runner
+                )));
+            }
+        }
+        let name = if id.is_empty() {
+            loop {
+                let candidate = format!("r{}", self.next_runner_id);
+                if !self.runners.contains_key(&candidate) {
+                    break candidate;
+                }
+                self.next_runner_id += 1;
+            }
+        } else {
+            id.to_string()
+        };
+        let stored = StoredRunner {
+            id: name,
+            pool: pool.to_string(),
+            labels: sorted,
+            slots,
+            draining: false,
+            last_heartbeat_ms: now,
+        };
+        let mut out = Vec::new();
+        self.join_runner(now, stored.clone(), &mut out)?;
+        let mut batch = Batch {
+            runners: vec![stored.clone()],
+            ..Batch::default()
+        };
+        // A new pool may make parked jobs runnable.
+        for id in std::mem::take(&mut self.parked) {
+            self.enqueue(now, id, &mut out)?;
+        }
+        self.apply(now, &out, &mut batch);
+        self.commit(batch)?;
+        Ok(stored)
+    }
+
+    fn join_runner(
+        &mut self,
+        now: Millis,
+        stored: StoredRunner,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), LiveError> {
+        let pool = match self.pools.get(&stored.pool) {
+            Some(&p) => p,
+            None => {
+                let mut bits = 0u64;
+                for l in &stored.labels {
+                    bits |= 1u64 << self.core.add_label(l)?;
+                }
+                let p = self.core.add_pool(PoolSpec {
+                    name: stored.pool.clone(),
+                    labels: LabelSet(bits),
+                    slots_per_runner: stored.slots,
+                    cost_per_hour: 0.0,
+                    provisioning_delay_ms: 0,
+                })?;
+                self.pools.insert(stored.pool.clone(), p);
+                p
+            }
+        };
+        let id = RunnerId(self.next_runner_id);
+        self.next_runner_id += 1;
+        self.core
+            .handle(now, Event::RunnerJoined { runner: id, pool }, out)?;
+        if stored.draining {
+            self.core.handle(
+                now,
+                Event::RunnerDraining {
+                    runner: id,
+                    draining: true,
+                },
+                out,
+            )?;
+        }
+        self.runner_names.insert(id, stored.id.clone());
+        self.runners.insert(
+            stored.id.clone(),
+            RunnerEntry {
+                stored,
+                id,
+                outbox: VecDeque::new(),
+                cancelled: Vec::new(),
+                notify: Arc::new(Notify::new()),
+            },
+        );
+        Ok(())
+    }
+
+    fn runner(&self, name: &str) -> Result<&RunnerEntry, LiveError> {
+        self.runners
+            .get(name)
+            .ok_or_else(|| LiveError::NotFound(format!("runners/{name}")))
+    }
+
+    /// Keeps a runner and its leases alive. Memory only: after a restart every runner
+    /// gets a fresh lease TTL anyway.
+    pub fn heartbeat(&mut self, name: &str) -> Result<(Millis, bool, Vec<u64>), LiveError> {
+        let now = self.now();
+        let expires = now + self.config.lease_ttl_ms;
+        let r = self
+            .runners
+            .get_mut(name)
+            .ok_or_else(|| LiveError::NotFound(format!("runners/{name}")))?;
+        r.stored.last_heartbeat_ms = now;
+        let cancelled = std::mem::take(&mut r.cancelled);
+        let draining = r.stored.draining;
+        for j in self.jobs.values_mut() {
+            if j.state == JobState::Leased && j.runner.as_deref() == Some(name) {
+                j.lease_expires_ms = Some(expires);
+            }
+        }
+        Ok((expires, draining, cancelled))
+    }
+
+    /// Hands over up to `max` leases the scheduler gave this runner. Also a heartbeat.
+    pub fn acquire(&mut self, name: &str, max: usize) -> Result<Vec<Lease>, LiveError> {
+        self.runner(name)?;
+        let now = self.now();
+        let expires = now + self.config.lease_ttl_ms;
+        let mut leases = Vec::new();
+        let Some(r) = self.runners.get_mut(name) else {
+            return Ok(leases);
+        };
+        r.stored.last_heartbeat_ms = now;
+        while leases.len() < max {
+            let Some(id) = r.outbox.pop_front() else {
+                break;
+            };
+            let Some(j) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if j.state != JobState::Leased || j.runner.as_deref() != Some(name) {
+                continue;
+            }
+            j.lease_expires_ms = Some(expires);
+            leases.push(Lease {
+                job: j.clone(),
+                fencing_token: j.fencing_token,
+                expires_ms: expires,
+            });
+        }
+        Ok(leases)
+    }
+
+    /// Records a runner's report that a job ended. Refused unless `fencing_token` is the
+    /// job's live lease on this runner.
+    pub fn complete(&mut self, runner: &str, c: Completion) -> Result<StoredJob, LiveError> {
+        self.runner(runner)?;
+        let Some(job) = self.jobs.get(&c.job) else {
+            let j = self.job(c.job)?;
+            return Err(LiveError::FailedPrecondition(format!(
+                "jobs/{} already finished ({}); a late or repeated completion is refused",
+                c.job,
+                j.state.as_str()
+            )));
+        };
+        if job.state != JobState::Leased
+            || job.runner.as_deref() != Some(runner)
+            || job.fencing_token != c.fencing_token
+        {
+            return Err(LiveError::FailedPrecondition(format!(
+                "jobs/{}: fencing token {} on runners/{runner} is not the live lease (token {}, runner {:?}, state {})",
+                c.job,
+                c.fencing_token,
+                job.fencing_token,
+                job.runner,
+                job.state.as_str()
+            )));
+        }
+        let now = self.now();
+        let mut out = std::mem::take(&mut self.decisions);
+        out.clear();
+        self.core
+            .handle(now, Event::Finish { job: JobId(c.job) }, &mut out)?;
+        self.revision += 1;
+        let mut batch = Batch::default();
+        if let Some(j) = self.jobs.get_mut(&c.job) {
+            j.state = if c.success {
+                JobState::Succeeded
+            } else {
+                JobState::Failed
+            };
+            j.end_ms = Some(now);
+            j.exit_code = Some(c.exit_code);
+            j.lease_expires_ms = None;
+            j.revision = self.revision;
+            batch.jobs.push(j.clone());
+        }
+        let done = self.jobs.remove(&c.job);
+        self.apply(now, &out, &mut batch);
+        self.decisions = out;
+        self.commit(batch)?;
+        done.ok_or_else(|| LiveError::NotFound(format!("jobs/{}", c.job)))
+    }
+
+    /// Stops giving a runner new work; its running jobs finish.
+    pub fn drain(&mut self, name: &str) -> Result<StoredRunner, LiveError> {
+        let now = self.now();
+        let id = self.runner(name)?.id;
+        let mut out = Vec::new();
+        self.core.handle(
+            now,
+            Event::RunnerDraining {
+                runner: id,
+                draining: true,
+            },
+            &mut out,
+        )?;
+        let stored = {
+            let r = self
+                .runners
+                .get_mut(name)
+                .ok_or_else(|| LiveError::NotFound(format!("runners/{name}")))?;
+            r.stored.draining = true;
+            r.stored.clone()
+        };
+        let mut batch = Batch {
+            runners: vec![stored.clone()],
+            ..Batch::default()
+        };
+        self.apply(now, &out, &mut batch);
+        self.commit(batch)?;
+        Ok(stored)
+    }
+
+    /// Periodic work: runners silent for the lease TTL are lost; their jobs go back to
+    /// the queue (and may start elsewhere at once). Returns the runners lost.
+    pub fn tick(&mut self) -> Result<Vec<String>, LiveError> {
+        let now = self.now();
+        let ttl = self.config.lease_ttl_ms;
+        let mut lost: Vec<String> = self
+            .runners
+            .values()
+            .filter(|r| r.stored.last_heartbeat_ms + ttl < now)
+            .map(|r| r.stored.id.clone())
+            .collect();
+        lost.sort();
+        let mut out = std::mem::take(&mut self.decisions);
+        out.clear();
+        let mut batch = Batch::default();
+        for name in &lost {
+            let Some(entry) = self.runners.remove(name) else {
+                continue;
+            };
+            self.runner_names.remove(&entry.id);
+            tracing::warn!(runner = %name, "runner missed its heartbeats; requeueing its jobs");
+            let before = out.len();
+            self.core
+                .handle(now, Event::RunnerLost { runner: entry.id }, &mut out)?;
+            let lost_decisions: Vec<Decision> = out.drain(before..).collect();
+            self.apply(now, &lost_decisions, &mut batch);
+            batch.removed_runners.push(name.clone());
+            entry.notify.notify_waiters();
+        }
+        if lost.is_empty() {
+            // QoS aging and fair-share decay change order with time alone.
+            self.core.handle(now, Event::Tick, &mut out)?;
+            let ticked: Vec<Decision> = std::mem::take(&mut out);
+            self.apply(now, &ticked, &mut batch);
+        }
+        self.decisions = out;
+        self.commit(batch)?;
+        Ok(lost)
+    }
+
+    pub fn explain(&mut self, id: u64) -> Result<Explanation, LiveError> {
+        let job = self.job(id)?;
+        let now = self.now();
+        if job.state.is_finished() {
+            return Ok(Explanation {
+                message: format!(
+                    "finished {} at {}",
+                    job.state.as_str(),
+                    job.end_ms.unwrap_or(0)
+                ),
+                reason: "finished",
+                blocking_job: None,
+                runner: job.runner.clone(),
+                at_ms: job.end_ms,
+                job,
+            });
+        }
+        if self.parked.contains(&id) {
+            return Ok(Explanation {
+                reason: "no_runner_with_labels",
+                message: format!(
+                    "no registered pool has all of the labels {:?} with {} slots per runner",
+                    job.labels, job.slots
+                ),
+                blocking_job: None,
+                runner: None,
+                at_ms: None,
+                job,
+            });
+        }
+        let status = self.core.explain(JobId(id), now)?;
+        let name = |r: RunnerId, live: &Self| live.runner_names.get(&r).cloned();
+        Ok(match status {
+            JobStatus::Running { runner, expected_end_ms, .. } => Explanation {
+                reason: "running",
+                message: format!("leased to runners/{}; expected to end at {expected_end_ms}", name(runner, self).unwrap_or_default()),
+                blocking_job: None,
+                runner: name(runner, self),
+                at_ms: Some(expected_end_ms),
+                job,
+            },
+            JobStatus::Pending { reason, .. } => match reason {
+                WaitReason::NoCapacity { earliest, .. } => Explanation {
+                    reason: "no_capacity",
+                    message: match earliest {
+                        Some((r, at)) => format!(
+                            "every runner that has its labels is busy; runners/{} should have room at {at} by estimates",
+                            name(r, self).unwrap_or_default()
+                        ),
+                        None => "every runner that has its labels is busy".into(),
+                    },
+                    blocking_job: None,
+                    runner: earliest.and_then(|(r, _)| name(r, self)),
+                    at_ms: earliest.map(|(_, at)| at),
+                    job,
+                },
+                WaitReason::BlockedBehind { job: b } => Explanation {
+                    reason: "blocked_behind",
+                    message: format!("waits behind jobs/{} (first come, first served)", b.0),
+                    blocking_job: Some(b.0),
+                    runner: None,
+                    at_ms: None,
+                    job,
+                },
+                WaitReason::Reserved { runner, at } => Explanation {
+                    reason: "reserved",
+                    message: format!("next in line: reserved on runners/{} from {at}", name(runner, self).unwrap_or_default()),
+                    blocking_job: None,
+                    runner: name(runner, self),
+                    at_ms: Some(at),
+                    job,
+                },
+                WaitReason::WouldDelay { job: b, runner, at } => Explanation {
+                    reason: "would_delay",
+                    message: format!("starting now would delay jobs/{}, reserved on runners/{} from {at}", b.0, name(runner, self).unwrap_or_default()),
+                    blocking_job: Some(b.0),
+                    runner: name(runner, self),
+                    at_ms: Some(at),
+                    job,
+                },
+            },
+        })
+    }
+
+    pub fn queue_stats(&self) -> QueueStats {
+        let mut pools: Vec<(String, PoolId)> =
+            self.pools.iter().map(|(n, &p)| (n.clone(), p)).collect();
+        pools.sort();
+        let mut by_pool: HashMap<String, WaitStats> = HashMap::new();
+        let mut by_tenant: HashMap<String, WaitStats> = HashMap::new();
+        let pool_specs = self.core.config().pools();
+        for j in self.jobs.values() {
+            let t = by_tenant.entry(j.tenant.clone()).or_default();
+            match j.state {
+                JobState::Leased => {
+                    t.running += 1;
+                    if let Some(r) = j.runner.as_ref().and_then(|r| self.runners.get(r)) {
+                        by_pool.entry(r.stored.pool.clone()).or_default().running += 1;
+                    }
+                }
+                _ => {
+                    t.queued += 1;
+                    let labels = self.known_labels(&j.labels);
+                    for (name, p) in &pools {
+                        let spec = &pool_specs[p.0 as usize];
+                        if labels.is_some_and(|l| spec.labels.covers(l))
+                            && spec.slots_per_runner >= j.slots
+                        {
+                            by_pool.entry(name.clone()).or_default().queued += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let mut pool_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
+        let mut tenant_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
+        for (_, pool, tenant, wait) in &self.recent {
+            pool_waits.entry(pool).or_default().push(*wait);
+            tenant_waits.entry(tenant).or_default().push(*wait);
+        }
+        let fill = |s: &mut WaitStats, waits: Option<&Vec<Millis>>| {
+            if let Some(w) = waits {
+                let mut w = w.clone();
+                w.sort_unstable();
+                s.wait_p50_ms = nearest_rank(&w, 50.0);
+                s.wait_p95_ms = nearest_rank(&w, 95.0);
+                s.wait_p99_ms = nearest_rank(&w, 99.0);
+                s.started_last_hour = w.len() as u64;
+            }
+        };
+        let mut out = QueueStats {
+            revision: self.revision,
+            ..QueueStats::default()
+        };
+        for (name, p) in &pools {
+            let mut s = by_pool.remove(name).unwrap_or_default();
+            fill(&mut s, pool_waits.get(name.as_str()));
+            let (free, runners) = self.core.pool_capacity(*p);
+            out.pools.push((name.clone(), runners, free, s));
+        }
+        for (tenant, w) in &tenant_waits {
+            by_tenant.entry((*tenant).to_string()).or_default();
+            let _ = w;
+        }
+        let mut tenants: Vec<(String, WaitStats)> = by_tenant.into_iter().collect();
+        tenants.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, s) in &mut tenants {
+            fill(s, tenant_waits.get(name.as_str()));
+        }
+        out.tenants = tenants;
+        out
+    }
+
+    /// (pool, current, desired, reason) from the core's reactive autoscaler policy.
+    pub fn scaling_advice(&self) -> Vec<(String, u32, u32, String)> {
+        let pools = self.core.config().pools();
+        self.core
+            .reactive_advice()
+            .into_iter()
+            .map(|a| {
+                (
+                    pools[a.pool.0 as usize].name.clone(),
+                    a.current,
+                    a.desired,
+                    a.reason,
+                )
+            })
+            .collect()
+    }
+}
+
+fn nearest_rank(sorted: &[Millis], p: f64) -> Millis {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn check_id(field: &'static str, v: &str) -> Result<(), LiveError> {
+    if v.is_empty() {
+        return Err(invalid(field, "is required"));
+    }
+    if v.len() > limits::ID_LEN {
+        return Err(invalid(
+            field,
+            format!("at most {} bytes, got {}", limits::ID_LEN, v.len()),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}

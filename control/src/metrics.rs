@@ -1,0 +1,126 @@
+//! Prometheus metrics over plain HTTP (`GET /metrics`, text exposition format 0.0.4).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::service::Shared;
+
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub submitted: Counter,
+    pub leased: Counter,
+    pub completed: Counter,
+}
+
+/// The exposition text.
+pub fn render(shared: &Shared) -> String {
+    use std::fmt::Write;
+    let m = &shared.metrics;
+    let mut s = String::new();
+    let _ = writeln!(s, "# HELP rustci_jobs_submitted_total Jobs accepted by SubmitJob.\n# TYPE rustci_jobs_submitted_total counter\nrustci_jobs_submitted_total {}", m.submitted.get());
+    let _ = writeln!(s, "# HELP rustci_leases_total Leases handed to runners.\n# TYPE rustci_leases_total counter\nrustci_leases_total {}", m.leased.get());
+    let _ = writeln!(s, "# HELP rustci_jobs_completed_total Completions accepted.\n# TYPE rustci_jobs_completed_total counter\nrustci_jobs_completed_total {}", m.completed.get());
+    if let Ok(live) = shared.live.lock() {
+        let stats = live.queue_stats();
+        let _ = writeln!(s, "# HELP rustci_queue_depth Queued jobs a pool could run.\n# TYPE rustci_queue_depth gauge");
+        for (pool, _, _, w) in &stats.pools {
+            let _ = writeln!(
+                s,
+                "rustci_queue_depth{{pool=\"{}\"}} {}",
+                escape(pool),
+                w.queued
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP rustci_jobs_running Leased jobs per pool.\n# TYPE rustci_jobs_running gauge"
+        );
+        for (pool, _, _, w) in &stats.pools {
+            let _ = writeln!(
+                s,
+                "rustci_jobs_running{{pool=\"{}\"}} {}",
+                escape(pool),
+                w.running
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP rustci_runners Registered runners per pool.\n# TYPE rustci_runners gauge"
+        );
+        for (pool, runners, _, _) in &stats.pools {
+            let _ = writeln!(s, "rustci_runners{{pool=\"{}\"}} {runners}", escape(pool));
+        }
+        let _ = writeln!(s, "# HELP rustci_wait_seconds Queue wait of jobs started in the last hour.\n# TYPE rustci_wait_seconds gauge");
+        for (pool, _, _, w) in &stats.pools {
+            for (q, v) in [
+                ("0.5", w.wait_p50_ms),
+                ("0.95", w.wait_p95_ms),
+                ("0.99", w.wait_p99_ms),
+            ] {
+                let _ = writeln!(
+                    s,
+                    "rustci_wait_seconds{{pool=\"{}\",quantile=\"{q}\"}} {}",
+                    escape(pool),
+                    v as f64 / 1000.0
+                );
+            }
+        }
+        let _ = writeln!(s, "# HELP rustci_revision Latest committed revision.\n# TYPE rustci_revision counter\nrustci_revision {}", stats.revision);
+    }
+    s
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Serves `GET /metrics` until the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n =
+                match tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf))
+                    .await
+                {
+                    Ok(Ok(n)) => n,
+                    _ => return,
+                };
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if head.starts_with("GET /metrics ") {
+                ("200 OK", render(&shared))
+            } else {
+                ("404 Not Found", "try GET /metrics\n".to_string())
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}

@@ -1,0 +1,503 @@
+//! The reference runner (`rustci runner`): registers with a pool, heartbeats, long-polls
+//! for leases, runs each job's `command` with `sh -c` (up to `slots` slots at once) and
+//! reports how it ended with the lease's fencing token.
+//!
+//! Failure handling:
+//! - server unreachable (down, restarting): every call is retried with capped
+//!   exponential backoff; running jobs keep running and their completions are retried
+//!   until the server answers (a restarted server keeps the leases of known runners);
+//! - the server does not know this runner (`NOT_FOUND`: it missed its heartbeats and its
+//!   leases went back to the queue): the jobs leased before are killed (their
+//!   completions would be refused) and the runner registers again with the same id;
+//! - a heartbeat lists a job in `cancelled_jobs`: its process group is killed and no
+//!   completion is sent.
+//!
+//! Each job runs in its own process group (so a kill reaches the whole command), with
+//! `RUSTCI_JOB` (`jobs/N`), `RUSTCI_RUNNER` (`runners/ID`), `RUSTCI_FENCING_TOKEN`,
+//! `RUSTCI_TENANT` and `RUSTCI_ATTEMPT` in its environment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use tokio::sync::Notify;
+use tonic::{Code, Request, Status};
+
+use crate::client::{connect_lazy, is_transient, Clients};
+use crate::pb;
+
+/// What `rustci runner` takes.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    pub server: String,
+    /// Runner token (`authorization: Bearer`); `None` for a local-mode server.
+    pub token: Option<String>,
+    pub ca: Option<PathBuf>,
+    pub pool: String,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    /// Stable runner id; `None`: `{pool}-{host}-{pid}`.
+    pub id: Option<String>,
+    /// Long-poll wait of AcquireJobs, milliseconds.
+    pub wait_ms: i64,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            server: "http://127.0.0.1:7411".into(),
+            token: None,
+            ca: None,
+            pool: "default".into(),
+            labels: Vec::new(),
+            slots: 1,
+            id: None,
+            wait_ms: 5_000,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn default_id(pool: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into());
+    let clean: String = format!("{pool}-{host}-{}", std::process::id())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    clean.chars().take(120).collect()
+}
+
+/// Capped exponential backoff.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(5);
+
+    fn new() -> Self {
+        Self { next: Self::FIRST }
+    }
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(Self::MAX);
+    }
+}
+
+#[derive(Debug)]
+struct RunningJob {
+    slots: u32,
+    token: u64,
+    /// Registration generation the lease was acquired under.
+    generation: u64,
+    kill: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct State {
+    opts: RunnerOptions,
+    clients: Clients,
+    id: String,
+    /// `runners/{id}`.
+    name: String,
+    heartbeat_ms: AtomicI64,
+    /// Bumped at every (re-)registration.
+    generation: AtomicU64,
+    register_lock: tokio::sync::Mutex<()>,
+    running: Mutex<HashMap<String, RunningJob>>,
+    /// A job ended: slots may be free.
+    freed: Notify,
+}
+
+impl State {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunningJob>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn free_slots(&self) -> u32 {
+        let used: u32 = self.running().values().map(|j| j.slots.max(1)).sum();
+        self.opts.slots.saturating_sub(used)
+    }
+
+    async fn register_once(&self) -> Result<pb::Runner, Status> {
+        let mut c = self.clients.runners.clone();
+        let mut req = Request::new(pb::RegisterRunnerRequest {
+            runner_id: self.id.clone(),
+            pool: self.opts.pool.clone(),
+            labels: self.opts.labels.clone(),
+            slots: self.opts.slots,
+        });
+        req.set_timeout(Duration::from_secs(10));
+        Ok(c.register_runner(req).await?.into_inner())
+    }
+
+    /// Registers (again) unless someone already did after `seen_generation`. Retries
+    /// transient failures forever; other refusals are fatal.
+    async fn register(&self, seen_generation: u64) -> Result<()> {
+        let _guard = self.register_lock.lock().await;
+        if self.generation.load(Ordering::SeqCst) != seen_generation {
+            return Ok(());
+        }
+        let mut backoff = Backoff::new();
+        let mut failures = 0u32;
+        loop {
+            match self.register_once().await {
+                Ok(r) => {
+                    let hb = if r.heartbeat_interval_ms > 0 {
+                        r.heartbeat_interval_ms
+                    } else {
+                        1_000
+                    };
+                    self.heartbeat_ms.store(hb, Ordering::SeqCst);
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                    tracing::info!(runner = %r.name, pool = %r.pool, slots = r.slots, heartbeat_ms = hb, "registered");
+                    return Ok(());
+                }
+                Err(s) if is_transient(&s) => {
+                    failures += 1;
+                    if failures == 1 || failures.is_multiple_of(20) {
+                        tracing::warn!(code = ?s.code(), message = s.message(), "cannot register yet; retrying");
+                    }
+                    backoff.wait().await;
+                }
+                Err(s) => bail!("registration refused: {:?}: {}", s.code(), s.message()),
+            }
+        }
+    }
+
+    /// The server forgot this runner: every lease acquired under `generation` or before
+    /// is gone. Kill those jobs and register again.
+    async fn lost(&self, generation: u64) -> Result<()> {
+        let killed: Vec<String> = {
+            let running = self.running();
+            running
+                .iter()
+                .filter(|(_, j)| j.generation <= generation)
+                .map(|(name, j)| {
+                    j.kill.notify_one();
+                    name.clone()
+                })
+                .collect()
+        };
+        if !killed.is_empty() {
+            tracing::warn!(jobs = ?killed, "the server no longer knows this runner: its leases are lost, stopping their jobs");
+        }
+        self.register(generation).await
+    }
+
+    fn kill(&self, job: &str) {
+        if let Some(j) = self.running().get(job) {
+            tracing::info!(job, "cancelled by the server: stopping it");
+            j.kill.notify_one();
+        }
+    }
+
+    fn kill_all(&self) {
+        for j in self.running().values() {
+            j.kill.notify_one();
+        }
+    }
+}
+
+/// Runs the runner until it fails fatally (a refused registration) or gets Ctrl-C /
+/// SIGTERM (then its jobs are killed; their leases expire and they are requeued).
+pub async fn run(opts: RunnerOptions) -> Result<()> {
+    if opts.slots == 0 {
+        bail!("--slots must be at least 1");
+    }
+    let clients = connect_lazy(&opts.server, opts.token.as_deref(), opts.ca.as_deref())?;
+    let id = opts.id.clone().unwrap_or_else(|| default_id(&opts.pool));
+    let state = Arc::new(State {
+        name: format!("runners/{id}"),
+        id,
+        clients,
+        heartbeat_ms: AtomicI64::new(1_000),
+        generation: AtomicU64::new(0),
+        register_lock: tokio::sync::Mutex::new(()),
+        running: Mutex::new(HashMap::new()),
+        freed: Notify::new(),
+        opts,
+    });
+    state.register(0).await?;
+
+    let hb = tokio::spawn(heartbeat_loop(state.clone()));
+    let acq = tokio::spawn(acquire_loop(state.clone()));
+    let result = tokio::select! {
+        r = hb => r.map_err(anyhow::Error::from).and_then(|r| r),
+        r = acq => r.map_err(anyhow::Error::from).and_then(|r| r),
+        r = shutdown_signal() => {
+            r?;
+            tracing::info!("stopping: killing running jobs");
+            Ok(())
+        }
+    };
+    state.kill_all();
+    // Give the job tasks a moment to kill their process groups.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while !state.running().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    result
+}
+
+async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+async fn heartbeat_loop(state: Arc<State>) -> Result<()> {
+    let mut failures = 0u32;
+    loop {
+        let every = state.heartbeat_ms.load(Ordering::SeqCst).max(50) as u64;
+        tokio::time::sleep(Duration::from_millis(every)).await;
+        let generation = state.generation.load(Ordering::SeqCst);
+        let mut req = Request::new(pb::HeartbeatRequest {
+            name: state.name.clone(),
+        });
+        req.set_timeout(Duration::from_millis(every.max(1_000)));
+        let mut c = state.clients.runners.clone();
+        match c.heartbeat(req).await {
+            Ok(r) => {
+                if failures > 0 {
+                    tracing::info!(failures, "heartbeats go through again");
+                }
+                failures = 0;
+                for job in &r.get_ref().cancelled_jobs {
+                    state.kill(job);
+                }
+            }
+            Err(s) if s.code() == Code::NotFound => state.lost(generation).await?,
+            Err(s) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(code = ?s.code(), message = s.message(), failures, "heartbeat failed; running jobs keep running");
+                }
+            }
+        }
+    }
+}
+
+async fn acquire_loop(state: Arc<State>) -> Result<()> {
+    let mut backoff = Backoff::new();
+    let mut failures = 0u32;
+    loop {
+        let free = state.free_slots();
+        if free == 0 {
+            // Wait for a job to end (bounded, in case a wake-up is missed).
+            let _ = tokio::time::timeout(Duration::from_secs(1), state.freed.notified()).await;
+            continue;
+        }
+        let generation = state.generation.load(Ordering::SeqCst);
+        let wait_ms = state.opts.wait_ms.clamp(0, 60_000);
+        let mut req = Request::new(pb::AcquireJobsRequest {
+            name: state.name.clone(),
+            max_jobs: free,
+            wait_ms,
+        });
+        req.set_timeout(Duration::from_millis(wait_ms as u64 + 10_000));
+        let mut c = state.clients.runners.clone();
+        match c.acquire_jobs(req).await {
+            Ok(r) => {
+                if failures > 0 {
+                    tracing::info!(failures, "connected again");
+                }
+                failures = 0;
+                backoff.reset();
+                for lease in r.into_inner().leases {
+                    start_job(&state, lease, generation);
+                }
+            }
+            Err(s) if s.code() == Code::NotFound => state.lost(generation).await?,
+            Err(s) if is_transient(&s) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(code = ?s.code(), message = s.message(), failures, "acquiring jobs failed; retrying");
+                }
+                backoff.wait().await;
+            }
+            Err(s) => {
+                tracing::error!(code = ?s.code(), message = s.message(), "acquiring jobs refused");
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+fn start_job(state: &Arc<State>, lease: pb::Lease, generation: u64) {
+    let Some(job) = lease.job else {
+        tracing::warn!("a lease without a job; ignored");
+        return;
+    };
+    let kill = Arc::new(Notify::new());
+    {
+        let mut running = state.running();
+        if let Some(old) = running.get(&job.name) {
+            if old.token == lease.fencing_token {
+                // The same lease handed out again (e.g. by a restarted server): it runs.
+                return;
+            }
+            // A newer lease of a job we still run: the old run's lease is gone.
+            tracing::warn!(job = %job.name, old = old.token, new = lease.fencing_token, "job leased again; stopping the old run");
+            old.kill.notify_one();
+        }
+        running.insert(
+            job.name.clone(),
+            RunningJob {
+                slots: job.slots,
+                token: lease.fencing_token,
+                generation,
+                kill: kill.clone(),
+            },
+        );
+    }
+    tokio::spawn(run_job(state.clone(), job, lease.fencing_token, kill));
+}
+
+fn exit_code(status: &ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+/// Kills a job's whole process group.
+async fn kill_group(pgid: u32) {
+    let _ = tokio::process::Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+async fn run_job(state: Arc<State>, job: pb::Job, token: u64, kill: Arc<Notify>) {
+    let started_ms = now_ms();
+    tracing::info!(job = %job.name, token, command_bytes = job.command.len(), "starting");
+    let spawned = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&job.command)
+        .env("RUSTCI_JOB", &job.name)
+        .env("RUSTCI_RUNNER", &state.name)
+        .env("RUSTCI_FENCING_TOKEN", token.to_string())
+        .env("RUSTCI_TENANT", &job.tenant)
+        .env("RUSTCI_ATTEMPT", job.attempts.to_string())
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let outcome = match spawned {
+        Err(e) => {
+            tracing::error!(job = %job.name, error = %e, "cannot start sh");
+            Some((false, 127))
+        }
+        Ok(mut child) => {
+            let pgid = child.id();
+            tokio::select! {
+                status = child.wait() => match status {
+                    Ok(st) => Some((st.success(), exit_code(&st))),
+                    Err(e) => {
+                        tracing::error!(job = %job.name, error = %e, "waiting for the job failed");
+                        Some((false, -1))
+                    }
+                },
+                _ = kill.notified() => {
+                    if let Some(pgid) = pgid {
+                        kill_group(pgid).await;
+                    }
+                    let _ = child.kill().await;
+                    None
+                }
+            }
+        }
+    };
+    let ended_ms = now_ms();
+    if let Some((success, code)) = outcome {
+        tracing::info!(job = %job.name, success, exit_code = code, ms = ended_ms - started_ms, "finished");
+        complete(&state, &job.name, token, success, code, started_ms, ended_ms).await;
+    } else {
+        tracing::info!(job = %job.name, "killed; no completion sent");
+    }
+    {
+        let mut running = state.running();
+        if running.get(&job.name).is_some_and(|j| j.token == token) {
+            running.remove(&job.name);
+        }
+    }
+    state.freed.notify_one();
+}
+
+async fn complete(
+    state: &State,
+    job: &str,
+    token: u64,
+    success: bool,
+    exit_code: i32,
+    started_ms: i64,
+    ended_ms: i64,
+) {
+    let mut backoff = Backoff::new();
+    let mut failures = 0u32;
+    loop {
+        let mut req = Request::new(pb::CompleteJobRequest {
+            job: job.to_string(),
+            runner: state.name.clone(),
+            fencing_token: token,
+            success,
+            exit_code,
+            started_ms,
+            ended_ms,
+        });
+        req.set_timeout(Duration::from_secs(10));
+        let mut c = state.clients.runners.clone();
+        match c.complete_job(req).await {
+            Ok(_) => return,
+            Err(s) if is_transient(&s) => {
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(20) {
+                    tracing::warn!(job, code = ?s.code(), message = s.message(), "reporting the completion failed; retrying");
+                }
+                backoff.wait().await;
+            }
+            Err(s) => {
+                // FAILED_PRECONDITION: the lease is gone (or a retry of a completion the
+                // server already stored); NOT_FOUND: the server forgot this runner.
+                tracing::warn!(job, code = ?s.code(), message = s.message(), "completion refused");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `rustci serve`: the live scheduler behind gRPC, with health checking, reflection,
+//! a lease ticker, metrics and (optionally) TLS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rustci_scheduler::PolicyConfig;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::auth::Auth;
+use crate::live::{Clock, Live, LiveConfig, SystemClock};
+use crate::pb;
+use crate::service::{FleetApi, JobApi, RunnerApi, Shared};
+use crate::store::mongo::MongoStore;
+use crate::store::sqlite::{SqliteStore, SyncMode};
+use crate::store::Store;
+
+/// Everything `rustci serve` takes.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: the embedded SQLite store in `data_dir`; `Some(uri)`: MongoDB.
+    pub mongodb: Option<String>,
+    pub sync: SyncMode,
+    pub auth: Option<PathBuf>,
+    pub policy: String,
+    pub lease_ttl_ms: i64,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub record_decisions: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7411)),
+            data_dir: PathBuf::from("rustci-data"),
+            mongodb: None,
+            sync: SyncMode::Normal,
+            auth: None,
+            policy: "fairshare".into(),
+            lease_ttl_ms: 15_000,
+            tls: None,
+            metrics_listen: None,
+            record_decisions: false,
+        }
+    }
+}
+
+/// A server running in this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight calls, and returns.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for b in &self.background {
+            b.abort();
+        }
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("server")?;
+        Ok(())
+    }
+
+    /// Waits until the server ends (it does on its own only on error).
+    pub async fn wait(mut self) -> Result<()> {
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("server")?;
+        Ok(())
+    }
+}
+
+pub fn open_store(opts: &ServeOptions) -> Result<Box<dyn Store>> {
+    Ok(match &opts.mongodb {
+        Some(uri) => Box::new(
+            MongoStore::connect(uri, "rustci")
+                .with_context(|| "connecting to MongoDB".to_string())?,
+        ),
+        None => Box::new(SqliteStore::open(&opts.data_dir, opts.sync)?),
+    })
+}
+
+/// Binds and starts serving; returns once the port is open.
+pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
+    start_with_clock(opts, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Result<RunningServer> {
+    let auth = match &opts.auth {
+        Some(path) => Auth::load(path)?.0,
+        None => {
+            if !opts.listen.ip().is_loopback() {
+                bail!(
+                    "refusing to listen on {} without --auth: local mode (no authentication) only listens on loopback",
+                    opts.listen
+                );
+            }
+            tracing::warn!("no --auth file: local mode, every caller on loopback is trusted");
+            Auth::local()
+        }
+    };
+    if opts.lease_ttl_ms < 100 {
+        bail!(
+            "--lease-ttl-ms must be at least 100, got {}",
+            opts.lease_ttl_ms
+        );
+    }
+    let store = open_store(&opts)?;
+    let config = LiveConfig {
+        policy: PolicyConfig::named(&opts.policy)?,
+        lease_ttl_ms: opts.lease_ttl_ms,
+        record_decisions: opts.record_decisions,
+        ..LiveConfig::default()
+    };
+    let live = Live::open(config, clock, store).context("rebuilding state from the store")?;
+    let shared = Shared::new(live, auth);
+
+    let listener = TcpListener::bind(opts.listen)
+        .await
+        .with_context(|| format!("binding {}", opts.listen))?;
+    let addr = listener.local_addr()?;
+    let mut background = Vec::new();
+    let ticker = shared.clone();
+    let every = Duration::from_millis((opts.lease_ttl_ms / 5).max(20) as u64);
+    background.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        loop {
+            interval.tick().await;
+            if let Ok(mut live) = ticker.live() {
+                if let Err(e) = live.tick() {
+                    tracing::error!(error = %e, "periodic scheduling pass failed");
+                }
+            }
+        }
+    }));
+    let metrics_addr = match opts.metrics_listen {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics {a}"))?;
+            let ma = l.local_addr()?;
+            background.push(tokio::spawn(crate::metrics::serve(l, shared.clone())));
+            Some(ma)
+        }
+        None => None,
+    };
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::job_service_server::JobServiceServer<JobApi>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::runner_service_server::RunnerServiceServer<RunnerApi>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::fleet_service_server::FleetServiceServer<FleetApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection service")?;
+
+    let mut builder = Server::builder().tcp_nodelay(true);
+    if let Some((cert, key)) = &opts.tls {
+        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("TLS configuration")?;
+    }
+    let router = builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(pb::job_service_server::JobServiceServer::new(JobApi(
+            shared.clone(),
+        )))
+        .add_service(pb::runner_service_server::RunnerServiceServer::new(
+            RunnerApi(shared.clone()),
+        ))
+        .add_service(pb::fleet_service_server::FleetServiceServer::new(FleetApi(
+            shared.clone(),
+        )));
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        TcpListenerStream::new(listener),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tracing::info!(%addr, "rustci serving");
+    Ok(RunningServer {
+        addr,
+        metrics_addr,
+        shared,
+        shutdown: Some(tx),
+        task,
+        background,
+    })
+}

@@ -1,0 +1,214 @@
+//! Durable state of the control plane: jobs (queued, leased, finished: the history),
+//! runners, and the change log `WatchJobs` resumes from.
+//!
+//! The live scheduler (`crate::live`) is the only writer. Every RPC that changes state
+//! builds one [`Batch`] and commits it before it answers, so an acknowledged change is
+//! durable. Implementations: [`sqlite::SqliteStore`] (embedded default) and
+//! [`mongo::MongoStore`] (production history store).
+
+pub mod mongo;
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use rustci_datasets::record::JobRecord;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store {path}: cannot create the data directory: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mongodb: {0}")]
+    Mongo(#[from] Box<mongodb::error::Error>),
+    #[error("store: corrupt row {what}: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("store: {0}")]
+    Other(String),
+}
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Leased,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Leased => "leased",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "leased" => Self::Leased,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A job as stored. `id` is assigned by the live scheduler, dense and increasing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredJob {
+    pub id: u64,
+    pub request_id: String,
+    pub tenant: String,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    pub command: String,
+    pub qos: String,
+    pub priority: i32,
+    pub requested_ms: Option<i64>,
+    pub project: Option<String>,
+    pub job_name: Option<String>,
+    pub branch: Option<String>,
+    pub state: JobState,
+    pub submit_ms: i64,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    /// Runner holding (leased) or that last held the job.
+    pub runner: Option<String>,
+    /// The live lease's fencing token (leased), or the last one handed out.
+    pub fencing_token: u64,
+    pub lease_expires_ms: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub attempts: u32,
+    /// Revision of this version of the job; strictly increasing across all changes.
+    pub revision: u64,
+}
+
+impl StoredJob {
+    /// The job as a history record (the schema of rustci-datasets), for retraining.
+    pub fn to_record(&self) -> JobRecord {
+        let mut r = JobRecord::new(
+            self.id.to_string(),
+            self.tenant.clone(),
+            self.submit_ms / 1000,
+        );
+        r.project = self.project.clone();
+        r.job_name = self.job_name.clone();
+        r.branch = self.branch.clone();
+        r.labels = self.labels.clone();
+        r.slots = self.slots;
+        r.requested_s = self.requested_ms.map(|ms| ms / 1000);
+        r.wait_s = self.start_ms.map(|s| (s - self.submit_ms) / 1000);
+        r.run_s = match (self.start_ms, self.end_ms) {
+            (Some(s), Some(e)) => Some((e - s) / 1000),
+            _ => None,
+        };
+        r.outcome = match self.state {
+            JobState::Succeeded => rustci_datasets::Outcome::Success,
+            JobState::Failed => rustci_datasets::Outcome::Failure,
+            JobState::Cancelled => rustci_datasets::Outcome::Cancelled,
+            _ => rustci_datasets::Outcome::Unknown,
+        };
+        r.qos = Some(self.qos.clone());
+        r.queue = self.runner.clone();
+        r
+    }
+}
+
+/// A registered runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRunner {
+    pub id: String,
+    pub pool: String,
+    pub labels: Vec<String>,
+    pub slots: u32,
+    pub draining: bool,
+    pub last_heartbeat_ms: i64,
+}
+
+/// Changes committed together, atomically.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    /// New versions of jobs (insert or replace by id); each also goes to the change log.
+    pub jobs: Vec<StoredJob>,
+    pub runners: Vec<StoredRunner>,
+    pub removed_runners: Vec<String>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.runners.is_empty() && self.removed_runners.is_empty()
+    }
+}
+
+/// What a restarting server needs to rebuild its state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// Queued and leased jobs, by id.
+    pub unfinished: Vec<StoredJob>,
+    pub runners: Vec<StoredRunner>,
+    /// Jobs that finished at or after the `finished_since_ms` asked for (fair-share usage).
+    pub recently_finished: Vec<StoredJob>,
+    pub max_job_id: u64,
+    pub max_revision: u64,
+    pub max_fencing_token: u64,
+}
+
+/// Which jobs `list_jobs` returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    pub tenant: Option<String>,
+    pub state: Option<JobState>,
+    /// The job a (tenant, request_id) submit created: idempotency across restarts.
+    pub request_id: Option<String>,
+}
+
+pub trait Store: Send + 'static {
+    /// Commits every change of `batch` in one durable transaction.
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Everything needed to rebuild the live state.
+    fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError>;
+
+    fn get_job(&mut self, id: u64) -> Result<Option<StoredJob>, StoreError>;
+
+    /// Jobs with id > `after_id` matching `filter`, by id, at most `limit`.
+    fn list_jobs(
+        &mut self,
+        filter: &JobFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError>;
+
+    /// Job versions with revision > `after`, oldest first, at most `limit`; only the
+    /// tenant's when `tenant` is given.
+    fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError>;
+
+    /// Finished jobs that ended at or after `since_ms`, as history records.
+    fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+}

@@ -1,0 +1,595 @@
+//! The MongoDB store (production history store), on the official async driver.
+//!
+//! # Collections
+//!
+//! * `jobs`: one document per job, its latest version: the [`StoredJob`] fields (serde),
+//!   `_id` = the job id, and for finished jobs a `record` subdocument holding the
+//!   [`JobRecord`] (the rustci-datasets schema), so the retraining side can read history
+//!   records straight from this collection. Indexes: `{tenant: 1, _id: 1}`,
+//!   `{state: 1, _id: 1}`, `{end_ms: 1}` and the unique `{tenant: 1, request_id: 1}`
+//!   (idempotency safety net).
+//! * `job_changes`: the change log, `{_id: revision, job_id, tenant, job: <StoredJob>}`;
+//!   index `{tenant: 1, _id: 1}`.
+//! * `runners`: the [`StoredRunner`] fields, `_id` = the runner id.
+//! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens.
+//!
+//! # Runtime
+//!
+//! The [`Store`] trait is synchronous; each call runs the driver's future with
+//! `tokio::task::block_in_place(|| Handle::current().block_on(..))`. That needs a
+//! **multi-thread** tokio runtime (`#[tokio::main]` default, or
+//! `#[tokio::test(flavor = "multi_thread")]`); on a current-thread runtime or outside any
+//! runtime the calls fail with [`StoreError::Other`] instead of panicking.
+//!
+//! # Atomicity
+//!
+//! When the server supports transactions (a replica set or a sharded cluster), every
+//! [`Store::commit`] is one multi-document transaction (write concern majority + journal
+//! unless the URI sets one): all of the batch or nothing. On a standalone server there
+//! are no transactions: the batch is written as ordered writes (jobs, then the change
+//! log, then runners), each retried once by the driver. A failure part way leaves the
+//! earlier writes of the batch in place (for example a job updated without its change-log
+//! entry); the caller gets the error and must treat the batch as not committed. Run
+//! MongoDB as a replica set (a single-node one is enough) for all-or-nothing commits.
+
+use std::future::Future;
+
+use mongodb::bson::{self, doc, Bson, Document};
+use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::options::{ClientOptions, IndexOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use rustci_datasets::record::JobRecord;
+
+use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
+
+/// How many times a transaction is retried on a transient error.
+const TXN_RETRIES: u32 = 3;
+
+fn finished_states() -> Vec<&'static str> {
+    [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
+        .map(JobState::as_str)
+        .to_vec()
+}
+
+/// The MongoDB implementation of [`Store`].
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+    jobs: Collection<Document>,
+    changes: Collection<Document>,
+    runners: Collection<Document>,
+    meta: Collection<Document>,
+    transactions: bool,
+    max_fencing_token: u64,
+}
+
+fn me(e: mongodb::error::Error) -> StoreError {
+    StoreError::Mongo(Box::new(e))
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Other(format!("{what} {v} does not fit a BSON int64")))
+}
+
+fn limit_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Runs `fut` to completion from synchronous code inside a multi-thread tokio runtime.
+fn block_on<F: Future>(fut: F) -> Result<F::Output, StoreError> {
+    let handle = Handle::try_current().map_err(|_| {
+        StoreError::Other("the MongoDB store must be used inside a tokio runtime".into())
+    })?;
+    if handle.runtime_flavor() == RuntimeFlavor::CurrentThread {
+        return Err(StoreError::Other(
+            "the MongoDB store needs a multi-thread tokio runtime (block_in_place)".into(),
+        ));
+    }
+    Ok(tokio::task::block_in_place(|| handle.block_on(fut)))
+}
+
+fn corrupt(what: String, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+fn id_string(doc: &Document) -> String {
+    match doc.get("_id") {
+        Some(Bson::Int64(v)) => v.to_string(),
+        Some(Bson::Int32(v)) => v.to_string(),
+        Some(Bson::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "?".into(),
+    }
+}
+
+fn job_from_doc(doc: Document) -> Result<StoredJob, StoreError> {
+    let id = id_string(&doc);
+    bson::from_document(doc).map_err(|e| corrupt(format!("job {id} in collection jobs"), e))
+}
+
+fn job_doc(j: &StoredJob) -> Result<Document, StoreError> {
+    let mut d = bson::to_document(j)
+        .map_err(|e| StoreError::Other(format!("job {}: cannot encode as BSON: {e}", j.id)))?;
+    d.insert("_id", to_i64(j.id, "job id")?);
+    if j.state.is_finished() {
+        let rec = bson::to_document(&j.to_record()).map_err(|e| {
+            StoreError::Other(format!(
+                "job {}: cannot encode its record as BSON: {e}",
+                j.id
+            ))
+        })?;
+        d.insert("record", rec);
+    }
+    Ok(d)
+}
+
+fn change_doc(j: &StoredJob) -> Result<Document, StoreError> {
+    let job = bson::to_document(j)
+        .map_err(|e| StoreError::Other(format!("job {}: cannot encode as BSON: {e}", j.id)))?;
+    Ok(doc! {
+        "_id": to_i64(j.revision, "revision")?,
+        "job_id": to_i64(j.id, "job id")?,
+        "tenant": &j.tenant,
+        "job": job,
+    })
+}
+
+fn runner_doc(r: &StoredRunner) -> Result<Document, StoreError> {
+    let mut d = bson::to_document(r)
+        .map_err(|e| StoreError::Other(format!("runner {}: cannot encode as BSON: {e}", r.id)))?;
+    d.insert("_id", r.id.clone());
+    Ok(d)
+}
+
+/// A batch encoded as documents, ready to write (possibly several times, on retries).
+struct Encoded {
+    jobs: Vec<(i64, Document)>,
+    changes: Vec<Document>,
+    runners: Vec<(String, Document)>,
+    removed: Vec<String>,
+    max_token: Option<i64>,
+}
+
+impl MongoStore {
+    /// Connects (from synchronous code inside a multi-thread tokio runtime), creates the
+    /// indexes if missing and reads the fencing-token high-water mark. Only `mongodb://`
+    /// URIs (no DNS SRV resolver is built in).
+    pub fn connect(uri: &str, database: &str) -> Result<Self, StoreError> {
+        block_on(Self::connect_async(uri, database))?
+    }
+
+    /// [`MongoStore::connect`] for async callers.
+    pub async fn connect_async(uri: &str, database: &str) -> Result<Self, StoreError> {
+        let mut opts = ClientOptions::parse(uri).await.map_err(me)?;
+        if opts.write_concern.is_none() {
+            let mut wc = WriteConcern::majority();
+            wc.journal = Some(true);
+            opts.write_concern = Some(wc);
+        }
+        if opts.app_name.is_none() {
+            opts.app_name = Some("rustci".into());
+        }
+        let client = Client::with_options(opts).map_err(me)?;
+        let db = client.database(database);
+        let hello = db.run_command(doc! { "hello": 1 }).await.map_err(me)?;
+        let transactions = hello.contains_key("logicalSessionTimeoutMinutes")
+            && (hello.contains_key("setName") || hello.get_str("msg").ok() == Some("isdbgrid"));
+
+        let jobs = db.collection::<Document>("jobs");
+        let changes = db.collection::<Document>("job_changes");
+        let runners = db.collection::<Document>("runners");
+        let meta = db.collection::<Document>("meta");
+        let index = |keys: Document, unique: bool| {
+            let mut model = IndexModel::builder().keys(keys).build();
+            if unique {
+                model.options = Some(IndexOptions::builder().unique(true).build());
+            }
+            model
+        };
+        jobs.create_indexes([
+            index(doc! { "tenant": 1, "_id": 1 }, false),
+            index(doc! { "state": 1, "_id": 1 }, false),
+            index(doc! { "end_ms": 1 }, false),
+            index(doc! { "tenant": 1, "request_id": 1 }, true),
+        ])
+        .await
+        .map_err(me)?;
+        changes
+            .create_index(index(doc! { "tenant": 1, "_id": 1 }, false))
+            .await
+            .map_err(me)?;
+
+        let max_fencing_token = match meta
+            .find_one(doc! { "_id": "max_fencing_token" })
+            .await
+            .map_err(me)?
+        {
+            None => 0,
+            Some(d) => match d.get("value") {
+                Some(Bson::Int64(v)) if *v >= 0 => *v as u64,
+                Some(Bson::Int32(v)) if *v >= 0 => *v as u64,
+                other => {
+                    return Err(corrupt(
+                        "meta max_fencing_token".into(),
+                        format!("bad value {other:?}"),
+                    ))
+                }
+            },
+        };
+        Ok(Self {
+            client,
+            db,
+            jobs,
+            changes,
+            runners,
+            meta,
+            transactions,
+            max_fencing_token,
+        })
+    }
+
+    /// The database (e.g. for tests to drop it).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Whether commits run as multi-document transactions (replica set / sharded cluster).
+    pub fn uses_transactions(&self) -> bool {
+        self.transactions
+    }
+
+    /// Deletes change-log documents older than the newest `keep_last` (at least 1 kept).
+    /// `WatchJobs` cannot resume before the oldest kept revision. Returns how many went.
+    pub fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
+        block_on(self.prune_changes_async(keep_last))?
+    }
+
+    async fn prune_changes_async(&self, keep_last: u64) -> Result<u64, StoreError> {
+        let skip = keep_last.max(1) - 1;
+        let cutoff = self
+            .changes
+            .find_one(doc! {})
+            .sort(doc! { "_id": -1 })
+            .skip(skip)
+            .await
+            .map_err(me)?;
+        let Some(cutoff) = cutoff else { return Ok(0) };
+        let Some(rev) = cutoff.get("_id").cloned() else {
+            return Ok(0);
+        };
+        let res = self
+            .changes
+            .delete_many(doc! { "_id": { "$lt": rev } })
+            .await
+            .map_err(me)?;
+        Ok(res.deleted_count)
+    }
+
+    fn encode(&self, batch: &Batch) -> Result<Encoded, StoreError> {
+        let mut enc = Encoded {
+            jobs: Vec::with_capacity(batch.jobs.len()),
+            changes: Vec::with_capacity(batch.jobs.len()),
+            runners: Vec::with_capacity(batch.runners.len()),
+            removed: batch.removed_runners.clone(),
+            max_token: None,
+        };
+        let mut max_token = self.max_fencing_token;
+        for j in &batch.jobs {
+            enc.jobs.push((to_i64(j.id, "job id")?, job_doc(j)?));
+            enc.changes.push(change_doc(j)?);
+            max_token = max_token.max(j.fencing_token);
+        }
+        for r in &batch.runners {
+            enc.runners.push((r.id.clone(), runner_doc(r)?));
+        }
+        if max_token > self.max_fencing_token {
+            enc.max_token = Some(to_i64(max_token, "fencing token")?);
+        }
+        Ok(enc)
+    }
+
+    async fn write(
+        &self,
+        enc: &Encoded,
+        mut session: Option<&mut ClientSession>,
+    ) -> Result<(), mongodb::error::Error> {
+        for (id, d) in &enc.jobs {
+            let mut op = self.jobs.replace_one(doc! { "_id": *id }, d).upsert(true);
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        if !enc.changes.is_empty() {
+            let mut op = self.changes.insert_many(&enc.changes).ordered(true);
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        for (id, d) in &enc.runners {
+            let mut op = self.runners.replace_one(doc! { "_id": id }, d).upsert(true);
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        if !enc.removed.is_empty() {
+            let mut op = self
+                .runners
+                .delete_many(doc! { "_id": { "$in": &enc.removed } });
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        if let Some(tok) = enc.max_token {
+            let mut op = self
+                .meta
+                .update_one(
+                    doc! { "_id": "max_fencing_token" },
+                    doc! { "$max": { "value": tok } },
+                )
+                .upsert(true);
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        Ok(())
+    }
+
+    /// [`Store::commit`] for async callers.
+    pub async fn commit_async(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let enc = self.encode(batch)?;
+        if !self.transactions {
+            self.write(&enc, None).await.map_err(me)?;
+        } else {
+            let mut session = self.client.start_session().await.map_err(me)?;
+            let mut attempt = 0;
+            'txn: loop {
+                attempt += 1;
+                session.start_transaction().await.map_err(me)?;
+                if let Err(e) = self.write(&enc, Some(&mut session)).await {
+                    // Aborting can fail if the server already aborted; the original error matters.
+                    let _ = session.abort_transaction().await;
+                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < TXN_RETRIES {
+                        continue 'txn;
+                    }
+                    return Err(me(e));
+                }
+                let mut commit_attempt = 0;
+                loop {
+                    commit_attempt += 1;
+                    match session.commit_transaction().await {
+                        Ok(()) => break 'txn,
+                        Err(e)
+                            if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                                && commit_attempt < TXN_RETRIES => {}
+                        Err(e)
+                            if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+                                && attempt < TXN_RETRIES =>
+                        {
+                            continue 'txn
+                        }
+                        Err(e) => return Err(me(e)),
+                    }
+                }
+            }
+        }
+        if let Some(tok) = enc.max_token {
+            self.max_fencing_token = tok as u64;
+        }
+        Ok(())
+    }
+
+    async fn find_jobs(
+        &self,
+        filter: Document,
+        sort: Document,
+        limit: Option<i64>,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        let mut find = self.jobs.find(filter).sort(sort);
+        if let Some(l) = limit {
+            find = find.limit(l);
+        }
+        let mut cur = find.await.map_err(me)?;
+        let mut out = Vec::new();
+        while cur.advance().await.map_err(me)? {
+            let d: Document = cur.deserialize_current().map_err(me)?;
+            out.push(job_from_doc(d)?);
+        }
+        Ok(out)
+    }
+
+    async fn max_id(coll: &Collection<Document>) -> Result<u64, StoreError> {
+        let d = coll
+            .find_one(doc! {})
+            .sort(doc! { "_id": -1 })
+            .await
+            .map_err(me)?;
+        Ok(match d.as_ref().and_then(|d| d.get("_id")) {
+            Some(Bson::Int64(v)) if *v >= 0 => *v as u64,
+            Some(Bson::Int32(v)) if *v >= 0 => *v as u64,
+            None => 0,
+            Some(other) => {
+                return Err(corrupt(
+                    format!("collection {} _id", coll.name()),
+                    format!("not an id: {other}"),
+                ))
+            }
+        })
+    }
+
+    /// [`Store::load`] for async callers.
+    pub async fn load_async(&self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
+        let unfinished = self
+            .find_jobs(
+                doc! { "state": { "$in": [JobState::Queued.as_str(), JobState::Leased.as_str()] } },
+                doc! { "_id": 1 },
+                None,
+            )
+            .await?;
+        let recently_finished = self
+            .find_jobs(
+                doc! { "end_ms": { "$gte": finished_since_ms }, "state": { "$in": finished_states() } },
+                doc! { "_id": 1 },
+                None,
+            )
+            .await?;
+        let mut runners = Vec::new();
+        let mut cur = self
+            .runners
+            .find(doc! {})
+            .sort(doc! { "_id": 1 })
+            .await
+            .map_err(me)?;
+        while cur.advance().await.map_err(me)? {
+            let d: Document = cur.deserialize_current().map_err(me)?;
+            let id = id_string(&d);
+            runners.push(bson::from_document(d).map_err(|e| corrupt(format!("runner {id}"), e))?);
+        }
+        let max_job_id = Self::max_id(&self.jobs).await?;
+        let max_change = Self::max_id(&self.changes).await?;
+        let max_revision = unfinished
+            .iter()
+            .map(|j| j.revision)
+            .fold(max_change, u64::max);
+        let max_fencing_token = unfinished
+            .iter()
+            .map(|j| j.fencing_token)
+            .fold(self.max_fencing_token, u64::max);
+        Ok(Snapshot {
+            unfinished,
+            runners,
+            recently_finished,
+            max_job_id,
+            max_revision,
+            max_fencing_token,
+        })
+    }
+
+    async fn list_jobs_async(
+        &self,
+        filter: &JobFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut f = doc! { "_id": { "$gt": to_i64(after_id, "job id")? } };
+        if let Some(t) = &filter.tenant {
+            f.insert("tenant", t.clone());
+        }
+        if let Some(s) = filter.state {
+            f.insert("state", s.as_str());
+        }
+        self.find_jobs(f, doc! { "_id": 1 }, Some(limit_i64(limit)))
+            .await
+    }
+
+    async fn changes_since_async(
+        &self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut f = doc! { "_id": { "$gt": to_i64(after, "revision")? } };
+        if let Some(t) = tenant {
+            f.insert("tenant", t);
+        }
+        let mut cur = self
+            .changes
+            .find(f)
+            .sort(doc! { "_id": 1 })
+            .limit(limit_i64(limit))
+            .await
+            .map_err(me)?;
+        let mut out = Vec::new();
+        while cur.advance().await.map_err(me)? {
+            let d: Document = cur.deserialize_current().map_err(me)?;
+            let rev = id_string(&d);
+            let what = || {
+                format!(
+                    "job_changes revision {rev} (job {:?}) field job",
+                    d.get("job_id")
+                )
+            };
+            let job = d
+                .get_document("job")
+                .map_err(|e| corrupt(what(), e))?
+                .clone();
+            out.push(bson::from_document(job).map_err(|e| corrupt(what(), e))?);
+        }
+        Ok(out)
+    }
+
+    async fn history_async(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let jobs = self
+            .find_jobs(
+                doc! { "end_ms": { "$gte": since_ms }, "state": { "$in": finished_states() } },
+                doc! { "end_ms": 1, "_id": 1 },
+                Some(limit_i64(limit)),
+            )
+            .await?;
+        Ok(jobs.iter().map(StoredJob::to_record).collect())
+    }
+}
+
+impl Store for MongoStore {
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        block_on(self.commit_async(batch))?
+    }
+
+    fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
+        block_on(self.load_async(finished_since_ms))?
+    }
+
+    fn get_job(&mut self, id: u64) -> Result<Option<StoredJob>, StoreError> {
+        let id = to_i64(id, "job id")?;
+        let d = block_on(async { self.jobs.find_one(doc! { "_id": id }).await })?.map_err(me)?;
+        d.map(job_from_doc).transpose()
+    }
+
+    fn list_jobs(
+        &mut self,
+        filter: &JobFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        block_on(self.list_jobs_async(filter, after_id, limit))?
+    }
+
+    fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        block_on(self.changes_since_async(after, tenant, limit))?
+    }
+
+    fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        block_on(self.history_async(since_ms, limit))?
+    }
+}

@@ -1,0 +1,657 @@
+//! The embedded store: one SQLite database file, `<data_dir>/rustci.db`, in WAL mode.
+//!
+//! # Tables
+//!
+//! * `meta (key, value)`: `schema_version` (a database written by a newer rustci is
+//!   refused) and `max_fencing_token` (high-water mark of every fencing token committed,
+//!   so a restart never hands out a token twice even after the job rows are gone).
+//! * `jobs`: one row per job id, its latest version. Labels are JSON text. Indexed on
+//!   `(tenant, id)`, `(state, id)` and `end_ms`; `UNIQUE (tenant, request_id)` is a safety
+//!   net behind the scheduler's own idempotency check: a batch that would give a request
+//!   id a second job fails as a whole.
+//! * `job_changes (revision, job_id, tenant, job)`: the change log `WatchJobs` resumes
+//!   from, one row per committed job version (the job as JSON). Trim it with
+//!   [`SqliteStore::prune_changes`].
+//! * `runners`: one row per registered runner.
+//!
+//! # Durability
+//!
+//! [`Store::commit`] is one SQLite transaction: either the whole batch is in the database
+//! or none of it. How far a committed batch survives depends on [`SyncMode`].
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, TransactionBehavior};
+
+use rustci_datasets::record::JobRecord;
+
+use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
+
+/// The schema this build writes. A database with a higher version is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "rustci.db";
+
+/// How hard a commit pushes data to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// `PRAGMA synchronous=FULL`: the WAL is fsynced at every commit. A commit that
+    /// returned survives a process crash, a kernel panic and a power loss. Slowest: each
+    /// commit waits for the disk (typically 0.1-10 ms, depending on the device).
+    #[default]
+    Full,
+    /// `PRAGMA synchronous=NORMAL` (in WAL mode): commits are written to the WAL but only
+    /// fsynced at checkpoints. A commit that returned survives a crash of the process
+    /// (panic, OOM kill, `kill -9`) because the data is in the OS page cache, but the
+    /// last commits before a power loss or kernel crash may be lost (the database stays
+    /// consistent: it rolls back to an earlier committed batch, never a partial one).
+    Normal,
+}
+
+impl SyncMode {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Columns of `jobs`, in the order [`job_from_row`] reads them.
+const JOB_COLS: &str =
+    "id, request_id, tenant, labels, slots, command, qos, priority, requested_ms, \
+     project, job_name, branch, state, submit_ms, start_ms, end_ms, runner, fencing_token, \
+     lease_expires_ms, exit_code, attempts, revision";
+
+const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms";
+
+const FINISHED_STATES: &str = "('succeeded', 'failed', 'cancelled')";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    id               INTEGER PRIMARY KEY,
+    request_id       TEXT    NOT NULL,
+    tenant           TEXT    NOT NULL,
+    labels           TEXT    NOT NULL,
+    slots            INTEGER NOT NULL,
+    command          TEXT    NOT NULL,
+    qos              TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    requested_ms     INTEGER,
+    project          TEXT,
+    job_name         TEXT,
+    branch           TEXT,
+    state            TEXT    NOT NULL,
+    submit_ms        INTEGER NOT NULL,
+    start_ms         INTEGER,
+    end_ms           INTEGER,
+    runner           TEXT,
+    fencing_token    INTEGER NOT NULL,
+    lease_expires_ms INTEGER,
+    exit_code        INTEGER,
+    attempts         INTEGER NOT NULL,
+    revision         INTEGER NOT NULL,
+    UNIQUE (tenant, request_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_tenant_id ON jobs (tenant, id);
+CREATE INDEX IF NOT EXISTS jobs_state_id ON jobs (state, id);
+CREATE INDEX IF NOT EXISTS jobs_end_ms ON jobs (end_ms);
+CREATE TABLE IF NOT EXISTS job_changes (
+    revision INTEGER PRIMARY KEY,
+    job_id   INTEGER NOT NULL,
+    tenant   TEXT    NOT NULL,
+    job      TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_changes_tenant ON job_changes (tenant, revision);
+CREATE TABLE IF NOT EXISTS runners (
+    id                TEXT    PRIMARY KEY,
+    pool              TEXT    NOT NULL,
+    labels            TEXT    NOT NULL,
+    slots             INTEGER NOT NULL,
+    draining          INTEGER NOT NULL,
+    last_heartbeat_ms INTEGER NOT NULL
+);
+";
+
+/// The SQLite implementation of [`Store`]. One connection, used by the single writer.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    /// Highest fencing token in `meta` (mirrors the committed value).
+    max_fencing_token: u64,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and the directory if needed) `<data_dir>/rustci.db`.
+    ///
+    /// Fails with [`StoreError::Other`] if the database was written by a newer schema.
+    pub fn open(data_dir: &Path, sync: SyncMode) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let err_path = path.clone();
+        let err = sqlite_err(&err_path);
+        let conn = Connection::open(&path).map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
+        if let Ok(x) = std::env::var("XP_PAGE") { conn.pragma_update(None, "page_size", x.parse::<i64>().unwrap_or(4096)).map_err(&err)?; }
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(&err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Other(format!(
+                "store {}: cannot switch to WAL journal mode (got {mode})",
+                path.display()
+            )));
+        }
+        conn.pragma_update(None, "synchronous", sync.pragma())
+            .map_err(&err)?;
+        // Keep the WAL file from staying huge after a burst (bytes).
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(&err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        if let Ok(x) = std::env::var("XP_CKPT") { conn.pragma_update(None, "wal_autocheckpoint", x.parse::<i64>().unwrap_or(1000)).map_err(&err)?; }
+        if std::env::var("XP_EXCL").is_ok() { conn.pragma_update(None, "locking_mode", "EXCLUSIVE").map_err(&err)?; }
+        if let Ok(x) = std::env::var("XP_CACHE") { conn.pragma_update(None, "cache_size", x.parse::<i64>().unwrap_or(-2000)).map_err(&err)?; }
+
+        let mut store = Self {
+            conn,
+            path,
+            max_fencing_token: 0,
+        };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sqlite_err(&self.path)
+    }
+
+    fn init_schema(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(&err)?;
+        let version = read_meta(&tx, &self.path, "schema_version")?;
+        match version {
+            None => {
+                tx.execute_batch(SCHEMA).map_err(&err)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1), ('max_fencing_token', 0)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(&err)?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::Other(format!(
+                    "store {}: the database has schema version {v}, newer than the version {SCHEMA_VERSION} \
+                     this rustci supports; run a newer rustci or point --data-dir elsewhere",
+                    self.path.display()
+                )));
+            }
+            Some(v) if v < 1 => {
+                return Err(StoreError::Corrupt {
+                    what: "meta schema_version".into(),
+                    reason: format!("invalid schema version {v}"),
+                });
+            }
+            Some(_) => {
+                // Current version (future migrations from older versions go here).
+                tx.execute_batch(SCHEMA).map_err(&err)?;
+            }
+        }
+        let max_token = read_meta(&tx, &self.path, "max_fencing_token")?.unwrap_or(0);
+        tx.commit().map_err(&err)?;
+        self.max_fencing_token = u64::try_from(max_token).map_err(|_| StoreError::Corrupt {
+            what: "meta max_fencing_token".into(),
+            reason: format!("negative value {max_token}"),
+        })?;
+        Ok(())
+    }
+
+    /// Deletes the oldest change-log rows, keeping the newest `keep_last` (at least 1, so
+    /// the latest revision stays known). Returns how many rows were deleted.
+    ///
+    /// `WatchJobs` cannot resume from a revision older than the oldest kept one
+    /// ([`SqliteStore::oldest_change`]): a watcher that is further behind must re-list.
+    pub fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
+        let keep = keep_last.max(1);
+        let n = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM job_changes WHERE revision < \
+                 (SELECT revision FROM job_changes ORDER BY revision DESC LIMIT 1 OFFSET ?1)",
+            )
+            .and_then(|mut st| st.execute([U64(keep - 1)]))
+            .map_err(self.err())?;
+        Ok(n as u64)
+    }
+
+    /// The oldest revision still in the change log, if any.
+    pub fn oldest_change(&mut self) -> Result<Option<u64>, StoreError> {
+        self.conn
+            .query_row("SELECT MIN(revision) FROM job_changes", [], |r| {
+                r.get::<_, Option<U64>>(0)
+            })
+            .map(|v| v.map(|U64(v)| v))
+            .map_err(self.err())
+    }
+
+    fn query_jobs(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        let err = self.err();
+        let mut st = self.conn.prepare_cached(sql).map_err(&err)?;
+        let mut rows = st.query(params).map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&err)? {
+            out.push(job_from_row(row)?);
+        }
+        Ok(out)
+    }
+}
+
+/// A `u64` stored as SQLite's signed 64-bit integer; values above `i64::MAX` are refused
+/// (rusqlite's own `u64` support is behind a feature this crate does not enable).
+#[derive(Debug, Clone, Copy)]
+struct U64(u64);
+
+impl ToSql for U64 {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        i64::try_from(self.0)
+            .map(ToSqlOutput::from)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    }
+}
+
+impl FromSql for U64 {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let v = i64::column_result(value)?;
+        u64::try_from(v)
+            .map(U64)
+            .map_err(|_| FromSqlError::OutOfRange(v))
+    }
+}
+
+fn sqlite_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sqlite {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn read_meta(conn: &Connection, path: &Path, key: &str) -> Result<Option<i64>, StoreError> {
+    let value: Option<rusqlite::types::Value> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(sqlite_err(path))?;
+    match value {
+        None => Ok(None),
+        Some(rusqlite::types::Value::Integer(v)) => Ok(Some(v)),
+        Some(other) => Err(StoreError::Corrupt {
+            what: format!("meta {key}"),
+            reason: format!("not an integer: {other:?}"),
+        }),
+    }
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Other(format!("cannot encode as JSON: {e}"))
+}
+
+fn corrupt(what: String, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
+/// Reads a `jobs` row selected with [`JOB_COLS`]; any bad column is [`StoreError::Corrupt`]
+/// naming the job and the column.
+fn job_from_row(row: &Row<'_>) -> Result<StoredJob, StoreError> {
+    let U64(id) = row
+        .get(0)
+        .map_err(|e| corrupt("job ? column id".into(), e))?;
+    fn col<T: rusqlite::types::FromSql>(
+        row: &Row<'_>,
+        id: u64,
+        idx: usize,
+        name: &str,
+    ) -> Result<T, StoreError> {
+        row.get(idx)
+            .map_err(|e| corrupt(format!("job {id} column {name}"), e))
+    }
+    let labels_json: String = col(row, id, 3, "labels")?;
+    let labels: Vec<String> = serde_json::from_str(&labels_json)
+        .map_err(|e| corrupt(format!("job {id} column labels"), e))?;
+    let state_str: String = col(row, id, 12, "state")?;
+    let state = JobState::parse(&state_str).ok_or_else(|| {
+        corrupt(
+            format!("job {id} column state"),
+            format!("unknown state {state_str:?}"),
+        )
+    })?;
+    Ok(StoredJob {
+        id,
+        request_id: col(row, id, 1, "request_id")?,
+        tenant: col(row, id, 2, "tenant")?,
+        labels,
+        slots: col(row, id, 4, "slots")?,
+        command: col(row, id, 5, "command")?,
+        qos: col(row, id, 6, "qos")?,
+        priority: col(row, id, 7, "priority")?,
+        requested_ms: col(row, id, 8, "requested_ms")?,
+        project: col(row, id, 9, "project")?,
+        job_name: col(row, id, 10, "job_name")?,
+        branch: col(row, id, 11, "branch")?,
+        state,
+        submit_ms: col(row, id, 13, "submit_ms")?,
+        start_ms: col(row, id, 14, "start_ms")?,
+        end_ms: col(row, id, 15, "end_ms")?,
+        runner: col(row, id, 16, "runner")?,
+        fencing_token: col::<U64>(row, id, 17, "fencing_token")?.0,
+        lease_expires_ms: col(row, id, 18, "lease_expires_ms")?,
+        exit_code: col(row, id, 19, "exit_code")?,
+        attempts: col(row, id, 20, "attempts")?,
+        revision: col::<U64>(row, id, 21, "revision")?.0,
+    })
+}
+
+fn runner_from_row(row: &Row<'_>) -> Result<StoredRunner, StoreError> {
+    let id: String = row
+        .get(0)
+        .map_err(|e| corrupt("runner ? column id".into(), e))?;
+    fn col<T: rusqlite::types::FromSql>(
+        row: &Row<'_>,
+        id: &str,
+        idx: usize,
+        name: &str,
+    ) -> Result<T, StoreError> {
+        row.get(idx)
+            .map_err(|e| corrupt(format!("runner {id} column {name}"), e))
+    }
+    let labels_json: String = col(row, &id, 2, "labels")?;
+    let labels: Vec<String> = serde_json::from_str(&labels_json)
+        .map_err(|e| corrupt(format!("runner {id} column labels"), e))?;
+    Ok(StoredRunner {
+        pool: col(row, &id, 1, "pool")?,
+        labels,
+        slots: col(row, &id, 3, "slots")?,
+        draining: col(row, &id, 4, "draining")?,
+        last_heartbeat_ms: col(row, &id, 5, "last_heartbeat_ms")?,
+        id,
+    })
+}
+
+fn limit_param(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+impl Store for SqliteStore {
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let err = sqlite_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let mut batch_max_token = self.max_fencing_token;
+        if !batch.jobs.is_empty() {
+            let mut upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO jobs ({JOB_COLS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+                     ON CONFLICT (id) DO UPDATE SET \
+                     request_id = excluded.request_id, tenant = excluded.tenant, labels = excluded.labels, \
+                     slots = excluded.slots, command = excluded.command, qos = excluded.qos, \
+                     priority = excluded.priority, requested_ms = excluded.requested_ms, \
+                     project = excluded.project, job_name = excluded.job_name, branch = excluded.branch, \
+                     state = excluded.state, submit_ms = excluded.submit_ms, start_ms = excluded.start_ms, \
+                     end_ms = excluded.end_ms, runner = excluded.runner, fencing_token = excluded.fencing_token, \
+                     lease_expires_ms = excluded.lease_expires_ms, exit_code = excluded.exit_code, \
+                     attempts = excluded.attempts, revision = excluded.revision"
+                ))
+                .map_err(&err)?;
+            let mut change = tx
+                .prepare_cached("INSERT INTO job_changes (revision, job_id, tenant, job) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(&err)?;
+            for j in &batch.jobs {
+                let labels = serde_json::to_string(&j.labels).map_err(json_err)?;
+                upsert
+                    .execute(params![
+                        U64(j.id),
+                        j.request_id,
+                        j.tenant,
+                        labels,
+                        j.slots,
+                        j.command,
+                        j.qos,
+                        j.priority,
+                        j.requested_ms,
+                        j.project,
+                        j.job_name,
+                        j.branch,
+                        j.state.as_str(),
+                        j.submit_ms,
+                        j.start_ms,
+                        j.end_ms,
+                        j.runner,
+                        U64(j.fencing_token),
+                        j.lease_expires_ms,
+                        j.exit_code,
+                        j.attempts,
+                        U64(j.revision),
+                    ])
+                    .map_err(&err)?;
+                let json = serde_json::to_string(j).map_err(json_err)?;
+                change
+                    .execute(params![U64(j.revision), U64(j.id), j.tenant, json])
+                    .map_err(&err)?;
+                batch_max_token = batch_max_token.max(j.fencing_token);
+            }
+        }
+        if !batch.runners.is_empty() {
+            let mut upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO runners ({RUNNER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (id) DO UPDATE SET pool = excluded.pool, labels = excluded.labels, \
+                     slots = excluded.slots, draining = excluded.draining, \
+                     last_heartbeat_ms = excluded.last_heartbeat_ms"
+                ))
+                .map_err(&err)?;
+            for r in &batch.runners {
+                let labels = serde_json::to_string(&r.labels).map_err(json_err)?;
+                upsert
+                    .execute(params![
+                        r.id,
+                        r.pool,
+                        labels,
+                        r.slots,
+                        r.draining,
+                        r.last_heartbeat_ms
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        if !batch.removed_runners.is_empty() {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM runners WHERE id = ?1")
+                .map_err(&err)?;
+            for id in &batch.removed_runners {
+                delete.execute([id]).map_err(&err)?;
+            }
+        }
+        if batch_max_token > self.max_fencing_token {
+            tx.prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'max_fencing_token'")
+                .and_then(|mut st| st.execute([U64(batch_max_token)]))
+                .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        self.max_fencing_token = batch_max_token;
+        Ok(())
+    }
+
+    fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
+        let unfinished = self.query_jobs(
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE state IN ('queued', 'leased') ORDER BY id"),
+            [],
+        )?;
+        let recently_finished = self.query_jobs(
+            &format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE end_ms >= ?1 AND state IN {FINISHED_STATES} ORDER BY id"
+            ),
+            [finished_since_ms],
+        )?;
+        let err = self.err();
+        let mut runners = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached(&format!("SELECT {RUNNER_COLS} FROM runners ORDER BY id"))
+                .map_err(&err)?;
+            let mut rows = st.query([]).map_err(&err)?;
+            while let Some(row) = rows.next().map_err(&err)? {
+                runners.push(runner_from_row(row)?);
+            }
+        }
+        let U64(max_job_id) = self
+            .conn
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM jobs", [], |r| r.get(0))
+            .map_err(&err)?;
+        let U64(max_change) = self
+            .conn
+            .query_row(
+                "SELECT COALESCE(MAX(revision), 0) FROM job_changes",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&err)?;
+        // The change log keeps at least its newest row, so its max is the max revision;
+        // the live jobs are included in case the log was emptied by hand.
+        let max_revision = unfinished
+            .iter()
+            .map(|j| j.revision)
+            .fold(max_change, u64::max);
+        let max_fencing_token = unfinished
+            .iter()
+            .map(|j| j.fencing_token)
+            .fold(self.max_fencing_token, u64::max);
+        Ok(Snapshot {
+            unfinished,
+            runners,
+            recently_finished,
+            max_job_id,
+            max_revision,
+            max_fencing_token,
+        })
+    }
+
+    fn get_job(&mut self, id: u64) -> Result<Option<StoredJob>, StoreError> {
+        Ok(self
+            .query_jobs(
+                &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
+                [U64(id)],
+            )?
+            .pop())
+    }
+
+    fn list_jobs(
+        &mut self,
+        filter: &JobFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        // One statement per combination of filters (each cached by its text), so every
+        // combination can use its index: (tenant, id), (state, id) or (tenant, request_id).
+        let mut sql = format!("SELECT {JOB_COLS} FROM jobs WHERE id > ?1");
+        let mut args: Vec<&dyn ToSql> = Vec::with_capacity(5);
+        let after = U64(after_id);
+        args.push(&after);
+        if let Some(t) = &filter.tenant {
+            args.push(t);
+            sql.push_str(&format!(" AND tenant = ?{}", args.len()));
+        }
+        let state = filter.state.map(JobState::as_str);
+        if let Some(s) = &state {
+            args.push(s);
+            sql.push_str(&format!(" AND state = ?{}", args.len()));
+        }
+        if let Some(r) = &filter.request_id {
+            args.push(r);
+            sql.push_str(&format!(" AND request_id = ?{}", args.len()));
+        }
+        let limit = limit_param(limit);
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+        self.query_jobs(&sql, args.as_slice())
+    }
+
+    fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        let err = self.err();
+        let limit = limit_param(limit);
+        let mut st = match tenant {
+            None => self.conn.prepare_cached(
+                "SELECT revision, job_id, job FROM job_changes WHERE revision > ?1 ORDER BY revision LIMIT ?2",
+            ),
+            Some(_) => self.conn.prepare_cached(
+                "SELECT revision, job_id, job FROM job_changes WHERE tenant = ?3 AND revision > ?1 \
+                 ORDER BY revision LIMIT ?2",
+            ),
+        }
+        .map_err(&err)?;
+        let mut rows = match tenant {
+            None => st.query(params![U64(after), limit]),
+            Some(t) => st.query(params![U64(after), limit, t]),
+        }
+        .map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&err)? {
+            let U64(revision) = row
+                .get(0)
+                .map_err(|e| corrupt("job_changes ? column revision".into(), e))?;
+            let U64(job_id) = row.get(1).map_err(|e| {
+                corrupt(format!("job_changes revision {revision} column job_id"), e)
+            })?;
+            let what = || format!("job {job_id} (job_changes revision {revision}) column job");
+            let json: String = row.get(2).map_err(|e| corrupt(what(), e))?;
+            let job: StoredJob = serde_json::from_str(&json).map_err(|e| corrupt(what(), e))?;
+            out.push(job);
+        }
+        Ok(out)
+    }
+
+    fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
+        let jobs = self.query_jobs(
+            &format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE end_ms >= ?1 AND state IN {FINISHED_STATES} \
+                 ORDER BY end_ms, id LIMIT ?2"
+            ),
+            params![since_ms, limit_param(limit)],
+        )?;
+        Ok(jobs.iter().map(StoredJob::to_record).collect())
+    }
+}
