@@ -39,7 +39,9 @@ impl Bearer {
             Some(k) => {
                 // The error must not echo the key.
                 let mut v: MetadataValue<Ascii> = format!("Bearer {k}").parse().map_err(|_| {
-                    anyhow::anyhow!("the API key or runner token has characters a header cannot carry")
+                    anyhow::anyhow!(
+                        "the API key or runner token has characters a header cannot carry"
+                    )
                 })?;
                 v.set_sensitive(true);
                 Ok(Self(Some(v)))

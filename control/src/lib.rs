@@ -6,9 +6,13 @@
 //! [`status`].
 
 pub mod auth;
+pub mod client;
+pub mod coord;
+pub mod flush;
 pub mod live;
 pub mod metrics;
 pub mod pb;
+pub mod runner;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustci_scheduler::{
     CoreError, Decision, Event, JobId, JobSpec, JobStatus, LabelSet, Millis, PolicyConfig, PoolId,
@@ -16,7 +16,7 @@ use rustci_scheduler::{
     TenantSpec, WaitReason,
 };
 use thiserror::Error;
-use tokio::sync::{broadcast, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::store::{Batch, JobFilter, JobState, Store, StoreError, StoredJob, StoredRunner};
 
@@ -79,6 +79,9 @@ pub struct LiveConfig {
     pub usage_window_ms: Millis,
     /// Keep every core decision (parity tests).
     pub record_decisions: bool,
+    /// Group commit: requests leave changes pending for a flusher task
+    /// ([`crate::flush`]) and wait until they are durable. Off: each request commits.
+    pub group_commit: bool,
 }
 
 impl Default for LiveConfig {
@@ -106,6 +109,7 @@ impl Default for LiveConfig {
             default_estimate_ms: 600_000,
             usage_window_ms: 28 * 24 * 3_600_000,
             record_decisions: false,
+            group_commit: false,
         }
     }
 }
@@ -199,11 +203,38 @@ pub struct QueueStats {
 struct RunnerEntry {
     stored: StoredRunner,
     id: RunnerId,
-    /// Jobs leased to this runner and not yet handed over by `acquire`.
-    outbox: VecDeque<u64>,
+    /// Jobs leased to this runner and not yet handed over by `acquire`, with the commit
+    /// ticket that makes each lease durable: a lease is handed over only once durable.
+    outbox: VecDeque<(u64, u64)>,
     /// Jobs cancelled while leased here, told on the next heartbeat.
     cancelled: Vec<u64>,
     notify: Arc<Notify>,
+}
+
+/// The store handle the live state and a group-commit flusher share.
+pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+
+/// How far requests are durable: tickets up to `committed` are, except those in a
+/// `failed` range (their commit failed and they were rolled back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Durability {
+    pub committed: u64,
+    /// (after, up to and including) ticket ranges that failed; the latest 16.
+    pub failed: Vec<(u64, u64)>,
+}
+
+impl Durability {
+    /// `Some(true)` durable, `Some(false)` failed, `None` not yet known.
+    pub fn outcome(&self, ticket: u64) -> Option<bool> {
+        if self
+            .failed
+            .iter()
+            .any(|&(after, upto)| after < ticket && ticket <= upto)
+        {
+            return Some(false);
+        }
+        (ticket <= self.committed).then_some(true)
+    }
 }
 
 /// A job started in the last hour: (start, pool, tenant, wait).
@@ -213,8 +244,18 @@ type RecentStart = (Millis, String, String, Millis);
 pub struct Live {
     config: LiveConfig,
     clock: Arc<dyn Clock>,
-    store: Box<dyn Store>,
+    store: SharedStore,
     core: Scheduler,
+    /// Group commit: changes not yet durable, and the tickets of the requests in them.
+    grouped: bool,
+    pending: Batch,
+    pending_seq: u64,
+    committed_seq: u64,
+    /// Finished jobs whose finishing change is not durable yet (they left `jobs`).
+    finished_pending: HashMap<u64, StoredJob>,
+    dirty_runners: Vec<String>,
+    durable: watch::Sender<Durability>,
+    flush: Arc<Notify>,
     /// Unfinished jobs (queued and leased).
     jobs: HashMap<u64, StoredJob>,
     requests: HashMap<(String, String), u64>,
@@ -253,12 +294,22 @@ impl Live {
         store: Box<dyn Store>,
     ) -> Result<Self, LiveError> {
         let core = Self::new_core(&config)?;
+        let grouped = config.group_commit;
         let (changes, _) = broadcast::channel(8192);
+        let (durable, _) = watch::channel(Durability::default());
         let mut live = Self {
             config,
             clock,
-            store,
+            store: Arc::new(Mutex::new(store)),
             core,
+            grouped,
+            pending: Batch::default(),
+            pending_seq: 0,
+            committed_seq: 0,
+            finished_pending: HashMap::new(),
+            dirty_runners: Vec::new(),
+            durable,
+            flush: Arc::new(Notify::new()),
             jobs: HashMap::new(),
             requests: HashMap::new(),
             runners: HashMap::new(),
@@ -328,7 +379,7 @@ impl Live {
     /// heartbeat again before their jobs are requeued.
     pub fn reload(&mut self) -> Result<(), LiveError> {
         let now = self.now();
-        let snap = self.store.load(now - self.config.usage_window_ms)?;
+        let snap = self.store()?.load(now - self.config.usage_window_ms)?;
         self.core = Self::new_core(&self.config)?;
         self.jobs.clear();
         self.requests.clear();
@@ -368,8 +419,14 @@ impl Live {
                     let start = self.jobs.get(&id).and_then(|j| j.start_ms).unwrap_or(now);
                     match spec.map(|s| self.core.restore_running(s, runner, start)) {
                         Some(Ok(_)) => {
-                            if let Some(j) = self.jobs.get_mut(&id) {
+                            let holder = self.jobs.get_mut(&id).and_then(|j| {
                                 j.lease_expires_ms = Some(now + self.config.lease_ttl_ms);
+                                j.runner.clone()
+                            });
+                            // Offer the lease again: the runner may not have taken it
+                            // before the restart (runners ignore a lease they already run).
+                            if let Some(r) = holder.and_then(|h| self.runners.get_mut(&h)) {
+                                r.outbox.push_back((id, self.pending_seq + 1));
                             }
                         }
                         _ => self.requeue_in_memory(id, &mut batch),
@@ -389,7 +446,25 @@ impl Live {
         }
         self.core.handle(now, Event::Tick, &mut out)?;
         self.apply(now, &out, &mut batch);
-        self.store.commit(&batch)?;
+        self.store()?.commit(&batch)?;
+        // Whatever was pending is gone: its requests fail; later ones start afresh. The
+        // batch just written is a ticket of its own (leases it re-made are durable).
+        let (failed_from, failed_upto) = (self.committed_seq, self.pending_seq);
+        self.pending_seq += 1;
+        self.pending = Batch::default();
+        self.finished_pending.clear();
+        self.dirty_runners.clear();
+        self.committed_seq = self.pending_seq;
+        let upto = self.pending_seq;
+        self.durable.send_modify(|d| {
+            d.committed = upto;
+            if failed_from < failed_upto {
+                d.failed.push((failed_from, failed_upto));
+                if d.failed.len() > 16 {
+                    d.failed.remove(0);
+                }
+            }
+        });
         Ok(())
     }
 
@@ -510,7 +585,8 @@ impl Live {
                         if let Some(last) = self.recent.back_mut() {
                             last.1 = r.stored.pool.clone();
                         }
-                        r.outbox.push_back(job.0);
+                        r.outbox.push_back((job.0, self.pending_seq + 1));
+                        self.dirty_runners.push(name.clone());
                         r.notify.notify_one();
                     }
                 }
@@ -522,26 +598,103 @@ impl Live {
         }
     }
 
-    /// Commits `batch`; on failure rebuilds memory from the store and reports the error.
+    fn store(&self) -> Result<MutexGuard<'_, Box<dyn Store>>, LiveError> {
+        self.store
+            .lock()
+            .map_err(|_| LiveError::Store(StoreError::Other("store lock poisoned".into())))
+    }
+
+    /// Switches to group commit: requests leave their changes pending and wait for a
+    /// flusher ([`Live::take_pending`], [`Live::finish_flush`]) to make them durable.
+    pub fn set_group_commit(&mut self, on: bool) {
+        self.grouped = on;
+    }
+
+    /// The ticket of the latest request: it is durable once [`Durability::committed`]
+    /// reaches it.
+    pub fn last_ticket(&self) -> u64 {
+        self.pending_seq
+    }
+
+    pub fn durability(&self) -> watch::Receiver<Durability> {
+        self.durable.subscribe()
+    }
+
+    /// Notified when there is something to flush.
+    pub fn flush_signal(&self) -> Arc<Notify> {
+        self.flush.clone()
+    }
+
+    pub fn shared_store(&self) -> SharedStore {
+        self.store.clone()
+    }
+
+    /// Ends a request: commits `batch` now, or (group commit) leaves it pending.
     fn commit(&mut self, batch: Batch) -> Result<(), LiveError> {
         if batch.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.store.commit(&batch) {
+        self.pending_seq += 1;
+        self.pending.jobs.extend(batch.jobs);
+        self.pending.runners.extend(batch.runners);
+        self.pending.removed_runners.extend(batch.removed_runners);
+        if self.grouped {
+            self.flush.notify_one();
+            return Ok(());
+        }
+        let (batch, upto) = self.take_pending().unwrap_or_default();
+        let result = self.store()?.commit(&batch);
+        let failed = result.is_err();
+        self.finish_flush(batch, upto, result);
+        if failed {
+            return Err(LiveError::Store(StoreError::Other(
+                "commit failed; state was rebuilt from the store".into(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Group commit, step 1: what to commit next and the ticket it makes durable.
+    pub fn take_pending(&mut self) -> Option<(Batch, u64)> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some((std::mem::take(&mut self.pending), self.pending_seq))
+    }
+
+    /// Group commit, step 2: after the flusher committed (or failed to commit) a batch
+    /// from [`Live::take_pending`]. On failure memory is rebuilt from the store and every
+    /// request not yet durable fails.
+    pub fn finish_flush(&mut self, batch: Batch, upto: u64, result: Result<(), StoreError>) {
+        if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; rebuilding state from the store");
             if let Err(again) = self.reload() {
                 tracing::error!(error = %again, "rebuilding state from the store failed too");
             }
-            return Err(e.into());
+            return;
         }
+        self.committed_seq = self.committed_seq.max(upto);
         for job in batch.jobs {
             if job.state.is_finished() {
                 self.requests
                     .remove(&(job.tenant.clone(), job.request_id.clone()));
+                if self
+                    .finished_pending
+                    .get(&job.id)
+                    .is_some_and(|p| p.revision <= job.revision)
+                {
+                    self.finished_pending.remove(&job.id);
+                }
             }
             let _ = self.changes.send(job);
         }
-        Ok(())
+        for name in std::mem::take(&mut self.dirty_runners) {
+            if let Some(r) = self.runners.get(&name) {
+                r.notify.notify_one();
+            }
+        }
+        let committed = self.committed_seq;
+        self.durable.send_modify(|d| d.committed = committed);
     }
 
     /// Submits a job; a repeat of a (tenant, request_id) returns the first job.
@@ -622,7 +775,7 @@ impl Live {
         }
         let key = (s.tenant.clone(), s.request_id.clone());
         if let Some(id) = self.requests.get(&key) {
-            if let Some(j) = self.jobs.get(id) {
+            if let Some(j) = self.jobs.get(id).or_else(|| self.finished_pending.get(id)) {
                 return Ok(j.clone());
             }
         }
@@ -631,7 +784,7 @@ impl Live {
             request_id: Some(s.request_id.clone()),
             ..JobFilter::default()
         };
-        if let Some(existing) = self.store.list_jobs(&filter, 0, 1)?.into_iter().next() {
+        if let Some(existing) = self.store()?.list_jobs(&filter, 0, 1)?.into_iter().next() {
             return Ok(existing);
         }
         let now = self.now();
@@ -687,7 +840,10 @@ impl Live {
         if let Some(j) = self.jobs.get(&id) {
             return Ok(j.clone());
         }
-        self.store
+        if let Some(j) = self.finished_pending.get(&id) {
+            return Ok(j.clone());
+        }
+        self.store()?
             .get_job(id)?
             .ok_or_else(|| LiveError::NotFound(format!("jobs/{id}")))
     }
@@ -698,7 +854,7 @@ impl Live {
         after_id: u64,
         limit: usize,
     ) -> Result<Vec<StoredJob>, LiveError> {
-        Ok(self.store.list_jobs(filter, after_id, limit)?)
+        Ok(self.store()?.list_jobs(filter, after_id, limit)?)
     }
 
     pub fn changes_since(
@@ -707,7 +863,7 @@ impl Live {
         tenant: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredJob>, LiveError> {
-        Ok(self.store.changes_since(after, tenant, limit)?)
+        Ok(self.store()?.changes_since(after, tenant, limit)?)
     }
 
     /// Cancels a queued or leased job (a leased job's runner is told on its next
@@ -731,7 +887,7 @@ impl Live {
         }
         if job.state == JobState::Leased {
             if let Some(r) = job.runner.as_ref().and_then(|r| self.runners.get_mut(r)) {
-                r.outbox.retain(|&j| j != id);
+                r.outbox.retain(|&(j, _)| j != id);
                 r.cancelled.push(id);
             }
         }
@@ -745,6 +901,9 @@ impl Live {
             batch.jobs.push(j.clone());
         }
         let done = self.jobs.remove(&id);
+        if let Some(d) = &done {
+            self.finished_pending.insert(d.id, d.clone());
+        }
         self.apply(now, &out, &mut batch);
         self.decisions = out;
         self.commit(batch)?;
@@ -945,7 +1104,14 @@ impl Live {
         };
         r.stored.last_heartbeat_ms = now;
         while leases.len() < max {
-            let Some(id) = r.outbox.pop_front() else {
+            // Only leases already durable: a crash must not forget a lease a runner holds.
+            if r.outbox
+                .front()
+                .is_some_and(|&(_, seq)| seq > self.committed_seq)
+            {
+                break;
+            }
+            let Some((id, _)) = r.outbox.pop_front() else {
                 break;
             };
             let Some(j) = self.jobs.get_mut(&id) else {
@@ -967,7 +1133,9 @@ impl Live {
     /// Records a runner's report that a job ended. Refused unless `fencing_token` is the
     /// job's live lease on this runner.
     pub fn complete(&mut self, runner: &str, c: Completion) -> Result<StoredJob, LiveError> {
-        self.runner(runner)?;
+        // The lease is checked before the runner: a runner that missed its heartbeats is
+        // forgotten, and its late completion is a stale lease (FAILED_PRECONDITION), not
+        // an unknown runner.
         let Some(job) = self.jobs.get(&c.job) else {
             let j = self.job(c.job)?;
             return Err(LiveError::FailedPrecondition(format!(
@@ -989,6 +1157,7 @@ impl Live {
                 job.state.as_str()
             )));
         }
+        self.runner(runner)?;
         let now = self.now();
         let mut out = std::mem::take(&mut self.decisions);
         out.clear();
@@ -1009,6 +1178,9 @@ impl Live {
             batch.jobs.push(j.clone());
         }
         let done = self.jobs.remove(&c.job);
+        if let Some(d) = &done {
+            self.finished_pending.insert(d.id, d.clone());
+        }
         self.apply(now, &out, &mut batch);
         self.decisions = out;
         self.commit(batch)?;

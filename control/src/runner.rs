@@ -447,7 +447,10 @@ async fn run_job(state: Arc<State>, job: pb::Job, token: u64, kill: Arc<Notify>)
     let ended_ms = now_ms();
     if let Some((success, code)) = outcome {
         tracing::info!(job = %job.name, success, exit_code = code, ms = ended_ms - started_ms, "finished");
-        complete(&state, &job.name, token, success, code, started_ms, ended_ms).await;
+        complete(
+            &state, &job.name, token, success, code, started_ms, ended_ms,
+        )
+        .await;
     } else {
         tracing::info!(job = %job.name, "killed; no completion sent");
     }

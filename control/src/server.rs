@@ -15,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::Auth;
+use crate::coord::{self, CoordConfig, Coordinator, ReadOnlyStore};
 use crate::live::{Clock, Live, LiveConfig, SystemClock};
 use crate::pb;
 use crate::service::{FleetApi, JobApi, RunnerApi, Shared};
@@ -36,6 +37,12 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub metrics_listen: Option<SocketAddr>,
     pub record_decisions: bool,
+    /// `Some(url)`: coordinate with other replicas on this Redis (`crate::coord`):
+    /// start as a standby and serve only while holding the leader lease.
+    pub redis: Option<String>,
+    /// The leader lease's TTL with `redis` (how long a crashed leader keeps the
+    /// standbys waiting); renewed every third of it.
+    pub leader_lease_ms: u64,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +58,8 @@ impl Default for ServeOptions {
             tls: None,
             metrics_listen: None,
             record_decisions: false,
+            redis: None,
+            leader_lease_ms: 5_000,
         }
     }
 }
@@ -61,6 +70,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
+    /// With `ServeOptions::redis`.
+    pub coordinator: Option<Coordinator>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
@@ -69,6 +80,12 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting, finishes in-flight calls, and returns.
     pub async fn stop(mut self) -> Result<()> {
+        // Hand over first: step down and release the lease so a standby takes over now.
+        if let Some(c) = self.coordinator.take() {
+            c.shutdown().await;
+        }
+        // Ends open WatchJobs streams; graceful shutdown waits for every open call.
+        self.shared.closing.send_replace(true);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -127,21 +144,61 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             opts.lease_ttl_ms
         );
     }
-    let store = open_store(&opts)?;
+    if opts.redis.is_some() && opts.leader_lease_ms < 100 {
+        bail!(
+            "the leader lease TTL must be at least 100 ms, got {}",
+            opts.leader_lease_ms
+        );
+    }
     let config = LiveConfig {
         policy: PolicyConfig::named(&opts.policy)?,
         lease_ttl_ms: opts.lease_ttl_ms,
         record_decisions: opts.record_decisions,
+        group_commit: true,
         ..LiveConfig::default()
     };
-    let live = Live::open(config, clock, store).context("rebuilding state from the store")?;
+    // With Redis a replica starts as a standby on an empty placeholder state; it
+    // rebuilds from the store when it wins the lease (crate::coord).
+    let live = match &opts.redis {
+        None => Live::open(config.clone(), clock.clone(), open_store(&opts)?)
+            .context("rebuilding state from the store")?,
+        Some(_) => coord::standby_live(config.clone(), clock.clone())?,
+    };
+    let changes = live.subscribe();
     let shared = Shared::new(live, auth);
+    let mut background = Vec::new();
+    background.push(crate::flush::spawn_flusher(shared.clone()));
+    let coordinator = match &opts.redis {
+        None => {
+            background.push(coord::forward_changes(changes, shared.events.clone()));
+            None
+        }
+        Some(url) => {
+            shared
+                .leader
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            *shared
+                .history
+                .lock()
+                .map_err(|_| anyhow::anyhow!("history store lock poisoned"))? =
+                Some(ReadOnlyStore::new(open_store(&opts)?));
+            let coord_config = CoordConfig {
+                lease_ttl: Duration::from_millis(opts.leader_lease_ms),
+                ..CoordConfig::new(url.clone())
+            };
+            let store_opts = opts.clone();
+            let open_live: coord::OpenLive = Arc::new(move || {
+                Live::open(config.clone(), clock.clone(), open_store(&store_opts)?)
+                    .context("rebuilding state from the store")
+            });
+            Some(Coordinator::start(coord_config, shared.clone(), open_live).await?)
+        }
+    };
 
     let listener = TcpListener::bind(opts.listen)
         .await
         .with_context(|| format!("binding {}", opts.listen))?;
     let addr = listener.local_addr()?;
-    let mut background = Vec::new();
     let ticker = shared.clone();
     let every = Duration::from_millis((opts.lease_ttl_ms / 5).max(20) as u64);
     background.push(tokio::spawn(async move {
@@ -215,6 +272,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         addr,
         metrics_addr,
         shared,
+        coordinator,
         shutdown: Some(tx),
         task,
         background,

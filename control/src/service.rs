@@ -11,7 +11,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Auth, Principal};
-use crate::live::{limits, Completion, Live, Submission};
+use crate::flush::durable;
+use crate::live::{limits, Completion, Live, LiveError, Submission};
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::status::invalid;
@@ -25,6 +26,16 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Standby replicas refuse work until they hold the leader lease.
     pub leader: std::sync::atomic::AtomicBool,
+    /// Every committed job change `WatchJobs` streams: fed by the local live state
+    /// (`coord::forward_changes`) and, with Redis coordination, by the leader's fan-out
+    /// (see `crate::coord`), so watchers on a standby see changes too. May repeat or
+    /// skip revisions; `WatchJobs` drops repeats and re-reads gaps from the store.
+    pub events: tokio::sync::broadcast::Sender<StoredJob>,
+    /// With Redis coordination: a read-only handle on the shared store, from which a
+    /// standby serves `WatchJobs` history (its own live state is an empty placeholder).
+    pub history: Mutex<Option<crate::coord::ReadOnlyStore>>,
+    /// Set when the server stops: open `WatchJobs` streams end so shutdown can finish.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -34,6 +45,9 @@ impl Shared {
             auth,
             metrics: Metrics::default(),
             leader: std::sync::atomic::AtomicBool::new(true),
+            events: tokio::sync::broadcast::channel(8192).0,
+            history: Mutex::new(None),
+            closing: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -45,9 +59,41 @@ impl Shared {
                 "this replica is a standby; the leader serves requests",
             ));
         }
-        self.live
+        let live = self.live.lock().map_err(|_| {
+            Status::internal("scheduler state is unavailable after an internal error")
+        })?;
+        // Again under the lock: a replica stepping down clears the flag, then waits for
+        // the lock; nothing that gets the lock after that may write (fencing).
+        if !self.leader.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "this replica is a standby; the leader serves requests",
+            ));
+        }
+        Ok(live)
+    }
+
+    /// Committed job versions after revision `after` (`WatchJobs` history): from the
+    /// live state on the leader, from the read-only store handle on a standby.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, Status> {
+        let refused = match self.live() {
+            Ok(mut live) => return Ok(live.changes_since(after, tenant, limit)?),
+            Err(status) => status,
+        };
+        let mut history = self
+            .history
             .lock()
-            .map_err(|_| Status::internal("scheduler state is unavailable after an internal error"))
+            .map_err(|_| Status::internal("the history store is unavailable"))?;
+        match history.as_mut() {
+            Some(store) => Ok(store
+                .changes_since(after, tenant, limit)
+                .map_err(LiveError::from)?),
+            None => Err(refused),
+        }
     }
 }
 
@@ -184,19 +230,25 @@ impl pb::job_service_server::JobService for JobApi {
         let who = self.0.auth.authenticate(req.metadata())?;
         let r = req.into_inner();
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?.unwrap_or_default();
-        let job = self.0.live()?.submit(Submission {
-            request_id: r.request_id,
-            tenant,
-            labels: r.labels,
-            slots: r.slots,
-            command: r.command,
-            qos: r.qos,
-            priority: r.priority,
-            requested_ms: r.requested_ms,
-            project: r.project,
-            job_name: r.job_name,
-            branch: r.branch,
-        })?;
+        let (job, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let job = live.submit(Submission {
+                request_id: r.request_id,
+                tenant,
+                labels: r.labels,
+                slots: r.slots,
+                command: r.command,
+                qos: r.qos,
+                priority: r.priority,
+                requested_ms: r.requested_ms,
+                project: r.project,
+                job_name: r.job_name,
+                branch: r.branch,
+            })?;
+            (job, live.last_ticket(), live.durability())
+        };
+        // Acknowledged only once durable.
+        durable(ticket, durability).await?;
         self.0.metrics.submitted.inc();
         Ok(Response::new(to_pb_job(&job)))
     }
@@ -270,10 +322,14 @@ impl pb::job_service_server::JobService for JobApi {
     ) -> Result<Response<pb::Job>, Status> {
         let who = self.0.auth.authenticate(req.metadata())?;
         let id = parse_job_name("name", &req.get_ref().name)?;
-        let mut live = self.0.live()?;
-        let job = live.job(id)?;
-        check_owner(&who, &job)?;
-        let job = live.cancel(id)?;
+        let (job, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let job = live.job(id)?;
+            check_owner(&who, &job)?;
+            let job = live.cancel(id)?;
+            (job, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
         Ok(Response::new(to_pb_job(&job)))
     }
 
@@ -289,7 +345,8 @@ impl pb::job_service_server::JobService for JobApi {
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let shared = self.0.clone();
         // Subscribe before reading history so that no change falls between the two.
-        let mut changes = shared.live()?.subscribe();
+        let mut changes = shared.events.subscribe();
+        let mut closing = shared.closing.subscribe();
         let mut last = r.from_revision;
         tokio::spawn(async move {
             let send = |j: &StoredJob| pb::JobEvent {
@@ -298,15 +355,8 @@ impl pb::job_service_server::JobService for JobApi {
             };
             'history: loop {
                 loop {
-                    let page = match shared
-                        .live()
-                        .map(|mut l| l.changes_since(last, tenant.as_deref(), 1000))
-                    {
-                        Ok(Ok(page)) => page,
-                        Ok(Err(e)) => {
-                            let _ = tx.send(Err(Status::from(e))).await;
-                            return;
-                        }
+                    let page = match shared.changes_since(last, tenant.as_deref(), 1000) {
+                        Ok(page) => page,
                         Err(status) => {
                             let _ = tx.send(Err(status)).await;
                             return;
@@ -322,9 +372,24 @@ impl pb::job_service_server::JobService for JobApi {
                         }
                     }
                 }
+                // Highest revision seen on the feed since the last history read.
+                let mut seen: Option<u64> = None;
                 loop {
-                    match changes.recv().await {
+                    let next = tokio::select! {
+                        next = changes.recv() => next,
+                        _ = closing.wait_for(|c| *c) => return,
+                    };
+                    match next {
                         Ok(j) => {
+                            if let Some(s) = seen {
+                                if j.revision <= s {
+                                    continue; // a repeat (fan-out echo)
+                                }
+                                if j.revision > s + 1 {
+                                    continue 'history; // a skipped revision: read the store
+                                }
+                            }
+                            seen = Some(j.revision);
                             if j.revision <= last || tenant.as_ref().is_some_and(|t| *t != j.tenant)
                             {
                                 continue;
@@ -382,9 +447,13 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
     ) -> Result<Response<pb::Runner>, Status> {
         require_runner(&self.0.auth.authenticate(req.metadata())?)?;
         let r = req.into_inner();
-        let mut live = self.0.live()?;
-        let interval = live.config().lease_ttl_ms / 3;
-        let runner = live.register_runner(&r.runner_id, &r.pool, r.labels, r.slots)?;
+        let (interval, runner, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let interval = live.config().lease_ttl_ms / 3;
+            let runner = live.register_runner(&r.runner_id, &r.pool, r.labels, r.slots)?;
+            (interval, runner, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
         tracing::info!(runner = %runner.id, pool = %runner.pool, "runner registered");
         Ok(Response::new(to_pb_runner(&runner, interval)))
     }
@@ -463,15 +532,20 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
                 "is required (the token of the lease)",
             ));
         }
-        let done = self.0.live()?.complete(
-            &runner,
-            Completion {
-                job,
-                fencing_token: r.fencing_token,
-                success: r.success,
-                exit_code: r.exit_code,
-            },
-        )?;
+        let (done, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let done = live.complete(
+                &runner,
+                Completion {
+                    job,
+                    fencing_token: r.fencing_token,
+                    success: r.success,
+                    exit_code: r.exit_code,
+                },
+            )?;
+            (done, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
         self.0.metrics.completed.inc();
         Ok(Response::new(to_pb_job(&done)))
     }
@@ -482,9 +556,13 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
     ) -> Result<Response<pb::Runner>, Status> {
         require_runner(&self.0.auth.authenticate(req.metadata())?)?;
         let name = parse_runner_name("name", &req.get_ref().name)?;
-        let mut live = self.0.live()?;
-        let interval = live.config().lease_ttl_ms / 3;
-        let r = live.drain(&name)?;
+        let (interval, r, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let interval = live.config().lease_ttl_ms / 3;
+            let r = live.drain(&name)?;
+            (interval, r, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
         Ok(Response::new(to_pb_runner(&r, interval)))
     }
 }

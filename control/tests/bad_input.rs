@@ -33,7 +33,10 @@ async fn server(dir: &std::path::Path) -> RunningServer {
 
 fn with_key<T>(key: &str, msg: T) -> Request<T> {
     let mut r = Request::new(msg);
-    r.metadata_mut().insert("authorization", format!("Bearer {key}").parse().expect("header"));
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {key}").parse().expect("header"),
+    );
     r
 }
 
@@ -42,7 +45,11 @@ fn expect_invalid<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, fie
     match r {
         Err(s) => {
             assert_eq!(s.code(), Code::InvalidArgument, "{field}: {s:?}");
-            assert!(s.message().starts_with(field), "message should name {field}: {:?}", s.message());
+            assert!(
+                s.message().starts_with(field),
+                "message should name {field}: {:?}",
+                s.message()
+            );
         }
         Ok(ok) => panic!("{field}: accepted {ok:?}"),
     }
@@ -52,80 +59,419 @@ fn expect_invalid<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, fie
 async fn every_rpc_names_the_bad_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = server(dir.path()).await;
-    let ch = Channel::from_shared(format!("http://{}", srv.addr)).expect("uri").connect().await.expect("connect");
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut jobs = JobServiceClient::new(ch.clone());
     let mut runners = RunnerServiceClient::new(ch.clone());
     let mut fleet = FleetServiceClient::new(ch);
     let (k, rt) = ("key-team-a-1", "runner-token-1");
-    let ok = || SubmitJobRequest { request_id: "r1".into(), command: "true".into(), ..Default::default() };
+    let ok = || SubmitJobRequest {
+        request_id: "r1".into(),
+        command: "true".into(),
+        ..Default::default()
+    };
 
     // SubmitJob
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { request_id: String::new(), ..ok() })).await, "request_id");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { request_id: "x".repeat(129), ..ok() })).await, "request_id");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { labels: vec!["a b".into()], ..ok() })).await, "labels");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { labels: (0..17).map(|i| format!("l{i}")).collect(), ..ok() })).await, "labels");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { slots: 100_000, ..ok() })).await, "slots");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { command: "x".repeat(70_000), ..ok() })).await, "command");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { qos: "platinum".into(), ..ok() })).await, "qos");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { requested_ms: -5, ..ok() })).await, "requested_ms");
-    expect_invalid(jobs.submit_job(with_key(k, SubmitJobRequest { branch: "b".repeat(300), ..ok() })).await, "branch");
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                request_id: String::new(),
+                ..ok()
+            },
+        ))
+        .await,
+        "request_id",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                request_id: "x".repeat(129),
+                ..ok()
+            },
+        ))
+        .await,
+        "request_id",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                labels: vec!["a b".into()],
+                ..ok()
+            },
+        ))
+        .await,
+        "labels",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                labels: (0..17).map(|i| format!("l{i}")).collect(),
+                ..ok()
+            },
+        ))
+        .await,
+        "labels",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                slots: 100_000,
+                ..ok()
+            },
+        ))
+        .await,
+        "slots",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                command: "x".repeat(70_000),
+                ..ok()
+            },
+        ))
+        .await,
+        "command",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                qos: "platinum".into(),
+                ..ok()
+            },
+        ))
+        .await,
+        "qos",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                requested_ms: -5,
+                ..ok()
+            },
+        ))
+        .await,
+        "requested_ms",
+    );
+    expect_invalid(
+        jobs.submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                branch: "b".repeat(300),
+                ..ok()
+            },
+        ))
+        .await,
+        "branch",
+    );
     // GetJob, CancelJob, ExplainJob
     for name in ["", "jobs/", "jobs/abc", "runners/1", "jobs/0", "jobs/-1"] {
-        expect_invalid(jobs.get_job(with_key(k, GetJobRequest { name: name.into() })).await, "name");
-        expect_invalid(jobs.cancel_job(with_key(k, CancelJobRequest { name: name.into() })).await, "name");
-        expect_invalid(jobs.explain_job(with_key(k, ExplainJobRequest { name: name.into() })).await, "name");
+        expect_invalid(
+            jobs.get_job(with_key(k, GetJobRequest { name: name.into() }))
+                .await,
+            "name",
+        );
+        expect_invalid(
+            jobs.cancel_job(with_key(k, CancelJobRequest { name: name.into() }))
+                .await,
+            "name",
+        );
+        expect_invalid(
+            jobs.explain_job(with_key(k, ExplainJobRequest { name: name.into() }))
+                .await,
+            "name",
+        );
     }
     // ListJobs
-    expect_invalid(jobs.list_jobs(with_key(k, ListJobsRequest { page_size: -1, ..Default::default() })).await, "page_size");
-    expect_invalid(jobs.list_jobs(with_key(k, ListJobsRequest { page_size: 5000, ..Default::default() })).await, "page_size");
-    expect_invalid(jobs.list_jobs(with_key(k, ListJobsRequest { page_token: "garbage".into(), ..Default::default() })).await, "page_token");
-    expect_invalid(jobs.list_jobs(with_key(k, ListJobsRequest { state: 42, ..Default::default() })).await, "state");
+    expect_invalid(
+        jobs.list_jobs(with_key(
+            k,
+            ListJobsRequest {
+                page_size: -1,
+                ..Default::default()
+            },
+        ))
+        .await,
+        "page_size",
+    );
+    expect_invalid(
+        jobs.list_jobs(with_key(
+            k,
+            ListJobsRequest {
+                page_size: 5000,
+                ..Default::default()
+            },
+        ))
+        .await,
+        "page_size",
+    );
+    expect_invalid(
+        jobs.list_jobs(with_key(
+            k,
+            ListJobsRequest {
+                page_token: "garbage".into(),
+                ..Default::default()
+            },
+        ))
+        .await,
+        "page_token",
+    );
+    expect_invalid(
+        jobs.list_jobs(with_key(
+            k,
+            ListJobsRequest {
+                state: 42,
+                ..Default::default()
+            },
+        ))
+        .await,
+        "state",
+    );
     // RegisterRunner
-    let reg = || RegisterRunnerRequest { runner_id: "w1".into(), pool: "lin".into(), labels: vec!["linux".into()], slots: 1 };
-    expect_invalid(runners.register_runner(with_key(rt, RegisterRunnerRequest { pool: String::new(), ..reg() })).await, "pool");
-    expect_invalid(runners.register_runner(with_key(rt, RegisterRunnerRequest { runner_id: "a/b".into(), ..reg() })).await, "runner_id");
-    expect_invalid(runners.register_runner(with_key(rt, RegisterRunnerRequest { slots: 5000, ..reg() })).await, "slots");
-    expect_invalid(runners.register_runner(with_key(rt, RegisterRunnerRequest { labels: vec![String::new()], ..reg() })).await, "labels");
+    let reg = || RegisterRunnerRequest {
+        runner_id: "w1".into(),
+        pool: "lin".into(),
+        labels: vec!["linux".into()],
+        slots: 1,
+    };
+    expect_invalid(
+        runners
+            .register_runner(with_key(
+                rt,
+                RegisterRunnerRequest {
+                    pool: String::new(),
+                    ..reg()
+                },
+            ))
+            .await,
+        "pool",
+    );
+    expect_invalid(
+        runners
+            .register_runner(with_key(
+                rt,
+                RegisterRunnerRequest {
+                    runner_id: "a/b".into(),
+                    ..reg()
+                },
+            ))
+            .await,
+        "runner_id",
+    );
+    expect_invalid(
+        runners
+            .register_runner(with_key(
+                rt,
+                RegisterRunnerRequest {
+                    slots: 5000,
+                    ..reg()
+                },
+            ))
+            .await,
+        "slots",
+    );
+    expect_invalid(
+        runners
+            .register_runner(with_key(
+                rt,
+                RegisterRunnerRequest {
+                    labels: vec![String::new()],
+                    ..reg()
+                },
+            ))
+            .await,
+        "labels",
+    );
     // Heartbeat, AcquireJobs, CompleteJob, DrainRunner
     for name in ["", "w1", "jobs/1", "runners/"] {
-        expect_invalid(runners.heartbeat(with_key(rt, HeartbeatRequest { name: name.into() })).await, "name");
-        expect_invalid(runners.acquire_jobs(with_key(rt, AcquireJobsRequest { name: name.into(), ..Default::default() })).await, "name");
-        expect_invalid(runners.drain_runner(with_key(rt, DrainRunnerRequest { name: name.into() })).await, "name");
+        expect_invalid(
+            runners
+                .heartbeat(with_key(rt, HeartbeatRequest { name: name.into() }))
+                .await,
+            "name",
+        );
+        expect_invalid(
+            runners
+                .acquire_jobs(with_key(
+                    rt,
+                    AcquireJobsRequest {
+                        name: name.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await,
+            "name",
+        );
+        expect_invalid(
+            runners
+                .drain_runner(with_key(rt, DrainRunnerRequest { name: name.into() }))
+                .await,
+            "name",
+        );
     }
-    let acq = || AcquireJobsRequest { name: "runners/w1".into(), max_jobs: 1, wait_ms: 0 };
-    expect_invalid(runners.acquire_jobs(with_key(rt, AcquireJobsRequest { max_jobs: 100_000, ..acq() })).await, "max_jobs");
-    expect_invalid(runners.acquire_jobs(with_key(rt, AcquireJobsRequest { wait_ms: -1, ..acq() })).await, "wait_ms");
-    expect_invalid(runners.acquire_jobs(with_key(rt, AcquireJobsRequest { wait_ms: 3_600_000, ..acq() })).await, "wait_ms");
-    let done = || CompleteJobRequest { job: "jobs/1".into(), runner: "runners/w1".into(), fencing_token: 1, ..Default::default() };
-    expect_invalid(runners.complete_job(with_key(rt, CompleteJobRequest { job: "1".into(), ..done() })).await, "job");
-    expect_invalid(runners.complete_job(with_key(rt, CompleteJobRequest { runner: String::new(), ..done() })).await, "runner");
-    expect_invalid(runners.complete_job(with_key(rt, CompleteJobRequest { fencing_token: 0, ..done() })).await, "fencing_token");
+    let acq = || AcquireJobsRequest {
+        name: "runners/w1".into(),
+        max_jobs: 1,
+        wait_ms: 0,
+    };
+    expect_invalid(
+        runners
+            .acquire_jobs(with_key(
+                rt,
+                AcquireJobsRequest {
+                    max_jobs: 100_000,
+                    ..acq()
+                },
+            ))
+            .await,
+        "max_jobs",
+    );
+    expect_invalid(
+        runners
+            .acquire_jobs(with_key(
+                rt,
+                AcquireJobsRequest {
+                    wait_ms: -1,
+                    ..acq()
+                },
+            ))
+            .await,
+        "wait_ms",
+    );
+    expect_invalid(
+        runners
+            .acquire_jobs(with_key(
+                rt,
+                AcquireJobsRequest {
+                    wait_ms: 3_600_000,
+                    ..acq()
+                },
+            ))
+            .await,
+        "wait_ms",
+    );
+    let done = || CompleteJobRequest {
+        job: "jobs/1".into(),
+        runner: "runners/w1".into(),
+        fencing_token: 1,
+        ..Default::default()
+    };
+    expect_invalid(
+        runners
+            .complete_job(with_key(
+                rt,
+                CompleteJobRequest {
+                    job: "1".into(),
+                    ..done()
+                },
+            ))
+            .await,
+        "job",
+    );
+    expect_invalid(
+        runners
+            .complete_job(with_key(
+                rt,
+                CompleteJobRequest {
+                    runner: String::new(),
+                    ..done()
+                },
+            ))
+            .await,
+        "runner",
+    );
+    expect_invalid(
+        runners
+            .complete_job(with_key(
+                rt,
+                CompleteJobRequest {
+                    fencing_token: 0,
+                    ..done()
+                },
+            ))
+            .await,
+        "fencing_token",
+    );
 
     // Nothing of the above was stored.
-    let all = jobs.list_jobs(with_key(k, ListJobsRequest::default())).await.expect("list").into_inner();
+    let all = jobs
+        .list_jobs(with_key(k, ListJobsRequest::default()))
+        .await
+        .expect("list")
+        .into_inner();
     assert!(all.jobs.is_empty(), "{:?}", all.jobs);
 
     // Authentication: unknown key, missing key, wrong kind of credential.
     for r in [
-        jobs.submit_job(with_key("not-a-key-at-all", ok())).await.map(|_| ()),
+        jobs.submit_job(with_key("not-a-key-at-all", ok()))
+            .await
+            .map(|_| ()),
         jobs.submit_job(Request::new(ok())).await.map(|_| ()),
-        fleet.get_queue_stats(with_key("nope-nope-nope", GetQueueStatsRequest {})).await.map(|_| ()),
+        fleet
+            .get_queue_stats(with_key("nope-nope-nope", GetQueueStatsRequest {}))
+            .await
+            .map(|_| ()),
     ] {
         let s = r.expect_err("must be refused");
         assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
-        assert!(!s.message().contains("not-a-key"), "the key must not be echoed: {}", s.message());
+        assert!(
+            !s.message().contains("not-a-key"),
+            "the key must not be echoed: {}",
+            s.message()
+        );
     }
-    let s = runners.register_runner(with_key(k, reg())).await.expect_err("tenant key on runner API");
+    let s = runners
+        .register_runner(with_key(k, reg()))
+        .await
+        .expect_err("tenant key on runner API");
     assert_eq!(s.code(), Code::PermissionDenied);
-    let s = jobs.submit_job(with_key(rt, ok())).await.expect_err("runner token on job API");
+    let s = jobs
+        .submit_job(with_key(rt, ok()))
+        .await
+        .expect_err("runner token on job API");
     assert_eq!(s.code(), Code::PermissionDenied);
-    let s = jobs.submit_job(with_key(k, SubmitJobRequest { tenant: "team-b".into(), ..ok() })).await.expect_err("other tenant");
+    let s = jobs
+        .submit_job(with_key(
+            k,
+            SubmitJobRequest {
+                tenant: "team-b".into(),
+                ..ok()
+            },
+        ))
+        .await
+        .expect_err("other tenant");
     assert_eq!(s.code(), Code::PermissionDenied);
 
     // Not found and failed precondition, for completeness.
-    let s = jobs.get_job(with_key(k, GetJobRequest { name: "jobs/999".into() })).await.expect_err("missing");
+    let s = jobs
+        .get_job(with_key(
+            k,
+            GetJobRequest {
+                name: "jobs/999".into(),
+            },
+        ))
+        .await
+        .expect_err("missing");
     assert_eq!(s.code(), Code::NotFound);
-    let s = runners.heartbeat(with_key(rt, HeartbeatRequest { name: "runners/ghost".into() })).await.expect_err("unknown runner");
+    let s = runners
+        .heartbeat(with_key(
+            rt,
+            HeartbeatRequest {
+                name: "runners/ghost".into(),
+            },
+        ))
+        .await
+        .expect_err("unknown runner");
     assert_eq!(s.code(), Code::NotFound);
     srv.stop().await.expect("stop");
 }

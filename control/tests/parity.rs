@@ -23,7 +23,10 @@ const POLICY: &str = "fairshare";
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -77,7 +80,10 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
         .map(|(i, j)| {
             let next = tenant_of.len();
             let tenant = *tenant_of.entry(j.tenant).or_insert_with(|| {
-                tenants.push(TenantSpec { name: format!("t{}", j.tenant), weight: 1.0 });
+                tenants.push(TenantSpec {
+                    name: format!("t{}", j.tenant),
+                    weight: 1.0,
+                });
                 next
             });
             SimJob {
@@ -112,17 +118,45 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
     }
     .check()
     .expect("config");
-    let mut sched = Scheduler::new(config, Box::new(RequestedTime { default_ms: live.default_estimate_ms }));
-    let runners: Vec<(RunnerId, PoolId, u32)> =
-        RUNNERS.iter().enumerate().map(|(i, r)| (RunnerId(i as u32), PoolId(u16::from(r.1 == "gpu")), r.3)).collect();
+    let mut sched = Scheduler::new(
+        config,
+        Box::new(RequestedTime {
+            default_ms: live.default_estimate_ms,
+        }),
+    );
+    let runners: Vec<(RunnerId, PoolId, u32)> = RUNNERS
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (RunnerId(i as u32), PoolId(u16::from(r.1 == "gpu")), r.3))
+        .collect();
     // The engine numbers jobs by position; shift to the live service's ids (from 1).
-    let out = engine::run(&mut sched, &sim_jobs_by_index(&sim_jobs), &runners, T0, EngineOptions { record_decisions: true, ..Default::default() })
-        .expect("engine");
+    let out = engine::run(
+        &mut sched,
+        &sim_jobs_by_index(&sim_jobs),
+        &runners,
+        T0,
+        EngineOptions {
+            record_decisions: true,
+            ..Default::default()
+        },
+    )
+    .expect("engine");
     out.decisions
         .expect("log")
         .into_iter()
         .map(|(t, d)| match d {
-            Decision::Start { job, runner, expected_end_ms } => (t, Decision::Start { job: JobId(job.0 + 1), runner, expected_end_ms }),
+            Decision::Start {
+                job,
+                runner,
+                expected_end_ms,
+            } => (
+                t,
+                Decision::Start {
+                    job: JobId(job.0 + 1),
+                    runner,
+                    expected_end_ms,
+                },
+            ),
             other => (t, other),
         })
         .collect()
@@ -132,7 +166,13 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
 fn sim_jobs_by_index(jobs: &[SimJob]) -> Vec<SimJob> {
     jobs.iter()
         .enumerate()
-        .map(|(i, j)| SimJob { spec: JobSpec { id: JobId(i as u64), ..j.spec.clone() }, ..j.clone() })
+        .map(|(i, j)| SimJob {
+            spec: JobSpec {
+                id: JobId(i as u64),
+                ..j.spec.clone()
+            },
+            ..j.clone()
+        })
         .collect()
 }
 
@@ -140,7 +180,10 @@ fn sim_jobs_by_index(jobs: &[SimJob]) -> Vec<SimJob> {
 async fn simulator_and_live_service_make_the_same_decisions() {
     let jobs = workload(300);
     let expected = simulate(&jobs);
-    assert!(expected.len() >= jobs.len(), "every job starts in the simulation");
+    assert!(
+        expected.len() >= jobs.len(),
+        "every job starts in the simulation"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
@@ -158,7 +201,11 @@ async fn simulator_and_live_service_make_the_same_decisions() {
     )
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr)).expect("uri").connect().await.expect("connect");
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut api = JobServiceClient::new(ch.clone());
     let mut run = RunnerServiceClient::new(ch);
     for (id, pool, labels, slots) in RUNNERS {
@@ -188,7 +235,11 @@ async fn simulator_and_live_service_make_the_same_decisions() {
             api.submit_job(SubmitJobRequest {
                 request_id: format!("req-{i}"),
                 tenant: format!("t{}", j.tenant),
-                labels: if j.gpu { vec!["linux".into(), "gpu".into()] } else { vec!["linux".into()] },
+                labels: if j.gpu {
+                    vec!["linux".into(), "gpu".into()]
+                } else {
+                    vec!["linux".into()]
+                },
                 slots: j.slots,
                 command: "true".into(),
                 requested_ms: j.requested,
@@ -213,13 +264,22 @@ async fn simulator_and_live_service_make_the_same_decisions() {
         let mut new: Vec<(usize, String, u64, Millis)> = Vec::new();
         for (id, ..) in RUNNERS {
             let got = run
-                .acquire_jobs(AcquireJobsRequest { name: format!("runners/{id}"), max_jobs: 10, wait_ms: 0 })
+                .acquire_jobs(AcquireJobsRequest {
+                    name: format!("runners/{id}"),
+                    max_jobs: 10,
+                    wait_ms: 0,
+                })
                 .await
                 .expect("acquire")
                 .into_inner();
             for l in got.leases {
                 let job = l.job.expect("job");
-                let idx: usize = job.name.trim_start_matches("jobs/").parse::<usize>().expect("id") - 1;
+                let idx: usize = job
+                    .name
+                    .trim_start_matches("jobs/")
+                    .parse::<usize>()
+                    .expect("id")
+                    - 1;
                 new.push((idx, format!("runners/{id}"), l.fencing_token, job.start_ms));
             }
         }
@@ -238,7 +298,13 @@ async fn simulator_and_live_service_make_the_same_decisions() {
             seq += 1;
         }
     }
-    let live_log: Vec<(Millis, Decision)> = srv.shared.live.lock().expect("lock").decision_log().to_vec();
+    let live_log: Vec<(Millis, Decision)> = srv
+        .shared
+        .live
+        .lock()
+        .expect("lock")
+        .decision_log()
+        .to_vec();
     assert_eq!(live_log.len(), expected.len(), "same number of decisions");
     for (n, (a, b)) in expected.iter().zip(&live_log).enumerate() {
         assert_eq!(a, b, "decision {n} differs: simulator {a:?}, live {b:?}");

@@ -246,9 +246,18 @@ fn list_jobs_pages_by_id_and_filters() {
         request_id: Some(request.into()),
         ..JobFilter::default()
     };
-    assert_eq!(ids(s.list_jobs(&by_request("even", "req-4"), 0, 100).unwrap()), vec![4]);
-    assert!(s.list_jobs(&by_request("odd", "req-4"), 0, 100).unwrap().is_empty());
-    let request_only = JobFilter { request_id: Some("req-7".into()), ..JobFilter::default() };
+    assert_eq!(
+        ids(s.list_jobs(&by_request("even", "req-4"), 0, 100).unwrap()),
+        vec![4]
+    );
+    assert!(s
+        .list_jobs(&by_request("odd", "req-4"), 0, 100)
+        .unwrap()
+        .is_empty());
+    let request_only = JobFilter {
+        request_id: Some("req-7".into()),
+        ..JobFilter::default()
+    };
     assert_eq!(ids(s.list_jobs(&request_only, 0, 100).unwrap()), vec![7]);
     let all_filters = JobFilter {
         tenant: Some("odd".into()),

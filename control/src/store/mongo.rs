@@ -337,7 +337,7 @@ impl MongoStore {
                     doc! { "$max": { "value": tok } },
                 )
                 .upsert(true);
-            if let Some(s) = session.as_deref_mut() {
+            if let Some(s) = session {
                 op = op.session(s);
             }
             op.await?;
@@ -493,6 +493,9 @@ impl MongoStore {
         }
         if let Some(s) = filter.state {
             f.insert("state", s.as_str());
+        }
+        if let Some(r) = &filter.request_id {
+            f.insert("request_id", r.clone());
         }
         self.find_jobs(f, doc! { "_id": 1 }, Some(limit_i64(limit)))
             .await

@@ -1,0 +1,267 @@
+//! Load generator: full job lifecycles (SubmitJob → lease via AcquireJobs → CompleteJob)
+//! over real gRPC on loopback against an in-process `rustci serve` (embedded SQLite).
+//!
+//! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full]`
+//!
+//! 1. Peak: closed-loop submitters as fast as they go, runners leasing in batches and
+//!    completing each job; reports lifecycles per second.
+//! 2. Latency: open-loop submissions at half of that peak; reports submit-to-lease
+//!    latency (from the SubmitJob call to the runner holding the lease) p50/p99.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustci_control::pb::job_service_client::JobServiceClient;
+use rustci_control::pb::runner_service_client::RunnerServiceClient;
+use rustci_control::pb::*;
+use rustci_control::server::{start, ServeOptions};
+use rustci_control::store::sqlite::SyncMode;
+use tonic::transport::Channel;
+
+const RUNNERS: usize = 4;
+const SLOTS: u32 = 512;
+const SUBMITTERS: usize = 8;
+const CHANNELS: usize = 4;
+
+struct Shared {
+    stop: AtomicBool,
+    completed: AtomicU64,
+    /// request_id → when its SubmitJob call started (latency phase only).
+    sent: Mutex<HashMap<String, Instant>>,
+    latencies: Mutex<Vec<Duration>>,
+    measure: AtomicBool,
+}
+
+async fn channels(addr: std::net::SocketAddr) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..CHANNELS {
+        out.push(
+            Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("connect"),
+        );
+    }
+    out
+}
+
+fn runner_task(ch: Channel, name: String, shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = RunnerServiceClient::new(ch);
+        while !shared.stop.load(Ordering::Relaxed) {
+            let got = match client
+                .acquire_jobs(AcquireJobsRequest {
+                    name: name.clone(),
+                    max_jobs: 256,
+                    wait_ms: 50,
+                })
+                .await
+            {
+                Ok(r) => r.into_inner().leases,
+                Err(_) => continue,
+            };
+            let now = Instant::now();
+            if shared.measure.load(Ordering::Relaxed) {
+                let mut sent = shared.sent.lock().expect("lock");
+                let mut lat = shared.latencies.lock().expect("lock");
+                for l in &got {
+                    if let Some(t) = l.job.as_ref().and_then(|j| sent.remove(&j.request_id)) {
+                        lat.push(now - t);
+                    }
+                }
+            }
+            let mut pending = Vec::with_capacity(got.len());
+            for l in got {
+                let mut c = client.clone();
+                let job = l.job.map(|j| j.name).unwrap_or_default();
+                let runner = name.clone();
+                pending.push(tokio::spawn(async move {
+                    c.complete_job(CompleteJobRequest {
+                        job,
+                        runner,
+                        fencing_token: l.fencing_token,
+                        success: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .is_ok()
+                }));
+            }
+            for p in pending {
+                if p.await.unwrap_or(false) {
+                    shared.completed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let sync = match arg("--sync").as_deref() {
+        Some("full") => SyncMode::Full,
+        _ => SyncMode::Normal,
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_path_buf(),
+        sync,
+        policy: "fairshare".into(),
+        lease_ttl_ms: 60_000,
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server");
+    let chans = channels(srv.addr).await;
+    let shared = Arc::new(Shared {
+        stop: AtomicBool::new(false),
+        completed: AtomicU64::new(0),
+        sent: Mutex::new(HashMap::new()),
+        latencies: Mutex::new(Vec::new()),
+        measure: AtomicBool::new(false),
+    });
+    let mut reg = RunnerServiceClient::new(chans[0].clone());
+    let mut runners = Vec::new();
+    for i in 0..RUNNERS {
+        reg.register_runner(RegisterRunnerRequest {
+            runner_id: format!("bench-{i}"),
+            pool: "bench".into(),
+            labels: vec!["linux".into()],
+            slots: SLOTS,
+        })
+        .await
+        .expect("register");
+        runners.push(runner_task(
+            chans[i % CHANNELS].clone(),
+            format!("runners/bench-{i}"),
+            shared.clone(),
+        ));
+    }
+
+    // Phase 1: peak, closed loop.
+    let seq = Arc::new(AtomicU64::new(0));
+    let mut submitters = Vec::new();
+    let peak_stop = Arc::new(AtomicBool::new(false));
+    for s in 0..SUBMITTERS {
+        let mut client = JobServiceClient::new(chans[s % CHANNELS].clone());
+        let (seq, stop) = (seq.clone(), peak_stop.clone());
+        submitters.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let n = seq.fetch_add(1, Ordering::Relaxed);
+                let _ = client
+                    .submit_job(SubmitJobRequest {
+                        request_id: format!("p{n}"),
+                        tenant: format!("t{}", n % 4),
+                        labels: vec!["linux".into()],
+                        command: "true".into(),
+                        requested_ms: 1_000,
+                        ..Default::default()
+                    })
+                    .await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
+    let c0 = shared.completed.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let done = shared.completed.load(Ordering::Relaxed) - c0;
+    let elapsed = t0.elapsed().as_secs_f64();
+    peak_stop.store(true, Ordering::Relaxed);
+    for s in submitters {
+        let _ = s.await;
+    }
+    let peak = done as f64 / elapsed;
+    println!("peak: {done} lifecycles in {elapsed:.1} s = {peak:.0} lifecycles/s ({SUBMITTERS} submitters, {RUNNERS} runners x {SLOTS} slots, sync {sync:?})");
+
+    // Let the backlog drain.
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let before = shared.completed.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if shared.completed.load(Ordering::Relaxed) == before || Instant::now() > drain_deadline {
+            break;
+        }
+    }
+
+    // Phase 2: latency at half the peak, open loop.
+    let rate = (peak / 2.0).max(1.0);
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    shared.measure.store(true, Ordering::Relaxed);
+    let mut clients: Vec<JobServiceClient<Channel>> = chans
+        .iter()
+        .map(|c| JobServiceClient::new(c.clone()))
+        .collect();
+    let start_at = Instant::now();
+    let total = (rate * seconds as f64) as u64;
+    let mut inflight = Vec::new();
+    for n in 0..total {
+        let due = start_at + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let mut client = clients[(n as usize) % CHANNELS].clone();
+        let shared = shared.clone();
+        let rid = format!("l{n}");
+        inflight.push(tokio::spawn(async move {
+            shared
+                .sent
+                .lock()
+                .expect("lock")
+                .insert(rid.clone(), Instant::now());
+            let _ = client
+                .submit_job(SubmitJobRequest {
+                    request_id: rid,
+                    tenant: format!("t{}", n % 4),
+                    labels: vec!["linux".into()],
+                    command: "true".into(),
+                    requested_ms: 1_000,
+                    ..Default::default()
+                })
+                .await;
+        }));
+        if inflight.len() > 4096 {
+            for f in inflight.drain(..2048) {
+                let _ = f.await;
+            }
+        }
+    }
+    for f in inflight {
+        let _ = f.await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    for r in runners {
+        let _ = r.await;
+    }
+    clients.clear();
+    let mut lat = shared.latencies.lock().expect("lock").clone();
+    lat.sort();
+    println!(
+        "latency at {rate:.0} submits/s (half of peak), {} jobs: submit-to-lease p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        lat.len(),
+        percentile(&lat, 50.0).as_secs_f64() * 1e3,
+        percentile(&lat, 99.0).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    srv.stop().await.expect("stop");
+}

@@ -1,0 +1,337 @@
+//! Helpers of the end-to-end tests: free ports, `rustci serve` and `rustci runner` child
+//! processes (killed by a guard even when a test fails), readiness and bounded polling.
+#![allow(dead_code)]
+
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustci_control::client::{connect_lazy, Clients};
+use rustci_control::pb;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_rustci");
+
+/// A port nobody listens on right now (bind :0, read it, close).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos()
+}
+
+fn log_file(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening log {}: {e}", path.display()))
+}
+
+/// The last `n` lines of a log, for failure messages.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Child processes, killed when dropped (tests that fail included).
+#[derive(Debug, Default)]
+pub struct Procs {
+    children: Vec<(String, Child, PathBuf)>,
+    groups: Vec<u32>,
+}
+
+impl Procs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn spawn(&mut self, what: &str, mut cmd: Command, log: &Path) -> u32 {
+        cmd.stdin(Stdio::null())
+            .stdout(log_file(log))
+            .stderr(log_file(log))
+            .env("RUST_LOG", "info");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {what} ({BIN}): {e}"));
+        let pid = child.id();
+        self.children
+            .push((what.to_string(), child, log.to_path_buf()));
+        pid
+    }
+
+    /// `rustci serve --listen 127.0.0.1:PORT --data-dir DIR [extra...]`.
+    pub fn server(&mut self, name: &str, port: u16, data_dir: &Path, extra: &[&str], log: &Path) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra);
+        self.spawn(name, cmd, log);
+    }
+
+    /// `rustci runner --server URL --pool P --labels L --slots N --id ID [--token T]`,
+    /// with extra environment for its jobs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn runner(
+        &mut self,
+        name: &str,
+        server: &str,
+        pool: &str,
+        labels: &str,
+        slots: u32,
+        token: Option<&str>,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("runner")
+            .arg("--server")
+            .arg(server)
+            .arg("--pool")
+            .arg(pool)
+            .arg("--labels")
+            .arg(labels)
+            .arg("--slots")
+            .arg(slots.to_string())
+            .arg("--id")
+            .arg(name);
+        if let Some(t) = token {
+            cmd.arg("--token").arg(t);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.spawn(name, cmd, log);
+    }
+
+    /// SIGKILL a child by name and reap it.
+    pub fn kill9(&mut self, name: &str) {
+        let i = self
+            .children
+            .iter()
+            .position(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no child named {name}"));
+        let (_, mut child, _) = self.children.remove(i);
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaping the killed child");
+    }
+
+    /// Fails the test if a child died on its own (with its log).
+    pub fn assert_alive(&mut self) {
+        for (name, child, log) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{name} exited unexpectedly ({status}); its log:\n{}",
+                    tail(log, 40)
+                );
+            }
+        }
+    }
+
+    /// Also kill this process group at the end (jobs of a killed runner).
+    pub fn kill_group_later(&mut self, pgid: u32) {
+        self.groups.push(pgid);
+    }
+
+    pub fn log_of(&self, name: &str) -> Option<PathBuf> {
+        self.children
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, l)| l.clone())
+    }
+}
+
+pub fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .arg("-KILL")
+        .arg("--")
+        .arg(format!("-{pgid}"))
+        .stderr(Stdio::null())
+        .status();
+}
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        // SIGTERM first: runners then kill their jobs' process groups.
+        for (_, child, _) in &mut self.children {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for (_, child, _) in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for &g in &self.groups {
+            kill_group(g);
+        }
+    }
+}
+
+/// Polls `f` every `every` until it returns `Some`, or panics after `timeout` with
+/// `what` and the last state `f` described.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match f().await {
+            Ok(v) => return v,
+            Err(state) => state,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last state: {last}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Clients of a server once it answers GetQueueStats.
+pub async fn wait_ready(server: &str, key: Option<&str>, timeout: Duration) -> Clients {
+    let clients = connect_lazy(server, key, None).expect("client endpoint");
+    wait_for(
+        &format!("{server} to answer GetQueueStats"),
+        timeout,
+        Duration::from_millis(50),
+        || {
+            let mut c = clients.fleet.clone();
+            async move {
+                c.get_queue_stats(pb::GetQueueStatsRequest {})
+                    .await
+                    .map(|_| ())
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            }
+        },
+    )
+    .await;
+    clients
+}
+
+/// Waits until `pool` has `n` registered runners.
+pub async fn wait_runners(c: &Clients, pool: &str, n: u32, timeout: Duration) {
+    wait_for(
+        &format!("{n} runner(s) in pool {pool}"),
+        timeout,
+        Duration::from_millis(50),
+        || {
+            let mut f = c.fleet.clone();
+            async move {
+                let s = f
+                    .get_queue_stats(pb::GetQueueStatsRequest {})
+                    .await
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                    .into_inner();
+                let have = s
+                    .pools
+                    .iter()
+                    .find(|p| p.pool == pool)
+                    .map_or(0, |p| p.runners);
+                if have == n {
+                    Ok(())
+                } else {
+                    Err(format!("{have} runners"))
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Every job matching (tenant, state) through ListJobs pages of `page_size`.
+pub async fn list_all(
+    c: &Clients,
+    tenant: &str,
+    state: pb::JobState,
+    page_size: i32,
+) -> Result<Vec<pb::Job>, tonic::Status> {
+    let mut jobs = Vec::new();
+    let mut token = String::new();
+    let mut client = c.jobs.clone();
+    loop {
+        let r = client
+            .list_jobs(pb::ListJobsRequest {
+                tenant: tenant.to_string(),
+                state: state as i32,
+                page_size,
+                page_token: token,
+            })
+            .await?
+            .into_inner();
+        jobs.extend(r.jobs);
+        if r.next_page_token.is_empty() {
+            return Ok(jobs);
+        }
+        token = r.next_page_token;
+    }
+}
+
+/// One execution of a job, from the side-effect file: lines
+/// `S <job> <tag> <pid> <ns>` and `E <job> <tag> <pid> <ns>`.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub job: String,
+    pub tag: String,
+    pub pid: u32,
+    pub start_ns: u128,
+    pub end_ns: Option<u128>,
+}
+
+pub fn executions(path: &Path) -> Vec<Execution> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out: Vec<Execution> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(f.len(), 5, "malformed side-effect line {line:?}");
+        let pid: u32 = f[3].parse().expect("pid");
+        let ns: u128 = f[4].parse().expect("timestamp");
+        match f[0] {
+            "S" => out.push(Execution {
+                job: f[1].to_string(),
+                tag: f[2].to_string(),
+                pid,
+                start_ns: ns,
+                end_ns: None,
+            }),
+            "E" => {
+                let e = out
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.job == f[1] && e.pid == pid && e.end_ns.is_none())
+                    .unwrap_or_else(|| panic!("end without a start: {line:?}"));
+                e.end_ns = Some(ns);
+            }
+            other => panic!("unknown side-effect record {other:?} in {line:?}"),
+        }
+    }
+    out
+}
+
+/// A shell command that records its start and end (with `tag`) around `body`.
+pub fn recorded(file: &Path, tag: &str, body: &str) -> String {
+    let f = file.display();
+    format!(
+        "echo \"S $RUSTCI_JOB {tag} $$ $(date +%s%N)\" >> {f}; {body}; echo \"E $RUSTCI_JOB {tag} $$ $(date +%s%N)\" >> {f}"
+    )
+}
