@@ -74,27 +74,27 @@ fn runner_task(ch: Channel, name: String, shared: Arc<Shared>) -> tokio::task::J
                     }
                 }
             }
-            let mut pending = Vec::with_capacity(got.len());
+            // Complete concurrently and go straight back to leasing, as a runner with
+            // free slots does.
             for l in got {
                 let mut c = client.clone();
                 let job = l.job.map(|j| j.name).unwrap_or_default();
                 let runner = name.clone();
-                pending.push(tokio::spawn(async move {
-                    c.complete_job(CompleteJobRequest {
-                        job,
-                        runner,
-                        fencing_token: l.fencing_token,
-                        success: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .is_ok()
-                }));
-            }
-            for p in pending {
-                if p.await.unwrap_or(false) {
-                    shared.completed.fetch_add(1, Ordering::Relaxed);
-                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let done = c
+                        .complete_job(CompleteJobRequest {
+                            job,
+                            runner,
+                            fencing_token: l.fencing_token,
+                            success: true,
+                            ..Default::default()
+                        })
+                        .await;
+                    if done.is_ok() {
+                        shared.completed.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
             }
         }
     })

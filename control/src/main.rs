@@ -160,8 +160,9 @@ struct ServeArgs {
     /// Store: `sqlite` (embedded, in --data-dir) or a `mongodb://` URI.
     #[arg(long, default_value = "sqlite")]
     store: String,
-    /// SQLite durability: `full` fsyncs every commit; `normal` survives process crashes.
-    #[arg(long, value_enum, default_value = "normal")]
+    /// SQLite durability: `full` fsyncs every group commit (survives power loss);
+    /// `normal` survives process crashes such as kill -9, not power loss.
+    #[arg(long, value_enum, default_value = "full")]
     sync: Sync,
     /// Scheduling policy: fcfs, easy, priority, fairshare, sef, qos.
     #[arg(long, default_value = "fairshare")]
@@ -350,6 +351,7 @@ fn init_logging(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

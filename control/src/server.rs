@@ -51,7 +51,7 @@ impl Default for ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 7411)),
             data_dir: PathBuf::from("rustci-data"),
             mongodb: None,
-            sync: SyncMode::Normal,
+            sync: SyncMode::Full,
             auth: None,
             policy: "fairshare".into(),
             lease_ttl_ms: 15_000,
