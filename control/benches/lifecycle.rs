@@ -1,7 +1,10 @@
 //! Load generator: full job lifecycles (SubmitJob → lease via AcquireJobs → CompleteJob)
 //! over real gRPC on loopback against an in-process `rustci serve` (embedded SQLite).
 //!
-//! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full]`
+//! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full --batch K]`
+//!
+//! `--batch K` (K > 1) uses the batch calls: SubmitJobs with K jobs per call, and one
+//! CompleteJobs per batch of leases a runner got.
 //!
 //! 1. Peak: closed-loop submitters as fast as they go, runners leasing in batches and
 //!    completing each job; reports lifecycles per second.
@@ -32,6 +35,7 @@ struct Shared {
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
     measure: AtomicBool,
+    batch: usize,
 }
 
 async fn channels(addr: std::net::SocketAddr) -> Vec<Channel> {
@@ -76,28 +80,57 @@ fn runner_task(ch: Channel, name: String, shared: Arc<Shared>) -> tokio::task::J
             }
             // Complete concurrently and go straight back to leasing, as a runner with
             // free slots does.
-            for l in got {
+            let completions: Vec<CompleteJobRequest> = got
+                .into_iter()
+                .map(|l| CompleteJobRequest {
+                    job: l.job.map(|j| j.name).unwrap_or_default(),
+                    runner: name.clone(),
+                    fencing_token: l.fencing_token,
+                    success: true,
+                    ..Default::default()
+                })
+                .collect();
+            if completions.is_empty() {
+                continue;
+            }
+            if shared.batch > 1 {
                 let mut c = client.clone();
-                let job = l.job.map(|j| j.name).unwrap_or_default();
-                let runner = name.clone();
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    let done = c
-                        .complete_job(CompleteJobRequest {
-                            job,
-                            runner,
-                            fencing_token: l.fencing_token,
-                            success: true,
-                            ..Default::default()
-                        })
-                        .await;
-                    if done.is_ok() {
-                        shared.completed.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(r) = c.complete_jobs(CompleteJobsRequest { completions }).await {
+                        let ok = r
+                            .into_inner()
+                            .results
+                            .iter()
+                            .filter(|r| r.code == 0)
+                            .count();
+                        shared.completed.fetch_add(ok as u64, Ordering::Relaxed);
                     }
                 });
+            } else {
+                for done in completions {
+                    let mut c = client.clone();
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        if c.complete_job(done).await.is_ok() {
+                            shared.completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
             }
         }
     })
+}
+
+fn job(request_id: String, n: u64) -> SubmitJobRequest {
+    SubmitJobRequest {
+        request_id,
+        tenant: format!("t{}", n % 4),
+        labels: vec!["linux".into()],
+        command: "true".into(),
+        requested_ms: 1_000,
+        ..Default::default()
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -140,7 +173,12 @@ async fn main() {
         sent: Mutex::new(HashMap::new()),
         latencies: Mutex::new(Vec::new()),
         measure: AtomicBool::new(false),
+        batch: arg("--batch")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(1)
+            .clamp(1, 1000),
     });
+    let batch = shared.batch;
     let mut reg = RunnerServiceClient::new(chans[0].clone());
     let mut runners = Vec::new();
     for i in 0..RUNNERS {
@@ -168,17 +206,19 @@ async fn main() {
         let (seq, stop) = (seq.clone(), peak_stop.clone());
         submitters.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let n = seq.fetch_add(1, Ordering::Relaxed);
-                let _ = client
-                    .submit_job(SubmitJobRequest {
-                        request_id: format!("p{n}"),
-                        tenant: format!("t{}", n % 4),
-                        labels: vec!["linux".into()],
-                        command: "true".into(),
-                        requested_ms: 1_000,
-                        ..Default::default()
-                    })
-                    .await;
+                let n = seq.fetch_add(batch as u64, Ordering::Relaxed);
+                let reqs: Vec<SubmitJobRequest> = (n..n + batch as u64)
+                    .map(|i| job(format!("p{i}"), i))
+                    .collect();
+                if batch > 1 {
+                    let _ = client
+                        .submit_jobs(SubmitJobsRequest { requests: reqs })
+                        .await;
+                } else {
+                    for r in reqs {
+                        let _ = client.submit_job(r).await;
+                    }
+                }
             }
         }));
     }
@@ -193,7 +233,7 @@ async fn main() {
         let _ = s.await;
     }
     let peak = done as f64 / elapsed;
-    println!("peak: {done} lifecycles in {elapsed:.1} s = {peak:.0} lifecycles/s ({SUBMITTERS} submitters, {RUNNERS} runners x {SLOTS} slots, sync {sync:?})");
+    println!("peak: {done} lifecycles in {elapsed:.1} s = {peak:.0} lifecycles/s ({SUBMITTERS} submitters, {RUNNERS} runners x {SLOTS} slots, sync {sync:?}, batch {batch})");
 
     // Let the backlog drain.
     let drain_deadline = Instant::now() + Duration::from_secs(30);
@@ -207,37 +247,41 @@ async fn main() {
 
     // Phase 2: latency at half the peak, open loop.
     let rate = (peak / 2.0).max(1.0);
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    // One call per `batch` jobs, at `rate` jobs per second.
+    let interval = Duration::from_secs_f64(batch as f64 / rate);
     shared.measure.store(true, Ordering::Relaxed);
     let mut clients: Vec<JobServiceClient<Channel>> = chans
         .iter()
         .map(|c| JobServiceClient::new(c.clone()))
         .collect();
     let start_at = Instant::now();
-    let total = (rate * seconds as f64) as u64;
+    let calls = (rate * seconds as f64 / batch as f64) as u64;
     let mut inflight = Vec::new();
-    for n in 0..total {
+    for n in 0..calls {
         let due = start_at + interval.mul_f64(n as f64);
         tokio::time::sleep_until(due.into()).await;
         let mut client = clients[(n as usize) % CHANNELS].clone();
         let shared = shared.clone();
-        let rid = format!("l{n}");
+        let reqs: Vec<SubmitJobRequest> = (0..batch as u64)
+            .map(|i| job(format!("l{}", n * batch as u64 + i), n * batch as u64 + i))
+            .collect();
         inflight.push(tokio::spawn(async move {
-            shared
-                .sent
-                .lock()
-                .expect("lock")
-                .insert(rid.clone(), Instant::now());
-            let _ = client
-                .submit_job(SubmitJobRequest {
-                    request_id: rid,
-                    tenant: format!("t{}", n % 4),
-                    labels: vec!["linux".into()],
-                    command: "true".into(),
-                    requested_ms: 1_000,
-                    ..Default::default()
-                })
-                .await;
+            {
+                let now = Instant::now();
+                let mut sent = shared.sent.lock().expect("lock");
+                for r in &reqs {
+                    sent.insert(r.request_id.clone(), now);
+                }
+            }
+            if reqs.len() > 1 {
+                let _ = client
+                    .submit_jobs(SubmitJobsRequest { requests: reqs })
+                    .await;
+            } else {
+                for r in reqs {
+                    let _ = client.submit_job(r).await;
+                }
+            }
         }));
         if inflight.len() > 4096 {
             for f in inflight.drain(..2048) {

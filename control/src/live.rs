@@ -699,6 +699,13 @@ impl Live {
 
     /// Submits a job; a repeat of a (tenant, request_id) returns the first job.
     pub fn submit(&mut self, s: Submission) -> Result<StoredJob, LiveError> {
+        self.check_submission(&s)?;
+        self.submit_checked(s)
+    }
+
+    /// Every check `submit` makes on the request itself, without changing anything
+    /// (batch submissions check all requests before submitting any).
+    pub fn check_submission(&self, s: &Submission) -> Result<(), LiveError> {
         check_id("request_id", &s.request_id)?;
         check_id("tenant", &s.tenant)?;
         if s.labels.len() > limits::LABELS {
@@ -773,6 +780,17 @@ impl Live {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `submit` for a request `check_submission` accepted.
+    pub fn submit_checked(&mut self, s: Submission) -> Result<StoredJob, LiveError> {
+        let slots = if s.slots == 0 { 1 } else { s.slots };
+        let qos = if s.qos.is_empty() {
+            "standard".to_string()
+        } else {
+            s.qos.clone()
+        };
         let key = (s.tenant.clone(), s.request_id.clone());
         if let Some(id) = self.requests.get(&key) {
             if let Some(j) = self.jobs.get(id).or_else(|| self.finished_pending.get(id)) {

@@ -216,6 +216,25 @@ fn check_owner(p: &Principal, job: &StoredJob) -> Result<(), Status> {
     }
 }
 
+fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
+    Submission {
+        request_id: r.request_id,
+        tenant,
+        labels: r.labels,
+        slots: r.slots,
+        command: r.command,
+        qos: r.qos,
+        priority: r.priority,
+        requested_ms: r.requested_ms,
+        project: r.project,
+        job_name: r.job_name,
+        branch: r.branch,
+    }
+}
+
+/// At most this many items in one batch call.
+const MAX_BATCH: usize = 1000;
+
 #[derive(Debug, Clone)]
 pub struct JobApi(pub Arc<Shared>);
 
@@ -251,6 +270,46 @@ impl pb::job_service_server::JobService for JobApi {
         durable(ticket, durability).await?;
         self.0.metrics.submitted.inc();
         Ok(Response::new(to_pb_job(&job)))
+    }
+
+    async fn submit_jobs(
+        &self,
+        req: Request<pb::SubmitJobsRequest>,
+    ) -> Result<Response<pb::SubmitJobsResponse>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let requests = req.into_inner().requests;
+        if requests.is_empty() || requests.len() > MAX_BATCH {
+            return Err(invalid(
+                "requests",
+                format!("1 to {MAX_BATCH} requests, got {}", requests.len()),
+            ));
+        }
+        let mut subs = Vec::with_capacity(requests.len());
+        for (i, r) in requests.into_iter().enumerate() {
+            let tenant = acting_tenant(&who, &r.tenant, &format!("requests[{i}].tenant"))?
+                .unwrap_or_default();
+            subs.push(submission(r, tenant));
+        }
+        let (jobs, ticket, durability) = {
+            let mut live = self.0.live()?;
+            // All or nothing: check every request before submitting any.
+            for (i, s) in subs.iter().enumerate() {
+                live.check_submission(s).map_err(|e| match e {
+                    LiveError::InvalidArgument { .. } => {
+                        Status::invalid_argument(format!("requests[{i}].{e}"))
+                    }
+                    other => Status::from(other),
+                })?;
+            }
+            let mut jobs = Vec::with_capacity(subs.len());
+            for s in subs {
+                jobs.push(to_pb_job(&live.submit_checked(s)?));
+            }
+            (jobs, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
+        self.0.metrics.submitted.add(jobs.len() as u64);
+        Ok(Response::new(pb::SubmitJobsResponse { jobs }))
     }
 
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
@@ -548,6 +607,70 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
         durable(ticket, durability).await?;
         self.0.metrics.completed.inc();
         Ok(Response::new(to_pb_job(&done)))
+    }
+
+    async fn complete_jobs(
+        &self,
+        req: Request<pb::CompleteJobsRequest>,
+    ) -> Result<Response<pb::CompleteJobsResponse>, Status> {
+        require_runner(&self.0.auth.authenticate(req.metadata())?)?;
+        let completions = req.into_inner().completions;
+        if completions.is_empty() || completions.len() > MAX_BATCH {
+            return Err(invalid(
+                "completions",
+                format!("1 to {MAX_BATCH} completions, got {}", completions.len()),
+            ));
+        }
+        let refused = |s: Status| pb::CompleteResult {
+            job: None,
+            code: s.code() as i32,
+            message: s.message().to_string(),
+        };
+        let (results, ticket, durability) = {
+            let mut live = self.0.live()?;
+            let mut results = Vec::with_capacity(completions.len());
+            for (i, r) in completions.into_iter().enumerate() {
+                let parsed =
+                    parse_job_name(&format!("completions[{i}].job"), &r.job).and_then(|job| {
+                        let runner =
+                            parse_runner_name(&format!("completions[{i}].runner"), &r.runner)?;
+                        if r.fencing_token == 0 {
+                            return Err(invalid(
+                                &format!("completions[{i}].fencing_token"),
+                                "is required (the token of the lease)",
+                            ));
+                        }
+                        Ok((job, runner))
+                    });
+                let result = match parsed {
+                    Err(s) => refused(s),
+                    Ok((job, runner)) => match live.complete(
+                        &runner,
+                        Completion {
+                            job,
+                            fencing_token: r.fencing_token,
+                            success: r.success,
+                            exit_code: r.exit_code,
+                        },
+                    ) {
+                        Ok(done) => pb::CompleteResult {
+                            job: Some(to_pb_job(&done)),
+                            code: 0,
+                            message: String::new(),
+                        },
+                        Err(e) => refused(Status::from(e)),
+                    },
+                };
+                results.push(result);
+            }
+            (results, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
+        self.0
+            .metrics
+            .completed
+            .add(results.iter().filter(|r| r.code == 0).count() as u64);
+        Ok(Response::new(pb::CompleteJobsResponse { results }))
     }
 
     async fn drain_runner(

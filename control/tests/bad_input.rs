@@ -403,6 +403,61 @@ async fn every_rpc_names_the_bad_field() {
         "fencing_token",
     );
 
+    // SubmitJobs: all or nothing, the bad field named with its index.
+    let batch = |reqs: Vec<SubmitJobRequest>| SubmitJobsRequest { requests: reqs };
+    expect_invalid(
+        jobs.submit_jobs(with_key(k, batch(vec![]))).await,
+        "requests",
+    );
+    expect_invalid(
+        jobs.submit_jobs(with_key(
+            k,
+            batch(vec![
+                ok(),
+                SubmitJobRequest {
+                    request_id: "r2".into(),
+                    labels: vec!["a,b".into()],
+                    ..ok()
+                },
+            ]),
+        ))
+        .await,
+        "requests[1].labels",
+    );
+    // CompleteJobs: an empty call is invalid; bad items are refused one by one.
+    expect_invalid(
+        runners
+            .complete_jobs(with_key(
+                rt,
+                CompleteJobsRequest {
+                    completions: vec![],
+                },
+            ))
+            .await,
+        "completions",
+    );
+    let res = runners
+        .complete_jobs(with_key(
+            rt,
+            CompleteJobsRequest {
+                completions: vec![CompleteJobRequest {
+                    fencing_token: 0,
+                    ..done()
+                }],
+            },
+        ))
+        .await
+        .expect("per-item results")
+        .into_inner();
+    assert_eq!(res.results[0].code, Code::InvalidArgument as i32);
+    assert!(
+        res.results[0]
+            .message
+            .starts_with("completions[0].fencing_token"),
+        "{:?}",
+        res.results[0]
+    );
+
     // Nothing of the above was stored.
     let all = jobs
         .list_jobs(with_key(k, ListJobsRequest::default()))
@@ -487,4 +542,113 @@ async fn local_mode_refuses_a_public_address() {
     .await
     .expect_err("no --auth on a public address");
     assert!(err.to_string().contains("without --auth"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_calls_submit_together_and_complete_item_by_item() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server(dir.path()).await;
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let mut jobs = JobServiceClient::new(ch.clone());
+    let mut runners = RunnerServiceClient::new(ch);
+    let (k, rt) = ("key-team-a-1", "runner-token-1");
+    runners
+        .register_runner(with_key(
+            rt,
+            RegisterRunnerRequest {
+                runner_id: "w1".into(),
+                pool: "lin".into(),
+                labels: vec!["linux".into()],
+                slots: 8,
+            },
+        ))
+        .await
+        .expect("register");
+    let reqs: Vec<SubmitJobRequest> = (0..5)
+        .map(|i| SubmitJobRequest {
+            request_id: format!("b{i}"),
+            labels: vec!["linux".into()],
+            command: "true".into(),
+            ..Default::default()
+        })
+        .collect();
+    let first = jobs
+        .submit_jobs(with_key(
+            k,
+            SubmitJobsRequest {
+                requests: reqs.clone(),
+            },
+        ))
+        .await
+        .expect("batch")
+        .into_inner()
+        .jobs;
+    assert_eq!(first.len(), 5);
+    // Idempotent as a whole and per request.
+    let again = jobs
+        .submit_jobs(with_key(k, SubmitJobsRequest { requests: reqs }))
+        .await
+        .expect("batch again")
+        .into_inner()
+        .jobs;
+    assert_eq!(
+        first.iter().map(|j| &j.name).collect::<Vec<_>>(),
+        again.iter().map(|j| &j.name).collect::<Vec<_>>()
+    );
+    let leases = runners
+        .acquire_jobs(with_key(
+            rt,
+            AcquireJobsRequest {
+                name: "runners/w1".into(),
+                max_jobs: 10,
+                wait_ms: 2000,
+            },
+        ))
+        .await
+        .expect("acquire")
+        .into_inner()
+        .leases;
+    assert_eq!(leases.len(), 5);
+    let mut completions: Vec<CompleteJobRequest> = leases
+        .iter()
+        .map(|l| CompleteJobRequest {
+            job: l.job.as_ref().expect("job").name.clone(),
+            runner: "runners/w1".into(),
+            fencing_token: l.fencing_token,
+            success: true,
+            ..Default::default()
+        })
+        .collect();
+    // One stale token among them.
+    completions[2].fencing_token += 1000;
+    let results = runners
+        .complete_jobs(with_key(rt, CompleteJobsRequest { completions }))
+        .await
+        .expect("complete batch")
+        .into_inner()
+        .results;
+    let codes: Vec<i32> = results.iter().map(|r| r.code).collect();
+    assert_eq!(codes, vec![0, 0, Code::FailedPrecondition as i32, 0, 0]);
+    assert_eq!(
+        results[0].job.as_ref().expect("job").state,
+        JobState::Succeeded as i32
+    );
+    let succeeded = jobs
+        .list_jobs(with_key(
+            k,
+            ListJobsRequest {
+                state: JobState::Succeeded as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .jobs;
+    assert_eq!(succeeded.len(), 4, "the accepted completions are stored");
+    srv.stop().await.expect("stop");
 }
