@@ -272,6 +272,7 @@ pub struct Live {
     changes: broadcast::Sender<StoredJob>,
     decisions: Vec<Decision>,
     decision_log: Vec<(Millis, Decision)>,
+    decisions_total: u64,
     recent: VecDeque<RecentStart>,
 }
 
@@ -324,6 +325,7 @@ impl Live {
             changes,
             decisions: Vec::new(),
             decision_log: Vec::new(),
+            decisions_total: 0,
             recent: VecDeque::new(),
         };
         live.reload()?;
@@ -362,6 +364,11 @@ impl Live {
 
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Decisions the core made since this live state was opened.
+    pub fn decisions_total(&self) -> u64 {
+        self.decisions_total
     }
 
     /// The core's decisions so far (with `record_decisions`).
@@ -553,6 +560,7 @@ impl Live {
     /// Applies the core's decisions to the jobs and runners, adding changed jobs to
     /// `batch`.
     fn apply(&mut self, now: Millis, decisions: &[Decision], batch: &mut Batch) {
+        self.decisions_total += decisions.len() as u64;
         for &d in decisions {
             if self.config.record_decisions {
                 self.decision_log.push((now, d));

@@ -197,6 +197,11 @@ async fn metrics_and_health() {
     .expect("join");
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
     assert!(body.contains("rustci_jobs_submitted_total 3"), "{body}");
+    assert!(
+        body.contains("rustci_queue_depth{pool=") || body.contains("rustci_revision 3"),
+        "{body}"
+    );
+    assert!(body.contains("rustci_leader 1"), "{body}");
     srv.stop().await.expect("stop");
 }
 
