@@ -716,27 +716,7 @@ impl Live {
     pub fn check_submission(&self, s: &Submission) -> Result<(), LiveError> {
         check_id("request_id", &s.request_id)?;
         check_id("tenant", &s.tenant)?;
-        if s.labels.len() > limits::LABELS {
-            return Err(invalid(
-                "labels",
-                format!("at most {} labels, got {}", limits::LABELS, s.labels.len()),
-            ));
-        }
-        for l in &s.labels {
-            if l.is_empty()
-                || l.len() > limits::LABEL_LEN
-                || l.contains(',')
-                || l.chars().any(char::is_whitespace)
-            {
-                return Err(invalid(
-                    "labels",
-                    format!(
-                        "label {l:?} must be 1-{} characters without commas or spaces",
-                        limits::LABEL_LEN
-                    ),
-                ));
-            }
-        }
+        check_labels(&s.labels)?;
         let slots = if s.slots == 0 { 1 } else { s.slots };
         if slots > limits::SLOTS {
             return Err(invalid(
@@ -952,27 +932,7 @@ impl Live {
                 return Err(invalid("runner_id", "must not contain '/'"));
             }
         }
-        if labels.len() > limits::LABELS {
-            return Err(invalid(
-                "labels",
-                format!("at most {} labels", limits::LABELS),
-            ));
-        }
-        for l in &labels {
-            if l.is_empty()
-                || l.len() > limits::LABEL_LEN
-                || l.contains(',')
-                || l.chars().any(char::is_whitespace)
-            {
-                return Err(invalid(
-                    "labels",
-                    format!(
-                        "label {l:?} must be 1-{} characters without commas or spaces",
-                        limits::LABEL_LEN
-                    ),
-                ));
-            }
-        }
+        check_labels(&labels)?;
         let slots = if slots == 0 { 1 } else { slots };
         if slots > limits::SLOTS {
             return Err(invalid(
@@ -1460,6 +1420,32 @@ fn nearest_rank(sorted: &[Millis], p: f64) -> Millis {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
     sorted[rank.min(sorted.len()) - 1]
+}
+
+/// Labels of a job or a runner: at most `limits::LABELS`, each 1 to
+/// `limits::LABEL_LEN` characters without commas or white space.
+fn check_labels(labels: &[String]) -> Result<(), LiveError> {
+    if labels.len() > limits::LABELS {
+        return Err(invalid(
+            "labels",
+            format!("at most {} labels, got {}", limits::LABELS, labels.len()),
+        ));
+    }
+    if let Some(l) = labels.iter().find(|l| {
+        l.is_empty()
+            || l.len() > limits::LABEL_LEN
+            || l.contains(',')
+            || l.chars().any(char::is_whitespace)
+    }) {
+        return Err(invalid(
+            "labels",
+            format!(
+                "label {l:?} must be 1-{} characters without commas or spaces",
+                limits::LABEL_LEN
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(field: &'static str, v: &str) -> Result<(), LiveError> {

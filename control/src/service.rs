@@ -51,6 +51,21 @@ impl Shared {
         })
     }
 
+    /// Runs a change on the live state and returns once it is durable (group commit):
+    /// a request is acknowledged only after its change is in the store.
+    pub async fn change<T>(
+        &self,
+        f: impl FnOnce(&mut Live) -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        let (value, ticket, durability) = {
+            let mut live = self.live()?;
+            let value = f(&mut live)?;
+            (value, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
+        Ok(value)
+    }
+
     /// The live state; a poisoned lock (a panic elsewhere) is an internal error, not a
     /// second panic.
     pub fn live(&self) -> Result<MutexGuard<'_, Live>, Status> {
@@ -249,25 +264,13 @@ impl pb::job_service_server::JobService for JobApi {
         let who = self.0.auth.authenticate(req.metadata())?;
         let r = req.into_inner();
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?.unwrap_or_default();
-        let (job, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let job = live.submit(Submission {
-                request_id: r.request_id,
-                tenant,
-                labels: r.labels,
-                slots: r.slots,
-                command: r.command,
-                qos: r.qos,
-                priority: r.priority,
-                requested_ms: r.requested_ms,
-                project: r.project,
-                job_name: r.job_name,
-                branch: r.branch,
-            })?;
-            (job, live.last_ticket(), live.durability())
-        };
-        // Acknowledged only once durable.
-        durable(ticket, durability).await?;
+        let job = self
+            .0
+            .change(move |live| {
+                let job = live.submit(submission(r, tenant))?;
+                Ok(job)
+            })
+            .await?;
         self.0.metrics.submitted.inc();
         Ok(Response::new(to_pb_job(&job)))
     }
@@ -290,24 +293,25 @@ impl pb::job_service_server::JobService for JobApi {
                 .unwrap_or_default();
             subs.push(submission(r, tenant));
         }
-        let (jobs, ticket, durability) = {
-            let mut live = self.0.live()?;
-            // All or nothing: check every request before submitting any.
-            for (i, s) in subs.iter().enumerate() {
-                live.check_submission(s).map_err(|e| match e {
-                    LiveError::InvalidArgument { .. } => {
-                        Status::invalid_argument(format!("requests[{i}].{e}"))
-                    }
-                    other => Status::from(other),
-                })?;
-            }
-            let mut jobs = Vec::with_capacity(subs.len());
-            for s in subs {
-                jobs.push(to_pb_job(&live.submit_checked(s)?));
-            }
-            (jobs, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+        let jobs = self
+            .0
+            .change(move |live| {
+                // All or nothing: check every request before submitting any.
+                for (i, s) in subs.iter().enumerate() {
+                    live.check_submission(s).map_err(|e| match e {
+                        LiveError::InvalidArgument { .. } => {
+                            Status::invalid_argument(format!("requests[{i}].{e}"))
+                        }
+                        other => Status::from(other),
+                    })?;
+                }
+                let mut jobs = Vec::with_capacity(subs.len());
+                for s in subs {
+                    jobs.push(to_pb_job(&live.submit_checked(s)?));
+                }
+                Ok(jobs)
+            })
+            .await?;
         self.0.metrics.submitted.add(jobs.len() as u64);
         Ok(Response::new(pb::SubmitJobsResponse { jobs }))
     }
@@ -381,14 +385,15 @@ impl pb::job_service_server::JobService for JobApi {
     ) -> Result<Response<pb::Job>, Status> {
         let who = self.0.auth.authenticate(req.metadata())?;
         let id = parse_job_name("name", &req.get_ref().name)?;
-        let (job, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let job = live.job(id)?;
-            check_owner(&who, &job)?;
-            let job = live.cancel(id)?;
-            (job, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+        let job = self
+            .0
+            .change(move |live| {
+                let job = live.job(id)?;
+                check_owner(&who, &job)?;
+                let job = live.cancel(id)?;
+                Ok(job)
+            })
+            .await?;
         Ok(Response::new(to_pb_job(&job)))
     }
 
@@ -506,13 +511,14 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
     ) -> Result<Response<pb::Runner>, Status> {
         require_runner(&self.0.auth.authenticate(req.metadata())?)?;
         let r = req.into_inner();
-        let (interval, runner, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let interval = live.config().lease_ttl_ms / 3;
-            let runner = live.register_runner(&r.runner_id, &r.pool, r.labels, r.slots)?;
-            (interval, runner, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+        let (interval, runner) = self
+            .0
+            .change(move |live| {
+                let interval = live.config().lease_ttl_ms / 3;
+                let runner = live.register_runner(&r.runner_id, &r.pool, r.labels, r.slots)?;
+                Ok((interval, runner))
+            })
+            .await?;
         tracing::info!(runner = %runner.id, pool = %runner.pool, "runner registered");
         Ok(Response::new(to_pb_runner(&runner, interval)))
     }
@@ -591,20 +597,21 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
                 "is required (the token of the lease)",
             ));
         }
-        let (done, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let done = live.complete(
-                &runner,
-                Completion {
-                    job,
-                    fencing_token: r.fencing_token,
-                    success: r.success,
-                    exit_code: r.exit_code,
-                },
-            )?;
-            (done, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+        let done = self
+            .0
+            .change(move |live| {
+                let done = live.complete(
+                    &runner,
+                    Completion {
+                        job,
+                        fencing_token: r.fencing_token,
+                        success: r.success,
+                        exit_code: r.exit_code,
+                    },
+                )?;
+                Ok(done)
+            })
+            .await?;
         self.0.metrics.completed.inc();
         Ok(Response::new(to_pb_job(&done)))
     }
@@ -626,46 +633,47 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
             code: s.code() as i32,
             message: s.message().to_string(),
         };
-        let (results, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let mut results = Vec::with_capacity(completions.len());
-            for (i, r) in completions.into_iter().enumerate() {
-                let parsed =
-                    parse_job_name(&format!("completions[{i}].job"), &r.job).and_then(|job| {
-                        let runner =
-                            parse_runner_name(&format!("completions[{i}].runner"), &r.runner)?;
-                        if r.fencing_token == 0 {
-                            return Err(invalid(
-                                &format!("completions[{i}].fencing_token"),
-                                "is required (the token of the lease)",
-                            ));
-                        }
-                        Ok((job, runner))
-                    });
-                let result = match parsed {
-                    Err(s) => refused(s),
-                    Ok((job, runner)) => match live.complete(
-                        &runner,
-                        Completion {
-                            job,
-                            fencing_token: r.fencing_token,
-                            success: r.success,
-                            exit_code: r.exit_code,
+        let results = self
+            .0
+            .change(move |live| {
+                let mut results = Vec::with_capacity(completions.len());
+                for (i, r) in completions.into_iter().enumerate() {
+                    let parsed =
+                        parse_job_name(&format!("completions[{i}].job"), &r.job).and_then(|job| {
+                            let runner =
+                                parse_runner_name(&format!("completions[{i}].runner"), &r.runner)?;
+                            if r.fencing_token == 0 {
+                                return Err(invalid(
+                                    &format!("completions[{i}].fencing_token"),
+                                    "is required (the token of the lease)",
+                                ));
+                            }
+                            Ok((job, runner))
+                        });
+                    let result = match parsed {
+                        Err(s) => refused(s),
+                        Ok((job, runner)) => match live.complete(
+                            &runner,
+                            Completion {
+                                job,
+                                fencing_token: r.fencing_token,
+                                success: r.success,
+                                exit_code: r.exit_code,
+                            },
+                        ) {
+                            Ok(done) => pb::CompleteResult {
+                                job: Some(to_pb_job(&done)),
+                                code: 0,
+                                message: String::new(),
+                            },
+                            Err(e) => refused(Status::from(e)),
                         },
-                    ) {
-                        Ok(done) => pb::CompleteResult {
-                            job: Some(to_pb_job(&done)),
-                            code: 0,
-                            message: String::new(),
-                        },
-                        Err(e) => refused(Status::from(e)),
-                    },
-                };
-                results.push(result);
-            }
-            (results, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+                    };
+                    results.push(result);
+                }
+                Ok(results)
+            })
+            .await?;
         self.0
             .metrics
             .completed
@@ -679,13 +687,14 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
     ) -> Result<Response<pb::Runner>, Status> {
         require_runner(&self.0.auth.authenticate(req.metadata())?)?;
         let name = parse_runner_name("name", &req.get_ref().name)?;
-        let (interval, r, ticket, durability) = {
-            let mut live = self.0.live()?;
-            let interval = live.config().lease_ttl_ms / 3;
-            let r = live.drain(&name)?;
-            (interval, r, live.last_ticket(), live.durability())
-        };
-        durable(ticket, durability).await?;
+        let (interval, r) = self
+            .0
+            .change(move |live| {
+                let interval = live.config().lease_ttl_ms / 3;
+                let r = live.drain(&name)?;
+                Ok((interval, r))
+            })
+            .await?;
         Ok(Response::new(to_pb_runner(&r, interval)))
     }
 }
