@@ -171,6 +171,10 @@ impl Store for StandbyStore {
     ) -> Result<Vec<StoredJob>, StoreError> {
         Err(Self::refused())
     }
+    fn for_each_request(&mut self, _f: &mut dyn FnMut(&str, &str)) -> Result<(), StoreError> {
+        // The placeholder knows no jobs; the leader's state is loaded on promotion.
+        Ok(())
+    }
     fn changes_since(
         &mut self,
         _after: u64,

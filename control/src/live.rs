@@ -259,6 +259,8 @@ pub struct Live {
     /// Unfinished jobs (queued and leased).
     jobs: HashMap<u64, StoredJob>,
     requests: HashMap<(String, String), u64>,
+    /// Hashes of every (tenant, request_id) ever stored, loaded at start.
+    seen_requests: std::collections::HashSet<u64>,
     runners: HashMap<String, RunnerEntry>,
     runner_names: HashMap<RunnerId, String>,
     tenants: HashMap<String, TenantId>,
@@ -313,6 +315,7 @@ impl Live {
             flush: Arc::new(Notify::new()),
             jobs: HashMap::new(),
             requests: HashMap::new(),
+            seen_requests: std::collections::HashSet::new(),
             runners: HashMap::new(),
             runner_names: HashMap::new(),
             tenants: HashMap::new(),
@@ -390,6 +393,11 @@ impl Live {
         self.core = Self::new_core(&self.config)?;
         self.jobs.clear();
         self.requests.clear();
+        let mut seen = std::collections::HashSet::new();
+        self.store()?.for_each_request(&mut |t, r| {
+            seen.insert(request_hash(t, r));
+        })?;
+        self.seen_requests = seen;
         self.runners.clear();
         self.runner_names.clear();
         self.tenants.clear();
@@ -785,14 +793,20 @@ impl Live {
                 return Ok(j.clone());
             }
         }
-        let filter = JobFilter {
-            tenant: Some(s.tenant.clone()),
-            request_id: Some(s.request_id.clone()),
-            ..JobFilter::default()
-        };
-        if let Some(existing) = self.store()?.list_jobs(&filter, 0, 1)?.into_iter().next() {
-            return Ok(existing);
+        // A request never seen needs no store lookup; a hash seen before (a retry of a
+        // finished job, or a collision) is looked up.
+        let hash = request_hash(&s.tenant, &s.request_id);
+        if self.seen_requests.contains(&hash) {
+            let filter = JobFilter {
+                tenant: Some(s.tenant.clone()),
+                request_id: Some(s.request_id.clone()),
+                ..JobFilter::default()
+            };
+            if let Some(existing) = self.store()?.list_jobs(&filter, 0, 1)?.into_iter().next() {
+                return Ok(existing);
+            }
         }
+        self.seen_requests.insert(hash);
         let now = self.now();
         let id = self.next_job_id;
         self.next_job_id += 1;
@@ -1446,6 +1460,13 @@ fn check_labels(labels: &[String]) -> Result<(), LiveError> {
         ));
     }
     Ok(())
+}
+
+fn request_hash(tenant: &str, request_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (tenant, request_id).hash(&mut h);
+    h.finish()
 }
 
 fn check_id(field: &'static str, v: &str) -> Result<(), LiveError> {

@@ -211,4 +211,21 @@ pub trait Store: Send + 'static {
 
     /// Finished jobs that ended at or after `since_ms`, as history records.
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Calls `f(tenant, request_id)` for every job ever stored (the live state keeps a
+    /// hash of each so that a new submission needs no store lookup). The default pages
+    /// through `list_jobs`; stores override it with a narrower query.
+    fn for_each_request(&mut self, f: &mut dyn FnMut(&str, &str)) -> Result<(), StoreError> {
+        let mut after = 0;
+        loop {
+            let page = self.list_jobs(&JobFilter::default(), after, 10_000)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.id;
+            for j in &page {
+                f(&j.tenant, &j.request_id);
+            }
+        }
+    }
 }

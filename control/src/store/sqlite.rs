@@ -599,6 +599,21 @@ impl Store for SqliteStore {
             .pop())
     }
 
+    fn for_each_request(&mut self, f: &mut dyn FnMut(&str, &str)) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut st = self
+            .conn
+            .prepare("SELECT tenant, request_id FROM jobs")
+            .map_err(&err)?;
+        let mut rows = st.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let tenant: String = row.get(0).map_err(&err)?;
+            let request: String = row.get(1).map_err(&err)?;
+            f(&tenant, &request);
+        }
+        Ok(())
+    }
+
     fn list_jobs(
         &mut self,
         filter: &JobFilter,
