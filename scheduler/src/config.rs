@@ -50,6 +50,20 @@ pub struct PolicyConfig {
     /// Weight of waiting time (in multiples of the class's wait target) against class
     /// priority under the QoS order.
     pub qos_aging_weight: f64,
+    /// In which order jobs behind the reservation are tried for backfilling.
+    #[serde(default)]
+    pub backfill_order: BackfillOrder,
+}
+
+/// The order of backfill candidates under EASY (single-lane orders only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillOrder {
+    /// Queue order (classic EASY).
+    #[default]
+    Queue,
+    /// Shortest estimate first, queue order among equals (EASY++, Tsafrir et al. 2007).
+    ShortestEstimate,
 }
 
 impl PolicyConfig {
@@ -57,9 +71,14 @@ impl PolicyConfig {
     /// `priority`, `fairshare`, `sef` (shortest estimate first) and `qos`, the last four
     /// with EASY backfilling.
     pub fn named(name: &str) -> Result<Self, CoreError> {
+        let mut backfill_order = BackfillOrder::Queue;
         let (order, backfill) = match name {
             "fcfs" => (QueueOrder::Fifo, Backfill::None),
             "easy" => (QueueOrder::Fifo, Backfill::Easy),
+            "easy++" | "easy-plus-plus" => {
+                backfill_order = BackfillOrder::ShortestEstimate;
+                (QueueOrder::Fifo, Backfill::Easy)
+            }
             "priority" => (QueueOrder::Priority, Backfill::Easy),
             "fairshare" | "fair-share" => (QueueOrder::FairShare, Backfill::Easy),
             "sef" | "shortest" => (QueueOrder::ShortestEstimate, Backfill::Easy),
@@ -77,11 +96,20 @@ impl PolicyConfig {
         Ok(Self {
             order,
             backfill,
+            backfill_order,
             ..Self::default()
         })
     }
 
-    pub const NAMES: [&'static str; 6] = ["fcfs", "easy", "priority", "fairshare", "sef", "qos"];
+    pub const NAMES: [&'static str; 7] = [
+        "fcfs",
+        "easy",
+        "easy++",
+        "priority",
+        "fairshare",
+        "sef",
+        "qos",
+    ];
 }
 
 impl Default for PolicyConfig {
@@ -91,6 +119,7 @@ impl Default for PolicyConfig {
             backfill: Backfill::Easy,
             fair_share_half_life_ms: 7 * 24 * 3_600_000,
             qos_aging_weight: 1.0,
+            backfill_order: BackfillOrder::Queue,
         }
     }
 }
@@ -102,6 +131,7 @@ pub struct Policy {
     pub(crate) backfill: Backfill,
     pub(crate) half_life_ms: f64,
     pub(crate) qos_aging_weight: f64,
+    pub(crate) backfill_order: BackfillOrder,
 }
 
 impl Policy {
@@ -267,6 +297,7 @@ impl SchedulerConfig {
                 backfill: p.backfill,
                 half_life_ms: p.fair_share_half_life_ms as f64,
                 qos_aging_weight: p.qos_aging_weight,
+                backfill_order: p.backfill_order,
             },
             labels: self.labels,
             pools: self.pools,

@@ -143,6 +143,15 @@ impl Fleet {
         self.index_insert(id);
     }
 
+    /// Moves a running job's estimated end (its estimate was corrected).
+    pub fn move_end(&mut self, id: RunnerId, job: JobId, slots: u32, old: Millis, new: Millis) {
+        if let Some(pool) = self.runners.get(&id).map(|r| r.pool) {
+            let ends = &mut self.pools[pool.0 as usize].ends;
+            ends.remove(&(old, job, id, slots));
+            ends.insert((new, job, id, slots));
+        }
+    }
+
     /// Best fit in `pool`: the runner with the fewest free slots that still has `slots`,
     /// lowest id first; `accept` may refuse a candidate (a reservation holds it).
     pub fn best_fit(

@@ -14,12 +14,14 @@ mod hash;
 pub mod predictor;
 pub mod scheduler;
 
-pub use config::{Backfill, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig};
+pub use config::{
+    Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig,
+};
 pub use domain::{
     JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec, RunnerId,
     TenantId, TenantSpec, MS_PER_S,
 };
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
-pub use predictor::{Estimate, Predictor, RequestedTime};
+pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
 pub use scheduler::{Decision, Event, PoolAdvice, Scheduler};

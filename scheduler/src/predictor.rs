@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::domain::{JobSpec, Millis};
+use crate::domain::{JobSpec, Millis, TenantId};
+use crate::hash::IdMap;
 
 /// A run-time estimate: the point value policies plan with, and an upper quantile for
 /// reservations that must rarely be exceeded and for autoscaling.
@@ -55,4 +56,74 @@ impl Predictor for RequestedTime {
     fn name(&self) -> &str {
         "requested"
     }
+}
+
+/// Tsafrir, Etsion and Feitelson (2007): the average of the user's last two run times,
+/// capped at the request; the request until the user has two finished jobs. Averages
+/// are floored to whole seconds, as the published runs (pyss) did.
+#[derive(Debug, Clone, Default)]
+pub struct Tsafrir {
+    /// Per tenant: (last, the one before), milliseconds.
+    history: IdMap<TenantId, (Millis, Option<Millis>)>,
+    /// For jobs without a request.
+    pub default_ms: Millis,
+}
+
+impl Tsafrir {
+    pub fn new(default_ms: Millis) -> Self {
+        Self {
+            history: IdMap::default(),
+            default_ms,
+        }
+    }
+}
+
+impl Predictor for Tsafrir {
+    fn estimate(&self, job: &JobSpec) -> Estimate {
+        let requested = job
+            .requested_ms
+            .filter(|&r| r > 0)
+            .unwrap_or(self.default_ms)
+            .max(1);
+        let point = match self.history.get(&job.tenant) {
+            Some(&(last, Some(prev))) => ((last + prev) / 2 / 1000 * 1000).min(requested).max(1),
+            _ => requested,
+        };
+        Estimate {
+            point_ms: point,
+            upper_ms: requested.max(point),
+        }
+    }
+
+    fn observe(&mut self, job: &JobSpec, run_ms: Millis) {
+        match self.history.get_mut(&job.tenant) {
+            Some(e) => *e = (run_ms, Some(e.0)),
+            None => {
+                self.history.insert(job.tenant, (run_ms, None));
+            }
+        }
+    }
+
+    fn name(&self) -> &str {
+        "tsafrir"
+    }
+}
+
+/// How a running job's estimate grows when the job outlives it (Tsafrir's corrector):
+/// by 1 min, then to 5, 15, 30 min, 1, 2, 5, 10, 20, 50 and 100 h beyond the first
+/// estimate, never past the request.
+pub fn tsafrir_correction(
+    first_ms: Millis,
+    corrections: u32,
+    requested_ms: Option<Millis>,
+) -> Millis {
+    const STEPS_S: [i64; 12] = [
+        0, 60, 300, 900, 1800, 3600, 7200, 18000, 36000, 72000, 180000, 360000,
+    ];
+    let requested = requested_ms.unwrap_or(Millis::MAX);
+    let n = corrections as usize + 1;
+    if n >= STEPS_S.len() {
+        return requested;
+    }
+    (first_ms + STEPS_S[n] * 1000).min(requested)
 }

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-use crate::config::{Backfill, CheckedConfig, QueueOrder};
+use crate::config::{Backfill, BackfillOrder, CheckedConfig, QueueOrder};
 use crate::domain::{
     JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, RunnerId, TenantId, TenantSpec,
 };
@@ -121,6 +121,8 @@ struct JobEntry {
     pools: PoolMask,
     seq: u64,
     state: EntryState,
+    /// Times the estimate of this (running) job was corrected.
+    corrections: u32,
 }
 
 /// Decayed usage of one tenant, in slot-seconds, as of `at`.
@@ -541,6 +543,53 @@ impl Scheduler {
         Ok(())
     }
 
+    /// A running job outlived its estimate: the estimate grows by Tsafrir's corrector
+    /// ([`crate::predictor::tsafrir_correction`]). No scheduling pass runs (the published
+    /// EASY++ runs do not reschedule here; the next event's pass sees the new estimate).
+    /// Returns the new expected end, or `None` when the estimate cannot grow.
+    pub fn extend_estimate(
+        &mut self,
+        now: Millis,
+        job: JobId,
+    ) -> Result<Option<Millis>, CoreError> {
+        if now < self.last_now {
+            return Err(CoreError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
+        }
+        let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
+        let EntryState::Running {
+            runner,
+            start,
+            est_end,
+            charged,
+        } = entry.state
+        else {
+            return Err(CoreError::NotRunning(job));
+        };
+        let duration = crate::predictor::tsafrir_correction(
+            entry.estimate.point_ms,
+            entry.corrections,
+            entry.spec.requested_ms,
+        );
+        entry.corrections += 1;
+        let new_end = start.saturating_add(duration);
+        if new_end <= est_end {
+            return Ok(None);
+        }
+        entry.state = EntryState::Running {
+            runner,
+            start,
+            est_end: new_end,
+            charged,
+        };
+        let slots = entry.spec.slots;
+        self.fleet.move_end(runner, job, slots, est_end, new_end);
+        self.last_now = now;
+        Ok(Some(new_end))
+    }
+
     /// Where `job` is and, if it waits, why.
     pub fn explain(&mut self, job: JobId, now: Millis) -> Result<JobStatus, CoreError> {
         let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
@@ -648,6 +697,7 @@ impl Scheduler {
                 estimate,
                 pools,
                 seq,
+                corrections: 0,
                 state: EntryState::Pending {
                     lane,
                     key,
@@ -807,11 +857,39 @@ impl Scheduler {
         let lanes = std::mem::take(&mut self.lanes);
         if lanes.len() == 1 {
             // One lane (FIFO, priority, shortest estimate): its own order is the order.
-            for (&key, &job) in &lanes[0] {
+            let sjf = self.config.policy.backfill_order == BackfillOrder::ShortestEstimate
+                && p.backfill == Backfill::Easy;
+            let mut queue = lanes[0].iter();
+            for (&key, &job) in queue.by_ref() {
                 if p.is_over(self.fleet.free_slots) {
                     break;
                 }
                 self.visit(&mut p, job, 0, key, out);
+                if sjf && !p.reservations.is_empty() {
+                    break;
+                }
+            }
+            if sjf && !p.reservations.is_empty() {
+                // EASY++: behind the reserved job, the shortest estimates try first
+                // (queue order among equals).
+                let mut rest: Vec<(Millis, LaneKey, JobId)> = queue
+                    .map(|(&k, &j)| {
+                        (
+                            self.jobs
+                                .get(&j)
+                                .map_or(Millis::MAX, |e| e.estimate.point_ms),
+                            k,
+                            j,
+                        )
+                    })
+                    .collect();
+                rest.sort_by_key(|&(est, key, _)| (est, key));
+                for (_, key, job) in rest {
+                    if p.is_over(self.fleet.free_slots) {
+                        break;
+                    }
+                    self.visit(&mut p, job, 0, key, out);
+                }
             }
             self.finish_pass(lanes, p);
             return;

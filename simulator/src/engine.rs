@@ -32,9 +32,12 @@ pub enum EngineError {
 /// before `JobTerminationEvent`): a job that ends early is only known to have ended when
 /// its termination is handled. Runner joins come before anything else at their time.
 const RUNNER_JOIN: u8 = 0;
-const FINISH_AT_ESTIMATE: u8 = 1;
-const SUBMIT: u8 = 2;
-const FINISH: u8 = 3;
+/// A running job reached its estimated end and runs on: its estimate grows first (pyss's
+/// `JobPredictionIsOverEvent` comes before everything else at its time).
+const ESTIMATE_EXPIRED: u8 = 1;
+const FINISH_AT_ESTIMATE: u8 = 2;
+const SUBMIT: u8 = 3;
+const FINISH: u8 = 4;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -47,6 +50,7 @@ struct Pending {
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Finish(u32),
+    Expire(u32),
     Join(RunnerId, PoolId),
 }
 
@@ -145,6 +149,9 @@ pub fn run(
     };
     let mut decisions = Vec::new();
     let mut batch: Vec<u32> = Vec::new();
+    // The class each job's finish is due in: an estimate corrected to the real end turns
+    // a FINISH into a FINISH_AT_ESTIMATE, and the stale entry is skipped.
+    let mut finish_class: Vec<u8> = vec![FINISH; jobs.len()];
     let mut next = 0usize;
     let mut finished = 0u64;
     let every = options.progress_every.max(1);
@@ -161,6 +168,43 @@ pub fn run(
             let Some(Reverse(p)) = heap.pop() else { break };
             match p.kind {
                 Kind::Join(runner, pool) => (p.at, Event::RunnerJoined { runner, pool }),
+                Kind::Expire(i) => {
+                    out.events += 1;
+                    let job = &jobs[i as usize];
+                    let Some(pl) = out.placements[i as usize] else {
+                        continue;
+                    };
+                    match scheduler.extend_estimate(p.at, job.spec.id) {
+                        Ok(Some(new_end)) if new_end < pl.end_ms => {
+                            heap.push(Reverse(Pending {
+                                at: new_end,
+                                class: ESTIMATE_EXPIRED,
+                                seq,
+                                kind: Kind::Expire(i),
+                            }));
+                            seq += 1;
+                        }
+                        Ok(Some(new_end)) if new_end == pl.end_ms => {
+                            finish_class[i as usize] = FINISH_AT_ESTIMATE;
+                            heap.push(Reverse(Pending {
+                                at: new_end,
+                                class: FINISH_AT_ESTIMATE,
+                                seq,
+                                kind: Kind::Finish(i),
+                            }));
+                            seq += 1;
+                        }
+                        Ok(_) => {}
+                        Err(source) => {
+                            return Err(EngineError::Core {
+                                at_ms: p.at,
+                                source,
+                            })
+                        }
+                    }
+                    continue;
+                }
+                Kind::Finish(i) if p.class != finish_class[i as usize] => continue,
                 Kind::Finish(i) => {
                     batch.clear();
                     batch.push(i);
@@ -267,6 +311,16 @@ pub fn run(
                     } else {
                         FINISH
                     };
+                    finish_class[i] = class;
+                    if end_ms > expected_end_ms {
+                        heap.push(Reverse(Pending {
+                            at: expected_end_ms,
+                            class: ESTIMATE_EXPIRED,
+                            seq,
+                            kind: Kind::Expire(id as u32),
+                        }));
+                        seq += 1;
+                    }
                     heap.push(Reverse(Pending {
                         at: end_ms,
                         class,

@@ -12,7 +12,7 @@ use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{jobcsv, open_trace, TraceFormat};
-use rustci_scheduler::{Backfill, PolicyConfig, RequestedTime, MS_PER_S};
+use rustci_scheduler::{Backfill, PolicyConfig, Predictor, RequestedTime, Tsafrir, MS_PER_S};
 use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
 use rustci_sim::report::{write_jobs_csv, Report};
 use rustci_sim::simulate::{simulate, RunSpec};
@@ -43,7 +43,7 @@ struct Cli {
 enum Command {
     /// Replay a trace (or the synthetic workload) and print a report.
     #[command(after_help = EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the synthetic CI workload as a JobRecord CSV (replayable with --trace).
     #[command(after_help = "Example:\n  rustci-sim generate --days 1 --out day.csv")]
     Generate(GenerateArgs),
@@ -121,7 +121,7 @@ struct RunArgs {
     /// One machine with N processors (for SWF logs).
     #[arg(long)]
     processors: Option<u32>,
-    /// Policy: fcfs, easy, priority, fairshare, sef, qos.
+    /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos.
     #[arg(long, default_value = "easy")]
     policy: String,
     /// Override the policy's backfilling.
@@ -130,6 +130,10 @@ struct RunArgs {
     /// Fair-share usage half-life, hours.
     #[arg(long, default_value_t = 168.0)]
     half_life_h: f64,
+    /// Run-time estimates: `requested` (the user's requested time) or `tsafrir` (the
+    /// average of the user's last two run times, capped at the request).
+    #[arg(long, default_value = "requested", value_name = "requested|tsafrir")]
+    predictor: String,
     /// Estimate for jobs without a requested time, seconds.
     #[arg(long, default_value_t = 3600)]
     default_estimate_s: i64,
@@ -167,7 +171,7 @@ struct GenerateArgs {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Generate(args) => generate_cmd(args),
         Command::Fleet => {
             print!("{DEFAULT_CI_FLEET}");
@@ -285,14 +289,20 @@ fn run(args: RunArgs) -> Result<()> {
     let progress: Option<Box<dyn FnMut(u64)>> = bar
         .clone()
         .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
+    let default_ms = args.default_estimate_s * MS_PER_S;
+    let predictor: Box<dyn Predictor> = match args.predictor.as_str() {
+        "requested" => Box::new(RequestedTime { default_ms }),
+        "tsafrir" => Box::new(Tsafrir::new(default_ms)),
+        other => {
+            bail!("--predictor: unknown estimate source {other:?}; expected requested or tsafrir")
+        }
+    };
     let out = simulate(RunSpec {
         records: &loaded.records,
         fleet: &fleet,
         policy,
         policy_name,
-        predictor: Box::new(RequestedTime {
-            default_ms: args.default_estimate_s * MS_PER_S,
-        }),
+        predictor,
         load: args.load,
         workload_name: loaded.name.clone(),
         seed: args.trace.is_none().then_some(args.workload.seed),
