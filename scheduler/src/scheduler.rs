@@ -23,7 +23,11 @@
 //!    never exceeds what is free now.
 //! 4. Each pass visits the waiting jobs once, in order; a job passed over is not
 //!    revisited in the same pass.
-//! 5. Event order at equal times is the driver's business (see the simulator's engine):
+//! 5. EASY++ (`BackfillOrder::ShortestEstimate`): behind the reserved job, candidates are
+//!    tried by estimate, queue order among equals; a running job that outlives its
+//!    estimate gets a larger one ([`Scheduler::extend_estimate`]) with no pass of its own,
+//!    and the driver delivers that before anything else at the same time.
+//! 6. Event order at equal times is the driver's business (see the simulator's engine):
 //!    pyss handles submissions before terminations, but a job that ends exactly at its
 //!    estimate has already left its profile, so the simulator delivers all such finishes
 //!    of one instant first and together ([`Scheduler::handle_all`], one pass). Delivering

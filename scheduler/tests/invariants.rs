@@ -86,10 +86,15 @@ fn all_policies() -> impl Strategy<Value = PolicyConfig> {
             Just(Backfill::Easy),
             Just(Backfill::Greedy)
         ],
+        prop_oneof![
+            Just(BackfillOrder::Queue),
+            Just(BackfillOrder::ShortestEstimate)
+        ],
     )
-        .prop_map(|(order, backfill)| PolicyConfig {
+        .prop_map(|(order, backfill, backfill_order)| PolicyConfig {
             order,
             backfill,
+            backfill_order,
             fair_share_half_life_ms: 100,
             ..PolicyConfig::default()
         })
@@ -115,8 +120,10 @@ proptest! {
     }
 
     #[test]
-    fn easy_never_delays_the_reserved_job(c in case(40)) {
-        let policy = PolicyConfig { order: QueueOrder::Fifo, backfill: Backfill::Easy, ..PolicyConfig::default() };
+    fn easy_never_delays_the_reserved_job(c in case(40), sjf in any::<bool>()) {
+        // EASY, and EASY++'s shortest-first backfilling.
+        let backfill_order = if sjf { BackfillOrder::ShortestEstimate } else { BackfillOrder::Queue };
+        let policy = PolicyConfig { order: QueueOrder::Fifo, backfill: Backfill::Easy, backfill_order, ..PolicyConfig::default() };
         // Run times equal to estimates: the reservation is a promise.
         let (mut s, runners, jobs) = build(&c, policy, true);
         let run = drive(&mut s, &runners, &jobs, true);
