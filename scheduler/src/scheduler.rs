@@ -175,6 +175,8 @@ struct Pass {
     blockers: Vec<(PoolMask, JobId)>,
     /// Jobs started: (lane, key), removed from the queue when the pass ends.
     started: Vec<(usize, LaneKey)>,
+    /// EASY++'s shortest-first phase: the reservation made in queue order is the only one.
+    no_new_reservations: bool,
 }
 
 impl Pass {
@@ -192,6 +194,7 @@ impl Pass {
         self.blocked_pools = PoolMask::default();
         self.blockers.clear();
         self.started.clear();
+        self.no_new_reservations = false;
     }
 
     /// Nothing more can start: no free slot, or (strict) every pool is closed.
@@ -888,6 +891,7 @@ impl Scheduler {
                     })
                     .collect();
                 rest.sort_by_key(|&(est, key, _)| (est, key));
+                p.no_new_reservations = true;
                 for (_, key, job) in rest {
                     if p.is_over(self.fleet.free_slots) {
                         break;
@@ -945,7 +949,8 @@ impl Scheduler {
         key: LaneKey,
         out: &mut Vec<Decision>,
     ) {
-        let (now, pass, backfill) = (p.now, p.number, p.backfill);
+        let (now, pass, backfill, may_reserve) =
+            (p.now, p.number, p.backfill, !p.no_new_reservations);
         let Pass {
             reservations,
             waiting_pools,
@@ -1042,7 +1047,7 @@ impl Scheduler {
                 // Only the first blocked job of a group of pools is protected: a job
                 // that shares a pool with an earlier blocked job must not be promised
                 // a runner that earlier job may take.
-                Backfill::Easy if !pools.intersects(*waiting_pools) => {
+                Backfill::Easy if may_reserve && !pools.intersects(*waiting_pools) => {
                     *waiting_pools = waiting_pools.union(pools);
                     match self.fleet.earliest_start(pools, slots, now) {
                         Some(e) => {
