@@ -82,6 +82,9 @@ pub struct LiveConfig {
     /// Group commit: requests leave changes pending for a flusher task
     /// ([`crate::flush`]) and wait until they are durable. Off: each request commits.
     pub group_commit: bool,
+    /// Change-log entries kept for `WatchJobs` to resume from (older ones are pruned
+    /// by `tick`).
+    pub change_log_keep: u64,
 }
 
 impl Default for LiveConfig {
@@ -110,6 +113,7 @@ impl Default for LiveConfig {
             usage_window_ms: 28 * 24 * 3_600_000,
             record_decisions: false,
             group_commit: false,
+            change_log_keep: 1_000_000,
         }
     }
 }
@@ -275,6 +279,8 @@ pub struct Live {
     decisions: Vec<Decision>,
     decision_log: Vec<(Millis, Decision)>,
     decisions_total: u64,
+    /// Revision at the last change-log pruning.
+    pruned_at: u64,
     recent: VecDeque<RecentStart>,
 }
 
@@ -329,6 +335,7 @@ impl Live {
             decisions: Vec::new(),
             decision_log: Vec::new(),
             decisions_total: 0,
+            pruned_at: 0,
             recent: VecDeque::new(),
         };
         live.reload()?;
@@ -883,7 +890,20 @@ impl Live {
         tenant: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredJob>, LiveError> {
-        Ok(self.store()?.changes_since(after, tenant, limit)?)
+        let mut store = self.store()?;
+        // Revision 0 means "from the oldest kept"; a later one must still be in the log.
+        if after > 0 {
+            if let Some(oldest) = store.oldest_change()? {
+                if after + 1 < oldest {
+                    return Err(LiveError::FailedPrecondition(format!(
+                        "from_revision {after} was pruned from the change log (oldest kept: {oldest}); \
+                         resume from {} or re-read the jobs with ListJobs",
+                        oldest - 1
+                    )));
+                }
+            }
+        }
+        Ok(store.changes_since(after, tenant, limit)?)
     }
 
     /// Cancels a queued or leased job (a leased job's runner is told on its next
@@ -1254,6 +1274,14 @@ impl Live {
         }
         self.decisions = out;
         self.commit(batch)?;
+        let keep = self.config.change_log_keep.max(1);
+        if self.revision > self.pruned_at + (keep / 10).max(1) {
+            let gone = self.store()?.prune_changes(keep)?;
+            if gone > 0 {
+                tracing::info!(pruned = gone, keep, "pruned the change log");
+            }
+            self.pruned_at = self.revision;
+        }
         Ok(lost)
     }
 

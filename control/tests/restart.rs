@@ -257,3 +257,41 @@ fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures() {
     let b2 = live.submit(job("t", "b")).expect("retry");
     assert_eq!(b2.request_id, "b");
 }
+
+#[test]
+fn the_change_log_is_pruned_and_resuming_before_it_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("store");
+    let config = LiveConfig {
+        change_log_keep: 10,
+        ..LiveConfig::default()
+    };
+    let mut live = Live::open(config, clock.clone(), Box::new(store)).expect("live");
+    for i in 0..30 {
+        live.submit(job("t", &format!("r{i}"))).expect("submit");
+    }
+    assert_eq!(live.revision(), 30);
+    assert_eq!(
+        live.changes_since(1, None, 100)
+            .expect("all kept so far")
+            .len(),
+        29
+    );
+    live.tick().expect("tick prunes");
+    let err = live
+        .changes_since(5, None, 100)
+        .expect_err("revision 6 is gone");
+    assert!(err.to_string().contains("pruned"), "{err}");
+    let kept = live
+        .changes_since(0, None, 100)
+        .expect("from the oldest kept");
+    assert_eq!(kept.len(), 10);
+    assert_eq!(kept.first().map(|j| j.revision), Some(21));
+    assert_eq!(
+        live.changes_since(20, None, 100)
+            .expect("resume right at the edge")
+            .len(),
+        10
+    );
+}

@@ -212,6 +212,17 @@ pub trait Store: Send + 'static {
     /// Finished jobs that ended at or after `since_ms`, as history records.
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError>;
 
+    /// Deletes all but the latest `keep_last` entries of the change log; returns how many
+    /// went. `WatchJobs` cannot resume before the oldest kept revision.
+    fn prune_changes(&mut self, _keep_last: u64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// The oldest revision still in the change log, if known.
+    fn oldest_change(&mut self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
     /// Calls `f(tenant, request_id)` for every job ever stored (the live state keeps a
     /// hash of each so that a new submission needs no store lookup). The default pages
     /// through `list_jobs`; stores override it with a narrower query.

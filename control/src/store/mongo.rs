@@ -564,6 +564,10 @@ impl Store for MongoStore {
         block_on(self.commit_async(batch))?
     }
 
+    fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
+        MongoStore::prune_changes(self, keep_last)
+    }
+
     fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
         block_on(self.load_async(finished_since_ms))?
     }

@@ -599,6 +599,14 @@ impl Store for SqliteStore {
             .pop())
     }
 
+    fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
+        SqliteStore::prune_changes(self, keep_last)
+    }
+
+    fn oldest_change(&mut self) -> Result<Option<u64>, StoreError> {
+        SqliteStore::oldest_change(self)
+    }
+
     fn for_each_request(&mut self, f: &mut dyn FnMut(&str, &str)) -> Result<(), StoreError> {
         let err = self.err();
         let mut st = self
