@@ -183,6 +183,8 @@ pub struct Explanation {
     pub blocking_job: Option<u64>,
     pub runner: Option<String>,
     pub at_ms: Option<Millis>,
+    /// Waiting jobs ahead of it in its lane (see `Scheduler::queue_position`).
+    pub queue_position: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -1287,6 +1289,7 @@ impl Live {
 
     pub fn explain(&mut self, id: u64) -> Result<Explanation, LiveError> {
         let job = self.job(id)?;
+        let queue_position = self.core.queue_position(JobId(id));
         let now = self.now();
         if job.state.is_finished() {
             return Ok(Explanation {
@@ -1299,6 +1302,7 @@ impl Live {
                 blocking_job: None,
                 runner: job.runner.clone(),
                 at_ms: job.end_ms,
+                queue_position,
                 job,
             });
         }
@@ -1312,6 +1316,7 @@ impl Live {
                 blocking_job: None,
                 runner: None,
                 at_ms: None,
+                queue_position,
                 job,
             });
         }
@@ -1324,6 +1329,7 @@ impl Live {
                 blocking_job: None,
                 runner: name(runner, self),
                 at_ms: Some(expected_end_ms),
+                queue_position,
                 job,
             },
             JobStatus::Pending { reason, .. } => match reason {
@@ -1339,6 +1345,7 @@ impl Live {
                     blocking_job: None,
                     runner: earliest.and_then(|(r, _)| name(r, self)),
                     at_ms: earliest.map(|(_, at)| at),
+                    queue_position,
                     job,
                 },
                 WaitReason::BlockedBehind { job: b } => Explanation {
@@ -1347,6 +1354,7 @@ impl Live {
                     blocking_job: Some(b.0),
                     runner: None,
                     at_ms: None,
+                    queue_position,
                     job,
                 },
                 WaitReason::Reserved { runner, at } => Explanation {
@@ -1355,6 +1363,7 @@ impl Live {
                     blocking_job: None,
                     runner: name(runner, self),
                     at_ms: Some(at),
+                    queue_position,
                     job,
                 },
                 WaitReason::WouldDelay { job: b, runner, at } => Explanation {
@@ -1363,6 +1372,7 @@ impl Live {
                     blocking_job: Some(b.0),
                     runner: name(runner, self),
                     at_ms: Some(at),
+                    queue_position,
                     job,
                 },
             },

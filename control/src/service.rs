@@ -495,7 +495,9 @@ impl pb::job_service_server::JobService for JobApi {
                 .unwrap_or_default(),
             runner: e.runner.map(|r| format!("runners/{r}")).unwrap_or_default(),
             at_ms: e.at_ms.unwrap_or(0),
-            queue_position: 0,
+            queue_position: e
+                .queue_position
+                .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX)),
         }))
     }
 }

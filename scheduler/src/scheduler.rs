@@ -597,6 +597,16 @@ impl Scheduler {
         Ok(Some(new_end))
     }
 
+    /// How many waiting jobs are ahead of `job` in its lane (the whole queue for FIFO,
+    /// priority and shortest-estimate orders; its tenant's or QoS class's jobs under
+    /// fair share and QoS, whose lanes interleave by score). `None` unless it waits.
+    pub fn queue_position(&self, job: JobId) -> Option<usize> {
+        let EntryState::Pending { lane, key, .. } = self.jobs.get(&job)?.state else {
+            return None;
+        };
+        Some(self.lanes.get(lane)?.range(..key).count())
+    }
+
     /// Where `job` is and, if it waits, why.
     pub fn explain(&mut self, job: JobId, now: Millis) -> Result<JobStatus, CoreError> {
         let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;

@@ -101,6 +101,10 @@ fn easy_explains_why_a_job_waits() {
         s.explain(JobId(99), 4),
         Err(CoreError::UnknownJob(JobId(99)))
     ));
+    // Waiting: B, then E. Running jobs have no place in the queue.
+    assert_eq!(s.queue_position(JobId(1)), Some(0));
+    assert_eq!(s.queue_position(JobId(4)), Some(1));
+    assert_eq!(s.queue_position(JobId(2)), None);
 }
 
 #[test]
