@@ -1467,11 +1467,7 @@ impl Live {
 }
 
 fn nearest_rank(sorted: &[Millis], p: f64) -> Millis {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
+    rustci_scheduler::stats::nearest_rank(sorted, p).unwrap_or(0)
 }
 
 /// Labels of a job or a runner: at most `limits::LABELS`, each 1 to

@@ -13,6 +13,7 @@ mod fleet;
 mod hash;
 pub mod predictor;
 pub mod scheduler;
+pub mod stats;
 
 pub use config::{
     Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig,

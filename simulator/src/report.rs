@@ -134,20 +134,11 @@ pub struct PoolReport {
 ///
 /// Examples: for `[1, 2, 3, 4]`, p50 is 2, p75 is 3, p95 and p100 are 4, p0 is 1.
 pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    let n = sorted.len();
-    if n == 0 || !(0.0..=100.0).contains(&p) {
-        return None;
-    }
     debug_assert!(
         sorted.windows(2).all(|w| w[0] <= w[1]),
         "percentile needs an ascending slice"
     );
-    let exact = p * n as f64 / 100.0;
-    // Absorb floating-point error for percentages such as 99.9 whose exact rank is an
-    // integer (99.9 * 1000 / 100 evaluates slightly above 999).
-    let rank = (exact - exact * 1e-12).ceil();
-    let rank = (rank as usize).clamp(1, n);
-    Some(sorted[rank - 1])
+    rustci_scheduler::stats::nearest_rank(sorted, p)
 }
 
 /// Bounded slowdown of one job: `max(1, (wait + run) / max(run, BSLD_THRESHOLD_S))`.
