@@ -518,13 +518,7 @@ impl Live {
 
     /// The label set of `labels` if every label is known to some pool.
     fn known_labels(&self, labels: &[String]) -> Option<LabelSet> {
-        let names = self.core.config().labels();
-        let mut set = 0u64;
-        for l in labels {
-            let i = names.iter().position(|n| n == l)?;
-            set |= 1u64 << i;
-        }
-        Some(LabelSet(set))
+        LabelSet::from_names(self.core.config().labels(), labels).ok()
     }
 
     /// The core's spec of an unfinished job, or `None` if its labels are unknown yet.
@@ -1385,7 +1379,6 @@ impl Live {
         pools.sort();
         let mut by_pool: HashMap<String, WaitStats> = HashMap::new();
         let mut by_tenant: HashMap<String, WaitStats> = HashMap::new();
-        let pool_specs = self.core.config().pools();
         for j in self.jobs.values() {
             let t = by_tenant.entry(j.tenant.clone()).or_default();
             match j.state {
@@ -1397,12 +1390,12 @@ impl Live {
                 }
                 _ => {
                     t.queued += 1;
-                    let labels = self.known_labels(&j.labels);
+                    let eligible = self
+                        .known_labels(&j.labels)
+                        .map(|l| self.core.eligible_pools(l, j.slots))
+                        .unwrap_or_default();
                     for (name, p) in &pools {
-                        let spec = &pool_specs[p.0 as usize];
-                        if labels.is_some_and(|l| spec.labels.covers(l))
-                            && spec.slots_per_runner >= j.slots
-                        {
+                        if eligible.contains(*p) {
                             by_pool.entry(name.clone()).or_default().queued += 1;
                         }
                     }

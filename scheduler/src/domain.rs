@@ -66,6 +66,22 @@ impl LabelSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
+
+    /// The set of `labels`, where bit `i` stands for `names[i]`; the first label not in
+    /// `names` is the error.
+    pub fn from_names<'a, S: AsRef<str> + ?Sized + 'a>(
+        names: &[String],
+        labels: impl IntoIterator<Item = &'a S>,
+    ) -> Result<LabelSet, &'a S> {
+        let mut set = 0u64;
+        for l in labels {
+            match names.iter().position(|n| n == l.as_ref()) {
+                Some(i) => set |= 1u64 << i,
+                None => return Err(l),
+            }
+        }
+        Ok(LabelSet(set))
+    }
 }
 
 /// A set of pools, one bit per pool (at most 64 pools).

@@ -237,28 +237,13 @@ impl Fleet {
         names
     }
 
-    /// The label set of `labels`, or the first label no pool has.
-    pub fn label_set<'a>(
-        names: &[String],
-        labels: impl IntoIterator<Item = &'a String>,
-    ) -> Result<LabelSet, &'a String> {
-        let mut set = 0u64;
-        for l in labels {
-            match names.iter().position(|n| n == l) {
-                Some(i) => set |= 1u64 << i,
-                None => return Err(l),
-            }
-        }
-        Ok(LabelSet(set))
-    }
-
     pub fn pool_specs(&self) -> Vec<PoolSpec> {
         let names = self.label_names();
         self.pools
             .iter()
             .map(|p| PoolSpec {
                 name: p.name.clone(),
-                labels: Self::label_set(&names, &p.labels).unwrap_or_default(),
+                labels: LabelSet::from_names(&names, &p.labels).unwrap_or_default(),
                 slots_per_runner: p.slots,
                 cost_per_hour: p.cost_per_hour,
                 provisioning_delay_ms: (p.provisioning_delay_s * MS_PER_S as f64).round() as i64,

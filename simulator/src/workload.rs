@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use rustci_datasets::record::JobRecord;
-use rustci_scheduler::{JobId, JobSpec, Millis, QosId, TenantId, TenantSpec, MS_PER_S};
+use rustci_scheduler::{JobId, JobSpec, LabelSet, Millis, QosId, TenantId, TenantSpec, MS_PER_S};
 
 use crate::fleet_file::Fleet;
 use crate::outcome::Skipped;
@@ -72,7 +72,7 @@ pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
             skipped.unknown_slots += 1;
             continue;
         }
-        let Ok(labels) = Fleet::label_set(&label_names, &r.labels) else {
+        let Ok(labels) = LabelSet::from_names(&label_names, &r.labels) else {
             skipped.unschedulable += 1;
             continue;
         };
