@@ -319,54 +319,48 @@ impl Scheduler {
         runner: RunnerId,
         start_ms: Millis,
     ) -> Result<Millis, CoreError> {
-        let id = spec.id;
-        self.submit(spec)?;
-        let Some(entry) = self.jobs.get(&id) else {
-            return Err(CoreError::UnknownJob(id));
-        };
-        let (slots, est, tenant, pools) = (
-            entry.spec.slots,
-            entry.estimate.point_ms,
-            entry.spec.tenant,
-            entry.pools,
-        );
-        let EntryState::Pending { lane, key, .. } = entry.state else {
-            return Err(CoreError::UnknownJob(id));
-        };
-        let fits = self
-            .fleet
-            .runners
-            .get(&runner)
-            .map(|r| pools.contains(r.pool) && r.free >= slots);
-        if fits != Some(true) {
-            self.lanes[lane].remove(&key);
-            self.pending -= 1;
-            self.jobs.remove(&id);
-            return Err(if fits.is_none() {
-                CoreError::UnknownRunner(runner)
-            } else {
-                CoreError::InvalidJob {
+        let (id, slots) = (spec.id, spec.slots);
+        let pools = self.eligible_pools(spec.labels, spec.slots);
+        match self.fleet.runners.get(&runner) {
+            None => return Err(CoreError::UnknownRunner(runner)),
+            Some(r) if !(pools.contains(r.pool) && r.free >= slots) => {
+                return Err(CoreError::InvalidJob {
                     job: id,
                     field: "runner",
                     reason: format!("runner {runner} cannot hold it"),
-                }
-            });
+                })
+            }
+            Some(_) => {}
         }
-        self.lanes[lane].remove(&key);
-        self.pending -= 1;
-        let est_end = start_ms + est;
-        self.fleet.occupy(runner, id, slots, est_end);
+        self.submit(spec)?;
+        if let Some(&EntryState::Pending { lane, key, .. }) = self.jobs.get(&id).map(|e| &e.state) {
+            self.lanes[lane].remove(&key);
+            self.pending -= 1;
+        }
+        Ok(self.occupy(id, runner, start_ms, start_ms.max(self.last_now)))
+    }
+
+    /// Puts a job (just taken off the queue) on `runner` from `start`: the runner's slots,
+    /// the estimated end in the plan, and the expected usage charged to its tenant at
+    /// `charge_at`. Returns the estimated end.
+    fn occupy(&mut self, job: JobId, runner: RunnerId, start: Millis, charge_at: Millis) -> Millis {
+        let Some(entry) = self.jobs.get(&job) else {
+            return start;
+        };
+        let (slots, est, tenant) = (entry.spec.slots, entry.estimate.point_ms, entry.spec.tenant);
+        let est_end = start + est;
+        self.fleet.occupy(runner, job, slots, est_end);
         let charged = f64::from(slots) * est as f64 / 1000.0;
-        self.charge(tenant, start_ms.max(self.last_now), charged);
-        if let Some(e) = self.jobs.get_mut(&id) {
+        self.charge(tenant, charge_at, charged);
+        if let Some(e) = self.jobs.get_mut(&job) {
             e.state = EntryState::Running {
                 runner,
-                start: start_ms,
+                start,
                 est_end,
                 charged,
             };
         }
-        Ok(est_end)
+        est_end
     }
 
     /// Adds slot-seconds of past usage to a tenant's fair-share account (a restarting
@@ -972,12 +966,7 @@ impl Scheduler {
         let Some(entry) = self.jobs.get(&job) else {
             return;
         };
-        let (pools, slots, est, tenant) = (
-            entry.pools,
-            entry.spec.slots,
-            entry.estimate.point_ms,
-            entry.spec.tenant,
-        );
+        let (pools, slots, est) = (entry.pools, entry.spec.slots, entry.estimate.point_ms);
 
         let reason = 'wait: {
             // Strict FCFS: pools an earlier blocked job needs are closed to later jobs.
@@ -1010,24 +999,13 @@ impl Scheduler {
                 }
             }
             if let Some(runner) = chosen {
-                let est_end = now + est;
-                self.fleet.occupy(runner, job, slots, est_end);
+                let est_end = self.occupy(job, runner, now, now);
                 let free_after = self.fleet.runners.get(&runner).map_or(0, |r| r.free);
                 if let Some(res) = reservations.iter_mut().find(|res| res.runner == runner) {
                     if est_end > res.at {
                         res.extra -= slots;
                     }
                     res.extra = res.extra.min(free_after);
-                }
-                let charged = f64::from(slots) * est as f64 / 1000.0;
-                self.charge(tenant, now, charged);
-                if let Some(e) = self.jobs.get_mut(&job) {
-                    e.state = EntryState::Running {
-                        runner,
-                        start: now,
-                        est_end,
-                        charged,
-                    };
                 }
                 started.push((lane, key));
                 out.push(Decision::Start {
