@@ -71,6 +71,32 @@ impl Ord for Pending {
     }
 }
 
+/// Pending events in (time, class, sequence) order; the sequence numbers events in the
+/// order they were created, so ties within a class keep that order.
+struct EventQueue {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+}
+
+impl EventQueue {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            heap: BinaryHeap::with_capacity(n),
+            seq: 0,
+        }
+    }
+
+    fn push(&mut self, at: Millis, class: u8, kind: Kind) {
+        self.heap.push(Reverse(Pending {
+            at,
+            class,
+            seq: self.seq,
+            kind,
+        }));
+        self.seq += 1;
+    }
+}
+
 /// Where and when one job ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
@@ -119,16 +145,9 @@ pub fn run(
     start_ms: Millis,
     mut options: EngineOptions,
 ) -> Result<EngineOutput, EngineError> {
-    let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::with_capacity(runners.len() + 1024);
-    let mut seq = 0u64;
+    let mut queue = EventQueue::with_capacity(runners.len() + 1024);
     for &(r, p, _) in runners {
-        heap.push(Reverse(Pending {
-            at: start_ms,
-            class: RUNNER_JOIN,
-            seq,
-            kind: Kind::Join(r, p),
-        }));
-        seq += 1;
+        queue.push(start_ms, RUNNER_JOIN, Kind::Join(r, p));
     }
     // Capacity as the engine sees it, to check the core: used slots per runner.
     let max_runner = runners
@@ -158,14 +177,16 @@ pub fn run(
 
     loop {
         let next_submit = jobs.get(next).map(|j| (j.spec.submit_ms, SUBMIT));
-        let take_heap = match (heap.peek(), next_submit) {
+        let take_heap = match (queue.heap.peek(), next_submit) {
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some(Reverse(p)), Some(s)) => (p.at, p.class) < s,
         };
         let (now, event) = if take_heap {
-            let Some(Reverse(p)) = heap.pop() else { break };
+            let Some(Reverse(p)) = queue.heap.pop() else {
+                break;
+            };
             match p.kind {
                 Kind::Join(runner, pool) => (p.at, Event::RunnerJoined { runner, pool }),
                 Kind::Expire(i) => {
@@ -176,23 +197,11 @@ pub fn run(
                     };
                     match scheduler.extend_estimate(p.at, job.spec.id) {
                         Ok(Some(new_end)) if new_end < pl.end_ms => {
-                            heap.push(Reverse(Pending {
-                                at: new_end,
-                                class: ESTIMATE_EXPIRED,
-                                seq,
-                                kind: Kind::Expire(i),
-                            }));
-                            seq += 1;
+                            queue.push(new_end, ESTIMATE_EXPIRED, Kind::Expire(i));
                         }
                         Ok(Some(new_end)) if new_end == pl.end_ms => {
                             finish_class[i as usize] = FINISH_AT_ESTIMATE;
-                            heap.push(Reverse(Pending {
-                                at: new_end,
-                                class: FINISH_AT_ESTIMATE,
-                                seq,
-                                kind: Kind::Finish(i),
-                            }));
-                            seq += 1;
+                            queue.push(new_end, FINISH_AT_ESTIMATE, Kind::Finish(i));
                         }
                         Ok(_) => {}
                         Err(source) => {
@@ -211,14 +220,14 @@ pub fn run(
                     // Jobs that end at their estimate all leave the plan at this instant
                     // together (pyss's profile frees them by time): one pass sees them all.
                     if p.class == FINISH_AT_ESTIMATE {
-                        while let Some(Reverse(q)) = heap.peek() {
+                        while let Some(Reverse(q)) = queue.heap.peek() {
                             if q.at != p.at || q.class != FINISH_AT_ESTIMATE {
                                 break;
                             }
                             if let Some(Reverse(Pending {
                                 kind: Kind::Finish(j),
                                 ..
-                            })) = heap.pop()
+                            })) = queue.heap.pop()
                             {
                                 batch.push(j);
                             }
@@ -313,21 +322,9 @@ pub fn run(
                     };
                     finish_class[i] = class;
                     if end_ms > expected_end_ms {
-                        heap.push(Reverse(Pending {
-                            at: expected_end_ms,
-                            class: ESTIMATE_EXPIRED,
-                            seq,
-                            kind: Kind::Expire(id as u32),
-                        }));
-                        seq += 1;
+                        queue.push(expected_end_ms, ESTIMATE_EXPIRED, Kind::Expire(id as u32));
                     }
-                    heap.push(Reverse(Pending {
-                        at: end_ms,
-                        class,
-                        seq,
-                        kind: Kind::Finish(id as u32),
-                    }));
-                    seq += 1;
+                    queue.push(end_ms, class, Kind::Finish(id as u32));
                 }
                 Decision::Requeue { job, .. } => {
                     return Err(EngineError::Invariant {
