@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mongodb::bson::{doc, Document};
 use rustci_control::store::mongo::MongoStore;
-use rustci_control::store::{Batch, JobFilter, JobState, Store, StoredJob, StoredRunner};
+use rustci_control::store::{Batch, JobFilter, JobState, Store, StoredJob};
 use rustci_datasets::Outcome;
 
 const ENV: &str = "RUSTCI_TEST_MONGODB_URI";
@@ -39,66 +39,8 @@ async fn drop_db(s: &MongoStore) {
     s.database().drop().await.expect("drop the test database");
 }
 
-fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
-    StoredJob {
-        id,
-        request_id: format!("req-{id}"),
-        tenant: tenant.to_string(),
-        labels: vec!["linux".into(), "x86_64".into()],
-        slots: 2,
-        command: format!("make test-{id}"),
-        qos: "normal".into(),
-        priority: 3,
-        requested_ms: Some(600_000),
-        project: Some("proj".into()),
-        job_name: Some("build".into()),
-        branch: None,
-        state,
-        submit_ms: 1_000_000 + id as i64,
-        start_ms: None,
-        end_ms: None,
-        runner: None,
-        fencing_token: 0,
-        lease_expires_ms: None,
-        exit_code: None,
-        attempts: 0,
-        revision,
-    }
-}
-
-fn leased(mut j: StoredJob, token: u64, revision: u64) -> StoredJob {
-    j.state = JobState::Leased;
-    j.runner = Some("r1".into());
-    j.fencing_token = token;
-    j.start_ms = Some(j.submit_ms + 10_000);
-    j.lease_expires_ms = Some(j.submit_ms + 70_000);
-    j.attempts += 1;
-    j.revision = revision;
-    j
-}
-
-fn finished(mut j: StoredJob, state: JobState, end_ms: i64, revision: u64) -> StoredJob {
-    j.state = state;
-    if j.start_ms.is_none() {
-        j.start_ms = Some(j.submit_ms + 10_000);
-    }
-    j.end_ms = Some(end_ms);
-    j.lease_expires_ms = None;
-    j.exit_code = Some(if state == JobState::Succeeded { 0 } else { 1 });
-    j.revision = revision;
-    j
-}
-
-fn runner(id: &str) -> StoredRunner {
-    StoredRunner {
-        id: id.into(),
-        pool: "default".into(),
-        labels: vec!["linux".into()],
-        slots: 4,
-        draining: false,
-        last_heartbeat_ms: 123,
-    }
-}
+mod store_fixtures;
+use store_fixtures::{finished, job, leased, runner};
 
 fn jobs(v: Vec<StoredJob>) -> Batch {
     Batch {

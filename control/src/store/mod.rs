@@ -174,6 +174,36 @@ pub struct Snapshot {
     pub max_fencing_token: u64,
 }
 
+impl Snapshot {
+    /// A snapshot whose highest revision and fencing token also cover the unfinished
+    /// jobs, in case the change log or the recorded high-water mark lag behind them.
+    pub fn new(
+        unfinished: Vec<StoredJob>,
+        runners: Vec<StoredRunner>,
+        recently_finished: Vec<StoredJob>,
+        max_job_id: u64,
+        max_change: u64,
+        max_token_recorded: u64,
+    ) -> Self {
+        let max_revision = unfinished
+            .iter()
+            .map(|j| j.revision)
+            .fold(max_change, u64::max);
+        let max_fencing_token = unfinished
+            .iter()
+            .map(|j| j.fencing_token)
+            .fold(max_token_recorded, u64::max);
+        Self {
+            unfinished,
+            runners,
+            recently_finished,
+            max_job_id,
+            max_revision,
+            max_fencing_token,
+        }
+    }
+}
+
 /// Which jobs `list_jobs` returns.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobFilter {

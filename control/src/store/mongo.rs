@@ -460,22 +460,14 @@ impl MongoStore {
         }
         let max_job_id = Self::max_id(&self.jobs).await?;
         let max_change = Self::max_id(&self.changes).await?;
-        let max_revision = unfinished
-            .iter()
-            .map(|j| j.revision)
-            .fold(max_change, u64::max);
-        let max_fencing_token = unfinished
-            .iter()
-            .map(|j| j.fencing_token)
-            .fold(self.max_fencing_token, u64::max);
-        Ok(Snapshot {
+        Ok(Snapshot::new(
             unfinished,
             runners,
             recently_finished,
             max_job_id,
-            max_revision,
-            max_fencing_token,
-        })
+            max_change,
+            self.max_fencing_token,
+        ))
     }
 
     async fn list_jobs_async(

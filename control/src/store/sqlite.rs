@@ -570,24 +570,14 @@ impl Store for SqliteStore {
                 |r| r.get(0),
             )
             .map_err(&err)?;
-        // The change log keeps at least its newest row, so its max is the max revision;
-        // the live jobs are included in case the log was emptied by hand.
-        let max_revision = unfinished
-            .iter()
-            .map(|j| j.revision)
-            .fold(max_change, u64::max);
-        let max_fencing_token = unfinished
-            .iter()
-            .map(|j| j.fencing_token)
-            .fold(self.max_fencing_token, u64::max);
-        Ok(Snapshot {
+        Ok(Snapshot::new(
             unfinished,
             runners,
             recently_finished,
             max_job_id,
-            max_revision,
-            max_fencing_token,
-        })
+            max_change,
+            self.max_fencing_token,
+        ))
     }
 
     fn get_job(&mut self, id: u64) -> Result<Option<StoredJob>, StoreError> {
