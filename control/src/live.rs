@@ -244,7 +244,11 @@ impl Durability {
 }
 
 /// A job started in the last hour: (start, pool, tenant, wait).
-type RecentStart = (Millis, String, String, Millis);
+type RecentStart = (Millis, PoolId, TenantId, Millis);
+
+/// At most this many recent starts are kept for the wait percentiles (about 32 MB); at
+/// higher start rates the statistics cover the most recent ones within the hour.
+const RECENT_STARTS: usize = 1_000_000;
 
 /// The live state. Not thread-safe by itself: the server keeps it behind one mutex.
 pub struct Live {
@@ -412,6 +416,8 @@ impl Live {
         self.tenants.clear();
         self.pools.clear();
         self.parked.clear();
+        // Recent starts name pools and tenants by the ids of the core being replaced.
+        self.recent.clear();
         self.next_job_id = snap.max_job_id + 1;
         self.revision = snap.max_revision;
         self.next_token = snap.max_fencing_token;
@@ -594,15 +600,13 @@ impl Live {
                     j.attempts += 1;
                     j.revision = self.revision;
                     batch.jobs.push(j.clone());
-                    self.recent.push_back((
-                        now,
-                        String::new(),
-                        j.tenant.clone(),
-                        now - j.submit_ms,
-                    ));
+                    let wait = now - j.submit_ms;
+                    let tenant = self.tenants.get(&j.tenant).copied();
                     if let Some(r) = self.runners.get_mut(&name) {
-                        if let Some(last) = self.recent.back_mut() {
-                            last.1 = r.stored.pool.clone();
+                        if let (Some(&pool), Some(tenant)) =
+                            (self.pools.get(&r.stored.pool), tenant)
+                        {
+                            self.recent.push_back((now, pool, tenant, wait));
                         }
                         r.outbox.push_back((job.0, self.pending_seq + 1));
                         self.dirty_runners.push(name.clone());
@@ -612,7 +616,9 @@ impl Live {
                 Decision::Requeue { job, .. } => self.requeue_in_memory(job.0, batch),
             }
         }
-        while self.recent.front().is_some_and(|r| r.0 < now - 3_600_000) {
+        while self.recent.front().is_some_and(|r| r.0 < now - 3_600_000)
+            || self.recent.len() > RECENT_STARTS
+        {
             self.recent.pop_front();
         }
     }
@@ -1402,11 +1408,16 @@ impl Live {
                 }
             }
         }
+        let config = self.core.config();
         let mut pool_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
         let mut tenant_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
-        for (_, pool, tenant, wait) in &self.recent {
-            pool_waits.entry(pool).or_default().push(*wait);
-            tenant_waits.entry(tenant).or_default().push(*wait);
+        for &(_, pool, tenant, wait) in &self.recent {
+            if let Some(p) = config.pools().get(pool.0 as usize) {
+                pool_waits.entry(p.name.as_str()).or_default().push(wait);
+            }
+            if let Some(t) = config.tenants().get(tenant.0 as usize) {
+                tenant_waits.entry(t.name.as_str()).or_default().push(wait);
+            }
         }
         let fill = |s: &mut WaitStats, waits: Option<&Vec<Millis>>| {
             if let Some(w) = waits {
@@ -1428,9 +1439,8 @@ impl Live {
             let (free, runners) = self.core.pool_capacity(*p);
             out.pools.push((name.clone(), runners, free, s));
         }
-        for (tenant, w) in &tenant_waits {
+        for tenant in tenant_waits.keys() {
             by_tenant.entry((*tenant).to_string()).or_default();
-            let _ = w;
         }
         let mut tenants: Vec<(String, WaitStats)> = by_tenant.into_iter().collect();
         tenants.sort_by(|a, b| a.0.cmp(&b.0));
