@@ -1105,14 +1105,11 @@ impl Live {
             .get_mut(name)
             .ok_or_else(|| LiveError::NotFound(format!("runners/{name}")))?;
         r.stored.last_heartbeat_ms = now;
+        // A runner's leases live as long as it heartbeats (`tick` expires silent
+        // runners), so the per-job expiry is not rewritten here: that would touch every
+        // unfinished job on every heartbeat.
         let cancelled = std::mem::take(&mut r.cancelled);
-        let draining = r.stored.draining;
-        for j in self.jobs.values_mut() {
-            if j.state == JobState::Leased && j.runner.as_deref() == Some(name) {
-                j.lease_expires_ms = Some(expires);
-            }
-        }
-        Ok((expires, draining, cancelled))
+        Ok((expires, r.stored.draining, cancelled))
     }
 
     /// Hands over up to `max` leases the scheduler gave this runner. Also a heartbeat.

@@ -97,6 +97,8 @@ pub struct StoredJob {
     pub runner: Option<String>,
     /// The live lease's fencing token (leased), or the last one handed out.
     pub fencing_token: u64,
+    /// When the lease ends unless its runner heartbeats, as of when it was handed out
+    /// (heartbeats extend every lease of the runner without rewriting this).
     pub lease_expires_ms: Option<i64>,
     pub exit_code: Option<i32>,
     pub attempts: u32,
