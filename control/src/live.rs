@@ -429,8 +429,8 @@ impl Live {
         for job in &snap.recently_finished {
             if let (Some(s), Some(e)) = (job.start_ms, job.end_ms) {
                 let tenant = self.tenant_id(&job.tenant)?;
-                let slot_s = f64::from(job.slots) * (e - s).max(0) as f64 / 1000.0;
-                self.core.charge_usage(tenant, e.min(now), slot_s);
+                self.core
+                    .charge_usage(tenant, job.slots, s.min(now), e.min(now));
             }
         }
         let mut batch = Batch::default();

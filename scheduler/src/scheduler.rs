@@ -350,7 +350,7 @@ impl Scheduler {
         let (slots, est, tenant) = (entry.spec.slots, entry.estimate.point_ms, entry.spec.tenant);
         let est_end = start + est;
         self.fleet.occupy(runner, job, slots, est_end);
-        let charged = f64::from(slots) * est as f64 / 1000.0;
+        let charged = slot_seconds(slots, est);
         self.charge(tenant, charge_at, charged);
         if let Some(e) = self.jobs.get_mut(&job) {
             e.state = EntryState::Running {
@@ -363,10 +363,11 @@ impl Scheduler {
         est_end
     }
 
-    /// Adds slot-seconds of past usage to a tenant's fair-share account (a restarting
-    /// service replaying finished jobs).
-    pub fn charge_usage(&mut self, tenant: TenantId, now: Millis, slot_seconds: f64) {
-        self.charge(tenant, now, slot_seconds);
+    /// Charges a finished job's usage (`slots` from `start_ms` to `end_ms`) to its
+    /// tenant's fair-share account as of its end (a restarting service replaying its
+    /// history).
+    pub fn charge_usage(&mut self, tenant: TenantId, slots: u32, start_ms: Millis, end_ms: Millis) {
+        self.charge(tenant, end_ms, slot_seconds(slots, end_ms - start_ms));
     }
 
     /// Registers another tenant (live services learn tenants as they come).
@@ -823,7 +824,7 @@ impl Scheduler {
     fn true_up(&mut self, tenant: TenantId, slots: u32, now: Millis, start: Millis, charged: f64) {
         let hl = self.config.policy.half_life_ms;
         let decayed = charged * (-((now - start) as f64) / hl).exp2();
-        let actual = f64::from(slots) * (now - start) as f64 / 1000.0;
+        let actual = slot_seconds(slots, now - start);
         self.charge(tenant, now, actual - decayed);
     }
 
@@ -1079,6 +1080,11 @@ impl Scheduler {
             *reason_pass = pass;
         }
     }
+}
+
+/// Fair-share usage of `slots` held for `ms` (never negative).
+fn slot_seconds(slots: u32, ms: Millis) -> f64 {
+    f64::from(slots) * ms.max(0) as f64 / 1000.0
 }
 
 /// f64 with a total order, for heap keys.
