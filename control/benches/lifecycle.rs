@@ -151,9 +151,10 @@ async fn main() {
             .cloned()
     };
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    // The server's default durability unless told otherwise.
     let sync = match arg("--sync").as_deref() {
-        Some("full") => SyncMode::Full,
-        _ => SyncMode::Normal,
+        Some("normal") => SyncMode::Normal,
+        _ => SyncMode::Full,
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = start(ServeOptions {
