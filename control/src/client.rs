@@ -202,7 +202,100 @@ pub fn job_json(j: &crate::pb::Job) -> serde_json::Value {
         "project": j.project,
         "job_name": j.job_name,
         "branch": j.branch,
+        "predicted_run_ms": j.predicted_run_ms,
+        "predicted_run_upper_ms": j.predicted_run_upper_ms,
+        "predicted_start_unix_ms": j.predicted_start_unix_ms,
     })
+}
+
+/// Now on this machine's clock, Unix milliseconds (for "in 3m" against the server's
+/// predicted starts, which are Unix milliseconds too).
+pub fn now_unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A duration for people: `850ms`, `42s`, `4m12s`, `6m`, `1h05m`, `2d03h`. Coarser
+/// units drop the finer ones: an estimate is not that precise.
+pub fn human_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1_000;
+    let (big, small, units) = match s {
+        0..=59 => return format!("{s}s"),
+        60..=3_599 => (s / 60, s % 60, ("m", "s")),
+        3_600..=86_399 => (s / 3_600, s % 3_600 / 60, ("h", "m")),
+        _ => (s / 86_400, s % 86_400 / 3_600, ("d", "h")),
+    };
+    if small == 0 {
+        format!("{big}{}", units.0)
+    } else {
+        format!("{big}{}{small:02}{}", units.0, units.1)
+    }
+}
+
+/// The run-time estimate of a job for a table: `4m12s (p90 6m)`, the upper quantile
+/// only when it says more than the point; `-` when the answer carried none.
+pub fn estimate_text(j: &crate::pb::Job) -> String {
+    match (j.predicted_run_ms, j.predicted_run_upper_ms) {
+        (0, _) => "-".into(),
+        (p, u) if u > p => format!("{} (p90 {})", human_duration(p), human_duration(u)),
+        (p, _) => human_duration(p),
+    }
+}
+
+/// A Unix time for people, in UTC: `10:42:05Z` on the day of `now_ms`, else
+/// `2025-03-01 10:42Z`.
+pub fn clock_text(unix_ms: i64, now_ms: i64) -> String {
+    let day = |ms: i64| ms.div_euclid(86_400_000);
+    let (d, in_day) = (day(unix_ms), unix_ms.rem_euclid(86_400_000) / 1_000);
+    let (h, m, s) = (in_day / 3_600, in_day % 3_600 / 60, in_day % 60);
+    if d == day(now_ms) {
+        return format!("{h:02}:{m:02}:{s:02}Z");
+    }
+    let (y, mo, da) = civil_from_days(d);
+    format!("{y:04}-{mo:02}-{da:02} {h:02}:{m:02}Z")
+}
+
+/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`, proleptic Gregorian).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// When a job starts, for a table: a queued job's predicted start as `in 3m
+/// (10:42:05Z)` (`in 2d03h` on another day, `now` once due), a started job's real start
+/// as a time, `-` unknown.
+pub fn start_text(j: &crate::pb::Job, now_ms: i64) -> String {
+    let at = j.predicted_start_unix_ms;
+    if at <= 0 {
+        return "-".into();
+    }
+    if state_name(j.state) != "queued" {
+        return clock_text(at, now_ms);
+    }
+    if at <= now_ms {
+        return format!("now ({})", clock_text(at, now_ms));
+    }
+    let rel = format!("in {}", human_duration(at - now_ms));
+    if at.div_euclid(86_400_000) == now_ms.div_euclid(86_400_000) {
+        format!("{rel} ({})", clock_text(at, now_ms))
+    } else {
+        // Another day: the date would not fit a table cell; the distance says enough.
+        rel
+    }
 }
 
 /// Retryable: the server is down or restarting, or the call timed out.
@@ -216,4 +309,67 @@ pub fn is_transient(s: &Status) -> bool {
             | tonic::Code::Aborted
             | tonic::Code::ResourceExhausted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        let cases = [
+            (0, "0ms"),
+            (850, "850ms"),
+            (10_000, "10s"),
+            (252_000, "4m12s"),
+            (360_000, "6m"),
+            (305_000, "5m05s"),
+            (3_900_000, "1h05m"),
+            (7_200_000, "2h"),
+            (183_600_000, "2d03h"),
+            (-5, "0ms"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(human_duration(ms), want, "{ms} ms");
+        }
+    }
+
+    #[test]
+    fn clock_times_are_utc() {
+        // 2023-11-14 22:13:20 UTC
+        let t = 1_700_000_000_000;
+        assert_eq!(clock_text(t, t + 1_000), "22:13:20Z");
+        assert_eq!(clock_text(t, t + 86_400_000), "2023-11-14 22:13Z");
+        assert_eq!(clock_text(0, 86_400_000), "1970-01-01 00:00Z");
+        assert_eq!(clock_text(951_782_400_000, 0), "2000-02-29 00:00Z");
+    }
+
+    #[test]
+    fn etas_for_a_table() {
+        let now = 1_700_000_000_000;
+        let mut j = pb::Job {
+            state: pb::JobState::Queued as i32,
+            predicted_run_ms: 252_000,
+            predicted_run_upper_ms: 360_000,
+            predicted_start_unix_ms: now + 180_000,
+            ..Default::default()
+        };
+        assert_eq!(estimate_text(&j), "4m12s (p90 6m)");
+        assert_eq!(start_text(&j, now), "in 3m (22:16:20Z)");
+        j.predicted_start_unix_ms = now + 86_400_000;
+        assert_eq!(start_text(&j, now), "in 1d");
+        j.predicted_start_unix_ms = now - 1;
+        assert_eq!(start_text(&j, now), "now (22:13:19Z)");
+        j.state = pb::JobState::Leased as i32;
+        assert_eq!(start_text(&j, now), "22:13:19Z");
+        j.predicted_run_upper_ms = j.predicted_run_ms;
+        assert_eq!(estimate_text(&j), "4m12s");
+        j.predicted_start_unix_ms = 0;
+        j.predicted_run_ms = 0;
+        assert_eq!(
+            (estimate_text(&j), start_text(&j, now)),
+            ("-".into(), "-".into())
+        );
+    }
 }

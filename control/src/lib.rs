@@ -11,9 +11,12 @@ pub mod coord;
 pub mod flush;
 pub mod live;
 pub mod metrics;
+pub mod model_reload;
 pub mod pb;
 pub mod runner;
 pub mod server;
 pub mod service;
 pub mod status;
 pub mod store;
+
+pub use store::{read_history, HistorySource};

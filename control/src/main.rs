@@ -15,6 +15,8 @@ use rustci_control::store::sqlite::SyncMode;
 use tokio_stream::StreamExt;
 use tracing_subscriber::EnvFilter;
 
+mod retrain_cli;
+
 const TOP_EXAMPLES: &str = "\
 Examples:
   rustci serve --listen 127.0.0.1:7411 --data-dir ./rustci-data
@@ -112,6 +114,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: FleetCmd,
     },
+    /// Retrain the run-time model from job history and write a new version if no worse.
+    #[command(after_help = retrain_cli::RETRAIN_EXAMPLES)]
+    Retrain(retrain_cli::RetrainArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
@@ -164,7 +169,8 @@ struct ServeArgs {
     /// `normal` survives process crashes such as kill -9, not power loss.
     #[arg(long, value_enum, default_value = "full")]
     sync: Sync,
-    /// Scheduling policy: fcfs, easy, priority, fairshare, sef, qos.
+    /// Scheduling policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf,
+    /// qos-spf (shortest predicted first inside each tenant / QoS class; see --model).
     #[arg(long, default_value = "fairshare")]
     policy: String,
     /// A runner silent this long loses its leases (milliseconds).
@@ -186,6 +192,13 @@ struct ServeArgs {
     /// TTL of the leader lease with --redis (milliseconds).
     #[arg(long, default_value_t = 5_000, requires = "redis")]
     leader_lease_ms: u64,
+    /// Estimate run times with the current model in DIR (written by `rustci retrain
+    /// --out DIR`); a new version there is picked up without a restart.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// How often --model DIR is checked for a new version (milliseconds).
+    #[arg(long, default_value_t = 5_000, requires = "model")]
+    model_poll_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +417,7 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Cmd::Fleet { cmd } => fleet(cmd).await,
+        Cmd::Retrain(a) => retrain_cli::run(a).await,
     }
 }
 
@@ -430,6 +444,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         metrics_listen: a.metrics_listen,
         redis: a.redis,
         leader_lease_ms: a.leader_lease_ms,
+        model_dir: a.model,
+        model_poll_ms: a.model_poll_ms,
         ..ServeOptions::default()
     };
     let running = server::start(opts).await?;
@@ -487,7 +503,7 @@ fn cell(s: &str, w: usize) -> String {
     }
 }
 
-const JOB_HEADER: &str = "NAME          TENANT        STATE      LABELS            RUNNER            WAIT_MS  ATTEMPTS  EXIT  COMMAND";
+const JOB_HEADER: &str = "NAME          TENANT        STATE      LABELS            RUNNER            WAIT_MS  ATTEMPTS  EXIT  EST                START                 COMMAND";
 
 fn job_row(j: &pb::Job) -> String {
     let wait = if j.start_ms > 0 {
@@ -501,7 +517,7 @@ fn job_row(j: &pb::Job) -> String {
         "-".into()
     };
     format!(
-        "{:<13} {:<13} {:<10} {:<17} {:<17} {:>7}  {:>8}  {:>4}  {}",
+        "{:<13} {:<13} {:<10} {:<17} {:<17} {:>7}  {:>8}  {:>4}  {:<18} {:<21} {}",
         cell(&j.name, 13),
         cell(&j.tenant, 13),
         state_name(j.state),
@@ -510,6 +526,8 @@ fn job_row(j: &pb::Job) -> String {
         wait,
         j.attempts,
         exit,
+        cell(&client::estimate_text(j), 18),
+        cell(&client::start_text(j, client::now_unix_ms()), 21),
         cell(&j.command, 60)
     )
 }

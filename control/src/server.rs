@@ -43,6 +43,11 @@ pub struct ServeOptions {
     /// The leader lease's TTL with `redis` (how long a crashed leader keeps the
     /// standbys waiting); renewed every third of it.
     pub leader_lease_ms: u64,
+    /// `Some(dir)`: estimate run times with the current model version in `dir`
+    /// (`rustci retrain --out dir`), and switch to a new version when one appears.
+    pub model_dir: Option<PathBuf>,
+    /// How often `model_dir` is checked for a new version.
+    pub model_poll_ms: u64,
 }
 
 impl Default for ServeOptions {
@@ -60,6 +65,8 @@ impl Default for ServeOptions {
             record_decisions: false,
             redis: None,
             leader_lease_ms: 5_000,
+            model_dir: None,
+            model_poll_ms: 5_000,
         }
     }
 }
@@ -150,7 +157,12 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             opts.leader_lease_ms
         );
     }
+    let model = match &opts.model_dir {
+        None => None,
+        Some(dir) => Some(crate::model_reload::load(dir).await?),
+    };
     let config = LiveConfig {
+        model: model.as_ref().map(|(handle, _)| handle.clone()),
         policy: PolicyConfig::named(&opts.policy)?,
         lease_ttl_ms: opts.lease_ttl_ms,
         record_decisions: opts.record_decisions,
@@ -168,6 +180,14 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     let shared = Shared::new(live, auth);
     let mut background = Vec::new();
     background.push(crate::flush::spawn_flusher(shared.clone()));
+    if let (Some(dir), Some((handle, path))) = (&opts.model_dir, model) {
+        background.push(crate::model_reload::spawn_watcher(
+            dir.clone(),
+            handle,
+            path,
+            Duration::from_millis(opts.model_poll_ms.max(10)),
+        ));
+    }
     let coordinator = match &opts.redis {
         None => {
             background.push(coord::forward_changes(changes, shared.events.clone()));

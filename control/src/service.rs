@@ -5,14 +5,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{Auth, Principal};
 use crate::flush::durable;
-use crate::live::{limits, Completion, Live, LiveError, Submission};
+use crate::live::{limits, Completion, Eta, Live, LiveError, Submission};
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::status::invalid;
@@ -110,6 +110,25 @@ impl Shared {
             None => Err(refused),
         }
     }
+
+    /// `WatchJobs` events for committed job versions, with their estimates (and a
+    /// started job's start) from the live state, under one lock for the whole batch.
+    /// The live state is only read, so a standby's placeholder serves too (it holds no
+    /// job, so its predictor estimates each one afresh).
+    fn watch_events(&self, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
+        let etas: Vec<Eta> = match self.live.lock() {
+            Ok(live) => jobs.iter().map(|j| live.eta_started(j)).collect(),
+            // Events still flow after an internal error; only the estimates are lost.
+            Err(_) => vec![Eta::default(); jobs.len()],
+        };
+        jobs.iter()
+            .zip(etas)
+            .map(|(j, eta)| pb::JobEvent {
+                revision: j.revision,
+                job: Some(to_pb_job_eta(j, eta)),
+            })
+            .collect()
+    }
 }
 
 fn job_state(s: JobState) -> pb::JobState {
@@ -148,6 +167,20 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
         project: j.project.clone().unwrap_or_default(),
         job_name: j.job_name.clone().unwrap_or_default(),
         branch: j.branch.clone().unwrap_or_default(),
+        predicted_run_ms: 0,
+        predicted_run_upper_ms: 0,
+        predicted_start_unix_ms: 0,
+    }
+}
+
+/// A job with its estimates and start (see `Job.predicted_*` in `jobs.proto` for which
+/// answers fill what).
+pub fn to_pb_job_eta(j: &StoredJob, eta: Eta) -> pb::Job {
+    pb::Job {
+        predicted_run_ms: eta.run_ms,
+        predicted_run_upper_ms: eta.upper_ms,
+        predicted_start_unix_ms: eta.start_ms.unwrap_or(0),
+        ..to_pb_job(j)
     }
 }
 
@@ -268,11 +301,12 @@ impl pb::job_service_server::JobService for JobApi {
             .0
             .change(move |live| {
                 let job = live.submit(submission(r, tenant))?;
-                Ok(job)
+                let eta = live.eta_started(&job);
+                Ok(to_pb_job_eta(&job, eta))
             })
             .await?;
         self.0.metrics.submitted.inc();
-        Ok(Response::new(to_pb_job(&job)))
+        Ok(Response::new(job))
     }
 
     async fn submit_jobs(
@@ -307,7 +341,9 @@ impl pb::job_service_server::JobService for JobApi {
                 }
                 let mut jobs = Vec::with_capacity(subs.len());
                 for s in subs {
-                    jobs.push(to_pb_job(&live.submit_checked(s)?));
+                    let job = live.submit_checked(s)?;
+                    let eta = live.eta_started(&job);
+                    jobs.push(to_pb_job_eta(&job, eta));
                 }
                 Ok(jobs)
             })
@@ -319,9 +355,16 @@ impl pb::job_service_server::JobService for JobApi {
     async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
         let who = self.0.auth.authenticate(req.metadata())?;
         let id = parse_job_name("name", &req.get_ref().name)?;
-        let job = self.0.live()?.job(id)?;
-        check_owner(&who, &job)?;
-        Ok(Response::new(to_pb_job(&job)))
+        let (job, eta) = {
+            let mut live = self.0.live()?;
+            let job = live.job(id)?;
+            check_owner(&who, &job)?;
+            // The plan is projected on demand, up to this job only; nothing is cached,
+            // so the answer is as fresh as the core.
+            let eta = live.eta(&job);
+            (job, eta)
+        };
+        Ok(Response::new(to_pb_job_eta(&job, eta)))
     }
 
     async fn list_jobs(
@@ -362,9 +405,19 @@ impl pb::job_service_server::JobService for JobApi {
             state,
             request_id: None,
         };
-        let jobs = self.0.live()?.list(&filter, after, size + 1)?;
+        let (jobs, etas) = {
+            let mut live = self.0.live()?;
+            let jobs = live.list(&filter, after, size + 1)?;
+            // One plan for the page (see `Live::etas`).
+            let etas = live.etas(&jobs[..jobs.len().min(size)]);
+            (jobs, etas)
+        };
         let more = jobs.len() > size;
-        let jobs: Vec<pb::Job> = jobs.iter().take(size).map(to_pb_job).collect();
+        let jobs: Vec<pb::Job> = jobs
+            .iter()
+            .zip(etas)
+            .map(|(j, eta)| to_pb_job_eta(j, eta))
+            .collect();
         let next_page_token = if more {
             jobs.last()
                 .and_then(|j| j.name.strip_prefix("jobs/"))
@@ -413,10 +466,6 @@ impl pb::job_service_server::JobService for JobApi {
         let mut closing = shared.closing.subscribe();
         let mut last = r.from_revision;
         tokio::spawn(async move {
-            let send = |j: &StoredJob| pb::JobEvent {
-                revision: j.revision,
-                job: Some(to_pb_job(j)),
-            };
             'history: loop {
                 loop {
                     let page = match shared.changes_since(last, tenant.as_deref(), 1000) {
@@ -429,9 +478,9 @@ impl pb::job_service_server::JobService for JobApi {
                     if page.is_empty() {
                         break;
                     }
-                    for j in &page {
-                        last = last.max(j.revision);
-                        if tx.send(Ok(send(j))).await.is_err() {
+                    for ev in shared.watch_events(&page) {
+                        last = last.max(ev.revision);
+                        if tx.send(Ok(ev)).await.is_err() {
                             return;
                         }
                     }
@@ -443,29 +492,51 @@ impl pb::job_service_server::JobService for JobApi {
                         next = changes.recv() => next,
                         _ = closing.wait_for(|c| *c) => return,
                     };
-                    match next {
-                        Ok(j) => {
-                            if let Some(s) = seen {
-                                if j.revision <= s {
-                                    continue; // a repeat (fan-out echo)
-                                }
-                                if j.revision > s + 1 {
-                                    continue 'history; // a skipped revision: read the store
-                                }
-                            }
-                            seen = Some(j.revision);
-                            if j.revision <= last || tenant.as_ref().is_some_and(|t| *t != j.tenant)
-                            {
-                                continue;
-                            }
-                            last = j.revision;
-                            if tx.send(Ok(send(&j))).await.is_err() {
-                                return;
-                            }
-                        }
+                    let mut batch = match next {
+                        Ok(j) => vec![j],
                         // Fell behind the live feed: catch up from the store.
                         Err(RecvError::Lagged(_)) => continue 'history,
                         Err(RecvError::Closed) => return,
+                    };
+                    // What else already waits shares one lock of the live state for its
+                    // estimates, so a busy feed costs fewer locks, not more.
+                    let mut resync = false;
+                    while batch.len() < 256 {
+                        match changes.try_recv() {
+                            Ok(j) => batch.push(j),
+                            Err(TryRecvError::Lagged(_)) => {
+                                resync = true;
+                                break;
+                            }
+                            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                        }
+                    }
+                    let mut out = Vec::with_capacity(batch.len());
+                    for j in batch {
+                        if let Some(s) = seen {
+                            if j.revision <= s {
+                                continue; // a repeat (fan-out echo)
+                            }
+                            if j.revision > s + 1 {
+                                // A skipped revision: the rest comes from the store.
+                                resync = true;
+                                break;
+                            }
+                        }
+                        seen = Some(j.revision);
+                        if j.revision <= last || tenant.as_ref().is_some_and(|t| *t != j.tenant) {
+                            continue;
+                        }
+                        last = j.revision;
+                        out.push(j);
+                    }
+                    for ev in shared.watch_events(&out) {
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if resync {
+                        continue 'history;
                     }
                 }
             }

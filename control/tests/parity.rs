@@ -97,6 +97,7 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
                     slots: j.slots,
                     requested_ms: Some(j.requested),
                     submit_ms: j.submit,
+                    history: Default::default(),
                 },
                 run_ms: j.run,
             }

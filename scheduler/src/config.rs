@@ -53,6 +53,22 @@ pub struct PolicyConfig {
     /// In which order jobs behind the reservation are tried for backfilling.
     #[serde(default)]
     pub backfill_order: BackfillOrder,
+    /// Order of jobs inside one fair-share tenant or one QoS class.
+    #[serde(default)]
+    pub within_lane: WithinLane,
+}
+
+/// The order inside a lane (a tenant under fair share, a class under QoS): which of one
+/// tenant's or class's jobs goes first once the policy has picked the tenant or class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithinLane {
+    /// Submit order.
+    #[default]
+    Submit,
+    /// Shortest predicted run time first: shortest-predicted-first within the bounds fair
+    /// share and QoS set between tenants and classes.
+    ShortestEstimate,
 }
 
 /// The order of backfill candidates under EASY (single-lane orders only).
@@ -68,10 +84,13 @@ pub enum BackfillOrder {
 
 impl PolicyConfig {
     /// The named policies of the CLI: `fcfs` (strict FIFO), `easy` (FIFO + EASY),
-    /// `priority`, `fairshare`, `sef` (shortest estimate first) and `qos`, the last four
-    /// with EASY backfilling.
+    /// `easy++` (EASY with shortest-estimate-first backfilling), `priority`, `fairshare`,
+    /// `sef` (shortest estimate first) and `qos`, and `fairshare-spf` / `qos-spf`
+    /// (shortest predicted first inside each tenant / class), all but `fcfs` with EASY
+    /// backfilling.
     pub fn named(name: &str) -> Result<Self, CoreError> {
         let mut backfill_order = BackfillOrder::Queue;
+        let mut within_lane = WithinLane::Submit;
         let (order, backfill) = match name {
             "fcfs" => (QueueOrder::Fifo, Backfill::None),
             "easy" => (QueueOrder::Fifo, Backfill::Easy),
@@ -83,6 +102,14 @@ impl PolicyConfig {
             "fairshare" | "fair-share" => (QueueOrder::FairShare, Backfill::Easy),
             "sef" | "shortest" => (QueueOrder::ShortestEstimate, Backfill::Easy),
             "qos" => (QueueOrder::Qos, Backfill::Easy),
+            "fairshare-spf" => {
+                within_lane = WithinLane::ShortestEstimate;
+                (QueueOrder::FairShare, Backfill::Easy)
+            }
+            "qos-spf" => {
+                within_lane = WithinLane::ShortestEstimate;
+                (QueueOrder::Qos, Backfill::Easy)
+            }
             other => {
                 return Err(CoreError::InvalidConfig {
                     field: "policy".into(),
@@ -97,11 +124,12 @@ impl PolicyConfig {
             order,
             backfill,
             backfill_order,
+            within_lane,
             ..Self::default()
         })
     }
 
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 9] = [
         "fcfs",
         "easy",
         "easy++",
@@ -109,6 +137,8 @@ impl PolicyConfig {
         "fairshare",
         "sef",
         "qos",
+        "fairshare-spf",
+        "qos-spf",
     ];
 }
 
@@ -120,6 +150,7 @@ impl Default for PolicyConfig {
             fair_share_half_life_ms: 7 * 24 * 3_600_000,
             qos_aging_weight: 1.0,
             backfill_order: BackfillOrder::Queue,
+            within_lane: WithinLane::Submit,
         }
     }
 }
@@ -132,6 +163,7 @@ pub struct Policy {
     pub(crate) half_life_ms: f64,
     pub(crate) qos_aging_weight: f64,
     pub(crate) backfill_order: BackfillOrder,
+    pub(crate) within_lane: WithinLane,
 }
 
 impl Policy {
@@ -298,6 +330,7 @@ impl SchedulerConfig {
                 half_life_ms: p.fair_share_half_life_ms as f64,
                 qos_aging_weight: p.qos_aging_weight,
                 backfill_order: p.backfill_order,
+                within_lane: p.within_lane,
             },
             labels: self.labels,
             pools: self.pools,

@@ -133,6 +133,36 @@ pub struct JobSpec {
     /// The user's run-time estimate (SWF requested time, a CI timeout), if given.
     pub requested_ms: Option<Millis>,
     pub submit_ms: Millis,
+    /// Which earlier jobs count as "the same job" for history-based predictors.
+    #[serde(default)]
+    pub history: HistoryKeys,
+}
+
+/// Stable hashes of a job's name (workflow/job or SWF application) and branch, so that
+/// predictors can keep per-job history without the core holding strings. 0 = unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HistoryKeys {
+    pub name: u64,
+    pub branch: u64,
+}
+
+impl HistoryKeys {
+    pub fn of(name: Option<&str>, branch: Option<&str>) -> Self {
+        Self {
+            name: name.map_or(0, stable_hash),
+            branch: branch.map_or(0, stable_hash),
+        }
+    }
+}
+
+/// FNV-1a: stable across runs and platforms (unlike `std`'s hasher), never 0 for a name.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
 }
 
 /// A pool of identical runners.

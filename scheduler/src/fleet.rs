@@ -14,6 +14,9 @@ pub(crate) struct RunnerState {
     pub draining: bool,
     /// Jobs running here, in start order.
     pub running: Vec<JobId>,
+    /// When the runner last became idle (joined, or its last job left); meaningful only
+    /// while `running` is empty. Autoscalers release runners idle long enough.
+    pub idle_since: Millis,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -73,7 +76,7 @@ impl Fleet {
         }
     }
 
-    pub fn add_runner(&mut self, id: RunnerId, pool: PoolId, slots: u32) {
+    pub fn add_runner(&mut self, id: RunnerId, pool: PoolId, slots: u32, now: Millis) {
         self.runners.insert(
             id,
             RunnerState {
@@ -82,6 +85,7 @@ impl Fleet {
                 free: slots,
                 draining: false,
                 running: Vec::new(),
+                idle_since: now,
             },
         );
         self.pools[pool.0 as usize].runners += 1;
@@ -128,7 +132,7 @@ impl Fleet {
         self.index_insert(id);
     }
 
-    pub fn release(&mut self, id: RunnerId, job: JobId, slots: u32, est_end: Millis) {
+    pub fn release(&mut self, id: RunnerId, job: JobId, slots: u32, est_end: Millis, now: Millis) {
         let Some(pool) = self.runners.get(&id).map(|r| r.pool) else {
             return;
         };
@@ -139,6 +143,9 @@ impl Fleet {
         if let Some(r) = self.runners.get_mut(&id) {
             r.free += slots;
             r.running.retain(|&j| j != job);
+            if r.running.is_empty() {
+                r.idle_since = now;
+            }
         }
         self.index_insert(id);
     }

@@ -5,24 +5,32 @@
 //! [`Decision`]s it returns. Policies are configured by [`PolicyConfig`], checked once
 //! into a [`CheckedConfig`]. Run-time estimates come from a [`Predictor`].
 
+pub mod autoscale;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod explain;
 mod fleet;
-mod hash;
+pub mod hash;
+pub mod plan;
 pub mod predictor;
 pub mod scheduler;
 pub mod stats;
 
+pub use autoscale::{
+    ArrivalForecast, AutoscaleConfig, AutoscaleError, Autoscaler, CheckedAutoscale, PoolRules,
+    PoolScaling, PredictiveSettings, ScaleDecision, ScalePolicy, SpotRules, SpotSettings,
+    WarmWindow,
+};
 pub use config::{
-    Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig,
+    Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig, WithinLane,
 };
 pub use domain::{
-    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec, RunnerId,
-    TenantId, TenantSpec, MS_PER_S,
+    HistoryKeys, JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec,
+    RunnerId, TenantId, TenantSpec, MS_PER_S,
 };
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
+pub use plan::{Plan, PlannedJob};
 pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
-pub use scheduler::{Decision, Event, PoolAdvice, Scheduler};
+pub use scheduler::{Decision, Event, PoolAdvice, PoolLoad, Scheduler};

@@ -19,11 +19,17 @@ pub struct Estimate {
 pub trait Predictor: Send {
     fn estimate(&self, job: &JobSpec) -> Estimate;
 
-    /// A job finished after running `run_ms`.
-    fn observe(&mut self, _job: &JobSpec, _run_ms: Millis) {}
+    /// A job finished at `finished_ms` after running `run_ms`.
+    fn observe(&mut self, _job: &JobSpec, _run_ms: Millis, _finished_ms: Millis) {}
 
     /// Name for reports.
     fn name(&self) -> &str;
+
+    /// The total run time to expect of a running job that outlived its estimate, after
+    /// `corrections` earlier corrections (EASY++). Tsafrir's corrector by default.
+    fn correct(&self, job: &JobSpec, estimate: Estimate, corrections: u32) -> Millis {
+        tsafrir_correction(estimate.point_ms, corrections, job.requested_ms)
+    }
 }
 
 /// The user's requested time, as classic EASY uses it; `default_ms` when a job gave none.
@@ -95,7 +101,7 @@ impl Predictor for Tsafrir {
         }
     }
 
-    fn observe(&mut self, job: &JobSpec, run_ms: Millis) {
+    fn observe(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis) {
         match self.history.get_mut(&job.tenant) {
             Some(e) => *e = (run_ms, Some(e.0)),
             None => {

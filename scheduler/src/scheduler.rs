@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 
 use serde::Serialize;
 
-use crate::config::{Backfill, BackfillOrder, CheckedConfig, QueueOrder};
+use crate::config::{Backfill, BackfillOrder, CheckedConfig, QueueOrder, WithinLane};
 use crate::domain::{
     JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, RunnerId, TenantId, TenantSpec,
 };
@@ -47,6 +47,7 @@ use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
 use crate::fleet::Fleet;
 use crate::hash::IdMap;
+use crate::plan::JobView;
 use crate::predictor::{Estimate, Predictor};
 
 /// Something that happened, fed to [`Scheduler::handle`].
@@ -75,6 +76,24 @@ pub enum Event {
     Tick,
 }
 
+/// What one pool holds now (see [`Scheduler::pool_loads`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolLoad {
+    pub pool: PoolId,
+    /// Registered runners, draining ones included.
+    pub runners: u32,
+    /// Runners running at least one job.
+    pub busy_runners: u32,
+    /// Slots of the jobs running in this pool.
+    pub running_slots: u64,
+    /// Waiting jobs whose first eligible pool this is, and their slots.
+    pub waiting_jobs: u32,
+    pub waiting_slots: u64,
+    /// Runners with no job that take work, as (runner, idle since), longest idle first
+    /// (ties by id).
+    pub idle: Vec<(RunnerId, Millis)>,
+}
+
 /// How many runners a pool should have, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PoolAdvice {
@@ -99,7 +118,7 @@ pub enum Decision {
 }
 
 /// (primary key, submit time, submission sequence): the order within a lane.
-type LaneKey = (i64, Millis, u64);
+pub(crate) type LaneKey = (i64, Millis, u64);
 
 #[derive(Debug, Clone)]
 enum EntryState {
@@ -409,41 +428,120 @@ impl Scheduler {
             .map_or((0, 0), |p| (p.free_slots, p.runners))
     }
 
+    /// What each pool holds now, the input of autoscaling: its runners (busy, and idle
+    /// ones with the time they became idle), the slots running there, and the waiting
+    /// jobs (each counted in the first pool that can run it, where a scale-out would
+    /// serve it).
+    pub fn pool_loads(&self) -> Vec<PoolLoad> {
+        let mut loads: Vec<PoolLoad> = (0..self.config.pools().len())
+            .map(|i| PoolLoad {
+                pool: PoolId(i as u16),
+                runners: 0,
+                busy_runners: 0,
+                running_slots: 0,
+                waiting_jobs: 0,
+                waiting_slots: 0,
+                idle: Vec::new(),
+            })
+            .collect();
+        for entry in self.jobs.values() {
+            match entry.state {
+                EntryState::Running { runner, .. } => {
+                    let pool = self.fleet.runners.get(&runner).map(|r| r.pool);
+                    if let Some(l) = pool.and_then(|p| loads.get_mut(p.0 as usize)) {
+                        l.running_slots += u64::from(entry.spec.slots);
+                    }
+                }
+                EntryState::Pending { .. } => {
+                    let pool = entry.pools.iter().next();
+                    if let Some(l) = pool.and_then(|p| loads.get_mut(p.0 as usize)) {
+                        l.waiting_jobs += 1;
+                        l.waiting_slots += u64::from(entry.spec.slots);
+                    }
+                }
+            }
+        }
+        for (&id, r) in self.fleet.runners.iter() {
+            let Some(l) = loads.get_mut(r.pool.0 as usize) else {
+                continue;
+            };
+            l.runners += 1;
+            if !r.running.is_empty() {
+                l.busy_runners += 1;
+            } else if !r.draining {
+                l.idle.push((id, r.idle_since));
+            }
+        }
+        for l in &mut loads {
+            // The fleet is a hash map: sort so that the choice of runners is deterministic.
+            l.idle.sort_unstable_by_key(|&(id, since)| (since, id));
+        }
+        loads
+    }
+
     /// Reactive scaling advice per pool: enough runners for the slots running now plus
     /// the slots of waiting jobs (each counted in the first pool that can run it), like
     /// the runner controllers CI users run today.
     pub fn reactive_advice(&self) -> Vec<PoolAdvice> {
         let pools = self.config.pools();
-        let mut demand = vec![0u64; pools.len()];
-        for entry in self.jobs.values() {
-            let pool = match entry.state {
-                EntryState::Running { runner, .. } => {
-                    self.fleet.runners.get(&runner).map(|r| r.pool)
-                }
-                EntryState::Pending { .. } => entry.pools.iter().next(),
-            };
-            if let Some(p) = pool {
-                demand[p.0 as usize] += u64::from(entry.spec.slots);
-            }
-        }
-        pools
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let per = u64::from(p.slots_per_runner.max(1));
-                let desired = demand[i].div_ceil(per) as u32;
-                let current = self.fleet.pools.get(i).map_or(0, |s| s.runners);
+        self.pool_loads()
+            .into_iter()
+            .map(|l| {
+                let per = pools
+                    .get(l.pool.0 as usize)
+                    .map_or(1, |p| u64::from(p.slots_per_runner.max(1)));
+                let demand = l.running_slots + l.waiting_slots;
                 PoolAdvice {
-                    pool: PoolId(i as u16),
-                    current,
-                    desired,
+                    pool: l.pool,
+                    current: l.runners,
+                    desired: u32::try_from(demand.div_ceil(per)).unwrap_or(u32::MAX),
                     reason: format!(
-                        "reactive: {} slots running or waiting / {} slots per runner",
-                        demand[i], per
+                        "reactive: {demand} slots running or waiting / {per} slots per runner"
                     ),
                 }
             })
             .collect()
+    }
+
+    /// The jobs running on `runner` (empty when idle); `None` for an unknown runner.
+    pub fn runner_jobs(&self, runner: RunnerId) -> Option<&[JobId]> {
+        self.fleet
+            .runners
+            .get(&runner)
+            .map(|r| r.running.as_slice())
+    }
+
+    /// The pool of a registered runner.
+    pub fn runner_pool(&self, runner: RunnerId) -> Option<PoolId> {
+        self.fleet.runners.get(&runner).map(|r| r.pool)
+    }
+
+    /// A runner was taken away under its jobs (a spot interruption): like
+    /// [`Event::RunnerLost`] its jobs wait again in their old places, and with `retry_on`
+    /// each of them that pool can run may from now on run only there (a spot pool's
+    /// on-demand fallback). Runs a scheduling pass.
+    pub fn interrupt(
+        &mut self,
+        now: Millis,
+        runner: RunnerId,
+        retry_on: Option<PoolId>,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        if now < self.last_now {
+            return Err(CoreError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
+        }
+        if let Some(p) = retry_on {
+            if p.0 as usize >= self.config.pools().len() {
+                return Err(CoreError::UnknownPool(p));
+            }
+        }
+        self.runner_lost(now, runner, retry_on, out)?;
+        self.last_now = now;
+        self.schedule(now, out);
+        Ok(())
     }
 
     /// Pools that could ever run a job with these labels and slots.
@@ -532,9 +630,9 @@ impl Scheduler {
                 if self.fleet.runners.contains_key(&runner) {
                     return Err(CoreError::DuplicateRunner(runner));
                 }
-                self.fleet.add_runner(runner, pool, slots);
+                self.fleet.add_runner(runner, pool, slots, now);
             }
-            Event::RunnerLost { runner } => self.runner_lost(now, runner, out)?,
+            Event::RunnerLost { runner } => self.runner_lost(now, runner, None, out)?,
             Event::RunnerDraining { runner, draining } => {
                 if !self.fleet.set_draining(runner, draining) {
                     return Err(CoreError::UnknownRunner(runner));
@@ -545,8 +643,8 @@ impl Scheduler {
         Ok(())
     }
 
-    /// A running job outlived its estimate: the estimate grows by Tsafrir's corrector
-    /// ([`crate::predictor::tsafrir_correction`]). No scheduling pass runs (the published
+    /// A running job outlived its estimate: the estimate grows by the predictor's
+    /// corrector ([`Predictor::correct`], Tsafrir's by default). No scheduling pass runs (the published
     /// EASY++ runs do not reschedule here; the next event's pass sees the new estimate).
     /// Returns the new expected end, or `None` when the estimate cannot grow.
     pub fn extend_estimate(
@@ -570,11 +668,9 @@ impl Scheduler {
         else {
             return Err(CoreError::NotRunning(job));
         };
-        let duration = crate::predictor::tsafrir_correction(
-            entry.estimate.point_ms,
-            entry.corrections,
-            entry.spec.requested_ms,
-        );
+        let duration = self
+            .predictor
+            .correct(&entry.spec, entry.estimate, entry.corrections);
         entry.corrections += 1;
         let new_end = start.saturating_add(duration);
         if new_end <= est_end {
@@ -590,6 +686,47 @@ impl Scheduler {
         self.fleet.move_end(runner, job, slots, est_end, new_end);
         self.last_now = now;
         Ok(Some(new_end))
+    }
+
+    /// The run-time estimate the core plans `job` with, while it waits or runs.
+    pub fn estimate_of(&self, job: JobId) -> Option<Estimate> {
+        self.jobs.get(&job).map(|e| e.estimate)
+    }
+
+    /// The estimate the predictor gives `spec` now, as a submission would get it (a
+    /// point of at least 1 ms, an upper quantile no lower than the point).
+    pub fn predict(&self, spec: &JobSpec) -> Estimate {
+        let mut estimate = self.predictor.estimate(spec);
+        estimate.point_ms = estimate.point_ms.max(1);
+        estimate.upper_ms = estimate.upper_ms.max(estimate.point_ms);
+        estimate
+    }
+
+    pub(crate) fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    pub(crate) fn lanes(&self) -> &[BTreeMap<LaneKey, JobId>] {
+        &self.lanes
+    }
+
+    /// What `crate::plan` needs of a job the core holds.
+    pub(crate) fn job_view(&self, job: JobId) -> Option<JobView> {
+        let e = self.jobs.get(&job)?;
+        Some(JobView {
+            pools: e.pools,
+            slots: e.spec.slots,
+            estimate: e.estimate,
+            running: match e.state {
+                EntryState::Running {
+                    runner,
+                    start,
+                    est_end,
+                    ..
+                } => Some((runner, start, est_end)),
+                EntryState::Pending { .. } => None,
+            },
+        })
     }
 
     /// How many waiting jobs are ahead of `job` in its lane (the whole queue for FIFO,
@@ -648,12 +785,16 @@ impl Scheduler {
     }
 
     fn lane_and_key(&self, spec: &JobSpec, estimate: Estimate, seq: u64) -> (usize, LaneKey) {
+        let inner = match self.config.policy.within_lane {
+            WithinLane::Submit => 0,
+            WithinLane::ShortestEstimate => estimate.point_ms,
+        };
         match self.config.policy.order {
             QueueOrder::Fifo => (0, (0, spec.submit_ms, seq)),
             QueueOrder::Priority => (0, (-i64::from(spec.priority), spec.submit_ms, seq)),
             QueueOrder::ShortestEstimate => (0, (estimate.point_ms, spec.submit_ms, seq)),
-            QueueOrder::FairShare => (spec.tenant.0 as usize, (0, spec.submit_ms, seq)),
-            QueueOrder::Qos => (spec.qos.0 as usize, (0, spec.submit_ms, seq)),
+            QueueOrder::FairShare => (spec.tenant.0 as usize, (inner, spec.submit_ms, seq)),
+            QueueOrder::Qos => (spec.qos.0 as usize, (inner, spec.submit_ms, seq)),
         }
     }
 
@@ -695,9 +836,7 @@ impl Scheduler {
                 slots: spec.slots,
             });
         }
-        let mut estimate = self.predictor.estimate(&spec);
-        estimate.point_ms = estimate.point_ms.max(1);
-        estimate.upper_ms = estimate.upper_ms.max(estimate.point_ms);
+        let estimate = self.predict(&spec);
         let seq = self.next_seq;
         self.next_seq += 1;
         let (lane, key) = self.lane_and_key(&spec, estimate, seq);
@@ -744,10 +883,11 @@ impl Scheduler {
             return Err(CoreError::NotRunning(job));
         };
         let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
-        self.fleet.release(runner, job, entry.spec.slots, est_end);
+        self.fleet
+            .release(runner, job, entry.spec.slots, est_end, now);
         let run_ms = now - start;
         self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
-        self.predictor.observe(&entry.spec, run_ms);
+        self.predictor.observe(&entry.spec, run_ms, now);
         Ok(())
     }
 
@@ -764,7 +904,8 @@ impl Scheduler {
                 est_end,
                 charged,
             } => {
-                self.fleet.release(runner, job, entry.spec.slots, est_end);
+                self.fleet
+                    .release(runner, job, entry.spec.slots, est_end, now);
                 self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
             }
         }
@@ -775,8 +916,15 @@ impl Scheduler {
         &mut self,
         now: Millis,
         runner: RunnerId,
+        retry_on: Option<PoolId>,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
+        let retry_mask = retry_on.and_then(|p| {
+            let spec = self.config.pools().get(p.0 as usize)?;
+            let mut mask = PoolMask::default();
+            mask.insert(p);
+            Some((spec.labels, spec.slots_per_runner, mask))
+        });
         let running = self
             .fleet
             .runners
@@ -800,6 +948,11 @@ impl Scheduler {
             let (slots, tenant) = (entry.spec.slots, entry.spec.tenant);
             let (lane, key) = self.lane_and_key(&entry.spec, entry.estimate, entry.seq);
             if let Some(entry) = self.jobs.get_mut(&job) {
+                if let Some((labels, per, mask)) = retry_mask {
+                    if labels.covers(entry.spec.labels) && per >= entry.spec.slots {
+                        entry.pools = mask;
+                    }
+                }
                 entry.state = EntryState::Pending {
                     lane,
                     key,
@@ -810,7 +963,7 @@ impl Scheduler {
                     reason_pass: 0,
                 };
             }
-            self.fleet.release(runner, job, slots, est_end);
+            self.fleet.release(runner, job, slots, est_end, now);
             self.true_up(tenant, slots, now, start, charged);
             self.enqueue(job, lane, key);
             out.push(Decision::Requeue { job, runner });
@@ -836,7 +989,7 @@ impl Scheduler {
     }
 
     /// Lane score at `now` (lower goes first) for the lane whose first job has `key`.
-    fn lane_score(&self, lane: usize, key: &LaneKey, now: Millis) -> f64 {
+    pub(crate) fn lane_score(&self, lane: usize, key: &LaneKey, now: Millis) -> f64 {
         let policy = &self.config.policy;
         match policy.order {
             QueueOrder::FairShare => {

@@ -72,34 +72,6 @@ fn build(c: &Case, policy: PolicyConfig, exact: bool) -> Built {
     (s, runners, jobs)
 }
 
-fn all_policies() -> impl Strategy<Value = PolicyConfig> {
-    (
-        prop_oneof![
-            Just(QueueOrder::Fifo),
-            Just(QueueOrder::Priority),
-            Just(QueueOrder::ShortestEstimate),
-            Just(QueueOrder::FairShare),
-            Just(QueueOrder::Qos)
-        ],
-        prop_oneof![
-            Just(Backfill::None),
-            Just(Backfill::Easy),
-            Just(Backfill::Greedy)
-        ],
-        prop_oneof![
-            Just(BackfillOrder::Queue),
-            Just(BackfillOrder::ShortestEstimate)
-        ],
-    )
-        .prop_map(|(order, backfill, backfill_order)| PolicyConfig {
-            order,
-            backfill,
-            backfill_order,
-            fair_share_half_life_ms: 100,
-            ..PolicyConfig::default()
-        })
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 

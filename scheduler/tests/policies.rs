@@ -409,3 +409,34 @@ fn bad_configuration_names_the_field() {
         "{err}"
     );
 }
+
+/// Shortest predicted first inside a QoS class: one 1-slot runner, busy 0..100 with the
+/// first job; at t=1 three batch jobs wait with estimates 300, 10 and 50 (ids 2, 3, 4) and one
+/// urgent job with 500 (id 5). The urgent class goes first either way; inside the batch
+/// class `qos` keeps submit order (2, 3, 4) and `qos-spf` takes the shortest first
+/// (3, 4, 2).
+#[test]
+fn qos_spf_orders_by_estimate_inside_a_class() {
+    let order_of = |name: &str| {
+        let mut policy = PolicyConfig::named(name).expect("policy");
+        policy.backfill = Backfill::None;
+        let mut s = Scheduler::new(
+            config(policy, vec![pool("m", 0, 1)], 1),
+            Box::new(RequestedTime::default()),
+        );
+        let mut jobs = vec![(job(1, 0, 1, 100), 100)];
+        for (id, est, qos) in [(2, 300, 1), (3, 10, 1), (4, 50, 1), (5, 500, 0)] {
+            let mut j = job(id, 1, 1, est);
+            j.qos = QosId(qos);
+            jobs.push((j, est));
+        }
+        jobs[0].0.qos = QosId(1);
+        let run = drive(&mut s, &[(0, 0)], &jobs, false);
+        let mut started: Vec<(Millis, u64)> =
+            starts(&run).into_iter().map(|(j, t)| (t, j)).collect();
+        started.sort();
+        started.into_iter().map(|(_, j)| j).collect::<Vec<_>>()
+    };
+    assert_eq!(order_of("qos"), vec![1, 5, 2, 3, 4]);
+    assert_eq!(order_of("qos-spf"), vec![1, 5, 3, 4, 2]);
+}

@@ -1,11 +1,23 @@
 //! The discrete-event engine: feeds the core job submissions, finishes and runner joins
 //! in (time, class, sequence) order, and applies the decisions it returns. No wall clock
 //! inside; the same inputs give the same schedule.
+//!
+//! With an autoscaler ([`EngineScaling`]) two more event classes come last at their
+//! time: spot interruptions, then autoscaler evaluations (every `interval`). A runner
+//! asked for at `t` joins at `t + provisioning delay` and is paid for from `t` until it is
+//! released; only runners with no job are released (the engine checks it), so scale-in
+//! never kills a running job. A spot runner's interruption time is drawn when it joins
+//! (exponential, from a seeded generator); its jobs are requeued by the core
+//! ([`Scheduler::interrupt`]), onto the fallback pool when there is one. Without an
+//! autoscaler, or with the static one and no spot pool, no such event exists and the
+//! schedule is the same as before autoscaling existed.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use rustci_scheduler::{CoreError, Decision, Event, JobId, Millis, PoolId, RunnerId, Scheduler};
+use rustci_scheduler::{
+    Autoscaler, CoreError, Decision, Event, JobId, Millis, PoolId, RunnerId, ScalePolicy, Scheduler,
+};
 use thiserror::Error;
 
 use crate::workload::SimJob;
@@ -38,6 +50,10 @@ const ESTIMATE_EXPIRED: u8 = 1;
 const FINISH_AT_ESTIMATE: u8 = 2;
 const SUBMIT: u8 = 3;
 const FINISH: u8 = 4;
+/// A spot runner is taken away: after everything else at its time.
+const INTERRUPT: u8 = 5;
+/// The autoscaler looks at the state once everything at its time has happened.
+const SCALE: u8 = 6;
 
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -47,11 +63,15 @@ struct Pending {
     kind: Kind,
 }
 
+/// Events of one job carry its attempt number: a job requeued by an interruption starts a
+/// new attempt, and the events of the old one are skipped.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    Finish(u32),
-    Expire(u32),
+    Finish(u32, u32),
+    Expire(u32, u32),
     Join(RunnerId, PoolId),
+    Interrupt(RunnerId),
+    Scale,
 }
 
 impl PartialEq for Pending {
@@ -116,6 +136,8 @@ pub struct EngineOutput {
     pub events: u64,
     /// Every decision with its time, when asked for (parity tests compare these).
     pub decisions: Option<Vec<(Millis, Decision)>>,
+    /// What the autoscaler did, when there was one.
+    pub scaling: Option<ScalingOutcome>,
 }
 
 /// Options of one engine run.
@@ -125,6 +147,8 @@ pub struct EngineOptions {
     /// Called after every `progress_every` finished jobs with the count so far.
     pub progress: Option<Box<dyn FnMut(u64)>>,
     pub progress_every: u64,
+    /// Runners come and go as an autoscaler decides.
+    pub scaling: Option<EngineScaling>,
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -132,12 +156,240 @@ impl std::fmt::Debug for EngineOptions {
         f.debug_struct("EngineOptions")
             .field("record_decisions", &self.record_decisions)
             .field("progress_every", &self.progress_every)
+            .field("scaling", &self.scaling)
             .finish_non_exhaustive()
     }
 }
 
+/// The autoscaler of a run and the seed of its spot interruptions.
+#[derive(Debug)]
+pub struct EngineScaling {
+    pub autoscaler: Autoscaler,
+    pub seed: u64,
+}
+
+/// One runner's life: asked for, ready, released (`None`: still there at the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerLife {
+    pub pool: PoolId,
+    pub requested_ms: Millis,
+    pub ready_ms: Option<Millis>,
+    pub released_ms: Option<Millis>,
+    /// Taken away by a spot interruption (at `released_ms`).
+    pub interrupted: bool,
+}
+
+/// What autoscaling did in one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScalingOutcome {
+    /// Every runner, indexed by runner id.
+    pub runners: Vec<RunnerLife>,
+    pub evaluations: u64,
+    pub interruptions: u64,
+    /// Run time lost to interruptions (the job ran again from the start), milliseconds.
+    pub retried_work_ms: i64,
+    /// Interrupted jobs sent to their pool's on-demand fallback.
+    pub requeued_to_fallback: u64,
+    /// Jobs that were waiting when nothing could change any more (no runner would ever
+    /// come for them, e.g. `max_runners = 0`).
+    pub never_started: u64,
+}
+
+/// SplitMix64: a tiny seeded generator, so interruptions are the same on every run.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+    }
+
+    /// Exponential with `rate_per_ms` (> 0), milliseconds.
+    fn exponential_ms(&mut self, rate_per_ms: f64) -> Millis {
+        let t = -self.unit().ln() / rate_per_ms;
+        if t.is_finite() && t < i64::MAX as f64 / 2.0 {
+            (t.round() as Millis).max(1)
+        } else {
+            i64::MAX / 2
+        }
+    }
+}
+
+/// The engine's side of autoscaling: runner lives, runners in flight, the generator.
+struct Scaling {
+    autoscaler: Autoscaler,
+    rng: SplitMix64,
+    out: ScalingOutcome,
+    /// Per pool: runners asked for and not joined yet.
+    provisioning: Vec<u32>,
+    /// Per pool: (provisioning delay, interruptions per ms, fallback pool).
+    pools: Vec<(Millis, f64, Option<PoolId>)>,
+    ticking: bool,
+}
+
+impl Scaling {
+    fn new(s: EngineScaling, scheduler: &Scheduler) -> Self {
+        let rules = s.autoscaler.config().pools();
+        let pools = scheduler
+            .config()
+            .pools()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let spot = rules.get(i).and_then(|r| r.spot);
+                (
+                    p.provisioning_delay_ms.max(0),
+                    spot.map_or(0.0, |s| s.interruption_rate_per_hour / 3_600_000.0),
+                    spot.and_then(|s| s.fallback),
+                )
+            })
+            .collect::<Vec<_>>();
+        let ticking = s.autoscaler.config().policy() != ScalePolicy::Static
+            || s.autoscaler.config().has_spot();
+        Self {
+            provisioning: vec![0; pools.len()],
+            pools,
+            rng: SplitMix64(s.seed),
+            autoscaler: s.autoscaler,
+            out: ScalingOutcome::default(),
+            ticking,
+        }
+    }
+}
+
+/// The engine's view of the run, to check the core and to record what happened.
+struct State {
+    queue: EventQueue,
+    out: EngineOutput,
+    /// Slots used and slots of every runner, by runner id.
+    used: Vec<u32>,
+    capacity: Vec<u32>,
+    /// The class each job's finish is due in: an estimate corrected to the real end turns
+    /// a FINISH into a FINISH_AT_ESTIMATE, and the stale entry is skipped.
+    finish_class: Vec<u8>,
+    /// Each job's attempt: an interrupted job starts over, and events of the attempt
+    /// before are skipped.
+    attempt: Vec<u32>,
+}
+
+impl State {
+    fn grow(&mut self, runner: RunnerId, slots: u32) {
+        let r = runner.0 as usize;
+        if self.capacity.len() <= r {
+            self.capacity.resize(r + 1, 0);
+            self.used.resize(r + 1, 0);
+        }
+        self.capacity[r] = slots;
+    }
+
+    /// Applies one decision of the core at `now`. A requeue is legal only when a runner
+    /// was taken away (`scaling` then records the lost work).
+    fn apply(
+        &mut self,
+        now: Millis,
+        d: Decision,
+        jobs: &[SimJob],
+        scaling: Option<&mut Scaling>,
+    ) -> Result<(), EngineError> {
+        if let Some(log) = self.out.decisions.as_mut() {
+            log.push((now, d));
+        }
+        match d {
+            Decision::Start {
+                job: JobId(id),
+                runner,
+                expected_end_ms,
+            } => {
+                let i = id as usize;
+                let Some(job) = jobs.get(i) else {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("start of unknown job {id}"),
+                    });
+                };
+                if self.out.placements[i].is_some() {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("job {id} started twice"),
+                    });
+                }
+                let r = runner.0 as usize;
+                if r >= self.used.len() || self.used[r] + job.spec.slots > self.capacity[r] {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("runner {r} over capacity starting job {id}"),
+                    });
+                }
+                self.used[r] += job.spec.slots;
+                let end_ms = now + job.run_ms;
+                self.out.placements[i] = Some(Placement {
+                    start_ms: now,
+                    end_ms,
+                    runner,
+                });
+                let class = if end_ms == expected_end_ms {
+                    FINISH_AT_ESTIMATE
+                } else {
+                    FINISH
+                };
+                self.finish_class[i] = class;
+                let attempt = self.attempt[i];
+                if end_ms > expected_end_ms {
+                    self.queue.push(
+                        expected_end_ms,
+                        ESTIMATE_EXPIRED,
+                        Kind::Expire(id as u32, attempt),
+                    );
+                }
+                self.queue
+                    .push(end_ms, class, Kind::Finish(id as u32, attempt));
+            }
+            Decision::Requeue { job, runner } => {
+                let Some(scaling) = scaling else {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("job {job} requeued, but runners never fail in this engine"),
+                    });
+                };
+                let i = job.0 as usize;
+                let placed = self.out.placements.get_mut(i).and_then(Option::take);
+                let (Some(pl), Some(sim_job)) = (placed, jobs.get(i)) else {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("job {job} requeued but it was not running"),
+                    });
+                };
+                if pl.runner != runner {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!(
+                            "job {job} requeued from runner {runner}, ran on {}",
+                            pl.runner
+                        ),
+                    });
+                }
+                if let Some(u) = self.used.get_mut(runner.0 as usize) {
+                    *u = u.saturating_sub(sim_job.spec.slots);
+                }
+                self.attempt[i] += 1;
+                scaling.out.retried_work_ms += now - pl.start_ms;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs `jobs` (in submission order) on the runners `runners` (id, pool, slots), which
-/// join at `start_ms`.
+/// join at `start_ms`; with `options.scaling`, an autoscaler adds and removes runners.
 pub fn run(
     scheduler: &mut Scheduler,
     jobs: &[SimJob],
@@ -145,63 +397,109 @@ pub fn run(
     start_ms: Millis,
     mut options: EngineOptions,
 ) -> Result<EngineOutput, EngineError> {
-    let mut queue = EventQueue::with_capacity(runners.len() + 1024);
-    for &(r, p, _) in runners {
-        queue.push(start_ms, RUNNER_JOIN, Kind::Join(r, p));
+    let mut st = State {
+        queue: EventQueue::with_capacity(runners.len() + 1024),
+        out: EngineOutput {
+            placements: vec![None; jobs.len()],
+            decisions: options.record_decisions.then(Vec::new),
+            ..EngineOutput::default()
+        },
+        used: Vec::new(),
+        capacity: Vec::new(),
+        finish_class: vec![FINISH; jobs.len()],
+        attempt: vec![0; jobs.len()],
+    };
+    let mut scaling = options.scaling.take().map(|s| Scaling::new(s, scheduler));
+    for &(r, p, slots) in runners {
+        st.queue.push(start_ms, RUNNER_JOIN, Kind::Join(r, p));
+        st.grow(r, slots);
     }
-    // Capacity as the engine sees it, to check the core: used slots per runner.
-    let max_runner = runners
-        .iter()
-        .map(|r| r.0 .0 as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let mut used = vec![0u32; max_runner];
-    let mut capacity = vec![0u32; max_runner];
-    for &(r, _, slots) in runners {
-        capacity[r.0 as usize] = slots;
+    if let Some(sc) = scaling.as_mut() {
+        let n = st.capacity.len();
+        sc.out.runners = vec![
+            RunnerLife {
+                pool: PoolId(0),
+                requested_ms: start_ms,
+                ready_ms: Some(start_ms),
+                released_ms: Some(start_ms),
+                interrupted: false,
+            };
+            n
+        ];
+        for &(r, p, _) in runners {
+            sc.out.runners[r.0 as usize] = RunnerLife {
+                pool: p,
+                requested_ms: start_ms,
+                ready_ms: None,
+                released_ms: None,
+                interrupted: false,
+            };
+            if let Some(c) = sc.provisioning.get_mut(p.0 as usize) {
+                *c += 1;
+            }
+        }
+        if sc.ticking {
+            st.queue.push(start_ms, SCALE, Kind::Scale);
+        }
     }
 
-    let mut out = EngineOutput {
-        placements: vec![None; jobs.len()],
-        decisions: options.record_decisions.then(Vec::new),
-        ..EngineOutput::default()
-    };
     let mut decisions = Vec::new();
     let mut batch: Vec<u32> = Vec::new();
-    // The class each job's finish is due in: an estimate corrected to the real end turns
-    // a FINISH into a FINISH_AT_ESTIMATE, and the stale entry is skipped.
-    let mut finish_class: Vec<u8> = vec![FINISH; jobs.len()];
     let mut next = 0usize;
     let mut finished = 0u64;
     let every = options.progress_every.max(1);
 
     loop {
         let next_submit = jobs.get(next).map(|j| (j.spec.submit_ms, SUBMIT));
-        let take_heap = match (queue.heap.peek(), next_submit) {
+        let take_heap = match (st.queue.heap.peek(), next_submit) {
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (Some(Reverse(p)), Some(s)) => (p.at, p.class) < s,
         };
         let (now, event) = if take_heap {
-            let Some(Reverse(p)) = queue.heap.pop() else {
+            let Some(Reverse(p)) = st.queue.heap.pop() else {
                 break;
             };
             match p.kind {
-                Kind::Join(runner, pool) => (p.at, Event::RunnerJoined { runner, pool }),
-                Kind::Expire(i) => {
-                    out.events += 1;
+                Kind::Join(runner, pool) => {
+                    if let Some(sc) = scaling.as_mut() {
+                        joined(sc, runner, pool, p.at, &mut st.queue);
+                    }
+                    (p.at, Event::RunnerJoined { runner, pool })
+                }
+                Kind::Scale => {
+                    if let Some(sc) = scaling.as_mut() {
+                        st.out.events += 1;
+                        evaluate(sc, scheduler, jobs, next, p.at, &mut st)?;
+                    }
+                    continue;
+                }
+                Kind::Interrupt(runner) => {
+                    if let Some(sc) = scaling.as_mut() {
+                        st.out.events += 1;
+                        interrupt(sc, scheduler, jobs, runner, p.at, &mut st)?;
+                    }
+                    continue;
+                }
+                Kind::Expire(i, attempt) => {
+                    st.out.events += 1;
+                    if attempt != st.attempt[i as usize] {
+                        continue;
+                    }
                     let job = &jobs[i as usize];
-                    let Some(pl) = out.placements[i as usize] else {
+                    let Some(pl) = st.out.placements[i as usize] else {
                         continue;
                     };
                     match scheduler.extend_estimate(p.at, job.spec.id) {
                         Ok(Some(new_end)) if new_end < pl.end_ms => {
-                            queue.push(new_end, ESTIMATE_EXPIRED, Kind::Expire(i));
+                            st.queue
+                                .push(new_end, ESTIMATE_EXPIRED, Kind::Expire(i, attempt));
                         }
                         Ok(Some(new_end)) if new_end == pl.end_ms => {
-                            finish_class[i as usize] = FINISH_AT_ESTIMATE;
-                            queue.push(new_end, FINISH_AT_ESTIMATE, Kind::Finish(i));
+                            st.finish_class[i as usize] = FINISH_AT_ESTIMATE;
+                            st.queue
+                                .push(new_end, FINISH_AT_ESTIMATE, Kind::Finish(i, attempt));
                         }
                         Ok(_) => {}
                         Err(source) => {
@@ -213,30 +511,37 @@ pub fn run(
                     }
                     continue;
                 }
-                Kind::Finish(i) if p.class != finish_class[i as usize] => continue,
-                Kind::Finish(i) => {
+                Kind::Finish(i, attempt)
+                    if p.class != st.finish_class[i as usize]
+                        || attempt != st.attempt[i as usize] =>
+                {
+                    continue
+                }
+                Kind::Finish(i, _) => {
                     batch.clear();
                     batch.push(i);
                     // Jobs that end at their estimate all leave the plan at this instant
                     // together (pyss's profile frees them by time): one pass sees them all.
                     if p.class == FINISH_AT_ESTIMATE {
-                        while let Some(Reverse(q)) = queue.heap.peek() {
+                        while let Some(Reverse(q)) = st.queue.heap.peek() {
                             if q.at != p.at || q.class != FINISH_AT_ESTIMATE {
                                 break;
                             }
                             if let Some(Reverse(Pending {
-                                kind: Kind::Finish(j),
+                                kind: Kind::Finish(j, attempt),
                                 ..
-                            })) = queue.heap.pop()
+                            })) = st.queue.heap.pop()
                             {
-                                batch.push(j);
+                                if attempt == st.attempt[j as usize] {
+                                    batch.push(j);
+                                }
                             }
                         }
                     }
                     for &i in &batch {
                         let job = &jobs[i as usize];
-                        if let Some(pl) = out.placements[i as usize] {
-                            used[pl.runner.0 as usize] -= job.spec.slots;
+                        if let Some(pl) = st.out.placements[i as usize] {
+                            st.used[pl.runner.0 as usize] -= job.spec.slots;
                         }
                         finished += 1;
                         if finished.is_multiple_of(every) {
@@ -245,7 +550,7 @@ pub fn run(
                             }
                         }
                     }
-                    out.events += batch.len() as u64 - 1;
+                    st.out.events += batch.len() as u64 - 1;
                     (
                         p.at,
                         Event::Finish {
@@ -259,8 +564,12 @@ pub fn run(
             next += 1;
             (job.spec.submit_ms, Event::Submit(job.spec.clone()))
         };
-        out.events += 1;
+        st.out.events += 1;
         decisions.clear();
+        let submitted = match &event {
+            Event::Submit(spec) => Some(spec.id),
+            _ => None,
+        };
         let result = if batch.len() > 1 && matches!(event, Event::Finish { .. }) {
             let events = batch.iter().map(|&i| Event::Finish {
                 job: jobs[i as usize].spec.id,
@@ -273,67 +582,153 @@ pub fn run(
         match result {
             Ok(()) => {}
             Err(CoreError::NoEligiblePool { .. }) => {
-                out.refused += 1;
+                st.out.refused += 1;
                 continue;
             }
             Err(source) => return Err(EngineError::Core { at_ms: now, source }),
         }
-        for &d in &decisions {
-            if let Some(log) = out.decisions.as_mut() {
-                log.push((now, d));
-            }
-            match d {
-                Decision::Start {
-                    job: JobId(id),
-                    runner,
-                    expected_end_ms,
-                } => {
-                    let i = id as usize;
-                    let Some(job) = jobs.get(i) else {
-                        return Err(EngineError::Invariant {
-                            at_ms: now,
-                            what: format!("start of unknown job {id}"),
-                        });
-                    };
-                    if out.placements[i].is_some() {
-                        return Err(EngineError::Invariant {
-                            at_ms: now,
-                            what: format!("job {id} started twice"),
-                        });
-                    }
-                    let r = runner.0 as usize;
-                    if r >= used.len() || used[r] + job.spec.slots > capacity[r] {
-                        return Err(EngineError::Invariant {
-                            at_ms: now,
-                            what: format!("runner {r} over capacity starting job {id}"),
-                        });
-                    }
-                    used[r] += job.spec.slots;
-                    let end_ms = now + job.run_ms;
-                    out.placements[i] = Some(Placement {
-                        start_ms: now,
-                        end_ms,
-                        runner,
-                    });
-                    let class = if end_ms == expected_end_ms {
-                        FINISH_AT_ESTIMATE
-                    } else {
-                        FINISH
-                    };
-                    finish_class[i] = class;
-                    if end_ms > expected_end_ms {
-                        queue.push(expected_end_ms, ESTIMATE_EXPIRED, Kind::Expire(id as u32));
-                    }
-                    queue.push(end_ms, class, Kind::Finish(id as u32));
-                }
-                Decision::Requeue { job, .. } => {
-                    return Err(EngineError::Invariant {
-                        at_ms: now,
-                        what: format!("job {job} requeued, but runners never fail in this engine"),
-                    });
-                }
+        if let (Some(sc), Some(id)) = (scaling.as_mut(), submitted) {
+            if let Some(job) = jobs.get(id.0 as usize) {
+                sc.autoscaler.observe_submit(scheduler, &job.spec, now);
             }
         }
+        for &d in &decisions {
+            st.apply(now, d, jobs, None)?;
+        }
     }
-    Ok(out)
+    st.out.scaling = scaling.map(|sc| sc.out);
+    Ok(st.out)
+}
+
+/// A runner asked for has joined: it is ready, and a spot runner gets its interruption.
+fn joined(sc: &mut Scaling, runner: RunnerId, pool: PoolId, now: Millis, queue: &mut EventQueue) {
+    if let Some(c) = sc.provisioning.get_mut(pool.0 as usize) {
+        *c = c.saturating_sub(1);
+    }
+    if let Some(life) = sc.out.runners.get_mut(runner.0 as usize) {
+        life.ready_ms = Some(now);
+    }
+    let rate = sc.pools.get(pool.0 as usize).map_or(0.0, |p| p.1);
+    if rate > 0.0 {
+        let at = now.saturating_add(sc.rng.exponential_ms(rate));
+        queue.push(at, INTERRUPT, Kind::Interrupt(runner));
+    }
+}
+
+/// One autoscaler evaluation at `now`: new runners are asked for (they join after the
+/// pool's provisioning delay), idle runners released.
+fn evaluate(
+    sc: &mut Scaling,
+    scheduler: &mut Scheduler,
+    jobs: &[SimJob],
+    next: usize,
+    now: Millis,
+    st: &mut State,
+) -> Result<(), EngineError> {
+    sc.out.evaluations += 1;
+    let scale = sc.autoscaler.evaluate(now, scheduler, &sc.provisioning);
+    let mut lost = Vec::new();
+    let mut added = 0u32;
+    for d in &scale {
+        let p = d.pool.0 as usize;
+        let slots = scheduler
+            .config()
+            .pools()
+            .get(p)
+            .map_or(1, |s| s.slots_per_runner);
+        let delay = sc.pools.get(p).map_or(0, |x| x.0);
+        for _ in 0..d.add {
+            let id = RunnerId(st.capacity.len() as u32);
+            st.grow(id, slots);
+            sc.out.runners.push(RunnerLife {
+                pool: d.pool,
+                requested_ms: now,
+                ready_ms: None,
+                released_ms: None,
+                interrupted: false,
+            });
+            sc.provisioning[p] += 1;
+            st.queue
+                .push(now + delay, RUNNER_JOIN, Kind::Join(id, d.pool));
+            added += 1;
+        }
+        for &r in &d.release {
+            let busy = st.used.get(r.0 as usize).copied().unwrap_or(0);
+            if busy > 0 || scheduler.runner_jobs(r).is_none_or(|j| !j.is_empty()) {
+                return Err(EngineError::Invariant {
+                    at_ms: now,
+                    what: format!("the autoscaler released runner {r}, which runs a job"),
+                });
+            }
+            if let Some(life) = sc.out.runners.get_mut(r.0 as usize) {
+                life.released_ms = Some(now);
+            }
+            lost.push(Event::RunnerLost { runner: r });
+        }
+    }
+    if !lost.is_empty() {
+        let mut decisions = Vec::new();
+        scheduler
+            .handle_all(now, lost, &mut decisions)
+            .map_err(|source| EngineError::Core { at_ms: now, source })?;
+        for d in decisions {
+            st.apply(now, d, jobs, None)?;
+        }
+    }
+    let submissions_left = next < jobs.len();
+    let work_left = scheduler.pending_count() > 0 || scheduler.running_count() > 0;
+    // Waiting jobs with nothing left that could change (no event pending, nothing asked
+    // for) would wait forever: stop and count them.
+    let stuck = !submissions_left
+        && scheduler.running_count() == 0
+        && added == 0
+        && st.queue.heap.is_empty();
+    if stuck {
+        sc.out.never_started = scheduler.pending_count() as u64;
+    } else if submissions_left || work_left {
+        st.queue.push(
+            now + sc.autoscaler.config().interval_ms(),
+            SCALE,
+            Kind::Scale,
+        );
+    }
+    Ok(())
+}
+
+/// A spot runner is taken away at `now` (unless it was released before).
+fn interrupt(
+    sc: &mut Scaling,
+    scheduler: &mut Scheduler,
+    jobs: &[SimJob],
+    runner: RunnerId,
+    now: Millis,
+    st: &mut State,
+) -> Result<(), EngineError> {
+    let Some(life) = sc.out.runners.get_mut(runner.0 as usize) else {
+        return Ok(());
+    };
+    if life.released_ms.is_some() {
+        return Ok(());
+    }
+    life.released_ms = Some(now);
+    life.interrupted = true;
+    let fallback = sc.pools.get(life.pool.0 as usize).and_then(|p| p.2);
+    sc.out.interruptions += 1;
+    let mut decisions = Vec::new();
+    scheduler
+        .interrupt(now, runner, fallback, &mut decisions)
+        .map_err(|source| EngineError::Core { at_ms: now, source })?;
+    for d in decisions {
+        if fallback.is_some() && matches!(d, Decision::Requeue { .. }) {
+            sc.out.requeued_to_fallback += 1;
+        }
+        st.apply(now, d, jobs, Some(sc))?;
+    }
+    if let Some(u) = st.used.get_mut(runner.0 as usize) {
+        *u = 0;
+    }
+    if let Some(c) = st.capacity.get_mut(runner.0 as usize) {
+        *c = 0;
+    }
+    Ok(())
 }

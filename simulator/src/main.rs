@@ -12,10 +12,14 @@ use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{jobcsv, open_trace, TraceFormat};
-use rustci_scheduler::{Backfill, PolicyConfig, Predictor, RequestedTime, Tsafrir, MS_PER_S};
+use rustci_models::predictor::PlanWith;
+use rustci_models::{ModelHandle, ModelPredictor};
+use rustci_scheduler::{
+    Backfill, PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S,
+};
 use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
 use rustci_sim::report::{write_jobs_csv, Report};
-use rustci_sim::simulate::{simulate, RunSpec};
+use rustci_sim::simulate::{peak_runners, simulate, RunSpec};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -30,7 +34,13 @@ Examples:
   rustci-sim run --trace travistorrent_cesel/projects --fleet simulator/fleets/travis.toml
 
   # Twice the synthetic load, report as JSON on stdout:
-  rustci-sim run --load 2 --format json";
+  rustci-sim run --load 2 --format json
+
+  # Autoscaling: the predictive autoscaler on the fleet file's pool settings, 60 s to
+  # provision a runner, against a static fleet sized for the workload's peak:
+  rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler predictive \
+      --provisioning-delay-s 60 --output predictive.json
+  rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler static --peak-sized";
 
 #[derive(Parser, Debug)]
 #[command(name = "rustci-sim", version, about = "Discrete-event simulator for the rustci scheduler", after_help = EXAMPLES)]
@@ -52,10 +62,33 @@ enum Command {
     Fleet,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PlanArg {
+    Point,
+    Upper,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 enum OutputFormat {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum AutoscalerArg {
+    Static,
+    Reactive,
+    Predictive,
+}
+
+impl AutoscalerArg {
+    fn policy(self) -> ScalePolicy {
+        match self {
+            Self::Static => ScalePolicy::Static,
+            Self::Reactive => ScalePolicy::Reactive,
+            Self::Predictive => ScalePolicy::Predictive,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -121,7 +154,8 @@ struct RunArgs {
     /// One machine with N processors (for SWF logs).
     #[arg(long)]
     processors: Option<u32>,
-    /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos.
+    /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf, qos-spf
+    /// (the last two: shortest predicted first inside each tenant / QoS class).
     #[arg(long, default_value = "easy")]
     policy: String,
     /// Override the policy's backfilling.
@@ -130,16 +164,45 @@ struct RunArgs {
     /// Fair-share usage half-life, hours.
     #[arg(long, default_value_t = 168.0)]
     half_life_h: f64,
-    /// Run-time estimates: `requested` (the user's requested time) or `tsafrir` (the
-    /// average of the user's last two run times, capped at the request).
-    #[arg(long, default_value = "requested", value_name = "requested|tsafrir")]
+    /// Run-time estimates: `requested` (the user's requested time), `tsafrir` (the
+    /// average of the user's last two run times, capped at the request) or `model:DIR`
+    /// (the current version of a model trained by `rustci retrain --out DIR`).
+    #[arg(
+        long,
+        default_value = "requested",
+        value_name = "requested|tsafrir|model:DIR"
+    )]
     predictor: String,
+    /// With `--predictor model:DIR`: plan with the model's point estimate or its upper
+    /// quantile (P90).
+    #[arg(long, value_enum, default_value_t = PlanArg::Point)]
+    model_estimate: PlanArg,
     /// Estimate for jobs without a requested time, seconds.
     #[arg(long, default_value_t = 3600)]
     default_estimate_s: i64,
     /// Arrival-rate multiplier (2 = submit twice as fast).
     #[arg(long, default_value_t = 1.0)]
     load: f64,
+    /// Autoscaler: runners come and go by the fleet file's pool settings (min/max
+    /// runners, idle timeout, warm pool, spot). Overrides `[autoscaler] policy`. Without
+    /// either, every pool keeps its `runners` for the whole run.
+    #[arg(long, value_enum)]
+    autoscaler: Option<AutoscalerArg>,
+    /// With the static autoscaler: size each pool for the workload's peak (the most
+    /// slots its jobs hold at once when none waits) instead of the fleet's `runners`.
+    #[arg(long)]
+    peak_sized: bool,
+    /// Set every pool's provisioning delay (seconds from asking for a runner to it being
+    /// ready).
+    #[arg(long, value_name = "SECONDS")]
+    provisioning_delay_s: Option<f64>,
+    /// Set every pool's idle timeout (seconds a runner stays idle before it may go).
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout_s: Option<f64>,
+    /// Predictive autoscaler: size for this fraction of each QoS class's wait target
+    /// (overrides `[autoscaler] target_scale`; 0 = the quantile of jobs should not wait).
+    #[arg(long, value_name = "FRACTION")]
+    target_scale: Option<f64>,
     #[command(flatten)]
     workload: WorkloadArgs,
     /// Write the report as JSON here.
@@ -198,6 +261,8 @@ struct Loaded {
     meta: TraceMeta,
     format: Option<TraceFormat>,
     name: String,
+    /// Unix time of the records' time 0, seconds.
+    epoch_unix_s: i64,
 }
 
 fn load(args: &RunArgs) -> Result<Loaded> {
@@ -209,6 +274,7 @@ fn load(args: &RunArgs) -> Result<Loaded> {
             meta: TraceMeta::default(),
             format: None,
             name: format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days),
+            epoch_unix_s: cfg.start_unix,
         });
     };
     let format = match &args.trace_format {
@@ -222,6 +288,7 @@ fn load(args: &RunArgs) -> Result<Loaded> {
     let records = trace.collect_records()?;
     Ok(Loaded {
         records,
+        epoch_unix_s: meta.unix_start.unwrap_or(0),
         meta,
         format,
         name: path.display().to_string(),
@@ -273,7 +340,36 @@ fn run(args: RunArgs) -> Result<()> {
     if args.swf_out.is_some() && loaded.format != Some(TraceFormat::Swf) {
         bail!("--swf-out needs SWF input; use --jobs-out for other traces");
     }
-    let fleet = fleet_for(&args, &loaded)?;
+    let mut fleet = fleet_for(&args, &loaded)?;
+    let autoscaler = match (args.autoscaler, fleet.autoscaler_policy()) {
+        (Some(a), _) => Some(a.policy()),
+        (None, Some(name)) => Some(ScalePolicy::named(name)?),
+        (None, None) => None,
+    };
+    if let Some(d) = args.provisioning_delay_s {
+        fleet.set_provisioning_delay(d);
+        fleet.recheck("--provisioning-delay-s")?;
+    }
+    if let Some(t) = args.idle_timeout_s {
+        fleet.set_idle_timeout(t);
+        fleet.recheck("--idle-timeout-s")?;
+    }
+    if let Some(x) = args.target_scale {
+        fleet
+            .autoscaler
+            .get_or_insert_with(Default::default)
+            .target_scale = x;
+        fleet.recheck("--target-scale")?;
+    }
+    if args.peak_sized {
+        if autoscaler != Some(ScalePolicy::Static) {
+            bail!("--peak-sized sizes a static fleet: use it with --autoscaler static");
+        }
+        let peaks = peak_runners(&loaded.records, &fleet, args.load);
+        for (pool, peak) in fleet.pools.iter_mut().zip(peaks) {
+            pool.runners = peak.max(1);
+        }
+    }
     let mut policy = PolicyConfig::named(&args.policy)?;
     if let Some(b) = args.backfill {
         policy.backfill = match b {
@@ -293,9 +389,32 @@ fn run(args: RunArgs) -> Result<()> {
     let predictor: Box<dyn Predictor> = match args.predictor.as_str() {
         "requested" => Box::new(RequestedTime { default_ms }),
         "tsafrir" => Box::new(Tsafrir::new(default_ms)),
-        other => {
-            bail!("--predictor: unknown estimate source {other:?}; expected requested or tsafrir")
-        }
+        other => match other.strip_prefix("model:") {
+            Some(dir) => {
+                let (path, artifact) = rustci_models::load_current(Path::new(dir))
+                    .with_context(|| format!("--predictor {other}"))?;
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("model")
+                    .to_string();
+                // CI traces use Unix time (epoch 0); the synthetic workload has no epoch.
+                let epoch = loaded
+                    .meta
+                    .unix_start
+                    .or(args.trace.is_some().then_some(0));
+                Box::new(
+                    ModelPredictor::new(ModelHandle::from_artifact(artifact, name), epoch)
+                        .planning_with(match args.model_estimate {
+                            PlanArg::Point => PlanWith::Point,
+                            PlanArg::Upper => PlanWith::Upper,
+                        }),
+                )
+            }
+            None => bail!(
+                "--predictor: unknown estimate source {other:?}; expected requested, tsafrir or model:DIR"
+            ),
+        },
     };
     let out = simulate(RunSpec {
         records: &loaded.records,
@@ -308,11 +427,13 @@ fn run(args: RunArgs) -> Result<()> {
         seed: args.trace.is_none().then_some(args.workload.seed),
         record_decisions: false,
         progress,
+        autoscaler,
+        epoch_unix_s: loaded.epoch_unix_s,
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let report = Report::from_facts(&out.facts);
+    let report = Report::from_run(&out.facts, out.scaling.as_ref());
 
     if let Some(path) = &args.output {
         std::fs::write(path, report.to_json_pretty() + "\n")

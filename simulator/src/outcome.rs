@@ -76,3 +76,34 @@ pub struct RunFacts {
     pub workload: String,
     pub seed: Option<u64>,
 }
+
+/// One runner's life as the report needs it, seconds on the trace's time axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunnerSpan {
+    /// Index of its pool in `RunFacts::pools`.
+    pub pool: usize,
+    pub requested_s: f64,
+    /// `None`: it never became ready within the run.
+    pub ready_s: Option<f64>,
+    /// `None`: still there at the end of the run.
+    pub released_s: Option<f64>,
+    pub interrupted: bool,
+}
+
+/// What an autoscaler did in a run (see `engine::ScalingOutcome`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScalingFacts {
+    pub policy: String,
+    /// The arrival forecast of the predictive policy.
+    pub forecast: Option<String>,
+    pub interval_s: f64,
+    pub runners: Vec<RunnerSpan>,
+    pub evaluations: u64,
+    pub interruptions: u64,
+    /// Run time lost to interruptions and run again, seconds.
+    pub retried_work_s: f64,
+    pub requeued_to_fallback: u64,
+    pub never_started: u64,
+    /// Per pool (as `RunFacts::pools`): the on-demand price a spot pool is compared with.
+    pub on_demand_cost_per_hour: Vec<Option<f64>>,
+}

@@ -16,7 +16,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::outcome::{JobResult, RunFacts, Skipped};
+use crate::outcome::{JobResult, RunFacts, ScalingFacts, Skipped};
 
 /// The run-time floor of the bounded slowdown, seconds: jobs shorter than this count as
 /// if they ran this long, so tiny jobs with a short wait do not dominate the mean.
@@ -56,7 +56,10 @@ pub struct Report {
     /// `slots * run` divided by `(total slots of the fleet) * makespan`; 0 when the makespan
     /// or the fleet capacity is 0.
     pub utilization: f64,
-    /// Runner-hours paid for a static fleet: sum over pools of `runners * makespan / 3600`.
+    /// Runner-hours paid for. A static fleet: sum over pools of `runners * makespan /
+    /// 3600`. With an autoscaler: every runner from the moment it was asked for until it
+    /// was released (or the end of the run), summed, / 3600 (the static policy gives the
+    /// same number as a static fleet).
     pub runner_hours: f64,
     /// Fleet cost: sum over pools of that pool's runner-hours times its `cost_per_hour`.
     pub cost: f64,
@@ -85,6 +88,56 @@ pub struct Report {
     pub workload: String,
     /// Random seed of the run, if any.
     pub seed: Option<u64>,
+    /// What the autoscaler did; absent when the run had none (a plain static fleet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaler: Option<AutoscaleReport>,
+}
+
+/// The autoscaler's part of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AutoscaleReport {
+    /// `static`, `reactive` or `predictive`.
+    pub policy: String,
+    /// The arrival forecast the predictive policy used.
+    pub forecast: Option<String>,
+    pub interval_s: f64,
+    pub evaluations: u64,
+    /// Runners asked for (those there at the start included) and released by scale-in
+    /// or interruption.
+    pub runners_requested: u64,
+    pub runners_released: u64,
+    /// Most runners paid for at once (ready or provisioning), over all pools.
+    pub peak_runners: u64,
+    /// Spot interruptions.
+    pub interruptions: u64,
+    /// Run time lost to interruptions (the jobs ran again), seconds.
+    pub retried_work_s: f64,
+    /// Interrupted jobs retried on their pool's on-demand fallback.
+    pub requeued_to_fallback: u64,
+    /// Money saved by spot pools against their on-demand price:
+    /// `sum over spot pools of runner_hours * (on_demand - cost_per_hour)`, minus the
+    /// retried work at the (runner-hour weighted) on-demand price; null without a spot
+    /// pool that has an on-demand price.
+    pub spot_saved: Option<f64>,
+    /// Jobs still waiting when nothing could change any more (no runner would come).
+    pub never_started: u64,
+    /// Per pool, by name.
+    pub pools: BTreeMap<String, AutoscalePoolReport>,
+}
+
+/// One pool under the autoscaler.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AutoscalePoolReport {
+    pub runner_hours: f64,
+    /// `runner_hours * cost_per_hour`.
+    pub cost: f64,
+    /// Most runners paid for at once.
+    pub peak_runners: u64,
+    /// Runner-hours over the makespan: the time-averaged fleet size.
+    pub mean_runners: f64,
+    pub requested: u64,
+    pub released: u64,
+    pub interruptions: u64,
 }
 
 /// Report of one QoS class.
@@ -219,10 +272,156 @@ struct PoolAcc {
     slot_seconds: f64,
 }
 
+/// Per pool: runner-seconds paid within `[start, end]`, and the most runners paid for at
+/// once; and the same peak over all pools.
+fn runner_seconds(scaling: &ScalingFacts, pools: usize, start: f64, end: f64) -> RunnerTime {
+    let mut seconds = vec![0.0; pools];
+    let mut edges: Vec<Vec<(f64, i64)>> = vec![Vec::new(); pools];
+    let mut all: Vec<(f64, i64)> = Vec::new();
+    let mut requested = vec![0u64; pools];
+    let mut released = vec![0u64; pools];
+    let mut interrupted = vec![0u64; pools];
+    for r in &scaling.runners {
+        let from = r.requested_s.clamp(start, end);
+        let to = r.released_s.unwrap_or(end).clamp(from, end);
+        // Runners that never lived within the run (a placeholder id) are not counted.
+        if r.released_s.is_some_and(|t| t <= r.requested_s) {
+            continue;
+        }
+        if let Some(s) = seconds.get_mut(r.pool) {
+            *s += to - from;
+            requested[r.pool] += 1;
+            if r.released_s.is_some() {
+                released[r.pool] += 1;
+            }
+            if r.interrupted {
+                interrupted[r.pool] += 1;
+            }
+            if to > from {
+                edges[r.pool].push((from, 1));
+                edges[r.pool].push((to, -1));
+                all.push((from, 1));
+                all.push((to, -1));
+            }
+        }
+    }
+    let peak = |mut e: Vec<(f64, i64)>| -> u64 {
+        // Releases before requests at the same instant.
+        e.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut n, mut most) = (0i64, 0i64);
+        for (_, d) in e {
+            n += d;
+            most = most.max(n);
+        }
+        u64::try_from(most).unwrap_or(0)
+    };
+    RunnerTime {
+        seconds,
+        peaks: edges.into_iter().map(peak).collect(),
+        peak_all: peak(all),
+        requested,
+        released,
+        interrupted,
+    }
+}
+
+struct RunnerTime {
+    seconds: Vec<f64>,
+    peaks: Vec<u64>,
+    peak_all: u64,
+    requested: Vec<u64>,
+    released: Vec<u64>,
+    interrupted: Vec<u64>,
+}
+
 impl Report {
     /// Computes the report from the engine's facts. Never panics, also with zero jobs,
     /// zero pools or a zero makespan.
     pub fn from_facts(facts: &RunFacts) -> Report {
+        Self::from_run(facts, None)
+    }
+
+    /// The report of a run, with what its autoscaler did (runner-hours and cost then
+    /// come from the runners' lives).
+    pub fn from_run(facts: &RunFacts, scaling: Option<&ScalingFacts>) -> Report {
+        let mut report = Self::static_report(facts);
+        if let Some(sc) = scaling {
+            report.add_scaling(facts, sc);
+        }
+        report
+    }
+
+    fn add_scaling(&mut self, facts: &RunFacts, sc: &ScalingFacts) {
+        let makespan_s = self.makespan_s;
+        let time = runner_seconds(sc, facts.pools.len(), facts.sim_start_s, facts.sim_end_s);
+        let mut pools = BTreeMap::new();
+        let (mut runner_hours, mut cost, mut capacity_slot_s) = (0.0, 0.0, 0.0);
+        let (mut spot_saved, mut spot_hours, mut spot_od_cost) = (None, 0.0, 0.0);
+        for (i, p) in facts.pools.iter().enumerate() {
+            let secs = time.seconds.get(i).copied().unwrap_or(0.0);
+            let hours = secs / SECONDS_PER_HOUR;
+            let pool_cost = hours * p.cost_per_hour;
+            runner_hours += hours;
+            cost += pool_cost;
+            capacity_slot_s += secs * f64::from(p.slots_per_runner);
+            if let Some(Some(od)) = sc.on_demand_cost_per_hour.get(i) {
+                *spot_saved.get_or_insert(0.0) += hours * od - pool_cost;
+                spot_hours += hours;
+                spot_od_cost += hours * od;
+            }
+            let peak = time.peaks.get(i).copied().unwrap_or(0);
+            pools.entry(p.name.clone()).or_insert(AutoscalePoolReport {
+                runner_hours: finite_or_zero(hours),
+                cost: finite_or_zero(pool_cost),
+                peak_runners: peak,
+                mean_runners: ratio_or_zero(secs, makespan_s),
+                requested: time.requested.get(i).copied().unwrap_or(0),
+                released: time.released.get(i).copied().unwrap_or(0),
+                interruptions: time.interrupted.get(i).copied().unwrap_or(0),
+            });
+            // The pool table shows the autoscaled fleet: its peak, and the share of the
+            // slot-seconds paid for that jobs used.
+            if let Some(report) = self.pools.get_mut(&p.name) {
+                report.runners = u32::try_from(peak).unwrap_or(u32::MAX);
+                let used: f64 = facts
+                    .results
+                    .iter()
+                    .filter(|r| r.pool == p.name)
+                    .map(|r| f64::from(r.slots) * r.run_s())
+                    .sum();
+                report.busy_share = ratio_or_zero(used, secs * f64::from(p.slots_per_runner));
+            }
+        }
+        if let Some(saved) = spot_saved.as_mut() {
+            let od_per_hour = ratio_or_zero(spot_od_cost, spot_hours);
+            *saved -= sc.retried_work_s / SECONDS_PER_HOUR * od_per_hour;
+        }
+        let slot_seconds: f64 = facts
+            .results
+            .iter()
+            .map(|r| f64::from(r.slots) * r.run_s())
+            .sum();
+        self.runner_hours = finite_or_zero(runner_hours);
+        self.cost = finite_or_zero(cost);
+        self.utilization = ratio_or_zero(slot_seconds, capacity_slot_s);
+        self.autoscaler = Some(AutoscaleReport {
+            policy: sc.policy.clone(),
+            forecast: sc.forecast.clone(),
+            interval_s: sc.interval_s,
+            evaluations: sc.evaluations,
+            runners_requested: time.requested.iter().sum(),
+            runners_released: time.released.iter().sum(),
+            peak_runners: time.peak_all,
+            interruptions: sc.interruptions,
+            retried_work_s: finite_or_zero(sc.retried_work_s),
+            requeued_to_fallback: sc.requeued_to_fallback,
+            spot_saved: spot_saved.and_then(finite),
+            never_started: sc.never_started,
+            pools,
+        });
+    }
+
+    fn static_report(facts: &RunFacts) -> Report {
         let results = &facts.results;
         let makespan_s = finite_or_zero(facts.sim_end_s - facts.sim_start_s).max(0.0);
 
@@ -382,6 +581,7 @@ impl Report {
             predictor: facts.predictor.clone(),
             workload: facts.workload.clone(),
             seed: facts.seed,
+            autoscaler: None,
         }
     }
 
@@ -449,6 +649,31 @@ impl Report {
         summary.push(("utilization", fmt_pct(Some(self.utilization))));
         summary.push(("runner-hours", fmt_num(self.runner_hours)));
         summary.push(("cost", format!("{:.2}", self.cost)));
+        if let Some(a) = &self.autoscaler {
+            let mut line = format!(
+                "{} (every {} s): peak {} runners, {} asked for, {} released",
+                a.policy,
+                fmt_num(a.interval_s),
+                a.peak_runners,
+                a.runners_requested,
+                a.runners_released
+            );
+            if a.interruptions > 0 {
+                let _ = write!(
+                    line,
+                    "; {} spot interruptions, {} s retried work",
+                    a.interruptions,
+                    fmt_num(a.retried_work_s)
+                );
+            }
+            if let Some(saved) = a.spot_saved {
+                let _ = write!(line, ", spot saved {saved:.2}");
+            }
+            if a.never_started > 0 {
+                let _ = write!(line, "; {} jobs never started", a.never_started);
+            }
+            summary.push(("autoscaler", line));
+        }
         summary.push((
             "Jain fairness",
             self.jain_fairness

@@ -3,21 +3,24 @@
 use std::time::Instant;
 
 use rustci_datasets::record::JobRecord;
+use rustci_models::arrivals::OnlineArrivals;
 use rustci_scheduler::{
-    CoreError, Millis, PolicyConfig, PoolId, Predictor, RequestedTime, RunnerId, Scheduler,
-    SchedulerConfig, MS_PER_S,
+    ArrivalForecast, AutoscaleError, Autoscaler, CoreError, Millis, PolicyConfig, PoolId,
+    Predictor, RequestedTime, RunnerId, ScalePolicy, Scheduler, SchedulerConfig, MS_PER_S,
 };
 use thiserror::Error;
 
-use crate::engine::{self, EngineError, EngineOptions, EngineOutput};
+use crate::engine::{self, EngineError, EngineOptions, EngineOutput, EngineScaling};
 use crate::fleet_file::Fleet;
-use crate::outcome::{JobResult, PoolFacts, QosFacts, RunFacts};
+use crate::outcome::{JobResult, PoolFacts, QosFacts, RunFacts, RunnerSpan, ScalingFacts};
 use crate::workload::{prepare, Prepared};
 
 #[derive(Debug, Error)]
 pub enum SimError {
     #[error("invalid scheduler configuration: {0}")]
     Config(#[source] CoreError),
+    #[error("invalid autoscaler settings: {0}")]
+    Autoscale(#[source] AutoscaleError),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -36,6 +39,12 @@ pub struct RunSpec<'a> {
     pub record_decisions: bool,
     /// Called with the number of finished jobs as the run goes.
     pub progress: Option<Box<dyn FnMut(u64)>>,
+    /// Runners come and go as this autoscaler decides (with the fleet file's settings);
+    /// `None`: every pool keeps its `runners` from the start (as before autoscaling).
+    pub autoscaler: Option<ScalePolicy>,
+    /// Unix time of the workload's time 0, seconds (the warm pool's and the arrival
+    /// forecast's time of day).
+    pub epoch_unix_s: i64,
 }
 
 impl<'a> RunSpec<'a> {
@@ -53,6 +62,8 @@ impl<'a> RunSpec<'a> {
             seed: None,
             record_decisions: false,
             progress: None,
+            autoscaler: None,
+            epoch_unix_s: 0,
         })
     }
 }
@@ -64,6 +75,7 @@ impl std::fmt::Debug for RunSpec<'_> {
             .field("policy", &self.policy_name)
             .field("predictor", &self.predictor.name())
             .field("load", &self.load)
+            .field("autoscaler", &self.autoscaler)
             .finish()
     }
 }
@@ -74,6 +86,8 @@ pub struct RunOutput {
     pub facts: RunFacts,
     pub prepared: Prepared,
     pub engine: EngineOutput,
+    /// What the autoscaler did, when there was one.
+    pub scaling: Option<ScalingFacts>,
 }
 
 pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
@@ -89,16 +103,53 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     .check()
     .map_err(SimError::Config)?;
     let predictor_name = spec.predictor.name().to_string();
+    let start_ms: Millis = prepared.jobs.first().map_or(0, |j| j.spec.submit_ms);
+    let epoch_ms = spec.epoch_unix_s.saturating_mul(MS_PER_S);
+    let scaling = match spec.autoscaler {
+        None => None,
+        Some(policy) => {
+            let checked = fleet
+                .autoscale_config(policy, epoch_ms)
+                .check(&config)
+                .map_err(SimError::Autoscale)?;
+            let forecast: Option<Box<dyn ArrivalForecast>> = (policy == ScalePolicy::Predictive)
+                .then(|| {
+                    Box::new(OnlineArrivals::new(
+                        epoch_ms,
+                        checked.predictive().half_life_ms,
+                        start_ms,
+                    )) as Box<dyn ArrivalForecast>
+                });
+            let seed = fleet.autoscaler.as_ref().map_or(1, |a| a.seed);
+            Some(EngineScaling {
+                autoscaler: Autoscaler::new(checked, forecast),
+                seed,
+            })
+        }
+    };
     let mut scheduler = Scheduler::new(config, spec.predictor);
 
+    // Static fleets (and the static policy) start with `runners`; dynamic policies with
+    // `min_runners`, the rest comes from the autoscaler.
+    let dynamic = spec.autoscaler.is_some_and(|p| p != ScalePolicy::Static);
     let mut runners = Vec::new();
     for (p, pool) in fleet.pools.iter().enumerate() {
-        for _ in 0..pool.runners {
+        let n = if dynamic {
+            pool.min_runners
+        } else {
+            pool.runners
+        };
+        for _ in 0..n {
             runners.push((RunnerId(runners.len() as u32), PoolId(p as u16), pool.slots));
         }
     }
-    let runner_pool: Vec<usize> = runners.iter().map(|r| r.1 .0 as usize).collect();
-    let start_ms: Millis = prepared.jobs.first().map_or(0, |j| j.spec.submit_ms);
+    let scaling_meta = scaling.as_ref().map(|s| {
+        (
+            s.autoscaler.config().policy().name().to_string(),
+            s.autoscaler.forecast_name().map(str::to_string),
+            s.autoscaler.config().interval_ms(),
+        )
+    });
 
     let wall = Instant::now();
     let engine = engine::run(
@@ -110,8 +161,13 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             record_decisions: spec.record_decisions,
             progress: spec.progress,
             progress_every: 1024,
+            scaling,
         },
     )?;
+    let runner_pool: Vec<usize> = match &engine.scaling {
+        Some(sc) => sc.runners.iter().map(|l| l.pool.0 as usize).collect(),
+        None => runners.iter().map(|r| r.1 .0 as usize).collect(),
+    };
     let wall_s = wall.elapsed().as_secs_f64();
     prepared.skipped.unschedulable += engine.refused;
 
@@ -140,6 +196,31 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             runner: pl.runner.0,
         });
     }
+    let scaling = match (&engine.scaling, scaling_meta) {
+        (Some(sc), Some((policy, forecast, interval_ms))) => Some(ScalingFacts {
+            policy,
+            forecast,
+            interval_s: ms(interval_ms),
+            runners: sc
+                .runners
+                .iter()
+                .map(|l| RunnerSpan {
+                    pool: l.pool.0 as usize,
+                    requested_s: ms(l.requested_ms),
+                    ready_s: l.ready_ms.map(ms),
+                    released_s: l.released_ms.map(ms),
+                    interrupted: l.interrupted,
+                })
+                .collect(),
+            evaluations: sc.evaluations,
+            interruptions: sc.interruptions,
+            retried_work_s: ms(sc.retried_work_ms),
+            requeued_to_fallback: sc.requeued_to_fallback,
+            never_started: sc.never_started,
+            on_demand_cost_per_hour: fleet.on_demand_prices(),
+        }),
+        _ => None,
+    };
     let facts = RunFacts {
         results,
         pools: fleet
@@ -174,5 +255,42 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         facts,
         prepared,
         engine,
+        scaling,
     })
+}
+
+/// Per pool, the runners a static fleet needs so that no job of `records` waits: the
+/// most slots its jobs (each in the first pool that can run it) ever hold at once when
+/// every job starts at its submission, in runners (rounded up). Jobs no pool can run
+/// are left out.
+pub fn peak_runners(records: &[JobRecord], fleet: &Fleet, load: f64) -> Vec<u32> {
+    let prepared = prepare(records, fleet, load);
+    let specs = fleet.pool_specs();
+    // (time, +slots at a start / -slots at an end) per pool; ends before starts at a tie.
+    let mut edges: Vec<Vec<(Millis, i64)>> = vec![Vec::new(); specs.len()];
+    for job in &prepared.jobs {
+        let Some(p) = specs
+            .iter()
+            .position(|s| s.labels.covers(job.spec.labels) && s.slots_per_runner >= job.spec.slots)
+        else {
+            continue;
+        };
+        let slots = i64::from(job.spec.slots);
+        edges[p].push((job.spec.submit_ms, slots));
+        edges[p].push((job.spec.submit_ms + job.run_ms, -slots));
+    }
+    edges
+        .into_iter()
+        .zip(&specs)
+        .map(|(mut e, spec)| {
+            e.sort_unstable();
+            let (mut now, mut peak) = (0i64, 0i64);
+            for (_, d) in e {
+                now += d;
+                peak = peak.max(now);
+            }
+            let per = i64::from(spec.slots_per_runner.max(1));
+            u32::try_from((peak + per - 1) / per).unwrap_or(u32::MAX)
+        })
+        .collect()
 }

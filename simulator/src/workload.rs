@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use rustci_datasets::record::JobRecord;
-use rustci_scheduler::{JobId, JobSpec, LabelSet, Millis, QosId, TenantId, TenantSpec, MS_PER_S};
+use rustci_scheduler::{
+    HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId, TenantSpec, MS_PER_S,
+};
 
 use crate::fleet_file::Fleet;
 use crate::outcome::Skipped;
@@ -104,6 +106,7 @@ pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
                 slots: r.slots,
                 requested_ms: r.requested_s.filter(|&s| s > 0).map(|s| s * MS_PER_S),
                 submit_ms,
+                history: HistoryKeys::of(r.job_name.as_deref(), r.branch.as_deref()),
             },
             run_ms: run_s * MS_PER_S,
         });

@@ -6,8 +6,11 @@
 //! durable. Implementations: [`sqlite::SqliteStore`] (embedded default) and
 //! [`mongo::MongoStore`] (production history store).
 
+pub mod history;
 pub mod mongo;
 pub mod sqlite;
+
+pub use history::{is_store_source, read_history, HistorySource};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -34,6 +37,20 @@ pub enum StoreError {
     Corrupt { what: String, reason: String },
     #[error("store: {0}")]
     Other(String),
+    /// The database is not a rustci store (no such table or collection).
+    #[error("{path}: not a rustci store: {reason}")]
+    NotAStore { path: String, reason: String },
+    /// A history source ([`read_history`]) that cannot be used: unknown syntax, a
+    /// malformed URI, a path that does not exist. `name` has no password.
+    #[error("history source {name}: {reason}")]
+    BadSource { name: String, reason: String },
+    /// Reading a history source ([`read_history`]) failed. `name` has no password.
+    #[error("history source {name}: {source}")]
+    History {
+        name: String,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
 
 /// Where a job is in its life.

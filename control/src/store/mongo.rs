@@ -13,6 +13,10 @@
 //! * `runners`: the [`StoredRunner`] fields, `_id` = the runner id.
 //! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens.
 //!
+//! [`read_history`] (behind [`super::read_history`], the source of `rustci retrain`) maps
+//! the job fields itself ([`super::history`]: seconds rounded, empty names none); it does
+//! not read the `record` subdocuments, which [`StoredJob::to_record`] writes truncated.
+//!
 //! # Runtime
 //!
 //! The [`Store`] trait is synchronous; each call runs the driver's future with
@@ -43,6 +47,9 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use rustci_datasets::record::JobRecord;
 
 use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
+
+/// The database `rustci serve --store mongodb://…` uses, and [`read_history`]'s default.
+pub const DEFAULT_DATABASE: &str = "rustci";
 
 /// How many times a transaction is retried on a transient error.
 const TXN_RETRIES: u32 = 3;
@@ -549,6 +556,54 @@ impl MongoStore {
             .await?;
         Ok(jobs.iter().map(StoredJob::to_record).collect())
     }
+}
+
+/// Every finished job (succeeded, failed, cancelled, with a start and an end) in the
+/// `jobs` collection of `database`, as history records ordered by submit time, then id
+/// (mapping: [`super::history`]).
+///
+/// Only reads, with one query (no index is created, unlike [`MongoStore::connect`]): the
+/// `read` role is enough, and any tokio runtime will do. A database without a `jobs`
+/// collection is refused ([`StoreError::NotAStore`]) rather than read as empty history.
+pub async fn read_history(uri: &str, database: &str) -> Result<Vec<JobRecord>, StoreError> {
+    let mut opts = ClientOptions::parse(uri).await.map_err(me)?;
+    if opts.app_name.is_none() {
+        opts.app_name = Some("rustci-history".into());
+    }
+    let client = Client::with_options(opts).map_err(me)?;
+    let db = client.database(database);
+    let found = db
+        .list_collection_names()
+        .filter(doc! { "name": "jobs" })
+        .await
+        .map_err(me)?;
+    if found.is_empty() {
+        return Err(StoreError::NotAStore {
+            path: format!("database {database}"),
+            reason: format!(
+                "it has no `jobs` collection (rustci serve writes to the database `{DEFAULT_DATABASE}`)"
+            ),
+        });
+    }
+    let jobs = db.collection::<Document>("jobs");
+    let mut cur = jobs
+        .find(doc! {
+            "state": { "$in": finished_states() },
+            "start_ms": { "$ne": Bson::Null },
+            "end_ms": { "$ne": Bson::Null },
+        })
+        .projection(doc! { "record": 0 })
+        .await
+        .map_err(me)?;
+    let mut out = Vec::new();
+    while cur.advance().await.map_err(me)? {
+        let d: Document = cur.deserialize_current().map_err(me)?;
+        let job = job_from_doc(d)?;
+        if let Some(r) = job.history_record() {
+            out.push((job.submit_ms, job.id, r));
+        }
+    }
+    Ok(super::history::sorted_records(out))
 }
 
 impl Store for MongoStore {

@@ -29,12 +29,16 @@
 //! `cargo test --release -p rustci-control --test store_sqlite -- --ignored --nocapture`.
 //! Locking stays NORMAL (not EXCLUSIVE) so several connections of one process (the live
 //! store and a read-only history store) can share the file.
+//!
+//! [`read_history`] (behind [`super::read_history`], the source of `rustci retrain`)
+//! opens the file read-only, beside a running server, and reads the finished jobs in one
+//! query.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{params, Connection, OptionalExtension, Row, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior};
 
 use rustci_datasets::record::JobRecord;
 
@@ -291,6 +295,79 @@ impl SqliteStore {
         }
         Ok(out)
     }
+}
+
+/// Every finished job (succeeded, failed, cancelled, with a start and an end) of the
+/// database file `db_file`, as history records ordered by submit time, then id (mapping:
+/// [`super::history`]).
+///
+/// Opens the file read-only and reads it in one transaction: a server using it at the
+/// same time keeps committing (WAL mode), and the records are one consistent snapshot.
+/// Creates nothing (a missing file is an error); a file that is not SQLite, a database
+/// that is not a rustci store or one of a newer schema is refused.
+pub fn read_history(db_file: &Path) -> Result<Vec<JobRecord>, StoreError> {
+    let err = sqlite_err(db_file);
+    let mut conn = Connection::open_with_flags(
+        db_file,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(&err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(&err)?;
+    let tx = conn.transaction().map_err(&err)?;
+    let mut tables: Vec<String> = Vec::new();
+    {
+        let mut st = tx
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'jobs')",
+            )
+            .map_err(&err)?;
+        let mut rows = st.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            tables.push(row.get(0).map_err(&err)?);
+        }
+    }
+    for table in ["meta", "jobs"] {
+        if !tables.iter().any(|t| t == table) {
+            return Err(StoreError::NotAStore {
+                path: db_file.display().to_string(),
+                reason: format!("the database has no `{table}` table"),
+            });
+        }
+    }
+    match read_meta(&tx, db_file, "schema_version")? {
+        None => {
+            return Err(StoreError::NotAStore {
+                path: db_file.display().to_string(),
+                reason: "the `meta` table has no schema_version".into(),
+            })
+        }
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::Other(format!(
+                "the database {} has schema version {v}, newer than the version \
+                 {SCHEMA_VERSION} this rustci supports; run a newer rustci",
+                db_file.display()
+            )))
+        }
+        Some(_) => {}
+    }
+    let mut out = Vec::new();
+    {
+        let mut st = tx
+            .prepare(&format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE state IN {FINISHED_STATES} \
+                 AND start_ms IS NOT NULL AND end_ms IS NOT NULL"
+            ))
+            .map_err(&err)?;
+        let mut rows = st.query([]).map_err(&err)?;
+        while let Some(row) = rows.next().map_err(&err)? {
+            let job = job_from_row(row)?;
+            if let Some(r) = job.history_record() {
+                out.push((job.submit_ms, job.id, r));
+            }
+        }
+    }
+    tx.finish().map_err(&err)?;
+    Ok(super::history::sorted_records(out))
 }
 
 /// A `u64` stored as SQLite's signed 64-bit integer; values above `i64::MAX` are refused

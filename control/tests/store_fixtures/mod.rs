@@ -64,3 +64,46 @@ pub fn runner(id: &str) -> StoredRunner {
         last_heartbeat_ms: 123,
     }
 }
+
+/// The environment variable naming the MongoDB server of the MongoDB tests.
+pub const MONGO_ENV: &str = "RUSTCI_TEST_MONGODB_URI";
+
+/// The test server's URI, or `None` after printing the visible skip line.
+pub fn mongo_uri_or_skip(test: &str) -> Option<String> {
+    use std::io::Write;
+    let Ok(uri) = std::env::var(MONGO_ENV) else {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {MONGO_ENV} not set");
+        return None;
+    };
+    Some(uri)
+}
+
+/// A database name no other test run uses.
+pub fn mongo_test_database() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "rustci_test_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+/// `uri` with its path (the database) set to `db`, keeping hosts and options. A path it
+/// had (the authentication database, for MongoDB) becomes `authSource` unless set.
+pub fn uri_with_database(uri: &str, db: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").expect("a mongodb:// URI");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let (path, options) = tail.split_at(tail.find('?').unwrap_or(tail.len()));
+    let old_db = path.trim_start_matches('/');
+    let mut options = options.to_string();
+    if !old_db.is_empty() && !options.to_ascii_lowercase().contains("authsource=") {
+        options.push(if options.is_empty() { '?' } else { '&' });
+        options.push_str("authSource=");
+        options.push_str(old_db);
+    }
+    format!("{scheme}://{authority}/{db}{options}")
+}

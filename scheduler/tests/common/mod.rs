@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+use proptest::prelude::*;
 use rustci_scheduler::*;
 
 pub fn pool(name: &str, labels: u64, slots: u32) -> PoolSpec {
@@ -55,6 +56,7 @@ pub fn job(id: u64, submit_ms: Millis, slots: u32, est_ms: Millis) -> JobSpec {
         slots,
         requested_ms: Some(est_ms),
         submit_ms,
+        history: Default::default(),
     }
 }
 
@@ -183,4 +185,111 @@ pub fn drive(
         }
     }
     run
+}
+
+/// A driver stopped mid-run (for looking at the core's state at an instant): the jobs
+/// started so far, as job -> (start, runner).
+#[derive(Debug, Default)]
+pub struct Partial {
+    pub starts: BTreeMap<u64, (Millis, RunnerId)>,
+    pub finished: Vec<u64>,
+}
+
+/// Like [`drive`], but handles only the events at or before `until` (runners join at
+/// 0; at equal times finishes come before submissions), and checks capacity as it goes.
+/// Jobs the core refuses are skipped.
+pub fn drive_until(
+    sched: &mut Scheduler,
+    runners: &[(u32, u16)],
+    jobs: &[(JobSpec, Millis)],
+    until: Millis,
+) -> Partial {
+    let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
+    let mut free: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &(r, p) in runners {
+        sched
+            .handle(
+                0,
+                Event::RunnerJoined {
+                    runner: RunnerId(r),
+                    pool: PoolId(p),
+                },
+                &mut out,
+            )
+            .expect("join");
+        free.insert(r, pools[p as usize].slots_per_runner);
+    }
+    let by_id: BTreeMap<u64, &(JobSpec, Millis)> = jobs.iter().map(|j| (j.0.id.0, j)).collect();
+    // (time, 0 = finish / 1 = submit, job id)
+    let mut events: BinaryHeap<Reverse<(Millis, u8, u64)>> = jobs
+        .iter()
+        .map(|(s, _)| Reverse((s.submit_ms, 1, s.id.0)))
+        .collect();
+    let mut part = Partial::default();
+    while let Some(Reverse((now, kind, id))) = events.pop() {
+        if now > until {
+            break;
+        }
+        let spec = &by_id[&id].0;
+        let event = if kind == 0 {
+            let (_, r) = part.starts[&id];
+            *free.get_mut(&r.0).expect("runner") += spec.slots;
+            part.finished.push(id);
+            Event::Finish { job: JobId(id) }
+        } else {
+            Event::Submit(spec.clone())
+        };
+        out.clear();
+        match sched.handle(now, event, &mut out) {
+            Ok(()) => {}
+            Err(CoreError::NoEligiblePool { .. }) => continue,
+            Err(e) => panic!("core error at {now}: {e}"),
+        }
+        for d in &out {
+            let Decision::Start { job, runner, .. } = *d else {
+                panic!("unexpected {d:?}")
+            };
+            let (spec, run_ms) = by_id[&job.0];
+            assert!(part.starts.insert(job.0, (now, runner)).is_none());
+            let f = free.get_mut(&runner.0).expect("known runner");
+            assert!(*f >= spec.slots, "runner {runner} over capacity");
+            *f -= spec.slots;
+            events.push(Reverse((now + run_ms, 0, job.0)));
+        }
+    }
+    part
+}
+
+/// Every queue order, backfill mode, backfill order and in-lane order (proptest).
+pub fn all_policies() -> impl Strategy<Value = PolicyConfig> {
+    (
+        prop_oneof![
+            Just(QueueOrder::Fifo),
+            Just(QueueOrder::Priority),
+            Just(QueueOrder::ShortestEstimate),
+            Just(QueueOrder::FairShare),
+            Just(QueueOrder::Qos)
+        ],
+        prop_oneof![
+            Just(Backfill::None),
+            Just(Backfill::Easy),
+            Just(Backfill::Greedy)
+        ],
+        prop_oneof![
+            Just(BackfillOrder::Queue),
+            Just(BackfillOrder::ShortestEstimate)
+        ],
+        prop_oneof![Just(WithinLane::Submit), Just(WithinLane::ShortestEstimate)],
+    )
+        .prop_map(
+            |(order, backfill, backfill_order, within_lane)| PolicyConfig {
+                order,
+                backfill,
+                backfill_order,
+                within_lane,
+                fair_share_half_life_ms: 100,
+                ..PolicyConfig::default()
+            },
+        )
 }

@@ -1,0 +1,328 @@
+//! `rustci retrain`: read job history (trace files or the live store), train, evaluate
+//! beside the baselines and the version in use, and write a new artifact version.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustci_datasets::{open_trace, JobRecord, TraceFormat};
+use rustci_models::eval::Metrics;
+use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport, Stage};
+use rustci_models::TrainParams;
+use serde_json::json;
+
+use crate::Format;
+
+pub const RETRAIN_EXAMPLES: &str = "\
+Examples:
+  # Train on an SWF log and write DIR/v000001.model (+ CURRENT):
+  rustci retrain --from KTH-SP2-1996-2.1-cln.swf.gz --out ./models/kth
+
+  # All TravisTorrent project files (a directory), JSON for scripts, with SVG plots:
+  rustci retrain --from travistorrent_cesel/projects --trace-format travis --out ./models/ci --format json --plots
+
+  # From the live store's history (MongoDB, or the embedded SQLite of `rustci serve`):
+  rustci retrain --from mongodb://db:27017/rustci --out /var/lib/rustci/models
+  rustci retrain --from sqlite:./rustci-data --out ./rustci-data/models
+
+  # Replace the current version even if the new one measures worse:
+  rustci retrain --from history.csv --out ./models/ci --force
+
+A new version is written only if its MAE on the held-out (latest) jobs is no worse
+than the current version's on the same jobs. `rustci serve --model DIR` picks it up
+without a restart; `rustci-sim run --predictor model:DIR` uses it.";
+
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// History to learn from: trace files or directories (SWF, TravisTorrent, GitHub
+    /// Actions, JobRecord CSV; gzip or not), a `mongodb://` URI, or `sqlite:PATH` (the
+    /// data directory or database of `rustci serve`). Repeat to merge.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE|mongodb://...|sqlite:PATH")]
+    from: Vec<String>,
+    /// Trace format of the files (default: inferred from the name).
+    #[arg(long, value_name = "swf|travis|gha|csv")]
+    trace_format: Option<String>,
+    /// Model directory: versions and the CURRENT pointer are kept here.
+    #[arg(long)]
+    out: PathBuf,
+    /// Write the new version even if it measures worse than the current one.
+    #[arg(long)]
+    force: bool,
+    /// Also write SVG plots (predicted vs actual, error CDF) next to the artifact.
+    #[arg(long)]
+    plots: bool,
+    /// Share of the history (oldest first) the evaluated model trains on; the rest is
+    /// the test set.
+    #[arg(long, default_value_t = 0.7)]
+    train_fraction: f64,
+    /// Use only the oldest share of the history (by submit time), e.g. 0.5 to train on
+    /// the first half of a log and replay the whole log with `rustci-sim --predictor
+    /// model:DIR`, so that the second half is unseen.
+    #[arg(long, default_value_t = 1.0)]
+    history_fraction: f64,
+    /// Training parameters as a TOML file (fields of `TrainParams`: trees, max_depth,
+    /// min_samples_leaf, max_forest_rows, max_linear_rows, calibration_fraction,
+    /// upper_quantile, target = "sqrt"|"log", seed).
+    #[arg(long)]
+    params: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// No progress display.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+struct History {
+    records: Vec<JobRecord>,
+    unix_start: Option<i64>,
+    sources: Vec<String>,
+}
+
+async fn read(args: &RetrainArgs) -> Result<History> {
+    let format = match args.trace_format.as_deref() {
+        None => None,
+        Some(f) => Some(
+            f.parse::<TraceFormat>()
+                .map_err(|e| anyhow::anyhow!("--trace-format: {e}"))?,
+        ),
+    };
+    let mut records = Vec::new();
+    let mut epochs: Vec<(String, Option<i64>)> = Vec::new();
+    for src in &args.from {
+        if src.starts_with("mongodb://")
+            || src.starts_with("mongodb+srv://")
+            || src.starts_with("sqlite:")
+        {
+            let got = crate_history(src).await?;
+            records.extend(got);
+            // The store keeps Unix milliseconds: its clock's epoch is 0.
+            epochs.push((src.clone(), Some(0)));
+            continue;
+        }
+        let path = Path::new(src);
+        let trace = open_trace(path, format).with_context(|| format!("--from {src}"))?;
+        let epoch = trace.meta.unix_start.or(match trace.format {
+            TraceFormat::Travis | TraceFormat::Gha => Some(0),
+            _ => None,
+        });
+        for r in trace {
+            records.push(r.with_context(|| format!("--from {src}"))?);
+        }
+        epochs.push((src.clone(), epoch));
+    }
+    let unix_start = epochs.first().and_then(|e| e.1);
+    if let Some((other, e)) = epochs.iter().find(|(_, e)| *e != unix_start) {
+        bail!(
+            "--from: {other} has clock epoch {e:?} but {} has {unix_start:?}; histories on different clocks cannot be merged",
+            epochs[0].0
+        );
+    }
+    Ok(History {
+        records,
+        unix_start,
+        sources: args.from.clone(),
+    })
+}
+
+async fn crate_history(src: &str) -> Result<Vec<JobRecord>> {
+    rustci_control::store::history::read_history(src)
+        .await
+        .with_context(|| format!("--from {src}"))
+}
+
+fn metrics_json(m: &Metrics) -> serde_json::Value {
+    json!({
+        "mae_s": m.mae_s,
+        "median_ape": m.median_ape,
+        "under_rate": m.under_rate,
+        "n": m.n,
+    })
+}
+
+fn report_json(r: &RetrainReport) -> serde_json::Value {
+    let e = &r.evaluation;
+    let current_artifact = r.current.as_ref().map(|c| c.path.display().to_string());
+    json!({
+        "model": {
+            "mae_s": e.model.mae_s,
+            "p90_coverage": e.model.upper_coverage,
+            "median_ape": e.model.median_ape,
+            "under_rate": e.model.under_rate,
+            "n": e.model.n,
+            "linear_mae_s": e.linear.map(|m| m.mae_s),
+            "forest_mae_s": e.forest.map(|m| m.mae_s),
+        },
+        "baselines": {
+            "requested": e.baselines.requested.as_ref().map(metrics_json),
+            "tsafrir": metrics_json(&e.baselines.tsafrir),
+            "last5_median": metrics_json(&e.baselines.last5_median),
+        },
+        "current": r.current.as_ref().map(|c| json!({
+            "path": c.path,
+            "mae_s": c.model.map(|m| m.mae_s),
+            "new_mae_s_same_jobs": c.new_model_same_jobs.map(|m| m.mae_s),
+            "compared_on_jobs": c.compared_on,
+            "same_history": c.same_history,
+            "problem": c.problem,
+        })),
+        "written": r.written,
+        "decision": r.decision,
+        // The version now in use: the new one, or the kept current one.
+        "artifact": r.artifact.as_ref().map(|p| p.display().to_string()).or(current_artifact),
+        "jobs": r.jobs,
+        "train_jobs": e.train_jobs,
+        "test_jobs": e.test_jobs,
+        "skipped_no_run_time": r.skipped_no_run_time,
+        "fingerprint": r.fingerprint,
+        "failure": e.failure,
+        "arrivals": r.arrivals,
+        "plots": r.plots,
+        "notes": r.notes,
+        "seconds": r.seconds,
+    })
+}
+
+fn print_table(r: &RetrainReport) {
+    let e = &r.evaluation;
+    println!(
+        "{} jobs ({} skipped without a run time): trained on the first {}, tested on the latest {}",
+        r.jobs, r.skipped_no_run_time, e.train_jobs, e.test_jobs
+    );
+    println!(
+        "{:<22} {:>12} {:>11} {:>11} {:>10}",
+        "predictor", "MAE (s)", "median APE", "under-pred", "P90 cover"
+    );
+    let row = |name: &str, m: &Metrics| {
+        println!(
+            "{:<22} {:>12.1} {:>10.1}% {:>10.1}% {:>10}",
+            name,
+            m.mae_s,
+            m.median_ape * 100.0,
+            m.under_rate * 100.0,
+            m.upper_coverage
+                .map_or("-".to_string(), |c| format!("{:.1}%", c * 100.0))
+        )
+    };
+    row("model (new)", &e.model);
+    if let Some(m) = &e.linear {
+        row("  linear part", m);
+    }
+    if let Some(m) = &e.forest {
+        row("  forest part", m);
+    }
+    if let Some(c) = &r.current {
+        match (&c.model, &c.problem) {
+            (Some(m), _) => {
+                if let Some(n) = &c.new_model_same_jobs {
+                    println!(
+                        "on the {} latest jobs the current version never saw:",
+                        c.compared_on
+                    );
+                    row("  model (new)", n);
+                }
+                row("  model (current)", m)
+            }
+            (None, Some(p)) => println!("{:<22} unusable: {p}", "model (current)"),
+            _ => {}
+        }
+    }
+    match &e.baselines.requested {
+        Some(m) => row("requested time", m),
+        None => println!("{:<22} {:>12}", "requested time", "n/a (none in trace)"),
+    }
+    row("tsafrir (last two)", &e.baselines.tsafrir);
+    row("last-5 median", &e.baselines.last5_median);
+    if let Some(f) = &e.failure {
+        println!(
+            "failure classifier: Brier {:.4} vs {:.4} for the base rate ({:.1}% failures)",
+            f.brier,
+            f.brier_base_rate,
+            f.base_rate * 100.0
+        );
+    }
+    if let Some(a) = &r.arrivals {
+        println!(
+            "arrival forecast: {:.2} jobs/h MAE over {} pool-hours (same hour last week: {:.2})",
+            a.mae_jobs_per_hour, a.hours, a.naive_last_week_mae
+        );
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    println!("{}", r.decision);
+    if let Some(p) = &r.artifact {
+        println!("wrote {}", p.display());
+    }
+    for p in &r.plots {
+        println!("plot {}", p.display());
+    }
+    println!("took {:.1} s", r.seconds);
+}
+
+pub async fn run(args: RetrainArgs) -> Result<()> {
+    let params: TrainParams = match &args.params {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("--params {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("--params {}", p.display()))?
+        }
+        None => TrainParams::default(),
+    };
+    let config = params.check().context("--params")?;
+    let mut history = read(&args).await?;
+    if !(args.history_fraction > 0.0 && args.history_fraction <= 1.0) {
+        bail!(
+            "--history-fraction must be in (0, 1], got {}",
+            args.history_fraction
+        );
+    }
+    if args.history_fraction < 1.0 {
+        history.records.sort_by_key(|r| r.submit_s);
+        let keep = (history.records.len() as f64 * args.history_fraction).round() as usize;
+        history.records.truncate(keep);
+    }
+    let opts = RetrainOptions {
+        config,
+        train_fraction: args.train_fraction,
+        force: args.force,
+        plots: args.plots,
+        sources: history.sources,
+        unix_start: history.unix_start,
+    };
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::with_draw_target(Some(Stage::COUNT), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar
+    });
+    let out = args.out.clone();
+    let records = history.records;
+    let progress_bar = bar.clone();
+    // Training is CPU-bound: keep it off the async runtime's workers.
+    let report = tokio::task::spawn_blocking(move || {
+        let mut step = 0;
+        retrain(&records, &out, &opts, &mut |stage| {
+            if let Some(b) = &progress_bar {
+                b.set_position(step);
+                b.set_message(stage.label());
+            }
+            step += 1;
+        })
+    })
+    .await
+    .context("the training task failed")?
+    .with_context(|| format!("retraining into {}", args.out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report_json(&report))?),
+        Format::Table => print_table(&report),
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! One causal pass over a job history: every job's features and baseline predictions as
+//! they were at its submission, with the history fed by earlier jobs' finishes in time
+//! order (a finish at the same second as a submit counts as known).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use rustci_datasets::{JobRecord, Outcome};
+
+use crate::features::{feature_names, featurize, Baseline, JobInput};
+use crate::history::History;
+
+/// Features, targets and baselines of a history, row-major, in submit order.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    pub extras: Vec<String>,
+    pub names: Vec<String>,
+    /// Row-major, `len() == rows() * width()`; NaN = missing.
+    pub x: Vec<f64>,
+    pub run_s: Vec<f64>,
+    pub submit_s: Vec<f64>,
+    pub failed: Vec<bool>,
+    /// Runs of the same job seen before (the job key, or the user without a job name).
+    pub same_job_runs: Vec<u64>,
+    pub baseline_requested: Vec<Option<f64>>,
+    pub baseline_tsafrir: Vec<f64>,
+    pub baseline_last5: Vec<f64>,
+    /// Records left out, by reason.
+    pub skipped_no_run_time: usize,
+}
+
+impl Prepared {
+    pub fn width(&self) -> usize {
+        self.names.len()
+    }
+    pub fn rows(&self) -> usize {
+        self.run_s.len()
+    }
+    pub fn baseline(&self, i: usize) -> Baseline {
+        Baseline {
+            last5_s: self.baseline_last5[i],
+            tsafrir_s: self.baseline_tsafrir[i],
+            requested_s: self.baseline_requested[i],
+        }
+    }
+    pub fn row(&self, i: usize) -> &[f64] {
+        let w = self.width();
+        &self.x[i * w..(i + 1) * w]
+    }
+}
+
+/// Builds the table of `records` (sorted by submit time here if they are not).
+/// `unix_start` is the trace's epoch for time-of-day features.
+pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<String>) -> Prepared {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    if !records.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
+        order.sort_by_key(|&i| records[i].submit_s);
+    }
+    let mut out = Prepared {
+        names: feature_names(&extras),
+        extras,
+        ..Prepared::default()
+    };
+    let mut history = History::default();
+    // Pending finishes: (end second, record index).
+    let mut finishes: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    for &i in &order {
+        let r = &records[i];
+        let Some(run) = r.run_s.filter(|&s| s >= 0) else {
+            out.skipped_no_run_time += 1;
+            continue;
+        };
+        while let Some(&Reverse((end, j))) = finishes.peek() {
+            if end > r.submit_s {
+                break;
+            }
+            finishes.pop();
+            let done = &records[j];
+            let input = JobInput::from_record(done, unix_start);
+            let run_j = done.run_s.unwrap_or(0) as f64;
+            history.observe(input.keys, run_j, input.requested_s, end as f64);
+        }
+        let input = JobInput::from_record(r, unix_start);
+        let looked = history.look(input.keys);
+        featurize(&input, &looked, &out.extras, &mut out.x);
+        let base = Baseline::of(&looked, input.requested_s);
+        out.baseline_requested.push(input.requested_s);
+        out.baseline_tsafrir.push(base.tsafrir_s);
+        out.baseline_last5.push(base.last5_s);
+        let same = looked.job.unwrap_or(looked.user);
+        out.same_job_runs.push(same.count);
+        out.run_s.push(run as f64);
+        out.submit_s.push(r.submit_s as f64);
+        out.failed.push(r.outcome == Outcome::Failure);
+        let end = r.submit_s + r.wait_s.unwrap_or(0).max(0) + run;
+        finishes.push(Reverse((end, i)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, user: &str, submit: i64, wait: i64, run: i64) -> JobRecord {
+        let mut r = JobRecord::new(id, user, submit);
+        r.wait_s = Some(wait);
+        r.run_s = Some(run);
+        r.requested_s = Some(1000);
+        r
+    }
+
+    #[test]
+    fn only_finished_jobs_are_history() {
+        // b is submitted at 50, while a (submitted 0, ends 100) still runs: b must not
+        // see a's run time. c at 100 sees a and b (a finish at the same second counts).
+        let recs = vec![
+            rec("a", "u", 0, 0, 100),
+            rec("b", "u", 50, 0, 10),
+            rec("c", "u", 100, 0, 10),
+            rec("d", "u", 200, 0, 10),
+        ];
+        let p = prepare(&recs, None, vec![]);
+        assert_eq!(p.rows(), 4);
+        assert_eq!(p.same_job_runs, vec![0, 0, 2, 3]);
+        // Tsafrir: the request until two runs are known, then their mean (capped).
+        assert_eq!(p.baseline_tsafrir, vec![1000.0, 1000.0, 55.0, 55.0]);
+        // Last-5 median: the request without history, then the median.
+        assert_eq!(p.baseline_last5, vec![1000.0, 1000.0, 55.0, 10.0]);
+    }
+
+    #[test]
+    fn jobs_without_run_time_are_counted_not_used() {
+        let mut r = rec("x", "u", 0, 0, 1);
+        r.run_s = None;
+        let p = prepare(&[r, rec("y", "u", 1, 0, 5)], None, vec![]);
+        assert_eq!((p.rows(), p.skipped_no_run_time), (1, 1));
+    }
+}

@@ -1,0 +1,231 @@
+//! The trained model behind the core's `Predictor` trait: it learns users' run times from
+//! `observe` and tells a short-running user from a long-running one; `ModelHandle::replace`
+//! swaps the model under a live predictor without losing what it learned.
+
+use std::sync::Arc;
+
+use rustci_datasets::{JobRecord, Outcome};
+use rustci_models::dataset::prepare;
+use rustci_models::retrain::{retrain, RetrainOptions};
+use rustci_models::{
+    load_current, Artifact, ModelHandle, ModelPredictor, RunTimeModel, TrainParams,
+};
+use rustci_scheduler::predictor::Predictor;
+use rustci_scheduler::{HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId};
+
+const A_RUN_S: f64 = 100.0;
+const B_RUN_S: f64 = 1000.0;
+const REQUESTED_S: i64 = 3600;
+
+/// Deterministic noise in [0, 1).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// 400 jobs, users A and B in random order; A runs ~100 s, B ~1000 s (+-10%), both
+/// request an hour.
+fn history() -> Vec<JobRecord> {
+    let mut rng = Lcg(5);
+    (0..400)
+        .map(|i| {
+            let a = rng.next() < 0.5;
+            let typical = if a { A_RUN_S } else { B_RUN_S };
+            let mut r = JobRecord::new(i.to_string(), if a { "A" } else { "B" }, i * 300);
+            r.wait_s = Some(0);
+            r.run_s = Some((typical * (0.9 + 0.2 * rng.next())).round() as i64);
+            r.requested_s = Some(REQUESTED_S);
+            r.outcome = Outcome::Success;
+            r
+        })
+        .collect()
+}
+
+fn train() -> RunTimeModel {
+    let recs = history();
+    let data = prepare(&recs, Some(0), vec![]);
+    TrainParams {
+        trees: 8,
+        ..TrainParams::default()
+    }
+    .check()
+    .expect("valid parameters")
+    .fit(&data, 0..data.rows())
+    .expect("train")
+}
+
+fn spec(id: u64, tenant: u32, submit_ms: Millis) -> JobSpec {
+    JobSpec {
+        id: JobId(id),
+        tenant: TenantId(tenant),
+        qos: QosId(0),
+        priority: 0,
+        labels: LabelSet::EMPTY,
+        slots: 1,
+        requested_ms: Some(REQUESTED_S * 1000),
+        submit_ms,
+        history: HistoryKeys::default(),
+    }
+}
+
+const A: u32 = 0;
+const B: u32 = 1;
+
+/// Feeds `runs` finished runs (seconds) of `tenant`, one every 2000 s from `t0_ms`.
+fn feed(p: &mut dyn Predictor, tenant: u32, runs: &[f64], first_id: u64, t0_ms: Millis) {
+    for (i, &run_s) in runs.iter().enumerate() {
+        let submit = t0_ms + i as Millis * 2_000_000;
+        let s = spec(first_id + i as u64, tenant, submit);
+        let run_ms = (run_s * 1000.0) as Millis;
+        p.observe(&s, run_ms, submit + run_ms);
+    }
+}
+
+#[test]
+fn model_predictor_tells_short_and_long_users_apart() {
+    let handle = ModelHandle::new(train(), "v1");
+    let mut boxed: Box<dyn Predictor> = Box::new(ModelPredictor::new(handle, Some(0)));
+    let p: &mut dyn Predictor = boxed.as_mut();
+    assert_eq!(p.name(), "model:v1");
+
+    // Without history the two users look the same.
+    let now: Millis = 100_000_000;
+    let a0 = p.estimate(&spec(1000, A, now));
+    let b0 = p.estimate(&spec(1001, B, now));
+    assert_eq!(a0, b0);
+    assert!(a0.point_ms > 0 && a0.upper_ms >= a0.point_ms);
+
+    feed(p, A, &[95.0, 104.0, 99.0, 102.0], 1, 0);
+    feed(p, B, &[980.0, 1020.0, 1005.0, 990.0], 11, 1_000_000);
+
+    let a = p.estimate(&spec(1002, A, now));
+    let b = p.estimate(&spec(1003, B, now));
+    eprintln!(
+        "A: point {:.1} s upper {:.1} s | B: point {:.1} s upper {:.1} s (no history: {:.1} s)",
+        a.point_ms as f64 / 1000.0,
+        a.upper_ms as f64 / 1000.0,
+        b.point_ms as f64 / 1000.0,
+        b.upper_ms as f64 / 1000.0,
+        a0.point_ms as f64 / 1000.0
+    );
+    assert!(a.point_ms < 300_000, "A {a:?}");
+    assert!(a.point_ms > 30_000, "A {a:?}");
+    assert!(b.point_ms > 500_000, "B {b:?}");
+    assert!(b.point_ms < 2_000_000, "B {b:?}");
+    assert!(a.upper_ms >= a.point_ms && b.upper_ms >= b.point_ms);
+    assert!(a.upper_ms < b.upper_ms);
+
+    // The estimate does not depend on the job id, and asking twice changes nothing.
+    assert_eq!(p.estimate(&spec(77, A, now)), a);
+    // A tenant the predictor has not seen still gets the no-history estimate.
+    assert_eq!(p.estimate(&spec(1004, 9, now)), a0);
+}
+
+#[test]
+fn replacing_the_model_keeps_the_history() {
+    let handle = ModelHandle::new(train(), "v1");
+    let mut p = ModelPredictor::new(handle.clone(), Some(0));
+    feed(&mut p, A, &[90.0, 100.0, 110.0, 95.0, 105.0], 1, 0);
+    let before = p.estimate(&spec(100, A, 50_000_000));
+    assert!(before.point_ms < 300_000, "{before:?}");
+    let old = handle.get();
+
+    // The new model puts all its weight on the last-5 median: after the swap, A's
+    // estimate is exactly the median of the five runs the predictor saw before it.
+    let mut next = train();
+    next.stack = [0.0, 1.0, 0.0];
+    handle.replace(next, "v2");
+    assert_eq!(handle.version_name(), "v2");
+    assert!(!Arc::ptr_eq(&old, &handle.get()));
+    // Every clone of the handle (the predictor holds one) sees the new model.
+    assert!(Arc::ptr_eq(&handle.clone().get(), &handle.get()));
+
+    let after = p.estimate(&spec(101, A, 50_000_000));
+    assert_eq!(after.point_ms, 100_000, "{after:?}");
+    assert!(after.upper_ms >= after.point_ms);
+    // A user without history falls back to the request.
+    assert_eq!(
+        p.estimate(&spec(102, B, 50_000_000)).point_ms,
+        REQUESTED_S * 1000
+    );
+    // The old model is still whole for whoever held it.
+    assert_eq!(old.stack.len(), 3);
+    eprintln!(
+        "before swap A {:.1} s, after {:.1} s; predictor name {:?}, handle {:?}",
+        before.point_ms as f64 / 1000.0,
+        after.point_ms as f64 / 1000.0,
+        p.name(),
+        handle.version_name()
+    );
+}
+
+#[test]
+fn predictor_from_an_artifact_and_concurrent_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RetrainOptions {
+        config: TrainParams {
+            trees: 8,
+            ..TrainParams::default()
+        }
+        .check()
+        .unwrap(),
+        train_fraction: 0.7,
+        force: false,
+        plots: false,
+        sources: vec!["synthetic A/B".into()],
+        unix_start: Some(0),
+    };
+    retrain(&history(), dir.path(), &opts, &mut |_| {}).unwrap();
+    let (path, artifact) = load_current(dir.path()).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let handle = ModelHandle::from_artifact(artifact, "v000001");
+    let mut p = ModelPredictor::new(handle.clone(), Some(0));
+    feed(&mut p, A, &[95.0, 104.0, 99.0, 102.0], 1, 0);
+    feed(&mut p, B, &[980.0, 1020.0, 1005.0, 990.0], 11, 1_000_000);
+
+    // Swap the model from another thread while estimating: every estimate stays sane.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..20 {
+                let a = Artifact::from_bytes(&path, &bytes).unwrap();
+                handle.replace(a.model, format!("swap{i}"));
+            }
+        });
+        for i in 0..2000 {
+            let a = p.estimate(&spec(5000 + i, A, 100_000_000));
+            let b = p.estimate(&spec(9000 + i, B, 100_000_000));
+            assert!(a.point_ms < 300_000 && b.point_ms > 500_000, "{a:?} {b:?}");
+        }
+    });
+    assert_eq!(handle.version_name(), "swap19");
+}
+
+#[test]
+fn one_row_and_batched_predictions_agree() {
+    let recs = history();
+    let data = prepare(&recs, Some(0), vec![]);
+    let model = train();
+    assert!(
+        model.forest.is_some() && model.forest_weight > 0.0,
+        "w {}",
+        model.forest_weight
+    );
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let batch = model.predict_rows(&data, &rows).unwrap();
+    for (&r, b) in rows.iter().zip(&batch) {
+        let mut row = data.row(r).to_vec();
+        let one = model.predict_one(&mut row, data.same_job_runs[r], &data.baseline(r));
+        assert!(
+            (one.point_s - b.point_s).abs() <= 1e-9 * b.point_s.max(1.0)
+                && (one.upper_s - b.upper_s).abs() <= 1e-9 * b.upper_s.max(1.0),
+            "row {r}: one {one:?} batch {b:?}"
+        );
+    }
+}
