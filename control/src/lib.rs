@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model_reload;
 pub mod pb;
 pub mod runner;
+pub mod scale_hook;
 pub mod server;
 pub mod service;
 pub mod status;

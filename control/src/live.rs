@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustci_scheduler::{
-    CoreError, Decision, Event, HistoryKeys, JobId, JobSpec, JobStatus, LabelSet, Millis,
-    PolicyConfig, PoolId, PoolSpec, QosId, QosSpec, RequestedTime, RunnerId, Scheduler,
+    AutoscaleConfig, AutoscaleError, Autoscaler, CoreError, Decision, Event, HistoryKeys, JobId,
+    JobSpec, JobStatus, LabelSet, Millis, PolicyConfig, PoolId, PoolScaling, PoolSpec,
+    PredictiveSettings, QosId, QosSpec, RequestedTime, RunnerId, ScalePolicy, Scheduler,
     SchedulerConfig, TenantId, TenantSpec, WaitReason,
 };
 use thiserror::Error;
@@ -88,6 +89,10 @@ pub struct LiveConfig {
     /// Run-time estimates from a trained model (`rustci serve --model DIR`); the
     /// requested time (or `default_estimate_ms`) without one.
     pub model: Option<rustci_models::ModelHandle>,
+    /// The policy of `GetScalingAdvice` and the scale hook (`rustci serve --autoscaler`).
+    pub autoscaler: ScalePolicy,
+    /// Runners of a pool idle this long may be released (reported in the advice's reason).
+    pub scale_idle_timeout_ms: Millis,
 }
 
 impl Default for LiveConfig {
@@ -118,6 +123,8 @@ impl Default for LiveConfig {
             group_commit: false,
             change_log_keep: 1_000_000,
             model: None,
+            autoscaler: ScalePolicy::Reactive,
+            scale_idle_timeout_ms: 300_000,
         }
     }
 }
@@ -136,6 +143,8 @@ pub enum LiveError {
     Store(#[from] StoreError),
     #[error("scheduler: {0}")]
     Core(#[from] CoreError),
+    #[error("autoscaler: {0}")]
+    Autoscale(#[from] AutoscaleError),
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> LiveError {
@@ -292,6 +301,10 @@ pub struct Live {
     /// Revision at the last change-log pruning.
     pruned_at: u64,
     recent: VecDeque<RecentStart>,
+    /// The core's autoscaler over the pools registered so far, with their number when
+    /// it was built: pools only appear, and a new one rebuilds it (the predictive
+    /// policy's learnt rates start over then).
+    scaling: Option<(usize, Autoscaler)>,
 }
 
 impl std::fmt::Debug for Live {
@@ -347,6 +360,7 @@ impl Live {
             decisions_total: 0,
             pruned_at: 0,
             recent: VecDeque::new(),
+            scaling: None,
         };
         live.reload()?;
         Ok(live)
@@ -567,8 +581,14 @@ impl Live {
             self.parked.insert(id);
             return Ok(());
         };
+        let learn = spec.clone();
         match self.core.handle(now, Event::Submit(spec), out) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some((_, a)) = self.scaling.as_mut() {
+                    a.observe_submit(&self.core, &learn, now);
+                }
+                Ok(())
+            }
             Err(CoreError::NoEligiblePool { .. }) => {
                 self.parked.insert(id);
                 Ok(())
@@ -1451,21 +1471,55 @@ impl Live {
         out
     }
 
-    /// (pool, current, desired, reason) from the core's reactive autoscaler policy.
-    pub fn scaling_advice(&self) -> Vec<(String, u32, u32, String)> {
-        let pools = self.core.config().pools();
-        self.core
-            .reactive_advice()
+    /// (pool, current, desired, reason) per registered pool from the core's autoscaler
+    /// ([`LiveConfig::autoscaler`]). The live service has no fleet file: every pool may
+    /// grow without bound and shrink to zero, and under the static policy its size is the
+    /// runners registered now.
+    pub fn scaling_advice(&mut self) -> Result<Vec<(String, u32, u32, String)>, LiveError> {
+        let now = self.now();
+        let pools = self.core.config().pools().len();
+        let policy = self.config.autoscaler;
+        // Static keeps no memory and its size follows the registrations: build it anew.
+        if policy == ScalePolicy::Static || self.scaling.as_ref().is_none_or(|(n, _)| *n != pools) {
+            let config = AutoscaleConfig {
+                policy,
+                interval_ms: 10_000,
+                // The live clock is Unix milliseconds.
+                epoch_ms: 0,
+                pools: (0..pools)
+                    .map(|p| PoolScaling {
+                        runners: self.core.pool_capacity(PoolId(p as u16)).1,
+                        min_runners: 0,
+                        max_runners: u32::MAX,
+                        idle_timeout_ms: self.config.scale_idle_timeout_ms,
+                        warm_pool: Vec::new(),
+                        scale_to_zero: false,
+                        spot: None,
+                    })
+                    .collect(),
+                predictive: PredictiveSettings::default(),
+            }
+            .check(self.core.config())?;
+            self.scaling = Some((pools, Autoscaler::new(config, None)));
+        }
+        let Some((_, autoscaler)) = self.scaling.as_mut() else {
+            return Ok(Vec::new());
+        };
+        // Runners join by registering: none is known to be on its way.
+        let provisioning = vec![0; pools];
+        let names = self.core.config().pools();
+        Ok(autoscaler
+            .evaluate(now, &self.core, &provisioning)
             .into_iter()
-            .map(|a| {
+            .map(|d| {
                 (
-                    pools[a.pool.0 as usize].name.clone(),
-                    a.current,
-                    a.desired,
-                    a.reason,
+                    names[d.pool.0 as usize].name.clone(),
+                    d.current,
+                    d.desired,
+                    d.reason,
                 )
             })
-            .collect()
+            .collect())
     }
 }
 

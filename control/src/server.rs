@@ -48,6 +48,13 @@ pub struct ServeOptions {
     pub model_dir: Option<PathBuf>,
     /// How often `model_dir` is checked for a new version.
     pub model_poll_ms: u64,
+    /// The autoscaler policy of `GetScalingAdvice` and the scale hook.
+    pub autoscaler: rustci_scheduler::ScalePolicy,
+    /// `Some(cmd)`: run `cmd` when a pool's desired runner count changes
+    /// (`crate::scale_hook`).
+    pub scale_hook: Option<String>,
+    /// How often the scale hook checks the advice.
+    pub scale_interval_ms: u64,
 }
 
 impl Default for ServeOptions {
@@ -67,6 +74,9 @@ impl Default for ServeOptions {
             leader_lease_ms: 5_000,
             model_dir: None,
             model_poll_ms: 5_000,
+            autoscaler: rustci_scheduler::ScalePolicy::Reactive,
+            scale_hook: None,
+            scale_interval_ms: 10_000,
         }
     }
 }
@@ -167,6 +177,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         lease_ttl_ms: opts.lease_ttl_ms,
         record_decisions: opts.record_decisions,
         group_commit: true,
+        autoscaler: opts.autoscaler,
         ..LiveConfig::default()
     };
     // With Redis a replica starts as a standby on an empty placeholder state; it
@@ -232,6 +243,13 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             }
         }
     }));
+    if let Some(cmd) = &opts.scale_hook {
+        background.push(crate::scale_hook::spawn(
+            shared.clone(),
+            cmd.clone(),
+            Duration::from_millis(opts.scale_interval_ms.max(10)),
+        ));
+    }
     let metrics_addr = match opts.metrics_listen {
         Some(a) => {
             let l = TcpListener::bind(a)

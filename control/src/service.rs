@@ -827,7 +827,7 @@ impl pb::fleet_service_server::FleetService for FleetApi {
         req: Request<pb::GetScalingAdviceRequest>,
     ) -> Result<Response<pb::ScalingAdvice>, Status> {
         self.0.auth.authenticate(req.metadata())?;
-        let advice = self.0.live()?.scaling_advice();
+        let advice = self.0.live()?.scaling_advice()?;
         Ok(Response::new(pb::ScalingAdvice {
             pools: advice
                 .into_iter()

@@ -15,6 +15,7 @@ impl From<LiveError> for Status {
             LiveError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
             LiveError::Store(s) => store_status(&s),
             LiveError::Core(c) => Status::new(Code::Internal, format!("scheduler: {c}")),
+            LiveError::Autoscale(a) => Status::new(Code::Internal, format!("autoscaler: {a}")),
         }
     }
 }

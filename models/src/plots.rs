@@ -2,10 +2,46 @@
 //! CDF of absolute errors for the model and each baseline.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
 use crate::error::ModelError;
+
+/// Font files tried, in order, for the plots' text unless `RUSTCI_PLOT_FONT` names the
+/// one file to use. Debian's `fonts-dejavu-core` puts the first one there.
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+];
+
+/// Registers a sans-serif font for plotters once per process; false when none could be
+/// read. plotters draws text with ab_glyph (no system font libraries), which knows only
+/// registered fonts and fails on any text without one, SVG included; so every plot asks
+/// this first and draws no text at all when it is false, rather than failing.
+pub fn ensure_font() -> bool {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    *FONT.get_or_init(|| {
+        let from_env = std::env::var("RUSTCI_PLOT_FONT").ok();
+        let paths: Vec<&str> = match &from_env {
+            Some(p) => vec![p.as_str()],
+            None => FONT_CANDIDATES.to_vec(),
+        };
+        for path in paths {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            // plotters keeps fonts for the whole process ('static); one leak of one file.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                return true;
+            }
+        }
+        false
+    })
+}
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> ModelError {
     ModelError::Plot {
@@ -28,21 +64,28 @@ pub fn predicted_vs_actual(
         .chain(predicted_s)
         .fold(10.0f64, |m, &v| m.max(v))
         * 1.2;
+    let text = ensure_font();
     let root = SVGBackend::new(path, (720, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let mut builder = ChartBuilder::on(&root);
+    if text {
+        builder
+            .caption(title, ("sans-serif", 20))
+            .x_label_area_size(44)
+            .y_label_area_size(60);
+    }
+    let mut chart = builder
         .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(60)
         .build_cartesian_2d((1.0f64..hi).log_scale(), (1.0f64..hi).log_scale())
         .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("actual run time (s)")
-        .y_desc("predicted run time (s)")
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("actual run time (s)")
+            .y_desc("predicted run time (s)");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| plot_err(path, e))?;
     let step = (actual_s.len() / max_points.max(1)).max(1);
     chart
         .draw_series(
@@ -88,21 +131,28 @@ pub fn error_cdf(
             .collect();
         curves.push((*name, pts));
     }
+    let text = ensure_font();
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
+    let mut builder = ChartBuilder::on(&root);
+    if text {
+        builder
+            .caption(title, ("sans-serif", 20))
+            .x_label_area_size(44)
+            .y_label_area_size(50);
+    }
+    let mut chart = builder
         .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(50)
         .build_cartesian_2d((1.0f64..hi * 1.2).log_scale(), 0.0f64..1.0)
         .map_err(|e| plot_err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("absolute error (s)")
-        .y_desc("share of test jobs")
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("absolute error (s)")
+            .y_desc("share of test jobs");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(|e| plot_err(path, e))?;
     for (i, (name, pts)) in curves.into_iter().enumerate() {
         let color = colors[i % colors.len()];
         chart
@@ -111,13 +161,15 @@ pub fn error_cdf(
             .label(name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(|e| plot_err(path, e))?;
+    if text {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| plot_err(path, e))?;
+    }
     root.present().map_err(|e| plot_err(path, e))?;
     Ok(path.to_path_buf())
 }

@@ -8,7 +8,11 @@
 
 pub mod engine;
 pub mod fleet_file;
+pub mod html;
 pub mod outcome;
+pub mod plan;
+pub mod plots;
 pub mod report;
 pub mod simulate;
+pub mod sweep;
 pub mod workload;

@@ -1,6 +1,8 @@
 //! `rustci-sim`: replay a job history (or the built-in synthetic CI workload) against a
 //! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
 
+mod capacity;
+
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use rustci_scheduler::{
     Backfill, PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S,
 };
 use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
+use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, Report};
 use rustci_sim::simulate::{peak_runners, simulate, RunSpec};
 
@@ -40,7 +43,10 @@ Examples:
   # provision a runner, against a static fleet sized for the workload's peak:
   rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler predictive \
       --provisioning-delay-s 60 --output predictive.json
-  rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler static --peak-sized";
+  rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler static --peak-sized
+
+  # Plots (SVG and PNG) and a self-contained HTML report of one run:
+  rustci-sim run --autoscaler reactive --plots plots/ --html plots/report.html";
 
 #[derive(Parser, Debug)]
 #[command(name = "rustci-sim", version, about = "Discrete-event simulator for the rustci scheduler", after_help = EXAMPLES)]
@@ -60,6 +66,13 @@ enum Command {
     /// Print the built-in fleet file (a starting point for your own).
     #[command(after_help = "Example:\n  rustci-sim fleet > my-fleet.toml")]
     Fleet,
+    /// Run a grid of fleet sizes, policies, autoscaler settings and loads in parallel;
+    /// one report row per point (sweep.csv, sweep.json).
+    #[command(after_help = capacity::SWEEP_EXAMPLES)]
+    Sweep(capacity::SweepArgs),
+    /// Find the cheapest fleet (or autoscaler setting) that meets p95 wait targets.
+    #[command(after_help = capacity::PLAN_EXAMPLES)]
+    Plan(Box<capacity::PlanArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -214,6 +227,16 @@ struct RunArgs {
     /// Write the schedule as SWF (field 3 = simulated wait), for SWF input.
     #[arg(long)]
     swf_out: Option<PathBuf>,
+    /// Write plots of the run here, each as SVG and PNG: queue length and fleet size over
+    /// time, wait CDF per QoS class, per-tenant waits.
+    #[arg(long, value_name = "DIR")]
+    plots: Option<PathBuf>,
+    /// Write a self-contained HTML report (summary table and the plots inline).
+    #[arg(long, value_name = "FILE.html")]
+    html: Option<PathBuf>,
+    /// Tenants shown in the per-tenant wait plot (longest mean wait first).
+    #[arg(long, default_value_t = 15, value_name = "N")]
+    top_tenants: usize,
     /// Report on stdout as a table or as JSON.
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
@@ -236,6 +259,8 @@ fn main() {
     let result = match cli.command {
         Command::Run(args) => run(*args),
         Command::Generate(args) => generate_cmd(args),
+        Command::Sweep(args) => capacity::sweep_cmd(args),
+        Command::Plan(args) => capacity::plan_cmd(*args),
         Command::Fleet => {
             print!("{DEFAULT_CI_FLEET}");
             Ok(())
@@ -450,6 +475,15 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(path) = &args.swf_out {
         write_swf(path, &loaded, &out.facts.results)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if args.plots.is_some() || args.html.is_some() {
+        let data = RunPlotData::new(&out.facts, &report, &out.timeline, args.top_tenants);
+        if let Some(dir) = &args.plots {
+            data.write_all(dir)?;
+        }
+        if let Some(path) = &args.html {
+            rustci_sim::html::write(path, &report, &data)?;
+        }
     }
     match args.format {
         OutputFormat::Json => println!("{}", report.to_json_pretty()),

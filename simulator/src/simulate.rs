@@ -88,6 +88,103 @@ pub struct RunOutput {
     pub engine: EngineOutput,
     /// What the autoscaler did, when there was one.
     pub scaling: Option<ScalingFacts>,
+    /// Queue length and fleet size over the run (for plots).
+    pub timeline: Timeline,
+}
+
+/// Most samples a [`Timeline`] keeps: its step widens past this so a long trace costs
+/// no more than a short one (and plots stay small).
+pub const TIMELINE_MAX_SAMPLES: usize = 2000;
+
+/// Queue length and fleet size sampled every `step_s` (the autoscaler's interval, else
+/// one simulated minute, widened to at most [`TIMELINE_MAX_SAMPLES`]). Derived from the
+/// placements and the runners' lives after the run, so the engine's event loop pays
+/// nothing for it and every number is exact at its sample time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    pub step_s: f64,
+    pub samples: Vec<TimelineSample>,
+}
+
+/// The fleet at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimelineSample {
+    /// Seconds on the workload's clock.
+    pub t_s: f64,
+    /// Jobs submitted and not yet started (jobs that never started are not counted).
+    pub queued: u64,
+    /// Jobs running.
+    pub running: u64,
+    /// Runners ready to take jobs.
+    pub runners_ready: u64,
+    /// Runners paid for: asked for and not released (provisioning ones included).
+    pub runners_paid: u64,
+}
+
+impl Timeline {
+    /// Samples from `start_s` to `end_s` (both included) of the jobs in `results` and
+    /// either the autoscaled runners' lives or, without them, a fixed fleet of
+    /// `static_runners`.
+    pub fn sample(
+        results: &[JobResult],
+        scaling: Option<&ScalingFacts>,
+        static_runners: u64,
+        start_s: f64,
+        end_s: f64,
+    ) -> Self {
+        let span = (end_s - start_s).max(0.0);
+        let base = scaling.map_or(60.0, |s| s.interval_s).max(1.0);
+        let step_s = base.max(span / TIMELINE_MAX_SAMPLES as f64);
+        let sorted = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let submits = sorted(results.iter().map(|r| r.submit_s).collect());
+        let starts = sorted(results.iter().map(|r| r.start_s).collect());
+        let ends = sorted(results.iter().map(|r| r.end_s).collect());
+        // A runner released after it was ready leaves the ready count at its release;
+        // one released while provisioning never counted as ready.
+        let (requested, ready, released, released_ready) = match scaling {
+            Some(sc) => (
+                sorted(sc.runners.iter().map(|r| r.requested_s).collect()),
+                sorted(sc.runners.iter().filter_map(|r| r.ready_s).collect()),
+                sorted(sc.runners.iter().filter_map(|r| r.released_s).collect()),
+                sorted(
+                    sc.runners
+                        .iter()
+                        .filter(|r| r.ready_s.is_some())
+                        .filter_map(|r| r.released_s)
+                        .collect(),
+                ),
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+        };
+        // How many of `v` are at or before `t`.
+        let upto = |v: &[f64], t: f64| v.partition_point(|&x| x <= t) as u64;
+        let n = (span / step_s).floor() as usize + 1;
+        let samples = (0..n)
+            .map(|i| {
+                let t_s = (start_s + i as f64 * step_s).min(end_s.max(start_s));
+                let started = upto(&starts, t_s);
+                let (runners_ready, runners_paid) = if scaling.is_some() {
+                    (
+                        upto(&ready, t_s).saturating_sub(upto(&released_ready, t_s)),
+                        upto(&requested, t_s).saturating_sub(upto(&released, t_s)),
+                    )
+                } else {
+                    (static_runners, static_runners)
+                };
+                TimelineSample {
+                    t_s,
+                    queued: upto(&submits, t_s).saturating_sub(started),
+                    running: started.saturating_sub(upto(&ends, t_s)),
+                    runners_ready,
+                    runners_paid,
+                }
+            })
+            .collect();
+        Self { step_s, samples }
+    }
 }
 
 pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
@@ -251,11 +348,20 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         workload: spec.workload_name,
         seed: spec.seed,
     };
+    let static_runners = fleet.pools.iter().map(|p| u64::from(p.runners)).sum();
+    let timeline = Timeline::sample(
+        &facts.results,
+        scaling.as_ref(),
+        static_runners,
+        facts.sim_start_s,
+        facts.sim_end_s,
+    );
     Ok(RunOutput {
         facts,
         prepared,
         engine,
         scaling,
+        timeline,
     })
 }
 
@@ -293,4 +399,91 @@ pub fn peak_runners(records: &[JobRecord], fleet: &Fleet, load: f64) -> Vec<u32>
             u32::try_from((peak + per - 1) / per).unwrap_or(u32::MAX)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(submit_s: f64, start_s: f64, end_s: f64) -> JobResult {
+        JobResult {
+            index: 0,
+            id: String::new(),
+            tenant: "t".into(),
+            qos: "standard".into(),
+            submit_s,
+            start_s,
+            end_s,
+            slots: 1,
+            pool: "p".into(),
+            runner: 0,
+        }
+    }
+
+    fn span(requested_s: f64, ready_s: Option<f64>, released_s: Option<f64>) -> RunnerSpan {
+        RunnerSpan {
+            pool: 0,
+            requested_s,
+            ready_s,
+            released_s,
+            interrupted: false,
+        }
+    }
+
+    #[test]
+    fn timeline_counts_queue_running_and_runners_at_each_sample() {
+        // Two jobs at 0: one starts at once (0-150 s), one waits until 100 s (to 200 s).
+        let jobs = [job(0.0, 0.0, 150.0), job(0.0, 100.0, 200.0)];
+        let t = Timeline::sample(&jobs, None, 3, 0.0, 200.0);
+        assert_eq!(t.step_s, 60.0);
+        let q: Vec<(f64, u64, u64, u64)> = t
+            .samples
+            .iter()
+            .map(|s| (s.t_s, s.queued, s.running, s.runners_ready))
+            .collect();
+        assert_eq!(
+            q,
+            [
+                (0.0, 1, 1, 3),
+                (60.0, 1, 1, 3),
+                (120.0, 0, 2, 3),
+                (180.0, 0, 1, 3)
+            ]
+        );
+
+        // Autoscaled: one runner there from the start, one asked at 30 s and ready at
+        // 90 s, one asked at 30 s and released at 50 s before it was ready.
+        let scaling = ScalingFacts {
+            policy: "reactive".into(),
+            forecast: None,
+            interval_s: 30.0,
+            runners: vec![
+                span(0.0, Some(0.0), None),
+                span(30.0, Some(90.0), Some(150.0)),
+                span(30.0, None, Some(50.0)),
+            ],
+            evaluations: 0,
+            interruptions: 0,
+            retried_work_s: 0.0,
+            requeued_to_fallback: 0,
+            never_started: 0,
+            on_demand_cost_per_hour: Vec::new(),
+        };
+        let t = Timeline::sample(&jobs, Some(&scaling), 0, 0.0, 180.0);
+        assert_eq!(t.step_s, 30.0);
+        let r: Vec<(u64, u64)> = t
+            .samples
+            .iter()
+            .map(|s| (s.runners_ready, s.runners_paid))
+            .collect();
+        // t = 0, 30, 60, 90, 120, 150, 180
+        assert_eq!(r, [(1, 1), (1, 3), (1, 2), (2, 2), (2, 2), (1, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn timeline_step_widens_for_long_runs() {
+        let t = Timeline::sample(&[], None, 1, 0.0, 1e7);
+        assert!(t.samples.len() <= TIMELINE_MAX_SAMPLES + 1);
+        assert!(t.step_s >= 1e7 / TIMELINE_MAX_SAMPLES as f64);
+    }
 }

@@ -1,0 +1,168 @@
+//! Scaling advice over a real socket: GetScalingAdvice gives each pool's desired runners
+//! from the core's autoscaler with its reason, and `--scale-hook` runs a command with the
+//! new count when it changes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustci_control::live::ManualClock;
+use rustci_control::pb::fleet_service_client::FleetServiceClient;
+use rustci_control::pb::job_service_client::JobServiceClient;
+use rustci_control::pb::runner_service_client::RunnerServiceClient;
+use rustci_control::pb::*;
+use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use rustci_scheduler::ScalePolicy;
+use tonic::transport::Channel;
+
+const T0: i64 = 1_700_000_000_000;
+
+async fn serve(
+    dir: &Path,
+    autoscaler: ScalePolicy,
+    hook: Option<String>,
+) -> (RunningServer, Channel) {
+    let srv = start_with_clock(
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.to_path_buf(),
+            // Runners never time out in virtual time.
+            lease_ttl_ms: 1_000_000_000_000,
+            autoscaler,
+            scale_hook: hook,
+            scale_interval_ms: 20,
+            ..ServeOptions::default()
+        },
+        Arc::new(ManualClock::new(T0)),
+    )
+    .await
+    .expect("server");
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    (srv, ch)
+}
+
+/// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
+/// wait.
+async fn load(ch: &Channel, jobs: u64) {
+    RunnerServiceClient::new(ch.clone())
+        .register_runner(RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+    let mut api = JobServiceClient::new(ch.clone());
+    for i in 1..=jobs {
+        api.submit_job(SubmitJobRequest {
+            request_id: format!("req-{i}"),
+            tenant: "team".into(),
+            labels: vec!["linux".into()],
+            command: "true".into(),
+            requested_ms: 60_000,
+            ..Default::default()
+        })
+        .await
+        .expect("submit");
+    }
+}
+
+async fn advice(ch: &Channel) -> Vec<PoolAdvice> {
+    FleetServiceClient::new(ch.clone())
+        .get_scaling_advice(GetScalingAdviceRequest {})
+        .await
+        .expect("advice")
+        .into_inner()
+        .pools
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advice_asks_for_more_runners_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Reactive, None).await;
+    load(&ch, 3).await;
+    let pools = advice(&ch).await;
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    let lin = &pools[0];
+    assert_eq!(lin.pool, "lin");
+    assert_eq!(lin.current_runners, 1);
+    assert_eq!(
+        lin.desired_runners, 3,
+        "1 running + 2 waiting one-slot jobs"
+    );
+    assert!(lin.reason.starts_with("reactive:"), "{}", lin.reason);
+    assert!(lin.reason.contains("3 slots"), "{}", lin.reason);
+    srv.stop().await.expect("stop");
+
+    // The static policy keeps the registered fleet whatever waits.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Static, None).await;
+    load(&ch, 3).await;
+    let pools = advice(&ch).await;
+    assert_eq!(pools[0].desired_runners, 1, "{pools:?}");
+    assert!(pools[0].reason.starts_with("static"), "{}", pools[0].reason);
+    srv.stop().await.expect("stop");
+}
+
+/// Reads `KEY=VALUE` lines.
+fn env_file(path: &Path) -> Option<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_hook_runs_with_the_new_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("hook.env");
+    // Written to a temporary file and renamed: the test never reads half a file.
+    let hook = format!(
+        "env | grep '^RUSTCI_' > '{out}.tmp' && mv '{out}.tmp' '{out}'",
+        out = out.display()
+    );
+    let (srv, ch) = serve(&dir.path().join("data"), ScalePolicy::Reactive, Some(hook)).await;
+    load(&ch, 3).await;
+
+    // The hook may first see an earlier count (0 before the jobs came); it converges.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let env = loop {
+        if let Some(env) = env_file(&out) {
+            if env.get("RUSTCI_DESIRED").map(String::as_str) == Some("3") {
+                break env;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hook did not report RUSTCI_DESIRED=3 in time; last: {:?}",
+            env_file(&out)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(env.get("RUSTCI_POOL").map(String::as_str), Some("lin"));
+    assert_eq!(env.get("RUSTCI_CURRENT").map(String::as_str), Some("1"));
+    let reason = env.get("RUSTCI_REASON").cloned().unwrap_or_default();
+    assert!(reason.starts_with("reactive:"), "{reason}");
+    srv.stop().await.expect("stop");
+}
+
+/// A hook that fails is logged, and the service keeps answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_scale_hook_is_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Reactive, Some("exit 3".into())).await;
+    load(&ch, 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pools = advice(&ch).await;
+    assert_eq!(pools[0].desired_runners, 2, "{pools:?}");
+    srv.stop().await.expect("stop");
+}

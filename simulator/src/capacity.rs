@@ -1,0 +1,277 @@
+//! The `sweep` and `plan` subcommands of `rustci-sim` (capacity planning); the logic is
+//! in the library (`rustci_sim::sweep`, `rustci_sim::plan`).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustci_datasets::synthetic::SyntheticConfig;
+use rustci_datasets::TraceFormat;
+use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
+use rustci_sim::fleet_file::Fleet;
+use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
+use rustci_sim::sweep::{run_grid, write_rows, Grid, PredictorSpec, WorkloadSpec};
+
+pub const SWEEP_EXAMPLES: &str = "\
+Examples:
+  # The 100-point benchmark grid (1 week, 500 runners): sizes x policies x loads
+  rustci-sim sweep --grid simulator/grids/bench-100.toml --out /tmp/sweep100
+
+  # A small grid of your own:
+  cat > grid.toml <<'EOF'
+  fleet = \"my-fleet.toml\"        # relative to this file; default: the built-in fleet
+  scale = [0.5, 1, 2]
+  policy = [\"easy\", \"fairshare\"]
+  load = [1, 2]
+  [workload]
+  synthetic = { seed = 1, days = 1 }
+  EOF
+  rustci-sim sweep --grid grid.toml --out sweep-out   # writes sweep.csv, sweep.json
+
+Grid axes (all lists, all optional): scale | runners, policy, autoscaler, idle_timeout_s,
+target_scale, min_runners, max_runners, provisioning_delay_s, load. See the README,
+\"Capacity planning: sweep and plan\".";
+
+pub const PLAN_EXAMPLES: &str = "\
+Examples:
+  # The cheapest fixed fleet for the synthetic week with standard jobs' p95 wait <= 300 s:
+  rustci-sim plan --fleet simulator/fleets/default-ci.toml \\
+      --target 'standard:p95<=300' --target 'urgent:p95<=60' --format json \\
+      --fleet-out planned.toml
+  rustci-sim run --fleet planned.toml --format json      # replays it
+
+  # The shortest reactive idle timeout that meets the target on a trace:
+  rustci-sim plan --fleet simulator/fleets/travis.toml --trace projects/ \\
+      --autoscaler reactive --target 'standard:p95<=120'
+
+A target that no fleet within the bounds meets exits with status 1, naming the class and
+its best p95.";
+
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Grid file (TOML): the workload, the fleet and the axes.
+    #[arg(long, value_name = "GRID.toml")]
+    grid: PathBuf,
+    /// Output folder: sweep.csv and sweep.json, one row per point.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Points run at once (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PlanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PlanAutoscaler {
+    Static,
+    Reactive,
+    Predictive,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PlanPredictor {
+    Requested,
+    Tsafrir,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// Fleet file (TOML) whose pools are scaled. Default: the built-in CI fleet.
+    #[arg(long)]
+    fleet: Option<PathBuf>,
+    /// A p95 wait target, `CLASS:p95<=SECONDS` (repeat for several classes).
+    #[arg(long = "target", value_name = "CLASS:p95<=SECONDS", required = true)]
+    targets: Vec<String>,
+    /// Trace file or directory; without it, the synthetic CI workload.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Trace format; inferred when omitted.
+    #[arg(long, value_name = "swf|travis|gha|csv")]
+    trace_format: Option<String>,
+    /// Seed of the synthetic workload.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days of synthetic workload (default 7).
+    #[arg(long)]
+    days: Option<f64>,
+    /// Mean synthetic jobs per weekday.
+    #[arg(long)]
+    jobs_per_day: Option<f64>,
+    /// Scheduling policy (as `run --policy`).
+    #[arg(long, default_value = "easy")]
+    policy: String,
+    /// Arrival-rate multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    load: f64,
+    /// Run-time estimates.
+    #[arg(long, value_enum, default_value_t = PlanPredictor::Requested)]
+    predictor: PlanPredictor,
+    /// Plan an autoscaler setting instead of fixed runner counts: static scales the
+    /// runners, reactive searches the idle timeout, predictive the target_scale.
+    #[arg(long, value_enum)]
+    autoscaler: Option<PlanAutoscaler>,
+    /// The largest fleet tried: this multiple of every pool's runners.
+    #[arg(long, default_value_t = 8.0)]
+    max_scale: f64,
+    /// Reactive: the longest idle timeout tried, seconds.
+    #[arg(long, default_value_t = 14_400)]
+    max_idle_timeout_s: u64,
+    /// Candidate fleets simulated at once (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Write the chosen fleet as a fleet file (replay with `run --fleet`).
+    #[arg(long, value_name = "FILE.toml")]
+    fleet_out: Option<PathBuf>,
+    /// The answer on stdout as a table or as JSON.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    format: PlanFormat,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+fn threads(arg: Option<usize>) -> Result<usize> {
+    match arg {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
+    let grid = Grid::load(&args.grid)?;
+    let workload = grid.workload.load()?;
+    let threads = threads(args.threads)?;
+    let bar = bar(
+        args.quiet,
+        Some(grid.points.len() as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} points ({eta} left)",
+    );
+    let rows = run_grid(&grid, &workload, threads, &|done| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    write_rows(&args.out, &rows)?;
+    eprintln!(
+        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json",
+        rows.len(),
+        workload.records.len(),
+        threads,
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn plan_cmd(args: PlanArgs) -> Result<()> {
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| Target::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let fleet = match &args.fleet {
+        Some(p) => Fleet::load(p)?,
+        None => Fleet::default_ci()?,
+    };
+    if !(args.load.is_finite() && args.load > 0.0) {
+        anyhow::bail!("--load must be a positive number, got {}", args.load);
+    }
+    PolicyConfig::named(&args.policy).context("--policy")?;
+    rustci_sim::plan::check_targets(&targets, &fleet)?;
+    let workload = match &args.trace {
+        Some(path) => WorkloadSpec::Trace {
+            path: path.clone(),
+            format: match &args.trace_format {
+                Some(f) => Some(f.parse::<TraceFormat>().context("--trace-format")?),
+                None => None,
+            },
+        },
+        None => {
+            let mut cfg = SyntheticConfig {
+                seed: args.seed,
+                ..SyntheticConfig::default()
+            };
+            if let Some(d) = args.days {
+                cfg.days = d;
+            }
+            if let Some(j) = args.jobs_per_day {
+                cfg.jobs_per_day = j;
+            }
+            WorkloadSpec::Synthetic(Box::new(cfg))
+        }
+    }
+    .load()?;
+    let default_ms = 3600 * MS_PER_S;
+    // As `run` does: the flag, else the fleet file's `[autoscaler] policy`, so that the
+    // written fleet replays the run that was planned.
+    let autoscaler = match (args.autoscaler, fleet.autoscaler_policy()) {
+        (Some(a), _) => Some(match a {
+            PlanAutoscaler::Static => ScalePolicy::Static,
+            PlanAutoscaler::Reactive => ScalePolicy::Reactive,
+            PlanAutoscaler::Predictive => ScalePolicy::Predictive,
+        }),
+        (None, Some(name)) => Some(ScalePolicy::named(name).context("[autoscaler] policy")?),
+        (None, None) => None,
+    };
+    let spec = PlanSpec {
+        fleet,
+        targets,
+        policy: args.policy.clone(),
+        load: args.load,
+        predictor: match args.predictor {
+            PlanPredictor::Requested => PredictorSpec::Requested { default_ms },
+            PlanPredictor::Tsafrir => PredictorSpec::Tsafrir { default_ms },
+        },
+        autoscaler,
+        max_scale: args.max_scale,
+        max_idle_timeout_s: args.max_idle_timeout_s,
+        threads: threads(args.threads)?,
+    };
+    let bar = bar(
+        args.quiet,
+        None,
+        "{elapsed_precise} {spinner} {pos} candidate fleets simulated",
+    );
+    let result = plan(&spec, &workload, &|n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let result = result?;
+    if let Some(path) = &args.fleet_out {
+        std::fs::write(path, fleet_toml(&result.fleet, spec.autoscaler))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match args.format {
+        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
+        PlanFormat::Table => print!("{}", result.human()),
+    }
+    Ok(())
+}

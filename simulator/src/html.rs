@@ -1,0 +1,128 @@
+//! The self-contained HTML report of one run: the summary table and every run plot as
+//! inline SVG (no scripts, styles or images from anywhere else), so the one file can be
+//! mailed or attached to a CI run and still show everything.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::plots::{PlotError, RunPlot, RunPlotData};
+use crate::report::Report;
+
+#[derive(Debug, Error)]
+pub enum HtmlError {
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn num(v: Option<f64>, digits: usize) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.digits$}"),
+        _ => "–".to_string(),
+    }
+}
+
+/// The report as one HTML document.
+pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError> {
+    let mut h = String::new();
+    let title = format!("rustci-sim report: {}", report.workload);
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         th:first-child,td:first-child{{text-align:left}}figure{{margin:2em 0}}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
+        esc(&title),
+        esc(&title)
+    );
+    let _ = writeln!(
+        h,
+        "<p>policy <b>{}</b>, predictor <b>{}</b>{}</p>",
+        esc(&report.policy),
+        esc(&report.predictor),
+        report
+            .autoscaler
+            .as_ref()
+            .map(|a| format!(", autoscaler <b>{}</b>", esc(&a.policy)))
+            .unwrap_or_default()
+    );
+    h.push_str("<table id=\"summary\">\n<tr><th>figure</th><th>value</th></tr>\n");
+    let rows: [(&str, String); 10] = [
+        ("jobs", report.jobs.to_string()),
+        ("runner-hours", num(Some(report.runner_hours), 1)),
+        ("cost", num(Some(report.cost), 2)),
+        ("wait mean (s)", num(report.wait_mean_s, 1)),
+        ("wait p50 (s)", num(report.wait_p50_s, 1)),
+        ("wait p95 (s)", num(report.wait_p95_s, 1)),
+        ("wait p99 (s)", num(report.wait_p99_s, 1)),
+        ("bounded slowdown, mean", num(report.bsld_mean, 2)),
+        ("utilization", num(Some(report.utilization), 3)),
+        ("Jain fairness (tenant bsld)", num(report.jain_fairness, 3)),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h.push_str("</table>\n<table id=\"qos\">\n<tr><th>QoS class</th><th>jobs</th><th>wait mean (s)</th><th>wait p95 (s)</th><th>within target</th></tr>\n");
+    for (name, q) in &report.qos {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(name),
+            q.jobs,
+            num(q.wait_mean_s, 1),
+            num(q.wait_p95_s, 1),
+            num(q.within_target.map(|x| x * 100.0), 1) + "%"
+        );
+    }
+    h.push_str("</table>\n");
+    for plot in RunPlot::ALL {
+        let svg = plots.svg(plot)?;
+        // plotters' SVG has no XML prolog, but a future one must not land mid-document.
+        let body = match svg.find("<svg") {
+            Some(i) => &svg[i..],
+            None => svg.as_str(),
+        };
+        let _ = write!(
+            h,
+            "<figure id=\"plot-{}\">\n<figcaption>{}</figcaption>\n{}\n</figure>\n",
+            plot.id(),
+            esc(plot.title()),
+            body
+        );
+    }
+    h.push_str("</body>\n</html>\n");
+    Ok(h)
+}
+
+/// Writes [`render`] to `path`.
+pub fn write(path: &Path, report: &Report, plots: &RunPlotData) -> Result<(), HtmlError> {
+    let html = render(report, plots)?;
+    std::fs::write(path, html).map_err(|source| HtmlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}

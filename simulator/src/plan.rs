@@ -1,0 +1,796 @@
+//! `rustci-sim plan`: the cheapest fleet (or autoscaler setting) found that meets p95
+//! wait targets per QoS class, each candidate a simulation.
+//!
+//! The search assumes that more capacity never makes a class's p95 worse (true for the
+//! policies here up to small effects of ordering). It is a heuristic, not an exhaustive
+//! search, but it never returns a fleet it has not simulated meeting every target:
+//!
+//! - fixed fleets (no autoscaler, or `static`): the largest fleet (`--max-scale` x every
+//!   pool) must meet the targets, else the answer is "cannot be met" with each failing
+//!   class's best p95. Then a binary search for the smallest common multiplier, then per
+//!   pool (most expensive first) a binary search for the fewest runners with the others
+//!   fixed.
+//! - `reactive`: the shortest idle timeout (whole seconds up to `max_idle_timeout_s`).
+//! - `predictive`: the largest `target_scale` in [0, 1] (steps of 0.001).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rustci_scheduler::{LabelSet, ScalePolicy};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::fleet_file::{Fleet, FleetError};
+use crate::report::Report;
+use crate::simulate::SimError;
+use crate::sweep::{run_fleet, scale_count, PredictorSpec, Workload};
+
+/// Steps of the common multiplier and of `target_scale` between 0 and their bound.
+const STEPS: u64 = 1000;
+
+#[derive(Debug, Error)]
+pub enum PlanError {
+    #[error("target {text:?}: {field}: {reason}")]
+    Target {
+        text: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error("{field}: {reason}")]
+    Setting { field: &'static str, reason: String },
+    #[error("no target: give at least one --target CLASS:p95<=SECONDS")]
+    NoTarget,
+    #[error(
+        "class {class}: {jobs} of its jobs need labels or slots that no pool of the fleet \
+         has; no fleet size can run them, so its p95 target cannot be met"
+    )]
+    Unschedulable { class: String, jobs: u64 },
+    #[error("class {class}: no jobs of this class in the workload; its p95 is undefined")]
+    NoJobs { class: String },
+    #[error("no fleet within the search bounds meets the targets ({bound}): {reasons}")]
+    Unreachable { bound: String, reasons: String },
+    #[error("replaying the chosen fleet: class {class} has p95 {p95_s} s, above its target {target_s} s")]
+    Replay {
+        class: String,
+        p95_s: f64,
+        target_s: f64,
+    },
+    #[error("replaying the chosen fleet gave other figures than the search's run of it")]
+    NotReproduced,
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+}
+
+/// `CLASS:p95<=SECONDS`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Target {
+    pub class: String,
+    pub p95_s: f64,
+}
+
+impl Target {
+    /// Parses `CLASS:p95<=SECONDS` (an `s` after the number is allowed). The class is
+    /// checked against a fleet by [`check_targets`].
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let bad = |field, reason: String| PlanError::Target {
+            text: text.to_string(),
+            field,
+            reason,
+        };
+        let Some((class, cond)) = text.split_once(':') else {
+            return Err(bad(
+                "syntax",
+                "expected CLASS:p95<=SECONDS, e.g. standard:p95<=300".into(),
+            ));
+        };
+        let class = class.trim();
+        if class.is_empty() {
+            return Err(bad("class", "empty QoS class name".into()));
+        }
+        let Some((metric, value)) = cond.split_once("<=") else {
+            return Err(bad(
+                "syntax",
+                "expected p95<=SECONDS after the class, e.g. standard:p95<=300".into(),
+            ));
+        };
+        let metric = metric.trim();
+        if metric != "p95" {
+            return Err(bad(
+                "metric",
+                format!("{metric:?} is not supported; only p95 (the 95th percentile wait)"),
+            ));
+        }
+        let value = value.trim();
+        let number = value.strip_suffix('s').unwrap_or(value).trim();
+        let seconds: f64 = number
+            .parse()
+            .map_err(|_| bad("seconds", format!("{value:?} is not a number of seconds")))?;
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(bad(
+                "seconds",
+                format!("must be a finite number >= 0, got {value}"),
+            ));
+        }
+        Ok(Self {
+            class: class.to_string(),
+            p95_s: seconds,
+        })
+    }
+}
+
+/// Checks that every target names a class of `fleet`, once.
+pub fn check_targets(targets: &[Target], fleet: &Fleet) -> Result<(), PlanError> {
+    if targets.is_empty() {
+        return Err(PlanError::NoTarget);
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let text = format!("{}:p95<={}", t.class, t.p95_s);
+        if !fleet.qos.iter().any(|q| q.name == t.class) {
+            let names: Vec<&str> = fleet.qos.iter().map(|q| q.name.as_str()).collect();
+            return Err(PlanError::Target {
+                text,
+                field: "class",
+                reason: format!(
+                    "no QoS class {:?} in the fleet (classes: {})",
+                    t.class,
+                    names.join(", ")
+                ),
+            });
+        }
+        if targets[..i].iter().any(|o| o.class == t.class) {
+            return Err(PlanError::Target {
+                text,
+                field: "class",
+                reason: "a second target for the same class".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanSpec {
+    pub fleet: Fleet,
+    pub targets: Vec<Target>,
+    pub policy: String,
+    pub load: f64,
+    pub predictor: PredictorSpec,
+    /// `None`: a fixed fleet.
+    pub autoscaler: Option<ScalePolicy>,
+    /// Largest multiplier of every pool's runners tried (fixed fleets).
+    pub max_scale: f64,
+    /// Longest idle timeout tried (reactive), seconds.
+    pub max_idle_timeout_s: u64,
+    /// Candidates simulated at once.
+    pub threads: usize,
+}
+
+/// One target as the chosen fleet meets it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetResult {
+    pub class: String,
+    pub target_p95_s: f64,
+    pub p95_s: f64,
+    /// `target_p95_s - p95_s` (>= 0).
+    pub margin_s: f64,
+}
+
+/// One pool of the chosen fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanPool {
+    pub name: String,
+    pub runners: u32,
+    pub slots: u32,
+    pub cost_per_hour: f64,
+}
+
+/// The answer: the chosen fleet, its cost, the margins and the replayed report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanResult {
+    pub pools: Vec<PlanPool>,
+    /// The pools' `runners` (the static size; under reactive or predictive the report's
+    /// `autoscaler.peak_runners` is the most that ran at once).
+    pub total_runners: u64,
+    pub policy: String,
+    pub load: f64,
+    pub autoscaler: Option<String>,
+    /// Reactive: the chosen idle timeout (every pool).
+    pub idle_timeout_s: Option<f64>,
+    /// Predictive: the chosen `target_scale`.
+    pub target_scale: Option<f64>,
+    pub cost: f64,
+    pub runner_hours: f64,
+    pub targets: Vec<TargetResult>,
+    /// Simulations the search ran (the replay not counted).
+    pub simulations: usize,
+    pub report: Report,
+    /// The chosen fleet, as a fleet file can give it.
+    #[serde(skip)]
+    pub fleet: Fleet,
+}
+
+/// Per class, how many jobs of `workload` no pool of `fleet` can run (labels or slots),
+/// whatever its size. Counted as `workload::prepare` and the engine refuse them.
+pub fn unschedulable_by_class(workload: &Workload, fleet: &Fleet) -> BTreeMap<String, u64> {
+    let names = fleet.label_names();
+    let specs = fleet.pool_specs();
+    let default = fleet.default_qos_index();
+    let mut out = BTreeMap::new();
+    for r in &workload.records {
+        if r.run_s.is_none_or(|s| s < 0) || r.slots == 0 {
+            continue;
+        }
+        let runnable = LabelSet::from_names(&names, &r.labels).is_ok_and(|labels| {
+            specs
+                .iter()
+                .any(|s| s.labels.covers(labels) && s.slots_per_runner >= r.slots)
+        });
+        if !runnable {
+            let class = r
+                .qos
+                .as_deref()
+                .and_then(|q| fleet.qos.iter().position(|c| c.name == q))
+                .unwrap_or(default);
+            if let Some(c) = fleet.qos.get(class) {
+                *out.entry(c.name.clone()).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The knob the search turns; larger is more capacity.
+#[derive(Debug, Clone, Copy)]
+enum Knob {
+    /// Every pool's runners x `max_scale * k / STEPS`.
+    Uniform,
+    /// Pool `i`'s runners = k.
+    Pool(usize),
+    /// Idle timeout k seconds (reactive).
+    IdleTimeout,
+    /// `target_scale = 1 - k / STEPS` (predictive).
+    TargetScale,
+}
+
+struct Search<'a> {
+    spec: &'a PlanSpec,
+    workload: &'a Workload,
+    simulations: usize,
+    progress: &'a dyn Fn(usize),
+}
+
+impl Search<'_> {
+    fn fleet_at(&self, base: &Fleet, knob: Knob, k: u64) -> Result<Fleet, PlanError> {
+        let mut f = base.clone();
+        match knob {
+            Knob::Uniform => {
+                let x = self.spec.max_scale * k as f64 / STEPS as f64;
+                for (p, b) in f.pools.iter_mut().zip(&self.spec.fleet.pools) {
+                    p.runners = scale_count(b.runners, x);
+                }
+            }
+            Knob::Pool(i) => {
+                if let Some(p) = f.pools.get_mut(i) {
+                    p.runners = u32::try_from(k).unwrap_or(u32::MAX).max(1);
+                }
+            }
+            Knob::IdleTimeout => f.set_idle_timeout(k as f64),
+            Knob::TargetScale => {
+                // (STEPS - k) / STEPS rather than 1 - k / STEPS: 0.094, not 0.0939999...
+                f.autoscaler
+                    .get_or_insert_with(Default::default)
+                    .target_scale = STEPS.saturating_sub(k) as f64 / STEPS as f64;
+            }
+        }
+        f.recheck("plan candidate")?;
+        Ok(f)
+    }
+
+    /// The targets `report` misses, as "class X: p95 A s > B s".
+    fn misses(&self, report: &Report) -> Vec<String> {
+        self.spec
+            .targets
+            .iter()
+            .filter_map(|t| {
+                let p95 = report.qos.get(&t.class).and_then(|q| q.wait_p95_s);
+                match p95 {
+                    Some(x) if x <= t.p95_s => None,
+                    Some(x) => Some(format!(
+                        "class {}: best p95 {x} s, target {} s",
+                        t.class, t.p95_s
+                    )),
+                    None => Some(format!("class {}: no job ran", t.class)),
+                }
+            })
+            .collect()
+    }
+
+    /// Simulates `fleets` at once, one thread each (at most `spec.threads` at a time).
+    fn eval_many(&mut self, fleets: &[Fleet]) -> Result<Vec<Report>, PlanError> {
+        let mut out = Vec::with_capacity(fleets.len());
+        for chunk in fleets.chunks(self.spec.threads.max(1)) {
+            let (spec, workload) = (self.spec, self.workload);
+            let reports: Vec<Result<Report, SimError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|f| {
+                        scope.spawn(move || {
+                            run_fleet(
+                                workload,
+                                f,
+                                &spec.policy,
+                                spec.autoscaler,
+                                spec.load,
+                                spec.predictor,
+                            )
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| match h.join() {
+                        Ok(r) => r,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    })
+                    .collect()
+            });
+            for r in reports {
+                out.push(r?);
+                self.simulations += 1;
+                (self.progress)(self.simulations);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The smallest `k` in `(fail, meet]` whose fleet meets the targets, given that `meet`
+    /// does (with `meet_report`) and `fail` is taken as failing. Each round splits the
+    /// interval at `spec.threads` points simulated at once (a binary search on one core).
+    fn smallest(
+        &mut self,
+        base: &Fleet,
+        knob: Knob,
+        mut fail: u64,
+        mut meet: u64,
+        mut meet_fleet: Fleet,
+        mut meet_report: Report,
+    ) -> Result<(Fleet, Report), PlanError> {
+        let split = self.spec.threads.max(1) as u64;
+        while meet - fail > 1 {
+            let m = split.min(meet - fail - 1);
+            let mut ks: Vec<u64> = (1..=m)
+                .map(|j| fail + (meet - fail) * j / (m + 1))
+                .collect();
+            ks.dedup();
+            let fleets = ks
+                .iter()
+                .map(|&k| self.fleet_at(base, knob, k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let reports = self.eval_many(&fleets)?;
+            // The smallest k that meets the targets; below it, the largest that does not.
+            let mut found = None;
+            for (i, (k, r)) in ks.iter().zip(&reports).enumerate() {
+                if self.misses(r).is_empty() {
+                    found = Some(i);
+                    meet = *k;
+                    break;
+                }
+                fail = *k;
+            }
+            if let Some(i) = found {
+                meet_fleet = fleets[i].clone();
+                meet_report = reports[i].clone();
+            }
+        }
+        Ok((meet_fleet, meet_report))
+    }
+}
+
+/// Finds the cheapest fleet (or autoscaler setting) found that meets every target, and
+/// replays it. `progress` gets the number of simulations run so far.
+pub fn plan(
+    spec: &PlanSpec,
+    workload: &Workload,
+    progress: &dyn Fn(usize),
+) -> Result<PlanResult, PlanError> {
+    check_targets(&spec.targets, &spec.fleet)?;
+    if !(spec.max_scale.is_finite() && spec.max_scale > 0.0) {
+        return Err(PlanError::Setting {
+            field: "--max-scale",
+            reason: format!("must be > 0, got {}", spec.max_scale),
+        });
+    }
+    let unschedulable = unschedulable_by_class(workload, &spec.fleet);
+    for t in &spec.targets {
+        if let Some(&jobs) = unschedulable.get(&t.class) {
+            return Err(PlanError::Unschedulable {
+                class: t.class.clone(),
+                jobs,
+            });
+        }
+    }
+    let mut s = Search {
+        spec,
+        workload,
+        simulations: 0,
+        progress,
+    };
+    let fixed = matches!(spec.autoscaler, None | Some(ScalePolicy::Static));
+    let (knob, top, bound) = match spec.autoscaler {
+        Some(ScalePolicy::Reactive) => (
+            Knob::IdleTimeout,
+            spec.max_idle_timeout_s,
+            format!("idle timeout up to {} s", spec.max_idle_timeout_s),
+        ),
+        Some(ScalePolicy::Predictive) => (
+            Knob::TargetScale,
+            STEPS,
+            "target_scale down to 0".to_string(),
+        ),
+        _ => (
+            Knob::Uniform,
+            STEPS,
+            format!("--max-scale {} x every pool", spec.max_scale),
+        ),
+    };
+    let biggest = s.fleet_at(&spec.fleet, knob, top)?;
+    let least = s.fleet_at(&spec.fleet, knob, 0)?;
+    let [top_report, least_report]: [Report; 2] = s
+        .eval_many(&[biggest.clone(), least.clone()])?
+        .try_into()
+        .map_err(|_| PlanError::NotReproduced)?;
+    for t in &spec.targets {
+        if top_report.qos.get(&t.class).is_none_or(|q| q.jobs == 0) {
+            return Err(PlanError::NoJobs {
+                class: t.class.clone(),
+            });
+        }
+    }
+    let misses = s.misses(&top_report);
+    if !misses.is_empty() {
+        return Err(PlanError::Unreachable {
+            bound,
+            reasons: misses.join("; "),
+        });
+    }
+    // When the least capacity meets the targets, there is nothing to search.
+    let (mut fleet, mut report) = if s.misses(&least_report).is_empty() {
+        (least, least_report)
+    } else {
+        s.smallest(&spec.fleet, knob, 0, top, biggest, top_report)?
+    };
+    if fixed {
+        // Trim pool by pool, the most expensive (price x runners) first.
+        let mut order: Vec<usize> = (0..fleet.pools.len()).collect();
+        order.sort_by(|&a, &b| {
+            let cost = |i: usize| fleet.pools[i].cost_per_hour * f64::from(fleet.pools[i].runners);
+            cost(b).total_cmp(&cost(a)).then(a.cmp(&b))
+        });
+        for i in order {
+            let n = u64::from(fleet.pools[i].runners);
+            if n <= 1 {
+                continue;
+            }
+            let base = fleet.clone();
+            (fleet, report) = s.smallest(&base, Knob::Pool(i), 0, n, base.clone(), report)?;
+        }
+    }
+    let simulations = s.simulations;
+
+    // The replay: the chosen fleet once more, exactly as `run --fleet` would run it.
+    let replayed = run_fleet(
+        workload,
+        &fleet,
+        &spec.policy,
+        spec.autoscaler,
+        spec.load,
+        spec.predictor,
+    )?;
+    if replayed.qos != report.qos || replayed.cost != report.cost {
+        return Err(PlanError::NotReproduced);
+    }
+    let mut targets = Vec::new();
+    for t in &spec.targets {
+        let p95 = replayed
+            .qos
+            .get(&t.class)
+            .and_then(|q| q.wait_p95_s)
+            .unwrap_or(f64::INFINITY);
+        if p95 > t.p95_s {
+            return Err(PlanError::Replay {
+                class: t.class.clone(),
+                p95_s: p95,
+                target_s: t.p95_s,
+            });
+        }
+        targets.push(TargetResult {
+            class: t.class.clone(),
+            target_p95_s: t.p95_s,
+            p95_s: p95,
+            margin_s: t.p95_s - p95,
+        });
+    }
+    let settings = fleet.autoscaler.clone().unwrap_or_default();
+    Ok(PlanResult {
+        pools: fleet
+            .pools
+            .iter()
+            .map(|p| PlanPool {
+                name: p.name.clone(),
+                runners: p.runners,
+                slots: p.slots,
+                cost_per_hour: p.cost_per_hour,
+            })
+            .collect(),
+        total_runners: fleet.total_runners(),
+        policy: spec.policy.clone(),
+        load: spec.load,
+        autoscaler: spec.autoscaler.map(|a| a.name().to_string()),
+        idle_timeout_s: matches!(spec.autoscaler, Some(ScalePolicy::Reactive))
+            .then(|| fleet.pools.first().map_or(0.0, |p| p.idle_timeout_s)),
+        target_scale: matches!(spec.autoscaler, Some(ScalePolicy::Predictive))
+            .then_some(settings.target_scale),
+        cost: replayed.cost,
+        runner_hours: replayed.runner_hours,
+        targets,
+        simulations,
+        report: replayed,
+        fleet,
+    })
+}
+
+impl PlanResult {
+    /// A short human summary.
+    pub fn human(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "chosen fleet ({} simulations, policy {}, load {}{}):",
+            self.simulations,
+            self.policy,
+            self.load,
+            self.autoscaler
+                .as_deref()
+                .map(|a| format!(", autoscaler {a}"))
+                .unwrap_or_default()
+        );
+        let scaled = self
+            .report
+            .autoscaler
+            .as_ref()
+            .filter(|a| a.policy != "static");
+        for p in &self.pools {
+            // Under a dynamic autoscaler `runners` is only the static size; the peak is
+            // what the run reached.
+            match scaled.and_then(|a| a.pools.get(&p.name)) {
+                Some(a) => {
+                    let _ = writeln!(
+                        s,
+                        "  {:<16} peak {:>6} runners x {} slots at {}/h",
+                        p.name, a.peak_runners, p.slots, p.cost_per_hour
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "  {:<16} {:>6} runners x {} slots at {}/h",
+                        p.name, p.runners, p.slots, p.cost_per_hour
+                    );
+                }
+            }
+        }
+        if let Some(t) = self.idle_timeout_s {
+            let _ = writeln!(s, "  idle timeout {t} s");
+        }
+        if let Some(t) = self.target_scale {
+            let _ = writeln!(s, "  target_scale {t}");
+        }
+        let total = match scaled {
+            Some(a) => format!("peak {} runners", a.peak_runners),
+            None => format!("{} runners", self.total_runners),
+        };
+        let _ = writeln!(
+            s,
+            "total {total}, {:.1} runner-hours, cost {:.2}",
+            self.runner_hours, self.cost
+        );
+        for t in &self.targets {
+            let _ = writeln!(
+                s,
+                "  {:<10} p95 {} s <= target {} s (margin {} s)",
+                t.class, t.p95_s, t.target_p95_s, t.margin_s
+            );
+        }
+        s
+    }
+}
+
+/// `text` as a TOML basic string.
+fn toml_str(text: &str) -> String {
+    let mut s = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(s, "\\u{:04X}", c as u32);
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// A float TOML reads back as the same float (`{:?}` always has a `.` or an exponent).
+fn toml_f64(x: f64) -> String {
+    format!("{x:?}")
+}
+
+/// `fleet` as a fleet file (`Fleet::parse` reads it back equal); with `autoscaler`, the
+/// `[autoscaler] policy` is set so that `rustci-sim run --fleet` replays the same run.
+pub fn fleet_toml(fleet: &Fleet, autoscaler: Option<ScalePolicy>) -> String {
+    let mut s = String::from("# Written by `rustci-sim plan`.\n");
+    if autoscaler.is_some() || fleet.autoscaler.is_some() {
+        let a = fleet.autoscaler.clone().unwrap_or_default();
+        let _ = writeln!(s, "\n[autoscaler]");
+        if let Some(p) = autoscaler
+            .map(|p| p.name().to_string())
+            .or(a.policy.clone())
+        {
+            let _ = writeln!(s, "policy = {}", toml_str(&p));
+        }
+        let _ = writeln!(s, "interval_s = {}", toml_f64(a.interval_s));
+        let _ = writeln!(s, "quantile = {}", toml_f64(a.quantile));
+        let _ = writeln!(s, "target_scale = {}", toml_f64(a.target_scale));
+        let _ = writeln!(s, "window_s = {}", toml_f64(a.window_s));
+        let _ = writeln!(s, "half_life_s = {}", toml_f64(a.half_life_s));
+        let _ = writeln!(s, "seed = {}", a.seed);
+    }
+    for p in &fleet.pools {
+        let _ = writeln!(s, "\n[[pool]]");
+        let _ = writeln!(s, "name = {}", toml_str(&p.name));
+        let labels: Vec<String> = p.labels.iter().map(|l| toml_str(l)).collect();
+        let _ = writeln!(s, "labels = [{}]", labels.join(", "));
+        let _ = writeln!(s, "runners = {}", p.runners);
+        let _ = writeln!(s, "slots = {}", p.slots);
+        let _ = writeln!(s, "cost_per_hour = {}", toml_f64(p.cost_per_hour));
+        let _ = writeln!(
+            s,
+            "provisioning_delay_s = {}",
+            toml_f64(p.provisioning_delay_s)
+        );
+        let _ = writeln!(s, "min_runners = {}", p.min_runners);
+        if let Some(m) = p.max_runners {
+            let _ = writeln!(s, "max_runners = {m}");
+        }
+        let _ = writeln!(s, "idle_timeout_s = {}", toml_f64(p.idle_timeout_s));
+        let _ = writeln!(s, "scale_to_zero = {}", p.scale_to_zero);
+        if !p.warm_pool.is_empty() {
+            let windows: Vec<String> = p
+                .warm_pool
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{{ from = {}, to = {}, idle = {} }}",
+                        toml_str(&w.from),
+                        toml_str(&w.to),
+                        w.idle
+                    )
+                })
+                .collect();
+            let _ = writeln!(s, "warm_pool = [{}]", windows.join(", "));
+        }
+        if let Some(spot) = &p.spot {
+            let mut fields = vec![format!(
+                "interruption_rate_per_hour = {}",
+                toml_f64(spot.interruption_rate_per_hour)
+            )];
+            if let Some(f) = &spot.fallback_pool {
+                fields.push(format!("fallback_pool = {}", toml_str(f)));
+            }
+            if let Some(c) = spot.on_demand_cost_per_hour {
+                fields.push(format!("on_demand_cost_per_hour = {}", toml_f64(c)));
+            }
+            let _ = writeln!(s, "spot = {{ {} }}", fields.join(", "));
+        }
+    }
+    for q in &fleet.qos {
+        let _ = writeln!(s, "\n[[qos]]");
+        let _ = writeln!(s, "name = {}", toml_str(&q.name));
+        let _ = writeln!(s, "priority = {}", q.priority);
+        let _ = writeln!(s, "wait_target_s = {}", toml_f64(q.wait_target_s));
+    }
+    for t in &fleet.tenants {
+        let _ = writeln!(s, "\n[[tenant]]");
+        let _ = writeln!(s, "name = {}", toml_str(&t.name));
+        let _ = writeln!(s, "weight = {}", toml_f64(t.weight));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            Target::parse("standard:p95<=300").unwrap(),
+            Target {
+                class: "standard".into(),
+                p95_s: 300.0
+            }
+        );
+        assert_eq!(Target::parse("urgent: p95 <= 30s").unwrap().p95_s, 30.0);
+        for (text, field) in [
+            ("standard:p95<=abc", "seconds"),
+            ("standard:p95<=-5", "seconds"),
+            ("standard:p95<=inf", "seconds"),
+            ("standard:p99<=5", "metric"),
+            ("standard", "syntax"),
+            ("standard:p95=5", "syntax"),
+            (":p95<=5", "class"),
+        ] {
+            let e = Target::parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_repeated_classes_are_refused() {
+        let fleet = Fleet::default_ci().unwrap();
+        let t = |s: &str| Target::parse(s).unwrap();
+        let e = check_targets(&[t("gold:p95<=5")], &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("class") && e.contains("gold") && e.contains("standard"),
+            "{e}"
+        );
+        let e = check_targets(&[t("batch:p95<=5"), t("batch:p95<=9")], &fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("second target"), "{e}");
+        assert!(check_targets(&[], &fleet).is_err());
+    }
+
+    #[test]
+    fn fleet_toml_reads_back_equal() {
+        for text in [
+            crate::fleet_file::DEFAULT_CI_FLEET,
+            include_str!("../fleets/autoscale-ci.toml"),
+        ] {
+            let fleet = Fleet::parse(text, "t").unwrap();
+            let back = Fleet::parse(&fleet_toml(&fleet, None), "back").unwrap();
+            assert_eq!(back, fleet);
+        }
+        let mut spot = Fleet::default_ci().unwrap();
+        spot.pools[0].warm_pool = vec![crate::fleet_file::WarmEntry {
+            from: "08:00".into(),
+            to: "18:00".into(),
+            idle: 2,
+        }];
+        spot.pools[0].max_runners = Some(500);
+        spot.pools[0].spot = Some(crate::fleet_file::SpotEntry {
+            interruption_rate_per_hour: 0.05,
+            fallback_pool: Some("linux-large".into()),
+            on_demand_cost_per_hour: Some(0.3),
+        });
+        spot.tenants = vec![crate::fleet_file::TenantEntry {
+            name: "team \"a\"".into(),
+            weight: 2.5,
+        }];
+        let text = fleet_toml(&spot, Some(ScalePolicy::Reactive));
+        let back = Fleet::parse(&text, "back").unwrap();
+        assert_eq!(back.autoscaler_policy(), Some("reactive"));
+        assert_eq!(back.pools, spot.pools);
+        assert_eq!(back.tenants, spot.tenants);
+    }
+}

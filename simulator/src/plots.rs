@@ -1,0 +1,500 @@
+//! Plots of one run (plotters, SVG and PNG): queue length and fleet size over time, the
+//! wait CDF per QoS class, mean and p95 wait of the tenants that waited longest; and the
+//! cost vs p95 wait frontier per policy over sweep rows ([`frontier_plot`]).
+//!
+//! Text is drawn with the font [`rustci_models::plots::ensure_font`] registers; without
+//! one the plots are drawn without any text (lines and bars only) instead of failing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use rustci_models::plots::ensure_font;
+use thiserror::Error;
+
+use crate::outcome::RunFacts;
+use crate::report::Report;
+use crate::simulate::Timeline;
+
+/// Size of every plot, pixels.
+const SIZE: (u32, u32) = (900, 500);
+
+/// Colours of successive series.
+const COLORS: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+
+/// Points of one CDF line at most: enough for a smooth curve, small files.
+const CDF_POINTS: usize = 400;
+
+#[derive(Debug, Error)]
+pub enum PlotError {
+    #[error("drawing {what}: {reason}")]
+    Draw { what: String, reason: String },
+    #[error("creating {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn draw_err(what: &str, e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// One plot of a run, by the id used for its file names and in the HTML report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPlot {
+    Timeline,
+    WaitCdf,
+    TenantWaits,
+}
+
+impl RunPlot {
+    pub const ALL: [RunPlot; 3] = [RunPlot::Timeline, RunPlot::WaitCdf, RunPlot::TenantWaits];
+
+    /// File stem and HTML id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Timeline => "timeline",
+            Self::WaitCdf => "wait_cdf",
+            Self::TenantWaits => "tenant_waits",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Timeline => "Queue length and fleet size over time",
+            Self::WaitCdf => "Wait CDF per QoS class",
+            Self::TenantWaits => "Tenants with the longest mean wait",
+        }
+    }
+}
+
+/// What the run plots are drawn from, gathered once.
+#[derive(Debug, Clone)]
+pub struct RunPlotData {
+    /// (hours since the start, queued jobs, runners paid for, runners ready).
+    timeline: Vec<(f64, f64, f64, f64)>,
+    /// Per QoS class: ascending waits, seconds.
+    waits: BTreeMap<String, Vec<f64>>,
+    /// (tenant, mean wait, p95 wait), longest mean first.
+    tenants: Vec<(String, f64, f64)>,
+}
+
+impl RunPlotData {
+    /// `top_tenants`: how many tenants the tenant plot shows.
+    pub fn new(facts: &RunFacts, report: &Report, timeline: &Timeline, top_tenants: usize) -> Self {
+        let t0 = timeline.samples.first().map_or(0.0, |s| s.t_s);
+        let timeline = timeline
+            .samples
+            .iter()
+            .map(|s| {
+                (
+                    (s.t_s - t0) / 3600.0,
+                    s.queued as f64,
+                    s.runners_paid as f64,
+                    s.runners_ready as f64,
+                )
+            })
+            .collect();
+        let mut waits: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for q in &facts.qos {
+            waits.entry(q.name.clone()).or_default();
+        }
+        for r in &facts.results {
+            let w = r.wait_s();
+            if w.is_finite() {
+                waits.entry(r.qos.clone()).or_default().push(w.max(0.0));
+            }
+        }
+        for v in waits.values_mut() {
+            v.sort_by(f64::total_cmp);
+        }
+        let mut tenants: Vec<(String, f64, f64)> = report
+            .tenants
+            .iter()
+            .map(|(name, t)| (name.clone(), t.wait_mean_s, t.wait_p95_s))
+            .collect();
+        tenants.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        tenants.truncate(top_tenants.max(1));
+        Self {
+            timeline,
+            waits,
+            tenants,
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        plot: RunPlot,
+        root: &DrawingArea<DB, Shift>,
+        text: bool,
+    ) -> Result<(), PlotError> {
+        let what = plot.id();
+        let r = match plot {
+            RunPlot::Timeline => draw_timeline(root, &self.timeline, text),
+            RunPlot::WaitCdf => draw_wait_cdf(root, &self.waits, text),
+            RunPlot::TenantWaits => draw_tenants(root, &self.tenants, text),
+        };
+        r.map_err(|e| draw_err(what, e))?;
+        root.present().map_err(|e| draw_err(what, e))
+    }
+
+    /// The plot as an SVG document.
+    pub fn svg(&self, plot: RunPlot) -> Result<String, PlotError> {
+        let text = ensure_font();
+        let mut buf = String::new();
+        {
+            let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+            self.draw(plot, &root, text)?;
+        }
+        Ok(buf)
+    }
+
+    /// Writes the plot as a PNG file.
+    pub fn png(&self, plot: RunPlot, path: &Path) -> Result<(), PlotError> {
+        let text = ensure_font();
+        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+        self.draw(plot, &root, text)
+    }
+
+    /// Writes `DIR/<id>.svg` and `DIR/<id>.png` for every plot (creating `dir`); returns
+    /// the files written.
+    pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+        std::fs::create_dir_all(dir).map_err(|source| PlotError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for plot in RunPlot::ALL {
+            let svg_path = dir.join(format!("{}.svg", plot.id()));
+            std::fs::write(&svg_path, self.svg(plot)?).map_err(|source| PlotError::Io {
+                path: svg_path.clone(),
+                source,
+            })?;
+            files.push(svg_path);
+            let png_path = dir.join(format!("{}.png", plot.id()));
+            self.png(plot, &png_path)?;
+            files.push(png_path);
+        }
+        Ok(files)
+    }
+}
+
+/// The error type of chart drawing on any backend, as text (each backend has its own).
+type DrawResult = Result<(), String>;
+
+fn chart_builder<'a, 'b, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &'b str,
+    text: bool,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(root);
+    b.margin(14);
+    if text {
+        b.caption(title, ("sans-serif", 20))
+            .x_label_area_size(44)
+            .y_label_area_size(60);
+    }
+    b
+}
+
+fn draw_timeline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[(f64, f64, f64, f64)],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let x_hi = pts.last().map_or(1.0, |p| p.0).max(1e-3);
+    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1).max(p.2).max(p.3)) * 1.1;
+    let mut chart = chart_builder(root, RunPlot::Timeline.title(), text)
+        .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)
+        .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("hours since the first submission")
+            .y_desc("jobs / runners");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(e)?;
+    type Y = fn(&(f64, f64, f64, f64)) -> f64;
+    let lines: [(&str, RGBColor, Y); 3] = [
+        ("queued jobs", RED, |p| p.1),
+        ("runners paid for", BLUE, |p| p.2),
+        ("runners ready", GREEN, |p| p.3),
+    ];
+    for (name, color, y) in lines {
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, y(p))),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    }
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(pos)
+        .draw()
+}
+
+/// Up to [`CDF_POINTS`] (value, share at or below it) points of an ascending slice,
+/// values floored at `floor` for a log axis.
+fn cdf_points(sorted: &[f64], floor: f64) -> Vec<(f64, f64)> {
+    let n = sorted.len().max(1) as f64;
+    let step = (sorted.len() / CDF_POINTS).max(1);
+    let mut pts: Vec<(f64, f64)> = sorted
+        .iter()
+        .enumerate()
+        .step_by(step)
+        .map(|(i, &v)| (v.max(floor), (i + 1) as f64 / n))
+        .collect();
+    if let Some(&last) = sorted.last() {
+        pts.push((last.max(floor), 1.0));
+    }
+    pts
+}
+
+fn draw_wait_cdf<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    waits: &BTreeMap<String, Vec<f64>>,
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    // Waits span seconds to hours: a log axis, with waits under a second drawn at 1 s.
+    let hi = waits
+        .values()
+        .filter_map(|v| v.last())
+        .fold(10.0f64, |m, &v| m.max(v))
+        * 1.2;
+    let mut chart = chart_builder(root, RunPlot::WaitCdf.title(), text)
+        .build_cartesian_2d((1.0f64..hi).log_scale(), 0.0f64..1.0)
+        .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("wait (s, waits under 1 s at 1 s)")
+            .y_desc("share of the class's jobs");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(e)?;
+    for (i, (name, v)) in waits.iter().filter(|(_, v)| !v.is_empty()).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(cdf_points(v, 1.0), color.stroke_width(2)))
+            .map_err(e)?
+            .label(format!("{name} ({} jobs)", v.len()))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(e)?;
+    }
+    Ok(())
+}
+
+fn draw_tenants<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    tenants: &[(String, f64, f64)],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let n = tenants.len().max(1);
+    let y_hi = tenants.iter().fold(1.0f64, |m, t| m.max(t.1).max(t.2)) * 1.15;
+    let mut chart = chart_builder(root, RunPlot::TenantWaits.title(), text)
+        .build_cartesian_2d(0.0f64..n as f64, 0.0..y_hi)
+        .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    let name_at = |x: &f64| {
+        let i = x.floor();
+        if i < 0.0 || (x - i - 0.5).abs() > 1e-6 {
+            return String::new();
+        }
+        tenants
+            .get(i as usize)
+            .map(|t| t.0.chars().take(14).collect())
+            .unwrap_or_default()
+    };
+    if text {
+        mesh.disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&name_at)
+            .y_desc("wait (s)");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(e)?;
+    // Each tenant gets one unit of x: the mean bar on the left half, the p95 on the right.
+    type Bar = fn(&(String, f64, f64)) -> f64;
+    let bars: [(&str, RGBColor, f64, Bar); 2] = [
+        ("mean wait", BLUE, 0.1, |t| t.1),
+        ("p95 wait", RED, 0.5, |t| t.2),
+    ];
+    for (name, color, offset, y) in bars {
+        chart
+            .draw_series(tenants.iter().enumerate().map(|(i, t)| {
+                let x = i as f64 + offset;
+                Rectangle::new([(x, 0.0), (x + 0.4, y(t))], color.mix(0.8).filled())
+            }))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], color.filled()));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Cost vs p95 wait per policy over sweep rows `(policy, cost, p95 wait s)`: every point,
+/// and per policy the frontier of points no cheaper point beats on p95. SVG or PNG by
+/// `path`'s extension (`.png`, anything else SVG).
+pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), PlotError> {
+    let text = ensure_font();
+    let png = path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("png"));
+    let what = path.display().to_string();
+    let r = if png {
+        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+        draw_frontier(&root, rows, text).and_then(|()| root.present().map_err(|e| e.to_string()))
+    } else {
+        let root = SVGBackend::new(path, SIZE).into_drawing_area();
+        draw_frontier(&root, rows, text).and_then(|()| root.present().map_err(|e| e.to_string()))
+    };
+    r.map_err(|e| draw_err(&what, e))
+}
+
+/// Per policy, the points sorted by cost that improve on every cheaper point's p95.
+pub fn frontier(rows: &[(String, f64, f64)]) -> BTreeMap<String, Vec<(f64, f64)>> {
+    let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (p, c, w) in rows {
+        if c.is_finite() && w.is_finite() {
+            by.entry(p.clone()).or_default().push((*c, *w));
+        }
+    }
+    for pts in by.values_mut() {
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let mut best = f64::INFINITY;
+        pts.retain(|&(_, w)| {
+            let keep = w < best;
+            best = best.min(w);
+            keep
+        });
+    }
+    by
+}
+
+fn draw_frontier<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[(String, f64, f64)],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let finite = || rows.iter().filter(|r| r.1.is_finite() && r.2.is_finite());
+    let (mut x_lo, mut x_hi, mut y_hi) = (f64::INFINITY, 0.0f64, 1.0f64);
+    for r in finite() {
+        x_lo = x_lo.min(r.1);
+        x_hi = x_hi.max(r.1);
+        y_hi = y_hi.max(r.2);
+    }
+    if !x_lo.is_finite() {
+        x_lo = 0.0;
+    }
+    let pad = ((x_hi - x_lo) * 0.05).max(1.0);
+    let mut chart = chart_builder(root, "Cost vs p95 wait per policy", text)
+        .build_cartesian_2d((x_lo - pad).max(0.0)..x_hi + pad, 0.0..y_hi * 1.1)
+        .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc("cost").y_desc("p95 wait (s)");
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(e)?;
+    for (i, (policy, front)) in frontier(rows).into_iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(
+                finite()
+                    .filter(|r| r.0 == policy)
+                    .map(|r| Circle::new((r.1, r.2), 3, color.mix(0.4).filled())),
+            )
+            .map_err(e)?;
+        chart
+            .draw_series(LineSeries::new(front, color.stroke_width(2)))
+            .map_err(e)?
+            .label(policy)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_keeps_only_improving_points() {
+        let rows = vec![
+            ("a".to_string(), 10.0, 100.0),
+            ("a".to_string(), 20.0, 120.0),
+            ("a".to_string(), 30.0, 50.0),
+            ("b".to_string(), 5.0, f64::NAN),
+            ("b".to_string(), 15.0, 80.0),
+        ];
+        let f = frontier(&rows);
+        assert_eq!(f["a"], vec![(10.0, 100.0), (30.0, 50.0)]);
+        assert_eq!(f["b"], vec![(15.0, 80.0)]);
+    }
+
+    #[test]
+    fn frontier_plot_writes_svg_and_png() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rows: Vec<(String, f64, f64)> = (0..12)
+            .map(|i| {
+                let policy = if i % 2 == 0 { "reactive" } else { "predictive" };
+                (
+                    policy.to_string(),
+                    10.0 + i as f64,
+                    600.0 / (1.0 + i as f64),
+                )
+            })
+            .collect();
+        let svg = dir.path().join("frontier.svg");
+        frontier_plot(&rows, &svg).expect("svg");
+        let text = std::fs::read_to_string(&svg).expect("read svg");
+        assert!(text.trim_start().starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+        assert!(text.contains("<polyline") || text.contains("<path"));
+        let png = dir.path().join("frontier.png");
+        frontier_plot(&rows, &png).expect("png");
+        let bytes = std::fs::read(&png).expect("read png");
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000);
+        // No rows at all still gives an (empty) chart rather than an error.
+        frontier_plot(&[], &dir.path().join("empty.svg")).expect("empty");
+    }
+}

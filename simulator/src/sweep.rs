@@ -1,0 +1,1028 @@
+//! `rustci-sim sweep`: a grid of what-if runs (fleet size, policy, autoscaler settings,
+//! load) over one workload, run in parallel, one report row per point.
+//!
+//! The grid file (TOML). Every axis is a list and optional; a missing axis keeps the
+//! fleet's own value. Relative paths are resolved against the grid file's folder.
+//!
+//! ```toml
+//! fleet = "../fleets/default-ci.toml"   # default: the built-in CI fleet
+//! predictor = "requested"               # requested | tsafrir (default requested)
+//! default_estimate_s = 3600             # estimate for jobs without a requested time
+//!
+//! scale = [0.5, 1.0, 2.0]               # x every pool's runners (rounded, at least 1)
+//! # runners = [{ linux = 100 }, { linux = 200, macos = 40 }]   # or explicit counts
+//! policy = ["easy", "fairshare"]
+//! autoscaler = ["none", "reactive"]     # none (fixed fleet) | static | reactive | predictive
+//! idle_timeout_s = [300, 3600]          # every pool's
+//! target_scale = [1.0, 0.05]            # predictive
+//! min_runners = [{ linux = 2 }]         # per pool, by name
+//! max_runners = [{ linux = 500, gpu = 20 }]
+//! provisioning_delay_s = [60]           # every pool's
+//! load = [0.5, 1, 2, 3]                 # arrival-rate multiplier
+//!
+//! [workload]                            # last: a TOML table takes the keys below it
+//! synthetic = { seed = 1, days = 7 }    # any field of the synthetic workload's TOML
+//! # trace = "../../datasets/x.csv"      # or a trace, with an optional format
+//! # format = "gha"                      # swf | travis | gha | csv
+//! ```
+//!
+//! Points are the cartesian product, numbered with the axes nested in the order above
+//! (fleet size outermost, load innermost).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustci_datasets::record::JobRecord;
+use rustci_datasets::synthetic::{generate, SyntheticConfig};
+use rustci_datasets::{open_trace, DatasetError, TraceFormat};
+use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::fleet_file::{Fleet, FleetError};
+use crate::report::Report;
+use crate::simulate::{simulate, RunSpec, SimError};
+
+/// A grid larger than this is almost certainly a typo (and would run for days).
+pub const MAX_POINTS: usize = 100_000;
+
+#[derive(Debug, Error)]
+pub enum SweepError {
+    #[error("{file}: cannot read: {error}")]
+    Io { file: String, error: std::io::Error },
+    #[error("{file}: {error}")]
+    Toml {
+        file: String,
+        error: toml::de::Error,
+    },
+    #[error("{file}: {field}: {reason}")]
+    Invalid {
+        file: String,
+        field: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error("workload {name}: {error}")]
+    Workload {
+        name: String,
+        error: Box<DatasetError>,
+    },
+    #[error("point {point} ({params}): {error}")]
+    Point {
+        point: usize,
+        params: String,
+        error: SimError,
+    },
+    #[error("writing {file}: {error}")]
+    Write { file: String, error: std::io::Error },
+}
+
+/// Where the jobs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadSpec {
+    Synthetic(Box<SyntheticConfig>),
+    Trace {
+        path: PathBuf,
+        format: Option<TraceFormat>,
+    },
+}
+
+/// A loaded workload, shared (by reference) by every point.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub records: Vec<JobRecord>,
+    pub name: String,
+    /// The synthetic workload's seed.
+    pub seed: Option<u64>,
+    /// Unix time of the records' time 0, seconds.
+    pub epoch_unix_s: i64,
+}
+
+impl WorkloadSpec {
+    pub fn load(&self) -> Result<Workload, SweepError> {
+        match self {
+            Self::Synthetic(cfg) => {
+                let name = format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days);
+                let records = cfg
+                    .validate()
+                    .and_then(|()| generate(cfg))
+                    .map_err(|error| SweepError::Workload {
+                        name: name.clone(),
+                        error: Box::new(error),
+                    })?;
+                Ok(Workload {
+                    records,
+                    name,
+                    seed: Some(cfg.seed),
+                    epoch_unix_s: cfg.start_unix,
+                })
+            }
+            Self::Trace { path, format } => {
+                let name = path.display().to_string();
+                let err = |error| SweepError::Workload {
+                    name: name.clone(),
+                    error: Box::new(error),
+                };
+                let trace = open_trace(path, *format).map_err(err)?;
+                let epoch_unix_s = trace.meta.unix_start.unwrap_or(0);
+                let records = trace.collect_records().map_err(err)?;
+                Ok(Workload {
+                    records,
+                    name,
+                    seed: None,
+                    epoch_unix_s,
+                })
+            }
+        }
+    }
+}
+
+/// Where run-time estimates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PredictorSpec {
+    Requested { default_ms: i64 },
+    Tsafrir { default_ms: i64 },
+}
+
+impl Default for PredictorSpec {
+    fn default() -> Self {
+        Self::Requested {
+            default_ms: 3600 * MS_PER_S,
+        }
+    }
+}
+
+impl PredictorSpec {
+    fn build(self) -> Box<dyn Predictor> {
+        match self {
+            Self::Requested { default_ms } => Box::new(RequestedTime { default_ms }),
+            Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(default_ms)),
+        }
+    }
+}
+
+/// One simulation: `fleet` under `policy` (a `--policy` name) at `load`, with an
+/// autoscaler or not. Used by `sweep` and `plan`.
+pub fn run_fleet(
+    workload: &Workload,
+    fleet: &Fleet,
+    policy: &str,
+    autoscaler: Option<ScalePolicy>,
+    load: f64,
+    predictor: PredictorSpec,
+) -> Result<Report, SimError> {
+    let mut spec = RunSpec::new(&workload.records, fleet, policy)?;
+    spec.predictor = predictor.build();
+    spec.load = load;
+    spec.autoscaler = autoscaler;
+    spec.workload_name = workload.name.clone();
+    spec.seed = workload.seed;
+    spec.epoch_unix_s = workload.epoch_unix_s;
+    let out = simulate(spec)?;
+    Ok(Report::from_run(&out.facts, out.scaling.as_ref()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    #[serde(default)]
+    fleet: Option<PathBuf>,
+    #[serde(default)]
+    predictor: Option<String>,
+    #[serde(default)]
+    default_estimate_s: Option<i64>,
+    #[serde(default)]
+    workload: WorkloadEntry,
+    #[serde(default)]
+    scale: Vec<f64>,
+    #[serde(default)]
+    runners: Vec<BTreeMap<String, u32>>,
+    #[serde(default)]
+    policy: Vec<String>,
+    #[serde(default)]
+    autoscaler: Vec<String>,
+    #[serde(default)]
+    idle_timeout_s: Vec<f64>,
+    #[serde(default)]
+    target_scale: Vec<f64>,
+    #[serde(default)]
+    min_runners: Vec<BTreeMap<String, u32>>,
+    #[serde(default)]
+    max_runners: Vec<BTreeMap<String, u32>>,
+    #[serde(default)]
+    provisioning_delay_s: Vec<f64>,
+    #[serde(default)]
+    load: Vec<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadEntry {
+    #[serde(default)]
+    synthetic: Option<SyntheticConfig>,
+    #[serde(default)]
+    trace: Option<PathBuf>,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// The fleet size of a point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Size {
+    /// The fleet file's runners.
+    AsIs,
+    Scale(f64),
+    /// Runner counts for the named pools; the others keep theirs.
+    Runners(BTreeMap<String, u32>),
+}
+
+/// One point of the grid: its parameters and the fleet they give.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub index: usize,
+    pub size: Size,
+    pub policy: String,
+    pub autoscaler: Option<ScalePolicy>,
+    pub idle_timeout_s: Option<f64>,
+    pub target_scale: Option<f64>,
+    pub min_runners: Option<BTreeMap<String, u32>>,
+    pub max_runners: Option<BTreeMap<String, u32>>,
+    pub provisioning_delay_s: Option<f64>,
+    pub load: f64,
+    /// The base fleet with this point's settings, checked.
+    pub fleet: Fleet,
+}
+
+impl Point {
+    /// The parameters, for error messages.
+    pub fn describe(&self) -> String {
+        let mut s = match &self.size {
+            Size::AsIs => "fleet as is".to_string(),
+            Size::Scale(x) => format!("scale {x}"),
+            Size::Runners(m) => format!("runners {}", pool_map(m)),
+        };
+        let _ = write!(
+            s,
+            ", policy {}, autoscaler {}, load {}",
+            self.policy,
+            autoscaler_name(self.autoscaler),
+            self.load
+        );
+        s
+    }
+}
+
+/// A parsed grid: the workload, the base fleet and every point.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    pub workload: WorkloadSpec,
+    pub fleet: Fleet,
+    pub predictor: PredictorSpec,
+    pub points: Vec<Point>,
+}
+
+fn autoscaler_name(a: Option<ScalePolicy>) -> &'static str {
+    a.map_or("none", |p| p.name())
+}
+
+/// `linux=2 gpu=0` (pool order of the map).
+fn pool_map(m: &BTreeMap<String, u32>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `[None]` for an empty axis (the fleet's own value), else every value.
+fn axis<T: Clone>(values: &[T]) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.iter().cloned().map(Some).collect()
+    }
+}
+
+impl Grid {
+    pub fn load(path: &Path) -> Result<Self, SweepError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| SweepError::Io {
+            file: file.clone(),
+            error,
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Self::parse(&text, &file, base)
+    }
+
+    /// Parses and checks a grid; `file` names it in errors, relative paths are taken from
+    /// `base`.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, SweepError> {
+        let g: GridFile = toml::from_str(text).map_err(|error| SweepError::Toml {
+            file: file.into(),
+            error,
+        })?;
+        let bad = |field: String, reason: String| SweepError::Invalid {
+            file: file.into(),
+            field,
+            reason,
+        };
+        let fleet = match &g.fleet {
+            Some(p) => Fleet::load(&base.join(p))?,
+            None => Fleet::default_ci()?,
+        };
+        let workload = match (g.workload.synthetic, g.workload.trace) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "workload".into(),
+                    "give either synthetic or trace, not both".into(),
+                ))
+            }
+            (None, Some(trace)) => WorkloadSpec::Trace {
+                path: base.join(trace),
+                format: match &g.workload.format {
+                    Some(f) => Some(
+                        f.parse::<TraceFormat>()
+                            .map_err(|e| bad("workload.format".into(), e.to_string()))?,
+                    ),
+                    None => None,
+                },
+            },
+            (synthetic, None) => {
+                if g.workload.format.is_some() {
+                    return Err(bad(
+                        "workload.format".into(),
+                        "only with workload.trace".into(),
+                    ));
+                }
+                let cfg = synthetic.unwrap_or_default();
+                cfg.validate()
+                    .map_err(|e| bad("workload.synthetic".into(), e.to_string()))?;
+                WorkloadSpec::Synthetic(Box::new(cfg))
+            }
+        };
+        let default_s = g.default_estimate_s.unwrap_or(3600);
+        if default_s <= 0 {
+            return Err(bad(
+                "default_estimate_s".into(),
+                format!("must be > 0, got {default_s}"),
+            ));
+        }
+        let default_ms = default_s * MS_PER_S;
+        let predictor = match g.predictor.as_deref() {
+            None | Some("requested") => PredictorSpec::Requested { default_ms },
+            Some("tsafrir") => PredictorSpec::Tsafrir { default_ms },
+            Some(other) => {
+                return Err(bad(
+                    "predictor".into(),
+                    format!("unknown predictor {other:?}; expected requested or tsafrir"),
+                ))
+            }
+        };
+
+        // Each axis is checked on its own first, so an error names the value's index.
+        if !g.scale.is_empty() && !g.runners.is_empty() {
+            return Err(bad(
+                "scale".into(),
+                "give either scale or runners, not both".into(),
+            ));
+        }
+        for (i, x) in g.scale.iter().enumerate() {
+            if !(x.is_finite() && *x > 0.0) {
+                return Err(bad(format!("scale[{i}]"), format!("must be > 0, got {x}")));
+            }
+        }
+        let known = |name: &str, m: &BTreeMap<String, u32>, i: usize| {
+            for pool in m.keys() {
+                if !fleet.pools.iter().any(|p| &p.name == pool) {
+                    let names: Vec<&str> = fleet.pools.iter().map(|p| p.name.as_str()).collect();
+                    return Err(bad(
+                        format!("{name}[{i}].{pool}"),
+                        format!("no pool named {pool:?} (pools: {})", names.join(", ")),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        for (i, m) in g.runners.iter().enumerate() {
+            known("runners", m, i)?;
+            if let Some((pool, _)) = m.iter().find(|(_, n)| **n == 0) {
+                return Err(bad(
+                    format!("runners[{i}].{pool}"),
+                    "must be at least 1".into(),
+                ));
+            }
+        }
+        for (i, m) in g.min_runners.iter().enumerate() {
+            known("min_runners", m, i)?;
+        }
+        for (i, m) in g.max_runners.iter().enumerate() {
+            known("max_runners", m, i)?;
+        }
+        for (i, p) in g.policy.iter().enumerate() {
+            PolicyConfig::named(p).map_err(|e| bad(format!("policy[{i}]"), e.to_string()))?;
+        }
+        let mut autoscalers = Vec::new();
+        for (i, a) in g.autoscaler.iter().enumerate() {
+            autoscalers.push(match a.as_str() {
+                "none" => None,
+                name => Some(
+                    ScalePolicy::named(name)
+                        .map_err(|e| bad(format!("autoscaler[{i}]"), e.to_string()))?,
+                ),
+            });
+        }
+        for (name, values, min) in [
+            ("idle_timeout_s", &g.idle_timeout_s, 0.0),
+            ("target_scale", &g.target_scale, 0.0),
+            ("provisioning_delay_s", &g.provisioning_delay_s, 0.0),
+        ] {
+            for (i, x) in values.iter().enumerate() {
+                if !(x.is_finite() && *x >= min) {
+                    return Err(bad(
+                        format!("{name}[{i}]"),
+                        format!("must be >= 0, got {x}"),
+                    ));
+                }
+            }
+        }
+        for (i, x) in g.load.iter().enumerate() {
+            if !(x.is_finite() && *x > 0.0) {
+                return Err(bad(format!("load[{i}]"), format!("must be > 0, got {x}")));
+            }
+        }
+
+        let sizes: Vec<Size> = if !g.scale.is_empty() {
+            g.scale.iter().map(|x| Size::Scale(*x)).collect()
+        } else if !g.runners.is_empty() {
+            g.runners.iter().cloned().map(Size::Runners).collect()
+        } else {
+            vec![Size::AsIs]
+        };
+        let policies = if g.policy.is_empty() {
+            vec!["easy".to_string()]
+        } else {
+            g.policy.clone()
+        };
+        let autoscalers = if autoscalers.is_empty() {
+            // The fleet file's `[autoscaler] policy`, as `run` does.
+            vec![match fleet.autoscaler_policy() {
+                Some(name) => Some(
+                    ScalePolicy::named(name)
+                        .map_err(|e| bad("fleet: autoscaler.policy".into(), e.to_string()))?,
+                ),
+                None => None,
+            }]
+        } else {
+            autoscalers
+        };
+        let idles = axis(&g.idle_timeout_s);
+        let targets = axis(&g.target_scale);
+        let mins = axis(&g.min_runners);
+        let maxs = axis(&g.max_runners);
+        let delays = axis(&g.provisioning_delay_s);
+        let loads = if g.load.is_empty() {
+            vec![1.0]
+        } else {
+            g.load.clone()
+        };
+        let total = [
+            sizes.len(),
+            policies.len(),
+            autoscalers.len(),
+            idles.len(),
+            targets.len(),
+            mins.len(),
+            maxs.len(),
+            delays.len(),
+            loads.len(),
+        ]
+        .iter()
+        .try_fold(1usize, |acc, n| acc.checked_mul(*n))
+        .unwrap_or(usize::MAX);
+        if total > MAX_POINTS {
+            return Err(bad(
+                "grid".into(),
+                format!("{total} points; at most {MAX_POINTS}"),
+            ));
+        }
+
+        let mut points = Vec::with_capacity(total);
+        for size in &sizes {
+            for policy in &policies {
+                for autoscaler in &autoscalers {
+                    for idle in &idles {
+                        for target in &targets {
+                            for min in &mins {
+                                for max in &maxs {
+                                    for delay in &delays {
+                                        for load in &loads {
+                                            let mut p = Point {
+                                                index: points.len(),
+                                                size: size.clone(),
+                                                policy: policy.clone(),
+                                                autoscaler: *autoscaler,
+                                                idle_timeout_s: *idle,
+                                                target_scale: *target,
+                                                min_runners: min.clone(),
+                                                max_runners: max.clone(),
+                                                provisioning_delay_s: *delay,
+                                                load: *load,
+                                                fleet: fleet.clone(),
+                                            };
+                                            p.fleet = point_fleet(&fleet, &p).map_err(|e| {
+                                                bad(
+                                                    format!("point {} ({})", p.index, p.describe()),
+                                                    e.to_string(),
+                                                )
+                                            })?;
+                                            points.push(p);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            workload,
+            fleet,
+            predictor,
+            points,
+        })
+    }
+}
+
+/// `base` with runner counts multiplied by `scale` (rounded, at least 1 per pool).
+pub fn scaled(base: &Fleet, scale: f64) -> Fleet {
+    let mut f = base.clone();
+    for p in &mut f.pools {
+        p.runners = scale_count(p.runners, scale);
+    }
+    f
+}
+
+pub fn scale_count(runners: u32, scale: f64) -> u32 {
+    let x = (f64::from(runners) * scale).round();
+    if x >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        (x as u32).max(1)
+    }
+}
+
+/// The fleet of one point, checked.
+fn point_fleet(base: &Fleet, p: &Point) -> Result<Fleet, FleetError> {
+    let mut f = match &p.size {
+        Size::AsIs => base.clone(),
+        Size::Scale(x) => scaled(base, *x),
+        Size::Runners(m) => {
+            let mut f = base.clone();
+            for pool in &mut f.pools {
+                if let Some(n) = m.get(&pool.name) {
+                    pool.runners = *n;
+                }
+            }
+            f
+        }
+    };
+    for pool in &mut f.pools {
+        if let Some(n) = p.min_runners.as_ref().and_then(|m| m.get(&pool.name)) {
+            pool.min_runners = *n;
+        }
+        if let Some(n) = p.max_runners.as_ref().and_then(|m| m.get(&pool.name)) {
+            pool.max_runners = Some(*n);
+        }
+    }
+    if let Some(t) = p.idle_timeout_s {
+        f.set_idle_timeout(t);
+    }
+    if let Some(d) = p.provisioning_delay_s {
+        f.set_provisioning_delay(d);
+    }
+    if let Some(x) = p.target_scale {
+        f.autoscaler
+            .get_or_insert_with(Default::default)
+            .target_scale = x;
+    }
+    f.recheck("grid point")?;
+    Ok(f)
+}
+
+/// One QoS class of a row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QosRow {
+    pub jobs: u64,
+    pub wait_p95_s: Option<f64>,
+    pub within_target: Option<f64>,
+}
+
+/// One point's parameters and results. Only deterministic figures (no wall time), so
+/// two sweeps of one grid give the same rows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub point: usize,
+    pub scale: Option<f64>,
+    /// Runners per pool (the static size; dynamic policies start at `min_runners`).
+    pub runners: BTreeMap<String, u32>,
+    pub total_runners: u64,
+    pub policy: String,
+    pub autoscaler: String,
+    pub idle_timeout_s: Option<f64>,
+    pub target_scale: Option<f64>,
+    pub min_runners: Option<String>,
+    pub max_runners: Option<String>,
+    pub provisioning_delay_s: Option<f64>,
+    pub load: f64,
+    pub jobs: u64,
+    pub unschedulable: u64,
+    pub runner_hours: f64,
+    pub cost: f64,
+    pub wait_mean_s: Option<f64>,
+    pub wait_p95_s: Option<f64>,
+    pub wait_p99_s: Option<f64>,
+    pub bsld_mean: Option<f64>,
+    pub utilization: f64,
+    /// Most runners paid for at once (autoscaled runs).
+    pub peak_runners: Option<u64>,
+    pub never_started: Option<u64>,
+    pub qos: BTreeMap<String, QosRow>,
+}
+
+impl Row {
+    fn new(p: &Point, r: &Report) -> Self {
+        Self {
+            point: p.index,
+            scale: match p.size {
+                Size::Scale(x) => Some(x),
+                _ => None,
+            },
+            runners: p
+                .fleet
+                .pools
+                .iter()
+                .map(|q| (q.name.clone(), q.runners))
+                .collect(),
+            total_runners: p.fleet.total_runners(),
+            policy: p.policy.clone(),
+            autoscaler: autoscaler_name(p.autoscaler).to_string(),
+            idle_timeout_s: p.idle_timeout_s,
+            target_scale: p.target_scale,
+            min_runners: p.min_runners.as_ref().map(pool_map),
+            max_runners: p.max_runners.as_ref().map(pool_map),
+            provisioning_delay_s: p.provisioning_delay_s,
+            load: p.load,
+            jobs: r.jobs,
+            unschedulable: r.skipped.unschedulable,
+            runner_hours: r.runner_hours,
+            cost: r.cost,
+            wait_mean_s: r.wait_mean_s,
+            wait_p95_s: r.wait_p95_s,
+            wait_p99_s: r.wait_p99_s,
+            bsld_mean: r.bsld_mean,
+            utilization: r.utilization,
+            peak_runners: r.autoscaler.as_ref().map(|a| a.peak_runners),
+            never_started: r.autoscaler.as_ref().map(|a| a.never_started),
+            qos: r
+                .qos
+                .iter()
+                .map(|(k, q)| {
+                    (
+                        k.clone(),
+                        QosRow {
+                            jobs: q.jobs,
+                            wait_p95_s: q.wait_p95_s,
+                            within_target: q.within_target,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Runs every point on `threads` threads (a shared work queue), calling `progress` with
+/// the number of points done. Rows come back in point order whatever the threads did.
+/// The first failing point (lowest index) is the error; the others stop early.
+pub fn run_grid(
+    grid: &Grid,
+    workload: &Workload,
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Row>, SweepError> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let n = grid.points.len();
+    // Heaviest first (most load per runner: the longest queues, the slowest runs), so
+    // that no thread is left with one long point at the end. Only the order of work
+    // changes; rows are sorted by point afterwards.
+    let weight = |p: &Point| p.load / p.fleet.total_runners().max(1) as f64;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| {
+        weight(&grid.points[b])
+            .total_cmp(&weight(&grid.points[a]))
+            .then(a.cmp(&b))
+    });
+    let worker = || {
+        let mut out = Vec::new();
+        loop {
+            let slot = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(slot) else { break };
+            let Some(p) = grid.points.get(i) else { break };
+            let result = run_fleet(
+                workload,
+                &p.fleet,
+                &p.policy,
+                p.autoscaler,
+                p.load,
+                grid.predictor,
+            )
+            .map(|r| Row::new(p, &r))
+            .map_err(|error| SweepError::Point {
+                point: i,
+                params: p.describe(),
+                error,
+            });
+            let failed = result.is_err();
+            out.push((i, result));
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+            if failed {
+                next.store(n, Ordering::Relaxed);
+                break;
+            }
+        }
+        out
+    };
+    let mut results: Vec<(usize, Result<Row, SweepError>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.clamp(1, n.max(1)))
+            .map(|_| s.spawn(worker))
+            .collect();
+        let mut all = Vec::with_capacity(n);
+        for h in handles {
+            match h.join() {
+                Ok(rows) => all.extend(rows),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The QoS classes of the rows, in name order (the CSV's per-class columns).
+fn classes(rows: &[Row]) -> Vec<String> {
+    let mut names: Vec<String> = rows.iter().flat_map(|r| r.qos.keys().cloned()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn csv_opt(x: Option<f64>) -> String {
+    x.map_or_else(String::new, |v| v.to_string())
+}
+
+fn csv_text(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The rows as CSV: parameters, then the report figures, then `qos.<class>.*` columns.
+pub fn rows_csv(rows: &[Row]) -> String {
+    let pools: Vec<String> = rows
+        .first()
+        .map(|r| r.runners.keys().cloned().collect())
+        .unwrap_or_default();
+    let classes = classes(rows);
+    let mut header: Vec<String> = vec!["point".into(), "scale".into()];
+    header.extend(pools.iter().map(|p| format!("runners.{p}")));
+    header.extend(
+        [
+            "total_runners",
+            "policy",
+            "autoscaler",
+            "idle_timeout_s",
+            "target_scale",
+            "min_runners",
+            "max_runners",
+            "provisioning_delay_s",
+            "load",
+            "jobs",
+            "unschedulable",
+            "runner_hours",
+            "cost",
+            "wait_mean_s",
+            "wait_p95_s",
+            "wait_p99_s",
+            "bsld_mean",
+            "utilization",
+            "peak_runners",
+            "never_started",
+        ]
+        .map(String::from),
+    );
+    for c in &classes {
+        for f in ["jobs", "wait_p95_s", "within_target"] {
+            header.push(format!("qos.{c}.{f}"));
+        }
+    }
+    let mut out = header
+        .iter()
+        .map(|h| csv_text(h))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for r in rows {
+        let mut f: Vec<String> = vec![r.point.to_string(), csv_opt(r.scale)];
+        f.extend(
+            pools
+                .iter()
+                .map(|p| r.runners.get(p).map_or_else(String::new, u32::to_string)),
+        );
+        f.extend([
+            r.total_runners.to_string(),
+            csv_text(&r.policy),
+            r.autoscaler.clone(),
+            csv_opt(r.idle_timeout_s),
+            csv_opt(r.target_scale),
+            csv_text(r.min_runners.as_deref().unwrap_or("")),
+            csv_text(r.max_runners.as_deref().unwrap_or("")),
+            csv_opt(r.provisioning_delay_s),
+            r.load.to_string(),
+            r.jobs.to_string(),
+            r.unschedulable.to_string(),
+            r.runner_hours.to_string(),
+            r.cost.to_string(),
+            csv_opt(r.wait_mean_s),
+            csv_opt(r.wait_p95_s),
+            csv_opt(r.wait_p99_s),
+            csv_opt(r.bsld_mean),
+            r.utilization.to_string(),
+            r.peak_runners.map_or_else(String::new, |x| x.to_string()),
+            r.never_started.map_or_else(String::new, |x| x.to_string()),
+        ]);
+        for c in &classes {
+            match r.qos.get(c) {
+                Some(q) => f.extend([
+                    q.jobs.to_string(),
+                    csv_opt(q.wait_p95_s),
+                    csv_opt(q.within_target),
+                ]),
+                None => f.extend([String::new(), String::new(), String::new()]),
+            }
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `dir/sweep.csv` and `dir/sweep.json` (an array of rows, in point order).
+pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), SweepError> {
+    let werr = |file: &Path| {
+        let file = file.display().to_string();
+        move |error| SweepError::Write { file, error }
+    };
+    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let csv = dir.join("sweep.csv");
+    std::fs::write(&csv, rows_csv(rows)).map_err(werr(&csv))?;
+    let json = dir.join("sweep.json");
+    let text = serde_json::to_string_pretty(rows)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        .map_err(werr(&json))?;
+    std::fs::write(&json, text + "\n").map_err(werr(&json))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Grid, SweepError> {
+        Grid::parse(text, "grid.toml", Path::new("."))
+    }
+
+    #[test]
+    fn points_are_the_product_in_axis_order() {
+        let g = parse(
+            "scale = [1, 2]\npolicy = [\"easy\", \"fcfs\"]\nload = [1, 3]\n\
+             [workload]\nsynthetic = { days = 0.1 }\n",
+        )
+        .unwrap();
+        assert_eq!(g.points.len(), 8);
+        let p = &g.points[5];
+        assert_eq!(p.size, Size::Scale(2.0));
+        assert_eq!(p.policy, "easy");
+        assert_eq!(p.load, 3.0);
+        assert_eq!(p.fleet.pools[0].runners, 440);
+        assert_eq!(
+            g.points.iter().map(|p| p.index).collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn autoscaler_axes_set_each_point_fleet() {
+        let g = parse(
+            "autoscaler = [\"none\", \"reactive\"]\nidle_timeout_s = [60, 600]\n\
+             max_runners = [{ gpu = 3 }]\n[workload]\nsynthetic = { days = 0.1 }\n",
+        )
+        .unwrap();
+        assert_eq!(g.points.len(), 4);
+        let p = &g.points[3];
+        assert_eq!(p.autoscaler, Some(ScalePolicy::Reactive));
+        assert!(p.fleet.pools.iter().all(|q| q.idle_timeout_s == 600.0));
+        assert_eq!(p.fleet.pools[3].max_runners, Some(3));
+        assert_eq!(g.points[0].autoscaler, None);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, field) in [
+            ("scale = [1, -2]", "scale[1]"),
+            ("policy = [\"easy\", \"nope\"]", "policy[1]"),
+            ("autoscaler = [\"sometimes\"]", "autoscaler[0]"),
+            (
+                "runners = [{ linux = 2, solaris = 3 }]",
+                "runners[0].solaris",
+            ),
+            ("max_runners = [{ vax = 1 }]", "max_runners[0].vax"),
+            ("load = [0]", "load[0]"),
+            ("idle_timeout_s = [-1]", "idle_timeout_s[0]"),
+            ("predictor = \"oracle\"", "predictor"),
+            ("scale = [1]\nrunners = [{ linux = 1 }]", "scale"),
+            (
+                "[workload]\nsynthetic = { days = 1 }\ntrace = \"x.csv\"",
+                "workload",
+            ),
+            (
+                "[workload]\nsynthetic = { days = -1 }",
+                "workload.synthetic",
+            ),
+            (
+                "min_runners = [{ linux = 9 }]\nmax_runners = [{ linux = 3 }]",
+                "min_runners",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{text:?}: {e}");
+        }
+        let e = parse("speed = [1]").unwrap_err().to_string();
+        assert!(e.contains("speed"), "{e}");
+    }
+
+    #[test]
+    fn csv_has_a_column_per_class_and_pool() {
+        let row = Row {
+            point: 0,
+            scale: Some(1.5),
+            runners: [("linux".to_string(), 3)].into_iter().collect(),
+            total_runners: 3,
+            policy: "easy".into(),
+            autoscaler: "none".into(),
+            idle_timeout_s: None,
+            target_scale: None,
+            min_runners: Some("linux=1 gpu=0".into()),
+            max_runners: None,
+            provisioning_delay_s: None,
+            load: 2.0,
+            jobs: 10,
+            unschedulable: 0,
+            runner_hours: 1.5,
+            cost: 0.25,
+            wait_mean_s: Some(3.0),
+            wait_p95_s: None,
+            wait_p99_s: None,
+            bsld_mean: Some(1.0),
+            utilization: 0.5,
+            peak_runners: None,
+            never_started: None,
+            qos: [(
+                "standard".to_string(),
+                QosRow {
+                    jobs: 10,
+                    wait_p95_s: Some(4.0),
+                    within_target: Some(1.0),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        };
+        let csv = rows_csv(&[row]);
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let values: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(header.len(), values.len());
+        let at = |h: &str| values[header.iter().position(|x| *x == h).unwrap()];
+        assert_eq!(at("runners.linux"), "3");
+        assert_eq!(at("qos.standard.wait_p95_s"), "4");
+        assert_eq!(at("wait_p95_s"), "");
+        assert_eq!(at("min_runners"), "linux=1 gpu=0");
+    }
+}

@@ -1,0 +1,344 @@
+//! Capacity planning through the binary: `rustci-sim sweep` (one row per point, the same
+//! rows whatever the threads do) and `rustci-sim plan` (a fleet that meets the target and
+//! still meets it when replayed with `run`; a clear refusal when none can).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rustci-sim"))
+        .args(args)
+        .output()
+        .expect("run rustci-sim")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+const GRID: &str = "\
+scale = [0.5, 1.0]
+policy = [\"easy\", \"fairshare\"]
+load = [1.0, 3.0]
+
+[workload]
+synthetic = { seed = 3, days = 1, jobs_per_day = 4000 }
+";
+
+fn sweep(grid: &str, out: &Path, threads: &str) -> (String, serde_json::Value) {
+    let o = sim(&[
+        "sweep",
+        "--grid",
+        grid,
+        "--out",
+        &out.display().to_string(),
+        "--threads",
+        threads,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("sweep.csv")).expect("sweep.csv");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).expect("json"))
+            .expect("sweep.json is JSON");
+    (csv, json)
+}
+
+#[test]
+fn sweep_writes_one_row_per_point_the_same_on_every_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grid = write(dir.path(), "grid.toml", GRID);
+    let (csv1, json1) = sweep(&grid, &dir.path().join("a"), "2");
+    let (csv2, json2) = sweep(&grid, &dir.path().join("b"), "1");
+    assert_eq!(csv1, csv2, "the CSV depends on the threads");
+    assert_eq!(json1, json2, "the JSON depends on the threads");
+
+    let lines: Vec<&str> = csv1.lines().collect();
+    assert_eq!(lines.len(), 1 + 8, "a header and one row per point");
+    let header: Vec<&str> = lines[0].split(',').collect();
+    for col in [
+        "point",
+        "scale",
+        "runners.linux",
+        "policy",
+        "load",
+        "jobs",
+        "runner_hours",
+        "cost",
+        "wait_mean_s",
+        "wait_p95_s",
+        "bsld_mean",
+        "qos.standard.wait_p95_s",
+        "qos.standard.within_target",
+        "qos.urgent.wait_p95_s",
+    ] {
+        assert!(header.contains(&col), "missing column {col}: {header:?}");
+    }
+    for (i, line) in lines[1..].iter().enumerate() {
+        assert_eq!(line.split(',').count(), header.len(), "row {i}: {line}");
+        assert!(
+            line.starts_with(&format!("{i},")),
+            "rows in point order: {line}"
+        );
+    }
+
+    let rows = json1.as_array().expect("an array of rows");
+    assert_eq!(rows.len(), 8);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r["point"], i);
+        assert!(r["jobs"].as_u64().is_some_and(|n| n > 0));
+        assert!(r["qos"]["standard"]["wait_p95_s"].is_number());
+        assert!(r["qos"]["standard"]["within_target"].is_number());
+    }
+    // Axis order: scale outermost, load innermost.
+    assert_eq!(rows[0]["scale"], 0.5);
+    assert_eq!(rows[1]["load"], 3.0);
+    assert_eq!(rows[2]["policy"], "fairshare");
+    assert_eq!(rows[4]["scale"], 1.0);
+    assert_eq!(rows[4]["runners"]["linux"], 220);
+    assert_eq!(rows[0]["runners"]["linux"], 110);
+    // Triple the load on half the fleet waits longer than the plain load on all of it.
+    let p95 = |r: &serde_json::Value| r["wait_p95_s"].as_f64().unwrap_or(f64::NAN);
+    assert!(p95(&rows[1]) > p95(&rows[4]), "{} vs {}", rows[1], rows[4]);
+}
+
+#[test]
+fn sweep_refuses_a_bad_grid_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (text, field) in [
+        ("load = [1, -2]\n", "load[1]"),
+        ("policy = [\"easy\", \"lottery\"]\n", "policy[1]"),
+        ("runners = [{ solaris = 2 }]\n", "runners[0].solaris"),
+        ("loads = [1]\n", "loads"),
+    ] {
+        let grid = write(dir.path(), "bad.toml", text);
+        let o = sim(&[
+            "sweep",
+            "--grid",
+            &grid,
+            "--out",
+            &dir.path().join("out").display().to_string(),
+        ]);
+        assert!(!o.status.success(), "{text}");
+        assert!(stderr(&o).contains(field), "{text}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn plan_finds_a_fleet_whose_replay_meets_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("planned.toml").display().to_string();
+    let workload = ["--days", "1", "--jobs-per-day", "4000", "--seed", "2"];
+    let mut args = vec![
+        "plan",
+        "--target",
+        "standard:p95<=120",
+        "--target",
+        "urgent:p95<=30s",
+        "--format",
+        "json",
+        "--fleet-out",
+        &out,
+        "-q",
+    ];
+    args.extend(workload);
+    let o = sim(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+    let targets = plan["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 2);
+    for t in targets {
+        assert!(t["margin_s"].as_f64().is_some_and(|m| m >= 0.0), "{t}");
+    }
+    assert!(plan["cost"].as_f64().is_some_and(|c| c > 0.0));
+    assert!(plan["report"]["qos"]["standard"]["wait_p95_s"].is_number());
+    // The search shrinks the built-in 276-runner fleet for this light day.
+    let total = plan["total_runners"].as_u64().expect("total_runners");
+    assert!(total < 276, "{total}");
+
+    let mut run = vec!["run", "--fleet", &out, "--format", "json", "-q"];
+    run.extend(workload);
+    let o = sim(&run);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+    let p95 = |class: &str| report["qos"][class]["wait_p95_s"].as_f64().expect("p95");
+    assert!(p95("standard") <= 120.0, "{report}");
+    assert!(p95("urgent") <= 30.0, "{report}");
+    assert_eq!(
+        report["cost"], plan["cost"],
+        "the replay is the planned run"
+    );
+}
+
+#[test]
+fn plan_finds_an_autoscaler_setting_whose_replay_meets_the_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleet = concat!(env!("CARGO_MANIFEST_DIR"), "/fleets/autoscale-ci.toml");
+    let workload = ["--days", "1", "--jobs-per-day", "4000"];
+    // Reactive plans the idle timeout, predictive the target_scale.
+    for (policy, knob) in [
+        ("reactive", "idle_timeout_s"),
+        ("predictive", "target_scale"),
+    ] {
+        let out = dir
+            .path()
+            .join(format!("{policy}.toml"))
+            .display()
+            .to_string();
+        let mut args = vec![
+            "plan",
+            "--fleet",
+            fleet,
+            "--autoscaler",
+            policy,
+            "--target",
+            "standard:p95<=60",
+            "--format",
+            "json",
+            "--fleet-out",
+            &out,
+            "-q",
+        ];
+        args.extend(workload);
+        let o = sim(&args);
+        assert!(o.status.success(), "{policy}: {}", stderr(&o));
+        let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+        assert_eq!(plan["autoscaler"], policy);
+        assert!(plan[knob].is_number(), "{policy}: {plan}");
+
+        // The written fleet names the policy: `run --fleet` alone replays the planned run.
+        let mut run = vec!["run", "--fleet", &out, "--format", "json", "-q"];
+        run.extend(workload);
+        let o = sim(&run);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+        assert_eq!(report["autoscaler"]["policy"], policy);
+        let p95 = report["qos"]["standard"]["wait_p95_s"]
+            .as_f64()
+            .expect("p95");
+        assert!(p95 <= 60.0, "{policy}: {report}");
+        assert_eq!(report["cost"], plan["cost"], "{policy}");
+    }
+}
+
+/// 20 one-hour jobs submitted at once; `extra` adds rows.
+fn burst_trace(dir: &Path, extra: &str) -> String {
+    let mut text =
+        String::from("id,tenant,project,job_name,branch,labels,slots,requested_s,submit_s,wait_s,run_s,outcome,qos,queue\n");
+    for i in 0..20 {
+        text.push_str(&format!(
+            "j{i},t,t/p,build,main,linux,1,3600,0,,3600,success,standard,\n"
+        ));
+    }
+    text.push_str(extra);
+    write(dir, "burst.csv", &text)
+}
+
+const ONE_RUNNER: &str = "\
+[[pool]]
+name = \"linux\"
+labels = [\"linux\"]
+runners = 1
+cost_per_hour = 0.1
+";
+
+#[test]
+fn plan_says_which_class_cannot_be_met_and_writes_no_fleet() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = burst_trace(dir.path(), "");
+    let fleet = write(dir.path(), "fleet.toml", ONE_RUNNER);
+    let out = dir.path().join("planned.toml");
+    // At most 4 runners for 20 simultaneous one-hour jobs: the p95 is hours.
+    let o = sim(&[
+        "plan",
+        "--fleet",
+        &fleet,
+        "--trace",
+        &trace,
+        "--target",
+        "standard:p95<=10",
+        "--max-scale",
+        "4",
+        "--fleet-out",
+        &out.display().to_string(),
+        "-q",
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("class standard") && e.contains("best p95") && e.contains("max-scale 4"),
+        "{e}"
+    );
+    assert!(
+        !out.exists(),
+        "no fleet is written when none meets the target"
+    );
+    assert!(o.stdout.is_empty());
+
+    // With up to 20 runners it is met, and by 19: the nearest-rank p95 of 20 waits is the
+    // 19th smallest, so one job may wait its hour; 18 runners would make two wait.
+    let o = sim(&[
+        "plan",
+        "--fleet",
+        &fleet,
+        "--trace",
+        &trace,
+        "--target",
+        "standard:p95<=10",
+        "--max-scale",
+        "20",
+        "--format",
+        "json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).expect("plan JSON");
+    assert_eq!(plan["total_runners"], 19, "{plan}");
+    assert_eq!(plan["targets"][0]["margin_s"], 10.0, "{plan}");
+}
+
+#[test]
+fn plan_refuses_a_class_whose_jobs_no_pool_can_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = burst_trace(
+        dir.path(),
+        "mac,t,t/p,build,main,macos,1,60,0,,60,success,standard,\n",
+    );
+    let fleet = write(dir.path(), "fleet.toml", ONE_RUNNER);
+    let o = sim(&[
+        "plan",
+        "--fleet",
+        &fleet,
+        "--trace",
+        &trace,
+        "--target",
+        "standard:p95<=100000",
+        "-q",
+    ]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("class standard") && e.contains("labels"), "{e}");
+}
+
+#[test]
+fn plan_refuses_bad_targets_naming_the_field() {
+    for (target, words) in [
+        ("standard:p95<=abc", &["seconds", "abc"][..]),
+        ("standard:p95<=-5", &["seconds", "-5"][..]),
+        ("gold:p95<=300", &["class", "gold", "standard"][..]),
+        ("standard:p50<=300", &["metric", "p50"][..]),
+        ("standard<=300", &["expected CLASS:p95<=SECONDS"][..]),
+    ] {
+        let o = sim(&["plan", "--days", "0.1", "--target", target, "-q"]);
+        assert!(!o.status.success(), "{target}");
+        let e = stderr(&o);
+        for w in words {
+            assert!(e.contains(w), "{target}: {e}");
+        }
+    }
+}
