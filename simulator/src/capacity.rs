@@ -177,8 +177,23 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
         b.finish_and_clear();
     }
     write_rows(&args.out, &rows)?;
+    // Cost vs p95 wait, one series per policy (+ autoscaler): the frontier a planner reads.
+    let points: Vec<(String, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let name = if r.autoscaler.is_empty() || r.autoscaler == "none" {
+                r.policy.clone()
+            } else {
+                format!("{} / {}", r.policy, r.autoscaler)
+            };
+            r.wait_p95_s.map(|p95| (name, r.cost, p95))
+        })
+        .collect();
+    for file in ["frontier.svg", "frontier.png"] {
+        rustci_sim::plots::frontier_plot(&points, &args.out.join(file))?;
+    }
     eprintln!(
-        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json",
+        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json, frontier.svg, frontier.png",
         rows.len(),
         workload.records.len(),
         threads,

@@ -42,6 +42,11 @@ fn sweep(grid: &str, out: &Path, threads: &str) -> (String, serde_json::Value) {
         threads,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The cost vs p95 frontier comes with every sweep, as SVG and PNG.
+    let svg = std::fs::read_to_string(out.join("frontier.svg")).expect("frontier.svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    let png = std::fs::read(out.join("frontier.png")).expect("frontier.png");
+    assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"));
     let csv = std::fs::read_to_string(out.join("sweep.csv")).expect("sweep.csv");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).expect("json"))
