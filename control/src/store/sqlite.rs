@@ -152,7 +152,30 @@ impl SqliteStore {
     /// Opens (creating it and the directory if needed) `<data_dir>/rustci.db`.
     ///
     /// Fails with [`StoreError::Other`] if the database was written by a newer schema.
+    ///
+    /// Two replicas may open one new file at the same moment. Switching it to WAL needs
+    /// an exclusive lock, and SQLite reports that lock as busy at once instead of calling
+    /// the busy handler, so the whole opening is retried for up to ten seconds.
     pub fn open(data_dir: &Path, sync: SyncMode) -> Result<Self, StoreError> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::open_once(data_dir, sync) {
+                Err(StoreError::Sqlite {
+                    source: rusqlite::Error::SqliteFailure(e, _),
+                    ..
+                }) if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(data_dir: &Path, sync: SyncMode) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.display().to_string(),
             source,
