@@ -192,8 +192,14 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     for file in ["frontier.svg", "frontier.png"] {
         rustci_sim::plots::frontier_plot(&points, &args.out.join(file))?;
     }
+    let svg_path = args.out.join("frontier.svg");
+    let svg = std::fs::read_to_string(&svg_path)
+        .with_context(|| format!("reading {}", svg_path.display()))?;
+    let html_path = args.out.join("sweep.html");
+    std::fs::write(&html_path, rustci_sim::html::render_sweep(&rows, &svg))
+        .with_context(|| format!("writing {}", html_path.display()))?;
     eprintln!(
-        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json, frontier.svg, frontier.png",
+        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
         rows.len(),
         workload.records.len(),
         threads,

@@ -126,3 +126,45 @@ pub fn write(path: &Path, report: &Report, plots: &RunPlotData) -> Result<(), Ht
         source,
     })
 }
+
+/// The sweep's HTML page: the cost vs p95 frontier (inline SVG, from `frontier_svg`) and
+/// one table row per point, self-contained like the run report.
+pub fn render_sweep(rows: &[crate::sweep::Row], frontier_svg: &str) -> String {
+    let mut h = String::new();
+    h.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
+         table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
+         </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
+    );
+    let body = match frontier_svg.find("<svg") {
+        Some(i) => &frontier_svg[i..],
+        None => frontier_svg,
+    };
+    let _ = write!(
+        h,
+        "<figure id=\"plot-frontier\">\n<figcaption>Cost vs p95 wait per policy</figcaption>\n{body}\n</figure>\n"
+    );
+    h.push_str(
+        "<table id=\"points\">\n<tr><th>point</th><th>policy</th><th>autoscaler</th><th>runners</th>\
+         <th>load</th><th>cost</th><th>runner-hours</th><th>wait p95 (s)</th><th>bsld</th></tr>\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            r.point,
+            esc(&r.policy),
+            esc(&r.autoscaler),
+            r.total_runners,
+            num(Some(r.load), 2),
+            num(Some(r.cost), 2),
+            num(Some(r.runner_hours), 1),
+            num(r.wait_p95_s, 0),
+            num(r.bsld_mean, 2)
+        );
+    }
+    h.push_str("</table>\n</body>\n</html>\n");
+    h
+}

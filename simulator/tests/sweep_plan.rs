@@ -47,6 +47,17 @@ fn sweep(grid: &str, out: &Path, threads: &str) -> (String, serde_json::Value) {
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     let png = std::fs::read(out.join("frontier.png")).expect("frontier.png");
     assert!(png.len() > 1000 && png.starts_with(b"\x89PNG"));
+    let html = std::fs::read_to_string(out.join("sweep.html")).expect("sweep.html");
+    assert!(
+        html.contains("id=\"plot-frontier\"")
+            && html.contains("<svg")
+            && html.ends_with("</html>\n")
+    );
+    assert_eq!(
+        html.matches("<tr><td>").count(),
+        8,
+        "one table row per point"
+    );
     let csv = std::fs::read_to_string(out.join("sweep.csv")).expect("sweep.csv");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("sweep.json")).expect("json"))
