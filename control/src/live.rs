@@ -1500,7 +1500,16 @@ impl Live {
                 predictive: PredictiveSettings::default(),
             }
             .check(self.core.config())?;
-            self.scaling = Some((pools, Autoscaler::new(config, None)));
+            // Predictive learns the arrival rate per pool online (rustci-models), as in the
+            // simulator: the live clock is Unix time, so its epoch is 0.
+            let forecast = (policy == ScalePolicy::Predictive).then(|| {
+                Box::new(rustci_models::arrivals::OnlineArrivals::new(
+                    0,
+                    config.predictive().half_life_ms,
+                    self.now(),
+                )) as Box<dyn rustci_scheduler::ArrivalForecast>
+            });
+            self.scaling = Some((pools, Autoscaler::new(config, forecast)));
         }
         let Some((_, autoscaler)) = self.scaling.as_mut() else {
             return Ok(Vec::new());

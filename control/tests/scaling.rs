@@ -108,6 +108,18 @@ async fn advice_asks_for_more_runners_with_a_reason() {
     assert_eq!(pools[0].desired_runners, 1, "{pools:?}");
     assert!(pools[0].reason.starts_with("static"), "{}", pools[0].reason);
     srv.stop().await.expect("stop");
+    // Predictive (online arrival forecast + Erlang C) covers at least the jobs waiting now.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Predictive, None).await;
+    load(&ch, 3).await;
+    let pools = advice(&ch).await;
+    assert_eq!(pools[0].desired_runners, 3, "1 busy + 2 waiting: {pools:?}");
+    assert!(
+        pools[0].reason.starts_with("predictive"),
+        "{}",
+        pools[0].reason
+    );
+    srv.stop().await.expect("stop");
 }
 
 /// Reads `KEY=VALUE` lines.

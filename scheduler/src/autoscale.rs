@@ -841,7 +841,9 @@ impl Autoscaler {
                         load.waiting_slots
                     );
                 }
-                (size.saturating_add(backlog), reason)
+                // The Erlang size covers the busy runners in a steady state; before the
+                // forecast has learnt anything it may not, and the backlog comes on top.
+                (size.max(load.busy_runners).saturating_add(backlog), reason)
             })
             .collect()
     }
