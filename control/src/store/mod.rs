@@ -123,37 +123,6 @@ pub struct StoredJob {
     pub revision: u64,
 }
 
-impl StoredJob {
-    /// The job as a history record (the schema of rustci-datasets), for retraining.
-    pub fn to_record(&self) -> JobRecord {
-        let mut r = JobRecord::new(
-            self.id.to_string(),
-            self.tenant.clone(),
-            self.submit_ms / 1000,
-        );
-        r.project = self.project.clone();
-        r.job_name = self.job_name.clone();
-        r.branch = self.branch.clone();
-        r.labels = self.labels.clone();
-        r.slots = self.slots;
-        r.requested_s = self.requested_ms.map(|ms| ms / 1000);
-        r.wait_s = self.start_ms.map(|s| (s - self.submit_ms) / 1000);
-        r.run_s = match (self.start_ms, self.end_ms) {
-            (Some(s), Some(e)) => Some((e - s) / 1000),
-            _ => None,
-        };
-        r.outcome = match self.state {
-            JobState::Succeeded => rustci_datasets::Outcome::Success,
-            JobState::Failed => rustci_datasets::Outcome::Failure,
-            JobState::Cancelled => rustci_datasets::Outcome::Cancelled,
-            _ => rustci_datasets::Outcome::Unknown,
-        };
-        r.qos = Some(self.qos.clone());
-        r.queue = self.runner.clone();
-        r
-    }
-}
-
 /// A registered runner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRunner {

@@ -14,8 +14,8 @@
 //! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens.
 //!
 //! [`read_history`] (behind [`super::read_history`], the source of `rustci retrain`) maps
-//! the job fields itself ([`super::history`]: seconds rounded, empty names none); it does
-//! not read the `record` subdocuments, which [`StoredJob::to_record`] writes truncated.
+//! the job fields with [`StoredJob::history_record`], the same mapping the `record`
+//! subdocument of every finished job is written with.
 //!
 //! # Runtime
 //!
@@ -124,8 +124,8 @@ fn job_doc(j: &StoredJob) -> Result<Document, StoreError> {
     let mut d = bson::to_document(j)
         .map_err(|e| StoreError::Other(format!("job {}: cannot encode as BSON: {e}", j.id)))?;
     d.insert("_id", to_i64(j.id, "job id")?);
-    if j.state.is_finished() {
-        let rec = bson::to_document(&j.to_record()).map_err(|e| {
+    if let Some(record) = j.history_record() {
+        let rec = bson::to_document(&record).map_err(|e| {
             StoreError::Other(format!(
                 "job {}: cannot encode its record as BSON: {e}",
                 j.id
@@ -554,7 +554,7 @@ impl MongoStore {
                 Some(limit_i64(limit)),
             )
             .await?;
-        Ok(jobs.iter().map(StoredJob::to_record).collect())
+        Ok(jobs.iter().filter_map(StoredJob::history_record).collect())
     }
 }
 

@@ -790,6 +790,6 @@ impl Store for SqliteStore {
             ),
             params![since_ms, limit_param(limit)],
         )?;
-        Ok(jobs.iter().map(StoredJob::to_record).collect())
+        Ok(jobs.iter().filter_map(StoredJob::history_record).collect())
     }
 }
