@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use rustci_datasets::JobRecord;
 use rustci_scheduler::domain::stable_hash;
+use rustci_scheduler::predictor::tsafrir_point_ms;
 use rustci_scheduler::JobSpec;
 
 use crate::history::{KeyHistory, Keys, Looked};
@@ -161,10 +162,12 @@ fn key_features(h: Option<&KeyHistory>, now_s: f64, out: &mut Vec<f64>) {
 /// Tsafrir, Etsion and Feitelson (2007): the mean of the user's last two run times,
 /// capped at the request; the request (if any) until there are two.
 pub fn tsafrir_seconds(user: &KeyHistory, requested_s: Option<f64>) -> Option<f64> {
-    match (user.last_two_mean(), requested_s) {
-        (Some(m), Some(r)) => Some(m.min(r)),
-        (Some(m), None) => Some(m),
-        (None, r) => r,
+    let ms = |s: f64| (s * 1000.0).round() as i64;
+    match user.last_two() {
+        Some((last, prev)) => {
+            Some(tsafrir_point_ms(ms(last), ms(prev), requested_s.map(ms)) as f64 / 1000.0)
+        }
+        None => requested_s,
     }
 }
 

@@ -44,7 +44,15 @@ impl KeyHistory {
         self.window().first().copied()
     }
 
-    /// Mean of the last two runs (Tsafrir's predictor before capping).
+    /// The last two runs, most recent first.
+    pub fn last_two(&self) -> Option<(f64, f64)> {
+        match self.window() {
+            [a, b, ..] => Some((*a, *b)),
+            _ => None,
+        }
+    }
+
+    /// Mean of the last two runs.
     pub fn last_two_mean(&self) -> Option<f64> {
         match self.window() {
             [a, b, ..] => Some((a + b) / 2.0),

@@ -92,7 +92,7 @@ impl Predictor for Tsafrir {
             .unwrap_or(self.default_ms)
             .max(1);
         let point = match self.history.get(&job.tenant) {
-            Some(&(last, Some(prev))) => ((last + prev) / 2 / 1000 * 1000).min(requested).max(1),
+            Some(&(last, Some(prev))) => tsafrir_point_ms(last, prev, Some(requested)),
             _ => requested,
         };
         Estimate {
@@ -113,6 +113,15 @@ impl Predictor for Tsafrir {
     fn name(&self) -> &str {
         "tsafrir"
     }
+}
+
+/// Tsafrir's estimate from the user's last two run times: their mean floored to whole
+/// seconds (as the published runs did), capped at the request, at least 1 ms. The one
+/// definition for the core's predictor and the models' baseline.
+pub fn tsafrir_point_ms(last_ms: Millis, prev_ms: Millis, requested_ms: Option<Millis>) -> Millis {
+    ((last_ms + prev_ms) / 2 / 1000 * 1000)
+        .min(requested_ms.unwrap_or(Millis::MAX))
+        .max(1)
 }
 
 /// How a running job's estimate grows when the job outlives it (Tsafrir's corrector):
