@@ -1500,16 +1500,14 @@ impl Live {
                 predictive: PredictiveSettings::default(),
             }
             .check(self.core.config())?;
-            // Predictive learns the arrival rate per pool online (rustci-models), as in the
-            // simulator: the live clock is Unix time, so its epoch is 0.
-            let forecast = (policy == ScalePolicy::Predictive).then(|| {
-                Box::new(rustci_models::arrivals::OnlineArrivals::new(
-                    0,
-                    config.predictive().half_life_ms,
-                    self.now(),
-                )) as Box<dyn rustci_scheduler::ArrivalForecast>
-            });
-            self.scaling = Some((pools, Autoscaler::new(config, forecast)));
+            let half_life_ms = config.predictive().half_life_ms;
+            let forecast =
+                (policy == ScalePolicy::Predictive).then(|| self.arrival_forecast(half_life_ms));
+            let mut autoscaler = Autoscaler::new(config, forecast);
+            if policy == ScalePolicy::Predictive {
+                self.seed_autoscaler(&mut autoscaler, now)?;
+            }
+            self.scaling = Some((pools, autoscaler));
         }
         let Some((_, autoscaler)) = self.scaling.as_mut() else {
             return Ok(Vec::new());
@@ -1531,6 +1529,97 @@ impl Live {
             .collect())
     }
 }
+
+impl Live {
+    /// Predictive scaling's arrival forecast (rustci-models). With `--model DIR`, the
+    /// weekly profile of the model version in use covers the first day, blended into
+    /// what is learnt online; without one, the online learner alone, as in the simulator.
+    /// The live clock is Unix time, so the epoch is 0.
+    fn arrival_forecast(&self, half_life_ms: Millis) -> Box<dyn rustci_scheduler::ArrivalForecast> {
+        let now = self.now();
+        let Some(model) = self.config.model.clone() else {
+            return Box::new(rustci_models::arrivals::OnlineArrivals::new(
+                0,
+                half_life_ms,
+                now,
+            ));
+        };
+        // A trained pool key (a job label set) belongs to the first pool that can run
+        // its jobs, as an arriving job does.
+        let mut keys = vec![Vec::new(); self.core.config().pools().len()];
+        if let Some(arrivals) = model.arrivals() {
+            for key in arrivals.pools.keys() {
+                let labels: Vec<&str> = if key == "default" {
+                    Vec::new()
+                } else {
+                    key.split('+').collect()
+                };
+                let Ok(set) = LabelSet::from_names(self.core.config().labels(), labels) else {
+                    continue;
+                };
+                if let Some(pool) = self.core.eligible_pools(set, 1).iter().next() {
+                    if let Some(k) = keys.get_mut(pool.0 as usize) {
+                        k.push(key.clone());
+                    }
+                }
+            }
+        }
+        Box::new(rustci_models::arrivals::ProfiledArrivals::new(
+            model,
+            keys,
+            0,
+            half_life_ms,
+            now,
+        ))
+    }
+
+    /// Teaches a new predictive autoscaler the jobs submitted in the last
+    /// [`SCALING_MEMORY_MS`] (from the store, so a restart or a new pool does not start it
+    /// from nothing): arrivals per pool, class mix and runner-time per job (the run time
+    /// of a finished job, the estimate of others).
+    fn seed_autoscaler(
+        &mut self,
+        autoscaler: &mut Autoscaler,
+        now: Millis,
+    ) -> Result<(), LiveError> {
+        let since = now - SCALING_MEMORY_MS;
+        let snap = self.store()?.load(since)?;
+        let mut jobs: Vec<StoredJob> = snap
+            .recently_finished
+            .into_iter()
+            .chain(snap.unfinished)
+            .filter(|j| j.submit_ms >= since && j.submit_ms <= now)
+            .collect();
+        jobs.sort_by_key(|j| (j.submit_ms, j.id));
+        for job in &jobs {
+            let Some(labels) = self.known_labels(&job.labels) else {
+                continue;
+            };
+            let Some(pool) = self.core.eligible_pools(labels, job.slots).iter().next() else {
+                continue;
+            };
+            let run_ms = match (job.start_ms, job.end_ms) {
+                (Some(s), Some(e)) if e >= s => e - s,
+                _ => job
+                    .requested_ms
+                    .filter(|&r| r > 0)
+                    .unwrap_or(self.config.default_estimate_ms),
+            };
+            let per = self
+                .core
+                .config()
+                .pools()
+                .get(pool.0 as usize)
+                .map_or(1, |p| p.slots_per_runner.max(1));
+            let work = run_ms as f64 * f64::from(job.slots) / f64::from(per);
+            autoscaler.observe(pool, self.qos_index(&job.qos), work, job.submit_ms);
+        }
+        Ok(())
+    }
+}
+
+/// How far back a new predictive autoscaler learns from stored jobs.
+pub const SCALING_MEMORY_MS: Millis = 2 * 24 * 3_600_000;
 
 /// What people are told about a job's run time and start (the `predicted_*` fields of
 /// `rustci.v1.Job`). Times are on the live clock, which is Unix milliseconds.

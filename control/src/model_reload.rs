@@ -63,7 +63,7 @@ pub fn spawn_watcher(
             match tokio::task::spawn_blocking(move || rustci_models::Artifact::load(&p)).await {
                 Ok(Ok(artifact)) => {
                     tracing::info!(model = %next.display(), mae_s = artifact.evaluation.model.mae_s, "switched to a new run-time model version");
-                    handle.replace(artifact.model, version_name(&next));
+                    handle.replace_artifact(artifact, version_name(&next));
                     loaded = next;
                     failed = None;
                 }

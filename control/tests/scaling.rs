@@ -13,6 +13,9 @@ use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use rustci_datasets::JobRecord;
+use rustci_models::retrain::{retrain, RetrainOptions};
+use rustci_models::TrainParams;
 use rustci_scheduler::ScalePolicy;
 use tonic::transport::Channel;
 
@@ -23,16 +26,24 @@ async fn serve(
     autoscaler: ScalePolicy,
     hook: Option<String>,
 ) -> (RunningServer, Channel) {
+    serve_with(ServeOptions {
+        data_dir: dir.to_path_buf(),
+        autoscaler,
+        scale_hook: hook,
+        ..ServeOptions::default()
+    })
+    .await
+}
+
+/// `opts` on a free loopback port, on a virtual clock at `T0`, with runners that never
+/// time out.
+async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
     let srv = start_with_clock(
         ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
-            data_dir: dir.to_path_buf(),
-            // Runners never time out in virtual time.
             lease_ttl_ms: 1_000_000_000_000,
-            autoscaler,
-            scale_hook: hook,
             scale_interval_ms: 20,
-            ..ServeOptions::default()
+            ..opts
         },
         Arc::new(ManualClock::new(T0)),
     )
@@ -119,6 +130,101 @@ async fn advice_asks_for_more_runners_with_a_reason() {
         "{}",
         pools[0].reason
     );
+    srv.stop().await.expect("stop");
+}
+
+/// The forecast rate in a predictive reason ("predictive: 6.0 jobs/h forecast (SOURCE)").
+fn forecast(reason: &str) -> (f64, String) {
+    let rate = reason
+        .strip_prefix("predictive: ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no forecast rate in {reason:?}"));
+    let source = reason
+        .split_once("forecast (")
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_else(|| panic!("no forecast source in {reason:?}"));
+    (rate, source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictive_advice_remembers_stored_arrivals_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Predictive, None).await;
+    load(&ch, 3).await;
+    let before = advice(&ch).await;
+    let (rate, source) = forecast(&before[0].reason);
+    assert_eq!(source, "online-arrivals", "{}", before[0].reason);
+    assert!(
+        rate > 0.0,
+        "the three submits are seen: {}",
+        before[0].reason
+    );
+    srv.stop().await.expect("stop");
+
+    // After a restart the autoscaler starts anew, but learns the stored submits: the same
+    // forecast, not zero.
+    let (srv, ch) = serve(dir.path(), ScalePolicy::Predictive, None).await;
+    let after = advice(&ch).await;
+    let (again, _) = forecast(&after[0].reason);
+    assert!(
+        (again - rate).abs() < 1e-6 * rate.max(1.0),
+        "before {rate} jobs/h, after the restart {again}: {}",
+        after[0].reason
+    );
+    assert_eq!(after[0].desired_runners, 3, "1 busy + 2 waiting: {after:?}");
+    srv.stop().await.expect("stop");
+}
+
+/// Two weeks of `linux` jobs, `per_hour` an hour around the clock, each running 60 s.
+fn steady_history(per_hour: i64) -> Vec<JobRecord> {
+    (0..14 * 24 * per_hour)
+        .map(|i| {
+            let mut r = JobRecord::new(format!("{i}"), format!("u{}", i % 3), i * 3600 / per_hour);
+            r.labels = vec!["linux".into()];
+            r.requested_s = Some(600);
+            r.wait_s = Some(0);
+            r.run_s = Some(50 + i % 20);
+            r
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictive_advice_starts_from_the_models_arrival_profile() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = dir.path().join("models");
+    let opts = RetrainOptions {
+        config: TrainParams::default().check().expect("params"),
+        train_fraction: 0.7,
+        force: true,
+        plots: false,
+        sources: vec!["test".into()],
+        unix_start: Some(0),
+    };
+    retrain(&steady_history(6), &models, &opts, &mut |_| {}).expect("retrain");
+    let (srv, ch) = serve_with(ServeOptions {
+        data_dir: dir.path().join("data"),
+        autoscaler: ScalePolicy::Predictive,
+        model_dir: Some(models),
+        ..ServeOptions::default()
+    })
+    .await;
+    RunnerServiceClient::new(ch.clone())
+        .register_runner(RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+    // Nothing submitted yet: the trained profile alone says 6 jobs an hour.
+    let pools = advice(&ch).await;
+    let (rate, source) = forecast(&pools[0].reason);
+    assert_eq!(source, "model profile + online", "{}", pools[0].reason);
+    assert!((rate - 6.0).abs() < 0.05, "{}", pools[0].reason);
     srv.stop().await.expect("stop");
 }
 

@@ -205,6 +205,82 @@ impl ArrivalForecast for FittedArrivals {
     }
 }
 
+/// After this long observing live arrivals, the online learner alone forecasts.
+const PROFILE_HANDOVER_MS: i64 = 24 * MS_PER_HOUR;
+
+/// The live service's forecast (`rustci serve --model DIR --autoscaler predictive`): the
+/// weekly profile of the model version in use (read at every call, so a new version takes
+/// over at once) blended with an [`OnlineArrivals`] learner. The learner's weight grows
+/// with the time it has observed, from 0 at its first arrival to 1 a day later: the
+/// trained profile covers a cold start (a restart, a new pool) and the learner follows
+/// what the fleet does now. Without a profile in the model, the learner alone.
+#[derive(Debug, Clone)]
+pub struct ProfiledArrivals {
+    model: crate::ModelHandle,
+    /// Pool `p` of the scheduler serves the job label sets `keys[p]` (see [`pool_key`]).
+    keys: Vec<Vec<String>>,
+    epoch_ms: i64,
+    online: OnlineArrivals,
+    first_ms: Option<i64>,
+}
+
+impl ProfiledArrivals {
+    /// `epoch_ms` is the Unix time of the driver's time 0; the learner forgets with
+    /// `half_life_ms` and starts at `start_ms` (driver time).
+    pub fn new(
+        model: crate::ModelHandle,
+        keys: Vec<Vec<String>>,
+        epoch_ms: i64,
+        half_life_ms: i64,
+        start_ms: i64,
+    ) -> Self {
+        Self {
+            model,
+            keys,
+            epoch_ms,
+            online: OnlineArrivals::new(epoch_ms, half_life_ms, start_ms),
+            first_ms: None,
+        }
+    }
+
+    /// The profile's expected arrivals for `pool`, if the model has a profile.
+    fn profiled(&self, pool: PoolId, from_ms: i64, duration_ms: i64) -> Option<f64> {
+        let model = self.model.arrivals()?;
+        let keys = self.keys.get(pool.0 as usize)?;
+        let from_s = (from_ms + self.epoch_ms).div_euclid(1000);
+        Some(
+            keys.iter()
+                .map(|k| model.expected(k, from_s, duration_ms / 1000))
+                .sum(),
+        )
+    }
+}
+
+impl ArrivalForecast for ProfiledArrivals {
+    fn expected_arrivals(&self, pool: PoolId, from_ms: i64, duration_ms: i64) -> f64 {
+        let online = self.online.expected_arrivals(pool, from_ms, duration_ms);
+        let Some(profiled) = self.profiled(pool, from_ms, duration_ms) else {
+            return online;
+        };
+        let seen = self.first_ms.map_or(0, |f| (from_ms - f).max(0));
+        let w = (seen as f64 / PROFILE_HANDOVER_MS as f64).min(1.0);
+        w * online + (1.0 - w) * profiled
+    }
+
+    fn observe(&mut self, pool: PoolId, at_ms: i64) {
+        self.first_ms = Some(self.first_ms.map_or(at_ms, |f| f.min(at_ms)));
+        self.online.observe(pool, at_ms);
+    }
+
+    fn name(&self) -> &str {
+        if self.model.arrivals().is_some() {
+            "model profile + online"
+        } else {
+            "online"
+        }
+    }
+}
+
 /// An arrival forecaster that learns online, from the arrivals seen so far only (what a
 /// replay may use without looking ahead): per pool, the rate is a level times an
 /// hour-of-day shape. The shape is the mean arrivals per hour of the day over the hours

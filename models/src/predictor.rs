@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use rustci_scheduler::predictor::{tsafrir_correction, Estimate, Predictor};
 use rustci_scheduler::{JobSpec, Millis};
 
+use crate::arrivals::ArrivalModel;
 use crate::artifact::Artifact;
 use crate::features::{featurize, spec_keys, Baseline, JobInput};
 use crate::history::History;
@@ -17,6 +18,24 @@ use crate::train::RunTimeModel;
 pub struct ModelHandle {
     inner: Arc<RwLock<Arc<RunTimeModel>>>,
     name: Arc<RwLock<String>>,
+    /// The version's arrival forecaster (predictive autoscaling), when it has one.
+    arrivals: Arc<RwLock<Option<Arc<ArrivalModel>>>>,
+}
+
+/// Reads a lock that a panicking writer may have poisoned: writers only swap whole
+/// values, so what is inside is always complete.
+fn read<T: Clone>(lock: &RwLock<T>) -> T {
+    match lock.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    }
+}
+
+fn write<T>(lock: &RwLock<T>, value: T) {
+    match lock.write() {
+        Ok(mut g) => *g = value,
+        Err(p) => *p.into_inner() = value,
+    }
 }
 
 impl ModelHandle {
@@ -24,41 +43,41 @@ impl ModelHandle {
         Self {
             inner: Arc::new(RwLock::new(Arc::new(model))),
             name: Arc::new(RwLock::new(name.into())),
+            arrivals: Arc::new(RwLock::new(None)),
         }
     }
 
+    /// The artifact's run-time model and its arrival forecaster.
     pub fn from_artifact(artifact: Artifact, name: impl Into<String>) -> Self {
-        Self::new(artifact.model, name)
+        let handle = Self::new(artifact.model, name);
+        write(&handle.arrivals, artifact.arrivals.map(Arc::new));
+        handle
     }
 
     /// The model in use now.
     pub fn get(&self) -> Arc<RunTimeModel> {
-        // A poisoned lock only means a writer panicked mid-swap of an `Arc`: the value
-        // inside is still a whole model.
-        match self.inner.read() {
-            Ok(g) => Arc::clone(&g),
-            Err(p) => Arc::clone(&p.into_inner()),
-        }
+        read(&self.inner)
     }
 
+    /// The arrival forecaster of the version in use, if it has one.
+    pub fn arrivals(&self) -> Option<Arc<ArrivalModel>> {
+        read(&self.arrivals)
+    }
+
+    /// Swaps the run-time model only (the arrival forecaster stays).
     pub fn replace(&self, model: RunTimeModel, name: impl Into<String>) {
-        let model = Arc::new(model);
-        match self.inner.write() {
-            Ok(mut g) => *g = model,
-            Err(p) => *p.into_inner() = model,
-        }
-        let name = name.into();
-        match self.name.write() {
-            Ok(mut g) => *g = name,
-            Err(p) => *p.into_inner() = name,
-        }
+        write(&self.inner, Arc::new(model));
+        write(&self.name, name.into());
+    }
+
+    /// Swaps to a whole new version: run-time model and arrival forecaster.
+    pub fn replace_artifact(&self, artifact: Artifact, name: impl Into<String>) {
+        write(&self.arrivals, artifact.arrivals.map(Arc::new));
+        self.replace(artifact.model, name);
     }
 
     pub fn version_name(&self) -> String {
-        match self.name.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        read(&self.name)
     }
 }
 

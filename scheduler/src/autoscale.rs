@@ -819,10 +819,14 @@ impl Autoscaler {
                     .flatten()
                     .map(|c| c.load)
                     .fold(0.0, f64::max);
+                let source = self
+                    .forecast
+                    .as_ref()
+                    .map_or("recent arrivals", |f| f.name());
                 let mut reason = format!(
-                    "predictive: {:.1} jobs/h forecast after the {} s lead, load {offered:.2} \
-                     runners (estimates x{:.2} by observed demand); Erlang C sizing for the \
-                     class targets at p{:.0} fleet-wide (x{}): {size}",
+                    "predictive: {:.1} jobs/h forecast ({source}) after the {} s lead, load \
+                     {offered:.2} runners (estimates x{:.2} by observed demand); Erlang C \
+                     sizing for the class targets at p{:.0} fleet-wide (x{}): {size}",
                     rate * 3_600_000.0,
                     lead / 1000,
                     self.calibration(now, load.pool.0 as usize),
