@@ -138,6 +138,9 @@ pub struct EngineOutput {
     pub decisions: Option<Vec<(Millis, Decision)>>,
     /// What the autoscaler did, when there was one.
     pub scaling: Option<ScalingOutcome>,
+    /// The QoS class (index) whose wait target stopped the run early
+    /// ([`EngineOptions::give_up`]); the placements are then only those made so far.
+    pub gave_up: Option<usize>,
 }
 
 /// Options of one engine run.
@@ -149,6 +152,62 @@ pub struct EngineOptions {
     pub progress_every: u64,
     /// Runners come and go as an autoscaler decides.
     pub scaling: Option<EngineScaling>,
+    /// Per QoS class (index), a p95 wait target in seconds: the run stops as soon as a
+    /// class can no longer meet it, because more than 5% of its jobs have started after
+    /// waiting longer (capacity planning need not finish a run that has already failed).
+    /// Empty: the run always finishes.
+    pub give_up: Vec<Option<f64>>,
+}
+
+/// Counts, per QoS class, the jobs that started later than the class's target.
+#[derive(Debug, Default)]
+struct GiveUp {
+    /// Per class: (target in seconds, late jobs that prove the p95 above it, late so far).
+    classes: Vec<Option<(f64, u64, u64)>>,
+    /// Jobs already counted (a retried job counts once: its later start is later still).
+    counted: Vec<bool>,
+}
+
+impl GiveUp {
+    fn new(targets: &[Option<f64>], jobs: &[SimJob]) -> Self {
+        if targets.iter().all(Option::is_none) {
+            return Self::default();
+        }
+        let mut per_class = vec![0u64; targets.len()];
+        for j in jobs {
+            if let Some(n) = per_class.get_mut(j.spec.qos.0 as usize) {
+                *n += 1;
+            }
+        }
+        // The report's p95 is the nearest rank, the ceil(0.95 n)-th smallest wait: it is
+        // above the target once n - ceil(0.95 n) + 1 waits are. That count only grows
+        // with n, so jobs that never start (n smaller in the report) keep the proof.
+        let classes = targets
+            .iter()
+            .zip(&per_class)
+            .map(|(t, &n)| {
+                t.map(|target| {
+                    let within = ((n as f64) * 0.95).ceil() as u64;
+                    (target, n - within.min(n) + 1, 0)
+                })
+            })
+            .collect();
+        Self {
+            classes,
+            counted: vec![false; jobs.len()],
+        }
+    }
+
+    /// Job `i` of class `class` waited `wait_s`; the class it proves failing, if any.
+    fn started(&mut self, i: usize, class: usize, wait_s: f64) -> Option<usize> {
+        let (target, needed, late) = self.classes.get_mut(class)?.as_mut()?;
+        if wait_s <= *target || self.counted.get(i).copied().unwrap_or(true) {
+            return None;
+        }
+        self.counted[i] = true;
+        *late += 1;
+        (*late >= *needed).then_some(class)
+    }
 }
 
 impl std::fmt::Debug for EngineOptions {
@@ -157,6 +216,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("record_decisions", &self.record_decisions)
             .field("progress_every", &self.progress_every)
             .field("scaling", &self.scaling)
+            .field("give_up", &self.give_up)
             .finish_non_exhaustive()
     }
 }
@@ -279,6 +339,7 @@ struct State {
     /// Each job's attempt: an interrupted job starts over, and events of the attempt
     /// before are skipped.
     attempt: Vec<u32>,
+    give_up: GiveUp,
 }
 
 impl State {
@@ -330,6 +391,11 @@ impl State {
                     });
                 }
                 self.used[r] += job.spec.slots;
+                if self.out.gave_up.is_none() {
+                    // As the report computes waits: seconds of start minus submit.
+                    let wait_s = now as f64 / 1000.0 - job.spec.submit_ms as f64 / 1000.0;
+                    self.out.gave_up = self.give_up.started(i, job.spec.qos.0 as usize, wait_s);
+                }
                 let end_ms = now + job.run_ms;
                 self.out.placements[i] = Some(Placement {
                     start_ms: now,
@@ -408,6 +474,7 @@ pub fn run(
         capacity: Vec::new(),
         finish_class: vec![FINISH; jobs.len()],
         attempt: vec![0; jobs.len()],
+        give_up: GiveUp::new(&options.give_up, jobs),
     };
     let mut scaling = options.scaling.take().map(|s| Scaling::new(s, scheduler));
     for &(r, p, slots) in runners {
@@ -450,6 +517,9 @@ pub fn run(
     let every = options.progress_every.max(1);
 
     loop {
+        if st.out.gave_up.is_some() {
+            break;
+        }
         let next_submit = jobs.get(next).map(|j| (j.spec.submit_ms, SUBMIT));
         let take_heap = match (st.queue.heap.peek(), next_submit) {
             (None, None) => break,

@@ -454,6 +454,7 @@ fn run(args: RunArgs) -> Result<()> {
         progress,
         autoscaler,
         epoch_unix_s: loaded.epoch_unix_s,
+        give_up: Vec::new(),
     })?;
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -12,6 +12,10 @@
 //!   fixed.
 //! - `reactive`: the shortest idle timeout (whole seconds up to `max_idle_timeout_s`).
 //! - `predictive`: the largest `target_scale` in [0, 1] (steps of 0.001).
+//!
+//! A candidate's simulation stops as soon as it surely misses a target (more than 5% of
+//! a class's jobs have started later than its p95 target): undersized fleets build long
+//! queues that are the slowest to simulate, and only whether they fail matters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,7 +27,7 @@ use thiserror::Error;
 use crate::fleet_file::{Fleet, FleetError};
 use crate::report::Report;
 use crate::simulate::SimError;
-use crate::sweep::{run_fleet, scale_count, PredictorSpec, Workload};
+use crate::sweep::{run_fleet, run_fleet_until, scale_count, PredictorSpec, Workload};
 
 /// Steps of the common multiplier and of `target_scale` between 0 and their bound.
 const STEPS: u64 = 1000;
@@ -206,6 +210,8 @@ pub struct PlanResult {
     pub targets: Vec<TargetResult>,
     /// Simulations the search ran (the replay not counted).
     pub simulations: usize,
+    /// Of those, the ones stopped as soon as a class had surely missed its target.
+    pub stopped_early: usize,
     pub report: Report,
     /// The chosen fleet, as a fleet file can give it.
     #[serde(skip)]
@@ -255,11 +261,23 @@ enum Knob {
     TargetScale,
 }
 
+/// One candidate's simulation: its report, or the class (index) whose p95 target it was
+/// sure to miss when its run stopped early.
+#[derive(Debug, Clone)]
+enum Tried {
+    Ran(Report),
+    Missed(usize),
+}
+
 struct Search<'a> {
     spec: &'a PlanSpec,
     workload: &'a Workload,
     simulations: usize,
+    /// Simulations stopped early because a class had surely missed its target.
+    stopped_early: usize,
     progress: &'a dyn Fn(usize),
+    /// Per QoS class of the fleet (index), its p95 target in seconds, if it has one.
+    give_up: Vec<Option<f64>>,
 }
 
 impl Search<'_> {
@@ -289,8 +307,19 @@ impl Search<'_> {
         Ok(f)
     }
 
-    /// The targets `report` misses, as "class X: p95 A s > B s".
-    fn misses(&self, report: &Report) -> Vec<String> {
+    /// The targets `tried` misses, as "class X: best p95 A s, target B s".
+    fn misses(&self, tried: &Tried) -> Vec<String> {
+        let report = match tried {
+            Tried::Ran(r) => r,
+            Tried::Missed(class) => {
+                let name = self.spec.fleet.qos.get(*class).map_or("?", |q| q.name.as_str());
+                let target = self.give_up.get(*class).copied().flatten().unwrap_or(0.0);
+                return vec![format!(
+                    "class {name}: more than 5% of its jobs waited over its target {target} s \
+                     (run stopped early)"
+                )];
+            }
+        };
         self.spec
             .targets
             .iter()
@@ -309,22 +338,32 @@ impl Search<'_> {
     }
 
     /// Simulates `fleets` at once, one thread each (at most `spec.threads` at a time).
-    fn eval_many(&mut self, fleets: &[Fleet]) -> Result<Vec<Report>, PlanError> {
+    /// Each run stops as soon as it surely misses a target, except the first `full`
+    /// fleets', which run to the end (their p95 figures are reported).
+    fn eval_many(&mut self, fleets: &[Fleet], full: usize) -> Result<Vec<Tried>, PlanError> {
         let mut out = Vec::with_capacity(fleets.len());
-        for chunk in fleets.chunks(self.spec.threads.max(1)) {
-            let (spec, workload) = (self.spec, self.workload);
-            let reports: Vec<Result<Report, SimError>> = std::thread::scope(|scope| {
+        let threads = self.spec.threads.max(1);
+        for (c, chunk) in fleets.chunks(threads).enumerate() {
+            let (spec, workload, give_up) = (self.spec, self.workload, &self.give_up);
+            let reports: Vec<Result<Result<Report, usize>, SimError>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = chunk
                     .iter()
-                    .map(|f| {
+                    .enumerate()
+                    .map(|(i, f)| {
+                        let give_up = if c * threads + i < full {
+                            Vec::new()
+                        } else {
+                            give_up.clone()
+                        };
                         scope.spawn(move || {
-                            run_fleet(
+                            run_fleet_until(
                                 workload,
                                 f,
                                 &spec.policy,
                                 spec.autoscaler,
                                 spec.load,
                                 spec.predictor,
+                                give_up,
                             )
                         })
                     })
@@ -338,7 +377,13 @@ impl Search<'_> {
                     .collect()
             });
             for r in reports {
-                out.push(r?);
+                out.push(match r? {
+                    Ok(report) => Tried::Ran(report),
+                    Err(class) => {
+                        self.stopped_early += 1;
+                        Tried::Missed(class)
+                    }
+                });
                 self.simulations += 1;
                 (self.progress)(self.simulations);
             }
@@ -369,7 +414,7 @@ impl Search<'_> {
                 .iter()
                 .map(|&k| self.fleet_at(base, knob, k))
                 .collect::<Result<Vec<_>, _>>()?;
-            let reports = self.eval_many(&fleets)?;
+            let reports = self.eval_many(&fleets, 0)?;
             // The smallest k that meets the targets; below it, the largest that does not.
             let mut found = None;
             for (i, (k, r)) in ks.iter().zip(&reports).enumerate() {
@@ -381,8 +426,10 @@ impl Search<'_> {
                 fail = *k;
             }
             if let Some(i) = found {
-                meet_fleet = fleets[i].clone();
-                meet_report = reports[i].clone();
+                if let Tried::Ran(r) = &reports[i] {
+                    meet_fleet = fleets[i].clone();
+                    meet_report = r.clone();
+                }
             }
         }
         Ok((meet_fleet, meet_report))
@@ -412,11 +459,25 @@ pub fn plan(
             });
         }
     }
+    let give_up = spec
+        .fleet
+        .qos
+        .iter()
+        .map(|q| {
+            spec.targets
+                .iter()
+                .filter(|t| t.class == q.name)
+                .map(|t| t.p95_s)
+                .reduce(f64::min)
+        })
+        .collect();
     let mut s = Search {
         spec,
         workload,
         simulations: 0,
+        stopped_early: 0,
         progress,
+        give_up,
     };
     let fixed = matches!(spec.autoscaler, None | Some(ScalePolicy::Static));
     let (knob, top, bound) = match spec.autoscaler {
@@ -438,10 +499,14 @@ pub fn plan(
     };
     let biggest = s.fleet_at(&spec.fleet, knob, top)?;
     let least = s.fleet_at(&spec.fleet, knob, 0)?;
-    let [top_report, least_report]: [Report; 2] = s
-        .eval_many(&[biggest.clone(), least.clone()])?
+    // The biggest runs to the end: if it fails, its best p95 figures are the answer.
+    let [top_tried, least_tried]: [Tried; 2] = s
+        .eval_many(&[biggest.clone(), least.clone()], 1)?
         .try_into()
         .map_err(|_| PlanError::NotReproduced)?;
+    let Tried::Ran(top_report) = top_tried else {
+        return Err(PlanError::NotReproduced);
+    };
     for t in &spec.targets {
         if top_report.qos.get(&t.class).is_none_or(|q| q.jobs == 0) {
             return Err(PlanError::NoJobs {
@@ -449,7 +514,7 @@ pub fn plan(
             });
         }
     }
-    let misses = s.misses(&top_report);
+    let misses = s.misses(&Tried::Ran(top_report.clone()));
     if !misses.is_empty() {
         return Err(PlanError::Unreachable {
             bound,
@@ -457,10 +522,9 @@ pub fn plan(
         });
     }
     // When the least capacity meets the targets, there is nothing to search.
-    let (mut fleet, mut report) = if s.misses(&least_report).is_empty() {
-        (least, least_report)
-    } else {
-        s.smallest(&spec.fleet, knob, 0, top, biggest, top_report)?
+    let (mut fleet, mut report) = match least_tried {
+        Tried::Ran(r) if s.misses(&Tried::Ran(r.clone())).is_empty() => (least, r),
+        _ => s.smallest(&spec.fleet, knob, 0, top, biggest, top_report)?,
     };
     if fixed {
         // Trim pool by pool, the most expensive (price x runners) first.
@@ -478,7 +542,7 @@ pub fn plan(
             (fleet, report) = s.smallest(&base, Knob::Pool(i), 0, n, base.clone(), report)?;
         }
     }
-    let simulations = s.simulations;
+    let (simulations, stopped_early) = (s.simulations, s.stopped_early);
 
     // The replay: the chosen fleet once more, exactly as `run --fleet` would run it.
     let replayed = run_fleet(
@@ -537,6 +601,7 @@ pub fn plan(
         runner_hours: replayed.runner_hours,
         targets,
         simulations,
+        stopped_early,
         report: replayed,
         fleet,
     })
@@ -548,8 +613,9 @@ impl PlanResult {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "chosen fleet ({} simulations, policy {}, load {}{}):",
+            "chosen fleet ({} simulations, {} stopped early; policy {}, load {}{}):",
             self.simulations,
+            self.stopped_early,
             self.policy,
             self.load,
             self.autoscaler
@@ -759,6 +825,58 @@ mod tests {
             .to_string();
         assert!(e.contains("second target"), "{e}");
         assert!(check_targets(&[], &fleet).is_err());
+    }
+
+    /// A run stopped early really misses its target, and a run that is not stopped is
+    /// the same run as without the early stop.
+    #[test]
+    fn stopping_early_is_sound() {
+        use crate::sweep::{run_fleet, run_fleet_until, WorkloadSpec};
+        use rustci_datasets::synthetic::SyntheticConfig;
+        let workload = WorkloadSpec::Synthetic(Box::new(SyntheticConfig {
+            days: 1.0,
+            ..SyntheticConfig::default()
+        }))
+        .load()
+        .unwrap();
+        let base = Fleet::default_ci().unwrap();
+        let give_up: Vec<Option<f64>> = base
+            .qos
+            .iter()
+            .map(|q| match q.name.as_str() {
+                "standard" => Some(300.0),
+                "urgent" => Some(60.0),
+                _ => None,
+            })
+            .collect();
+        let (mut stopped, mut finished) = (0, 0);
+        for scale in [0.3, 0.6, 1.0, 2.0] {
+            let mut fleet = base.clone();
+            for p in &mut fleet.pools {
+                p.runners = scale_count(p.runners, scale);
+            }
+            let p = PredictorSpec::default();
+            let full = run_fleet(&workload, &fleet, "qos", None, 1.0, p).unwrap();
+            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, p, give_up.clone()).unwrap() {
+                Ok(r) => {
+                    finished += 1;
+                    assert_eq!(r.qos, full.qos, "x{scale}");
+                    assert_eq!(r.cost, full.cost, "x{scale}");
+                }
+                Err(class) => {
+                    stopped += 1;
+                    let q = &full.qos[&base.qos[class].name];
+                    let target = give_up[class].unwrap();
+                    assert!(
+                        q.wait_p95_s.is_some_and(|p95| p95 > target),
+                        "x{scale}: stopped for {} but its p95 is {:?}",
+                        base.qos[class].name,
+                        q.wait_p95_s
+                    );
+                }
+            }
+        }
+        assert!(stopped > 0 && finished > 0, "stopped {stopped}, finished {finished}");
     }
 
     #[test]

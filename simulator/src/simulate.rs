@@ -45,6 +45,9 @@ pub struct RunSpec<'a> {
     /// Unix time of the workload's time 0, seconds (the warm pool's and the arrival
     /// forecast's time of day).
     pub epoch_unix_s: i64,
+    /// Per QoS class (index), a p95 wait target (seconds) whose sure miss stops the run
+    /// early (see [`EngineOptions::give_up`]); empty: run to the end.
+    pub give_up: Vec<Option<f64>>,
 }
 
 impl<'a> RunSpec<'a> {
@@ -64,6 +67,7 @@ impl<'a> RunSpec<'a> {
             progress: None,
             autoscaler: None,
             epoch_unix_s: 0,
+            give_up: Vec::new(),
         })
     }
 }
@@ -259,6 +263,7 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             progress: spec.progress,
             progress_every: 1024,
             scaling,
+            give_up: spec.give_up,
         },
     )?;
     let runner_pool: Vec<usize> = match &engine.scaling {

@@ -164,6 +164,26 @@ impl PredictorSpec {
     }
 }
 
+/// The run of `fleet` under `policy` (a `--policy` name) at `load`, with an autoscaler
+/// or not, on `workload`.
+fn fleet_run<'a>(
+    workload: &'a Workload,
+    fleet: &'a Fleet,
+    policy: &str,
+    autoscaler: Option<ScalePolicy>,
+    load: f64,
+    predictor: PredictorSpec,
+) -> Result<RunSpec<'a>, SimError> {
+    let mut spec = RunSpec::new(&workload.records, fleet, policy)?;
+    spec.predictor = predictor.build();
+    spec.load = load;
+    spec.autoscaler = autoscaler;
+    spec.workload_name = workload.name.clone();
+    spec.seed = workload.seed;
+    spec.epoch_unix_s = workload.epoch_unix_s;
+    Ok(spec)
+}
+
 /// One simulation: `fleet` under `policy` (a `--policy` name) at `load`, with an
 /// autoscaler or not. Used by `sweep` and `plan`.
 pub fn run_fleet(
@@ -174,15 +194,28 @@ pub fn run_fleet(
     load: f64,
     predictor: PredictorSpec,
 ) -> Result<Report, SimError> {
-    let mut spec = RunSpec::new(&workload.records, fleet, policy)?;
-    spec.predictor = predictor.build();
-    spec.load = load;
-    spec.autoscaler = autoscaler;
-    spec.workload_name = workload.name.clone();
-    spec.seed = workload.seed;
-    spec.epoch_unix_s = workload.epoch_unix_s;
-    let out = simulate(spec)?;
+    let out = simulate(fleet_run(workload, fleet, policy, autoscaler, load, predictor)?)?;
     Ok(Report::from_run(&out.facts, out.scaling.as_ref()))
+}
+
+/// [`run_fleet`] that stops as soon as a class surely misses its p95 wait target
+/// (`give_up[class index]`, seconds): then `Err` with the index of that class.
+pub fn run_fleet_until(
+    workload: &Workload,
+    fleet: &Fleet,
+    policy: &str,
+    autoscaler: Option<ScalePolicy>,
+    load: f64,
+    predictor: PredictorSpec,
+    give_up: Vec<Option<f64>>,
+) -> Result<Result<Report, usize>, SimError> {
+    let mut spec = fleet_run(workload, fleet, policy, autoscaler, load, predictor)?;
+    spec.give_up = give_up;
+    let out = simulate(spec)?;
+    Ok(match out.engine.gave_up {
+        Some(class) => Err(class),
+        None => Ok(Report::from_run(&out.facts, out.scaling.as_ref())),
+    })
 }
 
 #[derive(Debug, Deserialize)]
