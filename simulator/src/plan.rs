@@ -312,7 +312,12 @@ impl Search<'_> {
         let report = match tried {
             Tried::Ran(r) => r,
             Tried::Missed(class) => {
-                let name = self.spec.fleet.qos.get(*class).map_or("?", |q| q.name.as_str());
+                let name = self
+                    .spec
+                    .fleet
+                    .qos
+                    .get(*class)
+                    .map_or("?", |q| q.name.as_str());
                 let target = self.give_up.get(*class).copied().flatten().unwrap_or(0.0);
                 return vec![format!(
                     "class {name}: more than 5% of its jobs waited over its target {target} s \
@@ -345,37 +350,38 @@ impl Search<'_> {
         let threads = self.spec.threads.max(1);
         for (c, chunk) in fleets.chunks(threads).enumerate() {
             let (spec, workload, give_up) = (self.spec, self.workload, &self.give_up);
-            let reports: Vec<Result<Result<Report, usize>, SimError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        let give_up = if c * threads + i < full {
-                            Vec::new()
-                        } else {
-                            give_up.clone()
-                        };
-                        scope.spawn(move || {
-                            run_fleet_until(
-                                workload,
-                                f,
-                                &spec.policy,
-                                spec.autoscaler,
-                                spec.load,
-                                spec.predictor,
-                                give_up,
-                            )
+            let reports: Vec<Result<Result<Report, usize>, SimError>> =
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = chunk
+                        .iter()
+                        .enumerate()
+                        .map(|(i, f)| {
+                            let give_up = if c * threads + i < full {
+                                Vec::new()
+                            } else {
+                                give_up.clone()
+                            };
+                            scope.spawn(move || {
+                                run_fleet_until(
+                                    workload,
+                                    f,
+                                    &spec.policy,
+                                    spec.autoscaler,
+                                    spec.load,
+                                    spec.predictor,
+                                    give_up,
+                                )
+                            })
                         })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| match h.join() {
-                        Ok(r) => r,
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    })
-                    .collect()
-            });
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| match h.join() {
+                            Ok(r) => r,
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        })
+                        .collect()
+                });
             for r in reports {
                 out.push(match r? {
                     Ok(report) => Tried::Ran(report),
@@ -857,7 +863,8 @@ mod tests {
             }
             let p = PredictorSpec::default();
             let full = run_fleet(&workload, &fleet, "qos", None, 1.0, p).unwrap();
-            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, p, give_up.clone()).unwrap() {
+            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, p, give_up.clone()).unwrap()
+            {
                 Ok(r) => {
                     finished += 1;
                     assert_eq!(r.qos, full.qos, "x{scale}");
@@ -876,7 +883,10 @@ mod tests {
                 }
             }
         }
-        assert!(stopped > 0 && finished > 0, "stopped {stopped}, finished {finished}");
+        assert!(
+            stopped > 0 && finished > 0,
+            "stopped {stopped}, finished {finished}"
+        );
     }
 
     #[test]

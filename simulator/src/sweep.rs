@@ -194,7 +194,9 @@ pub fn run_fleet(
     load: f64,
     predictor: PredictorSpec,
 ) -> Result<Report, SimError> {
-    let out = simulate(fleet_run(workload, fleet, policy, autoscaler, load, predictor)?)?;
+    let out = simulate(fleet_run(
+        workload, fleet, policy, autoscaler, load, predictor,
+    )?)?;
     Ok(Report::from_run(&out.facts, out.scaling.as_ref()))
 }
 
