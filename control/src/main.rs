@@ -162,7 +162,8 @@ struct ServeArgs {
     /// Auth file (TOML: runner_tokens and [[tenant]] api_keys). Without it: local mode.
     #[arg(long)]
     auth: Option<PathBuf>,
-    /// Store: `sqlite` (embedded, in --data-dir) or a `mongodb://` URI.
+    /// Store: `sqlite` (embedded, in --data-dir) or a `mongodb://` URI (the database
+    /// its path names, else `rustci`).
     #[arg(long, default_value = "sqlite")]
     store: String,
     /// SQLite durability: `full` fsyncs every group commit (survives power loss);

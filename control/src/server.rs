@@ -129,8 +129,12 @@ impl RunningServer {
 pub fn open_store(opts: &ServeOptions) -> Result<Box<dyn Store>> {
     Ok(match &opts.mongodb {
         Some(uri) => Box::new(
-            MongoStore::connect(uri, "rustci")
-                .with_context(|| "connecting to MongoDB".to_string())?,
+            MongoStore::connect(
+                uri,
+                &crate::store::mongo::database_of(uri)
+                    .map_err(|e| anyhow::anyhow!("--store: not a valid MongoDB URI: {}", e.kind))?,
+            )
+            .with_context(|| "connecting to MongoDB".to_string())?,
         ),
         None => Box::new(SqliteStore::open(&opts.data_dir, opts.sync)?),
     })

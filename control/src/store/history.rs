@@ -137,12 +137,8 @@ impl HistorySource {
             reason,
         };
         if source.starts_with("mongodb://") || source.starts_with("mongodb+srv://") {
-            let cs = mongodb::options::ConnectionString::parse(source)
+            let database = mongo::database_of(source)
                 .map_err(|e| bad(format!("not a valid MongoDB URI: {}", e.kind)))?;
-            let database = cs
-                .default_database
-                .filter(|d| !d.is_empty())
-                .unwrap_or_else(|| mongo::DEFAULT_DATABASE.to_string());
             return Ok(Self::Mongo {
                 uri: source.to_string(),
                 database,

@@ -48,8 +48,19 @@ use rustci_datasets::record::JobRecord;
 
 use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
 
-/// The database `rustci serve --store mongodb://…` uses, and [`read_history`]'s default.
+/// The database `rustci serve --store mongodb://…` and `rustci retrain --from
+/// mongodb://…` use when the URI names none.
 pub const DEFAULT_DATABASE: &str = "rustci";
+
+/// The database a MongoDB URI names in its path (`mongodb://h/DB`), else
+/// [`DEFAULT_DATABASE`]; the error is the driver's reason the URI is malformed.
+pub fn database_of(uri: &str) -> Result<String, mongodb::error::Error> {
+    let cs = mongodb::options::ConnectionString::parse(uri)?;
+    Ok(cs
+        .default_database
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_string()))
+}
 
 /// How many times a transaction is retried on a transient error.
 const TXN_RETRIES: u32 = 3;
