@@ -57,9 +57,8 @@ async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
     (srv, ch)
 }
 
-/// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
-/// wait.
-async fn load(ch: &Channel, jobs: u64) {
+/// Runner `r0`: one slot in pool `lin` (label `linux`).
+async fn register_r0(ch: &Channel) {
     RunnerServiceClient::new(ch.clone())
         .register_runner(RegisterRunnerRequest {
             runner_id: "r0".into(),
@@ -69,6 +68,12 @@ async fn load(ch: &Channel, jobs: u64) {
         })
         .await
         .expect("register");
+}
+
+/// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
+/// wait.
+async fn load(ch: &Channel, jobs: u64) {
+    register_r0(ch).await;
     let mut api = JobServiceClient::new(ch.clone());
     for i in 1..=jobs {
         api.submit_job(SubmitJobRequest {
@@ -211,15 +216,7 @@ async fn predictive_advice_starts_from_the_models_arrival_profile() {
         ..ServeOptions::default()
     })
     .await;
-    RunnerServiceClient::new(ch.clone())
-        .register_runner(RegisterRunnerRequest {
-            runner_id: "r0".into(),
-            pool: "lin".into(),
-            labels: vec!["linux".into()],
-            slots: 1,
-        })
-        .await
-        .expect("register");
+    register_r0(&ch).await;
     // Nothing submitted yet: the trained profile alone says 6 jobs an hour.
     let pools = advice(&ch).await;
     let (rate, source) = forecast(&pools[0].reason);
