@@ -78,12 +78,6 @@ pub enum PlanAutoscaler {
     Predictive,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum PlanPredictor {
-    Requested,
-    Tsafrir,
-}
-
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Fleet file (TOML) whose pools are scaled. Default: the built-in CI fleet.
@@ -113,9 +107,10 @@ pub struct PlanArgs {
     /// Arrival-rate multiplier.
     #[arg(long, default_value_t = 1.0)]
     load: f64,
-    /// Run-time estimates.
-    #[arg(long, value_enum, default_value_t = PlanPredictor::Requested)]
-    predictor: PlanPredictor,
+    /// Run-time estimates: requested, tsafrir or model:DIR (the current version of a
+    /// `rustci retrain` directory).
+    #[arg(long, default_value = "requested")]
+    predictor: String,
     /// Plan an autoscaler setting instead of fixed runner counts: static scales the
     /// runners, reactive searches the idle timeout, predictive the target_scale.
     #[arg(long, value_enum)]
@@ -263,10 +258,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         targets,
         policy: args.policy.clone(),
         load: args.load,
-        predictor: match args.predictor {
-            PlanPredictor::Requested => PredictorSpec::Requested { default_ms },
-            PlanPredictor::Tsafrir => PredictorSpec::Tsafrir { default_ms },
-        },
+        predictor: PredictorSpec::parse(&args.predictor, default_ms)
+            .map_err(|e| anyhow::anyhow!("--predictor: {e}"))?,
         autoscaler,
         max_scale: args.max_scale,
         max_idle_timeout_s: args.max_idle_timeout_s,

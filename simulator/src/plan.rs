@@ -368,7 +368,7 @@ impl Search<'_> {
                                     &spec.policy,
                                     spec.autoscaler,
                                     spec.load,
-                                    spec.predictor,
+                                    &spec.predictor,
                                     give_up,
                                 )
                             })
@@ -557,7 +557,7 @@ pub fn plan(
         &spec.policy,
         spec.autoscaler,
         spec.load,
-        spec.predictor,
+        &spec.predictor,
     )?;
     if replayed.qos != report.qos || replayed.cost != report.cost {
         return Err(PlanError::NotReproduced);
@@ -862,8 +862,8 @@ mod tests {
                 p.runners = scale_count(p.runners, scale);
             }
             let p = PredictorSpec::default();
-            let full = run_fleet(&workload, &fleet, "qos", None, 1.0, p).unwrap();
-            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, p, give_up.clone()).unwrap()
+            let full = run_fleet(&workload, &fleet, "qos", None, 1.0, &p).unwrap();
+            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, &p, give_up.clone()).unwrap()
             {
                 Ok(r) => {
                     finished += 1;

@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! fleet = "../fleets/default-ci.toml"   # default: the built-in CI fleet
-//! predictor = "requested"               # requested | tsafrir (default requested)
+//! predictor = "requested"               # requested | tsafrir | model:DIR (default requested)
 //! default_estimate_s = 3600             # estimate for jobs without a requested time
 //!
 //! scale = [0.5, 1.0, 2.0]               # x every pool's runners (rounded, at least 1)
@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustci_datasets::record::JobRecord;
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{open_trace, DatasetError, TraceFormat};
+use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -141,10 +142,19 @@ impl WorkloadSpec {
 }
 
 /// Where run-time estimates come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum PredictorSpec {
-    Requested { default_ms: i64 },
-    Tsafrir { default_ms: i64 },
+    Requested {
+        default_ms: i64,
+    },
+    Tsafrir {
+        default_ms: i64,
+    },
+    /// A trained model version (`model:DIR`, loaded once); each run learns its own
+    /// per-user and per-job history from the jobs it sees finish.
+    Model {
+        handle: ModelHandle,
+    },
 }
 
 impl Default for PredictorSpec {
@@ -156,10 +166,44 @@ impl Default for PredictorSpec {
 }
 
 impl PredictorSpec {
-    fn build(self) -> Box<dyn Predictor> {
+    /// `requested`, `tsafrir` or `model:DIR` (the current version in DIR); the error
+    /// says what is wrong.
+    pub fn parse(text: &str, default_ms: i64) -> Result<Self, String> {
+        match text {
+            "requested" => Ok(Self::Requested { default_ms }),
+            "tsafrir" => Ok(Self::Tsafrir { default_ms }),
+            other => {
+                let Some(dir) = other.strip_prefix("model:") else {
+                    return Err(format!(
+                        "unknown predictor {other:?}; expected requested, tsafrir or model:DIR"
+                    ));
+                };
+                let (path, artifact) = rustci_models::load_current(Path::new(dir))
+                    .map_err(|e| format!("{other}: {e}"))?;
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("model")
+                    .to_string();
+                Ok(Self::Model {
+                    handle: ModelHandle::from_artifact(artifact, name),
+                })
+            }
+        }
+    }
+
+    fn build(&self, workload: &Workload) -> Box<dyn Predictor> {
         match self {
-            Self::Requested { default_ms } => Box::new(RequestedTime { default_ms }),
-            Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(default_ms)),
+            Self::Requested { default_ms } => Box::new(RequestedTime {
+                default_ms: *default_ms,
+            }),
+            Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(*default_ms)),
+            // A trace's clock is Unix time from its epoch; the synthetic workload (seeded)
+            // has no calendar, so no time-of-day features.
+            Self::Model { handle } => Box::new(ModelPredictor::new(
+                handle.clone(),
+                workload.seed.is_none().then_some(workload.epoch_unix_s),
+            )),
         }
     }
 }
@@ -172,10 +216,10 @@ fn fleet_run<'a>(
     policy: &str,
     autoscaler: Option<ScalePolicy>,
     load: f64,
-    predictor: PredictorSpec,
+    predictor: &PredictorSpec,
 ) -> Result<RunSpec<'a>, SimError> {
     let mut spec = RunSpec::new(&workload.records, fleet, policy)?;
-    spec.predictor = predictor.build();
+    spec.predictor = predictor.build(workload);
     spec.load = load;
     spec.autoscaler = autoscaler;
     spec.workload_name = workload.name.clone();
@@ -192,7 +236,7 @@ pub fn run_fleet(
     policy: &str,
     autoscaler: Option<ScalePolicy>,
     load: f64,
-    predictor: PredictorSpec,
+    predictor: &PredictorSpec,
 ) -> Result<Report, SimError> {
     let out = simulate(fleet_run(
         workload, fleet, policy, autoscaler, load, predictor,
@@ -208,7 +252,7 @@ pub fn run_fleet_until(
     policy: &str,
     autoscaler: Option<ScalePolicy>,
     load: f64,
-    predictor: PredictorSpec,
+    predictor: &PredictorSpec,
     give_up: Vec<Option<f64>>,
 ) -> Result<Result<Report, usize>, SimError> {
     let mut spec = fleet_run(workload, fleet, policy, autoscaler, load, predictor)?;
@@ -405,16 +449,9 @@ impl Grid {
             ));
         }
         let default_ms = default_s * MS_PER_S;
-        let predictor = match g.predictor.as_deref() {
-            None | Some("requested") => PredictorSpec::Requested { default_ms },
-            Some("tsafrir") => PredictorSpec::Tsafrir { default_ms },
-            Some(other) => {
-                return Err(bad(
-                    "predictor".into(),
-                    format!("unknown predictor {other:?}; expected requested or tsafrir"),
-                ))
-            }
-        };
+        let predictor =
+            PredictorSpec::parse(g.predictor.as_deref().unwrap_or("requested"), default_ms)
+                .map_err(|reason| bad("predictor".into(), reason))?;
 
         // Each axis is checked on its own first, so an error names the value's index.
         if !g.scale.is_empty() && !g.runners.is_empty() {
@@ -773,7 +810,7 @@ pub fn run_grid(
                 &p.policy,
                 p.autoscaler,
                 p.load,
-                grid.predictor,
+                &grid.predictor,
             )
             .map(|r| Row::new(p, &r))
             .map_err(|error| SweepError::Point {
