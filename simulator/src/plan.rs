@@ -265,7 +265,7 @@ enum Knob {
 /// sure to miss when its run stopped early.
 #[derive(Debug, Clone)]
 enum Tried {
-    Ran(Report),
+    Ran(Box<Report>),
     Missed(usize),
 }
 
@@ -384,7 +384,7 @@ impl Search<'_> {
                 });
             for r in reports {
                 out.push(match r? {
-                    Ok(report) => Tried::Ran(report),
+                    Ok(report) => Tried::Ran(Box::new(report)),
                     Err(class) => {
                         self.stopped_early += 1;
                         Tried::Missed(class)
@@ -434,7 +434,7 @@ impl Search<'_> {
             if let Some(i) = found {
                 if let Tried::Ran(r) = &reports[i] {
                     meet_fleet = fleets[i].clone();
-                    meet_report = r.clone();
+                    meet_report = (**r).clone();
                 }
             }
         }
@@ -529,8 +529,8 @@ pub fn plan(
     }
     // When the least capacity meets the targets, there is nothing to search.
     let (mut fleet, mut report) = match least_tried {
-        Tried::Ran(r) if s.misses(&Tried::Ran(r.clone())).is_empty() => (least, r),
-        _ => s.smallest(&spec.fleet, knob, 0, top, biggest, top_report)?,
+        Tried::Ran(r) if s.misses(&Tried::Ran(r.clone())).is_empty() => (least, *r),
+        _ => s.smallest(&spec.fleet, knob, 0, top, biggest, *top_report)?,
     };
     if fixed {
         // Trim pool by pool, the most expensive (price x runners) first.
