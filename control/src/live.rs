@@ -453,6 +453,25 @@ impl Live {
                     .charge_usage(tenant, job.slots, s.min(now), e.min(now));
             }
         }
+        // The predictor learns the recent run times again, in the order they finished, so
+        // estimates after a restart are those before it.
+        let mut ran: Vec<&StoredJob> = snap
+            .recently_finished
+            .iter()
+            .filter(|j| matches!(j.state, JobState::Succeeded | JobState::Failed))
+            .filter(|j| matches!((j.start_ms, j.end_ms), (Some(s), Some(e)) if e >= s))
+            .collect();
+        ran.sort_by_key(|j| (j.end_ms, j.id));
+        for job in ran {
+            let (Some(s), Some(e)) = (job.start_ms, job.end_ms) else {
+                continue;
+            };
+            let tenant = self.tenant_id(&job.tenant)?;
+            let qos = self.qos_index(&job.qos);
+            let labels = self.known_labels(&job.labels).unwrap_or_default();
+            self.core
+                .learn_finished(&core_spec(job, tenant, qos, labels), e - s, e);
+        }
         let mut batch = Batch::default();
         for job in snap.unfinished {
             self.requests

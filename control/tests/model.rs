@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use rustci_control::live::ManualClock;
 use rustci_control::pb::job_service_client::JobServiceClient;
+use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start_with_clock, ServeOptions};
+use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;
 use rustci_models::retrain::{retrain, RetrainOptions};
@@ -364,4 +365,153 @@ async fn serve_refuses_a_missing_or_corrupt_model() {
         .await
         .expect_err("truncated");
     assert!(format!("{err:#}").contains("truncated"), "{err:#}");
+}
+
+/// `serve --model models` on `dir`'s data dir, on a virtual clock.
+async fn serve_model(
+    dir: &Path,
+    models: &Path,
+    clock: Arc<ManualClock>,
+) -> (RunningServer, Channel) {
+    let srv = start_with_clock(
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.join("data"),
+            model_dir: Some(models.to_path_buf()),
+            // Runners never time out in virtual time.
+            lease_ttl_ms: 1_000_000_000_000,
+            ..ServeOptions::default()
+        },
+        clock,
+    )
+    .await
+    .expect("server");
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    (srv, ch)
+}
+
+fn steady_job(i: u32) -> SubmitJobRequest {
+    SubmitJobRequest {
+        request_id: format!("s{i}"),
+        tenant: "steady".into(),
+        job_name: "build".into(),
+        command: "true".into(),
+        requested_ms: 1_000_000,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let models = tmp.path().join("models");
+    // The trained model: each user's jobs use their own share of the request, so the
+    // user's history is what predicts a run time.
+    let varied: Vec<JobRecord> = (0..800)
+        .map(|i| {
+            let share = (i % 8 + 1) as f64 / 10.0;
+            let mut r = JobRecord::new(format!("{i}"), format!("u{}", i % 8), i * 600);
+            r.job_name = Some("build".into());
+            r.requested_s = Some(1000);
+            r.wait_s = Some(0);
+            r.run_s = Some((1000.0 * share) as i64 + i % 7);
+            r
+        })
+        .collect();
+    let opts = RetrainOptions {
+        config: TrainParams::default().check().expect("params"),
+        train_fraction: 0.7,
+        force: true,
+        plots: false,
+        sources: vec!["test".into()],
+        unix_start: Some(0),
+    };
+    retrain(&varied, &models, &opts, &mut |_| {}).expect("retrain");
+    let t0 = 1_700_000_000_000;
+    let clock = Arc::new(ManualClock::new(t0));
+    let (srv, ch) = serve_model(tmp.path(), &models, clock.clone()).await;
+    let mut api = JobServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    run.register_runner(RegisterRunnerRequest {
+        runner_id: "r0".into(),
+        pool: "any".into(),
+        labels: vec![],
+        slots: 1,
+    })
+    .await
+    .expect("register");
+    let fresh = api
+        .submit_job(steady_job(0))
+        .await
+        .expect("submit")
+        .into_inner();
+    // This job runs 90% of its request, six times over, one after another.
+    let mut now = t0;
+    for i in 0..6 {
+        let job = if i == 0 {
+            fresh.clone()
+        } else {
+            api.submit_job(steady_job(i))
+                .await
+                .expect("submit")
+                .into_inner()
+        };
+        let lease = run
+            .acquire_jobs(AcquireJobsRequest {
+                name: "runners/r0".into(),
+                max_jobs: 1,
+                wait_ms: 0,
+            })
+            .await
+            .expect("acquire")
+            .into_inner()
+            .leases
+            .pop()
+            .expect("a lease");
+        assert_eq!(
+            lease.job.as_ref().map(|j| j.name.clone()),
+            Some(job.name.clone())
+        );
+        now += 900_000;
+        clock.set(now);
+        run.complete_job(CompleteJobRequest {
+            job: job.name.clone(),
+            runner: "runners/r0".into(),
+            fencing_token: lease.fencing_token,
+            success: true,
+            ..Default::default()
+        })
+        .await
+        .expect("complete");
+    }
+    now += 60_000;
+    clock.set(now);
+    let before = api
+        .submit_job(steady_job(100))
+        .await
+        .expect("submit")
+        .into_inner()
+        .predicted_run_ms;
+    assert!(
+        (before - 900_000).abs() < (fresh.predicted_run_ms - 900_000).abs() / 2,
+        "the history moved the estimate towards 900 s: {} ms with none, {before} ms after \
+         six 900 s runs",
+        fresh.predicted_run_ms
+    );
+    srv.stop().await.expect("stop");
+
+    // Restarted at the same instant: the same job gets the same estimate.
+    let (srv, ch) = serve_model(tmp.path(), &models, clock.clone()).await;
+    let after = JobServiceClient::new(ch)
+        .submit_job(steady_job(101))
+        .await
+        .expect("submit")
+        .into_inner()
+        .predicted_run_ms;
+    assert_eq!(after, before, "the estimate after the restart");
+    srv.stop().await.expect("stop");
 }

@@ -389,6 +389,13 @@ impl Scheduler {
         self.charge(tenant, end_ms, slot_seconds(slots, end_ms - start_ms));
     }
 
+    /// A job that finished before this scheduler existed (a restarting service replaying
+    /// its history, oldest first): the predictor learns its run time as if it had
+    /// finished here.
+    pub fn learn_finished(&mut self, spec: &JobSpec, run_ms: Millis, finished_ms: Millis) {
+        self.predictor.observe(spec, run_ms, finished_ms);
+    }
+
     /// Registers another tenant (live services learn tenants as they come).
     pub fn add_tenant(&mut self, spec: TenantSpec) -> Result<TenantId, CoreError> {
         if !(spec.weight.is_finite() && spec.weight > 0.0) {
