@@ -248,6 +248,11 @@ fn history(share: f64) -> Vec<JobRecord> {
 }
 
 fn train_into(dir: &Path, share: f64) {
+    retrain_into(dir, &history(share));
+}
+
+/// Trains a new version on `records` into `dir`, written whatever it is worth.
+fn retrain_into(dir: &Path, records: &[JobRecord]) {
     let opts = RetrainOptions {
         config: TrainParams::default().check().expect("params"),
         train_fraction: 0.7,
@@ -256,7 +261,7 @@ fn train_into(dir: &Path, share: f64) {
         sources: vec!["test".into()],
         unix_start: Some(0),
     };
-    retrain(&history(share), dir, &opts, &mut |_| {}).expect("retrain");
+    retrain(records, dir, &opts, &mut |_| {}).expect("retrain");
 }
 
 async fn predicted_run_ms(api: &mut JobServiceClient<Channel>, i: u32) -> i64 {
@@ -422,15 +427,7 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
             r
         })
         .collect();
-    let opts = RetrainOptions {
-        config: TrainParams::default().check().expect("params"),
-        train_fraction: 0.7,
-        force: true,
-        plots: false,
-        sources: vec!["test".into()],
-        unix_start: Some(0),
-    };
-    retrain(&varied, &models, &opts, &mut |_| {}).expect("retrain");
+    retrain_into(&models, &varied);
     let t0 = 1_700_000_000_000;
     let clock = Arc::new(ManualClock::new(t0));
     let (srv, ch) = serve_model(tmp.path(), &models, clock.clone()).await;
