@@ -2,6 +2,8 @@
 //! predicted run time, its upper quantile and its start (projected while queued, real
 //! once started), on a virtual clock so that every value is exact.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use rustci_control::live::ManualClock;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start_with_clock, ServeOptions};
+use rustci_control::server::ServeOptions;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
@@ -41,23 +43,14 @@ fn submit_req(i: u64, labels: &[&str]) -> SubmitJobRequest {
 async fn get_list_and_watch_carry_etas() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
-    let srv = start_with_clock(
+    let (srv, ch) = common::serve_virtual(
         ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
-            // Runners never time out in virtual time.
-            lease_ttl_ms: 1_000_000_000_000,
             ..ServeOptions::default()
         },
         clock.clone(),
     )
-    .await
-    .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    .await;
     let mut api = JobServiceClient::new(ch.clone());
     let mut run = RunnerServiceClient::new(ch);
 

@@ -284,9 +284,8 @@ async fn serve_uses_the_model_and_switches_versions_without_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let models = tmp.path().join("models");
     train_into(&models, 0.1);
-    let srv = start_with_clock(
+    let (srv, ch) = common::serve_virtual(
         ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: tmp.path().join("data"),
             model_dir: Some(models.clone()),
             model_poll_ms: 50,
@@ -294,13 +293,7 @@ async fn serve_uses_the_model_and_switches_versions_without_restart() {
         },
         Arc::new(ManualClock::new(1_700_000_000_000)),
     )
-    .await
-    .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    .await;
     let mut api = JobServiceClient::new(ch);
     // Jobs that use a tenth of their request: the estimate is far below it.
     let first = predicted_run_ms(&mut api, 0).await;
@@ -378,25 +371,15 @@ async fn serve_model(
     models: &Path,
     clock: Arc<ManualClock>,
 ) -> (RunningServer, Channel) {
-    let srv = start_with_clock(
+    common::serve_virtual(
         ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.join("data"),
             model_dir: Some(models.to_path_buf()),
-            // Runners never time out in virtual time.
-            lease_ttl_ms: 1_000_000_000_000,
             ..ServeOptions::default()
         },
         clock,
     )
     .await
-    .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    (srv, ch)
 }
 
 fn steady_job(i: u32) -> SubmitJobRequest {

@@ -2,6 +2,8 @@
 //! service (gRPC over loopback, virtual clock) gives the same decision log: the same
 //! jobs start on the same runners at the same times. One core, two drivers.
 
+mod common;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
@@ -10,11 +12,10 @@ use rustci_control::live::{LiveConfig, ManualClock};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start_with_clock, ServeOptions};
+use rustci_control::server::ServeOptions;
 use rustci_scheduler::*;
 use rustci_sim::engine::{self, EngineOptions};
 use rustci_sim::workload::SimJob;
-use tonic::transport::Channel;
 
 const T0: Millis = 1_700_000_000_000;
 const POLICY: &str = "fairshare";
@@ -188,25 +189,16 @@ async fn simulator_and_live_service_make_the_same_decisions() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let clock = Arc::new(ManualClock::new(T0));
-    let srv = start_with_clock(
+    let (srv, ch) = common::serve_virtual(
         ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
             policy: POLICY.into(),
-            // Runners never time out in virtual time.
-            lease_ttl_ms: 1_000_000_000_000,
             record_decisions: true,
             ..ServeOptions::default()
         },
         clock.clone(),
     )
-    .await
-    .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    .await;
     let mut api = JobServiceClient::new(ch.clone());
     let mut run = RunnerServiceClient::new(ch);
     for (id, pool, labels, slots) in RUNNERS {

@@ -2,6 +2,8 @@
 //! from the core's autoscaler with its reason, and `--scale-hook` runs a command with the
 //! new count when it changes.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_datasets::JobRecord;
 use rustci_models::retrain::{retrain, RetrainOptions};
 use rustci_models::TrainParams;
@@ -35,26 +37,16 @@ async fn serve(
     .await
 }
 
-/// `opts` on a free loopback port, on a virtual clock at `T0`, with runners that never
-/// time out.
+/// `opts` on a virtual clock at `T0`, scale hooks checked every 20 ms.
 async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
-    let srv = start_with_clock(
+    common::serve_virtual(
         ServeOptions {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            lease_ttl_ms: 1_000_000_000_000,
             scale_interval_ms: 20,
             ..opts
         },
         Arc::new(ManualClock::new(T0)),
     )
     .await
-    .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    (srv, ch)
 }
 
 /// Runner `r0`: one slot in pool `lin` (label `linux`).

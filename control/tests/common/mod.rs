@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustci_control::client::{connect_lazy, Clients};
+use rustci_control::live::ManualClock;
 use rustci_control::pb;
+use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rustci");
 
@@ -334,4 +337,28 @@ pub fn recorded(file: &Path, tag: &str, body: &str) -> String {
     format!(
         "echo \"S $RUSTCI_JOB {tag} $$ $(date +%s%N)\" >> {f}; {body}; echo \"E $RUSTCI_JOB {tag} $$ $(date +%s%N)\" >> {f}"
     )
+}
+
+/// An in-process `rustci serve` with `opts` on a free loopback port, on the virtual
+/// `clock`, where runners never time out (a lease TTL of ~30 years); and a channel to it.
+pub async fn serve_virtual(
+    opts: ServeOptions,
+    clock: std::sync::Arc<ManualClock>,
+) -> (RunningServer, Channel) {
+    let srv = start_with_clock(
+        ServeOptions {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            lease_ttl_ms: 1_000_000_000_000,
+            ..opts
+        },
+        clock,
+    )
+    .await
+    .expect("server");
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    (srv, ch)
 }
