@@ -91,6 +91,68 @@ pub struct ModelPredictor {
     epoch_s: Option<i64>,
     name: String,
     plan_with: PlanWith,
+    correction: Correction,
+}
+
+/// What a running job that outlived its estimate is expected to take (EASY++'s
+/// correction), as a total run time from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Correction {
+    /// The model's upper quantile first, then Tsafrir's steps beyond it.
+    #[default]
+    UpperThenIncremental,
+    /// Tsafrir's steps (1 min, 5, 15, 30 min, 1 h, ...) beyond the planned estimate.
+    Incremental,
+    /// Twice the time the job has run so far (recursive doubling), stopping once at the
+    /// request.
+    Doubling,
+    /// The user's request, then doubling beyond it if the job outlives that too.
+    Request,
+}
+
+impl Correction {
+    /// The total run time to expect after `corrections` earlier corrections of a job
+    /// planned at `estimate.point_ms`.
+    pub fn apply(
+        self,
+        estimate: Estimate,
+        corrections: u32,
+        requested_ms: Option<Millis>,
+    ) -> Millis {
+        let point = estimate.point_ms.max(1);
+        let requested = requested_ms.filter(|&r| r > 0);
+        match self {
+            Correction::UpperThenIncremental if estimate.upper_ms > point => match corrections {
+                0 => estimate.upper_ms,
+                n => tsafrir_correction(estimate.upper_ms, n - 1, requested),
+            },
+            Correction::UpperThenIncremental | Correction::Incremental => {
+                tsafrir_correction(point, corrections, requested)
+            }
+            Correction::Doubling => doubling(point, corrections, requested),
+            Correction::Request => match requested {
+                Some(r) if r > point => match corrections {
+                    0 => r,
+                    n => doubling(r, n - 1, None),
+                },
+                _ => doubling(point, corrections, requested),
+            },
+        }
+    }
+}
+
+/// `first` doubled `corrections + 1` times, each time from the previous value (the time
+/// run so far), stopping once at the request (a job that outlives its request as well
+/// keeps doubling from there).
+fn doubling(first: Millis, corrections: u32, requested: Option<Millis>) -> Millis {
+    let mut e = first.max(1);
+    for _ in 0..=corrections.min(64) {
+        e = match requested {
+            Some(r) if e < r => e.saturating_mul(2).min(r),
+            _ => e.saturating_mul(2),
+        };
+    }
+    e
 }
 
 /// Which of the model's values the scheduler plans with (`Estimate::point_ms`).
@@ -111,7 +173,22 @@ impl ModelPredictor {
             history: History::default(),
             epoch_s,
             plan_with: PlanWith::Point,
+            correction: Correction::default(),
         }
+    }
+
+    /// How estimates of jobs that outlive them grow (EASY++).
+    pub fn correcting_with(mut self, correction: Correction) -> Self {
+        self.correction = correction;
+        if correction != Correction::default() {
+            self.name.push_str(match correction {
+                Correction::UpperThenIncremental => "",
+                Correction::Incremental => "+incremental",
+                Correction::Doubling => "+doubling",
+                Correction::Request => "+request",
+            });
+        }
+        self
     }
 
     /// Plan with the upper quantile instead of the point estimate.
@@ -170,16 +247,63 @@ impl Predictor for ModelPredictor {
         &self.name
     }
 
-    /// A job that outlived its point estimate is first expected to reach the model's
-    /// upper quantile, then grows by Tsafrir's steps beyond it.
+    /// By the predictor's [`Correction`]; by default a job that outlived its point
+    /// estimate is first expected to reach the model's upper quantile, then grows by
+    /// Tsafrir's steps beyond it.
     fn correct(&self, job: &JobSpec, estimate: Estimate, corrections: u32) -> Millis {
-        if estimate.upper_ms > estimate.point_ms {
-            match corrections {
-                0 => estimate.upper_ms,
-                n => tsafrir_correction(estimate.upper_ms, n - 1, job.requested_ms),
-            }
-        } else {
-            tsafrir_correction(estimate.point_ms, corrections, job.requested_ms)
+        self.correction
+            .apply(estimate, corrections, job.requested_ms)
+    }
+}
+
+#[cfg(test)]
+mod correction_tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn est(point: Millis, upper: Millis) -> Estimate {
+        Estimate {
+            point_ms: point,
+            upper_ms: upper,
         }
+    }
+
+    #[test]
+    fn doubling_doubles_stops_once_at_the_request_then_doubles_on() {
+        let e = est(10 * MIN, 20 * MIN);
+        let c = Correction::Doubling;
+        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 20 * MIN);
+        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 40 * MIN);
+        assert_eq!(c.apply(e, 2, Some(60 * MIN)), 60 * MIN);
+        // A job that outlives its request as well.
+        assert_eq!(c.apply(e, 3, Some(60 * MIN)), 120 * MIN);
+        assert_eq!(c.apply(e, 4, Some(60 * MIN)), 240 * MIN);
+        assert_eq!(c.apply(e, 0, None), 20 * MIN);
+        assert!(c.apply(e, 200, None) > 0);
+    }
+
+    #[test]
+    fn request_goes_to_the_request_then_doubles() {
+        let e = est(10 * MIN, 20 * MIN);
+        let c = Correction::Request;
+        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 60 * MIN);
+        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 120 * MIN);
+        // No request: doubling.
+        assert_eq!(c.apply(e, 0, None), 20 * MIN);
+    }
+
+    #[test]
+    fn upper_then_incremental_and_incremental() {
+        let e = est(10 * MIN, 20 * MIN);
+        let r = Some(600 * MIN);
+        let c = Correction::UpperThenIncremental;
+        assert_eq!(c.apply(e, 0, r), 20 * MIN);
+        assert_eq!(c.apply(e, 1, r), 21 * MIN);
+        assert_eq!(c.apply(e, 2, r), 25 * MIN);
+        assert_eq!(Correction::Incremental.apply(e, 0, r), 11 * MIN);
+        assert_eq!(Correction::Incremental.apply(e, 1, r), 15 * MIN);
+        // Without a margin above the point, both are Tsafrir's steps.
+        assert_eq!(c.apply(est(10 * MIN, 10 * MIN), 0, r), 11 * MIN);
     }
 }

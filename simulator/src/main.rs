@@ -14,7 +14,7 @@ use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{jobcsv, open_trace, TraceFormat};
-use rustci_models::predictor::PlanWith;
+use rustci_models::predictor::{Correction, PlanWith};
 use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{
     Backfill, PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S,
@@ -79,6 +79,18 @@ enum Command {
 enum PlanArg {
     Point,
     Upper,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+enum CorrectionArg {
+    /// The model's upper quantile, then Tsafrir's steps beyond it.
+    Upper,
+    /// Tsafrir's steps beyond the planned estimate.
+    Incremental,
+    /// Twice the time run so far (recursive doubling), stopping once at the request.
+    Doubling,
+    /// The requested time.
+    Request,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -190,6 +202,11 @@ struct RunArgs {
     /// quantile (P90).
     #[arg(long, value_enum, default_value_t = PlanArg::Point)]
     model_estimate: PlanArg,
+    /// With `--predictor model:DIR` and EASY++: what a job that outlived its estimate is
+    /// expected to take: the model's upper quantile then Tsafrir's steps (`upper`),
+    /// Tsafrir's steps (`incremental`), twice its run so far (`doubling`) or its request.
+    #[arg(long, value_enum, default_value_t = CorrectionArg::Upper)]
+    model_correction: CorrectionArg,
     /// Estimate for jobs without a requested time, seconds.
     #[arg(long, default_value_t = 3600)]
     default_estimate_s: i64,
@@ -433,6 +450,12 @@ fn run(args: RunArgs) -> Result<()> {
                         .planning_with(match args.model_estimate {
                             PlanArg::Point => PlanWith::Point,
                             PlanArg::Upper => PlanWith::Upper,
+                        })
+                        .correcting_with(match args.model_correction {
+                            CorrectionArg::Upper => Correction::UpperThenIncremental,
+                            CorrectionArg::Incremental => Correction::Incremental,
+                            CorrectionArg::Doubling => Correction::Doubling,
+                            CorrectionArg::Request => Correction::Request,
                         }),
                 )
             }
