@@ -25,7 +25,8 @@ use crate::features::feature_names;
 use crate::train::{RunTimeModel, TrainParams};
 
 /// Bumped whenever features or the body layout change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: the stack gained the branch median (four inputs).
+pub const SCHEMA_VERSION: u32 = 2;
 const MAGIC: &str = "rustci-model";
 const CURRENT: &str = "CURRENT";
 

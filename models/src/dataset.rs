@@ -25,6 +25,7 @@ pub struct Prepared {
     pub baseline_requested: Vec<Option<f64>>,
     pub baseline_tsafrir: Vec<f64>,
     pub baseline_last5: Vec<f64>,
+    pub baseline_branch: Vec<f64>,
     /// Records left out, by reason.
     pub skipped_no_run_time: usize,
 }
@@ -40,6 +41,7 @@ impl Prepared {
         Baseline {
             last5_s: self.baseline_last5[i],
             tsafrir_s: self.baseline_tsafrir[i],
+            branch_s: self.baseline_branch[i],
             requested_s: self.baseline_requested[i],
         }
     }
@@ -87,6 +89,7 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
         out.baseline_requested.push(input.requested_s);
         out.baseline_tsafrir.push(base.tsafrir_s);
         out.baseline_last5.push(base.last5_s);
+        out.baseline_branch.push(base.branch_s);
         let same = looked.job.unwrap_or(looked.user);
         out.same_job_runs.push(same.count);
         out.run_s.push(run as f64);

@@ -183,19 +183,28 @@ pub struct Baseline {
     /// Tsafrir's last-two mean capped at the request (the user's last run, then the
     /// global mean, when there is less history).
     pub tsafrir_s: f64,
+    /// Median of the last five runs on the same branch (the user's branch), else
+    /// `last5_s`: where a trace has no job names (TravisTorrent), a branch's builds are
+    /// more alike than a project's.
+    pub branch_s: f64,
     pub requested_s: Option<f64>,
 }
 
 impl Baseline {
     pub fn of(looked: &Looked, requested_s: Option<f64>) -> Self {
         let fallback = looked.global.mean_all().unwrap_or(60.0);
+        let last5_s = looked
+            .job
+            .unwrap_or(looked.user)
+            .median_recent()
+            .or(requested_s)
+            .unwrap_or(fallback);
         Self {
-            last5_s: looked
-                .job
-                .unwrap_or(looked.user)
-                .median_recent()
-                .or(requested_s)
-                .unwrap_or(fallback),
+            last5_s,
+            branch_s: looked
+                .branch
+                .and_then(|b| b.median_recent())
+                .unwrap_or(last5_s),
             tsafrir_s: tsafrir_seconds(&looked.user, requested_s)
                 .or(looked.user.last())
                 .unwrap_or(fallback),

@@ -220,13 +220,13 @@ pub struct RunTimeModel {
     pub notes: Vec<String>,
 }
 
-/// Inputs of the stack: the blend, the last-5 median, Tsafrir's value. (The request is
-/// a feature of the models but not a stack input: its weight, fitted on the calibration
-/// slice, did not carry over to later jobs on HPC2N.)
-pub const STACK: usize = 3;
+/// Inputs of the stack: the blend, the last-5 median, Tsafrir's value, the branch's
+/// last-5 median. (The request is a feature of the models but not a stack input: its
+/// weight, fitted on the calibration slice, did not carry over to later jobs on HPC2N.)
+pub const STACK: usize = 4;
 
 fn stack_inputs(blend_s: f64, base: &Baseline) -> [f64; STACK] {
-    [blend_s, base.last5_s, base.tsafrir_s]
+    [blend_s, base.last5_s, base.tsafrir_s, base.branch_s]
 }
 
 /// Non-negative weights minimising the absolute error of `sum(w_k * columns[k]) - y`:
@@ -495,7 +495,7 @@ impl TrainConfig {
                     .count();
                 !with.is_empty() && over * 50 < with.len()
             },
-            stack: [1.0, 0.0, 0.0],
+            stack: [1.0, 0.0, 0.0, 0.0],
             upper_margin: [0.0; 3],
             upper_quantile: p.upper_quantile,
             max_log_run,

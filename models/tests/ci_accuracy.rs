@@ -3,9 +3,9 @@
 //! the last-5 median of the same job; CI builds carry no requested time).
 //!
 //! The goal is an MAE 15% below the best baseline. That is **not reached** today
-//! (TravisTorrent: level with the last-5 median; GitHub Actions: ~9% below), so this
-//! test asserts what the model does achieve, no worse than 1.02 x the best baseline with
-//! a calibrated P90, and prints the gap to the goal.
+//! (TravisTorrent: 10.5% below the last-5 median; GitHub Actions: 9.4% below), so this
+//! test asserts what the model does achieve, at least 8% below the best baseline with a
+//! calibrated P90, and prints the gap to the goal.
 
 use std::io::Write;
 use std::time::Instant;
@@ -20,7 +20,7 @@ use rustci_models::TrainParams;
 /// The target: this much below the best baseline.
 const GOAL: f64 = 0.15;
 /// What is asserted: no worse than this multiple of the best baseline.
-const ALLOWED: f64 = 1.02;
+const ALLOWED: f64 = 0.92;
 
 fn check_ci(rel: &str) {
     let Some(path) = dataset(rel) else { return };

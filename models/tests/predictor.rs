@@ -140,7 +140,7 @@ fn replacing_the_model_keeps_the_history() {
     // The new model puts all its weight on the last-5 median: after the swap, A's
     // estimate is exactly the median of the five runs the predictor saw before it.
     let mut next = train();
-    next.stack = [0.0, 1.0, 0.0];
+    next.stack = [0.0, 1.0, 0.0, 0.0];
     handle.replace(next, "v2");
     assert_eq!(handle.version_name(), "v2");
     assert!(!Arc::ptr_eq(&old, &handle.get()));
@@ -156,7 +156,7 @@ fn replacing_the_model_keeps_the_history() {
         REQUESTED_S * 1000
     );
     // The old model is still whole for whoever held it.
-    assert_eq!(old.stack.len(), 3);
+    assert_eq!(old.stack.len(), 4);
     eprintln!(
         "before swap A {:.1} s, after {:.1} s; predictor name {:?}, handle {:?}",
         before.point_ms as f64 / 1000.0,
