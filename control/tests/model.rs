@@ -16,8 +16,6 @@ use rustci_control::pb::*;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;
-use rustci_models::retrain::{retrain, RetrainOptions};
-use rustci_models::TrainParams;
 use tonic::transport::Channel;
 
 fn rustci(args: &[&str]) -> std::process::Output {
@@ -248,20 +246,7 @@ fn history(share: f64) -> Vec<JobRecord> {
 }
 
 fn train_into(dir: &Path, share: f64) {
-    retrain_into(dir, &history(share));
-}
-
-/// Trains a new version on `records` into `dir`, written whatever it is worth.
-fn retrain_into(dir: &Path, records: &[JobRecord]) {
-    let opts = RetrainOptions {
-        config: TrainParams::default().check().expect("params"),
-        train_fraction: 0.7,
-        force: true,
-        plots: false,
-        sources: vec!["test".into()],
-        unix_start: Some(0),
-    };
-    retrain(records, dir, &opts, &mut |_| {}).expect("retrain");
+    common::retrain_into(dir, &history(share));
 }
 
 async fn predicted_run_ms(api: &mut JobServiceClient<Channel>, i: u32) -> i64 {
@@ -410,7 +395,7 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
             r
         })
         .collect();
-    retrain_into(&models, &varied);
+    common::retrain_into(&models, &varied);
     let t0 = 1_700_000_000_000;
     let clock = Arc::new(ManualClock::new(t0));
     let (srv, ch) = serve_model(tmp.path(), &models, clock.clone()).await;

@@ -16,8 +16,6 @@ use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_datasets::JobRecord;
-use rustci_models::retrain::{retrain, RetrainOptions};
-use rustci_models::TrainParams;
 use rustci_scheduler::ScalePolicy;
 use tonic::transport::Channel;
 
@@ -192,15 +190,7 @@ fn steady_history(per_hour: i64) -> Vec<JobRecord> {
 async fn predictive_advice_starts_from_the_models_arrival_profile() {
     let dir = tempfile::tempdir().expect("tempdir");
     let models = dir.path().join("models");
-    let opts = RetrainOptions {
-        config: TrainParams::default().check().expect("params"),
-        train_fraction: 0.7,
-        force: true,
-        plots: false,
-        sources: vec!["test".into()],
-        unix_start: Some(0),
-    };
-    retrain(&steady_history(6), &models, &opts, &mut |_| {}).expect("retrain");
+    common::retrain_into(&models, &steady_history(6));
     let (srv, ch) = serve_with(ServeOptions {
         data_dir: dir.path().join("data"),
         autoscaler: ScalePolicy::Predictive,

@@ -362,3 +362,19 @@ pub async fn serve_virtual(
         .expect("connect");
     (srv, ch)
 }
+
+/// Trains a model version on `records` (Unix-time clock) into `dir`, written whatever it
+/// is worth.
+pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {
+    let opts = rustci_models::retrain::RetrainOptions {
+        config: rustci_models::TrainParams::default()
+            .check()
+            .expect("params"),
+        train_fraction: 0.7,
+        force: true,
+        plots: false,
+        sources: vec!["test".into()],
+        unix_start: Some(0),
+    };
+    rustci_models::retrain::retrain(records, dir, &opts, &mut |_| {}).expect("retrain");
+}
