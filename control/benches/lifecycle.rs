@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 
 const RUNNERS: usize = 4;
 const SLOTS: u32 = 512;
+/// Closed-loop submitters in phase 1 unless `--submitters N` says otherwise.
 const SUBMITTERS: usize = 8;
 const CHANNELS: usize = 4;
 
@@ -34,6 +35,8 @@ struct Shared {
     /// request_id → when its SubmitJob call started (latency phase only).
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
+    /// SubmitJob call durations (latency phase, unary calls): until the job is durable.
+    acks: Mutex<Vec<Duration>>,
     measure: AtomicBool,
     batch: usize,
 }
@@ -133,6 +136,18 @@ fn job(request_id: String, n: u64) -> SubmitJobRequest {
     }
 }
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`
+/// (`None` elsewhere): both sides of the benchmark live in this process.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -173,6 +188,7 @@ async fn main() {
         completed: AtomicU64::new(0),
         sent: Mutex::new(HashMap::new()),
         latencies: Mutex::new(Vec::new()),
+        acks: Mutex::new(Vec::new()),
         measure: AtomicBool::new(false),
         batch: arg("--batch")
             .and_then(|b| b.parse().ok())
@@ -180,6 +196,10 @@ async fn main() {
             .clamp(1, 1000),
     });
     let batch = shared.batch;
+    let n_submitters: usize = arg("--submitters")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(SUBMITTERS)
+        .max(1);
     let mut reg = RunnerServiceClient::new(chans[0].clone());
     let mut runners = Vec::new();
     for i in 0..RUNNERS {
@@ -202,7 +222,7 @@ async fn main() {
     let seq = Arc::new(AtomicU64::new(0));
     let mut submitters = Vec::new();
     let peak_stop = Arc::new(AtomicBool::new(false));
-    for s in 0..SUBMITTERS {
+    for s in 0..n_submitters {
         let mut client = JobServiceClient::new(chans[s % CHANNELS].clone());
         let (seq, stop) = (seq.clone(), peak_stop.clone());
         submitters.push(tokio::spawn(async move {
@@ -226,15 +246,28 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(1)).await; // warm-up
     let c0 = shared.completed.load(Ordering::Relaxed);
     let t0 = Instant::now();
+    let (cpu0, flush0) = (cpu_time(), rustci_control::flush::stats());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let done = shared.completed.load(Ordering::Relaxed) - c0;
     let elapsed = t0.elapsed().as_secs_f64();
+    let (cpu1, flush1) = (cpu_time(), rustci_control::flush::stats());
     peak_stop.store(true, Ordering::Relaxed);
     for s in submitters {
         let _ = s.await;
     }
     let peak = done as f64 / elapsed;
-    println!("peak: {done} lifecycles in {elapsed:.1} s = {peak:.0} lifecycles/s ({SUBMITTERS} submitters, {RUNNERS} runners x {SLOTS} slots, sync {sync:?}, batch {batch})");
+    println!("peak: {done} lifecycles in {elapsed:.1} s = {peak:.0} lifecycles/s ({n_submitters} submitters, {RUNNERS} runners x {SLOTS} slots, sync {sync:?}, batch {batch})");
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        let cpu = (c1 - c0).as_secs_f64();
+        let commits = flush1.commits - flush0.commits;
+        println!(
+            "  process CPU {cpu:.1} s ({:.2} cores), {:.0} us per lifecycle (both sides); {commits} commits of {:.1} job versions, {:.2} ms each",
+            cpu / elapsed,
+            cpu * 1e6 / done.max(1) as f64,
+            (flush1.versions - flush0.versions) as f64 / commits.max(1) as f64,
+            (flush1.commit_nanos - flush0.commit_nanos) as f64 / 1e6 / commits.max(1) as f64,
+        );
+    }
 
     // Let the backlog drain.
     let drain_deadline = Instant::now() + Duration::from_secs(30);
@@ -280,7 +313,10 @@ async fn main() {
                     .await;
             } else {
                 for r in reqs {
-                    let _ = client.submit_job(r).await;
+                    let t = Instant::now();
+                    if client.submit_job(r).await.is_ok() {
+                        shared.acks.lock().expect("lock").push(t.elapsed());
+                    }
                 }
             }
         }));
@@ -308,5 +344,18 @@ async fn main() {
         percentile(&lat, 99.0).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    let mut acks = shared.acks.lock().expect("lock").clone();
+    println!(
+        "  longest commit {:.1} ms",
+        rustci_control::flush::stats().max_commit_nanos as f64 / 1e6
+    );
+    if !acks.is_empty() {
+        acks.sort();
+        println!(
+            "  SubmitJob answered (durable) p50 {:.3} ms, p99 {:.3} ms",
+            percentile(&acks, 50.0).as_secs_f64() * 1e3,
+            percentile(&acks, 99.0).as_secs_f64() * 1e3,
+        );
+    }
     srv.stop().await.expect("stop");
 }

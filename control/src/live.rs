@@ -652,7 +652,11 @@ impl Live {
                         }
                         r.outbox.push_back((job.0, self.pending_seq + 1));
                         self.dirty_runners.push(name.clone());
-                        r.notify.notify_one();
+                        // With group commit the lease is not durable yet: the runner is
+                        // woken once it is (`finish_flush`), not now for nothing.
+                        if !self.grouped {
+                            r.notify.notify_one();
+                        }
                     }
                 }
                 Decision::Requeue { job, .. } => self.requeue_in_memory(job.0, batch),
@@ -755,12 +759,24 @@ impl Live {
             }
             let _ = self.changes.send(job);
         }
-        for name in std::mem::take(&mut self.dirty_runners) {
-            if let Some(r) = self.runners.get(&name) {
+        // Wake the runners that now have a durable lease to take. A runner whose newest
+        // lease is in a later group stays dirty until that group is durable: its long
+        // poll would otherwise sleep to its deadline with that lease waiting.
+        let committed = self.committed_seq;
+        let mut dirty = std::mem::take(&mut self.dirty_runners);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for name in dirty {
+            let Some(r) = self.runners.get(&name) else {
+                continue;
+            };
+            if r.outbox.front().is_some_and(|&(_, seq)| seq <= committed) {
                 r.notify.notify_one();
             }
+            if r.outbox.back().is_some_and(|&(_, seq)| seq > committed) {
+                self.dirty_runners.push(name);
+            }
         }
-        let committed = self.committed_seq;
         self.durable.send_modify(|d| d.committed = committed);
     }
 

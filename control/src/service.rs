@@ -297,16 +297,17 @@ impl pb::job_service_server::JobService for JobApi {
         let who = self.0.auth.authenticate(req.metadata())?;
         let r = req.into_inner();
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?.unwrap_or_default();
-        let job = self
+        let (job, eta) = self
             .0
             .change(move |live| {
                 let job = live.submit(submission(r, tenant))?;
                 let eta = live.eta_started(&job);
-                Ok(to_pb_job_eta(&job, eta))
+                Ok((job, eta))
             })
             .await?;
         self.0.metrics.submitted.inc();
-        Ok(Response::new(job))
+        // Built outside the live state's lock.
+        Ok(Response::new(to_pb_job_eta(&job, eta)))
     }
 
     async fn submit_jobs(

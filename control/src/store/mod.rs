@@ -137,7 +137,11 @@ pub struct StoredRunner {
 /// Changes committed together, atomically.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {
-    /// New versions of jobs (insert or replace by id); each also goes to the change log.
+    /// New versions of jobs (insert, or replace by id), oldest first; each also goes to
+    /// the change log. The fields fixed at submission (request id, tenant, labels,
+    /// slots, command, QoS, priority, requested time, project, job name, branch, submit
+    /// time) never change between versions of one job, and a store may skip rewriting
+    /// them.
     pub jobs: Vec<StoredJob>,
     pub runners: Vec<StoredRunner>,
     pub removed_runners: Vec<String>,
