@@ -299,7 +299,8 @@ fn damaged_or_foreign_artifacts_are_refused() {
 
     // (d) A schema from the future.
     let header = std::str::from_utf8(&good[..nl]).unwrap();
-    let future = header.replacen(" 1 ", " 999 ", 1);
+    let version = format!(" {} ", rustci_models::artifact::SCHEMA_VERSION);
+    let future = header.replacen(&version, " 999 ", 1);
     assert_ne!(future, header);
     let mut bytes = future.into_bytes();
     bytes.extend_from_slice(&good[nl..]);
@@ -309,7 +310,7 @@ fn damaged_or_foreign_artifacts_are_refused() {
             e,
             ModelError::SchemaVersion {
                 found: 999,
-                expected: 1,
+                expected: rustci_models::artifact::SCHEMA_VERSION,
                 ..
             }
         ),
