@@ -146,27 +146,9 @@ async fn get_list_and_watch_carry_etas() {
     assert_eq!(get(&mut api, 3).await.predicted_start_unix_ms, T0 + 25_000);
 
     // It finishes; job 2 starts at once (its real start), job 3 follows it.
-    let lease = run
-        .acquire_jobs(AcquireJobsRequest {
-            name: "runners/r0".into(),
-            max_jobs: 1,
-            wait_ms: 0,
-        })
-        .await
-        .expect("acquire")
-        .into_inner()
-        .leases
-        .pop()
-        .expect("job 1 is leased to r0");
-    run.complete_job(CompleteJobRequest {
-        job: "jobs/1".into(),
-        runner: "runners/r0".into(),
-        fencing_token: lease.fencing_token,
-        success: true,
-        ..Default::default()
-    })
-    .await
-    .expect("complete");
+    let lease = common::lease_one(&mut run, "r0").await;
+    assert_eq!(lease.job.as_ref().map(|j| j.name.as_str()), Some("jobs/1"));
+    common::complete_ok(&mut run, "r0", &lease).await;
     let (one, two, three) = (
         get(&mut api, 1).await,
         get(&mut api, 2).await,

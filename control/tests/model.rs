@@ -425,33 +425,14 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
                 .expect("submit")
                 .into_inner()
         };
-        let lease = run
-            .acquire_jobs(AcquireJobsRequest {
-                name: "runners/r0".into(),
-                max_jobs: 1,
-                wait_ms: 0,
-            })
-            .await
-            .expect("acquire")
-            .into_inner()
-            .leases
-            .pop()
-            .expect("a lease");
+        let lease = common::lease_one(&mut run, "r0").await;
         assert_eq!(
             lease.job.as_ref().map(|j| j.name.clone()),
             Some(job.name.clone())
         );
         now += 900_000;
         clock.set(now);
-        run.complete_job(CompleteJobRequest {
-            job: job.name.clone(),
-            runner: "runners/r0".into(),
-            fencing_token: lease.fencing_token,
-            success: true,
-            ..Default::default()
-        })
-        .await
-        .expect("complete");
+        common::complete_ok(&mut run, "r0", &lease).await;
     }
     now += 60_000;
     clock.set(now);

@@ -378,3 +378,43 @@ pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {
     };
     rustci_models::retrain::retrain(records, dir, &opts, &mut |_| {}).expect("retrain");
 }
+
+/// Leases one job to `runners/{runner}` (no waiting) and returns the lease.
+pub async fn lease_one(
+    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    runner: &str,
+) -> pb::Lease {
+    run.acquire_jobs(pb::AcquireJobsRequest {
+        name: format!("runners/{runner}"),
+        max_jobs: 1,
+        wait_ms: 0,
+    })
+    .await
+    .expect("acquire")
+    .into_inner()
+    .leases
+    .pop()
+    .unwrap_or_else(|| panic!("no job to lease to runners/{runner}"))
+}
+
+/// Completes `lease` successfully as `runners/{runner}`.
+pub async fn complete_ok(
+    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    runner: &str,
+    lease: &pb::Lease,
+) {
+    let job = lease
+        .job
+        .as_ref()
+        .map(|j| j.name.clone())
+        .unwrap_or_default();
+    run.complete_job(pb::CompleteJobRequest {
+        job,
+        runner: format!("runners/{runner}"),
+        fencing_token: lease.fencing_token,
+        success: true,
+        ..Default::default()
+    })
+    .await
+    .expect("complete");
+}
