@@ -469,8 +469,9 @@ impl Live {
             let tenant = self.tenant_id(&job.tenant)?;
             let qos = self.qos_index(&job.qos);
             let labels = self.known_labels(&job.labels).unwrap_or_default();
+            let failed = job.state == JobState::Failed;
             self.core
-                .learn_finished(&core_spec(job, tenant, qos, labels), e - s, e);
+                .learn_finished(&core_spec(job, tenant, qos, labels), e - s, e, failed);
         }
         let mut batch = Batch::default();
         for job in snap.unfinished {
@@ -1238,8 +1239,12 @@ impl Live {
         let now = self.now();
         let mut out = std::mem::take(&mut self.decisions);
         out.clear();
-        self.core
-            .handle(now, Event::Finish { job: JobId(c.job) }, &mut out)?;
+        let end = if c.success {
+            Event::Finish { job: JobId(c.job) }
+        } else {
+            Event::Fail { job: JobId(c.job) }
+        };
+        self.core.handle(now, end, &mut out)?;
         self.revision += 1;
         let mut batch = Batch::default();
         if let Some(j) = self.jobs.get_mut(&c.job) {

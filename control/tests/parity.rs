@@ -101,6 +101,7 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
                     history: Default::default(),
                 },
                 run_ms: j.run,
+                failed: false,
             }
         })
         .collect();

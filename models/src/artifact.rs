@@ -25,8 +25,8 @@ use crate::features::feature_names;
 use crate::train::{RunTimeModel, TrainParams};
 
 /// Bumped whenever features or the body layout change.
-/// 2: the stack gained the branch median (four inputs).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 2: the stack gained the branch median (four inputs). 3: each key's last outcome.
+pub const SCHEMA_VERSION: u32 = 3;
 const MAGIC: &str = "rustci-model";
 const CURRENT: &str = "CURRENT";
 

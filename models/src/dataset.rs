@@ -80,7 +80,10 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
             let done = &records[j];
             let input = JobInput::from_record(done, unix_start);
             let run_j = done.run_s.unwrap_or(0) as f64;
-            history.observe(input.keys, run_j, input.requested_s, end as f64);
+            // As the core reports an end: a failure or not (the scheduler cannot tell a
+            // success from an unknown outcome).
+            let failed = done.outcome == Outcome::Failure;
+            history.observe(input.keys, run_j, input.requested_s, end as f64, failed);
         }
         let input = JobInput::from_record(r, unix_start);
         let looked = history.look(input.keys);

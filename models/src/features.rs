@@ -29,7 +29,7 @@ use rustci_scheduler::JobSpec;
 use crate::history::{KeyHistory, Keys, Looked};
 
 /// Names of the features every model has, in vector order (extras follow).
-pub const BASE_FEATURES: [&str; 30] = [
+pub const BASE_FEATURES: [&str; 33] = [
     "log_requested",
     "log_slots",
     "hour_sin",
@@ -42,6 +42,7 @@ pub const BASE_FEATURES: [&str; 30] = [
     "user_max5",
     "user_mean",
     "user_since",
+    "user_last_failed",
     "job_count",
     "job_last",
     "job_avg2",
@@ -49,6 +50,7 @@ pub const BASE_FEATURES: [&str; 30] = [
     "job_max5",
     "job_mean",
     "job_since",
+    "job_last_failed",
     "branch_count",
     "branch_last",
     "branch_avg2",
@@ -56,6 +58,7 @@ pub const BASE_FEATURES: [&str; 30] = [
     "branch_max5",
     "branch_mean",
     "branch_since",
+    "branch_last_failed",
     "user_used_request",
     "tsafrir",
     "has_job_history",
@@ -150,12 +153,13 @@ fn key_features(h: Option<&KeyHistory>, now_s: f64, out: &mut Vec<f64>) {
             out.push(opt_l(h.max_recent()));
             out.push(opt_l(h.mean_all()));
             out.push(l(now_s - h.last_end_s));
+            out.push(f64::from(u8::from(h.last_failed)));
         }
         Some(_) => {
             out.push(0.0);
-            out.extend([f64::NAN; 6]);
+            out.extend([f64::NAN; 7]);
         }
-        None => out.extend([f64::NAN; 7]),
+        None => out.extend([f64::NAN; 8]),
     }
 }
 
@@ -300,15 +304,15 @@ mod tests {
         );
         assert_eq!(out.len(), feature_names(&extras).len());
         assert!((out[0] - 601f64.ln()).abs() < 1e-12);
-        assert!((out[30] - 13f64.ln()).abs() < 1e-12);
+        assert!((out[BASE_FEATURES.len()] - 13f64.ln()).abs() < 1e-12);
     }
 
     #[test]
     fn tsafrir_caps_at_the_request() {
         let mut h = KeyHistory::default();
         assert_eq!(tsafrir_seconds(&h, Some(100.0)), Some(100.0));
-        h.push(300.0, None, 0.0);
-        h.push(100.0, None, 0.0);
+        h.push(300.0, None, 0.0, false);
+        h.push(100.0, None, 0.0, false);
         assert_eq!(tsafrir_seconds(&h, Some(150.0)), Some(150.0));
         assert_eq!(tsafrir_seconds(&h, None), Some(200.0));
     }

@@ -23,10 +23,12 @@ pub struct KeyHistory {
     sum: f64,
     /// When the last observed run finished (seconds, the trace's clock).
     pub last_end_s: f64,
+    /// Whether the last observed run failed.
+    pub last_failed: bool,
 }
 
 impl KeyHistory {
-    pub fn push(&mut self, run_s: f64, requested_s: Option<f64>, end_s: f64) {
+    pub fn push(&mut self, run_s: f64, requested_s: Option<f64>, end_s: f64, failed: bool) {
         self.recent.copy_within(0..RECENT - 1, 1);
         self.recent_requested.copy_within(0..RECENT - 1, 1);
         self.recent[0] = run_s;
@@ -34,6 +36,7 @@ impl KeyHistory {
         self.count += 1;
         self.sum += run_s;
         self.last_end_s = end_s;
+        self.last_failed = failed;
     }
 
     fn window(&self) -> &[f64] {
@@ -173,23 +176,31 @@ impl History {
         }
     }
 
-    pub fn observe(&mut self, keys: Keys, run_s: f64, requested_s: Option<f64>, end_s: f64) {
-        self.global.push(run_s, None, end_s);
+    /// A run of `keys` ended at `end_s` after `run_s`; `failed`: it ended in failure.
+    pub fn observe(
+        &mut self,
+        keys: Keys,
+        run_s: f64,
+        requested_s: Option<f64>,
+        end_s: f64,
+        failed: bool,
+    ) {
+        self.global.push(run_s, None, end_s, failed);
         self.users
             .entry(keys.user)
             .or_default()
-            .push(run_s, requested_s, end_s);
+            .push(run_s, requested_s, end_s, failed);
         if keys.job != 0 {
             self.jobs
                 .entry(keys.job)
                 .or_default()
-                .push(run_s, requested_s, end_s);
+                .push(run_s, requested_s, end_s, failed);
         }
         if keys.branch != 0 {
             self.branches
                 .entry(keys.branch)
                 .or_default()
-                .push(run_s, requested_s, end_s);
+                .push(run_s, requested_s, end_s, failed);
         }
     }
 }
@@ -203,7 +214,7 @@ mod tests {
         let mut h = KeyHistory::default();
         assert_eq!(h.last(), None);
         for (i, r) in [10.0, 20.0, 30.0, 40.0, 50.0, 60.0].into_iter().enumerate() {
-            h.push(r, Some(100.0), i as f64);
+            h.push(r, Some(100.0), i as f64, false);
         }
         // The window holds the last five: 60, 50, 40, 30, 20.
         assert_eq!(h.last(), Some(60.0));
@@ -220,10 +231,25 @@ mod tests {
         let k = Keys::new(7, 0, 0);
         assert_eq!((k.job, k.branch), (0, 0));
         let mut h = History::default();
-        h.observe(k, 5.0, None, 1.0);
+        h.observe(k, 5.0, None, 1.0, false);
         let l = h.look(Keys::new(7, 3, 0));
         assert_eq!(l.user.count, 1);
         assert_eq!(l.job.map(|j| j.count), Some(0));
         assert!(l.branch.is_none());
+    }
+
+    #[test]
+    fn the_last_outcome_is_remembered_per_key() {
+        let (a, b) = (Keys::new(1, 2, 3), Keys::new(1, 4, 0));
+        let mut h = History::default();
+        h.observe(a, 5.0, None, 1.0, true);
+        let l = h.look(a);
+        assert!(l.user.last_failed && l.job.is_some_and(|j| j.last_failed));
+        assert!(l.branch.is_some_and(|b| b.last_failed));
+        // Another job of the same user succeeds: the user's last run did, job a's failed.
+        h.observe(b, 6.0, None, 2.0, false);
+        let l = h.look(a);
+        assert!(!l.user.last_failed);
+        assert!(l.job.is_some_and(|j| j.last_failed));
     }
 }

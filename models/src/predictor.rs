@@ -231,6 +231,10 @@ impl Predictor for ModelPredictor {
     }
 
     fn observe(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis) {
+        self.observe_end(job, run_ms, finished_ms, false);
+    }
+
+    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {
         let requested = job
             .requested_ms
             .filter(|&r| r > 0)
@@ -240,6 +244,7 @@ impl Predictor for ModelPredictor {
             run_ms as f64 / 1000.0,
             requested,
             finished_ms as f64 / 1000.0,
+            failed,
         );
     }
 

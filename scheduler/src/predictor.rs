@@ -22,6 +22,14 @@ pub trait Predictor: Send {
     /// A job finished at `finished_ms` after running `run_ms`.
     fn observe(&mut self, _job: &JobSpec, _run_ms: Millis, _finished_ms: Millis) {}
 
+    /// A job ended at `finished_ms` after running `run_ms`, `failed` or not (the core
+    /// calls this; predictors that learn from outcomes override it). By default
+    /// [`Predictor::observe`].
+    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {
+        let _ = failed;
+        self.observe(job, run_ms, finished_ms);
+    }
+
     /// Name for reports.
     fn name(&self) -> &str;
 

@@ -58,6 +58,11 @@ pub enum Event {
     Finish {
         job: JobId,
     },
+    /// The job ended with a failure: for the schedule the same as [`Event::Finish`];
+    /// predictors learn the outcome ([`Predictor::observe_end`]).
+    Fail {
+        job: JobId,
+    },
     Cancel {
         job: JobId,
     },
@@ -392,8 +397,15 @@ impl Scheduler {
     /// A job that finished before this scheduler existed (a restarting service replaying
     /// its history, oldest first): the predictor learns its run time as if it had
     /// finished here.
-    pub fn learn_finished(&mut self, spec: &JobSpec, run_ms: Millis, finished_ms: Millis) {
-        self.predictor.observe(spec, run_ms, finished_ms);
+    pub fn learn_finished(
+        &mut self,
+        spec: &JobSpec,
+        run_ms: Millis,
+        finished_ms: Millis,
+        failed: bool,
+    ) {
+        self.predictor
+            .observe_end(spec, run_ms, finished_ms, failed);
     }
 
     /// Registers another tenant (live services learn tenants as they come).
@@ -625,7 +637,8 @@ impl Scheduler {
     ) -> Result<(), CoreError> {
         match event {
             Event::Submit(spec) => self.submit(spec)?,
-            Event::Finish { job } => self.finish(now, job)?,
+            Event::Finish { job } => self.finish(now, job, false)?,
+            Event::Fail { job } => self.finish(now, job, true)?,
             Event::Cancel { job } => self.cancel(now, job)?,
             Event::RunnerJoined { runner, pool } => {
                 let slots = self
@@ -878,7 +891,7 @@ impl Scheduler {
         self.pending += 1;
     }
 
-    fn finish(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
+    fn finish(&mut self, now: Millis, job: JobId, failed: bool) -> Result<(), CoreError> {
         let entry = self.jobs.get(&job).ok_or(CoreError::UnknownJob(job))?;
         let EntryState::Running {
             runner,
@@ -894,7 +907,7 @@ impl Scheduler {
             .release(runner, job, entry.spec.slots, est_end, now);
         let run_ms = now - start;
         self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
-        self.predictor.observe(&entry.spec, run_ms, now);
+        self.predictor.observe_end(&entry.spec, run_ms, now, failed);
         Ok(())
     }
 

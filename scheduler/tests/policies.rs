@@ -440,3 +440,59 @@ fn qos_spf_orders_by_estimate_inside_a_class() {
     assert_eq!(order_of("qos"), vec![1, 5, 2, 3, 4]);
     assert_eq!(order_of("qos-spf"), vec![1, 5, 3, 4, 2]);
 }
+
+/// Records what the core tells a predictor about ended jobs.
+#[derive(Default)]
+struct Ends(std::sync::Arc<std::sync::Mutex<Vec<(JobId, Millis, bool)>>>);
+
+impl Predictor for Ends {
+    fn estimate(&self, job: &JobSpec) -> Estimate {
+        RequestedTime::default().estimate(job)
+    }
+    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis, failed: bool) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((job.id, run_ms, failed));
+        }
+    }
+    fn name(&self) -> &str {
+        "ends"
+    }
+}
+
+#[test]
+fn predictors_learn_whether_a_job_failed() {
+    let ends = Ends::default();
+    let seen = ends.0.clone();
+    let cfg = config(
+        policy(QueueOrder::Fifo, Backfill::Easy),
+        vec![pool("m", 0, 2)],
+        1,
+    );
+    let mut s = Scheduler::new(cfg, Box::new(ends));
+    let mut out = Vec::new();
+    s.handle(
+        0,
+        Event::RunnerJoined {
+            runner: RunnerId(0),
+            pool: PoolId(0),
+        },
+        &mut out,
+    )
+    .unwrap();
+    s.handle(0, Event::Submit(job(0, 0, 1, 4_000)), &mut out)
+        .unwrap();
+    s.handle(0, Event::Submit(job(1, 0, 1, 4_000)), &mut out)
+        .unwrap();
+    assert_eq!(s.pool_capacity(PoolId(0)).0, 0, "both jobs run");
+    s.handle(3_000, Event::Fail { job: JobId(0) }, &mut out)
+        .unwrap();
+    // A failed job leaves its runner as a finished one does.
+    assert_eq!(s.pool_capacity(PoolId(0)).0, 1);
+    s.handle(4_000, Event::Finish { job: JobId(1) }, &mut out)
+        .unwrap();
+    assert_eq!(s.pool_capacity(PoolId(0)).0, 2);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(JobId(0), 3_000, true), (JobId(1), 4_000, false)]
+    );
+}

@@ -621,12 +621,7 @@ pub fn run(
                         }
                     }
                     st.out.events += batch.len() as u64 - 1;
-                    (
-                        p.at,
-                        Event::Finish {
-                            job: jobs[i as usize].spec.id,
-                        },
-                    )
+                    (p.at, end_event(&jobs[i as usize]))
                 }
             }
         } else {
@@ -640,14 +635,13 @@ pub fn run(
             Event::Submit(spec) => Some(spec.id),
             _ => None,
         };
-        let result = if batch.len() > 1 && matches!(event, Event::Finish { .. }) {
-            let events = batch.iter().map(|&i| Event::Finish {
-                job: jobs[i as usize].spec.id,
-            });
-            scheduler.handle_all(now, events, &mut decisions)
-        } else {
-            scheduler.handle(now, event, &mut decisions)
-        };
+        let result =
+            if batch.len() > 1 && matches!(event, Event::Finish { .. } | Event::Fail { .. }) {
+                let events = batch.iter().map(|&i| end_event(&jobs[i as usize]));
+                scheduler.handle_all(now, events, &mut decisions)
+            } else {
+                scheduler.handle(now, event, &mut decisions)
+            };
         batch.clear();
         match result {
             Ok(()) => {}
@@ -668,6 +662,16 @@ pub fn run(
     }
     st.out.scaling = scaling.map(|sc| sc.out);
     Ok(st.out)
+}
+
+/// The core's event for the end of `job`: a failure when the trace says so.
+fn end_event(job: &SimJob) -> Event {
+    let id = job.spec.id;
+    if job.failed {
+        Event::Fail { job: id }
+    } else {
+        Event::Finish { job: id }
+    }
 }
 
 /// A runner asked for has joined: it is ready, and a spot runner gets its interruption.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use rustci_datasets::record::JobRecord;
+use rustci_datasets::record::{JobRecord, Outcome};
 use rustci_scheduler::{
     HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId, TenantSpec, MS_PER_S,
 };
@@ -18,6 +18,11 @@ pub struct SimJob {
     pub record: usize,
     pub spec: JobSpec,
     pub run_ms: Millis,
+    /// The trace says it failed: its end is reported to the core as [`Event::Fail`], so
+    /// predictors learn the outcome.
+    ///
+    /// [`Event::Fail`]: rustci_scheduler::Event::Fail
+    pub failed: bool,
 }
 
 /// The jobs to replay, in submission order, and the tenants they name.
@@ -109,6 +114,7 @@ pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
                 history: HistoryKeys::of(r.job_name.as_deref(), r.branch.as_deref()),
             },
             run_ms: run_s * MS_PER_S,
+            failed: r.outcome == Outcome::Failure,
         });
     }
     Prepared {
