@@ -3,7 +3,7 @@
 //! the last-5 median of the same job; CI builds carry no requested time).
 //!
 //! The goal is an MAE 15% below the best baseline. That is **not reached** today
-//! (TravisTorrent: 10.5% below the last-5 median; GitHub Actions: 9.4% below), so this
+//! (TravisTorrent: 10.7% below the last-5 median; GitHub Actions: 9.3% below), so this
 //! test asserts what the model does achieve, at least 8% below the best baseline with a
 //! calibrated P90, and prints the gap to the goal.
 
