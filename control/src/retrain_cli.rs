@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rustci_control::store::history::{is_store_source, read_history};
 use rustci_datasets::{open_trace, JobRecord, TraceFormat};
 use rustci_models::eval::Metrics;
 use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport, Stage};
@@ -91,11 +92,10 @@ async fn read(args: &RetrainArgs) -> Result<History> {
     let mut records = Vec::new();
     let mut epochs: Vec<(String, Option<i64>)> = Vec::new();
     for src in &args.from {
-        if src.starts_with("mongodb://")
-            || src.starts_with("mongodb+srv://")
-            || src.starts_with("sqlite:")
-        {
-            let got = crate_history(src).await?;
+        if is_store_source(src) {
+            let got = read_history(src)
+                .await
+                .with_context(|| format!("--from {src}"))?;
             records.extend(got);
             // The store keeps Unix milliseconds: its clock's epoch is 0.
             epochs.push((src.clone(), Some(0)));
@@ -124,12 +124,6 @@ async fn read(args: &RetrainArgs) -> Result<History> {
         unix_start,
         sources: args.from.clone(),
     })
-}
-
-async fn crate_history(src: &str) -> Result<Vec<JobRecord>> {
-    rustci_control::store::history::read_history(src)
-        .await
-        .with_context(|| format!("--from {src}"))
 }
 
 fn metrics_json(m: &Metrics) -> serde_json::Value {

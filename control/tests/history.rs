@@ -476,3 +476,44 @@ fn sources_parse() {
         HistorySource::Mongo { database, .. } if database == "rustci"
     ));
 }
+
+/// `rustci retrain --from DIR` with a plain data directory reads the store, as
+/// `sqlite:DIR` does (not as a trace directory).
+#[test]
+fn retrain_reads_a_data_directory_given_as_a_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut store = SqliteStore::open(&data, SyncMode::Normal).expect("store");
+    let batch = Batch {
+        jobs: (1..=200u64)
+            .map(|id| {
+                let tenant = if id % 2 == 0 { "acme" } else { "zeta" };
+                let mut queued = job(id, tenant, JobState::Queued, id);
+                queued.submit_ms = id as i64 * 60_000;
+                let run = leased(queued, id, id);
+                let end = run.start_ms.unwrap_or(0) + 30_000 + (id as i64 % 7) * 1_000;
+                finished(run, JobState::Succeeded, end, id)
+            })
+            .collect(),
+        ..Batch::default()
+    };
+    store.commit(&batch).expect("commit");
+    drop(store);
+    let out = dir.path().join("models");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_rustci"))
+        .args(["retrain", "--from"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .args(["--format", "json", "-q"])
+        .output()
+        .expect("run rustci retrain");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).expect("json");
+    assert_eq!(report["jobs"], 200, "{report}");
+    assert!(out.join("CURRENT").is_file());
+}
