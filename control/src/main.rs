@@ -200,9 +200,10 @@ struct ServeArgs {
     /// How often --model DIR is checked for a new version (milliseconds).
     #[arg(long, default_value_t = 5_000, requires = "model")]
     model_poll_ms: u64,
-    /// Autoscaler policy behind `rustci fleet advice` (GetScalingAdvice) and --scale-hook.
-    #[arg(long, value_enum, default_value = "reactive")]
-    autoscaler: AutoscalerArg,
+    /// Autoscaler policy behind `rustci fleet advice` (GetScalingAdvice) and --scale-hook:
+    /// static, reactive or predictive.
+    #[arg(long, default_value = "reactive", value_parser = rustci_scheduler::ScalePolicy::named)]
+    autoscaler: rustci_scheduler::ScalePolicy,
     /// Run this shell command when a pool's desired runner count changes, with
     /// RUSTCI_POOL, RUSTCI_DESIRED, RUSTCI_CURRENT and RUSTCI_REASON in its environment
     /// (at most one run per pool at a time; failures are logged).
@@ -211,13 +212,6 @@ struct ServeArgs {
     /// How often --scale-hook checks the advice (milliseconds).
     #[arg(long, default_value_t = 10_000, requires = "scale_hook")]
     scale_interval_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum AutoscalerArg {
-    Static,
-    Reactive,
-    Predictive,
 }
 
 #[derive(Debug, Args)]
@@ -465,11 +459,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         leader_lease_ms: a.leader_lease_ms,
         model_dir: a.model,
         model_poll_ms: a.model_poll_ms,
-        autoscaler: match a.autoscaler {
-            AutoscalerArg::Static => rustci_scheduler::ScalePolicy::Static,
-            AutoscalerArg::Reactive => rustci_scheduler::ScalePolicy::Reactive,
-            AutoscalerArg::Predictive => rustci_scheduler::ScalePolicy::Predictive,
-        },
+        autoscaler: a.autoscaler,
         scale_hook: a.scale_hook,
         scale_interval_ms: a.scale_interval_ms,
         ..ServeOptions::default()
