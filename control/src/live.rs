@@ -455,17 +455,17 @@ impl Live {
         }
         // The predictor learns the recent run times again, in the order they finished, so
         // estimates after a restart are those before it.
-        let mut ran: Vec<&StoredJob> = snap
+        let mut ran: Vec<(&StoredJob, Millis, Millis)> = snap
             .recently_finished
             .iter()
             .filter(|j| matches!(j.state, JobState::Succeeded | JobState::Failed))
-            .filter(|j| matches!((j.start_ms, j.end_ms), (Some(s), Some(e)) if e >= s))
+            .filter_map(|j| match (j.start_ms, j.end_ms) {
+                (Some(s), Some(e)) if e >= s => Some((j, s, e)),
+                _ => None,
+            })
             .collect();
-        ran.sort_by_key(|j| (j.end_ms, j.id));
-        for job in ran {
-            let (Some(s), Some(e)) = (job.start_ms, job.end_ms) else {
-                continue;
-            };
+        ran.sort_by_key(|&(j, _, e)| (e, j.id));
+        for (job, s, e) in ran {
             let tenant = self.tenant_id(&job.tenant)?;
             let qos = self.qos_index(&job.qos);
             let labels = self.known_labels(&job.labels).unwrap_or_default();
