@@ -256,23 +256,8 @@ pub fn clock_text(unix_ms: i64, now_ms: i64) -> String {
     if d == day(now_ms) {
         return format!("{h:02}:{m:02}:{s:02}Z");
     }
-    let (y, mo, da) = civil_from_days(d);
+    let (y, mo, da) = rustci_datasets::time::civil_from_days(d);
     format!("{y:04}-{mo:02}-{da:02} {h:02}:{m:02}Z")
-}
-
-/// (year, month, day) of a count of days since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`, proleptic Gregorian).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// When a job starts, for a table: a queued job's predicted start as `in 3m
