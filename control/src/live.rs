@@ -1635,9 +1635,6 @@ impl Live {
             let Some(labels) = self.known_labels(&job.labels) else {
                 continue;
             };
-            let Some(pool) = self.core.eligible_pools(labels, job.slots).iter().next() else {
-                continue;
-            };
             let run_ms = match (job.start_ms, job.end_ms) {
                 (Some(s), Some(e)) if e >= s => e - s,
                 _ => job
@@ -1645,14 +1642,9 @@ impl Live {
                     .filter(|&r| r > 0)
                     .unwrap_or(self.config.default_estimate_ms),
             };
-            let per = self
-                .core
-                .config()
-                .pools()
-                .get(pool.0 as usize)
-                .map_or(1, |p| p.slots_per_runner.max(1));
-            let work = run_ms as f64 * f64::from(job.slots) / f64::from(per);
-            autoscaler.observe(pool, self.qos_index(&job.qos), work, job.submit_ms);
+            // The autoscaler reads no tenant.
+            let spec = core_spec(job, TenantId(u32::MAX), self.qos_index(&job.qos), labels);
+            autoscaler.observe_job(&self.core, &spec, run_ms, job.submit_ms);
         }
         Ok(())
     }

@@ -547,6 +547,21 @@ impl Autoscaler {
     /// `spec` was just submitted to `scheduler`: learns its pool (the first that can run
     /// it), class and run-time estimate. Jobs the scheduler refused are ignored.
     pub fn observe_submit(&mut self, scheduler: &Scheduler, spec: &JobSpec, now: Millis) {
+        if let Some(estimate) = scheduler.estimate_of(spec.id) {
+            self.observe_job(scheduler, spec, estimate.point_ms, now);
+        }
+    }
+
+    /// `spec`, expected to run `run_ms`, arrived at `at`: learns its pool (the first that
+    /// can run it), class and runner-time. For submissions ([`Self::observe_submit`]) and
+    /// for a live service teaching a new autoscaler the jobs its store holds.
+    pub fn observe_job(
+        &mut self,
+        scheduler: &Scheduler,
+        spec: &JobSpec,
+        run_ms: Millis,
+        at: Millis,
+    ) {
         let Some(pool) = scheduler
             .eligible_pools(spec.labels, spec.slots)
             .iter()
@@ -554,16 +569,13 @@ impl Autoscaler {
         else {
             return;
         };
-        let Some(estimate) = scheduler.estimate_of(spec.id) else {
-            return;
-        };
         let per = self
             .config
             .pools
             .get(pool.0 as usize)
             .map_or(1, |p| p.slots_per_runner);
-        let work = estimate.point_ms as f64 * f64::from(spec.slots) / f64::from(per);
-        self.observe(pool, spec.qos, work, now);
+        let work = run_ms as f64 * f64::from(spec.slots) / f64::from(per);
+        self.observe(pool, spec.qos, work, at);
     }
 
     /// A job of class `qos` needing `work_ms` runner-milliseconds arrived for `pool`.
