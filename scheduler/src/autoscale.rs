@@ -603,7 +603,7 @@ impl Autoscaler {
     ) -> Vec<ScaleDecision> {
         let loads = scheduler.pool_loads();
         let reactive = match self.config.policy {
-            ScalePolicy::Reactive => scheduler.reactive_advice(),
+            ScalePolicy::Reactive => scheduler.reactive_advice_for(&loads),
             _ => Vec::new(),
         };
         if self.config.policy == ScalePolicy::Predictive {

@@ -502,9 +502,15 @@ impl Scheduler {
     /// the slots of waiting jobs (each counted in the first pool that can run it), like
     /// the runner controllers CI users run today.
     pub fn reactive_advice(&self) -> Vec<PoolAdvice> {
+        self.reactive_advice_for(&self.pool_loads())
+    }
+
+    /// [`Scheduler::reactive_advice`] from loads [`Scheduler::pool_loads`] just gave (an
+    /// autoscaler that already holds them need not walk the jobs again).
+    pub(crate) fn reactive_advice_for(&self, loads: &[PoolLoad]) -> Vec<PoolAdvice> {
         let pools = self.config.pools();
-        self.pool_loads()
-            .into_iter()
+        loads
+            .iter()
             .map(|l| {
                 let per = pools
                     .get(l.pool.0 as usize)
