@@ -35,7 +35,7 @@ use crate::config::{Backfill, QueueOrder};
 use crate::domain::{JobId, Millis, PoolId, PoolMask, RunnerId};
 use crate::hash::IdMap;
 use crate::predictor::Estimate;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{slot_seconds, OrdF64, Scheduler};
 
 /// What the projection needs to know about one job the core holds.
 #[derive(Debug, Clone, Copy)]
@@ -229,22 +229,6 @@ impl Fleet {
     }
 }
 
-/// f64 with a total order, for heap keys.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Score(f64);
-
-impl Eq for Score {}
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
-    }
-}
-
 fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>) -> Plan {
     let core = sched.fleet();
     let mut plan = Plan {
@@ -384,7 +368,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
     let mut heap = BinaryHeap::new();
     for (lane, cur) in cursors.iter_mut().enumerate() {
         if let Some((k, _)) = cur.peek() {
-            heap.push(Reverse((Score(sched.lane_score(lane, k, now)), **k, lane)));
+            heap.push(Reverse((OrdF64(sched.lane_score(lane, k, now)), **k, lane)));
         }
     }
     while let Some(&Reverse((_, _, lane))) = heap.peek() {
@@ -398,13 +382,12 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
         if let Some(v) = place(&mut plan, job) {
             if fair_share && plan.pending.last().is_some_and(|p| p.start_ms.is_some()) {
                 // A pass charges a job's expected usage when it starts.
-                charged[lane] +=
-                    f64::from(v.slots) * v.estimate.point_ms.max(0) as f64 / 1000.0 / weight(lane);
+                charged[lane] += slot_seconds(v.slots, v.estimate.point_ms) / weight(lane);
             }
         }
         if let Some((k, _)) = cursors.get_mut(lane).and_then(|c| c.peek()) {
             let score = sched.lane_score(lane, k, now) + charged[lane];
-            heap.push(Reverse((Score(score), **k, lane)));
+            heap.push(Reverse((OrdF64(score), **k, lane)));
         }
     }
     plan.truncated = !heap.is_empty() && plan.pending.len() >= limit;

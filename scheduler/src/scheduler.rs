@@ -1262,13 +1262,13 @@ impl Scheduler {
 }
 
 /// Fair-share usage of `slots` held for `ms` (never negative).
-fn slot_seconds(slots: u32, ms: Millis) -> f64 {
+pub(crate) fn slot_seconds(slots: u32, ms: Millis) -> f64 {
     f64::from(slots) * ms.max(0) as f64 / 1000.0
 }
 
 /// f64 with a total order, for heap keys.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct OrdF64(f64);
+pub(crate) struct OrdF64(pub(crate) f64);
 
 impl Eq for OrdF64 {}
 impl PartialOrd for OrdF64 {
