@@ -177,6 +177,13 @@ pub struct PoolSpec {
     pub provisioning_delay_ms: Millis,
 }
 
+impl PoolSpec {
+    /// Whether a runner of this pool can ever run a job with these labels and slots.
+    pub fn can_run(&self, labels: LabelSet, slots: u32) -> bool {
+        self.labels.covers(labels) && self.slots_per_runner >= slots
+    }
+}
+
 /// A tenant (user, team or project) with its fair-share weight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantSpec {

@@ -328,7 +328,7 @@ impl Scheduler {
         self.fleet.pools.push(Default::default());
         for entry in self.jobs.values_mut() {
             let p = &self.config.pools[id.0 as usize];
-            if p.labels.covers(entry.spec.labels) && p.slots_per_runner >= entry.spec.slots {
+            if p.can_run(entry.spec.labels, entry.spec.slots) {
                 entry.pools.insert(id);
             }
         }
@@ -552,12 +552,7 @@ impl Scheduler {
         retry_on: Option<PoolId>,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards {
-                now,
-                last: self.last_now,
-            });
-        }
+        self.check_time(now)?;
         if let Some(p) = retry_on {
             if p.0 as usize >= self.config.pools().len() {
                 return Err(CoreError::UnknownPool(p));
@@ -569,11 +564,22 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Events must come in time order: `now` may not be before the last event's time.
+    fn check_time(&self, now: Millis) -> Result<(), CoreError> {
+        if now < self.last_now {
+            return Err(CoreError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
+        }
+        Ok(())
+    }
+
     /// Pools that could ever run a job with these labels and slots.
     pub fn eligible_pools(&self, labels: LabelSet, slots: u32) -> PoolMask {
         let mut mask = PoolMask::default();
         for (i, p) in self.config.pools().iter().enumerate() {
-            if p.labels.covers(labels) && p.slots_per_runner >= slots {
+            if p.can_run(labels, slots) {
                 mask.insert(PoolId(i as u16));
             }
         }
@@ -595,12 +601,7 @@ impl Scheduler {
         event: Event,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards {
-                now,
-                last: self.last_now,
-            });
-        }
+        self.check_time(now)?;
         self.apply(now, event, out)?;
         self.last_now = now;
         self.schedule(now, out);
@@ -617,12 +618,7 @@ impl Scheduler {
         events: impl IntoIterator<Item = Event>,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards {
-                now,
-                last: self.last_now,
-            });
-        }
+        self.check_time(now)?;
         self.last_now = now;
         let mut result = Ok(());
         for event in events {
@@ -678,12 +674,7 @@ impl Scheduler {
         now: Millis,
         job: JobId,
     ) -> Result<Option<Millis>, CoreError> {
-        if now < self.last_now {
-            return Err(CoreError::TimeWentBackwards {
-                now,
-                last: self.last_now,
-            });
-        }
+        self.check_time(now)?;
         let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
         let EntryState::Running {
             runner,
@@ -945,12 +936,6 @@ impl Scheduler {
         retry_on: Option<PoolId>,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        let retry_mask = retry_on.and_then(|p| {
-            let spec = self.config.pools().get(p.0 as usize)?;
-            let mut mask = PoolMask::default();
-            mask.insert(p);
-            Some((spec.labels, spec.slots_per_runner, mask))
-        });
         let running = self
             .fleet
             .runners
@@ -973,11 +958,16 @@ impl Scheduler {
             };
             let (slots, tenant) = (entry.spec.slots, entry.spec.tenant);
             let (lane, key) = self.lane_and_key(&entry.spec, entry.estimate, entry.seq);
+            let retry = retry_on.filter(|p| {
+                self.config
+                    .pools()
+                    .get(p.0 as usize)
+                    .is_some_and(|spec| spec.can_run(entry.spec.labels, slots))
+            });
             if let Some(entry) = self.jobs.get_mut(&job) {
-                if let Some((labels, per, mask)) = retry_mask {
-                    if labels.covers(entry.spec.labels) && per >= entry.spec.slots {
-                        entry.pools = mask;
-                    }
+                if let Some(p) = retry {
+                    entry.pools = PoolMask::default();
+                    entry.pools.insert(p);
                 }
                 entry.state = EntryState::Pending {
                     lane,

@@ -382,7 +382,7 @@ pub fn peak_runners(records: &[JobRecord], fleet: &Fleet, load: f64) -> Vec<u32>
     for job in &prepared.jobs {
         let Some(p) = specs
             .iter()
-            .position(|s| s.labels.covers(job.spec.labels) && s.slots_per_runner >= job.spec.slots)
+            .position(|s| s.can_run(job.spec.labels, job.spec.slots))
         else {
             continue;
         };
