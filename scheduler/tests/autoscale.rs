@@ -391,18 +391,8 @@ fn an_interrupted_job_is_retried_on_the_fallback_pool() {
         1,
     );
     let mut s = Scheduler::new(config, Box::new(RequestedTime::default()));
+    join_all(&mut s, &[(0, 0), (1, 0)]);
     let mut out = Vec::new();
-    for (r, p) in [(0, 0), (1, 0)] {
-        s.handle(
-            0,
-            Event::RunnerJoined {
-                runner: RunnerId(r),
-                pool: PoolId(p),
-            },
-            &mut out,
-        )
-        .expect("join");
-    }
     s.handle(0, Event::Submit(job(0, 0, 1, 60_000)), &mut out)
         .expect("submit");
     let ran_on = s.runner_pool(RunnerId(0));

@@ -43,18 +43,7 @@ fn case(max_jobs: usize) -> impl Strategy<Value = Case> {
 type Built = (Scheduler, Vec<(u32, u16)>, Vec<(JobSpec, Millis)>);
 
 fn build(c: &Case, policy: PolicyConfig, exact: bool) -> Built {
-    let pools: Vec<PoolSpec> = c
-        .pools
-        .iter()
-        .enumerate()
-        .map(|(i, &(l, s, _))| pool(&format!("p{i}"), l, s))
-        .collect();
-    let mut runners = Vec::new();
-    for (i, &(_, _, n)) in c.pools.iter().enumerate() {
-        for _ in 0..n {
-            runners.push((runners.len() as u32, i as u16));
-        }
-    }
+    let (pools, runners) = case_fleet(&c.pools);
     let jobs = c
         .jobs
         .iter()

@@ -27,21 +27,6 @@ fn new_sched(policy: PolicyConfig, pools: Vec<PoolSpec>, tenants: usize) -> Sche
     )
 }
 
-fn join(s: &mut Scheduler, runners: &[(u32, u16)]) {
-    let mut out = Vec::new();
-    for &(r, p) in runners {
-        s.handle(
-            0,
-            Event::RunnerJoined {
-                runner: RunnerId(r),
-                pool: PoolId(p),
-            },
-            &mut out,
-        )
-        .expect("join");
-    }
-}
-
 /// Submits each job at its submit time; returns the starts decided on the way.
 fn submit(s: &mut Scheduler, jobs: &[JobSpec]) -> BTreeMap<u64, (Millis, RunnerId)> {
     let mut starts = BTreeMap::new();
@@ -72,7 +57,7 @@ fn two_single_slot_runners_10_20_30_seconds() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut s, &[(0, 0), (1, 0)]);
+    join_all(&mut s, &[(0, 0), (1, 0)]);
     submit(
         &mut s,
         &[
@@ -118,7 +103,7 @@ fn waiting_jobs_follow_in_policy_order() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut fifo, &[(0, 0)]);
+    join_all(&mut fifo, &[(0, 0)]);
     submit(&mut fifo, std::slice::from_ref(&running));
     submit(&mut fifo, &waiting);
     assert_eq!(
@@ -131,7 +116,7 @@ fn waiting_jobs_follow_in_policy_order() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut sef, &[(0, 0)]);
+    join_all(&mut sef, &[(0, 0)]);
     submit(&mut sef, &[running]);
     submit(&mut sef, &waiting);
     assert_eq!(
@@ -151,7 +136,7 @@ fn a_job_no_runner_can_take_has_no_start() {
             vec![pool("lin", 0b01, 1), pool("gpu", 0b11, 1)],
             1,
         );
-        join(&mut s, &[(0, 0)]);
+        join_all(&mut s, &[(0, 0)]);
         let mut busy = job(1, 0, 1, 50 * S);
         busy.labels = LabelSet(0b01);
         let mut gpu = job(2, 1, 1, 10 * S);
@@ -186,7 +171,7 @@ fn a_draining_runner_takes_no_planned_work() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     submit(&mut s, &[job(1, 0, 1, 10 * S), job(2, 0, 1, 10 * S)]);
     assert_eq!(s.plan(0, 10).start_of(JobId(2)), Some(10 * S));
     s.handle(
@@ -212,7 +197,7 @@ fn a_job_behind_an_overdue_job_starts_now() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     submit(&mut s, &[job(1, 0, 1, 10 * S), job(2, 1, 1, 5 * S)]);
     let plan = s.plan(25 * S, 10);
     assert_eq!(plan.start_of(JobId(1)), Some(0));
@@ -235,7 +220,7 @@ fn slots_freed_early_stay_open_for_later_jobs() {
         vec![pool("m", 0, 4)],
         1,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     let started = submit(
         &mut s,
         &[
@@ -262,7 +247,7 @@ fn strict_fcfs_keeps_the_queue_order() {
         vec![pool("m", 0, 2)],
         1,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     submit(
         &mut s,
         &[
@@ -287,7 +272,7 @@ fn fair_share_alternates_tenants_in_the_projection() {
         vec![pool("m", 0, 1)],
         2,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     let mut jobs = Vec::new();
     for (id, tenant) in [(1, 0), (2, 0), (3, 0), (4, 1), (5, 1)] {
         let mut j = job(id, 0, 1, 10 * S);
@@ -313,7 +298,7 @@ fn a_limit_keeps_the_first_jobs_and_says_so() {
         vec![pool("m", 0, 1)],
         1,
     );
-    join(&mut s, &[(0, 0)]);
+    join_all(&mut s, &[(0, 0)]);
     submit(
         &mut s,
         &(1..=5).map(|i| job(i, 0, 1, S)).collect::<Vec<_>>(),
@@ -352,7 +337,7 @@ fn a_large_queue_is_planned_quickly() {
         .collect();
     // Queued before the runners join: one pass per join, not one per submission.
     submit(&mut s, &jobs);
-    join(&mut s, &runners);
+    join_all(&mut s, &runners);
     assert!(s.pending_count() >= 10_000);
     let t = std::time::Instant::now();
     let plan = s.plan(0, usize::MAX);
@@ -413,18 +398,7 @@ fn case() -> impl Strategy<Value = Case> {
 /// The core at `c.at`, mid-run: some jobs finished, some running (some past their
 /// estimate), some waiting; runner 0 draining if `c.drain`.
 fn state_at(c: &Case, policy: PolicyConfig) -> (Scheduler, Vec<(u32, u16)>, Vec<JobSpec>) {
-    let pools: Vec<PoolSpec> = c
-        .pools
-        .iter()
-        .enumerate()
-        .map(|(i, &(l, s, _))| pool(&format!("p{i}"), l, s))
-        .collect();
-    let mut runners = Vec::new();
-    for (i, &(_, _, n)) in c.pools.iter().enumerate() {
-        for _ in 0..n {
-            runners.push((runners.len() as u32, i as u16));
-        }
-    }
+    let (pools, runners) = case_fleet(&c.pools);
     let jobs: Vec<(JobSpec, Millis)> = c
         .jobs
         .iter()

@@ -71,17 +71,8 @@ pub struct Run {
     pub reserved_at: BTreeMap<u64, Millis>,
 }
 
-/// Runs `jobs` (with real run times) on `runners` (id, pool) joined at t=0. Panics on any
-/// broken invariant: over capacity, double start, wrong labels.
-pub fn drive(
-    sched: &mut Scheduler,
-    runners: &[(u32, u16)],
-    jobs: &[(JobSpec, Millis)],
-    watch_reservations: bool,
-) -> Run {
-    let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
-    let mut free: BTreeMap<u32, u32> = BTreeMap::new();
-    let mut runner_pool: BTreeMap<u32, u16> = BTreeMap::new();
+/// Joins `runners` (id, pool) at t=0.
+pub fn join_all(sched: &mut Scheduler, runners: &[(u32, u16)]) {
     let mut out = Vec::new();
     for &(r, p) in runners {
         sched
@@ -94,9 +85,42 @@ pub fn drive(
                 &mut out,
             )
             .expect("join");
-        free.insert(r, pools[p as usize].slots_per_runner);
-        runner_pool.insert(r, p);
     }
+}
+
+/// The pools (named `p0`, `p1`, ...) and runners (id, pool) of a generated case's
+/// `(labels, slots per runner, runners)` per pool.
+pub fn case_fleet(pools: &[(u64, u32, u32)]) -> (Vec<PoolSpec>, Vec<(u32, u16)>) {
+    let specs = pools
+        .iter()
+        .enumerate()
+        .map(|(i, &(l, s, _))| pool(&format!("p{i}"), l, s))
+        .collect();
+    let mut runners = Vec::new();
+    for (i, &(_, _, n)) in pools.iter().enumerate() {
+        for _ in 0..n {
+            runners.push((runners.len() as u32, i as u16));
+        }
+    }
+    (specs, runners)
+}
+
+/// Runs `jobs` (with real run times) on `runners` (id, pool) joined at t=0. Panics on any
+/// broken invariant: over capacity, double start, wrong labels.
+pub fn drive(
+    sched: &mut Scheduler,
+    runners: &[(u32, u16)],
+    jobs: &[(JobSpec, Millis)],
+    watch_reservations: bool,
+) -> Run {
+    let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
+    join_all(sched, runners);
+    let mut free: BTreeMap<u32, u32> = runners
+        .iter()
+        .map(|&(r, p)| (r, pools[p as usize].slots_per_runner))
+        .collect();
+    let runner_pool: BTreeMap<u32, u16> = runners.iter().copied().collect();
+    let mut out = Vec::new();
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| (jobs[i].0.submit_ms, i));
     let mut finishes: BinaryHeap<Reverse<(Millis, u64)>> = BinaryHeap::new();
@@ -205,21 +229,12 @@ pub fn drive_until(
     until: Millis,
 ) -> Partial {
     let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
-    let mut free: BTreeMap<u32, u32> = BTreeMap::new();
+    join_all(sched, runners);
+    let mut free: BTreeMap<u32, u32> = runners
+        .iter()
+        .map(|&(r, p)| (r, pools[p as usize].slots_per_runner))
+        .collect();
     let mut out = Vec::new();
-    for &(r, p) in runners {
-        sched
-            .handle(
-                0,
-                Event::RunnerJoined {
-                    runner: RunnerId(r),
-                    pool: PoolId(p),
-                },
-                &mut out,
-            )
-            .expect("join");
-        free.insert(r, pools[p as usize].slots_per_runner);
-    }
     let by_id: BTreeMap<u64, &(JobSpec, Millis)> = jobs.iter().map(|j| (j.0.id.0, j)).collect();
     // (time, 0 = finish / 1 = submit, job id)
     let mut events: BinaryHeap<Reverse<(Millis, u8, u64)>> = jobs
