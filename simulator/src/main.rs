@@ -501,7 +501,7 @@ fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.plots.is_some() || args.html.is_some() {
-        let data = RunPlotData::new(&out.facts, &report, &out.timeline, args.top_tenants);
+        let data = RunPlotData::new(&out.facts, &report, &out.timeline(), args.top_tenants);
         if let Some(dir) = &args.plots {
             data.write_all(dir)?;
         }

@@ -92,8 +92,21 @@ pub struct RunOutput {
     pub engine: EngineOutput,
     /// What the autoscaler did, when there was one.
     pub scaling: Option<ScalingFacts>,
-    /// Queue length and fleet size over the run (for plots).
-    pub timeline: Timeline,
+}
+
+impl RunOutput {
+    /// Queue length and fleet size over the run, for plots: sampled on demand, so the
+    /// runs of a sweep or a plan, which draw none, do not pay for it.
+    pub fn timeline(&self) -> Timeline {
+        let static_runners = self.facts.pools.iter().map(|p| u64::from(p.runners)).sum();
+        Timeline::sample(
+            &self.facts.results,
+            self.scaling.as_ref(),
+            static_runners,
+            self.facts.sim_start_s,
+            self.facts.sim_end_s,
+        )
+    }
 }
 
 /// Most samples a [`Timeline`] keeps: its step widens past this so a long trace costs
@@ -353,20 +366,11 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         workload: spec.workload_name,
         seed: spec.seed,
     };
-    let static_runners = fleet.pools.iter().map(|p| u64::from(p.runners)).sum();
-    let timeline = Timeline::sample(
-        &facts.results,
-        scaling.as_ref(),
-        static_runners,
-        facts.sim_start_s,
-        facts.sim_end_s,
-    );
     Ok(RunOutput {
         facts,
         prepared,
         engine,
         scaling,
-        timeline,
     })
 }
 
