@@ -2,25 +2,10 @@
 //! that name the file and line for bad input.
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rustci-sim"))
-        .args(args)
-        .output()
-        .expect("run rustci-sim")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
-}
+mod common;
+use common::{sim, stderr, write};
 
 const HEADER: &str = "; MaxProcs: 2\n";
 

@@ -3,24 +3,9 @@
 //! still meets it when replayed with `run`; a clear refusal when none can).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn sim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rustci-sim"))
-        .args(args)
-        .output()
-        .expect("run rustci-sim")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
-}
+mod common;
+use common::{sim, stderr, write};
 
 const GRID: &str = "\
 scale = [0.5, 1.0]
@@ -177,11 +162,7 @@ fn plan_finds_a_fleet_whose_replay_meets_the_target() {
     let total = plan["total_runners"].as_u64().expect("total_runners");
     assert!(total < 276, "{total}");
 
-    let mut run = vec!["run", "--fleet", &out, "--format", "json", "-q"];
-    run.extend(workload);
-    let o = sim(&run);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+    let report = replay(&out, &workload);
     let p95 = |class: &str| report["qos"][class]["wait_p95_s"].as_f64().expect("p95");
     assert!(p95("standard") <= 120.0, "{report}");
     assert!(p95("urgent") <= 30.0, "{report}");
@@ -228,11 +209,7 @@ fn plan_finds_an_autoscaler_setting_whose_replay_meets_the_target() {
         assert!(plan[knob].is_number(), "{policy}: {plan}");
 
         // The written fleet names the policy: `run --fleet` alone replays the planned run.
-        let mut run = vec!["run", "--fleet", &out, "--format", "json", "-q"];
-        run.extend(workload);
-        let o = sim(&run);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("report");
+        let report = replay(&out, &workload);
         assert_eq!(report["autoscaler"]["policy"], policy);
         let p95 = report["qos"]["standard"]["wait_p95_s"]
             .as_f64()
@@ -240,6 +217,15 @@ fn plan_finds_an_autoscaler_setting_whose_replay_meets_the_target() {
         assert!(p95 <= 60.0, "{policy}: {report}");
         assert_eq!(report["cost"], plan["cost"], "{policy}");
     }
+}
+
+/// `run --fleet FLEET` on `workload` (the planned run, replayed): its JSON report.
+fn replay(fleet: &str, workload: &[&str]) -> serde_json::Value {
+    let mut run = vec!["run", "--fleet", fleet, "--format", "json", "-q"];
+    run.extend(workload);
+    let o = sim(&run);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("report")
 }
 
 /// 20 one-hour jobs submitted at once; `extra` adds rows.
