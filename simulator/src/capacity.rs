@@ -14,6 +14,8 @@ use rustci_sim::fleet_file::Fleet;
 use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
 use rustci_sim::sweep::{run_grid, write_rows, Grid, PredictorSpec, WorkloadSpec};
 
+use crate::AutoscalerArg;
+
 pub const SWEEP_EXAMPLES: &str = "\
 Examples:
   # The 100-point benchmark grid (1 week, 500 runners): sizes x policies x loads
@@ -71,13 +73,6 @@ pub enum PlanFormat {
     Json,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum PlanAutoscaler {
-    Static,
-    Reactive,
-    Predictive,
-}
-
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Fleet file (TOML) whose pools are scaled. Default: the built-in CI fleet.
@@ -114,7 +109,7 @@ pub struct PlanArgs {
     /// Plan an autoscaler setting instead of fixed runner counts: static scales the
     /// runners, reactive searches the idle timeout, predictive the target_scale.
     #[arg(long, value_enum)]
-    autoscaler: Option<PlanAutoscaler>,
+    autoscaler: Option<AutoscalerArg>,
     /// The largest fleet tried: this multiple of every pool's runners.
     #[arg(long, default_value_t = 8.0)]
     max_scale: f64,
@@ -135,7 +130,7 @@ pub struct PlanArgs {
     quiet: bool,
 }
 
-fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<ProgressBar> {
+pub(crate) fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -184,12 +179,10 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
             r.wait_p95_s.map(|p95| (name, r.cost, p95))
         })
         .collect();
-    for file in ["frontier.svg", "frontier.png"] {
-        rustci_sim::plots::frontier_plot(&points, &args.out.join(file))?;
-    }
+    let svg = rustci_sim::plots::frontier_svg(&points)?;
     let svg_path = args.out.join("frontier.svg");
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("reading {}", svg_path.display()))?;
+    std::fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    rustci_sim::plots::frontier_plot(&points, &args.out.join("frontier.png"))?;
     let html_path = args.out.join("sweep.html");
     std::fs::write(&html_path, rustci_sim::html::render_sweep(&rows, &svg))
         .with_context(|| format!("writing {}", html_path.display()))?;
@@ -245,11 +238,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
     // As `run` does: the flag, else the fleet file's `[autoscaler] policy`, so that the
     // written fleet replays the run that was planned.
     let autoscaler = match (args.autoscaler, fleet.autoscaler_policy()) {
-        (Some(a), _) => Some(match a {
-            PlanAutoscaler::Static => ScalePolicy::Static,
-            PlanAutoscaler::Reactive => ScalePolicy::Reactive,
-            PlanAutoscaler::Predictive => ScalePolicy::Predictive,
-        }),
+        (Some(a), _) => Some(a.policy()),
         (None, Some(name)) => Some(ScalePolicy::named(name).context("[autoscaler] policy")?),
         (None, None) => None,
     };

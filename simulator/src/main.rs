@@ -4,18 +4,18 @@
 mod capacity;
 
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{jobcsv, open_trace, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
-use rustci_models::{ModelHandle, ModelPredictor};
+use rustci_models::ModelPredictor;
 use rustci_scheduler::{
     Backfill, PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S,
 };
@@ -433,20 +433,12 @@ fn run(args: RunArgs) -> Result<()> {
         "tsafrir" => Box::new(Tsafrir::new(default_ms)),
         other => match other.strip_prefix("model:") {
             Some(dir) => {
-                let (path, artifact) = rustci_models::load_current(Path::new(dir))
+                let handle = rustci_sim::sweep::load_model(Path::new(dir))
                     .with_context(|| format!("--predictor {other}"))?;
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("model")
-                    .to_string();
                 // CI traces use Unix time (epoch 0); the synthetic workload has no epoch.
-                let epoch = loaded
-                    .meta
-                    .unix_start
-                    .or(args.trace.is_some().then_some(0));
+                let epoch = args.trace.is_some().then_some(loaded.epoch_unix_s);
                 Box::new(
-                    ModelPredictor::new(ModelHandle::from_artifact(artifact, name), epoch)
+                    ModelPredictor::new(handle, epoch)
                         .planning_with(match args.model_estimate {
                             PlanArg::Point => PlanWith::Point,
                             PlanArg::Upper => PlanWith::Upper,
@@ -551,14 +543,9 @@ fn write_swf(
 }
 
 fn progress_bar(quiet: bool, len: u64) -> Option<ProgressBar> {
-    if quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
+    capacity::bar(
+        quiet,
+        Some(len),
         "{elapsed_precise} [{bar:40}] {pos}/{len} jobs finished ({per_sec}, eta {eta})",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    Some(bar)
+    )
 }

@@ -385,6 +385,19 @@ pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), Plo
     r.map_err(|e| draw_err(&what, e))
 }
 
+/// [`frontier_plot`] as an SVG document (the bytes it writes to an `.svg` path).
+pub fn frontier_svg(rows: &[(String, f64, f64)]) -> Result<String, PlotError> {
+    let text = ensure_font();
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        draw_frontier(&root, rows, text)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(|e| draw_err("frontier", e))?;
+    }
+    Ok(buf)
+}
+
 /// Per policy, the points sorted by cost that improve on every cheaper point's p95.
 pub fn frontier(rows: &[(String, f64, f64)]) -> BTreeMap<String, Vec<(f64, f64)>> {
     let mut by: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -490,6 +503,8 @@ mod tests {
         let text = std::fs::read_to_string(&svg).expect("read svg");
         assert!(text.trim_start().starts_with("<svg") && text.trim_end().ends_with("</svg>"));
         assert!(text.contains("<polyline") || text.contains("<path"));
+        // The in-memory SVG (embedded in sweep.html) is the file's bytes.
+        assert_eq!(frontier_svg(&rows).expect("svg string"), text);
         let png = dir.path().join("frontier.png");
         frontier_plot(&rows, &png).expect("png");
         let bytes = std::fs::read(&png).expect("read png");

@@ -178,15 +178,8 @@ impl PredictorSpec {
                         "unknown predictor {other:?}; expected requested, tsafrir or model:DIR"
                     ));
                 };
-                let (path, artifact) = rustci_models::load_current(Path::new(dir))
-                    .map_err(|e| format!("{other}: {e}"))?;
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or("model")
-                    .to_string();
                 Ok(Self::Model {
-                    handle: ModelHandle::from_artifact(artifact, name),
+                    handle: load_model(Path::new(dir)).map_err(|e| format!("{other}: {e}"))?,
                 })
             }
         }
@@ -206,6 +199,17 @@ impl PredictorSpec {
             )),
         }
     }
+}
+
+/// The current model version in `dir` (`rustci retrain --out DIR`), named after its file.
+pub fn load_model(dir: &Path) -> Result<ModelHandle, rustci_models::ModelError> {
+    let (path, artifact) = rustci_models::load_current(dir)?;
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string();
+    Ok(ModelHandle::from_artifact(artifact, name))
 }
 
 /// The run of `fleet` under `policy` (a `--policy` name) at `load`, with an autoscaler
