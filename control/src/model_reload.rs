@@ -10,16 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rustci_models::artifact::current_path;
+use rustci_models::artifact::{current_path, version_name};
 use rustci_models::{load_current, ModelHandle};
 use tokio::task::JoinHandle;
-
-fn version_name(path: &Path) -> String {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .to_string()
-}
 
 /// Loads `dir`'s current version; an error names the directory and the problem.
 pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {

@@ -190,6 +190,15 @@ fn version_of(name: &str) -> Option<u32> {
     name.strip_prefix('v')?.strip_suffix(".model")?.parse().ok()
 }
 
+/// A version's name for people and reports: its file name without the extension
+/// (`v000003`).
+pub fn version_name(path: &Path) -> String {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .to_string()
+}
+
 /// The version `DIR/CURRENT` names, if any.
 pub fn current_path(dir: &Path) -> Result<Option<PathBuf>, ModelError> {
     let cur = dir.join(CURRENT);

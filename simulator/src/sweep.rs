@@ -204,11 +204,7 @@ impl PredictorSpec {
 /// The current model version in `dir` (`rustci retrain --out DIR`), named after its file.
 pub fn load_model(dir: &Path) -> Result<ModelHandle, rustci_models::ModelError> {
     let (path, artifact) = rustci_models::load_current(dir)?;
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("model")
-        .to_string();
+    let name = rustci_models::artifact::version_name(&path);
     Ok(ModelHandle::from_artifact(artifact, name))
 }
 
