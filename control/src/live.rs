@@ -1589,11 +1589,7 @@ impl Live {
         let mut keys = vec![Vec::new(); self.core.config().pools().len()];
         if let Some(arrivals) = model.arrivals() {
             for key in arrivals.pools.keys() {
-                let labels: Vec<&str> = if key == "default" {
-                    Vec::new()
-                } else {
-                    key.split('+').collect()
-                };
+                let labels = rustci_models::arrivals::key_labels(key);
                 let Ok(set) = LabelSet::from_names(self.core.config().labels(), labels) else {
                     continue;
                 };

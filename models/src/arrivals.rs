@@ -20,6 +20,15 @@ pub fn pool_key(labels: &[String]) -> String {
     l.join("+")
 }
 
+/// The labels of a [`pool_key`] (none for `default`).
+pub fn key_labels(key: &str) -> Vec<&str> {
+    if key == "default" {
+        Vec::new()
+    } else {
+        key.split('+').collect()
+    }
+}
+
 /// One pool's weekly profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
@@ -462,6 +471,8 @@ mod tests {
         assert_eq!(m.per_hour("default", next_monday9 + 3600), 0.0);
         assert!((m.expected("default", next_monday9 - 1800, 3600) - 1.5).abs() < 1e-9);
         assert_eq!(pool_key(&["b".into(), "a".into()]), "a+b");
+        assert_eq!(key_labels("a+b"), ["a", "b"]);
+        assert!(key_labels(&pool_key(&[])).is_empty());
     }
 
     #[test]
