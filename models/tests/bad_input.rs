@@ -8,18 +8,8 @@ use rustci_models::artifact::current_path;
 use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport};
 use rustci_models::{load_current, Artifact, ModelError, TrainParams};
 
-/// Deterministic noise in [0, 1) (a 64-bit LCG, Knuth's MMIX constants).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::Lcg;
 
 /// `n` finished jobs from `users` users, one a minute; user `u` typically runs
 /// `TYPICAL[u % 5]` seconds (+-30% noise) and requests twice that; ~10% fail.

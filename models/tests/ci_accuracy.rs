@@ -17,6 +17,9 @@ use rustci_models::eval::chronological;
 use rustci_models::features::choose_extras;
 use rustci_models::TrainParams;
 
+mod common;
+use common::split_submit_bounds;
+
 /// The target: this much below the best baseline.
 const GOAL: f64 = 0.15;
 /// What is asserted: no worse than this multiple of the best baseline.
@@ -61,14 +64,7 @@ fn check_ci(rel: &str) {
     // Chronological split.
     let split = e.train_jobs;
     assert_eq!(split + e.test_jobs, data.rows());
-    let last_train = data.submit_s[..split]
-        .iter()
-        .copied()
-        .fold(f64::MIN, f64::max);
-    let first_test = data.submit_s[split..]
-        .iter()
-        .copied()
-        .fold(f64::MAX, f64::min);
+    let (last_train, first_test) = split_submit_bounds(&data, split);
     assert!(
         last_train <= first_test,
         "{rel}: {last_train} > {first_test}"

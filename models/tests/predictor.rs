@@ -13,22 +13,12 @@ use rustci_models::{
 use rustci_scheduler::predictor::Predictor;
 use rustci_scheduler::{HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId};
 
+mod common;
+use common::Lcg;
+
 const A_RUN_S: f64 = 100.0;
 const B_RUN_S: f64 = 1000.0;
 const REQUESTED_S: i64 = 3600;
-
-/// Deterministic noise in [0, 1).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// 400 jobs, users A and B in random order; A runs ~100 s, B ~1000 s (+-10%), both
 /// request an hour.

@@ -15,6 +15,9 @@ use rustci_models::eval::{chronological, Evaluation};
 use rustci_models::features::choose_extras;
 use rustci_models::TrainParams;
 
+mod common;
+use common::split_submit_bounds;
+
 const LOGS: [&str; 6] = [
     "CTC-SP2-1996-3.1-cln",
     "HPC2N-2002-2.2-cln",
@@ -65,14 +68,7 @@ fn evaluate(log: &'static str) -> Option<Outcome> {
         data.submit_s.windows(2).all(|w| w[0] <= w[1]),
         "rows are not in submit order".into(),
     );
-    let last_train = data.submit_s[..split]
-        .iter()
-        .copied()
-        .fold(f64::MIN, f64::max);
-    let first_test = data.submit_s[split..]
-        .iter()
-        .copied()
-        .fold(f64::MAX, f64::min);
+    let (last_train, first_test) = split_submit_bounds(&data, split);
     check(
         last_train <= first_test,
         format!("a training job (submit {last_train}) is later than a test job ({first_test})"),
