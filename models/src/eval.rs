@@ -102,6 +102,26 @@ pub struct TestPoints {
     pub upper_s: Vec<f64>,
 }
 
+/// The baselines' estimates for `rows` of `data`: (requested, Tsafrir, last-5 median).
+/// Requested is `None` when none of the rows has a request; jobs without one take the
+/// Tsafrir fallback so that every baseline is measured on the same jobs.
+pub(crate) fn baseline_columns(
+    data: &Prepared,
+    rows: &[usize],
+) -> (Option<Vec<f64>>, Vec<f64>, Vec<f64>) {
+    let requested = rows
+        .iter()
+        .any(|&r| data.baseline_requested[r].is_some())
+        .then(|| {
+            rows.iter()
+                .map(|&r| data.baseline_requested[r].unwrap_or(data.baseline_tsafrir[r]))
+                .collect()
+        });
+    let ts = rows.iter().map(|&r| data.baseline_tsafrir[r]).collect();
+    let l5 = rows.iter().map(|&r| data.baseline_last5[r]).collect();
+    (requested, ts, l5)
+}
+
 /// Measures `model` (and the baselines) on rows `test` of `data`.
 pub fn evaluate_on(
     data: &Prepared,
@@ -110,31 +130,18 @@ pub fn evaluate_on(
     test: std::ops::Range<usize>,
 ) -> Result<(Evaluation, TestPoints), ModelError> {
     let rows: Vec<usize> = test.clone().collect();
-    let preds: Vec<Prediction> = model.predict_rows(data, &rows)?;
+    let (preds, (lin, forest)): (Vec<Prediction>, _) =
+        model.predict_rows_with_components(data, &rows)?;
     let actual: Vec<f64> = rows.iter().map(|&r| data.run_s[r]).collect();
     let point: Vec<f64> = preds.iter().map(|p| p.point_s).collect();
     let upper: Vec<f64> = preds.iter().map(|p| p.upper_s).collect();
 
-    let (lin, forest) = model.component_predictions(data, &rows)?;
     let linear = lin.map(|p| Metrics::of(&actual, &p, None));
     let forest = forest.map(|p| Metrics::of(&actual, &p, None));
 
-    let requested: Vec<Option<f64>> = rows.iter().map(|&r| data.baseline_requested[r]).collect();
-    let requested = if requested.iter().any(Option::is_some) {
-        // Jobs without a request are predicted by the Tsafrir fallback so that every
-        // baseline is measured on the same jobs.
-        let v: Vec<f64> = rows
-            .iter()
-            .map(|&r| data.baseline_requested[r].unwrap_or(data.baseline_tsafrir[r]))
-            .collect();
-        Some(Metrics::of(&actual, &v, None))
-    } else {
-        None
-    };
-    let ts: Vec<f64> = rows.iter().map(|&r| data.baseline_tsafrir[r]).collect();
-    let l5: Vec<f64> = rows.iter().map(|&r| data.baseline_last5[r]).collect();
+    let (requested, ts, l5) = baseline_columns(data, &rows);
     let baselines = Baselines {
-        requested,
+        requested: requested.map(|v| Metrics::of(&actual, &v, None)),
         tsafrir: Metrics::of(&actual, &ts, None),
         last5_median: Metrics::of(&actual, &l5, None),
     };
@@ -151,13 +158,11 @@ pub fn evaluate_on(
         let mut brier = 0.0;
         let mut brier0 = 0.0;
         let mut fails = 0usize;
+        let mut row = Vec::with_capacity(data.width());
         for &r in &rows {
-            let mut row = data.row(r).to_vec();
-            for (v, m) in row.iter_mut().zip(&model.impute) {
-                if !v.is_finite() {
-                    *v = *m;
-                }
-            }
+            row.clear();
+            row.extend_from_slice(data.row(r));
+            model.impute_row(&mut row);
             let p = model.failure_probability(&row).unwrap_or(train_rate);
             let y = f64::from(u8::from(data.failed[r]));
             fails += usize::from(data.failed[r]);

@@ -14,7 +14,7 @@ use crate::artifact::{
 };
 use crate::dataset::prepare;
 use crate::error::ModelError;
-use crate::eval::{chronological, evaluate_on, Evaluation, Metrics};
+use crate::eval::{baseline_columns, chronological, evaluate_on, Evaluation, Metrics};
 use crate::features::{choose_extras, feature_names};
 use crate::plots;
 use crate::train::TrainConfig;
@@ -141,6 +141,7 @@ pub fn retrain(
     let split = evaluation.train_jobs;
     let n = data.rows();
     let mut notes = eval_model.notes.clone();
+    drop(eval_model);
 
     progress(Stage::CompareCurrent);
     // The version in use is compared on jobs it never saw: those submitted after its
@@ -164,8 +165,14 @@ pub fn retrain(
             &cur_data
         };
         let (cur_eval, _) = evaluate_on(d, &cur.model, split, from..n)?;
-        let (new_eval, _) = evaluate_on(&data, &eval_model, split, from..n)?;
-        Ok(Some((n - from, cur_eval.model, new_eval.model)))
+        // The evaluated model's predictions for these jobs are in `points` already.
+        let o = from - split;
+        let new_model = Metrics::of(
+            &points.actual_s[o..],
+            &points.predicted_s[o..],
+            Some(&points.upper_s[o..]),
+        );
+        Ok(Some((n - from, cur_eval.model, new_model)))
     };
     let newest = sorted.last().map(|r| r.submit_s);
     let current = match current_path(out) {
@@ -196,7 +203,6 @@ pub fn retrain(
         }),
         Err(e) => Some(CurrentVersion::unusable(out.join("CURRENT"), e.to_string())),
     };
-    drop(eval_model);
     let (write, decision) = match &current {
         None => (true, "no current version".to_string()),
         Some(c) if c.problem.is_some() => (
@@ -296,19 +302,14 @@ pub fn retrain(
                 5_000,
             )?);
             let rows: Vec<usize> = (split..n).collect();
-            let ts: Vec<f64> = rows.iter().map(|&r| data.baseline_tsafrir[r]).collect();
-            let l5: Vec<f64> = rows.iter().map(|&r| data.baseline_last5[r]).collect();
-            let req: Vec<f64> = rows
-                .iter()
-                .map(|&r| data.baseline_requested[r].unwrap_or(data.baseline_tsafrir[r]))
-                .collect();
+            let (req, ts, l5) = baseline_columns(&data, &rows);
             let mut series: Vec<(&str, &[f64])> = vec![
                 ("model", &points.predicted_s),
                 ("tsafrir", &ts),
                 ("last-5 median", &l5),
             ];
-            if evaluation.baselines.requested.is_some() {
-                series.push(("requested", &req));
+            if let Some(req) = &req {
+                series.push(("requested", req));
             }
             plot_paths.push(plots::error_cdf(
                 &out.join(format!("{stem}-error-cdf.svg")),

@@ -631,7 +631,8 @@ impl RunTimeModel {
             .inverse(z.clamp(0.0, 2.0 * self.max_target.max(1.0)))
     }
 
-    fn impute_row(&self, row: &mut [f64]) {
+    /// Replaces missing values of a feature vector with the training medians.
+    pub(crate) fn impute_row(&self, row: &mut [f64]) {
         for (v, m) in row.iter_mut().zip(&self.impute) {
             if !v.is_finite() {
                 *v = *m;
@@ -756,14 +757,25 @@ impl RunTimeModel {
             .collect())
     }
 
-    /// Each component's point predictions (seconds, before the stack) for rows of
-    /// `data`: (linear, forest), `None` for a component training left out.
-    pub fn component_predictions(
+    /// Predictions for rows of `data` and each component's point predictions (seconds,
+    /// before the stack): (linear, forest), `None` for a component training left out.
+    /// One pass of the components serves both.
+    pub fn predict_rows_with_components(
         &self,
         data: &Prepared,
         rows: &[usize],
-    ) -> Result<Components, ModelError> {
+    ) -> Result<(Vec<Prediction>, Components), ModelError> {
         let (zl, zf) = self.raw_parts_of(data, rows, false)?;
+        // As `predict_rows`: a forest the blend does not use contributes exactly 0.
+        let use_forest = self.forest_weight > 0.0;
+        let preds = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| {
+                let zf = if use_forest { zf[i] } else { 0.0 };
+                self.finish(zl[i], zf, data.same_job_runs[r], &data.baseline(r))
+            })
+            .collect();
         let secs = |z: Vec<f64>| {
             z.into_iter()
                 .zip(rows)
@@ -771,8 +783,11 @@ impl RunTimeModel {
                 .collect()
         };
         Ok((
-            self.linear.as_ref().map(|_| secs(zl)),
-            self.forest.as_ref().map(|_| secs(zf)),
+            preds,
+            (
+                self.linear.as_ref().map(|_| secs(zl)),
+                self.forest.as_ref().map(|_| secs(zf)),
+            ),
         ))
     }
 
