@@ -289,11 +289,7 @@ pub fn retrain(
         };
         let path = save_version(out, &artifact)?;
         if opts.plots {
-            let stem = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("model")
-                .to_string();
+            let stem = crate::artifact::version_name(&path);
             plot_paths.push(plots::predicted_vs_actual(
                 &out.join(format!("{stem}-predicted-vs-actual.svg")),
                 "run time: predicted vs actual (test jobs)",
