@@ -11,7 +11,7 @@ use rustci_scheduler::PolicyConfig;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::Auth;
@@ -304,7 +304,10 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         )));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        TcpListenerStream::new(listener),
+        // `Server::tcp_nodelay` applies only to listeners tonic binds itself: without
+        // it on accepted sockets, Nagle's algorithm and delayed ACKs hold small replies
+        // for 40 ms.
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
         async {
             let _ = rx.await;
         },
