@@ -280,7 +280,10 @@ async fn main() {
     }
 
     // Phase 2: latency at half the peak, open loop.
-    let rate = (peak / 2.0).max(1.0);
+    let rate = arg("--rate")
+        .and_then(|r| r.parse::<f64>().ok())
+        .unwrap_or(peak / 2.0)
+        .max(1.0);
     // One call per `batch` jobs, at `rate` jobs per second.
     let interval = Duration::from_secs_f64(batch as f64 / rate);
     shared.measure.store(true, Ordering::Relaxed);
@@ -289,6 +292,7 @@ async fn main() {
         .map(|c| JobServiceClient::new(c.clone()))
         .collect();
     let start_at = Instant::now();
+    let (cpu0, flush0) = (cpu_time(), rustci_control::flush::stats());
     let calls = (rate * seconds as f64 / batch as f64) as u64;
     let mut inflight = Vec::new();
     for n in 0..calls {
@@ -308,9 +312,14 @@ async fn main() {
                 }
             }
             if reqs.len() > 1 {
-                let _ = client
+                let t = Instant::now();
+                if client
                     .submit_jobs(SubmitJobsRequest { requests: reqs })
-                    .await;
+                    .await
+                    .is_ok()
+                {
+                    shared.acks.lock().expect("lock").push(t.elapsed());
+                }
             } else {
                 for r in reqs {
                     let t = Instant::now();
@@ -329,6 +338,8 @@ async fn main() {
     for f in inflight {
         let _ = f.await;
     }
+    let elapsed = start_at.elapsed().as_secs_f64();
+    let (cpu1, flush1) = (cpu_time(), rustci_control::flush::stats());
     tokio::time::sleep(Duration::from_millis(500)).await;
     shared.stop.store(true, Ordering::Relaxed);
     for r in runners {
@@ -338,11 +349,26 @@ async fn main() {
     let mut lat = shared.latencies.lock().expect("lock").clone();
     lat.sort();
     println!(
-        "latency at {rate:.0} submits/s (half of peak), {} jobs: submit-to-lease p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        "latency at {rate:.0} submits/s, {} jobs: submit-to-lease p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         lat.len(),
         percentile(&lat, 50.0).as_secs_f64() * 1e3,
         percentile(&lat, 99.0).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    if let (Some(c0), Some(c1)) = (cpu0, cpu1) {
+        let commits = flush1.commits - flush0.commits;
+        println!(
+            "  process CPU {:.2} cores; {commits} commits of {:.1} job versions, {:.2} ms each",
+            (c1 - c0).as_secs_f64() / elapsed,
+            (flush1.versions - flush0.versions) as f64 / commits.max(1) as f64,
+            (flush1.commit_nanos - flush0.commit_nanos) as f64 / 1e6 / commits.max(1) as f64,
+        );
+    }
+    println!(
+        "  p90 {:.3} ms, p95 {:.3} ms, p99.9 {:.3} ms",
+        percentile(&lat, 90.0).as_secs_f64() * 1e3,
+        percentile(&lat, 95.0).as_secs_f64() * 1e3,
+        percentile(&lat, 99.9).as_secs_f64() * 1e3,
     );
     let mut acks = shared.acks.lock().expect("lock").clone();
     println!(
@@ -352,7 +378,7 @@ async fn main() {
     if !acks.is_empty() {
         acks.sort();
         println!(
-            "  SubmitJob answered (durable) p50 {:.3} ms, p99 {:.3} ms",
+            "  submit call answered (durable) p50 {:.3} ms, p99 {:.3} ms",
             percentile(&acks, 50.0).as_secs_f64() * 1e3,
             percentile(&acks, 99.0).as_secs_f64() * 1e3,
         );
