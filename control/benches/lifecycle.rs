@@ -1,15 +1,17 @@
 //! Load generator: full job lifecycles (SubmitJob → lease via AcquireJobs → CompleteJob)
 //! over real gRPC on loopback against an in-process `rustci serve` (embedded SQLite).
 //!
-//! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full --batch K]`
+//! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full
+//! --batch K --submitters N --rate R]`
 //!
 //! `--batch K` (K > 1) uses the batch calls: SubmitJobs with K jobs per call, and one
 //! CompleteJobs per batch of leases a runner got.
 //!
 //! 1. Peak: closed-loop submitters as fast as they go, runners leasing in batches and
 //!    completing each job; reports lifecycles per second.
-//! 2. Latency: open-loop submissions at half of that peak; reports submit-to-lease
-//!    latency (from the SubmitJob call to the runner holding the lease) p50/p99.
+//! 2. Latency: open-loop submissions at half of that peak (or `--rate R` jobs per
+//!    second); reports submit-to-lease latency (from the SubmitJob call to the runner
+//!    holding the lease) p50/p90/p95/p99/p99.9.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
