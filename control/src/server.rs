@@ -303,15 +303,11 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             shared.clone(),
         )));
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(router.serve_with_incoming_shutdown(
-        // `Server::tcp_nodelay` applies only to listeners tonic binds itself: without
-        // it on accepted sockets, Nagle's algorithm and delayed ACKs hold small replies
-        // for 40 ms.
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
-        async {
+    let task = tokio::spawn(
+        router.serve_with_incoming_shutdown(incoming(listener), async {
             let _ = rx.await;
-        },
-    ));
+        }),
+    );
     tracing::info!(%addr, "rustci serving");
     Ok(RunningServer {
         addr,
@@ -322,4 +318,32 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         task,
         background,
     })
+}
+
+/// The connections `listener` accepts, with `TCP_NODELAY` set. `Server::tcp_nodelay`
+/// applies only to listeners tonic binds itself; without it on accepted sockets, Nagle's
+/// algorithm and the client's delayed ACKs held small replies for 40 ms (BENCHMARKS.md).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_nagle() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut accepted = incoming(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let conn = accepted
+            .next()
+            .await
+            .expect("a connection")
+            .expect("accepted");
+        assert!(conn.nodelay().expect("TCP_NODELAY readable"));
+    }
 }
