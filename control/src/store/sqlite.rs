@@ -11,7 +11,7 @@
 //!   id a second job fails as a whole.
 //! * `job_changes (revision, job_id, tenant, job)`: the change log `WatchJobs` resumes
 //!   from, one row per committed job version (the job as JSON). Trim it with
-//!   [`SqliteStore::prune_changes`]. There is deliberately no tenant index on it (one
+//!   [`SqliteStore::prune_changes`]; later commits keep trimming it a little at a time. There is deliberately no tenant index on it (one
 //!   page fewer written per commit): a per-tenant `changes_since` scans the log forward
 //!   from `after` until it has `limit` rows.
 //! * `runners`: one row per registered runner.
@@ -29,7 +29,7 @@
 //! is written to `jobs` once (its last version; the change log gets every version), and
 //! an update assigns only the columns that change during a job's life, so it leaves the
 //! `(tenant, request_id)` and `(tenant, id)` index entries alone. A background thread
-//! checkpoints every 100 ms, so the committing connection's own automatic checkpoint
+//! checkpoints every 10 ms, so the committing connection's own automatic checkpoint
 //! finds little left to copy (it used to hold a commit, and every request waiting on
 //! it, for 30-50 ms every few seconds under load). Measure with
 //! `cargo test --release -p rustci-control --test store_sqlite -- --ignored --nocapture`.
@@ -191,6 +191,35 @@ pub struct SqliteStore {
     max_fencing_token: u64,
     /// Copies committed WAL frames into the database in the background.
     checkpointer: Option<Checkpointer>,
+    /// Change-log rows to keep, once [`SqliteStore::prune_changes`] was called: commits
+    /// trim the rest a little at a time.
+    keep_changes: Option<u64>,
+}
+
+/// At most this many change-log rows are deleted by one [`SqliteStore::prune_changes`]
+/// call (a few milliseconds of the writer's time).
+const PRUNE_NOW: u64 = 1_000;
+
+/// Deletes up to `limit` of the oldest change-log rows that fall outside the newest
+/// `keep` (counted back from revision `newest`); returns how many went.
+fn trim_changes(
+    conn: &Connection,
+    path: &Path,
+    newest: u64,
+    keep: u64,
+    limit: u64,
+) -> Result<u64, StoreError> {
+    let Some(cutoff) = (newest + 1).checked_sub(keep).filter(|&c| c > 0) else {
+        return Ok(0);
+    };
+    let n = conn
+        .prepare_cached(
+            "DELETE FROM job_changes WHERE revision IN \
+             (SELECT revision FROM job_changes WHERE revision < ?1 ORDER BY revision LIMIT ?2)",
+        )
+        .and_then(|mut st| st.execute([U64(cutoff), U64(limit)]))
+        .map_err(sqlite_err(path))?;
+    Ok(n as u64)
 }
 
 /// How often the background checkpointer copies what was committed into the database.
@@ -329,6 +358,7 @@ impl SqliteStore {
             path,
             max_fencing_token: 0,
             checkpointer: None,
+            keep_changes: None,
         };
         store.init_schema()?;
         store.checkpointer = Checkpointer::start(&store.path);
@@ -391,22 +421,28 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Deletes the oldest change-log rows, keeping the newest `keep_last` (at least 1, so
-    /// the latest revision stays known). Returns how many rows were deleted.
+    /// Trims the change log to its newest `keep_last` rows (at least 1, so the latest
+    /// revision stays known). Deletes at most [`PRUNE_NOW`] rows at once and returns how
+    /// many; from then on every commit also deletes up to twice as many old rows as it
+    /// adds, in its own transaction, until the log is back to `keep_last`. One big
+    /// `DELETE` held the writer (and every request waiting on a commit) for about a
+    /// second per 100,000 rows.
     ///
     /// `WatchJobs` cannot resume from a revision older than the oldest kept one
     /// ([`SqliteStore::oldest_change`]): a watcher that is further behind must re-list.
     pub fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
         let keep = keep_last.max(1);
-        let n = self
+        self.keep_changes = Some(keep);
+        let newest = self
             .conn
-            .prepare_cached(
-                "DELETE FROM job_changes WHERE revision < \
-                 (SELECT revision FROM job_changes ORDER BY revision DESC LIMIT 1 OFFSET ?1)",
-            )
-            .and_then(|mut st| st.execute([U64(keep - 1)]))
+            .query_row("SELECT MAX(revision) FROM job_changes", [], |r| {
+                r.get::<_, Option<U64>>(0)
+            })
             .map_err(self.err())?;
-        Ok(n as u64)
+        let Some(U64(newest)) = newest else {
+            return Ok(0);
+        };
+        trim_changes(&self.conn, &self.path, newest, keep, PRUNE_NOW)
     }
 
     /// The oldest revision still in the change log, if any.
@@ -698,6 +734,11 @@ impl Store for SqliteStore {
                     .execute(params![U64(j.revision), U64(j.id), j.tenant, json])
                     .map_err(&err)?;
                 batch_max_token = batch_max_token.max(j.fencing_token);
+            }
+            if let Some(keep) = self.keep_changes {
+                let newest = batch.jobs.iter().map(|j| j.revision).max().unwrap_or(0);
+                let added = batch.jobs.len() as u64;
+                trim_changes(&tx, &self.path, newest, keep, 2 * added + 16)?;
             }
         }
         if !batch.runners.is_empty() {
