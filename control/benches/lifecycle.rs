@@ -2,7 +2,7 @@
 //! over real gRPC on loopback against an in-process `rustci serve` (embedded SQLite).
 //!
 //! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full
-//! --batch K --submitters N --rate R]`
+//! --batch K --submitters N --rate R --timeline]`
 //!
 //! `--batch K` (K > 1) uses the batch calls: SubmitJobs with K jobs per call, and one
 //! CompleteJobs per batch of leases a runner got.
@@ -11,7 +11,8 @@
 //!    completing each job; reports lifecycles per second.
 //! 2. Latency: open-loop submissions at half of that peak (or `--rate R` jobs per
 //!    second); reports submit-to-lease latency (from the SubmitJob call to the runner
-//!    holding the lease) p50/p90/p95/p99/p99.9.
+//!    holding the lease) p50/p90/p95/p99/p99.9; `--timeline` adds them per half second
+//!    of submission, where a stall shows as one row.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -37,6 +38,8 @@ struct Shared {
     /// request_id → when its SubmitJob call started (latency phase only).
     sent: Mutex<HashMap<String, Instant>>,
     latencies: Mutex<Vec<Duration>>,
+    /// (submitted at, submit-to-lease) of each job, for `--timeline`.
+    timeline: Mutex<Vec<(Instant, Duration)>>,
     /// SubmitJob call durations (latency phase, unary calls): until the job is durable.
     acks: Mutex<Vec<Duration>>,
     measure: AtomicBool,
@@ -80,6 +83,7 @@ fn runner_task(ch: Channel, name: String, shared: Arc<Shared>) -> tokio::task::J
                 for l in &got {
                     if let Some(t) = l.job.as_ref().and_then(|j| sent.remove(&j.request_id)) {
                         lat.push(now - t);
+                        shared.timeline.lock().expect("lock").push((t, now - t));
                     }
                 }
             }
@@ -190,6 +194,7 @@ async fn main() {
         completed: AtomicU64::new(0),
         sent: Mutex::new(HashMap::new()),
         latencies: Mutex::new(Vec::new()),
+        timeline: Mutex::new(Vec::new()),
         acks: Mutex::new(Vec::new()),
         measure: AtomicBool::new(false),
         batch: arg("--batch")
@@ -372,6 +377,27 @@ async fn main() {
         percentile(&lat, 95.0).as_secs_f64() * 1e3,
         percentile(&lat, 99.9).as_secs_f64() * 1e3,
     );
+    if args.iter().any(|a| a == "--timeline") {
+        // Percentiles per half second of submission: stalls show up as single rows.
+        let mut by_slot: std::collections::BTreeMap<u128, Vec<Duration>> = Default::default();
+        for &(t, d) in shared.timeline.lock().expect("lock").iter() {
+            by_slot
+                .entry((t - start_at).as_millis() / 500)
+                .or_default()
+                .push(d);
+        }
+        for (slot, mut v) in by_slot {
+            v.sort();
+            println!(
+                "  t={:>5.1} s: {} jobs, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                slot as f64 / 2.0,
+                v.len(),
+                percentile(&v, 50.0).as_secs_f64() * 1e3,
+                percentile(&v, 99.0).as_secs_f64() * 1e3,
+                v.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+            );
+        }
+    }
     let mut acks = shared.acks.lock().expect("lock").clone();
     println!(
         "  longest commit {:.1} ms",
