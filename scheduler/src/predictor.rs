@@ -19,6 +19,13 @@ pub struct Estimate {
 pub trait Predictor: Send {
     fn estimate(&self, job: &JobSpec) -> Estimate;
 
+    /// An estimate of a job the core is not submitting (the ETA of a finished or parked
+    /// job): by default [`Predictor::estimate`]. Predictors that keep per-job state from
+    /// the submit-time estimate until the finish override it to keep none.
+    fn preview(&self, job: &JobSpec) -> Estimate {
+        self.estimate(job)
+    }
+
     /// A job finished at `finished_ms` after running `run_ms`.
     fn observe(&mut self, _job: &JobSpec, _run_ms: Millis, _finished_ms: Millis) {}
 

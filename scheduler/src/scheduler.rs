@@ -712,11 +712,10 @@ impl Scheduler {
 
     /// The estimate the predictor gives `spec` now, as a submission would get it (a
     /// point of at least 1 ms, an upper quantile no lower than the point).
+    /// What the predictor expects of a job this core is not submitting (ETAs of
+    /// finished or parked jobs).
     pub fn predict(&self, spec: &JobSpec) -> Estimate {
-        let mut estimate = self.predictor.estimate(spec);
-        estimate.point_ms = estimate.point_ms.max(1);
-        estimate.upper_ms = estimate.upper_ms.max(estimate.point_ms);
-        estimate
+        at_least_one_ms(self.predictor.preview(spec))
     }
 
     pub(crate) fn fleet(&self) -> &Fleet {
@@ -853,7 +852,7 @@ impl Scheduler {
                 slots: spec.slots,
             });
         }
-        let estimate = self.predict(&spec);
+        let estimate = at_least_one_ms(self.predictor.estimate(&spec));
         let seq = self.next_seq;
         self.next_seq += 1;
         let (lane, key) = self.lane_and_key(&spec, estimate, seq);
@@ -1270,4 +1269,11 @@ impl Ord for OrdF64 {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
     }
+}
+
+/// A job takes at least a millisecond, and its upper quantile is never below its point.
+fn at_least_one_ms(mut estimate: Estimate) -> Estimate {
+    estimate.point_ms = estimate.point_ms.max(1);
+    estimate.upper_ms = estimate.upper_ms.max(estimate.point_ms);
+    estimate
 }
