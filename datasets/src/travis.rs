@@ -14,6 +14,7 @@
 //! | `run_s` | `tr_duration` rounded (empty: none; negative: error) |
 //! | `outcome` | `tr_status`: passed success; failed, errored failure; canceled cancelled |
 //! | `extra` | [`FEATURE_COLUMNS`] that hold a number (`gh_is_pr`: True 1, False 0) |
+//! | `extra["tr_jobs_count"]` | ids in the `tr_jobs` list (`[1, 2]`), at least 1; 1 when empty (the build matrix, known when the build is created) |
 //!
 //! The upstream files are not sorted by build time, so [`open_travis`] reads a file whole
 //! and sorts it (stably) by `submit_s`; [`crate::open_trace`] on a directory merges all
@@ -44,6 +45,22 @@ pub const FEATURE_COLUMNS: [&str; 13] = [
     "tr_log_num_tests_run",
 ];
 
+/// The extra holding the number of jobs in the build's matrix (from `tr_jobs`).
+pub const JOBS_COUNT: &str = "tr_jobs_count";
+
+/// Ids in a `tr_jobs` cell (`[24379924, 24379925]`), at least 1: a build has at least
+/// one job, and an empty list means the trace did not record them.
+pub fn jobs_count(cell: &str) -> f64 {
+    let n = cell
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .filter(|id| !id.trim().is_empty())
+        .count();
+    n.max(1) as f64
+}
+
 struct Columns {
     id: usize,
     project: usize,
@@ -52,6 +69,7 @@ struct Columns {
     duration: usize,
     branch: Option<usize>,
     lang: Option<usize>,
+    jobs: Option<usize>,
     features: Vec<(usize, &'static str)>,
 }
 
@@ -82,6 +100,7 @@ impl TravisReader {
             duration: csv.require("tr_duration")?,
             branch: csv.column("git_branch"),
             lang: csv.column("gh_lang"),
+            jobs: csv.column("tr_jobs"),
             features: FEATURE_COLUMNS
                 .iter()
                 .filter_map(|&c| csv.column(c).map(|i| (i, c)))
@@ -129,6 +148,10 @@ impl TravisReader {
             "canceled" | "cancelled" => Outcome::Cancelled,
             _ => Outcome::Unknown,
         };
+        if let Some(i) = c.jobs {
+            rec.extra
+                .insert(JOBS_COUNT.to_string(), jobs_count(csv.cell(i)));
+        }
         for &(i, name) in &c.features {
             if let Some(v) = csv.feature(i) {
                 rec.extra.insert(name.to_string(), v);
@@ -187,4 +210,17 @@ pub fn open_travis(path: &Path) -> Result<Trace, DatasetError> {
 /// merged in submit order. Same as `open_trace(dir, Some(TraceFormat::Travis))`.
 pub fn open_travis_dir(dir: &Path) -> Result<Trace, DatasetError> {
     crate::open_trace(dir, Some(TraceFormat::Travis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jobs_count;
+
+    #[test]
+    fn jobs_are_counted_from_the_list() {
+        assert_eq!(jobs_count("[24379924]"), 1.0);
+        assert_eq!(jobs_count("[1, 2, 3]"), 3.0);
+        assert_eq!(jobs_count("[]"), 1.0);
+        assert_eq!(jobs_count(""), 1.0);
+    }
 }
