@@ -26,7 +26,8 @@ use crate::train::{RunTimeModel, TrainParams};
 
 /// Bumped whenever features or the body layout change.
 /// 2: the stack gained the branch median (four inputs). 3: each key's last outcome.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: the keyed weighted median (fifth stack input), per-key upper margins.
+pub const SCHEMA_VERSION: u32 = 4;
 const MAGIC: &str = "rustci-model";
 const CURRENT: &str = "CURRENT";
 

@@ -8,7 +8,7 @@ use std::collections::BinaryHeap;
 use rustci_datasets::{JobRecord, Outcome};
 
 use crate::features::{feature_names, featurize, Baseline, JobInput};
-use crate::history::History;
+use crate::history::{History, Keys};
 
 /// Features, targets and baselines of a history, row-major, in submit order.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,11 @@ pub struct Prepared {
     pub baseline_tsafrir: Vec<f64>,
     pub baseline_last5: Vec<f64>,
     pub baseline_branch: Vec<f64>,
+    pub baseline_keyed: Vec<f64>,
+    /// When the job finished (submit + wait + run, the trace's clock).
+    pub end_s: Vec<f64>,
+    /// The key its residual is filed under for per-key calibration ([`calibration_key`]).
+    pub calibration_key: Vec<u64>,
     /// Records left out, by reason.
     pub skipped_no_run_time: usize,
 }
@@ -42,6 +47,7 @@ impl Prepared {
             last5_s: self.baseline_last5[i],
             tsafrir_s: self.baseline_tsafrir[i],
             branch_s: self.baseline_branch[i],
+            keyed_s: self.baseline_keyed[i],
             requested_s: self.baseline_requested[i],
         }
     }
@@ -83,25 +89,46 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
             // As the core reports an end: a failure or not (the scheduler cannot tell a
             // success from an unknown outcome).
             let failed = done.outcome == Outcome::Failure;
-            history.observe(input.keys, run_j, input.requested_s, end as f64, failed);
+            history.observe(
+                input.keys,
+                run_j,
+                input.requested_s,
+                end as f64,
+                failed,
+                input.size,
+            );
         }
         let input = JobInput::from_record(r, unix_start);
         let looked = history.look(input.keys);
         featurize(&input, &looked, &out.extras, &mut out.x);
-        let base = Baseline::of(&looked, input.requested_s);
+        let base = Baseline::of(&looked, input.requested_s, input.size);
         out.baseline_requested.push(input.requested_s);
         out.baseline_tsafrir.push(base.tsafrir_s);
         out.baseline_last5.push(base.last5_s);
         out.baseline_branch.push(base.branch_s);
+        out.baseline_keyed.push(base.keyed_s);
+        out.calibration_key.push(calibration_key(input.keys));
         let same = looked.job.unwrap_or(looked.user);
         out.same_job_runs.push(same.count);
         out.run_s.push(run as f64);
         out.submit_s.push(r.submit_s as f64);
         out.failed.push(r.outcome == Outcome::Failure);
         let end = r.submit_s + r.wait_s.unwrap_or(0).max(0) + run;
+        out.end_s.push(end as f64);
         finishes.push(Reverse((end, i)));
     }
     out
+}
+
+/// The key a job's calibration residual is filed under: the most specific key it has
+/// (job name on GitHub Actions; branch and pull request on TravisTorrent; else branch,
+/// else user), whose runs are the most alike. Keys with too few residuals fall back to
+/// the global margin (`RunTimeModel::upper_margin`).
+pub fn calibration_key(keys: Keys) -> u64 {
+    [keys.job, keys.branch_pr, keys.branch, keys.user_pr]
+        .into_iter()
+        .find(|&k| k != 0)
+        .unwrap_or(keys.user)
 }
 
 #[cfg(test)]
@@ -141,5 +168,34 @@ mod tests {
         r.run_s = None;
         let p = prepare(&[r, rec("y", "u", 1, 0, 5)], None, vec![]);
         assert_eq!((p.rows(), p.skipped_no_run_time), (1, 1));
+    }
+
+    #[test]
+    fn keyed_median_is_per_unit_of_size_and_the_pr_key_comes_first() {
+        let mut recs = Vec::new();
+        // A push build of 2 jobs (300 s: 150 per job), then a PR build of 1 (50 s) on
+        // the same branch, then a push of 3 and a PR of 1.
+        for (i, (pr, jobs, run)) in [
+            (0.0, 2.0, 300),
+            (1.0, 1.0, 50),
+            (0.0, 3.0, 1),
+            (1.0, 1.0, 1),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = rec(&i.to_string(), "p", 1000 * i as i64, 0, run);
+            r.requested_s = None;
+            r.branch = Some("main".into());
+            r.extra.insert("gh_is_pr".into(), pr);
+            r.extra.insert("tr_jobs_count".into(), jobs);
+            recs.push(r);
+        }
+        let p = prepare(&recs, None, vec![]);
+        // Row 1 (PR) has only the push's history on its branch: 150 per job x 1.
+        // Row 2 (push of 3): its own key, 150 x 3. Row 3 (PR): the PR's 50.
+        assert_eq!(p.baseline_keyed[1..], [150.0, 450.0, 50.0]);
+        assert_eq!(p.end_s[0], 300.0);
+        assert_ne!(p.calibration_key[0], p.calibration_key[1]);
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::online_margins;
 use crate::dataset::Prepared;
 use crate::error::ModelError;
 use crate::train::{Prediction, RunTimeModel, TrainConfig};
@@ -122,6 +123,29 @@ pub(crate) fn baseline_columns(
     (requested, ts, l5)
 }
 
+/// The upper quantiles of `rows` (submit order): with per-key margins learned online
+/// from the test jobs that finished ([`crate::calibration::online_margins`]) when the
+/// model chose them, else (and for keys with too few residuals) the model's own.
+fn per_key_upper(
+    data: &Prepared,
+    model: &RunTimeModel,
+    rows: &[usize],
+    point: &[f64],
+    preds: &[Prediction],
+) -> Vec<f64> {
+    if !model.per_key_upper {
+        return preds.iter().map(|p| p.upper_s).collect();
+    }
+    online_margins(data, rows, point, model.upper_quantile)
+        .into_iter()
+        .zip(rows.iter().zip(preds))
+        .map(|(m, (&r, p))| match m {
+            Some(m) => model.upper_at(p.point_s, m, data.baseline_requested[r]),
+            None => p.upper_s,
+        })
+        .collect()
+}
+
 /// Measures `model` (and the baselines) on rows `test` of `data`.
 pub fn evaluate_on(
     data: &Prepared,
@@ -134,7 +158,7 @@ pub fn evaluate_on(
         model.predict_rows_with_components(data, &rows)?;
     let actual: Vec<f64> = rows.iter().map(|&r| data.run_s[r]).collect();
     let point: Vec<f64> = preds.iter().map(|p| p.point_s).collect();
-    let upper: Vec<f64> = preds.iter().map(|p| p.upper_s).collect();
+    let upper = per_key_upper(data, model, &rows, &point, &preds);
 
     let linear = lin.map(|p| Metrics::of(&actual, &p, None));
     let forest = forest.map(|p| Metrics::of(&actual, &p, None));

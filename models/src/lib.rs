@@ -5,6 +5,7 @@
 //! | [`history`] | per user / job / branch run-time history, the same for training and serving |
 //! | [`features`] | the causal feature vector of a job |
 //! | [`dataset`] | one pass over a history: features, targets and baseline predictions |
+//! | [`calibration`] | per-key upper-quantile margins learned online from finished jobs |
 //! | [`train`] | linear model (linfa) + random forest (smartcore) on log run time, upper quantile, failure classifier |
 //! | [`forest`] | the trained forest as flat arrays for fast inference |
 //! | [`eval`] | chronological evaluation beside the baselines |
@@ -16,6 +17,7 @@
 
 pub mod arrivals;
 pub mod artifact;
+pub mod calibration;
 pub mod dataset;
 pub mod error;
 pub mod eval;

@@ -1,13 +1,17 @@
 //! The core's [`Predictor`] backed by a trained model: the scheduler asks for estimates
 //! without linking an ML library.
 
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 
+use rustci_scheduler::domain::JobId;
 use rustci_scheduler::predictor::{tsafrir_correction, Estimate, Predictor};
 use rustci_scheduler::{JobSpec, Millis};
 
 use crate::arrivals::ArrivalModel;
 use crate::artifact::Artifact;
+use crate::calibration::{residual, KeyResiduals};
+use crate::dataset::calibration_key;
 use crate::features::{featurize, spec_keys, Baseline, JobInput};
 use crate::history::History;
 use crate::train::RunTimeModel;
@@ -92,6 +96,31 @@ pub struct ModelPredictor {
     name: String,
     plan_with: PlanWith,
     correction: Correction,
+    /// Per-key upper margins and the points they are measured against. Behind a lock
+    /// because the core asks for estimates through `&self` and the point must be
+    /// remembered from submit to finish.
+    calibration: Mutex<LiveCalibration>,
+}
+
+/// Jobs whose submit-time point is remembered at most (a job that never finishes,
+/// cancelled say, would otherwise stay forever); beyond it the lowest ids go first.
+const MAX_PENDING: usize = 1 << 20;
+
+#[derive(Debug, Default)]
+struct LiveCalibration {
+    residuals: KeyResiduals,
+    /// Point estimate (seconds) of each job given one and not yet finished.
+    pending: BTreeMap<JobId, f64>,
+}
+
+impl LiveCalibration {
+    fn remember(&mut self, job: JobId, point_s: f64) {
+        // The first estimate is the one made at submit; later ones keep it.
+        self.pending.entry(job).or_insert(point_s);
+        if self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
+    }
 }
 
 /// What a running job that outlived its estimate is expected to take (EASY++'s
@@ -174,7 +203,13 @@ impl ModelPredictor {
             epoch_s,
             plan_with: PlanWith::Point,
             correction: Correction::default(),
+            calibration: Mutex::new(LiveCalibration::default()),
         }
+    }
+
+    fn calibration(&self) -> std::sync::MutexGuard<'_, LiveCalibration> {
+        // A panic while holding the lock leaves at worst one residual or point missing.
+        self.calibration.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How estimates of jobs that outlive them grow (EASY++).
@@ -208,7 +243,22 @@ impl ModelPredictor {
         let mut row = Vec::with_capacity(model.names.len());
         featurize(&input, &looked, &model.extras, &mut row);
         let same = looked.job.unwrap_or(looked.user).count;
-        model.predict_one(&mut row, same, &Baseline::of(&looked, input.requested_s))
+        let mut p = model.predict_one(
+            &mut row,
+            same,
+            &Baseline::of(&looked, input.requested_s, input.size),
+        );
+        if model.per_key_upper {
+            let key = calibration_key(input.keys);
+            if let Some(m) = self
+                .calibration()
+                .residuals
+                .margin(key, model.upper_quantile)
+            {
+                p.upper_s = model.upper_at(p.point_s, m, input.requested_s);
+            }
+        }
+        p
     }
 }
 
@@ -216,9 +266,8 @@ fn to_ms(s: f64) -> Millis {
     (s * 1000.0).round().clamp(1.0, 1e15) as Millis
 }
 
-impl Predictor for ModelPredictor {
-    fn estimate(&self, job: &JobSpec) -> Estimate {
-        let p = self.predict(job);
+impl ModelPredictor {
+    fn to_estimate(&self, p: &crate::train::Prediction) -> Estimate {
         let planned = match self.plan_with {
             PlanWith::Point => p.point_s,
             PlanWith::Upper => p.upper_s,
@@ -228,6 +277,20 @@ impl Predictor for ModelPredictor {
             point_ms,
             upper_ms: to_ms(p.upper_s).max(point_ms),
         }
+    }
+}
+
+impl Predictor for ModelPredictor {
+    fn estimate(&self, job: &JobSpec) -> Estimate {
+        let p = self.predict(job);
+        self.calibration().remember(job.id, p.point_s);
+        self.to_estimate(&p)
+    }
+
+    /// As `estimate`, without remembering the point: the job is not being submitted, so
+    /// no finish will come to take it back.
+    fn preview(&self, job: &JobSpec) -> Estimate {
+        self.to_estimate(&self.predict(job))
     }
 
     fn observe(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis) {
@@ -239,12 +302,26 @@ impl Predictor for ModelPredictor {
             .requested_ms
             .filter(|&r| r > 0)
             .map(|r| r as f64 / 1000.0);
+        let keys = spec_keys(job);
+        let run_s = run_ms as f64 / 1000.0;
+        let cal = self
+            .calibration
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        // A job finished without an estimate from this predictor (history relearned
+        // from the store after a restart) has no point to measure.
+        if let Some(point_s) = cal.pending.remove(&job.id) {
+            cal.residuals
+                .push(calibration_key(keys), residual(run_s, point_s));
+        }
         self.history.observe(
-            spec_keys(job),
-            run_ms as f64 / 1000.0,
+            keys,
+            run_s,
             requested,
             finished_ms as f64 / 1000.0,
             failed,
+            // A core job spec carries no build-matrix size.
+            1.0,
         );
     }
 

@@ -17,6 +17,7 @@ use smartcore::ensemble::random_forest_regressor::{
 use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 
+use crate::calibration::online_margins;
 use crate::dataset::Prepared;
 use crate::error::ModelError;
 use crate::features::Baseline;
@@ -204,12 +205,19 @@ pub struct RunTimeModel {
     pub cap_at_request: bool,
     /// Weight of the forest in the blend (log space); the linear model gets the rest.
     pub forest_weight: f64,
-    /// Weights of [blend, last-5 median, Tsafrir] in the point estimate (seconds).
+    /// Weights of the [`stack_inputs`] (blend, last-5 median, Tsafrir, branch median,
+    /// keyed weighted median) in the point estimate (seconds).
     pub stack: [f64; STACK],
     /// Log-space margin of the upper quantile, by runs of the same job seen before:
     /// none, 1-4, 5 or more.
     pub upper_margin: [f64; 3],
     pub upper_quantile: f64,
+    /// Whether keys with enough finished jobs use their own margin
+    /// ([`crate::calibration`]) instead of `upper_margin`: chosen on the calibration
+    /// slice, where the per-key margins must not under-cover. (On HPC logs a user's jobs
+    /// that finish before the next submit are the short ones, so a key's residuals
+    /// understate its spread: HPC2N covered 74%.)
+    pub per_key_upper: bool,
     /// ln(1 + largest run time seen in training): predictions are clamped to twice it.
     pub max_log_run: f64,
     /// The largest training run time on the target scale.
@@ -221,12 +229,27 @@ pub struct RunTimeModel {
 }
 
 /// Inputs of the stack: the blend, the last-5 median, Tsafrir's value, the branch's
-/// last-5 median. (The request is a feature of the models but not a stack input: its
-/// weight, fitted on the calibration slice, did not carry over to later jobs on HPC2N.)
-pub const STACK: usize = 4;
+/// last-5 median, the keyed weighted median (`Baseline::keyed_s`). (The request is a
+/// feature of the models but not a stack input: its weight, fitted on the calibration
+/// slice, did not carry over to later jobs on HPC2N.)
+pub const STACK: usize = 5;
+
+/// What the linear model and the forest correct (see `Baseline::last5_s`). The keyed
+/// median as anchor was measured: TravisTorrent 403 s instead of 405, GitHub Actions
+/// 2,841 instead of 2,831, SWF logs mixed (KTH better, LANL and CTC worse); not worth
+/// a second anchor.
+fn anchor_s(base: &Baseline) -> f64 {
+    base.last5_s
+}
 
 fn stack_inputs(blend_s: f64, base: &Baseline) -> [f64; STACK] {
-    [blend_s, base.last5_s, base.tsafrir_s, base.branch_s]
+    [
+        blend_s,
+        base.last5_s,
+        base.tsafrir_s,
+        base.branch_s,
+        base.keyed_s,
+    ]
 }
 
 /// Non-negative weights minimising the absolute error of `sum(w_k * columns[k]) - y`:
@@ -320,6 +343,10 @@ fn solve(mut a: Vec<Vec<f64>>) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
+/// How far below the target quantile the per-key margins may cover on the calibration
+/// slice and still be used.
+const PER_KEY_SLACK: f64 = 0.02;
+
 fn bucket(same_job_runs: u64) -> usize {
     match same_job_runs {
         0 => 0,
@@ -396,10 +423,8 @@ impl TrainConfig {
         let max_log_run = fit_rows.iter().map(|&r| y[r]).fold(0.0, f64::max);
         let max_target = p.target.forward(max_log_run.exp_m1());
         // Targets are corrections to the last-5 median (see `Baseline`), on the log scale.
-        let anchor: Vec<f64> = data
-            .baseline_last5
-            .iter()
-            .map(|&s| p.target.forward(s))
+        let anchor: Vec<f64> = (0..data.rows())
+            .map(|r| p.target.forward(anchor_s(&data.baseline(r))))
             .collect();
 
         // Rows for a capped fit: the most recent ones. (Rows spread evenly over the
@@ -495,9 +520,10 @@ impl TrainConfig {
                     .count();
                 !with.is_empty() && over * 50 < with.len()
             },
-            stack: [1.0, 0.0, 0.0, 0.0],
+            stack: [1.0, 0.0, 0.0, 0.0, 0.0],
             upper_margin: [0.0; 3],
             upper_quantile: p.upper_quantile,
+            per_key_upper: false,
             max_log_run,
             max_target,
             target: p.target,
@@ -551,8 +577,13 @@ impl TrainConfig {
         model.stack = lad_nonnegative(&columns, &actual);
         let mut residuals: [Vec<f64>; 3] = Default::default();
         let mut all = Vec::with_capacity(cal_rows.len());
+        let points: Vec<f64> = cal_rows
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| model.stacked(blend[i], &data.baseline(r)))
+            .collect();
         for (i, &r) in cal_rows.iter().enumerate() {
-            let point = model.stacked(blend[i], &data.baseline(r)).ln_1p();
+            let point = points[i].ln_1p();
             let res = y[r] - point;
             residuals[bucket(data.same_job_runs[r])].push(res);
             all.push(res);
@@ -565,6 +596,42 @@ impl TrainConfig {
                 overall
             };
         }
+
+        // Per-key margins, replayed online over the calibration slice (they start
+        // empty, as they would at the test's start): used if they cover at least
+        // `PER_KEY_SLACK` below the target there.
+        let global_cover = cal_rows
+            .iter()
+            .enumerate()
+            .filter(|&(i, &r)| {
+                let u = model.upper_at(
+                    points[i],
+                    model.upper_margin[bucket(data.same_job_runs[r])],
+                    data.baseline_requested[r],
+                );
+                data.run_s[r] <= u
+            })
+            .count();
+        let per_key_cover = online_margins(data, &cal_rows, &points, p.upper_quantile)
+            .into_iter()
+            .zip(cal_rows.iter().enumerate())
+            .filter(|&(m, (i, &r))| {
+                let margin = m.unwrap_or(model.upper_margin[bucket(data.same_job_runs[r])]);
+                data.run_s[r] <= model.upper_at(points[i], margin, data.baseline_requested[r])
+            })
+            .count();
+        let share = |c: usize| c as f64 / cal_rows.len().max(1) as f64;
+        model.per_key_upper = share(per_key_cover) >= p.upper_quantile - PER_KEY_SLACK;
+        model.notes.push(format!(
+            "upper quantile: {} margins (calibration coverage per-key {:.3}, global {:.3})",
+            if model.per_key_upper {
+                "per-key"
+            } else {
+                "global"
+            },
+            share(per_key_cover),
+            share(global_cover)
+        ));
 
         model.failure = fit_failure(&x, width, &fit_rows, &data.failed, &mut model.notes);
         Ok(model)
@@ -698,19 +765,30 @@ impl RunTimeModel {
     }
 
     fn finish(&self, zl: f64, zf: f64, same_job_runs: u64, base: &Baseline) -> Prediction {
-        let z = self.target.forward(base.last5_s)
+        let z = self.target.forward(anchor_s(base))
             + self.forest_weight * zf
             + (1.0 - self.forest_weight) * zl;
         let point_s = self.stacked(self.seconds(z), base);
-        let upper_s = (point_s.ln_1p() + self.upper_margin[bucket(same_job_runs)])
+        let upper_s = self.upper_at(
+            point_s,
+            self.upper_margin[bucket(same_job_runs)],
+            base.requested_s,
+        );
+        Prediction { point_s, upper_s }
+    }
+
+    /// The upper quantile of a job predicted at `point_s`, `margin` above it on the log
+    /// scale (the global margin, or a key's own from [`crate::calibration`]); capped like
+    /// the point, never below it.
+    pub fn upper_at(&self, point_s: f64, margin: f64, requested_s: Option<f64>) -> f64 {
+        (point_s.ln_1p() + margin)
             .min(2.0 * self.max_log_run.max(1.0))
             .exp_m1()
-            .min(match base.requested_s {
+            .min(match requested_s {
                 Some(r) if self.cap_at_request => r,
                 _ => f64::INFINITY,
             })
-            .max(point_s);
-        Prediction { point_s, upper_s }
+            .max(point_s)
     }
 
     /// One job's prediction from its feature vector (missing values are imputed in place),
@@ -743,7 +821,9 @@ impl RunTimeModel {
         self.raw_parts_rows(&x, width, &idx, skip_unused)
     }
 
-    /// Predictions for many rows of `data` at once.
+    /// Predictions for many rows of `data` at once. Their upper quantiles use the
+    /// global margins: per-key margins need the jobs' finishes in time order
+    /// (`eval::evaluate_on`, `ModelPredictor`).
     pub fn predict_rows(
         &self,
         data: &Prepared,
@@ -779,7 +859,7 @@ impl RunTimeModel {
         let secs = |z: Vec<f64>| {
             z.into_iter()
                 .zip(rows)
-                .map(|(z, &r)| self.seconds(z + self.target.forward(data.baseline_last5[r])))
+                .map(|(z, &r)| self.seconds(z + self.target.forward(anchor_s(&data.baseline(r)))))
                 .collect()
         };
         Ok((

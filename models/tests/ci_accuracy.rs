@@ -2,10 +2,13 @@
 //! chronological split, beside the baselines a CI system has (Tsafrir's last-two mean and
 //! the last-5 median of the same job; CI builds carry no requested time).
 //!
-//! The goal is an MAE 15% below the best baseline. That is **not reached** today
-//! (TravisTorrent: 10.7% below the last-5 median; GitHub Actions: 9.3% below), so this
-//! test asserts what the model does achieve, at least 8% below the best baseline with a
-//! calibrated P90, and prints the gap to the goal.
+//! The goal is an MAE 15% below the best baseline with a P90 that covers 85-95%
+//! of the test jobs. TravisTorrent meets it (16.1% below the last-5 median, coverage
+//! 0.903) and it is asserted there. GitHub Actions does not (10.6% below, coverage
+//! 0.907): an approval-gated deploy job whose wait moved into its run time after the
+//! split dominates the error, and no submit-time estimate found reaches -15%. So there
+//! the test asserts what the model achieves, at least 10% below the best baseline, with
+//! the coverage band of the goal, and prints the gap to the goal.
 
 use std::io::Write;
 use std::time::Instant;
@@ -22,10 +25,14 @@ use common::split_submit_bounds;
 
 /// The target: this much below the best baseline.
 const GOAL: f64 = 0.15;
-/// What is asserted: no worse than this multiple of the best baseline.
-const ALLOWED: f64 = 0.92;
+/// What is asserted where the goal is not met: no worse than this multiple of the best
+/// baseline (GitHub Actions achieves 0.894).
+const ALLOWED: f64 = 0.90;
+/// The goal's P90 coverage band, asserted on both traces.
+const COVERAGE: std::ops::RangeInclusive<f64> = 0.85..=0.95;
 
-fn check_ci(rel: &str) {
+/// `goal`: the trace must meet the MAE goal, not only [`ALLOWED`].
+fn check_ci(rel: &str, goal: bool) {
     let Some(path) = dataset(rel) else { return };
     let t0 = Instant::now();
     let trace = open_trace(&path, None).unwrap_or_else(|e| panic!("{rel}: open: {e}"));
@@ -74,22 +81,23 @@ fn check_ci(rel: &str) {
         b.requested.is_none(),
         "{rel}: CI builds have no requested time"
     );
+    let allowed = if goal { 1.0 - GOAL } else { ALLOWED };
     assert!(
-        m <= ALLOWED * best,
-        "{rel}: model MAE {m:.1} s worse than {ALLOWED} x best baseline {best:.1} s"
+        m <= allowed * best,
+        "{rel}: model MAE {m:.1} s worse than {allowed} x best baseline {best:.1} s"
     );
     assert!(
-        (0.80..=0.95).contains(&cov),
-        "{rel}: P90 coverage {cov:.3} outside 0.80..=0.95"
+        COVERAGE.contains(&cov),
+        "{rel}: P90 coverage {cov:.3} outside {COVERAGE:?}"
     );
 }
 
 #[test]
 fn travistorrent_all_projects() {
-    check_ci("travistorrent_cesel/projects");
+    check_ci("travistorrent_cesel/projects", true);
 }
 
 #[test]
 fn github_actions_workflows() {
-    check_ci("gha_build_duration");
+    check_ci("gha_build_duration", false);
 }

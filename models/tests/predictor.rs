@@ -130,7 +130,7 @@ fn replacing_the_model_keeps_the_history() {
     // The new model puts all its weight on the last-5 median: after the swap, A's
     // estimate is exactly the median of the five runs the predictor saw before it.
     let mut next = train();
-    next.stack = [0.0, 1.0, 0.0, 0.0];
+    next.stack = [0.0, 1.0, 0.0, 0.0, 0.0];
     handle.replace(next, "v2");
     assert_eq!(handle.version_name(), "v2");
     assert!(!Arc::ptr_eq(&old, &handle.get()));
@@ -146,7 +146,7 @@ fn replacing_the_model_keeps_the_history() {
         REQUESTED_S * 1000
     );
     // The old model is still whole for whoever held it.
-    assert_eq!(old.stack.len(), 4);
+    assert_eq!(old.stack.len(), 5);
     eprintln!(
         "before swap A {:.1} s, after {:.1} s; predictor name {:?}, handle {:?}",
         before.point_ms as f64 / 1000.0,
@@ -218,4 +218,60 @@ fn one_row_and_batched_predictions_agree() {
             "row {r}: one {one:?} batch {b:?}"
         );
     }
+}
+
+/// With per-key margins on, a key's upper quantile follows its own finished jobs'
+/// residuals against the points estimated at their submit: a user whose runs jumped
+/// from 100 s to 300 s gets the margin of that surprise (the largest of its residuals
+/// while it has under ten), not the global one.
+#[test]
+fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
+    let mut model = train();
+    model.per_key_upper = true;
+    let handle = ModelHandle::new(model, "v1");
+    let mut p = ModelPredictor::new(handle, Some(0));
+    feed(&mut p, A, &[100.0; 5], 1, 0);
+    feed(&mut p, B, &[1000.0; 5], 11, 0);
+    let first = p.estimate(&spec(100, A, 20_000_000));
+    let global = first.upper_ms as f64 / first.point_ms as f64;
+    let mut t = 20_000_000;
+    for id in 100..106 {
+        // Estimated (the first time for id 100 above), then runs 300 s.
+        let s = spec(id, A, t);
+        p.estimate(&s);
+        p.observe(&s, 300_000, t + 300_000);
+        t += 10_000_000;
+    }
+    let a = p.estimate(&spec(200, A, t));
+    let ratio = a.upper_ms as f64 / a.point_ms as f64;
+    eprintln!("A: global upper/point {global:.2}, per-key {ratio:.2} ({a:?})");
+    // The first surprise: ln(301 / (1 + ~100 s point)) ~ ln 3.
+    assert!(ratio > 2.0, "{a:?}");
+    // B's jobs never went through `estimate` (no point to measure): global margin.
+    let b = p.estimate(&spec(201, B, t));
+    let b_ratio = b.upper_ms as f64 / b.point_ms as f64;
+    assert!((b_ratio - global).abs() < 0.05, "{b:?} vs {global}");
+}
+
+/// An ETA asked for a job that is not being submitted (`preview`: a finished or parked
+/// job in the live service) leaves nothing behind: its finish teaches no margin.
+#[test]
+fn previews_are_not_measured_against_their_finish() {
+    let mut model = train();
+    model.per_key_upper = true;
+    let handle = ModelHandle::new(model, "v1");
+    let mut p = ModelPredictor::new(handle, Some(0));
+    feed(&mut p, A, &[100.0; 5], 1, 0);
+    let first = p.preview(&spec(100, A, 20_000_000));
+    let global = first.upper_ms as f64 / first.point_ms as f64;
+    let mut t = 20_000_000;
+    for id in 100..106 {
+        let s = spec(id, A, t);
+        p.preview(&s);
+        p.observe(&s, 300_000, t + 300_000);
+        t += 10_000_000;
+    }
+    let a = p.estimate(&spec(200, A, t));
+    let ratio = a.upper_ms as f64 / a.point_ms as f64;
+    assert!((ratio - global).abs() < 0.05, "{a:?} vs {global}");
 }
