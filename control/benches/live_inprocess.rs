@@ -55,6 +55,7 @@ fn main() {
                     fencing_token: l.fencing_token,
                     success: true,
                     exit_code: 0,
+                    reported_run_ms: None,
                 },
             )
             .expect("complete");

@@ -205,6 +205,7 @@ pub fn job_json(j: &crate::pb::Job) -> serde_json::Value {
         "predicted_run_ms": j.predicted_run_ms,
         "predicted_run_upper_ms": j.predicted_run_upper_ms,
         "predicted_start_unix_ms": j.predicted_start_unix_ms,
+        "reported_run_ms": j.reported_run_ms,
     })
 }
 

@@ -185,6 +185,9 @@ pub struct Completion {
     pub fencing_token: u64,
     pub success: bool,
     pub exit_code: i32,
+    /// How long the command ran by the runner's clock, if it said (checked by the
+    /// caller: not negative).
+    pub reported_run_ms: Option<i64>,
 }
 
 /// Why a job waits, for people.
@@ -903,6 +906,7 @@ impl Live {
             exit_code: None,
             attempts: 0,
             revision: self.revision,
+            reported_run_ms: None,
         };
         let mut batch = Batch {
             jobs: vec![job.clone()],
@@ -1255,6 +1259,10 @@ impl Live {
             };
             j.end_ms = Some(now);
             j.exit_code = Some(c.exit_code);
+            // A command runs inside its lease: a longer report is a runner's clock
+            // running fast, and the lease bounds it.
+            let lease_ms = j.start_ms.map_or(0, |s| (now - s).max(0));
+            j.reported_run_ms = c.reported_run_ms.map(|r| r.clamp(0, lease_ms));
             j.lease_expires_ms = None;
             j.revision = self.revision;
             batch.jobs.push(j.clone());

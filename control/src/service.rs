@@ -170,6 +170,29 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
         predicted_run_ms: 0,
         predicted_run_upper_ms: 0,
         predicted_start_unix_ms: 0,
+        reported_run_ms: j.reported_run_ms,
+    }
+}
+
+/// The run time a completion reports (`ended_ms - started_ms`, the runner's clock):
+/// both 0 is "not said"; otherwise both must be set and in order. `prefix` is prepended
+/// to the field names (`completions[3].`).
+fn reported_run(prefix: &str, started_ms: i64, ended_ms: i64) -> Result<Option<i64>, Status> {
+    match (started_ms, ended_ms) {
+        (0, 0) => Ok(None),
+        (s, _) if s <= 0 => Err(invalid(
+            &format!("{prefix}started_ms"),
+            format!("must be a positive Unix time in ms when ended_ms is set, got {s}"),
+        )),
+        (_, e) if e <= 0 => Err(invalid(
+            &format!("{prefix}ended_ms"),
+            format!("must be a positive Unix time in ms when started_ms is set, got {e}"),
+        )),
+        (s, e) if e < s => Err(invalid(
+            &format!("{prefix}ended_ms"),
+            format!("{e} is before started_ms {s}"),
+        )),
+        (s, e) => Ok(Some(e - s)),
     }
 }
 
@@ -671,6 +694,7 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
                 "is required (the token of the lease)",
             ));
         }
+        let reported_run_ms = reported_run("", r.started_ms, r.ended_ms)?;
         let done = self
             .0
             .change(move |live| {
@@ -681,6 +705,7 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
                         fencing_token: r.fencing_token,
                         success: r.success,
                         exit_code: r.exit_code,
+                        reported_run_ms,
                     },
                 )?;
                 Ok(done)
@@ -722,17 +747,23 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
                                     "is required (the token of the lease)",
                                 ));
                             }
-                            Ok((job, runner))
+                            let run = reported_run(
+                                &format!("completions[{i}]."),
+                                r.started_ms,
+                                r.ended_ms,
+                            )?;
+                            Ok((job, runner, run))
                         });
                     let result = match parsed {
                         Err(s) => refused(s),
-                        Ok((job, runner)) => match live.complete(
+                        Ok((job, runner, reported_run_ms)) => match live.complete(
                             &runner,
                             Completion {
                                 job,
                                 fencing_token: r.fencing_token,
                                 success: r.success,
                                 exit_code: r.exit_code,
+                                reported_run_ms,
                             },
                         ) {
                             Ok(done) => pb::CompleteResult {

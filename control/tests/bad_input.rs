@@ -402,6 +402,27 @@ async fn every_rpc_names_the_bad_field() {
             .await,
         "fencing_token",
     );
+    // Timings: both or neither, positive, in order.
+    for (started_ms, ended_ms, field) in [
+        (1_700_000_000_000, 0, "ended_ms"),
+        (0, 1_700_000_000_000, "started_ms"),
+        (-5, 1_700_000_000_000, "started_ms"),
+        (1_700_000_000_000, 1_699_999_999_000, "ended_ms"),
+    ] {
+        expect_invalid(
+            runners
+                .complete_job(with_key(
+                    rt,
+                    CompleteJobRequest {
+                        started_ms,
+                        ended_ms,
+                        ..done()
+                    },
+                ))
+                .await,
+            field,
+        );
+    }
 
     // SubmitJobs: all or nothing, the bad field named with its index.
     let batch = |reqs: Vec<SubmitJobRequest>| SubmitJobsRequest { requests: reqs };
@@ -440,23 +461,30 @@ async fn every_rpc_names_the_bad_field() {
         .complete_jobs(with_key(
             rt,
             CompleteJobsRequest {
-                completions: vec![CompleteJobRequest {
-                    fencing_token: 0,
-                    ..done()
-                }],
+                completions: vec![
+                    CompleteJobRequest {
+                        fencing_token: 0,
+                        ..done()
+                    },
+                    CompleteJobRequest {
+                        started_ms: 2_000,
+                        ended_ms: 1_000,
+                        ..done()
+                    },
+                ],
             },
         ))
         .await
         .expect("per-item results")
         .into_inner();
-    assert_eq!(res.results[0].code, Code::InvalidArgument as i32);
-    assert!(
-        res.results[0]
-            .message
-            .starts_with("completions[0].fencing_token"),
-        "{:?}",
-        res.results[0]
-    );
+    for (r, field) in res
+        .results
+        .iter()
+        .zip(["completions[0].fencing_token", "completions[1].ended_ms"])
+    {
+        assert_eq!(r.code, Code::InvalidArgument as i32);
+        assert!(r.message.starts_with(field), "{r:?}");
+    }
 
     // Nothing of the above was stored.
     let all = jobs

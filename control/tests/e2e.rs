@@ -206,6 +206,9 @@ async fn thousand_jobs_two_tenants_two_pools() {
         assert_eq!(j.attempts, 1, "{}: attempts", j.name);
         assert_eq!(j.exit_code, 0, "{}: exit code", j.name);
         assert!(j.start_ms >= j.submit_ms && j.end_ms >= j.start_ms, "{j:?}");
+        // The reference runner times each command; the store keeps it, within the lease.
+        let run = j.reported_run_ms.expect("the runner reported its timing");
+        assert!((0..=j.end_ms - j.start_ms).contains(&run), "{j:?}");
         let want = if label == "linux" {
             "runners/lin-1"
         } else {

@@ -70,6 +70,7 @@ fn drive(store: Box<dyn Store>) -> (Live, Ids) {
                 fencing_token: token,
                 success,
                 exit_code: i32::from(!success),
+                reported_run_ms: None,
             },
         )
         .expect("complete")

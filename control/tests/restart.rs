@@ -53,6 +53,7 @@ fn queue_leases_and_usage_survive_a_restart() {
             fencing_token: lease.fencing_token,
             success: true,
             exit_code: 0,
+            reported_run_ms: None,
         },
     )
     .expect("complete");
@@ -101,6 +102,7 @@ fn queue_leases_and_usage_survive_a_restart() {
             fencing_token: lease_b.fencing_token,
             success: true,
             exit_code: 0,
+            reported_run_ms: None,
         },
     )
     .expect("complete b");
@@ -172,6 +174,7 @@ fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
                 fencing_token: holder.1.fencing_token,
                 success: true,
                 exit_code: 0,
+                reported_run_ms: None,
             },
         )
         .expect_err("stale token");
@@ -183,6 +186,7 @@ fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
             fencing_token: relet.fencing_token,
             success: true,
             exit_code: 0,
+            reported_run_ms: None,
         },
     )
     .expect("complete");
@@ -194,6 +198,7 @@ fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
                 fencing_token: relet.fencing_token,
                 success: true,
                 exit_code: 0,
+                reported_run_ms: None,
             },
         )
         .expect_err("twice");
@@ -294,4 +299,38 @@ fn the_change_log_is_pruned_and_resuming_before_it_is_refused() {
             .len(),
         10
     );
+}
+
+#[test]
+fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(T0));
+    let mut live = open(dir.path(), clock.clone());
+    live.register_runner("w1", "lin", vec!["linux".into()], 2)
+        .expect("register");
+    let a = live.submit(job("t", "a")).expect("submit a");
+    let b = live.submit(job("t", "b")).expect("submit b");
+    let leases = live.acquire("w1", 2).expect("acquire");
+    assert_eq!(leases.len(), 2);
+    // Both leases last 60 s by the server's clock.
+    clock.set(T0 + 60_000);
+    for (l, reported) in leases.iter().zip([Some(42_000), Some(90_000)]) {
+        live.complete(
+            "w1",
+            Completion {
+                job: l.job.id,
+                fencing_token: l.fencing_token,
+                success: true,
+                exit_code: 0,
+                reported_run_ms: reported,
+            },
+        )
+        .expect("complete");
+    }
+    drop(live);
+    let mut live = open(dir.path(), clock);
+    let stored = |live: &mut Live, id| live.job(id).expect("stored").reported_run_ms;
+    // As reported; a report longer than the lease (a fast clock) is cut to the lease.
+    assert_eq!(stored(&mut live, a.id), Some(42_000));
+    assert_eq!(stored(&mut live, b.id), Some(60_000));
 }

@@ -481,6 +481,54 @@ fn a_long_change_log_is_trimmed_a_little_at_a_time() {
     assert_eq!(s.changes_since(0, None, 5_000).unwrap().len(), 1_000);
 }
 
+#[test]
+fn a_version_1_database_is_read_as_is_and_migrated_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(DB_FILE);
+    {
+        let mut s = open(dir.path());
+        let j = finished(
+            leased(job(1, "acme", JobState::Queued, 1), 1, 2),
+            JobState::Succeeded,
+            1_060_000,
+            3,
+        );
+        commit_jobs(&mut s, vec![j]);
+    }
+    // What version 1 wrote: no reported_run_ms column.
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "ALTER TABLE jobs DROP COLUMN reported_run_ms; \
+             UPDATE meta SET value = 1 WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    // A read-only reader (rustci retrain beside an old server) reads it as it is.
+    let records = rustci_control::store::sqlite::read_history(&db).unwrap();
+    assert_eq!(records.len(), 1);
+    // Opening it for writing migrates it; the old job has no reported timing.
+    let mut s = open(dir.path());
+    let mut j = s.load(0).unwrap().recently_finished.remove(0);
+    assert_eq!(j.reported_run_ms, None);
+    j.reported_run_ms = Some(5_000);
+    j.revision = 4;
+    commit_jobs(&mut s, vec![j]);
+    drop(s);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, rustci_control::store::sqlite::SCHEMA_VERSION);
+    let mut s = open(dir.path());
+    let j = s.load(0).unwrap().recently_finished.remove(0);
+    assert_eq!(j.reported_run_ms, Some(5_000));
+}
+
 /// Commit throughput, single-job batches (no assertion; run with `--ignored --nocapture`).
 #[test]
 #[ignore = "benchmark"]

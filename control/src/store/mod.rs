@@ -121,6 +121,12 @@ pub struct StoredJob {
     pub attempts: u32,
     /// Revision of this version of the job; strictly increasing across all changes.
     pub revision: u64,
+    /// How long the command ran by the runner's own clock (`CompleteJob`'s `ended_ms -
+    /// started_ms`), when the runner said; at most the lease's length. `start_ms` to
+    /// `end_ms` is the lease by the server's clock: the slot the job held, which the
+    /// scheduler plans with, charges and learns from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_run_ms: Option<i64>,
 }
 
 /// A registered runner.

@@ -51,7 +51,9 @@ use rustci_datasets::record::JobRecord;
 use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
 
 /// The schema this build writes. A database with a higher version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2: `jobs.reported_run_ms` (the runner's own timing of the command). A version-1
+/// database is migrated when opened for writing; read-only readers read it as is.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Page size of a new database (existing databases keep theirs).
 const PAGE_SIZE: i64 = 2048;
@@ -87,11 +89,20 @@ impl SyncMode {
     }
 }
 
+/// Columns of `jobs` every schema version has, in the order [`job_from_row`] reads them.
+macro_rules! job_cols_v1 {
+    () => {
+        "id, request_id, tenant, labels, slots, command, qos, priority, requested_ms, \
+         project, job_name, branch, state, submit_ms, start_ms, end_ms, runner, fencing_token, \
+         lease_expires_ms, exit_code, attempts, revision"
+    };
+}
+
 /// Columns of `jobs`, in the order [`job_from_row`] reads them.
-const JOB_COLS: &str =
-    "id, request_id, tenant, labels, slots, command, qos, priority, requested_ms, \
-     project, job_name, branch, state, submit_ms, start_ms, end_ms, runner, fencing_token, \
-     lease_expires_ms, exit_code, attempts, revision";
+const JOB_COLS: &str = concat!(job_cols_v1!(), ", reported_run_ms");
+
+/// [`JOB_COLS`] of a version-1 database, which a read-only reader cannot migrate.
+const JOB_COLS_V1: &str = concat!(job_cols_v1!(), ", NULL");
 
 const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms";
 
@@ -104,12 +115,13 @@ const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms"
 static UPSERT_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO jobs ({JOB_COLS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) \
          ON CONFLICT (id) DO UPDATE SET \
          state = excluded.state, start_ms = excluded.start_ms, end_ms = excluded.end_ms, \
          runner = excluded.runner, fencing_token = excluded.fencing_token, \
          lease_expires_ms = excluded.lease_expires_ms, exit_code = excluded.exit_code, \
-         attempts = excluded.attempts, revision = excluded.revision"
+         attempts = excluded.attempts, revision = excluded.revision, \
+         reported_run_ms = excluded.reported_run_ms"
     )
 });
 
@@ -161,6 +173,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     exit_code        INTEGER,
     attempts         INTEGER NOT NULL,
     revision         INTEGER NOT NULL,
+    reported_run_ms  INTEGER,
     UNIQUE (tenant, request_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_tenant_id ON jobs (tenant, id);
@@ -407,8 +420,18 @@ impl SqliteStore {
                     reason: format!("invalid schema version {v}"),
                 });
             }
-            Some(_) => {
-                // Current version (future migrations from older versions go here).
+            Some(v) => {
+                if v < 2 {
+                    tx.execute_batch("ALTER TABLE jobs ADD COLUMN reported_run_ms INTEGER;")
+                        .map_err(&err)?;
+                }
+                if v < SCHEMA_VERSION {
+                    tx.execute(
+                        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                        [SCHEMA_VERSION],
+                    )
+                    .map_err(&err)?;
+                }
                 tx.execute_batch(SCHEMA).map_err(&err)?;
             }
         }
@@ -508,7 +531,7 @@ pub fn read_history(db_file: &Path) -> Result<Vec<JobRecord>, StoreError> {
             });
         }
     }
-    match read_meta(&tx, db_file, "schema_version")? {
+    let cols = match read_meta(&tx, db_file, "schema_version")? {
         None => {
             return Err(StoreError::NotAStore {
                 path: db_file.display().to_string(),
@@ -522,13 +545,14 @@ pub fn read_history(db_file: &Path) -> Result<Vec<JobRecord>, StoreError> {
                 db_file.display()
             )))
         }
-        Some(_) => {}
-    }
+        Some(1) => JOB_COLS_V1,
+        Some(_) => JOB_COLS,
+    };
     let mut out = Vec::new();
     {
         let mut st = tx
             .prepare(&format!(
-                "SELECT {JOB_COLS} FROM jobs WHERE state IN {FINISHED_STATES} \
+                "SELECT {cols} FROM jobs WHERE state IN {FINISHED_STATES} \
                  AND start_ms IS NOT NULL AND end_ms IS NOT NULL"
             ))
             .map_err(&err)?;
@@ -647,6 +671,7 @@ fn job_from_row(row: &Row<'_>) -> Result<StoredJob, StoreError> {
         exit_code: col(row, id, 19, "exit_code")?,
         attempts: col(row, id, 20, "attempts")?,
         revision: col::<U64>(row, id, 21, "revision")?.0,
+        reported_run_ms: col(row, id, 22, "reported_run_ms")?,
     })
 }
 
@@ -726,6 +751,7 @@ impl Store for SqliteStore {
                             j.exit_code,
                             j.attempts,
                             U64(j.revision),
+                            j.reported_run_ms,
                         ])
                         .map_err(&err)?;
                 }

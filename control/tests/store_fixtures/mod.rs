@@ -28,6 +28,7 @@ pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
         exit_code: None,
         attempts: 0,
         revision,
+        reported_run_ms: None,
     }
 }
 
