@@ -10,7 +10,7 @@ use rustci_models::retrain::{retrain, RetrainOptions};
 use rustci_models::{
     load_current, Artifact, ModelHandle, ModelPredictor, RunTimeModel, TrainParams,
 };
-use rustci_scheduler::predictor::Predictor;
+use rustci_scheduler::predictor::{Estimate, Predictor};
 use rustci_scheduler::{HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId};
 
 mod common;
@@ -220,35 +220,42 @@ fn one_row_and_batched_predictions_agree() {
     }
 }
 
-/// With per-key margins on, a key's upper quantile follows its own finished jobs'
-/// residuals against the points estimated at their submit: a user whose runs jumped
-/// from 100 s to 300 s gets the margin of that surprise (the largest of its residuals
-/// while it has under ten), not the global one.
-#[test]
-fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
+/// A per-key-margin predictor that saw user A run 100 s five times (and B 1000 s),
+/// then six of A's jobs, each asked about with `ask` at submit, run 300 s. Returns the
+/// upper/point ratio of A's first such job, of a new job of A after them, and the
+/// predictor.
+fn after_a_surprise(ask: fn(&ModelPredictor, &JobSpec) -> Estimate) -> (f64, f64, ModelPredictor) {
     let mut model = train();
     model.per_key_upper = true;
     let handle = ModelHandle::new(model, "v1");
     let mut p = ModelPredictor::new(handle, Some(0));
     feed(&mut p, A, &[100.0; 5], 1, 0);
     feed(&mut p, B, &[1000.0; 5], 11, 0);
-    let first = p.estimate(&spec(100, A, 20_000_000));
-    let global = first.upper_ms as f64 / first.point_ms as f64;
+    let ratio = |e: Estimate| e.upper_ms as f64 / e.point_ms as f64;
+    let first = ratio(ask(&p, &spec(100, A, 20_000_000)));
     let mut t = 20_000_000;
     for id in 100..106 {
-        // Estimated (the first time for id 100 above), then runs 300 s.
         let s = spec(id, A, t);
-        p.estimate(&s);
+        ask(&p, &s);
         p.observe(&s, 300_000, t + 300_000);
         t += 10_000_000;
     }
-    let a = p.estimate(&spec(200, A, t));
-    let ratio = a.upper_ms as f64 / a.point_ms as f64;
-    eprintln!("A: global upper/point {global:.2}, per-key {ratio:.2} ({a:?})");
+    let after = ratio(p.estimate(&spec(200, A, t)));
+    (first, after, p)
+}
+
+/// With per-key margins on, a key's upper quantile follows its own finished jobs'
+/// residuals against the points estimated at their submit: a user whose runs jumped
+/// from 100 s to 300 s gets the margin of that surprise (the largest of its residuals
+/// while it has under ten), not the global one.
+#[test]
+fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
+    let (global, ratio, p) = after_a_surprise(|p, s| p.estimate(s));
+    eprintln!("A: global upper/point {global:.2}, per-key {ratio:.2}");
     // The first surprise: ln(301 / (1 + ~100 s point)) ~ ln 3.
-    assert!(ratio > 2.0, "{a:?}");
+    assert!(ratio > 2.0, "{ratio}");
     // B's jobs never went through `estimate` (no point to measure): global margin.
-    let b = p.estimate(&spec(201, B, t));
+    let b = p.estimate(&spec(201, B, 80_000_000));
     let b_ratio = b.upper_ms as f64 / b.point_ms as f64;
     assert!((b_ratio - global).abs() < 0.05, "{b:?} vs {global}");
 }
@@ -257,21 +264,6 @@ fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
 /// job in the live service) leaves nothing behind: its finish teaches no margin.
 #[test]
 fn previews_are_not_measured_against_their_finish() {
-    let mut model = train();
-    model.per_key_upper = true;
-    let handle = ModelHandle::new(model, "v1");
-    let mut p = ModelPredictor::new(handle, Some(0));
-    feed(&mut p, A, &[100.0; 5], 1, 0);
-    let first = p.preview(&spec(100, A, 20_000_000));
-    let global = first.upper_ms as f64 / first.point_ms as f64;
-    let mut t = 20_000_000;
-    for id in 100..106 {
-        let s = spec(id, A, t);
-        p.preview(&s);
-        p.observe(&s, 300_000, t + 300_000);
-        t += 10_000_000;
-    }
-    let a = p.estimate(&spec(200, A, t));
-    let ratio = a.upper_ms as f64 / a.point_ms as f64;
-    assert!((ratio - global).abs() < 0.05, "{a:?} vs {global}");
+    let (global, ratio, _) = after_a_surprise(|p, s| p.preview(s));
+    assert!((ratio - global).abs() < 0.05, "{ratio} vs {global}");
 }
