@@ -174,26 +174,52 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
     }
 }
 
-/// The run time a completion reports (`ended_ms - started_ms`, the runner's clock):
-/// both 0 is "not said"; otherwise both must be set and in order. `prefix` is prepended
-/// to the field names (`completions[3].`).
-fn reported_run(prefix: &str, started_ms: i64, ended_ms: i64) -> Result<Option<i64>, Status> {
-    match (started_ms, ended_ms) {
-        (0, 0) => Ok(None),
-        (s, _) if s <= 0 => Err(invalid(
-            &format!("{prefix}started_ms"),
-            format!("must be a positive Unix time in ms when ended_ms is set, got {s}"),
-        )),
-        (_, e) if e <= 0 => Err(invalid(
-            &format!("{prefix}ended_ms"),
-            format!("must be a positive Unix time in ms when started_ms is set, got {e}"),
-        )),
-        (s, e) if e < s => Err(invalid(
-            &format!("{prefix}ended_ms"),
-            format!("{e} is before started_ms {s}"),
-        )),
-        (s, e) => Ok(Some(e - s)),
+/// A runner's report that a job ended, checked: the runner's name and the completion.
+/// `prefix` is prepended to the field names (`completions[3].` in a batch).
+fn completion(prefix: &str, r: &pb::CompleteJobRequest) -> Result<(String, Completion), Status> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let job = parse_job_name(&field("job"), &r.job)?;
+    let runner = parse_runner_name(&field("runner"), &r.runner)?;
+    if r.fencing_token == 0 {
+        return Err(invalid(
+            &field("fencing_token"),
+            "is required (the token of the lease)",
+        ));
     }
+    // The runner's own timing (`ended_ms - started_ms`, its clock): both 0 is "not said";
+    // otherwise both must be set and in order.
+    let reported_run_ms = match (r.started_ms, r.ended_ms) {
+        (0, 0) => None,
+        (s, _) if s <= 0 => {
+            return Err(invalid(
+                &field("started_ms"),
+                format!("must be a positive Unix time in ms when ended_ms is set, got {s}"),
+            ))
+        }
+        (_, e) if e <= 0 => {
+            return Err(invalid(
+                &field("ended_ms"),
+                format!("must be a positive Unix time in ms when started_ms is set, got {e}"),
+            ))
+        }
+        (s, e) if e < s => {
+            return Err(invalid(
+                &field("ended_ms"),
+                format!("{e} is before started_ms {s}"),
+            ))
+        }
+        (s, e) => Some(e - s),
+    };
+    Ok((
+        runner,
+        Completion {
+            job,
+            fencing_token: r.fencing_token,
+            success: r.success,
+            exit_code: r.exit_code,
+            reported_run_ms,
+        },
+    ))
 }
 
 /// A job with its estimates and start (see `Job.predicted_*` in `jobs.proto` for which
@@ -685,31 +711,10 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
         req: Request<pb::CompleteJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
         require_runner(&self.0.auth.authenticate(req.metadata())?)?;
-        let r = req.into_inner();
-        let job = parse_job_name("job", &r.job)?;
-        let runner = parse_runner_name("runner", &r.runner)?;
-        if r.fencing_token == 0 {
-            return Err(invalid(
-                "fencing_token",
-                "is required (the token of the lease)",
-            ));
-        }
-        let reported_run_ms = reported_run("", r.started_ms, r.ended_ms)?;
+        let (runner, c) = completion("", &req.into_inner())?;
         let done = self
             .0
-            .change(move |live| {
-                let done = live.complete(
-                    &runner,
-                    Completion {
-                        job,
-                        fencing_token: r.fencing_token,
-                        success: r.success,
-                        exit_code: r.exit_code,
-                        reported_run_ms,
-                    },
-                )?;
-                Ok(done)
-            })
+            .change(move |live| Ok(live.complete(&runner, c)?))
             .await?;
         self.0.metrics.completed.inc();
         Ok(Response::new(to_pb_job(&done)))
@@ -732,40 +737,20 @@ impl pb::runner_service_server::RunnerService for RunnerApi {
             code: s.code() as i32,
             message: s.message().to_string(),
         };
+        // Checked before taking the live state's lock.
+        let parsed: Vec<_> = completions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| completion(&format!("completions[{i}]."), r))
+            .collect();
         let results = self
             .0
             .change(move |live| {
-                let mut results = Vec::with_capacity(completions.len());
-                for (i, r) in completions.into_iter().enumerate() {
-                    let parsed =
-                        parse_job_name(&format!("completions[{i}].job"), &r.job).and_then(|job| {
-                            let runner =
-                                parse_runner_name(&format!("completions[{i}].runner"), &r.runner)?;
-                            if r.fencing_token == 0 {
-                                return Err(invalid(
-                                    &format!("completions[{i}].fencing_token"),
-                                    "is required (the token of the lease)",
-                                ));
-                            }
-                            let run = reported_run(
-                                &format!("completions[{i}]."),
-                                r.started_ms,
-                                r.ended_ms,
-                            )?;
-                            Ok((job, runner, run))
-                        });
-                    let result = match parsed {
+                let mut results = Vec::with_capacity(parsed.len());
+                for p in parsed {
+                    let result = match p {
                         Err(s) => refused(s),
-                        Ok((job, runner, reported_run_ms)) => match live.complete(
-                            &runner,
-                            Completion {
-                                job,
-                                fencing_token: r.fencing_token,
-                                success: r.success,
-                                exit_code: r.exit_code,
-                                reported_run_ms,
-                            },
-                        ) {
+                        Ok((runner, c)) => match live.complete(&runner, c) {
                             Ok(done) => pb::CompleteResult {
                                 job: Some(to_pb_job(&done)),
                                 code: 0,
