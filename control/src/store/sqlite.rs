@@ -11,9 +11,10 @@
 //!   id a second job fails as a whole.
 //! * `job_changes (revision, job_id, tenant, job)`: the change log `WatchJobs` resumes
 //!   from, one row per committed job version (the job as JSON). Trim it with
-//!   [`SqliteStore::prune_changes`]; later commits keep trimming it a little at a time. There is deliberately no tenant index on it (one
-//!   page fewer written per commit): a per-tenant `changes_since` scans the log forward
-//!   from `after` until it has `limit` rows.
+//!   [`SqliteStore::prune_changes`]; later commits keep trimming it a little at a time.
+//!   There is deliberately no tenant index on it (one page fewer written per commit): a
+//!   per-tenant `changes_since` scans the log forward from `after` until it has `limit`
+//!   rows.
 //! * `runners`: one row per registered runner.
 //!
 //! # Durability
@@ -447,7 +448,7 @@ impl SqliteStore {
     /// Trims the change log to its newest `keep_last` rows (at least 1, so the latest
     /// revision stays known). Deletes at most [`PRUNE_NOW`] rows at once and returns how
     /// many; from then on every commit also deletes up to twice as many old rows as it
-    /// adds, in its own transaction, until the log is back to `keep_last`. One big
+    /// adds, in the commit's transaction, until the log is back to `keep_last`. One big
     /// `DELETE` held the writer (and every request waiting on a commit) for about a
     /// second per 100,000 rows.
     ///
