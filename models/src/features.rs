@@ -67,7 +67,7 @@ pub const BASE_FEATURES: [&str; 33] = [
 
 /// The extra holding a job's size known at submit (TravisTorrent: the builds in the
 /// build matrix, `datasets::travis`): run times are remembered per unit of it.
-pub const SIZE_EXTRA: &str = "tr_jobs_count";
+pub const SIZE_EXTRA: &str = rustci_datasets::travis::JOBS_COUNT;
 /// The extra saying a build is a pull request's (1) or a push's (0).
 pub const PULL_REQUEST_EXTRA: &str = "gh_is_pr";
 
