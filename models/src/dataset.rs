@@ -121,12 +121,13 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
 }
 
 /// The key a job's calibration residual is filed under: the most specific key it has
-/// (job name on GitHub Actions; branch and pull request on TravisTorrent; else branch,
-/// else user), whose runs are the most alike. Keys with too few residuals fall back to
-/// the global margin (`RunTimeModel::upper_margin`).
+/// (job name on GitHub Actions; else the first of [`Keys::chain_keys`]: branch and pull
+/// request on TravisTorrent, else branch, else user), whose runs are the most alike.
+/// Keys with too few residuals fall back to the global margin
+/// (`RunTimeModel::upper_margin`).
 pub fn calibration_key(keys: Keys) -> u64 {
-    [keys.job, keys.branch_pr, keys.branch, keys.user_pr]
-        .into_iter()
+    std::iter::once(keys.job)
+        .chain(keys.chain_keys())
         .find(|&k| k != 0)
         .unwrap_or(keys.user)
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
+use std::sync::OnceLock;
 
 use rustci_scheduler::hash::IdHasher;
 
@@ -20,6 +21,13 @@ pub const LONG: usize = 20;
 /// Half-life, in runs, of the weights of [`SizedRuns::weighted_median`]: chosen on
 /// TravisTorrent's calibration slice (half-lives 2 and 3 were close; 3 is the steadier).
 pub const HALF_LIFE_RUNS: f64 = 3.0;
+
+/// The weights of [`SizedRuns::weighted_median`] by age: the same for every look (once
+/// per estimate), so computed once.
+fn recency_weights() -> &'static [f64; LONG] {
+    static WEIGHTS: OnceLock<[f64; LONG]> = OnceLock::new();
+    WEIGHTS.get_or_init(|| std::array::from_fn(|age| 0.5f64.powf(age as f64 / HALF_LIFE_RUNS)))
+}
 
 /// A key's last [`LONG`] run times divided by the size of their job (TravisTorrent: the
 /// builds in the matrix; 1 elsewhere).
@@ -52,20 +60,19 @@ impl SizedRuns {
         self.count
     }
 
-    /// Weighted median of the remembered runs, weight 0.5^(age / half_life) with age 0
-    /// the newest: the first sorted value whose cumulative weight reaches half the total.
-    /// A run time drifts (a project's test suite grows), so recent runs should count
-    /// more, but a single outlier should not move it as it moves a mean.
-    pub fn weighted_median(&self, half_life: f64) -> Option<f64> {
+    /// Weighted median of the remembered runs, weight 0.5^(age / [`HALF_LIFE_RUNS`]) with
+    /// age 0 the newest: the first sorted value whose cumulative weight reaches half the
+    /// total. A run time drifts (a project's test suite grows), so recent runs should
+    /// count more, but a single outlier should not move it as it moves a mean.
+    pub fn weighted_median(&self) -> Option<f64> {
         let n = (self.count as usize).min(LONG);
         if n == 0 {
             return None;
         }
         let mut v = [(0.0f64, 0.0f64); LONG];
         let mut total = 0.0;
-        for (age, slot) in v.iter_mut().enumerate().take(n) {
+        for ((age, slot), &w) in v.iter_mut().enumerate().zip(recency_weights()).take(n) {
             let i = (self.next + LONG - 1 - age) % LONG;
-            let w = 0.5f64.powf(age as f64 / half_life);
             *slot = (self.per_unit[i], w);
             total += w;
         }
@@ -230,6 +237,12 @@ impl Keys {
         };
         self
     }
+
+    /// The keys of the weighted-median chain, most specific first: branch + pull request,
+    /// branch, user + pull request, user (0 where the job has no such key).
+    pub fn chain_keys(&self) -> [u64; 4] {
+        [self.branch_pr, self.branch, self.user_pr, self.user]
+    }
 }
 
 type SizedMap = HashMap<u64, SizedRuns, BuildHasherDefault<IdHasher>>;
@@ -241,11 +254,9 @@ pub struct History {
     users: KeyMap,
     jobs: KeyMap,
     branches: KeyMap,
-    /// Per-unit runs of the weighted-median chain, one map per key kind.
-    sized_user: SizedMap,
-    sized_user_pr: SizedMap,
-    sized_branch: SizedMap,
-    sized_branch_pr: SizedMap,
+    /// Per-unit runs of the weighted-median chain, one map per key kind in
+    /// [`Keys::chain_keys`] order.
+    sized: [SizedMap; 4],
 }
 
 /// The three histories of one job at submit time.
@@ -275,20 +286,11 @@ impl History {
         let mut keyed = (None, 0u8);
         // The job key is not in the chain: on GitHub Actions it was worse than the
         // branch's (MAE -9.3% vs -10.6% below the last-5 median).
-        let chain = [
-            (&self.sized_branch_pr, keys.branch_pr),
-            (&self.sized_branch, keys.branch),
-            (&self.sized_user_pr, keys.user_pr),
-            (&self.sized_user, keys.user),
-        ];
-        for (level, (map, key)) in chain.into_iter().enumerate() {
+        for (level, (map, key)) in self.sized.iter().zip(keys.chain_keys()).enumerate() {
             if key == 0 {
                 continue;
             }
-            if let Some(m) = map
-                .get(&key)
-                .and_then(|r| r.weighted_median(HALF_LIFE_RUNS))
-            {
+            if let Some(m) = map.get(&key).and_then(SizedRuns::weighted_median) {
                 keyed = (Some(m), level as u8 + 1);
                 break;
             }
@@ -316,12 +318,7 @@ impl History {
         size: f64,
     ) {
         let per_unit = run_s / size.max(1.0);
-        for (map, key) in [
-            (&mut self.sized_branch_pr, keys.branch_pr),
-            (&mut self.sized_branch, keys.branch),
-            (&mut self.sized_user_pr, keys.user_pr),
-            (&mut self.sized_user, keys.user),
-        ] {
+        for (map, key) in self.sized.iter_mut().zip(keys.chain_keys()) {
             if key != 0 {
                 map.entry(key).or_default().push(per_unit);
             }
@@ -370,7 +367,7 @@ mod tests {
     #[test]
     fn weighted_median_favours_recent_runs() {
         let mut r = SizedRuns::default();
-        assert_eq!(r.weighted_median(3.0), None);
+        assert_eq!(r.weighted_median(), None);
         // Old runs at 100, the three newest at 10: weights 1, 0.79, 0.63 of the newest
         // outweigh the 22 older ones (whose weights shrink fast).
         for _ in 0..22 {
@@ -379,7 +376,7 @@ mod tests {
         for _ in 0..3 {
             r.push(10.0);
         }
-        assert_eq!(r.weighted_median(3.0), Some(10.0));
+        assert_eq!(r.weighted_median(), Some(10.0));
         // A plain median of the last 20 would still say 100.
         assert_eq!(r.count(), 25);
     }
