@@ -17,6 +17,7 @@ use std::hash::BuildHasherDefault;
 use rustci_scheduler::hash::IdHasher;
 
 use crate::dataset::Prepared;
+use crate::train::quantile;
 
 /// Residuals remembered per key: recent enough to follow a change, few enough that
 /// memory stays bounded.
@@ -53,18 +54,15 @@ impl KeyResiduals {
         r.len = (r.len + 1).min(RESIDUALS_PER_KEY);
     }
 
-    /// The key's margin for quantile `q`: the ceil((n + 1) q)-th smallest of its last n
-    /// residuals (clamped to n), at least 0; `None` with fewer than [`MIN_RESIDUALS`].
+    /// The key's margin for quantile `q`: the split-conformal quantile (`train::quantile`)
+    /// of its last n residuals, at least 0; `None` with fewer than [`MIN_RESIDUALS`].
     pub fn margin(&self, key: u64, q: f64) -> Option<f64> {
         let r = self.keys.get(&key)?;
         if r.len < MIN_RESIDUALS {
             return None;
         }
         let mut v = r.values;
-        let v = &mut v[..r.len];
-        v.sort_by(f64::total_cmp);
-        let k = (((r.len + 1) as f64 * q).ceil() as usize).clamp(1, r.len);
-        Some(v[k - 1].max(0.0))
+        Some(quantile(&mut v[..r.len], q).max(0.0))
     }
 }
 

@@ -41,8 +41,7 @@ impl Metrics {
         ape.sort_by(f64::total_cmp);
         let median_ape = ape.get(n / 2).copied().unwrap_or(0.0);
         let under_rate = actual.iter().zip(point).filter(|(a, p)| a > p).count() as f64 / nf;
-        let upper_coverage =
-            upper.map(|u| actual.iter().zip(u).filter(|(a, u)| a <= u).count() as f64 / nf);
+        let upper_coverage = upper.map(|u| coverage(actual, u));
         Self {
             n,
             mae_s,
@@ -51,6 +50,11 @@ impl Metrics {
             upper_coverage,
         }
     }
+}
+
+/// Share of jobs that finished within their upper quantile (0 without jobs).
+pub(crate) fn coverage(actual: &[f64], upper: &[f64]) -> f64 {
+    actual.iter().zip(upper).filter(|(a, u)| a <= u).count() as f64 / actual.len().max(1) as f64
 }
 
 /// The baselines of the issue: the user's request, Tsafrir's last-two mean capped at the
@@ -140,7 +144,7 @@ fn per_key_upper(
         .into_iter()
         .zip(rows.iter().zip(preds))
         .map(|(m, (&r, p))| match m {
-            Some(m) => model.upper_at(p.point_s, m, data.baseline_requested[r]),
+            Some(m) => model.upper_of_row(data, r, p.point_s, Some(m)),
             None => p.upper_s,
         })
         .collect()

@@ -20,6 +20,7 @@ use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegress
 use crate::calibration::online_margins;
 use crate::dataset::Prepared;
 use crate::error::ModelError;
+use crate::eval::coverage;
 use crate::features::Baseline;
 use crate::forest::FlatForest;
 
@@ -355,7 +356,9 @@ fn bucket(same_job_runs: u64) -> usize {
     }
 }
 
-fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+/// The split-conformal `q` quantile of `v` (sorted in place): its ceil((n + 1) q)-th
+/// smallest value, clamped to n; 0 when empty.
+pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -588,10 +591,10 @@ impl TrainConfig {
             residuals[bucket(data.same_job_runs[r])].push(res);
             all.push(res);
         }
-        let overall = quantile(all, p.upper_quantile).max(0.0);
-        for (b, res) in residuals.into_iter().enumerate() {
+        let overall = quantile(&mut all, p.upper_quantile).max(0.0);
+        for (b, mut res) in residuals.into_iter().enumerate() {
             model.upper_margin[b] = if res.len() >= 30 {
-                quantile(res, p.upper_quantile).max(0.0)
+                quantile(&mut res, p.upper_quantile).max(0.0)
             } else {
                 overall
             };
@@ -600,28 +603,18 @@ impl TrainConfig {
         // Per-key margins, replayed online over the calibration slice (they start
         // empty, as they would at the test's start): used if they cover at least
         // `PER_KEY_SLACK` below the target there.
-        let global_cover = cal_rows
-            .iter()
-            .enumerate()
-            .filter(|&(i, &r)| {
-                let u = model.upper_at(
-                    points[i],
-                    model.upper_margin[bucket(data.same_job_runs[r])],
-                    data.baseline_requested[r],
-                );
-                data.run_s[r] <= u
-            })
-            .count();
-        let per_key_cover = online_margins(data, &cal_rows, &points, p.upper_quantile)
-            .into_iter()
-            .zip(cal_rows.iter().enumerate())
-            .filter(|&(m, (i, &r))| {
-                let margin = m.unwrap_or(model.upper_margin[bucket(data.same_job_runs[r])]);
-                data.run_s[r] <= model.upper_at(points[i], margin, data.baseline_requested[r])
-            })
-            .count();
-        let share = |c: usize| c as f64 / cal_rows.len().max(1) as f64;
-        model.per_key_upper = share(per_key_cover) >= p.upper_quantile - PER_KEY_SLACK;
+        let key_margins = online_margins(data, &cal_rows, &points, p.upper_quantile);
+        let cover = |key_margin: &dyn Fn(usize) -> Option<f64>| {
+            let upper: Vec<f64> = cal_rows
+                .iter()
+                .enumerate()
+                .map(|(i, &r)| model.upper_of_row(data, r, points[i], key_margin(i)))
+                .collect();
+            coverage(&actual, &upper)
+        };
+        let global_cover = cover(&|_| None);
+        let per_key_cover = cover(&|i| key_margins[i]);
+        model.per_key_upper = per_key_cover >= p.upper_quantile - PER_KEY_SLACK;
         model.notes.push(format!(
             "upper quantile: {} margins (calibration coverage per-key {:.3}, global {:.3})",
             if model.per_key_upper {
@@ -629,8 +622,8 @@ impl TrainConfig {
             } else {
                 "global"
             },
-            share(per_key_cover),
-            share(global_cover)
+            per_key_cover,
+            global_cover
         ));
 
         model.failure = fit_failure(&x, width, &fit_rows, &data.failed, &mut model.notes);
@@ -791,6 +784,20 @@ impl RunTimeModel {
             .max(point_s)
     }
 
+    /// The upper quantile of row `r` of `data` predicted at `point_s`: `key_margin` above
+    /// it (a key's own, [`crate::calibration`]) or else the global margin for the runs of
+    /// the same job seen before, as [`RunTimeModel::predict_rows`] gives it.
+    pub(crate) fn upper_of_row(
+        &self,
+        data: &Prepared,
+        r: usize,
+        point_s: f64,
+        key_margin: Option<f64>,
+    ) -> f64 {
+        let margin = key_margin.unwrap_or(self.upper_margin[bucket(data.same_job_runs[r])]);
+        self.upper_at(point_s, margin, data.baseline_requested[r])
+    }
+
     /// One job's prediction from its feature vector (missing values are imputed in place),
     /// the runs of the same job seen before and its baselines.
     pub fn predict_one(&self, row: &mut [f64], same_job_runs: u64, base: &Baseline) -> Prediction {
@@ -830,11 +837,26 @@ impl RunTimeModel {
         rows: &[usize],
     ) -> Result<Vec<Prediction>, ModelError> {
         let (zl, zf) = self.raw_parts_of(data, rows, true)?;
-        Ok(rows
-            .iter()
+        Ok(self.finish_rows(data, rows, &zl, &zf))
+    }
+
+    /// Predictions for `rows` of `data` from their components' outputs; a forest the
+    /// blend does not use contributes exactly 0 (as `raw_parts_rows` skipping it).
+    fn finish_rows(
+        &self,
+        data: &Prepared,
+        rows: &[usize],
+        zl: &[f64],
+        zf: &[f64],
+    ) -> Vec<Prediction> {
+        let use_forest = self.forest_weight > 0.0;
+        rows.iter()
             .enumerate()
-            .map(|(i, &r)| self.finish(zl[i], zf[i], data.same_job_runs[r], &data.baseline(r)))
-            .collect())
+            .map(|(i, &r)| {
+                let zf = if use_forest { zf[i] } else { 0.0 };
+                self.finish(zl[i], zf, data.same_job_runs[r], &data.baseline(r))
+            })
+            .collect()
     }
 
     /// Predictions for rows of `data` and each component's point predictions (seconds,
@@ -846,16 +868,7 @@ impl RunTimeModel {
         rows: &[usize],
     ) -> Result<(Vec<Prediction>, Components), ModelError> {
         let (zl, zf) = self.raw_parts_of(data, rows, false)?;
-        // As `predict_rows`: a forest the blend does not use contributes exactly 0.
-        let use_forest = self.forest_weight > 0.0;
-        let preds = rows
-            .iter()
-            .enumerate()
-            .map(|(i, &r)| {
-                let zf = if use_forest { zf[i] } else { 0.0 };
-                self.finish(zl[i], zf, data.same_job_runs[r], &data.baseline(r))
-            })
-            .collect();
+        let preds = self.finish_rows(data, rows, &zl, &zf);
         let secs = |z: Vec<f64>| {
             z.into_iter()
                 .zip(rows)
