@@ -237,6 +237,12 @@ impl ModelPredictor {
 
     /// The prediction in seconds for `spec` given the history so far.
     pub fn predict(&self, spec: &JobSpec) -> crate::train::Prediction {
+        self.predict_with(spec, &self.calibration().residuals)
+    }
+
+    /// [`Self::predict`] with the per-key residuals already at hand (`estimate` holds
+    /// the lock once for the margin and the point it remembers).
+    fn predict_with(&self, spec: &JobSpec, residuals: &KeyResiduals) -> crate::train::Prediction {
         let model = self.model.get();
         let input = JobInput::from_spec(spec, self.epoch_s);
         let looked = self.history.look(input.keys);
@@ -250,11 +256,7 @@ impl ModelPredictor {
         );
         if model.per_key_upper {
             let key = calibration_key(input.keys);
-            if let Some(m) = self
-                .calibration()
-                .residuals
-                .margin(key, model.upper_quantile)
-            {
+            if let Some(m) = residuals.margin(key, model.upper_quantile) {
                 p.upper_s = model.upper_at(p.point_s, m, input.requested_s);
             }
         }
@@ -282,8 +284,10 @@ impl ModelPredictor {
 
 impl Predictor for ModelPredictor {
     fn estimate(&self, job: &JobSpec) -> Estimate {
-        let p = self.predict(job);
-        self.calibration().remember(job.id, p.point_s);
+        let mut cal = self.calibration();
+        let p = self.predict_with(job, &cal.residuals);
+        cal.remember(job.id, p.point_s);
+        drop(cal);
         self.to_estimate(&p)
     }
 
