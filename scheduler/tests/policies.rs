@@ -57,16 +57,8 @@ fn easy_explains_why_a_job_waits() {
         1,
     );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
+    join_all(&mut s, &[(7, 0)]);
     let mut out = Vec::new();
-    s.handle(
-        0,
-        Event::RunnerJoined {
-            runner: RunnerId(7),
-            pool: PoolId(0),
-        },
-        &mut out,
-    )
-    .unwrap();
     for (spec, _) in easy_scenario() {
         let t = spec.submit_ms;
         s.handle(t, Event::Submit(spec), &mut out).unwrap();
@@ -129,16 +121,8 @@ fn fcfs_is_strict() {
         ),
         Box::new(RequestedTime::default()),
     );
+    join_all(&mut s, &[(0, 0)]);
     let mut out = Vec::new();
-    s.handle(
-        0,
-        Event::RunnerJoined {
-            runner: RunnerId(0),
-            pool: PoolId(0),
-        },
-        &mut out,
-    )
-    .unwrap();
     for (spec, _) in easy_scenario() {
         let t = spec.submit_ms;
         s.handle(t, Event::Submit(spec), &mut out).unwrap();
@@ -207,16 +191,8 @@ fn fair_share_usage_decays_with_its_half_life() {
     p.fair_share_half_life_ms = 1_000;
     let cfg = config(p, vec![pool("m", 0, 1)], 1);
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
+    join_all(&mut s, &[(0, 0)]);
     let mut out = Vec::new();
-    s.handle(
-        0,
-        Event::RunnerJoined {
-            runner: RunnerId(0),
-            pool: PoolId(0),
-        },
-        &mut out,
-    )
-    .unwrap();
     s.handle(0, Event::Submit(job(0, 0, 1, 4_000)), &mut out)
         .unwrap();
     s.handle(4_000, Event::Finish { job: JobId(0) }, &mut out)
@@ -322,16 +298,8 @@ fn a_lost_runner_requeues_its_jobs_in_their_old_place() {
         1,
     );
     let mut s = Scheduler::new(cfg, Box::new(RequestedTime::default()));
+    join_all(&mut s, &[(0, 0)]);
     let mut out = Vec::new();
-    s.handle(
-        0,
-        Event::RunnerJoined {
-            runner: RunnerId(0),
-            pool: PoolId(0),
-        },
-        &mut out,
-    )
-    .unwrap();
     s.handle(0, Event::Submit(job(0, 0, 1, 10)), &mut out)
         .unwrap();
     s.handle(1, Event::Submit(job(1, 1, 1, 10)), &mut out)
@@ -469,16 +437,8 @@ fn predictors_learn_whether_a_job_failed() {
         1,
     );
     let mut s = Scheduler::new(cfg, Box::new(ends));
+    join_all(&mut s, &[(0, 0)]);
     let mut out = Vec::new();
-    s.handle(
-        0,
-        Event::RunnerJoined {
-            runner: RunnerId(0),
-            pool: PoolId(0),
-        },
-        &mut out,
-    )
-    .unwrap();
     s.handle(0, Event::Submit(job(0, 0, 1, 4_000)), &mut out)
         .unwrap();
     s.handle(0, Event::Submit(job(1, 0, 1, 4_000)), &mut out)

@@ -71,8 +71,8 @@ pub struct Run {
     pub reserved_at: BTreeMap<u64, Millis>,
 }
 
-/// Joins `runners` (id, pool) at t=0.
-pub fn join_all(sched: &mut Scheduler, runners: &[(u32, u16)]) {
+/// Joins `runners` (id, pool) at t=0; returns each runner's free slots (all of them).
+pub fn join_all(sched: &mut Scheduler, runners: &[(u32, u16)]) -> BTreeMap<u32, u32> {
     let mut out = Vec::new();
     for &(r, p) in runners {
         sched
@@ -86,6 +86,11 @@ pub fn join_all(sched: &mut Scheduler, runners: &[(u32, u16)]) {
             )
             .expect("join");
     }
+    let pools = sched.config().pools();
+    runners
+        .iter()
+        .map(|&(r, p)| (r, pools[p as usize].slots_per_runner))
+        .collect()
 }
 
 /// The pools (named `p0`, `p1`, ...) and runners (id, pool) of a generated case's
@@ -114,11 +119,7 @@ pub fn drive(
     watch_reservations: bool,
 ) -> Run {
     let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
-    join_all(sched, runners);
-    let mut free: BTreeMap<u32, u32> = runners
-        .iter()
-        .map(|&(r, p)| (r, pools[p as usize].slots_per_runner))
-        .collect();
+    let mut free = join_all(sched, runners);
     let runner_pool: BTreeMap<u32, u16> = runners.iter().copied().collect();
     let mut out = Vec::new();
     let mut order: Vec<usize> = (0..jobs.len()).collect();
@@ -228,12 +229,7 @@ pub fn drive_until(
     jobs: &[(JobSpec, Millis)],
     until: Millis,
 ) -> Partial {
-    let pools: Vec<PoolSpec> = sched.config().pools().to_vec();
-    join_all(sched, runners);
-    let mut free: BTreeMap<u32, u32> = runners
-        .iter()
-        .map(|&(r, p)| (r, pools[p as usize].slots_per_runner))
-        .collect();
+    let mut free = join_all(sched, runners);
     let mut out = Vec::new();
     let by_id: BTreeMap<u64, &(JobSpec, Millis)> = jobs.iter().map(|j| (j.0.id.0, j)).collect();
     // (time, 0 = finish / 1 = submit, job id)
