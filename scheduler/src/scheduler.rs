@@ -710,10 +710,10 @@ impl Scheduler {
         self.jobs.get(&job).map(|e| e.estimate)
     }
 
-    /// The estimate the predictor gives `spec` now, as a submission would get it (a
-    /// point of at least 1 ms, an upper quantile no lower than the point).
-    /// What the predictor expects of a job this core is not submitting (ETAs of
-    /// finished or parked jobs).
+    /// What the predictor expects of a job this core is not submitting (ETAs of finished
+    /// or parked jobs; [`Predictor::preview`], which remembers nothing), bounded as a
+    /// submission's estimate is: a point of at least 1 ms, an upper quantile no lower
+    /// than the point.
     pub fn predict(&self, spec: &JobSpec) -> Estimate {
         at_least_one_ms(self.predictor.preview(spec))
     }
