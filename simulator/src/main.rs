@@ -15,14 +15,12 @@ use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{jobcsv, open_trace, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
-use rustci_models::ModelPredictor;
-use rustci_scheduler::{
-    Backfill, PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S,
-};
+use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
 use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, Report};
 use rustci_sim::simulate::{peak_runners, simulate, RunSpec};
+use rustci_sim::sweep::PredictorSpec;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -428,34 +426,27 @@ fn run(args: RunArgs) -> Result<()> {
         .clone()
         .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
     let default_ms = args.default_estimate_s * MS_PER_S;
-    let predictor: Box<dyn Predictor> = match args.predictor.as_str() {
-        "requested" => Box::new(RequestedTime { default_ms }),
-        "tsafrir" => Box::new(Tsafrir::new(default_ms)),
-        other => match other.strip_prefix("model:") {
-            Some(dir) => {
-                let handle = rustci_sim::sweep::load_model(Path::new(dir))
-                    .with_context(|| format!("--predictor {other}"))?;
-                // CI traces use Unix time (epoch 0); the synthetic workload has no epoch.
-                let epoch = args.trace.is_some().then_some(loaded.epoch_unix_s);
-                Box::new(
-                    ModelPredictor::new(handle, epoch)
-                        .planning_with(match args.model_estimate {
-                            PlanArg::Point => PlanWith::Point,
-                            PlanArg::Upper => PlanWith::Upper,
-                        })
-                        .correcting_with(match args.model_correction {
-                            CorrectionArg::Upper => Correction::UpperThenIncremental,
-                            CorrectionArg::Incremental => Correction::Incremental,
-                            CorrectionArg::Doubling => Correction::Doubling,
-                            CorrectionArg::Request => Correction::Request,
-                        }),
-                )
-            }
-            None => bail!(
-                "--predictor: unknown estimate source {other:?}; expected requested, tsafrir or model:DIR"
-            ),
-        },
-    };
+    let mut predictor = PredictorSpec::parse(&args.predictor, default_ms)
+        .map_err(|e| anyhow::anyhow!("--predictor: {e}"))?;
+    if let PredictorSpec::Model {
+        plan_with,
+        correction,
+        ..
+    } = &mut predictor
+    {
+        *plan_with = match args.model_estimate {
+            PlanArg::Point => PlanWith::Point,
+            PlanArg::Upper => PlanWith::Upper,
+        };
+        *correction = match args.model_correction {
+            CorrectionArg::Upper => Correction::UpperThenIncremental,
+            CorrectionArg::Incremental => Correction::Incremental,
+            CorrectionArg::Doubling => Correction::Doubling,
+            CorrectionArg::Request => Correction::Request,
+        };
+    }
+    // CI traces use Unix time (epoch 0); the synthetic workload has no epoch.
+    let predictor = predictor.build_for(args.trace.is_some().then_some(loaded.epoch_unix_s));
     let out = simulate(RunSpec {
         records: &loaded.records,
         fleet: &fleet,

@@ -37,6 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustci_datasets::record::JobRecord;
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{open_trace, DatasetError, TraceFormat};
+use rustci_models::predictor::{Correction, PlanWith};
 use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
 use serde::{Deserialize, Serialize};
@@ -154,6 +155,11 @@ pub enum PredictorSpec {
     /// per-user and per-job history from the jobs it sees finish.
     Model {
         handle: ModelHandle,
+        /// The value planned with (`run --model-estimate`; sweeps and plans: the point).
+        plan_with: PlanWith,
+        /// How jobs that outlive their estimate are re-estimated under EASY++
+        /// (`run --model-correction`; sweeps and plans: the default).
+        correction: Correction,
     },
 }
 
@@ -180,23 +186,36 @@ impl PredictorSpec {
                 };
                 Ok(Self::Model {
                     handle: load_model(Path::new(dir)).map_err(|e| format!("{other}: {e}"))?,
+                    plan_with: PlanWith::default(),
+                    correction: Correction::default(),
                 })
             }
         }
     }
 
     fn build(&self, workload: &Workload) -> Box<dyn Predictor> {
+        // A trace's clock is Unix time from its epoch; the synthetic workload (seeded) has
+        // no calendar, so no time-of-day features.
+        self.build_for(workload.seed.is_none().then_some(workload.epoch_unix_s))
+    }
+
+    /// A fresh predictor for one run whose time 0 is Unix time `epoch_s` (`None`: a
+    /// workload without a calendar).
+    pub fn build_for(&self, epoch_s: Option<i64>) -> Box<dyn Predictor> {
         match self {
             Self::Requested { default_ms } => Box::new(RequestedTime {
                 default_ms: *default_ms,
             }),
             Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(*default_ms)),
-            // A trace's clock is Unix time from its epoch; the synthetic workload (seeded)
-            // has no calendar, so no time-of-day features.
-            Self::Model { handle } => Box::new(ModelPredictor::new(
-                handle.clone(),
-                workload.seed.is_none().then_some(workload.epoch_unix_s),
-            )),
+            Self::Model {
+                handle,
+                plan_with,
+                correction,
+            } => Box::new(
+                ModelPredictor::new(handle.clone(), epoch_s)
+                    .planning_with(*plan_with)
+                    .correcting_with(*correction),
+            ),
         }
     }
 }
