@@ -370,19 +370,20 @@ fn draw_tenants<DB: DrawingBackend>(
 /// and per policy the frontier of points no cheaper point beats on p95. SVG or PNG by
 /// `path`'s extension (`.png`, anything else SVG).
 pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), PlotError> {
-    let text = ensure_font();
     let png = path
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("png"));
-    let what = path.display().to_string();
-    let r = if png {
-        let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-        draw_frontier(&root, rows, text).and_then(|()| root.present().map_err(|e| e.to_string()))
-    } else {
-        let root = SVGBackend::new(path, SIZE).into_drawing_area();
-        draw_frontier(&root, rows, text).and_then(|()| root.present().map_err(|e| e.to_string()))
-    };
-    r.map_err(|e| draw_err(&what, e))
+    if !png {
+        return std::fs::write(path, frontier_svg(rows)?).map_err(|source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let text = ensure_font();
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    draw_frontier(&root, rows, text)
+        .and_then(|()| root.present().map_err(|e| e.to_string()))
+        .map_err(|e| draw_err(&path.display().to_string(), e))
 }
 
 /// [`frontier_plot`] as an SVG document (the bytes it writes to an `.svg` path).
