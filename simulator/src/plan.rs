@@ -309,8 +309,8 @@ impl Search<'_> {
 
     /// The targets `tried` misses, as "class X: best p95 A s, target B s".
     fn misses(&self, tried: &Tried) -> Vec<String> {
-        let report = match tried {
-            Tried::Ran(r) => r,
+        match tried {
+            Tried::Ran(r) => self.report_misses(r),
             Tried::Missed(class) => {
                 let name = self
                     .spec
@@ -319,12 +319,16 @@ impl Search<'_> {
                     .get(*class)
                     .map_or("?", |q| q.name.as_str());
                 let target = self.give_up.get(*class).copied().flatten().unwrap_or(0.0);
-                return vec![format!(
+                vec![format!(
                     "class {name}: more than 5% of its jobs waited over its target {target} s \
                      (run stopped early)"
-                )];
+                )]
             }
-        };
+        }
+    }
+
+    /// The targets a run that went to the end misses (see [`Search::misses`]).
+    fn report_misses(&self, report: &Report) -> Vec<String> {
         self.spec
             .targets
             .iter()
@@ -520,7 +524,7 @@ pub fn plan(
             });
         }
     }
-    let misses = s.misses(&Tried::Ran(top_report.clone()));
+    let misses = s.report_misses(&top_report);
     if !misses.is_empty() {
         return Err(PlanError::Unreachable {
             bound,
@@ -529,7 +533,7 @@ pub fn plan(
     }
     // When the least capacity meets the targets, there is nothing to search.
     let (mut fleet, mut report) = match least_tried {
-        Tried::Ran(r) if s.misses(&Tried::Ran(r.clone())).is_empty() => (least, *r),
+        Tried::Ran(r) if s.report_misses(&r).is_empty() => (least, *r),
         _ => s.smallest(&spec.fleet, knob, 0, top, biggest, *top_report)?,
     };
     if fixed {
