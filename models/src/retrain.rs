@@ -14,7 +14,7 @@ use crate::artifact::{
 };
 use crate::dataset::prepare;
 use crate::error::ModelError;
-use crate::eval::{baseline_columns, chronological, evaluate_on, Evaluation, Metrics};
+use crate::eval::{baseline_columns, chronological, evaluate_on, Evaluation, Metrics, TestPoints};
 use crate::features::{choose_extras, feature_names};
 use crate::plots;
 use crate::train::TrainConfig;
@@ -164,15 +164,15 @@ pub fn retrain(
             cur_data = prepare(records, opts.unix_start, cur.model.extras.clone());
             &cur_data
         };
-        let (cur_eval, _) = evaluate_on(d, &cur.model, split, from..n)?;
-        // The evaluated model's predictions for these jobs are in `points` already.
+        // Both versions walk the whole test split, so that their per-key margins have
+        // learned from the same finished jobs when the compared ones come; only those
+        // are measured. The evaluated model's walk is in `points` already.
+        let (_, cur_points) = evaluate_on(d, &cur.model, split, split..n)?;
         let o = from - split;
-        let new_model = Metrics::of(
-            &points.actual_s[o..],
-            &points.predicted_s[o..],
-            Some(&points.upper_s[o..]),
-        );
-        Ok(Some((n - from, cur_eval.model, new_model)))
+        let measure = |p: &TestPoints| {
+            Metrics::of(&p.actual_s[o..], &p.predicted_s[o..], Some(&p.upper_s[o..]))
+        };
+        Ok(Some((n - from, measure(&cur_points), measure(&points))))
     };
     let newest = sorted.last().map(|r| r.submit_s);
     let current = match current_path(out) {

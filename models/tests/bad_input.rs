@@ -5,6 +5,8 @@ use std::path::Path;
 
 use rustci_datasets::{JobRecord, Outcome};
 use rustci_models::artifact::current_path;
+use rustci_models::dataset::prepare;
+use rustci_models::eval::{evaluate_on, Metrics};
 use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport};
 use rustci_models::{load_current, Artifact, ModelError, TrainParams};
 
@@ -473,6 +475,43 @@ fn retrain_compares_with_the_current_version() {
     assert_eq!(grown.written, new_mae <= cur_mae, "{}", grown.decision);
     assert_eq!(grown.written, grown.artifact.is_some());
     assert_eq!(&in_use(), grown.artifact.as_ref().unwrap_or(&v3));
+}
+
+/// The version in use is measured as the new one is: both walk the whole test split, so
+/// each key's own P90 margin has learnt from the same finished jobs by the time the
+/// compared jobs (those the version in use never saw) come.
+#[test]
+fn both_versions_are_compared_with_equally_warm_margins() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = history(1100, 5, 31);
+    assert!(run(&all[..1000], dir.path(), &options()).unwrap().written);
+    let (_, in_use) = load_current(dir.path()).unwrap();
+    assert!(
+        in_use.model.per_key_upper,
+        "this test needs per-key margins"
+    );
+    let grown = run(&all, dir.path(), &options()).unwrap();
+    let (jobs, _, _) = compared(&grown);
+    assert_eq!(jobs, 100);
+    let split = grown.evaluation.train_jobs;
+    assert_eq!(split, 770);
+
+    let data = prepare(&all, Some(0), in_use.model.extras.clone());
+    let measure = |from: usize| {
+        let (_, walk) = evaluate_on(&data, &in_use.model, split, from..all.len()).unwrap();
+        let o = 1000 - from;
+        Metrics::of(
+            &walk.actual_s[o..],
+            &walk.predicted_s[o..],
+            Some(&walk.upper_s[o..]),
+        )
+    };
+    let (warm, cold) = (measure(split), measure(1000));
+    assert_ne!(
+        warm.upper_coverage, cold.upper_coverage,
+        "margins matter here"
+    );
+    assert_eq!(grown.current.and_then(|c| c.model), Some(warm));
 }
 
 /// A history with no job newer than the current version's (an older or smaller export)
