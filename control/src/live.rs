@@ -456,9 +456,11 @@ impl Live {
                     .charge_usage(tenant, job.slots, s.min(now), e.min(now));
             }
         }
-        // The predictor learns the recent run times again, in the order they finished, so
-        // estimates after a restart are those before it.
-        let mut ran: Vec<(&StoredJob, Millis, Millis)> = snap
+        // The predictor sees the recent jobs again in time order, each submitted (it
+        // estimates it as it did then) and later finished (it learns the run time), so
+        // estimates and upper quantiles after a restart are those before it. At one
+        // instant ends come first, as live: a job submitted when another finished saw it.
+        let ran: Vec<(&StoredJob, Millis, Millis)> = snap
             .recently_finished
             .iter()
             .filter(|j| matches!(j.state, JobState::Succeeded | JobState::Failed))
@@ -467,14 +469,25 @@ impl Live {
                 _ => None,
             })
             .collect();
-        ran.sort_by_key(|&(j, _, e)| (e, j.id));
-        for (job, s, e) in ran {
+        // (time, 0 = end / 1 = submit, job id, index in `ran`)
+        let mut replay: Vec<(Millis, u8, u64, usize)> = Vec::with_capacity(2 * ran.len());
+        for (i, &(job, _, e)) in ran.iter().enumerate() {
+            replay.push((job.submit_ms.min(e), 1, job.id, i));
+            replay.push((e, 0, job.id, i));
+        }
+        replay.sort_unstable();
+        for (_, kind, _, i) in replay {
+            let (job, s, e) = ran[i];
             let tenant = self.tenant_id(&job.tenant)?;
             let qos = self.qos_index(&job.qos);
             let labels = self.known_labels(&job.labels).unwrap_or_default();
-            let failed = job.state == JobState::Failed;
-            self.core
-                .learn_finished(&core_spec(job, tenant, qos, labels), e - s, e, failed);
+            let spec = core_spec(job, tenant, qos, labels);
+            if kind == 1 {
+                self.core.learn_submitted(&spec);
+            } else {
+                self.core
+                    .learn_finished(&spec, e - s, e, job.state == JobState::Failed);
+            }
         }
         let mut batch = Batch::default();
         for job in snap.unfinished {

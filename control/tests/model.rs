@@ -436,12 +436,12 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
     }
     now += 60_000;
     clock.set(now);
-    let before = api
+    let job = api
         .submit_job(steady_job(100))
         .await
         .expect("submit")
-        .into_inner()
-        .predicted_run_ms;
+        .into_inner();
+    let (before, before_upper) = (job.predicted_run_ms, job.predicted_run_upper_ms);
     assert!(
         (before - 900_000).abs() < (fresh.predicted_run_ms - 900_000).abs() / 2,
         "the history moved the estimate towards 900 s: {} ms with none, {before} ms after \
@@ -452,12 +452,20 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
 
     // Restarted at the same instant: the same job gets the same estimate.
     let (srv, ch) = serve_model(tmp.path(), &models, clock.clone()).await;
-    let after = JobServiceClient::new(ch)
+    let job = JobServiceClient::new(ch)
         .submit_job(steady_job(101))
         .await
         .expect("submit")
-        .into_inner()
-        .predicted_run_ms;
-    assert_eq!(after, before, "the estimate after the restart");
+        .into_inner();
+    assert_eq!(
+        job.predicted_run_ms, before,
+        "the estimate after the restart"
+    );
+    // And the same P90: the job's key has its own margin from its six runs, measured
+    // again against what was predicted at each one's submission.
+    assert_eq!(
+        job.predicted_run_upper_ms, before_upper,
+        "the upper quantile after the restart"
+    );
     srv.stop().await.expect("stop");
 }

@@ -394,6 +394,14 @@ impl Scheduler {
         self.charge(tenant, end_ms, slot_seconds(slots, end_ms - start_ms));
     }
 
+    /// A job submitted before this scheduler existed (a restarting service replaying its
+    /// history in time order, its end through [`Scheduler::learn_finished`]): the
+    /// predictor estimates it as it did at its submission, so that a predictor that
+    /// measures its estimates against the runs (per-key margins) can do so again.
+    pub fn learn_submitted(&mut self, spec: &JobSpec) {
+        let _ = self.predictor.estimate(spec);
+    }
+
     /// A job that finished before this scheduler existed (a restarting service replaying
     /// its history, oldest first): the predictor learns its run time as if it had
     /// finished here.
