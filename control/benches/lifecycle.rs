@@ -4,6 +4,9 @@
 //! `cargo bench -p rustci-control --bench lifecycle [-- --seconds N --sync normal|full
 //! --batch K --submitters N --rate R --timeline]`
 //!
+//! `--floor` measures only the round trip of a health check at `--rate` (default
+//! 10,000/s): the latency floor of gRPC on this machine, without rustci's work.
+//!
 //! `--batch K` (K > 1) uses the batch calls: SubmitJobs with K jobs per call, and one
 //! CompleteJobs per batch of leases a runner got.
 //!
@@ -44,6 +47,61 @@ struct Shared {
     acks: Mutex<Vec<Duration>>,
     measure: AtomicBool,
     batch: usize,
+}
+
+/// The floor of the stack: open-loop `grpc.health.v1.Health/Check` calls (no store, no
+/// live state) at `rate` per second on the same channels and runtime; what any RPC of
+/// this server costs in latency on this machine before rustci does anything.
+async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let lat = Arc::new(Mutex::new(Vec::new()));
+    let interval = Duration::from_secs_f64(1.0 / rate.max(1.0));
+    let calls = (rate * seconds as f64) as u64;
+    let start_at = Instant::now();
+    let cpu0 = cpu_time();
+    let mut inflight = Vec::new();
+    for n in 0..calls {
+        tokio::time::sleep_until((start_at + interval.mul_f64(n as f64)).into()).await;
+        let mut client = HealthClient::new(chans[(n as usize) % CHANNELS].clone());
+        let lat = lat.clone();
+        inflight.push(tokio::spawn(async move {
+            let t = Instant::now();
+            if client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+            {
+                lat.lock().expect("lock").push(t.elapsed());
+            }
+        }));
+        if inflight.len() > 4096 {
+            for f in inflight.drain(..2048) {
+                let _ = f.await;
+            }
+        }
+    }
+    for f in inflight {
+        let _ = f.await;
+    }
+    let elapsed = start_at.elapsed().as_secs_f64();
+    let cpu = cpu_time()
+        .zip(cpu0)
+        .map(|(c1, c0)| (c1 - c0).as_secs_f64() / elapsed);
+    let mut lat = lat.lock().expect("lock").clone();
+    lat.sort();
+    let ms = |p: f64| percentile(&lat, p).as_secs_f64() * 1e3;
+    println!(
+        "floor: {} health checks at {rate:.0}/s: round trip p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; process CPU {:.2} cores",
+        lat.len(),
+        ms(50.0),
+        ms(90.0),
+        ms(99.0),
+        ms(99.9),
+        cpu.unwrap_or(f64::NAN)
+    );
 }
 
 async fn channels(addr: std::net::SocketAddr) -> Vec<Channel> {
@@ -189,6 +247,14 @@ async fn main() {
     .await
     .expect("server");
     let chans = channels(srv.addr).await;
+    if args.iter().any(|a| a == "--floor") {
+        let rate = arg("--rate")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(10_000.0);
+        floor(&chans, rate, seconds).await;
+        srv.stop().await.expect("stop");
+        return;
+    }
     let shared = Arc::new(Shared {
         stop: AtomicBool::new(false),
         completed: AtomicU64::new(0),
