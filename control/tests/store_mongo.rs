@@ -224,3 +224,41 @@ async fn mongo_duplicate_request_id_is_refused() {
     assert_eq!(s.get_job(1).unwrap(), Some(first));
     drop_db(&s).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
+    let Some(mut s) = store("mongo_a_long_change_log_is_trimmed_a_little_at_a_time").await else {
+        return;
+    };
+    let mut j = job(1, "acme", JobState::Queued, 1);
+    let mut versions = |from: u64, n: u64| {
+        (from..from + n)
+            .map(|rev| {
+                j.revision = rev;
+                j.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    for chunk in 0..12 {
+        s.commit(&jobs(versions(chunk * 1_000 + 1, 1_000))).unwrap();
+    }
+    assert_eq!(s.oldest_change().unwrap(), Some(1));
+    // 12,000 entries, keep 1,000: one call deletes a bounded chunk, not all 11,000.
+    let now = s.prune_changes(1_000).unwrap();
+    assert!(now > 0 && now < 11_000, "deleted {now} at once");
+    assert_eq!(s.oldest_change().unwrap(), Some(now + 1));
+    // Each later commit of 100 versions deletes up to 216 old entries until 1,000 are
+    // left.
+    let mut next = 12_001;
+    let mut oldest = now + 1;
+    for _ in 0..100 {
+        s.commit(&jobs(versions(next, 100))).unwrap();
+        next += 100;
+        let o = s.oldest_change().unwrap().unwrap();
+        assert!(o >= oldest, "the oldest kept revision never goes back");
+        oldest = o;
+    }
+    assert_eq!(oldest, next - 1_000, "exactly the newest 1,000 are kept");
+    assert_eq!(s.changes_since(0, None, 5_000).unwrap().len(), 1_000);
+    drop_db(&s).await;
+}

@@ -82,7 +82,18 @@ pub struct MongoStore {
     meta: Collection<Document>,
     transactions: bool,
     max_fencing_token: u64,
+    /// Change-log entries to keep once [`MongoStore::prune_changes`] was asked to: from
+    /// then on every commit trims a little of the rest.
+    keep_changes: Option<u64>,
+    /// No change-log entry is older than this (0: not known yet); spares a commit the
+    /// query for the oldest entry while nothing is due.
+    oldest_at_least: u64,
 }
+
+/// Change-log documents one prune call deletes at most; commits trim the rest a little
+/// at a time (one `delete_many` of the whole backlog held the live state for as long as
+/// the server took, as it did on SQLite: about a second per 100,000 entries).
+const PRUNE_NOW: u64 = 1_000;
 
 fn me(e: mongodb::error::Error) -> StoreError {
     StoreError::Mongo(Box::new(e))
@@ -248,6 +259,8 @@ impl MongoStore {
             runners,
             meta,
             transactions,
+            keep_changes: None,
+            oldest_at_least: 0,
             max_fencing_token,
         })
     }
@@ -262,30 +275,48 @@ impl MongoStore {
         self.transactions
     }
 
-    /// Deletes change-log documents older than the newest `keep_last` (at least 1 kept).
-    /// `WatchJobs` cannot resume before the oldest kept revision. Returns how many went.
+    /// Deletes change-log documents older than the newest `keep_last` (at least 1 kept),
+    /// at most [`PRUNE_NOW`] at once, and returns how many went; from then on every
+    /// commit also deletes up to twice as many old entries as it adds, until the log is
+    /// back to `keep_last`. `WatchJobs` cannot resume before the oldest kept revision.
     pub fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
-        block_on(self.prune_changes_async(keep_last))?
+        let keep = keep_last.max(1);
+        self.keep_changes = Some(keep);
+        block_on(async {
+            let newest = Self::max_id(&self.changes).await?;
+            self.trim_changes(newest, keep, PRUNE_NOW).await
+        })?
     }
 
-    async fn prune_changes_async(&self, keep_last: u64) -> Result<u64, StoreError> {
-        let skip = keep_last.max(1) - 1;
-        let cutoff = self
-            .changes
-            .find_one(doc! {})
-            .sort(doc! { "_id": -1 })
-            .skip(skip)
-            .await
-            .map_err(me)?;
-        let Some(cutoff) = cutoff else { return Ok(0) };
-        let Some(rev) = cutoff.get("_id").cloned() else {
+    /// Deletes up to `limit` of the oldest change-log entries that fall outside the
+    /// newest `keep` (counted back from revision `newest`); returns how many went.
+    /// Revisions are consecutive, so the bound is a range of `_id`s on its index.
+    async fn trim_changes(
+        &mut self,
+        newest: u64,
+        keep: u64,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let Some(cutoff) = (newest + 1).checked_sub(keep).filter(|&c| c > 0) else {
             return Ok(0);
         };
+        if cutoff <= self.oldest_at_least {
+            return Ok(0);
+        }
+        let Some(oldest) = self.oldest_change_async().await? else {
+            return Ok(0);
+        };
+        self.oldest_at_least = oldest;
+        let upto = cutoff.min(oldest.saturating_add(limit));
+        if upto <= oldest {
+            return Ok(0);
+        }
         let res = self
             .changes
-            .delete_many(doc! { "_id": { "$lt": rev } })
+            .delete_many(doc! { "_id": { "$lt": to_i64(upto, "revision")? } })
             .await
             .map_err(me)?;
+        self.oldest_at_least = upto;
         Ok(res.deleted_count)
     }
 
@@ -407,6 +438,17 @@ impl MongoStore {
         if let Some(tok) = enc.max_token {
             self.max_fencing_token = tok as u64;
         }
+        if let (Some(keep), Some(newest)) = (
+            self.keep_changes,
+            batch.jobs.iter().map(|j| j.revision).max(),
+        ) {
+            // After the batch is durable, and outside its transaction: a failed trim
+            // loses nothing (the next commit or prune deletes those entries).
+            let added = batch.jobs.len() as u64;
+            if let Err(e) = self.trim_changes(newest, keep, 2 * added + 16).await {
+                tracing::warn!(error = %e, "cannot trim the change log; retrying at the next commit");
+            }
+        }
         Ok(())
     }
 
@@ -430,15 +472,20 @@ impl MongoStore {
     }
 
     async fn max_id(coll: &Collection<Document>) -> Result<u64, StoreError> {
+        Ok(Self::edge_id(coll, -1).await?.unwrap_or(0))
+    }
+
+    /// The highest (`order` -1) or lowest (1) integer `_id` of `coll`, if it has any.
+    async fn edge_id(coll: &Collection<Document>, order: i32) -> Result<Option<u64>, StoreError> {
         let d = coll
             .find_one(doc! {})
-            .sort(doc! { "_id": -1 })
+            .sort(doc! { "_id": order })
             .await
             .map_err(me)?;
         Ok(match d.as_ref().and_then(|d| d.get("_id")) {
-            Some(Bson::Int64(v)) if *v >= 0 => *v as u64,
-            Some(Bson::Int32(v)) if *v >= 0 => *v as u64,
-            None => 0,
+            Some(Bson::Int64(v)) if *v >= 0 => Some(*v as u64),
+            Some(Bson::Int32(v)) if *v >= 0 => Some(*v as u64),
+            None => None,
             Some(other) => {
                 return Err(corrupt(
                     format!("collection {} _id", coll.name()),
@@ -446,6 +493,11 @@ impl MongoStore {
                 ))
             }
         })
+    }
+
+    /// The oldest revision still in the change log, if any.
+    pub async fn oldest_change_async(&self) -> Result<Option<u64>, StoreError> {
+        Self::edge_id(&self.changes, 1).await
     }
 
     /// [`Store::load`] for async callers.
@@ -624,6 +676,10 @@ impl Store for MongoStore {
 
     fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {
         MongoStore::prune_changes(self, keep_last)
+    }
+
+    fn oldest_change(&mut self) -> Result<Option<u64>, StoreError> {
+        block_on(self.oldest_change_async())?
     }
 
     fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
