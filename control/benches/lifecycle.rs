@@ -60,12 +60,10 @@ async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
     let calls = (rate * seconds as f64) as u64;
     let start_at = Instant::now();
     let cpu0 = cpu_time();
-    let mut inflight = Vec::new();
-    for n in 0..calls {
-        tokio::time::sleep_until((start_at + interval.mul_f64(n as f64)).into()).await;
+    open_loop(start_at, interval, calls, |n| {
         let mut client = HealthClient::new(chans[(n as usize) % CHANNELS].clone());
         let lat = lat.clone();
-        inflight.push(tokio::spawn(async move {
+        async move {
             let t = Instant::now();
             if client
                 .check(HealthCheckRequest {
@@ -76,16 +74,9 @@ async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
             {
                 lat.lock().expect("lock").push(t.elapsed());
             }
-        }));
-        if inflight.len() > 4096 {
-            for f in inflight.drain(..2048) {
-                let _ = f.await;
-            }
         }
-    }
-    for f in inflight {
-        let _ = f.await;
-    }
+    })
+    .await;
     let elapsed = start_at.elapsed().as_secs_f64();
     let cpu = cpu_time()
         .zip(cpu0)
@@ -102,6 +93,28 @@ async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
         ms(99.9),
         cpu.unwrap_or(f64::NAN)
     );
+}
+
+/// Open loop: the `n`th of `calls` calls is spawned at `start_at + n * interval` whether
+/// or not the earlier ones were answered; returns when all were.
+async fn open_loop<F, Fut>(start_at: Instant, interval: Duration, calls: u64, mut call: F)
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut inflight = Vec::new();
+    for n in 0..calls {
+        tokio::time::sleep_until((start_at + interval.mul_f64(n as f64)).into()).await;
+        inflight.push(tokio::spawn(call(n)));
+        if inflight.len() > 4096 {
+            for f in inflight.drain(..2048) {
+                let _ = f.await;
+            }
+        }
+    }
+    for f in inflight {
+        let _ = f.await;
+    }
 }
 
 async fn channels(addr: std::net::SocketAddr) -> Vec<Channel> {
@@ -367,16 +380,13 @@ async fn main() {
     let start_at = Instant::now();
     let (cpu0, flush0) = (cpu_time(), rustci_control::flush::stats());
     let calls = (rate * seconds as f64 / batch as f64) as u64;
-    let mut inflight = Vec::new();
-    for n in 0..calls {
-        let due = start_at + interval.mul_f64(n as f64);
-        tokio::time::sleep_until(due.into()).await;
+    open_loop(start_at, interval, calls, |n| {
         let mut client = clients[(n as usize) % CHANNELS].clone();
         let shared = shared.clone();
         let reqs: Vec<SubmitJobRequest> = (0..batch as u64)
             .map(|i| job(format!("l{}", n * batch as u64 + i), n * batch as u64 + i))
             .collect();
-        inflight.push(tokio::spawn(async move {
+        async move {
             {
                 let now = Instant::now();
                 let mut sent = shared.sent.lock().expect("lock");
@@ -401,16 +411,9 @@ async fn main() {
                     }
                 }
             }
-        }));
-        if inflight.len() > 4096 {
-            for f in inflight.drain(..2048) {
-                let _ = f.await;
-            }
         }
-    }
-    for f in inflight {
-        let _ = f.await;
-    }
+    })
+    .await;
     let elapsed = start_at.elapsed().as_secs_f64();
     let (cpu1, flush1) = (cpu_time(), rustci_control::flush::stats());
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -40,7 +40,7 @@ async fn drop_db(s: &MongoStore) {
 }
 
 mod store_fixtures;
-use store_fixtures::{finished, job, leased, runner};
+use store_fixtures::{finished, job, leased, runner, versions};
 
 fn jobs(v: Vec<StoredJob>) -> Batch {
     Batch {
@@ -231,16 +231,9 @@ async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
         return;
     };
     let mut j = job(1, "acme", JobState::Queued, 1);
-    let mut versions = |from: u64, n: u64| {
-        (from..from + n)
-            .map(|rev| {
-                j.revision = rev;
-                j.clone()
-            })
-            .collect::<Vec<_>>()
-    };
     for chunk in 0..12 {
-        s.commit(&jobs(versions(chunk * 1_000 + 1, 1_000))).unwrap();
+        s.commit(&jobs(versions(&mut j, chunk * 1_000 + 1, 1_000)))
+            .unwrap();
     }
     assert_eq!(s.oldest_change().unwrap(), Some(1));
     // 12,000 entries, keep 1,000: one call deletes a bounded chunk, not all 11,000.
@@ -252,7 +245,7 @@ async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
     let mut next = 12_001;
     let mut oldest = now + 1;
     for _ in 0..100 {
-        s.commit(&jobs(versions(next, 100))).unwrap();
+        s.commit(&jobs(versions(&mut j, next, 100))).unwrap();
         next += 100;
         let o = s.oldest_change().unwrap().unwrap();
         assert!(o >= oldest, "the oldest kept revision never goes back");

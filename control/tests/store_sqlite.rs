@@ -9,7 +9,7 @@ use rustci_control::store::{Batch, JobFilter, JobState, Store, StoreError, Store
 use rustci_datasets::Outcome;
 
 mod store_fixtures;
-use store_fixtures::{finished, job, leased, runner};
+use store_fixtures::{finished, job, leased, runner, versions};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, SyncMode::Normal).expect("open store")
@@ -448,16 +448,8 @@ fn a_long_change_log_is_trimmed_a_little_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());
     let mut j = job(1, "acme", JobState::Queued, 1);
-    let versions = |from: u64, n: u64, j: &mut StoredJob| {
-        (from..from + n)
-            .map(|rev| {
-                j.revision = rev;
-                j.clone()
-            })
-            .collect::<Vec<_>>()
-    };
     for chunk in 0..12 {
-        let batch = versions(chunk * 1_000 + 1, 1_000, &mut j);
+        let batch = versions(&mut j, chunk * 1_000 + 1, 1_000);
         commit_jobs(&mut s, batch);
     }
     // 12,000 rows, keep 1,000: one call deletes a bounded chunk, not all 11,000.
@@ -469,7 +461,7 @@ fn a_long_change_log_is_trimmed_a_little_at_a_time() {
     let mut next = 12_001;
     let mut oldest = now + 1;
     for _ in 0..100 {
-        let batch = versions(next, 100, &mut j);
+        let batch = versions(&mut j, next, 100);
         commit_jobs(&mut s, batch);
         next += 100;
         let o = s.oldest_change().unwrap().unwrap();

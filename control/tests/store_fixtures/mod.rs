@@ -108,3 +108,14 @@ pub fn uri_with_database(uri: &str, db: &str) -> String {
     }
     format!("{scheme}://{authority}/{db}{options}")
 }
+
+/// Versions `from..from + n` of `j` (revisions in a row, as a change log gets them); `j`
+/// is left at the last.
+pub fn versions(j: &mut StoredJob, from: u64, n: u64) -> Vec<StoredJob> {
+    (from..from + n)
+        .map(|rev| {
+            j.revision = rev;
+            j.clone()
+        })
+        .collect()
+}
