@@ -9,7 +9,7 @@ use rustci_control::store::{Batch, JobFilter, JobState, Store, StoreError, Store
 use rustci_datasets::Outcome;
 
 mod store_fixtures;
-use store_fixtures::{finished, job, leased, runner, versions};
+use store_fixtures::{finished, job, leased, runner};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, SyncMode::Normal).expect("open store")
@@ -445,32 +445,9 @@ fn prune_keeps_the_newest_changes() {
 
 #[test]
 fn a_long_change_log_is_trimmed_a_little_at_a_time() {
+    // In the commit's own transaction here.
     let dir = tempfile::tempdir().unwrap();
-    let mut s = open(dir.path());
-    let mut j = job(1, "acme", JobState::Queued, 1);
-    for chunk in 0..12 {
-        let batch = versions(&mut j, chunk * 1_000 + 1, 1_000);
-        commit_jobs(&mut s, batch);
-    }
-    // 12,000 rows, keep 1,000: one call deletes a bounded chunk, not all 11,000.
-    let now = s.prune_changes(1_000).unwrap();
-    assert!(now > 0 && now < 11_000, "deleted {now} at once");
-    assert_eq!(s.oldest_change().unwrap(), Some(now + 1));
-    // Each later commit of 100 versions deletes up to 216 old rows, in the same
-    // transaction, until 1,000 are left.
-    let mut next = 12_001;
-    let mut oldest = now + 1;
-    for _ in 0..100 {
-        let batch = versions(&mut j, next, 100);
-        commit_jobs(&mut s, batch);
-        next += 100;
-        let o = s.oldest_change().unwrap().unwrap();
-        assert!(o >= oldest, "the oldest kept revision never goes back");
-        oldest = o;
-    }
-    let newest = next - 1;
-    assert_eq!(oldest, newest - 999, "exactly the newest 1,000 are kept");
-    assert_eq!(s.changes_since(0, None, 5_000).unwrap().len(), 1_000);
+    store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(&mut open(dir.path()));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! MongoDB store tests, which check the same `Store` contract.
 #![allow(dead_code)]
 
-use rustci_control::store::{JobState, StoredJob, StoredRunner};
+use rustci_control::store::{Batch, JobState, Store, StoredJob, StoredRunner};
 
 pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
     StoredJob {
@@ -107,6 +107,39 @@ pub fn uri_with_database(uri: &str, db: &str) -> String {
         options.push_str(old_db);
     }
     format!("{scheme}://{authority}/{db}{options}")
+}
+
+/// The change-log contract of `prune_changes`: on a log of 12,000 entries, keeping 1,000
+/// deletes a bounded chunk at once, and later commits (100 versions each) trim the rest a
+/// little at a time until exactly the newest 1,000 are kept.
+pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
+    let mut j = job(1, "acme", JobState::Queued, 1);
+    let commit = |s: &mut dyn Store, jobs: Vec<StoredJob>| {
+        s.commit(&Batch {
+            jobs,
+            ..Batch::default()
+        })
+        .unwrap()
+    };
+    for chunk in 0..12 {
+        commit(s, versions(&mut j, chunk * 1_000 + 1, 1_000));
+    }
+    assert_eq!(s.oldest_change().unwrap(), Some(1));
+    let now = s.prune_changes(1_000).unwrap();
+    assert!(now > 0 && now < 11_000, "deleted {now} at once");
+    assert_eq!(s.oldest_change().unwrap(), Some(now + 1));
+    // Each commit of 100 versions deletes up to 216 old entries.
+    let mut next = 12_001;
+    let mut oldest = now + 1;
+    for _ in 0..100 {
+        commit(s, versions(&mut j, next, 100));
+        next += 100;
+        let o = s.oldest_change().unwrap().unwrap();
+        assert!(o >= oldest, "the oldest kept revision never goes back");
+        oldest = o;
+    }
+    assert_eq!(oldest, next - 1_000, "exactly the newest 1,000 are kept");
+    assert_eq!(s.changes_since(0, None, 5_000).unwrap().len(), 1_000);
 }
 
 /// Versions `from..from + n` of `j` (revisions in a row, as a change log gets them); `j`
