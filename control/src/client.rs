@@ -163,7 +163,31 @@ pub fn state_name(state: i32) -> &'static str {
     }
 }
 
-/// Parses a lower-case state name.
+/// A job's state as JSON output names it (`submit`, `jobs list|get|watch|cancel|explain
+/// --format json`): `QUEUED`, `RUNNING` (leased to a runner), `SUCCEEDED`, `FAILED`,
+/// `CANCELLED`.
+pub fn state_json(state: i32) -> &'static str {
+    use crate::pb::JobState;
+    match JobState::try_from(state) {
+        Ok(JobState::Queued) => "QUEUED",
+        Ok(JobState::Leased) => "RUNNING",
+        Ok(JobState::Succeeded) => "SUCCEEDED",
+        Ok(JobState::Failed) => "FAILED",
+        Ok(JobState::Cancelled) => "CANCELLED",
+        Ok(JobState::Unspecified) | Err(_) => "STATE_UNSPECIFIED",
+    }
+}
+
+/// A Unix time in milliseconds as an RFC 3339 UTC timestamp; `null` when unset (0).
+fn time_json(unix_ms: i64) -> serde_json::Value {
+    if unix_ms > 0 {
+        rustci_datasets::time::format_utc_ms(unix_ms).into()
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+/// Parses a state name, either case; `running` is a leased job.
 pub fn parse_state(s: &str) -> Option<crate::pb::JobState> {
     use crate::pb::JobState;
     Some(match s.to_ascii_lowercase().as_str() {
@@ -177,7 +201,9 @@ pub fn parse_state(s: &str) -> Option<crate::pb::JobState> {
     })
 }
 
-/// A job as JSON: the wire fields, with the state as a lower-case word.
+/// A job as JSON: the wire fields, the state as [`state_json`] names it, and the submit,
+/// start and end times both as RFC 3339 timestamps (`submit_time`, ...; `null` when
+/// unset) and as Unix milliseconds (`submit_ms`, ...; 0 when unset).
 pub fn job_json(j: &crate::pb::Job) -> serde_json::Value {
     let wait_ms = (j.start_ms > 0).then(|| j.start_ms - j.submit_ms);
     serde_json::json!({
@@ -190,7 +216,10 @@ pub fn job_json(j: &crate::pb::Job) -> serde_json::Value {
         "qos": j.qos,
         "priority": j.priority,
         "requested_ms": j.requested_ms,
-        "state": state_name(j.state),
+        "state": state_json(j.state),
+        "submit_time": time_json(j.submit_ms),
+        "start_time": time_json(j.start_ms),
+        "end_time": time_json(j.end_ms),
         "submit_ms": j.submit_ms,
         "start_ms": j.start_ms,
         "end_ms": j.end_ms,

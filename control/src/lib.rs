@@ -10,6 +10,7 @@ pub mod client;
 pub mod coord;
 pub mod flush;
 pub mod live;
+pub mod loadgen;
 pub mod metrics;
 pub mod model_reload;
 pub mod pb;

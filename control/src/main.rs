@@ -15,6 +15,7 @@ use rustci_control::store::sqlite::SyncMode;
 use tokio_stream::StreamExt;
 use tracing_subscriber::EnvFilter;
 
+mod bench_cli;
 mod retrain_cli;
 
 const TOP_EXAMPLES: &str = "\
@@ -23,7 +24,8 @@ Examples:
   rustci runner --server http://127.0.0.1:7411 --pool linux --labels linux,x86_64 --slots 4
   rustci submit --server http://127.0.0.1:7411 --tenant team-a --labels linux --command 'make test'
   rustci jobs list --state queued
-  rustci jobs explain jobs/42";
+  rustci jobs explain jobs/42
+  rustci bench --server http://127.0.0.1:7411 --jobs 20000 --concurrency 64 --format json";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -117,6 +119,10 @@ enum Cmd {
     /// Retrain the run-time model from job history and write a new version if no worse.
     #[command(after_help = retrain_cli::RETRAIN_EXAMPLES)]
     Retrain(retrain_cli::RetrainArgs),
+    /// Load generator: full job lifecycles against a server; lifecycles/s and
+    /// submit-to-lease latency.
+    #[command(after_help = bench_cli::BENCH_EXAMPLES)]
+    Bench(bench_cli::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
@@ -431,6 +437,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Fleet { cmd } => fleet(cmd).await,
         Cmd::Retrain(a) => retrain_cli::run(a).await,
+        Cmd::Bench(a) => bench_cli::run(a).await,
     }
 }
 
@@ -660,7 +667,7 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
             match format {
                 Format::Json => print_json(&serde_json::json!({
                     "name": e.name,
-                    "state": state_name(e.state),
+                    "state": client::state_json(e.state),
                     "reason": e.reason,
                     "message": e.message,
                     "blocking_job": e.blocking_job,

@@ -502,7 +502,7 @@ async fn cli_submit_get_list_cancel() {
     ]);
     let name = job["name"].as_str().expect("name").to_string();
     assert!(name.starts_with("jobs/"), "{job}");
-    assert_eq!(job["state"], "queued");
+    assert_eq!(job["state"], "QUEUED");
     assert_eq!(job["tenant"], "t1");
     assert_eq!(job["labels"], serde_json::json!(["linux", "x86"]));
     assert_eq!(job["command"], cmd.as_str());
@@ -556,7 +556,7 @@ async fn cli_submit_get_list_cancel() {
     assert_ne!(c1["name"], c2["name"], "default request ids are unique");
     let cname = c1["name"].as_str().expect("name");
     let cancelled = cli(&["jobs", "cancel", cname, "--server", s, "--format", "json"]);
-    assert_eq!(cancelled["state"], "cancelled");
+    assert_eq!(cancelled["state"], "CANCELLED");
 
     let mut procs = Procs::new();
     procs.runner(
@@ -577,7 +577,7 @@ async fn cli_submit_get_list_cancel() {
             let (s, name) = (s.to_string(), name.clone());
             async move {
                 let j = cli(&["jobs", "get", &name, "--server", &s, "--format", "json"]);
-                if j["state"] == "succeeded" {
+                if j["state"] == "SUCCEEDED" {
                     Ok(j)
                 } else {
                     Err(j.to_string())
@@ -606,6 +606,43 @@ async fn cli_submit_get_list_cancel() {
         "jobs", "list", "--server", s, "--limit", "0", "--format", "json",
     ]);
     assert_eq!(all.as_array().map(Vec::len), Some(3), "{all}");
+    // The interface scripts rely on: each job with its name, tenant, state, runner,
+    // attempts and RFC 3339 times, the same instants as the milliseconds.
+    for j in all.as_array().expect("array") {
+        for field in [
+            "name",
+            "tenant",
+            "state",
+            "runner",
+            "attempts",
+            "submit_time",
+        ] {
+            assert!(!j[field].is_null(), "{field} missing: {j}");
+        }
+        let time = |f: &str| j[f].as_str().map(str::to_string);
+        let ms = |f: &str| j[f].as_i64().unwrap_or(0);
+        let as_time = |ms: i64| (ms > 0).then(|| rustci_datasets::time::format_utc_ms(ms));
+        for (t, m) in [
+            ("submit_time", "submit_ms"),
+            ("start_time", "start_ms"),
+            ("end_time", "end_ms"),
+        ] {
+            assert_eq!(time(t), as_time(ms(m)), "{t} against {m}: {j}");
+        }
+        match j["state"].as_str() {
+            Some("SUCCEEDED") => {
+                assert_eq!(j["runner"], "runners/cli-r");
+                assert_eq!(j["attempts"], 1);
+                assert!(
+                    time("end_time") >= time("start_time")
+                        && time("start_time") >= time("submit_time")
+                );
+            }
+            Some("CANCELLED") => assert!(j["start_time"].is_null(), "{j}"),
+            Some("QUEUED") => assert!(j["end_time"].is_null(), "{j}"),
+            other => panic!("unexpected state {other:?}: {j}"),
+        }
+    }
     let e = cli(&["jobs", "explain", &name, "--server", s, "--format", "json"]);
     assert_eq!(e["reason"], "finished");
 
@@ -647,4 +684,104 @@ async fn cli_submit_get_list_cancel() {
         .await
         .expect("the server did not stop within 10 s")
         .expect("stopping the server");
+}
+
+/// `rustci bench` (the load generator's stable interface) against a local-mode server:
+/// closed loop with unary calls, then open loop with batch calls. Every job it reports
+/// ran exactly once, on one of its own runners, which are drained at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("starting the server");
+    let url = format!("http://{}", srv.addr);
+    let closed = cli(&[
+        "bench",
+        "--server",
+        &url,
+        "--jobs",
+        "300",
+        "--concurrency",
+        "4",
+        "--format",
+        "json",
+    ]);
+    let open = cli(&[
+        "bench", "--server", &url, "--jobs", "200", "--batch", "8", "--rate", "2000", "--format",
+        "json",
+    ]);
+    for (r, jobs, mode) in [(&closed, 300, "closed"), (&open, 200, "open")] {
+        assert_eq!(r["mode"], mode, "{r}");
+        assert_eq!(
+            (r["jobs"].as_u64(), r["lifecycles"].as_u64()),
+            (Some(jobs), Some(jobs)),
+            "{r}"
+        );
+        assert_eq!(r["failed_calls"], 0, "{r}");
+        let rate = r["lifecycles_per_s"].as_f64().expect("lifecycles_per_s");
+        let seconds = r["seconds"].as_f64().expect("seconds");
+        assert!(
+            rate > 0.0 && (rate * seconds - jobs as f64).abs() < 1.0,
+            "{r}"
+        );
+        let (p50, p99) = (
+            r["submit_to_lease_p50_us"].as_u64().expect("p50"),
+            r["submit_to_lease_p99_us"].as_u64().expect("p99"),
+        );
+        assert!(p50 > 0 && p50 <= p99, "{r}");
+        assert!(
+            p99 <= r["submit_to_lease_max_us"].as_u64().expect("max"),
+            "{r}"
+        );
+    }
+
+    let c = connect_lazy(&url, None, None).expect("client");
+    let jobs = list_all(&c, "bench", pb::JobState::Unspecified, 1000)
+        .await
+        .expect("list");
+    assert_eq!(jobs.len(), 500, "every job the two runs submitted");
+    let mut request_ids = HashSet::new();
+    for j in &jobs {
+        assert_eq!(j.state, pb::JobState::Succeeded as i32, "{j:?}");
+        assert_eq!(j.attempts, 1, "leased once: {j:?}");
+        assert!(j.runner.starts_with("runners/bench-"), "{j:?}");
+        assert!(
+            request_ids.insert(j.request_id.clone()),
+            "one job per request"
+        );
+    }
+    let stats = c
+        .fleet
+        .clone()
+        .get_queue_stats(pb::GetQueueStatsRequest::default())
+        .await
+        .expect("stats")
+        .into_inner();
+    // Both runs' runners are drained: registered until their heartbeats lapse, but
+    // offering no slot.
+    let bench_pools: Vec<_> = stats
+        .pools
+        .iter()
+        .filter(|p| p.pool.starts_with("bench-"))
+        .collect();
+    assert_eq!(bench_pools.len(), 2, "{stats:?}");
+    assert!(bench_pools.iter().all(|p| p.free_slots == 0), "{stats:?}");
+
+    // Bad input is refused before anything is registered.
+    let out = std::process::Command::new(BIN)
+        .args(["bench", "--server", &url, "--jobs", "0"])
+        .output()
+        .expect("rustci bench");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--jobs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    srv.stop().await.expect("stop");
 }

@@ -45,6 +45,19 @@ pub fn format_utc(unix_s: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC) for a Unix time in milliseconds.
+pub fn format_utc_ms(unix_ms: i64) -> String {
+    let (y, m, d) = civil_from_days(unix_ms.div_euclid(86_400_000));
+    let ms = unix_ms.rem_euclid(86_400_000);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
 fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
@@ -135,6 +148,17 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_are_formatted_as_rfc3339() {
+        assert_eq!(format_utc_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_utc_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(format_utc_ms(-1), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_utc_ms(1_700_000_000_000),
+            format_utc(1_700_000_000).replace('Z', ".000Z")
+        );
+    }
 
     #[test]
     fn civil_round_trip() {

@@ -119,27 +119,27 @@ pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
             jobs,
             ..Batch::default()
         })
-        .unwrap()
+        .expect("commit")
     };
     for chunk in 0..12 {
         commit(s, versions(&mut j, chunk * 1_000 + 1, 1_000));
     }
-    assert_eq!(s.oldest_change().unwrap(), Some(1));
-    let now = s.prune_changes(1_000).unwrap();
+    assert_eq!(s.oldest_change().expect("oldest"), Some(1));
+    let now = s.prune_changes(1_000).expect("prune");
     assert!(now > 0 && now < 11_000, "deleted {now} at once");
-    assert_eq!(s.oldest_change().unwrap(), Some(now + 1));
+    assert_eq!(s.oldest_change().expect("oldest"), Some(now + 1));
     // Each commit of 100 versions deletes up to 216 old entries.
     let mut next = 12_001;
     let mut oldest = now + 1;
     for _ in 0..100 {
         commit(s, versions(&mut j, next, 100));
         next += 100;
-        let o = s.oldest_change().unwrap().unwrap();
+        let o = s.oldest_change().expect("oldest").expect("a kept entry");
         assert!(o >= oldest, "the oldest kept revision never goes back");
         oldest = o;
     }
     assert_eq!(oldest, next - 1_000, "exactly the newest 1,000 are kept");
-    assert_eq!(s.changes_since(0, None, 5_000).unwrap().len(), 1_000);
+    assert_eq!(s.changes_since(0, None, 5_000).expect("changes").len(), 1_000);
 }
 
 /// Versions `from..from + n` of `j` (revisions in a row, as a change log gets them); `j`
