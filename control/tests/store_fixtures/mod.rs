@@ -139,7 +139,10 @@ pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
         oldest = o;
     }
     assert_eq!(oldest, next - 1_000, "exactly the newest 1,000 are kept");
-    assert_eq!(s.changes_since(0, None, 5_000).expect("changes").len(), 1_000);
+    assert_eq!(
+        s.changes_since(0, None, 5_000).expect("changes").len(),
+        1_000
+    );
 }
 
 /// Versions `from..from + n` of `j` (revisions in a row, as a change log gets them); `j`
