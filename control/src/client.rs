@@ -150,12 +150,12 @@ pub fn connect_lazy(server: &str, key: Option<&str>, ca: Option<&Path>) -> Resul
     Ok(Clients::new(ep.connect_lazy(), bearer))
 }
 
-/// Lower-case name of a job state ("queued", "leased", ...).
+/// Lower-case name of a job state for tables ("queued", "running" for a leased job, ...).
 pub fn state_name(state: i32) -> &'static str {
     use crate::pb::JobState;
     match JobState::try_from(state) {
         Ok(JobState::Queued) => "queued",
-        Ok(JobState::Leased) => "leased",
+        Ok(JobState::Leased) => "running",
         Ok(JobState::Succeeded) => "succeeded",
         Ok(JobState::Failed) => "failed",
         Ok(JobState::Cancelled) => "cancelled",

@@ -272,9 +272,10 @@ enum JobsCmd {
         /// queued, leased, succeeded, failed, cancelled (default: any).
         #[arg(long)]
         state: Option<String>,
-        /// At most this many jobs; 0 = all.
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
+        /// At most this many jobs; 0 = all (default: all with --format json, 100 as a
+        /// table).
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -526,6 +527,9 @@ fn cell(s: &str, w: usize) -> String {
     }
 }
 
+/// Jobs `jobs list` shows as a table unless `--limit` says otherwise.
+const TABLE_LIMIT: usize = 100;
+
 const JOB_HEADER: &str = "NAME          TENANT        STATE      LABELS            RUNNER            WAIT_MS  ATTEMPTS  EXIT  EST                START                 COMMAND";
 
 fn job_row(j: &pb::Job) -> String {
@@ -595,6 +599,11 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
             format,
         } => {
             let state = state_filter(state.as_deref())?;
+            // Scripts get every job unless they ask for fewer; a terminal the newest page.
+            let limit = limit.unwrap_or(match format {
+                Format::Json => 0,
+                Format::Table => TABLE_LIMIT,
+            });
             let mut c = conn.connect().await?;
             let mut out = Vec::new();
             let mut token = String::new();
@@ -628,6 +637,9 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
                     println!("{JOB_HEADER}");
                     for j in &out {
                         println!("{}", job_row(j));
+                    }
+                    if !token.is_empty() {
+                        eprintln!("(the first {limit} jobs; --limit 0 lists them all)");
                     }
                     Ok(())
                 }

@@ -745,6 +745,12 @@ async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
         .await
         .expect("list");
     assert_eq!(jobs.len(), 500, "every job the two runs submitted");
+    let listed = cli(&["jobs", "list", "--server", &url, "--format", "json"]);
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(500),
+        "jobs list --format json lists every job unless --limit says otherwise"
+    );
     let mut request_ids = HashSet::new();
     for j in &jobs {
         assert_eq!(j.state, pb::JobState::Succeeded as i32, "{j:?}");
