@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_control::client;
 use rustci_control::loadgen::{Load, LoadConfig, PhaseReport, Until};
 use serde::Serialize;
@@ -130,16 +131,28 @@ pub async fn run(a: BenchArgs) -> Result<()> {
     let load = Load::start(config, submitters, runners)
         .await
         .context("starting the bench's runners")?;
-    let tty = std::io::stderr().is_terminal();
-    if tty {
-        match a.rate {
-            Some(r) => eprintln!("bench: {} jobs at {r:.0}/s (open loop) ...", a.jobs),
-            None => eprintln!(
-                "bench: {} jobs, {} submit calls in flight (closed loop) ...",
-                a.jobs, a.concurrency
-            ),
-        }
-    }
+    // A progress bar on terminals only: pipes and tests get the result alone.
+    let progress = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::with_draw_target(Some(a.jobs), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} jobs done {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(match a.rate {
+            Some(r) => format!("(open loop, {r:.0} jobs/s)"),
+            None => format!("(closed loop, {} calls in flight)", a.concurrency),
+        });
+        let (bar2, done) = (bar.clone(), load.completed_counter());
+        let ticker = tokio::spawn(async move {
+            loop {
+                bar2.set_position(done.get());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        (bar, ticker)
+    });
     let report = match a.rate {
         Some(r) => load.open_loop(r, a.jobs).await,
         None => {
@@ -147,6 +160,10 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 .await
         }
     };
+    if let Some((bar, ticker)) = progress {
+        ticker.abort();
+        bar.finish_and_clear();
+    }
     let first_error = load.first_error();
     load.stop().await;
     if report.lifecycles == 0 {

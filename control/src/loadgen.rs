@@ -389,6 +389,12 @@ impl Load {
         }
     }
 
+    /// A handle that reads how many jobs this load has completed so far (for progress
+    /// displays while a phase runs).
+    pub fn completed_counter(&self) -> CompletedCounter {
+        CompletedCounter(self.state.clone())
+    }
+
     /// The first error a call of this load got, if any.
     pub fn first_error(&self) -> Option<Status> {
         lock(&self.state.first_error).clone()
@@ -476,6 +482,24 @@ impl Load {
             foreign_leases: st.foreign.load(Ordering::Relaxed) - start.foreign,
             samples,
         }
+    }
+}
+
+/// Jobs a [`Load`] has completed so far.
+#[derive(Clone)]
+pub struct CompletedCounter(Arc<State>);
+
+impl std::fmt::Debug for CompletedCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CompletedCounter")
+            .field(&self.get())
+            .finish()
+    }
+}
+
+impl CompletedCounter {
+    pub fn get(&self) -> u64 {
+        self.0.completed.load(Ordering::Relaxed)
     }
 }
 
