@@ -459,8 +459,12 @@ impl Live {
         // The predictor sees the recent jobs again in time order, each submitted (it
         // estimates it as it did then) and later finished (it learns the run time), so
         // estimates and upper quantiles after a restart are those before it. At one
-        // instant ends come first, as live: a job submitted when another finished saw it.
-        let ran: Vec<(&StoredJob, Millis, Millis)> = snap
+        // instant other jobs' ends come before submissions, as the models are trained
+        // (a job submitted when another finished saw it); a job's own end always comes
+        // after its own submission. Only the newest REPLAYED_ESTIMATES are estimated
+        // again (each is a model evaluation, and a reload holds the live state): older
+        // ones only teach their run times, as before per-key margins existed.
+        let mut ran: Vec<(&StoredJob, Millis, Millis)> = snap
             .recently_finished
             .iter()
             .filter(|j| matches!(j.state, JobState::Succeeded | JobState::Failed))
@@ -469,11 +473,16 @@ impl Live {
                 _ => None,
             })
             .collect();
-        // (time, 0 = end / 1 = submit, job id, index in `ran`)
+        ran.sort_by_key(|&(j, _, e)| (e, j.id));
+        let estimated_from = ran.len().saturating_sub(REPLAYED_ESTIMATES);
+        // (time, 0 = end / 1 = submit / 2 = end at its own submit instant, job id, index)
         let mut replay: Vec<(Millis, u8, u64, usize)> = Vec::with_capacity(2 * ran.len());
         for (i, &(job, _, e)) in ran.iter().enumerate() {
-            replay.push((job.submit_ms.min(e), 1, job.id, i));
-            replay.push((e, 0, job.id, i));
+            let submitted = job.submit_ms.min(e);
+            if i >= estimated_from {
+                replay.push((submitted, 1, job.id, i));
+            }
+            replay.push((e, if e == submitted { 2 } else { 0 }, job.id, i));
         }
         replay.sort_unstable();
         for (_, kind, _, i) in replay {
@@ -1690,6 +1699,9 @@ pub struct Eta {
 pub const PLAN_LIMIT: usize = 100_000;
 
 /// The core's view of a stored job once its tenant, QoS class and labels are resolved.
+/// Finished jobs a reload estimates again, newest first (see `Live::reload`).
+const REPLAYED_ESTIMATES: usize = 100_000;
+
 fn core_spec(job: &StoredJob, tenant: TenantId, qos: QosId, labels: LabelSet) -> JobSpec {
     JobSpec {
         id: JobId(job.id),

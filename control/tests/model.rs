@@ -380,6 +380,19 @@ fn steady_job(i: u32) -> SubmitJobRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
+    restart_keeps_estimates(900_000).await;
+}
+
+/// Jobs that end at the instant they were submitted: a restart replays each one's
+/// submission before its end, so its residual still counts for its key's margin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn estimates_after_a_restart_remember_instant_runs_too() {
+    restart_keeps_estimates(0).await;
+}
+
+/// Six runs of one job of `run_ms` each, one after another; then the same job's estimate
+/// and P90 before and after a restart at the same instant.
+async fn restart_keeps_estimates(run_ms: i64) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let models = tmp.path().join("models");
     // The trained model: each user's jobs use their own share of the request, so the
@@ -414,7 +427,8 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
         .await
         .expect("submit")
         .into_inner();
-    // This job runs 90% of its request, six times over, one after another.
+    // This job runs `run_ms` (90% of its request, or nothing), six times over, one after
+    // another.
     let mut now = t0;
     for i in 0..6 {
         let job = if i == 0 {
@@ -430,7 +444,7 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
             lease.job.as_ref().map(|j| j.name.clone()),
             Some(job.name.clone())
         );
-        now += 900_000;
+        now += run_ms;
         clock.set(now);
         common::complete_ok(&mut run, "r0", &lease).await;
     }
@@ -443,9 +457,9 @@ async fn estimates_after_a_restart_remember_the_run_times_seen_before() {
         .into_inner();
     let (before, before_upper) = (job.predicted_run_ms, job.predicted_run_upper_ms);
     assert!(
-        (before - 900_000).abs() < (fresh.predicted_run_ms - 900_000).abs() / 2,
-        "the history moved the estimate towards 900 s: {} ms with none, {before} ms after \
-         six 900 s runs",
+        (before - run_ms).abs() < (fresh.predicted_run_ms - run_ms).abs() / 2,
+        "the history moved the estimate towards {run_ms} ms: {} ms with none, {before} ms \
+         after six such runs",
         fresh.predicted_run_ms
     );
     srv.stop().await.expect("stop");
