@@ -43,7 +43,7 @@ async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
     let calls = (rate * seconds as f64) as u64;
     let start_at = Instant::now();
     let cpu0 = cpu_time();
-    open_loop(start_at, interval, calls, |n| {
+    let late = open_loop(start_at, interval, calls, |n| {
         let mut client = HealthClient::new(chans[(n as usize) % CHANNELS].clone());
         let lat = lat.clone();
         async move {
@@ -68,7 +68,7 @@ async fn floor(chans: &[Channel], rate: f64, seconds: u64) {
     lat.sort();
     let ms = |p: f64| percentile(&lat, p).as_secs_f64() * 1e3;
     println!(
-        "floor: {} health checks at {rate:.0}/s: round trip p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; process CPU {:.2} cores",
+        "floor: {} health checks at {rate:.0}/s ({late} sent late): round trip p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; process CPU {:.2} cores",
         lat.len(),
         ms(50.0),
         ms(90.0),
@@ -265,9 +265,10 @@ async fn main() {
         rustci_control::flush::stats().max_commit_nanos as f64 / 1e6
     );
     println!(
-        "  submit call answered (durable) p50 {:.3} ms, p99 {:.3} ms",
+        "  submit call answered (durable) p50 {:.3} ms, p99 {:.3} ms; {} calls sent late",
         ms(r.submit_answered_p50_us),
         ms(r.submit_answered_p99_us),
+        r.late_calls,
     );
     if let Ok(load) = Arc::try_unwrap(load) {
         load.stop().await;

@@ -52,8 +52,9 @@ pub struct LoadConfig {
     pub tenants: Vec<String>,
     pub runners: usize,
     pub slots: u32,
-    /// Jobs per `SubmitJobs` call (and leases per `CompleteJobs` call at most); 1 means
-    /// unary `SubmitJob` and `CompleteJob` calls.
+    /// Jobs per `SubmitJobs` call; above 1, the leases of one poll (up to 256) are also
+    /// completed in one `CompleteJobs` call. 1 means unary `SubmitJob` and `CompleteJob`
+    /// calls.
     pub batch: usize,
     /// Names this run: its runner ids, pool, label and request ids start with it.
     pub run_id: String,
@@ -73,8 +74,8 @@ impl LoadConfig {
         if self.slots == 0 {
             return bad("slots", "must be at least 1");
         }
-        if !(1..=1000).contains(&self.batch) {
-            return bad("batch", "must be 1-1000");
+        if !(1..=crate::service::MAX_BATCH).contains(&self.batch) {
+            return bad("batch", "must be 1 to the server's batch limit (1000)");
         }
         if self.run_id.is_empty()
             || self.run_id.len() > 40
@@ -95,7 +96,8 @@ pub enum Until {
     /// After this many jobs; the phase ends when they have all completed.
     Jobs(u64),
     /// Lifecycles are counted for `measure` after a `warmup`; jobs still in flight then
-    /// are not waited for.
+    /// are not waited for ([`Load::settle`] before the next phase, else its counts
+    /// include them). Latencies, if measured, include the warm-up's.
     For { warmup: Duration, measure: Duration },
 }
 
@@ -117,8 +119,11 @@ pub struct PhaseReport {
     /// How long a submit call took to be answered (the job durable), in microseconds.
     pub submit_answered_p50_us: u64,
     pub submit_answered_p99_us: u64,
-    /// Calls that failed (submits and completions).
+    /// Calls that failed: submits, lease polls, completions and heartbeats.
     pub failed_calls: u64,
+    /// Open loop: calls sent more than 5 ms after they were due (the load generator fell
+    /// behind; latencies count from each call's start and miss that delay).
+    pub late_calls: u64,
     /// Leases of jobs this run did not submit, left to lapse.
     pub foreign_leases: u64,
     /// Every measured job's (submit time since the phase began, submit-to-lease latency).
@@ -362,7 +367,7 @@ impl Load {
         let start = self.begin(true);
         let batch = self.state.batch as u64;
         let interval = Duration::from_secs_f64(batch as f64 / rate.max(1e-3));
-        open_loop(start.at, interval, jobs.div_ceil(batch), |call| {
+        let late = open_loop(start.at, interval, jobs.div_ceil(batch), |call| {
             let client = self.submitters[(call as usize) % self.submitters.len()].clone();
             let state = self.state.clone();
             let n = batch.min(jobs - call * batch);
@@ -371,7 +376,8 @@ impl Load {
         })
         .await;
         let seconds = self.wait_for_completions(&start).await;
-        let r = self.finish(&start, seconds);
+        let mut r = self.finish(&start, seconds);
+        r.late_calls = late;
         self.state.measure.store(false, Ordering::Relaxed);
         r
     }
@@ -480,6 +486,7 @@ impl Load {
             submit_answered_p99_us: us(&answered, 99.0),
             failed_calls: st.failed_calls.load(Ordering::Relaxed) - start.failed,
             foreign_leases: st.foreign.load(Ordering::Relaxed) - start.foreign,
+            late_calls: 0,
             samples,
         }
     }
@@ -512,26 +519,38 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.min(sorted.len()) - 1]
 }
 
+/// A call of an open loop sent later than this after it was due counts as late.
+const LATE: Duration = Duration::from_millis(5);
+
 /// Open loop: the `n`th of `calls` calls is spawned at `start_at + n * interval` whether
-/// or not the earlier ones were answered; returns when all were.
-pub async fn open_loop<F, Fut>(start_at: Instant, interval: Duration, calls: u64, mut call: F)
+/// or not earlier calls were answered; finished calls are reaped without waiting, so a
+/// slow server never slows the schedule. Returns when all were answered, with how many
+/// went out more than [`LATE`] after they were due: the load generator itself fell
+/// behind, and latencies (counted from each call's start, since tokio's timer is only
+/// millisecond-precise) miss that delay.
+pub async fn open_loop<F, Fut>(
+    start_at: Instant,
+    interval: Duration,
+    calls: u64,
+    mut call: F,
+) -> u64
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut inflight = Vec::new();
+    let mut inflight = tokio::task::JoinSet::new();
+    let mut late = 0;
     for n in 0..calls {
-        tokio::time::sleep_until((start_at + interval.mul_f64(n as f64)).into()).await;
-        inflight.push(tokio::spawn(call(n)));
-        if inflight.len() > 4096 {
-            for f in inflight.drain(..2048) {
-                let _ = f.await;
-            }
+        let due = start_at + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        if due.elapsed() > LATE {
+            late += 1;
         }
+        inflight.spawn(call(n));
+        while inflight.try_join_next().is_some() {}
     }
-    for f in inflight {
-        let _ = f.await;
-    }
+    while inflight.join_next().await.is_some() {}
+    late
 }
 
 /// One submit call (`SubmitJobs` for more than one job).

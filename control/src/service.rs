@@ -330,7 +330,7 @@ fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
 }
 
 /// At most this many items in one batch call.
-const MAX_BATCH: usize = 1000;
+pub const MAX_BATCH: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct JobApi(pub Arc<Shared>);
