@@ -269,7 +269,8 @@ enum JobsCmd {
         /// Tenant (default: the key's tenant; all tenants in local mode).
         #[arg(long, env = "RUSTCI_TENANT")]
         tenant: Option<String>,
-        /// queued, leased, succeeded, failed, cancelled (default: any).
+        /// queued, running (leased), succeeded, failed, cancelled, either case (default:
+        /// any).
         #[arg(long)]
         state: Option<String>,
         /// At most this many jobs; 0 = all (default: all with --format json, 100 as a
@@ -599,7 +600,8 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
             format,
         } => {
             let state = state_filter(state.as_deref())?;
-            // Scripts get every job unless they ask for fewer; a terminal the newest page.
+            // Scripts get every job unless they ask for fewer; a terminal the first 100
+            // (oldest first, as ListJobs pages).
             let limit = limit.unwrap_or(match format {
                 Format::Json => 0,
                 Format::Table => TABLE_LIMIT,

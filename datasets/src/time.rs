@@ -47,15 +47,9 @@ pub fn format_utc(unix_s: i64) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC) for a Unix time in milliseconds.
 pub fn format_utc_ms(unix_ms: i64) -> String {
-    let (y, m, d) = civil_from_days(unix_ms.div_euclid(86_400_000));
-    let ms = unix_ms.rem_euclid(86_400_000);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
+    let seconds = format_utc(unix_ms.div_euclid(1000));
+    let whole = seconds.strip_suffix('Z').unwrap_or(&seconds);
+    format!("{whole}.{:03}Z", unix_ms.rem_euclid(1000))
 }
 
 fn digits(b: &[u8]) -> Option<u32> {

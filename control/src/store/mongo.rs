@@ -85,8 +85,8 @@ pub struct MongoStore {
     /// Change-log entries to keep once [`MongoStore::prune_changes`] was asked to: from
     /// then on every commit trims a little of the rest.
     keep_changes: Option<u64>,
-    /// No change-log entry is older than this (0: not known yet); spares a commit the
-    /// query for the oldest entry while nothing is due.
+    /// No change-log entry is older than this (0: not known yet): trimming asks the
+    /// database for the oldest entry only once.
     oldest_at_least: u64,
 }
 
@@ -290,7 +290,10 @@ impl MongoStore {
 
     /// Deletes up to `limit` of the oldest change-log entries that fall outside the
     /// newest `keep` (counted back from revision `newest`); returns how many went.
-    /// Revisions are consecutive, so the bound is a range of `_id`s on its index.
+    /// Revisions only grow, so the bound is a range of `_id`s on its index: below the
+    /// cutoff and at most `limit` revisions above the oldest. The oldest is looked up
+    /// once; after that every deletion raises the known lower bound, so a commit in the
+    /// steady state costs one `delete_many`.
     async fn trim_changes(
         &mut self,
         newest: u64,
@@ -303,12 +306,14 @@ impl MongoStore {
         if cutoff <= self.oldest_at_least {
             return Ok(0);
         }
-        let Some(oldest) = self.oldest_change_async().await? else {
-            return Ok(0);
-        };
-        self.oldest_at_least = oldest;
-        let upto = cutoff.min(oldest.saturating_add(limit));
-        if upto <= oldest {
+        if self.oldest_at_least == 0 {
+            match self.oldest_change_async().await? {
+                Some(oldest) => self.oldest_at_least = oldest,
+                None => return Ok(0),
+            }
+        }
+        let upto = cutoff.min(self.oldest_at_least.saturating_add(limit));
+        if upto <= self.oldest_at_least {
             return Ok(0);
         }
         let res = self
