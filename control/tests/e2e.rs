@@ -467,10 +467,8 @@ fn cli(args: &[&str]) -> serde_json::Value {
     })
 }
 
-/// The CLI against a local-mode server: submit, get, list, explain, cancel, idempotency,
-/// and a runner running the job.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_submit_get_list_cancel() {
+/// A local-mode server (no auth) on a free loopback port, its data in a temp dir.
+async fn local_server() -> (tempfile::TempDir, server::RunningServer, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = server::start(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -480,6 +478,14 @@ async fn cli_submit_get_list_cancel() {
     .await
     .expect("starting the server");
     let url = format!("http://{}", srv.addr);
+    (dir, srv, url)
+}
+
+/// The CLI against a local-mode server: submit, get, list, explain, cancel, idempotency,
+/// and a runner running the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_submit_get_list_cancel() {
+    let (dir, srv, url) = local_server().await;
     let s = url.as_str();
     let marker = dir.path().join("ran");
 
@@ -691,15 +697,7 @@ async fn cli_submit_get_list_cancel() {
 /// ran exactly once, on one of its own runners, which are drained at the end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("data"),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("starting the server");
-    let url = format!("http://{}", srv.addr);
+    let (_dir, srv, url) = local_server().await;
     let t = Instant::now();
     let closed = cli(&[
         "bench",
