@@ -160,6 +160,7 @@ async fn main() {
                 slots: SLOTS,
                 batch,
                 run_id: "bench".into(),
+                idle_limit: rustci_control::loadgen::IDLE_LIMIT,
             },
             clients.clone(),
             clients,

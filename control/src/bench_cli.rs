@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_control::client;
-use rustci_control::loadgen::{Load, LoadConfig, PhaseReport, Until};
+use rustci_control::loadgen::{self, Load, LoadConfig, PhaseReport, Until};
 use serde::Serialize;
 
 use crate::Format;
@@ -127,6 +127,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         slots: a.slots,
         batch: a.batch,
         run_id: format!("bench-{:x}-{:x}", std::process::id(), nanos % (1 << 40)),
+        idle_limit: loadgen::IDLE_LIMIT,
     };
     let load = Load::start(config, submitters, runners)
         .await
@@ -165,7 +166,22 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         bar.finish_and_clear();
     }
     let first_error = load.first_error();
+    // Jobs it stopped waiting for would stay queued with a label no runner has.
+    let leftovers = if report.lifecycles < report.jobs {
+        Some(load.cancel_unfinished().await)
+    } else {
+        None
+    };
     load.stop().await;
+    match leftovers {
+        Some(Ok(n)) if n > 0 => eprintln!("cancelled {n} jobs of this run that did not finish"),
+        Some(Err(e)) => eprintln!(
+            "warning: could not cancel the jobs of this run that did not finish: {}: {}",
+            e.code(),
+            e.message()
+        ),
+        _ => {}
+    }
     if report.lifecycles == 0 {
         match &first_error {
             Some(e) => bail!(

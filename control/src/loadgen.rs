@@ -27,8 +27,8 @@ use crate::pb;
 const LEASES_PER_CALL: u32 = 256;
 /// How long a runner's long poll waits for work.
 const POLL_WAIT_MS: i64 = 50;
-/// A phase that sees no job complete for this long stops waiting for the rest.
-const IDLE_LIMIT: Duration = Duration::from_secs(10);
+/// [`LoadConfig::idle_limit`] unless told otherwise.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -58,6 +58,8 @@ pub struct LoadConfig {
     pub batch: usize,
     /// Names this run: its runner ids, pool, label and request ids start with it.
     pub run_id: String,
+    /// A phase that sees no job complete for this long stops waiting for the rest.
+    pub idle_limit: Duration,
 }
 
 impl LoadConfig {
@@ -148,6 +150,7 @@ struct State {
     answered: Mutex<Vec<Duration>>,
     last_completion: Mutex<Option<Instant>>,
     batch: usize,
+    idle_limit: Duration,
     tenants: Vec<String>,
     label: String,
     prefix: String,
@@ -249,6 +252,7 @@ impl Load {
             answered: Mutex::new(Vec::new()),
             last_completion: Mutex::new(None),
             batch: config.batch,
+            idle_limit: config.idle_limit,
             tenants,
             label: config.run_id.clone(),
             prefix: format!("{}-", config.run_id),
@@ -406,6 +410,52 @@ impl Load {
         lock(&self.state.first_error).clone()
     }
 
+    /// Cancels this run's jobs that are still queued or leased (a phase that stopped
+    /// waiting for them leaves them behind, and once the runners are drained nothing
+    /// else would run them); returns how many were cancelled.
+    pub async fn cancel_unfinished(&self) -> Result<u64, Status> {
+        let mut client = self.submitters[0].clone();
+        let mut tenants = self.state.tenants.clone();
+        tenants.dedup();
+        let mut cancelled = 0;
+        for tenant in tenants {
+            for state in [pb::JobState::Queued, pb::JobState::Leased] {
+                let mut names = Vec::new();
+                let mut page_token = String::new();
+                loop {
+                    let page = client
+                        .jobs
+                        .list_jobs(pb::ListJobsRequest {
+                            tenant: tenant.clone(),
+                            state: state as i32,
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    names.extend(
+                        page.jobs
+                            .into_iter()
+                            .filter(|j| j.request_id.starts_with(&self.state.prefix))
+                            .map(|j| j.name),
+                    );
+                    if page.next_page_token.is_empty() {
+                        break;
+                    }
+                    page_token = page.next_page_token;
+                }
+                for name in names {
+                    client
+                        .jobs
+                        .cancel_job(pb::CancelJobRequest { name })
+                        .await?;
+                    cancelled += 1;
+                }
+            }
+        }
+        Ok(cancelled)
+    }
+
     /// Stops the runners and drains them on the server (which drops them once their
     /// heartbeats stop).
     pub async fn stop(self) {
@@ -438,7 +488,8 @@ impl Load {
     }
 
     /// Waits until every job acknowledged since `start` has completed (or none has for
-    /// [`IDLE_LIMIT`]); returns the seconds from `start` to the last completion.
+    /// [`LoadConfig::idle_limit`]); returns the seconds from `start` to the last
+    /// completion.
     async fn wait_for_completions(&self, start: &PhaseStart) -> f64 {
         let mut seen = self.state.completed.load(Ordering::Relaxed);
         let mut progress_at = Instant::now();
@@ -450,7 +501,7 @@ impl Load {
             }
             if done != seen {
                 (seen, progress_at) = (done, Instant::now());
-            } else if progress_at.elapsed() > IDLE_LIMIT {
+            } else if progress_at.elapsed() > self.state.idle_limit {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -801,3 +801,56 @@ async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
     );
     srv.stop().await.expect("stop");
 }
+
+/// A load whose jobs cannot finish (its only runner drained from outside) stops waiting
+/// after its idle limit, reports what it saw, and cancels the jobs it left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_that_cannot_finish_cancels_its_leftover_jobs() {
+    use rustci_control::client::Bearer;
+    use rustci_control::loadgen::{Load, LoadConfig, Until};
+
+    let (_dir, srv, url) = local_server().await;
+    let channel = tonic::transport::Channel::from_shared(url.clone())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let clients = Clients::new(channel, Bearer::default());
+    let load = Load::start(
+        LoadConfig {
+            tenants: vec!["stuck".into()],
+            runners: 1,
+            slots: 4,
+            batch: 1,
+            run_id: "stuck-run".into(),
+            idle_limit: Duration::from_millis(300),
+        },
+        vec![clients.clone()],
+        vec![clients.clone()],
+    )
+    .await
+    .expect("start");
+    clients
+        .runners
+        .clone()
+        .drain_runner(pb::DrainRunnerRequest {
+            name: "runners/stuck-run-0".into(),
+        })
+        .await
+        .expect("drain");
+    let r = load.closed_loop(2, Until::Jobs(20), true).await;
+    assert_eq!((r.jobs, r.lifecycles), (20, 0), "{r:?}");
+    assert_eq!(r.submit_to_lease_p99_us, 0, "no job was leased");
+    assert_eq!(load.cancel_unfinished().await.expect("cancel"), 20);
+    load.stop().await;
+    let jobs = list_all(&clients, "stuck", pb::JobState::Unspecified, 100)
+        .await
+        .expect("list");
+    assert_eq!(jobs.len(), 20);
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == pb::JobState::Cancelled as i32),
+        "{jobs:?}"
+    );
+    srv.stop().await.expect("stop");
+}
