@@ -140,6 +140,25 @@ pub struct StoredRunner {
     pub last_heartbeat_ms: i64,
 }
 
+/// The change-log trimming policy both stores follow once `prune_changes` asked for it:
+/// one prune call deletes at most [`PRUNE_NOW`] entries, and each later commit up to
+/// [`trim_budget`] of its own size, until only the newest `keep` revisions are left (one
+/// big delete of a long log held the writer, and every request waiting on it, for about
+/// a second per 100,000 entries).
+pub const PRUNE_NOW: u64 = 1_000;
+
+/// How many old change-log entries a commit that adds `added` may delete: more than it
+/// adds, so a long log shrinks back to its bound.
+pub fn trim_budget(added: u64) -> u64 {
+    2 * added + 16
+}
+
+/// The oldest revision to keep when the newest is `newest` and `keep` are kept; `None`
+/// when nothing is old enough to go.
+pub fn oldest_kept(newest: u64, keep: u64) -> Option<u64> {
+    (newest + 1).checked_sub(keep).filter(|&c| c > 0)
+}
+
 /// Changes committed together, atomically.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Batch {

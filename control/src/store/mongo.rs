@@ -46,7 +46,10 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use rustci_datasets::record::JobRecord;
 
-use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
+use super::{
+    oldest_kept, trim_budget, Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob,
+    StoredRunner, PRUNE_NOW,
+};
 
 /// The database `rustci serve --store mongodb://…` and `rustci retrain --from
 /// mongodb://…` use when the URI names none.
@@ -89,11 +92,6 @@ pub struct MongoStore {
     /// database for the oldest entry only once.
     oldest_at_least: u64,
 }
-
-/// Change-log documents one prune call deletes at most; commits trim the rest a little
-/// at a time (one `delete_many` of the whole backlog held the live state for as long as
-/// the server took, as it did on SQLite: about a second per 100,000 entries).
-const PRUNE_NOW: u64 = 1_000;
 
 fn me(e: mongodb::error::Error) -> StoreError {
     StoreError::Mongo(Box::new(e))
@@ -300,7 +298,7 @@ impl MongoStore {
         keep: u64,
         limit: u64,
     ) -> Result<u64, StoreError> {
-        let Some(cutoff) = (newest + 1).checked_sub(keep).filter(|&c| c > 0) else {
+        let Some(cutoff) = oldest_kept(newest, keep) else {
             return Ok(0);
         };
         if cutoff <= self.oldest_at_least {
@@ -450,7 +448,7 @@ impl MongoStore {
             // After the batch is durable, and outside its transaction: a failed trim
             // loses nothing (the next commit or prune deletes those entries).
             let added = batch.jobs.len() as u64;
-            if let Err(e) = self.trim_changes(newest, keep, 2 * added + 16).await {
+            if let Err(e) = self.trim_changes(newest, keep, trim_budget(added)).await {
                 tracing::warn!(error = %e, "cannot trim the change log; retrying at the next commit");
             }
         }

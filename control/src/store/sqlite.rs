@@ -49,7 +49,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql, Tra
 
 use rustci_datasets::record::JobRecord;
 
-use super::{Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob, StoredRunner};
+use super::{
+    oldest_kept, trim_budget, Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob,
+    StoredRunner, PRUNE_NOW,
+};
 
 /// The schema this build writes. A database with a higher version is refused.
 /// 2: `jobs.reported_run_ms` (the runner's own timing of the command). A version-1
@@ -210,10 +213,6 @@ pub struct SqliteStore {
     keep_changes: Option<u64>,
 }
 
-/// At most this many change-log rows are deleted by one [`SqliteStore::prune_changes`]
-/// call (a few milliseconds of the writer's time).
-const PRUNE_NOW: u64 = 1_000;
-
 /// Deletes up to `limit` of the oldest change-log rows that fall outside the newest
 /// `keep` (counted back from revision `newest`); returns how many went.
 fn trim_changes(
@@ -223,7 +222,7 @@ fn trim_changes(
     keep: u64,
     limit: u64,
 ) -> Result<u64, StoreError> {
-    let Some(cutoff) = (newest + 1).checked_sub(keep).filter(|&c| c > 0) else {
+    let Some(cutoff) = oldest_kept(newest, keep) else {
         return Ok(0);
     };
     let n = conn
@@ -765,7 +764,7 @@ impl Store for SqliteStore {
             if let Some(keep) = self.keep_changes {
                 let newest = batch.jobs.iter().map(|j| j.revision).max().unwrap_or(0);
                 let added = batch.jobs.len() as u64;
-                trim_changes(&tx, &self.path, newest, keep, 2 * added + 16)?;
+                trim_changes(&tx, &self.path, newest, keep, trim_budget(added))?;
             }
         }
         if !batch.runners.is_empty() {
