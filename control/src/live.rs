@@ -1698,10 +1698,10 @@ pub struct Eta {
 /// even on a huge queue, and ~10 ms for 10,000 waiting jobs.
 pub const PLAN_LIMIT: usize = 100_000;
 
-/// The core's view of a stored job once its tenant, QoS class and labels are resolved.
 /// Finished jobs a reload estimates again, newest first (see `Live::reload`).
 const REPLAYED_ESTIMATES: usize = 100_000;
 
+/// The core's view of a stored job once its tenant, QoS class and labels are resolved.
 fn core_spec(job: &StoredJob, tenant: TenantId, qos: QosId, labels: LabelSet) -> JobSpec {
     JobSpec {
         id: JobId(job.id),
