@@ -150,6 +150,44 @@ pub fn connect_lazy(server: &str, key: Option<&str>, ca: Option<&Path>) -> Resul
     Ok(Clients::new(ep.connect_lazy(), bearer))
 }
 
+/// Jobs of `tenant` ("" = the caller's; all in local mode) in `state` (`Unspecified` =
+/// any), oldest first, paging through `ListJobs`: at most `limit` (0 = all). The flag
+/// says whether more were left.
+pub async fn list_jobs(
+    c: &mut Clients,
+    tenant: &str,
+    state: crate::pb::JobState,
+    limit: usize,
+) -> Result<(Vec<crate::pb::Job>, bool), Status> {
+    let mut out = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let want = if limit == 0 {
+            1000
+        } else {
+            (limit - out.len()).min(1000)
+        };
+        let page = c
+            .jobs
+            .list_jobs(crate::pb::ListJobsRequest {
+                tenant: tenant.to_string(),
+                state: state as i32,
+                page_size: want as i32,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        out.extend(page.jobs);
+        page_token = page.next_page_token;
+        if page_token.is_empty() {
+            return Ok((out, false));
+        }
+        if limit > 0 && out.len() >= limit {
+            return Ok((out, true));
+        }
+    }
+}
+
 /// Lower-case name of a job state for tables ("queued", "running" for a leased job, ...).
 pub fn state_name(state: i32) -> &'static str {
     use crate::pb::JobState;

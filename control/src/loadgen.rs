@@ -115,6 +115,7 @@ pub struct PhaseReport {
     /// Submit-to-lease latency of the measured jobs, in microseconds.
     pub submit_to_lease_p50_us: u64,
     pub submit_to_lease_p90_us: u64,
+    pub submit_to_lease_p95_us: u64,
     pub submit_to_lease_p99_us: u64,
     pub submit_to_lease_p999_us: u64,
     pub submit_to_lease_max_us: u64,
@@ -416,40 +417,20 @@ impl Load {
     pub async fn cancel_unfinished(&self) -> Result<u64, Status> {
         let mut client = self.submitters[0].clone();
         let mut tenants = self.state.tenants.clone();
+        tenants.sort();
         tenants.dedup();
         let mut cancelled = 0;
         for tenant in tenants {
             for state in [pb::JobState::Queued, pb::JobState::Leased] {
-                let mut names = Vec::new();
-                let mut page_token = String::new();
-                loop {
-                    let page = client
-                        .jobs
-                        .list_jobs(pb::ListJobsRequest {
-                            tenant: tenant.clone(),
-                            state: state as i32,
-                            page_size: 1000,
-                            page_token,
-                        })
-                        .await?
-                        .into_inner();
-                    names.extend(
-                        page.jobs
-                            .into_iter()
-                            .filter(|j| j.request_id.starts_with(&self.state.prefix))
-                            .map(|j| j.name),
-                    );
-                    if page.next_page_token.is_empty() {
-                        break;
+                let (jobs, _) = crate::client::list_jobs(&mut client, &tenant, state, 0).await?;
+                for job in jobs {
+                    if job.request_id.starts_with(&self.state.prefix) {
+                        client
+                            .jobs
+                            .cancel_job(pb::CancelJobRequest { name: job.name })
+                            .await?;
+                        cancelled += 1;
                     }
-                    page_token = page.next_page_token;
-                }
-                for name in names {
-                    client
-                        .jobs
-                        .cancel_job(pb::CancelJobRequest { name })
-                        .await?;
-                    cancelled += 1;
                 }
             }
         }
@@ -530,6 +511,7 @@ impl Load {
             lifecycles_per_s: lifecycles as f64 / seconds.max(1e-9),
             submit_to_lease_p50_us: us(&lat, 50.0),
             submit_to_lease_p90_us: us(&lat, 90.0),
+            submit_to_lease_p95_us: us(&lat, 95.0),
             submit_to_lease_p99_us: us(&lat, 99.0),
             submit_to_lease_p999_us: us(&lat, 99.9),
             submit_to_lease_max_us: us(&lat, 100.0),
@@ -561,13 +543,10 @@ impl CompletedCounter {
     }
 }
 
-/// The `p`th percentile (nearest rank) of sorted `sorted`; zero when empty.
+/// The `p`th percentile (nearest rank, [`rustci_scheduler::stats::nearest_rank`]) of an
+/// ascending slice; zero when empty.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
+    rustci_scheduler::stats::nearest_rank(sorted, p).unwrap_or_default()
 }
 
 /// A call of an open loop sent later than this after it was due counts as late.

@@ -607,30 +607,8 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
                 Format::Table => TABLE_LIMIT,
             });
             let mut c = conn.connect().await?;
-            let mut out = Vec::new();
-            let mut token = String::new();
-            loop {
-                let want = if limit == 0 {
-                    1000
-                } else {
-                    (limit - out.len()).min(1000)
-                };
-                let r = c
-                    .jobs
-                    .list_jobs(pb::ListJobsRequest {
-                        tenant: tenant.clone().unwrap_or_default(),
-                        state: state as i32,
-                        page_size: want as i32,
-                        page_token: token.clone(),
-                    })
-                    .await?
-                    .into_inner();
-                out.extend(r.jobs);
-                token = r.next_page_token;
-                if token.is_empty() || (limit > 0 && out.len() >= limit) {
-                    break;
-                }
-            }
+            let (out, more) =
+                client::list_jobs(&mut c, &tenant.unwrap_or_default(), state, limit).await?;
             match format {
                 Format::Json => print_json(&serde_json::Value::Array(
                     out.iter().map(job_json).collect(),
@@ -640,7 +618,7 @@ async fn jobs(cmd: JobsCmd) -> Result<()> {
                     for j in &out {
                         println!("{}", job_row(j));
                     }
-                    if !token.is_empty() {
+                    if more {
                         eprintln!("(the first {limit} jobs; --limit 0 lists them all)");
                     }
                     Ok(())
