@@ -102,8 +102,8 @@ pub struct ModelPredictor {
     calibration: Mutex<LiveCalibration>,
 }
 
-/// Jobs whose submit-time point is remembered at most (a job that never finishes,
-/// cancelled say, would otherwise stay forever); beyond it the lowest ids go first.
+/// Jobs whose submit-time point is remembered at most, a safety net: a cancelled job's
+/// point goes at once ([`Predictor::forget`]); beyond it the lowest ids go first.
 const MAX_PENDING: usize = 1 << 20;
 
 #[derive(Debug, Default)]
@@ -237,12 +237,13 @@ impl ModelPredictor {
 
     /// The prediction in seconds for `spec` given the history so far.
     pub fn predict(&self, spec: &JobSpec) -> crate::train::Prediction {
-        self.predict_with(spec, &self.calibration().residuals)
+        self.predict_and(spec, false)
     }
 
-    /// [`Self::predict`] with the per-key residuals already at hand (`estimate` holds
-    /// the lock once for the margin and the point it remembers).
-    fn predict_with(&self, spec: &JobSpec, residuals: &KeyResiduals) -> crate::train::Prediction {
+    /// [`Self::predict`], remembering the point until the job finishes if `submitted`.
+    /// The model runs without the calibration lock (a key's margin does not depend on
+    /// the point); the lock is then taken once, for the margin and the point.
+    fn predict_and(&self, spec: &JobSpec, submitted: bool) -> crate::train::Prediction {
         let model = self.model.get();
         let input = JobInput::from_spec(spec, self.epoch_s);
         let looked = self.history.look(input.keys);
@@ -254,11 +255,18 @@ impl ModelPredictor {
             same,
             &Baseline::of(&looked, input.requested_s, input.size),
         );
+        if !(model.per_key_upper || submitted) {
+            return p;
+        }
+        let mut cal = self.calibration();
         if model.per_key_upper {
             let key = calibration_key(input.keys);
-            if let Some(m) = residuals.margin(key, model.upper_quantile) {
+            if let Some(m) = cal.residuals.margin(key, model.upper_quantile) {
                 p.upper_s = model.upper_at(p.point_s, m, input.requested_s);
             }
+        }
+        if submitted {
+            cal.remember(spec.id, p.point_s);
         }
         p
     }
@@ -284,11 +292,7 @@ impl ModelPredictor {
 
 impl Predictor for ModelPredictor {
     fn estimate(&self, job: &JobSpec) -> Estimate {
-        let mut cal = self.calibration();
-        let p = self.predict_with(job, &cal.residuals);
-        cal.remember(job.id, p.point_s);
-        drop(cal);
-        self.to_estimate(&p)
+        self.to_estimate(&self.predict_and(job, true))
     }
 
     /// As `estimate`, without remembering the point: the job is not being submitted, so
@@ -327,6 +331,14 @@ impl Predictor for ModelPredictor {
             // A core job spec carries no build-matrix size.
             1.0,
         );
+    }
+
+    fn forget(&mut self, job: &JobSpec) {
+        let cal = self
+            .calibration
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        cal.pending.remove(&job.id);
     }
 
     fn name(&self) -> &str {

@@ -224,7 +224,9 @@ fn one_row_and_batched_predictions_agree() {
 /// then six of A's jobs, each asked about with `ask` at submit, run 300 s. Returns the
 /// upper/point ratio of A's first such job, of a new job of A after them, and the
 /// predictor.
-fn after_a_surprise(ask: fn(&ModelPredictor, &JobSpec) -> Estimate) -> (f64, f64, ModelPredictor) {
+fn after_a_surprise(
+    ask: fn(&mut ModelPredictor, &JobSpec) -> Estimate,
+) -> (f64, f64, ModelPredictor) {
     let mut model = train();
     model.per_key_upper = true;
     let handle = ModelHandle::new(model, "v1");
@@ -232,11 +234,11 @@ fn after_a_surprise(ask: fn(&ModelPredictor, &JobSpec) -> Estimate) -> (f64, f64
     feed(&mut p, A, &[100.0; 5], 1, 0);
     feed(&mut p, B, &[1000.0; 5], 11, 0);
     let ratio = |e: Estimate| e.upper_ms as f64 / e.point_ms as f64;
-    let first = ratio(ask(&p, &spec(100, A, 20_000_000)));
+    let first = ratio(ask(&mut p, &spec(100, A, 20_000_000)));
     let mut t = 20_000_000;
     for id in 100..106 {
         let s = spec(id, A, t);
-        ask(&p, &s);
+        ask(&mut p, &s);
         p.observe(&s, 300_000, t + 300_000);
         t += 10_000_000;
     }
@@ -265,5 +267,17 @@ fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
 #[test]
 fn previews_are_not_measured_against_their_finish() {
     let (global, ratio, _) = after_a_surprise(|p, s| p.preview(s));
+    assert!((ratio - global).abs() < 0.05, "{ratio} vs {global}");
+}
+
+/// A job estimated at submit and then cancelled (the core tells the predictor to
+/// forget it) leaves nothing behind either.
+#[test]
+fn forgotten_jobs_are_not_measured() {
+    let (global, ratio, _) = after_a_surprise(|p, s| {
+        let e = p.estimate(s);
+        p.forget(s);
+        e
+    });
     assert!((ratio - global).abs() < 0.05, "{ratio} vs {global}");
 }

@@ -37,6 +37,10 @@ pub trait Predictor: Send {
         self.observe(job, run_ms, finished_ms);
     }
 
+    /// A job the core gave an estimate will not finish (it was cancelled): predictors
+    /// that keep per-job state from the estimate drop it.
+    fn forget(&mut self, _job: &JobSpec) {}
+
     /// Name for reports.
     fn name(&self) -> &str;
 

@@ -933,6 +933,7 @@ impl Scheduler {
                 self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
             }
         }
+        self.predictor.forget(&entry.spec);
         Ok(())
     }
 

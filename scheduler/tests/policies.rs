@@ -409,9 +409,12 @@ fn qos_spf_orders_by_estimate_inside_a_class() {
     assert_eq!(order_of("qos-spf"), vec![1, 5, 3, 4, 2]);
 }
 
-/// Records what the core tells a predictor about ended jobs.
+/// Records what the core tells a predictor about ended (and forgotten) jobs.
 #[derive(Default)]
-struct Ends(std::sync::Arc<std::sync::Mutex<Vec<(JobId, Millis, bool)>>>);
+struct Ends(
+    std::sync::Arc<std::sync::Mutex<Vec<(JobId, Millis, bool)>>>,
+    std::sync::Arc<std::sync::Mutex<Vec<JobId>>>,
+);
 
 impl Predictor for Ends {
     fn estimate(&self, job: &JobSpec) -> Estimate {
@@ -422,6 +425,11 @@ impl Predictor for Ends {
             v.push((job.id, run_ms, failed));
         }
     }
+    fn forget(&mut self, job: &JobSpec) {
+        if let Ok(mut v) = self.1.lock() {
+            v.push(job.id);
+        }
+    }
     fn name(&self) -> &str {
         "ends"
     }
@@ -430,7 +438,7 @@ impl Predictor for Ends {
 #[test]
 fn predictors_learn_whether_a_job_failed() {
     let ends = Ends::default();
-    let seen = ends.0.clone();
+    let (seen, forgotten) = (ends.0.clone(), ends.1.clone());
     let cfg = config(
         policy(QueueOrder::Fifo, Backfill::Easy),
         vec![pool("m", 0, 2)],
@@ -455,4 +463,11 @@ fn predictors_learn_whether_a_job_failed() {
         *seen.lock().unwrap(),
         vec![(JobId(0), 3_000, true), (JobId(1), 4_000, false)]
     );
+    // A cancelled job never ends: the predictor is told to forget it instead.
+    s.handle(5_000, Event::Submit(job(2, 0, 1, 4_000)), &mut out)
+        .unwrap();
+    s.handle(6_000, Event::Cancel { job: JobId(2) }, &mut out)
+        .unwrap();
+    assert_eq!(*forgotten.lock().unwrap(), vec![JobId(2)]);
+    assert_eq!(seen.lock().unwrap().len(), 2);
 }
