@@ -41,9 +41,12 @@ pub const FEATURE_COLUMNS: [&str; 13] = [
     "gh_test_lines_per_kloc",
     "gh_team_size",
     "gh_num_commits_in_push",
-    "gh_is_pr",
+    IS_PULL_REQUEST,
     "tr_log_num_tests_run",
 ];
+
+/// The extra saying a build is a pull request's (1) or a push's (0).
+pub const IS_PULL_REQUEST: &str = "gh_is_pr";
 
 /// The extra holding the number of jobs in the build's matrix (from `tr_jobs`).
 pub const JOBS_COUNT: &str = "tr_jobs_count";

@@ -70,32 +70,31 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
         ..Prepared::default()
     };
     let mut history = History::default();
-    // Pending finishes: (end second, record index).
-    let mut finishes: BinaryHeap<Reverse<(i64, usize)>> = BinaryHeap::new();
+    // Pending finishes: (end second, record index, row); with each row's keys and size,
+    // which the table does not keep (its run time, request and outcome it does).
+    let mut finishes: BinaryHeap<Reverse<(i64, usize, usize)>> = BinaryHeap::new();
+    let mut keys_size: Vec<(Keys, f64)> = Vec::with_capacity(records.len());
     for &i in &order {
         let r = &records[i];
         let Some(run) = r.run_s.filter(|&s| s >= 0) else {
             out.skipped_no_run_time += 1;
             continue;
         };
-        while let Some(&Reverse((end, j))) = finishes.peek() {
+        while let Some(&Reverse((end, _, j))) = finishes.peek() {
             if end > r.submit_s {
                 break;
             }
             finishes.pop();
-            let done = &records[j];
-            let input = JobInput::from_record(done, unix_start);
-            let run_j = done.run_s.unwrap_or(0) as f64;
+            let (keys, size) = keys_size[j];
             // As the core reports an end: a failure or not (the scheduler cannot tell a
             // success from an unknown outcome).
-            let failed = done.outcome == Outcome::Failure;
             history.observe(
-                input.keys,
-                run_j,
-                input.requested_s,
+                keys,
+                out.run_s[j],
+                out.baseline_requested[j],
                 end as f64,
-                failed,
-                input.size,
+                out.failed[j],
+                size,
             );
         }
         let input = JobInput::from_record(r, unix_start);
@@ -115,7 +114,8 @@ pub fn prepare(records: &[JobRecord], unix_start: Option<i64>, extras: Vec<Strin
         out.failed.push(r.outcome == Outcome::Failure);
         let end = r.submit_s + r.wait_s.unwrap_or(0).max(0) + run;
         out.end_s.push(end as f64);
-        finishes.push(Reverse((end, i)));
+        finishes.push(Reverse((end, i, keys_size.len())));
+        keys_size.push((input.keys, input.size));
     }
     out
 }
@@ -135,6 +135,7 @@ pub fn calibration_key(keys: Keys) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::features::{PULL_REQUEST_EXTRA, SIZE_EXTRA};
 
     fn rec(id: &str, user: &str, submit: i64, wait: i64, run: i64) -> JobRecord {
         let mut r = JobRecord::new(id, user, submit);
@@ -188,8 +189,8 @@ mod tests {
             let mut r = rec(&i.to_string(), "p", 1000 * i as i64, 0, run);
             r.requested_s = None;
             r.branch = Some("main".into());
-            r.extra.insert("gh_is_pr".into(), pr);
-            r.extra.insert("tr_jobs_count".into(), jobs);
+            r.extra.insert(PULL_REQUEST_EXTRA.into(), pr);
+            r.extra.insert(SIZE_EXTRA.into(), jobs);
             recs.push(r);
         }
         let p = prepare(&recs, None, vec![]);

@@ -69,7 +69,7 @@ pub const BASE_FEATURES: [&str; 33] = [
 /// build matrix, `datasets::travis`): run times are remembered per unit of it.
 pub const SIZE_EXTRA: &str = rustci_datasets::travis::JOBS_COUNT;
 /// The extra saying a build is a pull request's (1) or a push's (0).
-pub const PULL_REQUEST_EXTRA: &str = "gh_is_pr";
+pub const PULL_REQUEST_EXTRA: &str = rustci_datasets::travis::IS_PULL_REQUEST;
 
 /// Trace columns that are only known after the job ran (the build's own test counts, an
 /// SWF job's CPU time and memory used), so using them would leak the answer; and SWF's
