@@ -127,27 +127,38 @@ pub(crate) fn baseline_columns(
     (requested, ts, l5)
 }
 
-/// The upper quantiles of `rows` (submit order): with per-key margins learned online
-/// from the test jobs that finished ([`crate::calibration::online_margins`]) when the
-/// model chose them, else (and for keys with too few residuals) the model's own.
-fn per_key_upper(
+/// The upper quantiles of `rows` (submit order) at their `point`s: with per-key margins
+/// learned online from the test jobs that finished
+/// ([`crate::calibration::online_margins`]) when the model chose them, else (and for
+/// keys with too few residuals) the model's own.
+fn per_key_upper(data: &Prepared, model: &RunTimeModel, rows: &[usize], point: &[f64]) -> Vec<f64> {
+    let margins = if model.per_key_upper {
+        online_margins(data, rows, point, model.upper_quantile)
+    } else {
+        vec![None; rows.len()]
+    };
+    model.uppers(data, rows, point, &margins)
+}
+
+/// What `model` predicts for rows `test` of `data`, walked in order as
+/// [`evaluate_on`] does (per-key margins learn from the jobs that finished), without
+/// the components, baselines and failure scores an evaluation adds.
+pub fn test_points(
     data: &Prepared,
     model: &RunTimeModel,
-    rows: &[usize],
-    point: &[f64],
-    preds: &[Prediction],
-) -> Vec<f64> {
-    if !model.per_key_upper {
-        return preds.iter().map(|p| p.upper_s).collect();
-    }
-    online_margins(data, rows, point, model.upper_quantile)
-        .into_iter()
-        .zip(rows.iter().zip(preds))
-        .map(|(m, (&r, p))| match m {
-            Some(m) => model.upper_of_row(data, r, p.point_s, Some(m)),
-            None => p.upper_s,
-        })
-        .collect()
+    test: std::ops::Range<usize>,
+) -> Result<TestPoints, ModelError> {
+    let rows: Vec<usize> = test.collect();
+    let point: Vec<f64> = model
+        .predict_rows(data, &rows)?
+        .iter()
+        .map(|p| p.point_s)
+        .collect();
+    Ok(TestPoints {
+        actual_s: rows.iter().map(|&r| data.run_s[r]).collect(),
+        upper_s: per_key_upper(data, model, &rows, &point),
+        predicted_s: point,
+    })
 }
 
 /// Measures `model` (and the baselines) on rows `test` of `data`.
@@ -162,7 +173,7 @@ pub fn evaluate_on(
         model.predict_rows_with_components(data, &rows)?;
     let actual: Vec<f64> = rows.iter().map(|&r| data.run_s[r]).collect();
     let point: Vec<f64> = preds.iter().map(|p| p.point_s).collect();
-    let upper = per_key_upper(data, model, &rows, &point, &preds);
+    let upper = per_key_upper(data, model, &rows, &point);
 
     let linear = lin.map(|p| Metrics::of(&actual, &p, None));
     let forest = forest.map(|p| Metrics::of(&actual, &p, None));

@@ -14,7 +14,7 @@ use crate::artifact::{
 };
 use crate::dataset::prepare;
 use crate::error::ModelError;
-use crate::eval::{baseline_columns, chronological, evaluate_on, Evaluation, Metrics, TestPoints};
+use crate::eval::{baseline_columns, chronological, test_points, Evaluation, Metrics, TestPoints};
 use crate::features::{choose_extras, feature_names};
 use crate::plots;
 use crate::train::TrainConfig;
@@ -167,7 +167,7 @@ pub fn retrain(
         // Both versions walk the whole test split, so that their per-key margins have
         // learned from the same finished jobs when the compared ones come; only those
         // are measured. The evaluated model's walk is in `points` already.
-        let (_, cur_points) = evaluate_on(d, &cur.model, split, split..n)?;
+        let cur_points = test_points(d, &cur.model, split..n)?;
         let o = from - split;
         let measure = |p: &TestPoints| {
             Metrics::of(&p.actual_s[o..], &p.predicted_s[o..], Some(&p.upper_s[o..]))

@@ -604,16 +604,11 @@ impl TrainConfig {
         // empty, as they would at the test's start): used if they cover at least
         // `PER_KEY_SLACK` below the target there.
         let key_margins = online_margins(data, &cal_rows, &points, p.upper_quantile);
-        let cover = |key_margin: &dyn Fn(usize) -> Option<f64>| {
-            let upper: Vec<f64> = cal_rows
-                .iter()
-                .enumerate()
-                .map(|(i, &r)| model.upper_of_row(data, r, points[i], key_margin(i)))
-                .collect();
-            coverage(&actual, &upper)
+        let cover = |margins: &[Option<f64>]| {
+            coverage(&actual, &model.uppers(data, &cal_rows, &points, margins))
         };
-        let global_cover = cover(&|_| None);
-        let per_key_cover = cover(&|i| key_margins[i]);
+        let global_cover = cover(&vec![None; cal_rows.len()]);
+        let per_key_cover = cover(&key_margins);
         model.per_key_upper = per_key_cover >= p.upper_quantile - PER_KEY_SLACK;
         model.notes.push(format!(
             "upper quantile: {} margins (calibration coverage per-key {:.3}, global {:.3})",
@@ -796,6 +791,22 @@ impl RunTimeModel {
     ) -> f64 {
         let margin = key_margin.unwrap_or(self.upper_margin[bucket(data.same_job_runs[r])]);
         self.upper_at(point_s, margin, data.baseline_requested[r])
+    }
+
+    /// [`Self::upper_of_row`] for each of `rows` at its point, with its key's margin if
+    /// it has one.
+    pub(crate) fn uppers(
+        &self,
+        data: &Prepared,
+        rows: &[usize],
+        points: &[f64],
+        key_margins: &[Option<f64>],
+    ) -> Vec<f64> {
+        rows.iter()
+            .zip(points)
+            .zip(key_margins)
+            .map(|((&r, &point), &m)| self.upper_of_row(data, r, point, m))
+            .collect()
     }
 
     /// One job's prediction from its feature vector (missing values are imputed in place),
