@@ -1661,12 +1661,18 @@ impl Live {
             let Some(labels) = self.known_labels(&job.labels) else {
                 continue;
             };
+            // A finished job's run; a waiting or running one's estimate from the core,
+            // as a submission teaches it; else (cancelled before it ran, or parked) its
+            // request.
             let run_ms = match (job.start_ms, job.end_ms) {
                 (Some(s), Some(e)) if e >= s => e - s,
-                _ => job
-                    .requested_ms
-                    .filter(|&r| r > 0)
-                    .unwrap_or(self.config.default_estimate_ms),
+                _ => match self.core.estimate_of(JobId(job.id)) {
+                    Some(estimate) => estimate.point_ms,
+                    None => job
+                        .requested_ms
+                        .filter(|&r| r > 0)
+                        .unwrap_or(self.config.default_estimate_ms),
+                },
             };
             // The autoscaler reads no tenant.
             let spec = core_spec(job, TenantId(u32::MAX), self.qos_index(&job.qos), labels);
