@@ -405,9 +405,7 @@ fn check_pool(
                     if f == i {
                         return Err(invalid(field, "a pool cannot be its own fallback"));
                     }
-                    if !(fb.labels.covers(spec.labels)
-                        && fb.slots_per_runner >= spec.slots_per_runner)
-                    {
+                    if !fb.can_run(spec.labels, spec.slots_per_runner) {
                         return Err(invalid(
                             field,
                             format!(

@@ -229,11 +229,8 @@ pub fn unschedulable_by_class(workload: &Workload, fleet: &Fleet) -> BTreeMap<St
         if r.run_s.is_none_or(|s| s < 0) || r.slots == 0 {
             continue;
         }
-        let runnable = LabelSet::from_names(&names, &r.labels).is_ok_and(|labels| {
-            specs
-                .iter()
-                .any(|s| s.labels.covers(labels) && s.slots_per_runner >= r.slots)
-        });
+        let runnable = LabelSet::from_names(&names, &r.labels)
+            .is_ok_and(|labels| specs.iter().any(|s| s.can_run(labels, r.slots)));
         if !runnable {
             let class = r
                 .qos
