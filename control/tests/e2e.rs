@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{list_all, wait_for, wait_ready, wait_runners, Procs, BIN};
+use common::{list_all, rustci_json as cli, wait_for, wait_ready, wait_runners, Procs, BIN};
 use rustci_control::client::{connect_lazy, Clients};
 use rustci_control::pb;
 use rustci_control::server::{self, ServeOptions};
@@ -449,24 +449,6 @@ async fn check_auth(
     assert_ne!(other.name, one.name, "request ids are per tenant");
 }
 
-fn cli(args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("running rustci");
-    assert!(
-        out.status.success(),
-        "rustci {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "rustci {args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 /// A local-mode server (no auth) on a free loopback port, its data in a temp dir.
 async fn local_server() -> (tempfile::TempDir, server::RunningServer, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -806,16 +788,10 @@ async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
 /// after its idle limit, reports what it saw, and cancels the jobs it left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_cannot_finish_cancels_its_leftover_jobs() {
-    use rustci_control::client::Bearer;
     use rustci_control::loadgen::{Load, LoadConfig, Until};
 
     let (_dir, srv, url) = local_server().await;
-    let channel = tonic::transport::Channel::from_shared(url.clone())
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let clients = Clients::new(channel, Bearer::default());
+    let clients = connect_lazy(&url, None, None).expect("client");
     let load = Load::start(
         LoadConfig {
             tenants: vec!["stuck".into()],

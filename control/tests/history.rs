@@ -13,6 +13,7 @@ use rustci_control::store::{is_store_source, Batch, HistorySource, JobState, Sto
 use rustci_datasets::{JobRecord, Outcome};
 use rustci_scheduler::PolicyConfig;
 
+mod common;
 mod store_fixtures;
 use store_fixtures::{finished, job, leased, mongo_test_database, mongo_uri_or_skip};
 
@@ -501,14 +502,16 @@ fn retrain_reads_a_data_directory_given_as_a_path() {
     store.commit(&batch).expect("commit");
     drop(store);
     let out = dir.path().join("models");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_rustci"))
-        .args(["retrain", "--from"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .args(["--format", "json", "-q"])
-        .output()
-        .expect("run rustci retrain");
+    let run = common::rustci([
+        "retrain".as_ref(),
+        "--from".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "-q".as_ref(),
+    ]);
     assert!(
         run.status.success(),
         "{}",

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::rustci;
 use rustci_control::live::ManualClock;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
@@ -17,13 +18,6 @@ use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;
 use tonic::transport::Channel;
-
-fn rustci(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_rustci"))
-        .args(args)
-        .output()
-        .expect("run rustci")
-}
 
 #[test]
 fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
@@ -34,7 +28,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     let dir = out.path().join("models");
     let kth = kth.to_str().expect("utf-8 path");
     let dir_s = dir.to_str().expect("utf-8 path");
-    let run = rustci(&["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);
+    let run = rustci(["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);
     assert!(
         run.status.success(),
         "{}",
@@ -70,14 +64,14 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     assert_eq!(j["written"], true);
 
     // Same history again: nothing new to learn, the current version stays.
-    let again = rustci(&["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);
+    let again = rustci(["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);
     assert!(again.status.success());
     let j2: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON");
     assert_eq!(j2["written"], false, "{j2}");
     assert_eq!(j2["current"]["same_history"], true);
     assert_eq!(j2["artifact"].as_str(), Some(artifact));
     // --force writes the next version.
-    let forced = rustci(&[
+    let forced = rustci([
         "retrain", "--from", kth, "--out", dir_s, "--format", "json", "--force",
     ]);
     let j3: serde_json::Value = serde_json::from_slice(&forced.stdout).expect("JSON");
@@ -90,7 +84,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     // version on the latest jobs it never saw.
     let half = out.path().join("half");
     let half_s = half.to_str().expect("utf-8");
-    let h = rustci(&[
+    let h = rustci([
         "retrain",
         "--from",
         kth,
@@ -101,7 +95,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
         "-q",
     ]);
     assert!(h.status.success());
-    let full = rustci(&[
+    let full = rustci([
         "retrain", "--from", kth, "--out", half_s, "--format", "json",
     ]);
     let j4: serde_json::Value = serde_json::from_slice(&full.stdout).expect("JSON");
@@ -158,7 +152,7 @@ fn retrain_on_ci_builds_reports_no_requested_baseline() {
         return;
     };
     let out = tempfile::tempdir().expect("tempdir");
-    let run = rustci(&[
+    let run = rustci([
         "retrain",
         "--from",
         gha.to_str().expect("utf-8"),
@@ -195,7 +189,7 @@ fn retrain_bad_input_is_a_clear_error() {
         "1 0 10 100 4 -1 -1 4 200 -1 1 7 1 -1 1 -1 -1 -1\n2 5 x 100\n",
     )
     .expect("write");
-    let run = rustci(&[
+    let run = rustci([
         "retrain",
         "--from",
         bad.to_str().expect("utf-8"),
@@ -214,7 +208,7 @@ fn retrain_bad_input_is_a_clear_error() {
     )
     .expect("write");
     let m = dir.path().join("m2");
-    let run = rustci(&[
+    let run = rustci([
         "retrain",
         "--from",
         few.to_str().expect("utf-8"),

@@ -9,19 +9,10 @@ use rustci_control::store::{Batch, JobFilter, JobState, Store, StoreError, Store
 use rustci_datasets::Outcome;
 
 mod store_fixtures;
-use store_fixtures::{finished, job, leased, runner};
+use store_fixtures::{commit_jobs, finished, job, leased, runner};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, SyncMode::Normal).expect("open store")
-}
-
-fn commit_jobs(store: &mut SqliteStore, jobs: Vec<StoredJob>) {
-    store
-        .commit(&Batch {
-            jobs,
-            ..Batch::default()
-        })
-        .expect("commit");
 }
 
 #[test]

@@ -17,6 +17,31 @@ use tonic::transport::Channel;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_rustci");
 
+/// Runs the `rustci` binary with `args` and waits for it.
+pub fn rustci<I, S>(args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(BIN).args(args).output().expect("run rustci")
+}
+
+/// Runs `rustci` with `args`, which must succeed and print JSON; returns the JSON.
+pub fn rustci_json(args: &[&str]) -> serde_json::Value {
+    let out = rustci(args);
+    assert!(
+        out.status.success(),
+        "rustci {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "rustci {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
 /// A port nobody listens on right now (bind :0, read it, close).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -114,15 +114,8 @@ pub fn uri_with_database(uri: &str, db: &str) -> String {
 /// little at a time until exactly the newest 1,000 are kept.
 pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
     let mut j = job(1, "acme", JobState::Queued, 1);
-    let commit = |s: &mut dyn Store, jobs: Vec<StoredJob>| {
-        s.commit(&Batch {
-            jobs,
-            ..Batch::default()
-        })
-        .expect("commit")
-    };
     for chunk in 0..12 {
-        commit(s, versions(&mut j, chunk * 1_000 + 1, 1_000));
+        commit_jobs(s, versions(&mut j, chunk * 1_000 + 1, 1_000));
     }
     assert_eq!(s.oldest_change().expect("oldest"), Some(1));
     let now = s.prune_changes(1_000).expect("prune");
@@ -132,7 +125,7 @@ pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
     let mut next = 12_001;
     let mut oldest = now + 1;
     for _ in 0..100 {
-        commit(s, versions(&mut j, next, 100));
+        commit_jobs(s, versions(&mut j, next, 100));
         next += 100;
         let o = s.oldest_change().expect("oldest").expect("a kept entry");
         assert!(o >= oldest, "the oldest kept revision never goes back");
@@ -143,6 +136,15 @@ pub fn a_long_change_log_is_trimmed_a_little_at_a_time(s: &mut dyn Store) {
         s.changes_since(0, None, 5_000).expect("changes").len(),
         1_000
     );
+}
+
+/// Commits `jobs` (and nothing else) to `s`.
+pub fn commit_jobs(s: &mut dyn Store, jobs: Vec<StoredJob>) {
+    s.commit(&Batch {
+        jobs,
+        ..Batch::default()
+    })
+    .expect("commit");
 }
 
 /// Versions `from..from + n` of `j` (revisions in a row, as a change log gets them); `j`
