@@ -56,6 +56,8 @@ impl KeyResiduals {
 
     /// The key's margin for quantile `q`: the split-conformal quantile (`train::quantile`)
     /// of its last n residuals, at least 0; `None` with fewer than [`MIN_RESIDUALS`].
+    /// With n at most [`RESIDUALS_PER_KEY`] (10) and q = 0.9 the conformal rank
+    /// ceil((n + 1) q) is n: the largest residual. Other quantiles pick lower ranks.
     pub fn margin(&self, key: u64, q: f64) -> Option<f64> {
         let r = self.keys.get(&key)?;
         if r.len < MIN_RESIDUALS {

@@ -1,12 +1,11 @@
 //! Helpers shared by the integration tests (each test crate uses some of them).
+#![allow(dead_code)]
 
 use rustci_models::dataset::Prepared;
 
 /// Deterministic noise in [0, 1) (a 64-bit LCG, Knuth's MMIX constants).
-#[allow(dead_code)]
 pub struct Lcg(pub u64);
 
-#[allow(dead_code)]
 impl Lcg {
     pub fn next(&mut self) -> f64 {
         self.0 = self
@@ -19,7 +18,6 @@ impl Lcg {
 
 /// The latest training submit and the earliest test submit of a chronological split at
 /// row `split` of `data`.
-#[allow(dead_code)]
 pub fn split_submit_bounds(data: &Prepared, split: usize) -> (f64, f64) {
     let last_train = data.submit_s[..split]
         .iter()
