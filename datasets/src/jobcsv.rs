@@ -1,13 +1,23 @@
 //! The plain `JobRecord` CSV: this project's own interchange format.
 //!
 //! Header: [`COLUMNS`] (`id,tenant,project,job_name,branch,labels,slots,requested_s,
-//! submit_s,wait_s,run_s,outcome,qos,queue`), then one `x_<name>` column per `extra` key.
+//! submit_s,wait_s,run_s,outcome,qos,queue`), then, when the trace has pipelines,
+//! [`PIPELINE_COLUMNS`] (`pipeline_id,pipeline_created_s,stage,stage_index,needs,when,
+//! allow_failure,interruptible,group`), then one `x_<name>` column per `extra` key.
 //!
 //! * An empty cell is `None` (so `Some("")` is written as, and read back as, `None`).
 //! * `labels` are joined with `;` (labels must not contain `;`; empty labels are dropped).
-//! * `outcome` is `success`, `failure`, `cancelled` or `unknown` (empty: unknown).
+//! * `outcome` is `success`, `failure`, `cancelled`, `skipped`, `manual` or `unknown`
+//!   (empty: unknown).
 //! * `slots` empty means 1.
 //! * An empty `x_` cell means the record has no such extra value.
+//! * Pipeline columns: an empty `pipeline_id` means the job has no pipeline (and then
+//!   every other pipeline cell must be empty); otherwise `pipeline_created_s` and
+//!   `stage_index` are required. `needs` is a JSON array of job names in one cell
+//!   (names hold commas, brackets and quotes), `[]` for none and empty for GitLab's
+//!   stage rule (`None`). `when` is `on_success` (also when empty), `on_failure`,
+//!   `always` or `manual`; `allow_failure` and `interruptible` are `true` or `false`
+//!   (empty: false); an empty `group` is `None`.
 //!
 //! Reading needs only `id`, `tenant` and `submit_s`; other known columns are optional,
 //! columns that are neither known nor `x_` are ignored. Files may be gzip (`.gz`,
@@ -23,7 +33,7 @@ use flate2::Compression;
 
 use crate::csvin::CsvInput;
 use crate::error::DatasetError;
-use crate::record::{JobRecord, Outcome, TraceMeta};
+use crate::record::{JobRecord, Outcome, PipelineRef, TraceMeta, When};
 use crate::{Trace, TraceFormat};
 
 /// The fixed columns, in order.
@@ -44,6 +54,20 @@ pub const COLUMNS: [&str; 14] = [
     "queue",
 ];
 
+/// The pipeline columns, in order, written after [`COLUMNS`] when a [`Layout`] has
+/// pipelines.
+pub const PIPELINE_COLUMNS: [&str; 9] = [
+    "pipeline_id",
+    "pipeline_created_s",
+    "stage",
+    "stage_index",
+    "needs",
+    "when",
+    "allow_failure",
+    "interruptible",
+    "group",
+];
+
 /// Prefix of `extra` columns.
 pub const EXTRA_PREFIX: &str = "x_";
 
@@ -53,26 +77,47 @@ pub fn outcome_name(o: Outcome) -> &'static str {
         Outcome::Success => "success",
         Outcome::Failure => "failure",
         Outcome::Cancelled => "cancelled",
+        Outcome::Skipped => "skipped",
+        Outcome::Manual => "manual",
         Outcome::Unknown => "unknown",
     }
 }
 
+/// Every outcome, in the order their names are listed in errors.
+const OUTCOMES: [Outcome; 6] = [
+    Outcome::Success,
+    Outcome::Failure,
+    Outcome::Cancelled,
+    Outcome::Skipped,
+    Outcome::Manual,
+    Outcome::Unknown,
+];
+
 /// Parses an outcome name (case-insensitive; empty is unknown).
 pub fn parse_outcome(s: &str) -> Option<Outcome> {
     let s = s.trim();
-    [
-        Outcome::Success,
-        Outcome::Failure,
-        Outcome::Cancelled,
-        Outcome::Unknown,
-    ]
-    .into_iter()
-    .find(|o| outcome_name(*o).eq_ignore_ascii_case(s))
-    .or(if s.is_empty() {
-        Some(Outcome::Unknown)
-    } else {
-        None
-    })
+    OUTCOMES
+        .into_iter()
+            .find(|o| outcome_name(*o).eq_ignore_ascii_case(s))
+        .or(if s.is_empty() {
+            Some(Outcome::Unknown)
+        } else {
+            None
+        })
+}
+
+/// The pipeline columns of a header; `None` when it has no `pipeline_id`.
+#[derive(Debug)]
+struct PipelineCols {
+    id: usize,
+    created: Option<usize>,
+    stage: Option<usize>,
+    stage_index: Option<usize>,
+    needs: Option<usize>,
+    when: Option<usize>,
+    allow_failure: Option<usize>,
+    interruptible: Option<usize>,
+    group: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +136,7 @@ struct Cols {
     outcome: Option<usize>,
     qos: Option<usize>,
     queue: Option<usize>,
+    pipeline: Option<PipelineCols>,
     extra: Vec<(usize, String)>,
 }
 
@@ -129,6 +175,17 @@ impl JobCsvReader {
             outcome: csv.column("outcome"),
             qos: csv.column("qos"),
             queue: csv.column("queue"),
+            pipeline: csv.column("pipeline_id").map(|id| PipelineCols {
+                id,
+                created: csv.column("pipeline_created_s"),
+                stage: csv.column("stage"),
+                stage_index: csv.column("stage_index"),
+                needs: csv.column("needs"),
+                when: csv.column("when"),
+                allow_failure: csv.column("allow_failure"),
+                interruptible: csv.column("interruptible"),
+                group: csv.column("group"),
+            }),
             extra: csv
                 .header
                 .iter()
@@ -203,12 +260,11 @@ impl JobCsvReader {
         if let Some(i) = c.outcome {
             let s = csv.cell(i);
             rec.outcome = parse_outcome(s).ok_or_else(|| {
-                csv.bad(
-                    i,
-                    format!("{s:?} is not one of success, failure, cancelled, unknown"),
-                )
+                let names: Vec<&str> = OUTCOMES.iter().map(|o| outcome_name(*o)).collect();
+                csv.bad(i, format!("{s:?} is not one of {}", names.join(", ")))
             })?;
         }
+        rec.pipeline = self.pipeline()?;
         for (i, name) in &c.extra {
             let s = csv.cell(*i);
             if s.is_empty() {
@@ -220,6 +276,86 @@ impl JobCsvReader {
             rec.extra.insert(name.clone(), v);
         }
         Ok(rec)
+    }
+}
+
+impl JobCsvReader {
+    fn flag(&self, col: Option<usize>) -> Result<bool, DatasetError> {
+        let Some(i) = col else { return Ok(false) };
+        match self.csv.cell(i) {
+            "" => Ok(false),
+            s if s.eq_ignore_ascii_case("true") => Ok(true),
+            s if s.eq_ignore_ascii_case("false") => Ok(false),
+            s => Err(self.csv.bad(i, format!("{s:?} is not true or false"))),
+        }
+    }
+
+    fn pipeline(&self) -> Result<Option<PipelineRef>, DatasetError> {
+        let Some(p) = &self.cols.pipeline else {
+            return Ok(None);
+        };
+        let csv = &self.csv;
+        let id = csv.cell(p.id);
+        let others = [
+            p.created,
+            p.stage,
+            p.stage_index,
+            p.needs,
+            p.when,
+            p.allow_failure,
+            p.interruptible,
+            p.group,
+        ];
+        if id.is_empty() {
+            if let Some(i) = others.into_iter().flatten().find(|&i| !csv.cell(i).is_empty()) {
+                return Err(csv.bad(i, "set, but pipeline_id is empty".to_string()));
+            }
+            return Ok(None);
+        }
+        let required = |col: Option<usize>, name: &str| {
+            col.filter(|&i| !csv.cell(i).is_empty()).ok_or_else(|| {
+                DatasetError::BadValue {
+                    at: csv.at(),
+                    column: name.to_string(),
+                    message: format!("empty or missing, but pipeline_id is {id:?}"),
+                }
+            })
+        };
+        let created = required(p.created, "pipeline_created_s")?;
+        let created_s = self
+            .opt_i64(Some(created))?
+            .ok_or_else(|| csv.bad(created, "empty".to_string()))?;
+        let index = required(p.stage_index, "stage_index")?;
+        let s = csv.cell(index);
+        let stage_index = s
+            .parse::<u32>()
+            .map_err(|_| csv.bad(index, format!("{s:?} is not a stage index (0 to {})", u32::MAX)))?;
+        let mut pipe = PipelineRef::new(
+            id,
+            created_s,
+            self.opt_str(p.stage).unwrap_or_default(),
+            stage_index,
+        );
+        if let Some(i) = p.needs.filter(|&i| !csv.cell(i).is_empty()) {
+            let needs: Vec<String> =
+                serde_json::from_str(csv.cell(i)).map_err(|source| DatasetError::Json {
+                    at: csv.at(),
+                    column: "needs".to_string(),
+                    source,
+                })?;
+            pipe.needs = Some(needs);
+        }
+        if let Some(i) = p.when.filter(|&i| !csv.cell(i).is_empty()) {
+            let s = csv.cell(i);
+            pipe.when = When::parse(s).ok_or_else(|| {
+                let names: Vec<&str> = When::ALL.iter().map(|w| w.name()).collect();
+                csv.bad(i, format!("{s:?} is not one of {}", names.join(", ")))
+            })?;
+        }
+        pipe.allow_failure = self.flag(p.allow_failure)?;
+        pipe.interruptible = self.flag(p.interruptible)?;
+        pipe.group = self.opt_str(p.group);
+        Ok(Some(pipe))
     }
 }
 
@@ -279,13 +415,33 @@ impl Write for Sink {
     }
 }
 
-/// Writes `JobRecord`s as CSV. The `extra` columns are fixed when the writer is made;
-/// writing a record with an extra key not among them is an error. Call
-/// [`JobCsvWriter::finish`] to flush (and end the gzip stream).
+/// The columns a [`JobCsvWriter`] writes besides [`COLUMNS`]: the `extra` keys, and
+/// whether the [`PIPELINE_COLUMNS`] are there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub extra_keys: Vec<String>,
+    pub pipelines: bool,
+}
+
+impl Layout {
+    /// The columns `records` need: every extra key, and the pipeline columns if any
+    /// record has a pipeline.
+    pub fn of(records: &[JobRecord]) -> Self {
+        Self {
+            extra_keys: extra_keys(records),
+            pipelines: records.iter().any(|r| r.pipeline.is_some()),
+        }
+    }
+}
+
+/// Writes `JobRecord`s as CSV. The columns are fixed when the writer is made (a
+/// [`Layout`]); writing a record with an extra key not among them, or with a pipeline
+/// when the layout has no pipeline columns, is an error. Call [`JobCsvWriter::finish`]
+/// to flush (and end the gzip stream).
 pub struct JobCsvWriter {
     w: csv::Writer<Sink>,
     target: String,
-    extra_keys: Vec<String>,
+    layout: Layout,
     row: Vec<String>,
 }
 
@@ -293,7 +449,7 @@ impl std::fmt::Debug for JobCsvWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobCsvWriter")
             .field("target", &self.target)
-            .field("extra_keys", &self.extra_keys)
+            .field("layout", &self.layout)
             .finish_non_exhaustive()
     }
 }
@@ -309,7 +465,7 @@ pub fn extra_keys<'a>(records: impl IntoIterator<Item = &'a JobRecord>) -> Vec<S
 
 impl JobCsvWriter {
     /// Creates `path` (gzip if it ends in `.gz`) and writes the header.
-    pub fn create(path: &Path, extra_keys: &[String]) -> Result<Self, DatasetError> {
+    pub fn create(path: &Path, layout: &Layout) -> Result<Self, DatasetError> {
         let target = path.display().to_string();
         let file = File::create(path).map_err(|source| DatasetError::Open {
             path: target.clone(),
@@ -321,30 +477,41 @@ impl JobCsvWriter {
         } else {
             Sink::Plain(buf)
         };
-        Self::with_sink(sink, target, extra_keys)
+        Self::with_sink(sink, target, layout)
     }
 
     /// Writes to any writer; `target` names it in errors.
     pub fn from_writer(
         w: Box<dyn Write + Send>,
         target: impl Into<String>,
-        extra_keys: &[String],
+        layout: &Layout,
     ) -> Result<Self, DatasetError> {
-        Self::with_sink(Sink::Other(w), target.into(), extra_keys)
+        Self::with_sink(Sink::Other(w), target.into(), layout)
     }
 
-    fn with_sink(sink: Sink, target: String, extra_keys: &[String]) -> Result<Self, DatasetError> {
-        let mut w = Self {
-            w: csv::WriterBuilder::new().from_writer(sink),
-            target,
-            extra_keys: extra_keys.to_vec(),
-            row: Vec::with_capacity(COLUMNS.len() + extra_keys.len()),
+    fn with_sink(sink: Sink, target: String, layout: &Layout) -> Result<Self, DatasetError> {
+        let pipeline_columns: &[&str] = if layout.pipelines {
+            &PIPELINE_COLUMNS
+        } else {
+            &[]
         };
         let header: Vec<String> = COLUMNS
             .iter()
+            .chain(pipeline_columns)
             .map(|c| c.to_string())
-            .chain(extra_keys.iter().map(|k| format!("{EXTRA_PREFIX}{k}")))
+            .chain(
+                layout
+                    .extra_keys
+                    .iter()
+                    .map(|k| format!("{EXTRA_PREFIX}{k}")),
+            )
             .collect();
+        let mut w = Self {
+            w: csv::WriterBuilder::new().from_writer(sink),
+            target,
+            layout: layout.clone(),
+            row: Vec::with_capacity(header.len()),
+        };
         w.w.write_record(&header).map_err(|e| w.csv_err(e))?;
         Ok(w)
     }
@@ -360,18 +527,25 @@ impl JobCsvWriter {
         }
     }
 
+    fn invalid(&self, message: String) -> DatasetError {
+        DatasetError::Write {
+            target: self.target.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, message),
+        }
+    }
+
     pub fn write(&mut self, r: &JobRecord) -> Result<(), DatasetError> {
-        if let Some(k) = r.extra.keys().find(|k| !self.extra_keys.contains(k)) {
-            return Err(DatasetError::Write {
-                target: self.target.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!(
-                        "record {}: extra key {k:?} has no column (the writer was made with {:?})",
-                        r.id, self.extra_keys
-                    ),
-                ),
-            });
+        if let Some(k) = r.extra.keys().find(|k| !self.layout.extra_keys.contains(k)) {
+            return Err(self.invalid(format!(
+                "record {}: extra key {k:?} has no column (the writer was made with {:?})",
+                r.id, self.layout.extra_keys
+            )));
+        }
+        if r.pipeline.is_some() && !self.layout.pipelines {
+            return Err(self.invalid(format!(
+                "record {}: has a pipeline, but the writer was made without pipeline columns",
+                r.id
+            )));
         }
         let opt = |v: &Option<String>| v.clone().unwrap_or_default();
         let num = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -392,12 +566,43 @@ impl JobCsvWriter {
             opt(&r.qos),
             opt(&r.queue),
         ]);
-        for k in &self.extra_keys {
+        if self.layout.pipelines {
+            self.push_pipeline(r)?;
+        }
+        for k in &self.layout.extra_keys {
             self.row
                 .push(r.extra.get(k).map(|v| v.to_string()).unwrap_or_default());
         }
         let res = self.w.write_record(&self.row);
         res.map_err(|e| self.csv_err(e))
+    }
+
+    fn push_pipeline(&mut self, r: &JobRecord) -> Result<(), DatasetError> {
+        let Some(p) = &r.pipeline else {
+            self.row
+                .extend(std::iter::repeat_n(String::new(), PIPELINE_COLUMNS.len()));
+            return Ok(());
+        };
+        if p.id.is_empty() {
+            return Err(self.invalid(format!("record {}: empty pipeline id", r.id)));
+        }
+        let needs = match &p.needs {
+            None => String::new(),
+            Some(names) => serde_json::to_string(names)
+                .map_err(|e| self.invalid(format!("record {}: needs: {e}", r.id)))?,
+        };
+        self.row.extend([
+            p.id.clone(),
+            p.created_s.to_string(),
+            p.stage.clone(),
+            p.stage_index.to_string(),
+            needs,
+            p.when.name().to_string(),
+            p.allow_failure.to_string(),
+            p.interruptible.to_string(),
+            p.group.clone().unwrap_or_default(),
+        ]);
+        Ok(())
     }
 
     /// Flushes everything and ends a gzip stream.
@@ -419,9 +624,10 @@ impl JobCsvWriter {
     }
 }
 
-/// Writes `records` to `path` (gzip if `.gz`) with every extra key as a column.
+/// Writes `records` to `path` (gzip if `.gz`) with the columns they need
+/// ([`Layout::of`]).
 pub fn write_jobcsv(path: &Path, records: &[JobRecord]) -> Result<(), DatasetError> {
-    let mut w = JobCsvWriter::create(path, &extra_keys(records))?;
+    let mut w = JobCsvWriter::create(path, &Layout::of(records))?;
     for r in records {
         w.write(r)?;
     }

@@ -11,6 +11,11 @@ pub enum Outcome {
     Success,
     Failure,
     Cancelled,
+    /// The trace recorded the job as skipped: it never ran (an earlier stage failed, or
+    /// its rules left it out).
+    Skipped,
+    /// A manual job nobody started: it never ran.
+    Manual,
     /// The trace does not say (SWF status -1, an empty CI conclusion).
     #[default]
     Unknown,
@@ -52,6 +57,101 @@ pub struct JobRecord {
     /// Trace-specific numeric features (TravisTorrent churn, test counts, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, f64>,
+    /// The pipeline this job belongs to, when the trace has pipelines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineRef>,
+}
+
+/// Where a job sits in its pipeline (a DAG of jobs created together).
+///
+/// Within one pipeline every job has a `job_name`, and names are unique: `needs` refers
+/// to jobs by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineRef {
+    /// The pipeline's id, unique within the trace.
+    pub id: String,
+    /// When the pipeline was created (same epoch as `submit_s`).
+    pub created_s: i64,
+    /// The stage's name ("" when the trace has none).
+    pub stage: String,
+    /// The stage's position in the pipeline's stage order (0 = first stage).
+    pub stage_index: u32,
+    /// Names (`job_name`) of the jobs of the same pipeline this job needs. `None`: every
+    /// job of the earlier stages (GitLab's rule without `needs`); `Some(vec![])`: none.
+    pub needs: Option<Vec<String>>,
+    /// When the job runs.
+    #[serde(default)]
+    pub when: When,
+    #[serde(default)]
+    pub allow_failure: bool,
+    /// A newer pipeline of the same group may cancel this job while it runs.
+    #[serde(default)]
+    pub interruptible: bool,
+    /// Concurrency group (a newer pipeline of the group supersedes older ones);
+    /// `None`: the project and branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl PipelineRef {
+    /// A job of pipeline `id` in stage `stage` (position `stage_index`), with GitLab's
+    /// defaults: needs every earlier stage, runs on success, may not fail, not
+    /// interruptible, grouped by project and branch.
+    pub fn new(
+        id: impl Into<String>,
+        created_s: i64,
+        stage: impl Into<String>,
+        stage_index: u32,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            created_s,
+            stage: stage.into(),
+            stage_index,
+            needs: None,
+            when: When::OnSuccess,
+            allow_failure: false,
+            interruptible: false,
+            group: None,
+        }
+    }
+}
+
+/// When a pipeline job runs, GitLab's `when:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// When every job it waits for succeeded (or may fail).
+    #[default]
+    OnSuccess,
+    /// When a job it waits for failed.
+    OnFailure,
+    /// Whatever the jobs it waits for did (clean-up).
+    Always,
+    /// When a person starts it.
+    Manual,
+}
+
+impl When {
+    pub const ALL: [When; 4] = [Self::OnSuccess, Self::OnFailure, Self::Always, Self::Manual];
+
+    /// GitLab's spelling: `on_success`, `on_failure`, `always`, `manual`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OnSuccess => "on_success",
+            Self::OnFailure => "on_failure",
+            Self::Always => "always",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// Parses [`When::name`] (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|w| w.name().eq_ignore_ascii_case(s))
+    }
 }
 
 impl JobRecord {
@@ -73,6 +173,7 @@ impl JobRecord {
             qos: None,
             queue: None,
             extra: BTreeMap::new(),
+            pipeline: None,
         }
     }
 

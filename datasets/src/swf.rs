@@ -536,7 +536,9 @@ impl SwfJob {
             status: match rec.outcome {
                 Outcome::Success => Some(1),
                 Outcome::Failure => Some(0),
-                Outcome::Cancelled => Some(5),
+                // SWF has no "never ran"; 5 (cancelled) with run time -1 is how its
+                // logs record a job cancelled before it started.
+                Outcome::Cancelled | Outcome::Skipped | Outcome::Manual => Some(5),
                 Outcome::Unknown => None,
             },
             user: id_of(Some(&rec.tenant), "u"),
