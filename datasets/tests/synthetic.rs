@@ -406,3 +406,29 @@ fn one_million_jobs_at_the_configured_volume() {
     );
     // Speed is measured by the simulator's bench (BENCHMARKS.md), not asserted here.
 }
+
+/// FNV-1a (64 bit) of the workload's JSON: a fingerprint of every field of every record.
+fn fingerprint(jobs: &[JobRecord]) -> u64 {
+    let json = serde_json::to_vec(jobs).expect("records serialize");
+    json.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+#[test]
+fn pipelines_off_is_the_workload_of_before_pipelines() {
+    // Fingerprints of the generator before pipelines existed (commit 49953bc), so turning
+    // pipelines off keeps every existing workload byte for byte.
+    let default = generate(&SyntheticConfig::default()).expect("generate");
+    let small = generate(&small(42)).expect("generate");
+    let _ = writeln!(
+        std::io::stderr(),
+        "fingerprints: default {:#018x} ({} jobs), small(42) {:#018x} ({} jobs)",
+        fingerprint(&default),
+        default.len(),
+        fingerprint(&small),
+        small.len()
+    );
+    assert_eq!(fingerprint(&default), 0x98e8_f98e_c094_f180);
+    assert_eq!(fingerprint(&small), 0x6647_7597_9231_5a4c);
+}
