@@ -72,14 +72,18 @@ pub const SIZE_EXTRA: &str = rustci_datasets::travis::JOBS_COUNT;
 pub const PULL_REQUEST_EXTRA: &str = rustci_datasets::travis::IS_PULL_REQUEST;
 
 /// Trace columns that are only known after the job ran (the build's own test counts, an
-/// SWF job's CPU time and memory used), so using them would leak the answer; and SWF's
-/// preceding-job number, an id rather than a quantity.
-pub const KNOWN_AFTER_RUN: [&str; 5] = [
+/// SWF job's CPU time and memory used, a GitLab job's queue time and finish), so using
+/// them would leak the answer; and ids rather than quantities (SWF's preceding-job
+/// number, the GitLab runner that took the job).
+pub const KNOWN_AFTER_RUN: [&str; 8] = [
     "tr_log_num_tests_run",
     "tests_total",
     "avg_cpu_s",
     "used_mem_kb",
     "preceding_job",
+    rustci_datasets::gitlab::RUNNER_ID,
+    rustci_datasets::gitlab::QUEUED_S,
+    rustci_datasets::gitlab::FINISHED_S,
 ];
 
 /// What the featurizer needs to know about one job.
