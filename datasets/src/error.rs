@@ -144,8 +144,33 @@ pub enum DatasetError {
         source: csv::Error,
     },
 
+    /// A job graph is not a DAG, or names jobs that are not there (a FlowBench adjacency
+    /// file, a pipeline's `needs`).
+    #[error("{at}: {message}")]
+    Graph { at: Location, message: String },
+
+    /// A pipeline's jobs break a rule of [`crate::record::PipelineRef`] (a `needs` name
+    /// that is not in the pipeline, a repeated job name, a cycle).
+    #[error("pipeline {pipeline}, job {job}: {message}")]
+    Pipeline {
+        pipeline: String,
+        /// The job's record id.
+        job: String,
+        message: String,
+    },
+
+    /// A zip archive could not be read (FlowBench workflows).
+    #[error("{path}: zip archive: {source}")]
+    Zip {
+        path: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+
     /// `TraceFormat::from_str` got a name it does not know.
-    #[error("unknown trace format {0:?}; expected one of: swf, travis, gha, csv")]
+    #[error(
+        "unknown trace format {0:?}; expected one of: swf, travis, gha, gitlab, flowbench, csv"
+    )]
     UnknownFormat(String),
 
     /// `open_trace` could not use the path as a trace (empty directory, SWF in a directory, ...).
@@ -170,6 +195,7 @@ impl DatasetError {
             | Self::BadValue { at, .. }
             | Self::Json { at, .. }
             | Self::MissingColumn { at, .. }
+            | Self::Graph { at, .. }
             | Self::Csv { at, .. } => Some(at),
             _ => None,
         }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flate2::bufread::MultiGzDecoder;
 
@@ -92,4 +92,40 @@ pub(crate) fn name_ends_with(path: &Path, suffix: &str) -> bool {
             n.len() >= s.len() && n[n.len() - s.len()..].eq_ignore_ascii_case(s)
         })
         .unwrap_or(false)
+}
+
+/// The column names of a CSV header line (BOM, spaces and quotes trimmed).
+pub(crate) fn header_columns(first: &str) -> Vec<&str> {
+    first
+        .trim_start_matches('\u{feff}')
+        .trim()
+        .split(',')
+        .map(|c| c.trim().trim_matches('"'))
+        .collect()
+}
+
+/// The files (not directories) directly in `dir`, unsorted.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let open = |source| DatasetError::Open {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(open)? {
+        let p = entry.map_err(open)?.path();
+        if p.is_file() {
+            files.push(p);
+        }
+    }
+    Ok(files)
+}
+
+/// The `*.csv` and `*.csv.gz` files directly in `dir`, sorted by name.
+pub(crate) fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let mut files: Vec<PathBuf> = list_dir(dir)?
+        .into_iter()
+        .filter(|p| name_ends_with(p, ".csv") || name_ends_with(p, ".csv.gz"))
+        .collect();
+    files.sort();
+    Ok(files)
 }

@@ -98,7 +98,7 @@ pub fn parse_outcome(s: &str) -> Option<Outcome> {
     let s = s.trim();
     OUTCOMES
         .into_iter()
-            .find(|o| outcome_name(*o).eq_ignore_ascii_case(s))
+        .find(|o| outcome_name(*o).eq_ignore_ascii_case(s))
         .or(if s.is_empty() {
             Some(Outcome::Unknown)
         } else {
@@ -307,19 +307,22 @@ impl JobCsvReader {
             p.group,
         ];
         if id.is_empty() {
-            if let Some(i) = others.into_iter().flatten().find(|&i| !csv.cell(i).is_empty()) {
+            if let Some(i) = others
+                .into_iter()
+                .flatten()
+                .find(|&i| !csv.cell(i).is_empty())
+            {
                 return Err(csv.bad(i, "set, but pipeline_id is empty".to_string()));
             }
             return Ok(None);
         }
         let required = |col: Option<usize>, name: &str| {
-            col.filter(|&i| !csv.cell(i).is_empty()).ok_or_else(|| {
-                DatasetError::BadValue {
+            col.filter(|&i| !csv.cell(i).is_empty())
+                .ok_or_else(|| DatasetError::BadValue {
                     at: csv.at(),
                     column: name.to_string(),
                     message: format!("empty or missing, but pipeline_id is {id:?}"),
-                }
-            })
+                })
         };
         let created = required(p.created, "pipeline_created_s")?;
         let created_s = self
@@ -327,9 +330,12 @@ impl JobCsvReader {
             .ok_or_else(|| csv.bad(created, "empty".to_string()))?;
         let index = required(p.stage_index, "stage_index")?;
         let s = csv.cell(index);
-        let stage_index = s
-            .parse::<u32>()
-            .map_err(|_| csv.bad(index, format!("{s:?} is not a stage index (0 to {})", u32::MAX)))?;
+        let stage_index = s.parse::<u32>().map_err(|_| {
+            csv.bad(
+                index,
+                format!("{s:?} is not a stage index (0 to {})", u32::MAX),
+            )
+        })?;
         let mut pipe = PipelineRef::new(
             id,
             created_s,

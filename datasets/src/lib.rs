@@ -6,28 +6,36 @@
 //! | Standard Workload Format (Parallel Workloads Archive) | [`swf`] | an HPC job |
 //! | TravisTorrent per-project CSV | [`travis`] | a Travis CI build |
 //! | GitHub Actions runs CSV (GHAminer) | [`gha`] | a job of a workflow run |
+//! | GitLab CI export: jobs CSV joined with pipeline CSVs | [`gitlab`] | a job of a pipeline (stage order, no `needs`) |
+//! | FlowBench workflow runs: zipped run CSVs and the DAG's adjacency JSON | [`flowbench`] | a job of a workflow run (DAG `needs`) |
 //! | plain `JobRecord` CSV | [`jobcsv`] | a job (reader and writer) |
-//! | synthetic CI workload | [`synthetic`] | a generated job |
+//! | synthetic CI workload | [`synthetic`] | a generated job (optionally of a pipeline) |
+//!
+//! A job of a pipeline carries a [`PipelineRef`]: its pipeline, stage, `needs` and
+//! conditions.
 //!
 //! [`open_trace`] opens any of the file formats, gzip or not (gzip is detected by its
 //! magic bytes and decoded while streaming), with the format given or inferred, and
-//! also accepts a directory of CSV traces (e.g. the 145 TravisTorrent project files),
-//! merged into one stream ordered by submit time.
+//! also accepts a directory: a GitLab export's folder, a folder of FlowBench workflows,
+//! or a directory of CSV traces (e.g. the 145 TravisTorrent project files), merged into
+//! one stream ordered by submit time.
 //!
 //! All readers report errors as [`DatasetError`], naming the file and the 1-based line.
 //! No input makes them panic.
 //!
 //! Order of records: SWF and `JobRecord` CSV files stream in file order (the archive's SWF
-//! logs are sorted by submit time); TravisTorrent and GitHub Actions files are read whole
-//! and sorted by submit time (their files are not sorted), as are directories. Sorting
-//! is stable, so ties keep file order.
+//! logs are sorted by submit time); TravisTorrent, GitHub Actions, GitLab and FlowBench
+//! traces are read whole and sorted by submit time (their files are not sorted), as are
+//! directories. Sorting is stable, so ties keep file order.
 
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
 pub mod error;
+pub mod flowbench;
 pub mod gha;
+pub mod gitlab;
 pub mod jobcsv;
 pub mod record;
 pub mod swf;
@@ -37,10 +45,12 @@ pub mod time;
 pub mod travis;
 
 mod csvin;
+mod graph;
 mod input;
+mod parallel;
 
 pub use error::{DatasetError, Location};
-pub use record::{JobRecord, Outcome, TraceMeta};
+pub use record::{check_pipelines, JobRecord, Outcome, PipelineRef, TraceMeta, When};
 
 /// The trace formats [`open_trace`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,29 +61,56 @@ pub enum TraceFormat {
     Travis,
     /// GitHub Actions runs CSV, see [`gha`].
     Gha,
+    /// GitLab CI export (jobs and pipelines CSVs), see [`gitlab`].
+    Gitlab,
+    /// FlowBench workflow runs (zip and adjacency JSON), see [`flowbench`].
+    Flowbench,
     /// `JobRecord` CSV, see [`jobcsv`].
     Csv,
 }
 
 impl TraceFormat {
-    pub const ALL: [TraceFormat; 4] = [Self::Swf, Self::Travis, Self::Gha, Self::Csv];
+    pub const ALL: [TraceFormat; 6] = [
+        Self::Swf,
+        Self::Travis,
+        Self::Gha,
+        Self::Gitlab,
+        Self::Flowbench,
+        Self::Csv,
+    ];
 
-    /// The name `from_str` accepts: `swf`, `travis`, `gha`, `csv`.
+    /// The name `from_str` accepts: `swf`, `travis`, `gha`, `gitlab`, `flowbench`, `csv`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Swf => "swf",
             Self::Travis => "travis",
             Self::Gha => "gha",
+            Self::Gitlab => "gitlab",
+            Self::Flowbench => "flowbench",
             Self::Csv => "csv",
         }
     }
 
-    /// Infers the format of a file: `.swf`/`.swf.gz` (or a first line starting with `;`)
-    /// is SWF; a CSV header with `tr_build_id` is TravisTorrent, one with `id_build` and
-    /// `job_details` is GitHub Actions; any other CSV is a `JobRecord` CSV.
+    /// Infers the format of a file or directory.
+    ///
+    /// A file: `.swf`/`.swf.gz` (or a first line starting with `;`) is SWF; `.zip` is a
+    /// FlowBench workflow; a CSV header with `tr_build_id` is TravisTorrent, one with
+    /// `id_build` and `job_details` is GitHub Actions, one with `pipeline_id`, `job_id`
+    /// and `stage` is a GitLab jobs file; any other CSV is a `JobRecord` CSV (but a
+    /// GitLab pipeline-level file, which has no jobs, is an error).
+    ///
+    /// A directory: FlowBench if it holds a `<workflow>.zip` with its
+    /// `<workflow>.adj.json[.gz]`; GitLab if one of its CSVs is a GitLab jobs file;
+    /// otherwise the format of its first CSV file by name.
     pub fn infer(path: &Path) -> Result<Self, DatasetError> {
+        if path.is_dir() {
+            return infer_dir(path);
+        }
         if input::name_ends_with(path, ".swf") || input::name_ends_with(path, ".swf.gz") {
             return Ok(Self::Swf);
+        }
+        if input::name_ends_with(path, ".zip") {
+            return Ok(Self::Flowbench);
         }
         let first = input::first_line(path)?;
         let first = first.trim_start_matches('\u{feff}').trim();
@@ -90,18 +127,45 @@ impl TraceFormat {
         {
             return Ok(Self::Swf);
         }
-        let columns: Vec<&str> = first
-            .split(',')
-            .map(|c| c.trim().trim_matches('"'))
-            .collect();
+        let columns = input::header_columns(first);
         let has = |name: &str| columns.contains(&name);
         Ok(if has("tr_build_id") {
             Self::Travis
         } else if has("id_build") && has("job_details") {
             Self::Gha
         } else {
-            Self::Csv
+            match gitlab::kind_of(&columns) {
+                Some(gitlab::FileKind::Jobs) => Self::Gitlab,
+                Some(gitlab::FileKind::Pipelines) => {
+                    return Err(DatasetError::Unsupported {
+                        path: path.display().to_string(),
+                        message: "is a GitLab pipeline-level file (no jobs); open the jobs \
+                                  file or its folder, or read it with gitlab::read_pipelines"
+                            .to_string(),
+                    })
+                }
+                None => Self::Csv,
+            }
         })
+    }
+}
+
+fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {
+    if !flowbench::workflows_in(dir)?.is_empty() {
+        return Ok(TraceFormat::Flowbench);
+    }
+    let (jobs, _) = gitlab::files_in(dir)?;
+    if !jobs.is_empty() {
+        return Ok(TraceFormat::Gitlab);
+    }
+    match input::csv_files(dir)?.first() {
+        Some(first) => TraceFormat::infer(first),
+        None => Err(DatasetError::Unsupported {
+            path: dir.display().to_string(),
+            message: "directory holds no trace: no *.csv or *.csv.gz files, no FlowBench \
+                      <workflow>.zip with its <workflow>.adj.json.gz"
+                .to_string(),
+        }),
     }
 }
 
@@ -180,19 +244,21 @@ impl Iterator for Trace {
 /// * A file: SWF and `JobRecord` CSV stream lazily (errors arrive as items); TravisTorrent
 ///   and GitHub Actions files are read and sorted by submit time here (errors are returned
 ///   here).
-/// * A directory: every `*.csv` and `*.csv.gz` file in it (not recursive), sorted by name,
-///   all of one format (TravisTorrent, GitHub Actions or `JobRecord` CSV), read and merged
-///   into one stream ordered by submit time. SWF logs are not merged (their times are
-///   relative to each log's own start).
+/// * GitLab and FlowBench traces (a folder, or a jobs file or a workflow zip) are read
+///   whole by [`gitlab::open_gitlab`] and [`flowbench::open_flowbench`].
+/// * Any other directory: every `*.csv` and `*.csv.gz` file in it (not recursive), sorted
+///   by name, all of one format (TravisTorrent, GitHub Actions or `JobRecord` CSV), read
+///   and merged into one stream ordered by submit time. SWF logs are not merged (their
+///   times are relative to each log's own start).
 pub fn open_trace(path: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetError> {
-    if path.is_dir() {
-        return open_dir(path, format);
-    }
-    let format = match format {
+    let inferred = match format {
         Some(f) => f,
         None => TraceFormat::infer(path)?,
     };
-    match format {
+    match inferred {
+        TraceFormat::Gitlab => gitlab::open_gitlab(path),
+        TraceFormat::Flowbench => flowbench::open_flowbench(path),
+        _ if path.is_dir() => open_dir(path, format),
         TraceFormat::Swf => swf::open_swf(path),
         TraceFormat::Travis => travis::open_travis(path),
         TraceFormat::Gha => gha::open_gha(path),
@@ -206,24 +272,7 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
         path: dir_name.clone(),
         message,
     };
-    let entries = std::fs::read_dir(dir).map_err(|source| DatasetError::Open {
-        path: dir_name.clone(),
-        source,
-    })?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| DatasetError::Open {
-            path: dir_name.clone(),
-            source,
-        })?;
-        let p = entry.path();
-        if p.is_file()
-            && (input::name_ends_with(&p, ".csv") || input::name_ends_with(&p, ".csv.gz"))
-        {
-            files.push(p);
-        }
-    }
-    files.sort();
+    let files = input::csv_files(dir)?;
     let Some(first) = files.first() else {
         return Err(unsupported(
             "directory holds no *.csv or *.csv.gz trace files".to_string(),
@@ -243,6 +292,12 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
             Some(f) => f,
             None => TraceFormat::infer(f)?,
         };
+        if matches!(this, TraceFormat::Gitlab | TraceFormat::Flowbench) {
+            return Err(unsupported(format!(
+                "{} is a {this} file; a {this} trace is opened by its folder or file alone",
+                f.display()
+            )));
+        }
         if this != fmt {
             return Err(unsupported(format!(
                 "mixes trace formats: {} is {this}, {} is {fmt}",
@@ -251,7 +306,7 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
             )));
         }
     }
-    let parts = read_files_parallel(&files, fmt)?;
+    let parts = parallel::map_in_order(&files, |f| read_one(f, fmt))?;
     let mut meta = parts.first().map(|(m, _)| m.clone()).unwrap_or_default();
     let mut all = Vec::with_capacity(parts.iter().map(|(_, r)| r.len()).sum());
     for (_, records) in parts {
@@ -277,47 +332,4 @@ fn read_one(path: &Path, fmt: TraceFormat) -> Result<FilePart, DatasetError> {
     };
     let meta = trace.meta.clone();
     Ok((meta, trace.collect_records()?))
-}
-
-/// Reads files on up to 4 threads; results (and the first error) in file order.
-fn read_files_parallel(
-    files: &[std::path::PathBuf],
-    fmt: TraceFormat,
-) -> Result<Vec<FilePart>, DatasetError> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 4)
-        .min(files.len().max(1));
-    let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Result<FilePart, DatasetError>>>> =
-        files.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = files.get(i) else { break };
-                let result = read_one(path, fmt);
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(result);
-                }
-            });
-        }
-    });
-    let mut out = Vec::with_capacity(files.len());
-    for (slot, path) in slots.into_iter().zip(files) {
-        let result = slot
-            .into_inner()
-            .ok()
-            .flatten()
-            .ok_or_else(|| DatasetError::Unsupported {
-                path: path.display().to_string(),
-                message: "reader thread failed".to_string(),
-            })?;
-        out.push(result?);
-    }
-    Ok(out)
 }

@@ -1,8 +1,10 @@
 //! `JobRecord`: the one schema for job history, whatever trace or store it came from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::DatasetError;
 
 /// How a job ended, as the trace recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -184,6 +186,91 @@ impl JobRecord {
     pub fn end_s(&self) -> Option<i64> {
         Some(self.start_s()? + self.run_s?)
     }
+}
+
+/// Checks the rules every trace's pipelines keep, for each pipeline of `records`:
+///
+/// * every job has a `job_name`, unique within the pipeline, and is not submitted before
+///   the pipeline was created;
+/// * every name in `needs` is a job of the same pipeline, in the same stage or an
+///   earlier one (GitLab's rule for `needs`);
+/// * the jobs' dependencies have no cycle (the `needs` edges within one stage; edges of
+///   the stage rule and to earlier stages cannot close one).
+///
+/// The error names the pipeline and the job's record id.
+pub fn check_pipelines(records: &[JobRecord]) -> Result<(), DatasetError> {
+    let mut pipelines: BTreeMap<&str, Vec<(&JobRecord, &PipelineRef)>> = BTreeMap::new();
+    for r in records {
+        if let Some(p) = &r.pipeline {
+            pipelines.entry(p.id.as_str()).or_default().push((r, p));
+        }
+    }
+    for (id, jobs) in pipelines {
+        let fail = |job: &JobRecord, message: String| DatasetError::Pipeline {
+            pipeline: id.to_string(),
+            job: job.id.clone(),
+            message,
+        };
+        let mut by_name: HashMap<&str, usize> = HashMap::with_capacity(jobs.len());
+        for (i, (r, p)) in jobs.iter().enumerate() {
+            let name = r.job_name.as_deref().unwrap_or("");
+            if name.is_empty() {
+                return Err(fail(r, "has no job name".to_string()));
+            }
+            if let Some(j) = by_name.insert(name, i) {
+                return Err(fail(
+                    r,
+                    format!("name {name:?} is also the name of job {}", jobs[j].0.id),
+                ));
+            }
+            if r.submit_s < p.created_s {
+                return Err(fail(
+                    r,
+                    format!(
+                        "submitted at {} before its pipeline was created ({})",
+                        r.submit_s, p.created_s
+                    ),
+                ));
+            }
+        }
+        // Same-stage `needs` edges, for the cycle check.
+        let mut parents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+        for (i, (r, p)) in jobs.iter().enumerate() {
+            for need in p.needs.iter().flatten() {
+                let Some(&j) = by_name.get(need.as_str()) else {
+                    return Err(fail(
+                        r,
+                        format!("needs {need:?}, which is not in the pipeline"),
+                    ));
+                };
+                let stage = jobs[j].1.stage_index;
+                if stage > p.stage_index {
+                    return Err(fail(
+                        r,
+                        format!(
+                            "needs {need:?} of a later stage ({stage} > {})",
+                            p.stage_index
+                        ),
+                    ));
+                }
+                if stage == p.stage_index {
+                    parents[i].push(j);
+                }
+            }
+        }
+        if let Err(cycle) = crate::graph::depths(&parents) {
+            let names: Vec<&str> = cycle
+                .iter()
+                .filter_map(|&i| jobs[i].0.job_name.as_deref())
+                .collect();
+            let first = cycle.first().map_or(jobs[0].0, |&i| jobs[i].0);
+            return Err(fail(
+                first,
+                format!("its needs form a cycle: {}", names.join(" -> ")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Facts a trace states about itself (SWF header fields, file-level metadata).

@@ -256,7 +256,7 @@ fn format_names() {
     let e = "parquet".parse::<TraceFormat>().expect_err("unknown");
     assert_eq!(
         e.to_string(),
-        "unknown trace format \"parquet\"; expected one of: swf, travis, gha, csv"
+        "unknown trace format \"parquet\"; expected one of: swf, travis, gha, gitlab, flowbench, csv"
     );
 }
 

@@ -54,7 +54,12 @@ fn pipeline() -> impl Strategy<Value = PipelineRef> {
         (any::<bool>(), any::<bool>(), opt_text()),
     )
         .prop_map(
-            |((id, created_s, stage, stage_index), needs, when, (allow_failure, interruptible, group))| {
+            |(
+                (id, created_s, stage, stage_index),
+                needs,
+                when,
+                (allow_failure, interruptible, group),
+            )| {
                 PipelineRef {
                     id,
                     created_s,
@@ -180,9 +185,15 @@ fn pipeline_cells_are_read_as_documented() {
     assert_eq!(p(1).group.as_deref(), Some("deploys"));
     assert_eq!(
         p(2).needs,
-        Some(vec!["build: [linux, \"x\"]".to_string(), "lint".to_string()])
+        Some(vec![
+            "build: [linux, \"x\"]".to_string(),
+            "lint".to_string()
+        ])
     );
-    assert_eq!((p(2).stage.as_str(), p(2).stage_index, p(2).created_s), ("test", 2, 9));
+    assert_eq!(
+        (p(2).stage.as_str(), p(2).stage_index, p(2).created_s),
+        ("test", 2, 9)
+    );
     assert_eq!(p(2).when, When::Always);
     assert!(recs[3].pipeline.is_none());
 }
@@ -190,7 +201,8 @@ fn pipeline_cells_are_read_as_documented() {
 #[test]
 fn bad_pipeline_cells_name_line_and_column() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let head = "id,tenant,submit_s,pipeline_id,pipeline_created_s,stage_index,needs,when,allow_failure\n";
+    let head =
+        "id,tenant,submit_s,pipeline_id,pipeline_created_s,stage_index,needs,when,allow_failure\n";
     let cases = [
         ("1,t,1,p,1,0,[,,\n", "needs"),
         ("1,t,1,p,1,0,,sometimes,\n", "when"),
