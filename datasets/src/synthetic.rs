@@ -28,6 +28,14 @@
 //!   that the share of *jobs* per label set is close to the configured weights.
 //! * **QoS** classes are drawn per job from `qos`; outcomes per run from `failure_rate`
 //!   and `cancel_rate`.
+//! * **Pipelines** (off by default; the `[pipelines]` table, [`PipelineConfig`]): a
+//!   repository's pushes run pipelines from its template (lint, a build matrix, a test
+//!   that needs every build, integration tests, a deploy on `main`, clean-up and failure
+//!   notification), each job with a [`crate::PipelineRef`]; jobs a failure skipped and
+//!   manual jobs nobody started are recorded `skipped` and `manual`, without run time.
+//!   Pull-request branches are pushed several times, minutes apart, so newer pipelines
+//!   of a branch arrive while older ones run. Off, the workload is the one of before
+//!   pipelines, byte for byte.
 //!
 //! Times: `submit_s` counts seconds from `start_unix` (the trace epoch, see
 //! [`synthetic_meta`]); `wait_s` is `None` (the simulator computes waits). Records are
@@ -46,6 +54,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::DatasetError;
 use crate::record::{JobRecord, Outcome, TraceMeta};
 use crate::{Trace, TraceFormat};
+
+mod pipelines;
+
+pub use pipelines::{PipelineConfig, BUILD_VARIANTS, PIPELINE_STAGES};
 
 /// A set of runner labels a job can require, its weight and the slots such a job occupies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +231,10 @@ pub struct SyntheticConfig {
     pub label_sets: Vec<LabelSet>,
     /// QoS classes with weights. Default [`DEFAULT_QOS`].
     pub qos: Vec<QosClass>,
+    /// Pipelines from per-repository templates (the `[pipelines]` table); off by default,
+    /// which keeps the workload of before pipelines.
+    #[serde(skip_serializing_if = "PipelineConfig::is_default")]
+    pub pipelines: PipelineConfig,
 }
 
 impl Default for SyntheticConfig {
@@ -258,6 +274,7 @@ impl Default for SyntheticConfig {
                     weight: *weight,
                 })
                 .collect(),
+            pipelines: PipelineConfig::default(),
         }
     }
 }
@@ -456,6 +473,7 @@ impl SyntheticConfig {
             })?;
         }
         weights_ok("qos", self.qos.iter().map(|q| q.weight))?;
+        self.pipelines.validate()?;
         let expected = self.expected_jobs();
         check(expected <= MAX_EXPECTED_JOBS, "jobs_per_day", || {
             format!("the workload would have about {expected:.0} jobs; at most {MAX_EXPECTED_JOBS:.0} are allowed")
@@ -535,6 +553,38 @@ struct JobDef {
     label_set: usize,
 }
 
+impl JobDef {
+    /// A definition of job `name` in repository `(tenant, project)`: its typical duration
+    /// (the median scaled by `factor`, varied between definitions) and its timeout.
+    fn draw(
+        cfg: &SyntheticConfig,
+        (tenant, project): (usize, usize),
+        name: &'static str,
+        factor: f64,
+        p: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let between = (cfg.duration_sigma.powi(2) - cfg.within_job_sigma.powi(2))
+            .max(0.0)
+            .sqrt();
+        let typical = (cfg.median_duration_s * factor * (between * normal(rng)).exp())
+            .clamp(5.0, cfg.max_duration_s as f64);
+        let timeout = ((typical * cfg.timeout_factor / 300.0).ceil() * 300.0) as i64;
+        let timeout = timeout
+            .max(cfg.min_timeout_s)
+            .min(cfg.max_duration_s.max(cfg.min_timeout_s));
+        Self {
+            tenant,
+            project,
+            name,
+            p,
+            typical_s: typical,
+            timeout_s: timeout,
+            label_set: 0,
+        }
+    }
+}
+
 struct Repo {
     name: String,
     defs: Vec<usize>,
@@ -553,9 +603,12 @@ struct Pending {
     def: u32,
     /// 0 = main, else `pr-<n>`.
     branch: u32,
+    /// Ignored when the job never ran (skipped, manual).
     run: i64,
     outcome: Outcome,
     qos: u16,
+    /// The job's place in a pipeline, if it has one.
+    pipeline: Option<pipelines::Place>,
 }
 
 fn normal(rng: &mut ChaCha8Rng) -> f64 {
@@ -577,9 +630,6 @@ fn build_catalog(cfg: &SyntheticConfig, rng: &mut ChaCha8Rng) -> Catalog {
         .collect();
     let total: f64 = raw.iter().sum();
     let volume: Vec<f64> = raw.iter().map(|w| w / total).collect();
-    let between = (cfg.duration_sigma.powi(2) - cfg.within_job_sigma.powi(2))
-        .max(0.0)
-        .sqrt();
 
     let mut tenants = Vec::with_capacity(n);
     let mut defs: Vec<JobDef> = Vec::new();
@@ -601,23 +651,9 @@ fn build_catalog(cfg: &SyntheticConfig, rng: &mut ChaCha8Rng) -> Catalog {
             let mut ids = Vec::new();
             for (j, (job, factor)) in chosen.enumerate() {
                 let p = if j < 2 { 1.0 } else { rng.gen_range(0.3..1.0) };
-                let typical = (cfg.median_duration_s * factor * (between * normal(rng)).exp())
-                    .clamp(5.0, cfg.max_duration_s as f64);
-                let timeout = ((typical * cfg.timeout_factor / 300.0).ceil() * 300.0) as i64;
-                let timeout = timeout
-                    .max(cfg.min_timeout_s)
-                    .min(cfg.max_duration_s.max(cfg.min_timeout_s));
                 sum_p += p;
                 ids.push(defs.len());
-                defs.push(JobDef {
-                    tenant: t,
-                    project: r,
-                    name: job,
-                    p,
-                    typical_s: typical,
-                    timeout_s: timeout,
-                    label_set: 0,
-                });
+                defs.push(JobDef::draw(cfg, (t, r), job, factor, p, rng));
             }
             repos.push(Repo {
                 name: format!("{name}/{repo_name}"),
@@ -718,89 +754,130 @@ fn poisson(lambda: f64, rng: &mut ChaCha8Rng) -> u64 {
     }
 }
 
+/// Drives the arrival process over the rate bins: `push(t, tenant, repo, burst, rng)`
+/// submits one push of `repo` of `tenant` at `t` (`burst`: a burst's push) and returns
+/// the jobs it made, which bursts count towards their size.
+fn arrivals(
+    cfg: &SyntheticConfig,
+    cat: &Catalog,
+    push_rate: f64,
+    push_tenant: &WeightedIndex<f64>,
+    burst_tenant: &WeightedIndex<f64>,
+    rng: &mut ChaCha8Rng,
+    mut push: impl FnMut(i64, usize, usize, bool, &mut ChaCha8Rng) -> u64,
+) {
+    let horizon = cfg.horizon_s();
+    let burst_rate = cfg.bursts_per_day / 86_400.0;
+    for (t0, len, w) in cfg.bins().collect::<Vec<_>>() {
+        let n_push = poisson(push_rate * len as f64 * w, rng);
+        for _ in 0..n_push {
+            let t = t0 + rng.gen_range(0..len);
+            let tenant = push_tenant.sample(rng);
+            let repo = rng.gen_range(0..cat.tenants[tenant].repos.len());
+            push(t, tenant, repo, false, rng);
+        }
+        let n_burst = poisson(burst_rate * len as f64 * w, rng);
+        for _ in 0..n_burst {
+            let start = t0 + rng.gen_range(0..len);
+            let tenant = burst_tenant.sample(rng);
+            let repo = rng.gen_range(0..cat.tenants[tenant].repos.len());
+            let target = 1 + poisson(cfg.burst_jobs_mean - 1.0, rng);
+            let mut made = 0u64;
+            while made < target {
+                let t = (start + rng.gen_range(0..i64::from(cfg.burst_window_s))).min(horizon - 1);
+                made += push(t, tenant, repo, true, rng);
+            }
+        }
+    }
+}
+
 /// Generates the workload: sorted by `submit_s`, then `id`; deterministic for a config.
 pub fn generate(cfg: &SyntheticConfig) -> Result<Vec<JobRecord>, DatasetError> {
     cfg.validate()?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let cat = build_catalog(cfg, &mut rng);
+    let mut cat = build_catalog(cfg, &mut rng);
+    let templates = if cfg.pipelines.enabled {
+        pipelines::build_templates(cfg, &mut cat, &mut rng)?
+    } else {
+        Vec::new()
+    };
 
-    // Pushes: tenant probability ∝ volume / jobs_per_push, so job volume ∝ volume.
-    let push_w: Vec<f64> = cat
-        .tenants
+    // Pushes: tenant probability ∝ volume / jobs per push, so job volume ∝ volume.
+    let per_push: Vec<f64> = if cfg.pipelines.enabled {
+        (0..cat.tenants.len())
+            .map(|t| {
+                let repos = cat.tenants[t].repos.len();
+                (0..repos)
+                    .map(|r| pipelines::jobs_per_arrival(cfg, &cat, &templates, (t, r)))
+                    .sum::<f64>()
+                    / repos as f64
+            })
+            .collect()
+    } else {
+        cat.tenants.iter().map(|t| t.jobs_per_push).collect()
+    };
+    let push_w: Vec<f64> = per_push
         .iter()
         .zip(&cat.volume)
-        .map(|(t, v)| v / t.jobs_per_push)
+        .map(|(per, v)| v / per)
         .collect();
     let pushes_per_job: f64 = push_w.iter().sum();
     let push_tenant = weighted(push_w.iter().copied(), "tenants")?;
     let burst_tenant = weighted(cat.volume.iter().copied(), "tenants")?;
     let qos_pick = weighted(cfg.qos.iter().map(|q| q.weight), "qos")?;
     let push_rate = cfg.jobs_per_day * pushes_per_job / 86_400.0; // pushes per second
-    let burst_rate = cfg.bursts_per_day / 86_400.0;
 
     let mut pending: Vec<Pending> = Vec::with_capacity((cfg.expected_jobs() * 1.05) as usize + 16);
-    let horizon = cfg.horizon_s();
-    let push = |t: i64,
-                tenant: usize,
-                repo: usize,
-                branch: u32,
-                rng: &mut ChaCha8Rng,
-                out: &mut Vec<Pending>| {
-        let mut n = 0;
-        for &d in &cat.tenants[tenant].repos[repo].defs {
-            let def = &cat.defs[d];
-            if def.p < 1.0 && rng.gen::<f64>() >= def.p {
-                continue;
+    let independent =
+        |t: i64, tenant: usize, repo: usize, rng: &mut ChaCha8Rng, out: &mut Vec<Pending>| {
+            let branch = if rng.gen::<f64>() < cfg.main_branch_share {
+                0
+            } else {
+                rng.gen_range(1..=2000)
+            };
+            let mut n = 0;
+            for &d in &cat.tenants[tenant].repos[repo].defs {
+                let def = &cat.defs[d];
+                if def.p < 1.0 && rng.gen::<f64>() >= def.p {
+                    continue;
+                }
+                let (run, outcome) = draw_run(cfg, def, rng);
+                let qos = qos_pick.sample(rng) as u16;
+                out.push(Pending {
+                    submit: t,
+                    def: d as u32,
+                    branch,
+                    run,
+                    outcome,
+                    qos,
+                    pipeline: None,
+                });
+                n += 1;
             }
-            let (run, outcome) = draw_run(cfg, def, rng);
-            let qos = qos_pick.sample(rng) as u16;
-            out.push(Pending {
-                submit: t,
-                def: d as u32,
-                branch,
-                run,
-                outcome,
-                qos,
-            });
-            n += 1;
-        }
-        n
-    };
-    let branch_of = |rng: &mut ChaCha8Rng| -> u32 {
-        if rng.gen::<f64>() < cfg.main_branch_share {
-            0
-        } else {
-            rng.gen_range(1..=2000)
-        }
-    };
-
-    for (t0, len, w) in cfg.bins().collect::<Vec<_>>() {
-        let n_push = poisson(push_rate * len as f64 * w, &mut rng);
-        for _ in 0..n_push {
-            let t = t0 + rng.gen_range(0..len);
-            let tenant = push_tenant.sample(&mut rng);
-            let repo = rng.gen_range(0..cat.tenants[tenant].repos.len());
-            let branch = branch_of(&mut rng);
-            push(t, tenant, repo, branch, &mut rng, &mut pending);
-        }
-        let n_burst = poisson(burst_rate * len as f64 * w, &mut rng);
-        for _ in 0..n_burst {
-            let start = t0 + rng.gen_range(0..len);
-            let tenant = burst_tenant.sample(&mut rng);
-            let repo = rng.gen_range(0..cat.tenants[tenant].repos.len());
-            let target = 1 + poisson(cfg.burst_jobs_mean - 1.0, &mut rng);
-            let mut made = 0u64;
-            while made < target {
-                let t = (start + rng.gen_range(0..i64::from(cfg.burst_window_s))).min(horizon - 1);
-                let branch = branch_of(&mut rng);
-                made += push(t, tenant, repo, branch, &mut rng, &mut pending);
-            }
-        }
-    }
+            n
+        };
+    let mut runner = pipelines::Runner::new(cfg, &cat, &qos_pick);
+    arrivals(
+        cfg,
+        &cat,
+        push_rate,
+        &push_tenant,
+        &burst_tenant,
+        &mut rng,
+        |t, tenant, repo, burst, rng| match templates
+            .get(tenant)
+            .and_then(|r| r.get(repo))
+            .and_then(Option::as_ref)
+        {
+            Some(tpl) => runner.push(t, tpl, burst, rng, &mut pending),
+            None => independent(t, tenant, repo, rng, &mut pending),
+        },
+    );
 
     pending.sort_by_key(|p| p.submit);
     let width = pending.len().saturating_sub(1).to_string().len().max(7);
     let label_sets: Vec<Vec<String>> = cfg.label_sets.iter().map(|s| s.labels.clone()).collect();
+    let mut names = pipelines::Names::default();
     let out = pending
         .iter()
         .enumerate()
@@ -819,9 +896,15 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<Vec<JobRecord>, DatasetError> {
             rec.labels = label_sets[def.label_set].clone();
             rec.slots = set.slots;
             rec.requested_s = Some(def.timeout_s);
-            rec.run_s = Some(p.run);
+            rec.run_s = match p.outcome {
+                Outcome::Skipped | Outcome::Manual => None,
+                _ => Some(p.run),
+            };
             rec.outcome = p.outcome;
             rec.qos = Some(cfg.qos[p.qos as usize].name.clone());
+            if let Some(place) = p.pipeline {
+                rec.pipeline = names.pipeline_ref(place, p.submit, &templates, &cat, def);
+            }
             rec
         })
         .collect();

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::time::Instant;
 
 use rustci_datasets::synthetic::{
-    default_pool_for, generate, generate_trace, LabelSet, SyntheticConfig, DEFAULT_LABEL_SETS,
+    default_pool_for, generate, generate_trace, LabelSet, PipelineConfig, SyntheticConfig,
+    BUILD_VARIANTS, DEFAULT_LABEL_SETS, PIPELINE_STAGES,
 };
 use rustci_datasets::time::weekday;
-use rustci_datasets::{DatasetError, JobRecord, Outcome};
+use rustci_datasets::{check_pipelines, DatasetError, JobRecord, Outcome, PipelineRef, When};
 
 fn small(seed: u64) -> SyntheticConfig {
     SyntheticConfig {
@@ -431,4 +432,317 @@ fn pipelines_off_is_the_workload_of_before_pipelines() {
     );
     assert_eq!(fingerprint(&default), 0x98e8_f98e_c094_f180);
     assert_eq!(fingerprint(&small), 0x6647_7597_9231_5a4c);
+}
+
+fn with_pipelines(seed: u64) -> SyntheticConfig {
+    SyntheticConfig {
+        pipelines: PipelineConfig {
+            enabled: true,
+            ..PipelineConfig::default()
+        },
+        ..small(seed)
+    }
+}
+
+/// The jobs of each pipeline, by pipeline id, in record order.
+fn pipelines_of(jobs: &[JobRecord]) -> BTreeMap<&str, Vec<&JobRecord>> {
+    let mut out: BTreeMap<&str, Vec<&JobRecord>> = BTreeMap::new();
+    for r in jobs {
+        let p = r
+            .pipeline
+            .as_ref()
+            .expect("every job of a template repository");
+        out.entry(p.id.as_str()).or_default().push(r);
+    }
+    out
+}
+
+fn place(r: &JobRecord) -> &PipelineRef {
+    r.pipeline.as_ref().expect("pipeline")
+}
+
+#[test]
+fn pipelines_are_dags_of_the_template() {
+    let cfg = with_pipelines(42);
+    let jobs = generate(&cfg).expect("generate");
+    check_pipelines(&jobs).expect("needs exist, point backwards, no cycle");
+    assert!(jobs
+        .windows(2)
+        .all(|w| (w[0].submit_s, &w[0].id) < (w[1].submit_s, &w[1].id)));
+    let pipes = pipelines_of(&jobs);
+    assert!(pipes.len() > 500, "{} pipelines", pipes.len());
+    for (id, pj) in &pipes {
+        let first = pj[0];
+        let main = first.branch.as_deref() == Some("main");
+        // One push: same submit, creation, tenant, project, branch and QoS.
+        assert!(pj.iter().all(|r| r.submit_s == first.submit_s
+            && place(r).created_s == r.submit_s
+            && (&r.tenant, &r.project, &r.branch, &r.qos)
+                == (&first.tenant, &first.project, &first.branch, &first.qos)));
+        // Stages in template order, indexes counting the stages present.
+        let mut stages: Vec<&str> = pj.iter().map(|r| place(r).stage.as_str()).collect();
+        stages.dedup();
+        let order: Vec<usize> = stages
+            .iter()
+            .map(|s| {
+                PIPELINE_STAGES
+                    .iter()
+                    .position(|p| p == s)
+                    .expect("known stage")
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{id}: {stages:?}");
+        assert!(pj
+            .iter()
+            .all(|r| stages[place(r).stage_index as usize] == place(r).stage));
+        // Explicit needs point at strictly earlier stages.
+        let stage_of: HashMap<&str, u32> = pj
+            .iter()
+            .map(|r| (r.job_name.as_deref().unwrap_or(""), place(r).stage_index))
+            .collect();
+        for r in pj {
+            for need in place(r).needs.iter().flatten() {
+                assert!(stage_of[need.as_str()] < place(r).stage_index, "{}", r.id);
+            }
+        }
+        let named = |name: &str| pj.iter().find(|r| r.job_name.as_deref() == Some(name));
+        let builds: Vec<&&JobRecord> = pj
+            .iter()
+            .filter(|r| r.job_name.as_deref().unwrap_or("").starts_with("build: ["))
+            .collect();
+        assert!((1..=4).contains(&builds.len()), "{id}");
+        assert!(BUILD_VARIANTS[..builds.len()]
+            .iter()
+            .all(|v| named(v).is_some()));
+        // The test fans in every build.
+        let test = named("test").expect("test");
+        let mut needs = place(test).needs.clone().expect("explicit");
+        needs.sort();
+        let mut names: Vec<String> = builds.iter().filter_map(|r| r.job_name.clone()).collect();
+        names.sort();
+        assert_eq!(needs, names, "{id}");
+        assert!(named("lint").is_some());
+        assert_eq!(
+            place(named("notify-failure").expect("notify")).when,
+            When::OnFailure
+        );
+        if let Some(c) = named("cleanup") {
+            assert_eq!(
+                (place(c).when, place(c).needs.clone()),
+                (When::Always, None)
+            );
+            assert!(named("integration").is_some());
+        }
+        if let Some(d) = named("deploy") {
+            assert!(main, "{id}: deploy off main");
+            assert!(!place(d).interruptible);
+            assert_eq!(place(d).allow_failure, place(d).when == When::Manual);
+        }
+        assert!(pj
+            .iter()
+            .filter(|r| r.job_name.as_deref() != Some("deploy"))
+            .all(|r| place(r).interruptible));
+    }
+}
+
+#[test]
+fn pipeline_outcomes_follow_gitlab_rules() {
+    let jobs = generate(&with_pipelines(7)).expect("generate");
+    let ran = |r: &JobRecord| !matches!(r.outcome, Outcome::Skipped | Outcome::Manual);
+    assert!(jobs.iter().all(|r| ran(r) == r.run_s.is_some()));
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (id, pj) in pipelines_of(&jobs) {
+        let named = |name: &str| {
+            pj.iter()
+                .copied()
+                .find(|r| r.job_name.as_deref() == Some(name))
+        };
+        let blocking_failure =
+            |r: &&JobRecord| r.outcome == Outcome::Failure && !place(r).allow_failure;
+        // A failed or cancelled build skips the test; otherwise the test runs.
+        let test = named("test").expect("test");
+        let builds_ok = pj
+            .iter()
+            .filter(|r| r.job_name.as_deref().unwrap_or("").starts_with("build: ["))
+            .all(|r| r.outcome == Outcome::Success);
+        assert_eq!(ran(test), builds_ok, "{id}");
+        // notify-failure runs exactly when a job before .post failed and may not.
+        let notify = named("notify-failure").expect("notify");
+        let failed = pj
+            .iter()
+            .filter(|r| place(r).stage != ".post")
+            .any(blocking_failure);
+        assert_eq!(ran(notify), failed, "{id}");
+        if let Some(c) = named("cleanup") {
+            assert!(ran(c), "{id}: cleanup always runs");
+        }
+        if let Some(d) = named("deploy") {
+            *counts
+                .entry(if ran(d) {
+                    "deploy ran"
+                } else {
+                    "deploy not run"
+                })
+                .or_default() += 1;
+            if place(d).when == When::Manual && d.outcome == Outcome::Manual {
+                *counts.entry("manual waiting").or_default() += 1;
+            }
+        }
+        *counts
+            .entry(if failed { "failed" } else { "passed" })
+            .or_default() += 1;
+    }
+    let _ = writeln!(std::io::stderr(), "pipeline outcomes: {counts:?}");
+    assert!(counts["manual waiting"] > 10, "{counts:?}");
+    assert!(
+        counts["failed"] > 10 && counts["passed"] > counts["failed"],
+        "{counts:?}"
+    );
+    let skipped = jobs
+        .iter()
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .count();
+    let manual = jobs.iter().filter(|r| r.outcome == Outcome::Manual).count();
+    assert!(skipped > 0 && manual > 0 && skipped + manual < jobs.len() / 2);
+}
+
+#[test]
+fn pull_request_branches_are_pushed_again_while_their_pipeline_runs() {
+    let cfg = with_pipelines(11);
+    let jobs = generate(&cfg).expect("generate");
+    let pipes = pipelines_of(&jobs);
+    // Per (project, branch), pipeline creation times and a bound on each one's length:
+    // the sum over its stages of the stage's longest job.
+    let mut branches: BTreeMap<(&str, &str), Vec<(i64, i64)>> = BTreeMap::new();
+    for pj in pipes.values() {
+        let mut longest: BTreeMap<u32, i64> = BTreeMap::new();
+        for r in pj {
+            let l = longest.entry(place(r).stage_index).or_default();
+            *l = (*l).max(r.run_s.unwrap_or(0));
+        }
+        let key = (
+            pj[0].project.as_deref().unwrap_or(""),
+            pj[0].branch.as_deref().unwrap_or(""),
+        );
+        branches
+            .entry(key)
+            .or_default()
+            .push((place(pj[0]).created_s, longest.values().sum()));
+    }
+    let (mut pr, mut superseded) = (0usize, 0usize);
+    for ((_, branch), mut runs) in branches {
+        if branch == "main" {
+            continue;
+        }
+        runs.sort_unstable();
+        pr += runs.len();
+        superseded += runs.windows(2).filter(|w| w[1].0 < w[0].0 + w[0].1).count();
+    }
+    let share = superseded as f64 / pr as f64;
+    let _ = writeln!(
+        std::io::stderr(),
+        "pull-request pipelines: {pr}, a newer push arrived before one's stages could end: {share:.3}"
+    );
+    // 3 pushes per branch on average (2 of 3 pipelines have a successor), 20 min apart.
+    assert!((0.2..0.67).contains(&share), "{share}");
+}
+
+#[test]
+fn pipelines_keep_the_configured_volume_and_are_deterministic() {
+    let cfg = with_pipelines(42);
+    let a = generate(&cfg).expect("generate");
+    assert_eq!(a, generate(&cfg).expect("generate"));
+    let other = generate(&with_pipelines(43)).expect("generate");
+    assert_ne!(a, other);
+    let expected = cfg.expected_jobs();
+    let rel = (a.len() as f64 - expected) / expected;
+    let _ = writeln!(
+        std::io::stderr(),
+        "pipelines: {} jobs, expected {expected:.0} ({:+.1}%)",
+        a.len(),
+        rel * 100.0
+    );
+    assert!(rel.abs() < 0.1, "{} jobs, expected {expected:.0}", a.len());
+    // Pipelines round-trip through the JobRecord CSV.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pipelines.csv.gz");
+    rustci_datasets::jobcsv::write_jobcsv(&path, &a).expect("write");
+    assert_eq!(
+        rustci_datasets::jobcsv::read_jobcsv(&path).expect("read"),
+        a
+    );
+}
+
+#[test]
+fn half_of_the_repositories_without_pipelines() {
+    let cfg = SyntheticConfig {
+        pipelines: PipelineConfig {
+            enabled: true,
+            repo_share: 0.5,
+            ..PipelineConfig::default()
+        },
+        ..small(5)
+    };
+    let jobs = generate(&cfg).expect("generate");
+    let with: HashSet<&str> = jobs
+        .iter()
+        .filter(|r| r.pipeline.is_some())
+        .filter_map(|r| r.project.as_deref())
+        .collect();
+    let without: HashSet<&str> = jobs
+        .iter()
+        .filter(|r| r.pipeline.is_none())
+        .filter_map(|r| r.project.as_deref())
+        .collect();
+    assert!(!with.is_empty() && !without.is_empty());
+    assert!(with.is_disjoint(&without), "a repository is either kind");
+    check_pipelines(&jobs).expect("valid");
+}
+
+#[test]
+fn pipeline_settings_are_ignored_while_off_and_checked() {
+    let off = SyntheticConfig {
+        pipelines: PipelineConfig {
+            max_matrix_width: 2,
+            pushes_per_branch_mean: 9.0,
+            ..PipelineConfig::default()
+        },
+        ..small(42)
+    };
+    assert_eq!(
+        fingerprint(&generate(&off).expect("generate")),
+        0x6647_7597_9231_5a4c
+    );
+    let cfg: SyntheticConfig = serde_json::from_str(
+        r#"{"days": 1, "pipelines": {"enabled": true, "max_matrix_width": 9}}"#,
+    )
+    .expect("parses");
+    match cfg.validate() {
+        Err(DatasetError::Config { field, .. }) => assert_eq!(field, "pipelines.max_matrix_width"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+    for (field, json) in [
+        ("pipelines.repo_share", r#"{"repo_share": 1.5}"#),
+        (
+            "pipelines.pushes_per_branch_mean",
+            r#"{"pushes_per_branch_mean": 0.5}"#,
+        ),
+        ("pipelines.repush_gap_mean_s", r#"{"repush_gap_mean_s": 0}"#),
+    ] {
+        let pipelines: PipelineConfig = serde_json::from_str(json).expect("parses");
+        let cfg = SyntheticConfig {
+            pipelines,
+            ..SyntheticConfig::default()
+        };
+        match cfg.validate() {
+            Err(DatasetError::Config { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: expected a config error, got {other:?}"),
+        }
+    }
+    let e = serde_json::from_str::<SyntheticConfig>(r#"{"pipelines": {"enable": true}}"#)
+        .expect_err("typo");
+    assert!(e.to_string().contains("enable"), "{e}");
+    // Off, the table is not even written back.
+    let json = serde_json::to_string(&SyntheticConfig::default()).expect("serialize");
+    assert!(!json.contains("pipelines"), "{json}");
 }
