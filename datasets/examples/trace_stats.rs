@@ -1,6 +1,6 @@
 //! Opens a trace (file or directory) and prints record count, errors and elapsed time.
 //!
-//! `cargo run --release -p rustci-datasets --example trace_stats -- <path> [swf|travis|gha|csv]`
+//! `cargo run --release -p rustci-datasets --example trace_stats -- <path> [swf|travis|gha|gitlab|flowbench|csv]`
 //! or `... -- --synthetic <jobs_per_day> <days>` to time the generator.
 
 use std::path::Path;
