@@ -154,19 +154,26 @@ fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {
     if !flowbench::workflows_in(dir)?.is_empty() {
         return Ok(TraceFormat::Flowbench);
     }
-    let (jobs, _) = gitlab::files_in(dir)?;
-    if !jobs.is_empty() {
-        return Ok(TraceFormat::Gitlab);
-    }
-    match input::csv_files(dir)?.first() {
-        Some(first) => TraceFormat::infer(first),
-        None => Err(DatasetError::Unsupported {
+    let Some(first) = input::csv_files(dir)?.into_iter().next() else {
+        return Err(DatasetError::Unsupported {
             path: dir.display().to_string(),
             message: "directory holds no trace: no *.csv or *.csv.gz files, no FlowBench \
                       <workflow>.zip with its <workflow>.adj.json.gz"
                 .to_string(),
-        }),
+        });
+    };
+    let by_first = TraceFormat::infer(&first);
+    // Only a folder whose first CSV is not TravisTorrent or GitHub Actions can be a
+    // GitLab export (its CSVs are GitLab's or plain); this spares the 145 TravisTorrent
+    // files a second read of their headers.
+    if matches!(by_first, Ok(TraceFormat::Travis | TraceFormat::Gha)) {
+        return by_first;
     }
+    let (jobs, _) = gitlab::files_in(dir)?;
+    if !jobs.is_empty() {
+        return Ok(TraceFormat::Gitlab);
+    }
+    by_first
 }
 
 impl fmt::Display for TraceFormat {
