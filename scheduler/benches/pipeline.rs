@@ -17,26 +17,45 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
+use proptest::prelude::Rng as _;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use rustci_scheduler::*;
 
-/// splitmix64: a seeded generator for the synthetic workloads (the core has no `rand`).
-struct Rng(u64);
+/// A seeded generator for the synthetic workloads (the core has no `rand`; proptest,
+/// a dev-dependency, brings one).
+struct Rng(TestRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+    fn new(seed: u64) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Rng(TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
     }
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.next_u64() % n.max(1)
     }
+}
+
+/// A core under `policy` with `runners` one-slot runners joined at 0.
+fn core(policy: &str, tenants: usize, runners: u32) -> Scheduler {
+    let mut s = Scheduler::new(config(policy, tenants), Box::new(RequestedTime::default()));
+    let mut out = Vec::new();
+    for i in 0..runners {
+        s.handle(
+            0,
+            Event::RunnerJoined {
+                runner: RunnerId(i),
+                pool: PoolId(0),
+            },
+            &mut out,
+        )
+        .expect("join");
+    }
+    s
 }
 
 fn config(policy: &str, tenants: usize) -> CheckedConfig {
@@ -139,26 +158,11 @@ fn accept_and_plan() {
     let mut plan = Vec::with_capacity(RUNS);
     let mut eta = None;
     for r in 0..RUNS {
-        let mut rng = Rng(42 + r as u64);
+        let mut rng = Rng::new(42 + r as u64);
         let dag = big_dag(&mut rng);
         let jobs = dag.jobs.len();
-        let mut s = Scheduler::new(
-            config("critical-path", 1),
-            Box::new(RequestedTime::default()),
-        );
+        let mut s = core("critical-path", 1, 200);
         let mut out = Vec::new();
-        for i in 0..200 {
-            s.handle(
-                0,
-                Event::RunnerJoined {
-                    runner: RunnerId(i),
-                    pool: PoolId(0),
-                },
-                &mut out,
-            )
-            .expect("join");
-        }
-        out.clear();
         let t = Instant::now();
         s.handle(1, Event::SubmitPipeline(dag), &mut out)
             .expect("accept");
@@ -255,24 +259,10 @@ fn stream(
     seed: u64,
 ) -> (Vec<Millis>, f64) {
     const TENANTS: u32 = 4;
-    let mut rng = Rng(seed);
-    let mut noise_rng = Rng(seed ^ 0x5eed);
-    let mut s = Scheduler::new(
-        config(policy, TENANTS as usize),
-        Box::new(RequestedTime::default()),
-    );
+    let mut rng = Rng::new(seed);
+    let mut noise_rng = Rng::new(seed ^ 0x5eed);
+    let mut s = core(policy, TENANTS as usize, runners);
     let mut out = Vec::new();
-    for i in 0..runners {
-        s.handle(
-            0,
-            Event::RunnerJoined {
-                runner: RunnerId(i),
-                pool: PoolId(0),
-            },
-            &mut out,
-        )
-        .expect("join");
-    }
     // (time, 0 = finish / 1 = arrival, sequence, job or pipeline)
     let mut events: BinaryHeap<Reverse<(Millis, u8, u64, u64)>> = BinaryHeap::new();
     let mut pipelines = Vec::new();

@@ -193,6 +193,21 @@ struct JobEntry {
     corrections: u32,
 }
 
+impl JobEntry {
+    /// (runner, start, estimated end) while it runs.
+    fn running(&self) -> Option<(RunnerId, Millis, Millis)> {
+        match self.state {
+            EntryState::Running {
+                runner,
+                start,
+                est_end,
+                ..
+            } => Some((runner, start, est_end)),
+            EntryState::Pending { .. } => None,
+        }
+    }
+}
+
 /// Decayed usage of one tenant, in slot-seconds, as of `at`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Usage {
@@ -795,15 +810,7 @@ impl Scheduler {
             pools: e.pools,
             slots: e.spec.slots,
             estimate: e.estimate,
-            running: match e.state {
-                EntryState::Running {
-                    runner,
-                    start,
-                    est_end,
-                    ..
-                } => Some((runner, start, est_end)),
-                EntryState::Pending { .. } => None,
-            },
+            running: e.running(),
         })
     }
 

@@ -697,7 +697,7 @@ mod errors {
         join_all(&mut s, &[(0, 0)]);
         let mut out = Vec::new();
         s.handle(0, Event::Submit(job(50, 0, 1, 10)), &mut out)
-            .unwrap();
+            .expect("independent job");
         out.clear();
         let e = s
             .handle(1, Event::SubmitPipeline(p), &mut out)

@@ -203,6 +203,11 @@ impl Run {
                 }
             }
         }
+        self.enqueue(ready, fx);
+    }
+
+    /// Ready jobs go to the queue in the spec's order.
+    fn enqueue(&self, mut ready: Vec<u32>, fx: &mut Vec<Effect>) {
         ready.sort_unstable();
         for v in ready {
             let i = v as usize;
@@ -443,16 +448,9 @@ impl Pipelines {
         for v in roots {
             run.decide_node(v, &mut work, &mut ready, fx);
         }
-        // Enqueue the ready roots first (spec order), then cascade from skips and
-        // manual jobs (which enqueue their own ready jobs after them).
-        ready.sort_unstable();
-        for v in ready {
-            let i = v as usize;
-            fx.push(Effect::Enqueue {
-                spec: run.dag.jobs[i].spec.clone(),
-                pools: run.pools[i],
-            });
-        }
+        // Enqueue the ready roots first, then cascade from skips and manual jobs (which
+        // enqueue their own ready jobs after them).
+        run.enqueue(ready, fx);
         run.cascade(&mut work, fx);
         self.runs.insert(id, run);
         self.end_if_done(id, fx);
@@ -460,17 +458,17 @@ impl Pipelines {
 
     /// A job of a pipeline ended: `how` is `Succeeded`, `Failed` (allowed or not is the
     /// job's `allow_failure`), `Cancelled` or `Skipped`. The scheduler has already taken
-    /// it out of the core if it was there. Returns false (and does nothing) for a job in
-    /// no running pipeline or one that already ended.
-    pub fn job_ended(&mut self, job: JobId, how: Terminal, fx: &mut Vec<Effect>) -> bool {
+    /// it out of the core if it was there. Nothing happens for a job in no running
+    /// pipeline or one that already ended.
+    pub fn job_ended(&mut self, job: JobId, how: Terminal, fx: &mut Vec<Effect>) {
         let Some(&(p, v)) = self.of_job.get(&job) else {
-            return false;
+            return;
         };
         let Some(run) = self.runs.get_mut(&p) else {
-            return false;
+            return;
         };
         if matches!(run.nodes[v as usize], Node::Ended(_)) {
-            return false;
+            return;
         }
         let how = match how {
             Terminal::Failed { .. } => Terminal::Failed {
@@ -480,7 +478,6 @@ impl Pipelines {
         };
         run.end(v, how, fx);
         self.end_if_done(p, fx);
-        true
     }
 
     /// Whether a job of a running pipeline has not started: Created or Manual
@@ -502,11 +499,7 @@ impl Pipelines {
         }
         run.nodes[v as usize] = Node::Queued;
         run.active += 1;
-        let i = v as usize;
-        fx.push(Effect::Enqueue {
-            spec: run.dag.jobs[i].spec.clone(),
-            pools: run.pools[i],
-        });
+        run.enqueue(vec![v], fx);
         Ok(())
     }
 

@@ -13,17 +13,7 @@ use crate::pipeline::{PipelineJobState, PipelineSpec, PipelineStats};
 /// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
 /// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
 fn running_in(jobs: &IdMap<JobId, JobEntry>) -> impl Fn(JobId) -> Option<Running> + '_ {
-    move |job| {
-        jobs.get(&job).map(|e| match e.state {
-            EntryState::Running {
-                runner,
-                start,
-                est_end,
-                ..
-            } => Some((runner, start, est_end)),
-            EntryState::Pending { .. } => None,
-        })
-    }
+    move |job| jobs.get(&job).map(JobEntry::running)
 }
 
 impl Scheduler {
@@ -81,11 +71,10 @@ impl Scheduler {
             }
             estimates.push(self.predict(&job.spec));
         }
-        let mut fx = Vec::new();
-        self.pipelines
-            .admit(dag, pools, estimates, now, running_in(&self.jobs), &mut fx);
-        self.apply_effects(now, fx, out);
-        Ok(())
+        self.pipeline_step(now, out, |p, jobs, fx| {
+            p.admit(dag, pools, estimates, now, running_in(jobs), fx);
+            Ok(())
+        })
     }
 
     /// [`super::Event::CancelPipeline`].
@@ -95,11 +84,9 @@ impl Scheduler {
         pipeline: PipelineId,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        let mut fx = Vec::new();
-        self.pipelines
-            .cancel(pipeline, now, running_in(&self.jobs), &mut fx)?;
-        self.apply_effects(now, fx, out);
-        Ok(())
+        self.pipeline_step(now, out, |p, jobs, fx| {
+            p.cancel(pipeline, now, running_in(jobs), fx)
+        })
     }
 
     /// [`super::Event::PlayManual`].
@@ -109,10 +96,7 @@ impl Scheduler {
         job: JobId,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
-        let mut fx = Vec::new();
-        self.pipelines.play(job, &mut fx)?;
-        self.apply_effects(now, fx, out);
-        Ok(())
+        self.pipeline_step(now, out, |p, _, fx| p.play(job, fx))
     }
 
     /// [`super::Event::Skip`]: a waiting job leaves the queue; a running one cannot be
@@ -163,9 +147,25 @@ impl Scheduler {
         out: &mut Vec<Decision>,
     ) {
         let mut fx = Vec::new();
-        if self.pipelines.job_ended(job, how, &mut fx) {
-            self.apply_effects(now, fx, out);
-        }
+        self.pipelines.job_ended(job, how, &mut fx);
+        self.apply_effects(now, fx, out);
+    }
+
+    /// Runs `step` on the pipelines, then applies what it decided.
+    fn pipeline_step(
+        &mut self,
+        now: Millis,
+        out: &mut Vec<Decision>,
+        step: impl FnOnce(
+            &mut Pipelines,
+            &IdMap<JobId, JobEntry>,
+            &mut Vec<Effect>,
+        ) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        let mut fx = Vec::new();
+        step(&mut self.pipelines, &self.jobs, &mut fx)?;
+        self.apply_effects(now, fx, out);
+        Ok(())
     }
 
     /// Applies what a pipeline step decided, in order.
