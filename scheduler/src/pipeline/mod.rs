@@ -72,17 +72,18 @@
 //! is its estimate plus the heaviest chain of its dependents' estimates (through the
 //! stage gates), the pipeline's critical path the largest rank. Under
 //! [`crate::QueueOrder::CriticalPath`] (and [`crate::WithinLane::CriticalPath`] inside
-//! fair-share and QoS lanes) a job's key is its *latest start*, `created + critical path
-//! - rank`: within a pipeline the longest remaining path goes first, across pipelines the
-//! one that must start soonest for its pipeline to end by `created + critical path`; an
-//! independent job's key is its submit time, so without pipelines the order is FIFO.
+//! fair-share and QoS lanes) a job's key is its *latest start*,
+//! `created + critical path - rank`: within a pipeline the longest remaining path goes
+//! first, across pipelines the one that must start soonest for its pipeline to end by
+//! `created + critical path`; an independent job's key is its submit time, so without
+//! pipelines the order is FIFO.
 //! Keys are fixed when a job enters the queue, as the other orders' keys are.
 //!
 //! The other candidate, the longest remaining path first across all pipelines (key
 //! `-rank`), lets every new pipeline's first jobs pass the last jobs of older ones: on
-//! the synthetic stream of `benches/pipeline.rs` (40 runners, 83% load) it raised the
-//! p95 time to feedback from 83 min (FIFO) to 299 min, where the latest start lowered it
-//! to 73 min (BENCHMARKS.md).
+//! the synthetic stream of `benches/pipeline.rs` (40 runners, 86% load) it raised the
+//! p95 time to feedback from 84 min (FIFO) to 254 min, where the latest start lowered it
+//! to 74 min (BENCHMARKS.md).
 
 mod dag;
 pub(crate) mod eta;
