@@ -686,6 +686,15 @@ impl Live {
                     }
                 }
                 Decision::Requeue { job, .. } => self.requeue_in_memory(job.0, batch),
+                // The live service submits no pipelines yet (issue 14 puts them in the
+                // core first), so the core returns none of these; one would be a bug,
+                // logged rather than applied half-way.
+                Decision::Cancel { .. }
+                | Decision::Skip { .. }
+                | Decision::Manual { .. }
+                | Decision::PipelineEnded { .. } => {
+                    tracing::error!(decision = ?d, "pipeline decision in a service that submits no pipelines");
+                }
             }
         }
         while self.recent.front().is_some_and(|r| r.0 < now - 3_600_000)

@@ -22,6 +22,10 @@ pub enum QueueOrder {
     /// QoS class priority plus aging: a job's score grows with its wait relative to its
     /// class's wait target, so a batch job is not starved forever. FIFO within a class.
     Qos,
+    /// Pipeline jobs by their latest start (the longest predicted path to the end of
+    /// their pipeline first, see [`crate::pipeline`]); independent jobs by submit time,
+    /// so without pipelines this is FIFO.
+    CriticalPath,
 }
 
 /// What happens when the job in turn cannot start now.
@@ -69,6 +73,8 @@ pub enum WithinLane {
     /// Shortest predicted run time first: shortest-predicted-first within the bounds fair
     /// share and QoS set between tenants and classes.
     ShortestEstimate,
+    /// Critical-path order ([`QueueOrder::CriticalPath`]) within the tenant or class.
+    CriticalPath,
 }
 
 /// The order of backfill candidates under EASY (single-lane orders only).
@@ -85,8 +91,10 @@ pub enum BackfillOrder {
 impl PolicyConfig {
     /// The named policies of the CLI: `fcfs` (strict FIFO), `easy` (FIFO + EASY),
     /// `easy++` (EASY with shortest-estimate-first backfilling), `priority`, `fairshare`,
-    /// `sef` (shortest estimate first) and `qos`, and `fairshare-spf` / `qos-spf`
-    /// (shortest predicted first inside each tenant / class), all but `fcfs` with EASY
+    /// `sef` (shortest estimate first) and `qos`, `fairshare-spf` / `qos-spf`
+    /// (shortest predicted first inside each tenant / class), `critical-path` (pipeline
+    /// jobs with the longest predicted remaining path first) and `fairshare-cp` /
+    /// `qos-cp` (that order inside each tenant / class), all but `fcfs` with EASY
     /// backfilling.
     pub fn named(name: &str) -> Result<Self, CoreError> {
         let mut backfill_order = BackfillOrder::Queue;
@@ -110,6 +118,15 @@ impl PolicyConfig {
                 within_lane = WithinLane::ShortestEstimate;
                 (QueueOrder::Qos, Backfill::Easy)
             }
+            "critical-path" | "cp" => (QueueOrder::CriticalPath, Backfill::Easy),
+            "fairshare-cp" => {
+                within_lane = WithinLane::CriticalPath;
+                (QueueOrder::FairShare, Backfill::Easy)
+            }
+            "qos-cp" => {
+                within_lane = WithinLane::CriticalPath;
+                (QueueOrder::Qos, Backfill::Easy)
+            }
             other => {
                 return Err(CoreError::InvalidConfig {
                     field: "policy".into(),
@@ -129,7 +146,7 @@ impl PolicyConfig {
         })
     }
 
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 12] = [
         "fcfs",
         "easy",
         "easy++",
@@ -139,6 +156,9 @@ impl PolicyConfig {
         "qos",
         "fairshare-spf",
         "qos-spf",
+        "critical-path",
+        "fairshare-cp",
+        "qos-cp",
     ];
 }
 

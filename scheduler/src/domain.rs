@@ -30,6 +30,10 @@ id_type!(
     JobId(u64)
 );
 id_type!(
+    /// A pipeline (a DAG of jobs), unique for the lifetime of one scheduler.
+    PipelineId(u64)
+);
+id_type!(
     /// A runner (a machine or a CI agent); it belongs to one pool.
     RunnerId(u32)
 );

@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use crate::domain::{JobId, Millis, PoolId, QosId, RunnerId, TenantId};
+use crate::domain::{JobId, Millis, PipelineId, PoolId, QosId, RunnerId, TenantId};
 
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum CoreError {
@@ -38,4 +38,55 @@ pub enum CoreError {
     UnknownRunner(RunnerId),
     #[error("time went backwards: event at {now} ms after one at {last} ms")]
     TimeWentBackwards { now: Millis, last: Millis },
+    #[error("pipeline {0} is already running")]
+    DuplicatePipeline(PipelineId),
+    #[error("pipeline {0} is not running")]
+    UnknownPipeline(PipelineId),
+    #[error("pipeline {pipeline} has no jobs")]
+    EmptyPipeline { pipeline: PipelineId },
+    #[error("pipeline {pipeline}: job #{index} has an empty name")]
+    UnnamedJob { pipeline: PipelineId, index: usize },
+    #[error("pipeline {pipeline}: job name {job:?} is used twice")]
+    DuplicateJobName { pipeline: PipelineId, job: String },
+    #[error("pipeline {pipeline}: job {job:?} needs {need:?}, which is no job of the pipeline")]
+    UnknownNeed {
+        pipeline: PipelineId,
+        job: String,
+        need: String,
+    },
+    #[error("pipeline {pipeline}: job {job:?} lists the need {need:?} twice")]
+    DuplicateNeed {
+        pipeline: PipelineId,
+        job: String,
+        need: String,
+    },
+    #[error("pipeline {pipeline}: job {job:?} (stage {stage}) needs {need:?} of the later stage {need_stage}")]
+    NeedOnLaterStage {
+        pipeline: PipelineId,
+        job: String,
+        stage: u32,
+        need: String,
+        need_stage: u32,
+    },
+    #[error("pipeline {pipeline}: job {job:?} is on a cycle of needs: {}", cycle.join(" needs "))]
+    NeedCycle {
+        pipeline: PipelineId,
+        job: String,
+        /// The cycle from `job` back to it, each job needing the next.
+        cycle: Vec<String>,
+    },
+    /// A job of a pipeline that the core would refuse as a job (its id is taken, its
+    /// tenant unknown, no pool can run it...).
+    #[error("pipeline {pipeline}: job {job:?}: {source}")]
+    PipelineJob {
+        pipeline: PipelineId,
+        job: String,
+        source: Box<CoreError>,
+    },
+    #[error("job {0} is in no running pipeline")]
+    NotInPipeline(JobId),
+    #[error("job {0} is not a manual job waiting to be played")]
+    NotManual(JobId),
+    #[error("job {0} has already started: it cannot be skipped")]
+    AlreadyStarted(JobId),
 }

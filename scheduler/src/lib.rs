@@ -3,7 +3,8 @@
 //! Drivers (the simulator `rustci-sim` and the live service `rustci serve`) own the
 //! clock. They feed [`Event`]s with their `now` into one [`Scheduler`] and apply the
 //! [`Decision`]s it returns. Policies are configured by [`PolicyConfig`], checked once
-//! into a [`CheckedConfig`]. Run-time estimates come from a [`Predictor`].
+//! into a [`CheckedConfig`]. Run-time estimates come from a [`Predictor`]. Pipelines
+//! (DAGs of jobs with stages and conditions) are described in [`pipeline`].
 
 pub mod autoscale;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod explain;
 mod fleet;
 pub mod hash;
+pub mod pipeline;
 pub mod plan;
 pub mod predictor;
 pub mod scheduler;
@@ -26,11 +28,15 @@ pub use config::{
     Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig, WithinLane,
 };
 pub use domain::{
-    HistoryKeys, JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, QosId, QosSpec,
-    RunnerId, TenantId, TenantSpec, MS_PER_S,
+    HistoryKeys, JobId, JobSpec, LabelSet, Millis, PipelineId, PoolId, PoolMask, PoolSpec, QosId,
+    QosSpec, RunnerId, TenantId, TenantSpec, MS_PER_S,
 };
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
-pub use plan::{Plan, PlannedJob};
+pub use pipeline::{
+    CancelReason, CheckedPipeline, PipelineJob, PipelineJobState, PipelineSpec, PipelineState,
+    PipelineStats, When,
+};
+pub use plan::{Plan, PlannedJob, PlannedPipeline};
 pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
 pub use scheduler::{Decision, Event, PoolAdvice, PoolLoad, Scheduler};

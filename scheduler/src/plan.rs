@@ -25,6 +25,10 @@
 //! for P eligible pools, K distinct slot counts asked for in a pool and D distinct "free
 //! from" times on the chosen runner (at most its slots), plus O(log L) to merge L lanes.
 //! With few slot sizes that is O(queue · log runners); `limit` bounds the queue walked.
+//!
+//! Pipelines: after the waiting jobs, the jobs of running pipelines that are not ready
+//! yet are placed, each no earlier than the projected end of its needs, assuming every
+//! job succeeds (`crate::pipeline::eta`); a pipeline's end is that of its last job.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -32,8 +36,9 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use serde::Serialize;
 
 use crate::config::{Backfill, QueueOrder};
-use crate::domain::{JobId, Millis, PoolId, PoolMask, RunnerId};
+use crate::domain::{JobId, Millis, PipelineId, PoolId, PoolMask, RunnerId};
 use crate::hash::IdMap;
+use crate::pipeline::eta::{self, Ask, Placed};
 use crate::predictor::Estimate;
 use crate::scheduler::{slot_seconds, OrdF64, Scheduler};
 
@@ -62,6 +67,23 @@ pub struct PlannedJob {
     pub runner: Option<RunnerId>,
 }
 
+/// A running pipeline's projected end in a [`Plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlannedPipeline {
+    pub pipeline: PipelineId,
+    /// The projected end of its last job; `None` when a job it waits for cannot be
+    /// placed (no runner takes it, or it waits beyond the plan's `limit`).
+    pub end_ms: Option<Millis>,
+}
+
+/// Where a job is in a [`Plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Running,
+    Pending,
+    Later,
+}
+
 /// The projected plan at one instant (see the module docs). It is a snapshot: the core
 /// is not changed by making it, and it is not updated when the core changes.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -73,16 +95,32 @@ pub struct Plan {
     pub pending: Vec<PlannedJob>,
     /// More jobs wait than the `limit` the plan was made with; those are not in it.
     pub truncated: bool,
-    /// job -> (running?, index in `running` or `pending`).
-    index: IdMap<JobId, (bool, usize)>,
+    /// Jobs of running pipelines not ready yet that are expected to run, in the order
+    /// the projection placed them (by when they become ready).
+    pub later: Vec<PlannedJob>,
+    /// Every running pipeline's projected end, by pipeline id.
+    pub pipelines: Vec<PlannedPipeline>,
+    /// job -> (part, index in that part's list).
+    index: IdMap<JobId, (Part, usize)>,
 }
 
 impl Plan {
     pub fn get(&self, job: JobId) -> Option<&PlannedJob> {
         match *self.index.get(&job)? {
-            (true, i) => self.running.get(i),
-            (false, i) => self.pending.get(i),
+            (Part::Running, i) => self.running.get(i),
+            (Part::Pending, i) => self.pending.get(i),
+            (Part::Later, i) => self.later.get(i),
         }
+    }
+
+    /// The projected end of a running pipeline (`None` if it is not running, or if the
+    /// plan cannot place a job it waits for).
+    pub fn pipeline_end(&self, pipeline: PipelineId) -> Option<Millis> {
+        let i = self
+            .pipelines
+            .binary_search_by_key(&pipeline, |p| p.pipeline)
+            .ok()?;
+        self.pipelines[i].end_ms
     }
 
     /// The real (running) or projected (waiting) start of `job`; `None` if the plan
@@ -94,8 +132,8 @@ impl Plan {
     /// Queue position of a waiting job in the projection's order (0 = next).
     pub fn position(&self, job: JobId) -> Option<usize> {
         match *self.index.get(&job)? {
-            (false, i) => Some(i),
-            (true, _) => None,
+            (Part::Pending, i) => Some(i),
+            (Part::Running | Part::Later, _) => None,
         }
     }
 }
@@ -111,12 +149,31 @@ impl Scheduler {
     /// (the projection stops at it, so the cost grows with its place in the queue);
     /// `None` if unknown, if no runner can take it as things stand, or if more than
     /// `limit` waiting jobs come before it (as in [`Scheduler::plan`]).
+    /// A job of a running pipeline that is not ready yet gets its projected start after
+    /// its needs (the whole plan is made).
     pub fn predicted_start(&self, job: JobId, now: Millis, limit: usize) -> Option<Millis> {
-        let view = self.job_view(job)?;
+        let Some(view) = self.job_view(job) else {
+            return if self.pipelines().holds(job) {
+                project(self, now, limit, None).start_of(job)
+            } else {
+                None
+            };
+        };
         if let Some((_, start, _)) = view.running {
             return Some(start);
         }
         project(self, now, limit, Some(job)).start_of(job)
+    }
+
+    /// The projected end of a running pipeline: its waiting jobs among the first `limit`
+    /// of the queue, then its jobs not ready yet after their needs (see
+    /// [`Scheduler::plan`]). `None` if the pipeline is not running, or a job it waits for
+    /// cannot be placed.
+    pub fn pipeline_eta(&self, pipeline: PipelineId, now: Millis, limit: usize) -> Option<Millis> {
+        if !self.pipelines().is_running(pipeline) {
+            return None;
+        }
+        project(self, now, limit, None).pipeline_end(pipeline)
     }
 }
 
@@ -278,7 +335,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
                 .job_view(job)
                 .and_then(|v| v.running)
                 .map_or(now, |(_, s, _)| s);
-            plan.index.insert(job, (true, plan.running.len()));
+            plan.index.insert(job, (Part::Running, plan.running.len()));
             plan.running.push(PlannedJob {
                 job,
                 slots,
@@ -296,51 +353,47 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
     // job that cannot start until it does; `Millis::MAX`: closed for good, behind a job
     // that never starts. Other policies leave every pool open from `now`.
     let mut floors = vec![now; core.pools.len()];
-    let mut place = |plan: &mut Plan, job: JobId| -> Option<JobView> {
-        let v = sched.job_view(job)?;
+    // Where a job of `pools` needing `slots` for `point_ms` starts, no earlier than
+    // `not_before`; the job is put there.
+    let mut locate = |ask: Ask| -> Option<Placed> {
         let mut best: Option<(Millis, RunnerId)> = None;
-        for p in v.pools.iter() {
+        for p in ask.pools.iter() {
             let floor = floors.get(p.0 as usize).copied().unwrap_or(now);
             if floor == Millis::MAX {
                 continue;
             }
-            if let Some((t, _, r)) = fleet.best(p, v.slots) {
-                let t = t.max(floor);
+            if let Some((t, _, r)) = fleet.best(p, ask.slots) {
+                let t = t.max(floor).max(ask.not_before);
                 if best.is_none_or(|(b, _)| t < b) {
                     best = Some((t, r));
                 }
             }
         }
-        let planned = match best {
-            Some((start, runner)) => {
-                let end = start.saturating_add(v.estimate.point_ms);
-                fleet.occupy(runner, v.slots, start, end);
-                PlannedJob {
-                    job,
-                    slots: v.slots,
-                    start_ms: Some(start),
-                    end_ms: Some(end),
-                    runner: Some(runner),
-                }
-            }
-            None => PlannedJob {
-                job,
-                slots: v.slots,
-                start_ms: None,
-                end_ms: None,
-                runner: None,
-            },
-        };
+        let placed = best.map(|(start, runner)| {
+            let end = start.saturating_add(ask.point_ms);
+            fleet.occupy(runner, ask.slots, start, end);
+            (start, end, runner)
+        });
         if strict {
-            let closed_until = planned.start_ms.unwrap_or(Millis::MAX);
-            for p in v.pools.iter() {
+            let closed_until = placed.map_or(Millis::MAX, |(start, _, _)| start);
+            for p in ask.pools.iter() {
                 if let Some(f) = floors.get_mut(p.0 as usize) {
                     *f = (*f).max(closed_until);
                 }
             }
         }
-        plan.index.insert(job, (false, plan.pending.len()));
-        plan.pending.push(planned);
+        placed
+    };
+    let mut place = |plan: &mut Plan, job: JobId| -> Option<JobView> {
+        let v = sched.job_view(job)?;
+        let placed = locate(Ask {
+            pools: v.pools,
+            slots: v.slots,
+            point_ms: v.estimate.point_ms,
+            not_before: now,
+        });
+        plan.index.insert(job, (Part::Pending, plan.pending.len()));
+        plan.pending.push(planned(job, v.slots, placed));
         Some(v)
     };
     let done = |plan: &Plan| {
@@ -359,37 +412,66 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
             place(&mut plan, job);
         }
         plan.truncated = queue.peek().is_some() && plan.pending.len() >= limit;
-        return plan;
-    }
-    // Lanes merged by score as in a pass; a heap entry is (score, head key, lane).
-    let weight = |lane: usize| config.tenants().get(lane).map_or(1.0, |t| t.weight);
-    let mut charged = vec![0.0f64; lanes.len()];
-    let mut cursors: Vec<_> = lanes.iter().map(|l| l.iter().peekable()).collect();
-    let mut heap = BinaryHeap::new();
-    for (lane, cur) in cursors.iter_mut().enumerate() {
-        if let Some((k, _)) = cur.peek() {
-            heap.push(Reverse((OrdF64(sched.lane_score(lane, k, now)), **k, lane)));
-        }
-    }
-    while let Some(&Reverse((_, _, lane))) = heap.peek() {
-        if done(&plan) {
-            break;
-        }
-        heap.pop();
-        let Some((_, &job)) = cursors.get_mut(lane).and_then(|c| c.next()) else {
-            continue;
-        };
-        if let Some(v) = place(&mut plan, job) {
-            if fair_share && plan.pending.last().is_some_and(|p| p.start_ms.is_some()) {
-                // A pass charges a job's expected usage when it starts.
-                charged[lane] += slot_seconds(v.slots, v.estimate.point_ms) / weight(lane);
+    } else {
+        // Lanes merged by score as in a pass; a heap entry is (score, head key, lane).
+        let weight = |lane: usize| config.tenants().get(lane).map_or(1.0, |t| t.weight);
+        let mut charged = vec![0.0f64; lanes.len()];
+        let mut cursors: Vec<_> = lanes.iter().map(|l| l.iter().peekable()).collect();
+        let mut heap = BinaryHeap::new();
+        for (lane, cur) in cursors.iter_mut().enumerate() {
+            if let Some((k, _)) = cur.peek() {
+                heap.push(Reverse((OrdF64(sched.lane_score(lane, k, now)), **k, lane)));
             }
         }
-        if let Some((k, _)) = cursors.get_mut(lane).and_then(|c| c.peek()) {
-            let score = sched.lane_score(lane, k, now) + charged[lane];
-            heap.push(Reverse((OrdF64(score), **k, lane)));
+        while let Some(&Reverse((_, _, lane))) = heap.peek() {
+            if done(&plan) {
+                break;
+            }
+            heap.pop();
+            let Some((_, &job)) = cursors.get_mut(lane).and_then(|c| c.next()) else {
+                continue;
+            };
+            if let Some(v) = place(&mut plan, job) {
+                if fair_share && plan.pending.last().is_some_and(|p| p.start_ms.is_some()) {
+                    // A pass charges a job's expected usage when it starts.
+                    charged[lane] += slot_seconds(v.slots, v.estimate.point_ms) / weight(lane);
+                }
+            }
+            if let Some((k, _)) = cursors.get_mut(lane).and_then(|c| c.peek()) {
+                let score = sched.lane_score(lane, k, now) + charged[lane];
+                heap.push(Reverse((OrdF64(score), **k, lane)));
+            }
         }
+        plan.truncated = !heap.is_empty() && plan.pending.len() >= limit;
     }
-    plan.truncated = !heap.is_empty() && plan.pending.len() >= limit;
+
+    if stop_at.is_some_and(|job| plan.index.contains_key(&job)) {
+        return plan;
+    }
+    let projection = eta::project(
+        sched.pipelines(),
+        now,
+        |job| plan.get(job).and_then(|p| p.end_ms),
+        locate,
+    );
+    for (job, slots, placed) in projection.later {
+        plan.index.insert(job, (Part::Later, plan.later.len()));
+        plan.later.push(planned(job, slots, placed));
+    }
+    plan.pipelines = projection
+        .ends
+        .into_iter()
+        .map(|(pipeline, end_ms)| PlannedPipeline { pipeline, end_ms })
+        .collect();
     plan
+}
+
+fn planned(job: JobId, slots: u32, placed: Option<Placed>) -> PlannedJob {
+    PlannedJob {
+        job,
+        slots,
+        start_ms: placed.map(|p| p.0),
+        end_ms: placed.map(|p| p.1),
+        runner: placed.map(|p| p.2),
+    }
 }

@@ -34,6 +34,8 @@
 //!    them one pass each let a small job backfill into the slots of the first finisher
 //!    before the second one's slots showed up: 9 of 28,481 KTH-SP2 waits differed.
 
+mod pipelines;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -41,12 +43,15 @@ use serde::Serialize;
 
 use crate::config::{Backfill, BackfillOrder, CheckedConfig, QueueOrder, WithinLane};
 use crate::domain::{
-    JobId, JobSpec, LabelSet, Millis, PoolId, PoolMask, PoolSpec, RunnerId, TenantId, TenantSpec,
+    JobId, JobSpec, LabelSet, Millis, PipelineId, PoolId, PoolMask, PoolSpec, RunnerId, TenantId,
+    TenantSpec,
 };
 use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
 use crate::fleet::Fleet;
 use crate::hash::IdMap;
+use crate::pipeline::state::{Pipelines, Terminal};
+use crate::pipeline::{CancelReason, PipelineSpec, PipelineState};
 use crate::plan::JobView;
 use crate::predictor::{Estimate, Predictor};
 
@@ -79,6 +84,23 @@ pub enum Event {
     },
     /// Nothing happened but time passed (QoS aging, periodic passes in the live service).
     Tick,
+    // Pipelines (`crate::pipeline`; handled in `scheduler/pipelines.rs`).
+    /// A pipeline: checked, older pipelines of its group superseded, its jobs without
+    /// needs queued now (the others when they become ready).
+    SubmitPipeline(PipelineSpec),
+    /// Cancels every job of a running pipeline, running ones included.
+    CancelPipeline {
+        pipeline: PipelineId,
+    },
+    /// A person plays a manual job of a running pipeline: it is queued now.
+    PlayManual {
+        job: JobId,
+    },
+    /// A pipeline job that has not started will not run (a trace recorded it skipped):
+    /// it ends Skipped now. A job that already ended is left as it is.
+    Skip {
+        job: JobId,
+    },
 }
 
 /// What one pool holds now (see [`Scheduler::pool_loads`]).
@@ -120,6 +142,24 @@ pub enum Decision {
     },
     /// `job` lost its runner and waits again (in its old place in the queue).
     Requeue { job: JobId, runner: RunnerId },
+    // Pipelines (`crate::pipeline`).
+    /// The core cancelled a pipeline job. `runner`: it was running there and the driver
+    /// must stop it; `None`: it had not started.
+    Cancel {
+        job: JobId,
+        runner: Option<RunnerId>,
+        reason: CancelReason,
+    },
+    /// A pipeline job will not run: its condition does not hold, or it waited behind a
+    /// manual job nobody played when its pipeline ended.
+    Skip { job: JobId },
+    /// A manual job waits for a person ([`Event::PlayManual`]).
+    Manual { job: JobId },
+    /// A pipeline ended: each of its jobs has reached its one terminal state.
+    PipelineEnded {
+        pipeline: PipelineId,
+        state: PipelineState,
+    },
 }
 
 /// (primary key, submit time, submission sequence): the order within a lane.
@@ -151,6 +191,21 @@ struct JobEntry {
     state: EntryState,
     /// Times the estimate of this (running) job was corrected.
     corrections: u32,
+}
+
+impl JobEntry {
+    /// (runner, start, estimated end) while it runs.
+    fn running(&self) -> Option<(RunnerId, Millis, Millis)> {
+        match self.state {
+            EntryState::Running {
+                runner,
+                start,
+                est_end,
+                ..
+            } => Some((runner, start, est_end)),
+            EntryState::Pending { .. } => None,
+        }
+    }
 }
 
 /// Decayed usage of one tenant, in slot-seconds, as of `at`.
@@ -242,6 +297,8 @@ pub struct Scheduler {
     /// The latest pass: its buffers are reused, and its blockers explain jobs a strict
     /// pass never reached.
     last_pass: Pass,
+    /// Running pipelines (`crate::pipeline`).
+    pipelines: Pipelines,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -272,6 +329,7 @@ impl Scheduler {
             next_seq: 0,
             pass: 0,
             last_pass: Pass::default(),
+            pipelines: Pipelines::default(),
         }
     }
 
@@ -647,9 +705,16 @@ impl Scheduler {
     ) -> Result<(), CoreError> {
         match event {
             Event::Submit(spec) => self.submit(spec)?,
-            Event::Finish { job } => self.finish(now, job, false)?,
-            Event::Fail { job } => self.finish(now, job, true)?,
-            Event::Cancel { job } => self.cancel(now, job)?,
+            // A pipeline job's end moves its pipeline on (`scheduler/pipelines.rs`).
+            Event::Finish { job } => {
+                self.finish(now, job, false)?;
+                self.pipeline_job_ended(now, job, Terminal::Succeeded, out);
+            }
+            Event::Fail { job } => {
+                self.finish(now, job, true)?;
+                self.pipeline_job_ended(now, job, Terminal::Failed { allowed: false }, out);
+            }
+            Event::Cancel { job } => self.cancel_event(now, job, out)?,
             Event::RunnerJoined { runner, pool } => {
                 let slots = self
                     .config
@@ -669,6 +734,10 @@ impl Scheduler {
                 }
             }
             Event::Tick => {}
+            Event::SubmitPipeline(spec) => self.submit_pipeline(now, spec, out)?,
+            Event::CancelPipeline { pipeline } => self.cancel_pipeline(now, pipeline, out)?,
+            Event::PlayManual { job } => self.play_manual(now, job, out)?,
+            Event::Skip { job } => self.skip_event(now, job, out)?,
         }
         Ok(())
     }
@@ -741,15 +810,7 @@ impl Scheduler {
             pools: e.pools,
             slots: e.spec.slots,
             estimate: e.estimate,
-            running: match e.state {
-                EntryState::Running {
-                    runner,
-                    start,
-                    est_end,
-                    ..
-                } => Some((runner, start, est_end)),
-                EntryState::Pending { .. } => None,
-            },
+            running: e.running(),
         })
     }
 
@@ -809,12 +870,20 @@ impl Scheduler {
     }
 
     fn lane_and_key(&self, spec: &JobSpec, estimate: Estimate, seq: u64) -> (usize, LaneKey) {
+        // Critical-path order: a pipeline job's latest start, an independent job's submit.
+        let latest_start = || {
+            self.pipelines
+                .latest_start(spec.id)
+                .unwrap_or(spec.submit_ms)
+        };
         let inner = match self.config.policy.within_lane {
             WithinLane::Submit => 0,
             WithinLane::ShortestEstimate => estimate.point_ms,
+            WithinLane::CriticalPath => latest_start(),
         };
         match self.config.policy.order {
             QueueOrder::Fifo => (0, (0, spec.submit_ms, seq)),
+            QueueOrder::CriticalPath => (0, (latest_start(), spec.submit_ms, seq)),
             QueueOrder::Priority => (0, (-i64::from(spec.priority), spec.submit_ms, seq)),
             QueueOrder::ShortestEstimate => (0, (estimate.point_ms, spec.submit_ms, seq)),
             QueueOrder::FairShare => (spec.tenant.0 as usize, (inner, spec.submit_ms, seq)),
@@ -823,6 +892,17 @@ impl Scheduler {
     }
 
     fn submit(&mut self, spec: JobSpec) -> Result<(), CoreError> {
+        // A job of a running pipeline keeps its id even before it is queued.
+        if self.pipelines.holds(spec.id) {
+            return Err(CoreError::DuplicateJob(spec.id));
+        }
+        let pools = self.check_job(&spec)?;
+        self.admit(spec, pools);
+        Ok(())
+    }
+
+    /// Checks a job for submission; returns the pools that can run it.
+    fn check_job(&self, spec: &JobSpec) -> Result<PoolMask, CoreError> {
         let id = spec.id;
         if self.jobs.contains_key(&id) {
             return Err(CoreError::DuplicateJob(id));
@@ -860,6 +940,12 @@ impl Scheduler {
                 slots: spec.slots,
             });
         }
+        Ok(pools)
+    }
+
+    /// Queues a checked job: estimates it and puts it in its lane.
+    fn admit(&mut self, spec: JobSpec, pools: PoolMask) {
+        let id = spec.id;
         let estimate = at_least_one_ms(self.predictor.estimate(&spec));
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -884,7 +970,6 @@ impl Scheduler {
                 },
             },
         );
-        Ok(())
     }
 
     fn enqueue(&mut self, id: JobId, lane: usize, key: LaneKey) {

@@ -449,6 +449,16 @@ impl State {
                 self.attempt[i] += 1;
                 scaling.out.retried_work_ms += now - pl.start_ms;
             }
+            // This engine submits no pipelines yet (issue 14 puts them in the core first).
+            Decision::Cancel { .. }
+            | Decision::Skip { .. }
+            | Decision::Manual { .. }
+            | Decision::PipelineEnded { .. } => {
+                return Err(EngineError::Invariant {
+                    at_ms: now,
+                    what: format!("pipeline decision {d:?}, but this engine submits no pipelines"),
+                });
+            }
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! checks every decision against the fleet it built.
 #![allow(dead_code)]
 
+pub mod pipes;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 

@@ -1,0 +1,153 @@
+//! Pipelines: jobs with `needs` edges and stages, as GitLab runs them.
+//!
+//! A driver submits a [`PipelineSpec`] with [`crate::Event::SubmitPipeline`]; the core
+//! checks it once into a DAG ([`PipelineSpec::check`], `dag.rs`), keeps every job's
+//! state while the pipeline runs (`state.rs`) and projects its end (`eta.rs`). A job
+//! enters the core's normal queue (and is estimated by the `Predictor` like any job)
+//! only when it becomes ready; from there on it is scheduled like an independent job.
+//!
+//! # Needs and stages
+//!
+//! A job with `needs: None` needs every job of the earlier stages (GitLab's stage order);
+//! `needs: Some(list)` names jobs of the same or earlier stages (GitLab allows same-stage
+//! needs since 14.2; a need on a later stage is refused, as GitLab does), and
+//! `Some(vec![])` none. Empty pipelines, empty or duplicate names, unknown or repeated
+//! needs and cycles are refused with an error naming the pipeline and the job.
+//!
+//! # Job states
+//!
+//! Created (some need not resolved) → Waiting (in the core's queue) → Running → one of
+//! Succeeded, Failed (with or without `allow_failure`), Cancelled, Skipped; or Manual (a
+//! manual job waiting for a person; it stays Manual if nobody plays it before the
+//! pipeline ends). A runner lost under a job puts it back to Waiting.
+//!
+//! # Conditions
+//!
+//! A need is *resolved* when its job has ended. A non-blocking manual job that waits for
+//! a person also counts as resolved (as skipped) for jobs that need it through the stage
+//! rule, never for jobs that name it in `needs` (GitLab: such a job does not hold later
+//! stages back, but a DAG dependent waits for it). A blocking manual job holds both back.
+//!
+//! What a resolved need means to its dependents: *success* (succeeded, or failed with
+//! `allow_failure`), *failed*, *cancelled* or *skipped*. Through the stage rule the jobs
+//! of all earlier stages count together: failed if any failed, else cancelled if any was
+//! cancelled, else success; a skipped job there is neutral. A job whose needs are all
+//! resolved then
+//! - `on_success` (the default): runs if every need is a success (an explicitly named
+//!   need that was skipped is not), else is Skipped;
+//! - `on_failure`: runs if some need failed, else is Skipped (a cancelled need is not a
+//!   failure: GitLab runs `on_failure` jobs for failed pipelines, not cancelled ones);
+//! - `always`: runs;
+//! - `manual`: becomes Manual if the `on_success` condition holds, else is Skipped;
+//!   [`crate::Event::PlayManual`] queues it.
+//!
+//! A skipped job is a resolved need like any other, so skips cascade. The driver may skip
+//! a job that has not started ([`crate::Event::Skip`], a trace recorded it skipped) or
+//! cancel one ([`crate::Event::Cancel`]); both cascade the same way.
+//!
+//! # End of a pipeline
+//!
+//! A pipeline ends when none of its jobs waits or runs: nothing more can happen to it
+//! without a person. Jobs still Created then wait behind a manual job nobody played; they
+//! are Skipped. The pipeline's state ([`PipelineState`]) is Failed if a job failed
+//! without `allow_failure` (GitLab reports a superseded pipeline in which a job had
+//! failed as failed, as the DataDog trace shows), else Cancelled if it was cancelled or
+//! superseded or one of its jobs was cancelled, else Blocked if a blocking manual job was
+//! never played or jobs waited behind a manual job (GitLab shows such a pipeline as
+//! blocked; the core does not wait for people), else Succeeded.
+//!
+//! # Supersession
+//!
+//! Pipelines of one concurrency group ([`PipelineSpec::group`]): a newer one cancels the
+//! older ones' jobs that have not started (Created, Waiting, Manual) and their running
+//! jobs marked `interruptible`; other running jobs run to their end, and then the older
+//! pipeline ends Cancelled. GitLab's default (`auto_cancel: conservative`) instead leaves
+//! the whole older pipeline alone once a non-interruptible job has started; this rule
+//! cancels what can be cancelled. [`PipelineStats`] counts the jobs and the estimated run
+//! time it saves.
+//!
+//! # Critical-path order
+//!
+//! At submission every job is estimated once with `Predictor::preview`; a job's *rank*
+//! is its estimate plus the heaviest chain of its dependents' estimates (through the
+//! stage gates), the pipeline's critical path the largest rank. Under
+//! [`crate::QueueOrder::CriticalPath`] (and [`crate::WithinLane::CriticalPath`] inside
+//! fair-share and QoS lanes) a job's key is its *latest start*,
+//! `created + critical path - rank`: within a pipeline the longest remaining path goes
+//! first, across pipelines the one that must start soonest for its pipeline to end by
+//! `created + critical path`; an independent job's key is its submit time, so without
+//! pipelines the order is FIFO.
+//! Keys are fixed when a job enters the queue, as the other orders' keys are.
+//!
+//! The other candidate, the longest remaining path first across all pipelines (key
+//! `-rank`), lets every new pipeline's first jobs pass the last jobs of older ones: on
+//! the synthetic stream of `benches/pipeline.rs` (40 runners, 86% load) it raised the
+//! p95 time to feedback from 84 min (FIFO) to 254 min, where the latest start lowered it
+//! to 74 min (BENCHMARKS.md).
+
+mod dag;
+pub(crate) mod eta;
+pub(crate) mod state;
+
+use serde::Serialize;
+
+use crate::domain::PipelineId;
+
+pub use dag::{CheckedPipeline, PipelineJob, PipelineSpec, When};
+
+/// How a pipeline ended (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineState {
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// Jobs never ran because they waited for a manual job nobody played (or a blocking
+    /// manual job was never played).
+    Blocked,
+}
+
+/// Where a job of a running pipeline is ([`crate::Scheduler::pipeline_job_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PipelineJobState {
+    Created,
+    Waiting,
+    Running,
+    Manual,
+    Succeeded,
+    Failed { allowed: bool },
+    Cancelled,
+    Skipped,
+}
+
+/// Why the core cancelled a job ([`crate::Decision::Cancel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum CancelReason {
+    /// A newer pipeline of the same concurrency group was submitted.
+    Superseded { by: PipelineId },
+    /// [`crate::Event::CancelPipeline`].
+    PipelineCancelled,
+}
+
+/// Counts over the pipelines a scheduler has seen ([`crate::Scheduler::pipeline_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    pub submitted: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub blocked: u64,
+    /// Pipelines superseded by a newer one of their group.
+    pub superseded: u64,
+    /// Jobs supersession cancelled (not started, or interrupted while running).
+    pub superseded_jobs: u64,
+    /// Of those, the ones that were running.
+    pub interrupted_jobs: u64,
+    /// Run time supersession saved by the estimates: a whole estimate per job that had
+    /// not started, the rest of its estimate per interrupted job.
+    pub saved_run_ms: i64,
+    /// Run time interrupted jobs had already used (lost work).
+    pub lost_run_ms: i64,
+}

@@ -1,0 +1,204 @@
+//! The scheduler's side of pipelines: the events that concern them, and the effects
+//! `crate::pipeline::state` decides, applied to the queue and the runners.
+
+use std::collections::HashSet;
+
+use super::{Decision, EntryState, JobEntry, Scheduler};
+use crate::domain::{JobId, Millis, PipelineId};
+use crate::error::CoreError;
+use crate::hash::IdMap;
+use crate::pipeline::state::{Effect, Pipelines, Running, Terminal};
+use crate::pipeline::{PipelineJobState, PipelineSpec, PipelineStats};
+
+/// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
+/// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
+fn running_in(jobs: &IdMap<JobId, JobEntry>) -> impl Fn(JobId) -> Option<Running> + '_ {
+    move |job| jobs.get(&job).map(JobEntry::running)
+}
+
+impl Scheduler {
+    /// The state of a job of a running pipeline; `None` for a job in no running pipeline.
+    pub fn pipeline_job_state(&self, job: JobId) -> Option<PipelineJobState> {
+        self.pipelines.job_state(job, running_in(&self.jobs))
+    }
+
+    pub fn is_pipeline_running(&self, pipeline: PipelineId) -> bool {
+        self.pipelines.is_running(pipeline)
+    }
+
+    /// Counts over every pipeline this scheduler has seen (supersession's savings too).
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        self.pipelines.stats()
+    }
+
+    pub(crate) fn pipelines(&self) -> &Pipelines {
+        &self.pipelines
+    }
+
+    /// [`super::Event::SubmitPipeline`]: everything is checked before anything changes.
+    pub(super) fn submit_pipeline(
+        &mut self,
+        now: Millis,
+        spec: PipelineSpec,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        let pipeline = spec.id;
+        if self.pipelines.is_running(pipeline) {
+            return Err(CoreError::DuplicatePipeline(pipeline));
+        }
+        let mut dag = spec.check()?;
+        let mut pools = Vec::with_capacity(dag.jobs.len());
+        let mut estimates = Vec::with_capacity(dag.jobs.len());
+        let mut ids = HashSet::with_capacity(dag.jobs.len());
+        for job in &mut dag.jobs {
+            // The pipeline is created now; each job is queued when it becomes ready.
+            job.spec.submit_ms = now;
+            let id = job.spec.id;
+            let checked = if self.pipelines.holds(id) || !ids.insert(id) {
+                Err(CoreError::DuplicateJob(id))
+            } else {
+                self.check_job(&job.spec)
+            };
+            match checked {
+                Ok(p) => pools.push(p),
+                Err(e) => {
+                    return Err(CoreError::PipelineJob {
+                        pipeline,
+                        job: job.name.clone(),
+                        source: Box::new(e),
+                    })
+                }
+            }
+            estimates.push(self.predict(&job.spec));
+        }
+        self.pipeline_step(now, out, |p, jobs, fx| {
+            p.admit(dag, pools, estimates, now, running_in(jobs), fx);
+            Ok(())
+        })
+    }
+
+    /// [`super::Event::CancelPipeline`].
+    pub(super) fn cancel_pipeline(
+        &mut self,
+        now: Millis,
+        pipeline: PipelineId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        self.pipeline_step(now, out, |p, jobs, fx| {
+            p.cancel(pipeline, now, running_in(jobs), fx)
+        })
+    }
+
+    /// [`super::Event::PlayManual`].
+    pub(super) fn play_manual(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        self.pipeline_step(now, out, |p, _, fx| p.play(job, fx))
+    }
+
+    /// [`super::Event::Skip`]: a waiting job leaves the queue; a running one cannot be
+    /// skipped.
+    pub(super) fn skip_event(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        match self.pipelines.is_unstarted(job) {
+            None => return Err(CoreError::NotInPipeline(job)),
+            Some(true) => {}
+            Some(false) => match self.jobs.get(&job).map(|e| &e.state) {
+                Some(EntryState::Running { .. }) => return Err(CoreError::AlreadyStarted(job)),
+                Some(EntryState::Pending { .. }) => self.cancel(now, job)?,
+                None => return Ok(()), // it already ended
+            },
+        }
+        self.pipeline_job_ended(now, job, Terminal::Skipped, out);
+        Ok(())
+    }
+
+    /// [`super::Event::Cancel`]: a job the core holds, or a pipeline job that has not
+    /// been queued (Created or Manual).
+    pub(super) fn cancel_event(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        let unstarted =
+            !self.jobs.contains_key(&job) && self.pipelines.is_unstarted(job) == Some(true);
+        if !unstarted {
+            self.cancel(now, job)?;
+        }
+        self.pipeline_job_ended(now, job, Terminal::Cancelled, out);
+        Ok(())
+    }
+
+    /// A job ended (finished, failed, cancelled or skipped; already out of the core): if
+    /// it belongs to a pipeline, the pipeline moves on. Nothing for an independent job.
+    pub(super) fn pipeline_job_ended(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        how: Terminal,
+        out: &mut Vec<Decision>,
+    ) {
+        let mut fx = Vec::new();
+        self.pipelines.job_ended(job, how, &mut fx);
+        self.apply_effects(now, fx, out);
+    }
+
+    /// Runs `step` on the pipelines, then applies what it decided.
+    fn pipeline_step(
+        &mut self,
+        now: Millis,
+        out: &mut Vec<Decision>,
+        step: impl FnOnce(
+            &mut Pipelines,
+            &IdMap<JobId, JobEntry>,
+            &mut Vec<Effect>,
+        ) -> Result<(), CoreError>,
+    ) -> Result<(), CoreError> {
+        let mut fx = Vec::new();
+        step(&mut self.pipelines, &self.jobs, &mut fx)?;
+        self.apply_effects(now, fx, out);
+        Ok(())
+    }
+
+    /// Applies what a pipeline step decided, in order.
+    fn apply_effects(&mut self, now: Millis, fx: Vec<Effect>, out: &mut Vec<Decision>) {
+        for effect in fx {
+            match effect {
+                Effect::Enqueue { mut spec, pools } => {
+                    spec.submit_ms = now;
+                    self.admit(spec, pools);
+                }
+                Effect::Cancel {
+                    job,
+                    runner,
+                    reason,
+                    queued,
+                } => {
+                    if queued {
+                        // `queued` was read from the core in this very step, so `cancel`
+                        // finds the job (it fails only for an unknown one).
+                        let _ = self.cancel(now, job);
+                    }
+                    out.push(Decision::Cancel {
+                        job,
+                        runner,
+                        reason,
+                    });
+                }
+                Effect::Skip { job } => out.push(Decision::Skip { job }),
+                Effect::Manual { job } => out.push(Decision::Manual { job }),
+                Effect::Ended { pipeline, state } => {
+                    out.push(Decision::PipelineEnded { pipeline, state })
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1099 @@
+//! Pipelines in the core: scenarios with hand-worked numbers (critical-path order,
+//! conditions, manual jobs, supersession, ETAs), errors that name the job, and property
+//! tests over random DAGs.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::pipes::*;
+use common::*;
+use rustci_scheduler::*;
+
+/// A one-slot job `name` with id `id` in `stage`, estimated (requested) `est` ms.
+fn pj(id: u64, name: &str, stage: u32, needs: Option<&[&str]>, est: Millis) -> PipelineJob {
+    PipelineJob {
+        name: name.into(),
+        stage,
+        needs: needs.map(|n| n.iter().map(|s| s.to_string()).collect()),
+        when: When::OnSuccess,
+        allow_failure: false,
+        interruptible: false,
+        spec: job(id, 0, 1, est),
+    }
+}
+
+fn with(mut j: PipelineJob, f: impl FnOnce(&mut PipelineJob)) -> PipelineJob {
+    f(&mut j);
+    j
+}
+
+fn pipeline(id: u64, group: Option<u64>, jobs: Vec<PipelineJob>) -> PipelineSpec {
+    PipelineSpec {
+        id: PipelineId(id),
+        group,
+        jobs,
+    }
+}
+
+fn sched(policy: &str) -> Scheduler {
+    let cfg = config(
+        PolicyConfig::named(policy).expect("policy"),
+        vec![pool("m", 0, 1)],
+        2,
+    );
+    Scheduler::new(cfg, Box::new(RequestedTime::default()))
+}
+
+/// Two one-slot runners.
+const TWO: [(u32, u16); 2] = [(0, 0), (1, 0)];
+
+/// Every job runs exactly its estimate and succeeds.
+fn exact(p: &PipelineSpec) -> BTreeMap<u64, (Millis, bool)> {
+    p.jobs
+        .iter()
+        .map(|j| (j.spec.id.0, (j.spec.requested_ms.unwrap_or(1), false)))
+        .collect()
+}
+
+fn script(at: Millis, p: PipelineSpec) -> Script {
+    Script {
+        runs: exact(&p),
+        inputs: vec![(at, Input::Pipeline(p))],
+    }
+}
+
+mod order {
+    use super::*;
+
+    /// x1, x2, x3 (10 each, no needs) and a chain L1 (10) -> L2 (30), spec order x1 x2
+    /// x3 L1 L2, on two runners. Ranks: x 10, L1 40, L2 30; critical path 40.
+    fn chain_and_shorts() -> PipelineSpec {
+        let none: Option<&[&str]> = Some(&[]);
+        pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "x1", 0, none, 10),
+                pj(2, "x2", 0, none, 10),
+                pj(3, "x3", 0, none, 10),
+                pj(4, "L1", 0, none, 10),
+                pj(5, "L2", 0, Some(&["L1"]), 30),
+            ],
+        )
+    }
+
+    /// FIFO (submit order): x1, x2 at 0; x3 and L1 at 10; L2 once L1 ends at 20, so the
+    /// pipeline ends at 50. Critical path: L1 (latest start 0) and x1 at 0; at 10 L2
+    /// (latest start 10) before x2 and x3 (30): L2 10..40, x2 10..20, x3 20..30; the
+    /// pipeline ends at 40, its critical path. Inside fair-share and QoS lanes alike.
+    #[test]
+    fn critical_path_first_ends_the_pipeline_at_its_critical_path() {
+        for (policy, l1, l2, x3, end) in [
+            ("easy", 10, 20, 10, 50),
+            ("fairshare", 10, 20, 10, 50),
+            ("qos", 10, 20, 10, 50),
+            ("critical-path", 0, 10, 20, 40),
+            ("fairshare-cp", 0, 10, 20, 40),
+            ("qos-cp", 0, 10, 20, 40),
+        ] {
+            let mut s = sched(policy);
+            let run = drive_pipelines(&mut s, &TWO, &script(0, chain_and_shorts()));
+            assert_eq!(run.start_of(4), Some(l1), "{policy}: L1");
+            assert_eq!(run.start_of(5), Some(l2), "{policy}: L2");
+            assert_eq!(run.start_of(3), Some(x3), "{policy}: x3");
+            assert_eq!(
+                run.pipeline(1),
+                Some((end, PipelineState::Succeeded)),
+                "{policy}"
+            );
+        }
+    }
+
+    /// Across pipelines the key is the latest start. One runner. P1 at 0: a (10) -> b
+    /// (40): critical path 50, b's latest start 0 + 50 - 40 = 10. P2 at 2: c (5), latest
+    /// start 2. An independent job i (1 ms) at 3: its submit time, 3. At 10 (a ends) the
+    /// queue is c (2), i (3), b (10): c 10..15, i 15..16, b 16..56.
+    #[test]
+    fn across_pipelines_the_earliest_latest_start_goes_first() {
+        let mut s = sched("critical-path");
+        let p1 = pipeline(
+            1,
+            None,
+            vec![pj(1, "a", 0, None, 10), pj(2, "b", 1, None, 40)],
+        );
+        let p2 = pipeline(2, None, vec![pj(3, "c", 0, None, 5)]);
+        join_all(&mut s, &[(0, 0)]);
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p1), &mut out).unwrap();
+        s.handle(2, Event::SubmitPipeline(p2), &mut out).unwrap();
+        s.handle(3, Event::Submit(job(9, 3, 1, 1)), &mut out)
+            .unwrap();
+        out.clear();
+        s.handle(10, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        assert_eq!(started(&out), vec![3]);
+        out.clear();
+        s.handle(15, Event::Finish { job: JobId(3) }, &mut out)
+            .unwrap();
+        assert_eq!(started(&out), vec![9]);
+        assert!(out.contains(&Decision::PipelineEnded {
+            pipeline: PipelineId(2),
+            state: PipelineState::Succeeded
+        }));
+        out.clear();
+        s.handle(16, Event::Finish { job: JobId(9) }, &mut out)
+            .unwrap();
+        assert_eq!(started(&out), vec![2]);
+    }
+
+    fn started(out: &[Decision]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|d| match d {
+                Decision::Start { job, .. } => Some(job.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A pipeline job is queued when it becomes ready: its queue time is then, and under
+    /// FIFO it goes behind jobs submitted before that.
+    #[test]
+    fn a_job_enters_the_queue_when_it_becomes_ready() {
+        let mut s = sched("easy");
+        join_all(&mut s, &[(0, 0)]);
+        let mut out = Vec::new();
+        let p = pipeline(
+            1,
+            None,
+            vec![pj(1, "a", 0, None, 10), pj(2, "b", 1, None, 10)],
+        );
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(2)),
+            Some(PipelineJobState::Created)
+        );
+        assert_eq!(
+            s.pipeline_job_state(JobId(1)),
+            Some(PipelineJobState::Running)
+        );
+        s.handle(5, Event::Submit(job(3, 5, 1, 10)), &mut out)
+            .unwrap();
+        out.clear();
+        s.handle(10, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        // b became ready at 10, after job 3 (submitted at 5).
+        assert!(matches!(out[..], [Decision::Start { job: JobId(3), .. }]));
+        assert_eq!(
+            s.pipeline_job_state(JobId(2)),
+            Some(PipelineJobState::Waiting)
+        );
+        assert_eq!(s.queue_position(JobId(2)), Some(0));
+        assert_eq!(
+            s.pipeline_job_state(JobId(1)),
+            Some(PipelineJobState::Succeeded)
+        );
+    }
+}
+
+mod conditions {
+    use super::*;
+
+    /// Stage 0: build (10) and lint (5, fails, allow_failure). Stage 1: test (20, fails).
+    /// Stage 2: deploy (on_success), cleanup (always, 4), alert (on_failure, 6). Stage 3:
+    /// report (on_success). Two runners.
+    /// 0: build, lint start; 5: lint fails (allowed); 10: build ends, stage 1 opens (the
+    /// allowed failure counts as success): test 10..30 fails. Stage 2 sees a failure:
+    /// deploy is skipped at 30, cleanup 30..34 and alert 30..36 run. Stage 3 sees the
+    /// failure through the gates: report skipped at 36; the pipeline failed at 36.
+    #[test]
+    fn stage_rule_with_every_condition() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "build", 0, None, 10),
+                with(pj(2, "lint", 0, None, 5), |j| j.allow_failure = true),
+                pj(3, "test", 1, None, 20),
+                pj(4, "deploy", 2, None, 10),
+                with(pj(5, "cleanup", 2, None, 4), |j| j.when = When::Always),
+                with(pj(6, "alert", 2, None, 6), |j| j.when = When::OnFailure),
+                pj(7, "report", 3, None, 1),
+            ],
+        );
+        let mut sc = script(0, p);
+        sc.runs.insert(2, (5, true));
+        sc.runs.insert(3, (20, true));
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &sc);
+        assert_eq!(run.start_of(3), Some(10));
+        assert_eq!(run.end_of(3), Some((30, End::Failed)));
+        assert_eq!(run.end_of(4), Some((30, End::Skipped)));
+        assert_eq!(run.start_of(5), Some(30));
+        assert_eq!(run.start_of(6), Some(30));
+        assert_eq!(run.end_of(7), Some((36, End::Skipped)));
+        assert_eq!(run.pipeline(1), Some((36, PipelineState::Failed)));
+        assert_eq!(run.starts.len(), 5);
+    }
+
+    /// Explicit needs: a fails at 10. b (on_success, needs a) is skipped; c (always,
+    /// needs b) runs anyway; d (on_failure, needs b) is skipped, since b did not fail; e
+    /// (on_failure, needs a) runs. One runner: c 10..11, e 11..12.
+    #[test]
+    fn explicit_needs_skip_cascades() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, Some(&[]), 10),
+                pj(2, "b", 0, Some(&["a"]), 10),
+                with(pj(3, "c", 0, Some(&["b"]), 1), |j| j.when = When::Always),
+                with(pj(4, "d", 0, Some(&["b"]), 1), |j| j.when = When::OnFailure),
+                with(pj(5, "e", 0, Some(&["a"]), 1), |j| j.when = When::OnFailure),
+            ],
+        );
+        let mut sc = script(0, p);
+        sc.runs.insert(1, (10, true));
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &[(0, 0)], &sc);
+        assert_eq!(run.end_of(2), Some((10, End::Skipped)));
+        assert_eq!(run.end_of(4), Some((10, End::Skipped)));
+        assert_eq!(run.start_of(3), Some(10));
+        assert_eq!(run.start_of(5), Some(11));
+        assert_eq!(run.pipeline(1), Some((12, PipelineState::Failed)));
+    }
+
+    /// A skipped job is neutral through the stage rule: stage 0 a (on_failure: nothing
+    /// failed, so skipped at once) and b (10); stage 1 c runs at 10. Named explicitly, the
+    /// skipped job skips its dependent: d needs a, skipped at 0.
+    #[test]
+    fn a_skipped_job_is_neutral_through_a_stage_but_not_as_a_named_need() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                with(pj(1, "a", 0, None, 5), |j| j.when = When::OnFailure),
+                pj(2, "b", 0, None, 10),
+                pj(3, "c", 1, None, 10),
+                pj(4, "d", 1, Some(&["a"]), 10),
+            ],
+        );
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &script(0, p));
+        assert_eq!(run.end_of(1), Some((0, End::Skipped)));
+        assert_eq!(run.end_of(4), Some((0, End::Skipped)));
+        assert_eq!(run.start_of(3), Some(10));
+        assert_eq!(run.pipeline(1), Some((20, PipelineState::Succeeded)));
+    }
+
+    /// The driver cancels a waiting job (a, at 1): its on_success dependent is skipped,
+    /// its always dependent runs, its on_failure dependent is skipped (a cancel is not a
+    /// failure). One runner busy with z until 10. The pipeline ends cancelled.
+    #[test]
+    fn a_cancelled_need_skips_on_success_and_on_failure_but_not_always() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(9, "z", 0, Some(&[]), 10),
+                pj(1, "a", 0, Some(&[]), 10),
+                pj(2, "b", 0, Some(&["a"]), 10),
+                with(pj(3, "c", 0, Some(&["a"]), 5), |j| j.when = When::Always),
+                with(pj(4, "d", 0, Some(&["a"]), 5), |j| j.when = When::OnFailure),
+            ],
+        );
+        let mut sc = script(0, p);
+        sc.inputs.push((1, Input::Cancel(1)));
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &[(0, 0)], &sc);
+        assert_eq!(run.end_of(1), Some((1, End::Cancelled)));
+        assert_eq!(run.end_of(2), Some((1, End::Skipped)));
+        assert_eq!(run.end_of(4), Some((1, End::Skipped)));
+        assert_eq!(run.start_of(3), Some(10));
+        assert_eq!(run.pipeline(1), Some((15, PipelineState::Cancelled)));
+    }
+
+    /// The driver skips jobs a trace recorded skipped: a waiting one leaves the queue and
+    /// its dependents see a skip; a running one cannot be skipped; an ended one is left.
+    #[test]
+    fn the_driver_skips_a_job_that_has_not_started() {
+        let mut s = sched("easy");
+        join_all(&mut s, &[(0, 0)]);
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, Some(&[]), 10),
+                pj(2, "b", 0, Some(&[]), 10),
+                pj(3, "c", 0, Some(&["b"]), 10),
+            ],
+        );
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        assert_eq!(
+            s.handle(1, Event::Skip { job: JobId(1) }, &mut out),
+            Err(CoreError::AlreadyStarted(JobId(1)))
+        );
+        out.clear();
+        s.handle(1, Event::Skip { job: JobId(2) }, &mut out)
+            .unwrap();
+        assert_eq!(out, vec![Decision::Skip { job: JobId(3) }]);
+        assert_eq!(s.pending_count(), 0);
+        s.handle(1, Event::Skip { job: JobId(3) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.handle(1, Event::Skip { job: JobId(77) }, &mut out),
+            Err(CoreError::NotInPipeline(JobId(77)))
+        );
+        out.clear();
+        s.handle(10, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![Decision::PipelineEnded {
+                pipeline: PipelineId(1),
+                state: PipelineState::Succeeded
+            }]
+        );
+        assert!(!s.is_pipeline_running(PipelineId(1)));
+    }
+}
+
+mod manual {
+    use super::*;
+
+    /// Stage 0: build (10) and slow (100). Stage 1: deploy (manual, needs build: waits
+    /// for a person from 10). Stage 2: notify (5, stage rule). Two runners.
+    fn deploy_pipeline(blocking: bool) -> PipelineSpec {
+        pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "build", 0, None, 10),
+                pj(2, "slow", 0, None, 100),
+                with(pj(3, "deploy", 1, Some(&["build"]), 10), |j| {
+                    j.when = When::Manual { blocking }
+                }),
+                pj(4, "notify", 2, None, 5),
+            ],
+        )
+    }
+
+    /// Played at 20: deploy 20..30; notify waits for slow: 100..105.
+    #[test]
+    fn a_played_manual_job_runs_and_holds_its_dependents() {
+        for blocking in [false, true] {
+            let mut sc = script(0, deploy_pipeline(blocking));
+            sc.inputs.push((20, Input::Play(3)));
+            let mut s = sched("easy");
+            let run = drive_pipelines(&mut s, &TWO, &sc);
+            assert_eq!(run.start_of(3), Some(20));
+            assert_eq!(run.start_of(4), Some(100));
+            assert_eq!(run.pipeline(1), Some((105, PipelineState::Succeeded)));
+            assert!(run.manual.is_empty());
+        }
+    }
+
+    /// Never played: a non-blocking manual job does not hold stage 2 back (notify
+    /// 100..105, the pipeline succeeds); a blocking one does: at 100 nothing can run
+    /// without a person, notify is skipped and the pipeline ends blocked.
+    #[test]
+    fn an_unplayed_manual_job_holds_later_stages_only_if_blocking() {
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &script(0, deploy_pipeline(false)));
+        assert_eq!(run.start_of(4), Some(100));
+        assert_eq!(run.pipeline(1), Some((105, PipelineState::Succeeded)));
+        assert!(run.manual.contains(&3));
+
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &script(0, deploy_pipeline(true)));
+        assert_eq!(run.end_of(4), Some((100, End::Skipped)));
+        assert_eq!(run.pipeline(1), Some((100, PipelineState::Blocked)));
+        assert!(run.manual.contains(&3));
+    }
+
+    /// A job that names a manual job in `needs` waits for it to be played even if it is
+    /// non-blocking; never played, it is skipped when the pipeline ends (blocked).
+    #[test]
+    fn a_named_need_on_a_manual_job_waits_for_it() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                with(pj(1, "gate", 0, Some(&[]), 10), |j| {
+                    j.when = When::Manual { blocking: false }
+                }),
+                pj(2, "after", 0, Some(&["gate"]), 10),
+                pj(3, "other", 0, Some(&[]), 30),
+            ],
+        );
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &script(0, p));
+        assert_eq!(run.end_of(2), Some((30, End::Skipped)));
+        assert_eq!(run.pipeline(1), Some((30, PipelineState::Blocked)));
+        assert_eq!(
+            s.handle(31, Event::PlayManual { job: JobId(1) }, &mut Vec::new()),
+            Err(CoreError::NotManual(JobId(1)))
+        );
+    }
+
+    /// A manual job whose needs failed is skipped, not offered to a person.
+    #[test]
+    fn a_manual_job_after_a_failure_is_skipped() {
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, None, 10),
+                with(pj(2, "m", 1, None, 10), |j| {
+                    j.when = When::Manual { blocking: true }
+                }),
+            ],
+        );
+        let mut sc = script(0, p);
+        sc.runs.insert(1, (10, true));
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &sc);
+        assert_eq!(run.end_of(2), Some((10, End::Skipped)));
+        assert!(run.manual.is_empty());
+        assert_eq!(run.pipeline(1), Some((10, PipelineState::Failed)));
+    }
+}
+
+mod supersession {
+    use super::*;
+
+    /// Group 7. P1 at 0 on two runners: a (interruptible, 50) and b (50) run, w (10)
+    /// waits, m (manual, est 5) waits for a person, c (stage 1, 10) waits for stage 0.
+    /// P2 of the same group at 20: a is cancelled on its runner, w, m and c are
+    /// cancelled unstarted, b runs to its end at 50, when P1 ends cancelled. P2's x
+    /// (10) takes a's runner at 20 and ends at 30.
+    #[test]
+    fn a_newer_pipeline_cancels_what_it_can_of_the_older_one() {
+        let p1 = pipeline(
+            1,
+            Some(7),
+            vec![
+                with(pj(1, "a", 0, None, 50), |j| j.interruptible = true),
+                pj(2, "b", 0, None, 50),
+                pj(3, "w", 0, None, 10),
+                with(pj(4, "m", 0, None, 5), |j| {
+                    j.when = When::Manual { blocking: false }
+                }),
+                pj(5, "c", 1, None, 10),
+            ],
+        );
+        let p2 = pipeline(2, Some(7), vec![pj(11, "x", 0, None, 10)]);
+        let mut runs = exact(&p1);
+        runs.extend(exact(&p2));
+        let sc = Script {
+            inputs: vec![(0, Input::Pipeline(p1)), (20, Input::Pipeline(p2))],
+            runs,
+        };
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &sc);
+        let by = CancelReason::Superseded { by: PipelineId(2) };
+        let a_runner = run.starts[&1].1;
+        let cancels: Vec<Decision> = run
+            .decisions
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Cancel { .. }))
+            .map(|&(t, d)| {
+                assert_eq!(t, 20);
+                d
+            })
+            .collect();
+        assert_eq!(
+            cancels,
+            vec![
+                Decision::Cancel {
+                    job: JobId(1),
+                    runner: Some(a_runner),
+                    reason: by
+                },
+                Decision::Cancel {
+                    job: JobId(3),
+                    runner: None,
+                    reason: by
+                },
+                Decision::Cancel {
+                    job: JobId(4),
+                    runner: None,
+                    reason: by
+                },
+                Decision::Cancel {
+                    job: JobId(5),
+                    runner: None,
+                    reason: by
+                },
+            ]
+        );
+        assert_eq!(run.end_of(2), Some((50, End::Succeeded)));
+        assert_eq!(run.starts[&11], (20, a_runner));
+        assert_eq!(run.pipeline(2), Some((30, PipelineState::Succeeded)));
+        assert_eq!(run.pipeline(1), Some((50, PipelineState::Cancelled)));
+        // Saved by the estimates: a's remaining 30, w 10, m 5, c 10; a had run 20.
+        let st = s.pipeline_stats();
+        assert_eq!(
+            (
+                st.superseded,
+                st.superseded_jobs,
+                st.interrupted_jobs,
+                st.saved_run_ms,
+                st.lost_run_ms
+            ),
+            (1, 4, 1, 55, 20)
+        );
+        assert_eq!((st.submitted, st.succeeded, st.cancelled), (2, 1, 1));
+    }
+
+    /// Pipelines of other groups, and of no group, are left alone.
+    #[test]
+    fn other_groups_are_left_alone() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let mut out = Vec::new();
+        for (id, group) in [(1, Some(1)), (2, None), (3, Some(2)), (4, None)] {
+            let p = pipeline(id, group, vec![pj(id, "j", 0, None, 10)]);
+            s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        }
+        assert!(!out.iter().any(|d| matches!(d, Decision::Cancel { .. })));
+        assert_eq!(s.pipeline_stats().superseded, 0);
+    }
+
+    /// CancelPipeline cancels running jobs too, interruptible or not; the pipeline ends
+    /// cancelled at once.
+    #[test]
+    fn cancel_pipeline_stops_everything() {
+        let mut s = sched("easy");
+        join_all(&mut s, &[(0, 0)]);
+        let mut out = Vec::new();
+        let p = pipeline(
+            1,
+            None,
+            vec![pj(1, "a", 0, None, 10), pj(2, "b", 0, None, 10)],
+        );
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        out.clear();
+        s.handle(
+            5,
+            Event::CancelPipeline {
+                pipeline: PipelineId(1),
+            },
+            &mut out,
+        )
+        .unwrap();
+        let reason = CancelReason::PipelineCancelled;
+        assert_eq!(
+            out,
+            vec![
+                Decision::Cancel {
+                    job: JobId(1),
+                    runner: Some(RunnerId(0)),
+                    reason
+                },
+                Decision::Cancel {
+                    job: JobId(2),
+                    runner: None,
+                    reason
+                },
+                Decision::PipelineEnded {
+                    pipeline: PipelineId(1),
+                    state: PipelineState::Cancelled
+                },
+            ]
+        );
+        assert_eq!(
+            (s.pending_count(), s.running_count(), s.free_slots()),
+            (0, 0, 1)
+        );
+        assert_eq!(
+            s.handle(
+                6,
+                Event::CancelPipeline {
+                    pipeline: PipelineId(1)
+                },
+                &mut out
+            ),
+            Err(CoreError::UnknownPipeline(PipelineId(1)))
+        );
+    }
+}
+
+mod eta {
+    use super::*;
+
+    /// The chain-and-shorts pipeline under critical-path order at 0: L1 and x1 run
+    /// (0..10), x2 and x3 wait (10..20 on both runners), L2 is placed after the waiting
+    /// jobs, once L1 ends and a runner is free: 20..50. At 10, after L1 and x1 ended: L2
+    /// runs 10..40, x2 10..20, x3 waits (20..30): the end is 40.
+    #[test]
+    fn a_pipeline_end_is_projected_through_its_dag() {
+        let mut s = sched("critical-path");
+        join_all(&mut s, &TWO);
+        let none: Option<&[&str]> = Some(&[]);
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "x1", 0, none, 10),
+                pj(2, "x2", 0, none, 10),
+                pj(3, "x3", 0, none, 10),
+                pj(4, "L1", 0, none, 10),
+                pj(5, "L2", 0, Some(&["L1"]), 30),
+            ],
+        );
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        assert_eq!(s.pipeline_eta(PipelineId(1), 0, 100), Some(50));
+        let plan = s.plan(0, 100);
+        assert_eq!(plan.pipeline_end(PipelineId(1)), Some(50));
+        assert_eq!(plan.later.len(), 1);
+        assert_eq!(plan.start_of(JobId(5)), Some(20));
+        assert_eq!(s.predicted_start(JobId(5), 0, 100), Some(20));
+        s.handle(10, Event::Finish { job: JobId(4) }, &mut out)
+            .unwrap();
+        s.handle(10, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        assert_eq!(s.pipeline_eta(PipelineId(1), 10, 100), Some(40));
+        // A waiting job beyond the limit: its pipeline's end is unknown.
+        assert_eq!(s.pipeline_eta(PipelineId(1), 10, 0), None);
+        assert_eq!(s.pipeline_eta(PipelineId(9), 10, 100), None);
+    }
+
+    /// Through stage gates, assuming every job succeeds: one runner, FIFO. Stage 0: a
+    /// (10) runs, b (20) waits: 10..30. Stage 1: c (5) 30..35; alert (on_failure) is not
+    /// expected to run. Stage 2: d (1) 35..36.
+    #[test]
+    fn stages_and_conditions_in_the_projection() {
+        let mut s = sched("easy");
+        join_all(&mut s, &[(0, 0)]);
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, None, 10),
+                pj(2, "b", 0, None, 20),
+                pj(3, "c", 1, None, 5),
+                with(pj(4, "alert", 1, None, 50), |j| j.when = When::OnFailure),
+                pj(5, "d", 2, None, 1),
+            ],
+        );
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        let plan = s.plan(0, 100);
+        assert_eq!(plan.start_of(JobId(3)), Some(30));
+        assert_eq!(plan.start_of(JobId(4)), None);
+        assert_eq!(plan.start_of(JobId(5)), Some(35));
+        assert_eq!(plan.pipeline_end(PipelineId(1)), Some(36));
+    }
+}
+
+mod errors {
+    use super::*;
+
+    fn refused(p: PipelineSpec) -> CoreError {
+        let mut s = sched("easy");
+        join_all(&mut s, &[(0, 0)]);
+        let mut out = Vec::new();
+        s.handle(0, Event::Submit(job(50, 0, 1, 10)), &mut out)
+            .expect("independent job");
+        out.clear();
+        let e = s
+            .handle(1, Event::SubmitPipeline(p), &mut out)
+            .expect_err("refused");
+        // Nothing changed: no decision, no pipeline, the queue as it was.
+        assert!(out.is_empty());
+        assert!(!s.is_pipeline_running(PipelineId(1)));
+        assert_eq!((s.pending_count(), s.running_count()), (0, 1));
+        e
+    }
+
+    #[test]
+    fn bad_pipelines_are_refused_naming_the_job() {
+        let p = PipelineId(1);
+        let e = refused(pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, Some(&["c"]), 1),
+                pj(2, "b", 0, Some(&["a"]), 1),
+                pj(3, "c", 0, Some(&["b"]), 1),
+                pj(4, "d", 0, Some(&["a"]), 1),
+            ],
+        ));
+        assert_eq!(
+            e,
+            CoreError::NeedCycle {
+                pipeline: p,
+                job: "a".into(),
+                cycle: vec!["a".into(), "c".into(), "b".into(), "a".into()],
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "pipeline 1: job \"a\" is on a cycle of needs: a needs c needs b needs a"
+        );
+        assert_eq!(
+            refused(pipeline(1, None, vec![pj(1, "a", 0, Some(&["a"]), 1)])),
+            CoreError::NeedCycle {
+                pipeline: p,
+                job: "a".into(),
+                cycle: vec!["a".into(), "a".into()],
+            }
+        );
+        assert_eq!(
+            refused(pipeline(1, None, vec![pj(1, "a", 0, Some(&["zz"]), 1)])),
+            CoreError::UnknownNeed {
+                pipeline: p,
+                job: "a".into(),
+                need: "zz".into()
+            }
+        );
+        assert_eq!(
+            refused(pipeline(
+                1,
+                None,
+                vec![pj(1, "a", 0, None, 1), pj(2, "a", 1, None, 1)]
+            )),
+            CoreError::DuplicateJobName {
+                pipeline: p,
+                job: "a".into()
+            }
+        );
+        assert_eq!(
+            refused(pipeline(1, None, vec![])),
+            CoreError::EmptyPipeline { pipeline: p }
+        );
+        assert_eq!(
+            refused(pipeline(
+                1,
+                None,
+                vec![pj(1, "a", 0, Some(&["b"]), 1), pj(2, "b", 1, None, 1)]
+            )),
+            CoreError::NeedOnLaterStage {
+                pipeline: p,
+                job: "a".into(),
+                stage: 0,
+                need: "b".into(),
+                need_stage: 1
+            }
+        );
+        assert_eq!(
+            refused(pipeline(
+                1,
+                None,
+                vec![pj(1, "a", 0, None, 1), pj(2, "b", 0, Some(&["a", "a"]), 1)]
+            )),
+            CoreError::DuplicateNeed {
+                pipeline: p,
+                job: "b".into(),
+                need: "a".into()
+            }
+        );
+        assert_eq!(
+            refused(pipeline(1, None, vec![pj(1, "", 0, None, 1)])),
+            CoreError::UnnamedJob {
+                pipeline: p,
+                index: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_job_the_core_would_refuse_is_named_by_its_pipeline_name() {
+        let p = PipelineId(1);
+        // Job 50 is already queued; two jobs of the pipeline share id 2.
+        for (jobs, job, source) in [
+            (
+                vec![pj(50, "a", 0, None, 1)],
+                "a",
+                CoreError::DuplicateJob(JobId(50)),
+            ),
+            (
+                vec![pj(2, "a", 0, None, 1), pj(2, "b", 0, None, 1)],
+                "b",
+                CoreError::DuplicateJob(JobId(2)),
+            ),
+        ] {
+            assert_eq!(
+                refused(pipeline(1, None, jobs)),
+                CoreError::PipelineJob {
+                    pipeline: p,
+                    job: job.into(),
+                    source: Box::new(source)
+                }
+            );
+        }
+        let gpu = with(pj(3, "gpu-test", 0, None, 1), |j| {
+            j.spec.labels = LabelSet(2)
+        });
+        let e = refused(pipeline(1, None, vec![gpu]));
+        assert!(
+            e.to_string()
+                .starts_with("pipeline 1: job \"gpu-test\": job 3 can never run"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ids_of_a_running_pipeline_stay_taken() {
+        let mut s = sched("easy");
+        let mut out = Vec::new();
+        let p = pipeline(
+            1,
+            None,
+            vec![pj(1, "a", 0, None, 1), pj(2, "b", 1, None, 1)],
+        );
+        s.handle(0, Event::SubmitPipeline(p.clone()), &mut out)
+            .unwrap();
+        assert_eq!(
+            s.handle(0, Event::SubmitPipeline(p), &mut out),
+            Err(CoreError::DuplicatePipeline(PipelineId(1)))
+        );
+        // b is not queued yet, but its id is taken.
+        assert_eq!(
+            s.handle(0, Event::Submit(job(2, 0, 1, 1)), &mut out),
+            Err(CoreError::DuplicateJob(JobId(2)))
+        );
+        assert_eq!(
+            s.handle(0, Event::PlayManual { job: JobId(2) }, &mut out),
+            Err(CoreError::NotManual(JobId(2)))
+        );
+        // Cancelling a job that is not queued yet skips its dependents like any cancel.
+        out.clear();
+        s.handle(0, Event::Cancel { job: JobId(2) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(2)),
+            Some(PipelineJobState::Cancelled)
+        );
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A random job: (stage 0..3, needs: None (stage rule) or a subset of earlier jobs of
+    /// the same or earlier stages as bits, when 0..6, allow_failure, interruptible, run
+    /// 1..40, fails, slots 1..2).
+    type GenJob = (u32, Option<u16>, u8, bool, bool, Millis, bool, u32);
+
+    #[derive(Debug, Clone)]
+    struct Case {
+        /// (submit time, group, jobs) per pipeline.
+        pipelines: Vec<(Millis, Option<u64>, Vec<GenJob>)>,
+        /// (time, kind 0 = play / 1 = skip / 2 = cancel job / 3 = cancel pipeline, target)
+        pokes: Vec<(Millis, u8, usize)>,
+        runners: u32,
+        slots: u32,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        let job = (
+            0u32..3,
+            prop::option::weighted(0.5, any::<u16>()),
+            0u8..6,
+            prop::bool::weighted(0.2),
+            any::<bool>(),
+            1i64..40,
+            prop::bool::weighted(0.2),
+            1u32..3,
+        );
+        let pipeline = (
+            0i64..120,
+            prop::option::of(0u64..2),
+            prop::collection::vec(job, 1..12),
+        );
+        (
+            prop::collection::vec(pipeline, 1..5),
+            prop::collection::vec((0i64..200, 0u8..4, any::<usize>()), 0..6),
+            1u32..4,
+            2u32..4,
+        )
+            .prop_map(|(pipelines, pokes, runners, slots)| Case {
+                pipelines,
+                pokes,
+                runners,
+                slots,
+            })
+    }
+
+    fn policies() -> impl Strategy<Value = PolicyConfig> {
+        prop_oneof![
+            all_policies(),
+            (
+                prop_oneof![
+                    Just(QueueOrder::CriticalPath),
+                    Just(QueueOrder::FairShare),
+                    Just(QueueOrder::Qos)
+                ],
+                prop_oneof![Just(Backfill::Easy), Just(Backfill::None)]
+            )
+                .prop_map(|(order, backfill)| PolicyConfig {
+                    order,
+                    backfill,
+                    within_lane: WithinLane::CriticalPath,
+                    fair_share_half_life_ms: 100,
+                    ..PolicyConfig::default()
+                })
+        ]
+    }
+
+    /// Job ids are `pipeline * 100 + index`; jobs are sorted by stage so that needs on
+    /// lower indices of the same or earlier stages never make a cycle.
+    fn build(c: &Case) -> (Script, Vec<PipelineSpec>) {
+        let mut sc = Script::default();
+        let mut specs = Vec::new();
+        for (p, (at, group, jobs)) in c.pipelines.iter().enumerate() {
+            let mut jobs = jobs.clone();
+            jobs.sort_by_key(|j| j.0);
+            let names: Vec<String> = (0..jobs.len()).map(|i| format!("j{i}")).collect();
+            let spec_jobs = jobs
+                .iter()
+                .enumerate()
+                .map(
+                    |(i, &(stage, needs, when, allow, intr, run, fails, slots))| {
+                        let id = (p as u64 + 1) * 100 + i as u64;
+                        sc.runs.insert(id, (run, fails));
+                        let mut spec = job(id, 0, slots.min(c.slots), run);
+                        spec.tenant = TenantId((i % 2) as u32);
+                        spec.qos = QosId((i % 2) as u8);
+                        PipelineJob {
+                            name: names[i].clone(),
+                            stage,
+                            needs: needs.map(|bits| {
+                                (0..i)
+                                    .filter(|&k| bits & (1 << (k % 16)) != 0)
+                                    .map(|k| names[k].clone())
+                                    .collect()
+                            }),
+                            when: match when {
+                                3 => When::OnFailure,
+                                4 => When::Always,
+                                5 => When::Manual {
+                                    blocking: run % 2 == 0,
+                                },
+                                _ => When::OnSuccess,
+                            },
+                            allow_failure: allow,
+                            interruptible: intr,
+                            spec,
+                        }
+                    },
+                )
+                .collect();
+            let spec = pipeline(p as u64 + 1, *group, spec_jobs);
+            sc.inputs.push((*at, Input::Pipeline(spec.clone())));
+            specs.push(spec);
+        }
+        let all: Vec<u64> = sc.runs.keys().copied().collect();
+        for &(at, kind, target) in &c.pokes {
+            let job = all[target % all.len()];
+            sc.inputs.push((
+                at,
+                match kind {
+                    0 => Input::Play(job),
+                    1 => Input::Skip(job),
+                    2 => Input::Cancel(job),
+                    _ => Input::CancelPipeline(job / 100),
+                },
+            ));
+        }
+        sc.inputs.sort_by_key(|(t, _)| *t);
+        (sc, specs)
+    }
+
+    /// Each job's needs as (need, through the stage rule).
+    fn needs_of(p: &PipelineSpec) -> BTreeMap<u64, Vec<(u64, bool)>> {
+        let id_of: BTreeMap<&str, u64> = p
+            .jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.spec.id.0))
+            .collect();
+        p.jobs
+            .iter()
+            .map(|j| {
+                let needs = match &j.needs {
+                    Some(n) => n.iter().map(|name| (id_of[name.as_str()], false)).collect(),
+                    None => p
+                        .jobs
+                        .iter()
+                        .filter(|o| o.stage < j.stage)
+                        .map(|o| (o.spec.id.0, true))
+                        .collect(),
+                };
+                (j.spec.id.0, needs)
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The driver asserts capacity, single start, no start of a skipped or ended job,
+        /// cancels on the right runner. Here: no job starts before its needs ended (a
+        /// non-blocking manual job never played does not hold the stage rule); every job
+        /// reaches exactly one terminal state; every pipeline ends once, failed exactly
+        /// when a job failed without allow_failure; nothing is left in the core; the same
+        /// inputs give the same decisions.
+        #[test]
+        fn pipelines_keep_their_invariants(c in case(), policy in policies()) {
+            let (sc, specs) = build(&c);
+            let runners: Vec<(u32, u16)> = (0..c.runners).map(|r| (r, 0)).collect();
+            let cfg = config(policy.clone(), vec![pool("m", 0, c.slots)], 2);
+            let mut s = Scheduler::new(cfg.clone(), Box::new(RequestedTime::default()));
+            let run = drive_pipelines(&mut s, &runners, &sc);
+
+            for p in &specs {
+                let needs = needs_of(p);
+                let when: BTreeMap<u64, When> = p.jobs.iter().map(|j| (j.spec.id.0, j.when)).collect();
+                for j in &p.jobs {
+                    let id = j.spec.id.0;
+                    let terminal = usize::from(run.ends.contains_key(&id)) + usize::from(run.manual.contains(&id));
+                    prop_assert_eq!(terminal, 1, "job {} reached {} terminal states", id, terminal);
+                    if let Some(&(start, _)) = run.starts.get(&id) {
+                        for &(n, stage_rule) in &needs[&id] {
+                            if stage_rule && when[&n] == (When::Manual { blocking: false }) {
+                                continue;
+                            }
+                            let ended = run.ends.get(&n).map(|e| e.0);
+                            prop_assert!(ended.is_some_and(|t| t <= start),
+                                "job {} started at {} before its need {} ended ({:?})", id, start, n, ended);
+                        }
+                    }
+                }
+                let (_, state) = run.pipeline(p.id.0).expect("every pipeline ends");
+                let failed = p.jobs.iter().any(|j| !j.allow_failure
+                    && run.ends.get(&j.spec.id.0).is_some_and(|e| e.1 == End::Failed));
+                prop_assert_eq!(state == PipelineState::Failed, failed, "pipeline {}", p.id);
+            }
+            prop_assert_eq!((s.pending_count(), s.running_count()), (0, 0));
+            prop_assert_eq!(s.pipeline_stats().submitted, specs.len() as u64);
+
+            let mut again = Scheduler::new(cfg, Box::new(RequestedTime::default()));
+            let run2 = drive_pipelines(&mut again, &runners, &sc);
+            prop_assert_eq!(run.decisions, run2.decisions);
+        }
+
+        /// Without pipelines, critical-path order is FIFO: the same starts as `easy`
+        /// (and `fcfs` under strict backfilling).
+        #[test]
+        fn critical_path_without_pipelines_is_fifo(
+            jobs in prop::collection::vec((0i64..100, 1u32..3, 1i64..40), 1..40),
+            strict in any::<bool>(),
+        ) {
+            let backfill = if strict { Backfill::None } else { Backfill::Easy };
+            let specs: Vec<(JobSpec, Millis)> = jobs.iter().enumerate()
+                .map(|(i, &(at, slots, run))| (job(i as u64, at, slots, run), run)).collect();
+            let starts = |order: QueueOrder| {
+                let policy = PolicyConfig { order, backfill, ..PolicyConfig::default() };
+                let mut s = Scheduler::new(config(policy, vec![pool("m", 0, 2)], 1),
+                    Box::new(RequestedTime::default()));
+                drive(&mut s, &[(0, 0), (1, 0)], &specs, false).starts
+            };
+            prop_assert_eq!(starts(QueueOrder::CriticalPath), starts(QueueOrder::Fifo));
+        }
+    }
+}
