@@ -139,6 +139,9 @@ enum EntryState {
         est_end: Millis,
         /// Slot-seconds charged to the tenant's fair-share usage at start.
         charged: f64,
+        /// Its slots already left the plan at its estimated end, before its finish
+        /// ([`Scheduler::release_at_estimate`]).
+        released: bool,
     },
 }
 
@@ -382,6 +385,7 @@ impl Scheduler {
                 start,
                 est_end,
                 charged,
+                released: false,
             };
         }
         est_end
@@ -684,11 +688,13 @@ impl Scheduler {
     ) -> Result<Option<Millis>, CoreError> {
         self.check_time(now)?;
         let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
+        // A job whose slots left the plan at its estimated end is over for planning.
         let EntryState::Running {
             runner,
             start,
             est_end,
             charged,
+            released: false,
         } = entry.state
         else {
             return Err(CoreError::NotRunning(job));
@@ -706,11 +712,46 @@ impl Scheduler {
             start,
             est_end: new_end,
             charged,
+            released: false,
         };
         let slots = entry.spec.slots;
         self.fleet.move_end(runner, job, slots, est_end, new_end);
         self.last_now = now;
         Ok(Some(new_end))
+    }
+
+    /// A running job ends now, exactly at its estimated end, and the driver reports its
+    /// end ([`Event::Finish`] or [`Event::Fail`]) later at this same instant: its slots
+    /// leave the plan at once, with no pass, so that every pass of the instant sees them
+    /// free (tie-breaking rule 6). The predictor and fair share learn of the job, and the
+    /// pass runs, with its end event.
+    pub fn release_at_estimate(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
+        self.check_time(now)?;
+        let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
+        let EntryState::Running {
+            runner,
+            est_end,
+            ref mut released,
+            ..
+        } = entry.state
+        else {
+            return Err(CoreError::NotRunning(job));
+        };
+        if *released {
+            return Err(CoreError::NotRunning(job));
+        }
+        if est_end != now {
+            return Err(CoreError::InvalidJob {
+                job,
+                field: "estimated end",
+                reason: format!("{est_end} ms is not now ({now} ms)"),
+            });
+        }
+        *released = true;
+        let slots = entry.spec.slots;
+        self.fleet.release(runner, job, slots, est_end, now);
+        self.last_now = now;
+        Ok(())
     }
 
     /// The run-time estimate the core plans `job` with, while it waits or runs.
@@ -902,13 +943,16 @@ impl Scheduler {
             start,
             est_end,
             charged,
+            released,
         } = entry.state
         else {
             return Err(CoreError::NotRunning(job));
         };
         let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
-        self.fleet
-            .release(runner, job, entry.spec.slots, est_end, now);
+        if !released {
+            self.fleet
+                .release(runner, job, entry.spec.slots, est_end, now);
+        }
         let run_ms = now - start;
         self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
         self.predictor.observe_end(&entry.spec, run_ms, now, failed);
@@ -927,9 +971,12 @@ impl Scheduler {
                 start,
                 est_end,
                 charged,
+                released,
             } => {
-                self.fleet
-                    .release(runner, job, entry.spec.slots, est_end, now);
+                if !released {
+                    self.fleet
+                        .release(runner, job, entry.spec.slots, est_end, now);
+                }
                 self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
             }
         }
