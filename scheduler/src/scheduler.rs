@@ -2,7 +2,8 @@
 //! the live service; each feeds it events with its own clock's `now` and applies the
 //! [`Decision`]s it returns.
 //!
-//! A scheduling pass runs after every event. It walks the waiting jobs in policy order
+//! A scheduling pass runs after every event (with the exceptions of rules 5 to 7 below).
+//! It walks the waiting jobs in policy order
 //! (lanes merged by their current score, see [`QueueOrder`]) and starts every job that
 //! may start now on the best-fitting runner of an eligible pool. What a job that cannot
 //! start does to the jobs after it is the backfill mode ([`Backfill`]).
@@ -27,12 +28,26 @@
 //!    tried by estimate, queue order among equals; a running job that outlives its
 //!    estimate gets a larger one ([`Scheduler::extend_estimate`]) with no pass of its own,
 //!    and the driver delivers that before anything else at the same time.
-//! 6. Event order at equal times is the driver's business (see the simulator's engine):
-//!    pyss handles submissions before terminations, but a job that ends exactly at its
-//!    estimate has already left its profile, so the simulator delivers all such finishes
-//!    of one instant first and together ([`Scheduler::handle_all`], one pass). Delivering
-//!    them one pass each let a small job backfill into the slots of the first finisher
-//!    before the second one's slots showed up: 9 of 28,481 KTH-SP2 waits differed.
+//! 6. One instant, as pyss handles it (the simulator's engine delivers events in this
+//!    order, after runner joins; pyss orders events by time, then kind, then a counter it
+//!    gives each event when it creates it): estimates that run out grow first (rule 5);
+//!    then every job that ends exactly at its estimate leaves the plan, with no pass
+//!    ([`Scheduler::release_at_estimate`]; pyss's plan frees slots at estimated ends, by
+//!    time); then the submissions, in trace order, each with its pass (but see rule 7);
+//!    then the ends, in the order their jobs *started* (pyss creates a termination event
+//!    when its job starts), each with its pass, where the predictor learns the run and a
+//!    job that ended early frees its slots. So when a job that ends early and one that
+//!    ends at its estimate end together, the first pass of the instant sees only the
+//!    at-estimate slots if a submission runs it or the at-estimate job started first, and
+//!    both jobs' slots if the early job started first; and a job submitted at that
+//!    instant is estimated before either run is learnt.
+//! 7. Under classic EASY (FIFO, queue-order backfilling) a submission runs a pass only if
+//!    the new job fits the free slots of a runner that can run it, as pyss's EASY
+//!    scheduler does; so slots released at their estimate (rule 6) wait for the first end
+//!    of the instant unless a submission that fits comes first. EASY++ and every other
+//!    policy pass at every submission. When nothing changed since the last pass (the
+//!    live service), a submission that fits nowhere could start nothing, so the rule
+//!    changes no schedule there.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -606,7 +621,8 @@ impl Scheduler {
     }
 
     /// Applies `event` at `now`, runs a scheduling pass, and appends what the driver must
-    /// do to `out`. On error nothing changed.
+    /// do to `out`. On error nothing changed. Under classic EASY a submission of a job
+    /// that fits no runner's free slots runs no pass (tie-breaking rule 7).
     pub fn handle(
         &mut self,
         now: Millis,
@@ -614,10 +630,31 @@ impl Scheduler {
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
         self.check_time(now)?;
+        let submitted = match &event {
+            Event::Submit(spec) => Some(spec.id),
+            _ => None,
+        };
         self.apply(now, event, out)?;
         self.last_now = now;
-        self.schedule(now, out);
+        if submitted.is_none_or(|job| self.submission_passes(job)) {
+            self.schedule(now, out);
+        }
         Ok(())
+    }
+
+    /// Whether the submission of `job` runs a pass: under classic EASY (FIFO, backfill in
+    /// queue order) only if the job fits the free slots of a runner that can run it, as
+    /// pyss's EASY scheduler does; under every other policy always.
+    fn submission_passes(&self, job: JobId) -> bool {
+        let policy = &self.config.policy;
+        let classic_easy = policy.order == QueueOrder::Fifo
+            && policy.backfill == Backfill::Easy
+            && policy.backfill_order == BackfillOrder::Queue;
+        !classic_easy
+            || self
+                .jobs
+                .get(&job)
+                .is_some_and(|e| e.spec.slots <= self.fleet.max_free(e.pools))
     }
 
     /// Applies several events that happen at the same instant, then runs one pass: the
