@@ -41,13 +41,14 @@
 //!    at-estimate slots if a submission runs it or the at-estimate job started first, and
 //!    both jobs' slots if the early job started first; and a job submitted at that
 //!    instant is estimated before either run is learnt.
-//! 7. Under classic EASY (FIFO, queue-order backfilling) a submission runs a pass only if
-//!    the new job fits the free slots of a runner that can run it, as pyss's EASY
-//!    scheduler does; so slots released at their estimate (rule 6) wait for the first end
-//!    of the instant unless a submission that fits comes first. EASY++ and every other
-//!    policy pass at every submission. When nothing changed since the last pass (the
-//!    live service), a submission that fits nowhere could start nothing, so the rule
-//!    changes no schedule there.
+//! 7. pyss's EASY scheduler (not its EASY++) runs a pass at a submission only if the new
+//!    job fits the processors free now. Its inputs cap run times at the request, so no
+//!    job outlives its estimate, and the rule can change a schedule only while slots
+//!    released at their estimate (rule 6) wait for the instant's ends: only then does
+//!    the core skip the pass, under classic EASY (FIFO, queue-order backfilling), when
+//!    the new job fits no runner's free slots. Elsewhere every submission passes: a job
+//!    past its estimate counts as ending now, so `extra` can grow with time alone and a
+//!    later pass can backfill more (the live service, logs whose jobs outrun requests).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -260,6 +261,9 @@ pub struct Scheduler {
     /// The latest pass: its buffers are reused, and its blockers explain jobs a strict
     /// pass never reached.
     last_pass: Pass,
+    /// Jobs whose slots left the plan at their estimated end and whose end event has not
+    /// come yet (all at the current instant; see [`Scheduler::release_at_estimate`]).
+    released_pending: usize,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -290,6 +294,7 @@ impl Scheduler {
             next_seq: 0,
             pass: 0,
             last_pass: Pass::default(),
+            released_pending: 0,
         }
     }
 
@@ -621,8 +626,8 @@ impl Scheduler {
     }
 
     /// Applies `event` at `now`, runs a scheduling pass, and appends what the driver must
-    /// do to `out`. On error nothing changed. Under classic EASY a submission of a job
-    /// that fits no runner's free slots runs no pass (tie-breaking rule 7).
+    /// do to `out`. On error nothing changed. Under classic EASY a submission may run no
+    /// pass (tie-breaking rule 7).
     pub fn handle(
         &mut self,
         now: Millis,
@@ -642,15 +647,17 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Whether the submission of `job` runs a pass: under classic EASY (FIFO, backfill in
-    /// queue order) only if the job fits the free slots of a runner that can run it, as
-    /// pyss's EASY scheduler does; under every other policy always.
+    /// Whether the submission of `job` runs a pass (tie-breaking rule 7): not under
+    /// classic EASY (FIFO, backfill in queue order) while slots released at their estimate
+    /// wait for their end events, unless the job fits the free slots of a runner that can
+    /// run it.
     fn submission_passes(&self, job: JobId) -> bool {
         let policy = &self.config.policy;
         let classic_easy = policy.order == QueueOrder::Fifo
             && policy.backfill == Backfill::Easy
             && policy.backfill_order == BackfillOrder::Queue;
         !classic_easy
+            || self.released_pending == 0
             || self
                 .jobs
                 .get(&job)
@@ -785,6 +792,7 @@ impl Scheduler {
             });
         }
         *released = true;
+        self.released_pending += 1;
         let slots = entry.spec.slots;
         self.fleet.release(runner, job, slots, est_end, now);
         self.last_now = now;
@@ -986,7 +994,9 @@ impl Scheduler {
             return Err(CoreError::NotRunning(job));
         };
         let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
-        if !released {
+        if released {
+            self.released_pending -= 1;
+        } else {
             self.fleet
                 .release(runner, job, entry.spec.slots, est_end, now);
         }
@@ -1010,7 +1020,9 @@ impl Scheduler {
                 charged,
                 released,
             } => {
-                if !released {
+                if released {
+                    self.released_pending -= 1;
+                } else {
                     self.fleet
                         .release(runner, job, entry.spec.slots, est_end, now);
                 }
