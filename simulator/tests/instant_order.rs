@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use proptest::prelude::*;
 use rustci_scheduler::{
     Decision, HistoryKeys, JobId, JobSpec, LabelSet, PolicyConfig, PoolId, PoolSpec, Predictor,
     QosId, QosSpec, RequestedTime, RunnerId, Scheduler, SchedulerConfig, TenantId, TenantSpec,
@@ -20,12 +21,12 @@ use rustci_sim::engine::{self, EngineOptions};
 use rustci_sim::workload::SimJob;
 
 /// (name, submit s, processors, request s, run s), in submission order.
-type Job = (&'static str, i64, u32, i64, i64);
+type Job<'a> = (&'a str, i64, u32, i64, i64);
 
 /// Start and planned end (start + estimate), in seconds, of every job.
 struct Schedule {
-    start: BTreeMap<&'static str, i64>,
-    planned_end: BTreeMap<&'static str, i64>,
+    start: BTreeMap<String, i64>,
+    planned_end: BTreeMap<String, i64>,
 }
 
 fn run(policy: &str, predictor: Box<dyn Predictor>, jobs: &[Job]) -> Schedule {
@@ -95,26 +96,37 @@ fn run(policy: &str, predictor: Box<dyn Predictor>, jobs: &[Job]) -> Schedule {
         } = decision
         {
             let name = jobs[job.0 as usize].0;
-            schedule.start.insert(name, at / 1000);
-            schedule.planned_end.insert(name, expected_end_ms / 1000);
+            schedule.start.insert(name.into(), at / 1000);
+            schedule
+                .planned_end
+                .insert(name.into(), expected_end_ms / 1000);
         }
     }
     assert_eq!(schedule.start.len(), jobs.len(), "every job started");
+    // Every slot came back: no end was lost or counted twice.
+    assert_eq!(
+        (
+            scheduler.free_slots(),
+            scheduler.running_count(),
+            scheduler.pending_count()
+        ),
+        (10, 0, 0)
+    );
     schedule
 }
 
 /// L and then the queue H, W, X1, X2, submitted while the machine is full.
-const L: Job = ("L", 0, 6, 4000, 4000);
-const QUEUE: [Job; 4] = [
+const L: Job<'static> = ("L", 0, 6, 4000, 4000);
+const QUEUE: [Job<'static>; 4] = [
     ("H", 600, 10, 100, 100),
     ("W", 601, 4, 1800, 1800),
     ("X1", 602, 2, 600, 600),
     ("X2", 603, 2, 600, 600),
 ];
 /// E starts at 0 and ends early at 1000; A starts at 500 and ends at its request at 1000.
-const E_FIRST: [Job; 3] = [("E", 0, 2, 5000, 1000), L, ("A", 500, 2, 500, 500)];
+const E_FIRST: [Job<'static>; 3] = [("E", 0, 2, 5000, 1000), L, ("A", 500, 2, 500, 500)];
 
-fn jobs(setup: &[Job], extra: &[Job]) -> Vec<Job> {
+fn jobs<'a>(setup: &[Job<'a>], extra: &[Job<'a>]) -> Vec<Job<'a>> {
     let mut all = setup.to_vec();
     all.extend(QUEUE);
     all.extend(extra);
@@ -123,7 +135,7 @@ fn jobs(setup: &[Job], extra: &[Job]) -> Vec<Job> {
 }
 
 fn starts(s: &Schedule, names: &[&str]) -> Vec<i64> {
-    names.iter().map(|n| s.start[n]).collect()
+    names.iter().map(|&n| s.start[n]).collect()
 }
 
 /// E started before A, so E's end is handled first, and the instant's first pass sees
@@ -225,4 +237,36 @@ fn a_submission_is_estimated_before_the_instants_ends_are_learnt() {
     assert_eq!(starts(&s, &["U1", "U2", "U3"]), [0, 100, 400]);
     assert_eq!(s.planned_end["U2"], 400);
     assert_eq!(s.planned_end["U3"], 1400);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Many jobs submitted and ending at the same instants, half of them exactly at their
+    /// request: under EASY and EASY++ the engine never finds a runner over capacity or a
+    /// job started twice (it checks both), every job starts once, not before its
+    /// submission, and every slot is free again at the end.
+    #[test]
+    fn crowded_instants_keep_the_books(
+        raw in prop::collection::vec((0i64..6, 1u32..6, 1i64..5, any::<bool>()), 1..40),
+        easy_pp in any::<bool>(),
+    ) {
+        let names: Vec<String> = (0..raw.len()).map(|i| format!("J{i}")).collect();
+        let mut jobs: Vec<Job> = raw
+            .iter()
+            .zip(&names)
+            .map(|(&(submit, slots, request, at_estimate), name)| {
+                // Times on a 100 s grid so that ends and submissions coincide often.
+                let request = request * 100;
+                let run = if at_estimate { request } else { request - 50 };
+                (name.as_str(), submit * 100, slots, request, run)
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.1);
+        let policy = if easy_pp { "easy++" } else { "easy" };
+        let s = run(policy, Box::new(RequestedTime::default()), &jobs);
+        for &(name, submit, ..) in &jobs {
+            prop_assert!(s.start[name] >= submit, "{name} started before its submission");
+        }
+    }
 }
