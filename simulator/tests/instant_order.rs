@@ -126,6 +126,11 @@ const QUEUE: [Job<'static>; 4] = [
 /// E starts at 0 and ends early at 1000; A starts at 500 and ends at its request at 1000.
 const E_FIRST: [Job<'static>; 3] = [("E", 0, 2, 5000, 1000), L, ("A", 500, 2, 500, 500)];
 
+/// Classic EASY on requested times.
+fn easy(jobs: &[Job]) -> Schedule {
+    run("easy", Box::new(RequestedTime::default()), jobs)
+}
+
 fn jobs<'a>(setup: &[Job<'a>], extra: &[Job<'a>]) -> Vec<Job<'a>> {
     let mut all = setup.to_vec();
     all.extend(QUEUE);
@@ -148,11 +153,7 @@ fn starts(s: &Schedule, names: &[&str]) -> Vec<i64> {
 /// started X2, and W waited until 1600.
 #[test]
 fn an_early_end_that_started_first_frees_its_slots_for_the_first_pass() {
-    let s = run(
-        "easy",
-        Box::new(RequestedTime::default()),
-        &jobs(&E_FIRST, &[]),
-    );
+    let s = easy(&jobs(&E_FIRST, &[]));
     assert_eq!(
         starts(&s, &["E", "L", "A", "W", "X1", "X2", "H"]),
         [0, 0, 500, 1000, 2800, 2800, 4000]
@@ -167,11 +168,7 @@ fn an_early_end_that_started_first_frees_its_slots_for_the_first_pass() {
 #[test]
 fn an_end_at_estimate_that_started_first_passes_alone() {
     let a_first = [("A", 0, 2, 1000, 1000), ("E", 0, 2, 5000, 1000), L];
-    let s = run(
-        "easy",
-        Box::new(RequestedTime::default()),
-        &jobs(&a_first, &[]),
-    );
+    let s = easy(&jobs(&a_first, &[]));
     assert_eq!(
         starts(&s, &["A", "E", "L", "X1", "X2", "W", "H"]),
         [0, 0, 0, 1000, 1000, 1600, 4000]
@@ -184,11 +181,7 @@ fn an_end_at_estimate_that_started_first_passes_alone() {
 /// at 3400 (3400 + 100 <= 4000).
 #[test]
 fn a_submission_that_fits_passes_before_the_early_end() {
-    let s = run(
-        "easy",
-        Box::new(RequestedTime::default()),
-        &jobs(&E_FIRST, &[("Z", 1000, 2, 100, 100)]),
-    );
+    let s = easy(&jobs(&E_FIRST, &[("Z", 1000, 2, 100, 100)]));
     assert_eq!(
         starts(&s, &["X1", "X2", "W", "Z", "H"]),
         [1000, 1000, 1600, 3400, 4000]
@@ -206,9 +199,9 @@ fn a_submission_that_fits_passes_before_the_early_end() {
 #[test]
 fn under_easy_a_submission_that_fits_nowhere_waits_for_the_ends() {
     let all = jobs(&E_FIRST, &[("Z", 1000, 4, 100, 100)]);
-    let easy = run("easy", Box::new(RequestedTime::default()), &all);
+    let classic = easy(&all);
     assert_eq!(
-        starts(&easy, &["W", "X1", "X2", "Z", "H"]),
+        starts(&classic, &["W", "X1", "X2", "Z", "H"]),
         [1000, 2800, 2800, 3400, 4000]
     );
     let easy_pp = run("easy++", Box::new(RequestedTime::default()), &all);
