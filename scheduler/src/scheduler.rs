@@ -665,9 +665,9 @@ impl Scheduler {
     }
 
     /// Applies several events that happen at the same instant, then runs one pass: the
-    /// pass sees all of them at once (for example every job that ends at `now`). Stops at
-    /// the first event the core refuses; the events before it stay applied and the pass
-    /// still runs.
+    /// pass sees all of them at once (for example every runner an autoscaler releases at
+    /// `now`). Stops at the first event the core refuses; the events before it stay
+    /// applied and the pass still runs.
     pub fn handle_all(
         &mut self,
         now: Millis,
