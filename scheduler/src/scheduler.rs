@@ -2,7 +2,8 @@
 //! the live service; each feeds it events with its own clock's `now` and applies the
 //! [`Decision`]s it returns.
 //!
-//! A scheduling pass runs after every event. It walks the waiting jobs in policy order
+//! A scheduling pass runs after every event (with the exceptions of rules 5 to 7 below).
+//! It walks the waiting jobs in policy order
 //! (lanes merged by their current score, see [`QueueOrder`]) and starts every job that
 //! may start now on the best-fitting runner of an eligible pool. What a job that cannot
 //! start does to the jobs after it is the backfill mode ([`Backfill`]).
@@ -27,12 +28,27 @@
 //!    tried by estimate, queue order among equals; a running job that outlives its
 //!    estimate gets a larger one ([`Scheduler::extend_estimate`]) with no pass of its own,
 //!    and the driver delivers that before anything else at the same time.
-//! 6. Event order at equal times is the driver's business (see the simulator's engine):
-//!    pyss handles submissions before terminations, but a job that ends exactly at its
-//!    estimate has already left its profile, so the simulator delivers all such finishes
-//!    of one instant first and together ([`Scheduler::handle_all`], one pass). Delivering
-//!    them one pass each let a small job backfill into the slots of the first finisher
-//!    before the second one's slots showed up: 9 of 28,481 KTH-SP2 waits differed.
+//! 6. One instant, as pyss handles it (the simulator's engine delivers events in this
+//!    order, after runner joins; pyss orders events by time, then kind, then a counter it
+//!    gives each event when it creates it): estimates that run out grow first (rule 5);
+//!    then every job that ends exactly at its estimate leaves the plan, with no pass
+//!    ([`Scheduler::release_at_estimate`]; pyss's plan frees slots at estimated ends, by
+//!    time); then the submissions, in trace order, each with its pass (but see rule 7);
+//!    then the ends, in the order their jobs *started* (pyss creates a termination event
+//!    when its job starts), each with its pass, where the predictor learns the run and a
+//!    job that ended early frees its slots. So when a job that ends early and one that
+//!    ends at its estimate end together, the first pass of the instant sees only the
+//!    at-estimate slots if a submission runs it or the at-estimate job started first, and
+//!    both jobs' slots if the early job started first; and a job submitted at that
+//!    instant is estimated before either run is learnt.
+//! 7. pyss's EASY scheduler (not its EASY++) runs a pass at a submission only if the new
+//!    job fits the processors free now. Its inputs cap run times at the request, so no
+//!    job outlives its estimate, and the rule can change a schedule only while slots
+//!    released at their estimate (rule 6) wait for the instant's ends: only then does
+//!    the core skip the pass, under classic EASY (FIFO, queue-order backfilling), when
+//!    the new job fits no runner's free slots. Elsewhere every submission passes: a job
+//!    past its estimate counts as ending now, so `extra` can grow with time alone and a
+//!    later pass can backfill more (the live service, logs whose jobs outrun requests).
 
 mod pipelines;
 
@@ -179,6 +195,9 @@ enum EntryState {
         est_end: Millis,
         /// Slot-seconds charged to the tenant's fair-share usage at start.
         charged: f64,
+        /// Its slots already left the plan at its estimated end, before its finish
+        /// ([`Scheduler::release_at_estimate`]).
+        released: bool,
     },
 }
 
@@ -299,6 +318,9 @@ pub struct Scheduler {
     last_pass: Pass,
     /// Running pipelines (`crate::pipeline`).
     pipelines: Pipelines,
+    /// Jobs whose slots left the plan at their estimated end and whose end event has not
+    /// come yet (all at the current instant; see [`Scheduler::release_at_estimate`]).
+    released_pending: usize,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -330,6 +352,7 @@ impl Scheduler {
             pass: 0,
             last_pass: Pass::default(),
             pipelines: Pipelines::default(),
+            released_pending: 0,
         }
     }
 
@@ -440,6 +463,7 @@ impl Scheduler {
                 start,
                 est_end,
                 charged,
+                released: false,
             };
         }
         est_end
@@ -660,7 +684,8 @@ impl Scheduler {
     }
 
     /// Applies `event` at `now`, runs a scheduling pass, and appends what the driver must
-    /// do to `out`. On error nothing changed.
+    /// do to `out`. On error nothing changed. Under classic EASY a submission may run no
+    /// pass (tie-breaking rule 7).
     pub fn handle(
         &mut self,
         now: Millis,
@@ -668,16 +693,39 @@ impl Scheduler {
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
         self.check_time(now)?;
+        let submitted = match &event {
+            Event::Submit(spec) => Some(spec.id),
+            _ => None,
+        };
         self.apply(now, event, out)?;
         self.last_now = now;
-        self.schedule(now, out);
+        if submitted.is_none_or(|job| self.submission_passes(job)) {
+            self.schedule(now, out);
+        }
         Ok(())
     }
 
+    /// Whether the submission of `job` runs a pass (tie-breaking rule 7): not under
+    /// classic EASY (FIFO, backfill in queue order) while slots released at their estimate
+    /// wait for their end events, unless the job fits the free slots of a runner that can
+    /// run it.
+    fn submission_passes(&self, job: JobId) -> bool {
+        let policy = &self.config.policy;
+        let classic_easy = policy.order == QueueOrder::Fifo
+            && policy.backfill == Backfill::Easy
+            && policy.backfill_order == BackfillOrder::Queue;
+        !classic_easy
+            || self.released_pending == 0
+            || self
+                .jobs
+                .get(&job)
+                .is_some_and(|e| e.spec.slots <= self.fleet.max_free(e.pools))
+    }
+
     /// Applies several events that happen at the same instant, then runs one pass: the
-    /// pass sees all of them at once (for example every job that ends at `now`). Stops at
-    /// the first event the core refuses; the events before it stay applied and the pass
-    /// still runs.
+    /// pass sees all of them at once (for example every runner an autoscaler releases at
+    /// `now`). Stops at the first event the core refuses; the events before it stay
+    /// applied and the pass still runs.
     pub fn handle_all(
         &mut self,
         now: Millis,
@@ -753,11 +801,13 @@ impl Scheduler {
     ) -> Result<Option<Millis>, CoreError> {
         self.check_time(now)?;
         let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
+        // A job whose slots left the plan at its estimated end is over for planning.
         let EntryState::Running {
             runner,
             start,
             est_end,
             charged,
+            released: false,
         } = entry.state
         else {
             return Err(CoreError::NotRunning(job));
@@ -775,11 +825,47 @@ impl Scheduler {
             start,
             est_end: new_end,
             charged,
+            released: false,
         };
         let slots = entry.spec.slots;
         self.fleet.move_end(runner, job, slots, est_end, new_end);
         self.last_now = now;
         Ok(Some(new_end))
+    }
+
+    /// A running job ends now, exactly at its estimated end, and the driver reports its
+    /// end ([`Event::Finish`] or [`Event::Fail`]) later at this same instant: its slots
+    /// leave the plan at once, with no pass, so that every pass of the instant sees them
+    /// free (tie-breaking rule 6). The predictor and fair share learn of the job, and the
+    /// pass runs, with its end event.
+    pub fn release_at_estimate(&mut self, now: Millis, job: JobId) -> Result<(), CoreError> {
+        self.check_time(now)?;
+        let entry = self.jobs.get_mut(&job).ok_or(CoreError::UnknownJob(job))?;
+        let EntryState::Running {
+            runner,
+            est_end,
+            ref mut released,
+            ..
+        } = entry.state
+        else {
+            return Err(CoreError::NotRunning(job));
+        };
+        if *released {
+            return Err(CoreError::NotRunning(job));
+        }
+        if est_end != now {
+            return Err(CoreError::InvalidJob {
+                job,
+                field: "estimated end",
+                reason: format!("{est_end} ms is not now ({now} ms)"),
+            });
+        }
+        *released = true;
+        self.released_pending += 1;
+        let slots = entry.spec.slots;
+        self.fleet.release(runner, job, slots, est_end, now);
+        self.last_now = now;
+        Ok(())
     }
 
     /// The run-time estimate the core plans `job` with, while it waits or runs.
@@ -987,13 +1073,18 @@ impl Scheduler {
             start,
             est_end,
             charged,
+            released,
         } = entry.state
         else {
             return Err(CoreError::NotRunning(job));
         };
         let entry = self.jobs.remove(&job).ok_or(CoreError::UnknownJob(job))?;
-        self.fleet
-            .release(runner, job, entry.spec.slots, est_end, now);
+        if released {
+            self.released_pending -= 1;
+        } else {
+            self.fleet
+                .release(runner, job, entry.spec.slots, est_end, now);
+        }
         let run_ms = now - start;
         self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
         self.predictor.observe_end(&entry.spec, run_ms, now, failed);
@@ -1012,9 +1103,14 @@ impl Scheduler {
                 start,
                 est_end,
                 charged,
+                released,
             } => {
-                self.fleet
-                    .release(runner, job, entry.spec.slots, est_end, now);
+                if released {
+                    self.released_pending -= 1;
+                } else {
+                    self.fleet
+                        .release(runner, job, entry.spec.slots, est_end, now);
+                }
                 self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
             }
         }

@@ -35,19 +35,25 @@ pub enum EngineError {
     Invariant { at_ms: Millis, what: String },
 }
 
-/// Event classes at equal times, in the order they are delivered.
+/// Event classes at equal times, in the order they are delivered: pyss's order of one
+/// instant (its `JobPredictionIsOverEvent`, `JobSubmissionEvent`, `JobTerminationEvent`),
+/// with runner joins first.
 ///
-/// `FINISH_AT_ESTIMATE` comes first: a job that ends exactly at its estimated end has
-/// already left the planning profile at that instant (pyss frees estimated slices by
-/// time, whatever the event order), so delivering it first keeps the core's view the
-/// same as pyss's. Other finishes come after submissions (pyss's `JobSubmissionEvent`
-/// before `JobTerminationEvent`): a job that ends early is only known to have ended when
-/// its termination is handled. Runner joins come before anything else at their time.
+/// A job that ends exactly at its estimated end has left pyss's plan at that instant
+/// before any event is handled (pyss keeps its plan by estimated ends and frees slots by
+/// time), while its predictor update and its pass come with its termination, after the
+/// instant's submissions. So such a job has two entries: `RELEASE_AT_ESTIMATE` frees its
+/// slots before the submissions ([`Scheduler::release_at_estimate`], no pass), and its
+/// `FINISH` comes with the others. Finishes of one instant keep the order their jobs
+/// started in (pyss numbers a termination event when the job starts), each with its own
+/// pass: a job that ends early frees its slots only then, so a pass run before it (by a
+/// submission, or by an earlier-started job's end) does not see them, and one after it
+/// does, along with every job that ended at its estimate.
 const RUNNER_JOIN: u8 = 0;
 /// A running job reached its estimated end and runs on: its estimate grows first (pyss's
 /// `JobPredictionIsOverEvent` comes before everything else at its time).
 const ESTIMATE_EXPIRED: u8 = 1;
-const FINISH_AT_ESTIMATE: u8 = 2;
+const RELEASE_AT_ESTIMATE: u8 = 2;
 const SUBMIT: u8 = 3;
 const FINISH: u8 = 4;
 /// A spot runner is taken away: after everything else at its time.
@@ -69,6 +75,7 @@ struct Pending {
 enum Kind {
     Finish(u32, u32),
     Expire(u32, u32),
+    Release(u32, u32),
     Join(RunnerId, PoolId),
     Interrupt(RunnerId),
     Scale,
@@ -333,9 +340,8 @@ struct State {
     /// Slots used and slots of every runner, by runner id.
     used: Vec<u32>,
     capacity: Vec<u32>,
-    /// The class each job's finish is due in: an estimate corrected to the real end turns
-    /// a FINISH into a FINISH_AT_ESTIMATE, and the stale entry is skipped.
-    finish_class: Vec<u8>,
+    /// Jobs whose slots left the plan at their estimated end, before their finish.
+    released: Vec<bool>,
     /// Each job's attempt: an interrupted job starts over, and events of the attempt
     /// before are skipped.
     attempt: Vec<u32>,
@@ -402,22 +408,24 @@ impl State {
                     end_ms,
                     runner,
                 });
-                let class = if end_ms == expected_end_ms {
-                    FINISH_AT_ESTIMATE
-                } else {
-                    FINISH
-                };
-                self.finish_class[i] = class;
                 let attempt = self.attempt[i];
-                if end_ms > expected_end_ms {
+                self.released[i] = false;
+                if end_ms == expected_end_ms {
+                    self.queue.push(
+                        end_ms,
+                        RELEASE_AT_ESTIMATE,
+                        Kind::Release(id as u32, attempt),
+                    );
+                } else if end_ms > expected_end_ms {
                     self.queue.push(
                         expected_end_ms,
                         ESTIMATE_EXPIRED,
                         Kind::Expire(id as u32, attempt),
                     );
                 }
+                // Pushed at the start: finishes of one instant keep their start order.
                 self.queue
-                    .push(end_ms, class, Kind::Finish(id as u32, attempt));
+                    .push(end_ms, FINISH, Kind::Finish(id as u32, attempt));
             }
             Decision::Requeue { job, runner } => {
                 let Some(scaling) = scaling else {
@@ -482,7 +490,7 @@ pub fn run(
         },
         used: Vec::new(),
         capacity: Vec::new(),
-        finish_class: vec![FINISH; jobs.len()],
+        released: vec![false; jobs.len()],
         attempt: vec![0; jobs.len()],
         give_up: GiveUp::new(&options.give_up, jobs),
     };
@@ -521,7 +529,6 @@ pub fn run(
     }
 
     let mut decisions = Vec::new();
-    let mut batch: Vec<u32> = Vec::new();
     let mut next = 0usize;
     let mut finished = 0u64;
     let every = options.progress_every.max(1);
@@ -577,9 +584,8 @@ pub fn run(
                                 .push(new_end, ESTIMATE_EXPIRED, Kind::Expire(i, attempt));
                         }
                         Ok(Some(new_end)) if new_end == pl.end_ms => {
-                            st.finish_class[i as usize] = FINISH_AT_ESTIMATE;
                             st.queue
-                                .push(new_end, FINISH_AT_ESTIMATE, Kind::Finish(i, attempt));
+                                .push(new_end, RELEASE_AT_ESTIMATE, Kind::Release(i, attempt));
                         }
                         Ok(_) => {}
                         Err(source) => {
@@ -591,47 +597,39 @@ pub fn run(
                     }
                     continue;
                 }
-                Kind::Finish(i, attempt)
-                    if p.class != st.finish_class[i as usize]
-                        || attempt != st.attempt[i as usize] =>
+                Kind::Release(i, attempt) | Kind::Finish(i, attempt)
+                    if attempt != st.attempt[i as usize] =>
                 {
                     continue
                 }
-                Kind::Finish(i, _) => {
-                    batch.clear();
-                    batch.push(i);
-                    // Jobs that end at their estimate all leave the plan at this instant
-                    // together (pyss's profile frees them by time): one pass sees them all.
-                    if p.class == FINISH_AT_ESTIMATE {
-                        while let Some(Reverse(q)) = st.queue.heap.peek() {
-                            if q.at != p.at || q.class != FINISH_AT_ESTIMATE {
-                                break;
-                            }
-                            if let Some(Reverse(Pending {
-                                kind: Kind::Finish(j, attempt),
-                                ..
-                            })) = st.queue.heap.pop()
-                            {
-                                if attempt == st.attempt[j as usize] {
-                                    batch.push(j);
-                                }
-                            }
-                        }
+                Kind::Release(i, _) => {
+                    let job = &jobs[i as usize];
+                    if let Some(pl) = st.out.placements[i as usize] {
+                        scheduler
+                            .release_at_estimate(p.at, job.spec.id)
+                            .map_err(|source| EngineError::Core {
+                                at_ms: p.at,
+                                source,
+                            })?;
+                        st.used[pl.runner.0 as usize] -= job.spec.slots;
+                        st.released[i as usize] = true;
                     }
-                    for &i in &batch {
-                        let job = &jobs[i as usize];
-                        if let Some(pl) = st.out.placements[i as usize] {
+                    continue;
+                }
+                Kind::Finish(i, _) => {
+                    let job = &jobs[i as usize];
+                    if let Some(pl) = st.out.placements[i as usize] {
+                        if !st.released[i as usize] {
                             st.used[pl.runner.0 as usize] -= job.spec.slots;
                         }
-                        finished += 1;
-                        if finished.is_multiple_of(every) {
-                            if let Some(cb) = options.progress.as_mut() {
-                                cb(finished);
-                            }
+                    }
+                    finished += 1;
+                    if finished.is_multiple_of(every) {
+                        if let Some(cb) = options.progress.as_mut() {
+                            cb(finished);
                         }
                     }
-                    st.out.events += batch.len() as u64 - 1;
-                    (p.at, end_event(&jobs[i as usize]))
+                    (p.at, end_event(job))
                 }
             }
         } else {
@@ -645,15 +643,7 @@ pub fn run(
             Event::Submit(spec) => Some(spec.id),
             _ => None,
         };
-        let result =
-            if batch.len() > 1 && matches!(event, Event::Finish { .. } | Event::Fail { .. }) {
-                let events = batch.iter().map(|&i| end_event(&jobs[i as usize]));
-                scheduler.handle_all(now, events, &mut decisions)
-            } else {
-                scheduler.handle(now, event, &mut decisions)
-            };
-        batch.clear();
-        match result {
+        match scheduler.handle(now, event, &mut decisions) {
             Ok(()) => {}
             Err(CoreError::NoEligiblePool { .. }) => {
                 st.out.refused += 1;
