@@ -11,21 +11,18 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rustci_models::artifact::{current_path, version_name};
-use rustci_models::{load_current, ModelHandle};
+use rustci_models::ModelHandle;
 use tokio::task::JoinHandle;
 
 /// Loads `dir`'s current version; an error names the directory and the problem.
 pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {
     let d = dir.to_path_buf();
-    let (path, artifact) = tokio::task::spawn_blocking(move || load_current(&d))
+    let current = tokio::task::spawn_blocking(move || ModelHandle::load_current(&d))
         .await
         .context("model loading task failed")?
         .with_context(|| format!("--model {}", dir.display()))?;
-    tracing::info!(model = %path.display(), mae_s = artifact.evaluation.model.mae_s, "run-time model loaded");
-    Ok((
-        ModelHandle::from_artifact(artifact, version_name(&path)),
-        path,
-    ))
+    tracing::info!(model = %current.path.display(), mae_s = current.evaluation.model.mae_s, "run-time model loaded");
+    Ok((current.handle, current.path))
 }
 
 /// Polls `dir` every `every` and swaps `handle` to a new current version.

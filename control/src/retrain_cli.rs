@@ -43,8 +43,8 @@ pub struct RetrainArgs {
     #[arg(long, required = true, num_args = 1.., value_name = "FILE|mongodb://...|sqlite:PATH")]
     from: Vec<String>,
     /// Trace format of the files (default: inferred from the name).
-    #[arg(long, value_name = "swf|travis|gha|csv")]
-    trace_format: Option<String>,
+    #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT")]
+    trace_format: Option<TraceFormat>,
     /// Model directory: versions and the CURRENT pointer are kept here.
     #[arg(long)]
     out: PathBuf,
@@ -82,13 +82,7 @@ struct History {
 }
 
 async fn read(args: &RetrainArgs) -> Result<History> {
-    let format = match args.trace_format.as_deref() {
-        None => None,
-        Some(f) => Some(
-            f.parse::<TraceFormat>()
-                .map_err(|e| anyhow::anyhow!("--trace-format: {e}"))?,
-        ),
-    };
+    let format = args.trace_format;
     let mut records = Vec::new();
     let mut epochs: Vec<(String, Option<i64>)> = Vec::new();
     for src in &args.from {

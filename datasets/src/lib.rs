@@ -194,6 +194,19 @@ impl FromStr for TraceFormat {
     }
 }
 
+/// `--trace-format NAME` for the binaries (feature `clap`): the names [`TraceFormat::name`]
+/// gives, which an unknown value's error lists.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for TraceFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 /// A boxed stream of records.
 pub type RecordStream = Box<dyn Iterator<Item = Result<JobRecord, DatasetError>> + Send>;
 

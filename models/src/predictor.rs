@@ -2,6 +2,7 @@
 //! without linking an ML library.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rustci_scheduler::domain::JobId;
@@ -9,9 +10,11 @@ use rustci_scheduler::predictor::{tsafrir_correction, Estimate, Predictor};
 use rustci_scheduler::{JobSpec, Millis};
 
 use crate::arrivals::ArrivalModel;
-use crate::artifact::Artifact;
+use crate::artifact::{load_current, version_name, Artifact};
 use crate::calibration::{residual, KeyResiduals};
 use crate::dataset::calibration_key;
+use crate::error::ModelError;
+use crate::eval::Evaluation;
 use crate::features::{featurize, spec_keys, Baseline, JobInput};
 use crate::history::History;
 use crate::train::RunTimeModel;
@@ -58,6 +61,19 @@ impl ModelHandle {
         handle
     }
 
+    /// The current version of a model directory (`rustci retrain --out DIR`), named
+    /// after its file (`v000003`), as `rustci-sim --predictor model:DIR` and
+    /// `rustci serve --model DIR` load it.
+    pub fn load_current(dir: &Path) -> Result<CurrentVersion, ModelError> {
+        let (path, artifact) = load_current(dir)?;
+        let evaluation = artifact.evaluation.clone();
+        Ok(CurrentVersion {
+            handle: Self::from_artifact(artifact, version_name(&path)),
+            path,
+            evaluation,
+        })
+    }
+
     /// The model in use now.
     pub fn get(&self) -> Arc<RunTimeModel> {
         read(&self.inner)
@@ -83,6 +99,16 @@ impl ModelHandle {
     pub fn version_name(&self) -> String {
         read(&self.name)
     }
+}
+
+/// A model directory's current version, loaded ([`ModelHandle::load_current`]).
+#[derive(Debug)]
+pub struct CurrentVersion {
+    pub handle: ModelHandle,
+    /// The version's file.
+    pub path: PathBuf,
+    /// How the version measured on the jobs it was not trained on (for logs).
+    pub evaluation: Evaluation,
 }
 
 /// Estimates from a trained model, with per-user/job/branch history learned from the

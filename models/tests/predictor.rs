@@ -174,6 +174,12 @@ fn predictor_from_an_artifact_and_concurrent_swaps() {
     };
     retrain(&history(), dir.path(), &opts, &mut |_| {}).unwrap();
     let (path, artifact) = load_current(dir.path()).unwrap();
+    // The loader `rustci serve --model` and `rustci-sim --predictor model:` share names the
+    // handle after the current version's file.
+    let current = ModelHandle::load_current(dir.path()).unwrap();
+    assert_eq!(current.path, path);
+    assert_eq!(current.handle.version_name(), "v000001");
+    assert_eq!(current.evaluation, artifact.evaluation);
     let bytes = std::fs::read(&path).unwrap();
     let handle = ModelHandle::from_artifact(artifact, "v000001");
     let mut p = ModelPredictor::new(handle.clone(), Some(0));

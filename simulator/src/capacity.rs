@@ -7,14 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustci_datasets::synthetic::SyntheticConfig;
-use rustci_datasets::TraceFormat;
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::Fleet;
 use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
-use rustci_sim::sweep::{run_grid, write_rows, Grid, PredictorSpec, WorkloadSpec};
+use rustci_sim::scenario::PredictorSpec;
+use rustci_sim::sweep::{run_grid, write_rows, Grid};
 
-use crate::AutoscalerArg;
+use crate::args::{AutoscalerArg, WorkloadArgs};
 
 pub const SWEEP_EXAMPLES: &str = "\
 Examples:
@@ -81,21 +80,8 @@ pub struct PlanArgs {
     /// A p95 wait target, `CLASS:p95<=SECONDS` (repeat for several classes).
     #[arg(long = "target", value_name = "CLASS:p95<=SECONDS", required = true)]
     targets: Vec<String>,
-    /// Trace file or directory; without it, the synthetic CI workload.
-    #[arg(long)]
-    trace: Option<PathBuf>,
-    /// Trace format; inferred when omitted.
-    #[arg(long, value_name = "swf|travis|gha|csv")]
-    trace_format: Option<String>,
-    /// Seed of the synthetic workload.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Days of synthetic workload (default 7).
-    #[arg(long)]
-    days: Option<f64>,
-    /// Mean synthetic jobs per weekday.
-    #[arg(long)]
-    jobs_per_day: Option<f64>,
+    #[command(flatten)]
+    workload: WorkloadArgs,
     /// Scheduling policy (as `run --policy`).
     #[arg(long, default_value = "easy")]
     policy: String,
@@ -211,29 +197,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
     }
     PolicyConfig::named(&args.policy).context("--policy")?;
     rustci_sim::plan::check_targets(&targets, &fleet)?;
-    let workload = match &args.trace {
-        Some(path) => WorkloadSpec::Trace {
-            path: path.clone(),
-            format: match &args.trace_format {
-                Some(f) => Some(f.parse::<TraceFormat>().context("--trace-format")?),
-                None => None,
-            },
-        },
-        None => {
-            let mut cfg = SyntheticConfig {
-                seed: args.seed,
-                ..SyntheticConfig::default()
-            };
-            if let Some(d) = args.days {
-                cfg.days = d;
-            }
-            if let Some(j) = args.jobs_per_day {
-                cfg.jobs_per_day = j;
-            }
-            WorkloadSpec::Synthetic(Box::new(cfg))
-        }
-    }
-    .load()?;
+    let workload = args.workload.spec()?.load()?;
     let default_ms = 3600 * MS_PER_S;
     // As `run` does: the flag, else the fleet file's `[autoscaler] policy`, so that the
     // written fleet replays the run that was planned.
@@ -247,8 +211,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         targets,
         policy: args.policy.clone(),
         load: args.load,
-        predictor: PredictorSpec::parse(&args.predictor, default_ms)
-            .map_err(|e| anyhow::anyhow!("--predictor: {e}"))?,
+        predictor: PredictorSpec::parse(&args.predictor, default_ms).context("--predictor")?,
         autoscaler,
         max_scale: args.max_scale,
         max_idle_timeout_s: args.max_idle_timeout_s,

@@ -239,6 +239,16 @@ pub struct Fleet {
     pub autoscaler: Option<AutoscalerEntry>,
 }
 
+/// `runners` multiplied by `scale`, rounded, at least 1 (a what-if fleet size).
+pub fn scale_count(runners: u32, scale: f64) -> u32 {
+    let x = (f64::from(runners) * scale).round();
+    if x >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        (x as u32).max(1)
+    }
+}
+
 impl Fleet {
     pub fn load(path: &Path) -> Result<Self, FleetError> {
         let file = path.display().to_string();
@@ -526,6 +536,15 @@ impl Fleet {
         for p in &mut self.pools {
             p.idle_timeout_s = seconds;
         }
+    }
+
+    /// This fleet with every pool's runners multiplied by `scale` ([`scale_count`]).
+    pub fn scaled(&self, scale: f64) -> Fleet {
+        let mut f = self.clone();
+        for p in &mut f.pools {
+            p.runners = scale_count(p.runners, scale);
+        }
+        f
     }
 
     /// Checks the fleet again after it was changed in code; `what` names the change.

@@ -2,9 +2,10 @@
 //! workload) against a fleet and a policy, on the same scheduling core as the live
 //! service.
 //!
-//! Flow: records ([`rustci_datasets`]) → [`workload::prepare`] (job specs, submission
-//! order, skips) → [`engine::run`] (events into [`rustci_scheduler::Scheduler`],
-//! decisions applied) → [`report::Report`].
+//! Flow: a [`scenario::Scenario`] (records from [`rustci_datasets`], a fleet, a policy,
+//! estimates) → [`simulate::simulate`]: [`workload::prepare`] (job specs, submission
+//! order, skips), [`engine::run`] (events into [`rustci_scheduler::Scheduler`], decisions
+//! applied), the run's facts → [`report::Report`].
 
 pub mod engine;
 pub mod fleet_file;
@@ -13,6 +14,7 @@ pub mod outcome;
 pub mod plan;
 pub mod plots;
 pub mod report;
+pub mod scenario;
 pub mod simulate;
 pub mod sweep;
 pub mod workload;

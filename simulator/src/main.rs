@@ -1,6 +1,7 @@
 //! `rustci-sim`: replay a job history (or the built-in synthetic CI workload) against a
 //! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
 
+mod args;
 mod capacity;
 
 use std::fs::File;
@@ -10,17 +11,17 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::ProgressBar;
-use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
-use rustci_datasets::synthetic::{generate, SyntheticConfig};
-use rustci_datasets::{jobcsv, open_trace, TraceFormat};
+use rustci_datasets::{jobcsv, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
 use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, Report};
-use rustci_sim::simulate::{peak_runners, simulate, RunSpec};
-use rustci_sim::sweep::PredictorSpec;
+use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
+use rustci_sim::simulate::peak_runners;
+
+use crate::args::{AutoscalerArg, SyntheticArgs, WorkloadArgs};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -97,23 +98,6 @@ enum OutputFormat {
     Json,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-enum AutoscalerArg {
-    Static,
-    Reactive,
-    Predictive,
-}
-
-impl AutoscalerArg {
-    fn policy(self) -> ScalePolicy {
-        match self {
-            Self::Static => ScalePolicy::Static,
-            Self::Reactive => ScalePolicy::Reactive,
-            Self::Predictive => ScalePolicy::Predictive,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum BackfillArg {
     None,
@@ -122,54 +106,9 @@ enum BackfillArg {
 }
 
 #[derive(Args, Debug)]
-struct WorkloadArgs {
-    /// Synthetic workload parameters (TOML; every field optional, see the README).
-    #[arg(long, value_name = "FILE.toml")]
-    synthetic: Option<PathBuf>,
-    /// Seed of the synthetic workload.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Days of synthetic workload.
-    #[arg(long)]
-    days: Option<f64>,
-    /// Mean synthetic jobs per weekday.
-    #[arg(long)]
-    jobs_per_day: Option<f64>,
-}
-
-impl WorkloadArgs {
-    /// The generator's parameters: the file's (or the defaults), then the flags.
-    fn config(&self) -> Result<SyntheticConfig> {
-        let mut cfg = match &self.synthetic {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<SyntheticConfig>(&text)
-                    .with_context(|| format!("{}", path.display()))?
-            }
-            None => SyntheticConfig::default(),
-        };
-        cfg.seed = self.seed;
-        if let Some(d) = self.days {
-            cfg.days = d;
-        }
-        if let Some(j) = self.jobs_per_day {
-            cfg.jobs_per_day = j;
-        }
-        cfg.validate()?;
-        Ok(cfg)
-    }
-}
-
-#[derive(Args, Debug)]
 struct RunArgs {
-    /// Trace file or directory (SWF, TravisTorrent CSV, GitHub Actions CSV, JobRecord CSV;
-    /// gzip read directly). Without it, the synthetic CI workload runs.
-    #[arg(long)]
-    trace: Option<PathBuf>,
-    /// Trace format; inferred from the name and header when omitted.
-    #[arg(long, value_name = "swf|travis|gha|csv")]
-    trace_format: Option<String>,
+    #[command(flatten)]
+    workload: WorkloadArgs,
     /// Fleet file (TOML). Default: the built-in CI fleet, or for SWF traces one machine
     /// of the log's MaxProcs processors.
     #[arg(long, conflicts_with = "processors")]
@@ -231,8 +170,6 @@ struct RunArgs {
     /// (overrides `[autoscaler] target_scale`; 0 = the quantile of jobs should not wait).
     #[arg(long, value_name = "FRACTION")]
     target_scale: Option<f64>,
-    #[command(flatten)]
-    workload: WorkloadArgs,
     /// Write the report as JSON here.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -263,7 +200,7 @@ struct RunArgs {
 #[derive(Args, Debug)]
 struct GenerateArgs {
     #[command(flatten)]
-    workload: WorkloadArgs,
+    synthetic: SyntheticArgs,
     /// Output CSV (JobRecord columns).
     #[arg(long)]
     out: PathBuf,
@@ -288,54 +225,18 @@ fn main() {
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<()> {
-    let cfg = args.workload.config()?;
-    let records = generate(&cfg).context("generating the synthetic workload")?;
-    jobcsv::write_jobcsv(&args.out, &records)
+    let workload = WorkloadSpec::Synthetic(Box::new(args.synthetic.config()?)).load()?;
+    jobcsv::write_jobcsv(&args.out, &workload.records)
         .with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!("wrote {} jobs to {}", records.len(), args.out.display());
+    eprintln!(
+        "wrote {} jobs to {}",
+        workload.records.len(),
+        args.out.display()
+    );
     Ok(())
 }
 
-struct Loaded {
-    records: Vec<JobRecord>,
-    meta: TraceMeta,
-    format: Option<TraceFormat>,
-    name: String,
-    /// Unix time of the records' time 0, seconds.
-    epoch_unix_s: i64,
-}
-
-fn load(args: &RunArgs) -> Result<Loaded> {
-    let Some(path) = &args.trace else {
-        let cfg = args.workload.config()?;
-        let records = generate(&cfg).context("generating the synthetic workload")?;
-        return Ok(Loaded {
-            records,
-            meta: TraceMeta::default(),
-            format: None,
-            name: format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days),
-            epoch_unix_s: cfg.start_unix,
-        });
-    };
-    let format = match &args.trace_format {
-        Some(f) => Some(f.parse::<TraceFormat>()?),
-        None => None,
-    };
-    let trace =
-        open_trace(path, format).with_context(|| format!("opening trace {}", path.display()))?;
-    let meta = trace.meta.clone();
-    let format = Some(trace.format);
-    let records = trace.collect_records()?;
-    Ok(Loaded {
-        records,
-        epoch_unix_s: meta.unix_start.unwrap_or(0),
-        meta,
-        format,
-        name: path.display().to_string(),
-    })
-}
-
-fn fleet_for(args: &RunArgs, loaded: &Loaded) -> Result<Fleet> {
+fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<Fleet> {
     if let Some(path) = &args.fleet {
         return Ok(Fleet::load(path)?);
     }
@@ -345,11 +246,11 @@ fn fleet_for(args: &RunArgs, loaded: &Loaded) -> Result<Fleet> {
         }
         return Ok(Fleet::processors(n));
     }
-    if loaded.format == Some(TraceFormat::Swf) {
-        let Some(n) = loaded.meta.max_procs else {
+    if workload.format == Some(TraceFormat::Swf) {
+        let Some(n) = workload.meta.max_procs else {
             bail!(
                 "{}: the SWF header has no MaxProcs or MaxNodes; pass --processors N",
-                loaded.name
+                workload.name
             );
         };
         return Ok(Fleet::processors(n));
@@ -371,16 +272,19 @@ fn run(args: RunArgs) -> Result<()> {
         bail!("--half-life-h must be positive, got {}", args.half_life_h);
     }
     if args.swf_out.is_some()
-        && args.trace.is_some()
-        && args.trace_format.as_deref().is_some_and(|f| f != "swf")
+        && args.workload.trace.is_some()
+        && args
+            .workload
+            .trace_format
+            .is_some_and(|f| f != TraceFormat::Swf)
     {
         bail!("--swf-out needs SWF input");
     }
-    let loaded = load(&args)?;
-    if args.swf_out.is_some() && loaded.format != Some(TraceFormat::Swf) {
+    let workload = args.workload.spec()?.load()?;
+    if args.swf_out.is_some() && workload.format != Some(TraceFormat::Swf) {
         bail!("--swf-out needs SWF input; use --jobs-out for other traces");
     }
-    let mut fleet = fleet_for(&args, &loaded)?;
+    let mut fleet = fleet_for(&args, &workload)?;
     let autoscaler = match (args.autoscaler, fleet.autoscaler_policy()) {
         (Some(a), _) => Some(a.policy()),
         (None, Some(name)) => Some(ScalePolicy::named(name)?),
@@ -405,7 +309,7 @@ fn run(args: RunArgs) -> Result<()> {
         if autoscaler != Some(ScalePolicy::Static) {
             bail!("--peak-sized sizes a static fleet: use it with --autoscaler static");
         }
-        let peaks = peak_runners(&loaded.records, &fleet, args.load);
+        let peaks = peak_runners(&workload.records, &fleet, args.load);
         for (pool, peak) in fleet.pools.iter_mut().zip(peaks) {
             pool.runners = peak.max(1);
         }
@@ -421,13 +325,12 @@ fn run(args: RunArgs) -> Result<()> {
     policy.fair_share_half_life_ms = (args.half_life_h * 3600.0 * MS_PER_S as f64) as i64;
     let policy_name = format!("{} (backfill: {:?})", args.policy, policy.backfill).to_lowercase();
 
-    let bar = progress_bar(args.quiet, loaded.records.len() as u64);
+    let bar = progress_bar(args.quiet, workload.records.len() as u64);
     let progress: Option<Box<dyn FnMut(u64)>> = bar
         .clone()
         .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
     let default_ms = args.default_estimate_s * MS_PER_S;
-    let mut predictor = PredictorSpec::parse(&args.predictor, default_ms)
-        .map_err(|e| anyhow::anyhow!("--predictor: {e}"))?;
+    let mut predictor = PredictorSpec::parse(&args.predictor, default_ms).context("--predictor")?;
     if let PredictorSpec::Model {
         plan_with,
         correction,
@@ -445,23 +348,16 @@ fn run(args: RunArgs) -> Result<()> {
             CorrectionArg::Request => Correction::Request,
         };
     }
-    // CI traces use Unix time (epoch 0); the synthetic workload has no epoch.
-    let predictor = predictor.build_for(args.trace.is_some().then_some(loaded.epoch_unix_s));
-    let out = simulate(RunSpec {
-        records: &loaded.records,
+    let out = Scenario {
+        workload: &workload,
         fleet: &fleet,
         policy,
         policy_name,
-        predictor,
-        load: args.load,
-        workload_name: loaded.name.clone(),
-        seed: args.trace.is_none().then_some(args.workload.seed),
-        record_decisions: false,
-        progress,
+        predictor: &predictor,
         autoscaler,
-        epoch_unix_s: loaded.epoch_unix_s,
-        give_up: Vec::new(),
-    })?;
+        load: args.load,
+    }
+    .simulate(progress, Vec::new())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -480,7 +376,7 @@ fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.swf_out {
-        write_swf(path, &loaded, &out.facts.results)
+        write_swf(path, &workload, &out.facts.results)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.plots.is_some() || args.html.is_some() {
@@ -507,13 +403,13 @@ fn create(path: &Path) -> Result<File> {
 /// simulated wait (and the run time as simulated).
 fn write_swf(
     path: &Path,
-    loaded: &Loaded,
+    workload: &Workload,
     results: &[rustci_sim::outcome::JobResult],
 ) -> Result<()> {
     let mut w = BufWriter::new(create(path)?);
     write_swf_header(
         &mut w,
-        &loaded.meta,
+        &workload.meta,
         &[(
             "Note".into(),
             "schedule simulated by rustci-sim; field 3 is the simulated wait".into(),
@@ -522,7 +418,7 @@ fn write_swf(
     let mut sorted: Vec<&rustci_sim::outcome::JobResult> = results.iter().collect();
     sorted.sort_by_key(|r| r.index);
     for r in sorted {
-        let rec = &loaded.records[r.index];
+        let rec = &workload.records[r.index];
         let number = rec.id.parse::<u64>().unwrap_or(r.index as u64 + 1);
         let mut job = SwfJob::from_record(rec, number);
         job.wait_s = Some(r.wait_s().round() as i64);

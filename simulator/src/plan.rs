@@ -24,10 +24,10 @@ use rustci_scheduler::{LabelSet, ScalePolicy};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::fleet_file::{Fleet, FleetError};
+use crate::fleet_file::{scale_count, Fleet, FleetError};
 use crate::report::Report;
+use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
-use crate::sweep::{run_fleet, run_fleet_until, scale_count, PredictorSpec, Workload};
 
 /// Steps of the common multiplier and of `target_scale` between 0 and their bound.
 const STEPS: u64 = 1000;
@@ -170,6 +170,21 @@ pub struct PlanSpec {
     pub max_idle_timeout_s: u64,
     /// Candidates simulated at once.
     pub threads: usize,
+}
+
+impl PlanSpec {
+    /// The run of a candidate `fleet`.
+    fn scenario<'a>(
+        &'a self,
+        workload: &'a Workload,
+        fleet: &'a Fleet,
+    ) -> Result<Scenario<'a>, SimError> {
+        Ok(Scenario {
+            autoscaler: self.autoscaler,
+            load: self.load,
+            ..Scenario::new(workload, fleet, &self.policy, &self.predictor)?
+        })
+    }
 }
 
 /// One target as the chosen fleet meets it.
@@ -362,17 +377,7 @@ impl Search<'_> {
                             } else {
                                 give_up.clone()
                             };
-                            scope.spawn(move || {
-                                run_fleet_until(
-                                    workload,
-                                    f,
-                                    &spec.policy,
-                                    spec.autoscaler,
-                                    spec.load,
-                                    &spec.predictor,
-                                    give_up,
-                                )
-                            })
+                            scope.spawn(move || spec.scenario(workload, f)?.report_until(give_up))
                         })
                         .collect();
                     handles
@@ -552,14 +557,7 @@ pub fn plan(
     let (simulations, stopped_early) = (s.simulations, s.stopped_early);
 
     // The replay: the chosen fleet once more, exactly as `run --fleet` would run it.
-    let replayed = run_fleet(
-        workload,
-        &fleet,
-        &spec.policy,
-        spec.autoscaler,
-        spec.load,
-        &spec.predictor,
-    )?;
+    let replayed = spec.scenario(workload, &fleet)?.report()?;
     if replayed.qos != report.qos || replayed.cost != report.cost {
         return Err(PlanError::NotReproduced);
     }
@@ -838,7 +836,7 @@ mod tests {
     /// the same run as without the early stop.
     #[test]
     fn stopping_early_is_sound() {
-        use crate::sweep::{run_fleet, run_fleet_until, WorkloadSpec};
+        use crate::scenario::WorkloadSpec;
         use rustci_datasets::synthetic::SyntheticConfig;
         let workload = WorkloadSpec::Synthetic(Box::new(SyntheticConfig {
             days: 1.0,
@@ -863,9 +861,9 @@ mod tests {
                 p.runners = scale_count(p.runners, scale);
             }
             let p = PredictorSpec::default();
-            let full = run_fleet(&workload, &fleet, "qos", None, 1.0, &p).unwrap();
-            match run_fleet_until(&workload, &fleet, "qos", None, 1.0, &p, give_up.clone()).unwrap()
-            {
+            let run = Scenario::new(&workload, &fleet, "qos", &p).unwrap();
+            let full = run.report().unwrap();
+            match run.report_until(give_up.clone()).unwrap() {
                 Ok(r) => {
                     finished += 1;
                     assert_eq!(r.qos, full.qos, "x{scale}");

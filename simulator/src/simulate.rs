@@ -3,7 +3,9 @@
 use std::time::Instant;
 
 use rustci_datasets::record::JobRecord;
+use rustci_datasets::DatasetError;
 use rustci_models::arrivals::OnlineArrivals;
+use rustci_models::ModelError;
 use rustci_scheduler::{
     ArrivalForecast, AutoscaleError, Autoscaler, CoreError, Millis, PolicyConfig, PoolId,
     Predictor, RequestedTime, RunnerId, ScalePolicy, Scheduler, SchedulerConfig, MS_PER_S,
@@ -23,6 +25,21 @@ pub enum SimError {
     Autoscale(#[source] AutoscaleError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The workload could not be generated or read (`name`: the trace's path or the
+    /// synthetic workload's seed and days).
+    #[error("workload {name}: {error}")]
+    Workload {
+        name: String,
+        error: Box<DatasetError>,
+    },
+    #[error("unknown predictor {0:?}; expected requested, tsafrir or model:DIR")]
+    UnknownPredictor(String),
+    /// `model:DIR` names no usable model version.
+    #[error("{predictor}: {error}")]
+    Model {
+        predictor: String,
+        error: ModelError,
+    },
 }
 
 /// What to simulate.

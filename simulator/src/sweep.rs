@@ -34,18 +34,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rustci_datasets::record::JobRecord;
-use rustci_datasets::synthetic::{generate, SyntheticConfig};
-use rustci_datasets::{open_trace, DatasetError, TraceFormat};
-use rustci_models::predictor::{Correction, PlanWith};
-use rustci_models::{ModelHandle, ModelPredictor};
-use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
+use rustci_datasets::synthetic::SyntheticConfig;
+use rustci_datasets::TraceFormat;
+use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::fleet_file::{Fleet, FleetError};
 use crate::report::Report;
-use crate::simulate::{simulate, RunSpec, SimError};
+use crate::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
+use crate::simulate::SimError;
 
 /// A grid larger than this is almost certainly a typo (and would run for days).
 pub const MAX_POINTS: usize = 100_000;
@@ -67,11 +65,6 @@ pub enum SweepError {
     },
     #[error(transparent)]
     Fleet(#[from] FleetError),
-    #[error("workload {name}: {error}")]
-    Workload {
-        name: String,
-        error: Box<DatasetError>,
-    },
     #[error("point {point} ({params}): {error}")]
     Point {
         point: usize,
@@ -80,207 +73,6 @@ pub enum SweepError {
     },
     #[error("writing {file}: {error}")]
     Write { file: String, error: std::io::Error },
-}
-
-/// Where the jobs come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WorkloadSpec {
-    Synthetic(Box<SyntheticConfig>),
-    Trace {
-        path: PathBuf,
-        format: Option<TraceFormat>,
-    },
-}
-
-/// A loaded workload, shared (by reference) by every point.
-#[derive(Debug, Clone)]
-pub struct Workload {
-    pub records: Vec<JobRecord>,
-    pub name: String,
-    /// The synthetic workload's seed.
-    pub seed: Option<u64>,
-    /// Unix time of the records' time 0, seconds.
-    pub epoch_unix_s: i64,
-}
-
-impl WorkloadSpec {
-    pub fn load(&self) -> Result<Workload, SweepError> {
-        match self {
-            Self::Synthetic(cfg) => {
-                let name = format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days);
-                let records = cfg
-                    .validate()
-                    .and_then(|()| generate(cfg))
-                    .map_err(|error| SweepError::Workload {
-                        name: name.clone(),
-                        error: Box::new(error),
-                    })?;
-                Ok(Workload {
-                    records,
-                    name,
-                    seed: Some(cfg.seed),
-                    epoch_unix_s: cfg.start_unix,
-                })
-            }
-            Self::Trace { path, format } => {
-                let name = path.display().to_string();
-                let err = |error| SweepError::Workload {
-                    name: name.clone(),
-                    error: Box::new(error),
-                };
-                let trace = open_trace(path, *format).map_err(err)?;
-                let epoch_unix_s = trace.meta.unix_start.unwrap_or(0);
-                let records = trace.collect_records().map_err(err)?;
-                Ok(Workload {
-                    records,
-                    name,
-                    seed: None,
-                    epoch_unix_s,
-                })
-            }
-        }
-    }
-}
-
-/// Where run-time estimates come from.
-#[derive(Debug, Clone)]
-pub enum PredictorSpec {
-    Requested {
-        default_ms: i64,
-    },
-    Tsafrir {
-        default_ms: i64,
-    },
-    /// A trained model version (`model:DIR`, loaded once); each run learns its own
-    /// per-user and per-job history from the jobs it sees finish.
-    Model {
-        handle: ModelHandle,
-        /// The value planned with (`run --model-estimate`; sweeps and plans: the point).
-        plan_with: PlanWith,
-        /// How jobs that outlive their estimate are re-estimated under EASY++
-        /// (`run --model-correction`; sweeps and plans: the default).
-        correction: Correction,
-    },
-}
-
-impl Default for PredictorSpec {
-    fn default() -> Self {
-        Self::Requested {
-            default_ms: 3600 * MS_PER_S,
-        }
-    }
-}
-
-impl PredictorSpec {
-    /// `requested`, `tsafrir` or `model:DIR` (the current version in DIR); the error
-    /// says what is wrong.
-    pub fn parse(text: &str, default_ms: i64) -> Result<Self, String> {
-        match text {
-            "requested" => Ok(Self::Requested { default_ms }),
-            "tsafrir" => Ok(Self::Tsafrir { default_ms }),
-            other => {
-                let Some(dir) = other.strip_prefix("model:") else {
-                    return Err(format!(
-                        "unknown predictor {other:?}; expected requested, tsafrir or model:DIR"
-                    ));
-                };
-                Ok(Self::Model {
-                    handle: load_model(Path::new(dir)).map_err(|e| format!("{other}: {e}"))?,
-                    plan_with: PlanWith::default(),
-                    correction: Correction::default(),
-                })
-            }
-        }
-    }
-
-    fn build(&self, workload: &Workload) -> Box<dyn Predictor> {
-        // A trace's clock is Unix time from its epoch; the synthetic workload (seeded) has
-        // no calendar, so no time-of-day features.
-        self.build_for(workload.seed.is_none().then_some(workload.epoch_unix_s))
-    }
-
-    /// A fresh predictor for one run whose time 0 is Unix time `epoch_s` (`None`: a
-    /// workload without a calendar).
-    pub fn build_for(&self, epoch_s: Option<i64>) -> Box<dyn Predictor> {
-        match self {
-            Self::Requested { default_ms } => Box::new(RequestedTime {
-                default_ms: *default_ms,
-            }),
-            Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(*default_ms)),
-            Self::Model {
-                handle,
-                plan_with,
-                correction,
-            } => Box::new(
-                ModelPredictor::new(handle.clone(), epoch_s)
-                    .planning_with(*plan_with)
-                    .correcting_with(*correction),
-            ),
-        }
-    }
-}
-
-/// The current model version in `dir` (`rustci retrain --out DIR`), named after its file.
-pub fn load_model(dir: &Path) -> Result<ModelHandle, rustci_models::ModelError> {
-    let (path, artifact) = rustci_models::load_current(dir)?;
-    let name = rustci_models::artifact::version_name(&path);
-    Ok(ModelHandle::from_artifact(artifact, name))
-}
-
-/// The run of `fleet` under `policy` (a `--policy` name) at `load`, with an autoscaler
-/// or not, on `workload`.
-fn fleet_run<'a>(
-    workload: &'a Workload,
-    fleet: &'a Fleet,
-    policy: &str,
-    autoscaler: Option<ScalePolicy>,
-    load: f64,
-    predictor: &PredictorSpec,
-) -> Result<RunSpec<'a>, SimError> {
-    let mut spec = RunSpec::new(&workload.records, fleet, policy)?;
-    spec.predictor = predictor.build(workload);
-    spec.load = load;
-    spec.autoscaler = autoscaler;
-    spec.workload_name = workload.name.clone();
-    spec.seed = workload.seed;
-    spec.epoch_unix_s = workload.epoch_unix_s;
-    Ok(spec)
-}
-
-/// One simulation: `fleet` under `policy` (a `--policy` name) at `load`, with an
-/// autoscaler or not. Used by `sweep` and `plan`.
-pub fn run_fleet(
-    workload: &Workload,
-    fleet: &Fleet,
-    policy: &str,
-    autoscaler: Option<ScalePolicy>,
-    load: f64,
-    predictor: &PredictorSpec,
-) -> Result<Report, SimError> {
-    let out = simulate(fleet_run(
-        workload, fleet, policy, autoscaler, load, predictor,
-    )?)?;
-    Ok(Report::from_run(&out.facts, out.scaling.as_ref()))
-}
-
-/// [`run_fleet`] that stops as soon as a class surely misses its p95 wait target
-/// (`give_up[class index]`, seconds): then `Err` with the index of that class.
-pub fn run_fleet_until(
-    workload: &Workload,
-    fleet: &Fleet,
-    policy: &str,
-    autoscaler: Option<ScalePolicy>,
-    load: f64,
-    predictor: &PredictorSpec,
-    give_up: Vec<Option<f64>>,
-) -> Result<Result<Report, usize>, SimError> {
-    let mut spec = fleet_run(workload, fleet, policy, autoscaler, load, predictor)?;
-    spec.give_up = give_up;
-    let out = simulate(spec)?;
-    Ok(match out.engine.gave_up {
-        Some(class) => Err(class),
-        None => Ok(Report::from_run(&out.facts, out.scaling.as_ref())),
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -470,7 +262,7 @@ impl Grid {
         let default_ms = default_s * MS_PER_S;
         let predictor =
             PredictorSpec::parse(g.predictor.as_deref().unwrap_or("requested"), default_ms)
-                .map_err(|reason| bad("predictor".into(), reason))?;
+                .map_err(|e| bad("predictor".into(), e.to_string()))?;
 
         // Each axis is checked on its own first, so an error names the value's index.
         if !g.scale.is_empty() && !g.runners.is_empty() {
@@ -647,29 +439,11 @@ impl Grid {
     }
 }
 
-/// `base` with runner counts multiplied by `scale` (rounded, at least 1 per pool).
-pub fn scaled(base: &Fleet, scale: f64) -> Fleet {
-    let mut f = base.clone();
-    for p in &mut f.pools {
-        p.runners = scale_count(p.runners, scale);
-    }
-    f
-}
-
-pub fn scale_count(runners: u32, scale: f64) -> u32 {
-    let x = (f64::from(runners) * scale).round();
-    if x >= f64::from(u32::MAX) {
-        u32::MAX
-    } else {
-        (x as u32).max(1)
-    }
-}
-
 /// The fleet of one point, checked.
 fn point_fleet(base: &Fleet, p: &Point) -> Result<Fleet, FleetError> {
     let mut f = match &p.size {
         Size::AsIs => base.clone(),
-        Size::Scale(x) => scaled(base, *x),
+        Size::Scale(x) => base.scaled(*x),
         Size::Runners(m) => {
             let mut f = base.clone();
             for pool in &mut f.pools {
@@ -823,20 +597,21 @@ pub fn run_grid(
             let slot = next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = order.get(slot) else { break };
             let Some(p) = grid.points.get(i) else { break };
-            let result = run_fleet(
-                workload,
-                &p.fleet,
-                &p.policy,
-                p.autoscaler,
-                p.load,
-                &grid.predictor,
-            )
-            .map(|r| Row::new(p, &r))
-            .map_err(|error| SweepError::Point {
-                point: i,
-                params: p.describe(),
-                error,
-            });
+            let result = Scenario::new(workload, &p.fleet, &p.policy, &grid.predictor)
+                .and_then(|s| {
+                    Scenario {
+                        autoscaler: p.autoscaler,
+                        load: p.load,
+                        ..s
+                    }
+                    .report()
+                })
+                .map(|r| Row::new(p, &r))
+                .map_err(|error| SweepError::Point {
+                    point: i,
+                    params: p.describe(),
+                    error,
+                });
             let failed = result.is_err();
             out.push((i, result));
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);

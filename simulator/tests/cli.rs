@@ -232,3 +232,59 @@ fn help_has_examples() {
         "{help}"
     );
 }
+
+#[test]
+fn trace_format_takes_a_reader_name_in_any_case_and_lists_them_otherwise() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = write(
+        dir.path(),
+        "tiny.txt",
+        &format!(
+            "{HEADER}{}{}",
+            swf_line(1, 0, "10", 2, 10),
+            swf_line(2, 1, "5", 1, 5)
+        ),
+    );
+    // The same run whether the format is inferred (a `;` header) or given, in any case.
+    let report = |format: &[&str]| {
+        let mut args = vec!["run", "--trace", &trace, "--format", "json", "-q"];
+        args.extend(format);
+        let o = sim(&args);
+        assert!(o.status.success(), "{format:?}: {}", stderr(&o));
+        let mut r: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON report");
+        let r = r.as_object_mut().expect("object");
+        r.remove("wall_s");
+        r.remove("events_per_s");
+        r.clone()
+    };
+    let inferred = report(&[]);
+    assert_eq!(inferred["jobs"], 2);
+    assert_eq!(report(&["--trace-format", "swf"]), inferred);
+    assert_eq!(report(&["--trace-format", "SWF"]), inferred);
+
+    // An unknown name is refused before anything runs, by every command that reads traces,
+    // naming the flag, the value and every format there is.
+    for args in [
+        vec!["run", "--trace", &trace, "--trace-format", "pbs"],
+        vec![
+            "plan",
+            "--trace",
+            &trace,
+            "--trace-format",
+            "pbs",
+            "--target",
+            "standard:p95<=60",
+        ],
+    ] {
+        let o = sim(&args);
+        assert!(!o.status.success(), "{args:?} was accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("--trace-format") && err.contains("pbs"),
+            "{err}"
+        );
+        for f in rustci_datasets::TraceFormat::ALL {
+            assert!(err.contains(f.name()), "{f} not listed: {err}");
+        }
+    }
+}

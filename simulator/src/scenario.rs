@@ -1,0 +1,256 @@
+//! One what-if run as `run`, `sweep` and `plan` all make it: a workload loaded once (a
+//! trace or the synthetic CI generator), where estimates come from, and a fleet under a
+//! policy at a load, with an autoscaler or not, simulated into its output or its report.
+//!
+//! `run` adds its own policy settings, progress and outputs; a sweep point or a plan
+//! candidate is a [`Scenario::new`] with its fleet, autoscaler and load.
+
+use std::path::{Path, PathBuf};
+
+use rustci_datasets::record::{JobRecord, TraceMeta};
+use rustci_datasets::synthetic::{generate, SyntheticConfig};
+use rustci_datasets::{open_trace, TraceFormat};
+use rustci_models::predictor::{Correction, PlanWith};
+use rustci_models::{ModelHandle, ModelPredictor};
+use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
+
+use crate::fleet_file::Fleet;
+use crate::report::Report;
+use crate::simulate::{simulate, RunOutput, RunSpec, SimError};
+
+/// Where the jobs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkloadSpec {
+    Synthetic(Box<SyntheticConfig>),
+    Trace {
+        path: PathBuf,
+        /// `None`: inferred per file.
+        format: Option<TraceFormat>,
+    },
+}
+
+/// A loaded workload, shared (by reference) by every run over it.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub records: Vec<JobRecord>,
+    /// The trace's path, or the synthetic workload's seed and days.
+    pub name: String,
+    /// The synthetic workload's seed (`None`: a trace).
+    pub seed: Option<u64>,
+    /// Unix time of the records' time 0, seconds.
+    pub epoch_unix_s: i64,
+    /// What the trace says about itself (an SWF header's machine size, ...).
+    pub meta: TraceMeta,
+    /// The trace's format (`None`: synthetic).
+    pub format: Option<TraceFormat>,
+}
+
+impl WorkloadSpec {
+    /// Generates or reads every record; an error names the workload.
+    pub fn load(&self) -> Result<Workload, SimError> {
+        match self {
+            Self::Synthetic(cfg) => {
+                let name = format!("synthetic-ci(seed={}, days={})", cfg.seed, cfg.days);
+                let records = cfg
+                    .validate()
+                    .and_then(|()| generate(cfg))
+                    .map_err(|error| SimError::Workload {
+                        name: name.clone(),
+                        error: Box::new(error),
+                    })?;
+                Ok(Workload {
+                    records,
+                    name,
+                    seed: Some(cfg.seed),
+                    epoch_unix_s: cfg.start_unix,
+                    meta: TraceMeta::default(),
+                    format: None,
+                })
+            }
+            Self::Trace { path, format } => {
+                let name = path.display().to_string();
+                let err = |error| SimError::Workload {
+                    name: name.clone(),
+                    error: Box::new(error),
+                };
+                let trace = open_trace(path, *format).map_err(err)?;
+                let meta = trace.meta.clone();
+                let format = Some(trace.format);
+                let records = trace.collect_records().map_err(err)?;
+                Ok(Workload {
+                    records,
+                    name,
+                    seed: None,
+                    epoch_unix_s: meta.unix_start.unwrap_or(0),
+                    meta,
+                    format,
+                })
+            }
+        }
+    }
+}
+
+impl Workload {
+    /// The Unix time of time 0 for time-of-day features: a trace's clock is Unix time
+    /// from its epoch; the synthetic workload (seeded) has no calendar.
+    fn calendar_epoch(&self) -> Option<i64> {
+        self.seed.is_none().then_some(self.epoch_unix_s)
+    }
+}
+
+/// Where run-time estimates come from.
+#[derive(Debug, Clone)]
+pub enum PredictorSpec {
+    Requested {
+        default_ms: i64,
+    },
+    Tsafrir {
+        default_ms: i64,
+    },
+    /// A trained model version (`model:DIR`, loaded once); each run learns its own
+    /// per-user and per-job history from the jobs it sees finish.
+    Model {
+        handle: ModelHandle,
+        /// The value planned with (`run --model-estimate`; sweeps and plans: the point).
+        plan_with: PlanWith,
+        /// How jobs that outlive their estimate are re-estimated under EASY++
+        /// (`run --model-correction`; sweeps and plans: the default).
+        correction: Correction,
+    },
+}
+
+impl Default for PredictorSpec {
+    fn default() -> Self {
+        Self::Requested {
+            default_ms: 3600 * MS_PER_S,
+        }
+    }
+}
+
+impl PredictorSpec {
+    /// `requested`, `tsafrir` or `model:DIR` (the current version in DIR); the error
+    /// says what is wrong.
+    pub fn parse(text: &str, default_ms: i64) -> Result<Self, SimError> {
+        match text {
+            "requested" => Ok(Self::Requested { default_ms }),
+            "tsafrir" => Ok(Self::Tsafrir { default_ms }),
+            other => {
+                let Some(dir) = other.strip_prefix("model:") else {
+                    return Err(SimError::UnknownPredictor(other.to_string()));
+                };
+                let current =
+                    ModelHandle::load_current(Path::new(dir)).map_err(|error| SimError::Model {
+                        predictor: other.to_string(),
+                        error,
+                    })?;
+                Ok(Self::Model {
+                    handle: current.handle,
+                    plan_with: PlanWith::default(),
+                    correction: Correction::default(),
+                })
+            }
+        }
+    }
+
+    /// A fresh predictor for one run whose time 0 is Unix time `epoch_s` (`None`: a
+    /// workload without a calendar).
+    fn build_for(&self, epoch_s: Option<i64>) -> Box<dyn Predictor> {
+        match self {
+            Self::Requested { default_ms } => Box::new(RequestedTime {
+                default_ms: *default_ms,
+            }),
+            Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(*default_ms)),
+            Self::Model {
+                handle,
+                plan_with,
+                correction,
+            } => Box::new(
+                ModelPredictor::new(handle.clone(), epoch_s)
+                    .planning_with(*plan_with)
+                    .correcting_with(*correction),
+            ),
+        }
+    }
+}
+
+/// One run: `fleet` under `policy` at `load`, with an autoscaler or not, on `workload`,
+/// estimates from `predictor` (a fresh predictor per run).
+#[derive(Debug, Clone)]
+pub struct Scenario<'a> {
+    pub workload: &'a Workload,
+    pub fleet: &'a Fleet,
+    pub policy: PolicyConfig,
+    /// The policy as the report names it.
+    pub policy_name: String,
+    pub predictor: &'a PredictorSpec,
+    /// `None`: every pool keeps its `runners` for the whole run.
+    pub autoscaler: Option<ScalePolicy>,
+    /// Arrival-rate multiplier.
+    pub load: f64,
+}
+
+impl<'a> Scenario<'a> {
+    /// A named policy (`run --policy`, named so in the report) at the workload's own
+    /// load, without an autoscaler.
+    pub fn new(
+        workload: &'a Workload,
+        fleet: &'a Fleet,
+        policy: &str,
+        predictor: &'a PredictorSpec,
+    ) -> Result<Self, SimError> {
+        Ok(Self {
+            workload,
+            fleet,
+            policy: PolicyConfig::named(policy).map_err(SimError::Config)?,
+            policy_name: policy.to_string(),
+            predictor,
+            autoscaler: None,
+            load: 1.0,
+        })
+    }
+
+    /// Simulates the run, calling `progress` with the number of finished jobs; stops
+    /// early once a class surely misses its p95 wait target (`give_up[class index]`,
+    /// seconds; empty: run to the end).
+    pub fn simulate(
+        &self,
+        progress: Option<Box<dyn FnMut(u64)>>,
+        give_up: Vec<Option<f64>>,
+    ) -> Result<RunOutput, SimError> {
+        let w = self.workload;
+        simulate(RunSpec {
+            records: &w.records,
+            fleet: self.fleet,
+            policy: self.policy.clone(),
+            policy_name: self.policy_name.clone(),
+            predictor: self.predictor.build_for(w.calendar_epoch()),
+            load: self.load,
+            workload_name: w.name.clone(),
+            seed: w.seed,
+            record_decisions: false,
+            progress,
+            autoscaler: self.autoscaler,
+            epoch_unix_s: w.epoch_unix_s,
+            give_up,
+        })
+    }
+
+    /// The run's report.
+    pub fn report(&self) -> Result<Report, SimError> {
+        let out = self.simulate(None, Vec::new())?;
+        Ok(Report::from_run(&out.facts, out.scaling.as_ref()))
+    }
+
+    /// [`Scenario::report`] that stops as soon as a class surely misses its p95 wait
+    /// target (`give_up[class index]`, seconds): then `Err` with the index of that class.
+    pub fn report_until(
+        &self,
+        give_up: Vec<Option<f64>>,
+    ) -> Result<Result<Report, usize>, SimError> {
+        let out = self.simulate(None, give_up)?;
+        Ok(match out.engine.gave_up {
+            Some(class) => Err(class),
+            None => Ok(Report::from_run(&out.facts, out.scaling.as_ref())),
+        })
+    }
+}
