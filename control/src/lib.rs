@@ -20,5 +20,3 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod store;
-
-pub use store::{read_history, HistorySource};
