@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rustci_control::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
 use rustci_control::store::history::{is_store_source, read_history, HistorySource};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};

@@ -286,3 +286,28 @@ pub trait Store: Send + 'static {
         }
     }
 }
+
+/// A store handle used only to read (`Shared.history`: a standby's `WatchJobs`
+/// history).
+pub struct ReadOnlyStore(Box<dyn Store>);
+
+impl ReadOnlyStore {
+    pub fn new(store: Box<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    pub fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        self.0.changes_since(after, tenant, limit)
+    }
+}
+
+impl std::fmt::Debug for ReadOnlyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadOnlyStore")
+    }
+}

@@ -66,6 +66,8 @@ pub mod limits {
     pub const TEXT_LEN: usize = 256;
     pub const REQUESTED_MS: i64 = 30 * 24 * 3_600_000;
     pub const PAGE_SIZE: i32 = 1000;
+    /// Items in one batch call (`SubmitJobs`, `CompleteJobs`).
+    pub const BATCH: usize = 1000;
 }
 
 #[derive(Debug, Clone)]
@@ -81,7 +83,7 @@ pub struct LiveConfig {
     /// Keep every core decision (parity tests).
     pub record_decisions: bool,
     /// Group commit: requests leave changes pending for a flusher task
-    /// ([`crate::flush`]) and wait until they are durable. Off: each request commits.
+    /// ([`crate::server::flush`]) and wait until they are durable. Off: each request commits.
     pub group_commit: bool,
     /// Change-log entries kept for `WatchJobs` to resume from (older ones are pruned
     /// by `tick`).
