@@ -68,7 +68,10 @@ fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
 /// job, so its predictor estimates each one afresh).
 fn watch_events(shared: &Shared, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
     let etas: Vec<Eta> = match shared.live.lock() {
-        Ok(live) => jobs.iter().map(|j| live.eta_started(j)).collect(),
+        Ok(live) => {
+            let etas = live.etas();
+            jobs.iter().map(|j| etas.started(j)).collect()
+        }
         // Events still flow after an internal error; only the estimates are lost.
         Err(_) => vec![Eta::default(); jobs.len()],
     };
@@ -99,7 +102,7 @@ impl pb::job_service_server::JobService for JobApi {
             .0
             .change(move |live| {
                 let job = live.submit(submission(r, tenant))?;
-                let eta = live.eta_started(&job);
+                let eta = live.etas().started(&job);
                 Ok((job, eta))
             })
             .await?;
@@ -130,18 +133,19 @@ impl pb::job_service_server::JobService for JobApi {
             .0
             .change(move |live| {
                 // All or nothing: check every request before submitting any.
-                for (i, s) in subs.iter().enumerate() {
-                    live.check_submission(s).map_err(|e| match e {
+                let mut checked = Vec::with_capacity(subs.len());
+                for (i, s) in subs.into_iter().enumerate() {
+                    checked.push(s.check(&live.config().qos).map_err(|e| match e {
                         LiveError::InvalidArgument { .. } => {
                             Status::invalid_argument(format!("requests[{i}].{e}"))
                         }
                         other => Status::from(other),
-                    })?;
+                    })?);
                 }
-                let mut jobs = Vec::with_capacity(subs.len());
-                for s in subs {
+                let mut jobs = Vec::with_capacity(checked.len());
+                for s in checked {
                     let job = live.submit_checked(s)?;
-                    let eta = live.eta_started(&job);
+                    let eta = live.etas().started(&job);
                     jobs.push(to_pb_job_eta(&job, eta));
                 }
                 Ok(jobs)
@@ -160,7 +164,7 @@ impl pb::job_service_server::JobService for JobApi {
             check_owner(&who, &job)?;
             // The plan is projected on demand, up to this job only; nothing is cached,
             // so the answer is as fresh as the core.
-            let eta = live.eta(&job);
+            let eta = live.etas().one(&job);
             (job, eta)
         };
         Ok(Response::new(to_pb_job_eta(&job, eta)))
@@ -207,8 +211,8 @@ impl pb::job_service_server::JobService for JobApi {
         let (jobs, etas) = {
             let mut live = self.0.live()?;
             let jobs = live.list(&filter, after, size + 1)?;
-            // One plan for the page (see `Live::etas`).
-            let etas = live.etas(&jobs[..jobs.len().min(size)]);
+            // One plan for the page (see `Etas::page`).
+            let etas = live.etas().page(&jobs[..jobs.len().min(size)]);
             (jobs, etas)
         };
         let more = jobs.len() > size;
