@@ -20,8 +20,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustci_control::client::{Bearer, Clients};
-use rustci_control::loadgen::{open_loop, percentile, Load, LoadConfig, Until};
+use rustci_control::clients::client::{Bearer, Clients};
+use rustci_control::clients::loadgen::{open_loop, percentile, Load, LoadConfig, Until};
 use rustci_control::server::{start, ServeOptions};
 use rustci_control::store::sqlite::SyncMode;
 use tonic::transport::Channel;
@@ -160,7 +160,7 @@ async fn main() {
                 slots: SLOTS,
                 batch,
                 run_id: "bench".into(),
-                idle_limit: rustci_control::loadgen::IDLE_LIMIT,
+                idle_limit: rustci_control::clients::loadgen::IDLE_LIMIT,
             },
             clients.clone(),
             clients,
@@ -187,9 +187,9 @@ async fn main() {
         }
     });
     tokio::time::sleep(warmup).await;
-    let (cpu0, flush0) = (cpu_time(), rustci_control::flush::stats());
+    let (cpu0, flush0) = (cpu_time(), rustci_control::server::flush::stats());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let (cpu1, flush1) = (cpu_time(), rustci_control::flush::stats());
+    let (cpu1, flush1) = (cpu_time(), rustci_control::server::flush::stats());
     let peak_report = peak_phase.await.expect("peak phase");
     let (done, elapsed) = (peak_report.lifecycles, peak_report.seconds);
     let peak = peak_report.lifecycles_per_s;
@@ -213,9 +213,9 @@ async fn main() {
         .and_then(|r| r.parse::<f64>().ok())
         .unwrap_or(peak / 2.0)
         .max(1.0);
-    let (cpu0, flush0) = (cpu_time(), rustci_control::flush::stats());
+    let (cpu0, flush0) = (cpu_time(), rustci_control::server::flush::stats());
     let r = load.open_loop(rate, (rate * seconds as f64) as u64).await;
-    let (cpu1, flush1) = (cpu_time(), rustci_control::flush::stats());
+    let (cpu1, flush1) = (cpu_time(), rustci_control::server::flush::stats());
     let ms = |us: u64| us as f64 / 1e3;
     println!(
         "latency at {rate:.0} submits/s, {} jobs: submit-to-lease p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
@@ -259,7 +259,7 @@ async fn main() {
     }
     println!(
         "  longest commit {:.1} ms",
-        rustci_control::flush::stats().max_commit_nanos as f64 / 1e6
+        rustci_control::server::flush::stats().max_commit_nanos as f64 / 1e6
     );
     println!(
         "  submit call answered (durable) p50 {:.3} ms, p99 {:.3} ms; {} calls sent late",

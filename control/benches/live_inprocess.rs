@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustci_control::live::{Completion, Live, LiveConfig, Submission, SystemClock};
+use rustci_control::server::live::{Completion, Live, LiveConfig, Submission, SystemClock};
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 
 fn flush(live: &mut Live) {

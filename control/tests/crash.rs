@@ -172,7 +172,7 @@ async fn server_killed_under_load_loses_nothing() {
                             format!(
                                 "{} {} on {:?} attempts {}",
                                 j.name,
-                                rustci_control::client::state_name(j.state),
+                                rustci_control::clients::client::state_name(j.state),
                                 j.runner,
                                 j.attempts
                             )

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{list_all, rustci_json as cli, wait_for, wait_ready, wait_runners, Procs, BIN};
-use rustci_control::client::{connect_lazy, Clients};
+use rustci_control::clients::client::{connect_lazy, Clients};
 use rustci_control::pb;
 use rustci_control::server::{self, ServeOptions};
 use tokio_stream::StreamExt;
@@ -788,7 +788,7 @@ async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
 /// after its idle limit, reports what it saw, and cancels the jobs it left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_that_cannot_finish_cancels_its_leftover_jobs() {
-    use rustci_control::loadgen::{Load, LoadConfig, Until};
+    use rustci_control::clients::loadgen::{Load, LoadConfig, Until};
 
     let (_dir, srv, url) = local_server().await;
     let clients = connect_lazy(&url, None, None).expect("client");

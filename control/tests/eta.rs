@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustci_control::live::ManualClock;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
+use rustci_control::server::live::ManualClock;
 use rustci_control::server::ServeOptions;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;

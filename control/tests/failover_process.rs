@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{tail, Procs};
-use rustci_control::client::{connect_lazy, Clients};
+use rustci_control::clients::client::{connect_lazy, Clients};
 use rustci_control::pb::{GetJobRequest, GetQueueStatsRequest, Job, SubmitJobRequest};
 use support_redis::RedisServer;
 use tonic::Code;

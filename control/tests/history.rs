@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use rustci_control::live::{Completion, Live, LiveConfig, ManualClock, Submission};
-use rustci_control::read_history;
+use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::store::history::{is_store_source, read_history, HistorySource};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};
-use rustci_control::store::{is_store_source, Batch, HistorySource, JobState, Store, StoreError};
+use rustci_control::store::{Batch, JobState, Store, StoreError};
 use rustci_datasets::{JobRecord, Outcome};
 use rustci_scheduler::PolicyConfig;
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::rustci;
-use rustci_control::live::ManualClock;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
+use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;

@@ -8,10 +8,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
-use rustci_control::live::{LiveConfig, ManualClock};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
+use rustci_control::server::live::{LiveConfig, ManualClock};
 use rustci_control::server::ServeOptions;
 use rustci_scheduler::*;
 use rustci_sim::engine::{self, EngineOptions};

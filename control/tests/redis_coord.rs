@@ -1,4 +1,4 @@
-//! Redis coordination (`rustci_control::coord`) against a real `redis-server` started by
+//! Redis coordination (`rustci_control::server::coord`) against a real `redis-server` started by
 //! the test: one leader at a time, takeover after a crash within the lease TTL, a leader
 //! whose lease was taken steps down, graceful release, and job events fanned out to the
 //! other replica.
@@ -8,11 +8,12 @@ mod support_redis;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustci_control::auth::Auth;
-use rustci_control::coord::{self, CoordConfig, Coordinator, OpenLive, ReadOnlyStore};
-use rustci_control::live::{Clock, Live, LiveConfig, Submission, SystemClock};
-use rustci_control::service::Shared;
+use rustci_control::server::auth::Auth;
+use rustci_control::server::coord::{self, CoordConfig, Coordinator, OpenLive};
+use rustci_control::server::live::{Clock, Live, LiveConfig, Submission, SystemClock};
+use rustci_control::server::state::Shared;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
+use rustci_control::store::ReadOnlyStore;
 use support_redis::RedisServer;
 use tonic::Code;
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustci_control::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::JobState;
 use rustci_scheduler::PolicyConfig;

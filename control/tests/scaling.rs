@@ -9,11 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustci_control::live::ManualClock;
 use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
+use rustci_control::server::live::ManualClock;
 use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_datasets::JobRecord;
 use rustci_scheduler::ScalePolicy;

@@ -1,16 +1,15 @@
 //! Durable state of the control plane: jobs (queued, leased, finished: the history),
 //! runners, and the change log `WatchJobs` resumes from.
 //!
-//! The live scheduler (`crate::live`) is the only writer. Every RPC that changes state
-//! builds one [`Batch`] and commits it before it answers, so an acknowledged change is
-//! durable. Implementations: [`sqlite::SqliteStore`] (embedded default) and
+//! The live scheduler (`crate::server::live`) is the only writer. Every RPC that changes
+//! state builds one [`Batch`] and commits it before it answers, so an acknowledged change
+//! is durable. Implementations: [`sqlite::SqliteStore`] (embedded default) and
 //! [`mongo::MongoStore`] (production history store).
 
 pub mod history;
 pub mod mongo;
+pub mod record;
 pub mod sqlite;
-
-pub use history::{is_store_source, read_history, HistorySource};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -40,11 +39,11 @@ pub enum StoreError {
     /// The database is not a rustci store (no such table or collection).
     #[error("{path}: not a rustci store: {reason}")]
     NotAStore { path: String, reason: String },
-    /// A history source ([`read_history`]) that cannot be used: unknown syntax, a
+    /// A history source ([`history::read_history`]) that cannot be used: unknown syntax, a
     /// malformed URI, a path that does not exist. `name` has no password.
     #[error("history source {name}: {reason}")]
     BadSource { name: String, reason: String },
-    /// Reading a history source ([`read_history`]) failed. `name` has no password.
+    /// Reading a history source ([`history::read_history`]) failed. `name` has no password.
     #[error("history source {name}: {source}")]
     History {
         name: String,
@@ -285,5 +284,30 @@ pub trait Store: Send + 'static {
                 f(&j.tenant, &j.request_id);
             }
         }
+    }
+}
+
+/// A store handle used only to read (`Shared.history`: a standby's `WatchJobs`
+/// history).
+pub struct ReadOnlyStore(Box<dyn Store>);
+
+impl ReadOnlyStore {
+    pub fn new(store: Box<dyn Store>) -> Self {
+        Self(store)
+    }
+
+    pub fn changes_since(
+        &mut self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, StoreError> {
+        self.0.changes_since(after, tenant, limit)
+    }
+}
+
+impl std::fmt::Debug for ReadOnlyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadOnlyStore")
     }
 }

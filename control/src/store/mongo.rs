@@ -13,9 +13,9 @@
 //! * `runners`: the [`StoredRunner`] fields, `_id` = the runner id.
 //! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens.
 //!
-//! [`read_history`] (behind [`super::read_history`], the source of `rustci retrain`) maps
-//! the job fields with [`StoredJob::history_record`], the same mapping the `record`
-//! subdocument of every finished job is written with.
+//! [`read_history`] (behind [`super::history::read_history`], the source of `rustci
+//! retrain`) maps the job fields with [`StoredJob::history_record`], the same mapping the
+//! `record` subdocument of every finished job is written with.
 //!
 //! # Runtime
 //!
@@ -626,7 +626,7 @@ impl MongoStore {
 
 /// Every finished job (succeeded, failed, cancelled, with a start and an end) in the
 /// `jobs` collection of `database`, as history records ordered by submit time, then id
-/// (mapping: [`super::history`]).
+/// (mapping: [`super::record`]).
 ///
 /// Only reads, with one query (no index is created, unlike [`MongoStore::connect`]): the
 /// `read` role is enough, and any tokio runtime will do. A database without a `jobs`
@@ -669,7 +669,7 @@ pub async fn read_history(uri: &str, database: &str) -> Result<Vec<JobRecord>, S
             out.push((job.submit_ms, job.id, r));
         }
     }
-    Ok(super::history::sorted_records(out))
+    Ok(super::record::sorted_records(out))
 }
 
 impl Store for MongoStore {

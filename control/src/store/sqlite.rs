@@ -37,9 +37,9 @@
 //! Locking stays NORMAL (not EXCLUSIVE) so several connections of one process (the live
 //! store and a read-only history store) can share the file.
 //!
-//! [`read_history`] (behind [`super::read_history`], the source of `rustci retrain`)
-//! opens the file read-only, beside a running server, and reads the finished jobs in one
-//! query.
+//! [`read_history`] (behind [`super::history::read_history`], the source of `rustci
+//! retrain`) opens the file read-only, beside a running server, and reads the finished
+//! jobs in one query.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -496,7 +496,7 @@ impl SqliteStore {
 
 /// Every finished job (succeeded, failed, cancelled, with a start and an end) of the
 /// database file `db_file`, as history records ordered by submit time, then id (mapping:
-/// [`super::history`]).
+/// [`super::record`]).
 ///
 /// Opens the file read-only and reads it in one transaction: a server using it at the
 /// same time keeps committing (WAL mode), and the records are one consistent snapshot.
@@ -565,7 +565,7 @@ pub fn read_history(db_file: &Path) -> Result<Vec<JobRecord>, StoreError> {
         }
     }
     tx.finish().map_err(&err)?;
-    Ok(super::history::sorted_records(out))
+    Ok(super::record::sorted_records(out))
 }
 
 /// A `u64` stored as SQLite's signed 64-bit integer; values above `i64::MAX` are refused

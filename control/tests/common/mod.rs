@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustci_control::client::{connect_lazy, Clients};
-use rustci_control::live::ManualClock;
+use rustci_control::clients::client::{connect_lazy, Clients};
 use rustci_control::pb;
+use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use tonic::transport::Channel;
 

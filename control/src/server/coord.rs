@@ -51,8 +51,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 
-use crate::live::{Clock, Live, LiveConfig};
-use crate::service::Shared;
+use crate::server::live::{Clock, Live, LiveConfig};
+use crate::server::state::Shared;
 use crate::store::{Batch, JobFilter, Snapshot, Store, StoreError, StoredJob};
 
 /// Builds the leader's live state from the shared store (blocking: opens the store and
@@ -189,30 +189,6 @@ impl Store for StandbyStore {
         _limit: usize,
     ) -> Result<Vec<rustci_datasets::record::JobRecord>, StoreError> {
         Err(Self::refused())
-    }
-}
-
-/// A store handle used only to read (`Shared.history`: a standby's `WatchJobs` history).
-pub struct ReadOnlyStore(Box<dyn Store>);
-
-impl ReadOnlyStore {
-    pub fn new(store: Box<dyn Store>) -> Self {
-        Self(store)
-    }
-
-    pub fn changes_since(
-        &mut self,
-        after: u64,
-        tenant: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<StoredJob>, StoreError> {
-        self.0.changes_since(after, tenant, limit)
-    }
-}
-
-impl std::fmt::Debug for ReadOnlyStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReadOnlyStore")
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
-use crate::client::Clients;
+use crate::clients::client::Clients;
 use crate::pb;
 
 /// Leases asked for per `AcquireJobs` call.
@@ -76,7 +76,7 @@ impl LoadConfig {
         if self.slots == 0 {
             return bad("slots", "must be at least 1");
         }
-        if !(1..=crate::service::MAX_BATCH).contains(&self.batch) {
+        if !(1..=crate::server::live::limits::BATCH).contains(&self.batch) {
             return bad("batch", "must be 1 to the server's batch limit (1000)");
         }
         if self.run_id.is_empty()
@@ -422,7 +422,8 @@ impl Load {
         let mut cancelled = 0;
         for tenant in tenants {
             for state in [pb::JobState::Queued, pb::JobState::Leased] {
-                let (jobs, _) = crate::client::list_jobs(&mut client, &tenant, state, 0).await?;
+                let (jobs, _) =
+                    crate::clients::client::list_jobs(&mut client, &tenant, state, 0).await?;
                 for job in jobs {
                     if job.request_id.starts_with(&self.state.prefix) {
                         client

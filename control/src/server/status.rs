@@ -3,7 +3,7 @@
 
 use tonic::{Code, Status};
 
-use crate::live::LiveError;
+use crate::server::live::LiveError;
 use crate::store::StoreError;
 
 impl From<LiveError> for Status {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::service::Shared;
+use crate::server::state::Shared;
 
 /// What one hook run is told.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,34 +1,11 @@
 //! Prometheus metrics over plain HTTP (`GET /metrics`, text exposition format 0.0.4).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::service::Shared;
-
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub submitted: Counter,
-    pub leased: Counter,
-    pub completed: Counter,
-}
+use crate::server::state::Shared;
 
 /// The exposition text.
 pub fn render(shared: &Shared) -> String {

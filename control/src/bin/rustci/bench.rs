@@ -1,5 +1,5 @@
 //! `rustci bench`: drives full job lifecycles against a running server
-//! (`rustci_control::loadgen`) and prints lifecycles per second and submit-to-lease
+//! (`rustci_control::clients::loadgen`) and prints lifecycles per second and submit-to-lease
 //! latency percentiles.
 
 use std::io::IsTerminal;
@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustci_control::client;
-use rustci_control::loadgen::{self, Load, LoadConfig, PhaseReport, Until};
+use rustci_control::clients::client;
+use rustci_control::clients::loadgen::{self, Load, LoadConfig, PhaseReport, Until};
 use serde::Serialize;
 
-use crate::Format;
+use crate::output::Format;
 
 pub const BENCH_EXAMPLES: &str = "\
 Examples:

@@ -14,7 +14,7 @@ use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport, Stage};
 use rustci_models::TrainParams;
 use serde_json::json;
 
-use crate::Format;
+use crate::output::Format;
 
 pub const RETRAIN_EXAMPLES: &str = "\
 Examples:

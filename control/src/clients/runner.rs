@@ -27,7 +27,7 @@ use anyhow::{bail, Result};
 use tokio::sync::Notify;
 use tonic::{Code, Request, Status};
 
-use crate::client::{connect_lazy, is_transient, Clients};
+use crate::clients::client::{connect_lazy, is_transient, Clients};
 use crate::pb;
 
 /// What `rustci runner` takes.

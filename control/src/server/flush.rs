@@ -11,10 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tonic::Status;
 
-use crate::live::Durability;
-use crate::service::Shared;
+use crate::server::state::Shared;
 
 /// Commits made by flushers of this process, and the job versions in them (see
 /// [`stats`]).
@@ -152,28 +150,5 @@ fn wait(signal: &Notify, stop: &AtomicBool, timeout: Duration) {
             return;
         }
         std::thread::park_timeout(deadline - now);
-    }
-}
-
-/// Waits until the request with `ticket` is durable; UNAVAILABLE if its commit failed.
-pub async fn durable(
-    ticket: u64,
-    mut rx: tokio::sync::watch::Receiver<Durability>,
-) -> Result<(), Status> {
-    loop {
-        match rx.borrow_and_update().outcome(ticket) {
-            Some(true) => return Ok(()),
-            Some(false) => {
-                return Err(Status::unavailable(
-                    "the store could not make this change durable; nothing was changed, retry",
-                ))
-            }
-            None => {}
-        }
-        if rx.changed().await.is_err() {
-            return Err(Status::unavailable(
-                "the scheduler restarted before this change was durable; retry",
-            ));
-        }
     }
 }

@@ -1,5 +1,8 @@
-//! `rustci serve`: the live scheduler behind gRPC, with health checking, reflection,
-//! a lease ticker, metrics and (optionally) TLS.
+//! The server role, `rustci serve`: the live scheduler behind gRPC, with health
+//! checking, reflection, a lease ticker, metrics and (optionally) TLS. This file starts
+//! it; [`state`] is what its tasks share, [`services`] the gRPC services (one file each),
+//! [`live`] the driver of the scheduling core, [`flush`] group commit, [`coord`] Redis
+//! coordination of replicas.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,14 +17,29 @@ use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
-use crate::auth::Auth;
-use crate::coord::{self, CoordConfig, Coordinator, ReadOnlyStore};
-use crate::live::{Clock, Live, LiveConfig, SystemClock};
+pub mod auth;
+pub mod coord;
+pub mod counters;
+pub mod flush;
+pub mod live;
+pub mod metrics;
+pub mod model_reload;
+pub mod scale_hook;
+pub mod services;
+pub mod state;
+pub mod status;
+
+use self::auth::Auth;
+use self::coord::{CoordConfig, Coordinator};
+use self::live::{Clock, Live, LiveConfig, SystemClock};
+use self::services::fleet::FleetApi;
+use self::services::jobs::JobApi;
+use self::services::runners::RunnerApi;
+use self::state::Shared;
 use crate::pb;
-use crate::service::{FleetApi, JobApi, RunnerApi, Shared};
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::{SqliteStore, SyncMode};
-use crate::store::Store;
+use crate::store::{ReadOnlyStore, Store};
 
 /// Everything `rustci serve` takes.
 #[derive(Debug, Clone)]
@@ -37,7 +55,7 @@ pub struct ServeOptions {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub metrics_listen: Option<SocketAddr>,
     pub record_decisions: bool,
-    /// `Some(url)`: coordinate with other replicas on this Redis (`crate::coord`):
+    /// `Some(url)`: coordinate with other replicas on this Redis (`crate::server::coord`):
     /// start as a standby and serve only while holding the leader lease.
     pub redis: Option<String>,
     /// The leader lease's TTL with `redis` (how long a crashed leader keeps the
@@ -51,7 +69,7 @@ pub struct ServeOptions {
     /// The autoscaler policy of `GetScalingAdvice` and the scale hook.
     pub autoscaler: rustci_scheduler::ScalePolicy,
     /// `Some(cmd)`: run `cmd` when a pool's desired runner count changes
-    /// (`crate::scale_hook`).
+    /// (`crate::server::scale_hook`).
     pub scale_hook: Option<String>,
     /// How often the scale hook checks the advice.
     pub scale_interval_ms: u64,
@@ -173,7 +191,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     }
     let model = match &opts.model_dir {
         None => None,
-        Some(dir) => Some(crate::model_reload::load(dir).await?),
+        Some(dir) => Some(model_reload::load(dir).await?),
     };
     let config = LiveConfig {
         model: model.as_ref().map(|(handle, _)| handle.clone()),
@@ -185,7 +203,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         ..LiveConfig::default()
     };
     // With Redis a replica starts as a standby on an empty placeholder state; it
-    // rebuilds from the store when it wins the lease (crate::coord).
+    // rebuilds from the store when it wins the lease (crate::server::coord).
     let live = match &opts.redis {
         None => Live::open(config.clone(), clock.clone(), open_store(&opts)?)
             .context("rebuilding state from the store")?,
@@ -194,9 +212,9 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     let changes = live.subscribe();
     let shared = Shared::new(live, auth);
     let mut background = Vec::new();
-    background.push(crate::flush::spawn_flusher(shared.clone()));
+    background.push(flush::spawn_flusher(shared.clone()));
     if let (Some(dir), Some((handle, path))) = (&opts.model_dir, model) {
-        background.push(crate::model_reload::spawn_watcher(
+        background.push(model_reload::spawn_watcher(
             dir.clone(),
             handle,
             path,
@@ -248,7 +266,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         }
     }));
     if let Some(cmd) = &opts.scale_hook {
-        background.push(crate::scale_hook::spawn(
+        background.push(scale_hook::spawn(
             shared.clone(),
             cmd.clone(),
             Duration::from_millis(opts.scale_interval_ms.max(10)),
@@ -260,7 +278,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
                 .await
                 .with_context(|| format!("binding metrics {a}"))?;
             let ma = l.local_addr()?;
-            background.push(tokio::spawn(crate::metrics::serve(l, shared.clone())));
+            background.push(tokio::spawn(metrics::serve(l, shared.clone())));
             Some(ma)
         }
         None => None,

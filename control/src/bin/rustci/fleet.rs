@@ -1,0 +1,131 @@
+//! `rustci fleet`: queue statistics and scaling advice.
+
+use anyhow::Result;
+use clap::Subcommand;
+use rustci_control::pb;
+
+use crate::conn::Conn;
+use crate::output::{cell, print_json, Format};
+
+pub const FLEET_EXAMPLES: &str = "\
+Examples:
+  rustci fleet stats
+  rustci fleet advice --format json";
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCmd {
+    /// Queue lengths and waits per pool and tenant.
+    #[command(after_help = "Examples:\n  rustci fleet stats --format json")]
+    Stats {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Desired runners per pool.
+    #[command(after_help = "Examples:\n  rustci fleet advice")]
+    Advice {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+}
+
+pub async fn run(cmd: FleetCmd) -> Result<()> {
+    match cmd {
+        FleetCmd::Stats { conn, format } => {
+            let mut c = conn.connect().await?;
+            let s = c
+                .fleet
+                .get_queue_stats(pb::GetQueueStatsRequest {})
+                .await?
+                .into_inner();
+            let ws = |w: &Option<pb::WaitStats>| {
+                let w = (*w).unwrap_or_default();
+                serde_json::json!({
+                    "queued": w.queued, "running": w.running,
+                    "wait_p50_ms": w.wait_p50_ms, "wait_p95_ms": w.wait_p95_ms,
+                    "wait_p99_ms": w.wait_p99_ms, "started_last_hour": w.started_last_hour,
+                })
+            };
+            match format {
+                Format::Json => print_json(&serde_json::json!({
+                    "revision": s.revision,
+                    "pools": s.pools.iter().map(|p| serde_json::json!({
+                        "pool": p.pool, "runners": p.runners, "free_slots": p.free_slots,
+                        "stats": ws(&p.stats),
+                    })).collect::<Vec<_>>(),
+                    "tenants": s.tenants.iter().map(|t| serde_json::json!({
+                        "tenant": t.tenant, "stats": ws(&t.stats),
+                    })).collect::<Vec<_>>(),
+                })),
+                Format::Table => {
+                    let row = |kind: &str, name: &str, extra: String, w: &Option<pb::WaitStats>| {
+                        let w = (*w).unwrap_or_default();
+                        println!(
+                            "{kind:<7} {:<20} {extra:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8}",
+                            cell(name, 20),
+                            w.queued,
+                            w.running,
+                            w.wait_p50_ms,
+                            w.wait_p95_ms,
+                            w.wait_p99_ms,
+                            w.started_last_hour
+                        );
+                    };
+                    println!(
+                        "KIND    NAME                 RUNNERS/FREE      QUEUED RUNNING  P50_MS    P95_MS    P99_MS    STARTED_1H"
+                    );
+                    for p in &s.pools {
+                        row(
+                            "pool",
+                            &p.pool,
+                            format!("{}/{}", p.runners, p.free_slots),
+                            &p.stats,
+                        );
+                    }
+                    for t in &s.tenants {
+                        row("tenant", &t.tenant, String::new(), &t.stats);
+                    }
+                    println!("revision {}", s.revision);
+                    Ok(())
+                }
+            }
+        }
+        FleetCmd::Advice { conn, format } => {
+            let mut c = conn.connect().await?;
+            let a = c
+                .fleet
+                .get_scaling_advice(pb::GetScalingAdviceRequest {})
+                .await?
+                .into_inner();
+            match format {
+                Format::Json => print_json(&serde_json::Value::Array(
+                    a.pools
+                        .iter()
+                        .map(|p| {
+                            serde_json::json!({
+                                "pool": p.pool, "current_runners": p.current_runners,
+                                "desired_runners": p.desired_runners, "reason": p.reason,
+                            })
+                        })
+                        .collect(),
+                )),
+                Format::Table => {
+                    println!("POOL                 CURRENT  DESIRED  REASON");
+                    for p in &a.pools {
+                        println!(
+                            "{:<20} {:>7}  {:>7}  {}",
+                            cell(&p.pool, 20),
+                            p.current_runners,
+                            p.desired_runners,
+                            p.reason
+                        );
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! `rustci serve`: the control plane server, until Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use rustci_control::server::{self, ServeOptions};
+use rustci_control::store::sqlite::SyncMode;
+
+pub const SERVE_EXAMPLES: &str = "\
+Examples:
+  # Local mode (no authentication; loopback only), embedded SQLite store:
+  rustci serve --listen 127.0.0.1:7411 --data-dir ./rustci-data
+
+  # With API keys and runner tokens, TLS and Prometheus metrics:
+  rustci serve --listen 0.0.0.0:7411 --data-dir /var/lib/rustci --auth /etc/rustci/auth.toml \\
+      --tls-cert server.pem --tls-key server.key --metrics-listen 127.0.0.1:9411
+
+  # Two replicas coordinating through Redis (one leads, the other stands by):
+  rustci serve --listen 127.0.0.1:7411 --data-dir ./d --store mongodb://db:27017 --redis redis://127.0.0.1:6379
+
+  # MongoDB as the store, EASY backfilling:
+  rustci serve --listen 127.0.0.1:7411 --data-dir ./d --store mongodb://localhost:27017 --policy easy
+
+The auth file (TOML):
+  runner_tokens = [\"runner-token-1\"]
+  [[tenant]]
+  name = \"team-a\"
+  api_keys = [\"key-for-team-a\"]
+
+Logs go to stderr; set RUST_LOG (default: info).";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC server.
+    #[arg(long, default_value = "127.0.0.1:7411")]
+    listen: SocketAddr,
+    /// Directory of the embedded SQLite store.
+    #[arg(long, default_value = "rustci-data")]
+    data_dir: PathBuf,
+    /// Auth file (TOML: runner_tokens and [[tenant]] api_keys). Without it: local mode.
+    #[arg(long)]
+    auth: Option<PathBuf>,
+    /// Store: `sqlite` (embedded, in --data-dir) or a `mongodb://` URI (the database
+    /// its path names, else `rustci`).
+    #[arg(long, default_value = "sqlite")]
+    store: String,
+    /// SQLite durability: `full` fsyncs every group commit (survives power loss);
+    /// `normal` survives process crashes such as kill -9, not power loss.
+    #[arg(long, value_enum, default_value = "full")]
+    sync: Sync,
+    /// Scheduling policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf,
+    /// qos-spf (shortest predicted first inside each tenant / QoS class; see --model).
+    #[arg(long, default_value = "fairshare")]
+    policy: String,
+    /// A runner silent this long loses its leases (milliseconds).
+    #[arg(long, default_value_t = 15_000)]
+    lease_ttl_ms: i64,
+    /// TLS certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Address of the Prometheus metrics endpoint (HTTP).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Redis URL (redis://HOST:PORT): coordinate replicas; start as a standby and serve
+    /// only while holding the leader lease.
+    #[arg(long)]
+    redis: Option<String>,
+    /// TTL of the leader lease with --redis (milliseconds).
+    #[arg(long, default_value_t = 5_000, requires = "redis")]
+    leader_lease_ms: u64,
+    /// Estimate run times with the current model in DIR (written by `rustci retrain
+    /// --out DIR`); a new version there is picked up without a restart.
+    #[arg(long, value_name = "DIR")]
+    model: Option<PathBuf>,
+    /// How often --model DIR is checked for a new version (milliseconds).
+    #[arg(long, default_value_t = 5_000, requires = "model")]
+    model_poll_ms: u64,
+    /// Autoscaler policy behind `rustci fleet advice` (GetScalingAdvice) and --scale-hook:
+    /// static, reactive or predictive.
+    #[arg(long, default_value = "reactive", value_parser = rustci_scheduler::ScalePolicy::named)]
+    autoscaler: rustci_scheduler::ScalePolicy,
+    /// Run this shell command when a pool's desired runner count changes, with
+    /// RUSTCI_POOL, RUSTCI_DESIRED, RUSTCI_CURRENT and RUSTCI_REASON in its environment
+    /// (at most one run per pool at a time; failures are logged).
+    #[arg(long, value_name = "CMD")]
+    scale_hook: Option<String>,
+    /// How often --scale-hook checks the advice (milliseconds).
+    #[arg(long, default_value_t = 10_000, requires = "scale_hook")]
+    scale_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Sync {
+    Full,
+    Normal,
+}
+
+pub async fn run(a: ServeArgs) -> Result<()> {
+    let mongodb = match a.store.as_str() {
+        "sqlite" | "" => None,
+        uri if uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://") => {
+            Some(uri.to_string())
+        }
+        other => bail!("--store: expected `sqlite` or a mongodb:// URI, got {other:?}"),
+    };
+    let opts = ServeOptions {
+        listen: a.listen,
+        data_dir: a.data_dir,
+        mongodb,
+        sync: match a.sync {
+            Sync::Full => SyncMode::Full,
+            Sync::Normal => SyncMode::Normal,
+        },
+        auth: a.auth,
+        policy: a.policy,
+        lease_ttl_ms: a.lease_ttl_ms,
+        tls: a.tls_cert.zip(a.tls_key),
+        metrics_listen: a.metrics_listen,
+        redis: a.redis,
+        leader_lease_ms: a.leader_lease_ms,
+        model_dir: a.model,
+        model_poll_ms: a.model_poll_ms,
+        autoscaler: a.autoscaler,
+        scale_hook: a.scale_hook,
+        scale_interval_ms: a.scale_interval_ms,
+        ..ServeOptions::default()
+    };
+    let running = server::start(opts).await?;
+    if let Some(m) = running.metrics_addr {
+        tracing::info!(%m, "metrics on http://{m}/metrics");
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("waiting for Ctrl-C")?;
+            tracing::info!("interrupted; stopping");
+        }
+        _ = term.recv() => tracing::info!("SIGTERM; stopping"),
+    }
+    running.stop().await
+}

@@ -1,0 +1,105 @@
+//! What people are told about a job's run time and start: the estimates the core plans
+//! with, and a queued job's start projected from the core's plan (`Scheduler::plan`).
+
+use rustci_scheduler::{Estimate, JobId, Millis, QosSpec, Scheduler, TenantId};
+
+use super::jobs::JobTable;
+use super::names::{core_spec, known_labels, qos_index, Names};
+use crate::store::{JobState, StoredJob};
+
+/// The `predicted_*` fields of `rustci.v1.Job`. Times are on the live clock, which is
+/// Unix milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Eta {
+    /// The point estimate the scheduler plans with.
+    pub run_ms: Millis,
+    /// The predictor's upper quantile.
+    pub upper_ms: Millis,
+    /// Queued: the projected start from the core's plan (when asked for); started: the
+    /// real start; `None` when unknown.
+    pub start_ms: Option<Millis>,
+}
+
+/// At most this many waiting jobs are projected for one answer (GetJob, a ListJobs
+/// page): a job further back has no projected start. About 1 µs per job
+/// (`Scheduler::plan`), so an answer holds the live state's lock for at most ~0.1 s
+/// even on a huge queue, and ~10 ms for 10,000 waiting jobs.
+pub const PLAN_LIMIT: usize = 100_000;
+
+/// ETAs at one instant, read from the live state (`Live::etas`).
+#[derive(Debug, Clone, Copy)]
+pub struct Etas<'a> {
+    pub(super) core: &'a Scheduler,
+    pub(super) names: &'a Names,
+    pub(super) jobs: &'a JobTable,
+    pub(super) classes: &'a [QosSpec],
+    pub(super) now: Millis,
+}
+
+impl Etas<'_> {
+    /// The estimate of a job: the core's while it holds the job (queued or running),
+    /// else what the predictor gives it now (a finished job, or one parked because no
+    /// pool has its labels yet): the store does not keep estimates.
+    pub fn estimate(&self, job: &StoredJob) -> Estimate {
+        if let Some(e) = self.core.estimate_of(JobId(job.id)) {
+            return e;
+        }
+        let tenant = self
+            .names
+            .tenant(&job.tenant)
+            // A tenant this core never saw: no history, the predictor's default.
+            .unwrap_or(TenantId(u32::MAX));
+        let labels = known_labels(self.core, &job.labels).unwrap_or_default();
+        self.core.predict(&core_spec(
+            job,
+            tenant,
+            qos_index(self.classes, &job.qos),
+            labels,
+        ))
+    }
+
+    /// The estimate and, if it started, the real start: no plan (WatchJobs, submits).
+    pub fn started(&self, job: &StoredJob) -> Eta {
+        let e = self.estimate(job);
+        Eta {
+            run_ms: e.point_ms,
+            upper_ms: e.upper_ms,
+            start_ms: job.start_ms,
+        }
+    }
+
+    /// Everything, for one job (GetJob): a queued job's start is projected now, up to
+    /// that job only (`Scheduler::predicted_start`), within [`PLAN_LIMIT`].
+    pub fn one(&self, job: &StoredJob) -> Eta {
+        let mut eta = self.started(job);
+        if self.waits_in_core(job) {
+            eta.start_ms = self
+                .core
+                .predicted_start(JobId(job.id), self.now, PLAN_LIMIT);
+        }
+        eta
+    }
+
+    /// Everything, for many jobs (ListJobs): one plan for all of their queued jobs,
+    /// of the first [`PLAN_LIMIT`] waiting jobs.
+    pub fn page(&self, jobs: &[StoredJob]) -> Vec<Eta> {
+        let plan = jobs
+            .iter()
+            .any(|j| self.waits_in_core(j))
+            .then(|| self.core.plan(self.now, PLAN_LIMIT));
+        jobs.iter()
+            .map(|j| {
+                let mut eta = self.started(j);
+                if let (true, Some(plan)) = (self.waits_in_core(j), &plan) {
+                    eta.start_ms = plan.start_of(JobId(j.id));
+                }
+                eta
+            })
+            .collect()
+    }
+
+    /// Queued and not parked: the core's plan places it.
+    fn waits_in_core(&self, job: &StoredJob) -> bool {
+        job.state == JobState::Queued && !self.jobs.is_parked(job.id)
+    }
+}

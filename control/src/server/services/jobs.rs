@@ -1,0 +1,377 @@
+//! `rustci.v1.JobService`: submit, read, list, watch, cancel and explain jobs. Callers
+//! act for a tenant (its API key) or, in local mode, for the tenant they name.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::wire::{job_state, parse_job_name, to_pb_job, to_pb_job_eta, truncate};
+use crate::pb;
+use crate::server::auth::Principal;
+use crate::server::live::{limits, Eta, LiveError, Submission};
+use crate::server::state::Shared;
+use crate::server::status::invalid;
+use crate::store::{JobFilter, JobState, StoredJob};
+
+/// The tenant a job request acts for: the key's tenant, or in local mode the one named.
+fn acting_tenant(p: &Principal, asked: &str, field: &str) -> Result<Option<String>, Status> {
+    match p {
+        Principal::Tenant(t) if asked.is_empty() || asked == t => Ok(Some(t.clone())),
+        Principal::Tenant(t) => Err(Status::permission_denied(format!(
+            "{field}: this API key belongs to tenant {t:?}, not {:?}",
+            truncate(asked)
+        ))),
+        Principal::Local => Ok((!asked.is_empty()).then(|| asked.to_string())),
+        Principal::Runner => Err(Status::permission_denied(
+            "runner tokens cannot use the job API",
+        )),
+    }
+}
+
+/// A tenant may only see its own jobs.
+fn check_owner(p: &Principal, job: &StoredJob) -> Result<(), Status> {
+    match p {
+        Principal::Tenant(t) if *t != job.tenant => Err(Status::permission_denied(format!(
+            "jobs/{} belongs to another tenant",
+            job.id
+        ))),
+        Principal::Runner => Err(Status::permission_denied(
+            "runner tokens cannot use the job API",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
+    Submission {
+        request_id: r.request_id,
+        tenant,
+        labels: r.labels,
+        slots: r.slots,
+        command: r.command,
+        qos: r.qos,
+        priority: r.priority,
+        requested_ms: r.requested_ms,
+        project: r.project,
+        job_name: r.job_name,
+        branch: r.branch,
+    }
+}
+
+/// `WatchJobs` events for committed job versions, with their estimates (and a
+/// started job's start) from the live state, under one lock for the whole batch.
+/// The live state is only read, so a standby's placeholder serves too (it holds no
+/// job, so its predictor estimates each one afresh).
+fn watch_events(shared: &Shared, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
+    let etas: Vec<Eta> = match shared.live.lock() {
+        Ok(live) => {
+            let etas = live.etas();
+            jobs.iter().map(|j| etas.started(j)).collect()
+        }
+        // Events still flow after an internal error; only the estimates are lost.
+        Err(_) => vec![Eta::default(); jobs.len()],
+    };
+    jobs.iter()
+        .zip(etas)
+        .map(|(j, eta)| pb::JobEvent {
+            revision: j.revision,
+            job: Some(to_pb_job_eta(j, eta)),
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct JobApi(pub Arc<Shared>);
+
+type JobEventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::job_service_server::JobService for JobApi {
+    async fn submit_job(
+        &self,
+        req: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let r = req.into_inner();
+        let tenant = acting_tenant(&who, &r.tenant, "tenant")?.unwrap_or_default();
+        let (job, eta) = self
+            .0
+            .change(move |live| {
+                let job = live.submit(submission(r, tenant))?;
+                let eta = live.etas().started(&job);
+                Ok((job, eta))
+            })
+            .await?;
+        self.0.metrics.submitted.inc();
+        // Built outside the live state's lock.
+        Ok(Response::new(to_pb_job_eta(&job, eta)))
+    }
+
+    async fn submit_jobs(
+        &self,
+        req: Request<pb::SubmitJobsRequest>,
+    ) -> Result<Response<pb::SubmitJobsResponse>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let requests = req.into_inner().requests;
+        if requests.is_empty() || requests.len() > limits::BATCH {
+            return Err(invalid(
+                "requests",
+                format!("1 to {} requests, got {}", limits::BATCH, requests.len()),
+            ));
+        }
+        let mut subs = Vec::with_capacity(requests.len());
+        for (i, r) in requests.into_iter().enumerate() {
+            let tenant = acting_tenant(&who, &r.tenant, &format!("requests[{i}].tenant"))?
+                .unwrap_or_default();
+            subs.push(submission(r, tenant));
+        }
+        let jobs = self
+            .0
+            .change(move |live| {
+                // All or nothing: check every request before submitting any.
+                let mut checked = Vec::with_capacity(subs.len());
+                for (i, s) in subs.into_iter().enumerate() {
+                    checked.push(s.check(&live.config().qos).map_err(|e| match e {
+                        LiveError::InvalidArgument { .. } => {
+                            Status::invalid_argument(format!("requests[{i}].{e}"))
+                        }
+                        other => Status::from(other),
+                    })?);
+                }
+                let mut jobs = Vec::with_capacity(checked.len());
+                for s in checked {
+                    let job = live.submit_checked(s)?;
+                    let eta = live.etas().started(&job);
+                    jobs.push(to_pb_job_eta(&job, eta));
+                }
+                Ok(jobs)
+            })
+            .await?;
+        self.0.metrics.submitted.add(jobs.len() as u64);
+        Ok(Response::new(pb::SubmitJobsResponse { jobs }))
+    }
+
+    async fn get_job(&self, req: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let id = parse_job_name("name", &req.get_ref().name)?;
+        let (job, eta) = {
+            let mut live = self.0.live()?;
+            let job = live.job(id)?;
+            check_owner(&who, &job)?;
+            // The plan is projected on demand, up to this job only; nothing is cached,
+            // so the answer is as fresh as the core.
+            let eta = live.etas().one(&job);
+            (job, eta)
+        };
+        Ok(Response::new(to_pb_job_eta(&job, eta)))
+    }
+
+    async fn list_jobs(
+        &self,
+        req: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let r = req.into_inner();
+        let tenant = acting_tenant(&who, &r.tenant, "tenant")?;
+        let size = match r.page_size {
+            0 => 100,
+            n if (1..=limits::PAGE_SIZE).contains(&n) => n,
+            n => {
+                return Err(invalid(
+                    "page_size",
+                    format!("must be 0..={}, got {n}", limits::PAGE_SIZE),
+                ))
+            }
+        } as usize;
+        let after = if r.page_token.is_empty() {
+            0
+        } else {
+            r.page_token
+                .parse::<u64>()
+                .map_err(|_| invalid("page_token", "not a token this server issued"))?
+        };
+        let state = match pb::JobState::try_from(r.state) {
+            Ok(pb::JobState::Unspecified) => None,
+            Ok(pb::JobState::Queued) => Some(JobState::Queued),
+            Ok(pb::JobState::Leased) => Some(JobState::Leased),
+            Ok(pb::JobState::Succeeded) => Some(JobState::Succeeded),
+            Ok(pb::JobState::Failed) => Some(JobState::Failed),
+            Ok(pb::JobState::Cancelled) => Some(JobState::Cancelled),
+            Err(_) => return Err(invalid("state", format!("unknown job state {}", r.state))),
+        };
+        let filter = JobFilter {
+            tenant,
+            state,
+            request_id: None,
+        };
+        let (jobs, etas) = {
+            let mut live = self.0.live()?;
+            let jobs = live.list(&filter, after, size + 1)?;
+            // One plan for the page (see `Etas::page`).
+            let etas = live.etas().page(&jobs[..jobs.len().min(size)]);
+            (jobs, etas)
+        };
+        let more = jobs.len() > size;
+        let jobs: Vec<pb::Job> = jobs
+            .iter()
+            .zip(etas)
+            .map(|(j, eta)| to_pb_job_eta(j, eta))
+            .collect();
+        let next_page_token = if more {
+            jobs.last()
+                .and_then(|j| j.name.strip_prefix("jobs/"))
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs,
+            next_page_token,
+        }))
+    }
+
+    async fn cancel_job(
+        &self,
+        req: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let id = parse_job_name("name", &req.get_ref().name)?;
+        let job = self
+            .0
+            .change(move |live| {
+                let job = live.job(id)?;
+                check_owner(&who, &job)?;
+                let job = live.cancel(id)?;
+                Ok(job)
+            })
+            .await?;
+        Ok(Response::new(to_pb_job(&job)))
+    }
+
+    type WatchJobsStream = JobEventStream;
+
+    async fn watch_jobs(
+        &self,
+        req: Request<pb::WatchJobsRequest>,
+    ) -> Result<Response<Self::WatchJobsStream>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let r = req.into_inner();
+        let tenant = acting_tenant(&who, &r.tenant, "tenant")?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        let shared = self.0.clone();
+        // Subscribe before reading history so that no change falls between the two.
+        let mut changes = shared.events.subscribe();
+        let mut closing = shared.closing.subscribe();
+        let mut last = r.from_revision;
+        tokio::spawn(async move {
+            'history: loop {
+                loop {
+                    let page = match shared.changes_since(last, tenant.as_deref(), 1000) {
+                        Ok(page) => page,
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    };
+                    if page.is_empty() {
+                        break;
+                    }
+                    for ev in watch_events(&shared, &page) {
+                        last = last.max(ev.revision);
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                // Highest revision seen on the feed since the last history read.
+                let mut seen: Option<u64> = None;
+                loop {
+                    let next = tokio::select! {
+                        next = changes.recv() => next,
+                        _ = closing.wait_for(|c| *c) => return,
+                    };
+                    let mut batch = match next {
+                        Ok(j) => vec![j],
+                        // Fell behind the live feed: catch up from the store.
+                        Err(RecvError::Lagged(_)) => continue 'history,
+                        Err(RecvError::Closed) => return,
+                    };
+                    // What else already waits shares one lock of the live state for its
+                    // estimates, so a busy feed costs fewer locks, not more.
+                    let mut resync = false;
+                    while batch.len() < 256 {
+                        match changes.try_recv() {
+                            Ok(j) => batch.push(j),
+                            Err(TryRecvError::Lagged(_)) => {
+                                resync = true;
+                                break;
+                            }
+                            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                        }
+                    }
+                    let mut out = Vec::with_capacity(batch.len());
+                    for j in batch {
+                        if let Some(s) = seen {
+                            if j.revision <= s {
+                                continue; // a repeat (fan-out echo)
+                            }
+                            if j.revision > s + 1 {
+                                // A skipped revision: the rest comes from the store.
+                                resync = true;
+                                break;
+                            }
+                        }
+                        seen = Some(j.revision);
+                        if j.revision <= last || tenant.as_ref().is_some_and(|t| *t != j.tenant) {
+                            continue;
+                        }
+                        last = j.revision;
+                        out.push(j);
+                    }
+                    for ev in watch_events(&shared, &out) {
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if resync {
+                        continue 'history;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(
+            Box::pin(ReceiverStream::new(rx)) as JobEventStream
+        ))
+    }
+
+    async fn explain_job(
+        &self,
+        req: Request<pb::ExplainJobRequest>,
+    ) -> Result<Response<pb::Explanation>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let id = parse_job_name("name", &req.get_ref().name)?;
+        let mut live = self.0.live()?;
+        check_owner(&who, &live.job(id)?)?;
+        let e = live.explain(id)?;
+        Ok(Response::new(pb::Explanation {
+            name: format!("jobs/{id}"),
+            state: job_state(e.job.state) as i32,
+            reason: e.reason.to_string(),
+            message: e.message,
+            blocking_job: e
+                .blocking_job
+                .map(|b| format!("jobs/{b}"))
+                .unwrap_or_default(),
+            runner: e.runner.map(|r| format!("runners/{r}")).unwrap_or_default(),
+            at_ms: e.at_ms.unwrap_or(0),
+            queue_position: e
+                .queue_position
+                .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX)),
+        }))
+    }
+}

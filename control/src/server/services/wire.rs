@@ -1,0 +1,93 @@
+//! The wire's side of the services: resource names (`jobs/{id}`, `runners/{id}`) and
+//! live state to `rustci.v1` messages.
+
+use tonic::Status;
+
+use crate::pb;
+use crate::server::live::{limits, Eta};
+use crate::server::status::invalid;
+use crate::store::{JobState, StoredJob};
+
+pub(super) fn job_state(s: JobState) -> pb::JobState {
+    match s {
+        JobState::Queued => pb::JobState::Queued,
+        JobState::Leased => pb::JobState::Leased,
+        JobState::Succeeded => pb::JobState::Succeeded,
+        JobState::Failed => pb::JobState::Failed,
+        JobState::Cancelled => pb::JobState::Cancelled,
+    }
+}
+
+pub fn to_pb_job(j: &StoredJob) -> pb::Job {
+    pb::Job {
+        name: format!("jobs/{}", j.id),
+        tenant: j.tenant.clone(),
+        request_id: j.request_id.clone(),
+        labels: j.labels.clone(),
+        slots: j.slots,
+        command: j.command.clone(),
+        qos: j.qos.clone(),
+        priority: j.priority,
+        requested_ms: j.requested_ms.unwrap_or(0),
+        state: job_state(j.state) as i32,
+        submit_ms: j.submit_ms,
+        start_ms: j.start_ms.unwrap_or(0),
+        end_ms: j.end_ms.unwrap_or(0),
+        runner: j
+            .runner
+            .as_ref()
+            .map(|r| format!("runners/{r}"))
+            .unwrap_or_default(),
+        exit_code: j.exit_code.unwrap_or(0),
+        revision: j.revision,
+        attempts: j.attempts,
+        project: j.project.clone().unwrap_or_default(),
+        job_name: j.job_name.clone().unwrap_or_default(),
+        branch: j.branch.clone().unwrap_or_default(),
+        predicted_run_ms: 0,
+        predicted_run_upper_ms: 0,
+        predicted_start_unix_ms: 0,
+        reported_run_ms: j.reported_run_ms,
+    }
+}
+
+/// A job with its estimates and start (see `Job.predicted_*` in `jobs.proto` for which
+/// answers fill what).
+pub fn to_pb_job_eta(j: &StoredJob, eta: Eta) -> pb::Job {
+    pb::Job {
+        predicted_run_ms: eta.run_ms,
+        predicted_run_upper_ms: eta.upper_ms,
+        predicted_start_unix_ms: eta.start_ms.unwrap_or(0),
+        ..to_pb_job(j)
+    }
+}
+
+/// `jobs/{id}` → id.
+pub fn parse_job_name(field: &str, name: &str) -> Result<u64, Status> {
+    name.strip_prefix("jobs/")
+        .and_then(|id| id.parse::<u64>().ok())
+        .filter(|&id| id > 0)
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("expected \"jobs/{{id}}\", got {:?}", truncate(name)),
+            )
+        })
+}
+
+/// `runners/{id}` → id.
+pub(super) fn parse_runner_name(field: &str, name: &str) -> Result<String, Status> {
+    name.strip_prefix("runners/")
+        .filter(|id| !id.is_empty() && id.len() <= limits::ID_LEN)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("expected \"runners/{{id}}\", got {:?}", truncate(name)),
+            )
+        })
+}
+
+pub(super) fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}

@@ -1,0 +1,130 @@
+//! What the server's tasks share: the live state behind one mutex, who may call, the
+//! request counters, whether this replica leads, and the job-event feed. The gRPC
+//! services, the flusher, the coordinator, the ticker, the metrics endpoint and the
+//! scale hook all hold one `Arc<Shared>`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, watch};
+use tonic::Status;
+
+use crate::server::auth::Auth;
+use crate::server::counters::Counters;
+use crate::server::live::{Durability, Live, LiveError};
+use crate::store::{ReadOnlyStore, StoredJob};
+
+/// What every service shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub live: Mutex<Live>,
+    pub auth: Auth,
+    pub metrics: Counters,
+    /// Standby replicas refuse work until they hold the leader lease.
+    pub leader: AtomicBool,
+    /// Every committed job change `WatchJobs` streams: fed by the local live state
+    /// (`coord::forward_changes`) and, with Redis coordination, by the leader's fan-out
+    /// (see `crate::server::coord`), so watchers on a standby see changes too. May
+    /// repeat or skip revisions; `WatchJobs` drops repeats and re-reads gaps from the
+    /// store.
+    pub events: broadcast::Sender<StoredJob>,
+    /// With Redis coordination: a read-only handle on the shared store, from which a
+    /// standby serves `WatchJobs` history (its own live state is an empty placeholder).
+    pub history: Mutex<Option<ReadOnlyStore>>,
+    /// Set when the server stops: open `WatchJobs` streams end so shutdown can finish.
+    pub closing: watch::Sender<bool>,
+}
+
+impl Shared {
+    pub fn new(live: Live, auth: Auth) -> Arc<Self> {
+        Arc::new(Self {
+            live: Mutex::new(live),
+            auth,
+            metrics: Counters::default(),
+            leader: AtomicBool::new(true),
+            events: broadcast::channel(8192).0,
+            history: Mutex::new(None),
+            closing: watch::channel(false).0,
+        })
+    }
+
+    /// Runs a change on the live state and returns once it is durable (group commit):
+    /// a request is acknowledged only after its change is in the store.
+    pub async fn change<T>(
+        &self,
+        f: impl FnOnce(&mut Live) -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        let (value, ticket, durability) = {
+            let mut live = self.live()?;
+            let value = f(&mut live)?;
+            (value, live.last_ticket(), live.durability())
+        };
+        durable(ticket, durability).await?;
+        Ok(value)
+    }
+
+    /// The live state; a poisoned lock (a panic elsewhere) is an internal error, not a
+    /// second panic.
+    pub fn live(&self) -> Result<MutexGuard<'_, Live>, Status> {
+        if !self.leader.load(Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "this replica is a standby; the leader serves requests",
+            ));
+        }
+        let live = self.live.lock().map_err(|_| {
+            Status::internal("scheduler state is unavailable after an internal error")
+        })?;
+        // Again under the lock: a replica stepping down clears the flag, then waits for
+        // the lock; nothing that gets the lock after that may write (fencing).
+        if !self.leader.load(Ordering::SeqCst) {
+            return Err(Status::unavailable(
+                "this replica is a standby; the leader serves requests",
+            ));
+        }
+        Ok(live)
+    }
+
+    /// Committed job versions after revision `after` (`WatchJobs` history): from the
+    /// live state on the leader, from the read-only store handle on a standby.
+    pub fn changes_since(
+        &self,
+        after: u64,
+        tenant: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredJob>, Status> {
+        let refused = match self.live() {
+            Ok(mut live) => return Ok(live.changes_since(after, tenant, limit)?),
+            Err(status) => status,
+        };
+        let mut history = self
+            .history
+            .lock()
+            .map_err(|_| Status::internal("the history store is unavailable"))?;
+        match history.as_mut() {
+            Some(store) => Ok(store
+                .changes_since(after, tenant, limit)
+                .map_err(LiveError::from)?),
+            None => Err(refused),
+        }
+    }
+}
+
+/// Waits until the request with `ticket` is durable; UNAVAILABLE if its commit failed.
+pub async fn durable(ticket: u64, mut rx: watch::Receiver<Durability>) -> Result<(), Status> {
+    loop {
+        match rx.borrow_and_update().outcome(ticket) {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                return Err(Status::unavailable(
+                    "the store could not make this change durable; nothing was changed, retry",
+                ))
+            }
+            None => {}
+        }
+        if rx.changed().await.is_err() {
+            return Err(Status::unavailable(
+                "the scheduler restarted before this change was durable; retry",
+            ));
+        }
+    }
+}
