@@ -1750,7 +1750,7 @@ impl Live {
             .unwrap_or(TenantId(u32::MAX));
         let labels = self.known_labels(&job.labels).unwrap_or_default();
         self.core
-            .predict(&core_spec(job, tenant, self.qos_index(&job.qos), labels))
+            .preview(&core_spec(job, tenant, self.qos_index(&job.qos), labels))
     }
 
     /// The estimate and, if it started, the real start: no plan (WatchJobs, submits).
