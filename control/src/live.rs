@@ -1709,7 +1709,7 @@ pub struct Eta {
 
 /// At most this many waiting jobs are projected for one answer (GetJob, a ListJobs
 /// page): a job further back has no projected start. About 1 µs per job
-/// (`Scheduler::plan`), so an answer holds the live state's lock for at most ~0.1 s
+/// (`Scheduler::project`), so an answer holds the live state's lock for at most ~0.1 s
 /// even on a huge queue, and ~10 ms for 10,000 waiting jobs.
 pub const PLAN_LIMIT: usize = 100_000;
 
@@ -1782,7 +1782,7 @@ impl Live {
         let plan = jobs
             .iter()
             .any(queued)
-            .then(|| self.core.plan(self.now(), PLAN_LIMIT));
+            .then(|| self.core.project(self.now(), PLAN_LIMIT));
         jobs.iter()
             .map(|j| {
                 let mut eta = self.eta_started(j);

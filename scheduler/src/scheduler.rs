@@ -64,11 +64,11 @@ use crate::domain::{
 };
 use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
-use crate::fleet::Fleet;
+use crate::fleet::RunnerIndex;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Pipelines, Terminal};
 use crate::pipeline::{CancelReason, PipelineSpec, PipelineState};
-use crate::plan::JobView;
+use crate::projection::JobView;
 use crate::predictor::{Estimate, Predictor};
 
 /// Something that happened, fed to [`Scheduler::handle`].
@@ -308,7 +308,7 @@ pub struct Scheduler {
     jobs: IdMap<JobId, JobEntry>,
     lanes: Vec<BTreeMap<LaneKey, JobId>>,
     pending: usize,
-    fleet: Fleet,
+    fleet: RunnerIndex,
     usage: Vec<Usage>,
     last_now: Millis,
     next_seq: u64,
@@ -345,7 +345,7 @@ impl Scheduler {
             jobs: IdMap::default(),
             lanes: vec![BTreeMap::new()],
             pending: 0,
-            fleet: Fleet::new(pools),
+            fleet: RunnerIndex::new(pools),
             usage: vec![Usage::default(); tenants],
             last_now: Millis::MIN,
             next_seq: 0,
@@ -881,7 +881,7 @@ impl Scheduler {
         at_least_one_ms(self.predictor.preview(spec))
     }
 
-    pub(crate) fn fleet(&self) -> &Fleet {
+    pub(crate) fn fleet(&self) -> &RunnerIndex {
         &self.fleet
     }
 
@@ -889,7 +889,7 @@ impl Scheduler {
         &self.lanes
     }
 
-    /// What `crate::plan` needs of a job the core holds.
+    /// What `crate::projection` needs of a job the core holds.
     pub(crate) fn job_view(&self, job: JobId) -> Option<JobView> {
         let e = self.jobs.get(&job)?;
         Some(JobView {
