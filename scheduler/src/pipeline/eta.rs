@@ -1,12 +1,12 @@
-//! The projected end of every running pipeline: its queued jobs where the projection put them,
-//! then its jobs not ready yet, each no earlier than the projected end of its needs.
+//! The projected end of every running pipeline: its queued jobs where the projection put
+//! them, then its jobs not ready yet, each no earlier than the projected end of its needs.
 //!
 //! The projection assumes every job succeeds: `on_success` and `always` jobs run,
 //! `on_failure` jobs are skipped, manual jobs wait for a person (and what waits behind
 //! them does not run). Jobs not ready yet are placed after every waiting job, across all
 //! pipelines in the order they become ready (list scheduling), each by `place` (the
-//! projection's placement). Cost: O((V + E) log V) over the running pipelines' nodes plus a placement
-//! per job.
+//! projection's placement). Cost: O((V + E) log V) over the running pipelines' nodes plus
+//! a placement per job.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
