@@ -68,8 +68,8 @@ use crate::fleet::RunnerIndex;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Pipelines, Terminal};
 use crate::pipeline::{CancelReason, PipelineSpec, PipelineState};
-use crate::projection::JobView;
 use crate::predictor::{Estimate, Predictor};
+use crate::projection::JobView;
 
 /// Something that happened, fed to [`Scheduler::handle`].
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -24,7 +24,7 @@ use rustci_scheduler::{LabelSet, ScalePolicy};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::fleet_file::{scale_count, FleetFile, FleetError};
+use crate::fleet_file::{scale_count, FleetError, FleetFile};
 use crate::report::Report;
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;

@@ -70,7 +70,11 @@ pub struct RunSpec<'a> {
 impl<'a> RunSpec<'a> {
     /// A run of a named policy with requested-time estimates at the trace's own load,
     /// quiet, without a decision log.
-    pub fn new(records: &'a [JobRecord], fleet: &'a FleetFile, policy: &str) -> Result<Self, SimError> {
+    pub fn new(
+        records: &'a [JobRecord],
+        fleet: &'a FleetFile,
+        policy: &str,
+    ) -> Result<Self, SimError> {
         Ok(Self {
             records,
             fleet,

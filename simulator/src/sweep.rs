@@ -40,7 +40,7 @@ use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::fleet_file::{FleetFile, FleetError};
+use crate::fleet_file::{FleetError, FleetFile};
 use crate::report::Report;
 use crate::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use crate::simulate::SimError;
