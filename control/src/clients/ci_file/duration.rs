@@ -16,7 +16,7 @@ pub(super) fn seconds(text: &str) -> Option<i64> {
         spelled(text)?
     };
     // Beyond a century is no timeout anyone means; it also keeps the cast exact.
-    if !(total >= 0.5 && total <= 100.0 * 365.0 * DAY) {
+    if !(0.5..=100.0 * 365.0 * DAY).contains(&total) {
         return None;
     }
     Some(total.round() as i64)

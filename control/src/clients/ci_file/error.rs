@@ -37,7 +37,7 @@ pub enum CiFileError {
         line: usize,
         /// The job the problem is in, if it is in one.
         job: Option<String>,
-        problem: Problem,
+        problem: Box<Problem>,
     },
     /// Strict mode: keywords outside the supported subset are errors.
     #[error("{file}: {} outside the supported subset (strict mode):{}", Count(unsupported.len()), List(unsupported))]
@@ -212,7 +212,7 @@ impl Located {
             file: file.to_owned(),
             line: self.line,
             job: self.job,
-            problem: self.problem,
+            problem: Box::new(self.problem),
         }
     }
 }

@@ -59,7 +59,12 @@ pub(super) fn jobs(
         let first = instances.len();
         for (name, matrix, node) in expand(t) {
             if instances.len() >= MAX_PIPELINE_JOBS {
-                let more: usize = doc.jobs.iter().map(|t| count(&t.parallel)).sum();
+                let more: usize = doc
+                    .jobs
+                    .iter()
+                    .filter(|t| !t.left_out)
+                    .map(|t| count(&t.parallel))
+                    .sum();
                 return Err(Located::in_job(
                     t.line,
                     &t.name,
@@ -125,8 +130,11 @@ pub(super) fn jobs(
     Ok(jobs)
 }
 
-/// The instances of a template: (name, matrix values, node index and total).
-fn expand(t: &Template) -> Vec<(String, Vec<(String, String)>, Option<(usize, usize)>)> {
+/// The instances of a template.
+/// An instance's name, matrix values, and node index and total.
+type Made = (String, Vec<(String, String)>, Option<(usize, usize)>);
+
+fn expand(t: &Template) -> Vec<Made> {
     match &t.parallel {
         Parallel::One => vec![(t.name.clone(), Vec::new(), None)],
         Parallel::Count(n) => {
@@ -357,7 +365,11 @@ fn job_def(inst: &Instance, stages: &[String], needs: Option<Vec<String>>) -> Jo
         stage_index: inst.stage_index,
         needs,
         command: shell::compose(&t.before, &t.script, &t.after),
-        labels: t.tags.clone(),
+        labels: t
+            .tags
+            .iter()
+            .map(|tag| with_variables(tag, &variables))
+            .collect(),
         variables,
         when: t.when,
         allow_failure: t.allow_failure,
@@ -365,6 +377,45 @@ fn job_def(inst: &Instance, stages: &[String], needs: Option<Vec<String>>) -> Jo
         timeout_s: t.timeout_s,
         line: t.line,
     }
+}
+
+/// A tag with the job's variables in it replaced (`tags: [$ARCH]` on a matrix job
+/// selects a runner per instance, as GitLab documents for `parallel: matrix`).
+/// References to variables the job does not have stay as written.
+fn with_variables(text: &str, variables: &[Variable]) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(braced) => match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
+                    .unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match variables
+            .iter()
+            .find(|v| !name.is_empty() && v.name == name)
+        {
+            Some(v) => {
+                out.push_str(&v.value);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The core's own checks of a pipeline's DAG (`PipelineSpec::check`), so that a file this

@@ -118,7 +118,7 @@ pub struct PipelineDef {
     /// In the file's order; a parallel job's instances in GitLab's order.
     pub jobs: Vec<JobDef>,
     pub auto_cancel: AutoCancel,
-    /// Keywords outside the subset, in the file's order.
+    /// Keywords outside the subset, by line.
     pub warnings: Vec<Unsupported>,
 }
 
@@ -253,7 +253,7 @@ pub fn parse_file(path: &Path, mode: Mode) -> Result<PipelineDef, CiFileError> {
                 file,
                 line,
                 job: None,
-                problem: Problem::NotUtf8,
+                problem: Box::new(Problem::NotUtf8),
             });
         }
     };
@@ -271,6 +271,7 @@ pub fn parse(file: &str, text: &str, mode: Mode) -> Result<PipelineDef, CiFileEr
     }
     let mut warnings = Vec::new();
     let result = read(text, &mut warnings);
+    warnings.sort_by_key(|w| w.line);
     if mode == Mode::Strict && !warnings.is_empty() {
         // The unsupported keywords first: they may be why the rest failed (a job whose
         // script was to come from `extends`).
