@@ -237,6 +237,10 @@ impl Reader<'_> {
     ) -> Result<Template, Located> {
         let name = entry.key.as_str();
         let job = Some(name);
+        if name == "pages" {
+            // GitLab publishes this job's `public` artifacts as the project's site.
+            self.unsupported("pages", job, entry.line);
+        }
         let mut stage = None;
         let (mut before, mut script, mut after, mut tags) = (None, None, None, None);
         let mut needs = None;

@@ -902,6 +902,11 @@ fn unsupported_keywords_are_reported_with_their_job_and_line() {
     assert!(msg.starts_with("ci.yml: 12 keywords outside the supported subset (strict mode):\n  line 1: `include` is not supported"), "{msg}");
     assert_eq!(msg.lines().count(), 13);
     assert_eq!(strict.line(), Some(1));
+    let pages = ok("pages:\n  script: make site\n");
+    assert_eq!(
+        pages.warnings[0].to_string(),
+        "line 1: job \"pages\": `pages` is not supported: no deployment or release is recorded"
+    );
     // One is enough.
     let one =
         parse("ci.yml", "a:\n  script: x\n  image: alpine\n", Mode::Strict).expect_err("strict");
