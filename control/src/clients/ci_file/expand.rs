@@ -2,7 +2,7 @@
 //! GitLab's names and variables, stages numbered, `needs` resolved to instance names,
 //! and the DAG checked by the scheduling core's own rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rustci_scheduler::domain::{
     HistoryKeys, JobId, JobSpec, LabelSet, PipelineId, QosId, TenantId,
@@ -207,6 +207,7 @@ impl Names<'_, '_> {
         warnings: &mut Vec<Unsupported>,
     ) -> Result<Vec<String>, Located> {
         let mut out: Vec<usize> = Vec::with_capacity(list.len());
+        let mut seen: HashSet<usize> = HashSet::with_capacity(list.len());
         for need in list {
             let found = self.find(inst, need)?;
             let Some(found) = found else {
@@ -236,7 +237,7 @@ impl Names<'_, '_> {
                 if target.name == inst.name {
                     return Err(Located::in_job(need.line, &inst.name, Problem::NeedsItself));
                 }
-                if !out.contains(&i) {
+                if seen.insert(i) {
                     out.push(i);
                 }
             }
@@ -269,11 +270,18 @@ impl Names<'_, '_> {
             if self.left_out.contains_key(need.job.as_str()) {
                 return Ok(None);
             }
-            // Not a parallel job: `needs: parallel: matrix` selects nothing of it.
+            // Not a parallel job: `needs: parallel: matrix` selects nothing of it; the
+            // message names the first instance asked for.
             if need.optional {
                 return Ok(None);
             }
-            return Err(unknown(need.job.clone()));
+            let first = rows
+                .first()
+                .map(|row| substitute(row, inst, need))
+                .transpose()?
+                .and_then(|row| product(&row).into_iter().next())
+                .unwrap_or_default();
+            return Err(unknown(matrix_name(&need.job, &first)));
         };
         let mut out = Vec::new();
         for row in rows {

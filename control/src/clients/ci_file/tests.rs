@@ -1028,3 +1028,27 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn anchors_nested_in_anchors_count_their_copies() {
+    // 100 levels of anchored lists around 20,000 scalars: each anchor keeps a copy of
+    // what is below it, 2 million nodes in all.
+    let mut t = String::from("a:\n  script: x\nb: ");
+    for i in 0..99 {
+        t.push_str(&format!("&a{i} ["));
+    }
+    t.push_str(&vec!["x"; 20_000].join(","));
+    t.push_str(&"]".repeat(99));
+    t.push('\n');
+    let msg = refused(&t);
+    assert_eq!(msg, format!("ci.yml:3: the document has more than {MAX_NODES} nodes once anchors and references are expanded"));
+}
+
+#[test]
+fn a_matrix_need_on_a_job_without_a_matrix_names_the_instance() {
+    let t = "b:\n  stage: build\n  script: x\nt:\n  needs:\n    - job: b\n      parallel:\n        matrix:\n          - OS: [mac, linux]\n  script: x\n";
+    assert_eq!(
+        refused(t),
+        "ci.yml:6: job \"t\": needs \"b: [mac]\", which is no job of the pipeline"
+    );
+}

@@ -15,8 +15,8 @@ use super::error::{Failure, Located, Problem};
 
 /// Nesting limit of collections (GitLab's default `max_yaml_depth` is 100).
 pub const MAX_DEPTH: usize = 100;
-/// Limit on the nodes of a document, counting every copy an alias or a `!reference`
-/// makes. A 4 MiB file of short plain scalars holds about two million; real CI files hold
+/// Limit on the nodes of a document, counting every copy an anchor, an alias or a
+/// `!reference` makes. A 4 MiB file of short plain scalars holds about two million; real CI files hold
 /// a few thousand.
 pub const MAX_NODES: usize = 1_000_000;
 /// How deep `!reference` tags may nest in what they refer to (GitLab's limit).
@@ -146,7 +146,7 @@ enum Open {
 struct Builder {
     stack: Vec<Open>,
     anchors: HashMap<usize, Node>,
-    /// Nodes made so far, copies by aliases included.
+    /// Nodes made so far, the copies kept for anchors and made by aliases included.
     nodes: usize,
     docs: Vec<Node>,
 }
@@ -277,6 +277,15 @@ impl Builder {
             ));
         }
         if anchor > 0 {
+            // The kept copy counts too: anchors nested in anchors would otherwise each
+            // keep a copy of everything below them.
+            self.nodes = self.nodes.saturating_add(node.size());
+            if self.nodes > MAX_NODES {
+                return Err(Located::at(
+                    node.line,
+                    Problem::TooManyNodes { limit: MAX_NODES },
+                ));
+            }
             self.anchors.insert(anchor, node.clone());
         }
         self.place(node)?;
