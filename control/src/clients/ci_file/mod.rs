@@ -35,11 +35,16 @@
 //!   selects the instances whose matrix values match (a row may name only some of the
 //!   variables, GitLab MR 130957), with GitLab's matrix expressions
 //!   `$[[ matrix.NAME ]]` (docs.gitlab.com/ci/yaml/matrix_expressions). An optional
-//!   need on a job that is not in the pipeline is ignored.
+//!   need on a job that is not in the pipeline is ignored. Unknown needs, needs on a
+//!   later stage and duplicate job names are refused here with the job and line; the
+//!   DAG is then checked by the core's own `PipelineSpec::check`, whose cycle error
+//!   names a job on the cycle and spells it out.
 //! - `parallel: N` (1 to 200) makes `name 1/N` ... `name N/N` with `CI_NODE_INDEX` and
 //!   `CI_NODE_TOTAL`; `parallel: matrix` (at most 200 jobs) the product of each row's
 //!   values, the first variable varying slowest, named `name: [v1, v2]` (GitLab MR
-//!   39985), with the row's variables and `CI_NODE_INDEX`/`CI_NODE_TOTAL` set.
+//!   39985), with the row's variables and `CI_NODE_INDEX`/`CI_NODE_TOTAL` set. `tags`
+//!   may use the job's variables (`tags: [$ARCH]` picks a runner per matrix instance,
+//!   as GitLab documents for matrix jobs).
 //! - `when`: `on_success`, `on_failure`, `always`, `manual` (a manual job may fail
 //!   unless it says `allow_failure: false`, which makes it blocking: the core's
 //!   `When::Manual { blocking }`); `delayed` runs as `on_success` (reported); `never`
@@ -69,7 +74,7 @@
 //! at most [`MAX_DEPTH`] levels (GitLab's `max_yaml_depth`, 100), a document holds
 //! at most [`MAX_NODES`] nodes once aliases are expanded, and a pipeline at most
 //! [`MAX_PIPELINE_JOBS`] jobs once `parallel` is expanded: the live API's limit per
-//! pipeline, so a file this reader accepts fits a `SubmitPipeline`.
+//! pipeline, so that a file this reader accepts fits a `SubmitPipeline`.
 
 mod duration;
 mod error;
@@ -96,8 +101,8 @@ pub use yaml::{MAX_DEPTH, MAX_NODES, MAX_REFERENCE_DEPTH};
 /// GitLab takes is taken here).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The most jobs a pipeline may have (after `parallel` expansion). The live API refuses
-/// larger `SubmitPipeline` requests with the same number.
+/// The most jobs a pipeline may have (after `parallel` expansion): the live API's limit
+/// per pipeline, for `SubmitPipeline` to refuse larger requests with this same constant.
 pub const MAX_PIPELINE_JOBS: usize = 10_000;
 
 /// Whether keywords outside the subset are warnings or errors.
@@ -179,7 +184,10 @@ impl Variable {
 }
 
 /// GitLab's `workflow: auto_cancel: on_new_commit`: what a newer pipeline of the same
-/// project and ref does to this one.
+/// project and ref does to this one. The core has one supersession rule (a concurrency
+/// group: cancel what has not started and what is interruptible, see
+/// `rustci_scheduler::pipeline`); the live side maps these modes onto it (`None`: no
+/// group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AutoCancel {
