@@ -314,9 +314,9 @@ fn a_limit_keeps_the_first_jobs_and_says_so() {
     assert_eq!(s.predicted_start(JobId(4), 0, 3), Some(3 * S));
 }
 
-/// A queue of 10,000 jobs on 200 runners: a projection must be cheap enough for one RPC.
+/// A queue of 10,000 jobs on 200 runners of two pools: every waiting job gets a start.
 #[test]
-fn a_large_queue_is_projected_quickly() {
+fn a_large_queue_is_projected_whole() {
     let mut s = new_sched(
         policy(QueueOrder::FairShare, Backfill::Easy),
         vec![pool("small", 0, 2), pool("big", 0, 8)],
@@ -339,17 +339,11 @@ fn a_large_queue_is_projected_quickly() {
     submit(&mut s, &jobs);
     join_all(&mut s, &runners);
     assert!(s.pending_count() >= 10_000);
-    let t = std::time::Instant::now();
+    // How fast this is belongs to the benchmarks (`cargo bench -p rustci-scheduler
+    // --bench pipeline -- accept` projects 10,000 jobs); here: nothing is left out.
     let proj = s.project(0, usize::MAX);
-    let took = t.elapsed();
     assert_eq!(proj.pending.len(), s.pending_count());
     assert!(proj.pending.iter().all(|p| p.start_ms.is_some()));
-    // Generous for a loaded machine; a quadratic projection takes far longer.
-    eprintln!(
-        "projection of {} waiting jobs on 200 runners: {took:?}",
-        proj.pending.len()
-    );
-    assert!(took.as_millis() < 2_000, "projecting took {took:?}");
 }
 
 #[derive(Debug, Clone)]
