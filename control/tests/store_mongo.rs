@@ -4,32 +4,24 @@
 //! it at the end.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::{Batch, JobFilter, JobState, Store, StoredJob};
 use rustci_datasets::Outcome;
+use tokio::sync::RwLock;
 
-const ENV: &str = "RUSTCI_TEST_MONGODB_URI";
+/// The take-over test ends every session on the server (`killAllSessions`); the other
+/// tests of this binary hold this lock shared, that one exclusively.
+static SESSIONS: RwLock<()> = RwLock::const_new(());
 
 /// Connects to a fresh database, or prints the skip line and returns `None`.
 async fn store(test: &str) -> Option<MongoStore> {
-    let Ok(uri) = std::env::var(ENV) else {
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {ENV} not set");
-        return None;
-    };
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let db = format!(
-        "rustci_test_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    );
+    let uri = mongo_uri_or_skip(test)?;
     Some(
-        MongoStore::connect_async(&uri, &db)
+        MongoStore::connect_async(&uri, &mongo_test_database())
             .await
             .expect("connect to MongoDB"),
     )
@@ -40,7 +32,9 @@ async fn drop_db(s: &MongoStore) {
 }
 
 mod store_fixtures;
-use store_fixtures::{finished, job, leased, runner};
+use store_fixtures::{
+    finished, job, leased, mongo_test_database, mongo_uri_or_skip, runner, MONGO_ENV,
+};
 
 fn jobs(v: Vec<StoredJob>) -> Batch {
     Batch {
@@ -51,6 +45,7 @@ fn jobs(v: Vec<StoredJob>) -> Batch {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_commit_and_load_round_trip() {
+    let _shared = SESSIONS.read().await;
     let Some(mut s) = store("mongo_commit_and_load_round_trip").await else {
         return;
     };
@@ -87,7 +82,7 @@ async fn mongo_commit_and_load_round_trip() {
     assert_eq!(s.get_job(99).unwrap(), None);
 
     // A reconnect sees the same state.
-    let uri = std::env::var(ENV).unwrap();
+    let uri = std::env::var(MONGO_ENV).unwrap();
     let mut again = MongoStore::connect_async(&uri, s.database().name())
         .await
         .unwrap();
@@ -109,6 +104,7 @@ async fn mongo_commit_and_load_round_trip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_updates_and_change_log() {
+    let _shared = SESSIONS.read().await;
     let Some(mut s) = store("mongo_updates_and_change_log").await else {
         return;
     };
@@ -150,6 +146,7 @@ async fn mongo_updates_and_change_log() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_list_jobs_pages_and_filters() {
+    let _shared = SESSIONS.read().await;
     let Some(mut s) = store("mongo_list_jobs_pages_and_filters").await else {
         return;
     };
@@ -196,6 +193,7 @@ async fn mongo_list_jobs_pages_and_filters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_duplicate_request_id_is_refused() {
+    let _shared = SESSIONS.read().await;
     let Some(mut s) = store("mongo_duplicate_request_id_is_refused").await else {
         return;
     };
@@ -227,10 +225,120 @@ async fn mongo_duplicate_request_id_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
+    let _shared = SESSIONS.read().await;
     let Some(mut s) = store("mongo_a_long_change_log_is_trimmed_a_little_at_a_time").await else {
         return;
     };
     // After each commit is durable here, outside its transaction.
     store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(&mut s);
+    drop_db(&s).await;
+}
+
+/// Polls `cond` every 5 ms until it holds, or fails after `within`.
+async fn until(within: Duration, what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A second writer holds a job's document in an open transaction: the store's commit of
+/// the same job meets `WriteConflict` (labelled `TransientTransactionError`), backs off
+/// and retries, and goes through once the other writer commits, with no error for the
+/// caller (so the server does not rebuild its state).
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_a_commit_that_meets_a_conflicting_writer_retries_and_goes_through() {
+    let _shared = SESSIONS.read().await;
+    let Some(mut s) =
+        store("mongo_a_commit_that_meets_a_conflicting_writer_retries_and_goes_through").await
+    else {
+        return;
+    };
+    let v1 = job(1, "acme", JobState::Queued, 1);
+    s.commit(&jobs(vec![v1.clone()])).unwrap();
+
+    let other = mongodb::Client::with_uri_str(std::env::var(MONGO_ENV).unwrap())
+        .await
+        .unwrap();
+    let coll = other
+        .database(s.database().name())
+        .collection::<Document>("jobs");
+    let mut session = other.start_session().await.unwrap();
+    session.start_transaction().await.unwrap();
+    coll.update_one(doc! { "_id": 1_i64 }, doc! { "$set": { "other": true } })
+        .session(&mut session)
+        .await
+        .unwrap();
+
+    let retried = s.retry_counter();
+    let v2 = leased(v1, 9, 2);
+    let expected = v2.clone();
+    let commit = tokio::spawn(async move {
+        let r = s.commit_async(&jobs(vec![v2])).await;
+        (s, r)
+    });
+    until(Duration::from_secs(20), "a retry", || {
+        retried.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    assert!(
+        !commit.is_finished(),
+        "the commit waits for the other writer"
+    );
+    session.commit_transaction().await.unwrap();
+    let (mut s, result) = commit.await.unwrap();
+    result.expect("the commit goes through after the conflict");
+    assert!(retried.load(Ordering::Relaxed) >= 1);
+    // The store's version replaced the document the other writer committed first.
+    assert_eq!(s.get_job(1).unwrap(), Some(expected));
+    drop_db(&s).await;
+}
+
+/// A server that died mid-commit leaves its transaction open on the database (MongoDB
+/// keeps it for `transactionLifetimeLimitSeconds`). The server that takes over ends it
+/// first (`Store::take_over`), so its first commit of the same job needs no retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_a_new_server_ends_the_transaction_a_dead_one_left_open() {
+    let _alone = SESSIONS.write().await;
+    let Some(mut s) = store("mongo_a_new_server_ends_the_transaction_a_dead_one_left_open").await
+    else {
+        return;
+    };
+    let v1 = job(1, "acme", JobState::Queued, 1);
+    s.commit(&jobs(vec![v1.clone()])).unwrap();
+
+    // The "dead" server: a transaction on job 1 that nobody will end (the client stays
+    // alive, so the driver does not abort it on drop).
+    let dead = mongodb::Client::with_uri_str(std::env::var(MONGO_ENV).unwrap())
+        .await
+        .unwrap();
+    let coll = dead
+        .database(s.database().name())
+        .collection::<Document>("jobs");
+    let mut left_open = dead.start_session().await.unwrap();
+    left_open.start_transaction().await.unwrap();
+    coll.update_one(doc! { "_id": 1_i64 }, doc! { "$set": { "half": true } })
+        .session(&mut left_open)
+        .await
+        .unwrap();
+
+    let mut next =
+        MongoStore::connect_async(&std::env::var(MONGO_ENV).unwrap(), s.database().name())
+            .await
+            .unwrap();
+    next.take_over_async().await.expect("killAllSessions");
+    let v2 = leased(v1, 3, 2);
+    next.commit_async(&jobs(vec![v2.clone()])).await.unwrap();
+    assert_eq!(
+        next.retry_counter().load(Ordering::Relaxed),
+        0,
+        "nothing held the job any more"
+    );
+    assert_eq!(next.get_job(1).unwrap(), Some(v2));
+    drop(left_open);
     drop_db(&s).await;
 }

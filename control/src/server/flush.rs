@@ -20,6 +20,7 @@ static COMMITS: AtomicU64 = AtomicU64::new(0);
 static VERSIONS: AtomicU64 = AtomicU64::new(0);
 static COMMIT_NANOS: AtomicU64 = AtomicU64::new(0);
 static MAX_COMMIT_NANOS: AtomicU64 = AtomicU64::new(0);
+static FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// What the flushers of this process did so far (benchmarks print it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub struct FlushStats {
     pub commit_nanos: u64,
     /// The longest commit so far, in nanoseconds.
     pub max_commit_nanos: u64,
+    /// Commits that failed after the store's own retries: each made the live state
+    /// rebuild from the store.
+    pub failed: u64,
 }
 
 pub fn stats() -> FlushStats {
@@ -39,6 +43,7 @@ pub fn stats() -> FlushStats {
         versions: VERSIONS.load(Ordering::Relaxed),
         commit_nanos: COMMIT_NANOS.load(Ordering::Relaxed),
         max_commit_nanos: MAX_COMMIT_NANOS.load(Ordering::Relaxed),
+        failed: FAILED.load(Ordering::Relaxed),
     }
 }
 
@@ -116,6 +121,9 @@ fn run(shared: &Shared, stop: &AtomicBool) {
         MAX_COMMIT_NANOS.fetch_max(took, Ordering::Relaxed);
         COMMITS.fetch_add(1, Ordering::Relaxed);
         VERSIONS.fetch_add(batch.jobs.len() as u64, Ordering::Relaxed);
+        if result.is_err() {
+            FAILED.fetch_add(1, Ordering::Relaxed);
+        }
         if let Ok(mut live) = shared.live.lock() {
             live.finish_flush(batch, upto, result);
         }

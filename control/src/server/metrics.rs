@@ -64,6 +64,22 @@ pub fn render(shared: &Shared) -> String {
         }
         let _ = writeln!(s, "# HELP rustci_revision Latest committed revision.\n# TYPE rustci_revision counter\nrustci_revision {}", stats.revision);
     }
+    let flushed = crate::server::flush::stats();
+    let _ = writeln!(
+        s,
+        "# HELP rustci_store_commits_total Group commits made.\n# TYPE rustci_store_commits_total counter\nrustci_store_commits_total {}",
+        flushed.commits
+    );
+    let _ = writeln!(
+        s,
+        "# HELP rustci_store_commit_retries_total Store commits retried on an error the database labels transient (MongoDB).\n# TYPE rustci_store_commit_retries_total counter\nrustci_store_commit_retries_total {}",
+        crate::store::mongo::retries()
+    );
+    let _ = writeln!(
+        s,
+        "# HELP rustci_store_commit_failures_total Commits that failed after retries; each rebuilt the state from the store.\n# TYPE rustci_store_commit_failures_total counter\nrustci_store_commit_failures_total {}",
+        flushed.failed
+    );
     s
 }
 

@@ -158,6 +158,17 @@ pub fn open_store(opts: &ServeOptions) -> Result<Box<dyn Store>> {
     })
 }
 
+/// The store of a server that is about to write to it (at start, or as a new leader):
+/// [`Store::take_over`] first, so that what a dead predecessor left open does not hold up
+/// the first commits.
+fn open_store_to_write(opts: &ServeOptions) -> Result<Box<dyn Store>> {
+    let mut store = open_store(opts)?;
+    if let Err(e) = store.take_over() {
+        tracing::warn!(error = %e, "cannot end the sessions a previous server left open; commits that meet them retry until the database ends them");
+    }
+    Ok(store)
+}
+
 /// Binds and starts serving; returns once the port is open.
 pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
     start_with_clock(opts, Arc::new(SystemClock)).await
@@ -205,7 +216,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     // With Redis a replica starts as a standby on an empty placeholder state; it
     // rebuilds from the store when it wins the lease (crate::server::coord).
     let live = match &opts.redis {
-        None => Live::open(config.clone(), clock.clone(), open_store(&opts)?)
+        None => Live::open(config.clone(), clock.clone(), open_store_to_write(&opts)?)
             .context("rebuilding state from the store")?,
         Some(_) => coord::standby_live(config.clone(), clock.clone())?,
     };
@@ -241,8 +252,12 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             };
             let store_opts = opts.clone();
             let open_live: coord::OpenLive = Arc::new(move || {
-                Live::open(config.clone(), clock.clone(), open_store(&store_opts)?)
-                    .context("rebuilding state from the store")
+                Live::open(
+                    config.clone(),
+                    clock.clone(),
+                    open_store_to_write(&store_opts)?,
+                )
+                .context("rebuilding state from the store")
             });
             Some(Coordinator::start(coord_config, shared.clone(), open_live).await?)
         }

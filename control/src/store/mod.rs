@@ -269,6 +269,14 @@ pub trait Store: Send + 'static {
         Ok(None)
     }
 
+    /// Called once by a server about to write to the store (at start, or as a new leader),
+    /// before its first commit: ends what a dead predecessor left open, so that the first
+    /// commits do not wait on it. A failure is not fatal (the caller warns; commits retry
+    /// conflicts and would wait until the database itself ends the predecessor's work).
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Calls `f(tenant, request_id)` for every job ever stored (the live state keeps a
     /// hash of each so that a new submission needs no store lookup). The default pages
     /// through `list_jobs`; stores override it with a narrower query.

@@ -37,6 +37,8 @@
 //! MongoDB as a replica set (a single-node one is enough) for all-or-nothing commits.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use mongodb::bson::{self, doc, Bson, Document};
 use mongodb::error::{TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
@@ -65,8 +67,26 @@ pub fn database_of(uri: &str) -> Result<String, mongodb::error::Error> {
         .unwrap_or_else(|| DEFAULT_DATABASE.to_string()))
 }
 
-/// How many times a transaction is retried on a transient error.
-const TXN_RETRIES: u32 = 3;
+/// How many times a commit is tried in all, on errors the driver labels as worth
+/// retrying (`TransientTransactionError` for the whole transaction,
+/// `UnknownTransactionCommitResult` for its commit). With [`backoff`] the last try comes
+/// about 2.5 s after the first: long enough for a conflicting writer's transaction to
+/// end, short enough that a request does not wait much longer before `UNAVAILABLE`.
+const TXN_ATTEMPTS: u32 = 9;
+
+/// The pause before retry `n` (1-based): 10 ms doubling, at most 640 ms.
+fn backoff(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(10u64 << n.saturating_sub(1).min(6))
+}
+
+/// Retries made by every [`MongoStore`] of this process (the metrics endpoint reads it).
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// Commit retries (whole transactions and commit calls) made by this process's MongoDB
+/// stores since it started.
+pub fn retries() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
 
 fn finished_states() -> Vec<&'static str> {
     [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
@@ -91,6 +111,11 @@ pub struct MongoStore {
     /// No change-log entry is older than this (0: not known yet): trimming asks the
     /// database for the oldest entry only once.
     oldest_at_least: u64,
+    /// The user the URI authenticates as (name, authentication database), whose sessions
+    /// [`Store::take_over`] ends.
+    user: Option<(String, String)>,
+    /// Retries of this store's commits (also counted in [`retries`]).
+    retried: Arc<AtomicU64>,
 }
 
 fn me(e: mongodb::error::Error) -> StoreError {
@@ -202,6 +227,15 @@ impl MongoStore {
         if opts.app_name.is_none() {
             opts.app_name = Some("rustci".into());
         }
+        let user = opts.credential.as_ref().and_then(|c| {
+            let name = c.username.clone()?;
+            let source = c
+                .source
+                .clone()
+                .or_else(|| opts.default_database.clone())
+                .unwrap_or_else(|| "admin".into());
+            Some((name, source))
+        });
         let client = Client::with_options(opts).map_err(me)?;
         let db = client.database(database);
         let hello = db.run_command(doc! { "hello": 1 }).await.map_err(me)?;
@@ -260,7 +294,39 @@ impl MongoStore {
             keep_changes: None,
             oldest_at_least: 0,
             max_fencing_token,
+            user,
+            retried: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// How many times this store's commits were retried so far; the counter stays live
+    /// (a test reads it while a commit waits on a conflict).
+    pub fn retry_counter(&self) -> Arc<AtomicU64> {
+        self.retried.clone()
+    }
+
+    fn count_retry(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+        RETRIES.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// [`Store::take_over`] for async callers: `killAllSessions` for the user the URI
+    /// authenticates as (every session, without authentication), which aborts the open
+    /// transactions of a server that died mid-commit. MongoDB would otherwise keep them
+    /// for `transactionLifetimeLimitSeconds` (60 s by default), and every commit touching
+    /// their documents would conflict until then. Only a server about to write calls it:
+    /// a standby reading the store does not.
+    pub async fn take_over_async(&self) -> Result<(), StoreError> {
+        let users: Vec<Document> = match &self.user {
+            Some((user, db)) => vec![doc! { "user": user, "db": db }],
+            None => Vec::new(),
+        };
+        self.client
+            .database("admin")
+            .run_command(doc! { "killAllSessions": users })
+            .await
+            .map_err(me)?;
+        Ok(())
     }
 
     /// The database (e.g. for tests to drop it).
@@ -410,11 +476,15 @@ impl MongoStore {
             let mut attempt = 0;
             'txn: loop {
                 attempt += 1;
+                if attempt > 1 {
+                    self.count_retry();
+                    tokio::time::sleep(backoff(attempt - 1)).await;
+                }
                 session.start_transaction().await.map_err(me)?;
                 if let Err(e) = self.write(&enc, Some(&mut session)).await {
                     // Aborting can fail if the server already aborted; the original error matters.
                     let _ = session.abort_transaction().await;
-                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < TXN_RETRIES {
+                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < TXN_ATTEMPTS {
                         continue 'txn;
                     }
                     return Err(me(e));
@@ -426,10 +496,14 @@ impl MongoStore {
                         Ok(()) => break 'txn,
                         Err(e)
                             if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                                && commit_attempt < TXN_RETRIES => {}
+                                && commit_attempt < TXN_ATTEMPTS =>
+                        {
+                            self.count_retry();
+                            tokio::time::sleep(backoff(commit_attempt)).await;
+                        }
                         Err(e)
                             if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
-                                && attempt < TXN_RETRIES =>
+                                && attempt < TXN_ATTEMPTS =>
                         {
                             continue 'txn
                         }
@@ -675,6 +749,10 @@ pub async fn read_history(uri: &str, database: &str) -> Result<Vec<JobRecord>, S
 impl Store for MongoStore {
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         block_on(self.commit_async(batch))?
+    }
+
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        block_on(self.take_over_async())?
     }
 
     fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {

@@ -69,10 +69,17 @@ pub fn runner(id: &str) -> StoredRunner {
 /// The environment variable naming the MongoDB server of the MongoDB tests.
 pub const MONGO_ENV: &str = "RUSTCI_TEST_MONGODB_URI";
 
-/// The test server's URI, or `None` after printing the visible skip line.
+/// Set (CI sets it) to make a missing MongoDB server a failure instead of a skip.
+pub const MONGO_REQUIRE_ENV: &str = "RUSTCI_REQUIRE_MONGODB";
+
+/// The test server's URI, or `None` after printing the visible skip line; with
+/// `RUSTCI_REQUIRE_MONGODB=1` a missing URI fails the test instead.
 pub fn mongo_uri_or_skip(test: &str) -> Option<String> {
     use std::io::Write;
     let Ok(uri) = std::env::var(MONGO_ENV) else {
+        if std::env::var_os(MONGO_REQUIRE_ENV).is_some_and(|v| v != "0") {
+            panic!("{test}: {MONGO_ENV} is not set, and {MONGO_REQUIRE_ENV} is");
+        }
         let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {MONGO_ENV} not set");
         return None;
     };
