@@ -234,11 +234,11 @@ fn measure(
     let mut predictor = ModelPredictor::new(handle.clone(), unix_start);
     for (spec, run) in &specs[..split] {
         if let Some(run) = run {
-            predictor.observe(spec, *run, spec.submit_ms + run);
+            predictor.observe(spec, *run, spec.submit_ms + run, false);
         }
     }
     let test_specs: Vec<&JobSpec> = specs[split..].iter().map(|(s, _)| s).collect();
-    let p: &dyn Predictor = &predictor;
+    let p: &mut dyn Predictor = &mut predictor;
     for s in test_specs.iter().take(10_000) {
         black_box(p.estimate(black_box(s)));
     }

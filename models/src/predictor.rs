@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rustci_scheduler::domain::JobId;
 use rustci_scheduler::predictor::{tsafrir_correction, Estimate, Predictor};
@@ -122,10 +122,8 @@ pub struct ModelPredictor {
     name: String,
     plan_with: PlanWith,
     correction: Correction,
-    /// Per-key upper margins and the points they are measured against. Behind a lock
-    /// because the core asks for estimates through `&self` and the point must be
-    /// remembered from submit to finish.
-    calibration: Mutex<LiveCalibration>,
+    /// Per-key upper margins and the points they are measured against.
+    calibration: LiveCalibration,
 }
 
 /// Jobs whose submit-time point is remembered at most, a safety net: a cancelled job's
@@ -229,13 +227,8 @@ impl ModelPredictor {
             epoch_s,
             plan_with: PlanWith::Point,
             correction: Correction::default(),
-            calibration: Mutex::new(LiveCalibration::default()),
+            calibration: LiveCalibration::default(),
         }
-    }
-
-    fn calibration(&self) -> std::sync::MutexGuard<'_, LiveCalibration> {
-        // A panic while holding the lock leaves at worst one residual or point missing.
-        self.calibration.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// How estimates of jobs that outlive them grow (EASY++).
@@ -263,13 +256,6 @@ impl ModelPredictor {
 
     /// The prediction in seconds for `spec` given the history so far.
     pub fn predict(&self, spec: &JobSpec) -> crate::train::Prediction {
-        self.predict_and(spec, false)
-    }
-
-    /// [`Self::predict`], remembering the point until the job finishes if `submitted`.
-    /// The model runs without the calibration lock (a key's margin does not depend on
-    /// the point); the lock is then taken once, for the margin and the point.
-    fn predict_and(&self, spec: &JobSpec, submitted: bool) -> crate::train::Prediction {
         let model = self.model.get();
         let input = JobInput::from_spec(spec, self.epoch_s);
         let looked = self.history.look(input.keys);
@@ -281,18 +267,11 @@ impl ModelPredictor {
             same,
             &Baseline::of(&looked, input.requested_s, input.size),
         );
-        if !(model.per_key_upper || submitted) {
-            return p;
-        }
-        let mut cal = self.calibration();
         if model.per_key_upper {
             let key = calibration_key(input.keys);
-            if let Some(m) = cal.residuals.margin(key, model.upper_quantile) {
+            if let Some(m) = self.calibration.residuals.margin(key, model.upper_quantile) {
                 p.upper_s = model.upper_at(p.point_s, m, input.requested_s);
             }
-        }
-        if submitted {
-            cal.remember(spec.id, p.point_s);
         }
         p
     }
@@ -317,31 +296,25 @@ impl ModelPredictor {
 }
 
 impl Predictor for ModelPredictor {
-    fn estimate(&self, job: &JobSpec) -> Estimate {
-        self.to_estimate(&self.predict_and(job, true))
+    /// Remembers the point until the job ends, to measure it against the run.
+    fn estimate(&mut self, job: &JobSpec) -> Estimate {
+        let p = self.predict(job);
+        self.calibration.remember(job.id, p.point_s);
+        self.to_estimate(&p)
     }
 
-    /// As `estimate`, without remembering the point: the job is not being submitted, so
-    /// no finish will come to take it back.
     fn preview(&self, job: &JobSpec) -> Estimate {
         self.to_estimate(&self.predict(job))
     }
 
-    fn observe(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis) {
-        self.observe_end(job, run_ms, finished_ms, false);
-    }
-
-    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {
+    fn observe(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {
         let requested = job
             .requested_ms
             .filter(|&r| r > 0)
             .map(|r| r as f64 / 1000.0);
         let keys = spec_keys(job);
         let run_s = run_ms as f64 / 1000.0;
-        let cal = self
-            .calibration
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner());
+        let cal = &mut self.calibration;
         // A job finished without an estimate from this predictor (history relearned
         // from the store after a restart) has no point to measure.
         if let Some(point_s) = cal.pending.remove(&job.id) {
@@ -360,11 +333,7 @@ impl Predictor for ModelPredictor {
     }
 
     fn forget(&mut self, job: &JobSpec) {
-        let cal = self
-            .calibration
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner());
-        cal.pending.remove(&job.id);
+        self.calibration.pending.remove(&job.id);
     }
 
     fn name(&self) -> &str {

@@ -74,7 +74,7 @@ fn feed(p: &mut dyn Predictor, tenant: u32, runs: &[f64], first_id: u64, t0_ms: 
         let submit = t0_ms + i as Millis * 2_000_000;
         let s = spec(first_id + i as u64, tenant, submit);
         let run_ms = (run_s * 1000.0) as Millis;
-        p.observe(&s, run_ms, submit + run_ms);
+        p.observe(&s, run_ms, submit + run_ms, false);
     }
 }
 
@@ -245,7 +245,7 @@ fn after_a_surprise(
     for id in 100..106 {
         let s = spec(id, A, t);
         ask(&mut p, &s);
-        p.observe(&s, 300_000, t + 300_000);
+        p.observe(&s, 300_000, t + 300_000, false);
         t += 10_000_000;
     }
     let after = ratio(p.estimate(&spec(200, A, t)));
@@ -258,7 +258,7 @@ fn after_a_surprise(
 /// while it has under ten), not the global one.
 #[test]
 fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
-    let (global, ratio, p) = after_a_surprise(|p, s| p.estimate(s));
+    let (global, ratio, mut p) = after_a_surprise(|p, s| p.estimate(s));
     eprintln!("A: global upper/point {global:.2}, per-key {ratio:.2}");
     // The first surprise: ln(301 / (1 + ~100 s point)) ~ ln 3.
     assert!(ratio > 2.0, "{ratio}");

@@ -3,7 +3,7 @@
 //! 1. `accept`: a 10,000-job DAG (40 stages of 250 jobs: stage-rule jobs, jobs with
 //!    explicit needs on the stage before, and a fan-out/fan-in matrix) submitted to a
 //!    core with 200 one-slot runners (`Event::SubmitPipeline`: check, estimates, ranks,
-//!    the first stage queued and a scheduling pass), then planned (`Scheduler::plan` over
+//!    the first stage queued and a scheduling pass), then projected (`Scheduler::project` over
 //!    every waiting job and the 9,750 not ready, with the pipeline's projected end).
 //!    Budget: accept + plan under 50 ms.
 //! 2. `compare`: a stream of synthetic pipelines through a small event loop, under FIFO
@@ -168,7 +168,7 @@ fn accept_and_plan() {
             .expect("accept");
         accept.push(t.elapsed().as_secs_f64() * 1e3);
         let t = Instant::now();
-        let p = s.plan(1, usize::MAX);
+        let p = s.project(1, usize::MAX);
         plan.push(t.elapsed().as_secs_f64() * 1e3);
         assert_eq!(p.running.len() + p.pending.len() + p.later.len(), jobs);
         eta = p.pipeline_end(PipelineId(1));

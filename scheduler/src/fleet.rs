@@ -40,7 +40,7 @@ pub(crate) struct EarliestStart {
 }
 
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Fleet {
+pub(crate) struct RunnerIndex {
     pub runners: IdMap<RunnerId, RunnerState>,
     pub pools: Vec<PoolState>,
     /// Free slots on runners that take work, over all pools.
@@ -48,7 +48,7 @@ pub(crate) struct Fleet {
     scratch: HashMap<RunnerId, u32>,
 }
 
-impl Fleet {
+impl RunnerIndex {
     pub fn new(pools: usize) -> Self {
         Self {
             pools: vec![PoolState::default(); pools],

@@ -14,8 +14,8 @@ pub mod explain;
 mod fleet;
 pub mod hash;
 pub mod pipeline;
-pub mod plan;
 pub mod predictor;
+pub mod projection;
 pub mod scheduler;
 pub mod stats;
 
@@ -37,6 +37,6 @@ pub use pipeline::{
     CancelReason, CheckedPipeline, PipelineJob, PipelineJobState, PipelineSpec, PipelineState,
     PipelineStats, When,
 };
-pub use plan::{Plan, PlannedJob, PlannedPipeline};
 pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
+pub use projection::{ProjectedJob, ProjectedPipeline, Projection};
 pub use scheduler::{Decision, Event, PoolAdvice, PoolLoad, Scheduler};

@@ -14,31 +14,29 @@ pub struct Estimate {
     pub upper_ms: Millis,
 }
 
-/// A source of run-time estimates. Called once per job at submission; told every
-/// finished job's real run time so that history-based predictors can learn.
+/// A source of run-time estimates. The core calls [`Predictor::estimate`] once per job it
+/// is given (the job was submitted), then for that job exactly one of
+/// [`Predictor::observe`] (it ended) or [`Predictor::forget`] (it was cancelled);
+/// [`Predictor::preview`] any time, for ETAs.
 pub trait Predictor: Send {
-    fn estimate(&self, job: &JobSpec) -> Estimate;
-
-    /// An estimate of a job the core is not submitting (the ETA of a finished or parked
-    /// job): by default [`Predictor::estimate`]. Predictors that keep per-job state from
-    /// the submit-time estimate until the finish override it to keep none.
-    fn preview(&self, job: &JobSpec) -> Estimate {
-        self.estimate(job)
+    /// A job was submitted: the estimate the core plans it with. A predictor may remember
+    /// what it needs of it (to measure the estimate against the run) until the job's
+    /// [`Predictor::observe`] or [`Predictor::forget`]. By default
+    /// [`Predictor::preview`], for predictors that keep nothing per job.
+    fn estimate(&mut self, job: &JobSpec) -> Estimate {
+        self.preview(job)
     }
 
-    /// A job finished at `finished_ms` after running `run_ms`.
-    fn observe(&mut self, _job: &JobSpec, _run_ms: Millis, _finished_ms: Millis) {}
+    /// What [`Predictor::estimate`] would say of `job` now, changing nothing: the ETA of
+    /// a job the core is not submitting (finished, parked, or checked before it is).
+    fn preview(&self, job: &JobSpec) -> Estimate;
 
-    /// A job ended at `finished_ms` after running `run_ms`, `failed` or not (the core
-    /// calls this; predictors that learn from outcomes override it). By default
-    /// [`Predictor::observe`].
-    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {
-        let _ = failed;
-        self.observe(job, run_ms, finished_ms);
-    }
+    /// A job ended at `finished_ms` after running `run_ms`, `failed` or not: predictors
+    /// that learn from history do so here.
+    fn observe(&mut self, _job: &JobSpec, _run_ms: Millis, _finished_ms: Millis, _failed: bool) {}
 
-    /// A job the core gave an estimate will not finish (it was cancelled): predictors
-    /// that keep per-job state from the estimate drop it.
+    /// A job the core gave an estimate will not end (it was cancelled): predictors that
+    /// keep per-job state from the estimate drop it.
     fn forget(&mut self, _job: &JobSpec) {}
 
     /// Name for reports.
@@ -66,7 +64,7 @@ impl Default for RequestedTime {
 }
 
 impl Predictor for RequestedTime {
-    fn estimate(&self, job: &JobSpec) -> Estimate {
+    fn preview(&self, job: &JobSpec) -> Estimate {
         let ms = job
             .requested_ms
             .filter(|&r| r > 0)
@@ -104,7 +102,7 @@ impl Tsafrir {
 }
 
 impl Predictor for Tsafrir {
-    fn estimate(&self, job: &JobSpec) -> Estimate {
+    fn preview(&self, job: &JobSpec) -> Estimate {
         let requested = job
             .requested_ms
             .filter(|&r| r > 0)
@@ -120,7 +118,7 @@ impl Predictor for Tsafrir {
         }
     }
 
-    fn observe(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis) {
+    fn observe(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis, _failed: bool) {
         match self.history.get_mut(&job.tenant) {
             Some(e) => *e = (run_ms, Some(e.0)),
             None => {

@@ -64,12 +64,12 @@ use crate::domain::{
 };
 use crate::error::CoreError;
 use crate::explain::{JobStatus, WaitReason};
-use crate::fleet::Fleet;
+use crate::fleet::RunnerIndex;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Pipelines, Terminal};
 use crate::pipeline::{CancelReason, PipelineSpec, PipelineState};
-use crate::plan::JobView;
 use crate::predictor::{Estimate, Predictor};
+use crate::projection::JobView;
 
 /// Something that happened, fed to [`Scheduler::handle`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,7 +80,7 @@ pub enum Event {
         job: JobId,
     },
     /// The job ended with a failure: for the schedule the same as [`Event::Finish`];
-    /// predictors learn the outcome ([`Predictor::observe_end`]).
+    /// predictors learn the outcome ([`Predictor::observe`]).
     Fail {
         job: JobId,
     },
@@ -308,7 +308,7 @@ pub struct Scheduler {
     jobs: IdMap<JobId, JobEntry>,
     lanes: Vec<BTreeMap<LaneKey, JobId>>,
     pending: usize,
-    fleet: Fleet,
+    fleet: RunnerIndex,
     usage: Vec<Usage>,
     last_now: Millis,
     next_seq: u64,
@@ -345,7 +345,7 @@ impl Scheduler {
             jobs: IdMap::default(),
             lanes: vec![BTreeMap::new()],
             pending: 0,
-            fleet: Fleet::new(pools),
+            fleet: RunnerIndex::new(pools),
             usage: vec![Usage::default(); tenants],
             last_now: Millis::MIN,
             next_seq: 0,
@@ -478,10 +478,11 @@ impl Scheduler {
 
     /// A job submitted before this scheduler existed (a restarting service replaying its
     /// history in time order, its end through [`Scheduler::learn_finished`]): the
-    /// predictor estimates it as it did at its submission, so that a predictor that
-    /// measures its estimates against the runs (per-key margins) can do so again.
+    /// predictor is told of the submission ([`Predictor::estimate`]) as it was then, so
+    /// that a predictor that measures its estimates against the runs (per-key margins)
+    /// can do so again. The core does not queue the job, so the estimate is not kept.
     pub fn learn_submitted(&mut self, spec: &JobSpec) {
-        let _ = self.predictor.estimate(spec);
+        self.predictor.estimate(spec);
     }
 
     /// A job that finished before this scheduler existed (a restarting service replaying
@@ -494,8 +495,7 @@ impl Scheduler {
         finished_ms: Millis,
         failed: bool,
     ) {
-        self.predictor
-            .observe_end(spec, run_ms, finished_ms, failed);
+        self.predictor.observe(spec, run_ms, finished_ms, failed);
     }
 
     /// Registers another tenant (live services learn tenants as they come).
@@ -877,11 +877,11 @@ impl Scheduler {
     /// or parked jobs; [`Predictor::preview`], which remembers nothing), bounded as a
     /// submission's estimate is: a point of at least 1 ms, an upper quantile no lower
     /// than the point.
-    pub fn predict(&self, spec: &JobSpec) -> Estimate {
+    pub fn preview(&self, spec: &JobSpec) -> Estimate {
         at_least_one_ms(self.predictor.preview(spec))
     }
 
-    pub(crate) fn fleet(&self) -> &Fleet {
+    pub(crate) fn fleet(&self) -> &RunnerIndex {
         &self.fleet
     }
 
@@ -889,7 +889,7 @@ impl Scheduler {
         &self.lanes
     }
 
-    /// What `crate::plan` needs of a job the core holds.
+    /// What `crate::projection` needs of a job the core holds.
     pub(crate) fn job_view(&self, job: JobId) -> Option<JobView> {
         let e = self.jobs.get(&job)?;
         Some(JobView {
@@ -1087,7 +1087,7 @@ impl Scheduler {
         }
         let run_ms = now - start;
         self.true_up(entry.spec.tenant, entry.spec.slots, now, start, charged);
-        self.predictor.observe_end(&entry.spec, run_ms, now, failed);
+        self.predictor.observe(&entry.spec, run_ms, now, failed);
         Ok(())
     }
 

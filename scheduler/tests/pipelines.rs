@@ -646,10 +646,10 @@ mod eta {
         let mut out = Vec::new();
         s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
         assert_eq!(s.pipeline_eta(PipelineId(1), 0, 100), Some(50));
-        let plan = s.plan(0, 100);
-        assert_eq!(plan.pipeline_end(PipelineId(1)), Some(50));
-        assert_eq!(plan.later.len(), 1);
-        assert_eq!(plan.start_of(JobId(5)), Some(20));
+        let proj = s.project(0, 100);
+        assert_eq!(proj.pipeline_end(PipelineId(1)), Some(50));
+        assert_eq!(proj.later.len(), 1);
+        assert_eq!(proj.start_of(JobId(5)), Some(20));
         assert_eq!(s.predicted_start(JobId(5), 0, 100), Some(20));
         s.handle(10, Event::Finish { job: JobId(4) }, &mut out)
             .unwrap();
@@ -681,11 +681,11 @@ mod eta {
         );
         let mut out = Vec::new();
         s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
-        let plan = s.plan(0, 100);
-        assert_eq!(plan.start_of(JobId(3)), Some(30));
-        assert_eq!(plan.start_of(JobId(4)), None);
-        assert_eq!(plan.start_of(JobId(5)), Some(35));
-        assert_eq!(plan.pipeline_end(PipelineId(1)), Some(36));
+        let proj = s.project(0, 100);
+        assert_eq!(proj.start_of(JobId(3)), Some(30));
+        assert_eq!(proj.start_of(JobId(4)), None);
+        assert_eq!(proj.start_of(JobId(5)), Some(35));
+        assert_eq!(proj.pipeline_end(PipelineId(1)), Some(36));
     }
 }
 

@@ -417,10 +417,10 @@ struct Ends(
 );
 
 impl Predictor for Ends {
-    fn estimate(&self, job: &JobSpec) -> Estimate {
-        RequestedTime::default().estimate(job)
+    fn preview(&self, job: &JobSpec) -> Estimate {
+        RequestedTime::default().preview(job)
     }
-    fn observe_end(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis, failed: bool) {
+    fn observe(&mut self, job: &JobSpec, run_ms: Millis, _finished_ms: Millis, failed: bool) {
         if let Ok(mut v) = self.0.lock() {
             v.push((job.id, run_ms, failed));
         }

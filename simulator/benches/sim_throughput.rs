@@ -11,7 +11,7 @@ use std::time::Instant;
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::{open_trace, TraceFormat};
-use rustci_sim::fleet_file::Fleet;
+use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::simulate::{simulate, RunSpec};
 
 fn peak_rss_mb() -> f64 {
@@ -25,7 +25,7 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn run(name: &str, records: &[rustci_datasets::JobRecord], fleet: &Fleet, policy: &str) {
+fn run(name: &str, records: &[rustci_datasets::JobRecord], fleet: &FleetFile, policy: &str) {
     let t = Instant::now();
     let out = simulate(RunSpec {
         workload_name: name.into(),
@@ -61,7 +61,7 @@ fn main() {
                 records.len(),
                 t.elapsed().as_secs_f64()
             );
-            run("sdsc-blue", &records, &Fleet::processors(procs), "easy");
+            run("sdsc-blue", &records, &FleetFile::processors(procs), "easy");
         }
     }
     if wants("synthetic-1m") {
@@ -79,7 +79,7 @@ fn main() {
             records.len(),
             t.elapsed().as_secs_f64()
         );
-        let mut fleet = Fleet::default_ci().expect("default fleet");
+        let mut fleet = FleetFile::default_ci().expect("default fleet");
         for (pool, n) in fleet.pools.iter_mut().zip([8_000u32, 500, 1_000, 500]) {
             pool.runners = n;
         }

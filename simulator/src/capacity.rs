@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
-use rustci_sim::fleet_file::Fleet;
+use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, write_rows, Grid};
@@ -189,8 +189,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         .map(|t| Target::parse(t))
         .collect::<Result<Vec<_>, _>>()?;
     let fleet = match &args.fleet {
-        Some(p) => Fleet::load(p)?,
-        None => Fleet::default_ci()?,
+        Some(p) => FleetFile::load(p)?,
+        None => FleetFile::default_ci()?,
     };
     if !(args.load.is_finite() && args.load > 0.0) {
         anyhow::bail!("--load must be a positive number, got {}", args.load);

@@ -228,7 +228,7 @@ pub struct TenantEntry {
 /// A parsed, checked fleet file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Fleet {
+pub struct FleetFile {
     #[serde(rename = "pool")]
     pub pools: Vec<PoolEntry>,
     #[serde(default, rename = "qos")]
@@ -249,7 +249,7 @@ pub fn scale_count(runners: u32, scale: f64) -> u32 {
     }
 }
 
-impl Fleet {
+impl FleetFile {
     pub fn load(path: &Path) -> Result<Self, FleetError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
@@ -261,7 +261,7 @@ impl Fleet {
 
     /// Parses and checks a fleet; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Self, FleetError> {
-        let mut fleet: Fleet = toml::from_str(text).map_err(|source| FleetError::Toml {
+        let mut fleet: FleetFile = toml::from_str(text).map_err(|source| FleetError::Toml {
             file: file.into(),
             source,
         })?;
@@ -539,7 +539,7 @@ impl Fleet {
     }
 
     /// This fleet with every pool's runners multiplied by `scale` ([`scale_count`]).
-    pub fn scaled(&self, scale: f64) -> Fleet {
+    pub fn scaled(&self, scale: f64) -> FleetFile {
         let mut f = self.clone();
         for p in &mut f.pools {
             p.runners = scale_count(p.runners, scale);

@@ -15,7 +15,7 @@ use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::{jobcsv, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
-use rustci_sim::fleet_file::{Fleet, DEFAULT_CI_FLEET};
+use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET};
 use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
@@ -236,15 +236,15 @@ fn generate_cmd(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<Fleet> {
+fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<FleetFile> {
     if let Some(path) = &args.fleet {
-        return Ok(Fleet::load(path)?);
+        return Ok(FleetFile::load(path)?);
     }
     if let Some(n) = args.processors {
         if n == 0 {
             bail!("--processors must be at least 1");
         }
-        return Ok(Fleet::processors(n));
+        return Ok(FleetFile::processors(n));
     }
     if workload.format == Some(TraceFormat::Swf) {
         let Some(n) = workload.meta.max_procs else {
@@ -253,9 +253,9 @@ fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<Fleet> {
                 workload.name
             );
         };
-        return Ok(Fleet::processors(n));
+        return Ok(FleetFile::processors(n));
     }
-    Ok(Fleet::default_ci()?)
+    Ok(FleetFile::default_ci()?)
 }
 
 fn run(args: RunArgs) -> Result<()> {

@@ -24,7 +24,7 @@ use rustci_scheduler::{LabelSet, ScalePolicy};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::fleet_file::{scale_count, Fleet, FleetError};
+use crate::fleet_file::{scale_count, FleetError, FleetFile};
 use crate::report::Report;
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
@@ -125,7 +125,7 @@ impl Target {
 }
 
 /// Checks that every target names a class of `fleet`, once.
-pub fn check_targets(targets: &[Target], fleet: &Fleet) -> Result<(), PlanError> {
+pub fn check_targets(targets: &[Target], fleet: &FleetFile) -> Result<(), PlanError> {
     if targets.is_empty() {
         return Err(PlanError::NoTarget);
     }
@@ -157,7 +157,7 @@ pub fn check_targets(targets: &[Target], fleet: &Fleet) -> Result<(), PlanError>
 /// What to plan.
 #[derive(Debug, Clone)]
 pub struct PlanSpec {
-    pub fleet: Fleet,
+    pub fleet: FleetFile,
     pub targets: Vec<Target>,
     pub policy: String,
     pub load: f64,
@@ -177,7 +177,7 @@ impl PlanSpec {
     fn scenario<'a>(
         &'a self,
         workload: &'a Workload,
-        fleet: &'a Fleet,
+        fleet: &'a FleetFile,
     ) -> Result<Scenario<'a>, SimError> {
         Ok(Scenario {
             autoscaler: self.autoscaler,
@@ -230,12 +230,12 @@ pub struct PlanResult {
     pub report: Report,
     /// The chosen fleet, as a fleet file can give it.
     #[serde(skip)]
-    pub fleet: Fleet,
+    pub fleet: FleetFile,
 }
 
 /// Per class, how many jobs of `workload` no pool of `fleet` can run (labels or slots),
 /// whatever its size. Counted as `workload::prepare` and the engine refuse them.
-pub fn unschedulable_by_class(workload: &Workload, fleet: &Fleet) -> BTreeMap<String, u64> {
+pub fn unschedulable_by_class(workload: &Workload, fleet: &FleetFile) -> BTreeMap<String, u64> {
     let names = fleet.label_names();
     let specs = fleet.pool_specs();
     let default = fleet.default_qos_index();
@@ -293,7 +293,7 @@ struct Search<'a> {
 }
 
 impl Search<'_> {
-    fn fleet_at(&self, base: &Fleet, knob: Knob, k: u64) -> Result<Fleet, PlanError> {
+    fn fleet_at(&self, base: &FleetFile, knob: Knob, k: u64) -> Result<FleetFile, PlanError> {
         let mut f = base.clone();
         match knob {
             Knob::Uniform => {
@@ -361,7 +361,7 @@ impl Search<'_> {
     /// Simulates `fleets` at once, one thread each (at most `spec.threads` at a time).
     /// Each run stops as soon as it surely misses a target, except the first `full`
     /// fleets', which run to the end (their p95 figures are reported).
-    fn eval_many(&mut self, fleets: &[Fleet], full: usize) -> Result<Vec<Tried>, PlanError> {
+    fn eval_many(&mut self, fleets: &[FleetFile], full: usize) -> Result<Vec<Tried>, PlanError> {
         let mut out = Vec::with_capacity(fleets.len());
         let threads = self.spec.threads.max(1);
         for (c, chunk) in fleets.chunks(threads).enumerate() {
@@ -408,13 +408,13 @@ impl Search<'_> {
     /// interval at `spec.threads` points simulated at once (a binary search on one core).
     fn smallest(
         &mut self,
-        base: &Fleet,
+        base: &FleetFile,
         knob: Knob,
         mut fail: u64,
         mut meet: u64,
-        mut meet_fleet: Fleet,
+        mut meet_fleet: FleetFile,
         mut meet_report: Report,
-    ) -> Result<(Fleet, Report), PlanError> {
+    ) -> Result<(FleetFile, Report), PlanError> {
         let split = self.spec.threads.max(1) as u64;
         while meet - fail > 1 {
             let m = split.min(meet - fail - 1);
@@ -704,9 +704,9 @@ fn toml_f64(x: f64) -> String {
     format!("{x:?}")
 }
 
-/// `fleet` as a fleet file (`Fleet::parse` reads it back equal); with `autoscaler`, the
+/// `fleet` as a fleet file (`FleetFile::parse` reads it back equal); with `autoscaler`, the
 /// `[autoscaler] policy` is set so that `rustci-sim run --fleet` replays the same run.
-pub fn fleet_toml(fleet: &Fleet, autoscaler: Option<ScalePolicy>) -> String {
+pub fn fleet_toml(fleet: &FleetFile, autoscaler: Option<ScalePolicy>) -> String {
     let mut s = String::from("# Written by `rustci-sim plan`.\n");
     if autoscaler.is_some() || fleet.autoscaler.is_some() {
         let a = fleet.autoscaler.clone().unwrap_or_default();
@@ -816,7 +816,7 @@ mod tests {
 
     #[test]
     fn unknown_and_repeated_classes_are_refused() {
-        let fleet = Fleet::default_ci().unwrap();
+        let fleet = FleetFile::default_ci().unwrap();
         let t = |s: &str| Target::parse(s).unwrap();
         let e = check_targets(&[t("gold:p95<=5")], &fleet)
             .unwrap_err()
@@ -844,7 +844,7 @@ mod tests {
         }))
         .load()
         .unwrap();
-        let base = Fleet::default_ci().unwrap();
+        let base = FleetFile::default_ci().unwrap();
         let give_up: Vec<Option<f64>> = base
             .qos
             .iter()
@@ -894,11 +894,11 @@ mod tests {
             crate::fleet_file::DEFAULT_CI_FLEET,
             include_str!("../fleets/autoscale-ci.toml"),
         ] {
-            let fleet = Fleet::parse(text, "t").unwrap();
-            let back = Fleet::parse(&fleet_toml(&fleet, None), "back").unwrap();
+            let fleet = FleetFile::parse(text, "t").unwrap();
+            let back = FleetFile::parse(&fleet_toml(&fleet, None), "back").unwrap();
             assert_eq!(back, fleet);
         }
-        let mut spot = Fleet::default_ci().unwrap();
+        let mut spot = FleetFile::default_ci().unwrap();
         spot.pools[0].warm_pool = vec![crate::fleet_file::WarmEntry {
             from: "08:00".into(),
             to: "18:00".into(),
@@ -915,7 +915,7 @@ mod tests {
             weight: 2.5,
         }];
         let text = fleet_toml(&spot, Some(ScalePolicy::Reactive));
-        let back = Fleet::parse(&text, "back").unwrap();
+        let back = FleetFile::parse(&text, "back").unwrap();
         assert_eq!(back.autoscaler_policy(), Some("reactive"));
         assert_eq!(back.pools, spot.pools);
         assert_eq!(back.tenants, spot.tenants);

@@ -14,7 +14,7 @@ use rustci_models::predictor::{Correction, PlanWith};
 use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
 
-use crate::fleet_file::Fleet;
+use crate::fleet_file::FleetFile;
 use crate::report::Report;
 use crate::simulate::{simulate, RunOutput, RunSpec, SimError};
 
@@ -178,7 +178,7 @@ impl PredictorSpec {
 #[derive(Debug, Clone)]
 pub struct Scenario<'a> {
     pub workload: &'a Workload,
-    pub fleet: &'a Fleet,
+    pub fleet: &'a FleetFile,
     pub policy: PolicyConfig,
     /// The policy as the report names it.
     pub policy_name: String,
@@ -194,7 +194,7 @@ impl<'a> Scenario<'a> {
     /// load, without an autoscaler.
     pub fn new(
         workload: &'a Workload,
-        fleet: &'a Fleet,
+        fleet: &'a FleetFile,
         policy: &str,
         predictor: &'a PredictorSpec,
     ) -> Result<Self, SimError> {

@@ -13,7 +13,7 @@ use rustci_scheduler::{
 use thiserror::Error;
 
 use crate::engine::{self, EngineError, EngineOptions, EngineOutput, EngineScaling};
-use crate::fleet_file::Fleet;
+use crate::fleet_file::FleetFile;
 use crate::outcome::{JobResult, PoolFacts, QosFacts, RunFacts, RunnerSpan, ScalingFacts};
 use crate::workload::{prepare, Prepared};
 
@@ -45,7 +45,7 @@ pub enum SimError {
 /// What to simulate.
 pub struct RunSpec<'a> {
     pub records: &'a [JobRecord],
-    pub fleet: &'a Fleet,
+    pub fleet: &'a FleetFile,
     pub policy: PolicyConfig,
     pub policy_name: String,
     pub predictor: Box<dyn Predictor>,
@@ -70,7 +70,11 @@ pub struct RunSpec<'a> {
 impl<'a> RunSpec<'a> {
     /// A run of a named policy with requested-time estimates at the trace's own load,
     /// quiet, without a decision log.
-    pub fn new(records: &'a [JobRecord], fleet: &'a Fleet, policy: &str) -> Result<Self, SimError> {
+    pub fn new(
+        records: &'a [JobRecord],
+        fleet: &'a FleetFile,
+        policy: &str,
+    ) -> Result<Self, SimError> {
         Ok(Self {
             records,
             fleet,
@@ -395,7 +399,7 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
 /// most slots its jobs (each in the first pool that can run it) ever hold at once when
 /// every job starts at its submission, in runners (rounded up). Jobs no pool can run
 /// are left out.
-pub fn peak_runners(records: &[JobRecord], fleet: &Fleet, load: f64) -> Vec<u32> {
+pub fn peak_runners(records: &[JobRecord], fleet: &FleetFile, load: f64) -> Vec<u32> {
     let prepared = prepare(records, fleet, load);
     let specs = fleet.pool_specs();
     // (time, +slots at a start / -slots at an end) per pool; ends before starts at a tie.

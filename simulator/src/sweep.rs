@@ -40,7 +40,7 @@ use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::fleet_file::{Fleet, FleetError};
+use crate::fleet_file::{FleetError, FleetFile};
 use crate::report::Report;
 use crate::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use crate::simulate::SimError;
@@ -143,7 +143,7 @@ pub struct Point {
     pub provisioning_delay_s: Option<f64>,
     pub load: f64,
     /// The base fleet with this point's settings, checked.
-    pub fleet: Fleet,
+    pub fleet: FleetFile,
 }
 
 impl Point {
@@ -169,7 +169,7 @@ impl Point {
 #[derive(Debug, Clone)]
 pub struct Grid {
     pub workload: WorkloadSpec,
-    pub fleet: Fleet,
+    pub fleet: FleetFile,
     pub predictor: PredictorSpec,
     pub points: Vec<Point>,
 }
@@ -219,8 +219,8 @@ impl Grid {
             reason,
         };
         let fleet = match &g.fleet {
-            Some(p) => Fleet::load(&base.join(p))?,
-            None => Fleet::default_ci()?,
+            Some(p) => FleetFile::load(&base.join(p))?,
+            None => FleetFile::default_ci()?,
         };
         let workload = match (g.workload.synthetic, g.workload.trace) {
             (Some(_), Some(_)) => {
@@ -440,7 +440,7 @@ impl Grid {
 }
 
 /// The fleet of one point, checked.
-fn point_fleet(base: &Fleet, p: &Point) -> Result<Fleet, FleetError> {
+fn point_fleet(base: &FleetFile, p: &Point) -> Result<FleetFile, FleetError> {
     let mut f = match &p.size {
         Size::AsIs => base.clone(),
         Size::Scale(x) => base.scaled(*x),

@@ -8,7 +8,7 @@ use rustci_scheduler::{
     HistoryKeys, JobId, JobSpec, LabelSet, Millis, QosId, TenantId, TenantSpec, MS_PER_S,
 };
 
-use crate::fleet_file::Fleet;
+use crate::fleet_file::FleetFile;
 use crate::outcome::Skipped;
 
 /// A job ready for the engine: its spec, its real run time, and its record.
@@ -40,7 +40,7 @@ pub struct Prepared {
 /// job numbers count submissions, and the pyss reference outputs list jobs in finishing
 /// order), then input order. Jobs submitted in the same second keep that order in the
 /// queue, which matters for reproducing other simulators' schedules.
-pub fn prepare(records: &[JobRecord], fleet: &Fleet, load: f64) -> Prepared {
+pub fn prepare(records: &[JobRecord], fleet: &FleetFile, load: f64) -> Prepared {
     let label_names = fleet.label_names();
     let qos_names: Vec<&str> = fleet.qos.iter().map(|q| q.name.as_str()).collect();
     let default_qos = fleet.default_qos_index();

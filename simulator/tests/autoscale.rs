@@ -8,7 +8,7 @@
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::JobRecord;
 use rustci_scheduler::{ScalePolicy, Tsafrir};
-use rustci_sim::fleet_file::Fleet;
+use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::outcome::ScalingFacts;
 use rustci_sim::report::Report;
 use rustci_sim::simulate::{peak_runners, simulate, RunOutput, RunSpec};
@@ -25,8 +25,8 @@ fn day() -> Vec<JobRecord> {
     .expect("synthetic day")
 }
 
-fn fleet(text_extra: &str) -> Fleet {
-    let mut f = Fleet::parse(
+fn fleet(text_extra: &str) -> FleetFile {
+    let mut f = FleetFile::parse(
         &format!(
             "{}\n{text_extra}",
             include_str!("../fleets/autoscale-ci.toml")
@@ -38,7 +38,7 @@ fn fleet(text_extra: &str) -> Fleet {
     f
 }
 
-fn run(records: &[JobRecord], fleet: &Fleet, policy: ScalePolicy) -> (RunOutput, Report) {
+fn run(records: &[JobRecord], fleet: &FleetFile, policy: ScalePolicy) -> (RunOutput, Report) {
     let out = simulate(RunSpec {
         predictor: Box::new(Tsafrir::new(3_600_000)),
         autoscaler: Some(policy),
@@ -55,7 +55,7 @@ fn p95(r: &Report, class: &str) -> f64 {
 }
 
 /// Every autoscaled run: lives, delays, no job outside its runner's life, cost.
-fn check_lives(out: &RunOutput, report: &Report, fleet: &Fleet) {
+fn check_lives(out: &RunOutput, report: &Report, fleet: &FleetFile) {
     let sc: &ScalingFacts = out.scaling.as_ref().expect("scaling facts");
     let start = out.facts.sim_start_s;
     for (id, life) in sc.runners.iter().enumerate() {
@@ -185,7 +185,7 @@ fn spot_interruptions_are_retried_on_the_fallback_pool() {
         "cost_per_hour = 0.03\nspot = { interruption_rate_per_hour = 2.0, fallback_pool = \"linux-od\" }\n",
         1,
     ) + "\n[[pool]]\nname = \"linux-od\"\nlabels = [\"linux\", \"docker\"]\nrunners = 1\ncost_per_hour = 0.10\n";
-    let mut f = Fleet::parse(&text, "spot.toml").expect("spot fleet");
+    let mut f = FleetFile::parse(&text, "spot.toml").expect("spot fleet");
     f.set_provisioning_delay(60.0);
     let (out, report) = run(&records, &f, ScalePolicy::Reactive);
     check_lives(&out, &report, &f);
@@ -225,7 +225,7 @@ fn without_an_autoscaler_nothing_changes() {
         ..SyntheticConfig::default()
     })
     .expect("synthetic");
-    let f = Fleet::default_ci().expect("fleet");
+    let f = FleetFile::default_ci().expect("fleet");
     let plain = simulate(RunSpec::new(&records, &f, "easy").expect("policy")).expect("run");
     let stat = simulate(RunSpec {
         autoscaler: Some(ScalePolicy::Static),
@@ -288,7 +288,7 @@ fn bad_autoscaling_settings_name_the_field() {
         ),
     ];
     for (text, field) in cases {
-        let err = Fleet::parse(&text, "bad.toml").expect_err(field);
+        let err = FleetFile::parse(&text, "bad.toml").expect_err(field);
         let msg = err.to_string();
         assert!(
             msg.contains(field) && msg.contains("bad.toml"),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::{open_trace, TraceFormat};
-use rustci_sim::fleet_file::Fleet;
+use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::simulate::{simulate, RunSpec};
 
 fn replay(rel: &str, processors: u32) {
@@ -22,7 +22,7 @@ fn replay_with(rel: &str, processors: u32, policy: &str, tsafrir: bool) {
     let trace = open_trace(&path, Some(TraceFormat::Swf)).expect("open reference");
     assert_eq!(trace.meta.max_procs, Some(processors), "MaxProcs of {rel}");
     let records = trace.collect_records().expect("read reference");
-    let fleet = Fleet::processors(processors);
+    let fleet = FleetFile::processors(processors);
     let out = simulate(RunSpec {
         workload_name: rel.into(),
         predictor: if tsafrir {

@@ -5,11 +5,11 @@
 use rustci_datasets::open_trace;
 use rustci_datasets::record::JobRecord;
 use rustci_datasets::testdata::dataset;
-use rustci_sim::fleet_file::Fleet;
+use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::report::Report;
 use rustci_sim::simulate::{simulate, RunSpec};
 
-fn replay(name: &str, records: &[JobRecord], fleet: &Fleet, policy: &str) -> Report {
+fn replay(name: &str, records: &[JobRecord], fleet: &FleetFile, policy: &str) -> Report {
     let out = simulate(RunSpec {
         workload_name: name.into(),
         ..RunSpec::new(records, fleet, policy).expect("policy")
@@ -54,7 +54,7 @@ fn all_pwa_logs_under_fcfs_and_easy() {
             continue;
         };
         let trace = open_trace(&path, None).expect("open");
-        let fleet = Fleet::processors(trace.meta.max_procs.expect("MaxProcs"));
+        let fleet = FleetFile::processors(trace.meta.max_procs.expect("MaxProcs"));
         let records = trace.collect_records().expect("read");
         let fcfs = replay(log, &records, &fleet, "fcfs");
         let easy = replay(log, &records, &fleet, "easy");
@@ -77,7 +77,7 @@ fn travistorrent_projects_as_tenants_on_a_labelled_fleet() {
         .expect("open")
         .collect_records()
         .expect("read");
-    let fleet = Fleet::load(
+    let fleet = FleetFile::load(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fleets/travis.toml"),
     )
     .expect("fleet");

@@ -1,7 +1,9 @@
 //! The client side of `rustci.v1`: gRPC clients on one channel ([`client`]), the
-//! reference runner ([`runner`]) and the load generator behind `rustci bench`
-//! ([`loadgen`]).
+//! reference runner ([`runner`]), the load generator behind `rustci bench`
+//! ([`loadgen`]) and the GitLab CI file reader behind `rustci pipeline submit`
+//! ([`ci_file`]).
 
+pub mod ci_file;
 pub mod client;
 pub mod loadgen;
 pub mod runner;

@@ -1,12 +1,12 @@
-//! The projected end of every running pipeline: its queued jobs where the plan put them,
-//! then its jobs not ready yet, each no earlier than the projected end of its needs.
+//! The projected end of every running pipeline: its queued jobs where the projection put
+//! them, then its jobs not ready yet, each no earlier than the projected end of its needs.
 //!
 //! The projection assumes every job succeeds: `on_success` and `always` jobs run,
 //! `on_failure` jobs are skipped, manual jobs wait for a person (and what waits behind
 //! them does not run). Jobs not ready yet are placed after every waiting job, across all
-//! pipelines in the order they become ready (list scheduling), each by `place` (the plan's
-//! placement). Cost: O((V + E) log V) over the running pipelines' nodes plus a placement
-//! per job.
+//! pipelines in the order they become ready (list scheduling), each by `place` (the
+//! projection's placement). Cost: O((V + E) log V) over the running pipelines' nodes plus
+//! a placement per job.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -28,12 +28,12 @@ pub(crate) struct Ask {
 pub(crate) type Placed = (Millis, Millis, RunnerId);
 
 #[derive(Debug, Default)]
-pub(crate) struct Projection {
+pub(crate) struct PipelineProjection {
     /// Jobs not ready yet that are expected to run, in the order they were placed, with
-    /// their slots; `None` when the plan cannot place them.
+    /// their slots; `None` when the projection cannot place them.
     pub later: Vec<(JobId, u32, Option<Placed>)>,
     /// Every running pipeline's projected end; `None` if a job it waits for cannot be
-    /// placed (no runner takes it, or it waits beyond the plan's limit).
+    /// placed (no runner takes it, or it waits beyond the projection's limit).
     pub ends: Vec<(PipelineId, Option<Millis>)>,
 }
 
@@ -116,15 +116,15 @@ impl Scratch<'_> {
     }
 }
 
-/// Projects every running pipeline at `now`. `queued_end(job)` is the plan's end of a
+/// Projects every running pipeline at `now`. `queued_end(job)` is the projection's end of a
 /// waiting or running job (`None` if it could not place it); `place` puts a job on the
-/// plan's runners.
+/// projection's runners.
 pub(crate) fn project(
     pipelines: &Pipelines,
     now: Millis,
     queued_end: impl Fn(JobId) -> Option<Millis>,
     mut place: impl FnMut(Ask) -> Option<Placed>,
-) -> Projection {
+) -> PipelineProjection {
     let mut runs: Vec<(PipelineId, Scratch<'_>)> = pipelines
         .runs()
         .map(|(&id, run)| {
@@ -219,7 +219,7 @@ pub(crate) fn project(
         s.emit(r, v, res, Reach::All, &mut heap);
     }
 
-    Projection {
+    PipelineProjection {
         later,
         ends: runs
             .into_iter()

@@ -69,7 +69,7 @@ impl Scheduler {
                     })
                 }
             }
-            estimates.push(self.predict(&job.spec));
+            estimates.push(self.preview(&job.spec));
         }
         self.pipeline_step(now, out, |p, jobs, fx| {
             p.admit(dag, pools, estimates, now, running_in(jobs), fx);

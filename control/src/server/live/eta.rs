@@ -1,5 +1,5 @@
 //! What people are told about a job's run time and start: the estimates the core plans
-//! with, and a queued job's start projected from the core's plan (`Scheduler::plan`).
+//! with, and a queued job's start projected from the core's projection (`Scheduler::project`).
 
 use rustci_scheduler::{Estimate, JobId, Millis, QosSpec, Scheduler, TenantId};
 
@@ -22,7 +22,7 @@ pub struct Eta {
 
 /// At most this many waiting jobs are projected for one answer (GetJob, a ListJobs
 /// page): a job further back has no projected start. About 1 µs per job
-/// (`Scheduler::plan`), so an answer holds the live state's lock for at most ~0.1 s
+/// (`Scheduler::project`), so an answer holds the live state's lock for at most ~0.1 s
 /// even on a huge queue, and ~10 ms for 10,000 waiting jobs.
 pub const PLAN_LIMIT: usize = 100_000;
 
@@ -50,7 +50,7 @@ impl Etas<'_> {
             // A tenant this core never saw: no history, the predictor's default.
             .unwrap_or(TenantId(u32::MAX));
         let labels = known_labels(self.core, &job.labels).unwrap_or_default();
-        self.core.predict(&core_spec(
+        self.core.preview(&core_spec(
             job,
             tenant,
             qos_index(self.classes, &job.qos),
@@ -86,7 +86,7 @@ impl Etas<'_> {
         let plan = jobs
             .iter()
             .any(|j| self.waits_in_core(j))
-            .then(|| self.core.plan(self.now, PLAN_LIMIT));
+            .then(|| self.core.project(self.now, PLAN_LIMIT));
         jobs.iter()
             .map(|j| {
                 let mut eta = self.started(j);

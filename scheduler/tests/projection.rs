@@ -1,4 +1,4 @@
-//! The projected plan (`Scheduler::plan`): hand-worked schedules, and properties over
+//! The ETA projection (`Scheduler::project`): hand-worked schedules, and properties over
 //! random fleets, queues and policies (starts never before `now`, no runner over
 //! capacity at any instant, the same answer however it is asked).
 
@@ -44,8 +44,8 @@ fn submit(s: &mut Scheduler, jobs: &[JobSpec]) -> BTreeMap<u64, (Millis, RunnerI
     starts
 }
 
-fn pending_starts(plan: &Plan) -> Vec<(u64, Option<Millis>)> {
-    plan.pending.iter().map(|p| (p.job.0, p.start_ms)).collect()
+fn pending_starts(proj: &Projection) -> Vec<(u64, Option<Millis>)> {
+    proj.pending.iter().map(|p| (p.job.0, p.start_ms)).collect()
 }
 
 /// Two runners with one slot each; jobs of 10, 20 and 30 s submitted at 0. The first
@@ -66,13 +66,13 @@ fn two_single_slot_runners_10_20_30_seconds() {
             job(3, 0, 1, 30 * S),
         ],
     );
-    let plan = s.plan(0, 100);
-    assert_eq!(plan.start_of(JobId(1)), Some(0));
-    assert_eq!(plan.start_of(JobId(2)), Some(0));
-    assert_eq!(plan.start_of(JobId(3)), Some(10 * S));
-    assert_eq!(plan.get(JobId(3)).and_then(|p| p.runner), Some(RunnerId(0)));
-    assert_eq!(plan.get(JobId(3)).and_then(|p| p.end_ms), Some(40 * S));
-    assert!(!plan.truncated);
+    let proj = s.project(0, 100);
+    assert_eq!(proj.start_of(JobId(1)), Some(0));
+    assert_eq!(proj.start_of(JobId(2)), Some(0));
+    assert_eq!(proj.start_of(JobId(3)), Some(10 * S));
+    assert_eq!(proj.get(JobId(3)).and_then(|p| p.runner), Some(RunnerId(0)));
+    assert_eq!(proj.get(JobId(3)).and_then(|p| p.end_ms), Some(40 * S));
+    assert!(!proj.truncated);
     // Running jobs: their real start; waiting ones: projected.
     assert_eq!(s.predicted_start(JobId(1), 0, usize::MAX), Some(0));
     assert_eq!(s.predicted_start(JobId(3), 0, usize::MAX), Some(10 * S));
@@ -107,7 +107,7 @@ fn waiting_jobs_follow_in_policy_order() {
     submit(&mut fifo, std::slice::from_ref(&running));
     submit(&mut fifo, &waiting);
     assert_eq!(
-        pending_starts(&fifo.plan(3, 100)),
+        pending_starts(&fifo.project(3, 100)),
         vec![(2, Some(100 * S)), (3, Some(130 * S)), (4, Some(140 * S))]
     );
 
@@ -120,7 +120,7 @@ fn waiting_jobs_follow_in_policy_order() {
     submit(&mut sef, &[running]);
     submit(&mut sef, &waiting);
     assert_eq!(
-        pending_starts(&sef.plan(3, 100)),
+        pending_starts(&sef.project(3, 100)),
         vec![(3, Some(100 * S)), (4, Some(110 * S)), (2, Some(130 * S))]
     );
 }
@@ -152,9 +152,9 @@ fn a_job_no_runner_can_take_has_no_start() {
             "{refused:?}"
         );
 
-        let plan = s.plan(3, 100);
+        let proj = s.project(3, 100);
         assert_eq!(
-            pending_starts(&plan),
+            pending_starts(&proj),
             vec![(2, None), (3, Some(50 * S))],
             "{backfill:?}"
         );
@@ -165,7 +165,7 @@ fn a_job_no_runner_can_take_has_no_start() {
 
 /// A draining runner takes no work: with only that runner, a waiting job has no start.
 #[test]
-fn a_draining_runner_takes_no_planned_work() {
+fn a_draining_runner_takes_no_projected_work() {
     let mut s = new_sched(
         policy(QueueOrder::Fifo, Backfill::Easy),
         vec![pool("m", 0, 1)],
@@ -173,7 +173,7 @@ fn a_draining_runner_takes_no_planned_work() {
     );
     join_all(&mut s, &[(0, 0)]);
     submit(&mut s, &[job(1, 0, 1, 10 * S), job(2, 0, 1, 10 * S)]);
-    assert_eq!(s.plan(0, 10).start_of(JobId(2)), Some(10 * S));
+    assert_eq!(s.project(0, 10).start_of(JobId(2)), Some(10 * S));
     s.handle(
         1,
         Event::RunnerDraining {
@@ -183,9 +183,9 @@ fn a_draining_runner_takes_no_planned_work() {
         &mut Vec::new(),
     )
     .expect("drain");
-    let plan = s.plan(1, 10);
-    assert_eq!(plan.start_of(JobId(1)), Some(0), "it still runs");
-    assert_eq!(plan.start_of(JobId(2)), None);
+    let proj = s.project(1, 10);
+    assert_eq!(proj.start_of(JobId(1)), Some(0), "it still runs");
+    assert_eq!(proj.start_of(JobId(2)), None);
 }
 
 /// A running job past its estimate is taken to end now: the job behind it starts now
@@ -199,11 +199,11 @@ fn a_job_behind_an_overdue_job_starts_now() {
     );
     join_all(&mut s, &[(0, 0)]);
     submit(&mut s, &[job(1, 0, 1, 10 * S), job(2, 1, 1, 5 * S)]);
-    let plan = s.plan(25 * S, 10);
-    assert_eq!(plan.start_of(JobId(1)), Some(0));
-    assert_eq!(plan.get(JobId(1)).and_then(|p| p.end_ms), Some(25 * S));
-    assert_eq!(plan.start_of(JobId(2)), Some(25 * S));
-    assert_eq!(plan.get(JobId(2)).and_then(|p| p.end_ms), Some(30 * S));
+    let proj = s.project(25 * S, 10);
+    assert_eq!(proj.start_of(JobId(1)), Some(0));
+    assert_eq!(proj.get(JobId(1)).and_then(|p| p.end_ms), Some(25 * S));
+    assert_eq!(proj.start_of(JobId(2)), Some(25 * S));
+    assert_eq!(proj.get(JobId(2)).and_then(|p| p.end_ms), Some(30 * S));
     assert_eq!(
         s.predicted_start(JobId(2), 25 * S, usize::MAX),
         Some(25 * S)
@@ -231,9 +231,9 @@ fn slots_freed_early_stay_open_for_later_jobs() {
         ],
     );
     assert_eq!(started.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
-    let plan = s.plan(0, 10);
+    let proj = s.project(0, 10);
     assert_eq!(
-        pending_starts(&plan),
+        pending_starts(&proj),
         vec![(3, Some(100 * S)), (4, Some(50 * S))]
     );
 }
@@ -257,7 +257,7 @@ fn strict_fcfs_keeps_the_queue_order() {
         ],
     );
     assert_eq!(
-        pending_starts(&s.plan(0, 10)),
+        pending_starts(&s.project(0, 10)),
         vec![(2, Some(100 * S)), (3, Some(110 * S))]
     );
 }
@@ -281,7 +281,7 @@ fn fair_share_alternates_tenants_in_the_projection() {
     }
     submit(&mut s, &jobs);
     assert_eq!(
-        pending_starts(&s.plan(0, 10)),
+        pending_starts(&s.project(0, 10)),
         vec![
             (4, Some(10 * S)),
             (2, Some(20 * S)),
@@ -303,8 +303,8 @@ fn a_limit_keeps_the_first_jobs_and_says_so() {
         &mut s,
         &(1..=5).map(|i| job(i, 0, 1, S)).collect::<Vec<_>>(),
     );
-    let full = s.plan(0, usize::MAX);
-    let cut = s.plan(0, 2);
+    let full = s.project(0, usize::MAX);
+    let cut = s.project(0, 2);
     assert!(!full.truncated);
     assert!(cut.truncated);
     assert_eq!(cut.pending[..], full.pending[..2]);
@@ -314,9 +314,9 @@ fn a_limit_keeps_the_first_jobs_and_says_so() {
     assert_eq!(s.predicted_start(JobId(4), 0, 3), Some(3 * S));
 }
 
-/// A queue of 10,000 jobs on 200 runners: a plan must be cheap enough for one RPC.
+/// A queue of 10,000 jobs on 200 runners: a projection must be cheap enough for one RPC.
 #[test]
-fn a_large_queue_is_planned_quickly() {
+fn a_large_queue_is_projected_quickly() {
     let mut s = new_sched(
         policy(QueueOrder::FairShare, Backfill::Easy),
         vec![pool("small", 0, 2), pool("big", 0, 8)],
@@ -340,16 +340,16 @@ fn a_large_queue_is_planned_quickly() {
     join_all(&mut s, &runners);
     assert!(s.pending_count() >= 10_000);
     let t = std::time::Instant::now();
-    let plan = s.plan(0, usize::MAX);
+    let proj = s.project(0, usize::MAX);
     let took = t.elapsed();
-    assert_eq!(plan.pending.len(), s.pending_count());
-    assert!(plan.pending.iter().all(|p| p.start_ms.is_some()));
+    assert_eq!(proj.pending.len(), s.pending_count());
+    assert!(proj.pending.iter().all(|p| p.start_ms.is_some()));
     // Generous for a loaded machine; a quadratic projection takes far longer.
     eprintln!(
-        "plan of {} waiting jobs on 200 runners: {took:?}",
-        plan.pending.len()
+        "projection of {} waiting jobs on 200 runners: {took:?}",
+        proj.pending.len()
     );
-    assert!(took.as_millis() < 2_000, "planning took {took:?}");
+    assert!(took.as_millis() < 2_000, "projecting took {took:?}");
 }
 
 #[derive(Debug, Clone)]
@@ -432,18 +432,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn plans_start_no_job_before_now_and_overfill_no_runner(
+    fn projections_start_no_job_before_now_and_overfill_no_runner(
         c in case(),
         policy in all_policies(),
         later in 0i64..100,
     ) {
         let (s, runners, jobs) = state_at(&c, policy.clone());
-        // Planning later than the last event: running jobs may be past their estimates.
+        // Projecting later than the last event: running jobs may be past their estimates.
         let now = c.at + later;
-        let plan = s.plan(now, usize::MAX);
-        prop_assert_eq!(plan.pending.len(), s.pending_count());
-        prop_assert_eq!(plan.running.len(), s.running_count());
-        prop_assert!(!plan.truncated);
+        let proj = s.project(now, usize::MAX);
+        prop_assert_eq!(proj.pending.len(), s.pending_count());
+        prop_assert_eq!(proj.running.len(), s.running_count());
+        prop_assert!(!proj.truncated);
 
         let spec_of: BTreeMap<u64, &JobSpec> = jobs.iter().map(|j| (j.id.0, j)).collect();
         let pool_of: BTreeMap<u32, u16> = runners.iter().copied().collect();
@@ -451,7 +451,7 @@ proptest! {
         let takes_work = |p: u16| runners.iter().any(|&(r, q)| q == p && Some(r) != drained);
         // runner -> intervals [from, to) with slots, from `now` on
         let mut load: BTreeMap<u32, Vec<(Millis, Millis, u32)>> = BTreeMap::new();
-        for r in &plan.running {
+        for r in &proj.running {
             let (Some(start), Some(end), Some(runner)) = (r.start_ms, r.end_ms, r.runner) else {
                 return Err(TestCaseError::fail(format!("running job without a place: {r:?}")));
             };
@@ -459,7 +459,7 @@ proptest! {
             prop_assert!(end >= now);
             load.entry(runner.0).or_default().push((now, end, r.slots));
         }
-        for p in &plan.pending {
+        for p in &proj.pending {
             let spec = spec_of[&p.job.0];
             let eligible = s.eligible_pools(spec.labels, spec.slots);
             match (p.start_ms, p.end_ms, p.runner) {
@@ -467,7 +467,7 @@ proptest! {
                     prop_assert!(start >= now, "job {} at {} before now {}", p.job, start, now);
                     prop_assert_eq!(end, start + spec.requested_ms.unwrap_or(0));
                     prop_assert!(eligible.contains(PoolId(pool_of[&runner.0])));
-                    prop_assert!(Some(runner.0) != drained, "planned on a draining runner");
+                    prop_assert!(Some(runner.0) != drained, "projected on a draining runner");
                     load.entry(runner.0).or_default().push((start, end, p.slots));
                 }
                 (None, None, None) => {
@@ -496,15 +496,15 @@ proptest! {
         }
 
         // The same answer however it is asked: again, cut short, or one job at a time.
-        prop_assert_eq!(&s.plan(now, usize::MAX), &plan);
-        let n = plan.pending.len() / 2;
-        let cut = s.plan(now, n);
-        prop_assert_eq!(&cut.pending[..], &plan.pending[..n]);
-        prop_assert_eq!(cut.truncated, n < plan.pending.len());
-        for p in &plan.pending {
+        prop_assert_eq!(&s.project(now, usize::MAX), &proj);
+        let n = proj.pending.len() / 2;
+        let cut = s.project(now, n);
+        prop_assert_eq!(&cut.pending[..], &proj.pending[..n]);
+        prop_assert_eq!(cut.truncated, n < proj.pending.len());
+        for p in &proj.pending {
             prop_assert_eq!(s.predicted_start(p.job, now, usize::MAX), p.start_ms);
         }
-        for r in &plan.running {
+        for r in &proj.running {
             prop_assert_eq!(s.predicted_start(r.job, now, usize::MAX), r.start_ms);
         }
     }

@@ -1,4 +1,4 @@
-//! A projection of the current plan, for people: when each waiting job should start if
+//! A projection of the queue, for people (ETAs): when each waiting job should start if
 //! every job ran exactly its point estimate.
 //!
 //! The projection is list scheduling. Waiting jobs are taken in the order a scheduling
@@ -52,9 +52,9 @@ pub(crate) struct JobView {
     pub running: Option<(RunnerId, Millis, Millis)>,
 }
 
-/// One job in a [`Plan`].
+/// One job in a [`Projection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PlannedJob {
+pub struct ProjectedJob {
     pub job: JobId,
     pub slots: u32,
     /// A running job's real start, a waiting job's projected one (`>= now`). `None` when
@@ -62,21 +62,21 @@ pub struct PlannedJob {
     /// pools, or (strict FCFS) it waits behind such a job.
     pub start_ms: Option<Millis>,
     /// Start plus the point estimate; for a running job its estimated end, never before
-    /// the plan's `now`.
+    /// the projection's `now`.
     pub end_ms: Option<Millis>,
     pub runner: Option<RunnerId>,
 }
 
-/// A running pipeline's projected end in a [`Plan`].
+/// A running pipeline's projected end in a [`Projection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PlannedPipeline {
+pub struct ProjectedPipeline {
     pub pipeline: PipelineId,
     /// The projected end of its last job; `None` when a job it waits for cannot be
-    /// placed (no runner takes it, or it waits beyond the plan's `limit`).
+    /// placed (no runner takes it, or it waits beyond the projection's `limit`).
     pub end_ms: Option<Millis>,
 }
 
-/// Where a job is in a [`Plan`].
+/// Where a job is in a [`Projection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Running,
@@ -84,28 +84,28 @@ enum Part {
     Later,
 }
 
-/// The projected plan at one instant (see the module docs). It is a snapshot: the core
+/// The projection at one instant (see the module docs). It is a snapshot: the core
 /// is not changed by making it, and it is not updated when the core changes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
+pub struct Projection {
     pub now: Millis,
     /// Running jobs with their real starts, by pool and estimated end.
-    pub running: Vec<PlannedJob>,
+    pub running: Vec<ProjectedJob>,
     /// Waiting jobs in the order the projection took them (the policy's order).
-    pub pending: Vec<PlannedJob>,
-    /// More jobs wait than the `limit` the plan was made with; those are not in it.
+    pub pending: Vec<ProjectedJob>,
+    /// More jobs wait than the `limit` the projection was made with; those are not in it.
     pub truncated: bool,
     /// Jobs of running pipelines not ready yet that are expected to run, in the order
     /// the projection placed them (by when they become ready).
-    pub later: Vec<PlannedJob>,
+    pub later: Vec<ProjectedJob>,
     /// Every running pipeline's projected end, by pipeline id.
-    pub pipelines: Vec<PlannedPipeline>,
+    pub pipelines: Vec<ProjectedPipeline>,
     /// job -> (part, index in that part's list).
     index: IdMap<JobId, (Part, usize)>,
 }
 
-impl Plan {
-    pub fn get(&self, job: JobId) -> Option<&PlannedJob> {
+impl Projection {
+    pub fn get(&self, job: JobId) -> Option<&ProjectedJob> {
         match *self.index.get(&job)? {
             (Part::Running, i) => self.running.get(i),
             (Part::Pending, i) => self.pending.get(i),
@@ -114,7 +114,7 @@ impl Plan {
     }
 
     /// The projected end of a running pipeline (`None` if it is not running, or if the
-    /// plan cannot place a job it waits for).
+    /// projection cannot place a job it waits for).
     pub fn pipeline_end(&self, pipeline: PipelineId) -> Option<Millis> {
         let i = self
             .pipelines
@@ -123,7 +123,7 @@ impl Plan {
         self.pipelines[i].end_ms
     }
 
-    /// The real (running) or projected (waiting) start of `job`; `None` if the plan
+    /// The real (running) or projected (waiting) start of `job`; `None` if the projection
     /// cannot place it or does not cover it (unknown, finished, beyond the limit).
     pub fn start_of(&self, job: JobId) -> Option<Millis> {
         self.get(job).and_then(|p| p.start_ms)
@@ -139,22 +139,22 @@ impl Plan {
 }
 
 impl Scheduler {
-    /// The projected plan at `now` for the first `limit` waiting jobs in policy order
-    /// (see the module docs for the model and its cost). Pure: it reads the core only.
-    pub fn plan(&self, now: Millis, limit: usize) -> Plan {
-        project(self, now, limit, None)
+    /// The projection at `now` of the first `limit` waiting jobs in policy order (see
+    /// the module docs for the model and its cost). Pure: it reads the core only.
+    pub fn project(&self, now: Millis, limit: usize) -> Projection {
+        projection(self, now, limit, None)
     }
 
     /// When `job` starts: its real start if it runs, its projected start if it waits
     /// (the projection stops at it, so the cost grows with its place in the queue);
     /// `None` if unknown, if no runner can take it as things stand, or if more than
-    /// `limit` waiting jobs come before it (as in [`Scheduler::plan`]).
+    /// `limit` waiting jobs come before it (as in [`Scheduler::project`]).
     /// A job of a running pipeline that is not ready yet gets its projected start after
-    /// its needs (the whole plan is made).
+    /// its needs (the whole projection is made).
     pub fn predicted_start(&self, job: JobId, now: Millis, limit: usize) -> Option<Millis> {
         let Some(view) = self.job_view(job) else {
             return if self.pipelines().holds(job) {
-                project(self, now, limit, None).start_of(job)
+                projection(self, now, limit, None).start_of(job)
             } else {
                 None
             };
@@ -162,18 +162,18 @@ impl Scheduler {
         if let Some((_, start, _)) = view.running {
             return Some(start);
         }
-        project(self, now, limit, Some(job)).start_of(job)
+        projection(self, now, limit, Some(job)).start_of(job)
     }
 
     /// The projected end of a running pipeline: its waiting jobs among the first `limit`
     /// of the queue, then its jobs not ready yet after their needs (see
-    /// [`Scheduler::plan`]). `None` if the pipeline is not running, or a job it waits for
+    /// [`Scheduler::project`]). `None` if the pipeline is not running, or a job it waits for
     /// cannot be placed.
     pub fn pipeline_eta(&self, pipeline: PipelineId, now: Millis, limit: usize) -> Option<Millis> {
         if !self.pipelines().is_running(pipeline) {
             return None;
         }
-        project(self, now, limit, None).pipeline_end(pipeline)
+        projection(self, now, limit, None).pipeline_end(pipeline)
     }
 }
 
@@ -227,7 +227,7 @@ impl Timeline {
 
 /// The runners' timelines and, per (pool, slots asked for), the runners of the pool by
 /// the earliest time they have that many slots free.
-struct Fleet {
+struct SlotTimelines {
     timelines: Vec<Timeline>,
     position: IdMap<RunnerId, usize>,
     by_pool: Vec<Vec<usize>>,
@@ -240,7 +240,7 @@ struct Fleet {
 /// the first is the best: earliest, then the fullest (best fit), then the lowest id.
 type Candidate = (Millis, u32, RunnerId);
 
-impl Fleet {
+impl SlotTimelines {
     /// The best runner of `pool` for `k` slots.
     fn best(&mut self, pool: PoolId, k: u32) -> Option<Candidate> {
         let members = self.by_pool.get(pool.0 as usize)?;
@@ -286,17 +286,17 @@ impl Fleet {
     }
 }
 
-fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>) -> Plan {
+fn projection(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>) -> Projection {
     let core = sched.fleet();
-    let mut plan = Plan {
+    let mut proj = Projection {
         now,
-        ..Plan::default()
+        ..Projection::default()
     };
 
     // Timelines, in runner id order so that nothing depends on hash order.
     let mut ids: Vec<RunnerId> = core.runners.keys().copied().collect();
     ids.sort_unstable();
-    let mut fleet = Fleet {
+    let mut runners = SlotTimelines {
         timelines: Vec::with_capacity(ids.len()),
         position: IdMap::default(),
         by_pool: vec![Vec::new(); core.pools.len()],
@@ -307,7 +307,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
         let Some(r) = core.runners.get(&id) else {
             continue;
         };
-        let i = fleet.timelines.len();
+        let i = runners.timelines.len();
         let mut tl = Timeline {
             id,
             pool: r.pool,
@@ -315,19 +315,19 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
             free: Vec::new(),
         };
         tl.add(now, r.free);
-        fleet.timelines.push(tl);
-        fleet.position.insert(id, i);
-        if let Some(members) = fleet.by_pool.get_mut(r.pool.0 as usize) {
+        runners.timelines.push(tl);
+        runners.position.insert(id, i);
+        if let Some(members) = runners.by_pool.get_mut(r.pool.0 as usize) {
             members.push(i);
         }
     }
     for pool in &core.pools {
         for &(est_end, job, runner, slots) in &pool.ends {
             let end = est_end.max(now);
-            if let Some(tl) = fleet
+            if let Some(tl) = runners
                 .position
                 .get(&runner)
-                .and_then(|&i| fleet.timelines.get_mut(i))
+                .and_then(|&i| runners.timelines.get_mut(i))
             {
                 tl.add(end, slots);
             }
@@ -335,8 +335,8 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
                 .job_view(job)
                 .and_then(|v| v.running)
                 .map_or(now, |(_, s, _)| s);
-            plan.index.insert(job, (Part::Running, plan.running.len()));
-            plan.running.push(PlannedJob {
+            proj.index.insert(job, (Part::Running, proj.running.len()));
+            proj.running.push(ProjectedJob {
                 job,
                 slots,
                 start_ms: Some(start),
@@ -362,7 +362,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
             if floor == Millis::MAX {
                 continue;
             }
-            if let Some((t, _, r)) = fleet.best(p, ask.slots) {
+            if let Some((t, _, r)) = runners.best(p, ask.slots) {
                 let t = t.max(floor).max(ask.not_before);
                 if best.is_none_or(|(b, _)| t < b) {
                     best = Some((t, r));
@@ -371,7 +371,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
         }
         let placed = best.map(|(start, runner)| {
             let end = start.saturating_add(ask.point_ms);
-            fleet.occupy(runner, ask.slots, start, end);
+            runners.occupy(runner, ask.slots, start, end);
             (start, end, runner)
         });
         if strict {
@@ -384,7 +384,7 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
         }
         placed
     };
-    let mut place = |plan: &mut Plan, job: JobId| -> Option<JobView> {
+    let mut place = |proj: &mut Projection, job: JobId| -> Option<JobView> {
         let v = sched.job_view(job)?;
         let placed = locate(Ask {
             pools: v.pools,
@@ -392,26 +392,26 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
             point_ms: v.estimate.point_ms,
             not_before: now,
         });
-        plan.index.insert(job, (Part::Pending, plan.pending.len()));
-        plan.pending.push(planned(job, v.slots, placed));
+        proj.index.insert(job, (Part::Pending, proj.pending.len()));
+        proj.pending.push(projected(job, v.slots, placed));
         Some(v)
     };
-    let done = |plan: &Plan| {
-        plan.pending.len() >= limit
-            || stop_at.is_some_and(|s| plan.pending.last().is_some_and(|p| p.job == s))
+    let done = |proj: &Projection| {
+        proj.pending.len() >= limit
+            || stop_at.is_some_and(|s| proj.pending.last().is_some_and(|p| p.job == s))
     };
 
     let lanes = sched.lanes();
     if lanes.len() <= 1 {
         let mut queue = lanes.iter().flat_map(|l| l.values()).peekable();
         while let Some(&&job) = queue.peek() {
-            if done(&plan) {
+            if done(&proj) {
                 break;
             }
             queue.next();
-            place(&mut plan, job);
+            place(&mut proj, job);
         }
-        plan.truncated = queue.peek().is_some() && plan.pending.len() >= limit;
+        proj.truncated = queue.peek().is_some() && proj.pending.len() >= limit;
     } else {
         // Lanes merged by score as in a pass; a heap entry is (score, head key, lane).
         let weight = |lane: usize| config.tenants().get(lane).map_or(1.0, |t| t.weight);
@@ -424,15 +424,15 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
             }
         }
         while let Some(&Reverse((_, _, lane))) = heap.peek() {
-            if done(&plan) {
+            if done(&proj) {
                 break;
             }
             heap.pop();
             let Some((_, &job)) = cursors.get_mut(lane).and_then(|c| c.next()) else {
                 continue;
             };
-            if let Some(v) = place(&mut plan, job) {
-                if fair_share && plan.pending.last().is_some_and(|p| p.start_ms.is_some()) {
+            if let Some(v) = place(&mut proj, job) {
+                if fair_share && proj.pending.last().is_some_and(|p| p.start_ms.is_some()) {
                     // A pass charges a job's expected usage when it starts.
                     charged[lane] += slot_seconds(v.slots, v.estimate.point_ms) / weight(lane);
                 }
@@ -442,32 +442,32 @@ fn project(sched: &Scheduler, now: Millis, limit: usize, stop_at: Option<JobId>)
                 heap.push(Reverse((OrdF64(score), **k, lane)));
             }
         }
-        plan.truncated = !heap.is_empty() && plan.pending.len() >= limit;
+        proj.truncated = !heap.is_empty() && proj.pending.len() >= limit;
     }
 
-    if stop_at.is_some_and(|job| plan.index.contains_key(&job)) {
-        return plan;
+    if stop_at.is_some_and(|job| proj.index.contains_key(&job)) {
+        return proj;
     }
-    let projection = eta::project(
+    let etas = eta::project(
         sched.pipelines(),
         now,
-        |job| plan.get(job).and_then(|p| p.end_ms),
+        |job| proj.get(job).and_then(|p| p.end_ms),
         locate,
     );
-    for (job, slots, placed) in projection.later {
-        plan.index.insert(job, (Part::Later, plan.later.len()));
-        plan.later.push(planned(job, slots, placed));
+    for (job, slots, placed) in etas.later {
+        proj.index.insert(job, (Part::Later, proj.later.len()));
+        proj.later.push(projected(job, slots, placed));
     }
-    plan.pipelines = projection
+    proj.pipelines = etas
         .ends
         .into_iter()
-        .map(|(pipeline, end_ms)| PlannedPipeline { pipeline, end_ms })
+        .map(|(pipeline, end_ms)| ProjectedPipeline { pipeline, end_ms })
         .collect();
-    plan
+    proj
 }
 
-fn planned(job: JobId, slots: u32, placed: Option<Placed>) -> PlannedJob {
-    PlannedJob {
+fn projected(job: JobId, slots: u32, placed: Option<Placed>) -> ProjectedJob {
+    ProjectedJob {
         job,
         slots,
         start_ms: placed.map(|p| p.0),
