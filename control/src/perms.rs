@@ -52,8 +52,25 @@ pub fn private_file(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
-/// Narrows `path` to `mode` if group or others have any permission on it (warning when
-/// it does, or when it cannot); a missing file is left alone.
+/// Creates `path` empty with mode 0600 if it does not exist (without opening an existing
+/// one, which its owner may have made read-only); an existing one open to group or others
+/// is narrowed, with a warning.
+pub fn create_private(path: &Path) -> io::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => narrow(path, PRIVATE_FILE),
+        Err(e) => Err(e),
+    }
+}
+
+/// Takes away the permission bits `mode` lacks from `path` if group or others have any
+/// permission on it (warning when it does, or when it cannot); a missing file is left
+/// alone.
 pub fn narrow(path: &Path, mode: u32) -> io::Result<()> {
     let meta = match fs::metadata(path) {
         Ok(m) => m,
@@ -64,6 +81,8 @@ pub fn narrow(path: &Path, mode: u32) -> io::Result<()> {
         return Ok(());
     }
     let was = mode_bits(&meta);
+    // Only takes bits away: a read-only directory stays read-only.
+    let mode = was & mode;
     match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
         Ok(()) => tracing::warn!(
             path = %path.display(),
