@@ -13,7 +13,7 @@
 //! errors become statuses in `server::status`.
 
 pub mod clients;
-pub mod perms;
 pub mod pb;
+pub mod perms;
 pub mod server;
 pub mod store;

@@ -41,7 +41,9 @@ impl Marks {
     }
 
     fn covers(self, o: Marks) -> bool {
-        self.job_id >= o.job_id && self.revision >= o.revision && self.fencing_token >= o.fencing_token
+        self.job_id >= o.job_id
+            && self.revision >= o.revision
+            && self.fencing_token >= o.fencing_token
     }
 }
 
@@ -199,7 +201,9 @@ mod tests {
     fn a_garbled_marks_file_is_refused_naming_the_line() {
         let tmp = tempfile::tempdir().expect("tempdir");
         fs::write(tmp.path().join(MARKS_FILE), "job_id 7\nrevision x\n").expect("write");
-        let e = MarksFile::open(tmp.path()).expect_err("refused").to_string();
+        let e = MarksFile::open(tmp.path())
+            .expect_err("refused")
+            .to_string();
         assert!(e.contains("line 2") && e.contains("revision"), "{e}");
     }
 }
