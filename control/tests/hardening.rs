@@ -44,7 +44,9 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 fn euid() -> u32 {
-    std::fs::metadata("/proc/self").expect("stat /proc/self").uid()
+    std::fs::metadata("/proc/self")
+        .expect("stat /proc/self")
+        .uid()
 }
 
 /// The uid the other-user cases run as.
@@ -355,8 +357,7 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
             for entry in std::fs::read_dir(&data).expect("read data dir") {
                 let p = entry.expect("entry").path();
                 if p.file_name().is_some_and(|n| n != DB_FILE) {
-                    std::os::unix::fs::chown(&p, Some(OTHER_UID), Some(OTHER_UID))
-                        .expect("chown");
+                    std::os::unix::fs::chown(&p, Some(OTHER_UID), Some(OTHER_UID)).expect("chown");
                 }
             }
             std::os::unix::fs::chown(&data, Some(OTHER_UID), Some(OTHER_UID)).expect("chown");
@@ -670,3 +671,355 @@ fn a_store_that_fails_the_integrity_check_is_refused_with_how_to_recover() {
     );
 }
 
+// ---------------------------------------------------------------------------------
+// A job's processes end with its runner.
+
+/// Pids of the live processes whose environment holds `marker` (`KEY=VALUE`).
+fn processes_with_env(marker: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Zombies have an empty environ; exited processes are gone.
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) {
+            if env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Pids of the live processes in process group `pgid`.
+fn processes_in_group(pgid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some((_, ppid, pgrp)) = stat(pid) {
+            let _ = ppid;
+            if pgrp == pgid {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// (state, parent pid, process group) of a live, non-zombie process.
+fn stat(pid: u32) -> Option<(char, u32, u32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgrp = f.next()?.parse().ok()?;
+    (state != 'Z').then_some((state, ppid, pgrp))
+}
+
+fn kill9(pids: &[u32]) {
+    for p in pids {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(p.to_string())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Kills what a test's jobs left running, whatever happened.
+struct KillMarked(Vec<String>);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for m in &self.0 {
+            kill9(&processes_with_env(m));
+        }
+    }
+}
+
+/// One line the job appended: (`start`/`tick`/`end`, attempt, ns, pid).
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    what: String,
+    attempt: u32,
+    ns: u128,
+    pid: u32,
+}
+
+fn lines(path: &Path) -> Vec<Line> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4).then(|| Line {
+                what: f[0].to_string(),
+                attempt: f[1].parse().expect("attempt"),
+                ns: f[2].parse().expect("ns"),
+                pid: f[3].parse().expect("pid"),
+            })
+        })
+        .collect()
+}
+
+/// A job that appends `start`, a `tick` every 100 ms and `end` with its attempt, the
+/// time and its shell's pid: 100 ticks on its first attempt (it is killed long before),
+/// 10 on later ones.
+fn ticking_job(side: &Path) -> String {
+    let f = side.display();
+    format!(
+        "rec() {{ echo \"$1 $RUSTCI_ATTEMPT $(date +%s%N) $$\" >> {f}; }}; rec start; \
+         n=10; [ \"$RUSTCI_ATTEMPT\" = 1 ] && n=100; i=0; \
+         while [ $i -lt $n ]; do rec tick; sleep 0.1; i=$((i+1)); done; rec end"
+    )
+}
+
+async fn submit_ticking(c: &rustci_control::clients::client::Clients, side: &Path) -> String {
+    let mut jobs = c.jobs.clone();
+    jobs.submit_job(pb::SubmitJobRequest {
+        request_id: "tick-1".into(),
+        tenant: "t".into(),
+        labels: vec!["linux".into()],
+        command: ticking_job(side),
+        ..Default::default()
+    })
+    .await
+    .expect("submit")
+    .into_inner()
+    .name
+}
+
+async fn first_line(side: &Path, what: &str, attempt: u32) -> Line {
+    let side = side.to_path_buf();
+    let what = what.to_string();
+    wait_for(
+        &format!("`{what} {attempt}` in the job's side effects"),
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || {
+            let ls = lines(&side);
+            let what = what.clone();
+            async move {
+                ls.iter()
+                    .find(|l| l.what == what && l.attempt == attempt)
+                    .cloned()
+                    .ok_or_else(|| format!("{ls:?}"))
+            }
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_killed_with_sigkill_takes_its_job_with_it_and_attempts_never_overlap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let side = dir.path().join("side.log");
+    let state = dir.path().join("state");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let tag = format!("{}", now_ns() % 1_000_000_000);
+    let (a, b) = (format!("sigkill-a-{tag}"), format!("sigkill-b-{tag}"));
+    let marker_a = format!("RUSTCI_RUNNER=runners/{a}");
+    let _cleanup = KillMarked(vec![marker_a.clone(), format!("RUSTCI_RUNNER=runners/{b}")]);
+    let mut procs = Procs::new();
+    procs.server(
+        "server",
+        port,
+        &dir.path().join("data"),
+        &["--lease-ttl-ms", "1000"],
+        &dir.path().join("server.log"),
+    );
+    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
+    let env = [("XDG_STATE_HOME", state.to_str().expect("utf-8 path"))];
+    procs.runner(
+        &a,
+        &url,
+        "p",
+        "linux",
+        1,
+        None,
+        &env,
+        &dir.path().join("a.log"),
+    );
+    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    submit_ticking(&c, &side).await;
+    let start1 = first_line(&side, "start", 1).await;
+
+    // Runner B waits for work in the same pool: it takes the job the moment the lease
+    // lapses, so only the end of the first attempt keeps the two apart.
+    procs.runner(
+        &b,
+        &url,
+        "p",
+        "linux",
+        1,
+        None,
+        &env,
+        &dir.path().join("b.log"),
+    );
+    wait_runners(&c, "p", 2, Duration::from_secs(20)).await;
+    assert!(
+        !processes_with_env(&marker_a).is_empty(),
+        "the first attempt runs under runner A"
+    );
+
+    procs.kill9(&a);
+    let killed = Instant::now();
+    let killed_ns = now_ns();
+    let gone = loop {
+        let left = processes_with_env(&marker_a);
+        if left.is_empty() {
+            break killed.elapsed();
+        }
+        if killed.elapsed() > Duration::from_secs(1) {
+            let shown: Vec<String> = left
+                .iter()
+                .map(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                    format!("{p}: {}", String::from_utf8_lossy(&cmd).replace('\0', " "))
+                })
+                .collect();
+            panic!(
+                "1 s after runner A was killed with SIGKILL its job still runs: {shown:?}; runner log:\n{}",
+                tail(&dir.path().join("a.log"), 20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+
+    let end2 = first_line(&side, "end", 2).await;
+    let all = lines(&side);
+    let start2 = all
+        .iter()
+        .find(|l| l.what == "start" && l.attempt == 2)
+        .cloned()
+        .expect("attempt 2 started");
+    let last1 = all
+        .iter()
+        .filter(|l| l.attempt == 1)
+        .map(|l| l.ns)
+        .max()
+        .expect("attempt 1 lines");
+    assert!(
+        !all.iter().any(|l| l.what == "end" && l.attempt == 1),
+        "the killed attempt never ended: {all:?}"
+    );
+    assert!(
+        last1 < start2.ns,
+        "attempt 1 wrote at {last1} after attempt 2 started at {}: they overlapped",
+        start2.ns
+    );
+    assert!(
+        last1 <= killed_ns,
+        "attempt 1 wrote after its runner was killed"
+    );
+    assert!(start1.ns < last1 && start2.ns < end2.ns);
+    eprintln!(
+        "job processes gone {} ms after SIGKILL; attempt 2 started {} ms after the kill",
+        gone.as_millis(),
+        (start2.ns.saturating_sub(killed_ns)) / 1_000_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_runner_kills_what_its_dead_predecessor_left_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let side = dir.path().join("side.log");
+    let state = dir.path().join("state");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let id = format!("restart-{}", now_ns() % 1_000_000_000);
+    let _cleanup = KillMarked(vec![format!("RUSTCI_RUNNER=runners/{id}")]);
+    let mut procs = Procs::new();
+    // A long lease: the job is not requeued during the test.
+    procs.server(
+        "server",
+        port,
+        &dir.path().join("data"),
+        &["--lease-ttl-ms", "600000"],
+        &dir.path().join("server.log"),
+    );
+    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
+    let env = [("XDG_STATE_HOME", state.to_str().expect("utf-8 path"))];
+    procs.runner(
+        &id,
+        &url,
+        "p",
+        "linux",
+        1,
+        None,
+        &env,
+        &dir.path().join("first.log"),
+    );
+    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    submit_ticking(&c, &side).await;
+    let start1 = first_line(&side, "start", 1).await;
+    let (_, parent, pgid) = stat(start1.pid).expect("the job's shell runs");
+
+    // The runner and whatever stands between it and the job's shell die at once (the
+    // OOM killer, kill -9 of both): nothing is left to take the job down with them.
+    // (Stopped first, so that it cannot act on its runner's death before its own.)
+    let _ = Command::new("kill")
+        .arg("-STOP")
+        .arg(parent.to_string())
+        .status();
+    procs.kill9(&id);
+    kill9(&[parent]);
+    let orphans = wait_for(
+        "the job's shell to outlive its runner",
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || {
+            let alive = stat(start1.pid).is_some_and(|(_, ppid, _)| ppid != parent);
+            let group = processes_in_group(pgid);
+            async move { alive.then_some(group).ok_or_else(|| "not yet".to_string()) }
+        },
+    )
+    .await;
+
+    // The same runner, started again, first ends what its predecessor left.
+    procs.runner(
+        &id,
+        &url,
+        "p",
+        "linux",
+        1,
+        None,
+        &env,
+        &dir.path().join("second.log"),
+    );
+    wait_for(
+        "the restarted runner to end its predecessor's job",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let left = processes_in_group(pgid);
+            async move {
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!("still running in group {pgid}: {left:?}"))
+                }
+            }
+        },
+    )
+    .await;
+    eprintln!("left running after both died: {orphans:?} (group {pgid})");
+}
