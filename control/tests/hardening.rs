@@ -712,8 +712,7 @@ fn processes_in_group(pgid: u32) -> Vec<u32> {
         else {
             continue;
         };
-        if let Some((_, ppid, pgrp)) = stat(pid) {
-            let _ = ppid;
+        if let Some((_, _, pgrp)) = stat(pid) {
             if pgrp == pgid {
                 out.push(pid);
             }
@@ -827,6 +826,43 @@ async fn first_line(side: &Path, what: &str, attempt: u32) -> Line {
     .await
 }
 
+/// A server on `port` (state under `dir`) with a lease TTL of `ttl_ms`, runner `id` in
+/// pool `p` with `env`, and the ticking job started on it: its first `start` line.
+async fn ticking_job_on_a_runner(
+    dir: &Path,
+    port: u16,
+    ttl_ms: u32,
+    id: &str,
+    env: &[(&str, &str)],
+) -> (Procs, rustci_control::clients::client::Clients, Line) {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut procs = Procs::new();
+    let ttl = ttl_ms.to_string();
+    procs.server(
+        "server",
+        port,
+        &dir.join("data"),
+        &["--lease-ttl-ms", &ttl],
+        &dir.join("server.log"),
+    );
+    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
+    procs.runner(
+        id,
+        &url,
+        "p",
+        "linux",
+        1,
+        None,
+        env,
+        &dir.join(format!("{id}.log")),
+    );
+    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    let side = dir.join("side.log");
+    submit_ticking(&c, &side).await;
+    let start1 = first_line(&side, "start", 1).await;
+    (procs, c, start1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_with_sigkill_takes_its_job_with_it_and_attempts_never_overlap() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -838,29 +874,8 @@ async fn a_runner_killed_with_sigkill_takes_its_job_with_it_and_attempts_never_o
     let (a, b) = (format!("sigkill-a-{tag}"), format!("sigkill-b-{tag}"));
     let marker_a = format!("RUSTCI_RUNNER=runners/{a}");
     let _cleanup = KillMarked(vec![marker_a.clone(), format!("RUSTCI_RUNNER=runners/{b}")]);
-    let mut procs = Procs::new();
-    procs.server(
-        "server",
-        port,
-        &dir.path().join("data"),
-        &["--lease-ttl-ms", "1000"],
-        &dir.path().join("server.log"),
-    );
-    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     let env = [("XDG_STATE_HOME", state.to_str().expect("utf-8 path"))];
-    procs.runner(
-        &a,
-        &url,
-        "p",
-        "linux",
-        1,
-        None,
-        &env,
-        &dir.path().join("a.log"),
-    );
-    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
-    submit_ticking(&c, &side).await;
-    let start1 = first_line(&side, "start", 1).await;
+    let (mut procs, c, start1) = ticking_job_on_a_runner(dir.path(), port, 1000, &a, &env).await;
 
     // Runner B waits for work in the same pool: it takes the job the moment the lease
     // lapses, so only the end of the first attempt keeps the two apart.
@@ -898,7 +913,7 @@ async fn a_runner_killed_with_sigkill_takes_its_job_with_it_and_attempts_never_o
                 .collect();
             panic!(
                 "1 s after runner A was killed with SIGKILL its job still runs: {shown:?}; runner log:\n{}",
-                tail(&dir.path().join("a.log"), 20)
+                tail(&dir.path().join(format!("{a}.log")), 20)
             );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -941,36 +956,15 @@ async fn a_runner_killed_with_sigkill_takes_its_job_with_it_and_attempts_never_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_runner_kills_what_its_dead_predecessor_left_running() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let side = dir.path().join("side.log");
     let state = dir.path().join("state");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let id = format!("restart-{}", now_ns() % 1_000_000_000);
     let _cleanup = KillMarked(vec![format!("RUSTCI_RUNNER=runners/{id}")]);
-    let mut procs = Procs::new();
-    // A long lease: the job is not requeued during the test.
-    procs.server(
-        "server",
-        port,
-        &dir.path().join("data"),
-        &["--lease-ttl-ms", "600000"],
-        &dir.path().join("server.log"),
-    );
-    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     let env = [("XDG_STATE_HOME", state.to_str().expect("utf-8 path"))];
-    procs.runner(
-        &id,
-        &url,
-        "p",
-        "linux",
-        1,
-        None,
-        &env,
-        &dir.path().join("first.log"),
-    );
-    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
-    submit_ticking(&c, &side).await;
-    let start1 = first_line(&side, "start", 1).await;
+    // A long lease: the job is not requeued during the test.
+    let (mut procs, _c, start1) =
+        ticking_job_on_a_runner(dir.path(), port, 600_000, &id, &env).await;
     let (_, parent, pgid) = stat(start1.pid).expect("the job's shell runs");
 
     // The runner and whatever stands between it and the job's shell die at once (the

@@ -73,15 +73,16 @@ impl MarksFile {
         })
     }
 
-    /// What no number handed out may be at or below: the file's marks.
+    /// What no number handed out may be at or below: the file's marks at open (numbers a
+    /// crashed predecessor may have committed) and what this handle covered since. Not
+    /// the block reserved since open: a reload in the same process would skip it.
     pub fn floor(&self) -> Marks {
-        self.reserved
+        self.opened.max(self.used)
     }
 
     /// Makes sure the file covers `next` before it is committed: reserves a block beyond
     /// it when it does not (one fsynced write).
     pub fn cover(&mut self, next: Marks) -> Result<(), StoreError> {
-        self.used = self.used.max(next);
         if self.reserved.covers(next) {
             return Ok(());
         }
@@ -92,6 +93,11 @@ impl MarksFile {
         });
         self.reserved = self.write(want)?;
         Ok(())
+    }
+
+    /// Records that `used` was committed (a failed commit used nothing).
+    pub fn committed(&mut self, used: Marks) {
+        self.used = self.used.max(used);
     }
 
     /// Replaces the file with `marks`, never lowering what it holds (another replica
@@ -189,6 +195,7 @@ mod tests {
             fencing_token: 0,
         };
         f.cover(next).expect("cover");
+        f.committed(next);
         // A crash now: the next start skips the reserved block.
         let after_crash = MarksFile::open(tmp.path()).expect("reopen").floor();
         assert_eq!(after_crash.job_id, 1 + JOB_BLOCK);

@@ -900,6 +900,7 @@ impl Store for SqliteStore {
                 .map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
+        self.marks.committed(used);
         self.max_fencing_token = batch_max_token;
         if let Some(c) = &self.checkpointer {
             c.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
