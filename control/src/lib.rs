@@ -14,5 +14,6 @@
 
 pub mod clients;
 pub mod pb;
+pub mod perms;
 pub mod server;
 pub mod store;

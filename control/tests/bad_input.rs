@@ -21,6 +21,12 @@ api_keys = ["key-team-a-1"]
 async fn server(dir: &std::path::Path) -> RunningServer {
     let auth = dir.join("auth.toml");
     std::fs::write(&auth, AUTH).expect("auth file");
+    // The server refuses an auth file others may read.
+    std::fs::set_permissions(
+        &auth,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod 600 the auth file");
     start(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.join("data"),

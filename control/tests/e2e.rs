@@ -30,6 +30,12 @@ fn write_auth(dir: &Path) -> std::path::PathBuf {
         ),
     )
     .expect("writing the auth file");
+    // The server refuses an auth file others may read.
+    std::fs::set_permissions(
+        &p,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
+    )
+    .expect("chmod 600 the auth file");
     p
 }
 
@@ -409,19 +415,19 @@ async fn check_auth(
         .expect_err("tenant keys cannot register runners");
     assert_eq!(e.code(), Code::PermissionDenied, "{e}");
 
-    // Idempotent submits: a repeat of an old request id returns the old job; two
-    // submits of a new one return one job.
+    // Idempotent submits: an old request id with another body is refused naming the old
+    // job (issue 13); two submits of a new one return one job.
     let mut b = beta.jobs.clone();
-    let again = b
+    let e = b
         .submit_job(pb::SubmitJobRequest {
             request_id: beta_job.request_id.clone(),
             command: "echo never runs twice".into(),
             ..Default::default()
         })
         .await
-        .expect("repeat submit")
-        .into_inner();
-    assert_eq!(again.name, beta_job.name, "a repeated request id");
+        .expect_err("a repeated request id with another command");
+    assert_eq!(e.code(), Code::AlreadyExists, "{e}");
+    assert!(e.message().contains(&beta_job.name), "{e}");
     let req = pb::SubmitJobRequest {
         request_id: "dup-1".into(),
         labels: vec!["linux".into()],

@@ -14,7 +14,9 @@
 //!
 //! Each job runs in its own process group (so a kill reaches the whole command), with
 //! `RUSTCI_JOB` (`jobs/N`), `RUSTCI_RUNNER` (`runners/ID`), `RUSTCI_FENCING_TOKEN`,
-//! `RUSTCI_TENANT` and `RUSTCI_ATTEMPT` in its environment.
+//! `RUSTCI_TENANT` and `RUSTCI_ATTEMPT` in its environment, under a guard process that
+//! kills that group when the runner dies, SIGKILL included (`super::job_guard`); a runner
+//! started again with the same id first kills what its dead predecessor left running.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,7 +30,9 @@ use tokio::sync::Notify;
 use tonic::{Code, Request, Status};
 
 use crate::clients::client::{connect_lazy, is_transient, Clients};
+use crate::clients::job_guard;
 use crate::pb;
+use crate::perms;
 
 /// What `rustci runner` takes.
 #[derive(Debug, Clone)]
@@ -132,6 +136,47 @@ struct State {
     running: Mutex<HashMap<String, RunningJob>>,
     /// A job ended: slots may be free.
     freed: Notify,
+    spawner: Spawner,
+    /// This binary: each job runs under `rustci __job-guard`.
+    guard_exe: PathBuf,
+    /// Where each running job's process group is recorded (`job_guard::state_dir`);
+    /// `None` when there is no such directory (no `$XDG_STATE_HOME` or `$HOME`).
+    state_dir: Option<PathBuf>,
+}
+
+type SpawnRequest = (
+    tokio::process::Command,
+    tokio::sync::oneshot::Sender<std::io::Result<tokio::process::Child>>,
+);
+
+/// Forks the job guards from one thread that lives as long as the runner: a guard's
+/// parent-death signal is sent when the *thread* that forked it ends, and tokio's
+/// blocking-pool threads end when idle.
+#[derive(Debug)]
+struct Spawner(std::sync::mpsc::Sender<SpawnRequest>);
+
+impl Spawner {
+    fn start() -> Result<Self> {
+        let runtime = tokio::runtime::Handle::current();
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("rustci-job-spawner".into())
+            .spawn(move || {
+                // tokio's child handling needs its runtime.
+                let _rt = runtime.enter();
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })?;
+        Ok(Self(tx))
+    }
+
+    async fn spawn(&self, cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+        let gone = || std::io::Error::other("the job spawner thread ended");
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0.send((cmd, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
 }
 
 impl State {
@@ -233,8 +278,29 @@ pub async fn run(opts: RunnerOptions) -> Result<()> {
     }
     let clients = connect_lazy(&opts.server, opts.token.as_deref(), opts.ca.as_deref())?;
     let id = opts.id.clone().unwrap_or_else(|| default_id(&opts.pool));
+    let name = format!("runners/{id}");
+    let guard_exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find the rustci binary to run job guards: {e}"))?;
+    let state_dir = job_guard::state_dir(&id);
+    match &state_dir {
+        Some(dir) => {
+            perms::private_dir(dir)
+                .map_err(|e| anyhow::anyhow!("runner state directory {}: {e}", dir.display()))?;
+            // Before taking work: a predecessor with this id killed with its guards
+            // (SIGKILL of both) may have left jobs running.
+            let killed = job_guard::kill_leftovers(dir, &name)
+                .map_err(|e| anyhow::anyhow!("runner state directory {}: {e}", dir.display()))?;
+            if !killed.is_empty() {
+                tracing::warn!(groups = ?killed, "killed jobs a previous runner with this id left running");
+            }
+        }
+        None => tracing::warn!(
+            "no $XDG_STATE_HOME or $HOME: jobs are not recorded, so a restarted runner cannot \
+             kill what a runner killed together with its job guards left running"
+        ),
+    }
     let state = Arc::new(State {
-        name: format!("runners/{id}"),
+        name,
         id,
         clients,
         heartbeat_ms: AtomicI64::new(1_000),
@@ -242,6 +308,9 @@ pub async fn run(opts: RunnerOptions) -> Result<()> {
         register_lock: tokio::sync::Mutex::new(()),
         running: Mutex::new(HashMap::new()),
         freed: Notify::new(),
+        spawner: Spawner::start()?,
+        guard_exe,
+        state_dir,
         opts,
     });
     state.register(0).await?;
@@ -391,41 +460,33 @@ fn exit_code(status: &ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Kills a job's whole process group.
-async fn kill_group(pgid: u32) {
-    let _ = tokio::process::Command::new("kill")
-        .arg("-KILL")
-        .arg("--")
-        .arg(format!("-{pgid}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
-}
-
 async fn run_job(state: Arc<State>, job: pb::Job, token: u64, kill: Arc<Notify>) {
     let started_ms = now_ms();
     tracing::info!(job = %job.name, token, command_bytes = job.command.len(), "starting");
-    let spawned = tokio::process::Command::new("sh")
-        .arg("-c")
+    let mut cmd = tokio::process::Command::new(&state.guard_exe);
+    cmd.arg(job_guard::SUBCOMMAND)
+        .arg("--parent")
+        .arg(std::process::id().to_string());
+    if let Some(dir) = &state.state_dir {
+        cmd.arg("--record")
+            .arg(job_guard::record_path(dir, &job.name));
+    }
+    cmd.arg("--")
         .arg(&job.command)
         .env("RUSTCI_JOB", &job.name)
         .env("RUSTCI_RUNNER", &state.name)
         .env("RUSTCI_FENCING_TOKEN", token.to_string())
         .env("RUSTCI_TENANT", &job.tenant)
         .env("RUSTCI_ATTEMPT", job.attempts.to_string())
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+        .stdin(Stdio::null());
+    let spawned = state.spawner.spawn(cmd).await;
     let outcome = match spawned {
         Err(e) => {
-            tracing::error!(job = %job.name, error = %e, "cannot start sh");
+            tracing::error!(job = %job.name, error = %e, "cannot start the job guard");
             Some((false, 127))
         }
         Ok(mut child) => {
-            let pgid = child.id();
+            let guard = child.id();
             tokio::select! {
                 status = child.wait() => match status {
                     Ok(st) => Some((st.success(), exit_code(&st))),
@@ -435,10 +496,14 @@ async fn run_job(state: Arc<State>, job: pb::Job, token: u64, kill: Arc<Notify>)
                     }
                 },
                 _ = kill.notified() => {
-                    if let Some(pgid) = pgid {
-                        kill_group(pgid).await;
+                    // The guard kills the job's process group and exits.
+                    if let Some(pid) = guard {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
                     }
-                    let _ = child.kill().await;
+                    let _ = child.wait().await;
                     None
                 }
             }

@@ -8,6 +8,8 @@ use serde::Deserialize;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use crate::perms;
+
 /// The auth file (`rustci serve --auth FILE`):
 ///
 /// ```toml
@@ -84,6 +86,9 @@ pub enum AuthError {
         #[source]
         source: toml::de::Error,
     },
+    /// Group or others may read or change the file: its keys may already be known.
+    #[error("{file}: {reason}")]
+    Exposed { file: String, reason: String },
     #[error("{file}: {field}: {reason}")]
     Invalid {
         file: String,
@@ -107,6 +112,16 @@ impl Auth {
 
     pub fn load(path: &Path) -> Result<(Self, AuthFile), AuthError> {
         let file = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|source| AuthError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        perms::check_secret_file(path, &meta, "the API keys and runner tokens").map_err(
+            |reason| AuthError::Exposed {
+                file: file.clone(),
+                reason,
+            },
+        )?;
         let text = std::fs::read_to_string(path).map_err(|source| AuthError::Io {
             file: file.clone(),
             source,

@@ -20,6 +20,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 pub mod auth;
 pub mod coord;
 pub mod counters;
+pub mod data_dir;
 pub mod flush;
 pub mod live;
 pub mod metrics;
@@ -31,6 +32,7 @@ pub mod status;
 
 use self::auth::Auth;
 use self::coord::{CoordConfig, Coordinator};
+use self::data_dir::DataDirLock;
 use self::live::{Clock, Live, LiveConfig, SystemClock};
 use self::services::fleet::FleetApi;
 use self::services::jobs::JobApi;
@@ -110,6 +112,8 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
+    /// The data directory's lock (none with `--redis` or MongoDB), held until dropped.
+    _data_dir_lock: Option<DataDirLock>,
 }
 
 impl RunningServer {
@@ -200,6 +204,13 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             opts.leader_lease_ms
         );
     }
+    // One writer per SQLite store: replicas with --redis share the directory on purpose
+    // (the leader lease picks the writer), a MongoDB store does not live in it.
+    let data_dir_lock = if opts.redis.is_none() && opts.mongodb.is_none() {
+        Some(DataDirLock::acquire(&opts.data_dir, opts.listen)?)
+    } else {
+        None
+    };
     let model = match &opts.model_dir {
         None => None,
         Some(dir) => Some(model_reload::load(dir).await?),
@@ -350,6 +361,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         shutdown: Some(tx),
         task,
         background,
+        _data_dir_lock: data_dir_lock,
     })
 }
 

@@ -15,12 +15,20 @@ use rustci_models::ModelHandle;
 use tokio::task::JoinHandle;
 
 /// Loads `dir`'s current version; an error names the directory and the problem.
+///
+/// A directory (or current version) that group or others may write is refused: another
+/// local user could swap in a model and steer every estimate, and so the schedule. One
+/// they may only read is let through with a warning: an artifact holds no credentials,
+/// only per-key margins (user, branch and job names of the history it learned from), and
+/// models are often shared on purpose.
 pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {
+    check_not_writable_by_others(dir)?;
     let d = dir.to_path_buf();
     let current = tokio::task::spawn_blocking(move || ModelHandle::load_current(&d))
         .await
         .context("model loading task failed")?
         .with_context(|| format!("--model {}", dir.display()))?;
+    check_not_writable_by_others(&current.path)?;
     tracing::info!(model = %current.path.display(), mae_s = current.evaluation.model.mae_s, "run-time model loaded");
     Ok((current.handle, current.path))
 }
@@ -65,4 +73,27 @@ pub fn spawn_watcher(
             }
         }
     })
+}
+
+/// Refuses `path` if group or others may write it; warns if they may read it.
+fn check_not_writable_by_others(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).with_context(|| format!("--model {}", path.display()))?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        anyhow::bail!(
+            "--model {}: permissions {mode:04o} let other local users replace the model \
+             and steer every estimate; run `chmod go-w {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    if mode & 0o044 != 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "permissions {mode:04o} let other local users read the model (names of users, \
+             branches and jobs it learned from)"
+        );
+    }
+    Ok(())
 }

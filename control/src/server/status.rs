@@ -13,6 +13,7 @@ impl From<LiveError> for Status {
             LiveError::NotFound(_) => Status::not_found(e.to_string()),
             LiveError::FailedPrecondition(_) => Status::failed_precondition(e.to_string()),
             LiveError::PermissionDenied(_) => Status::permission_denied(e.to_string()),
+            LiveError::AlreadyExists(_) => Status::already_exists(e.to_string()),
             LiveError::Store(s) => store_status(&s),
             LiveError::Core(c) => Status::new(Code::Internal, format!("scheduler: {c}")),
             LiveError::Autoscale(a) => Status::new(Code::Internal, format!("autoscaler: {a}")),

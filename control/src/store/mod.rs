@@ -7,6 +7,7 @@
 //! [`mongo::MongoStore`] (production history store).
 
 pub mod history;
+pub mod marks;
 pub mod mongo;
 pub mod record;
 pub mod sqlite;
@@ -30,6 +31,23 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The database cannot be written by this process (read-only file, directory or
+    /// mount); found at open, so a server never starts on it.
+    #[error(
+        "store {path} cannot be written ({reason}); the user running rustci serve must \
+         own the data directory and its files, on a writable file system"
+    )]
+    ReadOnly { path: String, reason: String },
+    /// The database failed SQLite's integrity check at open.
+    #[error(
+        "store {path} failed SQLite's integrity check: {problems}. Refusing to serve it: \
+         committed jobs may be lost and their names handed out again. To recover, stop \
+         every rustci using it, keep a copy of the data directory, then either restore a \
+         backup or salvage what is readable: `sqlite3 {path} .recover | sqlite3 \
+         {path}.recovered`, check it, and move {path}.recovered to {path} (removing the \
+         old -wal and -shm files)"
+    )]
+    Damaged { path: String, problems: String },
     #[error("mongodb: {0}")]
     Mongo(#[from] Box<mongodb::error::Error>),
     #[error("store: corrupt row {what}: {reason}")]

@@ -68,6 +68,9 @@ enum Cmd {
     /// submit-to-lease latency.
     #[command(after_help = bench::BENCH_EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// The supervisor the runner puts between itself and each job (internal).
+    #[command(name = "__job-guard", hide = true)]
+    JobGuard(runner::JobGuardArgs),
 }
 
 fn init_logging(default: &str) {
@@ -86,6 +89,10 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     init_logging(default_log);
+    // Before any other thread exists: the guard blocks signals to wait for them.
+    if let Cmd::JobGuard(a) = &cli.cmd {
+        return runner::job_guard(a);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,5 +125,6 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Fleet { cmd } => fleet::run(cmd).await,
         Cmd::Retrain(a) => retrain::run(a).await,
         Cmd::Bench(a) => bench::run(a).await,
+        Cmd::JobGuard(_) => unreachable!("run before the runtime starts"),
     }
 }

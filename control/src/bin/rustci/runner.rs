@@ -1,9 +1,11 @@
 //! `rustci runner`: the reference runner (`rustci_control::clients::runner`).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use rustci_control::clients::job_guard;
 use rustci_control::clients::runner::{self, RunnerOptions};
 
 pub const RUNNER_EXAMPLES: &str = "\
@@ -13,8 +15,11 @@ Examples:
       --pool mac --labels macos --slots 2 --id mac-mini-7
 
 Each job runs as `sh -c COMMAND` in its own process group, with RUSTCI_JOB (jobs/N),
-RUSTCI_RUNNER, RUSTCI_FENCING_TOKEN, RUSTCI_TENANT and RUSTCI_ATTEMPT set. The runner
-survives server restarts (it retries with backoff) and runs until killed.";
+RUSTCI_RUNNER, RUSTCI_FENCING_TOKEN, RUSTCI_TENANT and RUSTCI_ATTEMPT set, under a guard
+that kills the group when the runner dies (even by SIGKILL). Running jobs are recorded in
+$XDG_STATE_HOME/rustci/runners/ID (else ~/.local/state/...): a runner restarted with the
+same --id kills what its predecessor left. The runner survives server restarts (it
+retries with backoff) and runs until killed.";
 
 #[derive(Debug, Args)]
 pub struct RunnerArgs {
@@ -56,4 +61,29 @@ pub async fn run(a: RunnerArgs) -> Result<()> {
         wait_ms: a.wait_ms,
     })
     .await
+}
+
+/// `rustci __job-guard --parent PID [--record FILE] -- COMMAND`.
+#[derive(Debug, Args)]
+pub struct JobGuardArgs {
+    /// The runner's pid: the guard starts nothing if it is already gone.
+    #[arg(long)]
+    parent: u32,
+    /// Where to record the job's process group.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// The job's command, for `sh -c`.
+    #[arg(last = true)]
+    command: String,
+}
+
+/// Runs a job under its guard; exits with the job's status.
+pub fn job_guard(a: &JobGuardArgs) -> ExitCode {
+    match job_guard::guard(a.parent, a.record.as_deref(), &a.command) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err(e) => {
+            eprintln!("error: job guard: {e}");
+            ExitCode::from(127)
+        }
+    }
 }

@@ -16,6 +16,9 @@ pub enum LiveError {
     FailedPrecondition(String),
     #[error("{0}")]
     PermissionDenied(String),
+    /// A request id reused with another body.
+    #[error("{0}")]
+    AlreadyExists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("scheduler: {0}")]

@@ -455,7 +455,7 @@ impl Live {
     /// before submitting any).
     pub fn submit_checked(&mut self, s: CheckedSubmission) -> Result<StoredJob, LiveError> {
         if let Some(j) = self.jobs.by_request(s.tenant(), s.request_id()) {
-            return Ok(j.clone());
+            return same_request(&s, j).map(|()| j.clone());
         }
         // A request never seen needs no store lookup; a hash seen before (a retry of a
         // finished job, or a collision) is looked up.
@@ -466,7 +466,7 @@ impl Live {
                 ..JobFilter::default()
             };
             if let Some(existing) = self.store()?.list_jobs(&filter, 0, 1)?.into_iter().next() {
-                return Ok(existing);
+                return same_request(&s, &existing).map(|()| existing);
             }
         }
         let now = self.now();
@@ -875,5 +875,19 @@ impl Live {
             classes: &self.config.qos,
             now: self.now(),
         }
+    }
+}
+
+/// A repeated request id is a retry only with the same body; with another, the client
+/// reused the key for a different job, which must not silently get the first one.
+fn same_request(s: &CheckedSubmission, first: &StoredJob) -> Result<(), LiveError> {
+    match s.differs_from(first) {
+        None => Ok(()),
+        Some(field) => Err(LiveError::AlreadyExists(format!(
+            "request_id {:?} already made jobs/{} with another {field}; a retry must send \
+             the same request, a different job needs a new request_id",
+            s.request_id(),
+            first.id
+        ))),
     }
 }

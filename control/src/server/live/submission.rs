@@ -139,6 +139,30 @@ impl CheckedSubmission {
         self.requested_ms
     }
 
+    /// The first field in which `job` (made earlier under the same request id) differs
+    /// from this submission, if any. Labels are a set: their order does not count.
+    pub(super) fn differs_from(&self, job: &StoredJob) -> Option<&'static str> {
+        let set = |l: &[String]| {
+            let mut l = l.to_vec();
+            l.sort_unstable();
+            l.dedup();
+            l
+        };
+        [
+            ("command", self.command == job.command),
+            ("labels", set(&self.labels) == set(&job.labels)),
+            ("slots", self.slots == job.slots),
+            ("qos", self.qos == job.qos),
+            ("priority", self.priority == job.priority),
+            ("requested_ms", self.requested_ms == job.requested_ms),
+            ("project", self.project == job.project),
+            ("job_name", self.job_name == job.job_name),
+            ("branch", self.branch == job.branch),
+        ]
+        .into_iter()
+        .find_map(|(field, same)| (!same).then_some(field))
+    }
+
     /// The job it becomes: queued since `now`, numbered `id`, at `revision`.
     pub(super) fn into_job(self, id: u64, now: Millis, revision: u64) -> StoredJob {
         StoredJob {
