@@ -1,6 +1,5 @@
 //! Jobs and runners in the states the store tests need; shared by the SQLite and the
 //! MongoDB store tests, which check the same `Store` contract.
-#![allow(dead_code)]
 
 use rustci_control::store::{Batch, JobState, Store, StoredJob, StoredRunner};
 

@@ -13,8 +13,8 @@ use rustci_control::store::{Batch, JobState, Store, StoreError};
 use rustci_datasets::{JobRecord, Outcome};
 use rustci_scheduler::PolicyConfig;
 
-mod common;
-mod store_fixtures;
+use crate::common;
+use crate::store_fixtures;
 use store_fixtures::{finished, job, leased, mongo_test_database, mongo_uri_or_skip};
 
 /// 2023-11-14T22:13:20Z in ms: a whole second, so record seconds are easy to state.

@@ -39,7 +39,7 @@ async fn drop_db(s: &MongoStore) {
     s.database().drop().await.expect("drop the test database");
 }
 
-mod store_fixtures;
+use crate::store_fixtures;
 use store_fixtures::{finished, job, leased, runner};
 
 fn jobs(v: Vec<StoredJob>) -> Batch {
