@@ -6,9 +6,11 @@
 //! (their packages keep integration tests, and cargo builds a package's binaries for
 //! those); `cargo test -p rustci-tests` alone does not, and cannot build them itself (the
 //! running `cargo test` holds the build directory's lock). So a missing binary, or one
-//! older than a file it was built from, fails the test with the command to run instead
-//! of testing an old build. "Built from" is cargo's own list, the dep-info file
-//! (`rustci.d`) it writes next to the binary.
+//! older than a source file it is built from, fails the test with the command to run
+//! instead of testing an old build. "Built from" is what the compiler read: the dep-info
+//! files (`deps/<crate>-<hash>.d`) of the binary and of the workspace libraries it links
+//! (their latest `.rlib`, so a library's `#[cfg(test)]` files, which the binary does not
+//! depend on, do not count).
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -19,7 +21,9 @@ use std::time::SystemTime;
 /// A binary of the workspace, usable wherever a program's path is (`Command::new(BIN)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bin {
+    /// `rustci`, linking the control, models, datasets and scheduler libraries.
     Rustci,
+    /// `rustci-sim`, linking the simulator, models, datasets and scheduler libraries.
     RustciSim,
 }
 
@@ -31,6 +35,24 @@ impl Bin {
         }
     }
 
+    /// The workspace libraries the binary links, as crate names.
+    fn libraries(self) -> &'static [&'static str] {
+        match self {
+            Bin::Rustci => &[
+                "rustci_control",
+                "rustci_models",
+                "rustci_datasets",
+                "rustci_scheduler",
+            ],
+            Bin::RustciSim => &[
+                "rustci_sim",
+                "rustci_models",
+                "rustci_datasets",
+                "rustci_scheduler",
+            ],
+        }
+    }
+
     /// The binary's path, checked once per test run.
     pub fn path(self) -> &'static Path {
         static RUSTCI: OnceLock<PathBuf> = OnceLock::new();
@@ -39,7 +61,7 @@ impl Bin {
             Bin::Rustci => &RUSTCI,
             Bin::RustciSim => &RUSTCI_SIM,
         };
-        cell.get_or_init(|| current_binary(self.name()))
+        cell.get_or_init(|| current_binary(self.name(), self.libraries()))
     }
 }
 
@@ -61,35 +83,77 @@ impl fmt::Display for Bin {
     }
 }
 
-fn current_binary(name: &str) -> PathBuf {
+fn current_binary(name: &str, libraries: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
-    let profile_dir = exe
+    let deps = exe
         .parent()
-        .and_then(Path::parent)
         .expect("the test executable is in target/<profile>/deps");
+    let profile_dir = deps.parent().expect("target/<profile>/deps has a parent");
     let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     let release = profile_dir.file_name().is_some_and(|p| p == "release");
     let flag = if release { " --release" } else { "" };
     let fix = format!(
         "build it with `cargo build{flag} --bin {name}`, or run `cargo test --workspace{flag}`"
     );
-    let built = std::fs::metadata(&bin)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{}: {e}; {fix}", bin.display()));
-    let dep_info = profile_dir.join(format!("{name}.d"));
-    let sources = std::fs::read_to_string(&dep_info)
-        .unwrap_or_else(|e| panic!("{}: {e}; {fix}", dep_info.display()));
-    if let Some((file, _)) = dep_info_files(&sources)
-        .filter_map(|file| Some((file.clone(), modified(&file)?)))
-        .find(|(_, changed)| *changed > built)
-    {
-        panic!(
-            "{} is older than {}, which it is built from: {fix}",
-            bin.display(),
-            file.display()
-        );
+    let built = modified(&bin).unwrap_or_else(|| panic!("{} is missing; {fix}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root above tests/");
+    let dep_infos = binary_dep_info(&bin, deps).into_iter().chain(
+        libraries
+            .iter()
+            .filter_map(|lib| library_dep_info(lib, deps)),
+    );
+    for dep_info in dep_infos {
+        let text = std::fs::read_to_string(&dep_info).unwrap_or_default();
+        let newer = dep_info_files(&text)
+            .map(|file| root.join(file))
+            .find(|file| modified(file).is_some_and(|changed| changed > built));
+        if let Some(file) = newer {
+            panic!(
+                "{} is older than {}, which it is built from; {fix}",
+                bin.display(),
+                file.display()
+            );
+        }
     }
     bin
+}
+
+/// The dep-info of the binary: `target/<profile>/<name>` is a hard link to
+/// `deps/<crate>-<hash>`, whose dep-info is `deps/<crate>-<hash>.d`.
+#[cfg(unix)]
+fn binary_dep_info(bin: &Path, deps: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(bin).ok()?.ino();
+    std::fs::read_dir(deps)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .find(|entry| entry.metadata().is_ok_and(|m| m.ino() == inode))
+        .map(|entry| entry.path().with_extension("d"))
+}
+
+#[cfg(not(unix))]
+fn binary_dep_info(_bin: &Path, _deps: &Path) -> Option<PathBuf> {
+    None
+}
+
+/// The dep-info of the library `crate_name`'s latest build (`lib<crate>-<hash>.rlib`).
+fn library_dep_info(crate_name: &str, deps: &Path) -> Option<PathBuf> {
+    let prefix = format!("lib{crate_name}-");
+    let rlib = std::fs::read_dir(deps)
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            file.starts_with(&prefix) && file.ends_with(".rlib")
+        })
+        .filter_map(|entry| Some((modified(&entry.path())?, entry.path())))
+        .max()?
+        .1;
+    let stem = rlib.file_stem()?.to_string_lossy();
+    Some(deps.join(format!("{}.d", stem.strip_prefix("lib")?)))
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
@@ -108,7 +172,9 @@ fn dep_info_files(text: &str) -> impl Iterator<Item = PathBuf> + '_ {
             while let Some(c) = chars.next() {
                 match c {
                     '\\' => current.extend(chars.next()),
-                    ' ' => files.extend((!current.is_empty()).then(|| std::mem::take(&mut current))),
+                    ' ' => {
+                        files.extend((!current.is_empty()).then(|| std::mem::take(&mut current)))
+                    }
                     _ => current.push(c),
                 }
             }
