@@ -110,7 +110,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     assert!(j4["current"]["mae_s"].as_f64().is_some());
 
     // The simulator uses the same artifact.
-    let sim_bin = Bin::RustciSim.path();
+    let sim_bin = Bin::RustciSim.path().to_path_buf();
     let sim = Command::new(&sim_bin)
         .args([
             "run",
