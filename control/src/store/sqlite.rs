@@ -38,7 +38,7 @@
 //! checkpoints every 10 ms, so the committing connection's own automatic checkpoint
 //! finds little left to copy (it used to hold a commit, and every request waiting on
 //! it, for 30-50 ms every few seconds under load). Measure with
-//! `cargo test --release -p rustci-control --test store_sqlite -- --ignored --nocapture`.
+//! `cargo test --release -p rustci-control --test integration store_sqlite -- --ignored --nocapture`.
 //! Locking stays NORMAL (not EXCLUSIVE) so several connections of one process (the live
 //! store and a read-only history store) can share the file.
 //!

@@ -1,6 +1,5 @@
 //! Helpers of the end-to-end tests: free ports, `rustci serve` and `rustci runner` child
 //! processes (killed by a guard even when a test fails), readiness and bounded polling.
-#![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -15,7 +14,10 @@ use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use tonic::transport::Channel;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_rustci");
+use crate::bins::Bin;
+
+/// The `rustci` binary, checked to be built from the current sources (`crate::bins`).
+pub const BIN: Bin = Bin::Rustci;
 
 /// Runs the `rustci` binary with `args` and waits for it.
 pub fn rustci<I, S>(args: I) -> std::process::Output

@@ -13,9 +13,11 @@ use rustci_control::store::{Batch, JobState, Store, StoreError};
 use rustci_datasets::{JobRecord, Outcome};
 use rustci_scheduler::PolicyConfig;
 
-mod common;
-mod store_fixtures;
-use store_fixtures::{finished, job, leased, mongo_test_database, mongo_uri_or_skip};
+use crate::common;
+use crate::store_fixtures;
+use store_fixtures::{
+    finished, job, leased, mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS,
+};
 
 /// 2023-11-14T22:13:20Z in ms: a whole second, so record seconds are easy to state.
 const T0: i64 = 1_700_000_000_000;
@@ -311,6 +313,7 @@ async fn sqlite_history_maps_empty_fields_and_orders_by_submit_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_history_has_exactly_the_finished_jobs() {
+    let _shared = MONGO_SESSIONS.read().await;
     let Some(uri) = mongo_uri_or_skip("mongo_history_has_exactly_the_finished_jobs") else {
         return;
     };
@@ -333,6 +336,7 @@ async fn mongo_history_has_exactly_the_finished_jobs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_history_refuses_a_database_without_jobs() {
+    let _shared = MONGO_SESSIONS.read().await;
     let Some(uri) = mongo_uri_or_skip("mongo_history_refuses_a_database_without_jobs") else {
         return;
     };

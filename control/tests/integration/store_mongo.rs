@@ -11,12 +11,6 @@ use mongodb::bson::{doc, Document};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::{Batch, JobFilter, JobState, Store, StoredJob};
 use rustci_datasets::Outcome;
-use tokio::sync::RwLock;
-
-/// The take-over test ends every session on the server (`killAllSessions`); the other
-/// tests of this binary hold this lock shared, that one exclusively.
-static SESSIONS: RwLock<()> = RwLock::const_new(());
-
 /// Connects to a fresh database, or prints the skip line and returns `None`.
 async fn store(test: &str) -> Option<MongoStore> {
     let uri = mongo_uri_or_skip(test)?;
@@ -31,9 +25,9 @@ async fn drop_db(s: &MongoStore) {
     s.database().drop().await.expect("drop the test database");
 }
 
-mod store_fixtures;
-use store_fixtures::{
+use crate::store_fixtures::{
     finished, job, leased, mongo_test_database, mongo_uri_or_skip, runner, MONGO_ENV,
+    MONGO_SESSIONS as SESSIONS,
 };
 
 fn jobs(v: Vec<StoredJob>) -> Batch {

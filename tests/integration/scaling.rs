@@ -2,7 +2,7 @@
 //! from the core's autoscaler with its reason, and `--scale-hook` runs a command with the
 //! new count when it changes.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

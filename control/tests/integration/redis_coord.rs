@@ -3,7 +3,7 @@
 //! whose lease was taken steps down, graceful release, and job events fanned out to the
 //! other replica.
 
-mod support_redis;
+use crate::support_redis;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};
 use rustci_control::store::{Batch, JobFilter, JobState, Store, StoreError, StoredJob};
 use rustci_datasets::Outcome;
 
-mod store_fixtures;
+use crate::store_fixtures;
 use store_fixtures::{commit_jobs, finished, job, leased, runner};
 
 fn open(dir: &Path) -> SqliteStore {

@@ -3,7 +3,7 @@
 //! checked from the jobs' side effects, not only from the server's word; the server's
 //! answers (GetJob, ListJobs, WatchJobs, GetQueueStats) are checked against each other.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;

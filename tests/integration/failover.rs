@@ -5,7 +5,7 @@
 //! every acknowledged job, accepts new submits, and a watcher connected to it saw every
 //! change, before and after the failover.
 
-mod support_redis;
+use crate::support_redis;
 
 use std::collections::HashMap;
 use std::io::Write;

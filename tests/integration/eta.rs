@@ -2,7 +2,7 @@
 //! predicted run time, its upper quantile and its start (projected while queued, real
 //! once started), on a virtual clock so that every value is exact.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bins::Bin;
+
 const PLOTS: [&str; 3] = ["timeline", "wait_cdf", "tenant_waits"];
 
 /// Chromium gets this long per call; a hung browser fails the test instead of CI.
@@ -116,7 +118,7 @@ fn html_report_opens_in_chromium_with_every_plot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plots = dir.path().join("plots");
     let html = plots.join("report.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_rustci-sim"))
+    let out = Command::new(Bin::RustciSim)
         .args(["run", "--days", "0.5", "--jobs-per-day", "1500"])
         .args(["--autoscaler", "reactive", "--quiet", "--format", "json"])
         .arg("--plots")
@@ -212,7 +214,7 @@ fn html_report_opens_in_chromium_with_every_plot() {
 fn plots_without_a_font_still_draw() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plots = dir.path().join("plots");
-    let out = Command::new(env!("CARGO_BIN_EXE_rustci-sim"))
+    let out = Command::new(Bin::RustciSim)
         .args(["run", "--days", "0.25", "--jobs-per-day", "800", "--quiet"])
         .args(["--autoscaler", "reactive", "--format", "json"])
         .env("RUSTCI_PLOT_FONT", dir.path().join("no-such-font.ttf"))

@@ -2,7 +2,7 @@
 //! service (gRPC over loopback, virtual clock) gives the same decision log: the same
 //! jobs start on the same runners at the same times. One core, two drivers.
 
-mod common;
+use crate::common;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};

@@ -3,7 +3,7 @@
 //! (start/end records per execution): no acknowledged job is lost, none ran twice at
 //! the same time, and a dead runner's late completion is refused.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -10,8 +10,8 @@
 //! server address and, when that server is gone, retries the same address forever, so it
 //! cannot follow a failover to the other replica. This test checks the job API only.
 
-mod common;
-mod support_redis;
+use crate::common;
+use crate::support_redis;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

@@ -1,6 +1,5 @@
 //! Jobs and runners in the states the store tests need; shared by the SQLite and the
 //! MongoDB store tests, which check the same `Store` contract.
-#![allow(dead_code)]
 
 use rustci_control::store::{Batch, JobState, Store, StoredJob, StoredRunner};
 
@@ -85,6 +84,10 @@ pub fn mongo_uri_or_skip(test: &str) -> Option<String> {
     };
     Some(uri)
 }
+
+/// Every test that uses the MongoDB server holds this shared; the take-over test, which
+/// ends every session on the server (`killAllSessions`), holds it alone.
+pub static MONGO_SESSIONS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// A database name no other test run uses.
 pub fn mongo_test_database() -> String {

@@ -2,13 +2,14 @@
 //! `rustci serve --model DIR` (estimates from the model, a new version picked up
 //! without a restart).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::bins::Bin;
 use common::rustci;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
@@ -109,7 +110,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     assert!(j4["current"]["mae_s"].as_f64().is_some());
 
     // The simulator uses the same artifact.
-    let sim_bin = Path::new(env!("CARGO_BIN_EXE_rustci")).with_file_name("rustci-sim");
+    let sim_bin = Bin::RustciSim.path().to_path_buf();
     let sim = Command::new(&sim_bin)
         .args([
             "run",

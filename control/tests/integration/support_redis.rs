@@ -6,8 +6,6 @@
 //! with `RUSTCI_REQUIRE_REDIS=1` (CI) it panics instead. `REDIS_SERVER` overrides the
 //! binary.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
