@@ -23,6 +23,7 @@ mod e2e;
 mod eta;
 mod failover;
 mod failover_process;
+mod hardening;
 mod html_report;
 mod model;
 mod parity;

@@ -1,15 +1,11 @@
 //! Hardening of the live service (issue 13, part A), each case as an operator or another
 //! local user would meet it, with the release binary where a process boundary matters:
 //! a job's processes end with its runner however the runner dies; one server per data
-//! directory; private files; local mode only for the server's own user; a store that
-//! cannot be written refused at start; a repeated request id with another body refused;
+//! directory; private files; a store that cannot be written refused at start; a repeated request id with another body refused;
 //! a damaged store refused and job names never reused.
 //!
 //! The other-user cases run the binary as uid 65534 with `setpriv` (tests run as root in
 //! CI); where that cannot run they print a visible `SKIPPED:` line.
-
-mod common;
-mod store_fixtures;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -18,12 +14,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{free_port, now_ns, tail, wait_for, wait_ready, wait_runners, Procs, BIN};
+use crate::common::{free_port, now_ns, tail, wait_for, wait_ready, wait_runners, Procs, BIN};
 use rustci_control::pb;
 use rustci_control::server::live::{Live, LiveConfig, Submission, SystemClock};
 use rustci_control::server::{self, ServeOptions};
 use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};
-use rustci_control::store::{Batch, JobState, Store};
+
 use tonic::transport::Channel;
 use tonic::Code;
 
@@ -624,16 +620,14 @@ fn a_store_that_fails_the_integrity_check_is_refused_with_how_to_recover() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("data");
     {
-        let mut store = open_store(&data);
-        let jobs = (1..=400)
-            .map(|i| store_fixtures::job(i, &format!("tenant-{}", i % 7), JobState::Queued, i))
-            .collect();
-        store
-            .commit(&Batch {
-                jobs,
-                ..Batch::default()
+        let mut live = live_on(&data);
+        for i in 1..=400 {
+            live.submit(Submission {
+                tenant: format!("tenant-{}", i % 7),
+                ..submission(&format!("req-{i}"))
             })
-            .expect("commit");
+            .expect("submit");
+        }
     }
     // Damage a leaf of one index that a start does not read (jobs by tenant): the
     // server used to start on it without a word.
