@@ -17,9 +17,10 @@ use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET};
 use rustci_sim::plots::RunPlotData;
-use rustci_sim::report::{write_jobs_csv, Report};
+use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use rustci_sim::simulate::peak_runners;
+use rustci_sim::workload::Supersede;
 
 use crate::args::{AutoscalerArg, SyntheticArgs, WorkloadArgs};
 
@@ -117,7 +118,11 @@ struct RunArgs {
     #[arg(long)]
     processors: Option<u32>,
     /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf, qos-spf
-    /// (the last two: shortest predicted first inside each tenant / QoS class).
+    /// (the last two: shortest predicted first inside each tenant / QoS class),
+    /// critical-path (pipeline jobs by latest start: the longest remaining path of a
+    /// pipeline first, older pipelines first; independent jobs FIFO; EASY backfilling),
+    /// fairshare-cp and qos-cp (fair share's tenant lanes or QoS classes as they are,
+    /// critical-path order inside each lane).
     #[arg(long, default_value = "easy")]
     policy: String,
     /// Override the policy's backfilling.
@@ -127,14 +132,28 @@ struct RunArgs {
     #[arg(long, default_value_t = 168.0)]
     half_life_h: f64,
     /// Run-time estimates: `requested` (the user's requested time), `tsafrir` (the
-    /// average of the user's last two run times, capped at the request) or `model:DIR`
-    /// (the current version of a model trained by `rustci retrain --out DIR`).
+    /// average of the user's last two run times, capped at the request), `model:DIR`
+    /// (the current version of a model trained by `rustci retrain --out DIR`) or
+    /// `clairvoyant` (every job's true run time: the bound a perfect model reaches;
+    /// simulator only).
     #[arg(
         long,
         default_value = "requested",
-        value_name = "requested|tsafrir|model:DIR"
+        value_name = "requested|tsafrir|model:DIR|clairvoyant"
     )]
     predictor: String,
+    /// A newer pipeline of a concurrency group (the trace's group, else project and
+    /// branch) cancels the older ones' jobs that have not started and their
+    /// interruptible running ones (the default).
+    #[arg(long, overrides_with = "no_supersede")]
+    supersede: bool,
+    /// No pipeline is superseded.
+    #[arg(long, overrides_with = "supersede")]
+    no_supersede: bool,
+    /// Write one CSV row per pipeline (id, tenant, group, created, predicted finish at
+    /// creation, end, state, jobs, time to feedback).
+    #[arg(long, value_name = "FILE.csv")]
+    pipelines_out: Option<PathBuf>,
     /// With `--predictor model:DIR`: plan with the model's point estimate or its upper
     /// quantile (P90).
     #[arg(long, value_enum, default_value_t = PlanArg::Point)]
@@ -356,6 +375,11 @@ fn run(args: RunArgs) -> Result<()> {
         predictor: &predictor,
         autoscaler,
         load: args.load,
+        supersede: if args.no_supersede {
+            Supersede::Never
+        } else {
+            Supersede::ByGroup
+        },
     }
     .simulate(progress, Vec::new())?;
     if let Some(b) = bar {
@@ -373,6 +397,15 @@ fn run(args: RunArgs) -> Result<()> {
         write_jobs_csv(&mut w, &out.facts.results)
             .with_context(|| format!("writing {}", path.display()))?;
         w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.pipelines_out {
+        let Some(pipelines) = &out.facts.pipelines else {
+            bail!("--pipelines-out: the workload has no pipelines");
+        };
+        let mut w = BufWriter::new(create(path)?);
+        write_pipelines_csv(&mut w, &pipelines.pipelines)
+            .and_then(|()| w.flush())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.swf_out {
