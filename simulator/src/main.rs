@@ -150,6 +150,12 @@ struct RunArgs {
     /// No pipeline is superseded.
     #[arg(long, overrides_with = "supersede")]
     no_supersede: bool,
+    /// Replay only the trace after its first F (a fraction of its records by submit
+    /// time, as `rustci retrain --history-fraction F` cuts its training data); the
+    /// predictor (tsafrir, model:DIR) first learns that part as finished jobs, in the
+    /// order they ended. A pipeline that began before the cut is not replayed.
+    #[arg(long, value_name = "F")]
+    replay_from_fraction: Option<f64>,
     /// Write one CSV row per pipeline (id, tenant, group, created, predicted finish at
     /// creation, end, state, jobs, time to feedback).
     #[arg(long, value_name = "FILE.csv")]
@@ -287,6 +293,11 @@ fn run(args: RunArgs) -> Result<()> {
             args.default_estimate_s
         );
     }
+    if let Some(f) = args.replay_from_fraction {
+        if !(f > 0.0 && f < 1.0) {
+            bail!("--replay-from-fraction must be in (0, 1), got {f}");
+        }
+    }
     if !(args.half_life_h.is_finite() && args.half_life_h > 0.0) {
         bail!("--half-life-h must be positive, got {}", args.half_life_h);
     }
@@ -380,6 +391,7 @@ fn run(args: RunArgs) -> Result<()> {
         } else {
             Supersede::ByGroup
         },
+        history_fraction: args.replay_from_fraction,
     }
     .simulate(progress, Vec::new())?;
     if let Some(b) = bar {

@@ -77,6 +77,21 @@ pub struct RunFacts {
     pub seed: Option<u64>,
     /// What the run's pipelines did; `None` when the workload had none.
     pub pipelines: Option<PipelineFacts>,
+    /// The trace's past the predictor learned from (`--replay-from-fraction`).
+    pub history: Option<HistoryFacts>,
+}
+
+/// The part of a trace learned from, not replayed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryFacts {
+    /// The fraction of the records (by submit time) that is the past.
+    pub fraction: f64,
+    pub records: u64,
+    /// Of those, the jobs the predictor observed as finished.
+    pub learned_jobs: u64,
+    /// Records after the cut left out with the pipeline they belong to, which began
+    /// before the cut.
+    pub cut_pipeline_records: u64,
 }
 
 /// One pipeline as it ran. Times are seconds on the trace's axis.

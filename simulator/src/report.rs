@@ -16,7 +16,9 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::outcome::{JobResult, PipelineFacts, PipelineResult, RunFacts, ScalingFacts, Skipped};
+use crate::outcome::{
+    HistoryFacts, JobResult, PipelineFacts, PipelineResult, RunFacts, ScalingFacts, Skipped,
+};
 
 /// The run-time floor of the bounded slowdown, seconds: jobs shorter than this count as
 /// if they ran this long, so tiny jobs with a short wait do not dominate the mean.
@@ -94,6 +96,10 @@ pub struct Report {
     /// What the pipelines did; absent when the workload had none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<PipelineReport>,
+    /// The trace's past the predictor learned before the replay
+    /// (`--replay-from-fraction`); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryFacts>,
 }
 
 /// Time to feedback (creation to end) of the pipelines that ended normally: succeeded,
@@ -731,6 +737,7 @@ impl Report {
             seed: facts.seed,
             autoscaler: None,
             pipelines: facts.pipelines.as_ref().map(PipelineReport::from_facts),
+            history: facts.history.clone(),
         }
     }
 

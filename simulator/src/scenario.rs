@@ -198,6 +198,9 @@ pub struct Scenario<'a> {
     pub load: f64,
     /// Whether newer pipelines of a group supersede older ones (`--no-supersede`).
     pub supersede: Supersede,
+    /// `--replay-from-fraction`: the first fraction of the records is learned, not
+    /// replayed.
+    pub history_fraction: Option<f64>,
 }
 
 impl<'a> Scenario<'a> {
@@ -218,6 +221,7 @@ impl<'a> Scenario<'a> {
             autoscaler: None,
             load: 1.0,
             supersede: Supersede::ByGroup,
+            history_fraction: None,
         })
     }
 
@@ -246,6 +250,7 @@ impl<'a> Scenario<'a> {
             give_up,
             clairvoyant: matches!(self.predictor, PredictorSpec::Clairvoyant),
             supersede: self.supersede,
+            history_fraction: self.history_fraction,
         })
     }
 

@@ -18,10 +18,10 @@ use crate::engine::{
 };
 use crate::fleet_file::FleetFile;
 use crate::outcome::{
-    JobResult, PipelineFacts, PipelineResult, PoolFacts, QosFacts, RunFacts, RunnerSpan,
-    ScalingFacts,
+    HistoryFacts, JobResult, PipelineFacts, PipelineResult, PoolFacts, QosFacts, RunFacts,
+    RunnerSpan, ScalingFacts,
 };
-use crate::workload::{prepare, Prepared, Supersede};
+use crate::workload::{prepare, prepare_split, Prepared, Supersede};
 
 /// How many waiting jobs a pipeline's projected end looks at (the core's
 /// `pipeline_eta` limit): bounds the cost of asking at every pipeline's creation.
@@ -79,6 +79,9 @@ pub struct RunSpec<'a> {
     pub clairvoyant: bool,
     /// Whether newer pipelines of a group supersede older ones.
     pub supersede: Supersede,
+    /// Replay only the records after the first fraction (by submit time); the
+    /// predictor learns the first part first (see [`crate::workload::prepare_split`]).
+    pub history_fraction: Option<f64>,
 }
 
 impl<'a> RunSpec<'a> {
@@ -105,6 +108,7 @@ impl<'a> RunSpec<'a> {
             give_up: Vec::new(),
             clairvoyant: false,
             supersede: Supersede::ByGroup,
+            history_fraction: None,
         })
     }
 }
@@ -243,7 +247,13 @@ impl Timeline {
 
 pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     let fleet = spec.fleet;
-    let mut prepared = prepare(spec.records, fleet, spec.load, spec.supersede);
+    let mut prepared = prepare_split(
+        spec.records,
+        fleet,
+        spec.load,
+        spec.supersede,
+        spec.history_fraction,
+    );
     let config = SchedulerConfig {
         policy: spec.policy,
         labels: fleet.label_names(),
@@ -284,6 +294,12 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         }
     };
     let mut scheduler = Scheduler::new(config, predictor);
+    if let Some(history) = &prepared.history {
+        for l in &history.learned {
+            scheduler.learn_submitted(&l.spec);
+            scheduler.learn_finished(&l.spec, l.run_ms, l.finished_ms, l.failed);
+        }
+    }
 
     // Static fleets (and the static policy) start with `runners`; dynamic policies with
     // `min_runners`, the rest comes from the autoscaler.
@@ -419,6 +435,16 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         predictor: predictor_name,
         workload: spec.workload_name,
         seed: spec.seed,
+        history: prepared
+            .history
+            .as_ref()
+            .zip(spec.history_fraction)
+            .map(|(h, fraction)| HistoryFacts {
+                fraction,
+                records: h.records,
+                learned_jobs: h.learned.len() as u64,
+                cut_pipeline_records: h.cut_pipeline_records,
+            }),
         pipelines: has_pipelines
             .then(|| pipeline_facts(&prepared, &engine, &scheduler, &qos_names, ms)),
     };

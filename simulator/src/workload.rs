@@ -65,6 +65,28 @@ pub struct PipelineCounts {
     pub unschedulable: u64,
 }
 
+/// A job of the trace's past that the run's predictor learns from before the replay
+/// starts (`--replay-from-fraction`): it is never scheduled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Learned {
+    pub spec: JobSpec,
+    pub run_ms: Millis,
+    pub finished_ms: Millis,
+    pub failed: bool,
+}
+
+/// The trace's past, learned from and not replayed (see [`prepare_split`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// In the order they finished.
+    pub learned: Vec<Learned>,
+    /// Records of the past (the first fraction by submit time).
+    pub records: u64,
+    /// Records after the cut that are not replayed either: the rest of a pipeline that
+    /// began before the cut (replaying it would replay part of what was learned).
+    pub cut_pipeline_records: u64,
+}
+
 /// The jobs to replay, and the tenants they name. `jobs[..independent]` are the
 /// independent jobs in submission order (their ids are their indices, as before
 /// pipelines existed); the pipelines' jobs follow, pipeline by pipeline.
@@ -77,6 +99,8 @@ pub struct Prepared {
     pub tenants: Vec<TenantSpec>,
     pub skipped: Skipped,
     pub pipeline_counts: PipelineCounts,
+    /// With a history fraction, what the predictor learns before the replay.
+    pub history: Option<History>,
 }
 
 impl Prepared {
@@ -203,13 +227,64 @@ pub fn prepare(
     load: f64,
     supersede: Supersede,
 ) -> Prepared {
+    prepare_split(records, fleet, load, supersede, None)
+}
+
+/// Which records a history fraction leaves to replay: `(past, replayed)` masks. The
+/// past is the first `round(n * fraction)` records by submit time (a stable sort, as
+/// `rustci retrain --history-fraction` cuts its training data); a pipeline with any
+/// record in the past is not replayed at all.
+fn split_masks(records: &[JobRecord], fraction: f64) -> (Vec<bool>, Vec<bool>) {
+    let mut order: Vec<usize> = (0..records.len()).collect();
+    order.sort_by_key(|&i| records[i].submit_s);
+    let keep = ((records.len() as f64 * fraction).round() as usize).min(records.len());
+    let mut past = vec![false; records.len()];
+    for &i in &order[..keep] {
+        past[i] = true;
+    }
+    let cut: std::collections::HashSet<&str> = records
+        .iter()
+        .zip(&past)
+        .filter(|(_, &p)| p)
+        .filter_map(|(r, _)| r.pipeline.as_ref().map(|p| p.id.as_str()))
+        .collect();
+    let replayed = records
+        .iter()
+        .zip(&past)
+        .map(|(r, &p)| {
+            !p && r
+                .pipeline
+                .as_ref()
+                .is_none_or(|x| !cut.contains(x.id.as_str()))
+        })
+        .collect();
+    (past, replayed)
+}
+
+/// [`prepare`], with `history_fraction`: the trace's past (see [`split_masks`]) is not
+/// replayed but learned ([`Prepared::history`]): each of its jobs with a known run time
+/// that was not cancelled, skipped or manual is observed as finished at its recorded
+/// end, in the order of those ends, before the replay starts. A model trained with
+/// `rustci retrain --history-fraction F` on the same trace has seen exactly those
+/// records; nothing of the replayed part reaches a predictor before it is replayed.
+pub fn prepare_split(
+    records: &[JobRecord],
+    fleet: &FleetFile,
+    load: f64,
+    supersede: Supersede,
+    history_fraction: Option<f64>,
+) -> Prepared {
     let mut specs = Specs::new(fleet);
     let mut skipped = Skipped::default();
+    let (past, replayed) = match history_fraction {
+        Some(f) => split_masks(records, f),
+        None => (Vec::new(), vec![true; records.len()]),
+    };
 
     let mut order: Vec<(i64, Option<u64>, usize)> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.pipeline.is_none())
+        .filter(|(i, r)| r.pipeline.is_none() && replayed[*i])
         .map(|(i, r)| (r.submit_s, r.id.parse::<u64>().ok(), i))
         .collect();
     order.sort_unstable();
@@ -251,12 +326,53 @@ pub fn prepare(
     let independent = jobs.len();
     let (pipelines, pipeline_counts) = pipelines(
         records,
+        &replayed,
         &mut specs,
         load,
         supersede,
         &mut jobs,
         &mut skipped,
     );
+    let history = history_fraction.map(|_| {
+        let mut learned: Vec<(Millis, usize, Learned)> = Vec::new();
+        for (i, r) in records.iter().enumerate().filter(|(i, _)| past[*i]) {
+            let Some(run_s) = r.run_s.filter(|&s| s >= 0) else {
+                continue;
+            };
+            if matches!(
+                r.outcome,
+                Outcome::Cancelled | Outcome::Skipped | Outcome::Manual
+            ) {
+                continue;
+            }
+            let id = JobId((jobs.len() + learned.len()) as u64);
+            let Ok(spec) = specs.spec(r, id, arrival_ms(r.submit_s, load)) else {
+                continue;
+            };
+            let end_s = r.end_s().unwrap_or(r.submit_s + run_s);
+            let finished_ms = arrival_ms(end_s, load);
+            learned.push((
+                finished_ms,
+                i,
+                Learned {
+                    spec,
+                    run_ms: run_s * MS_PER_S,
+                    finished_ms,
+                    failed: r.outcome == Outcome::Failure,
+                },
+            ));
+        }
+        learned.sort_by_key(|(t, i, _)| (*t, *i));
+        History {
+            learned: learned.into_iter().map(|(_, _, l)| l).collect(),
+            records: past.iter().filter(|&&p| p).count() as u64,
+            cut_pipeline_records: past
+                .iter()
+                .zip(&replayed)
+                .filter(|(&p, &r)| !p && !r)
+                .count() as u64,
+        }
+    });
     Prepared {
         jobs,
         independent,
@@ -264,6 +380,7 @@ pub fn prepare(
         tenants: specs.tenants,
         skipped,
         pipeline_counts,
+        history,
     }
 }
 
@@ -313,6 +430,7 @@ fn median_run_times(records: &[JobRecord]) -> HashMap<&str, i64> {
 /// no group: FlowBench's runs of a workflow do not replace each other).
 fn pipelines(
     records: &[JobRecord],
+    replayed: &[bool],
     specs: &mut Specs<'_>,
     load: f64,
     supersede: Supersede,
@@ -320,7 +438,7 @@ fn pipelines(
     skipped: &mut Skipped,
 ) -> (Vec<SimPipeline>, PipelineCounts) {
     let mut by_id: BTreeMap<&str, Vec<(usize, &PipelineRef)>> = BTreeMap::new();
-    for (i, r) in records.iter().enumerate() {
+    for (i, r) in records.iter().enumerate().filter(|(i, _)| replayed[*i]) {
         if let Some(p) = &r.pipeline {
             by_id.entry(p.id.as_str()).or_default().push((i, p));
         }

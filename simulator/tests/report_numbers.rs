@@ -73,6 +73,7 @@ fn facts(results: Vec<JobResult>, pools: Vec<PoolFacts>, qos: Vec<QosFacts>) -> 
         workload: "hand".to_string(),
         seed: Some(7),
         pipelines: None,
+        history: None,
     }
 }
 
