@@ -156,6 +156,10 @@ struct RunArgs {
     /// order they ended. A pipeline that began before the cut is not replayed.
     #[arg(long, value_name = "F")]
     replay_from_fraction: Option<f64>,
+    /// Project each pipeline's end at its creation (for `eta_within_*`) looking at most
+    /// N waiting jobs ahead; 0 skips the projection (faster on long queues).
+    #[arg(long, default_value_t = rustci_sim::simulate::ETA_LIMIT, value_name = "N")]
+    pipeline_eta_limit: usize,
     /// Write one CSV row per pipeline (id, tenant, group, created, predicted finish at
     /// creation, end, state, jobs, time to feedback).
     #[arg(long, value_name = "FILE.csv")]
@@ -392,6 +396,7 @@ fn run(args: RunArgs) -> Result<()> {
             Supersede::ByGroup
         },
         history_fraction: args.replay_from_fraction,
+        eta_limit: args.pipeline_eta_limit,
     }
     .simulate(progress, Vec::new())?;
     if let Some(b) = bar {

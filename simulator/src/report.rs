@@ -172,6 +172,10 @@ pub struct PipelineReport {
     /// without any).
     pub eta_within_10pct: Option<f64>,
     pub eta_within_60s: Option<f64>,
+    /// The pipelines those shares are over: ended normally, and projected at creation
+    /// (a projection fails when a job it waits for is beyond the look-ahead limit, or
+    /// the pipeline ended at its creation).
+    pub eta_count: u64,
     /// Cancelled (or unfinished) jobs that never ran and whose name never ran to an end
     /// in the trace: skipped, no run time to replay.
     pub unreplayable_jobs: u64,
@@ -240,6 +244,7 @@ impl PipelineReport {
             lost_runner_hours: finite_or_zero(f.lost_runner_hours),
             eta_within_10pct: share(|e| e.0),
             eta_within_60s: share(|e| e.1),
+            eta_count: etas.len() as u64,
             unreplayable_jobs: f.unreplayable_jobs,
             median_run_time_jobs: f.median_run_time_jobs,
             unschedulable_pipelines: f.unschedulable_pipelines,
@@ -863,9 +868,10 @@ impl Report {
             summary.push((
                 "pipeline ETA",
                 format!(
-                    "{} within 10%, {} within 60 s",
+                    "{} within 10%, {} within 60 s (of {} pipelines)",
                     fmt_pct(p.eta_within_10pct),
-                    fmt_pct(p.eta_within_60s)
+                    fmt_pct(p.eta_within_60s),
+                    p.eta_count
                 ),
             ));
         }

@@ -201,6 +201,8 @@ pub struct Scenario<'a> {
     /// `--replay-from-fraction`: the first fraction of the records is learned, not
     /// replayed.
     pub history_fraction: Option<f64>,
+    /// See [`crate::simulate::RunSpec::eta_limit`].
+    pub eta_limit: usize,
 }
 
 impl<'a> Scenario<'a> {
@@ -222,6 +224,7 @@ impl<'a> Scenario<'a> {
             load: 1.0,
             supersede: Supersede::ByGroup,
             history_fraction: None,
+            eta_limit: crate::simulate::ETA_LIMIT,
         })
     }
 
@@ -251,6 +254,7 @@ impl<'a> Scenario<'a> {
             clairvoyant: matches!(self.predictor, PredictorSpec::Clairvoyant),
             supersede: self.supersede,
             history_fraction: self.history_fraction,
+            eta_limit: self.eta_limit,
         })
     }
 

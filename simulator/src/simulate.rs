@@ -82,6 +82,9 @@ pub struct RunSpec<'a> {
     /// Replay only the records after the first fraction (by submit time); the
     /// predictor learns the first part first (see [`crate::workload::prepare_split`]).
     pub history_fraction: Option<f64>,
+    /// Each pipeline's end is projected at its creation looking at most this many
+    /// waiting jobs ahead (0: not projected; the ETA fields are then `null`).
+    pub eta_limit: usize,
 }
 
 impl<'a> RunSpec<'a> {
@@ -109,6 +112,7 @@ impl<'a> RunSpec<'a> {
             clairvoyant: false,
             supersede: Supersede::ByGroup,
             history_fraction: None,
+            eta_limit: ETA_LIMIT,
         })
     }
 }
@@ -340,7 +344,7 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             progress_every: 1024,
             scaling,
             give_up: spec.give_up,
-            eta_limit: has_pipelines.then_some(ETA_LIMIT),
+            eta_limit: (has_pipelines && spec.eta_limit > 0).then_some(spec.eta_limit),
         },
     )?;
     let runner_pool: Vec<usize> = match &engine.scaling {

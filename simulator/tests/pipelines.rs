@@ -365,6 +365,31 @@ mod interface {
         assert!(json.get("pipelines").is_none());
     }
 
+    /// A run with pipelines adds the time-to-feedback CDF to its plots and HTML
+    /// report; a run without keeps the three plots it had.
+    #[test]
+    fn html_report_has_the_ttf_cdf() {
+        use rustci_sim::plots::{RunPlot, RunPlotData};
+        let records = vec![ok("p", 0, "a", &[], 10), ok("q", 5, "a", &[], 20)];
+        let out = run(&records, 1, "critical-path", Supersede::ByGroup);
+        let report = Report::from_facts(&out.facts);
+        let data = RunPlotData::new(&out.facts, &report, &out.timeline(), 5);
+        assert_eq!(data.plots().last(), Some(&RunPlot::TtfCdf));
+        let html = rustci_sim::html::render(&report, &data).expect("html");
+        let fig = html
+            .find("<figure id=\"plot-ttf_cdf\">")
+            .expect("ttf figure");
+        assert!(html[fig..].contains("<svg"));
+        assert!(html.contains("time to feedback p95 (s)"));
+
+        let mut plain = JobRecord::new("1", "t", 0);
+        plain.run_s = Some(5);
+        let out = run(&[plain], 1, "easy", Supersede::ByGroup);
+        let report = Report::from_facts(&out.facts);
+        let data = RunPlotData::new(&out.facts, &report, &out.timeline(), 5);
+        assert_eq!(data.plots(), RunPlot::ALL.to_vec());
+    }
+
     /// The CLI on a pipeline trace: JSON with the interface fields, `--no-supersede`,
     /// `--predictor clairvoyant` and a per-pipeline CSV.
     #[test]
@@ -671,8 +696,8 @@ mod bad_input {
         let mut cells: Vec<String> = lines[1].split(',').map(str::to_string).collect();
         cells[col] = "yesterday".into();
         lines[1] = cells.join(",");
-        std::fs::write(&trace, lines.join("\n") + "\n").expect("write");
-        let o = common::sim(&["run", "--trace", &trace.display().to_string(), "-q"]);
+        let trace = common::write(dir.path(), "bad.csv", &(lines.join("\n") + "\n"));
+        let o = common::sim(&["run", "--trace", &trace, "-q"]);
         assert!(!o.status.success());
         let err = common::stderr(&o);
         for e in ["bad.csv", ":2", "pipeline_created_s"] {
