@@ -37,7 +37,7 @@ pub enum EngineError {
         pipeline: String,
         at_ms: Millis,
         #[source]
-        source: CoreError,
+        source: Box<CoreError>,
     },
     /// The core broke an invariant the engine checks (capacity, double start).
     #[error("invariant broken at t={at_ms} ms: {what}")]
@@ -933,7 +933,7 @@ fn submit_pipeline(
         Err(source) => Err(EngineError::Pipeline {
             pipeline: pipe.name.clone(),
             at_ms: now,
-            source,
+            source: Box::new(source),
         }),
     }
 }

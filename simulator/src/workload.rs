@@ -405,6 +405,9 @@ fn median_run_times(records: &[JobRecord]) -> HashMap<&str, i64> {
         .collect()
 }
 
+/// A pipeline's records: (index in the records, its `PipelineRef`), in record order.
+type Members<'r> = Vec<(usize, &'r PipelineRef)>;
+
 /// The pipelines of `records`, their jobs appended to `jobs`. How a recorded outcome is
 /// replayed:
 ///
@@ -437,7 +440,7 @@ fn pipelines(
     jobs: &mut Vec<SimJob>,
     skipped: &mut Skipped,
 ) -> (Vec<SimPipeline>, PipelineCounts) {
-    let mut by_id: BTreeMap<&str, Vec<(usize, &PipelineRef)>> = BTreeMap::new();
+    let mut by_id: BTreeMap<&str, Members<'_>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate().filter(|(i, _)| replayed[*i]) {
         if let Some(p) = &r.pipeline {
             by_id.entry(p.id.as_str()).or_default().push((i, p));
@@ -447,7 +450,7 @@ fn pipelines(
     if by_id.is_empty() {
         return (Vec::new(), counts);
     }
-    let mut order: Vec<(i64, &str, Vec<(usize, &PipelineRef)>)> = by_id
+    let mut order: Vec<(i64, &str, Members<'_>)> = by_id
         .into_iter()
         .map(|(id, members)| (members[0].1.created_s, id, members))
         .collect();
