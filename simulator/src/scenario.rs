@@ -224,7 +224,9 @@ impl<'a> Scenario<'a> {
             load: 1.0,
             supersede: Supersede::ByGroup,
             history_fraction: None,
-            eta_limit: crate::simulate::ETA_LIMIT,
+            // Sweeps and plans report no ETA accuracy: they skip the projection's cost
+            // (`run` sets `--pipeline-eta-limit`).
+            eta_limit: 0,
         })
     }
 

@@ -390,6 +390,28 @@ mod interface {
         assert_eq!(data.plots(), RunPlot::ALL.to_vec());
     }
 
+    /// The built-in synthetic workload runs pipelines; a `--synthetic` file turns them
+    /// off with `[pipelines] enabled = false` (and keeps them without a `[pipelines]`
+    /// table).
+    #[test]
+    fn synthetic_workload_has_pipelines_by_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let count = |args: &[&str]| -> Option<u64> {
+            let mut all = vec!["run", "--days", "0.25", "--format", "json", "-q"];
+            all.extend_from_slice(args);
+            let o = common::sim(&all);
+            assert!(o.status.success(), "{}", common::stderr(&o));
+            let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+            json.get("pipelines")
+                .map(|p| p["count"].as_u64().expect("count"))
+        };
+        assert!(count(&[]).is_some_and(|n| n > 0));
+        let off = common::write(dir.path(), "off.toml", "[pipelines]\nenabled = false\n");
+        assert_eq!(count(&["--synthetic", &off]), None);
+        let plain = common::write(dir.path(), "plain.toml", "seed = 3\n");
+        assert!(count(&["--synthetic", &plain]).is_some_and(|n| n > 0));
+    }
+
     /// The CLI on a pipeline trace: JSON with the interface fields, `--no-supersede`,
     /// `--predictor clairvoyant` and a per-pipeline CSV.
     #[test]
