@@ -868,6 +868,12 @@ impl Scheduler {
         Ok(())
     }
 
+    /// When `job` entered the queue, while it waits or runs: for a pipeline job, the
+    /// instant it became ready (its spec's own `submit_ms` is replaced then).
+    pub fn queued_at(&self, job: JobId) -> Option<Millis> {
+        self.jobs.get(&job).map(|e| e.spec.submit_ms)
+    }
+
     /// The run-time estimate the core plans `job` with, while it waits or runs.
     pub fn estimate_of(&self, job: JobId) -> Option<Estimate> {
         self.jobs.get(&job).map(|e| e.estimate)

@@ -2,6 +2,8 @@
 //!
 //! 1. The full SDSC-BLUE log (243k jobs, 1,152 processors) under EASY.
 //! 2. A synthetic CI workload of about 1M jobs on 10,000 runners under fair share.
+//! 3. The synthetic week with pipelines (`[pipelines] enabled`) on the built-in fleet
+//!    under critical path, without and with each pipeline's ETA at creation.
 //!
 //! Prints events/s, wall time and peak memory (VmHWM of this process, so the peak of
 //! the whole bench including the trace in memory). Figures go to BENCHMARKS.md.
@@ -12,7 +14,7 @@ use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::{open_trace, TraceFormat};
 use rustci_sim::fleet_file::FleetFile;
-use rustci_sim::simulate::{simulate, RunSpec};
+use rustci_sim::simulate::{simulate, RunSpec, ETA_LIMIT};
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -26,9 +28,20 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn run(name: &str, records: &[rustci_datasets::JobRecord], fleet: &FleetFile, policy: &str) {
+    run_with_eta(name, records, fleet, policy, ETA_LIMIT);
+}
+
+fn run_with_eta(
+    name: &str,
+    records: &[rustci_datasets::JobRecord],
+    fleet: &FleetFile,
+    policy: &str,
+    eta_limit: usize,
+) {
     let t = Instant::now();
     let out = simulate(RunSpec {
         workload_name: name.into(),
+        eta_limit,
         ..RunSpec::new(records, fleet, policy).expect("policy")
     })
     .expect("simulate");
@@ -85,5 +98,31 @@ fn main() {
         }
         assert_eq!(fleet.total_runners(), 10_000);
         run("synthetic-1m (10k runners)", &records, &fleet, "fairshare");
+    }
+    if wants("synthetic-pipelines") {
+        let mut cfg = SyntheticConfig::default();
+        cfg.pipelines.enabled = true;
+        let t = Instant::now();
+        let records = generate(&cfg).expect("generate");
+        println!(
+            "synthetic-pipelines: generated {} jobs in {:.2} s",
+            records.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let fleet = FleetFile::default_ci().expect("default fleet");
+        run_with_eta(
+            "synthetic-pipelines, no ETA",
+            &records,
+            &fleet,
+            "critical-path",
+            0,
+        );
+        run_with_eta(
+            "synthetic-pipelines, ETA",
+            &records,
+            &fleet,
+            "critical-path",
+            ETA_LIMIT,
+        );
     }
 }

@@ -16,11 +16,12 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
 use rustci_scheduler::{
-    Autoscaler, CoreError, Decision, Event, JobId, Millis, PoolId, RunnerId, ScalePolicy, Scheduler,
+    Autoscaler, CancelReason, CoreError, Decision, Event, JobId, Millis, PipelineId, PipelineState,
+    PoolId, RunnerId, ScalePolicy, Scheduler,
 };
 use thiserror::Error;
 
-use crate::workload::SimJob;
+use crate::workload::{SimJob, SimPipeline};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -29,6 +30,14 @@ pub enum EngineError {
         at_ms: Millis,
         #[source]
         source: CoreError,
+    },
+    /// The core refused a pipeline of the trace (named by its trace id).
+    #[error("pipeline {pipeline} at t={at_ms} ms: {source}")]
+    Pipeline {
+        pipeline: String,
+        at_ms: Millis,
+        #[source]
+        source: Box<CoreError>,
     },
     /// The core broke an invariant the engine checks (capacity, double start).
     #[error("invariant broken at t={at_ms} ms: {what}")]
@@ -132,12 +141,66 @@ pub struct Placement {
     pub runner: RunnerId,
 }
 
+/// How a job ended, as the engine saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Finished,
+    Failed,
+    /// Cancelled by the core (supersession); its placement, if it ran, ends at the cancel.
+    Cancelled,
+    /// Skipped: the trace recorded it so, or the core skipped it (a condition failed).
+    Skipped,
+    /// A manual job nobody played.
+    Manual,
+}
+
+/// One pipeline as it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PipelineRun {
+    /// When it ended and how (`None`: it had not ended when the run stopped).
+    pub end: Option<(Millis, PipelineState)>,
+    /// The core's projected end right after its creation ([`EngineOptions::eta_limit`]);
+    /// `None` when not asked, or when it had already ended at its creation.
+    pub eta_ms: Option<Millis>,
+}
+
+/// What supersession did, with true run times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Supersession {
+    /// Jobs cancelled because a newer pipeline of their group came.
+    pub cancelled_jobs: u64,
+    /// Of those, the ones that were running (interrupted).
+    pub interrupted_jobs: u64,
+    /// Slot-milliseconds they would still have run: a job that had not started, its
+    /// whole run time; an interrupted one, the rest of its run.
+    pub saved_slot_ms: i64,
+    /// Slot-milliseconds interrupted jobs had run (lost work).
+    pub lost_slot_ms: i64,
+}
+
+/// What the engine replays: independent jobs (`jobs[..independent]`, in submission
+/// order) and pipelines (in creation order) whose jobs are the rest of `jobs`.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals<'a> {
+    pub jobs: &'a [SimJob],
+    pub independent: usize,
+    pub pipelines: &'a [SimPipeline],
+}
+
 /// The engine's output.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOutput {
     /// Per job (index of the job slice): where it ran; `None` if the core refused it
     /// (no eligible pool) or it never started.
     pub placements: Vec<Option<Placement>>,
+    /// Per job: when it entered the core's queue (a pipeline job: when it became
+    /// ready; an independent job: its submission).
+    pub queued_ms: Vec<Millis>,
+    /// Per job: how it ended (`None`: it had not ended when the run stopped).
+    pub fates: Vec<Option<Fate>>,
+    /// Per pipeline (index of [`Arrivals::pipelines`]).
+    pub pipelines: Vec<PipelineRun>,
+    pub supersession: Supersession,
     /// Jobs the core refused at submission because no pool can ever run them.
     pub refused: u64,
     pub events: u64,
@@ -164,6 +227,9 @@ pub struct EngineOptions {
     /// waiting longer (capacity planning need not finish a run that has already failed).
     /// Empty: the run always finishes.
     pub give_up: Vec<Option<f64>>,
+    /// Ask the core for each pipeline's projected end right after its creation, looking
+    /// at most this many waiting jobs ahead ([`Scheduler::pipeline_eta`]'s limit).
+    pub eta_limit: Option<usize>,
 }
 
 /// Counts, per QoS class, the jobs that started later than the class's target.
@@ -224,6 +290,7 @@ impl std::fmt::Debug for EngineOptions {
             .field("progress_every", &self.progress_every)
             .field("scaling", &self.scaling)
             .field("give_up", &self.give_up)
+            .field("eta_limit", &self.eta_limit)
             .finish_non_exhaustive()
     }
 }
@@ -364,6 +431,7 @@ impl State {
         &mut self,
         now: Millis,
         d: Decision,
+        scheduler: &Scheduler,
         jobs: &[SimJob],
         scaling: Option<&mut Scaling>,
     ) -> Result<(), EngineError> {
@@ -397,9 +465,14 @@ impl State {
                     });
                 }
                 self.used[r] += job.spec.slots;
+                if job.pipeline.is_some() {
+                    if let Some(t) = scheduler.queued_at(job.spec.id) {
+                        self.out.queued_ms[i] = t;
+                    }
+                }
                 if self.out.gave_up.is_none() {
                     // As the report computes waits: seconds of start minus submit.
-                    let wait_s = now as f64 / 1000.0 - job.spec.submit_ms as f64 / 1000.0;
+                    let wait_s = now as f64 / 1000.0 - self.out.queued_ms[i] as f64 / 1000.0;
                     self.out.gave_up = self.give_up.started(i, job.spec.qos.0 as usize, wait_s);
                 }
                 let end_ms = now + job.run_ms;
@@ -457,34 +530,162 @@ impl State {
                 self.attempt[i] += 1;
                 scaling.out.retried_work_ms += now - pl.start_ms;
             }
-            // This engine submits no pipelines yet (issue 14 puts them in the core first).
-            Decision::Cancel { .. }
-            | Decision::Skip { .. }
-            | Decision::Manual { .. }
-            | Decision::PipelineEnded { .. } => {
-                return Err(EngineError::Invariant {
-                    at_ms: now,
-                    what: format!("pipeline decision {d:?}, but this engine submits no pipelines"),
-                });
+            Decision::Cancel {
+                job,
+                runner,
+                reason,
+            } => self.cancelled(now, job, runner, reason, jobs)?,
+            Decision::Skip { job } => self.ended(now, job, Fate::Skipped)?,
+            Decision::Manual { job } => self.ended(now, job, Fate::Manual)?,
+            Decision::PipelineEnded { pipeline, state } => {
+                let Some(run) = self.out.pipelines.get_mut(pipeline.0 as usize) else {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("unknown pipeline {pipeline} ended"),
+                    });
+                };
+                if run.end.is_some() {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("pipeline {pipeline} ended twice"),
+                    });
+                }
+                run.end = Some((now, state));
             }
         }
         Ok(())
     }
+
+    /// Job `job` reached `fate`. A job ends once; only a manual job nobody played may
+    /// still be cancelled (supersession) or skipped (the trace says so).
+    fn ended(&mut self, now: Millis, job: JobId, fate: Fate) -> Result<(), EngineError> {
+        let Some(slot) = self.out.fates.get_mut(job.0 as usize) else {
+            return Err(EngineError::Invariant {
+                at_ms: now,
+                what: format!("unknown job {job} ended"),
+            });
+        };
+        match *slot {
+            None | Some(Fate::Manual) => {
+                *slot = Some(fate);
+                Ok(())
+            }
+            Some(before) => Err(EngineError::Invariant {
+                at_ms: now,
+                what: format!("job {job} ended {fate:?} after it had ended {before:?}"),
+            }),
+        }
+    }
+
+    /// The core cancelled `job`: a running one stops now (its slots free, its run so
+    /// far lost), and supersession's savings are counted with the true run time.
+    fn cancelled(
+        &mut self,
+        now: Millis,
+        job: JobId,
+        runner: Option<RunnerId>,
+        reason: CancelReason,
+        jobs: &[SimJob],
+    ) -> Result<(), EngineError> {
+        let i = job.0 as usize;
+        let Some(sim_job) = jobs.get(i) else {
+            return Err(EngineError::Invariant {
+                at_ms: now,
+                what: format!("cancel of unknown job {job}"),
+            });
+        };
+        let slots = i64::from(sim_job.spec.slots);
+        let superseded = matches!(reason, CancelReason::Superseded { .. });
+        let saved_ms = match runner {
+            None => {
+                if self.out.placements[i].is_some() {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!("job {job} cancelled as not started, but it runs"),
+                    });
+                }
+                sim_job.run_ms
+            }
+            Some(runner) => {
+                let Some(pl) = self.out.placements[i].as_mut() else {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!(
+                            "job {job} cancelled on runner {runner}, but it never started"
+                        ),
+                    });
+                };
+                if pl.runner != runner || self.out.fates[i].is_some() {
+                    return Err(EngineError::Invariant {
+                        at_ms: now,
+                        what: format!(
+                            "job {job} cancelled on runner {runner}, but it does not run there"
+                        ),
+                    });
+                }
+                let rest = pl.end_ms - now;
+                let ran = now - pl.start_ms;
+                pl.end_ms = now;
+                if !self.released[i] {
+                    if let Some(u) = self.used.get_mut(runner.0 as usize) {
+                        *u = u.saturating_sub(sim_job.spec.slots);
+                    }
+                }
+                // Its finish (and estimate events) belong to an attempt that is over.
+                self.attempt[i] += 1;
+                self.out.supersession.lost_slot_ms += ran * slots;
+                if superseded {
+                    self.out.supersession.interrupted_jobs += 1;
+                }
+                rest
+            }
+        };
+        if superseded {
+            self.out.supersession.cancelled_jobs += 1;
+            self.out.supersession.saved_slot_ms += saved_ms * slots;
+        }
+        self.ended(now, job, Fate::Cancelled)
+    }
 }
 
-/// Runs `jobs` (in submission order) on the runners `runners` (id, pool, slots), which
-/// join at `start_ms`; with `options.scaling`, an autoscaler adds and removes runners.
+/// Runs independent `jobs` (in submission order) on the runners `runners` (id, pool,
+/// slots), which join at `start_ms`; with `options.scaling`, an autoscaler adds and
+/// removes runners.
 pub fn run(
     scheduler: &mut Scheduler,
     jobs: &[SimJob],
     runners: &[(RunnerId, PoolId, u32)],
     start_ms: Millis,
+    options: EngineOptions,
+) -> Result<EngineOutput, EngineError> {
+    let arrivals = Arrivals {
+        jobs,
+        independent: jobs.len(),
+        pipelines: &[],
+    };
+    run_arrivals(scheduler, arrivals, runners, start_ms, options)
+}
+
+/// [`run`] with pipelines: each is submitted whole at its creation
+/// ([`Event::SubmitPipeline`], with an [`Event::Skip`] for each job the trace skipped,
+/// before the pass), and the core's pipeline decisions are applied: a cancelled running
+/// job stops at once. Arrivals of one instant: independent jobs before pipelines.
+pub fn run_arrivals(
+    scheduler: &mut Scheduler,
+    arrivals: Arrivals<'_>,
+    runners: &[(RunnerId, PoolId, u32)],
+    start_ms: Millis,
     mut options: EngineOptions,
 ) -> Result<EngineOutput, EngineError> {
+    let jobs = arrivals.jobs;
+    let independent = &jobs[..arrivals.independent.min(jobs.len())];
     let mut st = State {
         queue: EventQueue::with_capacity(runners.len() + 1024),
         out: EngineOutput {
             placements: vec![None; jobs.len()],
+            queued_ms: jobs.iter().map(|j| j.spec.submit_ms).collect(),
+            fates: vec![None; jobs.len()],
+            pipelines: vec![PipelineRun::default(); arrivals.pipelines.len()],
             decisions: options.record_decisions.then(Vec::new),
             ..EngineOutput::default()
         },
@@ -530,6 +731,7 @@ pub fn run(
 
     let mut decisions = Vec::new();
     let mut next = 0usize;
+    let mut next_pipeline = 0usize;
     let mut finished = 0u64;
     let every = options.progress_every.max(1);
 
@@ -537,13 +739,54 @@ pub fn run(
         if st.out.gave_up.is_some() {
             break;
         }
-        let next_submit = jobs.get(next).map(|j| (j.spec.submit_ms, SUBMIT));
-        let take_heap = match (st.queue.heap.peek(), next_submit) {
+        let job_at = independent.get(next).map(|j| j.spec.submit_ms);
+        let pipeline_at = arrivals.pipelines.get(next_pipeline).map(|p| p.created_ms);
+        // (time, a pipeline?) of the next arrival; an independent job first at a tie.
+        let arrival = match (job_at, pipeline_at) {
+            (Some(j), Some(p)) if p < j => Some((p, true)),
+            (Some(j), _) => Some((j, false)),
+            (None, Some(p)) => Some((p, true)),
+            (None, None) => None,
+        };
+        let take_heap = match (st.queue.heap.peek(), arrival) {
             (None, None) => break,
             (Some(_), None) => true,
             (None, Some(_)) => false,
-            (Some(Reverse(p)), Some(s)) => (p.at, p.class) < s,
+            (Some(Reverse(p)), Some((at, _))) => (p.at, p.class) < (at, SUBMIT),
         };
+        if let (false, Some((now, true))) = (take_heap, arrival) {
+            let pipe = &arrivals.pipelines[next_pipeline];
+            next_pipeline += 1;
+            st.out.events += 1;
+            decisions.clear();
+            submit_pipeline(scheduler, pipe, now, &mut decisions)?;
+            if let Some(sc) = scaling.as_mut() {
+                // The autoscaler learns the jobs queued at once (the others are queued
+                // when their needs end, unseen by its arrival forecast).
+                for j in &pipe.spec.jobs {
+                    sc.autoscaler.observe_submit(scheduler, &j.spec, now);
+                }
+            }
+            for &d in &decisions {
+                st.apply(now, d, scheduler, jobs, None)?;
+            }
+            for &job in &pipe.skips {
+                // Unless the core already ended it (a skip cascade).
+                if st
+                    .out
+                    .fates
+                    .get(job.0 as usize)
+                    .is_some_and(Option::is_none)
+                {
+                    st.ended(now, job, Fate::Skipped)?;
+                }
+            }
+            if let Some(limit) = options.eta_limit {
+                st.out.pipelines[next_pipeline - 1].eta_ms =
+                    scheduler.pipeline_eta(pipe.spec.id, now, limit);
+            }
+            continue;
+        }
         let (now, event) = if take_heap {
             let Some(Reverse(p)) = st.queue.heap.pop() else {
                 break;
@@ -558,7 +801,9 @@ pub fn run(
                 Kind::Scale => {
                     if let Some(sc) = scaling.as_mut() {
                         st.out.events += 1;
-                        evaluate(sc, scheduler, jobs, next, p.at, &mut st)?;
+                        let arrivals_left =
+                            next < independent.len() || next_pipeline < arrivals.pipelines.len();
+                        evaluate(sc, scheduler, jobs, arrivals_left, p.at, &mut st)?;
                     }
                     continue;
                 }
@@ -623,6 +868,12 @@ pub fn run(
                             st.used[pl.runner.0 as usize] -= job.spec.slots;
                         }
                     }
+                    let fate = if job.failed {
+                        Fate::Failed
+                    } else {
+                        Fate::Finished
+                    };
+                    st.ended(p.at, job.spec.id, fate)?;
                     finished += 1;
                     if finished.is_multiple_of(every) {
                         if let Some(cb) = options.progress.as_mut() {
@@ -633,7 +884,7 @@ pub fn run(
                 }
             }
         } else {
-            let job = &jobs[next];
+            let job = &independent[next];
             next += 1;
             (job.spec.submit_ms, Event::Submit(job.spec.clone()))
         };
@@ -657,11 +908,34 @@ pub fn run(
             }
         }
         for &d in &decisions {
-            st.apply(now, d, jobs, None)?;
+            st.apply(now, d, scheduler, jobs, None)?;
         }
     }
     st.out.scaling = scaling.map(|sc| sc.out);
     Ok(st.out)
+}
+
+/// Submits `pipe` at `now` with the skips the trace recorded, in one pass.
+fn submit_pipeline(
+    scheduler: &mut Scheduler,
+    pipe: &SimPipeline,
+    now: Millis,
+    out: &mut Vec<Decision>,
+) -> Result<(), EngineError> {
+    let id: PipelineId = pipe.spec.id;
+    let events = std::iter::once(Event::SubmitPipeline(pipe.spec.clone()))
+        .chain(pipe.skips.iter().map(|&job| Event::Skip { job }));
+    match scheduler.handle_all(now, events, out) {
+        Ok(()) => Ok(()),
+        // A skip ended the pipeline (every job is then terminal): the skips after it
+        // have nothing left to do.
+        Err(CoreError::NotInPipeline(_)) if !scheduler.is_pipeline_running(id) => Ok(()),
+        Err(source) => Err(EngineError::Pipeline {
+            pipeline: pipe.name.clone(),
+            at_ms: now,
+            source: Box::new(source),
+        }),
+    }
 }
 
 /// The core's event for the end of `job`: a failure when the trace says so.
@@ -695,7 +969,7 @@ fn evaluate(
     sc: &mut Scaling,
     scheduler: &mut Scheduler,
     jobs: &[SimJob],
-    next: usize,
+    arrivals_left: bool,
     now: Millis,
     st: &mut State,
 ) -> Result<(), EngineError> {
@@ -746,10 +1020,10 @@ fn evaluate(
             .handle_all(now, lost, &mut decisions)
             .map_err(|source| EngineError::Core { at_ms: now, source })?;
         for d in decisions {
-            st.apply(now, d, jobs, None)?;
+            st.apply(now, d, scheduler, jobs, None)?;
         }
     }
-    let submissions_left = next < jobs.len();
+    let submissions_left = arrivals_left;
     let work_left = scheduler.pending_count() > 0 || scheduler.running_count() > 0;
     // Waiting jobs with nothing left that could change (no event pending, nothing asked
     // for) would wait forever: stop and count them.
@@ -796,7 +1070,7 @@ fn interrupt(
         if fallback.is_some() && matches!(d, Decision::Requeue { .. }) {
             sc.out.requeued_to_fallback += 1;
         }
-        st.apply(now, d, jobs, Some(sc))?;
+        st.apply(now, d, scheduler, jobs, Some(sc))?;
     }
     if let Some(u) = st.used.get_mut(runner.0 as usize) {
         *u = 0;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::plots::{PlotError, RunPlot, RunPlotData};
+use crate::plots::{PlotError, RunPlotData};
 use crate::report::Report;
 
 #[derive(Debug, Error)]
@@ -83,7 +83,27 @@ pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError>
         ("utilization", num(Some(report.utilization), 3)),
         ("Jain fairness (tenant bsld)", num(report.jain_fairness, 3)),
     ];
-    for (k, v) in rows {
+    let pipeline_rows: Vec<(&str, String)> = report
+        .pipelines
+        .as_ref()
+        .map(|p| {
+            vec![
+                ("pipelines", p.count.to_string()),
+                ("time to feedback mean (s)", num(p.ttf_mean_s, 1)),
+                ("time to feedback p95 (s)", num(p.ttf_p95_s, 1)),
+                (
+                    "jobs cancelled by supersession",
+                    p.superseded_jobs.to_string(),
+                ),
+                (
+                    "runner-hours saved by supersession",
+                    num(Some(p.saved_runner_hours), 2),
+                ),
+                ("ETA within 10%", num(p.eta_within_10pct, 3)),
+            ]
+        })
+        .unwrap_or_default();
+    for (k, v) in rows.into_iter().chain(pipeline_rows) {
         let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", esc(k), esc(&v));
     }
     h.push_str("</table>\n<table id=\"qos\">\n<tr><th>QoS class</th><th>jobs</th><th>wait mean (s)</th><th>wait p95 (s)</th><th>within target</th></tr>\n");
@@ -99,7 +119,7 @@ pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError>
         );
     }
     h.push_str("</table>\n");
-    for plot in RunPlot::ALL {
+    for plot in plots.plots() {
         let svg = plots.svg(plot)?;
         // plotters' SVG has no XML prolog, but a future one must not land mid-document.
         let body = match svg.find("<svg") {

@@ -7,6 +7,7 @@
 //! order, skips), [`engine::run`] (events into [`rustci_scheduler::Scheduler`], decisions
 //! applied), the run's facts → [`report::Report`].
 
+pub mod clairvoyant;
 pub mod engine;
 pub mod fleet_file;
 pub mod html;

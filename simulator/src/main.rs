@@ -17,9 +17,10 @@ use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET};
 use rustci_sim::plots::RunPlotData;
-use rustci_sim::report::{write_jobs_csv, Report};
+use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use rustci_sim::simulate::peak_runners;
+use rustci_sim::workload::Supersede;
 
 use crate::args::{AutoscalerArg, SyntheticArgs, WorkloadArgs};
 
@@ -117,7 +118,11 @@ struct RunArgs {
     #[arg(long)]
     processors: Option<u32>,
     /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf, qos-spf
-    /// (the last two: shortest predicted first inside each tenant / QoS class).
+    /// (the last two: shortest predicted first inside each tenant / QoS class),
+    /// critical-path (pipeline jobs by latest start: the longest remaining path of a
+    /// pipeline first, older pipelines first; independent jobs FIFO; EASY backfilling),
+    /// fairshare-cp and qos-cp (fair share's tenant lanes or QoS classes as they are,
+    /// critical-path order inside each lane).
     #[arg(long, default_value = "easy")]
     policy: String,
     /// Override the policy's backfilling.
@@ -127,14 +132,38 @@ struct RunArgs {
     #[arg(long, default_value_t = 168.0)]
     half_life_h: f64,
     /// Run-time estimates: `requested` (the user's requested time), `tsafrir` (the
-    /// average of the user's last two run times, capped at the request) or `model:DIR`
-    /// (the current version of a model trained by `rustci retrain --out DIR`).
+    /// average of the user's last two run times, capped at the request), `model:DIR`
+    /// (the current version of a model trained by `rustci retrain --out DIR`) or
+    /// `clairvoyant` (every job's true run time: the bound a perfect model reaches;
+    /// simulator only).
     #[arg(
         long,
         default_value = "requested",
-        value_name = "requested|tsafrir|model:DIR"
+        value_name = "requested|tsafrir|model:DIR|clairvoyant"
     )]
     predictor: String,
+    /// A newer pipeline of a concurrency group (the trace's group, else project and
+    /// branch) cancels the older ones' jobs that have not started and their
+    /// interruptible running ones (the default).
+    #[arg(long, overrides_with = "no_supersede")]
+    supersede: bool,
+    /// No pipeline is superseded.
+    #[arg(long, overrides_with = "supersede")]
+    no_supersede: bool,
+    /// Replay only the trace after its first F (a fraction of its records by submit
+    /// time, as `rustci retrain --history-fraction F` cuts its training data); the
+    /// predictor (tsafrir, model:DIR) first learns that part as finished jobs, in the
+    /// order they ended. A pipeline that began before the cut is not replayed.
+    #[arg(long, value_name = "F")]
+    replay_from_fraction: Option<f64>,
+    /// Project each pipeline's end at its creation (for `eta_within_*`) looking at most
+    /// N waiting jobs ahead; 0 skips the projection (faster on long queues).
+    #[arg(long, default_value_t = rustci_sim::simulate::ETA_LIMIT, value_name = "N")]
+    pipeline_eta_limit: usize,
+    /// Write one CSV row per pipeline (id, tenant, group, created, predicted finish at
+    /// creation, end, state, jobs, time to feedback).
+    #[arg(long, value_name = "FILE.csv")]
+    pipelines_out: Option<PathBuf>,
     /// With `--predictor model:DIR`: plan with the model's point estimate or its upper
     /// quantile (P90).
     #[arg(long, value_enum, default_value_t = PlanArg::Point)]
@@ -268,6 +297,11 @@ fn run(args: RunArgs) -> Result<()> {
             args.default_estimate_s
         );
     }
+    if let Some(f) = args.replay_from_fraction {
+        if !(f > 0.0 && f < 1.0) {
+            bail!("--replay-from-fraction must be in (0, 1), got {f}");
+        }
+    }
     if !(args.half_life_h.is_finite() && args.half_life_h > 0.0) {
         bail!("--half-life-h must be positive, got {}", args.half_life_h);
     }
@@ -356,6 +390,13 @@ fn run(args: RunArgs) -> Result<()> {
         predictor: &predictor,
         autoscaler,
         load: args.load,
+        supersede: if args.no_supersede {
+            Supersede::Never
+        } else {
+            Supersede::ByGroup
+        },
+        history_fraction: args.replay_from_fraction,
+        eta_limit: args.pipeline_eta_limit,
     }
     .simulate(progress, Vec::new())?;
     if let Some(b) = bar {
@@ -373,6 +414,15 @@ fn run(args: RunArgs) -> Result<()> {
         write_jobs_csv(&mut w, &out.facts.results)
             .with_context(|| format!("writing {}", path.display()))?;
         w.flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.pipelines_out {
+        let Some(pipelines) = &out.facts.pipelines else {
+            bail!("--pipelines-out: the workload has no pipelines");
+        };
+        let mut w = BufWriter::new(create(path)?);
+        write_pipelines_csv(&mut w, &pipelines.pipelines)
+            .and_then(|()| w.flush())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.swf_out {

@@ -75,6 +75,78 @@ pub struct RunFacts {
     pub predictor: String,
     pub workload: String,
     pub seed: Option<u64>,
+    /// What the run's pipelines did; `None` when the workload had none.
+    pub pipelines: Option<PipelineFacts>,
+    /// The trace's past the predictor learned from (`--replay-from-fraction`).
+    pub history: Option<HistoryFacts>,
+}
+
+/// The part of a trace learned from, not replayed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryFacts {
+    /// The fraction of the records (by submit time) that is the past.
+    pub fraction: f64,
+    pub records: u64,
+    /// Of those, the jobs the predictor observed as finished.
+    pub learned_jobs: u64,
+    /// Records after the cut left out with the pipeline they belong to, which began
+    /// before the cut.
+    pub cut_pipeline_records: u64,
+}
+
+/// One pipeline as it ran. Times are seconds on the trace's axis.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineResult {
+    /// The trace's pipeline id.
+    pub id: String,
+    pub tenant: String,
+    pub qos: String,
+    /// Concurrency group (the engine's number), if any.
+    pub group: Option<u64>,
+    pub created_s: f64,
+    /// The core's projected end right after creation.
+    pub eta_s: Option<f64>,
+    /// `None`: it had not ended when the run stopped.
+    pub end_s: Option<f64>,
+    /// `succeeded`, `failed`, `cancelled`, `blocked`, or `running` (not ended).
+    pub state: &'static str,
+    pub jobs: usize,
+    /// Jobs that ran (to their end, or until supersession stopped them).
+    pub ran_jobs: usize,
+    /// Time in which none of its jobs ran, between creation and end.
+    pub wait_s: Option<f64>,
+}
+
+impl PipelineResult {
+    /// Time to feedback: creation to end, for a pipeline that ended normally (not
+    /// cancelled: a superseded pipeline never gave feedback).
+    pub fn ttf_s(&self) -> Option<f64> {
+        match (self.state, self.end_s) {
+            ("succeeded" | "failed" | "blocked", Some(end)) => Some(end - self.created_s),
+            _ => None,
+        }
+    }
+}
+
+/// Everything the report says of pipelines.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PipelineFacts {
+    pub pipelines: Vec<PipelineResult>,
+    /// Pipeline jobs skipped (recorded so, or by a condition) and manual jobs never
+    /// played.
+    pub skipped_jobs: u64,
+    pub manual_jobs: u64,
+    /// Pipelines superseded by a newer one of their group, and their jobs cancelled.
+    pub superseded: u64,
+    pub superseded_jobs: u64,
+    pub interrupted_jobs: u64,
+    /// Slot-hours supersession saved (true run times) and lost (interrupted runs).
+    pub saved_runner_hours: f64,
+    pub lost_runner_hours: f64,
+    /// See `workload::PipelineCounts`.
+    pub unreplayable_jobs: u64,
+    pub median_run_time_jobs: u64,
+    pub unschedulable_pipelines: u64,
 }
 
 /// One runner's life as the report needs it, seconds on the trace's time axis.

@@ -51,9 +51,13 @@ pub enum RunPlot {
     Timeline,
     WaitCdf,
     TenantWaits,
+    /// Pipelines' time to feedback (only for a run with pipelines).
+    TtfCdf,
 }
 
 impl RunPlot {
+    /// The plots of every run; a run with pipelines adds [`RunPlot::TtfCdf`]
+    /// ([`RunPlotData::plots`]).
     pub const ALL: [RunPlot; 3] = [RunPlot::Timeline, RunPlot::WaitCdf, RunPlot::TenantWaits];
 
     /// File stem and HTML id.
@@ -62,6 +66,7 @@ impl RunPlot {
             Self::Timeline => "timeline",
             Self::WaitCdf => "wait_cdf",
             Self::TenantWaits => "tenant_waits",
+            Self::TtfCdf => "ttf_cdf",
         }
     }
 
@@ -70,6 +75,7 @@ impl RunPlot {
             Self::Timeline => "Queue length and fleet size over time",
             Self::WaitCdf => "Wait CDF per QoS class",
             Self::TenantWaits => "Tenants with the longest mean wait",
+            Self::TtfCdf => "Pipeline time to feedback CDF",
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct RunPlotData {
     waits: BTreeMap<String, Vec<f64>>,
     /// (tenant, mean wait, p95 wait), longest mean first.
     tenants: Vec<(String, f64, f64)>,
+    /// With pipelines: their times to feedback, ascending, under the run's policy.
+    ttfs: Option<BTreeMap<String, Vec<f64>>>,
 }
 
 impl RunPlotData {
@@ -121,11 +129,27 @@ impl RunPlotData {
             .collect();
         tenants.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         tenants.truncate(top_tenants.max(1));
+        let ttfs = facts.pipelines.as_ref().map(|p| {
+            let mut v: Vec<f64> = p.pipelines.iter().filter_map(|p| p.ttf_s()).collect();
+            v.sort_by(f64::total_cmp);
+            BTreeMap::from([(facts.policy.clone(), v)])
+        });
         Self {
             timeline,
             waits,
             tenants,
+            ttfs,
         }
+    }
+
+    /// The plots this run has: [`RunPlot::ALL`], and the time-to-feedback CDF when it
+    /// had pipelines.
+    pub fn plots(&self) -> Vec<RunPlot> {
+        let mut all = RunPlot::ALL.to_vec();
+        if self.ttfs.is_some() {
+            all.push(RunPlot::TtfCdf);
+        }
+        all
     }
 
     fn draw<DB: DrawingBackend>(
@@ -137,7 +161,11 @@ impl RunPlotData {
         let what = plot.id();
         let r = match plot {
             RunPlot::Timeline => draw_timeline(root, &self.timeline, text),
-            RunPlot::WaitCdf => draw_wait_cdf(root, &self.waits, text),
+            RunPlot::WaitCdf => draw_cdf(root, &self.waits, WAIT_CDF, text),
+            RunPlot::TtfCdf => match &self.ttfs {
+                Some(t) => draw_cdf(root, t, TTF_CDF, text),
+                None => Err("the run had no pipelines".to_string()),
+            },
             RunPlot::TenantWaits => draw_tenants(root, &self.tenants, text),
         };
         r.map_err(|e| draw_err(what, e))?;
@@ -170,7 +198,7 @@ impl RunPlotData {
             source,
         })?;
         let mut files = Vec::new();
-        for plot in RunPlot::ALL {
+        for plot in self.plots() {
             let svg_path = dir.join(format!("{}.svg", plot.id()));
             std::fs::write(&svg_path, self.svg(plot)?).map_err(|source| PlotError::Io {
                 path: svg_path.clone(),
@@ -274,36 +302,59 @@ fn cdf_points(sorted: &[f64], floor: f64) -> Vec<(f64, f64)> {
     pts
 }
 
-fn draw_wait_cdf<DB: DrawingBackend>(
+/// What a CDF plot says: its title, axis descriptions and what one value is.
+struct CdfText {
+    plot: RunPlot,
+    x_desc: &'static str,
+    y_desc: &'static str,
+    unit: &'static str,
+}
+
+const WAIT_CDF: CdfText = CdfText {
+    plot: RunPlot::WaitCdf,
+    x_desc: "wait (s, waits under 1 s at 1 s)",
+    y_desc: "share of the class's jobs",
+    unit: "jobs",
+};
+
+const TTF_CDF: CdfText = CdfText {
+    plot: RunPlot::TtfCdf,
+    x_desc: "time to feedback (s; superseded pipelines left out)",
+    y_desc: "share of the pipelines",
+    unit: "pipelines",
+};
+
+/// One CDF curve per series (a QoS class's waits, a policy's times to feedback).
+fn draw_cdf<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    waits: &BTreeMap<String, Vec<f64>>,
+    series: &BTreeMap<String, Vec<f64>>,
+    what: CdfText,
     text: bool,
 ) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
-    // Waits span seconds to hours: a log axis, with waits under a second drawn at 1 s.
-    let hi = waits
+    // Values span seconds to hours: a log axis, with values under a second drawn at 1 s.
+    let hi = series
         .values()
         .filter_map(|v| v.last())
         .fold(10.0f64, |m, &v| m.max(v))
         * 1.2;
-    let mut chart = chart_builder(root, RunPlot::WaitCdf.title(), text)
+    let mut chart = chart_builder(root, what.plot.title(), text)
         .build_cartesian_2d((1.0f64..hi).log_scale(), 0.0f64..1.0)
         .map_err(e)?;
     let mut mesh = chart.configure_mesh();
     if text {
-        mesh.x_desc("wait (s, waits under 1 s at 1 s)")
-            .y_desc("share of the class's jobs");
+        mesh.x_desc(what.x_desc).y_desc(what.y_desc);
     } else {
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(e)?;
-    for (i, (name, v)) in waits.iter().filter(|(_, v)| !v.is_empty()).enumerate() {
+    for (i, (name, v)) in series.iter().filter(|(_, v)| !v.is_empty()).enumerate() {
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(LineSeries::new(cdf_points(v, 1.0), color.stroke_width(2)))
             .map_err(e)?
-            .label(format!("{name} ({} jobs)", v.len()))
+            .label(format!("{name} ({} {})", v.len(), what.unit))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
     }
     if text {

@@ -16,7 +16,9 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::outcome::{JobResult, RunFacts, ScalingFacts, Skipped};
+use crate::outcome::{
+    HistoryFacts, JobResult, PipelineFacts, PipelineResult, RunFacts, ScalingFacts, Skipped,
+};
 
 /// The run-time floor of the bounded slowdown, seconds: jobs shorter than this count as
 /// if they ran this long, so tiny jobs with a short wait do not dominate the mean.
@@ -91,6 +93,163 @@ pub struct Report {
     /// What the autoscaler did; absent when the run had none (a plain static fleet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscaler: Option<AutoscaleReport>,
+    /// What the pipelines did; absent when the workload had none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<PipelineReport>,
+    /// The trace's past the predictor learned before the replay
+    /// (`--replay-from-fraction`); absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryFacts>,
+}
+
+/// Time to feedback (creation to end) of the pipelines that ended normally: succeeded,
+/// failed or blocked. Cancelled (superseded) pipelines never gave feedback and are left
+/// out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TtfReport {
+    pub count: u64,
+    pub ttf_mean_s: Option<f64>,
+    pub ttf_p50_s: Option<f64>,
+    pub ttf_p95_s: Option<f64>,
+    pub ttf_p99_s: Option<f64>,
+}
+
+impl TtfReport {
+    fn of<'a>(pipelines: impl Iterator<Item = &'a PipelineResult>) -> Self {
+        let ttfs = sorted(pipelines.filter_map(PipelineResult::ttf_s).collect());
+        Self {
+            count: ttfs.len() as u64,
+            ttf_mean_s: mean(&ttfs),
+            ttf_p50_s: percentile(&ttfs, 50.0).and_then(finite),
+            ttf_p95_s: percentile(&ttfs, 95.0).and_then(finite),
+            ttf_p99_s: percentile(&ttfs, 99.0).and_then(finite),
+        }
+    }
+}
+
+/// The pipelines' part of the report (field names are a stable interface).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineReport {
+    /// Pipelines replayed.
+    pub count: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Cancelled: superseded by a newer pipeline of their group.
+    pub cancelled: u64,
+    /// Ended with jobs that waited for a manual job nobody played.
+    pub blocked: u64,
+    /// Not ended when the run stopped (a plan's early stop).
+    pub unfinished: u64,
+    /// Time to feedback over the pipelines that ended normally (see [`TtfReport`]).
+    pub ttf_count: u64,
+    pub ttf_mean_s: Option<f64>,
+    pub ttf_p50_s: Option<f64>,
+    pub ttf_p95_s: Option<f64>,
+    pub ttf_p99_s: Option<f64>,
+    pub ttf_max_s: Option<f64>,
+    /// Per QoS class and per tenant of the pipeline (its first job's).
+    pub qos: BTreeMap<String, TtfReport>,
+    pub tenants: BTreeMap<String, TtfReport>,
+    /// Mean time, between creation and end, in which none of a pipeline's jobs ran
+    /// (every ended pipeline, cancelled ones too).
+    pub wait_mean_s: Option<f64>,
+    /// Pipeline jobs that never ran: skipped (recorded so, or by a condition) and
+    /// manual jobs nobody played. Not in `skipped` (records not simulated).
+    pub skipped_jobs: u64,
+    pub manual_jobs: u64,
+    /// Pipelines superseded, their jobs cancelled (running ones included), and of those
+    /// the running ones.
+    pub superseded: u64,
+    pub superseded_jobs: u64,
+    pub interrupted_jobs: u64,
+    /// Runner-hours (slot-hours) supersession saved: the true run times of the jobs it
+    /// cancelled before they started, and the rest of the run of those it interrupted.
+    pub saved_runner_hours: f64,
+    /// Runner-hours interrupted jobs had run (lost work).
+    pub lost_runner_hours: f64,
+    /// Share of the pipelines that ended normally whose end projected right after
+    /// creation was within 10% of their time to feedback, and within 60 s (`null`
+    /// without any).
+    pub eta_within_10pct: Option<f64>,
+    pub eta_within_60s: Option<f64>,
+    /// The pipelines those shares are over: ended normally, and projected at creation
+    /// (a projection fails when a job it waits for is beyond the look-ahead limit, or
+    /// the pipeline ended at its creation).
+    pub eta_count: u64,
+    /// Cancelled (or unfinished) jobs that never ran and whose name never ran to an end
+    /// in the trace: skipped, no run time to replay.
+    pub unreplayable_jobs: u64,
+    /// Cancelled (or unfinished) jobs replayed with their name's median run time.
+    pub median_run_time_jobs: u64,
+    /// Pipelines dropped because a job could not run on the fleet.
+    pub unschedulable_pipelines: u64,
+}
+
+impl PipelineReport {
+    pub fn from_facts(f: &PipelineFacts) -> Self {
+        let all = &f.pipelines;
+        let count = |state: &str| all.iter().filter(|p| p.state == state).count() as u64;
+        let overall = TtfReport::of(all.iter());
+        let mut by_qos: BTreeMap<&str, Vec<&PipelineResult>> = BTreeMap::new();
+        let mut by_tenant: BTreeMap<&str, Vec<&PipelineResult>> = BTreeMap::new();
+        for p in all {
+            by_qos.entry(p.qos.as_str()).or_default().push(p);
+            by_tenant.entry(p.tenant.as_str()).or_default().push(p);
+        }
+        let split = |m: BTreeMap<&str, Vec<&PipelineResult>>| {
+            m.into_iter()
+                .map(|(k, v)| (k.to_string(), TtfReport::of(v.into_iter())))
+                .collect()
+        };
+        let waits: Vec<f64> = all.iter().filter_map(|p| p.wait_s).collect();
+        // (within 10%, within 60 s) of the pipelines that ended normally with an ETA.
+        let etas: Vec<(bool, bool)> = all
+            .iter()
+            .filter_map(|p| {
+                let ttf = p.ttf_s()?;
+                let miss = (p.eta_s? - p.end_s?).abs();
+                Some((miss <= 0.1 * ttf, miss <= 60.0))
+            })
+            .collect();
+        let share = |pick: fn(&(bool, bool)) -> bool| {
+            (!etas.is_empty())
+                .then(|| etas.iter().filter(|e| pick(e)).count() as f64 / etas.len() as f64)
+        };
+        let max = all
+            .iter()
+            .filter_map(PipelineResult::ttf_s)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        Self {
+            count: all.len() as u64,
+            succeeded: count("succeeded"),
+            failed: count("failed"),
+            cancelled: count("cancelled"),
+            blocked: count("blocked"),
+            unfinished: count("running"),
+            ttf_count: overall.count,
+            ttf_mean_s: overall.ttf_mean_s,
+            ttf_p50_s: overall.ttf_p50_s,
+            ttf_p95_s: overall.ttf_p95_s,
+            ttf_p99_s: overall.ttf_p99_s,
+            ttf_max_s: max.and_then(finite),
+            qos: split(by_qos),
+            tenants: split(by_tenant),
+            wait_mean_s: mean(&waits),
+            skipped_jobs: f.skipped_jobs,
+            manual_jobs: f.manual_jobs,
+            superseded: f.superseded,
+            superseded_jobs: f.superseded_jobs,
+            interrupted_jobs: f.interrupted_jobs,
+            saved_runner_hours: finite_or_zero(f.saved_runner_hours),
+            lost_runner_hours: finite_or_zero(f.lost_runner_hours),
+            eta_within_10pct: share(|e| e.0),
+            eta_within_60s: share(|e| e.1),
+            eta_count: etas.len() as u64,
+            unreplayable_jobs: f.unreplayable_jobs,
+            median_run_time_jobs: f.median_run_time_jobs,
+            unschedulable_pipelines: f.unschedulable_pipelines,
+        }
+    }
 }
 
 /// The autoscaler's part of the report.
@@ -582,6 +741,8 @@ impl Report {
             workload: facts.workload.clone(),
             seed: facts.seed,
             autoscaler: None,
+            pipelines: facts.pipelines.as_ref().map(PipelineReport::from_facts),
+            history: facts.history.clone(),
         }
     }
 
@@ -673,6 +834,46 @@ impl Report {
                 let _ = write!(line, "; {} jobs never started", a.never_started);
             }
             summary.push(("autoscaler", line));
+        }
+        if let Some(p) = &self.pipelines {
+            summary.push((
+                "pipelines",
+                format!(
+                    "{} ({} succeeded, {} failed, {} cancelled, {} blocked)",
+                    p.count, p.succeeded, p.failed, p.cancelled, p.blocked
+                ),
+            ));
+            summary.push((
+                "time to feedback (s)",
+                format!(
+                    "mean {}  p50 {}  p95 {}  p99 {}  max {}",
+                    fmt_opt(p.ttf_mean_s),
+                    fmt_opt(p.ttf_p50_s),
+                    fmt_opt(p.ttf_p95_s),
+                    fmt_opt(p.ttf_p99_s),
+                    fmt_opt(p.ttf_max_s)
+                ),
+            ));
+            summary.push((
+                "supersession",
+                format!(
+                    "{} pipelines, {} jobs ({} interrupted), {} runner-hours saved, {} lost",
+                    p.superseded,
+                    p.superseded_jobs,
+                    p.interrupted_jobs,
+                    fmt_num(p.saved_runner_hours),
+                    fmt_num(p.lost_runner_hours)
+                ),
+            ));
+            summary.push((
+                "pipeline ETA",
+                format!(
+                    "{} within 10%, {} within 60 s (of {} pipelines)",
+                    fmt_pct(p.eta_within_10pct),
+                    fmt_pct(p.eta_within_60s),
+                    p.eta_count
+                ),
+            ));
         }
         summary.push((
             "Jain fairness",
@@ -857,6 +1058,34 @@ pub fn write_jobs_csv(mut w: impl io::Write, results: &[JobResult]) -> io::Resul
             r.slots,
             csv_field(&r.pool),
             r.runner
+        )?;
+    }
+    w.flush()
+}
+
+/// Writes one CSV row per pipeline after the header
+/// `id,tenant,group,created_s,eta_s,end_s,state,jobs,ttf_s,wait_s` (empty cells where a
+/// value is unknown: no group, no ETA, not ended, no time to feedback).
+pub fn write_pipelines_csv(mut w: impl io::Write, pipelines: &[PipelineResult]) -> io::Result<()> {
+    writeln!(
+        w,
+        "id,tenant,group,created_s,eta_s,end_s,state,jobs,ttf_s,wait_s"
+    )?;
+    let opt = |x: Option<f64>| x.map(csv_num).unwrap_or_default();
+    for p in pipelines {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{}",
+            csv_field(&p.id),
+            csv_field(&p.tenant),
+            p.group.map(|g| g.to_string()).unwrap_or_default(),
+            csv_num(p.created_s),
+            opt(p.eta_s),
+            opt(p.end_s),
+            p.state,
+            p.jobs,
+            opt(p.ttf_s()),
+            opt(p.wait_s)
         )?;
     }
     w.flush()

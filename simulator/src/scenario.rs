@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rustci_datasets::record::{JobRecord, TraceMeta};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
-use rustci_datasets::{open_trace, TraceFormat};
+use rustci_datasets::{check_pipelines, open_trace, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
 use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
@@ -17,6 +17,7 @@ use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsaf
 use crate::fleet_file::FleetFile;
 use crate::report::Report;
 use crate::simulate::{simulate, RunOutput, RunSpec, SimError};
+use crate::workload::Supersede;
 
 /// Where the jobs come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +78,8 @@ impl WorkloadSpec {
                 let meta = trace.meta.clone();
                 let format = Some(trace.format);
                 let records = trace.collect_records().map_err(err)?;
+                // Pipelines' names, needs and cycles, checked once with the trace's ids.
+                check_pipelines(&records).map_err(err)?;
                 Ok(Workload {
                     records,
                     name,
@@ -107,6 +110,9 @@ pub enum PredictorSpec {
     Tsafrir {
         default_ms: i64,
     },
+    /// Every job's true run time ([`crate::clairvoyant::Clairvoyant`]; simulator only):
+    /// the bound a perfect model reaches.
+    Clairvoyant,
     /// A trained model version (`model:DIR`, loaded once); each run learns its own
     /// per-user and per-job history from the jobs it sees finish.
     Model {
@@ -134,6 +140,7 @@ impl PredictorSpec {
         match text {
             "requested" => Ok(Self::Requested { default_ms }),
             "tsafrir" => Ok(Self::Tsafrir { default_ms }),
+            "clairvoyant" => Ok(Self::Clairvoyant),
             other => {
                 let Some(dir) = other.strip_prefix("model:") else {
                     return Err(SimError::UnknownPredictor(other.to_string()));
@@ -160,6 +167,8 @@ impl PredictorSpec {
                 default_ms: *default_ms,
             }),
             Self::Tsafrir { default_ms } => Box::new(Tsafrir::new(*default_ms)),
+            // Built from the prepared jobs by `simulate` (`RunSpec::clairvoyant`).
+            Self::Clairvoyant => Box::new(RequestedTime::default()),
             Self::Model {
                 handle,
                 plan_with,
@@ -187,6 +196,13 @@ pub struct Scenario<'a> {
     pub autoscaler: Option<ScalePolicy>,
     /// Arrival-rate multiplier.
     pub load: f64,
+    /// Whether newer pipelines of a group supersede older ones (`--no-supersede`).
+    pub supersede: Supersede,
+    /// `--replay-from-fraction`: the first fraction of the records is learned, not
+    /// replayed.
+    pub history_fraction: Option<f64>,
+    /// See [`crate::simulate::RunSpec::eta_limit`].
+    pub eta_limit: usize,
 }
 
 impl<'a> Scenario<'a> {
@@ -206,6 +222,11 @@ impl<'a> Scenario<'a> {
             predictor,
             autoscaler: None,
             load: 1.0,
+            supersede: Supersede::ByGroup,
+            history_fraction: None,
+            // Sweeps and plans report no ETA accuracy: they skip the projection's cost
+            // (`run` sets `--pipeline-eta-limit`).
+            eta_limit: 0,
         })
     }
 
@@ -232,6 +253,10 @@ impl<'a> Scenario<'a> {
             autoscaler: self.autoscaler,
             epoch_unix_s: w.epoch_unix_s,
             give_up,
+            clairvoyant: matches!(self.predictor, PredictorSpec::Clairvoyant),
+            supersede: self.supersede,
+            history_fraction: self.history_fraction,
+            eta_limit: self.eta_limit,
         })
     }
 

@@ -7,15 +7,25 @@ use rustci_datasets::DatasetError;
 use rustci_models::arrivals::OnlineArrivals;
 use rustci_models::ModelError;
 use rustci_scheduler::{
-    ArrivalForecast, AutoscaleError, Autoscaler, CoreError, Millis, PolicyConfig, PoolId,
-    Predictor, RequestedTime, RunnerId, ScalePolicy, Scheduler, SchedulerConfig, MS_PER_S,
+    ArrivalForecast, AutoscaleError, Autoscaler, CoreError, Millis, PipelineState, PolicyConfig,
+    PoolId, Predictor, RequestedTime, RunnerId, ScalePolicy, Scheduler, SchedulerConfig, MS_PER_S,
 };
 use thiserror::Error;
 
-use crate::engine::{self, EngineError, EngineOptions, EngineOutput, EngineScaling};
+use crate::clairvoyant::Clairvoyant;
+use crate::engine::{
+    self, Arrivals, EngineError, EngineOptions, EngineOutput, EngineScaling, Fate,
+};
 use crate::fleet_file::FleetFile;
-use crate::outcome::{JobResult, PoolFacts, QosFacts, RunFacts, RunnerSpan, ScalingFacts};
-use crate::workload::{prepare, Prepared};
+use crate::outcome::{
+    HistoryFacts, JobResult, PipelineFacts, PipelineResult, PoolFacts, QosFacts, RunFacts,
+    RunnerSpan, ScalingFacts,
+};
+use crate::workload::{prepare, prepare_split, Prepared, Supersede};
+
+/// How many waiting jobs a pipeline's projected end looks at (the core's
+/// `pipeline_eta` limit): bounds the cost of asking at every pipeline's creation.
+pub const ETA_LIMIT: usize = 2000;
 
 #[derive(Debug, Error)]
 pub enum SimError {
@@ -32,7 +42,7 @@ pub enum SimError {
         name: String,
         error: Box<DatasetError>,
     },
-    #[error("unknown predictor {0:?}; expected requested, tsafrir or model:DIR")]
+    #[error("unknown predictor {0:?}; expected requested, tsafrir, clairvoyant or model:DIR")]
     UnknownPredictor(String),
     /// `model:DIR` names no usable model version.
     #[error("{predictor}: {error}")]
@@ -65,6 +75,16 @@ pub struct RunSpec<'a> {
     /// Per QoS class (index), a p95 wait target (seconds) whose sure miss stops the run
     /// early (see [`EngineOptions::give_up`]); empty: run to the end.
     pub give_up: Vec<Option<f64>>,
+    /// Plan with every job's true run time ([`Clairvoyant`]) instead of `predictor`.
+    pub clairvoyant: bool,
+    /// Whether newer pipelines of a group supersede older ones.
+    pub supersede: Supersede,
+    /// Replay only the records after the first fraction (by submit time); the
+    /// predictor learns the first part first (see [`crate::workload::prepare_split`]).
+    pub history_fraction: Option<f64>,
+    /// Each pipeline's end is projected at its creation looking at most this many
+    /// waiting jobs ahead (0: not projected; the ETA fields are then `null`).
+    pub eta_limit: usize,
 }
 
 impl<'a> RunSpec<'a> {
@@ -89,6 +109,10 @@ impl<'a> RunSpec<'a> {
             autoscaler: None,
             epoch_unix_s: 0,
             give_up: Vec::new(),
+            clairvoyant: false,
+            supersede: Supersede::ByGroup,
+            history_fraction: None,
+            eta_limit: ETA_LIMIT,
         })
     }
 }
@@ -227,7 +251,13 @@ impl Timeline {
 
 pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     let fleet = spec.fleet;
-    let mut prepared = prepare(spec.records, fleet, spec.load);
+    let mut prepared = prepare_split(
+        spec.records,
+        fleet,
+        spec.load,
+        spec.supersede,
+        spec.history_fraction,
+    );
     let config = SchedulerConfig {
         policy: spec.policy,
         labels: fleet.label_names(),
@@ -237,8 +267,13 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     }
     .check()
     .map_err(SimError::Config)?;
-    let predictor_name = spec.predictor.name().to_string();
-    let start_ms: Millis = prepared.jobs.first().map_or(0, |j| j.spec.submit_ms);
+    let predictor: Box<dyn Predictor> = if spec.clairvoyant {
+        Box::new(Clairvoyant::new(&prepared.jobs))
+    } else {
+        spec.predictor
+    };
+    let predictor_name = predictor.name().to_string();
+    let start_ms: Millis = prepared.start_ms();
     let epoch_ms = spec.epoch_unix_s.saturating_mul(MS_PER_S);
     let scaling = match spec.autoscaler {
         None => None,
@@ -262,7 +297,13 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             })
         }
     };
-    let mut scheduler = Scheduler::new(config, spec.predictor);
+    let mut scheduler = Scheduler::new(config, predictor);
+    if let Some(history) = &prepared.history {
+        for l in &history.learned {
+            scheduler.learn_submitted(&l.spec);
+            scheduler.learn_finished(&l.spec, l.run_ms, l.finished_ms, l.failed);
+        }
+    }
 
     // Static fleets (and the static policy) start with `runners`; dynamic policies with
     // `min_runners`, the rest comes from the autoscaler.
@@ -287,9 +328,14 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     });
 
     let wall = Instant::now();
-    let engine = engine::run(
+    let has_pipelines = !prepared.pipelines.is_empty();
+    let engine = engine::run_arrivals(
         &mut scheduler,
-        &prepared.jobs,
+        Arrivals {
+            jobs: &prepared.jobs,
+            independent: prepared.independent,
+            pipelines: &prepared.pipelines,
+        },
         &runners,
         start_ms,
         EngineOptions {
@@ -298,6 +344,7 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
             progress_every: 1024,
             scaling,
             give_up: spec.give_up,
+            eta_limit: (has_pipelines && spec.eta_limit > 0).then_some(spec.eta_limit),
         },
     )?;
     let runner_pool: Vec<usize> = match &engine.scaling {
@@ -311,7 +358,12 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     let qos_names: Vec<&str> = fleet.qos.iter().map(|q| q.name.as_str()).collect();
     let mut results = Vec::with_capacity(prepared.jobs.len());
     let mut end_ms = start_ms;
-    for (job, placement) in prepared.jobs.iter().zip(&engine.placements) {
+    for ((job, placement), &queued) in prepared
+        .jobs
+        .iter()
+        .zip(&engine.placements)
+        .zip(&engine.queued_ms)
+    {
         let Some(pl) = placement else { continue };
         end_ms = end_ms.max(pl.end_ms);
         let record = &spec.records[job.record];
@@ -324,7 +376,8 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
                 .copied()
                 .unwrap_or("")
                 .to_string(),
-            submit_s: ms(job.spec.submit_ms),
+            // A pipeline job is submitted when it becomes ready.
+            submit_s: ms(queued),
             start_s: ms(pl.start_ms),
             end_s: ms(pl.end_ms),
             slots: job.spec.slots,
@@ -386,6 +439,18 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
         predictor: predictor_name,
         workload: spec.workload_name,
         seed: spec.seed,
+        history: prepared
+            .history
+            .as_ref()
+            .zip(spec.history_fraction)
+            .map(|(h, fraction)| HistoryFacts {
+                fraction,
+                records: h.records,
+                learned_jobs: h.learned.len() as u64,
+                cut_pipeline_records: h.cut_pipeline_records,
+            }),
+        pipelines: has_pipelines
+            .then(|| pipeline_facts(&prepared, &engine, &scheduler, &qos_names, ms)),
     };
     Ok(RunOutput {
         facts,
@@ -395,12 +460,113 @@ pub fn simulate(spec: RunSpec<'_>) -> Result<RunOutput, SimError> {
     })
 }
 
+/// The pipelines' rows and counts, from the engine's output.
+fn pipeline_facts(
+    prepared: &Prepared,
+    engine: &EngineOutput,
+    scheduler: &Scheduler,
+    qos_names: &[&str],
+    ms: impl Fn(Millis) -> f64,
+) -> PipelineFacts {
+    let mut facts = PipelineFacts::default();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); prepared.pipelines.len()];
+    for (i, job) in prepared.jobs.iter().enumerate() {
+        if let Some(p) = job.pipeline.and_then(|p| members.get_mut(p as usize)) {
+            p.push(i);
+        }
+    }
+    for fate in engine.fates.iter().flatten() {
+        match fate {
+            Fate::Skipped => facts.skipped_jobs += 1,
+            Fate::Manual => facts.manual_jobs += 1,
+            _ => {}
+        }
+    }
+    for ((pipe, run), members) in prepared
+        .pipelines
+        .iter()
+        .zip(&engine.pipelines)
+        .zip(&members)
+    {
+        let end = run.end.map(|(t, state)| {
+            // A failure the replay let the pipeline go past still fails it.
+            let counted = pipe
+                .counted_failures
+                .iter()
+                .any(|j| engine.fates.get(j.0 as usize) == Some(&Some(Fate::Failed)));
+            let state = match state {
+                PipelineState::Succeeded if counted => PipelineState::Failed,
+                s => s,
+            };
+            (t, state)
+        });
+        let state = match end.map(|e| e.1) {
+            None => "running",
+            Some(PipelineState::Succeeded) => "succeeded",
+            Some(PipelineState::Failed) => "failed",
+            Some(PipelineState::Cancelled) => "cancelled",
+            Some(PipelineState::Blocked) => "blocked",
+        };
+        // Run intervals of its jobs, merged: the rest of its span is pipeline wait.
+        let mut spans: Vec<(Millis, Millis)> = members
+            .iter()
+            .filter_map(|&i| engine.placements[i].map(|p| (p.start_ms, p.end_ms)))
+            .collect();
+        spans.sort_unstable();
+        let ran_jobs = spans.len();
+        let wait_s = end.map(|(t, _)| {
+            let (mut busy, mut reach) = (0, pipe.created_ms);
+            for (a, b) in spans {
+                let a = a.max(reach);
+                if b > a {
+                    busy += b - a;
+                    reach = b;
+                }
+            }
+            ms((t - pipe.created_ms - busy).max(0))
+        });
+        facts.pipelines.push(PipelineResult {
+            id: pipe.name.clone(),
+            tenant: scheduler
+                .config()
+                .tenants()
+                .get(pipe.tenant.0 as usize)
+                .map_or_else(String::new, |t| t.name.clone()),
+            qos: qos_names
+                .get(pipe.qos.0 as usize)
+                .copied()
+                .unwrap_or("")
+                .to_string(),
+            group: pipe.spec.group,
+            created_s: ms(pipe.created_ms),
+            eta_s: run.eta_ms.map(&ms),
+            end_s: end.map(|(t, _)| ms(t)),
+            state,
+            jobs: members.len(),
+            ran_jobs,
+            wait_s,
+        });
+    }
+    let stats = scheduler.pipeline_stats();
+    let sup = engine.supersession;
+    let hours = |slot_ms: i64| slot_ms as f64 / MS_PER_S as f64 / 3600.0;
+    facts.superseded = stats.superseded;
+    facts.superseded_jobs = sup.cancelled_jobs;
+    facts.interrupted_jobs = sup.interrupted_jobs;
+    facts.saved_runner_hours = hours(sup.saved_slot_ms);
+    facts.lost_runner_hours = hours(sup.lost_slot_ms);
+    facts.unreplayable_jobs = prepared.pipeline_counts.unreplayable_jobs;
+    facts.median_run_time_jobs = prepared.pipeline_counts.median_run_time_jobs;
+    facts.unschedulable_pipelines = prepared.pipeline_counts.unschedulable;
+    facts
+}
+
 /// Per pool, the runners a static fleet needs so that no job of `records` waits: the
 /// most slots its jobs (each in the first pool that can run it) ever hold at once when
 /// every job starts at its submission, in runners (rounded up). Jobs no pool can run
 /// are left out.
 pub fn peak_runners(records: &[JobRecord], fleet: &FleetFile, load: f64) -> Vec<u32> {
-    let prepared = prepare(records, fleet, load);
+    let prepared = prepare(records, fleet, load, Supersede::Never);
     let specs = fleet.pool_specs();
     // (time, +slots at a start / -slots at an end) per pool; ends before starts at a tie.
     let mut edges: Vec<Vec<(Millis, i64)>> = vec![Vec::new(); specs.len()];

@@ -71,6 +71,7 @@ fn run(policy: &str, predictor: Box<dyn Predictor>, jobs: &[Job]) -> Schedule {
             },
             run_ms: run_s * 1000,
             failed: false,
+            pipeline: None,
         })
         .collect();
     let out = engine::run(

@@ -72,6 +72,8 @@ fn facts(results: Vec<JobResult>, pools: Vec<PoolFacts>, qos: Vec<QosFacts>) -> 
         predictor: "oracle".to_string(),
         workload: "hand".to_string(),
         seed: Some(7),
+        pipelines: None,
+        history: None,
     }
 }
 
