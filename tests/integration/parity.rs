@@ -102,6 +102,7 @@ fn simulate(jobs: &[TestJob]) -> Vec<(Millis, Decision)> {
                 },
                 run_ms: j.run,
                 failed: false,
+                pipeline: None,
             }
         })
         .collect();
