@@ -236,8 +236,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
-        PlanFormat::Table => print!("{}", result.human()),
+        PlanFormat::Json => outln!("{}", serde_json::to_string_pretty(&result)?),
+        PlanFormat::Table => out!("{}", result.human()),
     }
     Ok(())
 }

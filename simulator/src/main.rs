@@ -1,6 +1,9 @@
 //! `rustci-sim`: replay a job history (or the built-in synthetic CI workload) against a
 //! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
 
+#[macro_use]
+mod stdout;
+
 mod args;
 mod capacity;
 
@@ -213,15 +216,21 @@ fn main() {
         Command::Generate(args) => generate_cmd(args),
         Command::Sweep(args) => capacity::sweep_cmd(args),
         Command::Plan(args) => capacity::plan_cmd(*args),
-        Command::Fleet => {
-            print!("{DEFAULT_CI_FLEET}");
-            Ok(())
-        }
+        Command::Fleet => fleet_cmd(),
     };
     if let Err(e) = result {
+        // The reader took what it wanted (`| head`): as quiet as SIGPIPE would be.
+        if stdout::closed(&e) {
+            return;
+        }
         eprintln!("rustci-sim: error: {e:#}");
         std::process::exit(1);
     }
+}
+
+fn fleet_cmd() -> Result<()> {
+    out!("{DEFAULT_CI_FLEET}");
+    Ok(())
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<()> {
@@ -389,8 +398,8 @@ fn run(args: RunArgs) -> Result<()> {
         }
     }
     match args.format {
-        OutputFormat::Json => println!("{}", report.to_json_pretty()),
-        OutputFormat::Table => print!("{}", report.human_table()),
+        OutputFormat::Json => outln!("{}", report.to_json_pretty()),
+        OutputFormat::Table => out!("{}", report.human_table()),
     }
     Ok(())
 }
