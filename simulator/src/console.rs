@@ -1,9 +1,11 @@
-//! Standard output that survives a reader who closed the pipe (`rustci-sim run --format json | head`).
+//! What the binary writes to the terminal: standard output that survives a reader who
+//! closed the pipe (`rustci-sim run --format json | head`), and errors without repeats.
 //!
 //! `println!` panics when stdout is a closed pipe, and the workspace forbids the `unsafe`
 //! that would restore SIGPIPE's default. So every command prints through [`outln!`] and
 //! [`out!`], which turn a broken pipe into [`Closed`]; `main` ends quietly on it.
-//! Other write errors stay errors.
+//! Other write errors stay errors. (The two binaries share no crate but the libraries,
+//! so each has this small module.)
 
 use std::fmt;
 use std::io;
@@ -34,11 +36,29 @@ pub fn closed(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.is::<Closed>())
 }
 
+/// The error and its causes joined by `: `, leaving out a cause whose text is already
+/// shown: many errors (thiserror's with `{source}` in their message, TOML's) print
+/// their cause themselves, and `{:#}` would then read `X: X`.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(text.trim()) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// `println!` that returns [`Closed`] (with `?`) instead of panicking on a closed pipe.
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        $crate::stdout::check(writeln!(std::io::stdout().lock(), $($arg)*))?
+        $crate::console::check(writeln!(std::io::stdout().lock(), $($arg)*))?
     }};
 }
 
@@ -46,6 +66,6 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        $crate::stdout::check(write!(std::io::stdout().lock(), $($arg)*))?
+        $crate::console::check(write!(std::io::stdout().lock(), $($arg)*))?
     }};
 }

@@ -2,7 +2,7 @@
 //! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
 
 #[macro_use]
-mod stdout;
+mod console;
 
 mod args;
 mod capacity;
@@ -18,7 +18,7 @@ use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::{jobcsv, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
-use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET};
+use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET, MAX_SLOTS};
 use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
@@ -220,10 +220,10 @@ fn main() {
     };
     if let Err(e) = result {
         // The reader took what it wanted (`| head`): as quiet as SIGPIPE would be.
-        if stdout::closed(&e) {
+        if console::closed(&e) {
             return;
         }
-        eprintln!("rustci-sim: error: {e:#}");
+        eprintln!("rustci-sim: error: {}", console::error_text(&e));
         std::process::exit(1);
     }
 }
@@ -250,8 +250,8 @@ fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<FleetFile> {
         return Ok(FleetFile::load(path)?);
     }
     if let Some(n) = args.processors {
-        if n == 0 {
-            bail!("--processors must be at least 1");
+        if n == 0 || n > MAX_SLOTS {
+            bail!("--processors must be 1 to {MAX_SLOTS}, got {n}");
         }
         return Ok(FleetFile::processors(n));
     }
@@ -262,15 +262,20 @@ fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<FleetFile> {
                 workload.name
             );
         };
+        if n > MAX_SLOTS {
+            bail!(
+                "{}: the SWF header's MaxProcs/MaxNodes {n} is more than the {MAX_SLOTS} \
+                 processors the simulator takes",
+                workload.name
+            );
+        }
         return Ok(FleetFile::processors(n));
     }
     Ok(FleetFile::default_ci()?)
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    if !(args.load.is_finite() && args.load > 0.0) {
-        bail!("--load must be a positive number, got {}", args.load);
-    }
+    rustci_sim::scenario::check_load(args.load).map_err(|r| anyhow::anyhow!("--load {r}"))?;
     if args.default_estimate_s <= 0 {
         bail!(
             "--default-estimate-s must be positive, got {}",
@@ -322,6 +327,7 @@ fn run(args: RunArgs) -> Result<()> {
         for (pool, peak) in fleet.pools.iter_mut().zip(peaks) {
             pool.runners = peak.max(1);
         }
+        fleet.recheck("--peak-sized")?;
     }
     let mut policy = PolicyConfig::named(&args.policy)?;
     if let Some(b) = args.backfill {

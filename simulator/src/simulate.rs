@@ -26,12 +26,30 @@ pub enum SimError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The workload could not be generated or read (`name`: the trace's path or the
-    /// synthetic workload's seed and days).
-    #[error("workload {name}: {error}")]
+    /// synthetic workload's seed and days). A reader's error that starts with the path
+    /// is shown alone, so the path is not said twice.
+    #[error("{}", workload_message(name, error))]
     Workload {
         name: String,
         error: Box<DatasetError>,
     },
+    /// A record names a QoS class the fleet does not have (the live server refuses such
+    /// a job too), instead of running it in the default class.
+    #[error(
+        "{workload}: job {job}: QoS class {value:?} is not one of the fleet's classes ({known})"
+    )]
+    UnknownQos {
+        workload: String,
+        /// The record's id.
+        job: String,
+        value: String,
+        /// The fleet's classes, comma separated.
+        known: String,
+    },
+    /// Not one job of the workload could be placed on the fleet: a report of nothing
+    /// would only hide the mismatch.
+    #[error("{workload}: no job can run on this fleet: {reason}")]
+    NothingPlaced { workload: String, reason: String },
     #[error("unknown predictor {0:?}; expected requested, tsafrir or model:DIR")]
     UnknownPredictor(String),
     /// `model:DIR` names no usable model version.
@@ -40,6 +58,15 @@ pub enum SimError {
         predictor: String,
         error: ModelError,
     },
+}
+
+fn workload_message(name: &str, error: &DatasetError) -> String {
+    let text = error.to_string();
+    if text.starts_with(name) {
+        text
+    } else {
+        format!("workload {name}: {text}")
+    }
 }
 
 /// What to simulate.
