@@ -54,9 +54,9 @@ use thiserror::Error;
 
 /// The most runners a fleet may have: the sum of its pools' `runners`, and each
 /// pool's `min_runners` and `max_runners` (an unset `max_runners` means this many).
-/// The engine keeps a few hundred bytes per runner (its slots, what runs on it, its
-/// events), so a fleet at the limit costs tens of megabytes; real CI fleets are in the
-/// thousands. Beyond it a typo (`runners = 4000000000`) would take the machine's memory
+/// A run costs about 170 bytes per runner (measured: 0.05 synthetic days peak at
+/// 23.9 MB resident with 99,000 runners, 7.3 MB with 1,000), so a fleet at the limit
+/// costs tens of megabytes; real CI fleets are in the thousands. Beyond it a typo (`runners = 4000000000`) would take the machine's memory
 /// instead of an error.
 pub const MAX_RUNNERS: u32 = 100_000;
 
