@@ -302,3 +302,40 @@ fn metrics_listen_takes_a_host_name() {
     };
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
 }
+
+#[test]
+fn errors_say_their_cause_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.csv");
+    let missing = missing.display().to_string();
+    let o = common::rustci([
+        "retrain",
+        "--from",
+        &missing,
+        "--out",
+        &dir.path().join("models").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(err.matches(&missing).count(), 1, "the path once: {err}");
+    assert_eq!(
+        err.matches("No such file").count(),
+        1,
+        "the cause once: {err}"
+    );
+
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, "[[tenant]\nname = 1\n").expect("auth file");
+    let o = common::rustci([
+        "serve",
+        "--auth",
+        &auth.display().to_string(),
+        "--data-dir",
+        &dir.path().join("data").display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert_eq!(err.matches("invalid table header").count(), 1, "{err}");
+}

@@ -18,7 +18,7 @@ use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsaf
 use crate::fleet_file::FleetFile;
 use crate::outcome::Skipped;
 use crate::report::Report;
-use crate::simulate::{simulate, RunOutput, RunSpec, SimError};
+use crate::simulate::{simulate, RunOutput, RunSpec, SimError, UnknownQos};
 
 /// The arrival-rate multipliers (`load`) a run takes. Submit times are divided by the
 /// load: 10^-3 stretches the latest time a trace may hold
@@ -48,7 +48,7 @@ fn check_qos(w: &Workload, fleet: &FleetFile) -> Result<(), SimError> {
         .iter()
         .find(|r| r.qos.as_deref().is_some_and(|q| !known(q)))
     {
-        Some(r) => Err(SimError::UnknownQos {
+        Some(r) => Err(SimError::UnknownQos(Box::new(UnknownQos {
             workload: w.name.clone(),
             job: r.id.clone(),
             value: r.qos.clone().unwrap_or_default(),
@@ -58,7 +58,7 @@ fn check_qos(w: &Workload, fleet: &FleetFile) -> Result<(), SimError> {
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-        }),
+        }))),
         None => Ok(()),
     }
 }

@@ -35,17 +35,8 @@ pub enum SimError {
     },
     /// A record names a QoS class the fleet does not have (the live server refuses such
     /// a job too), instead of running it in the default class.
-    #[error(
-        "{workload}: job {job}: QoS class {value:?} is not one of the fleet's classes ({known})"
-    )]
-    UnknownQos {
-        workload: String,
-        /// The record's id.
-        job: String,
-        value: String,
-        /// The fleet's classes, comma separated.
-        known: String,
-    },
+    #[error(transparent)]
+    UnknownQos(Box<UnknownQos>),
     /// Not one job of the workload could be placed on the fleet: a report of nothing
     /// would only hide the mismatch.
     #[error("{workload}: no job can run on this fleet: {reason}")]
@@ -58,6 +49,18 @@ pub enum SimError {
         predictor: String,
         error: ModelError,
     },
+}
+
+/// A record's QoS class that the fleet does not have ([`SimError::UnknownQos`]).
+#[derive(Debug, Error)]
+#[error("{workload}: job {job}: QoS class {value:?} is not one of the fleet's classes ({known})")]
+pub struct UnknownQos {
+    pub workload: String,
+    /// The record's id.
+    pub job: String,
+    pub value: String,
+    /// The fleet's classes, comma separated.
+    pub known: String,
 }
 
 fn workload_message(name: &str, error: &DatasetError) -> String {

@@ -38,7 +38,9 @@ pub fn closed(e: &anyhow::Error) -> bool {
 
 /// The error and its causes joined by `: `, leaving out a cause whose text is already
 /// shown: many errors (thiserror's with `{source}` in their message, TOML's) print
-/// their cause themselves, and `{:#}` would then read `X: X`.
+/// their cause themselves, and `{:#}` would then read `X: X`. A cause that starts with
+/// the path its context ends with (`--from a.csv` then `a.csv: cannot open`) loses
+/// that path.
 pub fn error_text(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
@@ -46,6 +48,11 @@ pub fn error_text(e: &anyhow::Error) -> String {
         if out.contains(text.trim()) {
             continue;
         }
+        let last = out.rsplit(' ').next().unwrap_or_default();
+        let text = match text.strip_prefix(last) {
+            Some(rest) if last.len() >= 3 && rest.starts_with(": ") => rest[2..].to_string(),
+            _ => text,
+        };
         if !out.is_empty() {
             out.push_str(": ");
         }
