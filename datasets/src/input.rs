@@ -120,11 +120,22 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     Ok(files)
 }
 
+/// The `*.swf` and `*.swf.gz` files directly in `dir`, sorted by name.
+pub(crate) fn swf_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    files_of(dir, ".swf")
+}
+
 /// The `*.csv` and `*.csv.gz` files directly in `dir`, sorted by name.
 pub(crate) fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    files_of(dir, ".csv")
+}
+
+/// The files directly in `dir` named `*{ext}` or `*{ext}.gz`, sorted by name.
+fn files_of(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, DatasetError> {
+    let gz = format!("{ext}.gz");
     let mut files: Vec<PathBuf> = list_dir(dir)?
         .into_iter()
-        .filter(|p| name_ends_with(p, ".csv") || name_ends_with(p, ".csv.gz"))
+        .filter(|p| name_ends_with(p, ext) || name_ends_with(p, &gz))
         .collect();
     files.sort();
     Ok(files)

@@ -33,7 +33,7 @@ use flate2::Compression;
 
 use crate::csvin::CsvInput;
 use crate::error::DatasetError;
-use crate::record::{JobRecord, Outcome, PipelineRef, TraceMeta, When};
+use crate::record::{JobRecord, Outcome, PipelineRef, TraceMeta, When, MAX_TIME_S};
 use crate::{Trace, TraceFormat};
 
 /// The fixed columns, in order.
@@ -221,6 +221,36 @@ impl JobCsvReader {
             .map_err(|_| self.csv.bad(i, format!("{s:?} is not an integer")))
     }
 
+    /// A time or duration column (seconds): an integer within [`MAX_TIME_S`] of 0.
+    fn opt_time(&self, col: Option<usize>) -> Result<Option<i64>, DatasetError> {
+        let v = self.opt_i64(col)?;
+        match (col, v) {
+            (Some(i), Some(v)) if v.unsigned_abs() > MAX_TIME_S.unsigned_abs() => {
+                Err(self.csv.bad(
+                    i,
+                    format!(
+                        "{v} s is beyond the largest time the simulator's clock takes \
+                         (±{MAX_TIME_S} s, about 317 years)"
+                    ),
+                ))
+            }
+            _ => Ok(v),
+        }
+    }
+
+    /// Names, labels and classes are shown to people and matched as text: a control
+    /// character in one is a damaged file (or an attempt on a terminal), not a name.
+    fn check_text(&self, col: usize) -> Result<(), DatasetError> {
+        let s = self.csv.cell(col);
+        match s.chars().find(|c| c.is_control()) {
+            Some(c) => Err(self.csv.bad(
+                col,
+                format!("control character U+{:04X} in {s:?}", u32::from(c)),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn record(&self) -> Result<JobRecord, DatasetError> {
         let c = &self.cols;
         let csv = &self.csv;
@@ -228,8 +258,15 @@ impl JobCsvReader {
         if id.is_empty() {
             return Err(csv.bad(c.id, "empty id".to_string()));
         }
+        for col in [Some(c.id), Some(c.tenant), c.project, c.job_name, c.branch]
+            .into_iter()
+            .chain([c.qos, c.queue, c.labels])
+            .flatten()
+        {
+            self.check_text(col)?;
+        }
         let submit = self
-            .opt_i64(Some(c.submit))?
+            .opt_time(Some(c.submit))?
             .ok_or_else(|| csv.bad(c.submit, "empty submit time".to_string()))?;
         let mut rec = JobRecord::new(id, csv.cell(c.tenant), submit);
         rec.project = self.opt_str(c.project);
@@ -254,9 +291,9 @@ impl JobCsvReader {
                 })?;
             }
         }
-        rec.requested_s = self.opt_i64(c.requested)?;
-        rec.wait_s = self.opt_i64(c.wait)?;
-        rec.run_s = self.opt_i64(c.run)?;
+        rec.requested_s = self.opt_time(c.requested)?;
+        rec.wait_s = self.opt_time(c.wait)?;
+        rec.run_s = self.opt_time(c.run)?;
         if let Some(i) = c.outcome {
             let s = csv.cell(i);
             rec.outcome = parse_outcome(s).ok_or_else(|| {
@@ -326,7 +363,7 @@ impl JobCsvReader {
         };
         let created = required(p.created, "pipeline_created_s")?;
         let created_s = self
-            .opt_i64(Some(created))?
+            .opt_time(Some(created))?
             .ok_or_else(|| csv.bad(created, "empty".to_string()))?;
         let index = required(p.stage_index, "stage_index")?;
         let s = csv.cell(index);

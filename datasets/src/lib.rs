@@ -271,6 +271,9 @@ impl Iterator for Trace {
 ///   and merged into one stream ordered by submit time. SWF logs are not merged (their
 ///   times are relative to each log's own start).
 pub fn open_trace(path: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetError> {
+    if path.is_dir() {
+        refuse_swf_beside_others(path)?;
+    }
     let inferred = match format {
         Some(f) => f,
         None => TraceFormat::infer(path)?,
@@ -283,6 +286,33 @@ pub fn open_trace(path: &Path, format: Option<TraceFormat>) -> Result<Trace, Dat
         TraceFormat::Travis => travis::open_travis(path),
         TraceFormat::Gha => gha::open_gha(path),
         TraceFormat::Csv => jobcsv::open_jobcsv(path),
+    }
+}
+
+/// A folder's trace is read from its CSVs (or FlowBench zips); an SWF log next to them
+/// would be left out without a word, and SWF logs cannot be merged (each counts time
+/// from its own start). So a folder that mixes them is an error naming both files:
+/// which to replay is the user's choice, not a guess.
+fn refuse_swf_beside_others(dir: &Path) -> Result<(), DatasetError> {
+    let Some(swf) = input::swf_files(dir)?.into_iter().next() else {
+        return Ok(());
+    };
+    let other = input::csv_files(dir)?.into_iter().next().or_else(|| {
+        flowbench::workflows_in(dir)
+            .ok()
+            .and_then(|w| w.into_iter().next())
+    });
+    match other {
+        Some(other) => Err(DatasetError::Unsupported {
+            path: dir.display().to_string(),
+            message: format!(
+                "mixes trace formats: {} is an SWF log, {} is not; an SWF log is opened \
+                 alone (give its path), and the folder's other files without it",
+                swf.display(),
+                other.display()
+            ),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -35,7 +35,7 @@ use std::path::Path;
 
 use crate::error::{DatasetError, Location};
 use crate::input::Input;
-use crate::record::{JobRecord, Outcome, TraceMeta};
+use crate::record::{JobRecord, Outcome, TraceMeta, MAX_TIME_S};
 
 /// Number of fields of an SWF job line.
 pub const SWF_FIELDS: usize = 18;
@@ -316,6 +316,27 @@ impl Fields<'_> {
         })
     }
 
+    /// A time or duration field (seconds): [`Fields::int`], at most [`MAX_TIME_S`].
+    fn time(&self, i: usize) -> Result<Option<i64>, DatasetError> {
+        self.int(i)?.map(|v| self.on_clock(i, v)).transpose()
+    }
+
+    /// `v`, the value of time field `i`, if the millisecond clock can hold it.
+    fn on_clock(&self, i: usize, v: i64) -> Result<i64, DatasetError> {
+        if v > MAX_TIME_S {
+            return Err(DatasetError::BadField {
+                at: self.at(),
+                field: i,
+                name: FIELD_NAMES[i - 1],
+                message: format!(
+                    "{v} s is beyond the largest time the simulator's clock takes \
+                     ({MAX_TIME_S} s, about 317 years)"
+                ),
+            });
+        }
+        Ok(v)
+    }
+
     /// A field that may be fractional (CPU time, memory).
     fn num(&self, i: usize) -> Result<Option<f64>, DatasetError> {
         let tok = self.tok[i - 1];
@@ -398,14 +419,14 @@ pub fn parse_line(line: &[u8], file: &str, line_no: u64) -> Result<JobRecord, Da
         line: line_no,
     };
     f.known(1)?;
-    let submit = f.known(2)?;
-    let wait = f.int(3)?;
-    let run = f.int(4)?;
+    let submit = f.on_clock(2, f.known(2)?)?;
+    let wait = f.time(3)?;
+    let run = f.time(4)?;
     let alloc = f.int(5)?;
     let avg_cpu = f.num(6)?;
     let used_mem = f.num(7)?;
     let req_procs = f.int(8)?;
-    let req_time = f.int(9)?;
+    let req_time = f.time(9)?;
     let req_mem = f.num(10)?;
     let status = f.int(11)?;
     let user = f.int(12)?;

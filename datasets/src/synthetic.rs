@@ -52,7 +52,7 @@ use rand_distr::{Poisson, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DatasetError;
-use crate::record::{JobRecord, Outcome, TraceMeta};
+use crate::record::{JobRecord, Outcome, TraceMeta, MAX_TIME_S};
 use crate::{Trace, TraceFormat};
 
 mod pipelines;
@@ -417,17 +417,20 @@ impl SyntheticConfig {
             "tail_scale",
             || format!("{} must be finite and > 0", self.tail_scale),
         )?;
-        check(self.max_duration_s >= 1, "max_duration_s", || {
-            format!("{} must be at least 1", self.max_duration_s)
-        })?;
+        for (field, v, min) in [
+            ("max_duration_s", self.max_duration_s, 1),
+            ("min_timeout_s", self.min_timeout_s, 1),
+            ("start_unix", self.start_unix, -MAX_TIME_S),
+        ] {
+            check((min..=MAX_TIME_S).contains(&v), field, || {
+                format!("{v} must be in [{min}, {MAX_TIME_S}] (the millisecond clock's range)")
+            })?;
+        }
         check(
             self.timeout_factor.is_finite() && self.timeout_factor >= 1.0,
             "timeout_factor",
             || format!("{} must be finite and >= 1", self.timeout_factor),
         )?;
-        check(self.min_timeout_s >= 1, "min_timeout_s", || {
-            format!("{} must be at least 1", self.min_timeout_s)
-        })?;
         check(unit(self.failure_rate), "failure_rate", || {
             format!("{} must be in [0, 1]", self.failure_rate)
         })?;

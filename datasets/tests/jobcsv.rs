@@ -6,7 +6,7 @@ use proptest::prelude::*;
 use rustci_datasets::jobcsv::{
     extra_keys, read_jobcsv, write_jobcsv, JobCsvWriter, Layout, COLUMNS,
 };
-use rustci_datasets::record::{PipelineRef, When};
+use rustci_datasets::record::{PipelineRef, When, MAX_TIME_S};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{open_trace, DatasetError, JobRecord, Outcome, TraceFormat};
 
@@ -43,7 +43,7 @@ fn job_name() -> impl Strategy<Value = String> {
 
 fn pipeline() -> impl Strategy<Value = PipelineRef> {
     (
-        (text(), any::<i64>(), opt_text(), any::<u32>()),
+        (text(), clock_time(), opt_text(), any::<u32>()),
         proptest::option::of(proptest::collection::vec(job_name(), 0..4)),
         prop_oneof![
             Just(When::OnSuccess),
@@ -75,6 +75,12 @@ fn pipeline() -> impl Strategy<Value = PipelineRef> {
         )
 }
 
+/// Any time the reader takes: within `MAX_TIME_S` of 0 either way (beyond it is refused,
+/// see `input_limits.rs`).
+fn clock_time() -> impl Strategy<Value = i64> {
+    -MAX_TIME_S..=MAX_TIME_S
+}
+
 fn finite() -> impl Strategy<Value = f64> {
     prop_oneof![
         proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO,
@@ -91,8 +97,8 @@ prop_compose! {
         branch in opt_text(),
         labels in proptest::collection::vec("[a-z0-9-]{1,8}", 0..4),
         slots in any::<u32>(),
-        requested_s in proptest::option::of(any::<i64>()),
-        submit_s in any::<i64>(),
+        requested_s in proptest::option::of(clock_time()),
+        submit_s in clock_time(),
         wait_s in proptest::option::of(-10i64..1_000_000),
         run_s in proptest::option::of(0i64..10_000_000),
         outcome in outcome(),

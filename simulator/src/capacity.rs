@@ -192,9 +192,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         Some(p) => FleetFile::load(p)?,
         None => FleetFile::default_ci()?,
     };
-    if !(args.load.is_finite() && args.load > 0.0) {
-        anyhow::bail!("--load must be a positive number, got {}", args.load);
-    }
+    rustci_sim::scenario::check_load(args.load).map_err(|r| anyhow::anyhow!("--load {r}"))?;
     PolicyConfig::named(&args.policy).context("--policy")?;
     rustci_sim::plan::check_targets(&targets, &fleet)?;
     let workload = args.workload.spec()?.load()?;
@@ -236,8 +234,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     match args.format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&result)?),
-        PlanFormat::Table => print!("{}", result.human()),
+        PlanFormat::Json => outln!("{}", serde_json::to_string_pretty(&result)?),
+        PlanFormat::Table => out!("{}", result.human()),
     }
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! [[pool]]
 //! name = "linux"             # unique
 //! labels = ["linux", "docker"]
-//! runners = 40               # >= 1
-//! slots = 1                  # slots (processors) per runner, >= 1
+//! runners = 40               # >= 1; all pools together <= MAX_RUNNERS (100,000)
+//! slots = 1                  # slots (processors) per runner, 1 to MAX_SLOTS (10^6)
 //! cost_per_hour = 0.10       # per runner, >= 0
 //! provisioning_delay_s = 60  # >= 0
 //!
@@ -35,7 +35,7 @@
 //! [[pool]]
 //! # ... the fields above, and:
 //! min_runners = 0            # default 0; dynamic policies start with this many
-//! max_runners = 500          # default: no limit; >= min_runners
+//! max_runners = 500          # default: MAX_RUNNERS; >= min_runners
 //! idle_timeout_s = 300       # default 300; an idle runner may go after this long
 //! scale_to_zero = false      # with true, the floor drops to 0 after a work-free idle timeout
 //! warm_pool = [{ from = "08:00", to = "18:00", idle = 4 }]   # UTC; idle <= max_runners
@@ -51,6 +51,19 @@ use rustci_scheduler::{
 };
 use serde::Deserialize;
 use thiserror::Error;
+
+/// The most runners a fleet may have: the sum of its pools' `runners`, and each
+/// pool's `min_runners` and `max_runners` (an unset `max_runners` means this many).
+/// A run costs about 170 bytes per runner (measured: 0.05 synthetic days peak at
+/// 23.9 MB resident with 99,000 runners, 7.3 MB with 1,000), so a fleet at the limit
+/// costs tens of megabytes; real CI fleets are in the thousands. Beyond it a typo (`runners = 4000000000`) would take the machine's memory
+/// instead of an error.
+pub const MAX_RUNNERS: u32 = 100_000;
+
+/// The most slots (processors) one runner may have. The largest machines in the
+/// Parallel Workloads Archive have well under a million processors; with
+/// [`MAX_RUNNERS`] the fleet's slot total stays far inside `u64`.
+pub const MAX_SLOTS: u32 = 1_000_000;
 
 /// The built-in fleet of the synthetic CI workload.
 pub const DEFAULT_CI_FLEET: &str = include_str!("../fleets/default-ci.toml");
@@ -329,6 +342,24 @@ impl FleetFile {
             if p.slots == 0 {
                 return Err(bad(f("slots"), "must be at least 1".into()));
             }
+            for (name, n) in [
+                ("runners", Some(p.runners)),
+                ("min_runners", Some(p.min_runners)),
+                ("max_runners", p.max_runners),
+            ] {
+                if let Some(n) = n.filter(|&n| n > MAX_RUNNERS) {
+                    return Err(bad(
+                        f(name),
+                        format!("at most {MAX_RUNNERS} runners (the simulator's limit), got {n}"),
+                    ));
+                }
+            }
+            if p.slots > MAX_SLOTS {
+                return Err(bad(
+                    f("slots"),
+                    format!("at most {MAX_SLOTS} per runner, got {}", p.slots),
+                ));
+            }
             if !(p.cost_per_hour.is_finite() && p.cost_per_hour >= 0.0) {
                 return Err(bad(
                     f("cost_per_hour"),
@@ -371,6 +402,16 @@ impl FleetFile {
                     ));
                 }
             }
+        }
+        let total: u64 = self.pools.iter().map(|p| u64::from(p.runners)).sum();
+        if total > u64::from(MAX_RUNNERS) {
+            return Err(bad(
+                "pool.runners".into(),
+                format!(
+                    "at most {MAX_RUNNERS} runners in all pools together (the simulator's \
+                     limit), got {total}"
+                ),
+            ));
         }
         if self.label_names().len() > 64 {
             return Err(bad(
@@ -454,7 +495,7 @@ impl FleetFile {
                 .map(|p| PoolScaling {
                     runners: p.runners,
                     min_runners: p.min_runners,
-                    max_runners: p.max_runners.unwrap_or(u32::MAX),
+                    max_runners: p.max_runners.unwrap_or(MAX_RUNNERS),
                     idle_timeout_ms: seconds_to_ms(p.idle_timeout_s),
                     warm_pool: p
                         .warm_pool

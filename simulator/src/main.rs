@@ -1,6 +1,9 @@
 //! `rustci-sim`: replay a job history (or the built-in synthetic CI workload) against a
 //! fleet and a policy and report waits, slowdowns, utilization, cost and fairness.
 
+#[macro_use]
+mod console;
+
 mod args;
 mod capacity;
 
@@ -15,7 +18,7 @@ use rustci_datasets::swf::{write_swf_header, write_swf_line, SwfJob};
 use rustci_datasets::{jobcsv, TraceFormat};
 use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
-use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET};
+use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET, MAX_SLOTS};
 use rustci_sim::plots::RunPlotData;
 use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
@@ -242,15 +245,21 @@ fn main() {
         Command::Generate(args) => generate_cmd(args),
         Command::Sweep(args) => capacity::sweep_cmd(args),
         Command::Plan(args) => capacity::plan_cmd(*args),
-        Command::Fleet => {
-            print!("{DEFAULT_CI_FLEET}");
-            Ok(())
-        }
+        Command::Fleet => fleet_cmd(),
     };
     if let Err(e) = result {
-        eprintln!("rustci-sim: error: {e:#}");
+        // The reader took what it wanted (`| head`): as quiet as SIGPIPE would be.
+        if console::closed(&e) {
+            return;
+        }
+        eprintln!("rustci-sim: error: {}", console::error_text(&e));
         std::process::exit(1);
     }
+}
+
+fn fleet_cmd() -> Result<()> {
+    out!("{DEFAULT_CI_FLEET}");
+    Ok(())
 }
 
 fn generate_cmd(args: GenerateArgs) -> Result<()> {
@@ -270,8 +279,8 @@ fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<FleetFile> {
         return Ok(FleetFile::load(path)?);
     }
     if let Some(n) = args.processors {
-        if n == 0 {
-            bail!("--processors must be at least 1");
+        if n == 0 || n > MAX_SLOTS {
+            bail!("--processors must be 1 to {MAX_SLOTS}, got {n}");
         }
         return Ok(FleetFile::processors(n));
     }
@@ -282,15 +291,20 @@ fn fleet_for(args: &RunArgs, workload: &Workload) -> Result<FleetFile> {
                 workload.name
             );
         };
+        if n > MAX_SLOTS {
+            bail!(
+                "{}: the SWF header's MaxProcs/MaxNodes {n} is more than the {MAX_SLOTS} \
+                 processors the simulator takes",
+                workload.name
+            );
+        }
         return Ok(FleetFile::processors(n));
     }
     Ok(FleetFile::default_ci()?)
 }
 
 fn run(args: RunArgs) -> Result<()> {
-    if !(args.load.is_finite() && args.load > 0.0) {
-        bail!("--load must be a positive number, got {}", args.load);
-    }
+    rustci_sim::scenario::check_load(args.load).map_err(|r| anyhow::anyhow!("--load {r}"))?;
     if args.default_estimate_s <= 0 {
         bail!(
             "--default-estimate-s must be positive, got {}",
@@ -347,6 +361,7 @@ fn run(args: RunArgs) -> Result<()> {
         for (pool, peak) in fleet.pools.iter_mut().zip(peaks) {
             pool.runners = peak.max(1);
         }
+        fleet.recheck("--peak-sized")?;
     }
     let mut policy = PolicyConfig::named(&args.policy)?;
     if let Some(b) = args.backfill {
@@ -439,8 +454,8 @@ fn run(args: RunArgs) -> Result<()> {
         }
     }
     match args.format {
-        OutputFormat::Json => println!("{}", report.to_json_pretty()),
-        OutputFormat::Table => print!("{}", report.human_table()),
+        OutputFormat::Json => outln!("{}", report.to_json_pretty()),
+        OutputFormat::Table => out!("{}", report.human_table()),
     }
     Ok(())
 }

@@ -462,6 +462,16 @@ pub fn plan(
             reason: format!("must be > 0, got {}", spec.max_scale),
         });
     }
+    if let Err(e) = spec
+        .fleet
+        .scaled(spec.max_scale)
+        .recheck("the scaled fleet")
+    {
+        return Err(PlanError::Setting {
+            field: "--max-scale",
+            reason: format!("{} x the fleet: {e}", spec.max_scale),
+        });
+    }
     let unschedulable = unschedulable_by_class(workload, &spec.fleet);
     for t in &spec.targets {
         if let Some(&jobs) = unschedulable.get(&t.class) {

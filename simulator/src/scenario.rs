@@ -5,6 +5,7 @@
 //! `run` adds its own policy settings, progress and outputs; a sweep point or a plan
 //! candidate is a [`Scenario::new`] with its fleet, autoscaler and load.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rustci_datasets::record::{JobRecord, TraceMeta};
@@ -15,9 +16,94 @@ use rustci_models::{ModelHandle, ModelPredictor};
 use rustci_scheduler::{PolicyConfig, Predictor, RequestedTime, ScalePolicy, Tsafrir, MS_PER_S};
 
 use crate::fleet_file::FleetFile;
+use crate::outcome::Skipped;
 use crate::report::Report;
-use crate::simulate::{simulate, RunOutput, RunSpec, SimError};
+use crate::simulate::{simulate, RunOutput, RunSpec, SimError, UnknownQos};
 use crate::workload::Supersede;
+
+/// The arrival-rate multipliers (`load`) a run takes. Submit times are divided by the
+/// load: 10^-3 stretches the latest time a trace may hold
+/// ([`rustci_datasets::record::MAX_TIME_S`]) to 10^16 ms, still 900 times inside the
+/// millisecond clock; 10^3 packs a year of submissions into under 9 hours.
+pub const LOAD_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
+/// `Err` with the reason when `load` is outside [`LOAD_RANGE`] (or not a number).
+pub fn check_load(load: f64) -> Result<(), String> {
+    if LOAD_RANGE.contains(&load) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between {} and {}, got {load}",
+            LOAD_RANGE.start(),
+            LOAD_RANGE.end()
+        ))
+    }
+}
+
+/// Every record's QoS class (if it names one) is one of the fleet's: an unknown class is
+/// an error, as on the live server, not a job quietly run in the default class.
+fn check_qos(w: &Workload, fleet: &FleetFile) -> Result<(), SimError> {
+    let known = |q: &str| fleet.qos.iter().any(|c| c.name == q);
+    match w
+        .records
+        .iter()
+        .find(|r| r.qos.as_deref().is_some_and(|q| !known(q)))
+    {
+        Some(r) => Err(SimError::UnknownQos(Box::new(UnknownQos {
+            workload: w.name.clone(),
+            job: r.id.clone(),
+            value: r.qos.clone().unwrap_or_default(),
+            known: fleet
+                .qos
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }))),
+        None => Ok(()),
+    }
+}
+
+/// Why no record could be placed: what was skipped, the label sets the jobs ask for
+/// (most common first) and the pools' labels and slots.
+fn nothing_placed(records: &[JobRecord], fleet: &FleetFile, skipped: &Skipped) -> String {
+    let mut wants: BTreeMap<String, usize> = BTreeMap::new();
+    for r in records {
+        let mut labels = r.labels.clone();
+        labels.sort();
+        *wants.entry(format!("[{}]", labels.join(", "))).or_default() += 1;
+    }
+    let mut wants: Vec<(String, usize)> = wants.into_iter().collect();
+    wants.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let shown: Vec<String> = wants
+        .iter()
+        .take(5)
+        .map(|(l, n)| format!("{l} ({n} jobs)"))
+        .collect();
+    let more = if wants.len() > 5 {
+        format!(" and {} more label sets", wants.len() - 5)
+    } else {
+        String::new()
+    };
+    let pools: Vec<String> = fleet
+        .pools
+        .iter()
+        .map(|p| format!("{} [{}] x {} slots", p.name, p.labels.join(", "), p.slots))
+        .collect();
+    let max_slots = records.iter().map(|r| r.slots).max().unwrap_or(0);
+    format!(
+        "{} records, skipped: {} unschedulable (labels or slots no pool has), {} without a \
+         run time, {} with a negative run time, {} without a size; the jobs need labels \
+         {}{more} and up to {max_slots} slots; the pools are {}",
+        records.len(),
+        skipped.unschedulable,
+        skipped.unknown_run_time,
+        skipped.negative_run_time,
+        skipped.unknown_slots,
+        shown.join(", "),
+        pools.join("; ")
+    )
+}
 
 /// Where the jobs come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -239,7 +325,8 @@ impl<'a> Scenario<'a> {
         give_up: Vec<Option<f64>>,
     ) -> Result<RunOutput, SimError> {
         let w = self.workload;
-        simulate(RunSpec {
+        check_qos(w, self.fleet)?;
+        let out = simulate(RunSpec {
             records: &w.records,
             fleet: self.fleet,
             policy: self.policy.clone(),
@@ -257,7 +344,14 @@ impl<'a> Scenario<'a> {
             supersede: self.supersede,
             history_fraction: self.history_fraction,
             eta_limit: self.eta_limit,
-        })
+        })?;
+        if !w.records.is_empty() && out.facts.results.is_empty() {
+            return Err(SimError::NothingPlaced {
+                workload: w.name.clone(),
+                reason: nothing_placed(&w.records, self.fleet, &out.facts.skipped),
+            });
+        }
+        Ok(out)
     }
 
     /// The run's report.

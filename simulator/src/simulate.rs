@@ -36,12 +36,21 @@ pub enum SimError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     /// The workload could not be generated or read (`name`: the trace's path or the
-    /// synthetic workload's seed and days).
-    #[error("workload {name}: {error}")]
+    /// synthetic workload's seed and days). A reader's error that starts with the path
+    /// is shown alone, so the path is not said twice.
+    #[error("{}", workload_message(name, error))]
     Workload {
         name: String,
         error: Box<DatasetError>,
     },
+    /// A record names a QoS class the fleet does not have (the live server refuses such
+    /// a job too), instead of running it in the default class.
+    #[error(transparent)]
+    UnknownQos(Box<UnknownQos>),
+    /// Not one job of the workload could be placed on the fleet: a report of nothing
+    /// would only hide the mismatch.
+    #[error("{workload}: no job can run on this fleet: {reason}")]
+    NothingPlaced { workload: String, reason: String },
     #[error("unknown predictor {0:?}; expected requested, tsafrir, clairvoyant or model:DIR")]
     UnknownPredictor(String),
     /// `model:DIR` names no usable model version.
@@ -50,6 +59,27 @@ pub enum SimError {
         predictor: String,
         error: ModelError,
     },
+}
+
+/// A record's QoS class that the fleet does not have ([`SimError::UnknownQos`]).
+#[derive(Debug, Error)]
+#[error("{workload}: job {job}: QoS class {value:?} is not one of the fleet's classes ({known})")]
+pub struct UnknownQos {
+    pub workload: String,
+    /// The record's id.
+    pub job: String,
+    pub value: String,
+    /// The fleet's classes, comma separated.
+    pub known: String,
+}
+
+fn workload_message(name: &str, error: &DatasetError) -> String {
+    let text = error.to_string();
+    if text.starts_with(name) {
+        text
+    } else {
+        format!("workload {name}: {text}")
+    }
 }
 
 /// What to simulate.

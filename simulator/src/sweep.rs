@@ -40,9 +40,9 @@ use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::fleet_file::{FleetError, FleetFile};
+use crate::fleet_file::{FleetError, FleetFile, MAX_RUNNERS};
 use crate::report::Report;
-use crate::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
+use crate::scenario::{check_load, PredictorSpec, Scenario, Workload, WorkloadSpec};
 use crate::simulate::SimError;
 
 /// A grid larger than this is almost certainly a typo (and would run for days).
@@ -275,6 +275,11 @@ impl Grid {
             if !(x.is_finite() && *x > 0.0) {
                 return Err(bad(format!("scale[{i}]"), format!("must be > 0, got {x}")));
             }
+            // Checked here, not at its point: a sweep should not run for hours and then
+            // stop at a fleet that could never be simulated.
+            if let Err(e) = fleet.scaled(*x).recheck("the scaled fleet") {
+                return Err(bad(format!("scale[{i}]"), format!("{x} x the fleet: {e}")));
+            }
         }
         let known = |name: &str, m: &BTreeMap<String, u32>, i: usize| {
             for pool in m.keys() {
@@ -289,7 +294,6 @@ impl Grid {
             Ok(())
         };
         for (i, m) in g.runners.iter().enumerate() {
-            known("runners", m, i)?;
             if let Some((pool, _)) = m.iter().find(|(_, n)| **n == 0) {
                 return Err(bad(
                     format!("runners[{i}].{pool}"),
@@ -297,11 +301,20 @@ impl Grid {
                 ));
             }
         }
-        for (i, m) in g.min_runners.iter().enumerate() {
-            known("min_runners", m, i)?;
-        }
-        for (i, m) in g.max_runners.iter().enumerate() {
-            known("max_runners", m, i)?;
+        for (name, axis) in [
+            ("runners", &g.runners),
+            ("min_runners", &g.min_runners),
+            ("max_runners", &g.max_runners),
+        ] {
+            for (i, m) in axis.iter().enumerate() {
+                known(name, m, i)?;
+                if let Some((pool, n)) = m.iter().find(|(_, n)| **n > MAX_RUNNERS) {
+                    return Err(bad(
+                        format!("{name}[{i}].{pool}"),
+                        format!("at most {MAX_RUNNERS} runners (the simulator's limit), got {n}"),
+                    ));
+                }
+            }
         }
         for (i, p) in g.policy.iter().enumerate() {
             PolicyConfig::named(p).map_err(|e| bad(format!("policy[{i}]"), e.to_string()))?;
@@ -331,9 +344,7 @@ impl Grid {
             }
         }
         for (i, x) in g.load.iter().enumerate() {
-            if !(x.is_finite() && *x > 0.0) {
-                return Err(bad(format!("load[{i}]"), format!("must be > 0, got {x}")));
-            }
+            check_load(*x).map_err(|reason| bad(format!("load[{i}]"), reason))?;
         }
 
         let sizes: Vec<Size> = if !g.scale.is_empty() {

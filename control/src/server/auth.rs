@@ -202,7 +202,10 @@ impl Auth {
         let secret = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // RFC 7235: the scheme is case-insensitive (`bearer`, `BEARER`).
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, secret)| secret.trim_start_matches(' '))
             .ok_or_else(|| {
                 Status::unauthenticated("authorization header must be \"Bearer <key>\"")
             })?;

@@ -204,15 +204,18 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 slots: a.slots,
                 report: &report,
             };
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
         }
         Format::Table => {
             let ms = |us: u64| us as f64 / 1e3;
-            println!(
+            outln!(
                 "{} lifecycles of {} jobs in {:.2} s: {:.0} lifecycles/s",
-                report.lifecycles, report.jobs, report.seconds, report.lifecycles_per_s
+                report.lifecycles,
+                report.jobs,
+                report.seconds,
+                report.lifecycles_per_s
             );
-            println!(
+            outln!(
                 "submit-to-lease: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
                 ms(report.submit_to_lease_p50_us),
                 ms(report.submit_to_lease_p90_us),
@@ -220,7 +223,7 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 ms(report.submit_to_lease_p999_us),
                 ms(report.submit_to_lease_max_us),
             );
-            println!(
+            outln!(
                 "submit answered (durable): p50 {:.3} ms, p99 {:.3} ms",
                 ms(report.submit_answered_p50_us),
                 ms(report.submit_answered_p99_us),

@@ -61,9 +61,13 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                     })).collect::<Vec<_>>(),
                 })),
                 Format::Table => {
-                    let row = |kind: &str, name: &str, extra: String, w: &Option<pb::WaitStats>| {
+                    let row = |kind: &str,
+                               name: &str,
+                               extra: String,
+                               w: &Option<pb::WaitStats>|
+                     -> Result<()> {
                         let w = (*w).unwrap_or_default();
-                        println!(
+                        outln!(
                             "{kind:<7} {:<20} {extra:<16} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8}",
                             cell(name, 20),
                             w.queued,
@@ -73,8 +77,9 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                             w.wait_p99_ms,
                             w.started_last_hour
                         );
+                        Ok(())
                     };
-                    println!(
+                    outln!(
                         "KIND    NAME                 RUNNERS/FREE      QUEUED RUNNING  P50_MS    P95_MS    P99_MS    STARTED_1H"
                     );
                     for p in &s.pools {
@@ -83,12 +88,12 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                             &p.pool,
                             format!("{}/{}", p.runners, p.free_slots),
                             &p.stats,
-                        );
+                        )?;
                     }
                     for t in &s.tenants {
-                        row("tenant", &t.tenant, String::new(), &t.stats);
+                        row("tenant", &t.tenant, String::new(), &t.stats)?;
                     }
-                    println!("revision {}", s.revision);
+                    outln!("revision {}", s.revision);
                     Ok(())
                 }
             }
@@ -113,9 +118,9 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                         .collect(),
                 )),
                 Format::Table => {
-                    println!("POOL                 CURRENT  DESIRED  REASON");
+                    outln!("POOL                 CURRENT  DESIRED  REASON");
                     for p in &a.pools {
-                        println!(
+                        outln!(
                             "{:<20} {:>7}  {:>7}  {}",
                             cell(&p.pool, 20),
                             p.current_runners,

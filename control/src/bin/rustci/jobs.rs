@@ -7,7 +7,7 @@ use rustci_control::pb;
 use tokio_stream::StreamExt;
 
 use crate::conn::Conn;
-use crate::output::{job_row, print_job, print_json, Format, JOB_HEADER};
+use crate::output::{job_row, print_job, print_json, printable, Format, JOB_HEADER};
 
 pub const JOBS_EXAMPLES: &str = "\
 Examples:
@@ -136,9 +136,9 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     out.iter().map(job_json).collect(),
                 )),
                 Format::Table => {
-                    println!("{JOB_HEADER}");
+                    outln!("{JOB_HEADER}");
                     for j in &out {
-                        println!("{}", job_row(j));
+                        outln!("{}", job_row(j));
                     }
                     if more {
                         eprintln!("(the first {limit} jobs; --limit 0 lists them all)");
@@ -190,16 +190,21 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     "queue_position": e.queue_position,
                 })),
                 Format::Table => {
-                    println!("{} is {}: {}", e.name, state_name(e.state), e.reason);
-                    println!("  {}", e.message);
+                    outln!(
+                        "{} is {}: {}",
+                        printable(&e.name),
+                        state_name(e.state),
+                        printable(&e.reason)
+                    );
+                    outln!("  {}", printable(&e.message));
                     if !e.blocking_job.is_empty() {
-                        println!("  blocking job: {}", e.blocking_job);
+                        outln!("  blocking job: {}", printable(&e.blocking_job));
                     }
                     if !e.runner.is_empty() {
-                        println!("  runner: {}", e.runner);
+                        outln!("  runner: {}", printable(&e.runner));
                     }
                     if e.at_ms > 0 {
-                        println!("  at: {} ms", e.at_ms);
+                        outln!("  at: {} ms", e.at_ms);
                     }
                     Ok(())
                 }
@@ -223,7 +228,7 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                 .await?
                 .into_inner();
             if format == Format::Table {
-                println!("REVISION  {JOB_HEADER}");
+                outln!("REVISION  {JOB_HEADER}");
             }
             loop {
                 let ev = tokio::select! {
@@ -239,11 +244,11 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     continue;
                 }
                 match format {
-                    Format::Json => println!(
+                    Format::Json => outln!(
                         "{}",
                         serde_json::json!({"revision": ev.revision, "job": job_json(&job)})
                     ),
-                    Format::Table => println!("{:<9} {}", ev.revision, job_row(&job)),
+                    Format::Table => outln!("{:<9} {}", ev.revision, job_row(&job)),
                 }
             }
         }

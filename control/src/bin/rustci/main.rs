@@ -7,6 +7,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+#[macro_use]
+mod console;
+
 mod bench;
 mod conn;
 mod fleet;
@@ -105,11 +108,13 @@ fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader took what it wanted (`| head`): as quiet as SIGPIPE would be.
+        Err(e) if console::closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(s) = e.downcast_ref::<tonic::Status>() {
                 eprintln!("error: {:?}: {}", s.code(), s.message());
             } else {
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", console::error_text(&e));
             }
             ExitCode::FAILURE
         }

@@ -1,6 +1,8 @@
 //! What the client subcommands print: a table for people or JSON for scripts
 //! (`--format`), and the job table's columns.
 
+use std::borrow::Cow;
+
 use anyhow::Result;
 use clap::ValueEnum;
 use rustci_control::clients::client::{self, job_json, state_name};
@@ -14,11 +16,32 @@ pub enum Format {
 }
 
 pub fn print_json(v: &serde_json::Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
+/// Untrusted text (a job's command, names, labels) as a terminal may show it: control
+/// characters escaped (`\n`, `\u{1b}`), so a job cannot retitle or recolour the
+/// terminal of whoever lists it, nor break the table's rows. JSON output needs none of
+/// this: serde escapes them.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `s` made [`printable`] and cut to `w` characters (`~` marks a cut).
 pub fn cell(s: &str, w: usize) -> String {
+    let s = printable(s);
     if s.chars().count() > w {
         let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
         t.push('~');
@@ -61,8 +84,8 @@ pub fn print_job(j: &pb::Job, format: Format) -> Result<()> {
     match format {
         Format::Json => print_json(&job_json(j)),
         Format::Table => {
-            println!("{JOB_HEADER}");
-            println!("{}", job_row(j));
+            outln!("{JOB_HEADER}");
+            outln!("{}", job_row(j));
             Ok(())
         }
     }

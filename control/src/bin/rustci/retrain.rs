@@ -172,18 +172,25 @@ fn report_json(r: &RetrainReport) -> serde_json::Value {
     })
 }
 
-fn print_table(r: &RetrainReport) {
+fn print_table(r: &RetrainReport) -> Result<()> {
     let e = &r.evaluation;
-    println!(
+    outln!(
         "{} jobs ({} skipped without a run time): trained on the first {}, tested on the latest {}",
-        r.jobs, r.skipped_no_run_time, e.train_jobs, e.test_jobs
+        r.jobs,
+        r.skipped_no_run_time,
+        e.train_jobs,
+        e.test_jobs
     );
-    println!(
+    outln!(
         "{:<22} {:>12} {:>11} {:>11} {:>10}",
-        "predictor", "MAE (s)", "median APE", "under-pred", "P90 cover"
+        "predictor",
+        "MAE (s)",
+        "median APE",
+        "under-pred",
+        "P90 cover"
     );
-    let row = |name: &str, m: &Metrics| {
-        println!(
+    let row = |name: &str, m: &Metrics| -> Result<()> {
+        outln!(
             "{:<22} {:>12.1} {:>10.1}% {:>10.1}% {:>10}",
             name,
             m.mae_s,
@@ -191,39 +198,40 @@ fn print_table(r: &RetrainReport) {
             m.under_rate * 100.0,
             m.upper_coverage
                 .map_or("-".to_string(), |c| format!("{:.1}%", c * 100.0))
-        )
+        );
+        Ok(())
     };
-    row("model (new)", &e.model);
+    row("model (new)", &e.model)?;
     if let Some(m) = &e.linear {
-        row("  linear part", m);
+        row("  linear part", m)?;
     }
     if let Some(m) = &e.forest {
-        row("  forest part", m);
+        row("  forest part", m)?;
     }
     if let Some(c) = &r.current {
         match (&c.model, &c.problem) {
             (Some(m), _) => {
                 if let Some(n) = &c.new_model_same_jobs {
-                    println!(
+                    outln!(
                         "on the {} latest jobs the current version never saw:",
                         c.compared_on
                     );
-                    row("  model (new)", n);
+                    row("  model (new)", n)?;
                 }
-                row("  model (current)", m)
+                row("  model (current)", m)?
             }
-            (None, Some(p)) => println!("{:<22} unusable: {p}", "model (current)"),
+            (None, Some(p)) => outln!("{:<22} unusable: {p}", "model (current)"),
             _ => {}
         }
     }
     match &e.baselines.requested {
-        Some(m) => row("requested time", m),
-        None => println!("{:<22} {:>12}", "requested time", "n/a (none in trace)"),
+        Some(m) => row("requested time", m)?,
+        None => outln!("{:<22} {:>12}", "requested time", "n/a (none in trace)"),
     }
-    row("tsafrir (last two)", &e.baselines.tsafrir);
-    row("last-5 median", &e.baselines.last5_median);
+    row("tsafrir (last two)", &e.baselines.tsafrir)?;
+    row("last-5 median", &e.baselines.last5_median)?;
     if let Some(f) = &e.failure {
-        println!(
+        outln!(
             "failure classifier: Brier {:.4} vs {:.4} for the base rate ({:.1}% failures)",
             f.brier,
             f.brier_base_rate,
@@ -231,22 +239,25 @@ fn print_table(r: &RetrainReport) {
         );
     }
     if let Some(a) = &r.arrivals {
-        println!(
+        outln!(
             "arrival forecast: {:.2} jobs/h MAE over {} pool-hours (same hour last week: {:.2})",
-            a.mae_jobs_per_hour, a.hours, a.naive_last_week_mae
+            a.mae_jobs_per_hour,
+            a.hours,
+            a.naive_last_week_mae
         );
     }
     for n in &r.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
-    println!("{}", r.decision);
+    outln!("{}", r.decision);
     if let Some(p) = &r.artifact {
-        println!("wrote {}", p.display());
+        outln!("wrote {}", p.display());
     }
     for p in &r.plots {
-        println!("plot {}", p.display());
+        outln!("plot {}", p.display());
     }
-    println!("took {:.1} s", r.seconds);
+    outln!("took {:.1} s", r.seconds);
+    Ok(())
 }
 
 pub async fn run(args: RetrainArgs) -> Result<()> {
@@ -309,8 +320,8 @@ pub async fn run(args: RetrainArgs) -> Result<()> {
         b.finish_and_clear();
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report_json(&report))?),
-        Format::Table => print_table(&report),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report_json(&report))?),
+        Format::Table => print_table(&report)?,
     }
     Ok(())
 }

@@ -31,10 +31,25 @@ The auth file (TOML):
 
 Logs go to stderr; set RUST_LOG (default: info).";
 
+/// `IP:PORT` or `HOST:PORT` (`localhost:9411`): a host name is resolved once, at start,
+/// to its first address.
+fn resolve(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let mut addrs = s
+        .to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not IP:PORT or HOST:PORT that resolves: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the gRPC server.
-    #[arg(long, default_value = "127.0.0.1:7411")]
+    #[arg(long, default_value = "127.0.0.1:7411", value_parser = resolve)]
     listen: SocketAddr,
     /// Directory of the embedded SQLite store.
     #[arg(long, default_value = "rustci-data")]
@@ -63,8 +78,8 @@ pub struct ServeArgs {
     /// TLS private key (PEM); needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// Address of the Prometheus metrics endpoint (HTTP).
-    #[arg(long)]
+    /// Address of the Prometheus metrics endpoint (HTTP): IP:PORT or HOST:PORT.
+    #[arg(long, value_parser = resolve)]
     metrics_listen: Option<SocketAddr>,
     /// Redis URL (redis://HOST:PORT): coordinate replicas; start as a standby and serve
     /// only while holding the leader lease.

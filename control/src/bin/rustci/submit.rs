@@ -1,6 +1,6 @@
 //! `rustci submit`: submit one job.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use rustci_control::pb;
 
@@ -60,6 +60,9 @@ fn unique_request_id() -> String {
 }
 
 pub async fn run(a: SubmitArgs) -> Result<()> {
+    if a.command.trim().is_empty() {
+        bail!("--command is empty: give the shell command the runner should run");
+    }
     let mut c = a.conn.connect().await?;
     let req = pb::SubmitJobRequest {
         request_id: a.request_id.unwrap_or_else(unique_request_id),

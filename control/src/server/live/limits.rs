@@ -25,10 +25,22 @@ pub(super) fn check_id(field: &'static str, v: &str) -> Result<(), LiveError> {
             format!("at most {} bytes, got {}", ID_LEN, v.len()),
         ));
     }
-    if v.chars().any(char::is_control) {
-        return Err(invalid(field, "must not contain control characters"));
+    check_text(field, v)
+}
+
+/// Text shown to people (ids, names, labels, project, branch): no control characters,
+/// which would end the string (NUL) or drive the terminal of whoever lists the job.
+pub(super) fn check_text(field: &'static str, v: &str) -> Result<(), LiveError> {
+    match v.char_indices().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(invalid(
+            field,
+            format!(
+                "must not contain control characters; found U+{:04X} at byte {at}",
+                u32::from(c)
+            ),
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Labels of a job or a runner: at most [`LABELS`], each 1 to [`LABEL_LEN`] characters
@@ -41,12 +53,16 @@ pub(super) fn check_labels(labels: &[String]) -> Result<(), LiveError> {
         ));
     }
     if let Some(l) = labels.iter().find(|l| {
-        l.is_empty() || l.len() > LABEL_LEN || l.contains(',') || l.chars().any(char::is_whitespace)
+        l.is_empty()
+            || l.len() > LABEL_LEN
+            || l.contains(',')
+            || l.chars().any(|c| c.is_whitespace() || c.is_control())
     }) {
         return Err(invalid(
             "labels",
             format!(
-                "label {l:?} must be 1-{} characters without commas or spaces",
+                "label {l:?} must be 1-{} characters without commas, spaces or control \
+                 characters",
                 LABEL_LEN
             ),
         ));

@@ -719,11 +719,13 @@ impl Live {
             || job.fencing_token != c.fencing_token
         {
             return Err(LiveError::FailedPrecondition(format!(
-                "jobs/{}: fencing token {} on runners/{runner} is not the live lease (token {}, runner {:?}, state {})",
+                "jobs/{}: fencing token {} on runners/{runner} is not the live lease (token {}, {}, state {})",
                 c.job,
                 c.fencing_token,
                 job.fencing_token,
-                job.runner,
+                job.runner
+                    .as_deref()
+                    .map_or_else(|| "no runner".to_string(), |r| format!("runners/{r}")),
                 job.state.as_str()
             )));
         }

@@ -56,6 +56,26 @@ impl Submission {
         check_id("tenant", &self.tenant)?;
         check_labels(&self.labels)?;
         let slots = check_slots(self.slots)?;
+        if self.command.trim().is_empty() {
+            return Err(invalid("command", "is required (a shell command to run)"));
+        }
+        // A shell command may span lines and hold tabs; any other control character is
+        // either a mistake (NUL ends the string `sh -c` sees) or terminal escapes aimed
+        // at whoever lists the job.
+        if let Some((at, c)) = self
+            .command
+            .char_indices()
+            .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(invalid(
+                "command",
+                format!(
+                    "must not contain control characters other than newline and tab; \
+                     found U+{:04X} at byte {at}",
+                    u32::from(c)
+                ),
+            ));
+        }
         if self.command.len() > limits::COMMAND_LEN {
             return Err(invalid(
                 "command",
@@ -99,6 +119,7 @@ impl Submission {
                     format!("at most {} bytes", limits::TEXT_LEN),
                 ));
             }
+            limits::check_text(field, v)?;
         }
         let given = |v: String| (!v.is_empty()).then_some(v);
         Ok(CheckedSubmission {
