@@ -19,6 +19,7 @@ use rustci_control::pb;
 use rustci_control::server::live::{Live, LiveConfig, Submission, SystemClock};
 use rustci_control::server::{self, ServeOptions};
 use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};
+use rustci_control::store::Store;
 
 use tonic::transport::Channel;
 use tonic::Code;

@@ -18,6 +18,7 @@ mod common;
 mod support_redis;
 
 mod bad_input;
+mod closed_pipe;
 mod crash;
 mod e2e;
 mod eta;
@@ -29,3 +30,4 @@ mod model;
 mod parity;
 mod scaling;
 mod tls_metrics;
+mod untrusted_input;

@@ -224,7 +224,7 @@ async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
         return;
     };
     // After each commit is durable here, outside its transaction.
-    store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(&mut s);
+    crate::store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(&mut s);
     drop_db(&s).await;
 }
 

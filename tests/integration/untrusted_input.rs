@@ -4,13 +4,11 @@
 //! refused; the `bearer` scheme in any case; a stale completion's message without Rust
 //! debug text; `--metrics-listen HOST:PORT`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, tail, Procs, BIN};
+use crate::common::{free_port, tail, Procs, BIN};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
@@ -256,7 +254,7 @@ async fn tables_escape_what_a_job_carries() {
 #[test]
 fn submit_refuses_an_empty_command_before_connecting() {
     // Port 9 (discard) on loopback: nothing answers gRPC there; the error must come first.
-    let o = common::rustci([
+    let o = crate::common::rustci([
         "submit",
         "--server",
         "http://127.0.0.1:9",
@@ -308,7 +306,7 @@ fn errors_say_their_cause_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing.csv");
     let missing = missing.display().to_string();
-    let o = common::rustci([
+    let o = crate::common::rustci([
         "retrain",
         "--from",
         &missing,
@@ -326,7 +324,7 @@ fn errors_say_their_cause_once() {
 
     let auth = dir.path().join("auth.toml");
     std::fs::write(&auth, "[[tenant]\nname = 1\n").expect("auth file");
-    let o = common::rustci([
+    let o = crate::common::rustci([
         "serve",
         "--auth",
         &auth.display().to_string(),

@@ -2,11 +2,9 @@
 //! ends quietly, status 0, with no panic, as `head` users expect. A real server on a
 //! loopback socket, the release binary as a user runs it.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
-use common::BIN;
+use crate::common::BIN;
 use rustci_control::server::{start, ServeOptions};
 
 const AUTH: &str = r#"
@@ -69,7 +67,7 @@ async fn jobs_list_survives_a_closed_pipe() {
             .collect()
     };
     let submit = with_conn(&["submit", "--tenant", "team-a", "--command", "make test"]);
-    let o = tokio::task::spawn_blocking(move || common::rustci(submit))
+    let o = tokio::task::spawn_blocking(move || crate::common::rustci(submit))
         .await
         .expect("submit");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
