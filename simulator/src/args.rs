@@ -57,33 +57,15 @@ pub struct SyntheticArgs {
 impl SyntheticArgs {
     /// The generator's parameters: the file's (or the defaults), then the flags. Not yet
     /// checked: [`WorkloadSpec::load`] does that.
-    ///
-    /// The simulator's built-in workload has pipelines: unlike the library's default
-    /// (`rustci_datasets::synthetic::PipelineConfig`, off so that other users keep the
-    /// workload of before pipelines), `[pipelines] enabled` is on unless a `--synthetic`
-    /// file sets it to `false`.
     pub fn config(&self) -> Result<SyntheticConfig> {
         let mut cfg = match &self.synthetic {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                let mut cfg = toml::from_str::<SyntheticConfig>(&text)
-                    .with_context(|| format!("{}", path.display()))?;
-                let table: toml::Table =
-                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
-                let turned_off = table
-                    .get("pipelines")
-                    .and_then(|p| p.get("enabled"))
-                    .and_then(toml::Value::as_bool)
-                    == Some(false);
-                cfg.pipelines.enabled = !turned_off;
-                cfg
+                toml::from_str::<SyntheticConfig>(&text)
+                    .with_context(|| format!("{}", path.display()))?
             }
-            None => {
-                let mut cfg = SyntheticConfig::default();
-                cfg.pipelines.enabled = true;
-                cfg
-            }
+            None => SyntheticConfig::default(),
         };
         cfg.seed = self.seed;
         if let Some(d) = self.days {
