@@ -49,7 +49,7 @@ fn help_survives_a_closed_pipe() {
 async fn jobs_list_survives_a_closed_pipe() {
     let dir = tempfile::tempdir().expect("tempdir");
     let auth = dir.path().join("auth.toml");
-    std::fs::write(&auth, AUTH).expect("auth file");
+    crate::common::write_private(&auth, AUTH);
     let srv = start(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.path().join("data"),

@@ -445,3 +445,10 @@ pub async fn complete_ok(
     .await
     .expect("complete");
 }
+
+/// Writes a file only its owner may read, as the server wants an `--auth` file.
+pub fn write_private(path: &Path, contents: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, contents).expect("write the file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}

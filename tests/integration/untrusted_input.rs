@@ -26,7 +26,7 @@ api_keys = ["key-team-a-1"]
 
 async fn server(dir: &std::path::Path) -> (RunningServer, Channel) {
     let auth = dir.join("auth.toml");
-    std::fs::write(&auth, AUTH).expect("auth file");
+    crate::common::write_private(&auth, AUTH);
     let srv = start(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir: dir.join("data"),
@@ -323,7 +323,7 @@ fn errors_say_their_cause_once() {
     );
 
     let auth = dir.path().join("auth.toml");
-    std::fs::write(&auth, "[[tenant]\nname = 1\n").expect("auth file");
+    crate::common::write_private(&auth, "[[tenant]\nname = 1\n");
     let o = crate::common::rustci([
         "serve",
         "--auth",
