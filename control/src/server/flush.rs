@@ -32,7 +32,7 @@ pub struct FlushStats {
     pub commit_nanos: u64,
     /// The longest commit so far, in nanoseconds.
     pub max_commit_nanos: u64,
-    /// Commits that failed after the store's own retries: each made the live state
+    /// Group commits that failed after the store's own retries: each made the live state
     /// rebuild from the store.
     pub failed: u64,
 }
@@ -119,9 +119,10 @@ fn run(shared: &Shared, stop: &AtomicBool) {
         let took = started.elapsed().as_nanos() as u64;
         COMMIT_NANOS.fetch_add(took, Ordering::Relaxed);
         MAX_COMMIT_NANOS.fetch_max(took, Ordering::Relaxed);
-        COMMITS.fetch_add(1, Ordering::Relaxed);
-        VERSIONS.fetch_add(batch.jobs.len() as u64, Ordering::Relaxed);
-        if result.is_err() {
+        if result.is_ok() {
+            COMMITS.fetch_add(1, Ordering::Relaxed);
+            VERSIONS.fetch_add(batch.jobs.len() as u64, Ordering::Relaxed);
+        } else {
             FAILED.fetch_add(1, Ordering::Relaxed);
         }
         if let Ok(mut live) = shared.live.lock() {

@@ -77,7 +77,7 @@ pub fn render(shared: &Shared) -> String {
     );
     let _ = writeln!(
         s,
-        "# HELP rustci_store_commit_failures_total Commits that failed after retries; each rebuilt the state from the store.\n# TYPE rustci_store_commit_failures_total counter\nrustci_store_commit_failures_total {}",
+        "# HELP rustci_store_commit_failures_total Group commits that failed after retries; each rebuilt the state from the store.\n# TYPE rustci_store_commit_failures_total counter\nrustci_store_commit_failures_total {}",
         flushed.failed
     );
     s

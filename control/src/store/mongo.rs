@@ -67,12 +67,20 @@ pub fn database_of(uri: &str) -> Result<String, mongodb::error::Error> {
         .unwrap_or_else(|| DEFAULT_DATABASE.to_string()))
 }
 
-/// How many times a commit is tried in all, on errors the driver labels as worth
-/// retrying (`TransientTransactionError` for the whole transaction,
-/// `UnknownTransactionCommitResult` for its commit). With [`backoff`] the last try comes
-/// about 2.5 s after the first: long enough for a conflicting writer's transaction to
-/// end, short enough that a request does not wait much longer before `UNAVAILABLE`.
-const TXN_ATTEMPTS: u32 = 9;
+/// At most this many retries of one commit, on errors the driver labels as worth
+/// retrying (`TransientTransactionError`: the whole transaction again;
+/// `UnknownTransactionCommitResult`: the commit call again), and none after
+/// [`RETRY_WINDOW`]. With [`backoff`] the pauses add up to 1.9 s: long enough for a
+/// conflicting writer's transaction to end, short enough that a request does not wait
+/// much longer before `UNAVAILABLE`.
+const TXN_RETRIES: u32 = 8;
+
+/// No retry starts later than this after the commit's first try.
+const RETRY_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn retry_allowed(retries: u32, started: std::time::Instant) -> bool {
+    retries < TXN_RETRIES && started.elapsed() < RETRY_WINDOW
+}
 
 /// The pause before retry `n` (1-based): 10 ms doubling, at most 640 ms.
 fn backoff(n: u32) -> std::time::Duration {
@@ -473,41 +481,43 @@ impl MongoStore {
             self.write(&enc, None).await.map_err(me)?;
         } else {
             let mut session = self.client.start_session().await.map_err(me)?;
-            let mut attempt = 0;
+            // One budget for both kinds of retry, so a commit gives up after at most
+            // TXN_RETRIES retries and RETRY_WINDOW, however the errors mix.
+            let started = std::time::Instant::now();
+            let mut retries = 0;
             'txn: loop {
-                attempt += 1;
-                if attempt > 1 {
-                    self.count_retry();
-                    tokio::time::sleep(backoff(attempt - 1)).await;
-                }
                 session.start_transaction().await.map_err(me)?;
                 if let Err(e) = self.write(&enc, Some(&mut session)).await {
                     // Aborting can fail if the server already aborted; the original error matters.
                     let _ = session.abort_transaction().await;
-                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR) && attempt < TXN_ATTEMPTS {
+                    if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+                        && retry_allowed(retries, started)
+                    {
+                        retries += 1;
+                        self.count_retry();
+                        tokio::time::sleep(backoff(retries)).await;
                         continue 'txn;
                     }
                     return Err(me(e));
                 }
-                let mut commit_attempt = 0;
                 loop {
-                    commit_attempt += 1;
-                    match session.commit_transaction().await {
+                    let e = match session.commit_transaction().await {
                         Ok(()) => break 'txn,
-                        Err(e)
-                            if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                                && commit_attempt < TXN_ATTEMPTS =>
-                        {
-                            self.count_retry();
-                            tokio::time::sleep(backoff(commit_attempt)).await;
-                        }
-                        Err(e)
-                            if e.contains_label(TRANSIENT_TRANSACTION_ERROR)
-                                && attempt < TXN_ATTEMPTS =>
-                        {
-                            continue 'txn
-                        }
-                        Err(e) => return Err(me(e)),
+                        Err(e) => e,
+                    };
+                    // Retry the commit itself when its outcome is unknown, the whole
+                    // transaction when it is transient.
+                    let commit_again = e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT);
+                    if !(commit_again || e.contains_label(TRANSIENT_TRANSACTION_ERROR))
+                        || !retry_allowed(retries, started)
+                    {
+                        return Err(me(e));
+                    }
+                    retries += 1;
+                    self.count_retry();
+                    tokio::time::sleep(backoff(retries)).await;
+                    if !commit_again {
+                        continue 'txn;
                     }
                 }
             }
