@@ -964,13 +964,12 @@ async fn a_restarted_runner_kills_what_its_dead_predecessor_left_running() {
 
     // The runner and whatever stands between it and the job's shell die at once (the
     // OOM killer, kill -9 of both): nothing is left to take the job down with them.
-    // (Stopped first, so that it cannot act on its runner's death before its own.)
-    let _ = Command::new("kill")
-        .arg("-STOP")
-        .arg(parent.to_string())
-        .status();
-    procs.kill9(&id);
+    // The guard goes first, so that it cannot act on its runner's death. (Stopping it
+    // instead does not keep it still: it leads its own process group, which the
+    // runner's death orphans, and the kernel wakes a stopped member of an orphaned
+    // group with SIGHUP, on which the guard ends the job.)
     kill9(&[parent]);
+    procs.kill9(&id);
     let orphans = wait_for(
         "the job's shell to outlive its runner",
         Duration::from_secs(5),

@@ -478,7 +478,11 @@ async fn run_job(state: Arc<State>, job: pb::Job, token: u64, kill: Arc<Notify>)
         .env("RUSTCI_FENCING_TOKEN", token.to_string())
         .env("RUSTCI_TENANT", &job.tenant)
         .env("RUSTCI_ATTEMPT", job.attempts.to_string())
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        // Out of the runner's process group: a Ctrl-C at the runner's terminal reaches
+        // the runner, which stops its jobs without completing them (they are requeued),
+        // not the guards, which would end the jobs as failed.
+        .process_group(0);
     let spawned = state.spawner.spawn(cmd).await;
     let outcome = match spawned {
         Err(e) => {
