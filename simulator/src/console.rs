@@ -1,11 +1,13 @@
-//! What the binary writes to the terminal: standard output that survives a reader who
-//! closed the pipe (`rustci-sim run --format json | head`), and errors without repeats.
+//! What the binaries write to the terminal: standard output that survives a reader who
+//! closed the pipe (`rustci-sim run --format json | head`, `rustci jobs list | head`),
+//! and errors without repeats.
 //!
 //! `println!` panics when stdout is a closed pipe, and the workspace forbids the `unsafe`
 //! that would restore SIGPIPE's default. So every command prints through [`outln!`] and
 //! [`out!`], which turn a broken pipe into [`Closed`]; `main` ends quietly on it.
-//! Other write errors stay errors. (The two binaries share no crate but the libraries,
-//! so each has this small module.)
+//! Other write errors stay errors. The two binaries share no crate that could hold a
+//! module for terminals, so `rustci` (`control/src/bin/rustci/main.rs`) compiles this
+//! same file with `#[path]`: one copy of the rule.
 
 use std::fmt;
 use std::io;
@@ -70,6 +72,7 @@ macro_rules! outln {
 }
 
 /// `print!` that returns [`Closed`] (with `?`) instead of panicking on a closed pipe.
+#[allow(unused_macros)] // `rustci` ends every line it prints
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;

@@ -7,7 +7,9 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+// One copy of the terminal-output rule for both binaries (see the module's docs).
 #[macro_use]
+#[path = "../../../../simulator/src/console.rs"]
 mod console;
 
 mod bench;
