@@ -105,23 +105,29 @@ pct() { # value reference -> signed percent change
   jq -nr --argjson a "$1" --argjson b "$2" '(($a - $b) / $b * 100 * 10 | round / 10) as $p | if $p > 0 then "+\($p)%" else "\($p)%" end'
 }
 num() { jq -r "$1" "$2"; }
+# jq helpers for table cells; `$fifo` is the FIFO row's report of the same trace.
+JQ_DEFS='def pct(a; b): ((a - b) / b * 100 * 10 | round / 10) as $p | if $p > 0 then "+\($p)%" else "\($p)%" end;
+def share: . * 1000 | round / 10 | "\(.)%";'
+table() { # trace-prefix label jq-cell... : one markdown row per policy row
+  local prefix=$1 label=$2 cells
+  shift 2
+  for r in "${rows[@]}"; do
+    IFS='|' read -r name key _ <<<"$r"
+    cells=$(for e in "$@"; do
+      jq -r --slurpfile fifo "$OUT/$prefix-fifo.json" "$JQ_DEFS $e" "$OUT/$prefix-$key.json"
+    done | paste -sd'|' | sed 's/|/ | /g')
+    echo "| ${label:+$label | }$name | $cells |"
+  done
+}
 
 echo "FlowBench: ${FB_WORKFLOWS[*]}, $FB_RUNNERS runners, --load $FB_LOAD, --replay-from-fraction $FB_FRACTION"
 echo
 printf '| policy, estimates | pipelines | utilisation | TTF mean s | TTF p50 s | TTF p95 s | p95 vs FIFO |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
+table fb "" .pipelines.ttf_count '.utilization | share' '.pipelines.ttf_mean_s | round' \
+  '.pipelines.ttf_p50_s | round' '.pipelines.ttf_p95_s | round' \
+  'pct(.pipelines.ttf_p95_s; $fifo[0].pipelines.ttf_p95_s)'
 fifo95=$(num .pipelines.ttf_p95_s "$OUT/fb-fifo.json")
-for r in "${rows[@]}"; do
-  IFS='|' read -r name key _ <<<"$r"
-  f="$OUT/fb-$key.json"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" \
-    "$(num .pipelines.ttf_count "$f")" \
-    "$(jq -r '.utilization * 1000 | round / 10 | "\(.)%"' "$f")" \
-    "$(jq -r '.pipelines.ttf_mean_s | round' "$f")" \
-    "$(jq -r '.pipelines.ttf_p50_s | round' "$f")" \
-    "$(jq -r '.pipelines.ttf_p95_s | round' "$f")" \
-    "$(pct "$(num .pipelines.ttf_p95_s "$f")" "$fifo95")"
-done
 m95=$(num .pipelines.ttf_p95_s "$OUT/fb-cp-model.json")
 t95=$(num .pipelines.ttf_p95_s "$OUT/fb-cp-true.json")
 echo
@@ -133,19 +139,10 @@ echo "GitLab: $GL_RUNNERS runners, --replay-from-fraction $GL_FRACTION, --no-sup
 echo
 printf '| policy, estimates | pipelines | utilisation | TTF mean s | TTF longest s | mean vs FIFO | longest vs FIFO |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|\n'
+table gl "" .pipelines.ttf_count '.utilization | share' '.pipelines.ttf_mean_s | round' \
+  '.pipelines.ttf_max_s | round' 'pct(.pipelines.ttf_mean_s; $fifo[0].pipelines.ttf_mean_s)' \
+  'pct(.pipelines.ttf_max_s; $fifo[0].pipelines.ttf_max_s)'
 fifomean=$(num .pipelines.ttf_mean_s "$OUT/gl-fifo.json")
-fifomax=$(num .pipelines.ttf_max_s "$OUT/gl-fifo.json")
-for r in "${rows[@]}"; do
-  IFS='|' read -r name key _ <<<"$r"
-  f="$OUT/gl-$key.json"
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" \
-    "$(num .pipelines.ttf_count "$f")" \
-    "$(jq -r '.utilization * 1000 | round / 10 | "\(.)%"' "$f")" \
-    "$(jq -r '.pipelines.ttf_mean_s | round' "$f")" \
-    "$(jq -r '.pipelines.ttf_max_s | round' "$f")" \
-    "$(pct "$(num .pipelines.ttf_mean_s "$f")" "$fifomean")" \
-    "$(pct "$(num .pipelines.ttf_max_s "$f")" "$fifomax")"
-done
 mm=$(num .pipelines.ttf_mean_s "$OUT/gl-cp-model.json")
 tm=$(num .pipelines.ttf_mean_s "$OUT/gl-cp-true.json")
 echo
@@ -219,17 +216,8 @@ echo "ETA at creation (share of the pipelines that ended normally whose finish, 
 echo
 printf '| trace | policy, estimates | pipelines | within 10%% | within 60 s |\n'
 printf '|---|---|---:|---:|---:|\n'
-for t in fb gl; do
-  label=$([ $t = fb ] && echo "FlowBench" || echo "GitLab")
-  for r in "${rows[@]}"; do
-    IFS='|' read -r name key _ <<<"$r"
-    f="$OUT/$t-$key.json"
-    printf '| %s | %s | %s | %s | %s |\n' "$label" "$name" \
-      "$(num .pipelines.eta_count "$f")" \
-      "$(jq -r '.pipelines.eta_within_10pct * 1000 | round / 10 | "\(.)%"' "$f")" \
-      "$(jq -r '.pipelines.eta_within_60s * 1000 | round / 10 | "\(.)%"' "$f")"
-  done
-done
+table fb FlowBench .pipelines.eta_count '.pipelines.eta_within_10pct | share' '.pipelines.eta_within_60s | share'
+table gl GitLab .pipelines.eta_count '.pipelines.eta_within_10pct | share' '.pipelines.eta_within_60s | share'
 
 # The stage-order approximation: the replayed pipelines on a fleet where nothing queues
 # for a runner (their time to feedback is then their stage-serialised critical path),
