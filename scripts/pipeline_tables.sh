@@ -108,6 +108,9 @@ num() { jq -r "$1" "$2"; }
 # jq helpers for table cells; `$fifo` is the FIFO row's report of the same trace.
 JQ_DEFS='def pct(a; b): ((a - b) / b * 100 * 10 | round / 10) as $p | if $p > 0 then "+\($p)%" else "\($p)%" end;
 def share: . * 1000 | round / 10 | "\(.)%";'
+model_line() { # trace-prefix fraction: the model's and the baselines' MAE on the history's test split
+  jq -r --arg f "$2" '"Model (retrain on the first \($f)): MAE \(.model.mae_s | round) s; Tsafrir \(.baselines.tsafrir.mae_s | round) s; last-5 median \(.baselines.last5_median.mae_s | round) s"' "$OUT/$1-retrain.json"
+}
 table() { # trace-prefix label jq-cell... : one markdown row per policy row
   local prefix=$1 label=$2 cells
   shift 2
@@ -132,7 +135,7 @@ m95=$(num .pipelines.ttf_p95_s "$OUT/fb-cp-model.json")
 t95=$(num .pipelines.ttf_p95_s "$OUT/fb-cp-true.json")
 echo
 echo "Goal: critical path with the model >= 20% below FIFO's p95 ($(pct "$m95" "$fifo95")) and within 5% of true run times ($(pct "$m95" "$t95"))."
-echo "Model (retrain on the first $FB_FRACTION): MAE $(jq -r '.model.mae_s | round' "$OUT/fb-retrain.json") s; Tsafrir $(jq -r '.baselines.tsafrir.mae_s | round' "$OUT/fb-retrain.json") s; last-5 median $(jq -r '.baselines.last5_median.mae_s | round' "$OUT/fb-retrain.json") s"
+model_line fb "$FB_FRACTION"
 
 echo
 echo "GitLab: $GL_RUNNERS runners, --replay-from-fraction $GL_FRACTION, --no-supersede"
@@ -147,7 +150,7 @@ mm=$(num .pipelines.ttf_mean_s "$OUT/gl-cp-model.json")
 tm=$(num .pipelines.ttf_mean_s "$OUT/gl-cp-true.json")
 echo
 echo "Goal (on the mean, 7 pipelines): critical path with the model vs FIFO $(pct "$mm" "$fifomean"), vs true run times $(pct "$mm" "$tm")."
-echo "Model (retrain on the first $GL_FRACTION): MAE $(jq -r '.model.mae_s | round' "$OUT/gl-retrain.json") s; Tsafrir $(jq -r '.baselines.tsafrir.mae_s | round' "$OUT/gl-retrain.json") s; last-5 median $(jq -r '.baselines.last5_median.mae_s | round' "$OUT/gl-retrain.json") s"
+model_line gl "$GL_FRACTION"
 
 # Supersession: the whole GitLab trace (all ten pipelines), FIFO, with and without it,
 # on the table's fleet and on one large enough that nothing queues for a runner.
