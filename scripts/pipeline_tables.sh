@@ -136,6 +136,9 @@ t95=$(num .pipelines.ttf_p95_s "$OUT/fb-cp-true.json")
 echo
 echo "Goal: critical path with the model >= 20% below FIFO's p95 ($(pct "$m95" "$fifo95")) and within 5% of true run times ($(pct "$m95" "$t95"))."
 model_line fb "$FB_FRACTION"
+for key in fifo fairshare cp-model; do
+  echo "TTF mean per workflow, $key: $(jq -r '.pipelines.tenants | to_entries | map("\(.key) \(.value.ttf_mean_s | round) s (\(.value.count))") | join(", ")' "$OUT/fb-$key.json")"
+done
 
 echo
 echo "GitLab: $GL_RUNNERS runners, --replay-from-fraction $GL_FRACTION, --no-supersede"
