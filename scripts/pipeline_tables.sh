@@ -247,3 +247,22 @@ print(f"Stage order: the {len(rows)} replayed GitLab pipelines took {sum(rec) / 
       f"(longest {max(rec):.0f} s) as recorded; replayed with the stage rule on 1000 runners "
       f"(no queue for a runner) they take {sum(sim) / len(sim):.0f} s (longest {max(sim):.0f} s).")
 PY
+
+# FlowBench's ETA without a backlog: on an unloaded fleet (`--load 1`) a run's projection
+# at creation is its own critical path by the estimates, so the ratio of projected to
+# simulated time to feedback shows the estimates' bias per workflow.
+for p in model:"$OUT/fb-model" clairvoyant; do
+  fb_run "$OUT/fb-load1.json" --load 1 --policy critical-path --predictor "$p" \
+    --pipelines-out "$OUT/fb-load1-pipelines.csv"
+  python3 - "$OUT/fb-load1-pipelines.csv" "${p%%:*}" <<'PY'
+import csv, statistics, sys
+from collections import defaultdict
+ratios = defaultdict(list)
+with open(sys.argv[1], newline="") as f:
+    for r in csv.DictReader(f):
+        if r["eta_s"] and r["ttf_s"] and float(r["ttf_s"]) > 0:
+            ratios[r["tenant"]].append((float(r["eta_s"]) - float(r["created_s"])) / float(r["ttf_s"]))
+parts = ", ".join(f"{t} {statistics.median(v):.2f} ({len(v)} runs)" for t, v in sorted(ratios.items()))
+print(f"FlowBench, --load 1, critical path, {sys.argv[2]}: median projected / simulated time to feedback: {parts}")
+PY
+done
