@@ -154,18 +154,41 @@ impl PipelineSpec {
         if n == 0 {
             return Err(CoreError::EmptyPipeline { pipeline });
         }
-        let mut index: HashMap<&str, u32> = HashMap::with_capacity(n);
-        for (i, j) in jobs.iter().enumerate() {
-            if j.name.is_empty() {
-                return Err(CoreError::UnnamedJob { pipeline, index: i });
+        // Jobs sorted by name (then position): a name used twice sits next to itself, and
+        // needs are found by binary search. No hashing of strings, one allocation.
+        let mut by_name: Vec<u32> = (0..n as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| {
+            jobs[a as usize]
+                .name
+                .cmp(&jobs[b as usize].name)
+                .then(a.cmp(&b))
+        });
+        // The error is the one a walk in the spec's order meets first: the first unnamed
+        // job, or the second use of a name.
+        let unnamed = jobs.iter().position(|j| j.name.is_empty());
+        let repeated = by_name
+            .windows(2)
+            .filter(|w| jobs[w[0] as usize].name == jobs[w[1] as usize].name)
+            .map(|w| w[1] as usize)
+            .min();
+        match (unnamed, repeated) {
+            (Some(i), r) if r.is_none_or(|r| i <= r) => {
+                return Err(CoreError::UnnamedJob { pipeline, index: i })
             }
-            if index.insert(j.name.as_str(), i as u32).is_some() {
+            (_, Some(r)) => {
                 return Err(CoreError::DuplicateJobName {
                     pipeline,
-                    job: j.name.clone(),
-                });
+                    job: jobs[r].name.clone(),
+                })
             }
+            _ => {}
         }
+        let index = |name: &str| {
+            by_name
+                .binary_search_by(|&k| jobs[k as usize].name.as_str().cmp(name))
+                .ok()
+                .map(|at| by_name[at])
+        };
 
         // Stages by position; gate k (for stage positions k >= 1) is node n + k - 1.
         let mut stages: Vec<u32> = jobs.iter().map(|j| j.stage).collect();
@@ -173,15 +196,12 @@ impl PipelineSpec {
         stages.dedup();
         let position = |stage: u32| stages.partition_point(|&s| s < stage);
         let gate = |k: usize| (n + k - 1) as u32;
-        let mut by_stage: Vec<Vec<u32>> = vec![Vec::new(); stages.len()];
-        for (i, j) in jobs.iter().enumerate() {
-            by_stage[position(j.stage)].push(i as u32);
-        }
         let nodes = n + stages.len() - 1;
 
         let mut need_at = Vec::with_capacity(nodes + 1);
-        let mut need_list = Vec::with_capacity(nodes);
-        // Which job last listed each need, to find a need listed twice in O(1).
+        let mut need_list = Vec::with_capacity(nodes + n);
+        // Which job last listed each need, to find a need listed twice in O(1); then,
+        // per stage position, where its jobs go in the gate rows.
         let mut listed_by = vec![u32::MAX; n];
         need_at.push(0);
         for (i, j) in jobs.iter().enumerate() {
@@ -194,7 +214,7 @@ impl PipelineSpec {
                 }
                 Some(names) => {
                     for name in names {
-                        let Some(&d) = index.get(name.as_str()) else {
+                        let Some(d) = index(name.as_str()) else {
                             return Err(CoreError::UnknownNeed {
                                 pipeline,
                                 job: j.name.clone(),
@@ -225,12 +245,29 @@ impl PipelineSpec {
             }
             need_at.push(need_list.len() as u32);
         }
+        // Gate k needs gate k - 1 (k >= 2) and the jobs of stage k - 1 in the spec's
+        // order: count the jobs per stage, lay out the rows, then fill them in one walk.
+        let slot = &mut listed_by[..stages.len()];
+        slot.fill(0);
+        for j in &jobs {
+            slot[position(j.stage)] += 1;
+        }
         for k in 1..stages.len() {
             if k >= 2 {
                 need_list.push(gate(k - 1));
             }
-            need_list.extend_from_slice(&by_stage[k - 1]);
+            let count = slot[k - 1];
+            slot[k - 1] = need_list.len() as u32;
+            need_list.resize(need_list.len() + count as usize, 0);
             need_at.push(need_list.len() as u32);
+        }
+        let last = stages.len() - 1;
+        for (i, j) in jobs.iter().enumerate() {
+            let k = position(j.stage);
+            if k < last {
+                need_list[slot[k] as usize] = i as u32;
+                slot[k] += 1;
+            }
         }
 
         // Dependents: the needs turned around (counting sort keeps them in node order).

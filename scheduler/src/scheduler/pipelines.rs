@@ -1,8 +1,6 @@
 //! The scheduler's side of pipelines: the events that concern them, and the effects
 //! `crate::pipeline::state` decides, applied to the queue and the runners.
 
-use std::collections::HashSet;
-
 use super::{Decision, EntryState, JobEntry, Scheduler};
 use crate::domain::{JobId, Millis, PipelineId};
 use crate::error::CoreError;
@@ -31,6 +29,12 @@ impl Scheduler {
         self.pipelines.stats()
     }
 
+    /// Pipeline jobs that have entered the queue so far: a job becoming ready (or a
+    /// manual job played) is its arrival, as a submission is an independent job's.
+    pub fn pipeline_jobs_queued(&self) -> u64 {
+        self.pipeline_jobs_queued
+    }
+
     pub(crate) fn pipelines(&self) -> &Pipelines {
         &self.pipelines
     }
@@ -49,12 +53,13 @@ impl Scheduler {
         let mut dag = spec.check()?;
         let mut pools = Vec::with_capacity(dag.jobs.len());
         let mut estimates = Vec::with_capacity(dag.jobs.len());
-        let mut ids = HashSet::with_capacity(dag.jobs.len());
+        let mut ids = std::mem::take(&mut self.pipeline_ids);
+        ids.clear();
         for job in &mut dag.jobs {
             // The pipeline is created now; each job is queued when it becomes ready.
             job.spec.submit_ms = now;
             let id = job.spec.id;
-            let checked = if self.pipelines.holds(id) || !ids.insert(id) {
+            let checked = if self.pipelines.holds(id) || ids.insert(id, ()).is_some() {
                 Err(CoreError::DuplicateJob(id))
             } else {
                 self.check_job(&job.spec)
@@ -62,6 +67,7 @@ impl Scheduler {
             match checked {
                 Ok(p) => pools.push(p),
                 Err(e) => {
+                    self.pipeline_ids = ids;
                     return Err(CoreError::PipelineJob {
                         pipeline,
                         job: job.name.clone(),
@@ -71,6 +77,7 @@ impl Scheduler {
             }
             estimates.push(self.preview(&job.spec));
         }
+        self.pipeline_ids = ids;
         self.pipeline_step(now, out, |p, jobs, fx| {
             p.admit(dag, pools, estimates, now, running_in(jobs), fx);
             Ok(())
@@ -146,9 +153,10 @@ impl Scheduler {
         how: Terminal,
         out: &mut Vec<Decision>,
     ) {
-        let mut fx = Vec::new();
+        let mut fx = std::mem::take(&mut self.pipeline_fx);
         self.pipelines.job_ended(job, how, &mut fx);
-        self.apply_effects(now, fx, out);
+        self.apply_effects(now, &mut fx, out);
+        self.pipeline_fx = fx;
     }
 
     /// Runs `step` on the pipelines, then applies what it decided.
@@ -162,18 +170,23 @@ impl Scheduler {
             &mut Vec<Effect>,
         ) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        let mut fx = Vec::new();
-        step(&mut self.pipelines, &self.jobs, &mut fx)?;
-        self.apply_effects(now, fx, out);
-        Ok(())
+        let mut fx = std::mem::take(&mut self.pipeline_fx);
+        let stepped = step(&mut self.pipelines, &self.jobs, &mut fx);
+        if stepped.is_ok() {
+            self.apply_effects(now, &mut fx, out);
+        }
+        fx.clear();
+        self.pipeline_fx = fx;
+        stepped
     }
 
-    /// Applies what a pipeline step decided, in order.
-    fn apply_effects(&mut self, now: Millis, fx: Vec<Effect>, out: &mut Vec<Decision>) {
-        for effect in fx {
+    /// Applies what a pipeline step decided, in order (and empties `fx`).
+    fn apply_effects(&mut self, now: Millis, fx: &mut Vec<Effect>, out: &mut Vec<Decision>) {
+        for effect in fx.drain(..) {
             match effect {
                 Effect::Enqueue { mut spec, pools } => {
                     spec.submit_ms = now;
+                    self.pipeline_jobs_queued += 1;
                     self.admit(spec, pools);
                 }
                 Effect::Cancel {
