@@ -791,7 +791,7 @@ impl Scheduler {
                 }
             }
             Event::Tick => {}
-            Event::SubmitPipeline(spec) => self.submit_pipeline(now, spec, out)?,
+            Event::SubmitPipeline(spec) => self.submit_pipeline(now, &spec, out)?,
             Event::CancelPipeline { pipeline } => self.cancel_pipeline(now, pipeline, out)?,
             Event::PlayManual { job } => self.play_manual(now, job, out)?,
             Event::Skip { job } => self.skip_event(now, job, out)?,

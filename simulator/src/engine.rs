@@ -932,9 +932,7 @@ fn submit_pipeline(
     out: &mut Vec<Decision>,
 ) -> Result<(), EngineError> {
     let id: PipelineId = pipe.spec.id;
-    let events = std::iter::once(Event::SubmitPipeline(pipe.spec.clone()))
-        .chain(pipe.skips.iter().map(|&job| Event::Skip { job }));
-    match scheduler.handle_all(now, events, out) {
+    match scheduler.handle_pipeline(now, &pipe.spec, &pipe.skips, out) {
         Ok(()) => Ok(()),
         // A skip ended the pipeline (every job is then terminal): the skips after it
         // have nothing left to do.

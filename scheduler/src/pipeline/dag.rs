@@ -69,21 +69,12 @@ pub struct PipelineSpec {
     pub jobs: Vec<PipelineJob>,
 }
 
-/// A pipeline whose names, needs and stages were checked: nodes are the jobs (in the
-/// spec's order) followed by the stage gates.
+/// A pipeline whose names, needs and stages were checked.
 #[derive(Debug, Clone)]
 pub struct CheckedPipeline {
-    pub(crate) id: PipelineId,
-    pub(crate) group: Option<u64>,
-    pub(crate) jobs: Vec<PipelineJob>,
-    /// Needs of node `v`: `need_list[need_at[v]..need_at[v + 1]]`.
-    need_at: Vec<u32>,
-    need_list: Vec<u32>,
-    /// Dependents of node `v`, likewise.
-    dep_at: Vec<u32>,
-    dep_list: Vec<u32>,
-    /// Every node after its needs.
-    pub(crate) topo: Vec<u32>,
+    id: PipelineId,
+    jobs: Vec<PipelineJob>,
+    graph: Graph,
 }
 
 impl CheckedPipeline {
@@ -98,16 +89,34 @@ impl CheckedPipeline {
     /// The length of the longest chain of needs, with `run_ms(i)` the run time of job
     /// `i`: no schedule finishes the pipeline sooner.
     pub fn critical_path_ms(&self, run_ms: impl Fn(usize) -> Millis) -> Millis {
-        self.ranks(run_ms).into_iter().max().unwrap_or(0)
+        self.graph.ranks(run_ms).into_iter().max().unwrap_or(0)
     }
+}
 
+/// The needs of a checked pipeline: nodes are the jobs (in the spec's order) followed by
+/// the stage gates.
+#[derive(Debug, Clone)]
+pub(crate) struct Graph {
+    /// Jobs (the nodes before the gates).
+    jobs: usize,
+    /// Needs of node `v`: `need_list[need_at[v]..need_at[v + 1]]`.
+    need_at: Vec<u32>,
+    need_list: Vec<u32>,
+    /// Dependents of node `v`, likewise.
+    dep_at: Vec<u32>,
+    dep_list: Vec<u32>,
+    /// Every node after its needs.
+    topo: Vec<u32>,
+}
+
+impl Graph {
     /// Jobs and gates.
     pub(crate) fn nodes(&self) -> usize {
         self.need_at.len() - 1
     }
 
     pub(crate) fn is_gate(&self, v: u32) -> bool {
-        v as usize >= self.jobs.len()
+        v as usize >= self.jobs
     }
 
     pub(crate) fn needs(&self, v: u32) -> &[u32] {
@@ -123,7 +132,7 @@ impl CheckedPipeline {
     /// Per node, the longest path from it to the end of the pipeline: its own run time
     /// (0 for a gate) plus the heaviest chain of its dependents.
     pub(crate) fn ranks(&self, run_ms: impl Fn(usize) -> Millis) -> Vec<Millis> {
-        let n = self.jobs.len();
+        let n = self.jobs;
         let mut rank = vec![0; self.nodes()];
         for &v in self.topo.iter().rev() {
             let tail = self
@@ -143,13 +152,50 @@ impl CheckedPipeline {
     }
 }
 
+/// What a running pipeline keeps of one of its jobs: no name, no needs (names only
+/// matter to the errors of the check, needs are in the [`Graph`]).
+#[derive(Debug, Clone)]
+pub(crate) struct DagJob {
+    pub spec: JobSpec,
+    pub when: When,
+    pub allow_failure: bool,
+    pub interruptible: bool,
+}
+
+/// A checked pipeline as the core runs it.
+#[derive(Debug)]
+pub(crate) struct Dag {
+    pub id: PipelineId,
+    pub group: Option<u64>,
+    pub jobs: Vec<DagJob>,
+    pub graph: Graph,
+}
+
+impl std::ops::Deref for Dag {
+    type Target = Graph;
+
+    fn deref(&self) -> &Graph {
+        &self.graph
+    }
+}
+
 impl PipelineSpec {
     /// Checks names, needs and stages, and builds the DAG. Refuses an empty pipeline,
     /// empty or duplicate job names, unknown or repeated needs, a need on a job of a later
     /// stage, and cycles, each with an error naming the pipeline and the job.
     pub fn check(self) -> Result<CheckedPipeline, CoreError> {
-        let pipeline = self.id;
-        let jobs = self.jobs;
+        let graph = Graph::build(self.id, &self.jobs)?;
+        Ok(CheckedPipeline {
+            id: self.id,
+            jobs: self.jobs,
+            graph,
+        })
+    }
+}
+
+impl Graph {
+    /// The checks of [`PipelineSpec::check`], on the jobs of pipeline `pipeline`.
+    pub(crate) fn build(pipeline: PipelineId, jobs: &[PipelineJob]) -> Result<Graph, CoreError> {
         let n = jobs.len();
         if n == 0 {
             return Err(CoreError::EmptyPipeline { pipeline });
@@ -249,7 +295,7 @@ impl PipelineSpec {
         // order: count the jobs per stage, lay out the rows, then fill them in one walk.
         let slot = &mut listed_by[..stages.len()];
         slot.fill(0);
-        for j in &jobs {
+        for j in jobs {
             slot[position(j.stage)] += 1;
         }
         for k in 1..stages.len() {
@@ -287,10 +333,8 @@ impl PipelineSpec {
             }
         }
 
-        let mut dag = CheckedPipeline {
-            id: pipeline,
-            group: self.group,
-            jobs,
+        let mut dag = Graph {
+            jobs: n,
             need_at,
             need_list,
             dep_at,
@@ -317,7 +361,7 @@ impl PipelineSpec {
             }
         }
         if dag.topo.len() < nodes {
-            return Err(cycle_error(&dag, &missing));
+            return Err(cycle_error(pipeline, jobs, &dag, &missing));
         }
         Ok(dag)
     }
@@ -327,9 +371,14 @@ impl PipelineSpec {
 /// always to a need it left over too, must come back to a node already seen. Needs only
 /// point to the same or earlier stages, so a cycle holds jobs of one stage, never gates.
 /// It is reported from its first job in the spec's order.
-fn cycle_error(dag: &CheckedPipeline, missing: &[u32]) -> CoreError {
+fn cycle_error(
+    pipeline: PipelineId,
+    jobs: &[PipelineJob],
+    dag: &Graph,
+    missing: &[u32],
+) -> CoreError {
     let name = |v: u32| {
-        dag.jobs
+        jobs
             .get(v as usize)
             .map_or_else(|| format!("(stage gate {v})"), |j| j.name.clone())
     };
@@ -359,7 +408,7 @@ fn cycle_error(dag: &CheckedPipeline, missing: &[u32]) -> CoreError {
     let mut names: Vec<String> = cycle.iter().map(|&v| name(v)).collect();
     names.push(job.clone());
     CoreError::NeedCycle {
-        pipeline: dag.id,
+        pipeline,
         job,
         cycle: names,
     }

@@ -9,7 +9,7 @@ use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::predictor::Estimate;
 
-use super::dag::{CheckedPipeline, When};
+use super::dag::{Dag, When};
 use super::{CancelReason, PipelineJobState, PipelineState, PipelineStats};
 
 /// Where a job or gate of a running pipeline is.
@@ -135,7 +135,7 @@ pub(crate) type Running = Option<(RunnerId, Millis, Millis)>;
 /// One running pipeline.
 #[derive(Debug)]
 pub(crate) struct Run {
-    pub dag: CheckedPipeline,
+    pub dag: Dag,
     /// Per job: eligible pools and the estimate made at submission (`Predictor::preview`).
     pub pools: Vec<PoolMask>,
     pub estimates: Vec<Estimate>,
@@ -400,7 +400,7 @@ impl Pipelines {
     /// older pipelines of its group, then decides every job without needs.
     pub fn admit(
         &mut self,
-        dag: CheckedPipeline,
+        dag: Dag,
         pools: Vec<PoolMask>,
         estimates: Vec<Estimate>,
         now: Millis,

@@ -2,11 +2,11 @@
 //! `crate::pipeline::state` decides, applied to the queue and the runners.
 
 use super::{Decision, EntryState, JobEntry, Scheduler};
-use crate::domain::{JobId, Millis, PipelineId};
+use crate::domain::{JobId, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Effect, Pipelines, Running, Terminal};
-use crate::pipeline::{PipelineJobState, PipelineSpec, PipelineStats};
+use crate::pipeline::{Dag, DagJob, Graph, PipelineJobState, PipelineSpec, PipelineStats};
 
 /// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
 /// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
@@ -39,30 +39,61 @@ impl Scheduler {
         &self.pipelines
     }
 
+    /// A pipeline and the skips its trace recorded, as [`Scheduler::handle_all`] takes
+    /// [`super::Event::SubmitPipeline`] followed by an [`super::Event::Skip`] per job of
+    /// `skips`, with the same decisions; the spec is borrowed (a replay submits the same
+    /// specs again and again: the core copies what it keeps, the jobs' specs and
+    /// conditions, never their names).
+    pub fn handle_pipeline(
+        &mut self,
+        now: Millis,
+        spec: &PipelineSpec,
+        skips: &[JobId],
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        self.check_time(now)?;
+        self.last_now = now;
+        let mut result = self.submit_pipeline(now, spec, out);
+        if result.is_ok() {
+            for &job in skips {
+                if let Err(e) = self.skip_event(now, job, out) {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.schedule(now, out);
+        result
+    }
+
     /// [`super::Event::SubmitPipeline`]: everything is checked before anything changes.
     pub(super) fn submit_pipeline(
         &mut self,
         now: Millis,
-        spec: PipelineSpec,
+        spec: &PipelineSpec,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
         let pipeline = spec.id;
         if self.pipelines.is_running(pipeline) {
             return Err(CoreError::DuplicatePipeline(pipeline));
         }
-        let mut dag = spec.check()?;
-        let mut pools = Vec::with_capacity(dag.jobs.len());
-        let mut estimates = Vec::with_capacity(dag.jobs.len());
+        let graph = Graph::build(pipeline, &spec.jobs)?;
+        let mut jobs = Vec::with_capacity(spec.jobs.len());
+        let mut pools = Vec::with_capacity(spec.jobs.len());
+        let mut estimates = Vec::with_capacity(spec.jobs.len());
         let mut ids = std::mem::take(&mut self.pipeline_ids);
         ids.clear();
-        for job in &mut dag.jobs {
+        for job in &spec.jobs {
             // The pipeline is created now; each job is queued when it becomes ready.
-            job.spec.submit_ms = now;
-            let id = job.spec.id;
+            let job_spec = JobSpec {
+                submit_ms: now,
+                ..job.spec.clone()
+            };
+            let id = job_spec.id;
             let checked = if self.pipelines.holds(id) || ids.insert(id, ()).is_some() {
                 Err(CoreError::DuplicateJob(id))
             } else {
-                self.check_job(&job.spec)
+                self.check_job(&job_spec)
             };
             match checked {
                 Ok(p) => pools.push(p),
@@ -75,9 +106,21 @@ impl Scheduler {
                     })
                 }
             }
-            estimates.push(self.preview(&job.spec));
+            estimates.push(self.preview(&job_spec));
+            jobs.push(DagJob {
+                spec: job_spec,
+                when: job.when,
+                allow_failure: job.allow_failure,
+                interruptible: job.interruptible,
+            });
         }
         self.pipeline_ids = ids;
+        let dag = Dag {
+            id: pipeline,
+            group: spec.group,
+            jobs,
+            graph,
+        };
         self.pipeline_step(now, out, |p, jobs, fx| {
             p.admit(dag, pools, estimates, now, running_in(jobs), fx);
             Ok(())
