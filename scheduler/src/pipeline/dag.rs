@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{JobSpec, Millis, PipelineId};
+use crate::domain::{stable_hash, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
 
 /// When a job runs once its needs are resolved (GitLab's `when`; see the module docs of
@@ -200,23 +200,27 @@ impl Graph {
         if n == 0 {
             return Err(CoreError::EmptyPipeline { pipeline });
         }
-        // Jobs sorted by name (then position): a name used twice sits next to itself, and
-        // needs are found by binary search. No hashing of strings, one allocation.
-        let mut by_name: Vec<u32> = (0..n as u32).collect();
-        by_name.sort_unstable_by(|&a, &b| {
-            jobs[a as usize]
-                .name
-                .cmp(&jobs[b as usize].name)
-                .then(a.cmp(&b))
-        });
+        // Jobs sorted by a hash of their name (then position): a name used twice sits in
+        // one run of equal hashes, and needs are found by binary search. Strings are
+        // compared only within such a run; one allocation, no string ordering.
+        let mut by_name: Vec<(u64, u32)> = jobs
+            .iter()
+            .enumerate()
+            .map(|(i, j)| (stable_hash(&j.name), i as u32))
+            .collect();
+        by_name.sort_unstable();
         // The error is the one a walk in the spec's order meets first: the first unnamed
         // job, or the second use of a name.
         let unnamed = jobs.iter().position(|j| j.name.is_empty());
-        let repeated = by_name
-            .windows(2)
-            .filter(|w| jobs[w[0] as usize].name == jobs[w[1] as usize].name)
-            .map(|w| w[1] as usize)
-            .min();
+        let mut repeated: Option<usize> = None;
+        for run in by_name.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            for (k, &(_, later)) in run.iter().enumerate().skip(1) {
+                let name = &jobs[later as usize].name;
+                if run[..k].iter().any(|&(_, e)| jobs[e as usize].name == *name) {
+                    repeated = Some(repeated.map_or(later as usize, |r| r.min(later as usize)));
+                }
+            }
+        }
         match (unnamed, repeated) {
             (Some(i), r) if r.is_none_or(|r| i <= r) => {
                 return Err(CoreError::UnnamedJob { pipeline, index: i })
@@ -230,10 +234,13 @@ impl Graph {
             _ => {}
         }
         let index = |name: &str| {
-            by_name
-                .binary_search_by(|&k| jobs[k as usize].name.as_str().cmp(name))
-                .ok()
-                .map(|at| by_name[at])
+            let h = stable_hash(name);
+            let from = by_name.partition_point(|&(k, _)| k < h);
+            by_name[from..]
+                .iter()
+                .take_while(|&&(k, _)| k == h)
+                .map(|&(_, i)| i)
+                .find(|&i| jobs[i as usize].name == name)
         };
 
         // Stages by position; gate k (for stage positions k >= 1) is node n + k - 1.
