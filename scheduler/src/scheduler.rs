@@ -325,6 +325,8 @@ pub struct Scheduler {
     /// ids while it is checked.
     pipeline_fx: Vec<crate::pipeline::state::Effect>,
     pipeline_ids: IdMap<JobId, ()>,
+    /// The graphs of the pipelines' shapes seen so far.
+    pipeline_graphs: crate::pipeline::GraphCache,
     /// Pipeline jobs that entered the queue (became ready, or a person played them).
     pipeline_jobs_queued: u64,
 }
@@ -361,6 +363,7 @@ impl Scheduler {
             released_pending: 0,
             pipeline_fx: Vec::new(),
             pipeline_ids: IdMap::default(),
+            pipeline_graphs: crate::pipeline::GraphCache::default(),
             pipeline_jobs_queued: 0,
         }
     }

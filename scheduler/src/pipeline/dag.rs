@@ -8,11 +8,13 @@
 //! needs are resolved, with the outcome of the stages before them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{stable_hash, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
+use crate::hash::IdMap;
 
 /// When a job runs once its needs are resolved (GitLab's `when`; see the module docs of
 /// [`crate::pipeline`] for every rule).
@@ -168,7 +170,8 @@ pub(crate) struct Dag {
     pub id: PipelineId,
     pub group: Option<u64>,
     pub jobs: Vec<DagJob>,
-    pub graph: Graph,
+    /// Shared by the pipelines of one shape ([`GraphCache`]).
+    pub graph: Arc<Graph>,
 }
 
 impl std::ops::Deref for Dag {
@@ -176,6 +179,82 @@ impl std::ops::Deref for Dag {
 
     fn deref(&self) -> &Graph {
         &self.graph
+    }
+}
+
+/// How many shapes a [`GraphCache`] keeps (the first ones seen).
+const SHAPES_KEPT: usize = 4_096;
+
+/// The graphs of the pipelines seen, by their shape (each job's name, stage and needs):
+/// a driver that creates pipelines from a few templates has each shape checked and built
+/// once. A shape is recognised by comparing it whole, never by its hash alone; a
+/// pipeline the check refuses is never kept, so it is refused again with the same error.
+#[derive(Debug, Default)]
+pub(crate) struct GraphCache {
+    by_hash: IdMap<u64, Vec<(Vec<Shape>, Arc<Graph>)>>,
+    kept: usize,
+}
+
+/// What the graph of a pipeline depends on, per job.
+#[derive(Debug)]
+struct Shape {
+    name: String,
+    stage: u32,
+    needs: Option<Vec<String>>,
+}
+
+impl GraphCache {
+    /// The graph of `jobs` (of pipeline `pipeline`, named in errors), as
+    /// [`Graph::build`] gives it.
+    pub(crate) fn graph(
+        &mut self,
+        pipeline: PipelineId,
+        jobs: &[PipelineJob],
+    ) -> Result<Arc<Graph>, CoreError> {
+        let mut h = stable_hash("");
+        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+        for j in jobs {
+            mix(stable_hash(&j.name));
+            mix(u64::from(j.stage));
+            match &j.needs {
+                None => mix(0),
+                Some(needs) => {
+                    mix(needs.len() as u64 + 1);
+                    needs.iter().for_each(|n| mix(stable_hash(n)));
+                }
+            }
+        }
+        let same = |shape: &[Shape]| {
+            shape.len() == jobs.len()
+                && shape
+                    .iter()
+                    .zip(jobs)
+                    .all(|(s, j)| s.stage == j.stage && s.name == j.name && s.needs == j.needs)
+        };
+        if let Some((_, graph)) = self
+            .by_hash
+            .get(&h)
+            .and_then(|shapes| shapes.iter().find(|(shape, _)| same(shape)))
+        {
+            return Ok(Arc::clone(graph));
+        }
+        let graph = Arc::new(Graph::build(pipeline, jobs)?);
+        if self.kept < SHAPES_KEPT {
+            self.kept += 1;
+            let shape = jobs
+                .iter()
+                .map(|j| Shape {
+                    name: j.name.clone(),
+                    stage: j.stage,
+                    needs: j.needs.clone(),
+                })
+                .collect();
+            self.by_hash
+                .entry(h)
+                .or_default()
+                .push((shape, Arc::clone(&graph)));
+        }
+        Ok(graph)
     }
 }
 
@@ -216,7 +295,10 @@ impl Graph {
         for run in by_name.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
             for (k, &(_, later)) in run.iter().enumerate().skip(1) {
                 let name = &jobs[later as usize].name;
-                if run[..k].iter().any(|&(_, e)| jobs[e as usize].name == *name) {
+                if run[..k]
+                    .iter()
+                    .any(|&(_, e)| jobs[e as usize].name == *name)
+                {
                     repeated = Some(repeated.map_or(later as usize, |r| r.min(later as usize)));
                 }
             }
@@ -385,8 +467,7 @@ fn cycle_error(
     missing: &[u32],
 ) -> CoreError {
     let name = |v: u32| {
-        jobs
-            .get(v as usize)
+        jobs.get(v as usize)
             .map_or_else(|| format!("(stage gate {v})"), |j| j.name.clone())
     };
     let left = |v: u32| missing[v as usize] > 0;

@@ -6,7 +6,7 @@ use crate::domain::{JobId, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Effect, Pipelines, Running, Terminal};
-use crate::pipeline::{Dag, DagJob, Graph, PipelineJobState, PipelineSpec, PipelineStats};
+use crate::pipeline::{Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats};
 
 /// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
 /// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
@@ -77,7 +77,7 @@ impl Scheduler {
         if self.pipelines.is_running(pipeline) {
             return Err(CoreError::DuplicatePipeline(pipeline));
         }
-        let graph = Graph::build(pipeline, &spec.jobs)?;
+        let graph = self.pipeline_graphs.graph(pipeline, &spec.jobs)?;
         let mut jobs = Vec::with_capacity(spec.jobs.len());
         let mut pools = Vec::with_capacity(spec.jobs.len());
         let mut estimates = Vec::with_capacity(spec.jobs.len());
@@ -103,7 +103,7 @@ impl Scheduler {
                         pipeline,
                         job: job.name.clone(),
                         source: Box::new(e),
-                    })
+                    });
                 }
             }
             estimates.push(self.preview(&job_spec));
