@@ -184,6 +184,9 @@ impl std::ops::Deref for Dag {
 
 /// How many shapes a [`GraphCache`] keeps (the first ones seen).
 const SHAPES_KEPT: usize = 4_096;
+/// Pipelines of more jobs are checked and built each time: copying and comparing their
+/// shape costs about as much as building their graph, and such pipelines are few.
+const SHAPE_JOBS_KEPT: usize = 1_000;
 
 /// The graphs of the pipelines seen, by their shape (each job's name, stage and needs):
 /// a driver that creates pipelines from a few templates has each shape checked and built
@@ -211,6 +214,9 @@ impl GraphCache {
         pipeline: PipelineId,
         jobs: &[PipelineJob],
     ) -> Result<Arc<Graph>, CoreError> {
+        if jobs.len() > SHAPE_JOBS_KEPT {
+            return Graph::build(pipeline, jobs).map(Arc::new);
+        }
         let mut h = stable_hash("");
         let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
         for j in jobs {
@@ -279,51 +285,20 @@ impl Graph {
         if n == 0 {
             return Err(CoreError::EmptyPipeline { pipeline });
         }
-        // Jobs sorted by a hash of their name (then position): a name used twice sits in
-        // one run of equal hashes, and needs are found by binary search. Strings are
-        // compared only within such a run; one allocation, no string ordering.
-        let mut by_name: Vec<(u64, u32)> = jobs
-            .iter()
-            .enumerate()
-            .map(|(i, j)| (stable_hash(&j.name), i as u32))
-            .collect();
-        by_name.sort_unstable();
-        // The error is the one a walk in the spec's order meets first: the first unnamed
-        // job, or the second use of a name.
-        let unnamed = jobs.iter().position(|j| j.name.is_empty());
-        let mut repeated: Option<usize> = None;
-        for run in by_name.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
-            for (k, &(_, later)) in run.iter().enumerate().skip(1) {
-                let name = &jobs[later as usize].name;
-                if run[..k]
-                    .iter()
-                    .any(|&(_, e)| jobs[e as usize].name == *name)
-                {
-                    repeated = Some(repeated.map_or(later as usize, |r| r.min(later as usize)));
-                }
+        // Names hashed with the core's fast hasher (the map is only looked up).
+        let mut index: IdMap<&str, u32> = IdMap::with_capacity_and_hasher(n, Default::default());
+        for (i, j) in jobs.iter().enumerate() {
+            if j.name.is_empty() {
+                return Err(CoreError::UnnamedJob { pipeline, index: i });
             }
-        }
-        match (unnamed, repeated) {
-            (Some(i), r) if r.is_none_or(|r| i <= r) => {
-                return Err(CoreError::UnnamedJob { pipeline, index: i })
-            }
-            (_, Some(r)) => {
+            if index.insert(j.name.as_str(), i as u32).is_some() {
                 return Err(CoreError::DuplicateJobName {
                     pipeline,
-                    job: jobs[r].name.clone(),
-                })
+                    job: j.name.clone(),
+                });
             }
-            _ => {}
         }
-        let index = |name: &str| {
-            let h = stable_hash(name);
-            let from = by_name.partition_point(|&(k, _)| k < h);
-            by_name[from..]
-                .iter()
-                .take_while(|&&(k, _)| k == h)
-                .map(|&(_, i)| i)
-                .find(|&i| jobs[i as usize].name == name)
-        };
+        let index = |name: &str| index.get(name).copied();
 
         // Stages by position; gate k (for stage positions k >= 1) is node n + k - 1.
         let mut stages: Vec<u32> = jobs.iter().map(|j| j.stage).collect();
