@@ -194,9 +194,12 @@ const SHAPE_JOBS_KEPT: usize = 1_000;
 /// pipeline the check refuses is never kept, so it is refused again with the same error.
 #[derive(Debug, Default)]
 pub(crate) struct GraphCache {
-    by_hash: IdMap<u64, Vec<(Vec<Shape>, Arc<Graph>)>>,
+    by_hash: IdMap<u64, Vec<Known>>,
     kept: usize,
 }
+
+/// A shape seen, and its graph.
+type Known = (Vec<Shape>, Arc<Graph>);
 
 /// What the graph of a pipeline depends on, per job.
 #[derive(Debug)]
