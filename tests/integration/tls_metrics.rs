@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::{as_owner, owner_channel};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{start, ServeOptions};
@@ -115,16 +116,19 @@ async fn tls_serves_and_plaintext_is_refused() {
         .connect()
         .await
         .expect("TLS connect");
-    let job = JobServiceClient::new(ch)
-        .submit_job(SubmitJobRequest {
-            request_id: "r".into(),
-            tenant: "t".into(),
-            command: "true".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("submit over TLS")
-        .into_inner();
+    let job = JobServiceClient::new(as_owner(
+        &format!("https://localhost:{}", srv.addr.port()),
+        ch,
+    ))
+    .submit_job(SubmitJobRequest {
+        request_id: "r".into(),
+        tenant: "t".into(),
+        command: "true".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("submit over TLS")
+    .into_inner();
     assert_eq!(job.state, JobState::Queued as i32);
     // A plaintext client gets no service.
     let plain = Channel::from_shared(format!("http://127.0.0.1:{}", srv.addr.port()))
@@ -132,11 +136,14 @@ async fn tls_serves_and_plaintext_is_refused() {
         .connect()
         .await;
     if let Ok(ch) = plain {
-        let r = JobServiceClient::new(ch)
-            .get_job(GetJobRequest {
-                name: job.name.clone(),
-            })
-            .await;
+        let r = JobServiceClient::new(as_owner(
+            &format!("http://127.0.0.1:{}", srv.addr.port()),
+            ch,
+        ))
+        .get_job(GetJobRequest {
+            name: job.name.clone(),
+        })
+        .await;
         assert!(r.is_err(), "plaintext must not work against a TLS server");
     }
     srv.stop().await.expect("stop");
@@ -153,11 +160,7 @@ async fn metrics_and_health() {
     })
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     let mut jobs = JobServiceClient::new(ch.clone());
     for i in 0..3 {
         jobs.submit_job(SubmitJobRequest {
@@ -215,11 +218,7 @@ async fn stop_ends_open_watch_streams() {
     })
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     let mut jobs = JobServiceClient::new(ch);
     let mut stream = jobs
         .watch_jobs(WatchJobsRequest {
