@@ -2,12 +2,12 @@
 //! INVALID_ARGUMENT naming the field; an unknown key gets UNAUTHENTICATED; nothing
 //! panics and nothing is stored. Real gRPC over a loopback socket.
 
-use crate::common::owner_channel;
 use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{start, RunningServer, ServeOptions};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 const AUTH: &str = r#"
@@ -65,7 +65,11 @@ fn expect_invalid<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, fie
 async fn every_rpc_names_the_bad_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = server(dir.path()).await;
-    let ch = owner_channel(srv.addr).await;
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut jobs = JobServiceClient::new(ch.clone());
     let mut runners = RunnerServiceClient::new(ch.clone());
     let mut fleet = FleetServiceClient::new(ch);
@@ -578,7 +582,11 @@ async fn local_mode_refuses_a_public_address() {
 async fn batch_calls_submit_together_and_complete_item_by_item() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = server(dir.path()).await;
-    let ch = owner_channel(srv.addr).await;
+    let ch = Channel::from_shared(format!("http://{}", srv.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut jobs = JobServiceClient::new(ch.clone());
     let mut runners = RunnerServiceClient::new(ch);
     let (k, rt) = ("key-team-a-1", "runner-token-1");

@@ -456,17 +456,15 @@ pub type OwnerChannel = AuthChannel;
 
 /// A connected [`OwnerChannel`] to the server at `addr`.
 pub async fn owner_channel(addr: std::net::SocketAddr) -> OwnerChannel {
-    let url = format!("http://{addr}");
-    let ch = client::endpoint(&url, None)
-        .expect("endpoint")
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
         .connect()
         .await
         .expect("connect");
-    as_owner(&url, ch)
+    as_owner(ch)
 }
 
-/// `ch` (to `url`) with this user's local-mode token on every call.
-pub fn as_owner(url: &str, ch: Channel) -> OwnerChannel {
-    let ep = client::endpoint(url, None).expect("endpoint");
-    InterceptedService::new(ch, client::bearer_for(&ep, None).expect("local token"))
+/// `ch` with this user's local-mode token on every call.
+pub fn as_owner(ch: Channel) -> OwnerChannel {
+    InterceptedService::new(ch, client::owner_bearer().expect("local token"))
 }

@@ -1040,7 +1040,7 @@ async fn local_mode_serves_only_the_owner_with_the_token_file() {
     let mut cmd = Command::new(BIN);
     serve_cmd(&mut cmd, port, &dir.path().join("data"));
     cmd.env("RUSTCI_CONFIG_DIR", &cfg);
-    let server = cmd.spawn().expect("spawn");
+    let mut server = KillOnDrop(Some(cmd.spawn().expect("spawn")));
     wait_for(
         "the server to listen",
         Duration::from_secs(30),
@@ -1135,5 +1135,17 @@ async fn local_mode_serves_only_the_owner_with_the_token_file() {
             );
         }
     }
-    stop(server);
+    stop(server.0.take().expect("server"));
+}
+
+/// Kills a child left running when a test fails half way.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

@@ -159,7 +159,12 @@ pub fn bearer_for(ep: &Endpoint, key: Option<&str>) -> Result<Bearer> {
     if !loopback {
         return Bearer::new(None);
     }
-    // Without a config dir there is no token: the server says what is missing.
+    owner_bearer()
+}
+
+/// This user's local-mode token as credentials; none when the user has no token (or no
+/// config directory): the server then says what is missing.
+pub fn owner_bearer() -> Result<Bearer> {
     let token = match local_token::default_path() {
         Ok(path) => local_token::read(&path)?,
         Err(_) => None,

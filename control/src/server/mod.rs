@@ -117,7 +117,8 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
-    /// The data directory's lock (none with `--redis` or MongoDB), held until dropped.
+    /// The data directory's lock (shared with `--redis`, none with MongoDB), held until
+    /// dropped.
     _data_dir_lock: Option<DataDirLock>,
 }
 
@@ -210,10 +211,10 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     }
     // One writer per SQLite store: replicas with --redis share the directory on purpose
     // (the leader lease picks the writer), a MongoDB store does not live in it.
-    let data_dir_lock = if opts.redis.is_none() && opts.mongodb.is_none() {
-        Some(DataDirLock::acquire(&opts.data_dir, opts.listen)?)
-    } else {
-        None
+    let data_dir_lock = match (&opts.mongodb, &opts.redis) {
+        (Some(_), _) => None,
+        (None, None) => Some(DataDirLock::acquire(&opts.data_dir, opts.listen)?),
+        (None, Some(_)) => Some(DataDirLock::acquire_shared(&opts.data_dir, opts.listen)?),
     };
     let model = match &opts.model_dir {
         None => None,
