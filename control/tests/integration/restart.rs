@@ -1,23 +1,100 @@
-//! Restart: queue, leases and fair-share usage are rebuilt from the embedded store;
-//! leases keep their fencing tokens; a dead runner's jobs are requeued after one TTL.
+//! Restart: queue, leases and fair-share usage are rebuilt from the store; leases keep
+//! their fencing tokens; a dead runner's jobs are requeued after one TTL. Each scenario
+//! runs on both stores: the embedded SQLite store and MongoDB (`mongo_*`, skipped
+//! visibly without `RUSTCI_TEST_MONGODB_URI`).
 
 use std::sync::Arc;
 
 use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::JobState;
+use rustci_control::store::{JobState, Store};
 use rustci_scheduler::PolicyConfig;
+
+use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
 
 const T0: i64 = 1_700_000_000_000;
 
-fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Live {
-    let store = SqliteStore::open(dir, SyncMode::Normal).expect("store");
+/// Where a scenario's `Live` keeps its state; every [`Place::store`] is a new handle on
+/// the same data, as a restarted server's is.
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Mongo { uri: String, db: String },
+}
+
+impl Place {
+    fn store(&self) -> Box<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => {
+                Box::new(SqliteStore::open(place, SyncMode::Normal).expect("store"))
+            }
+            Place::Mongo { uri, db } => {
+                Box::new(MongoStore::connect(uri, db).expect("connect to MongoDB"))
+            }
+        }
+    }
+}
+
+fn on_sqlite(scenario: fn(&Place)) {
+    scenario(&Place::Sqlite(tempfile::tempdir().expect("tempdir")));
+}
+
+/// Runs `scenario` on a MongoDB database of its own (the multi-thread runtime the
+/// store's blocking calls need), then drops the database.
+async fn on_mongo(test: &str, scenario: fn(&Place)) {
+    let _shared = MONGO_SESSIONS.read().await;
+    let Some(uri) = mongo_uri_or_skip(test) else {
+        return;
+    };
+    let db = mongo_test_database();
+    scenario(&Place::Mongo {
+        uri: uri.clone(),
+        db: db.clone(),
+    });
+    let s = MongoStore::connect_async(&uri, &db)
+        .await
+        .expect("connect to MongoDB");
+    s.database().drop().await.expect("drop the test database");
+}
+
+/// `#[test] fn NAME` on SQLite and `#[tokio::test] async fn mongo_NAME` on MongoDB, each
+/// running the scenario `fn NAME(&Place)` of the module `scenarios`.
+macro_rules! on_both_stores {
+    ($($name:ident => $mongo:ident),+ $(,)?) => {$(
+        #[test]
+        fn $name() {
+            on_sqlite(scenarios::$name);
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $mongo() {
+            on_mongo(stringify!($mongo), scenarios::$name).await;
+        }
+    )+};
+}
+
+on_both_stores!(
+    queue_leases_and_usage_survive_a_restart => mongo_queue_leases_and_usage_survive_a_restart,
+    a_dead_runner_loses_its_leases_and_stale_completions_are_refused =>
+        mongo_a_dead_runner_loses_its_leases_and_stale_completions_are_refused,
+    group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures =>
+        mongo_group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures,
+    the_change_log_is_pruned_and_resuming_before_it_is_refused =>
+        mongo_the_change_log_is_pruned_and_resuming_before_it_is_refused,
+    a_runners_timing_is_kept_within_the_lease_and_survives_a_restart =>
+        mongo_a_runners_timing_is_kept_within_the_lease_and_survives_a_restart,
+);
+
+mod scenarios {
+use super::*;
+
+fn open(place: &Place, clock: Arc<ManualClock>) -> Live {
     let config = LiveConfig {
         policy: PolicyConfig::named("fairshare").expect("policy"),
         lease_ttl_ms: 10_000,
         ..LiveConfig::default()
     };
-    Live::open(config, clock, Box::new(store)).expect("live")
+    Live::open(config, clock, place.store()).expect("live")
 }
 
 fn job(tenant: &str, rid: &str) -> Submission {
@@ -31,11 +108,9 @@ fn job(tenant: &str, rid: &str) -> Submission {
     }
 }
 
-#[test]
-fn queue_leases_and_usage_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub fn queue_leases_and_usage_survive_a_restart(place: &Place) {
     let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
+    let mut live = open(place, clock.clone());
     live.register_runner("w1", "lin", vec!["linux".into()], 1)
         .expect("register");
     // Tenant "heavy" runs a long job to completion: it has fair-share usage.
@@ -70,7 +145,7 @@ fn queue_leases_and_usage_survive_a_restart() {
     drop(live); // no shutdown hook: like a crash, only the store remains
 
     clock.set(T0 + 3_600_000 + 1_000);
-    let mut live = open(dir.path(), clock.clone());
+    let mut live = open(place, clock.clone());
     let b2 = live.job(b.id).expect("b");
     assert_eq!(
         (b2.state, b2.fencing_token),
@@ -124,11 +199,9 @@ fn queue_leases_and_usage_survive_a_restart() {
     );
 }
 
-#[test]
-fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused(place: &Place) {
     let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
+    let mut live = open(place, clock.clone());
     live.register_runner("w1", "lin", vec!["linux".into()], 1)
         .expect("register");
     live.register_runner("w2", "lin", vec!["linux".into()], 1)
@@ -205,11 +278,9 @@ fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
     assert!(err.to_string().contains("already finished"), "{err}");
 }
 
-#[test]
-fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures() {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures(place: &Place) {
     let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
+    let mut live = open(place, clock.clone());
     live.register_runner("w1", "lin", vec!["linux".into()], 4)
         .expect("register");
     live.set_group_commit(true);
@@ -263,11 +334,9 @@ fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures() {
     assert_eq!(b2.request_id, "b");
 }
 
-#[test]
-fn the_change_log_is_pruned_and_resuming_before_it_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub fn the_change_log_is_pruned_and_resuming_before_it_is_refused(place: &Place) {
     let clock = Arc::new(ManualClock::new(T0));
-    let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("store");
+    let store = SqliteStore::open(place, SyncMode::Normal).expect("store");
     let config = LiveConfig {
         change_log_keep: 10,
         ..LiveConfig::default()
@@ -301,11 +370,9 @@ fn the_change_log_is_pruned_and_resuming_before_it_is_refused() {
     );
 }
 
-#[test]
-fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
+pub fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart(place: &Place) {
     let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
+    let mut live = open(place, clock.clone());
     live.register_runner("w1", "lin", vec!["linux".into()], 2)
         .expect("register");
     let a = live.submit(job("t", "a")).expect("submit a");
@@ -328,9 +395,10 @@ fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart() {
         .expect("complete");
     }
     drop(live);
-    let mut live = open(dir.path(), clock);
+    let mut live = open(place, clock);
     let stored = |live: &mut Live, id| live.job(id).expect("stored").reported_run_ms;
     // As reported; a report longer than the lease (a fast clock) is cut to the lease.
     assert_eq!(stored(&mut live, a.id), Some(42_000));
     assert_eq!(stored(&mut live, b.id), Some(60_000));
+}
 }
