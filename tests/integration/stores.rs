@@ -17,7 +17,9 @@ use rustci_control::server::ServeOptions;
 use rustci_control::store::mongo::MongoStore;
 use tokio::sync::RwLockWriteGuard;
 
-use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, uri_with_database, MONGO_SESSIONS};
+use crate::support_mongo::{
+    mongo_test_database, mongo_uri_or_skip, uri_with_database, MONGO_SESSIONS,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

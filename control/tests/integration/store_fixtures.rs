@@ -196,10 +196,7 @@ pub fn updates_and_change_log(s: &mut dyn Store) {
     assert_eq!(changes(s, 2, None, 100), vec![v2.clone(), v3.clone()]);
     assert_eq!(changes(s, 2, None, 1), vec![v2.clone()]);
     assert_eq!(changes(s, 0, None, 2), vec![v1.clone(), other.clone()]);
-    assert_eq!(
-        changes(s, 0, Some("acme"), 100),
-        vec![v1, v2, v3.clone()]
-    );
+    assert_eq!(changes(s, 0, Some("acme"), 100), vec![v1, v2, v3.clone()]);
     assert_eq!(changes(s, 0, Some("zeta"), 100), vec![other]);
     assert_eq!(changes(s, 0, Some("nobody"), 100), vec![]);
     assert_eq!(changes(s, 4, None, 100), vec![]);

@@ -71,10 +71,9 @@ async fn mongo_commit_and_load_round_trip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_updates_and_change_log() {
-    on_mongo(
-        "mongo_updates_and_change_log",
-        |s| store_fixtures::updates_and_change_log(s),
-    )
+    on_mongo("mongo_updates_and_change_log", |s| {
+        store_fixtures::updates_and_change_log(s)
+    })
     .await;
 }
 
