@@ -26,7 +26,7 @@ impl Place {
     fn store(&self) -> Box<dyn Store> {
         match self {
             Place::Sqlite(dir) => {
-                Box::new(SqliteStore::open(place, SyncMode::Normal).expect("store"))
+                Box::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("store"))
             }
             Place::Mongo { uri, db } => {
                 Box::new(MongoStore::connect(uri, db).expect("connect to MongoDB"))
@@ -336,12 +336,11 @@ mod scenarios {
 
     pub fn the_change_log_is_pruned_and_resuming_before_it_is_refused(place: &Place) {
         let clock = Arc::new(ManualClock::new(T0));
-        let store = SqliteStore::open(place, SyncMode::Normal).expect("store");
         let config = LiveConfig {
             change_log_keep: 10,
             ..LiveConfig::default()
         };
-        let mut live = Live::open(config, clock.clone(), Box::new(store)).expect("live");
+        let mut live = Live::open(config, clock.clone(), place.store()).expect("live");
         for i in 0..30 {
             live.submit(job("t", &format!("r{i}"))).expect("submit");
         }

@@ -54,11 +54,12 @@ async fn mongo_commit_and_load_round_trip() {
         store_fixtures::commit_and_load_round_trip(s);
         // Finished jobs carry their JobRecord for the retraining side.
         let raw = block_in_place(|| {
-            Handle::current().block_on(
+            Handle::current().block_on(async {
                 s.database()
                     .collection::<Document>("jobs")
-                    .find_one(doc! { "_id": 3_i64 }),
-            )
+                    .find_one(doc! { "_id": 3_i64 })
+                    .await
+            })
         })
         .unwrap()
         .unwrap();

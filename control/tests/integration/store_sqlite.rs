@@ -5,11 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use rustci_control::store::sqlite::{SqliteStore, SyncMode, DB_FILE};
-use rustci_control::store::{Batch, JobFilter, JobState, Store, StoreError, StoredJob};
-use rustci_datasets::Outcome;
+use rustci_control::store::{JobFilter, JobState, Store, StoreError};
 
 use crate::store_fixtures;
-use store_fixtures::{commit_jobs, finished, job, leased, runner};
+use store_fixtures::{commit_jobs, finished, job, leased};
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir, SyncMode::Normal).expect("open store")
