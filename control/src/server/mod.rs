@@ -23,6 +23,7 @@ pub mod counters;
 pub mod data_dir;
 pub mod flush;
 pub mod live;
+pub mod locking;
 pub mod metrics;
 pub mod model_reload;
 pub mod scale_hook;

@@ -6,6 +6,7 @@
 
 mod common;
 mod store_fixtures;
+mod support_mongo;
 mod support_redis;
 
 mod commit_failure;

@@ -15,8 +15,7 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 
 /// The store behind `store`; a poisoned lock is a store error, not a panic.
 pub(super) fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Box<dyn Store>>, LiveError> {
-    store
-        .lock()
+    crate::server::locking::lock(store)
         .map_err(|_| LiveError::Store(StoreError::Other("store lock poisoned".into())))
 }
 
