@@ -115,7 +115,10 @@ async fn soak(kind: StoreKind, test: &str) {
         .tempdir()
         .expect("tempdir");
     if keep {
-        say(&format!("soak {store}: logs kept in {}", dir.path().display()));
+        say(&format!(
+            "soak {store}: logs kept in {}",
+            dir.path().display()
+        ));
     }
     let mut c = Cluster::start(kind, dir.path(), mongo_bin, RUNNERS, SLOTS).await;
     let load = Load::new(&c.proxy().url(), c.effects.clone());
@@ -198,36 +201,24 @@ async fn soak(kind: StoreKind, test: &str) {
             last_progress = (open.len(), Instant::now());
         }
         if last_progress.1.elapsed() > STALL {
-            effects.refresh();
-            let stuck: Vec<String> = open
-                .iter()
-                .take(20)
-                .map(|j| {
-                    format!(
-                        "{} {:?} runner {:?} attempts {} runs {:?}",
-                        j.name,
-                        JobState::try_from(j.state),
-                        j.runner,
-                        j.attempts,
-                        effects.runs.get(&j.name)
-                    )
-                })
-                .collect();
-            fail(
-                &c,
-                format!(
-                    "{} jobs still open, none finished in the last {STALL:?} after the load stopped:\n{}",
-                    open.len(),
-                    stuck.join("\n")
-                ),
-            );
+            // Judged below from the store: each one is an acknowledged job that never
+            // finished (lost).
+            say(&format!(
+                "soak {store}: {} jobs still open, none finished in the last {STALL:?} after the load stopped, e.g. {}",
+                open.len(),
+                open.iter().take(5).map(|j| j.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            break;
         }
         c.assert_alive();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     effects.refresh();
     let stale = check::stale_completions(&load.clients, &effects, 1_000).await;
-    let both_answered = c.proxy().both_answered.load(std::sync::atomic::Ordering::Relaxed);
+    let both_answered = c
+        .proxy()
+        .both_answered
+        .load(std::sync::atomic::Ordering::Relaxed);
     let leader_changes = c.proxy().leader_changes();
 
     // The store itself, with the replicas stopped.
@@ -244,7 +235,16 @@ async fn soak(kind: StoreKind, test: &str) {
     let ledger = load.ledger.lock().expect("ledger");
     let v = check::verdict(&ledger, &effects, &c.killed_runners, &jobs, &changes);
 
-    let mut summary = summarize(store, p, soaked, &outcomes, &v, &stale, &ledger, both_answered);
+    let mut summary = summarize(
+        store,
+        p,
+        soaked,
+        &outcomes,
+        &v,
+        &stale,
+        &ledger,
+        both_answered,
+    );
     summary["leader_changes_seen_by_the_proxy"] = leader_changes.into();
     say(&format!("soak {store} summary: {summary}"));
     if let Ok(d) = std::env::var("RUSTCI_SOAK_REPORT_DIR") {
@@ -253,13 +253,23 @@ async fn soak(kind: StoreKind, test: &str) {
             .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
     let mut problems = v.violations.clone();
-    problems.extend(stale.accepted.iter().map(|s| format!("stale completion accepted: {s}")));
+    problems.extend(
+        stale
+            .accepted
+            .iter()
+            .map(|s| format!("stale completion accepted: {s}")),
+    );
     assert!(
         problems.is_empty(),
         "soak {store} (seed {}): {} violations, the first ones:\n{}",
         p.seed,
         problems.len(),
-        problems.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+        problems
+            .iter()
+            .take(30)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(v.lost, 0);
     assert_eq!(v.concurrent_runs, 0);

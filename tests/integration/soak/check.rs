@@ -66,7 +66,11 @@ pub struct StaleCompletions {
 
 /// For jobs that ran under more than one lease, sends a failed completion with each
 /// older fencing token (as the runner that held it); the service must refuse every one.
-pub async fn stale_completions(clients: &Clients, effects: &Effects, max: usize) -> StaleCompletions {
+pub async fn stale_completions(
+    clients: &Clients,
+    effects: &Effects,
+    max: usize,
+) -> StaleCompletions {
     let mut out = StaleCompletions::default();
     for (job, runs) in effects.sorted() {
         if out.sent >= max {
@@ -149,7 +153,10 @@ pub fn verdict(
     for j in jobs {
         let key = (j.tenant.clone(), j.request_id.clone());
         if let Some(first) = by_key.insert(key.clone(), j) {
-            bad.push(format!("request {key:?} made two jobs: {} and {}", first.id, j.id));
+            bad.push(format!(
+                "request {key:?} made two jobs: {} and {}",
+                first.id, j.id
+            ));
         }
         if !ledger.sent.contains_key(&key) {
             bad.push(format!("jobs/{} ({key:?}) was never submitted", j.id));
@@ -161,10 +168,16 @@ pub fn verdict(
         match by_key.get(key) {
             None => {
                 v.lost += 1;
-                bad.push(format!("acknowledged {} ({key:?}) is not in the store", ack.name));
+                bad.push(format!(
+                    "acknowledged {} ({key:?}) is not in the store",
+                    ack.name
+                ));
             }
             Some(j) if format!("jobs/{}", j.id) != ack.name => {
-                bad.push(format!("{key:?} acknowledged as {} but stored as jobs/{}", ack.name, j.id));
+                bad.push(format!(
+                    "{key:?} acknowledged as {} but stored as jobs/{}",
+                    ack.name, j.id
+                ));
             }
             Some(j) if j.state != JobState::Succeeded => {
                 v.lost += 1;
@@ -185,7 +198,10 @@ pub fn verdict(
         let mut vs = versions.remove(&j.id).unwrap_or_default();
         vs.sort_by_key(|c| c.revision);
         if vs.last().map(|c| c.revision) != Some(j.revision) {
-            bad.push(format!("{name}: the change log does not end at its stored revision {}", j.revision));
+            bad.push(format!(
+                "{name}: the change log does not end at its stored revision {}",
+                j.revision
+            ));
         }
         let mut terminal = 0;
         let mut was_finished = false;
@@ -194,7 +210,11 @@ pub fn verdict(
                 terminal += 1;
             }
             if was_finished && !c.state.is_finished() {
-                bad.push(format!("{name}: left its terminal state (revision {} is {})", c.revision, c.state.as_str()));
+                bad.push(format!(
+                    "{name}: left its terminal state (revision {} is {})",
+                    c.revision,
+                    c.state.as_str()
+                ));
             }
             was_finished = c.state.is_finished();
         }
@@ -220,9 +240,10 @@ pub fn verdict(
         }
         // Leases of killed runners went back to the queue.
         for k in killed {
-            let held = vs
-                .iter()
-                .any(|c| c.state == JobState::Leased && c.runner.as_deref().map(runner_id) == Some(k.id.as_str()));
+            let held = vs.iter().any(|c| {
+                c.state == JobState::Leased
+                    && c.runner.as_deref().map(runner_id) == Some(k.id.as_str())
+            });
             if held {
                 if j.runner.as_deref().map(runner_id) == Some(k.id.as_str()) {
                     bad.push(format!("{name}: still with killed runner {}", k.id));
@@ -241,10 +262,12 @@ pub fn verdict(
                 .filter(|r| r.token == j.fencing_token)
                 .find_map(|r| r.end_ns);
             match (live_end, j.end_ms) {
-                (Some(e), Some(end_ms)) if (end_ms as u128 + 5) * 1_000_000 < e => bad.push(format!(
+                (Some(e), Some(end_ms)) if (end_ms as u128 + 5) * 1_000_000 < e => {
+                    bad.push(format!(
                     "{name}: finished at {end_ms} ms, before its live lease's run ended at {} ms",
                     e / 1_000_000
-                )),
+                ))
+                }
                 (None, _) => bad.push(format!(
                     "{name}: succeeded under token {}, but no run under it ended (runs: {runs:?})",
                     j.fencing_token
@@ -264,7 +287,9 @@ pub fn verdict(
         let mut rs: Vec<&Run> = runs.iter().collect();
         rs.sort_by_key(|r| r.start_ns);
         for (i, a) in rs.iter().enumerate() {
-            let end = a.end_ns.or_else(|| killed_at.get(runner_id(&a.runner)).copied());
+            let end = a
+                .end_ns
+                .or_else(|| killed_at.get(runner_id(&a.runner)).copied());
             for b in &rs[i + 1..] {
                 if end.is_none_or(|e| e > b.start_ns) {
                     v.concurrent_runs += 1;

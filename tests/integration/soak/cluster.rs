@@ -157,7 +157,9 @@ pub fn secantus_or_skip(test: &str) -> Option<PathBuf> {
     let venv = std::env::var_os("SECANTUS_VENV")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/rustci-secantus")));
-    let bin = venv.map(|v| v.join("bin/secantusd-py")).filter(|b| b.is_file());
+    let bin = venv
+        .map(|v| v.join("bin/secantusd-py"))
+        .filter(|b| b.is_file());
     if bin.is_none() {
         let msg = format!(
             "SKIPPED: {test}: no SecantusDB launcher (set SECANTUS_VENV or install it as .ci/run does)"
@@ -378,13 +380,20 @@ impl Cluster {
     pub fn start_mongo(&mut self) {
         let bin = self.mongo_bin.clone().expect("SecantusDB launcher");
         let mut cmd = Command::new(bin);
-        cmd.args(["--host", "127.0.0.1", "--port", &self.mongo_port.to_string()])
-            .arg("--storage-path")
-            .arg(self.dir.join("mongo"))
-            .args(["--sync-on-commit", "--log-level", "WARNING"]);
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &self.mongo_port.to_string(),
+        ])
+        .arg("--storage-path")
+        .arg(self.dir.join("mongo"))
+        .args(["--sync-on-commit", "--log-level", "WARNING"]);
         let mut p = spawn(cmd, &self.dir.join("mongo.log"), "info");
         let port = self.mongo_port;
-        wait_until("SecantusDB", Duration::from_secs(90), &mut p, || listening(port));
+        wait_until("SecantusDB", Duration::from_secs(90), &mut p, || {
+            listening(port)
+        });
         self.mongo = Some(p);
     }
 
@@ -408,9 +417,12 @@ impl Cluster {
             .args(["--lease-ttl-ms", &RUNNER_TTL_MS.to_string()]);
         let mut p = spawn(cmd, &r.log, "info");
         let port = r.port;
-        wait_until(&format!("replica-{i}"), Duration::from_secs(60), &mut p, || {
-            listening(port)
-        });
+        wait_until(
+            &format!("replica-{i}"),
+            Duration::from_secs(60),
+            &mut p,
+            || listening(port),
+        );
         r.proc = Some(p);
     }
 

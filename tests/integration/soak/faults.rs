@@ -70,10 +70,16 @@ impl FaultKind {
         // `RUSTCI_SOAK_SKIP_FAULTS=pause-leader,...`: leave kinds out (to look at the
         // others while one is known to fail); said in the output.
         let skip = std::env::var("RUSTCI_SOAK_SKIP_FAULTS").unwrap_or_default();
-        let skip: Vec<&str> = skip.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        let skip: Vec<&str> = skip
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         for s in &skip {
             assert!(
-                all.iter().chain([&Self::RestartMongo, &Self::DiskFull]).any(|k| k.key() == *s),
+                all.iter()
+                    .chain([&Self::RestartMongo, &Self::DiskFull])
+                    .any(|k| k.key() == *s),
                 "RUSTCI_SOAK_SKIP_FAULTS: unknown fault {s:?}"
             );
         }

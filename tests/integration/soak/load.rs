@@ -58,10 +58,7 @@ impl Ledger {
             }
             return;
         }
-        self.acked.insert(
-            key.clone(),
-            Ack { name },
-        );
+        self.acked.insert(key.clone(), Ack { name });
     }
 }
 
@@ -97,7 +94,9 @@ impl Load {
 
     /// Sends (again) the job of `key`; acknowledged: its name.
     pub async fn submit(&self, key: &Key) -> Option<String> {
-        let command = self.ledger.lock().expect("ledger").sent[key].command.clone();
+        let command = self.ledger.lock().expect("ledger").sent[key]
+            .command
+            .clone();
         let req = SubmitJobRequest {
             request_id: key.1.clone(),
             tenant: key.0.clone(),
@@ -192,7 +191,9 @@ impl Load {
                 let mut l = self.ledger.lock().expect("ledger");
                 let keys: Vec<Key> = l.sent.keys().cloned().collect();
                 l.unacked.clear();
-                keys.into_iter().filter(|k| !l.acked.contains_key(k)).collect()
+                keys.into_iter()
+                    .filter(|k| !l.acked.contains_key(k))
+                    .collect()
             };
             if pending.is_empty() {
                 return Ok(());

@@ -40,7 +40,9 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(replica_ports: Vec<u16>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
         let port = listener.local_addr().expect("proxy address").port();
         let (tx, leader) = watch::channel(None);
         let both_answered = Arc::new(AtomicU64::new(0));
@@ -49,7 +51,12 @@ impl Proxy {
             .iter()
             .map(|p| connect_lazy(&format!("http://127.0.0.1:{p}"), None, None).expect("endpoint"))
             .collect();
-        let probe = tokio::spawn(probe_loop(clients, tx, both_answered.clone(), changes.clone()));
+        let probe = tokio::spawn(probe_loop(
+            clients,
+            tx,
+            both_answered.clone(),
+            changes.clone(),
+        ));
         let accept = tokio::spawn(accept_loop(listener, replica_ports, leader.clone()));
         Self {
             port,
@@ -64,9 +71,9 @@ impl Proxy {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// The replica that leads as last probed.
-    pub fn leader(&self) -> Option<usize> {
-        *self.leader.borrow()
+    /// How many times the leader changed (a change to "none" included).
+    pub fn leader_changes(&self) -> usize {
+        self.changes.lock().expect("proxy changes").len()
     }
 
     /// Waits until a replica leads (up to `timeout`).
