@@ -161,6 +161,14 @@ pub async fn inject(
 ) -> Result<Outcome, String> {
     let target: String;
     let mut note = String::new();
+    // The probe starts with the fault (while the killed process is still down or the
+    // paused one stopped): recovery is measured from the fault, not from the repair.
+    let probe_id = format!("probe-{n}");
+    let start_probe = |from: Instant| {
+        let (load, id) = (load.clone(), probe_id.clone());
+        tokio::spawn(async move { load.probe(&id, from, RECOVERY_LIMIT).await })
+    };
+    let probe;
     let mut runner_jobs: Vec<String> = Vec::new();
     let measured_from: Instant;
     match p.kind {
@@ -175,6 +183,7 @@ pub async fn inject(
             };
             target = format!("replica-{i}");
             measured_from = Instant::now();
+            probe = start_probe(measured_from);
             if p.kind == FaultKind::PauseLeader {
                 c.signal_replica(i, "STOP");
                 tokio::time::sleep(Duration::from_millis(LEADER_LEASE_MS + 1_000) + p.hold).await;
@@ -191,6 +200,7 @@ pub async fn inject(
             target = id.clone();
             effects.refresh();
             measured_from = Instant::now();
+            probe = start_probe(measured_from);
             if p.kind == FaultKind::KillRunner {
                 tokio::task::block_in_place(|| c.kill_runner(i));
                 effects.refresh();
@@ -206,6 +216,7 @@ pub async fn inject(
         FaultKind::RestartRedis => {
             target = "redis-server".into();
             measured_from = Instant::now();
+            probe = start_probe(measured_from);
             tokio::task::block_in_place(|| c.kill_redis());
             tokio::time::sleep(p.hold).await;
             tokio::task::block_in_place(|| c.start_redis());
@@ -213,6 +224,7 @@ pub async fn inject(
         FaultKind::RestartMongo => {
             target = "SecantusDB".into();
             measured_from = Instant::now();
+            probe = start_probe(measured_from);
             tokio::task::block_in_place(|| c.kill_mongo());
             tokio::time::sleep(p.hold).await;
             tokio::task::block_in_place(|| c.start_mongo());
@@ -231,11 +243,12 @@ pub async fn inject(
                 written >> 20
             );
             measured_from = Instant::now();
+            probe = start_probe(measured_from);
         }
     }
-    let (answered, completed) = load
-        .probe(&format!("probe-{n}"), measured_from, RECOVERY_LIMIT)
+    let (answered, completed) = probe
         .await
+        .map_err(|e| format!("{} ({target}): the probe panicked: {e}", p.kind.name()))?
         .map_err(|e| format!("{} ({target}): {e}", p.kind.name()))?;
     let mut requeued = None;
     if matches!(p.kind, FaultKind::KillRunner | FaultKind::PauseRunner) {
