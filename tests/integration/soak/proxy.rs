@@ -23,6 +23,9 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 /// How long a new connection waits for a leader before it is closed.
 const WAIT_FOR_LEADER: Duration = Duration::from_secs(2);
+/// When the proxy saw each change of leader: (Unix ns, the new leader).
+type Changes = Arc<Mutex<Vec<(u128, Option<usize>)>>>;
+
 /// Probes in a row a leader may miss before its connections are cut.
 const DEPOSE_AFTER: u32 = 3;
 
@@ -34,7 +37,7 @@ pub struct Proxy {
     /// Probes at which more than one replica answered as leader.
     pub both_answered: Arc<AtomicU64>,
     /// Unix ns at which each change of leader was seen: (time, new leader).
-    pub changes: Arc<Mutex<Vec<(u128, Option<usize>)>>>,
+    pub changes: Changes,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -96,7 +99,7 @@ async fn probe_loop(
     clients: Vec<Clients>,
     tx: watch::Sender<Option<usize>>,
     both: Arc<AtomicU64>,
-    changes: Arc<Mutex<Vec<(u128, Option<usize>)>>>,
+    changes: Changes,
 ) {
     let mut missed = 0;
     loop {
