@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustci_control::clients::client::{connect_lazy, Clients};
+use rustci_control::clients::client::{self, connect_lazy, AuthChannel, Clients};
 use rustci_control::pb;
 use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::bins::Bin;
@@ -371,7 +372,7 @@ pub fn recorded(file: &Path, tag: &str, body: &str) -> String {
 pub async fn serve_virtual(
     opts: ServeOptions,
     clock: std::sync::Arc<ManualClock>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     let srv = start_with_clock(
         ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -382,11 +383,7 @@ pub async fn serve_virtual(
     )
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     (srv, ch)
 }
 
@@ -408,7 +405,7 @@ pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {
 
 /// Leases one job to `runners/{runner}` (no waiting) and returns the lease.
 pub async fn lease_one(
-    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    run: &mut pb::runner_service_client::RunnerServiceClient<OwnerChannel>,
     runner: &str,
 ) -> pb::Lease {
     run.acquire_jobs(pb::AcquireJobsRequest {
@@ -426,7 +423,7 @@ pub async fn lease_one(
 
 /// Completes `lease` successfully as `runners/{runner}`.
 pub async fn complete_ok(
-    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    run: &mut pb::runner_service_client::RunnerServiceClient<OwnerChannel>,
     runner: &str,
     lease: &pb::Lease,
 ) {
@@ -451,4 +448,23 @@ pub fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, contents).expect("write the file");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// A channel that calls as the server's owner: every call carries this user's local-mode
+/// token (`rustci_control::local_token`), as the CLI's do.
+pub type OwnerChannel = AuthChannel;
+
+/// A connected [`OwnerChannel`] to the server at `addr`.
+pub async fn owner_channel(addr: std::net::SocketAddr) -> OwnerChannel {
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    as_owner(ch)
+}
+
+/// `ch` with this user's local-mode token on every call.
+pub fn as_owner(ch: Channel) -> OwnerChannel {
+    InterceptedService::new(ch, client::owner_bearer().expect("local token"))
 }

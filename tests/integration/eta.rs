@@ -8,18 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::OwnerChannel;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::live::ManualClock;
 use rustci_control::server::ServeOptions;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 const T0: i64 = 1_700_000_000_000;
 const RUN: i64 = 10_000;
 
-async fn get(api: &mut JobServiceClient<Channel>, id: u64) -> Job {
+async fn get(api: &mut JobServiceClient<OwnerChannel>, id: u64) -> Job {
     api.get_job(GetJobRequest {
         name: format!("jobs/{id}"),
     })

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::common::{owner_channel, OwnerChannel};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::{
     GetJobRequest, Job, JobEvent, ListJobsRequest, SubmitJobRequest, WatchJobsRequest,
@@ -18,7 +19,6 @@ use rustci_control::pb::{
 use rustci_control::server::{start, RunningServer, ServeOptions};
 use support_redis::RedisServer;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 const LEADER_LEASE_MS: u64 = 1500;
@@ -36,17 +36,13 @@ async fn replica(redis: &RedisServer, data: &std::path::Path) -> RunningServer {
     .expect("replica starts")
 }
 
-async fn client(srv: &RunningServer) -> JobServiceClient<Channel> {
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+async fn client(srv: &RunningServer) -> JobServiceClient<OwnerChannel> {
+    let ch = owner_channel(srv.addr).await;
     JobServiceClient::new(ch)
 }
 
 /// Which of `clients` serves, polling until `within`; every other must answer UNAVAILABLE.
-async fn find_leader(clients: &mut [JobServiceClient<Channel>], within: Duration) -> usize {
+async fn find_leader(clients: &mut [JobServiceClient<OwnerChannel>], within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
         let mut leaders = Vec::new();

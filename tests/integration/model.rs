@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bins::Bin;
+use crate::common::OwnerChannel;
 use common::rustci;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
@@ -18,7 +19,6 @@ use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;
-use tonic::transport::Channel;
 
 #[test]
 fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
@@ -244,7 +244,7 @@ fn train_into(dir: &Path, share: f64) {
     common::retrain_into(dir, &history(share));
 }
 
-async fn predicted_run_ms(api: &mut JobServiceClient<Channel>, i: u32) -> i64 {
+async fn predicted_run_ms(api: &mut JobServiceClient<OwnerChannel>, i: u32) -> i64 {
     let job = api
         .submit_job(SubmitJobRequest {
             request_id: format!("r{i}"),
@@ -350,7 +350,7 @@ async fn serve_model(
     dir: &Path,
     models: &Path,
     clock: Arc<ManualClock>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     common::serve_virtual(
         ServeOptions {
             data_dir: dir.join("data"),

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::OwnerChannel;
 use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
@@ -17,7 +18,6 @@ use rustci_control::server::live::ManualClock;
 use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_datasets::JobRecord;
 use rustci_scheduler::ScalePolicy;
-use tonic::transport::Channel;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -25,7 +25,7 @@ async fn serve(
     dir: &Path,
     autoscaler: ScalePolicy,
     hook: Option<String>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     serve_with(ServeOptions {
         data_dir: dir.to_path_buf(),
         autoscaler,
@@ -36,7 +36,7 @@ async fn serve(
 }
 
 /// `opts` on a virtual clock at `T0`, scale hooks checked every 20 ms.
-async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
+async fn serve_with(opts: ServeOptions) -> (RunningServer, OwnerChannel) {
     common::serve_virtual(
         ServeOptions {
             scale_interval_ms: 20,
@@ -48,7 +48,7 @@ async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
 }
 
 /// Runner `r0`: one slot in pool `lin` (label `linux`).
-async fn register_r0(ch: &Channel) {
+async fn register_r0(ch: &OwnerChannel) {
     RunnerServiceClient::new(ch.clone())
         .register_runner(RegisterRunnerRequest {
             runner_id: "r0".into(),
@@ -62,7 +62,7 @@ async fn register_r0(ch: &Channel) {
 
 /// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
 /// wait.
-async fn load(ch: &Channel, jobs: u64) {
+async fn load(ch: &OwnerChannel, jobs: u64) {
     register_r0(ch).await;
     let mut api = JobServiceClient::new(ch.clone());
     for i in 1..=jobs {
@@ -79,7 +79,7 @@ async fn load(ch: &Channel, jobs: u64) {
     }
 }
 
-async fn advice(ch: &Channel) -> Vec<PoolAdvice> {
+async fn advice(ch: &OwnerChannel) -> Vec<PoolAdvice> {
     FleetServiceClient::new(ch.clone())
         .get_scaling_advice(GetScalingAdviceRequest {})
         .await

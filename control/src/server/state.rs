@@ -71,7 +71,7 @@ impl Shared {
                 "this replica is a standby; the leader serves requests",
             ));
         }
-        let live = self.live.lock().map_err(|_| {
+        let mut live = self.live.lock().map_err(|_| {
             Status::internal("scheduler state is unavailable after an internal error")
         })?;
         // Again under the lock: a replica stepping down clears the flag, then waits for
@@ -81,6 +81,11 @@ impl Shared {
                 "this replica is a standby; the leader serves requests",
             ));
         }
+        live.ensure_current().map_err(|e| {
+            Status::unavailable(format!(
+                "the scheduler's state is being rebuilt from the store after a failed commit; retry: {e}"
+            ))
+        })?;
         Ok(live)
     }
 

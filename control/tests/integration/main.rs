@@ -8,6 +8,7 @@ mod common;
 mod store_fixtures;
 mod support_redis;
 
+mod commit_failure;
 mod history;
 mod redis_coord;
 mod restart;
