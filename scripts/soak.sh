@@ -20,5 +20,5 @@ export RUSTCI_REQUIRE_REDIS=1 RUSTCI_REQUIRE_MONGODB=1
 # The tests refuse a stale `rustci` binary: build it first (bins.rs).
 cargo build --release -q --bin rustci
 echo "== soak: ${RUSTCI_SOAK_SECONDS} s per store, seed ${RUSTCI_SOAK_SEED}, reports in ${RUSTCI_SOAK_REPORT_DIR}"
-cargo test --release -q -p rustci-tests --test integration soak:: -- --test-threads 1
+cargo test --release -q -p rustci-tests --test integration soak:: -- --ignored --test-threads 1
 ls "$RUSTCI_SOAK_REPORT_DIR"/soak-*.json
