@@ -34,5 +34,6 @@ mod html_report;
 mod model;
 mod parity;
 mod scaling;
+mod soak;
 mod tls_metrics;
 mod untrusted_input;

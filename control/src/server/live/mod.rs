@@ -230,7 +230,13 @@ impl Live {
                                     .reoffer(&holder, id, self.commits.next_ticket());
                             }
                         }
-                        _ => batch.jobs.extend(self.jobs.requeue(id)),
+                        // Its runner cannot hold it (more leases in the store than
+                        // slots, e.g. from a writer that had lost the lease): back to
+                        // the queue, the core's too, or it would never run again.
+                        _ => {
+                            batch.jobs.extend(self.jobs.requeue(id));
+                            self.enqueue(now, id, &mut out)?;
+                        }
                     }
                 }
                 None => {
