@@ -3,15 +3,17 @@
 # under FIFO, fair share and critical path with requested times, Tsafrir's predictor, the
 # model and true run times, on one fleet and one span, plus the ETA accuracy at creation.
 #
-#   scripts/synthetic_pipelines.sh [OUT_DIR]      (SEEDS="1 2 3" for other weeks)
+#   scripts/synthetic_pipelines.sh [OUT_DIR]      (SEEDS="1 2 3" for other weeks,
+#                                                  FLEET=FILE.toml for another fleet)
 #
 # Needs the release binaries `rustci-sim` and `rustci` (cargo build --release --bins).
 #
 # Per seed: `rustci-sim generate` writes the week (pipelines on, the built-in workload) as
 # a JobRecord CSV; `rustci retrain --history-fraction F` trains the model on the records
 # before the cut only; every run replays the same span, the records after the cut
-# (`--replay-from-fraction F`), on simulator/fleets/synthetic-pipelines.toml. Tsafrir's
-# predictor and the model first learn the records before the cut as finished jobs.
+# (`--replay-from-fraction F`), on simulator/fleets/synthetic-pipelines.toml (or
+# $FLEET). Tsafrir's predictor and the model first learn the records before the cut as
+# finished jobs.
 # Prints one markdown table per seed, then the ETA accuracy of the critical-path runs.
 # Deterministic (seeded workload, seeded training); about 4 minutes per seed on 2 cores.
 set -euo pipefail
@@ -19,7 +21,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/rustci-synthetic-pipelines}
 SEEDS=${SEEDS:-1}
 F=${FRACTION:-0.5}
-FLEET=simulator/fleets/synthetic-pipelines.toml
+FLEET=${FLEET:-simulator/fleets/synthetic-pipelines.toml}
+RUNS_KEY=$(basename "$FLEET" .toml)
 mkdir -p "$OUT"
 T=${CARGO_TARGET_DIR:-target}/release
 SIM="$T/rustci-sim"
@@ -47,18 +50,18 @@ for seed in $SEEDS; do
     key=$(echo "$policy-$predictor" | tr -cd 'A-Za-z0-9-')
     predictor=${predictor/MODEL/model:$model}
     "$SIM" run --trace "$week" --fleet "$FLEET" --replay-from-fraction "$F" \
-      --policy "$policy" --predictor "$predictor" -q --output "$OUT/$seed-$key.json" >/dev/null
+      --policy "$policy" --predictor "$predictor" -q --output "$OUT/$RUNS_KEY-$seed-$key.json" >/dev/null
   done
   echo "Seed $seed (replayed: the records after the first $F, on $FLEET)"
   echo
-  python3 - "$OUT" "$seed" "${runs[@]}" <<'PY'
+  python3 - "$OUT" "$RUNS_KEY-$seed" "${runs[@]}" <<'PY'
 import json, re, sys
-out, seed, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
+out, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = []
 for r in runs:
     name, policy, predictor = r.split('|')
     key = re.sub(r'[^A-Za-z0-9-]', '', f"{policy}-{predictor}")
-    rows.append((name, json.load(open(f"{out}/{seed}-{key}.json"))))
+    rows.append((name, json.load(open(f"{out}/{prefix}-{key}.json"))))
 fifo = rows[0][1]['pipelines']['ttf_p95_s']
 clair = rows[-1][1]['pipelines']['ttf_p95_s']
 print('| policy | TTF p95 s | TTF mean s | TTF p50 s | p95 vs FIFO | p95 vs true run times | utilisation | pipelines (superseded) |')
