@@ -66,8 +66,8 @@ impl SyntheticArgs {
                 // Typed first, so that a bad field is reported with its line.
                 let mut cfg = toml::from_str::<SyntheticConfig>(&text)
                     .with_context(|| format!("{}", path.display()))?;
-                let table: toml::Table = toml::from_str(&text)
-                    .with_context(|| format!("{}", path.display()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
                 pipelines_unless_turned_off(&mut cfg, Some(&table));
                 cfg
             }

@@ -251,10 +251,11 @@ impl Grid {
                 }
                 let mut cfg = synthetic.unwrap_or_default();
                 // As `run --synthetic`: pipelines unless the table turns them off.
-                let table: toml::Table = toml::from_str(text).map_err(|error| SweepError::Toml {
-                    file: file.into(),
-                    error,
-                })?;
+                let table: toml::Table =
+                    toml::from_str(text).map_err(|error| SweepError::Toml {
+                        file: file.into(),
+                        error,
+                    })?;
                 let written = table
                     .get("workload")
                     .and_then(|w| w.get("synthetic"))

@@ -125,7 +125,11 @@ fn sweep_with_pipelines_draws_time_to_feedback_per_policy() {
     let out = dir.path().join("on");
     let (csv, json) = sweep(&grid, &out, "2");
     let (csv1, json1) = sweep(&grid, &dir.path().join("on1"), "1");
-    assert_eq!((&csv, &json), (&csv1, &json1), "the rows depend on the threads");
+    assert_eq!(
+        (&csv, &json),
+        (&csv1, &json1),
+        "the rows depend on the threads"
+    );
     let rows = json.as_array().expect("rows");
     assert_eq!(rows.len(), 4);
     for r in rows {
@@ -139,10 +143,18 @@ fn sweep_with_pipelines_draws_time_to_feedback_per_policy() {
         assert!(p["eta_within_10pct"].is_null() && p["eta_within_60s"].is_null());
     }
     // A twentieth of the fleet keeps pipelines waiting longer than the whole of it.
-    let p95 = |i: usize| rows[i]["pipelines"]["ttf_p95_s"].as_f64().unwrap_or(f64::NAN);
+    let p95 = |i: usize| {
+        rows[i]["pipelines"]["ttf_p95_s"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
     assert!(p95(0) > p95(2), "{} vs {}", rows[0], rows[2]);
     let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
-    for col in ["pipelines.count", "pipelines.ttf_mean_s", "pipelines.ttf_p95_s"] {
+    for col in [
+        "pipelines.count",
+        "pipelines.ttf_mean_s",
+        "pipelines.ttf_p95_s",
+    ] {
         assert!(header.contains(&col), "missing column {col}: {header:?}");
     }
     let html = std::fs::read_to_string(out.join("sweep.html")).expect("sweep.html");
