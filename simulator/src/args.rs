@@ -40,7 +40,8 @@ impl WorkloadArgs {
 /// The synthetic CI workload's parameters.
 #[derive(Args, Debug)]
 pub struct SyntheticArgs {
-    /// Synthetic workload parameters (TOML; every field optional, see the README).
+    /// Synthetic workload parameters (TOML; every field optional, see the README). The
+    /// workload has pipelines unless the file says `[pipelines] enabled = false`.
     #[arg(long, value_name = "FILE.toml")]
     pub synthetic: Option<PathBuf>,
     /// Seed of the synthetic workload.

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::bins::Bin;
 
-const PLOTS: [&str; 3] = ["timeline", "wait_cdf", "tenant_waits"];
+/// Every plot of a run on the built-in workload, which has pipelines (hence `ttf_cdf`).
+const PLOTS: [&str; 4] = ["timeline", "wait_cdf", "tenant_waits", "ttf_cdf"];
 
 /// Chromium gets this long per call; a hung browser fails the test instead of CI.
 const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
