@@ -15,7 +15,7 @@
 # $FLEET). Tsafrir's predictor and the model first learn the records before the cut as
 # finished jobs.
 # Prints one markdown table per seed, then the ETA accuracy of the critical-path runs.
-# Deterministic (seeded workload, seeded training); about 4 minutes per seed on 2 cores.
+# Deterministic (seeded workload, seeded training); 4-5 minutes per seed on 2 busy cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-/tmp/rustci-synthetic-pipelines}

@@ -646,9 +646,10 @@ impl Row {
     /// The point's settings other than its policy (what the policies of a sweep are
     /// compared at), naming only the axes the grid set.
     pub fn setting(&self) -> String {
+        // Runner counts per pool tell apart two `runners` entries of the same total.
         let mut s = match self.scale {
             Some(x) => format!("{} runners (x{x})", self.total_runners),
-            None => format!("{} runners", self.total_runners),
+            None => format!("{} runners ({})", self.total_runners, pool_map(&self.runners)),
         };
         if self.autoscaler != "none" {
             let _ = write!(s, ", autoscaler {}", self.autoscaler);
@@ -1016,6 +1017,77 @@ mod tests {
         }
         let e = parse("speed = [1]").unwrap_err().to_string();
         assert!(e.contains("speed"), "{e}");
+    }
+
+    /// A row of `policy` on `runners` whose pipelines took `ttfs_s` (pipelines figures
+    /// otherwise empty).
+    fn pipeline_row(policy: &str, runners: &[(&str, u32)], ttfs_s: Vec<f64>) -> Row {
+        Row {
+            point: 0,
+            scale: None,
+            runners: runners.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            total_runners: runners.iter().map(|(_, v)| u64::from(*v)).sum(),
+            policy: policy.into(),
+            autoscaler: "none".into(),
+            idle_timeout_s: None,
+            target_scale: None,
+            min_runners: None,
+            max_runners: None,
+            provisioning_delay_s: None,
+            load: 1.0,
+            jobs: ttfs_s.len() as u64,
+            unschedulable: 0,
+            runner_hours: 1.0,
+            cost: 1.0,
+            wait_mean_s: None,
+            wait_p95_s: None,
+            wait_p99_s: None,
+            bsld_mean: None,
+            utilization: 0.5,
+            peak_runners: None,
+            never_started: None,
+            qos: BTreeMap::new(),
+            pipelines: Some(PipelineRow {
+                count: ttfs_s.len() as u64,
+                ttf_count: ttfs_s.len() as u64,
+                ttf_mean_s: None,
+                ttf_p50_s: None,
+                ttf_p95_s: None,
+                ttf_p99_s: None,
+                wait_mean_s: None,
+                skipped_jobs: 0,
+                superseded: 0,
+                superseded_jobs: 0,
+                saved_runner_hours: 0.0,
+                eta_within_10pct: None,
+                eta_within_60s: None,
+            }),
+            ttfs_s,
+        }
+    }
+
+    /// One CDF per setting of the other axes, each with every policy's times; two
+    /// `runners` entries of the same total are two settings.
+    #[test]
+    fn ttf_cdfs_group_the_policies_of_each_setting() {
+        let a = [("linux", 4), ("macos", 1)];
+        let b = [("linux", 2), ("macos", 3)];
+        let rows = vec![
+            pipeline_row("easy", &a, vec![1.0, 2.0]),
+            pipeline_row("critical-path", &a, vec![3.0]),
+            pipeline_row("easy", &b, vec![4.0]),
+            pipeline_row("critical-path", &b, vec![5.0, 6.0]),
+        ];
+        let groups = ttf_by_setting(&rows);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(groups[0].0, "5 runners (linux=4 macos=1), load 1");
+        assert_eq!(groups[0].1["easy"], vec![1.0, 2.0]);
+        assert_eq!(groups[0].1["critical-path"], vec![3.0]);
+        assert_eq!(groups[1].1["critical-path"], vec![5.0, 6.0]);
+        // Without pipelines there is nothing to draw.
+        let mut plain = pipeline_row("easy", &a, Vec::new());
+        plain.pipelines = None;
+        assert!(ttf_by_setting(&[plain]).is_empty());
     }
 
     #[test]
