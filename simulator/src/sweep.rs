@@ -649,7 +649,11 @@ impl Row {
         // Runner counts per pool tell apart two `runners` entries of the same total.
         let mut s = match self.scale {
             Some(x) => format!("{} runners (x{x})", self.total_runners),
-            None => format!("{} runners ({})", self.total_runners, pool_map(&self.runners)),
+            None => format!(
+                "{} runners ({})",
+                self.total_runners,
+                pool_map(&self.runners)
+            ),
         };
         if self.autoscaler != "none" {
             let _ = write!(s, ", autoscaler {}", self.autoscaler);
