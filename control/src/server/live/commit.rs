@@ -146,42 +146,30 @@ impl Commits {
         self.durable.send_modify(|d| d.committed = committed);
     }
 
-    /// The requests not yet durable, up to ticket `upto` (a commit of theirs failed, or
-    /// a rebuild drops their changes), fail; nothing of them is committed later.
-    pub(super) fn fail_pending(&mut self, upto: u64) {
-        let (failed_from, failed_upto) = (self.committed_seq, self.pending_seq.max(upto));
+    /// A rebuild begins: the requests not yet durable fail (their changes are gone with
+    /// the memory the rebuild replaces, or their commit failed); nothing of them is
+    /// committed later.
+    pub(super) fn fail_pending(&mut self) {
+        let (failed_from, failed_upto) = (self.committed_seq, self.pending_seq);
         self.pending = Batch::default();
-        self.pending_seq = failed_upto;
         self.committed_seq = failed_upto;
         self.durable.send_modify(|d| {
             d.committed = failed_upto;
-            push_failed(d, failed_from, failed_upto);
+            if failed_from < failed_upto {
+                d.failed.push((failed_from, failed_upto));
+                if d.failed.len() > 16 {
+                    d.failed.remove(0);
+                }
+            }
         });
     }
 
-    /// After the state was rebuilt from the store and the rebuild's own changes were
-    /// committed (what was pending failed when it began: [`Commits::fail_pending`]):
-    /// the rebuild's batch is a ticket of its own (leases it re-made are durable); later
-    /// requests start afresh.
+    /// The rebuild that began with [`Commits::fail_pending`] committed its own changes:
+    /// they are a ticket of their own (leases it re-made are durable); later requests
+    /// start afresh.
     pub(super) fn restarted(&mut self) {
-        let (failed_from, failed_upto) = (self.committed_seq, self.pending_seq);
         self.pending_seq += 1;
-        self.pending = Batch::default();
         self.committed_seq = self.pending_seq;
-        let upto = self.pending_seq;
-        self.durable.send_modify(|d| {
-            d.committed = upto;
-            push_failed(d, failed_from, failed_upto);
-        });
-    }
-}
-
-/// Records tickets (`after`, `upto`] as failed (the latest 16 ranges are kept).
-fn push_failed(d: &mut Durability, after: u64, upto: u64) {
-    if after < upto {
-        d.failed.push((after, upto));
-        if d.failed.len() > 16 {
-            d.failed.remove(0);
-        }
+        self.announce();
     }
 }

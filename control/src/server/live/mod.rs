@@ -181,7 +181,7 @@ impl Live {
         // request may act on.
         self.stale = true;
         // What is not durable yet is gone with the memory it changed: its requests fail.
-        self.commits.fail_pending(self.commits.last_ticket());
+        self.commits.fail_pending();
         let now = self.now();
         let snap = self.store()?.load(now - self.config.usage_window_ms)?;
         self.core = Self::new_core(&self.config)?;
