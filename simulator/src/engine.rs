@@ -164,15 +164,12 @@ pub struct PipelineRun {
     pub eta_ms: Option<Millis>,
 }
 
-/// What supersession did, with true run times.
+/// What supersession did, with true run times (the core's `PipelineStats` counts the
+/// pipelines and jobs, and the run time by its estimates).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Supersession {
-    /// Jobs cancelled because a newer pipeline of their group came.
-    pub cancelled_jobs: u64,
-    /// Of those, the ones that were running (interrupted).
-    pub interrupted_jobs: u64,
-    /// Slot-milliseconds they would still have run: a job that had not started, its
-    /// whole run time; an interrupted one, the rest of its run.
+    /// Slot-milliseconds the jobs it cancelled would still have run: a job that had not
+    /// started, its whole run time; an interrupted one, the rest of its run.
     pub saved_slot_ms: i64,
     /// Slot-milliseconds interrupted jobs had run (lost work).
     pub lost_slot_ms: i64,
@@ -634,14 +631,10 @@ impl State {
                 // Its finish (and estimate events) belong to an attempt that is over.
                 self.attempt[i] += 1;
                 self.out.supersession.lost_slot_ms += ran * slots;
-                if superseded {
-                    self.out.supersession.interrupted_jobs += 1;
-                }
                 rest
             }
         };
         if superseded {
-            self.out.supersession.cancelled_jobs += 1;
             self.out.supersession.saved_slot_ms += saved_ms * slots;
         }
         self.ended(now, job, Fate::Cancelled)
