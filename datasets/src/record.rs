@@ -31,6 +31,20 @@ pub enum Outcome {
 /// line and field.
 pub const MAX_TIME_S: i64 = 10_000_000_000;
 
+/// `v` (seconds, a time or a duration) if it is within [`MAX_TIME_S`] of 0, else why not:
+/// the one rule every reader applies, each putting the reason into its own error with
+/// file, line and field.
+pub fn on_clock(v: i64) -> Result<i64, String> {
+    if v.unsigned_abs() > MAX_TIME_S.unsigned_abs() {
+        Err(format!(
+            "{v} s is beyond the largest time the simulator's clock takes \
+             (±{MAX_TIME_S} s, about 317 years)"
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
 /// One job of a history. Times are whole seconds; `submit_s` is relative to the trace's
 /// epoch (`TraceMeta::unix_start`), so SWF logs keep their own numbers and CI traces use
 /// Unix seconds with an epoch of 0.
