@@ -1016,17 +1016,14 @@ fn evaluate(
             st.apply(now, d, scheduler, jobs, None)?;
         }
     }
-    let submissions_left = arrivals_left;
     let work_left = scheduler.pending_count() > 0 || scheduler.running_count() > 0;
     // Waiting jobs with nothing left that could change (no event pending, nothing asked
     // for) would wait forever: stop and count them.
-    let stuck = !submissions_left
-        && scheduler.running_count() == 0
-        && added == 0
-        && st.queue.heap.is_empty();
+    let stuck =
+        !arrivals_left && scheduler.running_count() == 0 && added == 0 && st.queue.heap.is_empty();
     if stuck {
         sc.out.never_started = scheduler.pending_count() as u64;
-    } else if submissions_left || work_left {
+    } else if arrivals_left || work_left {
         st.queue.push(
             now + sc.autoscaler.config().interval_ms(),
             SCALE,
