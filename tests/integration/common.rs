@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustci_control::clients::client::{self, connect_lazy, AuthChannel, Clients};
 use rustci_control::pb;
 use rustci_control::server::live::ManualClock;
-use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use rustci_control::server::{start, start_with_clock, RunningServer, ServeOptions};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -450,18 +450,63 @@ pub fn write_private(path: &Path, contents: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
+/// An `--auth` file: one runner token, `runner-token-1`, and one tenant, `team-a`, whose
+/// API key is `key-team-a-1`.
+pub const TEAM_A_AUTH: &str = r#"
+runner_tokens = ["runner-token-1"]
+
+[[tenant]]
+name = "team-a"
+api_keys = ["key-team-a-1"]
+"#;
+
+/// `msg` with the header `authorization: <header>` (the whole value, scheme included).
+pub fn with_header<T>(header: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", header.parse().expect("header"));
+    r
+}
+
+/// `msg` with `authorization: Bearer <key>` (an API key or a runner token).
+pub fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
+    with_header(&format!("Bearer {key}"), msg)
+}
+
+/// A connected channel to the server at `addr`, without credentials.
+pub async fn raw_channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// An in-process `rustci serve` on a free loopback port with its data in `dir/data` and
+/// the auth file `auth` (written to `dir/auth.toml`, private as the server wants); and a
+/// channel without credentials to it.
+pub async fn serve_with_auth(dir: &Path, auth: &str) -> (RunningServer, Channel) {
+    let auth_file = dir.join("auth.toml");
+    write_private(&auth_file, auth);
+    let srv = start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.join("data"),
+        auth: Some(auth_file),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server starts");
+    let ch = raw_channel(srv.addr).await;
+    (srv, ch)
+}
+
 /// A channel that calls as the server's owner: every call carries this user's local-mode
 /// token (`rustci_control::local_token`), as the CLI's do.
 pub type OwnerChannel = AuthChannel;
 
 /// A connected [`OwnerChannel`] to the server at `addr`.
 pub async fn owner_channel(addr: std::net::SocketAddr) -> OwnerChannel {
-    let ch = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    as_owner(ch)
+    as_owner(raw_channel(addr).await)
 }
 
 /// `ch` with this user's local-mode token on every call.

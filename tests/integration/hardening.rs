@@ -15,7 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, now_ns, tail, wait_for, wait_ready, wait_runners, Procs, BIN};
+use crate::common::{
+    free_port, now_ns, raw_channel, tail, wait_for, wait_ready, wait_runners, with_key, Procs, BIN,
+};
 use rustci_control::pb;
 use rustci_control::server::live::{Live, LiveConfig, Submission, SystemClock};
 use rustci_control::server::{self, ServeOptions};
@@ -215,23 +217,6 @@ fn auth_file(dir: &Path, mode: u32) -> PathBuf {
     p
 }
 
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
-fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_and_the_database_files_are_private() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -247,7 +232,7 @@ async fn the_data_dir_and_the_database_files_are_private() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     jobs.submit_job(with_key(
         "alpha-key-0001",
         pb::SubmitJobRequest {
@@ -478,7 +463,7 @@ async fn a_repeated_request_id_with_another_body_is_already_exists() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     let first_body = pb::SubmitJobRequest {
         request_id: "deploy-42".into(),
         labels: vec!["linux".into(), "x86_64".into()],
