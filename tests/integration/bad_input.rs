@@ -9,22 +9,7 @@ use rustci_control::pb::*;
 use rustci_control::server::{start, ServeOptions};
 use tonic::{Code, Status};
 
-use crate::common::{serve_with_auth, with_key, TEAM_A_AUTH as AUTH};
-
-#[track_caller]
-fn expect_invalid<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, field: &str) {
-    match r {
-        Err(s) => {
-            assert_eq!(s.code(), Code::InvalidArgument, "{field}: {s:?}");
-            assert!(
-                s.message().starts_with(field),
-                "message should name {field}: {:?}",
-                s.message()
-            );
-        }
-        Ok(ok) => panic!("{field}: accepted {ok:?}"),
-    }
-}
+use crate::common::{expect_invalid, serve_with_auth, with_key, TEAM_A_AUTH as AUTH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_names_the_bad_field() {

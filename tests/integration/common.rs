@@ -450,6 +450,36 @@ pub fn write_private(path: &Path, contents: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
+/// The error `r` must be: a status with `code` (else the test fails naming `what`).
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    code: tonic::Code,
+    what: &str,
+) -> tonic::Status {
+    match r {
+        Err(s) => {
+            assert_eq!(s.code(), code, "{what}: {s:?}");
+            s
+        }
+        Ok(ok) => panic!("{what}: accepted {ok:?}"),
+    }
+}
+
+/// The error `r` must be: INVALID_ARGUMENT with a message that starts with `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    field: &str,
+) {
+    let s = expect_code(r, tonic::Code::InvalidArgument, field);
+    assert!(
+        s.message().starts_with(field),
+        "message should name {field}: {:?}",
+        s.message()
+    );
+}
+
 /// An `--auth` file: one runner token, `runner-token-1`, and one tenant, `team-a`, whose
 /// API key is `key-team-a-1`.
 pub const TEAM_A_AUTH: &str = r#"
