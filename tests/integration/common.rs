@@ -443,6 +443,32 @@ pub async fn complete_ok(
     .expect("complete");
 }
 
+/// Every job event from the first revision on (history from the store, then live).
+pub async fn watch_all(
+    jobs: &mut pb::job_service_client::JobServiceClient<OwnerChannel>,
+) -> tonic::Streaming<pb::JobEvent> {
+    jobs.watch_jobs(pb::WatchJobsRequest {
+        tenant: String::new(),
+        from_revision: 0,
+    })
+    .await
+    .expect("watch")
+    .into_inner()
+}
+
+/// Runner `r0`: one slot in pool `lin` (label `linux`).
+pub async fn register_r0(ch: &OwnerChannel) {
+    pb::runner_service_client::RunnerServiceClient::new(ch.clone())
+        .register_runner(pb::RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+}
+
 /// Writes a file only its owner may read, as the server wants an `--auth` file.
 pub fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::PermissionsExt;
