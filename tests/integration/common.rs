@@ -290,6 +290,35 @@ pub async fn wait_runners(c: &Clients, pool: &str, n: u32, timeout: Duration) {
     .await;
 }
 
+/// Polls GetJob for `name` every `every` until it is in `state`; returns the job then,
+/// or panics after `timeout` with `what` and the job's last state.
+pub async fn wait_job_state(
+    jobs: &pb::job_service_client::JobServiceClient<OwnerChannel>,
+    name: &str,
+    state: pb::JobState,
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+) -> pb::Job {
+    wait_for(what, timeout, every, || {
+        let mut jobs = jobs.clone();
+        let name = name.to_string();
+        async move {
+            let j = jobs
+                .get_job(pb::GetJobRequest { name })
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner();
+            if j.state == state as i32 {
+                Ok(j)
+            } else {
+                Err(format!("{j:?}"))
+            }
+        }
+    })
+    .await
+}
+
 /// Every job matching (tenant, state) through ListJobs pages of `page_size`.
 pub async fn list_all(
     c: &Clients,
