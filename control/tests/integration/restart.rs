@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, ManualClock};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::{JobState, Store};
@@ -87,6 +87,7 @@ on_both_stores!(
 
 mod scenarios {
     use super::*;
+    use crate::common::{flush, submission as job};
 
     fn open(place: &Place, clock: Arc<ManualClock>) -> Live {
         let config = LiveConfig {
@@ -95,17 +96,6 @@ mod scenarios {
             ..LiveConfig::default()
         };
         Live::open(config, clock, place.store()).expect("live")
-    }
-
-    fn job(tenant: &str, rid: &str) -> Submission {
-        Submission {
-            request_id: rid.into(),
-            tenant: tenant.into(),
-            labels: vec!["linux".into()],
-            command: "true".into(),
-            requested_ms: 60_000,
-            ..Submission::default()
-        }
     }
 
     /// The one lease `runner` gets now (one slot asked for).
@@ -244,10 +234,7 @@ mod scenarios {
             live.acquire("w1", 4).expect("acquire").is_empty(),
             "no lease before it is durable"
         );
-        // The flusher's two steps.
-        let (batch, upto) = live.take_pending().expect("pending");
-        let result = live.shared_store().lock().expect("store").commit(&batch);
-        live.finish_flush(batch, upto, result);
+        flush(&mut live);
         assert_eq!(live.durability().borrow().outcome(ticket_a), Some(true));
         assert_eq!(
             live.acquire("w1", 4)
