@@ -319,6 +319,28 @@ pub async fn wait_job_state(
     .await
 }
 
+/// Nothing acknowledged is lost: `jobs` (a replica that took over) has every job of
+/// `acked` under its name, with the same request id, command and tenant, and at least
+/// the revision it was acknowledged at.
+pub async fn assert_nothing_lost(
+    jobs: &mut pb::job_service_client::JobServiceClient<OwnerChannel>,
+    acked: &[pb::Job],
+) {
+    for j in acked {
+        let got = jobs
+            .get_job(pb::GetJobRequest {
+                name: j.name.clone(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
+            .into_inner();
+        assert_eq!(got.request_id, j.request_id, "{}", j.name);
+        assert_eq!(got.command, j.command, "{}", j.name);
+        assert_eq!(got.tenant, j.tenant, "{}", j.name);
+        assert!(got.revision >= j.revision, "{}", j.name);
+    }
+}
+
 /// Every job matching (tenant, state) through ListJobs pages of `page_size`.
 pub async fn list_all(
     c: &Clients,
