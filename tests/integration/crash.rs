@@ -11,8 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{
-    executions, kill_group, list_all, now_ns, recorded, wait_for, wait_ready, wait_runners,
-    Execution, Procs,
+    executions, kill_group, list_all, now_ns, recorded, wait_for, wait_job_state, wait_ready,
+    wait_runners, Execution, Procs,
 };
 use rustci_control::pb;
 use tonic::Code;
@@ -334,26 +334,13 @@ async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused(
     let killed = Instant::now();
 
     // The lease expires (TTL 1 s) and the job goes back to the queue.
-    wait_for(
+    wait_job_state(
+        &jobs,
+        &name,
+        pb::JobState::Queued,
         "the dead runner's job to be requeued",
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || {
-            let mut jobs = jobs.clone();
-            let name = name.clone();
-            async move {
-                let j = jobs
-                    .get_job(pb::GetJobRequest { name })
-                    .await
-                    .map_err(|s| s.to_string())?
-                    .into_inner();
-                if j.state == pb::JobState::Queued as i32 {
-                    Ok(())
-                } else {
-                    Err(format!("{j:?}"))
-                }
-            }
-        },
     )
     .await;
     let requeued_ms = killed.elapsed().as_millis();
@@ -430,26 +417,13 @@ async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused(
         );
     }
 
-    let done = wait_for(
+    let done = wait_job_state(
+        &jobs,
+        &name,
+        pb::JobState::Succeeded,
         "runner B to finish the job",
         Duration::from_secs(20),
         Duration::from_millis(50),
-        || {
-            let mut jobs = jobs.clone();
-            let name = name.clone();
-            async move {
-                let j = jobs
-                    .get_job(pb::GetJobRequest { name })
-                    .await
-                    .map_err(|s| s.to_string())?
-                    .into_inner();
-                if j.state == pb::JobState::Succeeded as i32 {
-                    Ok(j)
-                } else {
-                    Err(format!("{j:?}"))
-                }
-            }
-        },
     )
     .await;
     assert_eq!(done.runner, "runners/runner-b");

@@ -24,19 +24,12 @@ const JOBS: usize = 1000;
 
 fn write_auth(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("auth.toml");
-    std::fs::write(
+    common::write_private(
         &p,
-        format!(
+        &format!(
             "runner_tokens = [\"{RUNNER_TOKEN}\"]\n\n[[tenant]]\nname = \"alpha\"\napi_keys = [\"{ALPHA_KEY}\"]\n\n[[tenant]]\nname = \"beta\"\napi_keys = [\"{BETA_KEY}\"]\n"
         ),
-    )
-    .expect("writing the auth file");
-    // The server refuses an auth file others may read.
-    std::fs::set_permissions(
-        &p,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
-    )
-    .expect("chmod 600 the auth file");
+    );
     p
 }
 

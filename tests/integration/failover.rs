@@ -202,18 +202,7 @@ async fn standby_takes_over_a_killed_leader_and_loses_nothing(backend: Backend, 
 
     // Nothing acknowledged is lost.
     let survivor = &mut clients[standby];
-    for j in &acked {
-        let got = survivor
-            .get_job(GetJobRequest {
-                name: j.name.clone(),
-            })
-            .await
-            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
-            .into_inner();
-        assert_eq!(got.request_id, j.request_id);
-        assert_eq!(got.command, j.command);
-        assert!(got.revision >= j.revision);
-    }
+    crate::common::assert_nothing_lost(survivor, &acked).await;
     // A retried submit finds its job (idempotency holds across the failover)...
     let again = survivor
         .submit_job(submit_req("before-3"))

@@ -253,19 +253,7 @@ async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost(
     );
 
     // Nothing acknowledged is lost: same job, same request id, same command.
-    for j in &acked {
-        let got = survivor
-            .get_job(GetJobRequest {
-                name: j.name.clone(),
-            })
-            .await
-            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
-            .into_inner();
-        assert_eq!(got.request_id, j.request_id, "{}", j.name);
-        assert_eq!(got.command, j.command, "{}", j.name);
-        assert_eq!(got.tenant, j.tenant, "{}", j.name);
-        assert!(got.revision >= j.revision, "{}", j.name);
-    }
+    crate::common::assert_nothing_lost(&mut survivor, &acked).await;
 
     // Idempotency holds across the failover: a retried submit finds its job.
     for j in &acked {

@@ -15,7 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, now_ns, tail, wait_for, wait_ready, wait_runners, Procs, BIN};
+use crate::common::{
+    free_port, now_ns, raw_channel, tail, wait_for, wait_ready, wait_runners, with_key, Procs, BIN,
+};
 use rustci_control::pb;
 use rustci_control::server::live::{Live, LiveConfig, Submission, SystemClock};
 use rustci_control::server::{self, ServeOptions};
@@ -138,6 +140,21 @@ fn serve_cmd(cmd: &mut Command, port: u16, data: &Path) {
         .stderr(Stdio::piped());
 }
 
+/// Runs `cmd` as `rustci serve` on `data` (a free port), which must fail at start within
+/// 20 s (`what` names the case); its stderr.
+fn serve_must_fail(mut cmd: Command, data: &Path, what: &str) -> String {
+    let port = free_port();
+    serve_cmd(&mut cmd, port, data);
+    let out = must_exit(
+        cmd.spawn().expect("spawn"),
+        port,
+        Duration::from_secs(20),
+        what,
+    );
+    assert!(!out.status.success(), "{what}: exit status {}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Stops a `rustci serve` child with SIGTERM and waits for it.
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
@@ -173,17 +190,11 @@ async fn a_second_server_on_a_held_data_dir_exits_naming_the_holder() {
     )
     .await;
 
-    let port2 = free_port();
-    let mut cmd = Command::new(BIN);
-    serve_cmd(&mut cmd, port2, &data);
-    let out = must_exit(
-        cmd.spawn().expect("spawn"),
-        port2,
-        Duration::from_secs(20),
+    let stderr = serve_must_fail(
+        Command::new(BIN),
+        &data,
         "a second rustci serve on a held data dir",
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "exit status {}", out.status);
     assert!(
         stderr.contains("in use by another rustci serve")
             && stderr.contains(&format!("listen 127.0.0.1:{port}"))
@@ -215,23 +226,6 @@ fn auth_file(dir: &Path, mode: u32) -> PathBuf {
     p
 }
 
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
-fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_and_the_database_files_are_private() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -247,7 +241,7 @@ async fn the_data_dir_and_the_database_files_are_private() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     jobs.submit_job(with_key(
         "alpha-key-0001",
         pb::SubmitJobRequest {
@@ -350,7 +344,7 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
     // Another user runs the server on it: the directory is theirs, the database is
     // not theirs to write (as root, chmod alone would not stop the server).
     let other = OtherUser::new(TEST);
-    let mut cmd = match &other {
+    let cmd = match &other {
         Some(o) => {
             for entry in std::fs::read_dir(&data).expect("read data dir") {
                 let p = entry.expect("entry").path();
@@ -367,16 +361,7 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
             Command::new(BIN)
         }
     };
-    let port = free_port();
-    serve_cmd(&mut cmd, port, &data);
-    let out = must_exit(
-        cmd.spawn().expect("spawn"),
-        port,
-        Duration::from_secs(20),
-        "rustci serve on a database it cannot write",
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "status {}", out.status);
+    let stderr = serve_must_fail(cmd, &data, "rustci serve on a database it cannot write");
     assert!(
         stderr.contains("cannot be written") && stderr.contains(DB_FILE),
         "names the store and the problem: {stderr}"
@@ -385,17 +370,11 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
     // A data directory that is read-only as a whole fails at start too.
     if let Some(o) = &other {
         chmod(&data, 0o555);
-        let mut cmd = o.rustci();
-        let port = free_port();
-        serve_cmd(&mut cmd, port, &data);
-        let out = must_exit(
-            cmd.spawn().expect("spawn"),
-            port,
-            Duration::from_secs(20),
+        let stderr = serve_must_fail(
+            o.rustci(),
+            &data,
             "rustci serve on a read-only data directory",
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "status {}", out.status);
         assert!(
             stderr.contains(&data.display().to_string()),
             "names the data directory: {stderr}"
@@ -478,7 +457,7 @@ async fn a_repeated_request_id_with_another_body_is_already_exists() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     let first_body = pb::SubmitJobRequest {
         request_id: "deploy-42".into(),
         labels: vec!["linux".into(), "x86_64".into()],

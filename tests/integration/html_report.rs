@@ -114,24 +114,38 @@ fn check_svg(path: &Path) {
     );
 }
 
+/// `rustci-sim run ARGS --autoscaler reactive` with its plots in `plots` and the HTML
+/// report at `html` (with `font` as `RUSTCI_PLOT_FONT` when given), which must succeed.
+fn sim_report(args: &[&str], plots: &Path, html: &Path, font: Option<&Path>) {
+    let mut cmd = Command::new(Bin::RustciSim);
+    cmd.arg("run")
+        .args(args)
+        .args(["--autoscaler", "reactive", "--quiet", "--format", "json"])
+        .arg("--plots")
+        .arg(plots)
+        .arg("--html")
+        .arg(html);
+    if let Some(font) = font {
+        cmd.env("RUSTCI_PLOT_FONT", font);
+    }
+    let out = cmd.output().expect("run rustci-sim");
+    assert!(
+        out.status.success(),
+        "rustci-sim failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn html_report_opens_in_chromium_with_every_plot() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plots = dir.path().join("plots");
     let html = plots.join("report.html");
-    let out = Command::new(Bin::RustciSim)
-        .args(["run", "--days", "0.5", "--jobs-per-day", "1500"])
-        .args(["--autoscaler", "reactive", "--quiet", "--format", "json"])
-        .arg("--plots")
-        .arg(&plots)
-        .arg("--html")
-        .arg(&html)
-        .output()
-        .expect("run rustci-sim");
-    assert!(
-        out.status.success(),
-        "rustci-sim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    sim_report(
+        &["--days", "0.5", "--jobs-per-day", "1500"],
+        &plots,
+        &html,
+        None,
     );
     for id in PLOTS {
         // Axes, lines and bars, with their text: more than 1% of the pixels.
@@ -216,20 +230,12 @@ fn html_report_opens_in_chromium_with_every_plot() {
 fn plots_without_a_font_still_draw() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plots = dir.path().join("plots");
-    let out = Command::new(Bin::RustciSim)
-        .args(["run", "--days", "0.25", "--jobs-per-day", "800", "--quiet"])
-        .args(["--autoscaler", "reactive", "--format", "json"])
-        .env("RUSTCI_PLOT_FONT", dir.path().join("no-such-font.ttf"))
-        .arg("--plots")
-        .arg(&plots)
-        .arg("--html")
-        .arg(dir.path().join("report.html"))
-        .output()
-        .expect("run rustci-sim");
-    assert!(
-        out.status.success(),
-        "rustci-sim failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let no_font = dir.path().join("no-such-font.ttf");
+    sim_report(
+        &["--days", "0.25", "--jobs-per-day", "800"],
+        &plots,
+        &dir.path().join("report.html"),
+        Some(&no_font),
     );
     for id in PLOTS {
         // Without text a one-curve plot (the time-to-feedback CDF) is bare axes and one

@@ -47,23 +47,10 @@ async fn serve_with(opts: ServeOptions) -> (RunningServer, OwnerChannel) {
     .await
 }
 
-/// Runner `r0`: one slot in pool `lin` (label `linux`).
-async fn register_r0(ch: &OwnerChannel) {
-    RunnerServiceClient::new(ch.clone())
-        .register_runner(RegisterRunnerRequest {
-            runner_id: "r0".into(),
-            pool: "lin".into(),
-            labels: vec!["linux".into()],
-            slots: 1,
-        })
-        .await
-        .expect("register");
-}
-
 /// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
 /// wait.
 async fn load(ch: &OwnerChannel, jobs: u64) {
-    register_r0(ch).await;
+    common::register_r0(ch).await;
     let mut api = JobServiceClient::new(ch.clone());
     for i in 1..=jobs {
         api.submit_job(SubmitJobRequest {
@@ -198,7 +185,7 @@ async fn predictive_advice_starts_from_the_models_arrival_profile() {
         ..ServeOptions::default()
     })
     .await;
-    register_r0(&ch).await;
+    common::register_r0(&ch).await;
     // Nothing submitted yet: the trained profile alone says 6 jobs an hour.
     let pools = advice(&ch).await;
     let (rate, source) = forecast(&pools[0].reason);

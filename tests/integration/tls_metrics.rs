@@ -214,14 +214,7 @@ async fn stop_ends_open_watch_streams() {
     .expect("server");
     let ch = owner_channel(srv.addr).await;
     let mut jobs = JobServiceClient::new(ch);
-    let mut stream = jobs
-        .watch_jobs(WatchJobsRequest {
-            tenant: String::new(),
-            from_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = crate::common::watch_all(&mut jobs).await;
     jobs.submit_job(SubmitJobRequest {
         request_id: "r".into(),
         tenant: "t".into(),

@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use rustci_control::server::auth::Auth;
-use rustci_control::server::live::{Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Live, LiveConfig, ManualClock};
 use rustci_control::server::state::Shared;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::{Batch, JobFilter, Snapshot, Store, StoreError, StoredJob};
 use rustci_datasets::JobRecord;
 use tonic::Code;
+
+use crate::common::{flush, submission};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -70,24 +72,6 @@ impl Store for Faulty {
     }
 }
 
-fn job(rid: &str) -> Submission {
-    Submission {
-        request_id: rid.into(),
-        tenant: "t".into(),
-        labels: vec!["linux".into()],
-        command: "true".into(),
-        requested_ms: 60_000,
-        ..Submission::default()
-    }
-}
-
-/// What a group-commit flusher does (`crate::server::flush`), once.
-fn flush(live: &mut Live) {
-    let (batch, upto) = live.take_pending().expect("something to flush");
-    let result = live.shared_store().lock().expect("store").commit(&batch);
-    live.finish_flush(batch, upto, result);
-}
-
 fn outcome(live: &Live, ticket: u64) -> Option<bool> {
     live.durability().borrow().outcome(ticket)
 }
@@ -107,7 +91,7 @@ fn a_failed_commit_stays_failed_and_nothing_is_served_until_a_rebuild_succeeds()
     let clock = Arc::new(ManualClock::new(T0));
     let mut live = Live::open(config, clock, Box::new(store)).expect("live");
 
-    live.submit(job("a")).expect("submit a");
+    live.submit(submission("t", "a")).expect("submit a");
     let a = live.last_ticket();
     flush(&mut live);
     assert_eq!(outcome(&live, a), Some(true));
@@ -115,7 +99,7 @@ fn a_failed_commit_stays_failed_and_nothing_is_served_until_a_rebuild_succeeds()
     // b's commit fails, and so does the rebuild after it.
     faults.commits.store(1, Ordering::SeqCst);
     faults.loads.store(2, Ordering::SeqCst);
-    live.submit(job("b")).expect("submit b");
+    live.submit(submission("t", "b")).expect("submit b");
     let b = live.last_ticket();
     flush(&mut live);
     assert_eq!(outcome(&live, b), Some(false), "b's request fails at once");
@@ -127,7 +111,7 @@ fn a_failed_commit_stays_failed_and_nothing_is_served_until_a_rebuild_succeeds()
     assert!(refused.message().contains("rebuilt"), "{refused:?}");
     let mut live = shared.live().expect("served after a rebuild");
 
-    live.submit(job("c")).expect("submit c");
+    live.submit(submission("t", "c")).expect("submit c");
     let c = live.last_ticket();
     flush(&mut live);
     assert_eq!(outcome(&live, c), Some(true));

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, ManualClock};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::{JobState, Store};
@@ -87,6 +87,7 @@ on_both_stores!(
 
 mod scenarios {
     use super::*;
+    use crate::common::{flush, submission as job};
 
     fn open(place: &Place, clock: Arc<ManualClock>) -> Live {
         let config = LiveConfig {
@@ -97,14 +98,22 @@ mod scenarios {
         Live::open(config, clock, place.store()).expect("live")
     }
 
-    fn job(tenant: &str, rid: &str) -> Submission {
-        Submission {
-            request_id: rid.into(),
-            tenant: tenant.into(),
-            labels: vec!["linux".into()],
-            command: "true".into(),
-            requested_ms: 60_000,
-            ..Submission::default()
+    /// The one lease `runner` gets now (one slot asked for).
+    fn lease_one(live: &mut Live, runner: &str, what: &str) -> Lease {
+        live.acquire(runner, 1)
+            .expect("acquire")
+            .pop()
+            .unwrap_or_else(|| panic!("{what}: no lease for {runner}"))
+    }
+
+    /// A successful completion of `job` under `fencing_token`.
+    fn success(job: u64, fencing_token: u64, reported_run_ms: Option<i64>) -> Completion {
+        Completion {
+            job,
+            fencing_token,
+            success: true,
+            exit_code: 0,
+            reported_run_ms,
         }
     }
 
@@ -115,30 +124,13 @@ mod scenarios {
             .expect("register");
         // Tenant "heavy" runs a long job to completion: it has fair-share usage.
         let a = live.submit(job("heavy", "a")).expect("submit");
-        let lease = live
-            .acquire("w1", 1)
-            .expect("acquire")
-            .pop()
-            .expect("lease");
+        let lease = lease_one(&mut live, "w1", "lease");
         clock.set(T0 + 3_600_000);
-        live.complete(
-            "w1",
-            Completion {
-                job: a.id,
-                fencing_token: lease.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: None,
-            },
-        )
-        .expect("complete");
+        live.complete("w1", success(a.id, lease.fencing_token, None))
+            .expect("complete");
         // The runner is busy with another job while two tenants queue one each.
         let b = live.submit(job("heavy", "b")).expect("submit");
-        let lease_b = live
-            .acquire("w1", 1)
-            .expect("acquire")
-            .pop()
-            .expect("lease b");
+        let lease_b = lease_one(&mut live, "w1", "lease b");
         let c = live.submit(job("heavy", "c")).expect("submit");
         let d = live.submit(job("light", "d")).expect("submit");
         assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
@@ -170,22 +162,9 @@ mod scenarios {
         // The runner heartbeats again and finishes b: the light tenant goes first, because
         // the heavy one's usage was rebuilt from history.
         live.heartbeat("w1").expect("heartbeat");
-        live.complete(
-            "w1",
-            Completion {
-                job: b.id,
-                fencing_token: lease_b.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: None,
-            },
-        )
-        .expect("complete b");
-        let next = live
-            .acquire("w1", 1)
-            .expect("acquire")
-            .pop()
-            .expect("lease");
+        live.complete("w1", success(b.id, lease_b.fencing_token, None))
+            .expect("complete b");
+        let next = lease_one(&mut live, "w1", "lease");
         assert_eq!(
             next.job.id, d.id,
             "fair share rebuilt from the store puts the light tenant first"
@@ -209,16 +188,7 @@ mod scenarios {
         let j = live.submit(job("t", "x")).expect("submit");
         let (holder, other) = match live.acquire("w1", 1).expect("acquire").pop() {
             Some(l) => (("w1", l), "w2"),
-            None => (
-                (
-                    "w2",
-                    live.acquire("w2", 1)
-                        .expect("acquire")
-                        .pop()
-                        .expect("lease"),
-                ),
-                "w1",
-            ),
+            None => (("w2", lease_one(&mut live, "w2", "lease")), "w1"),
         };
         // Only the other runner heartbeats; the holder goes silent past the TTL.
         clock.set(T0 + 6_000);
@@ -227,11 +197,7 @@ mod scenarios {
         live.heartbeat(other).expect("hb");
         let lost = live.tick().expect("tick");
         assert_eq!(lost, vec![holder.0.to_string()]);
-        let relet = live
-            .acquire(other, 1)
-            .expect("acquire")
-            .pop()
-            .expect("requeued and leased again");
+        let relet = lease_one(&mut live, other, "requeued and leased again");
         assert_eq!(relet.job.id, j.id);
         assert!(
             relet.fencing_token > holder.1.fencing_token,
@@ -240,40 +206,13 @@ mod scenarios {
         assert_eq!(relet.job.attempts, 2);
         // The dead runner's late report is refused; the live lease completes.
         let err = live
-            .complete(
-                other,
-                Completion {
-                    job: j.id,
-                    fencing_token: holder.1.fencing_token,
-                    success: true,
-                    exit_code: 0,
-                    reported_run_ms: None,
-                },
-            )
+            .complete(other, success(j.id, holder.1.fencing_token, None))
             .expect_err("stale token");
         assert!(err.to_string().contains("fencing token"), "{err}");
-        live.complete(
-            other,
-            Completion {
-                job: j.id,
-                fencing_token: relet.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: None,
-            },
-        )
-        .expect("complete");
+        live.complete(other, success(j.id, relet.fencing_token, None))
+            .expect("complete");
         let err = live
-            .complete(
-                other,
-                Completion {
-                    job: j.id,
-                    fencing_token: relet.fencing_token,
-                    success: true,
-                    exit_code: 0,
-                    reported_run_ms: None,
-                },
-            )
+            .complete(other, success(j.id, relet.fencing_token, None))
             .expect_err("twice");
         assert!(err.to_string().contains("already finished"), "{err}");
     }
@@ -295,10 +234,7 @@ mod scenarios {
             live.acquire("w1", 4).expect("acquire").is_empty(),
             "no lease before it is durable"
         );
-        // The flusher's two steps.
-        let (batch, upto) = live.take_pending().expect("pending");
-        let result = live.shared_store().lock().expect("store").commit(&batch);
-        live.finish_flush(batch, upto, result);
+        flush(&mut live);
         assert_eq!(live.durability().borrow().outcome(ticket_a), Some(true));
         assert_eq!(
             live.acquire("w1", 4)
@@ -381,17 +317,8 @@ mod scenarios {
         // Both leases last 60 s by the server's clock.
         clock.set(T0 + 60_000);
         for (l, reported) in leases.iter().zip([Some(42_000), Some(90_000)]) {
-            live.complete(
-                "w1",
-                Completion {
-                    job: l.job.id,
-                    fencing_token: l.fencing_token,
-                    success: true,
-                    exit_code: 0,
-                    reported_run_ms: reported,
-                },
-            )
-            .expect("complete");
+            live.complete("w1", success(l.job.id, l.fencing_token, reported))
+                .expect("complete");
         }
         drop(live);
         let mut live = open(place, clock);
