@@ -94,7 +94,7 @@ async fn chaos_soak_on_mongodb() {
 }
 
 async fn soak(kind: StoreKind, test: &str) {
-    if !cluster::redis_or_skip(test) {
+    if !crate::support_redis::installed_or_skip(test) {
         return;
     }
     let mongo_bin = match kind {

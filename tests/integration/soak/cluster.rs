@@ -132,25 +132,6 @@ fn wait_until(what: &str, timeout: Duration, proc: &mut Proc, mut ok: impl FnMut
     }
 }
 
-/// Whether `redis-server` is installed; prints the SKIPPED line (or panics in CI) if not.
-pub fn redis_or_skip(test: &str) -> bool {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !installed {
-        let msg = format!("SKIPPED: {test}: redis-server is not installed");
-        assert!(
-            std::env::var_os("RUSTCI_REQUIRE_REDIS").is_none_or(|v| v == "0"),
-            "{msg}, and RUSTCI_REQUIRE_REDIS is set"
-        );
-        let _ = writeln!(std::io::stderr(), "{msg}");
-    }
-    installed
-}
-
 /// SecantusDB's launcher (`$SECANTUS_VENV`, else `~/.cache/rustci-secantus`), or `None`
 /// after the SKIPPED line; a failure instead with `RUSTCI_REQUIRE_MONGODB=1`.
 pub fn secantus_or_skip(test: &str) -> Option<PathBuf> {
@@ -356,11 +337,7 @@ impl Cluster {
     pub fn start_redis(&mut self) {
         let dir = self.dir.join("redis");
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.redis_port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir);
+        let cmd = support_redis::command(self.redis_port, &dir);
         let mut p = spawn(cmd, &self.dir.join("redis.log"), "info");
         let port = self.redis_port;
         wait_until("redis-server", Duration::from_secs(10), &mut p, || {
