@@ -32,7 +32,8 @@ use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::Store;
 
 use crate::common::list_all;
-use cluster::{Cluster, StoreKind};
+use crate::stores::Backend;
+use cluster::Cluster;
 use effects::Effects;
 use faults::{FaultKind, Outcome};
 use load::{Load, PROBE_TENANT};
@@ -60,7 +61,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
-fn params(kind: StoreKind) -> Params {
+fn params(kind: Backend) -> Params {
     let clock_seed = crate::common::now_ns() as u64;
     Params {
         seconds: env_or("RUSTCI_SOAK_SECONDS", 60),
@@ -70,8 +71,8 @@ fn params(kind: StoreKind) -> Params {
         rate: env_or(
             "RUSTCI_SOAK_RATE",
             match kind {
-                StoreKind::Sqlite => 100.0,
-                StoreKind::Mongo => 20.0,
+                Backend::Sqlite => 100.0,
+                Backend::Mongo => 20.0,
             },
         ),
     }
@@ -84,22 +85,22 @@ fn say(line: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "fails today: a paused leader writes after losing its lease, and MongoDB stalls after a server restart (RELIABILITY.md); run with scripts/soak.sh"]
 async fn chaos_soak_on_sqlite() {
-    soak(StoreKind::Sqlite, "chaos_soak_on_sqlite").await;
+    soak(Backend::Sqlite, "chaos_soak_on_sqlite").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "fails today: a paused leader writes after losing its lease, and MongoDB stalls after a server restart (RELIABILITY.md); run with scripts/soak.sh"]
 async fn chaos_soak_on_mongodb() {
-    soak(StoreKind::Mongo, "chaos_soak_on_mongodb").await;
+    soak(Backend::Mongo, "chaos_soak_on_mongodb").await;
 }
 
-async fn soak(kind: StoreKind, test: &str) {
+async fn soak(kind: Backend, test: &str) {
     if !crate::support_redis::installed_or_skip(test) {
         return;
     }
     let mongo_bin = match kind {
-        StoreKind::Sqlite => None,
-        StoreKind::Mongo => match cluster::secantus_or_skip(test) {
+        Backend::Sqlite => None,
+        Backend::Mongo => match cluster::secantus_or_skip(test) {
             Some(b) => Some(b),
             None => return,
         },
@@ -227,10 +228,10 @@ async fn soak(kind: StoreKind, test: &str) {
     // The store itself, with the replicas stopped.
     c.stop_services();
     let mut st: Box<dyn Store> = match kind {
-        StoreKind::Sqlite => Box::new(
+        Backend::Sqlite => Box::new(
             SqliteStore::open(&c.data_dir, SyncMode::Normal).expect("opening the SQLite store"),
         ),
-        StoreKind::Mongo => Box::new(tokio::task::block_in_place(|| {
+        Backend::Mongo => Box::new(tokio::task::block_in_place(|| {
             MongoStore::connect(&c.store, "rustci_soak").expect("connecting to the MongoDB store")
         })),
     };

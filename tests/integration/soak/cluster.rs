@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::proxy::Proxy;
 use crate::common::{free_port, now_ns, tail, BIN};
+use crate::stores::Backend;
 use crate::{support_mongo, support_redis};
 
 /// The leader lease of the replicas (`--leader-lease-ms`).
@@ -22,21 +23,6 @@ pub const LEADER_LEASE_MS: u64 = 3_000;
 pub const RUNNER_TTL_MS: u64 = 4_000;
 /// The pool and labels every runner has.
 pub const POOL: &str = "soak";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Mongo,
-}
-
-impl StoreKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Mongo => "mongodb",
-        }
-    }
-}
 
 /// A child process with its log.
 #[derive(Debug)]
@@ -250,7 +236,7 @@ impl Cluster {
     /// Starts Redis, the store's server (MongoDB), two replicas, `runners` runners and
     /// the proxy, and waits until a replica leads and every runner registered.
     pub async fn start(
-        kind: StoreKind,
+        kind: Backend,
         dir: &Path,
         mongo_bin: Option<PathBuf>,
         runners: usize,
@@ -258,7 +244,7 @@ impl Cluster {
     ) -> Self {
         let data_dir = dir.join("data");
         let tmpfs = match kind {
-            StoreKind::Sqlite => match Tmpfs::mount(&data_dir, "1g") {
+            Backend::Sqlite => match Tmpfs::mount(&data_dir, "1g") {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let _ = writeln!(
@@ -270,15 +256,15 @@ impl Cluster {
                     None
                 }
             },
-            StoreKind::Mongo => {
+            Backend::Mongo => {
                 std::fs::create_dir_all(&data_dir).expect("data dir");
                 None
             }
         };
         let mongo_port = free_port();
         let store = match kind {
-            StoreKind::Sqlite => "sqlite".to_string(),
-            StoreKind::Mongo => format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"),
+            Backend::Sqlite => "sqlite".to_string(),
+            Backend::Mongo => format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"),
         };
         let mut c = Self {
             dir: dir.to_path_buf(),
@@ -300,7 +286,7 @@ impl Cluster {
         };
         std::fs::create_dir_all(dir.join("state")).expect("runner state dir");
         c.start_redis();
-        if kind == StoreKind::Mongo {
+        if kind == Backend::Mongo {
             c.start_mongo();
         }
         for i in 0..2 {
