@@ -27,9 +27,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use rustci_control::pb::JobState;
-use rustci_control::store::mongo::MongoStore;
-use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::Store;
+use rustci_control::server::open_store;
 
 use crate::common::list_all;
 use crate::stores::Backend;
@@ -227,14 +225,8 @@ async fn soak(kind: Backend, test: &str) {
 
     // The store itself, with the replicas stopped.
     c.stop_services();
-    let mut st: Box<dyn Store> = match kind {
-        Backend::Sqlite => Box::new(
-            SqliteStore::open(&c.data_dir, SyncMode::Normal).expect("opening the SQLite store"),
-        ),
-        Backend::Mongo => Box::new(tokio::task::block_in_place(|| {
-            MongoStore::connect(&c.store, "rustci_soak").expect("connecting to the MongoDB store")
-        })),
-    };
+    let mut st = tokio::task::block_in_place(|| open_store(&c.serve_options()))
+        .unwrap_or_else(|e| panic!("opening the {store} store: {e:#}"));
     let (jobs, changes) = tokio::task::block_in_place(|| check::read_store(st.as_mut()));
     let ledger = load.ledger.lock().expect("ledger");
     let v = check::verdict(&ledger, &effects, &c.killed_runners, &jobs, &changes);

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use super::proxy::Proxy;
 use crate::common::{free_port, now_ns, tail, BIN};
 use crate::stores::Backend;
+use rustci_control::server::ServeOptions;
 use crate::{support_mongo, support_redis};
 
 /// The leader lease of the replicas (`--leader-lease-ms`).
@@ -216,8 +217,8 @@ pub struct Cluster {
     /// The jobs' side-effect file.
     pub effects: PathBuf,
     pub data_dir: PathBuf,
-    /// `sqlite` or the MongoDB URI given to `--store`.
-    pub store: String,
+    /// With MongoDB: the URI given to `--store` (none: the SQLite store in `data_dir`).
+    pub mongodb: Option<String>,
     pub redis_port: u16,
     redis: Option<Proc>,
     pub mongo_port: u16,
@@ -262,15 +263,13 @@ impl Cluster {
             }
         };
         let mongo_port = free_port();
-        let store = match kind {
-            Backend::Sqlite => "sqlite".to_string(),
-            Backend::Mongo => format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"),
-        };
+        let mongodb = (kind == Backend::Mongo)
+            .then(|| format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"));
         let mut c = Self {
             dir: dir.to_path_buf(),
             effects: dir.join("effects.log"),
             data_dir,
-            store,
+            mongodb,
             redis_port: free_port(),
             redis: None,
             mongo_port,
@@ -371,7 +370,8 @@ impl Cluster {
             .arg(format!("127.0.0.1:{}", r.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--store", &self.store, "--redis", &redis])
+            .args(["--store", self.mongodb.as_deref().unwrap_or("sqlite")])
+            .args(["--redis", &redis])
             .args(["--leader-lease-ms", &LEADER_LEASE_MS.to_string()])
             .args(["--lease-ttl-ms", &RUNNER_TTL_MS.to_string()]);
         let mut p = spawn(cmd, &r.log, "info");
@@ -466,6 +466,15 @@ impl Cluster {
             .map(|(i, r)| format!("--- replica-{i} ---\n{}", tail(&r.log, 30)))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// What the replicas are given to open their store (for reading it afterwards).
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            data_dir: self.data_dir.clone(),
+            mongodb: self.mongodb.clone(),
+            ..ServeOptions::default()
+        }
     }
 
     /// Stops the runners and the replicas (SIGTERM), leaving the store's server up.
