@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use rustci_control::pb::JobState;
 use rustci_control::server::open_store;
+use rustci_scheduler::stats::nearest_rank;
 
 use crate::common::list_all;
 use crate::stores::Backend;
@@ -283,13 +284,13 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// p50 (nearest rank) and max, in ms.
+/// p50 (nearest rank, as every report of the project) and max, in ms.
 fn p50_max(mut v: Vec<u64>) -> serde_json::Value {
     v.sort_unstable();
-    if v.is_empty() {
-        return serde_json::Value::Null;
+    match (nearest_rank(&v, 50.0), v.last()) {
+        (Some(p50), Some(max)) => serde_json::json!({ "p50_ms": p50, "max_ms": max }),
+        _ => serde_json::Value::Null,
     }
-    serde_json::json!({ "p50_ms": v[(v.len() - 1) / 2], "max_ms": v[v.len() - 1] })
 }
 
 #[allow(clippy::too_many_arguments)]
