@@ -222,7 +222,10 @@ async fn soak(kind: Backend, test: &str) {
         .proxy()
         .both_answered
         .load(std::sync::atomic::Ordering::Relaxed);
-    let leader_changes = c.proxy().leader_changes();
+    let leader_changes = c
+        .proxy()
+        .leader_changes
+        .load(std::sync::atomic::Ordering::Relaxed);
 
     // The store itself, with the replicas stopped.
     c.stop_services();
