@@ -4,7 +4,7 @@
 //! runners (`rustci runner`) and the [`Proxy`] in front of the replicas. Each can be
 //! killed with SIGKILL, paused and resumed, or started again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::proxy::Proxy;
-use crate::common::{free_port, now_ns, tail, BIN};
+use crate::common::{free_port, log_file, now_ns, tail, BIN};
 use crate::stores::Backend;
 use rustci_control::server::ServeOptions;
 use crate::{support_mongo, support_redis};
@@ -33,16 +33,9 @@ struct Proc {
 }
 
 fn spawn(mut cmd: Command, log: &Path, rust_log: &str) -> Proc {
-    let file = |p: &Path| -> File {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| panic!("opening {}: {e}", p.display()))
-    };
     cmd.stdin(Stdio::null())
-        .stdout(file(log))
-        .stderr(file(log))
+        .stdout(log_file(log))
+        .stderr(log_file(log))
         .env("RUST_LOG", rust_log);
     let child = cmd
         .spawn()
