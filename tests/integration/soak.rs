@@ -8,7 +8,8 @@
 //!
 //! Each store is soaked for 60 s (`RUSTCI_SOAK_SECONDS`), at least one fault of every
 //! kind. Both tests are ignored in the normal test run until the defects RELIABILITY.md
-//! lists are fixed (they fail today); `scripts/soak.sh` runs them. `scripts/soak.sh` runs the long version behind RELIABILITY.md.
+//! lists are fixed (they fail today); `scripts/soak.sh` runs them, for 600 s by default
+//! (the figures of RELIABILITY.md).
 //! Knobs: `RUSTCI_SOAK_SEED` (printed at start; the same seed gives the same fault
 //! schedule and job lengths), `RUSTCI_SOAK_RATE` (jobs/s), `RUSTCI_SOAK_REPORT_DIR`
 //! (writes `soak-STORE.json` there). The MongoDB soak starts its own SecantusDB with
