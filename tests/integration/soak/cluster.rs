@@ -227,8 +227,9 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts Redis, the store's server (MongoDB), two replicas, `runners` runners and
-    /// the proxy, and waits until a replica leads and every runner registered.
+    /// Starts Redis, the store's server (MongoDB), two replicas, the proxy and `runners`
+    /// runners, having waited until a replica leads (the soak's first probe job shows
+    /// that the runners work).
     pub async fn start(
         kind: Backend,
         dir: &Path,
