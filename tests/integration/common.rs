@@ -58,7 +58,8 @@ pub fn now_ns() -> u128 {
         .as_nanos()
 }
 
-fn log_file(path: &Path) -> File {
+/// `path` opened to append a child process's output to.
+pub fn log_file(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)

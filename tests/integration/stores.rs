@@ -27,6 +27,16 @@ pub enum Backend {
     Mongo,
 }
 
+impl Backend {
+    /// Its name in test names and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Mongo => "mongodb",
+        }
+    }
+}
+
 /// The store of one test.
 #[derive(Debug)]
 pub struct TestStore {

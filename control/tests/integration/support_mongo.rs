@@ -17,15 +17,21 @@ pub const MONGO_REQUIRE_ENV: &str = "RUSTCI_REQUIRE_MONGODB";
 /// The test server's URI, or `None` after printing the visible skip line; with
 /// `RUSTCI_REQUIRE_MONGODB=1` a missing URI fails the test instead.
 pub fn mongo_uri_or_skip(test: &str) -> Option<String> {
-    use std::io::Write;
     let Ok(uri) = std::env::var(MONGO_ENV) else {
-        if std::env::var_os(MONGO_REQUIRE_ENV).is_some_and(|v| v != "0") {
-            panic!("{test}: {MONGO_ENV} is not set, and {MONGO_REQUIRE_ENV} is");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {MONGO_ENV} not set");
+        skip_mongo(test, &format!("{MONGO_ENV} not set"));
         return None;
     };
     Some(uri)
+}
+
+/// Prints the visible `SKIPPED: {test}: {why}` line, or fails the test instead when
+/// `RUSTCI_REQUIRE_MONGODB=1`.
+pub fn skip_mongo(test: &str, why: &str) {
+    use std::io::Write;
+    if std::env::var_os(MONGO_REQUIRE_ENV).is_some_and(|v| v != "0") {
+        panic!("{test}: {why}, and {MONGO_REQUIRE_ENV} is set");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
 }
 
 /// Every test that uses the MongoDB server holds this shared; a test that ends every

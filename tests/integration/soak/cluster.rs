@@ -4,7 +4,7 @@
 //! runners (`rustci runner`) and the [`Proxy`] in front of the replicas. Each can be
 //! killed with SIGKILL, paused and resumed, or started again.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,8 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::proxy::Proxy;
-use crate::common::{free_port, now_ns, tail, BIN};
-use crate::support_redis;
+use crate::common::{free_port, log_file, now_ns, tail, BIN};
+use crate::stores::Backend;
+use rustci_control::server::ServeOptions;
+use crate::{support_mongo, support_redis};
 
 /// The leader lease of the replicas (`--leader-lease-ms`).
 pub const LEADER_LEASE_MS: u64 = 3_000;
@@ -23,21 +25,6 @@ pub const RUNNER_TTL_MS: u64 = 4_000;
 /// The pool and labels every runner has.
 pub const POOL: &str = "soak";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Mongo,
-}
-
-impl StoreKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sqlite => "sqlite",
-            Self::Mongo => "mongodb",
-        }
-    }
-}
-
 /// A child process with its log.
 #[derive(Debug)]
 struct Proc {
@@ -46,16 +33,9 @@ struct Proc {
 }
 
 fn spawn(mut cmd: Command, log: &Path, rust_log: &str) -> Proc {
-    let file = |p: &Path| -> File {
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .unwrap_or_else(|e| panic!("opening {}: {e}", p.display()))
-    };
     cmd.stdin(Stdio::null())
-        .stdout(file(log))
-        .stderr(file(log))
+        .stdout(log_file(log))
+        .stderr(log_file(log))
         .env("RUST_LOG", rust_log);
     let child = cmd
         .spawn()
@@ -132,25 +112,6 @@ fn wait_until(what: &str, timeout: Duration, proc: &mut Proc, mut ok: impl FnMut
     }
 }
 
-/// Whether `redis-server` is installed; prints the SKIPPED line (or panics in CI) if not.
-pub fn redis_or_skip(test: &str) -> bool {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !installed {
-        let msg = format!("SKIPPED: {test}: redis-server is not installed");
-        assert!(
-            std::env::var_os("RUSTCI_REQUIRE_REDIS").is_none_or(|v| v == "0"),
-            "{msg}, and RUSTCI_REQUIRE_REDIS is set"
-        );
-        let _ = writeln!(std::io::stderr(), "{msg}");
-    }
-    installed
-}
-
 /// SecantusDB's launcher (`$SECANTUS_VENV`, else `~/.cache/rustci-secantus`), or `None`
 /// after the SKIPPED line; a failure instead with `RUSTCI_REQUIRE_MONGODB=1`.
 pub fn secantus_or_skip(test: &str) -> Option<PathBuf> {
@@ -161,14 +122,10 @@ pub fn secantus_or_skip(test: &str) -> Option<PathBuf> {
         .map(|v| v.join("bin/secantusd-py"))
         .filter(|b| b.is_file());
     if bin.is_none() {
-        let msg = format!(
-            "SKIPPED: {test}: no SecantusDB launcher (set SECANTUS_VENV or install it as .ci/run does)"
+        support_mongo::skip_mongo(
+            test,
+            "no SecantusDB launcher (set SECANTUS_VENV or install it as .ci/run does)",
         );
-        assert!(
-            std::env::var_os("RUSTCI_REQUIRE_MONGODB").is_none_or(|v| v == "0"),
-            "{msg}, and RUSTCI_REQUIRE_MONGODB is set"
-        );
-        let _ = writeln!(std::io::stderr(), "{msg}");
     }
     bin
 }
@@ -253,8 +210,8 @@ pub struct Cluster {
     /// The jobs' side-effect file.
     pub effects: PathBuf,
     pub data_dir: PathBuf,
-    /// `sqlite` or the MongoDB URI given to `--store`.
-    pub store: String,
+    /// With MongoDB: the URI given to `--store` (none: the SQLite store in `data_dir`).
+    pub mongodb: Option<String>,
     pub redis_port: u16,
     redis: Option<Proc>,
     pub mongo_port: u16,
@@ -270,10 +227,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts Redis, the store's server (MongoDB), two replicas, `runners` runners and
-    /// the proxy, and waits until a replica leads and every runner registered.
+    /// Starts Redis, the store's server (MongoDB), two replicas, the proxy and `runners`
+    /// runners, having waited until a replica leads (the soak's first probe job shows
+    /// that the runners work).
     pub async fn start(
-        kind: StoreKind,
+        kind: Backend,
         dir: &Path,
         mongo_bin: Option<PathBuf>,
         runners: usize,
@@ -281,7 +239,7 @@ impl Cluster {
     ) -> Self {
         let data_dir = dir.join("data");
         let tmpfs = match kind {
-            StoreKind::Sqlite => match Tmpfs::mount(&data_dir, "1g") {
+            Backend::Sqlite => match Tmpfs::mount(&data_dir, "1g") {
                 Ok(t) => Some(t),
                 Err(e) => {
                     let _ = writeln!(
@@ -293,21 +251,19 @@ impl Cluster {
                     None
                 }
             },
-            StoreKind::Mongo => {
+            Backend::Mongo => {
                 std::fs::create_dir_all(&data_dir).expect("data dir");
                 None
             }
         };
         let mongo_port = free_port();
-        let store = match kind {
-            StoreKind::Sqlite => "sqlite".to_string(),
-            StoreKind::Mongo => format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"),
-        };
+        let mongodb = (kind == Backend::Mongo)
+            .then(|| format!("mongodb://127.0.0.1:{mongo_port}/rustci_soak"));
         let mut c = Self {
             dir: dir.to_path_buf(),
             effects: dir.join("effects.log"),
             data_dir,
-            store,
+            mongodb,
             redis_port: free_port(),
             redis: None,
             mongo_port,
@@ -323,7 +279,7 @@ impl Cluster {
         };
         std::fs::create_dir_all(dir.join("state")).expect("runner state dir");
         c.start_redis();
-        if kind == StoreKind::Mongo {
+        if kind == Backend::Mongo {
             c.start_mongo();
         }
         for i in 0..2 {
@@ -356,11 +312,7 @@ impl Cluster {
     pub fn start_redis(&mut self) {
         let dir = self.dir.join("redis");
         std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.redis_port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir);
+        let cmd = support_redis::command(self.redis_port, &dir);
         let mut p = spawn(cmd, &self.dir.join("redis.log"), "info");
         let port = self.redis_port;
         wait_until("redis-server", Duration::from_secs(10), &mut p, || {
@@ -412,7 +364,8 @@ impl Cluster {
             .arg(format!("127.0.0.1:{}", r.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--store", &self.store, "--redis", &redis])
+            .args(["--store", self.mongodb.as_deref().unwrap_or("sqlite")])
+            .args(["--redis", &redis])
             .args(["--leader-lease-ms", &LEADER_LEASE_MS.to_string()])
             .args(["--lease-ttl-ms", &RUNNER_TTL_MS.to_string()]);
         let mut p = spawn(cmd, &r.log, "info");
@@ -507,6 +460,15 @@ impl Cluster {
             .map(|(i, r)| format!("--- replica-{i} ---\n{}", tail(&r.log, 30)))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// What the replicas are given to open their store (for reading it afterwards).
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            data_dir: self.data_dir.clone(),
+            mongodb: self.mongodb.clone(),
+            ..ServeOptions::default()
+        }
     }
 
     /// Stops the runners and the replicas (SIGTERM), leaving the store's server up.

@@ -11,7 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::cluster::{Cluster, StoreKind, LEADER_LEASE_MS, RUNNER_TTL_MS};
+use super::cluster::{Cluster, LEADER_LEASE_MS, RUNNER_TTL_MS};
+use crate::stores::Backend;
 use super::effects::Effects;
 use super::load::Load;
 
@@ -53,7 +54,7 @@ impl FaultKind {
     }
 
     /// The kinds a soak on `kind` injects (`disk_full`: a tmpfs could be mounted).
-    pub fn for_store(kind: StoreKind, disk_full: bool) -> Vec<Self> {
+    pub fn for_store(kind: Backend, disk_full: bool) -> Vec<Self> {
         let mut all = vec![
             Self::KillLeader,
             Self::KillStandby,
@@ -63,9 +64,9 @@ impl FaultKind {
             Self::RestartRedis,
         ];
         match kind {
-            StoreKind::Mongo => all.push(Self::RestartMongo),
-            StoreKind::Sqlite if disk_full => all.push(Self::DiskFull),
-            StoreKind::Sqlite => {}
+            Backend::Mongo => all.push(Self::RestartMongo),
+            Backend::Sqlite if disk_full => all.push(Self::DiskFull),
+            Backend::Sqlite => {}
         }
         // `RUSTCI_SOAK_SKIP_FAULTS=pause-leader,...`: leave kinds out (to look at the
         // others while one is known to fail); said in the output.

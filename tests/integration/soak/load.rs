@@ -80,8 +80,8 @@ impl Load {
         }
     }
 
-    /// Records and sends a new job of `work_ms`; returns whether it was acknowledged.
-    pub async fn submit_new(&self, tenant: &str, request_id: &str, work_ms: u64) -> Option<String> {
+    /// Records a new job of `work_ms` in the ledger as sent; returns its key.
+    fn record(&self, tenant: &str, request_id: &str, work_ms: u64) -> Key {
         let key = (tenant.to_string(), request_id.to_string());
         let command = effects::command(&self.effects_file, work_ms);
         self.ledger
@@ -89,6 +89,12 @@ impl Load {
             .expect("ledger")
             .sent
             .insert(key.clone(), Sent { command });
+        key
+    }
+
+    /// Records and sends a new job of `work_ms`; returns whether it was acknowledged.
+    pub async fn submit_new(&self, tenant: &str, request_id: &str, work_ms: u64) -> Option<String> {
+        let key = self.record(tenant, request_id, work_ms);
         self.submit(&key).await
     }
 
@@ -142,15 +148,8 @@ impl Load {
                     n += 1;
                     let Ok(permit) = me.in_flight.clone().try_acquire_owned() else {
                         // Saturated: the job is sent later, as a retry.
-                        let key = (tenant, id);
-                        let mut l = me.ledger.lock().expect("ledger");
-                        l.sent.insert(
-                            key.clone(),
-                            Sent {
-                                command: effects::command(&me.effects_file, work_ms),
-                            },
-                        );
-                        l.unacked.push_back(key);
+                        let key = me.record(&tenant, &id, work_ms);
+                        me.ledger.lock().expect("ledger").unacked.push_back(key);
                         continue;
                     };
                     let me = me.clone();

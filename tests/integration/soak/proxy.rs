@@ -9,7 +9,7 @@
 //! cut connection fails like one to a dead server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustci_control::clients::client::{connect_lazy, Clients};
@@ -23,8 +23,6 @@ const PROBE_EVERY: Duration = Duration::from_millis(100);
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 /// How long a new connection waits for a leader before it is closed.
 const WAIT_FOR_LEADER: Duration = Duration::from_secs(2);
-/// When the proxy saw each change of leader: (Unix ns, the new leader).
-type Changes = Arc<Mutex<Vec<(u128, Option<usize>)>>>;
 
 /// Probes in a row a leader may miss before its connections are cut.
 const DEPOSE_AFTER: u32 = 3;
@@ -36,8 +34,8 @@ pub struct Proxy {
     leader: watch::Receiver<Option<usize>>,
     /// Probes at which more than one replica answered as leader.
     pub both_answered: Arc<AtomicU64>,
-    /// Unix ns at which each change of leader was seen: (time, new leader).
-    pub changes: Changes,
+    /// Changes of leader seen (a change to "none" included).
+    pub leader_changes: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -49,7 +47,7 @@ impl Proxy {
         let port = listener.local_addr().expect("proxy address").port();
         let (tx, leader) = watch::channel(None);
         let both_answered = Arc::new(AtomicU64::new(0));
-        let changes = Arc::new(Mutex::new(Vec::new()));
+        let leader_changes = Arc::new(AtomicU64::new(0));
         let clients: Vec<Clients> = replica_ports
             .iter()
             .map(|p| connect_lazy(&format!("http://127.0.0.1:{p}"), None, None).expect("endpoint"))
@@ -58,25 +56,20 @@ impl Proxy {
             clients,
             tx,
             both_answered.clone(),
-            changes.clone(),
+            leader_changes.clone(),
         ));
         let accept = tokio::spawn(accept_loop(listener, replica_ports, leader.clone()));
         Self {
             port,
             leader,
             both_answered,
-            changes,
+            leader_changes,
             tasks: vec![probe, accept],
         }
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// How many times the leader changed (a change to "none" included).
-    pub fn leader_changes(&self) -> usize {
-        self.changes.lock().expect("proxy changes").len()
     }
 
     /// Waits until a replica leads (up to `timeout`).
@@ -99,7 +92,7 @@ async fn probe_loop(
     clients: Vec<Clients>,
     tx: watch::Sender<Option<usize>>,
     both: Arc<AtomicU64>,
-    changes: Changes,
+    changes: Arc<AtomicU64>,
 ) {
     let mut missed = 0;
     loop {
@@ -135,11 +128,8 @@ async fn probe_loop(
                 None
             }
         };
-        if *tx.borrow() != now {
-            changes
-                .lock()
-                .expect("proxy changes")
-                .push((crate::common::now_ns(), now));
+        if before != now {
+            changes.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(now);
         }
         tokio::time::sleep(PROBE_EVERY).await;
