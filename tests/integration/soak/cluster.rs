@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use super::proxy::Proxy;
 use crate::common::{free_port, log_file, now_ns, tail, BIN};
 use crate::stores::Backend;
-use rustci_control::server::ServeOptions;
 use crate::{support_mongo, support_redis};
+use rustci_control::server::ServeOptions;
 
 /// The leader lease of the replicas (`--leader-lease-ms`).
 pub const LEADER_LEASE_MS: u64 = 3_000;

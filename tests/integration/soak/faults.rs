@@ -12,9 +12,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::cluster::{Cluster, LEADER_LEASE_MS, RUNNER_TTL_MS};
-use crate::stores::Backend;
 use super::effects::Effects;
 use super::load::Load;
+use crate::stores::Backend;
 
 /// How long the service may take to recover from one fault before the soak fails.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
