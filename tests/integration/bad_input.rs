@@ -7,7 +7,7 @@ use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{start, ServeOptions};
-use tonic::{Code, Status};
+use tonic::{Code, Request};
 
 use crate::common::{expect_invalid, serve_with_auth, with_key, TEAM_A_AUTH as AUTH};
 

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::common::OwnerChannel;
 use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
-use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::live::ManualClock;
 use rustci_control::server::{RunningServer, ServeOptions};

@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use rustci_control::server::live::{Live, Submission};
-use rustci_control::store::Store;
 
 /// Runs the `rustci` binary with `args` and waits for it.
 pub fn rustci<I, S>(args: I) -> std::process::Output
