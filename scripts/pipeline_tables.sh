@@ -101,13 +101,13 @@ for r in "${rows[@]}"; do
     --no-supersede ${args//MODEL/$OUT/gl-model}
 done
 
-pct() { # value reference -> signed percent change
-  jq -nr --argjson a "$1" --argjson b "$2" '(($a - $b) / $b * 100 * 10 | round / 10) as $p | if $p > 0 then "+\($p)%" else "\($p)%" end'
-}
-num() { jq -r "$1" "$2"; }
 # jq helpers for table cells; `$fifo` is the FIFO row's report of the same trace.
 JQ_DEFS='def pct(a; b): ((a - b) / b * 100 * 10 | round / 10) as $p | if $p > 0 then "+\($p)%" else "\($p)%" end;
 def share: . * 1000 | round / 10 | "\(.)%";'
+pct() { # value reference -> signed percent change (the cells' pct, for the goal lines)
+  jq -nr --argjson a "$1" --argjson b "$2" "$JQ_DEFS pct(\$a; \$b)"
+}
+num() { jq -r "$1" "$2"; }
 model_line() { # trace-prefix fraction: the model's and the baselines' MAE on the history's test split
   jq -r --arg f "$2" '"Model (retrain on the first \($f)): MAE \(.model.mae_s | round) s; Tsafrir \(.baselines.tsafrir.mae_s | round) s; last-5 median \(.baselines.last5_median.mae_s | round) s"' "$OUT/$1-retrain.json"
 }

@@ -13,6 +13,7 @@
 //! errors become statuses in `server::status`.
 
 pub mod clients;
+pub mod local_token;
 pub mod pb;
 pub mod perms;
 pub mod server;

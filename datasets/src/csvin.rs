@@ -6,6 +6,7 @@ use csv::StringRecord;
 
 use crate::error::{DatasetError, Location};
 use crate::input::Input;
+use crate::record::on_clock;
 
 pub(crate) struct CsvInput {
     rdr: csv::Reader<Input>,
@@ -104,7 +105,8 @@ pub(crate) fn parse_feature(s: &str) -> Option<f64> {
 }
 
 /// A non-negative duration in seconds given as an integer or decimal ("281.0"), rounded.
-/// `Ok(None)` when empty; `Err(message)` for text or a negative value.
+/// `Ok(None)` when empty; `Err(message)` for text, a negative value, or one beyond the
+/// clock ([`on_clock`], as the SWF and job CSV readers).
 pub(crate) fn parse_duration(s: &str) -> Result<Option<i64>, String> {
     if s.is_empty() {
         return Ok(None);
@@ -117,8 +119,6 @@ pub(crate) fn parse_duration(s: &str) -> Result<Option<i64>, String> {
     if v < 0.0 {
         return Err(format!("is negative ({s}); durations must be >= 0"));
     }
-    if v > 1e15 {
-        return Err(format!("{s} is out of range"));
-    }
-    Ok(Some(v.round() as i64))
+    // `as` saturates, so a value beyond i64 is refused as i64::MAX.
+    on_clock(v.round() as i64).map(Some)
 }

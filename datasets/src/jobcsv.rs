@@ -33,7 +33,7 @@ use flate2::Compression;
 
 use crate::csvin::CsvInput;
 use crate::error::DatasetError;
-use crate::record::{JobRecord, Outcome, PipelineRef, TraceMeta, When, MAX_TIME_S};
+use crate::record::{on_clock, JobRecord, Outcome, PipelineRef, TraceMeta, When};
 use crate::{Trace, TraceFormat};
 
 /// The fixed columns, in order.
@@ -221,20 +221,11 @@ impl JobCsvReader {
             .map_err(|_| self.csv.bad(i, format!("{s:?} is not an integer")))
     }
 
-    /// A time or duration column (seconds): an integer within [`MAX_TIME_S`] of 0.
+    /// A time or duration column (seconds): an integer the clock takes ([`on_clock`]).
     fn opt_time(&self, col: Option<usize>) -> Result<Option<i64>, DatasetError> {
-        let v = self.opt_i64(col)?;
-        match (col, v) {
-            (Some(i), Some(v)) if v.unsigned_abs() > MAX_TIME_S.unsigned_abs() => {
-                Err(self.csv.bad(
-                    i,
-                    format!(
-                        "{v} s is beyond the largest time the simulator's clock takes \
-                         (±{MAX_TIME_S} s, about 317 years)"
-                    ),
-                ))
-            }
-            _ => Ok(v),
+        match (col, self.opt_i64(col)?) {
+            (Some(i), Some(v)) => on_clock(v).map(Some).map_err(|m| self.csv.bad(i, m)),
+            _ => Ok(None),
         }
     }
 

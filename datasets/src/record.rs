@@ -23,13 +23,6 @@ pub enum Outcome {
     Unknown,
 }
 
-/// One job of a history. Times are whole seconds; `submit_s` is relative to the trace's
-/// epoch (`TraceMeta::unix_start`), so SWF logs keep their own numbers and CI traces use
-/// Unix seconds with an epoch of 0.
-///
-/// Start and end are derived (`start_s`, `end_s`) from `submit_s`, `wait_s` and `run_s`
-/// so that a trace which knows the run time but not the wait (SWF `-1`, TravisTorrent)
-/// loses nothing.
 /// The largest time or duration, in seconds either way from 0, a record may hold:
 /// 10^10 s, about 317 years (a Unix time up to the year 2286). In milliseconds that is
 /// 10^13, which leaves a factor of about 900,000 below `i64::MAX` for the sums a replay
@@ -38,6 +31,27 @@ pub enum Outcome {
 /// line and field.
 pub const MAX_TIME_S: i64 = 10_000_000_000;
 
+/// `v` (seconds, a time or a duration) if it is within [`MAX_TIME_S`] of 0, else why not:
+/// the one rule every reader applies, each putting the reason into its own error with
+/// file, line and field.
+pub fn on_clock(v: i64) -> Result<i64, String> {
+    if v.unsigned_abs() > MAX_TIME_S.unsigned_abs() {
+        Err(format!(
+            "{v} s is beyond the largest time the simulator's clock takes \
+             (±{MAX_TIME_S} s, about 317 years)"
+        ))
+    } else {
+        Ok(v)
+    }
+}
+
+/// One job of a history. Times are whole seconds; `submit_s` is relative to the trace's
+/// epoch (`TraceMeta::unix_start`), so SWF logs keep their own numbers and CI traces use
+/// Unix seconds with an epoch of 0.
+///
+/// Start and end are derived (`start_s`, `end_s`) from `submit_s`, `wait_s` and `run_s`
+/// so that a trace which knows the run time but not the wait (SWF `-1`, TravisTorrent)
+/// loses nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// The trace's own identifier (SWF job number, Travis build id, GHA run id/job index).

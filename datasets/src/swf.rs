@@ -35,7 +35,7 @@ use std::path::Path;
 
 use crate::error::{DatasetError, Location};
 use crate::input::Input;
-use crate::record::{JobRecord, Outcome, TraceMeta, MAX_TIME_S};
+use crate::record::{on_clock, JobRecord, Outcome, TraceMeta};
 
 /// Number of fields of an SWF job line.
 pub const SWF_FIELDS: usize = 18;
@@ -316,25 +316,19 @@ impl Fields<'_> {
         })
     }
 
-    /// A time or duration field (seconds): [`Fields::int`], at most [`MAX_TIME_S`].
+    /// A time or duration field (seconds): [`Fields::int`], on the clock ([`on_clock`]).
     fn time(&self, i: usize) -> Result<Option<i64>, DatasetError> {
         self.int(i)?.map(|v| self.on_clock(i, v)).transpose()
     }
 
     /// `v`, the value of time field `i`, if the millisecond clock can hold it.
     fn on_clock(&self, i: usize, v: i64) -> Result<i64, DatasetError> {
-        if v > MAX_TIME_S {
-            return Err(DatasetError::BadField {
-                at: self.at(),
-                field: i,
-                name: FIELD_NAMES[i - 1],
-                message: format!(
-                    "{v} s is beyond the largest time the simulator's clock takes \
-                     ({MAX_TIME_S} s, about 317 years)"
-                ),
-            });
-        }
-        Ok(v)
+        on_clock(v).map_err(|message| DatasetError::BadField {
+            at: self.at(),
+            field: i,
+            name: FIELD_NAMES[i - 1],
+            message,
+        })
     }
 
     /// A field that may be fractional (CPU time, memory).

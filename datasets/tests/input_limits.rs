@@ -94,6 +94,31 @@ fn csv_times_beyond_the_clock_name_line_and_column() {
     }
 }
 
+/// The CI exports' durations (TravisTorrent's `tr_duration`, GitLab's `duration`, read
+/// by one parser) are held to the same clock as the SWF and job CSV times.
+#[test]
+fn travis_durations_beyond_the_clock_name_line_and_column() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = dir.path().join("travis.csv");
+    let header = "tr_build_id,gh_project_name,gh_is_pr,gh_lang,git_branch,gh_build_started_at,tr_status,tr_duration\n";
+    let row = |d: &str| format!("2,a/b,False,Ruby,master,2014-05-04 11:00:40,passed,{d}\n");
+    let good = "1,a/b,False,Ruby,master,2014-05-04 11:00:31,passed,281.0\n";
+    std::fs::write(
+        &p,
+        format!("{header}{good}{}", row(&MAX_TIME_S.to_string())),
+    )
+    .expect("write");
+    assert_eq!(read(&p).expect("the largest duration is read"), 2);
+    for d in [
+        (MAX_TIME_S + 1).to_string(),
+        "1e14".to_string(),
+        "1e300".to_string(),
+    ] {
+        std::fs::write(&p, format!("{header}{good}{}", row(&d))).expect("write");
+        refused(&p, &["travis.csv:3", "column tr_duration", "largest time"]);
+    }
+}
+
 #[test]
 fn csv_control_characters_name_the_column() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use rustci_datasets::synthetic::SyntheticConfig;
 use rustci_datasets::TraceFormat;
 use rustci_scheduler::ScalePolicy;
-use rustci_sim::scenario::WorkloadSpec;
+use rustci_sim::scenario::{pipelines_unless_turned_off, WorkloadSpec};
 
 /// A trace, or else the synthetic CI workload.
 #[derive(Args, Debug)]
@@ -40,7 +40,8 @@ impl WorkloadArgs {
 /// The synthetic CI workload's parameters.
 #[derive(Args, Debug)]
 pub struct SyntheticArgs {
-    /// Synthetic workload parameters (TOML; every field optional, see the README).
+    /// Synthetic workload parameters (TOML; every field optional, see the README). The
+    /// workload has pipelines unless the file says `[pipelines] enabled = false`.
     #[arg(long, value_name = "FILE.toml")]
     pub synthetic: Option<PathBuf>,
     /// Seed of the synthetic workload.
@@ -55,17 +56,27 @@ pub struct SyntheticArgs {
 }
 
 impl SyntheticArgs {
-    /// The generator's parameters: the file's (or the defaults), then the flags. Not yet
-    /// checked: [`WorkloadSpec::load`] does that.
+    /// The generator's parameters: the file's (or the defaults), then the flags, with
+    /// pipelines unless the file turns them off ([`pipelines_unless_turned_off`]). Not
+    /// yet checked: [`WorkloadSpec::load`] does that.
     pub fn config(&self) -> Result<SyntheticConfig> {
         let mut cfg = match &self.synthetic {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str::<SyntheticConfig>(&text)
-                    .with_context(|| format!("{}", path.display()))?
+                // Typed first, so that a bad field is reported with its line.
+                let mut cfg = toml::from_str::<SyntheticConfig>(&text)
+                    .with_context(|| format!("{}", path.display()))?;
+                let table: toml::Table =
+                    toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+                pipelines_unless_turned_off(&mut cfg, Some(&table));
+                cfg
             }
-            None => SyntheticConfig::default(),
+            None => {
+                let mut cfg = SyntheticConfig::default();
+                pipelines_unless_turned_off(&mut cfg, None);
+                cfg
+            }
         };
         cfg.seed = self.seed;
         if let Some(d) = self.days {

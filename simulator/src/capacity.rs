@@ -11,9 +11,13 @@ use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
 use rustci_sim::scenario::PredictorSpec;
-use rustci_sim::sweep::{run_grid, write_rows, Grid};
+use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
 
 use crate::args::{AutoscalerArg, WorkloadArgs};
+
+/// Most time-to-feedback CDF figures on a sweep's page (one per setting of the axes
+/// other than the policy).
+const MAX_TTF_CDFS: usize = 50;
 
 pub const SWEEP_EXAMPLES: &str = "\
 Examples:
@@ -169,9 +173,21 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     let svg_path = args.out.join("frontier.svg");
     std::fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
     rustci_sim::plots::frontier_plot(&points, &args.out.join("frontier.png"))?;
+    // With pipelines: per setting of the other axes, the policies' time-to-feedback CDFs
+    // (a page of hundreds of plots would not be read: the first MAX_TTF_CDFS).
+    let settings = ttf_by_setting(&rows);
+    let ttf_cdfs = settings
+        .iter()
+        .take(MAX_TTF_CDFS)
+        .map(|(setting, series)| Ok((setting.clone(), rustci_sim::plots::ttf_cdf_svg(series)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let left_out = settings.len().saturating_sub(MAX_TTF_CDFS);
     let html_path = args.out.join("sweep.html");
-    std::fs::write(&html_path, rustci_sim::html::render_sweep(&rows, &svg))
-        .with_context(|| format!("writing {}", html_path.display()))?;
+    std::fs::write(
+        &html_path,
+        rustci_sim::html::render_sweep(&rows, &svg, &ttf_cdfs, left_out),
+    )
+    .with_context(|| format!("writing {}", html_path.display()))?;
     eprintln!(
         "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
         rows.len(),

@@ -164,15 +164,12 @@ pub struct PipelineRun {
     pub eta_ms: Option<Millis>,
 }
 
-/// What supersession did, with true run times.
+/// What supersession did, with true run times (the core's `PipelineStats` counts the
+/// pipelines and jobs, and the run time by its estimates).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Supersession {
-    /// Jobs cancelled because a newer pipeline of their group came.
-    pub cancelled_jobs: u64,
-    /// Of those, the ones that were running (interrupted).
-    pub interrupted_jobs: u64,
-    /// Slot-milliseconds they would still have run: a job that had not started, its
-    /// whole run time; an interrupted one, the rest of its run.
+    /// Slot-milliseconds the jobs it cancelled would still have run: a job that had not
+    /// started, its whole run time; an interrupted one, the rest of its run.
     pub saved_slot_ms: i64,
     /// Slot-milliseconds interrupted jobs had run (lost work).
     pub lost_slot_ms: i64,
@@ -640,14 +637,10 @@ impl State {
                 // Its finish (and estimate events) belong to an attempt that is over.
                 self.attempt[i] += 1;
                 self.out.supersession.lost_slot_ms += ran * slots;
-                if superseded {
-                    self.out.supersession.interrupted_jobs += 1;
-                }
                 rest
             }
         };
         if superseded {
-            self.out.supersession.cancelled_jobs += 1;
             self.out.supersession.saved_slot_ms += saved_ms * slots;
         }
         self.ended(now, job, Fate::Cancelled)
@@ -1030,17 +1023,14 @@ fn evaluate(
             st.apply(now, d, scheduler, jobs, None)?;
         }
     }
-    let submissions_left = arrivals_left;
     let work_left = scheduler.pending_count() > 0 || scheduler.running_count() > 0;
     // Waiting jobs with nothing left that could change (no event pending, nothing asked
     // for) would wait forever: stop and count them.
-    let stuck = !submissions_left
-        && scheduler.running_count() == 0
-        && added == 0
-        && st.queue.heap.is_empty();
+    let stuck =
+        !arrivals_left && scheduler.running_count() == 0 && added == 0 && st.queue.heap.is_empty();
     if stuck {
         sc.out.never_started = scheduler.pending_count() as u64;
-    } else if submissions_left || work_left {
+    } else if arrivals_left || work_left {
         st.queue.push(
             now + sc.autoscaler.config().interval_ms(),
             SCALE,

@@ -121,11 +121,7 @@ pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError>
     h.push_str("</table>\n");
     for plot in plots.plots() {
         let svg = plots.svg(plot)?;
-        // plotters' SVG has no XML prolog, but a future one must not land mid-document.
-        let body = match svg.find("<svg") {
-            Some(i) => &svg[i..],
-            None => svg.as_str(),
-        };
+        let body = svg_body(&svg);
         let _ = write!(
             h,
             "<figure id=\"plot-{}\">\n<figcaption>{}</figcaption>\n{}\n</figure>\n",
@@ -147,9 +143,25 @@ pub fn write(path: &Path, report: &Report, plots: &RunPlotData) -> Result<(), Ht
     })
 }
 
-/// The sweep's HTML page: the cost vs p95 frontier (inline SVG, from `frontier_svg`) and
-/// one table row per point, self-contained like the run report.
-pub fn render_sweep(rows: &[crate::sweep::Row], frontier_svg: &str) -> String {
+/// Strips anything before an SVG document's `<svg` (plotters writes no XML prolog, but a
+/// future one must not land mid-document).
+fn svg_body(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+/// The sweep's HTML page: the cost vs p95 frontier (inline SVG, from `frontier_svg`), with
+/// pipelines a time-to-feedback CDF per policy for each setting of the other axes
+/// (`ttf_cdfs`: the setting and its SVG, from `plots::ttf_cdf_svg`; `ttf_left_out`
+/// settings not drawn), and one table row per point, self-contained like the run report.
+pub fn render_sweep(
+    rows: &[crate::sweep::Row],
+    frontier_svg: &str,
+    ttf_cdfs: &[(String, String)],
+    ttf_left_out: usize,
+) -> String {
     let mut h = String::new();
     h.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -158,22 +170,38 @@ pub fn render_sweep(rows: &[crate::sweep::Row], frontier_svg: &str) -> String {
          th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
          </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
     );
-    let body = match frontier_svg.find("<svg") {
-        Some(i) => &frontier_svg[i..],
-        None => frontier_svg,
-    };
     let _ = write!(
         h,
-        "<figure id=\"plot-frontier\">\n<figcaption>Cost vs p95 wait per policy</figcaption>\n{body}\n</figure>\n"
+        "<figure id=\"plot-frontier\">\n<figcaption>Cost vs p95 wait per policy</figcaption>\n{}\n</figure>\n",
+        svg_body(frontier_svg)
     );
-    h.push_str(
-        "<table id=\"points\">\n<tr><th>point</th><th>policy</th><th>autoscaler</th><th>runners</th>\
-         <th>load</th><th>cost</th><th>runner-hours</th><th>wait p95 (s)</th><th>bsld</th></tr>\n",
-    );
-    for r in rows {
+    for (i, (setting, svg)) in ttf_cdfs.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<figure id=\"plot-ttf-cdf-{i}\" class=\"ttf-cdf\">\n<figcaption>Pipeline time to feedback CDF per policy: {}</figcaption>\n{}\n</figure>\n",
+            esc(setting),
+            svg_body(svg)
+        );
+    }
+    if ttf_left_out > 0 {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<p>{ttf_left_out} more settings' time-to-feedback CDFs are not drawn; their figures are in sweep.csv.</p>"
+        );
+    }
+    let pipelines = rows.iter().any(|r| r.pipelines.is_some());
+    h.push_str(
+        "<table id=\"points\">\n<tr><th>point</th><th>policy</th><th>autoscaler</th><th>runners</th>\
+         <th>load</th><th>cost</th><th>runner-hours</th><th>wait p95 (s)</th><th>bsld</th>",
+    );
+    if pipelines {
+        h.push_str("<th>time to feedback mean (s)</th><th>time to feedback p95 (s)</th>");
+    }
+    h.push_str("</tr>\n");
+    for r in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
             r.point,
             esc(&r.policy),
             esc(&r.autoscaler),
@@ -184,6 +212,16 @@ pub fn render_sweep(rows: &[crate::sweep::Row], frontier_svg: &str) -> String {
             num(r.wait_p95_s, 0),
             num(r.bsld_mean, 2)
         );
+        if pipelines {
+            let p = r.pipelines.as_ref();
+            let _ = write!(
+                h,
+                "<td>{}</td><td>{}</td>",
+                num(p.and_then(|p| p.ttf_mean_s), 0),
+                num(p.and_then(|p| p.ttf_p95_s), 0)
+            );
+        }
+        h.push_str("</tr>\n");
     }
     h.push_str("</table>\n</body>\n</html>\n");
     h

@@ -149,6 +149,16 @@ pub struct PipelineFacts {
     pub unschedulable_pipelines: u64,
 }
 
+impl PipelineFacts {
+    /// The times to feedback ([`PipelineResult::ttf_s`]), ascending: what a CDF is
+    /// drawn from.
+    pub fn sorted_ttfs(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.pipelines.iter().filter_map(|p| p.ttf_s()).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+}
+
 /// One runner's life as the report needs it, seconds on the trace's time axis.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunnerSpan {

@@ -1,6 +1,7 @@
 //! Plots of one run (plotters, SVG and PNG): queue length and fleet size over time, the
-//! wait CDF per QoS class, mean and p95 wait of the tenants that waited longest; and the
-//! cost vs p95 wait frontier per policy over sweep rows ([`frontier_plot`]).
+//! wait CDF per QoS class, mean and p95 wait of the tenants that waited longest, the
+//! pipelines' time-to-feedback CDF; and over sweep rows the cost vs p95 wait frontier per
+//! policy ([`frontier_plot`]) and the time-to-feedback CDF per policy ([`ttf_cdf_svg`]).
 //!
 //! Text is drawn with the font [`rustci_models::plots::ensure_font`] registers; without
 //! one the plots are drawn without any text (lines and bars only) instead of failing.
@@ -129,11 +130,10 @@ impl RunPlotData {
             .collect();
         tenants.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         tenants.truncate(top_tenants.max(1));
-        let ttfs = facts.pipelines.as_ref().map(|p| {
-            let mut v: Vec<f64> = p.pipelines.iter().filter_map(|p| p.ttf_s()).collect();
-            v.sort_by(f64::total_cmp);
-            BTreeMap::from([(facts.policy.clone(), v)])
-        });
+        let ttfs = facts
+            .pipelines
+            .as_ref()
+            .map(|p| BTreeMap::from([(facts.policy.clone(), p.sorted_ttfs())]));
         Self {
             timeline,
             waits,
@@ -415,6 +415,21 @@ fn draw_tenants<DB: DrawingBackend>(
         legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
     }
     Ok(())
+}
+
+/// The pipeline time-to-feedback CDF of several runs as an SVG document, one curve per
+/// series (a sweep's policies at one setting; the values ascending), as the run report
+/// draws its own.
+pub fn ttf_cdf_svg(series: &BTreeMap<String, Vec<f64>>) -> Result<String, PlotError> {
+    let text = ensure_font();
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+        draw_cdf(&root, series, TTF_CDF, text)
+            .and_then(|()| root.present().map_err(|e| e.to_string()))
+            .map_err(|e| draw_err(RunPlot::TtfCdf.id(), e))?;
+    }
+    Ok(buf)
 }
 
 /// Cost vs p95 wait per policy over sweep rows `(policy, cost, p95 wait s)`: every point,

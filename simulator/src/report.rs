@@ -116,13 +116,19 @@ pub struct TtfReport {
 
 impl TtfReport {
     fn of<'a>(pipelines: impl Iterator<Item = &'a PipelineResult>) -> Self {
-        let ttfs = sorted(pipelines.filter_map(PipelineResult::ttf_s).collect());
+        Self::of_sorted(&sorted(
+            pipelines.filter_map(PipelineResult::ttf_s).collect(),
+        ))
+    }
+
+    /// Over times to feedback sorted ascending ([`PipelineFacts::sorted_ttfs`]).
+    fn of_sorted(ttfs: &[f64]) -> Self {
         Self {
             count: ttfs.len() as u64,
-            ttf_mean_s: mean(&ttfs),
-            ttf_p50_s: percentile(&ttfs, 50.0).and_then(finite),
-            ttf_p95_s: percentile(&ttfs, 95.0).and_then(finite),
-            ttf_p99_s: percentile(&ttfs, 99.0).and_then(finite),
+            ttf_mean_s: mean(ttfs),
+            ttf_p50_s: percentile(ttfs, 50.0).and_then(finite),
+            ttf_p95_s: percentile(ttfs, 95.0).and_then(finite),
+            ttf_p99_s: percentile(ttfs, 99.0).and_then(finite),
         }
     }
 }
@@ -189,7 +195,10 @@ impl PipelineReport {
     pub fn from_facts(f: &PipelineFacts) -> Self {
         let all = &f.pipelines;
         let count = |state: &str| all.iter().filter(|p| p.state == state).count() as u64;
-        let overall = TtfReport::of(all.iter());
+        // The times the run's CDF is drawn from (`plots`), so the figures and the plot
+        // cannot part.
+        let ttfs = f.sorted_ttfs();
+        let overall = TtfReport::of_sorted(&ttfs);
         let mut by_qos: BTreeMap<&str, Vec<&PipelineResult>> = BTreeMap::new();
         let mut by_tenant: BTreeMap<&str, Vec<&PipelineResult>> = BTreeMap::new();
         for p in all {
@@ -215,10 +224,6 @@ impl PipelineReport {
             (!etas.is_empty())
                 .then(|| etas.iter().filter(|e| pick(e)).count() as f64 / etas.len() as f64)
         };
-        let max = all
-            .iter()
-            .filter_map(PipelineResult::ttf_s)
-            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         Self {
             count: all.len() as u64,
             succeeded: count("succeeded"),
@@ -231,7 +236,7 @@ impl PipelineReport {
             ttf_p50_s: overall.ttf_p50_s,
             ttf_p95_s: overall.ttf_p95_s,
             ttf_p99_s: overall.ttf_p99_s,
-            ttf_max_s: max.and_then(finite),
+            ttf_max_s: ttfs.last().copied().and_then(finite),
             qos: split(by_qos),
             tenants: split(by_tenant),
             wait_mean_s: mean(&waits),

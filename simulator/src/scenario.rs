@@ -105,6 +105,21 @@ fn nothing_placed(records: &[JobRecord], fleet: &FleetFile, skipped: &Skipped) -
     )
 }
 
+/// `rustci-sim`'s synthetic workload has pipelines: unlike the library's default
+/// (`rustci_datasets::synthetic::PipelineConfig`, off so that other users keep the
+/// workload of before pipelines), `[pipelines] enabled` is on unless the workload's TOML
+/// sets it to `false`. `table` is that TOML as written (a `--synthetic` file, a grid's
+/// `[workload] synthetic`; `None`: none given), read apart from `cfg` because `cfg`
+/// cannot tell a `false` written from one defaulted.
+pub fn pipelines_unless_turned_off(cfg: &mut SyntheticConfig, table: Option<&toml::Table>) {
+    let turned_off = table
+        .and_then(|t| t.get("pipelines"))
+        .and_then(|p| p.get("enabled"))
+        .and_then(toml::Value::as_bool)
+        == Some(false);
+    cfg.pipelines.enabled = !turned_off;
+}
+
 /// Where the jobs come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkloadSpec {

@@ -580,9 +580,10 @@ fn pipeline_facts(
     let stats = scheduler.pipeline_stats();
     let sup = engine.supersession;
     let hours = |slot_ms: i64| slot_ms as f64 / MS_PER_S as f64 / 3600.0;
+    // Counts are the core's; the runner-hours are the engine's, by true run times.
     facts.superseded = stats.superseded;
-    facts.superseded_jobs = sup.cancelled_jobs;
-    facts.interrupted_jobs = sup.interrupted_jobs;
+    facts.superseded_jobs = stats.superseded_jobs;
+    facts.interrupted_jobs = stats.interrupted_jobs;
     facts.saved_runner_hours = hours(sup.saved_slot_ms);
     facts.lost_runner_hours = hours(sup.lost_slot_ms);
     facts.unreplayable_jobs = prepared.pipeline_counts.unreplayable_jobs;

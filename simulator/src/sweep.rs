@@ -21,7 +21,8 @@
 //! load = [0.5, 1, 2, 3]                 # arrival-rate multiplier
 //!
 //! [workload]                            # last: a TOML table takes the keys below it
-//! synthetic = { seed = 1, days = 7 }    # any field of the synthetic workload's TOML
+//! synthetic = { seed = 1, days = 7 }    # any field of the synthetic workload's TOML; with
+//!                                       # pipelines unless pipelines = { enabled = false }
 //! # trace = "../../datasets/x.csv"      # or a trace, with an optional format
 //! # format = "gha"                      # swf | travis | gha | csv
 //! ```
@@ -41,8 +42,10 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::fleet_file::{FleetError, FleetFile, MAX_RUNNERS};
-use crate::report::Report;
-use crate::scenario::{check_load, PredictorSpec, Scenario, Workload, WorkloadSpec};
+use crate::report::{PipelineReport, Report};
+use crate::scenario::{
+    check_load, pipelines_unless_turned_off, PredictorSpec, Scenario, Workload, WorkloadSpec,
+};
 use crate::simulate::SimError;
 
 /// A grid larger than this is almost certainly a typo (and would run for days).
@@ -246,7 +249,18 @@ impl Grid {
                         "only with workload.trace".into(),
                     ));
                 }
-                let cfg = synthetic.unwrap_or_default();
+                let mut cfg = synthetic.unwrap_or_default();
+                // As `run --synthetic`: pipelines unless the table turns them off.
+                let table: toml::Table =
+                    toml::from_str(text).map_err(|error| SweepError::Toml {
+                        file: file.into(),
+                        error,
+                    })?;
+                let written = table
+                    .get("workload")
+                    .and_then(|w| w.get("synthetic"))
+                    .and_then(toml::Value::as_table);
+                pipelines_unless_turned_off(&mut cfg, written);
                 cfg.validate()
                     .map_err(|e| bad("workload.synthetic".into(), e.to_string()))?;
                 WorkloadSpec::Synthetic(Box::new(cfg))
@@ -496,6 +510,46 @@ pub struct QosRow {
     pub within_target: Option<f64>,
 }
 
+/// A point's pipelines (a workload with pipelines only): the run report's headline
+/// figures under the same names (`pipelines.*` of `rustci-sim run`'s JSON). Sweeps skip
+/// the ETA projection, so `eta_within_10pct` and `eta_within_60s` are `null`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineRow {
+    pub count: u64,
+    pub ttf_count: u64,
+    pub ttf_mean_s: Option<f64>,
+    pub ttf_p50_s: Option<f64>,
+    pub ttf_p95_s: Option<f64>,
+    pub ttf_p99_s: Option<f64>,
+    pub wait_mean_s: Option<f64>,
+    pub skipped_jobs: u64,
+    pub superseded: u64,
+    pub superseded_jobs: u64,
+    pub saved_runner_hours: f64,
+    pub eta_within_10pct: Option<f64>,
+    pub eta_within_60s: Option<f64>,
+}
+
+impl PipelineRow {
+    fn new(p: &PipelineReport) -> Self {
+        Self {
+            count: p.count,
+            ttf_count: p.ttf_count,
+            ttf_mean_s: p.ttf_mean_s,
+            ttf_p50_s: p.ttf_p50_s,
+            ttf_p95_s: p.ttf_p95_s,
+            ttf_p99_s: p.ttf_p99_s,
+            wait_mean_s: p.wait_mean_s,
+            skipped_jobs: p.skipped_jobs,
+            superseded: p.superseded,
+            superseded_jobs: p.superseded_jobs,
+            saved_runner_hours: p.saved_runner_hours,
+            eta_within_10pct: p.eta_within_10pct,
+            eta_within_60s: p.eta_within_60s,
+        }
+    }
+}
+
 /// One point's parameters and results. Only deterministic figures (no wall time), so
 /// two sweeps of one grid give the same rows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -526,10 +580,18 @@ pub struct Row {
     pub peak_runners: Option<u64>,
     pub never_started: Option<u64>,
     pub qos: BTreeMap<String, QosRow>,
+    /// Only when the workload has pipelines (as in the run report).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<PipelineRow>,
+    /// The pipelines' times to feedback, ascending (empty without pipelines): the
+    /// sweep page's CDFs, not a column.
+    #[serde(skip)]
+    pub ttfs_s: Vec<f64>,
 }
 
 impl Row {
-    fn new(p: &Point, r: &Report) -> Self {
+    /// `ttfs_s`: the run's times to feedback, ascending.
+    fn new(p: &Point, r: &Report, ttfs_s: Vec<f64>) -> Self {
         Self {
             point: p.index,
             scale: match p.size {
@@ -576,8 +638,62 @@ impl Row {
                     )
                 })
                 .collect(),
+            pipelines: r.pipelines.as_ref().map(PipelineRow::new),
+            ttfs_s,
         }
     }
+
+    /// The point's settings other than its policy (what the policies of a sweep are
+    /// compared at), naming only the axes the grid set.
+    pub fn setting(&self) -> String {
+        // Runner counts per pool tell apart two `runners` entries of the same total.
+        let mut s = match self.scale {
+            Some(x) => format!("{} runners (x{x})", self.total_runners),
+            None => format!(
+                "{} runners ({})",
+                self.total_runners,
+                pool_map(&self.runners)
+            ),
+        };
+        if self.autoscaler != "none" {
+            let _ = write!(s, ", autoscaler {}", self.autoscaler);
+        }
+        for (name, v) in [
+            ("idle timeout", self.idle_timeout_s),
+            ("target scale", self.target_scale),
+            ("provisioning delay", self.provisioning_delay_s),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(s, ", {name} {v}");
+            }
+        }
+        for (name, v) in [("min", &self.min_runners), ("max", &self.max_runners)] {
+            if let Some(v) = v {
+                let _ = write!(s, ", {name} {v}");
+            }
+        }
+        let _ = write!(s, ", load {}", self.load);
+        s
+    }
+}
+
+/// The time-to-feedback CDFs a sweep's page draws: per setting of the other axes (in
+/// point order), the times of each policy there. Empty when the workload has no
+/// pipelines.
+pub fn ttf_by_setting(rows: &[Row]) -> Vec<(String, BTreeMap<String, Vec<f64>>)> {
+    let mut out: Vec<(String, BTreeMap<String, Vec<f64>>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.pipelines.is_some()) {
+        let setting = r.setting();
+        let i = match out.iter().position(|(s, _)| *s == setting) {
+            Some(i) => i,
+            None => {
+                out.push((setting, BTreeMap::new()));
+                out.len() - 1
+            }
+        };
+        out[i].1.insert(r.policy.clone(), r.ttfs_s.clone());
+    }
+    out
 }
 
 /// Runs every point on `threads` threads (a shared work queue), calling `progress` with
@@ -615,9 +731,18 @@ pub fn run_grid(
                         load: p.load,
                         ..s
                     }
-                    .report()
+                    .simulate(None, Vec::new())
                 })
-                .map(|r| Row::new(p, &r))
+                .map(|out| {
+                    let report = Report::from_run(&out.facts, out.scaling.as_ref());
+                    let ttfs = out
+                        .facts
+                        .pipelines
+                        .as_ref()
+                        .map(|f| f.sorted_ttfs())
+                        .unwrap_or_default();
+                    Row::new(p, &report, ttfs)
+                })
                 .map_err(|error| SweepError::Point {
                     point: i,
                     params: p.describe(),
@@ -670,7 +795,25 @@ fn csv_text(s: &str) -> String {
     }
 }
 
-/// The rows as CSV: parameters, then the report figures, then `qos.<class>.*` columns.
+/// The `pipelines.*` columns of `sweep.csv`, in [`PipelineRow`]'s field order.
+const PIPELINE_COLUMNS: [&str; 13] = [
+    "count",
+    "ttf_count",
+    "ttf_mean_s",
+    "ttf_p50_s",
+    "ttf_p95_s",
+    "ttf_p99_s",
+    "wait_mean_s",
+    "skipped_jobs",
+    "superseded",
+    "superseded_jobs",
+    "saved_runner_hours",
+    "eta_within_10pct",
+    "eta_within_60s",
+];
+
+/// The rows as CSV: parameters, then the report figures, then (with pipelines)
+/// `pipelines.*`, then `qos.<class>.*` columns.
 pub fn rows_csv(rows: &[Row]) -> String {
     let pools: Vec<String> = rows
         .first()
@@ -704,6 +847,12 @@ pub fn rows_csv(rows: &[Row]) -> String {
         ]
         .map(String::from),
     );
+    // Pipeline columns only for a workload with pipelines, so that other sweeps' files
+    // stay as they were.
+    let pipelines = rows.iter().any(|r| r.pipelines.is_some());
+    if pipelines {
+        header.extend(PIPELINE_COLUMNS.iter().map(|c| format!("pipelines.{c}")));
+    }
     for c in &classes {
         for f in ["jobs", "wait_p95_s", "within_target"] {
             header.push(format!("qos.{c}.{f}"));
@@ -744,6 +893,26 @@ pub fn rows_csv(rows: &[Row]) -> String {
             r.peak_runners.map_or_else(String::new, |x| x.to_string()),
             r.never_started.map_or_else(String::new, |x| x.to_string()),
         ]);
+        if pipelines {
+            match &r.pipelines {
+                Some(p) => f.extend([
+                    p.count.to_string(),
+                    p.ttf_count.to_string(),
+                    csv_opt(p.ttf_mean_s),
+                    csv_opt(p.ttf_p50_s),
+                    csv_opt(p.ttf_p95_s),
+                    csv_opt(p.ttf_p99_s),
+                    csv_opt(p.wait_mean_s),
+                    p.skipped_jobs.to_string(),
+                    p.superseded.to_string(),
+                    p.superseded_jobs.to_string(),
+                    p.saved_runner_hours.to_string(),
+                    csv_opt(p.eta_within_10pct),
+                    csv_opt(p.eta_within_60s),
+                ]),
+                None => f.extend(PIPELINE_COLUMNS.map(|_| String::new())),
+            }
+        }
         for c in &classes {
             match r.qos.get(c) {
                 Some(q) => f.extend([
@@ -854,6 +1023,77 @@ mod tests {
         assert!(e.contains("speed"), "{e}");
     }
 
+    /// A row of `policy` on `runners` whose pipelines took `ttfs_s` (pipelines figures
+    /// otherwise empty).
+    fn pipeline_row(policy: &str, runners: &[(&str, u32)], ttfs_s: Vec<f64>) -> Row {
+        Row {
+            point: 0,
+            scale: None,
+            runners: runners.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            total_runners: runners.iter().map(|(_, v)| u64::from(*v)).sum(),
+            policy: policy.into(),
+            autoscaler: "none".into(),
+            idle_timeout_s: None,
+            target_scale: None,
+            min_runners: None,
+            max_runners: None,
+            provisioning_delay_s: None,
+            load: 1.0,
+            jobs: ttfs_s.len() as u64,
+            unschedulable: 0,
+            runner_hours: 1.0,
+            cost: 1.0,
+            wait_mean_s: None,
+            wait_p95_s: None,
+            wait_p99_s: None,
+            bsld_mean: None,
+            utilization: 0.5,
+            peak_runners: None,
+            never_started: None,
+            qos: BTreeMap::new(),
+            pipelines: Some(PipelineRow {
+                count: ttfs_s.len() as u64,
+                ttf_count: ttfs_s.len() as u64,
+                ttf_mean_s: None,
+                ttf_p50_s: None,
+                ttf_p95_s: None,
+                ttf_p99_s: None,
+                wait_mean_s: None,
+                skipped_jobs: 0,
+                superseded: 0,
+                superseded_jobs: 0,
+                saved_runner_hours: 0.0,
+                eta_within_10pct: None,
+                eta_within_60s: None,
+            }),
+            ttfs_s,
+        }
+    }
+
+    /// One CDF per setting of the other axes, each with every policy's times; two
+    /// `runners` entries of the same total are two settings.
+    #[test]
+    fn ttf_cdfs_group_the_policies_of_each_setting() {
+        let a = [("linux", 4), ("macos", 1)];
+        let b = [("linux", 2), ("macos", 3)];
+        let rows = vec![
+            pipeline_row("easy", &a, vec![1.0, 2.0]),
+            pipeline_row("critical-path", &a, vec![3.0]),
+            pipeline_row("easy", &b, vec![4.0]),
+            pipeline_row("critical-path", &b, vec![5.0, 6.0]),
+        ];
+        let groups = ttf_by_setting(&rows);
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        assert_eq!(groups[0].0, "5 runners (linux=4 macos=1), load 1");
+        assert_eq!(groups[0].1["easy"], vec![1.0, 2.0]);
+        assert_eq!(groups[0].1["critical-path"], vec![3.0]);
+        assert_eq!(groups[1].1["critical-path"], vec![5.0, 6.0]);
+        // Without pipelines there is nothing to draw.
+        let mut plain = pipeline_row("easy", &a, Vec::new());
+        plain.pipelines = None;
+        assert!(ttf_by_setting(&[plain]).is_empty());
+    }
+
     #[test]
     fn csv_has_a_column_per_class_and_pool() {
         let row = Row {
@@ -890,6 +1130,8 @@ mod tests {
             )]
             .into_iter()
             .collect(),
+            pipelines: None,
+            ttfs_s: Vec::new(),
         };
         let csv = rows_csv(&[row]);
         let mut lines = csv.lines();

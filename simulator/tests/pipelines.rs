@@ -390,11 +390,11 @@ mod interface {
         assert_eq!(data.plots(), RunPlot::ALL.to_vec());
     }
 
-    /// The built-in synthetic workload has no pipelines yet (its README figures were
-    /// measured without them); a `--synthetic` file with `[pipelines] enabled = true`
-    /// turns them on.
+    /// The built-in synthetic workload runs pipelines; a `--synthetic` file turns them
+    /// off with `[pipelines] enabled = false` (and keeps them without a `[pipelines]`
+    /// table, or with `enabled = true`).
     #[test]
-    fn a_synthetic_file_turns_pipelines_on() {
+    fn synthetic_workload_has_pipelines_by_default() {
         let dir = tempfile::tempdir().expect("tempdir");
         let count = |args: &[&str]| -> Option<u64> {
             let mut all = vec!["run", "--days", "0.25", "--format", "json", "-q"];
@@ -405,7 +405,11 @@ mod interface {
             json.get("pipelines")
                 .map(|p| p["count"].as_u64().expect("count"))
         };
-        assert_eq!(count(&[]), None);
+        assert!(count(&[]).is_some_and(|n| n > 0));
+        let off = common::write(dir.path(), "off.toml", "[pipelines]\nenabled = false\n");
+        assert_eq!(count(&["--synthetic", &off]), None);
+        let plain = common::write(dir.path(), "plain.toml", "seed = 3\n");
+        assert!(count(&["--synthetic", &plain]).is_some_and(|n| n > 0));
         let on = common::write(dir.path(), "on.toml", "[pipelines]\nenabled = true\n");
         assert!(count(&["--synthetic", &on]).is_some_and(|n| n > 0));
     }

@@ -13,7 +13,7 @@ policy = [\"easy\", \"fairshare\"]
 load = [1.0, 3.0]
 
 [workload]
-synthetic = { seed = 3, days = 1, jobs_per_day = 4000 }
+synthetic = { seed = 3, days = 1, jobs_per_day = 4000, pipelines = { enabled = false } }
 ";
 
 fn sweep(grid: &str, out: &Path, threads: &str) -> (String, serde_json::Value) {
@@ -106,6 +106,87 @@ fn sweep_writes_one_row_per_point_the_same_on_every_run() {
     // Triple the load on half the fleet waits longer than the plain load on all of it.
     let p95 = |r: &serde_json::Value| r["wait_p95_s"].as_f64().unwrap_or(f64::NAN);
     assert!(p95(&rows[1]) > p95(&rows[4]), "{} vs {}", rows[1], rows[4]);
+}
+
+/// With pipelines (the synthetic workload's default) each point's JSON row carries the
+/// run report's `pipelines` figures, the CSV their `pipelines.*` columns, and the page a
+/// time-to-feedback CDF for each fleet size with one curve per policy; a grid whose
+/// workload turns pipelines off has none of them.
+#[test]
+fn sweep_with_pipelines_draws_time_to_feedback_per_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workload = "[workload]\nsynthetic = { seed = 3, days = 0.5, jobs_per_day = 4000";
+    let axes = "scale = [0.05, 1.0]\npolicy = [\"easy\", \"critical-path\"]\n";
+    let grid = write(
+        dir.path(),
+        "pipelines.toml",
+        &format!("{axes}{workload} }}\n"),
+    );
+    let out = dir.path().join("on");
+    let (csv, json) = sweep(&grid, &out, "2");
+    let (csv1, json1) = sweep(&grid, &dir.path().join("on1"), "1");
+    assert_eq!(
+        (&csv, &json),
+        (&csv1, &json1),
+        "the rows depend on the threads"
+    );
+    let rows = json.as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        let p = &r["pipelines"];
+        assert!(p["count"].as_u64().is_some_and(|n| n > 0), "{r}");
+        let (p50, p95) = (p["ttf_p50_s"].as_f64(), p["ttf_p95_s"].as_f64());
+        assert!(p50.is_some_and(|x| x > 0.0) && p95 >= p50, "{p}");
+        assert!(p["ttf_mean_s"].is_number() && p["saved_runner_hours"].is_number());
+        assert!(p["superseded_jobs"].is_u64(), "{p}");
+        // Sweeps skip the ETA projection.
+        assert!(p["eta_within_10pct"].is_null() && p["eta_within_60s"].is_null());
+    }
+    // A twentieth of the fleet keeps pipelines waiting longer than the whole of it.
+    let p95 = |i: usize| {
+        rows[i]["pipelines"]["ttf_p95_s"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    assert!(p95(0) > p95(2), "{} vs {}", rows[0], rows[2]);
+    let header: Vec<&str> = csv.lines().next().expect("header").split(',').collect();
+    for col in [
+        "pipelines.count",
+        "pipelines.ttf_mean_s",
+        "pipelines.ttf_p95_s",
+    ] {
+        assert!(header.contains(&col), "missing column {col}: {header:?}");
+    }
+    let html = std::fs::read_to_string(out.join("sweep.html")).expect("sweep.html");
+    for (i, runners) in [(0, "runners (x0.05)"), (1, "276 runners (x1)")] {
+        let at = html
+            .find(&format!("id=\"plot-ttf-cdf-{i}\""))
+            .unwrap_or_else(|| panic!("no time-to-feedback CDF {i} on the page"));
+        let figure = &html[at..at + html[at..].find("</figure>").expect("figure ends")];
+        assert!(figure.contains(runners), "{i}: caption names the setting");
+        assert!(figure.contains("<svg"), "{i}: no plot");
+        // One line per policy (and, with a font, one in the legend each).
+        assert!(figure.matches("<polyline").count() >= 2, "{i}: {figure}");
+        if figure.contains("<text") {
+            for policy in ["easy (", "critical-path ("] {
+                assert!(figure.contains(policy), "{i}: no curve for {policy}");
+            }
+        }
+    }
+    assert!(!html.contains("plot-ttf-cdf-2"), "one CDF per fleet size");
+
+    let grid = write(
+        dir.path(),
+        "plain.toml",
+        &format!("{axes}{workload}, pipelines = {{ enabled = false }} }}\n"),
+    );
+    let out = dir.path().join("off");
+    let (csv, json) = sweep(&grid, &out, "2");
+    let rows = json.as_array().expect("rows");
+    assert!(rows.iter().all(|r| r.get("pipelines").is_none()), "{json}");
+    assert!(!csv.contains("pipelines."));
+    let html = std::fs::read_to_string(out.join("sweep.html")).expect("sweep.html");
+    assert!(!html.contains("plot-ttf-cdf"));
 }
 
 #[test]

@@ -6,70 +6,15 @@ use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start, RunningServer, ServeOptions};
-use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use rustci_control::server::{start, ServeOptions};
+use tonic::{Code, Request};
 
-const AUTH: &str = r#"
-runner_tokens = ["runner-token-1"]
-
-[[tenant]]
-name = "team-a"
-api_keys = ["key-team-a-1"]
-"#;
-
-async fn server(dir: &std::path::Path) -> RunningServer {
-    let auth = dir.join("auth.toml");
-    std::fs::write(&auth, AUTH).expect("auth file");
-    // The server refuses an auth file others may read.
-    std::fs::set_permissions(
-        &auth,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
-    )
-    .expect("chmod 600 the auth file");
-    start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.join("data"),
-        auth: Some(auth),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("server starts")
-}
-
-fn with_key<T>(key: &str, msg: T) -> Request<T> {
-    let mut r = Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    r
-}
-
-#[track_caller]
-fn expect_invalid<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, field: &str) {
-    match r {
-        Err(s) => {
-            assert_eq!(s.code(), Code::InvalidArgument, "{field}: {s:?}");
-            assert!(
-                s.message().starts_with(field),
-                "message should name {field}: {:?}",
-                s.message()
-            );
-        }
-        Ok(ok) => panic!("{field}: accepted {ok:?}"),
-    }
-}
+use crate::common::{expect_invalid, serve_with_auth, with_key, TEAM_A_AUTH as AUTH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_rpc_names_the_bad_field() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server(dir.path()).await;
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let (srv, ch) = serve_with_auth(dir.path(), AUTH).await;
     let mut jobs = JobServiceClient::new(ch.clone());
     let mut runners = RunnerServiceClient::new(ch.clone());
     let mut fleet = FleetServiceClient::new(ch);
@@ -581,12 +526,7 @@ async fn local_mode_refuses_a_public_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_calls_submit_together_and_complete_item_by_item() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server(dir.path()).await;
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let (srv, ch) = serve_with_auth(dir.path(), AUTH).await;
     let mut jobs = JobServiceClient::new(ch.clone());
     let mut runners = RunnerServiceClient::new(ch);
     let (k, rt) = ("key-team-a-1", "runner-token-1");

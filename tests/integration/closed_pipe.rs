@@ -4,14 +4,7 @@
 
 use std::process::{Command, Output, Stdio};
 
-use crate::common::BIN;
-use rustci_control::server::{start, ServeOptions};
-
-const AUTH: &str = r#"
-[[tenant]]
-name = "team-a"
-api_keys = ["key-team-a-1"]
-"#;
+use crate::common::{serve_with_auth, BIN, TEAM_A_AUTH};
 
 /// Runs `rustci args` with stdout a pipe whose read end is already closed, so the first
 /// write fails with EPIPE whatever its timing.
@@ -48,16 +41,7 @@ fn help_survives_a_closed_pipe() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_list_survives_a_closed_pipe() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let auth = dir.path().join("auth.toml");
-    crate::common::write_private(&auth, AUTH);
-    let srv = start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("data"),
-        auth: Some(auth),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("server starts");
+    let (srv, _) = serve_with_auth(dir.path(), TEAM_A_AUTH).await;
     let server = format!("http://{}", srv.addr);
     let with_conn = |args: &[&str]| -> Vec<String> {
         args.iter()

@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rustci_control::clients::client::{connect_lazy, Clients};
+use rustci_control::clients::client::{self, connect_lazy, AuthChannel, Clients};
 use rustci_control::pb;
 use rustci_control::server::live::ManualClock;
-use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
+use rustci_control::server::{start, start_with_clock, RunningServer, ServeOptions};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::bins::Bin;
@@ -57,7 +58,8 @@ pub fn now_ns() -> u128 {
         .as_nanos()
 }
 
-fn log_file(path: &Path) -> File {
+/// `path` opened to append a child process's output to.
+pub fn log_file(path: &Path) -> File {
     OpenOptions::new()
         .create(true)
         .append(true)
@@ -289,6 +291,57 @@ pub async fn wait_runners(c: &Clients, pool: &str, n: u32, timeout: Duration) {
     .await;
 }
 
+/// Polls GetJob for `name` every `every` until it is in `state`; returns the job then,
+/// or panics after `timeout` with `what` and the job's last state.
+pub async fn wait_job_state(
+    jobs: &pb::job_service_client::JobServiceClient<OwnerChannel>,
+    name: &str,
+    state: pb::JobState,
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+) -> pb::Job {
+    wait_for(what, timeout, every, || {
+        let mut jobs = jobs.clone();
+        let name = name.to_string();
+        async move {
+            let j = jobs
+                .get_job(pb::GetJobRequest { name })
+                .await
+                .map_err(|s| s.to_string())?
+                .into_inner();
+            if j.state == state as i32 {
+                Ok(j)
+            } else {
+                Err(format!("{j:?}"))
+            }
+        }
+    })
+    .await
+}
+
+/// Nothing acknowledged is lost: `jobs` (a replica that took over) has every job of
+/// `acked` under its name, with the same request id, command and tenant, and at least
+/// the revision it was acknowledged at.
+pub async fn assert_nothing_lost(
+    jobs: &mut pb::job_service_client::JobServiceClient<OwnerChannel>,
+    acked: &[pb::Job],
+) {
+    for j in acked {
+        let got = jobs
+            .get_job(pb::GetJobRequest {
+                name: j.name.clone(),
+            })
+            .await
+            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
+            .into_inner();
+        assert_eq!(got.request_id, j.request_id, "{}", j.name);
+        assert_eq!(got.command, j.command, "{}", j.name);
+        assert_eq!(got.tenant, j.tenant, "{}", j.name);
+        assert!(got.revision >= j.revision, "{}", j.name);
+    }
+}
+
 /// Every job matching (tenant, state) through ListJobs pages of `page_size`.
 pub async fn list_all(
     c: &Clients,
@@ -371,7 +424,7 @@ pub fn recorded(file: &Path, tag: &str, body: &str) -> String {
 pub async fn serve_virtual(
     opts: ServeOptions,
     clock: std::sync::Arc<ManualClock>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     let srv = start_with_clock(
         ServeOptions {
             listen: "127.0.0.1:0".parse().expect("addr"),
@@ -382,11 +435,7 @@ pub async fn serve_virtual(
     )
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     (srv, ch)
 }
 
@@ -408,7 +457,7 @@ pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {
 
 /// Leases one job to `runners/{runner}` (no waiting) and returns the lease.
 pub async fn lease_one(
-    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    run: &mut pb::runner_service_client::RunnerServiceClient<OwnerChannel>,
     runner: &str,
 ) -> pb::Lease {
     run.acquire_jobs(pb::AcquireJobsRequest {
@@ -426,7 +475,7 @@ pub async fn lease_one(
 
 /// Completes `lease` successfully as `runners/{runner}`.
 pub async fn complete_ok(
-    run: &mut pb::runner_service_client::RunnerServiceClient<Channel>,
+    run: &mut pb::runner_service_client::RunnerServiceClient<OwnerChannel>,
     runner: &str,
     lease: &pb::Lease,
 ) {
@@ -446,9 +495,129 @@ pub async fn complete_ok(
     .expect("complete");
 }
 
+/// Every job event from the first revision on (history from the store, then live).
+pub async fn watch_all(
+    jobs: &mut pb::job_service_client::JobServiceClient<OwnerChannel>,
+) -> tonic::Streaming<pb::JobEvent> {
+    jobs.watch_jobs(pb::WatchJobsRequest {
+        tenant: String::new(),
+        from_revision: 0,
+    })
+    .await
+    .expect("watch")
+    .into_inner()
+}
+
+/// Runner `r0`: one slot in pool `lin` (label `linux`).
+pub async fn register_r0(ch: &OwnerChannel) {
+    pb::runner_service_client::RunnerServiceClient::new(ch.clone())
+        .register_runner(pb::RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+}
+
 /// Writes a file only its owner may read, as the server wants an `--auth` file.
 pub fn write_private(path: &Path, contents: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, contents).expect("write the file");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// The error `r` must be: a status with `code` (else the test fails naming `what`).
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    code: tonic::Code,
+    what: &str,
+) -> tonic::Status {
+    match r {
+        Err(s) => {
+            assert_eq!(s.code(), code, "{what}: {s:?}");
+            s
+        }
+        Ok(ok) => panic!("{what}: accepted {ok:?}"),
+    }
+}
+
+/// The error `r` must be: INVALID_ARGUMENT with a message that starts with `field`.
+#[track_caller]
+pub fn expect_invalid<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    field: &str,
+) {
+    let s = expect_code(r, tonic::Code::InvalidArgument, field);
+    assert!(
+        s.message().starts_with(field),
+        "message should name {field}: {:?}",
+        s.message()
+    );
+}
+
+/// An `--auth` file: one runner token, `runner-token-1`, and one tenant, `team-a`, whose
+/// API key is `key-team-a-1`.
+pub const TEAM_A_AUTH: &str = r#"
+runner_tokens = ["runner-token-1"]
+
+[[tenant]]
+name = "team-a"
+api_keys = ["key-team-a-1"]
+"#;
+
+/// `msg` with the header `authorization: <header>` (the whole value, scheme included).
+pub fn with_header<T>(header: &str, msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.metadata_mut()
+        .insert("authorization", header.parse().expect("header"));
+    r
+}
+
+/// `msg` with `authorization: Bearer <key>` (an API key or a runner token).
+pub fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
+    with_header(&format!("Bearer {key}"), msg)
+}
+
+/// A connected channel to the server at `addr`, without credentials.
+pub async fn raw_channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// An in-process `rustci serve` on a free loopback port with its data in `dir/data` and
+/// the auth file `auth` (written to `dir/auth.toml`, private as the server wants); and a
+/// channel without credentials to it.
+pub async fn serve_with_auth(dir: &Path, auth: &str) -> (RunningServer, Channel) {
+    let auth_file = dir.join("auth.toml");
+    write_private(&auth_file, auth);
+    let srv = start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.join("data"),
+        auth: Some(auth_file),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server starts");
+    let ch = raw_channel(srv.addr).await;
+    (srv, ch)
+}
+
+/// A channel that calls as the server's owner: every call carries this user's local-mode
+/// token (`rustci_control::local_token`), as the CLI's do.
+pub type OwnerChannel = AuthChannel;
+
+/// A connected [`OwnerChannel`] to the server at `addr`.
+pub async fn owner_channel(addr: std::net::SocketAddr) -> OwnerChannel {
+    as_owner(raw_channel(addr).await)
+}
+
+/// `ch` with this user's local-mode token on every call.
+pub fn as_owner(ch: Channel) -> OwnerChannel {
+    InterceptedService::new(ch, client::owner_bearer().expect("local token"))
 }

@@ -1,34 +1,45 @@
-//! Crashes: `rustci serve` killed with SIGKILL under load and restarted on its data
-//! directory; a runner killed with SIGKILL mid-job. Checked from the jobs' side effects
+//! Crashes, on each store (SQLite in the data directory, MongoDB): `rustci serve` killed
+//! with SIGKILL under load and restarted on its store; a runner killed with SIGKILL
+//! mid-job. Checked from the jobs' side effects
 //! (start/end records per execution): no acknowledged job is lost, none ran twice at
 //! the same time, and a dead runner's late completion is refused.
 
 use crate::common;
+use crate::stores::{on_both_stores, Backend, TestStore};
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{
-    executions, kill_group, list_all, now_ns, recorded, wait_for, wait_ready, wait_runners,
-    Execution, Procs,
+    executions, kill_group, list_all, now_ns, recorded, wait_for, wait_job_state, wait_ready,
+    wait_runners, Execution, Procs,
 };
 use rustci_control::pb;
 use tonic::Code;
 
 const JOBS: usize = 300;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_killed_under_load_loses_nothing() {
+on_both_stores!(
+    server_killed_under_load_loses_nothing,
+    runner_killed_mid_job_lease_expires_and_stale_completion_is_refused,
+    lease_not_handed_over_before_a_crash_is_handed_over_after,
+);
+
+async fn server_killed_under_load_loses_nothing(backend: Backend, test: &str) {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
+    let data = store.data_dir();
     let side = dir.path().join("runs.log");
     let server_log = dir.path().join("server.log");
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
-    let serve_args = ["--lease-ttl-ms", "5000"];
-    procs.server("server", port, &data, &serve_args, &server_log);
+    let mut serve_args = vec!["--lease-ttl-ms", "5000"];
+    serve_args.extend(store.serve_args());
+    procs.server("server", port, data, &serve_args, &server_log);
     let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     procs.runner(
         "crash-r",
@@ -123,7 +134,7 @@ async fn server_killed_under_load_loses_nothing() {
     let acked_at_crash = acked.lock().expect("lock").len();
     let crash = Instant::now();
     procs.kill9("server");
-    procs.server("server", port, &data, &serve_args, &server_log);
+    procs.server("server", port, data, &serve_args, &server_log);
     let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     let restart_ms = crash.elapsed().as_millis();
 
@@ -201,10 +212,12 @@ async fn server_killed_under_load_loses_nothing() {
     let execs = executions(&side);
     let reruns = check_executions(&execs, &want.keys().cloned().collect());
     eprintln!(
-        "crash: {JOBS} jobs; server killed after {acked_at_crash} acknowledged submits, answering again {restart_ms} ms later; {retried} submit retries; {} executions, {reruns} job(s) ran more than once (never concurrently); total {:.2} s",
+        "crash ({backend:?}): {JOBS} jobs; server killed after {acked_at_crash} acknowledged submits, answering again {restart_ms} ms later; {retried} submit retries; {} executions, {reruns} job(s) ran more than once (never concurrently); total {:.2} s",
         execs.len(),
         t0.elapsed().as_secs_f64()
     );
+    drop(procs);
+    store.finish().await;
 }
 
 /// Every job ran to its end at least once, no execution was cut off, and no two
@@ -239,19 +252,26 @@ fn check_executions(execs: &[Execution], jobs: &HashSet<String>) -> usize {
     reruns
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused() {
+async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused(
+    backend: Backend,
+    test: &str,
+) {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
     let side = dir.path().join("runs.log");
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
+    let mut serve_args = vec!["--lease-ttl-ms", "1000"];
+    serve_args.extend(store.serve_args());
     procs.server(
         "server",
         port,
-        &dir.path().join("data"),
-        &["--lease-ttl-ms", "1000"],
+        store.data_dir(),
+        &serve_args,
         &dir.path().join("server.log"),
     );
     let c = wait_ready(&url, None, Duration::from_secs(30)).await;
@@ -314,26 +334,13 @@ async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused() {
     let killed = Instant::now();
 
     // The lease expires (TTL 1 s) and the job goes back to the queue.
-    wait_for(
+    wait_job_state(
+        &jobs,
+        &name,
+        pb::JobState::Queued,
         "the dead runner's job to be requeued",
         Duration::from_secs(10),
         Duration::from_millis(20),
-        || {
-            let mut jobs = jobs.clone();
-            let name = name.clone();
-            async move {
-                let j = jobs
-                    .get_job(pb::GetJobRequest { name })
-                    .await
-                    .map_err(|s| s.to_string())?
-                    .into_inner();
-                if j.state == pb::JobState::Queued as i32 {
-                    Ok(())
-                } else {
-                    Err(format!("{j:?}"))
-                }
-            }
-        },
     )
     .await;
     let requeued_ms = killed.elapsed().as_millis();
@@ -410,26 +417,13 @@ async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused() {
         );
     }
 
-    let done = wait_for(
+    let done = wait_job_state(
+        &jobs,
+        &name,
+        pb::JobState::Succeeded,
         "runner B to finish the job",
         Duration::from_secs(20),
         Duration::from_millis(50),
-        || {
-            let mut jobs = jobs.clone();
-            let name = name.clone();
-            async move {
-                let j = jobs
-                    .get_job(pb::GetJobRequest { name })
-                    .await
-                    .map_err(|s| s.to_string())?
-                    .into_inner();
-                if j.state == pb::JobState::Succeeded as i32 {
-                    Ok(j)
-                } else {
-                    Err(format!("{j:?}"))
-                }
-            }
-        },
     )
     .await;
     assert_eq!(done.runner, "runners/runner-b");
@@ -454,23 +448,29 @@ async fn runner_killed_mid_job_lease_expires_and_stale_completion_is_refused() {
     assert_eq!(ex[1].tag, token_b.to_string());
     procs.assert_alive();
     eprintln!(
-        "crash: runner killed mid-job; requeued {requeued_ms} ms later (TTL 1000 ms); finished on runner B; total {:.2} s",
+        "crash ({backend:?}): runner killed mid-job; requeued {requeued_ms} ms later (TTL 1000 ms); finished on runner B; total {:.2} s",
         t0.elapsed().as_secs_f64()
     );
+    drop(procs);
+    store.finish().await;
 }
 
 /// A lease made durable but never handed over (the server died between leasing a job
 /// and the runner's AcquireJobs) must still reach the runner after a restart; otherwise
 /// the runner's heartbeats keep an invisible lease alive forever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lease_not_handed_over_before_a_crash_is_handed_over_after() {
+async fn lease_not_handed_over_before_a_crash_is_handed_over_after(backend: Backend, test: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
+    let data = store.data_dir();
     let log = dir.path().join("server.log");
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
-    procs.server("server", port, &data, &["--lease-ttl-ms", "3000"], &log);
+    let mut serve_args = vec!["--lease-ttl-ms", "3000"];
+    serve_args.extend(store.serve_args());
+    procs.server("server", port, data, &serve_args, &log);
     let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     // The test is the runner.
     let mut runners = c.runners.clone();
@@ -503,7 +503,7 @@ async fn lease_not_handed_over_before_a_crash_is_handed_over_after() {
     );
 
     procs.kill9("server");
-    procs.server("server", port, &data, &["--lease-ttl-ms", "3000"], &log);
+    procs.server("server", port, data, &serve_args, &log);
     let c = wait_ready(&url, None, Duration::from_secs(30)).await;
     let mut runners = c.runners.clone();
     runners
@@ -543,4 +543,6 @@ async fn lease_not_handed_over_before_a_crash_is_handed_over_after() {
         })
         .await
         .expect("completing the restored lease");
+    drop(procs);
+    store.finish().await;
 }

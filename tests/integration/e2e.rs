@@ -1,9 +1,10 @@
 //! End to end: an in-process server with API keys, two reference runners as child
-//! processes in two pools, 1,000 jobs from two tenants. What ran, where and how often is
+//! processes in two pools, 1,000 jobs from two tenants, on each store (SQLite, MongoDB). What ran, where and how often is
 //! checked from the jobs' side effects, not only from the server's word; the server's
 //! answers (GetJob, ListJobs, WatchJobs, GetQueueStats) are checked against each other.
 
 use crate::common;
+use crate::stores::{on_both_stores, Backend, TestStore};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -23,19 +24,12 @@ const JOBS: usize = 1000;
 
 fn write_auth(dir: &Path) -> std::path::PathBuf {
     let p = dir.join("auth.toml");
-    std::fs::write(
+    common::write_private(
         &p,
-        format!(
+        &format!(
             "runner_tokens = [\"{RUNNER_TOKEN}\"]\n\n[[tenant]]\nname = \"alpha\"\napi_keys = [\"{ALPHA_KEY}\"]\n\n[[tenant]]\nname = \"beta\"\napi_keys = [\"{BETA_KEY}\"]\n"
         ),
-    )
-    .expect("writing the auth file");
-    // The server refuses an auth file others may read.
-    std::fs::set_permissions(
-        &p,
-        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600),
-    )
-    .expect("chmod 600 the auth file");
+    );
     p
 }
 
@@ -47,17 +41,20 @@ fn nearest_rank(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.min(sorted.len()) - 1]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thousand_jobs_two_tenants_two_pools() {
+on_both_stores!(thousand_jobs_two_tenants_two_pools);
+
+async fn thousand_jobs_two_tenants_two_pools(backend: Backend, test: &str) {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
     let auth = write_auth(dir.path());
-    let srv = server::start(ServeOptions {
+    let srv = server::start(store.serve_options(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("data"),
         auth: Some(auth),
         ..ServeOptions::default()
-    })
+    }))
     .await
     .expect("starting the server");
     let url = format!("http://{}", srv.addr);
@@ -309,7 +306,7 @@ async fn thousand_jobs_two_tenants_two_pools() {
     check_auth(&url, &alpha, &beta, &listed).await;
 
     eprintln!(
-        "e2e: {JOBS} jobs submitted in {submit_secs:.2} s, all succeeded {run_secs:.2} s after the last submit; p50/p95/p99 wait of alpha {}/{}/{} ms; total {:.2} s",
+        "e2e ({backend:?}): {JOBS} jobs submitted in {submit_secs:.2} s, all succeeded {run_secs:.2} s after the last submit; p50/p95/p99 wait of alpha {}/{}/{} ms; total {:.2} s",
         ws.wait_p50_ms,
         ws.wait_p95_ms,
         ws.wait_p99_ms,
@@ -322,6 +319,7 @@ async fn thousand_jobs_two_tenants_two_pools() {
         .await
         .expect("the server did not stop within 10 s")
         .expect("stopping the server");
+    store.finish().await;
 }
 
 async fn check_auth(

@@ -8,18 +8,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::OwnerChannel;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::live::ManualClock;
 use rustci_control::server::ServeOptions;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 const T0: i64 = 1_700_000_000_000;
 const RUN: i64 = 10_000;
 
-async fn get(api: &mut JobServiceClient<Channel>, id: u64) -> Job {
+async fn get(api: &mut JobServiceClient<OwnerChannel>, id: u64) -> Job {
     api.get_job(GetJobRequest {
         name: format!("jobs/{id}"),
     })
@@ -52,26 +52,12 @@ async fn get_list_and_watch_carry_etas() {
     )
     .await;
     let mut api = JobServiceClient::new(ch.clone());
-    let mut run = RunnerServiceClient::new(ch);
+    let mut run = RunnerServiceClient::new(ch.clone());
 
     // Watch from the start: the submissions arrive on the live feed.
-    let mut watch = api
-        .watch_jobs(WatchJobsRequest {
-            tenant: String::new(),
-            from_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut watch = common::watch_all(&mut api).await;
 
-    run.register_runner(RegisterRunnerRequest {
-        runner_id: "r0".into(),
-        pool: "lin".into(),
-        labels: vec!["linux".into()],
-        slots: 1,
-    })
-    .await
-    .expect("register");
+    common::register_r0(&ch).await;
 
     // Three 10 s jobs on one slot: the first starts now, the others follow it.
     let mut names = Vec::new();
@@ -199,14 +185,7 @@ async fn get_list_and_watch_carry_etas() {
     assert_eq!(leased_1.predicted_start_unix_ms, T0);
 
     // History read from the store (a watcher that starts late) carries them too.
-    let mut late = api
-        .watch_jobs(WatchJobsRequest {
-            tenant: String::new(),
-            from_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut late = common::watch_all(&mut api).await;
     let ev = tokio::time::timeout(Duration::from_secs(10), late.next())
         .await
         .expect("history within 10 s")

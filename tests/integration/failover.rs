@@ -1,16 +1,18 @@
 //! Must-show 3: two replicas of `rustci serve` (in process, real gRPC on loopback)
-//! sharing one SQLite data directory and one Redis. Clients find the leader by trying
+//! sharing one store (a SQLite data directory, or a MongoDB database) and one Redis. Clients find the leader by trying
 //! both (the standby answers UNAVAILABLE). The leader is killed without releasing its
 //! lease; the standby takes over within the lease TTL (+ one renewal period), serves
 //! every acknowledged job, accepts new submits, and a watcher connected to it saw every
 //! change, before and after the failover.
 
+use crate::stores::{on_both_stores, Backend, TestStore};
 use crate::support_redis;
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use crate::common::{owner_channel, OwnerChannel};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::{
     GetJobRequest, Job, JobEvent, ListJobsRequest, SubmitJobRequest, WatchJobsRequest,
@@ -18,35 +20,29 @@ use rustci_control::pb::{
 use rustci_control::server::{start, RunningServer, ServeOptions};
 use support_redis::RedisServer;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
 const LEADER_LEASE_MS: u64 = 1500;
 const TENANT: &str = "team-a";
 
-async fn replica(redis: &RedisServer, data: &std::path::Path) -> RunningServer {
-    start(ServeOptions {
+async fn replica(redis: &RedisServer, store: &TestStore) -> RunningServer {
+    start(store.serve_options(ServeOptions {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: data.to_path_buf(),
         redis: Some(redis.url()),
         leader_lease_ms: LEADER_LEASE_MS,
         ..ServeOptions::default()
-    })
+    }))
     .await
     .expect("replica starts")
 }
 
-async fn client(srv: &RunningServer) -> JobServiceClient<Channel> {
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+async fn client(srv: &RunningServer) -> JobServiceClient<OwnerChannel> {
+    let ch = owner_channel(srv.addr).await;
     JobServiceClient::new(ch)
 }
 
 /// Which of `clients` serves, polling until `within`; every other must answer UNAVAILABLE.
-async fn find_leader(clients: &mut [JobServiceClient<Channel>], within: Duration) -> usize {
+async fn find_leader(clients: &mut [JobServiceClient<OwnerChannel>], within: Duration) -> usize {
     let deadline = Instant::now() + within;
     loop {
         let mut leaders = Vec::new();
@@ -108,17 +104,19 @@ async fn watch_until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn standby_takes_over_a_killed_leader_and_loses_nothing() {
-    let Some(redis) = RedisServer::start("standby_takes_over_a_killed_leader_and_loses_nothing")
-    else {
+on_both_stores!(standby_takes_over_a_killed_leader_and_loses_nothing);
+
+async fn standby_takes_over_a_killed_leader_and_loses_nothing(backend: Backend, test: &str) {
+    let Some(redis) = RedisServer::start(test) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
     let mut servers = [
-        Some(replica(&redis, &data).await),
-        Some(replica(&redis, &data).await),
+        Some(replica(&redis, &store).await),
+        Some(replica(&redis, &store).await),
     ];
     let mut clients = Vec::new();
     for s in servers.iter().flatten() {
@@ -196,7 +194,7 @@ async fn standby_takes_over_a_killed_leader_and_loses_nothing() {
     };
     let _ = writeln!(
         std::io::stderr(),
-        "failover: the standby served {} ms after the leader was killed (leader lease TTL {LEADER_LEASE_MS} ms)",
+        "failover ({backend:?}): the standby served {} ms after the leader was killed (leader lease TTL {LEADER_LEASE_MS} ms)",
         took.as_millis()
     );
     let bound = Duration::from_millis(LEADER_LEASE_MS + LEADER_LEASE_MS / 3 + 500);
@@ -204,18 +202,7 @@ async fn standby_takes_over_a_killed_leader_and_loses_nothing() {
 
     // Nothing acknowledged is lost.
     let survivor = &mut clients[standby];
-    for j in &acked {
-        let got = survivor
-            .get_job(GetJobRequest {
-                name: j.name.clone(),
-            })
-            .await
-            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
-            .into_inner();
-        assert_eq!(got.request_id, j.request_id);
-        assert_eq!(got.command, j.command);
-        assert!(got.revision >= j.revision);
-    }
+    crate::common::assert_nothing_lost(survivor, &acked).await;
     // A retried submit finds its job (idempotency holds across the failover)...
     let again = survivor
         .submit_job(submit_req("before-3"))
@@ -254,4 +241,5 @@ async fn standby_takes_over_a_killed_leader_and_loses_nothing() {
             .expect("the survivor stops")
             .expect("stop");
     }
+    store.finish().await;
 }

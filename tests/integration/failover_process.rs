@@ -1,7 +1,7 @@
 //! Must-show "Failover with two replicas and Redis: kill the leader, the other takes over
 //! within the lease time, nothing lost", with real processes: a private `redis-server`
-//! and two `rustci serve` children on two loopback ports sharing one `--data-dir` and one
-//! `--redis`. Clients find the leader by asking both (the standby answers UNAVAILABLE).
+//! and two `rustci serve` children on two loopback ports sharing one store (a `--data-dir`,
+//! or a `--store mongodb://` database) and one `--redis`; on each store. Clients find the leader by asking both (the standby answers UNAVAILABLE).
 //! The leader gets SIGKILL (no lease release, no graceful shutdown); the other process
 //! must accept submits within the lease TTL + one renewal period (+ slack), serve every
 //! acknowledged job with its request id, keep request-id idempotency and take new jobs.
@@ -11,6 +11,7 @@
 //! cannot follow a failover to the other replica. This test checks the job API only.
 
 use crate::common;
+use crate::stores::{on_both_stores, Backend, TestStore};
 use crate::support_redis;
 
 use std::io::Write;
@@ -119,18 +120,20 @@ fn start_replica(
     procs: &mut Procs,
     i: usize,
     redis: &RedisServer,
-    data: &Path,
+    store: &TestStore,
     logs: &Path,
 ) -> Replica {
     let name = format!("replica-{i}");
     let port = common::free_port();
     let lease = LEADER_LEASE_MS.to_string();
     let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut args = vec!["--redis", &redis_url, "--leader-lease-ms", &lease];
+    args.extend(store.serve_args());
     procs.server(
         &name,
         port,
-        data,
-        &["--redis", &redis_url, "--leader-lease-ms", &lease],
+        store.data_dir(),
+        &args,
         &logs.join(format!("{name}.log")),
     );
     let clients =
@@ -142,18 +145,23 @@ fn start_replica(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost() {
-    let test = "killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost";
+on_both_stores!(killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost);
+
+async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost(
+    backend: Backend,
+    test: &str,
+) {
     let Some(redis) = RedisServer::start(test) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
     let mut procs = Procs::new();
     let replicas = vec![
-        start_replica(&mut procs, 0, &redis, &data, dir.path()),
-        start_replica(&mut procs, 1, &redis, &data, dir.path()),
+        start_replica(&mut procs, 0, &redis, &store, dir.path()),
+        start_replica(&mut procs, 1, &redis, &store, dir.path()),
     ];
     for r in &replicas {
         wait_listening(&mut procs, r.port, Duration::from_secs(20));
@@ -228,7 +236,7 @@ async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost(
     };
     let _ = writeln!(
         std::io::stderr(),
-        "failover (processes): {standby_name} accepted a submit {} ms after {leader_name} was SIGKILLed \
+        "failover (processes, {backend:?}): {standby_name} accepted a submit {} ms after {leader_name} was SIGKILLed \
          (lease TTL {LEADER_LEASE_MS} ms, renewal every {RENEW_MS} ms, bound {} ms)",
         took.as_millis(),
         bound.as_millis()
@@ -245,19 +253,7 @@ async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost(
     );
 
     // Nothing acknowledged is lost: same job, same request id, same command.
-    for j in &acked {
-        let got = survivor
-            .get_job(GetJobRequest {
-                name: j.name.clone(),
-            })
-            .await
-            .unwrap_or_else(|s| panic!("{} after failover: {s:?}", j.name))
-            .into_inner();
-        assert_eq!(got.request_id, j.request_id, "{}", j.name);
-        assert_eq!(got.command, j.command, "{}", j.name);
-        assert_eq!(got.tenant, j.tenant, "{}", j.name);
-        assert!(got.revision >= j.revision, "{}", j.name);
-    }
+    crate::common::assert_nothing_lost(&mut survivor, &acked).await;
 
     // Idempotency holds across the failover: a retried submit finds its job.
     for j in &acked {
@@ -297,4 +293,5 @@ async fn killed_leader_process_is_replaced_within_the_lease_and_nothing_is_lost(
     procs.assert_alive();
     drop(procs);
     drop(redis);
+    store.finish().await;
 }

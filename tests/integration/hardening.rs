@@ -1,8 +1,9 @@
 //! Hardening of the live service (issue 13, part A), each case as an operator or another
 //! local user would meet it, with the release binary where a process boundary matters:
 //! a job's processes end with its runner however the runner dies; one server per data
-//! directory; private files; a store that cannot be written refused at start; a repeated request id with another body refused;
-//! a damaged store refused and job names never reused.
+//! directory; private files; local mode serving only its owner; a store that cannot be
+//! written refused at start; a repeated request id with another body refused; a damaged
+//! store refused and job names never reused.
 //!
 //! The other-user cases run the binary as uid 65534 with `setpriv` (tests run as root in
 //! CI); where that cannot run they print a visible `SKIPPED:` line.
@@ -14,7 +15,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, now_ns, tail, wait_for, wait_ready, wait_runners, Procs, BIN};
+use crate::common::{
+    free_port, now_ns, raw_channel, tail, wait_for, wait_ready, wait_runners, with_key, Procs, BIN,
+};
 use rustci_control::pb;
 use rustci_control::server::live::{Live, LiveConfig, Submission, SystemClock};
 use rustci_control::server::{self, ServeOptions};
@@ -137,6 +140,21 @@ fn serve_cmd(cmd: &mut Command, port: u16, data: &Path) {
         .stderr(Stdio::piped());
 }
 
+/// Runs `cmd` as `rustci serve` on `data` (a free port), which must fail at start within
+/// 20 s (`what` names the case); its stderr.
+fn serve_must_fail(mut cmd: Command, data: &Path, what: &str) -> String {
+    let port = free_port();
+    serve_cmd(&mut cmd, port, data);
+    let out = must_exit(
+        cmd.spawn().expect("spawn"),
+        port,
+        Duration::from_secs(20),
+        what,
+    );
+    assert!(!out.status.success(), "{what}: exit status {}", out.status);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Stops a `rustci serve` child with SIGTERM and waits for it.
 fn stop(mut child: Child) {
     let _ = Command::new("kill")
@@ -172,17 +190,11 @@ async fn a_second_server_on_a_held_data_dir_exits_naming_the_holder() {
     )
     .await;
 
-    let port2 = free_port();
-    let mut cmd = Command::new(BIN);
-    serve_cmd(&mut cmd, port2, &data);
-    let out = must_exit(
-        cmd.spawn().expect("spawn"),
-        port2,
-        Duration::from_secs(20),
+    let stderr = serve_must_fail(
+        Command::new(BIN),
+        &data,
         "a second rustci serve on a held data dir",
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "exit status {}", out.status);
     assert!(
         stderr.contains("in use by another rustci serve")
             && stderr.contains(&format!("listen 127.0.0.1:{port}"))
@@ -214,23 +226,6 @@ fn auth_file(dir: &Path, mode: u32) -> PathBuf {
     p
 }
 
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
-fn with_key<T>(key: &str, msg: T) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {key}").parse().expect("header"),
-    );
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_dir_and_the_database_files_are_private() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -246,7 +241,7 @@ async fn the_data_dir_and_the_database_files_are_private() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     jobs.submit_job(with_key(
         "alpha-key-0001",
         pb::SubmitJobRequest {
@@ -349,7 +344,7 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
     // Another user runs the server on it: the directory is theirs, the database is
     // not theirs to write (as root, chmod alone would not stop the server).
     let other = OtherUser::new(TEST);
-    let mut cmd = match &other {
+    let cmd = match &other {
         Some(o) => {
             for entry in std::fs::read_dir(&data).expect("read data dir") {
                 let p = entry.expect("entry").path();
@@ -366,16 +361,7 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
             Command::new(BIN)
         }
     };
-    let port = free_port();
-    serve_cmd(&mut cmd, port, &data);
-    let out = must_exit(
-        cmd.spawn().expect("spawn"),
-        port,
-        Duration::from_secs(20),
-        "rustci serve on a database it cannot write",
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "status {}", out.status);
+    let stderr = serve_must_fail(cmd, &data, "rustci serve on a database it cannot write");
     assert!(
         stderr.contains("cannot be written") && stderr.contains(DB_FILE),
         "names the store and the problem: {stderr}"
@@ -384,17 +370,11 @@ fn a_store_that_cannot_be_written_is_refused_at_start() {
     // A data directory that is read-only as a whole fails at start too.
     if let Some(o) = &other {
         chmod(&data, 0o555);
-        let mut cmd = o.rustci();
-        let port = free_port();
-        serve_cmd(&mut cmd, port, &data);
-        let out = must_exit(
-            cmd.spawn().expect("spawn"),
-            port,
-            Duration::from_secs(20),
+        let stderr = serve_must_fail(
+            o.rustci(),
+            &data,
             "rustci serve on a read-only data directory",
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "status {}", out.status);
         assert!(
             stderr.contains(&data.display().to_string()),
             "names the data directory: {stderr}"
@@ -477,7 +457,7 @@ async fn a_repeated_request_id_with_another_body_is_already_exists() {
     })
     .await
     .expect("server starts");
-    let mut jobs = pb::job_service_client::JobServiceClient::new(channel(srv.addr).await);
+    let mut jobs = pb::job_service_client::JobServiceClient::new(raw_channel(srv.addr).await);
     let first_body = pb::SubmitJobRequest {
         request_id: "deploy-42".into(),
         labels: vec!["linux".into(), "x86_64".into()],
@@ -1010,4 +990,141 @@ async fn a_restarted_runner_kills_what_its_dead_predecessor_left_running() {
     )
     .await;
     eprintln!("left running after both died: {orphans:?} (group {pgid})");
+}
+
+// ---------------------------------------------------------------------------------
+// Local mode serves only its owner.
+
+/// `rustci ARGS` against `url` with `cfg` as the config directory (where the local-mode
+/// token lives), as a user whose home that is.
+fn rustci_with_config(cmd: &mut Command, url: &str, cfg: &Path, args: &[&str]) -> Output {
+    cmd.args(args)
+        .arg("--server")
+        .arg(url)
+        .env("RUSTCI_CONFIG_DIR", cfg)
+        .env_remove("RUSTCI_API_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run rustci")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_serves_only_the_owner_with_the_token_file() {
+    const TEST: &str = "local_mode_serves_only_the_owner_with_the_token_file";
+    let dir = shared_tempdir();
+    let cfg = dir.path().join("owner-config");
+    let token_file = cfg.join(rustci_control::local_token::FILE_NAME);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(BIN);
+    serve_cmd(&mut cmd, port, &dir.path().join("data"));
+    cmd.env("RUSTCI_CONFIG_DIR", &cfg);
+    let mut server = KillOnDrop(Some(cmd.spawn().expect("spawn")));
+    wait_for(
+        "the server to listen",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || async {
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        },
+    )
+    .await;
+    // The token was written before the port opened, private to its owner.
+    assert_eq!(mode(&token_file), 0o600, "token file");
+    assert_eq!(mode(&cfg), 0o700, "config dir");
+    let token = std::fs::read_to_string(&token_file).expect("token");
+    let token = token.trim();
+
+    // The owner's CLI sends the token without being told.
+    let out = rustci_with_config(
+        &mut Command::new(BIN),
+        &url,
+        &cfg,
+        &["submit", "--tenant", "t", "--command", "true"],
+    );
+    assert!(
+        out.status.success(),
+        "the owner submits: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = rustci_with_config(
+        &mut Command::new(BIN),
+        &url,
+        &cfg,
+        &["jobs", "list", "--format", "json"],
+    );
+    assert!(out.status.success(), "the owner lists");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("jobs/1"));
+
+    // A caller without it, or with another, gets UNAUTHENTICATED naming local mode.
+    let mut jobs = pb::job_service_client::JobServiceClient::connect(url.clone())
+        .await
+        .expect("connect");
+    let submit = || pb::SubmitJobRequest {
+        request_id: "x".into(),
+        tenant: "t".into(),
+        command: "id".into(),
+        ..Default::default()
+    };
+    let refused = jobs.submit_job(submit()).await.expect_err("no token");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(
+        refused.message().contains("local mode"),
+        "{}",
+        refused.message()
+    );
+    let wrong = jobs
+        .submit_job(with_key(&"0".repeat(token.len()), submit()))
+        .await
+        .expect_err("another token");
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let runners = pb::runner_service_client::RunnerServiceClient::connect(url.clone())
+        .await
+        .expect("connect")
+        .register_runner(pb::RegisterRunnerRequest::default())
+        .await
+        .expect_err("a runner without the token");
+    assert_eq!(runners.code(), Code::Unauthenticated);
+    jobs.submit_job(with_key(token, submit()))
+        .await
+        .expect("the token opens it");
+
+    // A user whose config holds no token (another user's view of the machine).
+    let elsewhere = dir.path().join("elsewhere");
+    let out = rustci_with_config(&mut Command::new(BIN), &url, &elsewhere, &["jobs", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "listed without the token: {stderr}");
+    assert!(stderr.contains("local mode"), "says why: {stderr}");
+
+    // Another local user, for real: cannot read the owner's token, so cannot call.
+    if let Some(other) = OtherUser::new(TEST) {
+        let own = other.dir.path().join("cfg");
+        for cfg in [&cfg, &own] {
+            let out = rustci_with_config(&mut other.rustci(), &url, cfg, &["jobs", "list"]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "another user listed the jobs: {stderr}"
+            );
+            assert!(
+                stderr.contains("local mode") || stderr.contains("ermission denied"),
+                "says why: {stderr}"
+            );
+        }
+    }
+    stop(server.0.take().expect("server"));
+}
+
+/// Kills a child left running when a test fails half way.
+struct KillOnDrop(Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

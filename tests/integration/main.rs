@@ -9,11 +9,16 @@
 //!
 //! Real data comes from `RUSTCI_DATASETS` (`rustci_datasets::testdata`); Redis, Chromium
 //! and MongoDB are skipped with a visible `SKIPPED:` line when absent, unless
-//! `RUSTCI_REQUIRE_REDIS=1` / `RUSTCI_REQUIRE_CHROMIUM=1` (CI) make that a failure. The
-//! binaries come from `bins`, which refuses a missing or stale one.
+//! `RUSTCI_REQUIRE_REDIS=1` / `RUSTCI_REQUIRE_CHROMIUM=1` / `RUSTCI_REQUIRE_MONGODB=1`
+//! (CI) make that a failure. The end-to-end, crash, failover and retrain scenarios run on
+//! both stores, SQLite and MongoDB (`stores`). The binaries come from `bins`, which
+//! refuses a missing or stale one.
 
 mod bins;
 mod common;
+mod stores;
+#[path = "../../control/tests/integration/support_mongo.rs"]
+mod support_mongo;
 #[path = "../../control/tests/integration/support_redis.rs"]
 mod support_redis;
 
@@ -29,5 +34,6 @@ mod html_report;
 mod model;
 mod parity;
 mod scaling;
+mod soak;
 mod tls_metrics;
 mod untrusted_input;

@@ -1,6 +1,6 @@
-//! `rustci retrain` (the JSON interface outside checks use, bad input) and
-//! `rustci serve --model DIR` (estimates from the model, a new version picked up
-//! without a restart).
+//! `rustci retrain` (the JSON interface outside checks use, bad input, the history
+//! `rustci serve` wrote on each store) and `rustci serve --model DIR` (estimates from the
+//! model, a new version picked up without a restart).
 
 use crate::common;
 
@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bins::Bin;
-use common::rustci;
+use crate::common::OwnerChannel;
+use crate::stores::{on_both_stores, Backend, TestStore};
+use common::{list_all, rustci, wait_for, wait_ready, wait_runners, Procs};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
@@ -18,7 +20,6 @@ use rustci_control::server::live::ManualClock;
 use rustci_control::server::{start_with_clock, RunningServer, ServeOptions};
 use rustci_datasets::testdata::dataset;
 use rustci_datasets::JobRecord;
-use tonic::transport::Channel;
 
 #[test]
 fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
@@ -147,6 +148,148 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     }
 }
 
+/// Jobs of the history serve writes for retrain: enough for a train/test split.
+const SERVED_JOBS: usize = 60;
+
+on_both_stores!(retrain_trains_on_the_history_serve_wrote);
+
+/// `rustci serve` (a child process, on the test's store) runs jobs of two kinds (quick
+/// and slow, two tenants) through a reference runner; `rustci retrain --from` that store
+/// (its data directory, or `mongodb://HOST:PORT/DB`), beside the running server, trains
+/// a version on exactly the records of those jobs.
+async fn retrain_trains_on_the_history_serve_wrote(backend: Backend, test: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
+        return;
+    };
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut procs = Procs::new();
+    procs.server(
+        "server",
+        port,
+        store.data_dir(),
+        &store.serve_args(),
+        &dir.path().join("server.log"),
+    );
+    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
+    procs.runner(
+        "r",
+        &url,
+        "p",
+        "linux",
+        8,
+        None,
+        &[],
+        &dir.path().join("runner.log"),
+    );
+    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    let mut submitted = std::collections::BTreeSet::new();
+    for i in 0..SERVED_JOBS {
+        let (job_name, command) = if i % 3 == 0 {
+            ("slow", "sleep 1.2")
+        } else {
+            ("quick", "sleep 0.05")
+        };
+        let job = c
+            .jobs
+            .clone()
+            .submit_job(SubmitJobRequest {
+                request_id: format!("h-{i}"),
+                tenant: if i % 2 == 0 { "alpha" } else { "beta" }.into(),
+                labels: vec!["linux".into()],
+                command: command.into(),
+                job_name: job_name.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        let id = job.name.strip_prefix("jobs/").expect("jobs/ID").to_string();
+        submitted.insert(id);
+    }
+    wait_for(
+        "every job to succeed",
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        || {
+            let c = c.clone();
+            async move {
+                let done = list_all(&c, "", JobState::Succeeded, 1000)
+                    .await
+                    .map_err(|s| s.to_string())?
+                    .len();
+                if done == SERVED_JOBS {
+                    Ok(())
+                } else {
+                    Err(format!("{done} succeeded"))
+                }
+            }
+        },
+    )
+    .await;
+
+    // The store's history is exactly the jobs served (once durable: the server commits
+    // in groups).
+    let source = store.history_source();
+    let history = wait_for(
+        "the history in the store",
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        || {
+            let source = source.clone();
+            async move {
+                let h = rustci_control::store::history::read_history(&source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if h.len() == SERVED_JOBS {
+                    Ok(h)
+                } else {
+                    Err(format!("{} records", h.len()))
+                }
+            }
+        },
+    )
+    .await;
+    let ids: std::collections::BTreeSet<String> = history.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(ids, submitted, "the history is the jobs served");
+    let slow = history
+        .iter()
+        .filter(|r| r.job_name.as_deref() == Some("slow"))
+        .collect::<Vec<_>>();
+    assert_eq!(slow.len(), SERVED_JOBS / 3);
+    assert!(
+        slow.iter().all(|r| r.run_s >= Some(1)),
+        "slow jobs ran over a second: {slow:?}"
+    );
+
+    let models = dir.path().join("models");
+    let models_s = models.to_str().expect("utf-8 path");
+    let run = rustci([
+        "retrain", "--from", &source, "--out", models_s, "--format", "json",
+    ]);
+    assert!(
+        run.status.success(),
+        "retrain --from {source}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
+    assert_eq!(j["jobs"], SERVED_JOBS, "trained on the served jobs: {j}");
+    assert_eq!(j["skipped_no_run_time"], 0, "{j}");
+    assert_eq!(
+        j["train_jobs"].as_u64().expect("train_jobs") + j["test_jobs"].as_u64().expect("test_jobs"),
+        SERVED_JOBS as u64,
+        "{j}"
+    );
+    assert_eq!(j["written"], true, "{j}");
+    let artifact = j["artifact"].as_str().expect("artifact path");
+    assert!(Path::new(artifact).is_file(), "{artifact}");
+    assert!(models.join("CURRENT").is_file());
+    procs.assert_alive();
+    drop(procs);
+    store.finish().await;
+}
+
 #[test]
 fn retrain_on_ci_builds_reports_no_requested_baseline() {
     let Some(gha) = dataset("gha_build_duration") else {
@@ -244,7 +387,7 @@ fn train_into(dir: &Path, share: f64) {
     common::retrain_into(dir, &history(share));
 }
 
-async fn predicted_run_ms(api: &mut JobServiceClient<Channel>, i: u32) -> i64 {
+async fn predicted_run_ms(api: &mut JobServiceClient<OwnerChannel>, i: u32) -> i64 {
     let job = api
         .submit_job(SubmitJobRequest {
             request_id: format!("r{i}"),
@@ -350,7 +493,7 @@ async fn serve_model(
     dir: &Path,
     models: &Path,
     clock: Arc<ManualClock>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     common::serve_virtual(
         ServeOptions {
             data_dir: dir.join("data"),

@@ -9,15 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::OwnerChannel;
 use rustci_control::pb::fleet_service_client::FleetServiceClient;
 use rustci_control::pb::job_service_client::JobServiceClient;
-use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::live::ManualClock;
 use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_datasets::JobRecord;
 use rustci_scheduler::ScalePolicy;
-use tonic::transport::Channel;
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -25,7 +24,7 @@ async fn serve(
     dir: &Path,
     autoscaler: ScalePolicy,
     hook: Option<String>,
-) -> (RunningServer, Channel) {
+) -> (RunningServer, OwnerChannel) {
     serve_with(ServeOptions {
         data_dir: dir.to_path_buf(),
         autoscaler,
@@ -36,7 +35,7 @@ async fn serve(
 }
 
 /// `opts` on a virtual clock at `T0`, scale hooks checked every 20 ms.
-async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
+async fn serve_with(opts: ServeOptions) -> (RunningServer, OwnerChannel) {
     common::serve_virtual(
         ServeOptions {
             scale_interval_ms: 20,
@@ -47,23 +46,10 @@ async fn serve_with(opts: ServeOptions) -> (RunningServer, Channel) {
     .await
 }
 
-/// Runner `r0`: one slot in pool `lin` (label `linux`).
-async fn register_r0(ch: &Channel) {
-    RunnerServiceClient::new(ch.clone())
-        .register_runner(RegisterRunnerRequest {
-            runner_id: "r0".into(),
-            pool: "lin".into(),
-            labels: vec!["linux".into()],
-            slots: 1,
-        })
-        .await
-        .expect("register");
-}
-
 /// One runner of one slot in pool `lin`, then `jobs` one-slot jobs: one runs, the rest
 /// wait.
-async fn load(ch: &Channel, jobs: u64) {
-    register_r0(ch).await;
+async fn load(ch: &OwnerChannel, jobs: u64) {
+    common::register_r0(ch).await;
     let mut api = JobServiceClient::new(ch.clone());
     for i in 1..=jobs {
         api.submit_job(SubmitJobRequest {
@@ -79,7 +65,7 @@ async fn load(ch: &Channel, jobs: u64) {
     }
 }
 
-async fn advice(ch: &Channel) -> Vec<PoolAdvice> {
+async fn advice(ch: &OwnerChannel) -> Vec<PoolAdvice> {
     FleetServiceClient::new(ch.clone())
         .get_scaling_advice(GetScalingAdviceRequest {})
         .await
@@ -198,7 +184,7 @@ async fn predictive_advice_starts_from_the_models_arrival_profile() {
         ..ServeOptions::default()
     })
     .await;
-    register_r0(&ch).await;
+    common::register_r0(&ch).await;
     // Nothing submitted yet: the trained profile alone says 6 jobs an hour.
     let pools = advice(&ch).await;
     let (rate, source) = forecast(&pools[0].reason);

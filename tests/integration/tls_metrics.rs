@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::common::{as_owner, owner_channel};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::{start, ServeOptions};
@@ -115,7 +116,7 @@ async fn tls_serves_and_plaintext_is_refused() {
         .connect()
         .await
         .expect("TLS connect");
-    let job = JobServiceClient::new(ch)
+    let job = JobServiceClient::new(as_owner(ch))
         .submit_job(SubmitJobRequest {
             request_id: "r".into(),
             tenant: "t".into(),
@@ -132,7 +133,7 @@ async fn tls_serves_and_plaintext_is_refused() {
         .connect()
         .await;
     if let Ok(ch) = plain {
-        let r = JobServiceClient::new(ch)
+        let r = JobServiceClient::new(as_owner(ch))
             .get_job(GetJobRequest {
                 name: job.name.clone(),
             })
@@ -153,11 +154,7 @@ async fn metrics_and_health() {
     })
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     let mut jobs = JobServiceClient::new(ch.clone());
     for i in 0..3 {
         jobs.submit_job(SubmitJobRequest {
@@ -215,20 +212,9 @@ async fn stop_ends_open_watch_streams() {
     })
     .await
     .expect("server");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let ch = owner_channel(srv.addr).await;
     let mut jobs = JobServiceClient::new(ch);
-    let mut stream = jobs
-        .watch_jobs(WatchJobsRequest {
-            tenant: String::new(),
-            from_revision: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream = crate::common::watch_all(&mut jobs).await;
     jobs.submit_job(SubmitJobRequest {
         request_id: "r".into(),
         tenant: "t".into(),

@@ -8,47 +8,15 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, tail, Procs, BIN};
+use crate::common::{
+    expect_invalid, free_port, lease_one, serve_with_auth, tail, with_header, Procs, BIN,
+    TEAM_A_AUTH,
+};
+use rustci_control::clients::client::Bearer;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::{start, RunningServer, ServeOptions};
-use tonic::transport::Channel;
-use tonic::{Code, Request};
-
-const AUTH: &str = r#"
-runner_tokens = ["runner-token-1"]
-
-[[tenant]]
-name = "team-a"
-api_keys = ["key-team-a-1"]
-"#;
-
-async fn server(dir: &std::path::Path) -> (RunningServer, Channel) {
-    let auth = dir.join("auth.toml");
-    crate::common::write_private(&auth, AUTH);
-    let srv = start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.join("data"),
-        auth: Some(auth),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("server starts");
-    let ch = Channel::from_shared(format!("http://{}", srv.addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    (srv, ch)
-}
-
-fn with(header: &str, msg: SubmitJobRequest) -> Request<SubmitJobRequest> {
-    let mut r = Request::new(msg);
-    r.metadata_mut()
-        .insert("authorization", header.parse().expect("header"));
-    r
-}
+use tonic::Code;
 
 fn job(rid: &str, command: &str) -> SubmitJobRequest {
     SubmitJobRequest {
@@ -62,7 +30,7 @@ fn job(rid: &str, command: &str) -> SubmitJobRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_srv, ch) = server(dir.path()).await;
+    let (_srv, ch) = serve_with_auth(dir.path(), TEAM_A_AUTH).await;
     let mut jobs = JobServiceClient::new(ch);
     let key = "Bearer key-team-a-1";
     let cases: Vec<(&str, SubmitJobRequest)> = vec![
@@ -101,22 +69,11 @@ async fn control_characters_are_refused_naming_the_field() {
         ("request_id", job("r\0", "true")),
     ];
     for (field, req) in cases {
-        let what = format!("{field}: {req:?}");
-        match jobs.submit_job(with(key, req)).await {
-            Err(s) => {
-                assert_eq!(s.code(), Code::InvalidArgument, "{what}: {s:?}");
-                assert!(
-                    s.message().starts_with(field),
-                    "{what}: message should name {field}: {:?}",
-                    s.message()
-                );
-            }
-            Ok(ok) => panic!("{what}: accepted {ok:?}"),
-        }
+        expect_invalid(jobs.submit_job(with_header(key, req)).await, field);
     }
     // Tenants are checked where the server knows them: with an API key, the key's.
     let listed = jobs
-        .list_jobs(with_list(key))
+        .list_jobs(with_header(key, ListJobsRequest::default()))
         .await
         .expect("list")
         .into_inner();
@@ -124,24 +81,17 @@ async fn control_characters_are_refused_naming_the_field() {
 
     // What a shell command needs passes: lines and tabs.
     let ok = jobs
-        .submit_job(with(key, job("ok", "make\ttest\nmake install")))
+        .submit_job(with_header(key, job("ok", "make\ttest\nmake install")))
         .await
         .expect("a command of two lines with a tab")
         .into_inner();
     assert_eq!(ok.command, "make\ttest\nmake install");
 }
 
-fn with_list(header: &str) -> Request<ListJobsRequest> {
-    let mut r = Request::new(ListJobsRequest::default());
-    r.metadata_mut()
-        .insert("authorization", header.parse().expect("header"));
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bearer_scheme_is_case_insensitive() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_srv, ch) = server(dir.path()).await;
+    let (_srv, ch) = serve_with_auth(dir.path(), TEAM_A_AUTH).await;
     let mut jobs = JobServiceClient::new(ch);
     for (i, header) in [
         "bearer key-team-a-1",
@@ -151,12 +101,12 @@ async fn the_bearer_scheme_is_case_insensitive() {
     .into_iter()
     .enumerate()
     {
-        jobs.submit_job(with(header, job(&format!("b{i}"), "true")))
+        jobs.submit_job(with_header(header, job(&format!("b{i}"), "true")))
             .await
             .unwrap_or_else(|s| panic!("{header:?}: {s:?}"));
     }
     let s = jobs
-        .submit_job(with("Basic key-team-a-1", job("basic", "true")))
+        .submit_job(with_header("Basic key-team-a-1", job("basic", "true")))
         .await
         .expect_err("another scheme");
     assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
@@ -165,15 +115,10 @@ async fn the_bearer_scheme_is_case_insensitive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_completion_names_the_lease_holder_plainly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_srv, ch) = server(dir.path()).await;
+    let (_srv, ch) = serve_with_auth(dir.path(), TEAM_A_AUTH).await;
     let mut jobs = JobServiceClient::new(ch.clone());
-    let mut run = RunnerServiceClient::with_interceptor(ch, |mut r: Request<()>| {
-        r.metadata_mut().insert(
-            "authorization",
-            "Bearer runner-token-1".parse().expect("header"),
-        );
-        Ok(r)
-    });
+    let runner_token = Bearer::new(Some("runner-token-1")).expect("runner token");
+    let mut run = RunnerServiceClient::with_interceptor(ch, runner_token);
     run.register_runner(RegisterRunnerRequest {
         runner_id: "r1".into(),
         pool: "linux".into(),
@@ -182,21 +127,10 @@ async fn a_stale_completion_names_the_lease_holder_plainly() {
     })
     .await
     .expect("register");
-    jobs.submit_job(with("Bearer key-team-a-1", job("s1", "true")))
+    jobs.submit_job(with_header("Bearer key-team-a-1", job("s1", "true")))
         .await
         .expect("submit");
-    let lease = run
-        .acquire_jobs(AcquireJobsRequest {
-            name: "runners/r1".into(),
-            max_jobs: 1,
-            wait_ms: 0,
-        })
-        .await
-        .expect("acquire")
-        .into_inner()
-        .leases
-        .pop()
-        .expect("a lease");
+    let lease = lease_one(&mut run, "r1").await;
     let name = lease
         .job
         .as_ref()
@@ -223,9 +157,9 @@ async fn a_stale_completion_names_the_lease_holder_plainly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_escape_what_a_job_carries() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (srv, ch) = server(dir.path()).await;
+    let (srv, ch) = serve_with_auth(dir.path(), TEAM_A_AUTH).await;
     let mut jobs = JobServiceClient::new(ch);
-    jobs.submit_job(with(
+    jobs.submit_job(with_header(
         "Bearer key-team-a-1",
         job("t1", "make\ttest\nmake install"),
     ))

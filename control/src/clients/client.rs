@@ -12,6 +12,7 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status};
 
+use crate::local_token::{self, LocalToken};
 use crate::pb::fleet_service_client::FleetServiceClient;
 use crate::pb::job_service_client::JobServiceClient;
 use crate::pb::runner_service_client::RunnerServiceClient;
@@ -134,7 +135,7 @@ pub fn endpoint(server: &str, ca: Option<&Path>) -> Result<Endpoint> {
 /// Connects now (fails if the server is unreachable).
 pub async fn connect(server: &str, key: Option<&str>, ca: Option<&Path>) -> Result<Clients> {
     let ep = endpoint(server, ca)?;
-    let bearer = Bearer::new(key)?;
+    let bearer = bearer_for(&ep, key)?;
     let channel = ep
         .connect()
         .await
@@ -142,11 +143,40 @@ pub async fn connect(server: &str, key: Option<&str>, ca: Option<&Path>) -> Resu
     Ok(Clients::new(channel, bearer))
 }
 
+/// The credentials for `ep`: `key` when given; else, for a server on this machine
+/// (loopback), this user's local-mode token when there is one (`crate::local_token`).
+/// The token never goes to another host: it only opens this user's own servers.
+pub fn bearer_for(ep: &Endpoint, key: Option<&str>) -> Result<Bearer> {
+    if key.is_some_and(|k| !k.is_empty()) {
+        return Bearer::new(key);
+    }
+    let host = ep.uri().host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Bearer::new(None);
+    }
+    owner_bearer()
+}
+
+/// This user's local-mode token as credentials; none when the user has no token (or no
+/// config directory): the server then says what is missing.
+pub fn owner_bearer() -> Result<Bearer> {
+    let token = match local_token::default_path() {
+        Ok(path) => local_token::read(&path)?,
+        Err(_) => None,
+    };
+    Bearer::new(token.as_ref().map(LocalToken::secret))
+}
+
 /// Connects on first use and reconnects after failures: calls fail with `UNAVAILABLE`
 /// while the server is down. For long-lived clients such as runners.
 pub fn connect_lazy(server: &str, key: Option<&str>, ca: Option<&Path>) -> Result<Clients> {
     let ep = endpoint(server, ca)?;
-    let bearer = Bearer::new(key)?;
+    let bearer = bearer_for(&ep, key)?;
     Ok(Clients::new(ep.connect_lazy(), bearer))
 }
 

@@ -1,5 +1,5 @@
-//! Who is calling: a tenant's API key, a runner token, or anyone on loopback in local
-//! mode. Keys and tokens are compared, never logged or echoed.
+//! Who is calling: a tenant's API key, a runner token, or in local mode the owner's token
+//! (`crate::local_token`). Keys and tokens are compared, never logged or echoed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
 
+use crate::local_token::LocalToken;
 use crate::perms;
 
 /// The auth file (`rustci serve --auth FILE`):
@@ -49,7 +50,8 @@ impl std::fmt::Debug for TenantAuth {
 /// The caller of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// Local mode: no auth file; any caller (the server listens on loopback only).
+    /// Local mode: no auth file; a caller with the owner's token (the server listens on
+    /// loopback only).
     Local,
     Tenant(String),
     Runner,
@@ -57,7 +59,8 @@ pub enum Principal {
 
 #[derive(Clone, Default)]
 pub struct Auth {
-    local: bool,
+    /// Local mode's token: `Some` without an auth file.
+    local: Option<LocalToken>,
     keys: HashMap<String, String>,
     runner_tokens: HashSet<String>,
 }
@@ -65,12 +68,18 @@ pub struct Auth {
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
-            .field("local", &self.local)
+            .field("local", &self.local.is_some())
             .field("tenants", &self.keys.values().collect::<HashSet<_>>().len())
             .field("runner_tokens", &self.runner_tokens.len())
             .finish()
     }
 }
+
+/// What a local-mode server answers a caller without its owner's token.
+const LOCAL_ONLY: &str = "this server runs in local mode (no --auth): only the user who \
+started it may call it, with the token in that user's ~/.config/rustci/local.token \
+(which rustci's CLI and runners send by default); other users need a server started \
+with --auth and an API key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -98,16 +107,16 @@ pub enum AuthError {
 }
 
 impl Auth {
-    /// Local mode: every caller is trusted.
-    pub fn local() -> Self {
+    /// Local mode: a caller with `token` (the server owner's) is trusted with everything.
+    pub fn local(token: LocalToken) -> Self {
         Self {
-            local: true,
+            local: Some(token),
             ..Self::default()
         }
     }
 
     pub fn is_local(&self) -> bool {
-        self.local
+        self.local.is_some()
     }
 
     pub fn load(path: &Path) -> Result<(Self, AuthFile), AuthError> {
@@ -183,7 +192,7 @@ impl Auth {
             }
         }
         Ok(Self {
-            local: false,
+            local: None,
             keys,
             runner_tokens: f.runner_tokens.iter().cloned().collect(),
         })
@@ -191,13 +200,11 @@ impl Auth {
 
     /// The caller of a request, from its `authorization: Bearer ...` header.
     pub fn authenticate(&self, meta: &MetadataMap) -> Result<Principal, Status> {
-        if self.local {
-            return Ok(Principal::Local);
-        }
         let Some(value) = meta.get("authorization") else {
-            return Err(Status::unauthenticated(
-                "missing authorization header (Bearer API key or runner token)",
-            ));
+            return Err(Status::unauthenticated(match self.local {
+                Some(_) => LOCAL_ONLY,
+                None => "missing authorization header (Bearer API key or runner token)",
+            }));
         };
         let secret = value
             .to_str()
@@ -209,6 +216,13 @@ impl Auth {
             .ok_or_else(|| {
                 Status::unauthenticated("authorization header must be \"Bearer <key>\"")
             })?;
+        if let Some(token) = &self.local {
+            return if token.matches(secret) {
+                Ok(Principal::Local)
+            } else {
+                Err(Status::unauthenticated(LOCAL_ONLY))
+            };
+        }
         if let Some(tenant) = self.keys.get(secret) {
             return Ok(Principal::Tenant(tenant.clone()));
         }

@@ -6,7 +6,8 @@
 //! only what the refusal shows; the lock is what counts.
 //!
 //! Replicas started with `--redis` share a data directory on purpose (the Redis leader
-//! lease decides which one writes), so they take no lock.
+//! lease decides which one writes), so they take the lock shared: replicas run together,
+//! but not beside a server without `--redis`, which would write on its own.
 
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -46,6 +47,16 @@ pub struct DataDirLock {
 impl DataDirLock {
     /// Creates `dir` (0700) if needed and takes its lock, recording who holds it.
     pub fn acquire(dir: &Path, listen: SocketAddr) -> Result<Self, DataDirError> {
+        Self::take(dir, listen, false)
+    }
+
+    /// [`DataDirLock::acquire`] for a replica coordinated through Redis: other replicas
+    /// may hold it too, a server without Redis may not.
+    pub fn acquire_shared(dir: &Path, listen: SocketAddr) -> Result<Self, DataDirError> {
+        Self::take(dir, listen, true)
+    }
+
+    fn take(dir: &Path, listen: SocketAddr, shared: bool) -> Result<Self, DataDirError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| DataDirError::Io { path, source }
@@ -53,7 +64,12 @@ impl DataDirLock {
         perms::private_dir(dir).map_err(io(dir))?;
         let path = dir.join(LOCK_FILE);
         let mut file = perms::private_file(&path).map_err(io(&path))?;
-        match file.try_lock() {
+        let locked = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match locked {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
@@ -69,8 +85,10 @@ impl DataDirLock {
             }
             Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
+        // Replicas sharing the lock overwrite each other's details: a refusal names one.
         let details = format!(
-            "pid {}\nhost {}\nlisten {listen}\nsince {}\n",
+            "{}pid {}\nhost {}\nlisten {listen}\nsince {}\n",
+            if shared { "replica with --redis, " } else { "" },
             std::process::id(),
             host_name(),
             rustci_datasets::time::format_utc_ms(now_ms()),
@@ -122,5 +140,19 @@ mod tests {
         );
         drop(held);
         DataDirLock::acquire(tmp.path(), addr).expect("free again once released");
+    }
+
+    #[test]
+    fn replicas_share_the_lock_and_exclude_a_server_without_redis() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let addr: SocketAddr = "127.0.0.1:7411".parse().expect("addr");
+        let a = DataDirLock::acquire_shared(tmp.path(), addr).expect("first replica");
+        let b = DataDirLock::acquire_shared(tmp.path(), addr).expect("second replica");
+        let err = DataDirLock::acquire(tmp.path(), addr).expect_err("a lone server refused");
+        assert!(err.to_string().contains("replica with --redis"), "{err}");
+        drop((a, b));
+        let lone = DataDirLock::acquire(tmp.path(), addr).expect("free once they stop");
+        DataDirLock::acquire_shared(tmp.path(), addr).expect_err("no replica beside it");
+        drop(lone);
     }
 }

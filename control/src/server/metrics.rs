@@ -15,7 +15,7 @@ pub fn render(shared: &Shared) -> String {
     let _ = writeln!(s, "# HELP rustci_jobs_submitted_total Jobs accepted by SubmitJob.\n# TYPE rustci_jobs_submitted_total counter\nrustci_jobs_submitted_total {}", m.submitted.get());
     let _ = writeln!(s, "# HELP rustci_leases_total Leases handed to runners.\n# TYPE rustci_leases_total counter\nrustci_leases_total {}", m.leased.get());
     let _ = writeln!(s, "# HELP rustci_jobs_completed_total Completions accepted.\n# TYPE rustci_jobs_completed_total counter\nrustci_jobs_completed_total {}", m.completed.get());
-    if let Ok(live) = shared.live.lock() {
+    if let Ok(live) = crate::server::locking::lock(&shared.live) {
         let _ = writeln!(s, "# HELP rustci_decisions_total Scheduling decisions (starts, requeues) since this replica took over.\n# TYPE rustci_decisions_total counter\nrustci_decisions_total {}", live.decisions_total());
         let _ = writeln!(s, "# HELP rustci_leader Whether this replica serves (1) or stands by (0).\n# TYPE rustci_leader gauge\nrustci_leader {}", u8::from(shared.leader.load(std::sync::atomic::Ordering::SeqCst)));
         let stats = live.queue_stats();

@@ -23,6 +23,7 @@ pub mod counters;
 pub mod data_dir;
 pub mod flush;
 pub mod live;
+pub mod locking;
 pub mod metrics;
 pub mod model_reload;
 pub mod scale_hook;
@@ -38,6 +39,7 @@ use self::services::fleet::FleetApi;
 use self::services::jobs::JobApi;
 use self::services::runners::RunnerApi;
 use self::state::Shared;
+use crate::local_token;
 use crate::pb;
 use crate::store::mongo::MongoStore;
 use crate::store::sqlite::{SqliteStore, SyncMode};
@@ -52,6 +54,9 @@ pub struct ServeOptions {
     pub mongodb: Option<String>,
     pub sync: SyncMode,
     pub auth: Option<PathBuf>,
+    /// Local mode (no `auth`): the owner's token file (`crate::local_token`), created when
+    /// missing; `None`: [`crate::local_token::default_path`].
+    pub local_token: Option<PathBuf>,
     pub policy: String,
     pub lease_ttl_ms: i64,
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -85,6 +90,7 @@ impl Default for ServeOptions {
             mongodb: None,
             sync: SyncMode::Full,
             auth: None,
+            local_token: None,
             policy: "fairshare".into(),
             lease_ttl_ms: 15_000,
             tls: None,
@@ -112,7 +118,8 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::result::Result<(), tonic::transport::Error>>,
     background: Vec<JoinHandle<()>>,
-    /// The data directory's lock (none with `--redis` or MongoDB), held until dropped.
+    /// The data directory's lock (shared with `--redis`, none with MongoDB), held until
+    /// dropped.
     _data_dir_lock: Option<DataDirLock>,
 }
 
@@ -179,8 +186,8 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
 }
 
 pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Result<RunningServer> {
-    let auth = match &opts.auth {
-        Some(path) => Auth::load(path)?.0,
+    let auth_file = match &opts.auth {
+        Some(path) => Some(Auth::load(path)?.0),
         None => {
             if !opts.listen.ip().is_loopback() {
                 bail!(
@@ -188,8 +195,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
                     opts.listen
                 );
             }
-            tracing::warn!("no --auth file: local mode, every caller on loopback is trusted");
-            Auth::local()
+            None
         }
     };
     if opts.lease_ttl_ms < 100 {
@@ -206,10 +212,10 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     }
     // One writer per SQLite store: replicas with --redis share the directory on purpose
     // (the leader lease picks the writer), a MongoDB store does not live in it.
-    let data_dir_lock = if opts.redis.is_none() && opts.mongodb.is_none() {
-        Some(DataDirLock::acquire(&opts.data_dir, opts.listen)?)
-    } else {
-        None
+    let data_dir_lock = match (&opts.mongodb, &opts.redis) {
+        (Some(_), _) => None,
+        (None, None) => Some(DataDirLock::acquire(&opts.data_dir, opts.listen)?),
+        (None, Some(_)) => Some(DataDirLock::acquire_shared(&opts.data_dir, opts.listen)?),
     };
     let model = match &opts.model_dir {
         None => None,
@@ -230,6 +236,20 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         None => Live::open(config.clone(), clock.clone(), open_store_to_write(&opts)?)
             .context("rebuilding state from the store")?,
         Some(_) => coord::standby_live(config.clone(), clock.clone())?,
+    };
+    // After the store's checks: a store that cannot be served is named first.
+    let auth = match auth_file {
+        Some(auth) => auth,
+        None => {
+            let path = match &opts.local_token {
+                Some(p) => p.clone(),
+                None => local_token::default_path()?,
+            };
+            let token = local_token::load_or_create(&path)
+                .context("local mode (no --auth) needs the owner's token")?;
+            tracing::info!(token_file = %path.display(), "no --auth file: local mode, only callers with this user's token are served");
+            Auth::local(token)
+        }
     };
     let changes = live.subscribe();
     let shared = Shared::new(live, auth);

@@ -12,6 +12,7 @@ use tonic::Status;
 use crate::server::auth::Auth;
 use crate::server::counters::Counters;
 use crate::server::live::{Durability, Live, LiveError};
+use crate::server::locking;
 use crate::store::{ReadOnlyStore, StoredJob};
 
 /// What every service shares.
@@ -71,7 +72,7 @@ impl Shared {
                 "this replica is a standby; the leader serves requests",
             ));
         }
-        let live = self.live.lock().map_err(|_| {
+        let mut live = locking::lock(&self.live).map_err(|_| {
             Status::internal("scheduler state is unavailable after an internal error")
         })?;
         // Again under the lock: a replica stepping down clears the flag, then waits for
@@ -81,6 +82,11 @@ impl Shared {
                 "this replica is a standby; the leader serves requests",
             ));
         }
+        live.ensure_current().map_err(|e| {
+            Status::unavailable(format!(
+                "the scheduler's state is being rebuilt from the store after a failed commit; retry: {e}"
+            ))
+        })?;
         Ok(live)
     }
 
@@ -96,9 +102,7 @@ impl Shared {
             Ok(mut live) => return Ok(live.changes_since(after, tenant, limit)?),
             Err(status) => status,
         };
-        let mut history = self
-            .history
-            .lock()
+        let mut history = locking::lock(&self.history)
             .map_err(|_| Status::internal("the history store is unavailable"))?;
         match history.as_mut() {
             Some(store) => Ok(store

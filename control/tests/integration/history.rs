@@ -15,9 +15,10 @@ use rustci_scheduler::PolicyConfig;
 
 use crate::common;
 use crate::store_fixtures;
-use store_fixtures::{
-    finished, job, leased, mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS,
+use crate::support_mongo::{
+    mongo_test_database, mongo_uri_or_skip, uri_with_database, MONGO_SESSIONS,
 };
+use store_fixtures::{finished, job, leased};
 
 /// 2023-11-14T22:13:20Z in ms: a whole second, so record seconds are easy to state.
 const T0: i64 = 1_700_000_000_000;
@@ -323,7 +324,7 @@ async fn mongo_history_has_exactly_the_finished_jobs() {
         .expect("connect to MongoDB");
     let database = store.database().clone();
     let (live, ids) = drive(Box::new(store));
-    let source = store_fixtures::uri_with_database(&uri, &db);
+    let source = uri_with_database(&uri, &db);
     let result = read_history(&source).await;
     drop(live);
     let cleanup = database.drop().await;
@@ -341,7 +342,7 @@ async fn mongo_history_refuses_a_database_without_jobs() {
         return;
     };
     let db = mongo_test_database();
-    let source = store_fixtures::uri_with_database(&uri, &db);
+    let source = uri_with_database(&uri, &db);
     let err = read_history(&source).await.expect_err("an empty database");
     let msg = err.to_string();
     assert!(matches!(err, StoreError::History { .. }), "{err:?}");

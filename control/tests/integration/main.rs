@@ -6,8 +6,10 @@
 
 mod common;
 mod store_fixtures;
+mod support_mongo;
 mod support_redis;
 
+mod commit_failure;
 mod history;
 mod redis_coord;
 mod restart;

@@ -27,7 +27,12 @@ struct Replica {
 async fn replica(redis: &RedisServer, data: &std::path::Path) -> Replica {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let live = coord::standby_live(LiveConfig::default(), clock.clone()).expect("standby live");
-    let shared = Shared::new(live, Auth::local());
+    let shared = Shared::new(
+        live,
+        Auth::local(
+            rustci_control::local_token::load_or_create(&data.join("local.token")).expect("token"),
+        ),
+    );
     *shared.history.lock().expect("history lock") = Some(ReadOnlyStore::new(Box::new(
         SqliteStore::open(data, SyncMode::Normal).expect("store"),
     )));

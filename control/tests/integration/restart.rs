@@ -1,336 +1,330 @@
-//! Restart: queue, leases and fair-share usage are rebuilt from the embedded store;
-//! leases keep their fencing tokens; a dead runner's jobs are requeued after one TTL.
+//! Restart: queue, leases and fair-share usage are rebuilt from the store; leases keep
+//! their fencing tokens; a dead runner's jobs are requeued after one TTL. Each scenario
+//! runs on both stores: the embedded SQLite store and MongoDB (`mongo_*`, skipped
+//! visibly without `RUSTCI_TEST_MONGODB_URI`).
 
 use std::sync::Arc;
 
-use rustci_control::server::live::{Completion, Live, LiveConfig, ManualClock, Submission};
+use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, ManualClock};
+use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::JobState;
+use rustci_control::store::{JobState, Store};
 use rustci_scheduler::PolicyConfig;
+
+use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
 
 const T0: i64 = 1_700_000_000_000;
 
-fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Live {
-    let store = SqliteStore::open(dir, SyncMode::Normal).expect("store");
-    let config = LiveConfig {
-        policy: PolicyConfig::named("fairshare").expect("policy"),
-        lease_ttl_ms: 10_000,
-        ..LiveConfig::default()
-    };
-    Live::open(config, clock, Box::new(store)).expect("live")
+/// Where a scenario's `Live` keeps its state; every [`Place::store`] is a new handle on
+/// the same data, as a restarted server's is.
+enum Place {
+    Sqlite(tempfile::TempDir),
+    Mongo { uri: String, db: String },
 }
 
-fn job(tenant: &str, rid: &str) -> Submission {
-    Submission {
-        request_id: rid.into(),
-        tenant: tenant.into(),
-        labels: vec!["linux".into()],
-        command: "true".into(),
-        requested_ms: 60_000,
-        ..Submission::default()
+impl Place {
+    fn store(&self) -> Box<dyn Store> {
+        match self {
+            Place::Sqlite(dir) => {
+                Box::new(SqliteStore::open(dir.path(), SyncMode::Normal).expect("store"))
+            }
+            Place::Mongo { uri, db } => {
+                Box::new(MongoStore::connect(uri, db).expect("connect to MongoDB"))
+            }
+        }
     }
 }
 
-#[test]
-fn queue_leases_and_usage_survive_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
-    live.register_runner("w1", "lin", vec!["linux".into()], 1)
-        .expect("register");
-    // Tenant "heavy" runs a long job to completion: it has fair-share usage.
-    let a = live.submit(job("heavy", "a")).expect("submit");
-    let lease = live
-        .acquire("w1", 1)
-        .expect("acquire")
-        .pop()
-        .expect("lease");
-    clock.set(T0 + 3_600_000);
-    live.complete(
-        "w1",
-        Completion {
-            job: a.id,
-            fencing_token: lease.fencing_token,
-            success: true,
-            exit_code: 0,
-            reported_run_ms: None,
-        },
-    )
-    .expect("complete");
-    // The runner is busy with another job while two tenants queue one each.
-    let b = live.submit(job("heavy", "b")).expect("submit");
-    let lease_b = live
-        .acquire("w1", 1)
-        .expect("acquire")
-        .pop()
-        .expect("lease b");
-    let c = live.submit(job("heavy", "c")).expect("submit");
-    let d = live.submit(job("light", "d")).expect("submit");
-    assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
-    drop(live); // no shutdown hook: like a crash, only the store remains
-
-    clock.set(T0 + 3_600_000 + 1_000);
-    let mut live = open(dir.path(), clock.clone());
-    let b2 = live.job(b.id).expect("b");
-    assert_eq!(
-        (b2.state, b2.fencing_token),
-        (JobState::Leased, lease_b.fencing_token),
-        "the lease survives"
-    );
-    assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
-    assert_eq!(live.job(d.id).expect("d").state, JobState::Queued);
-    // Idempotency survives too: the same request gives the same job.
-    assert_eq!(live.submit(job("heavy", "c")).expect("resubmit").id, c.id);
-    assert_eq!(
-        live.durability().borrow().outcome(live.last_ticket()),
-        Some(true),
-        "a repeat that changed nothing is durable at once"
-    );
-    assert_eq!(
-        live.submit(job("heavy", "a"))
-            .expect("resubmit finished")
-            .id,
-        a.id
-    );
-    // The runner heartbeats again and finishes b: the light tenant goes first, because
-    // the heavy one's usage was rebuilt from history.
-    live.heartbeat("w1").expect("heartbeat");
-    live.complete(
-        "w1",
-        Completion {
-            job: b.id,
-            fencing_token: lease_b.fencing_token,
-            success: true,
-            exit_code: 0,
-            reported_run_ms: None,
-        },
-    )
-    .expect("complete b");
-    let next = live
-        .acquire("w1", 1)
-        .expect("acquire")
-        .pop()
-        .expect("lease");
-    assert_eq!(
-        next.job.id, d.id,
-        "fair share rebuilt from the store puts the light tenant first"
-    );
-    // A finished job's request id still maps to it, not to another job of the tenant.
-    assert_eq!(
-        live.submit(job("heavy", "b"))
-            .expect("resubmit finished b")
-            .id,
-        b.id
-    );
+fn on_sqlite(scenario: fn(&Place)) {
+    scenario(&Place::Sqlite(tempfile::tempdir().expect("tempdir")));
 }
 
-#[test]
-fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
-    live.register_runner("w1", "lin", vec!["linux".into()], 1)
-        .expect("register");
-    live.register_runner("w2", "lin", vec!["linux".into()], 1)
-        .expect("register");
-    let j = live.submit(job("t", "x")).expect("submit");
-    let (holder, other) = match live.acquire("w1", 1).expect("acquire").pop() {
-        Some(l) => (("w1", l), "w2"),
-        None => (
-            (
-                "w2",
-                live.acquire("w2", 1)
-                    .expect("acquire")
-                    .pop()
-                    .expect("lease"),
-            ),
-            "w1",
-        ),
+/// Runs `scenario` on a MongoDB database of its own (the multi-thread runtime the
+/// store's blocking calls need), then drops the database.
+async fn on_mongo(test: &str, scenario: fn(&Place)) {
+    let _shared = MONGO_SESSIONS.read().await;
+    let Some(uri) = mongo_uri_or_skip(test) else {
+        return;
     };
-    // Only the other runner heartbeats; the holder goes silent past the TTL.
-    clock.set(T0 + 6_000);
-    live.heartbeat(other).expect("hb");
-    clock.set(T0 + 11_000);
-    live.heartbeat(other).expect("hb");
-    let lost = live.tick().expect("tick");
-    assert_eq!(lost, vec![holder.0.to_string()]);
-    let relet = live
-        .acquire(other, 1)
-        .expect("acquire")
-        .pop()
-        .expect("requeued and leased again");
-    assert_eq!(relet.job.id, j.id);
-    assert!(
-        relet.fencing_token > holder.1.fencing_token,
-        "a new lease has a new token"
-    );
-    assert_eq!(relet.job.attempts, 2);
-    // The dead runner's late report is refused; the live lease completes.
-    let err = live
-        .complete(
-            other,
-            Completion {
-                job: j.id,
-                fencing_token: holder.1.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: None,
-            },
-        )
-        .expect_err("stale token");
-    assert!(err.to_string().contains("fencing token"), "{err}");
-    live.complete(
-        other,
-        Completion {
-            job: j.id,
-            fencing_token: relet.fencing_token,
-            success: true,
-            exit_code: 0,
-            reported_run_ms: None,
-        },
-    )
-    .expect("complete");
-    let err = live
-        .complete(
-            other,
-            Completion {
-                job: j.id,
-                fencing_token: relet.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: None,
-            },
-        )
-        .expect_err("twice");
-    assert!(err.to_string().contains("already finished"), "{err}");
+    let db = mongo_test_database();
+    scenario(&Place::Mongo {
+        uri: uri.clone(),
+        db: db.clone(),
+    });
+    let s = MongoStore::connect_async(&uri, &db)
+        .await
+        .expect("connect to MongoDB");
+    s.database().drop().await.expect("drop the test database");
 }
 
-#[test]
-fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
-    live.register_runner("w1", "lin", vec!["linux".into()], 4)
-        .expect("register");
-    live.set_group_commit(true);
-    let a = live.submit(job("t", "a")).expect("submit");
-    let ticket_a = live.last_ticket();
-    assert_eq!(
-        live.durability().borrow().outcome(ticket_a),
-        None,
-        "not durable yet"
-    );
-    assert!(
-        live.acquire("w1", 4).expect("acquire").is_empty(),
-        "no lease before it is durable"
-    );
-    // The flusher's two steps.
-    let (batch, upto) = live.take_pending().expect("pending");
-    let result = live.shared_store().lock().expect("store").commit(&batch);
-    live.finish_flush(batch, upto, result);
-    assert_eq!(live.durability().borrow().outcome(ticket_a), Some(true));
-    assert_eq!(
-        live.acquire("w1", 4)
+/// `#[test] fn NAME` on SQLite and `#[tokio::test] async fn mongo_NAME` on MongoDB, each
+/// running the scenario `fn NAME(&Place)` of the module `scenarios`.
+macro_rules! on_both_stores {
+    ($($name:ident => $mongo:ident),+ $(,)?) => {$(
+        #[test]
+        fn $name() {
+            on_sqlite(scenarios::$name);
+        }
+
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $mongo() {
+            on_mongo(stringify!($mongo), scenarios::$name).await;
+        }
+    )+};
+}
+
+on_both_stores!(
+    queue_leases_and_usage_survive_a_restart => mongo_queue_leases_and_usage_survive_a_restart,
+    a_dead_runner_loses_its_leases_and_stale_completions_are_refused =>
+        mongo_a_dead_runner_loses_its_leases_and_stale_completions_are_refused,
+    group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures =>
+        mongo_group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures,
+    the_change_log_is_pruned_and_resuming_before_it_is_refused =>
+        mongo_the_change_log_is_pruned_and_resuming_before_it_is_refused,
+    a_runners_timing_is_kept_within_the_lease_and_survives_a_restart =>
+        mongo_a_runners_timing_is_kept_within_the_lease_and_survives_a_restart,
+);
+
+mod scenarios {
+    use super::*;
+    use crate::common::{flush, submission as job};
+
+    fn open(place: &Place, clock: Arc<ManualClock>) -> Live {
+        let config = LiveConfig {
+            policy: PolicyConfig::named("fairshare").expect("policy"),
+            lease_ttl_ms: 10_000,
+            ..LiveConfig::default()
+        };
+        Live::open(config, clock, place.store()).expect("live")
+    }
+
+    /// The one lease `runner` gets now (one slot asked for).
+    fn lease_one(live: &mut Live, runner: &str, what: &str) -> Lease {
+        live.acquire(runner, 1)
             .expect("acquire")
             .pop()
-            .expect("lease")
-            .job
-            .id,
-        a.id
-    );
-
-    // A failed commit: the request is rolled back, memory is rebuilt from the store.
-    let b = live.submit(job("t", "b")).expect("submit");
-    let ticket_b = live.last_ticket();
-    let (batch, upto) = live.take_pending().expect("pending");
-    live.finish_flush(
-        batch,
-        upto,
-        Err(rustci_control::store::StoreError::Other("disk full".into())),
-    );
-    assert_eq!(live.durability().borrow().outcome(ticket_b), Some(false));
-    assert!(
-        live.job(b.id).is_err(),
-        "the job that never became durable is gone"
-    );
-    assert_eq!(
-        live.job(a.id).expect("a").state,
-        JobState::Leased,
-        "durable state is intact"
-    );
-    // The client retries the same request: it is accepted afresh.
-    let b2 = live.submit(job("t", "b")).expect("retry");
-    assert_eq!(b2.request_id, "b");
-}
-
-#[test]
-fn the_change_log_is_pruned_and_resuming_before_it_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("store");
-    let config = LiveConfig {
-        change_log_keep: 10,
-        ..LiveConfig::default()
-    };
-    let mut live = Live::open(config, clock.clone(), Box::new(store)).expect("live");
-    for i in 0..30 {
-        live.submit(job("t", &format!("r{i}"))).expect("submit");
+            .unwrap_or_else(|| panic!("{what}: no lease for {runner}"))
     }
-    assert_eq!(live.revision(), 30);
-    assert_eq!(
-        live.changes_since(1, None, 100)
-            .expect("all kept so far")
-            .len(),
-        29
-    );
-    live.tick().expect("tick prunes");
-    let err = live
-        .changes_since(5, None, 100)
-        .expect_err("revision 6 is gone");
-    assert!(err.to_string().contains("pruned"), "{err}");
-    let kept = live
-        .changes_since(0, None, 100)
-        .expect("from the oldest kept");
-    assert_eq!(kept.len(), 10);
-    assert_eq!(kept.first().map(|j| j.revision), Some(21));
-    assert_eq!(
-        live.changes_since(20, None, 100)
-            .expect("resume right at the edge")
-            .len(),
-        10
-    );
-}
 
-#[test]
-fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let mut live = open(dir.path(), clock.clone());
-    live.register_runner("w1", "lin", vec!["linux".into()], 2)
-        .expect("register");
-    let a = live.submit(job("t", "a")).expect("submit a");
-    let b = live.submit(job("t", "b")).expect("submit b");
-    let leases = live.acquire("w1", 2).expect("acquire");
-    assert_eq!(leases.len(), 2);
-    // Both leases last 60 s by the server's clock.
-    clock.set(T0 + 60_000);
-    for (l, reported) in leases.iter().zip([Some(42_000), Some(90_000)]) {
-        live.complete(
-            "w1",
-            Completion {
-                job: l.job.id,
-                fencing_token: l.fencing_token,
-                success: true,
-                exit_code: 0,
-                reported_run_ms: reported,
-            },
-        )
-        .expect("complete");
+    /// A successful completion of `job` under `fencing_token`.
+    fn success(job: u64, fencing_token: u64, reported_run_ms: Option<i64>) -> Completion {
+        Completion {
+            job,
+            fencing_token,
+            success: true,
+            exit_code: 0,
+            reported_run_ms,
+        }
     }
-    drop(live);
-    let mut live = open(dir.path(), clock);
-    let stored = |live: &mut Live, id| live.job(id).expect("stored").reported_run_ms;
-    // As reported; a report longer than the lease (a fast clock) is cut to the lease.
-    assert_eq!(stored(&mut live, a.id), Some(42_000));
-    assert_eq!(stored(&mut live, b.id), Some(60_000));
+
+    pub fn queue_leases_and_usage_survive_a_restart(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        // Tenant "heavy" runs a long job to completion: it has fair-share usage.
+        let a = live.submit(job("heavy", "a")).expect("submit");
+        let lease = lease_one(&mut live, "w1", "lease");
+        clock.set(T0 + 3_600_000);
+        live.complete("w1", success(a.id, lease.fencing_token, None))
+            .expect("complete");
+        // The runner is busy with another job while two tenants queue one each.
+        let b = live.submit(job("heavy", "b")).expect("submit");
+        let lease_b = lease_one(&mut live, "w1", "lease b");
+        let c = live.submit(job("heavy", "c")).expect("submit");
+        let d = live.submit(job("light", "d")).expect("submit");
+        assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
+        drop(live); // no shutdown hook: like a crash, only the store remains
+
+        clock.set(T0 + 3_600_000 + 1_000);
+        let mut live = open(place, clock.clone());
+        let b2 = live.job(b.id).expect("b");
+        assert_eq!(
+            (b2.state, b2.fencing_token),
+            (JobState::Leased, lease_b.fencing_token),
+            "the lease survives"
+        );
+        assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
+        assert_eq!(live.job(d.id).expect("d").state, JobState::Queued);
+        // Idempotency survives too: the same request gives the same job.
+        assert_eq!(live.submit(job("heavy", "c")).expect("resubmit").id, c.id);
+        assert_eq!(
+            live.durability().borrow().outcome(live.last_ticket()),
+            Some(true),
+            "a repeat that changed nothing is durable at once"
+        );
+        assert_eq!(
+            live.submit(job("heavy", "a"))
+                .expect("resubmit finished")
+                .id,
+            a.id
+        );
+        // The runner heartbeats again and finishes b: the light tenant goes first, because
+        // the heavy one's usage was rebuilt from history.
+        live.heartbeat("w1").expect("heartbeat");
+        live.complete("w1", success(b.id, lease_b.fencing_token, None))
+            .expect("complete b");
+        let next = lease_one(&mut live, "w1", "lease");
+        assert_eq!(
+            next.job.id, d.id,
+            "fair share rebuilt from the store puts the light tenant first"
+        );
+        // A finished job's request id still maps to it, not to another job of the tenant.
+        assert_eq!(
+            live.submit(job("heavy", "b"))
+                .expect("resubmit finished b")
+                .id,
+            b.id
+        );
+    }
+
+    pub fn a_dead_runner_loses_its_leases_and_stale_completions_are_refused(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        live.register_runner("w2", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        let j = live.submit(job("t", "x")).expect("submit");
+        let (holder, other) = match live.acquire("w1", 1).expect("acquire").pop() {
+            Some(l) => (("w1", l), "w2"),
+            None => (("w2", lease_one(&mut live, "w2", "lease")), "w1"),
+        };
+        // Only the other runner heartbeats; the holder goes silent past the TTL.
+        clock.set(T0 + 6_000);
+        live.heartbeat(other).expect("hb");
+        clock.set(T0 + 11_000);
+        live.heartbeat(other).expect("hb");
+        let lost = live.tick().expect("tick");
+        assert_eq!(lost, vec![holder.0.to_string()]);
+        let relet = lease_one(&mut live, other, "requeued and leased again");
+        assert_eq!(relet.job.id, j.id);
+        assert!(
+            relet.fencing_token > holder.1.fencing_token,
+            "a new lease has a new token"
+        );
+        assert_eq!(relet.job.attempts, 2);
+        // The dead runner's late report is refused; the live lease completes.
+        let err = live
+            .complete(other, success(j.id, holder.1.fencing_token, None))
+            .expect_err("stale token");
+        assert!(err.to_string().contains("fencing token"), "{err}");
+        live.complete(other, success(j.id, relet.fencing_token, None))
+            .expect("complete");
+        let err = live
+            .complete(other, success(j.id, relet.fencing_token, None))
+            .expect_err("twice");
+        assert!(err.to_string().contains("already finished"), "{err}");
+    }
+
+    pub fn group_commit_hands_out_leases_only_once_durable_and_rolls_back_failures(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 4)
+            .expect("register");
+        live.set_group_commit(true);
+        let a = live.submit(job("t", "a")).expect("submit");
+        let ticket_a = live.last_ticket();
+        assert_eq!(
+            live.durability().borrow().outcome(ticket_a),
+            None,
+            "not durable yet"
+        );
+        assert!(
+            live.acquire("w1", 4).expect("acquire").is_empty(),
+            "no lease before it is durable"
+        );
+        flush(&mut live);
+        assert_eq!(live.durability().borrow().outcome(ticket_a), Some(true));
+        assert_eq!(
+            live.acquire("w1", 4)
+                .expect("acquire")
+                .pop()
+                .expect("lease")
+                .job
+                .id,
+            a.id
+        );
+
+        // A failed commit: the request is rolled back, memory is rebuilt from the store.
+        let b = live.submit(job("t", "b")).expect("submit");
+        let ticket_b = live.last_ticket();
+        let (batch, upto) = live.take_pending().expect("pending");
+        live.finish_flush(
+            batch,
+            upto,
+            Err(rustci_control::store::StoreError::Other("disk full".into())),
+        );
+        assert_eq!(live.durability().borrow().outcome(ticket_b), Some(false));
+        assert!(
+            live.job(b.id).is_err(),
+            "the job that never became durable is gone"
+        );
+        assert_eq!(
+            live.job(a.id).expect("a").state,
+            JobState::Leased,
+            "durable state is intact"
+        );
+        // The client retries the same request: it is accepted afresh.
+        let b2 = live.submit(job("t", "b")).expect("retry");
+        assert_eq!(b2.request_id, "b");
+    }
+
+    pub fn the_change_log_is_pruned_and_resuming_before_it_is_refused(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let config = LiveConfig {
+            change_log_keep: 10,
+            ..LiveConfig::default()
+        };
+        let mut live = Live::open(config, clock.clone(), place.store()).expect("live");
+        for i in 0..30 {
+            live.submit(job("t", &format!("r{i}"))).expect("submit");
+        }
+        assert_eq!(live.revision(), 30);
+        assert_eq!(
+            live.changes_since(1, None, 100)
+                .expect("all kept so far")
+                .len(),
+            29
+        );
+        live.tick().expect("tick prunes");
+        let err = live
+            .changes_since(5, None, 100)
+            .expect_err("revision 6 is gone");
+        assert!(err.to_string().contains("pruned"), "{err}");
+        let kept = live
+            .changes_since(0, None, 100)
+            .expect("from the oldest kept");
+        assert_eq!(kept.len(), 10);
+        assert_eq!(kept.first().map(|j| j.revision), Some(21));
+        assert_eq!(
+            live.changes_since(20, None, 100)
+                .expect("resume right at the edge")
+                .len(),
+            10
+        );
+    }
+
+    pub fn a_runners_timing_is_kept_within_the_lease_and_survives_a_restart(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 2)
+            .expect("register");
+        let a = live.submit(job("t", "a")).expect("submit a");
+        let b = live.submit(job("t", "b")).expect("submit b");
+        let leases = live.acquire("w1", 2).expect("acquire");
+        assert_eq!(leases.len(), 2);
+        // Both leases last 60 s by the server's clock.
+        clock.set(T0 + 60_000);
+        for (l, reported) in leases.iter().zip([Some(42_000), Some(90_000)]) {
+            live.complete("w1", success(l.job.id, l.fencing_token, reported))
+                .expect("complete");
+        }
+        drop(live);
+        let mut live = open(place, clock);
+        let stored = |live: &mut Live, id| live.job(id).expect("stored").reported_run_ms;
+        // As reported; a report longer than the lease (a fast clock) is cut to the lease.
+        assert_eq!(stored(&mut live, a.id), Some(42_000));
+        assert_eq!(stored(&mut live, b.id), Some(60_000));
+    }
 }

@@ -1,7 +1,13 @@
-//! Jobs and runners in the states the store tests need; shared by the SQLite and the
-//! MongoDB store tests, which check the same `Store` contract.
+//! The `Store` contract, once for both stores: jobs and runners in the states the store
+//! tests need, and each contract as a function of `&mut dyn Store` that the SQLite and
+//! the MongoDB store tests both run (one fixture, two backends). What only one store has
+//! (SQLite's schema versions and corrupt rows, MongoDB's write conflicts and take-over)
+//! is tested beside it in `store_sqlite.rs` / `store_mongo.rs`.
 
-use rustci_control::store::{Batch, JobState, Store, StoredJob, StoredRunner};
+use rustci_control::store::{
+    Batch, JobFilter, JobState, Store, StoreError, StoredJob, StoredRunner,
+};
+use rustci_datasets::Outcome;
 
 pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
     StoredJob {
@@ -65,60 +71,6 @@ pub fn runner(id: &str) -> StoredRunner {
     }
 }
 
-/// The environment variable naming the MongoDB server of the MongoDB tests.
-pub const MONGO_ENV: &str = "RUSTCI_TEST_MONGODB_URI";
-
-/// Set (CI sets it) to make a missing MongoDB server a failure instead of a skip.
-pub const MONGO_REQUIRE_ENV: &str = "RUSTCI_REQUIRE_MONGODB";
-
-/// The test server's URI, or `None` after printing the visible skip line; with
-/// `RUSTCI_REQUIRE_MONGODB=1` a missing URI fails the test instead.
-pub fn mongo_uri_or_skip(test: &str) -> Option<String> {
-    use std::io::Write;
-    let Ok(uri) = std::env::var(MONGO_ENV) else {
-        if std::env::var_os(MONGO_REQUIRE_ENV).is_some_and(|v| v != "0") {
-            panic!("{test}: {MONGO_ENV} is not set, and {MONGO_REQUIRE_ENV} is");
-        }
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {MONGO_ENV} not set");
-        return None;
-    };
-    Some(uri)
-}
-
-/// Every test that uses the MongoDB server holds this shared; the take-over test, which
-/// ends every session on the server (`killAllSessions`), holds it alone.
-pub static MONGO_SESSIONS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
-
-/// A database name no other test run uses.
-pub fn mongo_test_database() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "rustci_test_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
-
-/// `uri` with its path (the database) set to `db`, keeping hosts and options. A path it
-/// had (the authentication database, for MongoDB) becomes `authSource` unless set.
-pub fn uri_with_database(uri: &str, db: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").expect("a mongodb:// URI");
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let (path, options) = tail.split_at(tail.find('?').unwrap_or(tail.len()));
-    let old_db = path.trim_start_matches('/');
-    let mut options = options.to_string();
-    if !old_db.is_empty() && !options.to_ascii_lowercase().contains("authsource=") {
-        options.push(if options.is_empty() { '?' } else { '&' });
-        options.push_str("authSource=");
-        options.push_str(old_db);
-    }
-    format!("{scheme}://{authority}/{db}{options}")
-}
-
 /// The change-log contract of `prune_changes`: on a log of 12,000 entries, keeping 1,000
 /// deletes a bounded chunk at once, and later commits (100 versions each) trim the rest a
 /// little at a time until exactly the newest 1,000 are kept.
@@ -166,4 +118,332 @@ pub fn versions(j: &mut StoredJob, from: u64, n: u64) -> Vec<StoredJob> {
             j.clone()
         })
         .collect()
+}
+
+/// Commits (jobs, runner registrations and removals, an empty batch) load back as one
+/// snapshot: unfinished jobs, jobs finished since the cut-off, live runners, and the
+/// highest id, revision and fencing token.
+pub fn commit_and_load_round_trip(s: &mut dyn Store) {
+    assert_eq!(
+        s.load(0).expect("load"),
+        Default::default(),
+        "a new store is empty"
+    );
+    let q = job(1, "acme", JobState::Queued, 1);
+    let l = leased(job(2, "acme", JobState::Queued, 0), 7, 2);
+    let f = finished(
+        leased(job(3, "zeta", JobState::Queued, 0), 5, 0),
+        JobState::Succeeded,
+        2_000_000,
+        3,
+    );
+    let old = finished(
+        job(4, "zeta", JobState::Queued, 0),
+        JobState::Cancelled,
+        10,
+        4,
+    );
+    s.commit(&Batch {
+        jobs: vec![q.clone(), l.clone(), f.clone(), old.clone()],
+        runners: vec![runner("r1"), runner("r2")],
+        removed_runners: vec![],
+    })
+    .expect("commit");
+    s.commit(&Batch {
+        removed_runners: vec!["r2".into()],
+        ..Batch::default()
+    })
+    .expect("commit a removal");
+    s.commit(&Batch::default()).expect("commit nothing");
+
+    let snap = s.load(1_000_000).expect("load");
+    assert_eq!(snap.unfinished, vec![q, l.clone()]);
+    assert_eq!(snap.recently_finished, vec![f.clone()]);
+    assert_eq!(snap.runners, vec![runner("r1")]);
+    assert_eq!(
+        (snap.max_job_id, snap.max_revision, snap.max_fencing_token),
+        (4, 4, 7)
+    );
+    assert_eq!(
+        s.load(0).expect("load").recently_finished,
+        vec![f.clone(), old],
+        "a cut-off of 0 gives every finished job"
+    );
+    assert_eq!(s.get_job(2).expect("get"), Some(l));
+    assert_eq!(s.get_job(3).expect("get"), Some(f));
+    assert_eq!(s.get_job(99).expect("get"), None);
+}
+
+/// Every committed version of a job is in the change log, in revision order, per tenant
+/// on request; the job itself is its latest version.
+pub fn updates_and_change_log(s: &mut dyn Store) {
+    let v1 = job(1, "acme", JobState::Queued, 1);
+    let other = job(2, "zeta", JobState::Queued, 2);
+    let v2 = leased(v1.clone(), 11, 3);
+    let v3 = finished(v2.clone(), JobState::Failed, 1_100_000, 4);
+    commit_jobs(s, vec![v1.clone(), other.clone()]);
+    commit_jobs(s, vec![v2.clone()]);
+    commit_jobs(s, vec![v3.clone()]);
+
+    assert_eq!(s.get_job(1).expect("get"), Some(v3.clone()));
+    let changes = |s: &mut dyn Store, after: u64, tenant: Option<&str>, limit: usize| {
+        s.changes_since(after, tenant, limit).expect("changes")
+    };
+    assert_eq!(
+        changes(s, 0, None, 100),
+        vec![v1.clone(), other.clone(), v2.clone(), v3.clone()]
+    );
+    assert_eq!(changes(s, 2, None, 100), vec![v2.clone(), v3.clone()]);
+    assert_eq!(changes(s, 2, None, 1), vec![v2.clone()]);
+    assert_eq!(changes(s, 0, None, 2), vec![v1.clone(), other.clone()]);
+    assert_eq!(changes(s, 0, Some("acme"), 100), vec![v1, v2, v3.clone()]);
+    assert_eq!(changes(s, 0, Some("zeta"), 100), vec![other]);
+    assert_eq!(changes(s, 0, Some("nobody"), 100), vec![]);
+    assert_eq!(changes(s, 4, None, 100), vec![]);
+
+    let snap = s.load(0).expect("load");
+    assert_eq!(snap.max_revision, 4);
+    assert_eq!(
+        snap.max_fencing_token, 11,
+        "the token of a finished job still counts"
+    );
+    assert_eq!(snap.unfinished.len(), 1);
+    assert_eq!(snap.recently_finished, vec![v3]);
+}
+
+/// `list_jobs` pages by id and filters by tenant, state and request id, alone or together.
+pub fn list_jobs_pages_by_id_and_filters(s: &mut dyn Store) {
+    let jobs: Vec<StoredJob> = (1..=10)
+        .map(|id| {
+            let tenant = if id % 2 == 0 { "even" } else { "odd" };
+            let j = job(id, tenant, JobState::Queued, id);
+            if id % 3 == 0 {
+                finished(j, JobState::Succeeded, 2_000_000, id)
+            } else {
+                j
+            }
+        })
+        .collect();
+    commit_jobs(s, jobs);
+    let mut ids = |f: &JobFilter, after: u64, limit: usize| {
+        s.list_jobs(f, after, limit)
+            .expect("list")
+            .iter()
+            .map(|j| j.id)
+            .collect::<Vec<_>>()
+    };
+
+    let all = JobFilter::default();
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = ids(&all, after, 3);
+        let Some(&last) = page.last() else { break };
+        assert!(page.len() <= 3);
+        after = last;
+        seen.extend(page);
+    }
+    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
+    assert!(ids(&all, 0, 0).is_empty());
+
+    let even = JobFilter {
+        tenant: Some("even".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&even, 0, 100), vec![2, 4, 6, 8, 10]);
+    assert_eq!(ids(&even, 4, 2), vec![6, 8]);
+    let done = JobFilter {
+        state: Some(JobState::Succeeded),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&done, 0, 100), vec![3, 6, 9]);
+    assert_eq!(ids(&done, 3, 1), vec![6]);
+    let odd_queued = JobFilter {
+        tenant: Some("odd".into()),
+        state: Some(JobState::Queued),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&odd_queued, 0, 100), vec![1, 5, 7]);
+    let by_request = |tenant: &str, request: &str| JobFilter {
+        tenant: Some(tenant.into()),
+        request_id: Some(request.into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&by_request("even", "req-4"), 0, 100), vec![4]);
+    assert!(ids(&by_request("odd", "req-4"), 0, 100).is_empty());
+    let request_only = JobFilter {
+        request_id: Some("req-7".into()),
+        ..JobFilter::default()
+    };
+    assert_eq!(ids(&request_only, 0, 100), vec![7]);
+    let all_filters = JobFilter {
+        tenant: Some("odd".into()),
+        state: Some(JobState::Succeeded),
+        request_id: Some("req-9".into()),
+    };
+    assert_eq!(ids(&all_filters, 0, 100), vec![9]);
+    assert!(ids(&all_filters, 9, 100).is_empty());
+    let none = JobFilter {
+        tenant: Some("nobody".into()),
+        ..JobFilter::default()
+    };
+    assert!(ids(&none, 0, 100).is_empty());
+}
+
+/// A second job with a tenant's request id fails its batch; with `atomic` (a store that
+/// commits a batch all or nothing) nothing of the batch is visible. The same request id
+/// in another tenant is another job, and the store goes on working. Returns the error,
+/// for the store's own checks of what it says.
+pub fn duplicate_request_id_fails_the_batch(s: &mut dyn Store, atomic: bool) -> StoreError {
+    let first = job(1, "acme", JobState::Queued, 1);
+    commit_jobs(s, vec![first.clone()]);
+    let before = s.load(0).expect("load");
+
+    let ok = job(2, "acme", JobState::Queued, 2);
+    let mut dup = job(3, "acme", JobState::Queued, 3);
+    dup.request_id = first.request_id.clone();
+    let bump = leased(first.clone(), 9, 4);
+    let err = s
+        .commit(&Batch {
+            jobs: vec![ok, bump, dup],
+            runners: vec![runner("r9")],
+            removed_runners: vec![],
+        })
+        .expect_err("a second job for the same (tenant, request_id) must fail");
+    assert_eq!(s.get_job(3).expect("get"), None, "the duplicate is refused");
+    if atomic {
+        assert_eq!(s.get_job(2).expect("get"), None);
+        assert_eq!(s.get_job(1).expect("get"), Some(first.clone()));
+        assert_eq!(s.changes_since(1, None, 100).expect("changes"), vec![]);
+        assert_eq!(
+            s.load(0).expect("load"),
+            before,
+            "runners, tokens and revisions unchanged"
+        );
+    }
+
+    let mut other = job(5, "zeta", JobState::Queued, 5);
+    other.request_id = first.request_id.clone();
+    commit_jobs(s, vec![other.clone()]);
+    assert_eq!(s.get_job(5).expect("get"), Some(other));
+    err
+}
+
+/// What one handle committed, another opened later (`reopen`) loads the same: jobs,
+/// runners, the change log and the highest id, revision and token.
+pub fn everything_survives_a_reopen(s: &mut dyn Store, reopen: &mut dyn FnMut() -> Box<dyn Store>) {
+    let a = job(1, "acme", JobState::Queued, 1);
+    let b = leased(job(2, "acme", JobState::Queued, 0), 42, 2);
+    let c = finished(
+        job(3, "zeta", JobState::Queued, 0),
+        JobState::Succeeded,
+        5_000_000,
+        3,
+    );
+    s.commit(&Batch {
+        jobs: vec![a, b, c],
+        runners: vec![runner("r1")],
+        removed_runners: vec![],
+    })
+    .expect("commit");
+    commit_jobs(
+        s,
+        vec![finished(
+            job(1, "acme", JobState::Queued, 0),
+            JobState::Cancelled,
+            6_000_000,
+            4,
+        )],
+    );
+    let snap = s.load(0).expect("load");
+    let changes = s.changes_since(0, None, 100).expect("changes");
+    assert_eq!(
+        (snap.max_fencing_token, snap.max_revision, snap.max_job_id),
+        (42, 4, 3)
+    );
+    assert_eq!(changes.len(), 4);
+    let mut again = reopen();
+    let after = again.load(0).expect("load after reopening");
+    assert_eq!(
+        (&after.unfinished, &after.runners, &after.recently_finished),
+        (&snap.unfinished, &snap.runners, &snap.recently_finished)
+    );
+    // A store may reserve numbers ahead (SQLite's high-water marks, `store::marks`):
+    // after a reopen they never go back, so no id, revision or token is handed out twice.
+    assert!(
+        after.max_fencing_token >= snap.max_fencing_token
+            && after.max_revision >= snap.max_revision
+            && after.max_job_id >= snap.max_job_id,
+        "high-water marks went back: {after:?} after {snap:?}"
+    );
+    assert_eq!(again.changes_since(0, None, 100).expect("changes"), changes);
+}
+
+/// `history` gives a `JobRecord` for each job that finished after it started, from the
+/// cut-off on, oldest first, with waits and run times in whole seconds.
+pub fn history_gives_records_of_finished_jobs(s: &mut dyn Store) {
+    let mut a = job(1, "acme", JobState::Queued, 0);
+    a.submit_ms = 1_000_000;
+    a = leased(a, 1, 0);
+    a.start_ms = Some(1_010_000);
+    let a = finished(a, JobState::Succeeded, 1_070_000, 1);
+    let mut b = job(2, "acme", JobState::Queued, 0);
+    b.submit_ms = 2_000_000;
+    let b = finished(b, JobState::Failed, 2_500_000, 2);
+    let old = finished(
+        job(3, "acme", JobState::Queued, 0),
+        JobState::Cancelled,
+        500,
+        3,
+    );
+    let live = leased(job(4, "acme", JobState::Queued, 0), 2, 4);
+    commit_jobs(s, vec![a, b, old, live]);
+
+    let h = s.history(1_000_000, 100).expect("history");
+    assert_eq!(h.len(), 2, "only finished jobs since the cut-off: {h:?}");
+    let r = &h[0];
+    assert_eq!(r.id, "1");
+    assert_eq!(r.tenant, "acme");
+    assert_eq!(r.submit_s, 1_000);
+    assert_eq!(r.wait_s, Some(10));
+    assert_eq!(r.run_s, Some(60));
+    assert_eq!(r.outcome, Outcome::Success);
+    assert_eq!(r.labels, vec!["linux".to_string(), "x86_64".to_string()]);
+    assert_eq!(r.queue.as_deref(), Some("r1"));
+    assert_eq!(h[1].id, "2");
+    assert_eq!(h[1].outcome, Outcome::Failure);
+    assert_eq!(h[1].run_s, Some(490));
+    assert_eq!(s.history(0, 1).expect("history").len(), 1);
+    assert_eq!(s.history(0, 100).expect("history").len(), 3);
+}
+
+/// `prune_changes` keeps the newest entries (at least one), and the highest revision
+/// survives it.
+pub fn prune_keeps_the_newest_changes(s: &mut dyn Store) {
+    let mut j = job(1, "acme", JobState::Queued, 1);
+    commit_jobs(s, vec![j.clone()]);
+    for rev in 2..=5 {
+        j.revision = rev;
+        j.attempts = rev as u32;
+        commit_jobs(s, vec![j.clone()]);
+    }
+    assert_eq!(s.oldest_change().expect("oldest"), Some(1));
+    assert_eq!(s.prune_changes(2).expect("prune"), 3);
+    assert_eq!(s.oldest_change().expect("oldest"), Some(4));
+    assert_eq!(
+        s.changes_since(0, None, 100)
+            .expect("changes")
+            .iter()
+            .map(|j| j.revision)
+            .collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+    assert_eq!(
+        s.prune_changes(0).expect("prune"),
+        1,
+        "at least the newest change is kept"
+    );
+    assert_eq!(s.oldest_change().expect("oldest"), Some(5));
+    assert_eq!(s.prune_changes(10).expect("prune"), 0);
+    assert_eq!(s.load(0).expect("load").max_revision, 5);
 }

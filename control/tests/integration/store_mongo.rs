@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use mongodb::bson::{doc, Document};
 use rustci_control::store::mongo::MongoStore;
-use rustci_control::store::{Batch, JobFilter, JobState, Store, StoredJob};
-use rustci_datasets::Outcome;
+use rustci_control::store::{Batch, JobState, Store, StoreError, StoredJob};
+use tokio::runtime::Handle;
+use tokio::task::block_in_place;
 /// Connects to a fresh database, or prints the skip line and returns `None`.
 async fn store(test: &str) -> Option<MongoStore> {
     let uri = mongo_uri_or_skip(test)?;
@@ -25,9 +26,9 @@ async fn drop_db(s: &MongoStore) {
     s.database().drop().await.expect("drop the test database");
 }
 
-use crate::store_fixtures::{
-    finished, job, leased, mongo_test_database, mongo_uri_or_skip, runner, MONGO_ENV,
-    MONGO_SESSIONS as SESSIONS,
+use crate::store_fixtures::{self, job, leased};
+use crate::support_mongo::{
+    mongo_test_database, mongo_uri_or_skip, MONGO_ENV, MONGO_SESSIONS as SESSIONS,
 };
 
 fn jobs(v: Vec<StoredJob>) -> Batch {
@@ -37,195 +38,107 @@ fn jobs(v: Vec<StoredJob>) -> Batch {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn mongo_commit_and_load_round_trip() {
+/// Runs `contract` on a store in a database of its own, then drops the database.
+async fn on_mongo(test: &str, contract: impl FnOnce(&mut MongoStore)) {
     let _shared = SESSIONS.read().await;
-    let Some(mut s) = store("mongo_commit_and_load_round_trip").await else {
+    let Some(mut s) = store(test).await else {
         return;
     };
-    assert_eq!(s.load(0).unwrap(), Default::default());
-    let q = job(1, "acme", JobState::Queued, 1);
-    let l = leased(job(2, "acme", JobState::Queued, 0), 7, 2);
-    let f = finished(
-        leased(job(3, "zeta", JobState::Queued, 0), 5, 0),
-        JobState::Succeeded,
-        2_000_000,
-        3,
-    );
-    s.commit(&Batch {
-        jobs: vec![q.clone(), l.clone(), f.clone()],
-        runners: vec![runner("r1"), runner("r2")],
-        removed_runners: vec![],
-    })
-    .unwrap();
-    s.commit(&Batch {
-        removed_runners: vec!["r2".into()],
-        ..Batch::default()
-    })
-    .unwrap();
+    contract(&mut s);
+    drop_db(&s).await;
+}
 
-    let snap = s.load(1_000_000).unwrap();
-    assert_eq!(snap.unfinished, vec![q, l.clone()]);
-    assert_eq!(snap.recently_finished, vec![f.clone()]);
-    assert_eq!(snap.runners, vec![runner("r1")]);
-    assert_eq!(
-        (snap.max_job_id, snap.max_revision, snap.max_fencing_token),
-        (3, 3, 7)
-    );
-    assert_eq!(s.get_job(2).unwrap(), Some(l));
-    assert_eq!(s.get_job(99).unwrap(), None);
-
-    // A reconnect sees the same state.
-    let uri = std::env::var(MONGO_ENV).unwrap();
-    let mut again = MongoStore::connect_async(&uri, s.database().name())
-        .await
-        .unwrap();
-    assert_eq!(again.load(1_000_000).unwrap(), snap);
-
-    // Finished jobs carry their JobRecord for the retraining side.
-    let raw = s
-        .database()
-        .collection::<Document>("jobs")
-        .find_one(doc! { "_id": 3_i64 })
-        .await
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_commit_and_load_round_trip() {
+    on_mongo("mongo_commit_and_load_round_trip", |s| {
+        store_fixtures::commit_and_load_round_trip(s);
+        // Finished jobs carry their JobRecord for the retraining side.
+        let raw = block_in_place(|| {
+            Handle::current().block_on(async {
+                s.database()
+                    .collection::<Document>("jobs")
+                    .find_one(doc! { "_id": 3_i64 })
+                    .await
+            })
+        })
         .unwrap()
         .unwrap();
-    let record = raw.get_document("record").unwrap();
-    assert_eq!(record.get_str("id").unwrap(), "3");
-    assert_eq!(record.get_str("outcome").unwrap(), "success");
-    drop_db(&s).await;
+        let record = raw.get_document("record").unwrap();
+        assert_eq!(record.get_str("id").unwrap(), "3");
+        assert_eq!(record.get_str("outcome").unwrap(), "success");
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_updates_and_change_log() {
-    let _shared = SESSIONS.read().await;
-    let Some(mut s) = store("mongo_updates_and_change_log").await else {
-        return;
-    };
-    let v1 = job(1, "acme", JobState::Queued, 1);
-    let other = job(2, "zeta", JobState::Queued, 2);
-    let v2 = leased(v1.clone(), 11, 3);
-    let v3 = finished(v2.clone(), JobState::Failed, 1_100_000, 4);
-    s.commit(&jobs(vec![v1.clone(), other.clone()])).unwrap();
-    s.commit(&jobs(vec![v2.clone()])).unwrap();
-    s.commit(&jobs(vec![v3.clone()])).unwrap();
-
-    assert_eq!(s.get_job(1).unwrap(), Some(v3.clone()));
-    assert_eq!(
-        s.changes_since(0, None, 100).unwrap(),
-        vec![v1.clone(), other.clone(), v2.clone(), v3.clone()]
-    );
-    assert_eq!(s.changes_since(2, None, 1).unwrap(), vec![v2.clone()]);
-    assert_eq!(
-        s.changes_since(0, Some("acme"), 100).unwrap(),
-        vec![v1, v2, v3.clone()]
-    );
-    assert_eq!(s.changes_since(0, Some("zeta"), 100).unwrap(), vec![other]);
-    let snap = s.load(0).unwrap();
-    assert_eq!((snap.max_revision, snap.max_fencing_token), (4, 11));
-
-    assert_eq!(s.prune_changes(2).unwrap(), 2);
-    assert_eq!(s.changes_since(0, None, 100).unwrap().len(), 2);
-    assert_eq!(s.load(0).unwrap().max_revision, 4);
-
-    let h = s.history(0, 10).unwrap();
-    assert_eq!(h.len(), 1);
-    assert_eq!(h[0].id, "1");
-    assert_eq!(h[0].outcome, Outcome::Failure);
-    assert_eq!(h[0].wait_s, Some(10));
-    // 89.999 s, to the nearest second (the one ms-to-s rule of `history_record`).
-    assert_eq!(h[0].run_s, Some(90));
-    drop_db(&s).await;
+    on_mongo("mongo_updates_and_change_log", |s| {
+        store_fixtures::updates_and_change_log(s)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn mongo_list_jobs_pages_and_filters() {
-    let _shared = SESSIONS.read().await;
-    let Some(mut s) = store("mongo_list_jobs_pages_and_filters").await else {
-        return;
-    };
-    let all: Vec<StoredJob> = (1..=10)
-        .map(|id| {
-            let tenant = if id % 2 == 0 { "even" } else { "odd" };
-            let j = job(id, tenant, JobState::Queued, id);
-            if id % 3 == 0 {
-                finished(j, JobState::Succeeded, 2_000_000, id)
-            } else {
-                j
-            }
-        })
-        .collect();
-    s.commit(&jobs(all)).unwrap();
-    let ids = |v: Vec<StoredJob>| v.iter().map(|j| j.id).collect::<Vec<_>>();
-    let mut seen = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = ids(s.list_jobs(&JobFilter::default(), after, 3).unwrap());
-        let Some(&last) = page.last() else { break };
-        after = last;
-        seen.extend(page);
-    }
-    assert_eq!(seen, (1..=10).collect::<Vec<_>>());
-    let even = JobFilter {
-        tenant: Some("even".into()),
-        ..JobFilter::default()
-    };
-    assert_eq!(ids(s.list_jobs(&even, 4, 2).unwrap()), vec![6, 8]);
-    let done = JobFilter {
-        state: Some(JobState::Succeeded),
-        ..JobFilter::default()
-    };
-    assert_eq!(ids(s.list_jobs(&done, 0, 100).unwrap()), vec![3, 6, 9]);
-    let by_request = JobFilter {
-        tenant: Some("odd".into()),
-        request_id: Some("req-7".into()),
-        ..JobFilter::default()
-    };
-    assert_eq!(ids(s.list_jobs(&by_request, 0, 100).unwrap()), vec![7]);
-    drop_db(&s).await;
+async fn mongo_list_jobs_pages_by_id_and_filters() {
+    on_mongo("mongo_list_jobs_pages_by_id_and_filters", |s| {
+        store_fixtures::list_jobs_pages_by_id_and_filters(s)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_duplicate_request_id_is_refused() {
-    let _shared = SESSIONS.read().await;
-    let Some(mut s) = store("mongo_duplicate_request_id_is_refused").await else {
-        return;
-    };
-    let first = job(1, "acme", JobState::Queued, 1);
-    s.commit(&jobs(vec![first.clone()])).unwrap();
-    let mut dup = job(3, "acme", JobState::Queued, 3);
-    dup.request_id = first.request_id.clone();
-    let batch = Batch {
-        jobs: vec![job(2, "acme", JobState::Queued, 2), dup],
-        runners: vec![runner("r9")],
-        removed_runners: vec![],
-    };
-    assert!(s.commit(&batch).is_err(), "the unique index refuses it");
-    if s.uses_transactions() {
+    on_mongo("mongo_duplicate_request_id_is_refused", |s| {
         // All or nothing only with transactions (replica set / sharded cluster).
-        assert_eq!(s.get_job(2).unwrap(), None);
-        assert_eq!(s.changes_since(1, None, 100).unwrap(), vec![]);
-        assert!(s.load(0).unwrap().runners.is_empty());
-    } else {
-        let _ = writeln!(
-            std::io::stderr(),
-            "note: standalone server, no transactions: atomicity not checked"
-        );
-    }
-    assert_eq!(s.get_job(3).unwrap(), None);
-    assert_eq!(s.get_job(1).unwrap(), Some(first));
-    drop_db(&s).await;
+        let atomic = s.uses_transactions();
+        if !atomic {
+            let _ = writeln!(
+                std::io::stderr(),
+                "note: standalone server, no transactions: atomicity not checked"
+            );
+        }
+        let err = store_fixtures::duplicate_request_id_fails_the_batch(s, atomic);
+        assert!(matches!(err, StoreError::Mongo { .. }), "{err:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_everything_survives_a_reconnect() {
+    on_mongo("mongo_everything_survives_a_reconnect", |s| {
+        let uri = std::env::var(MONGO_ENV).unwrap();
+        let db = s.database().name().to_string();
+        store_fixtures::everything_survives_a_reopen(s, &mut || {
+            Box::new(MongoStore::connect(&uri, &db).expect("reconnect"))
+        });
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_history_gives_records_of_finished_jobs() {
+    on_mongo("mongo_history_gives_records_of_finished_jobs", |s| {
+        store_fixtures::history_gives_records_of_finished_jobs(s)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mongo_prune_keeps_the_newest_changes() {
+    on_mongo("mongo_prune_keeps_the_newest_changes", |s| {
+        store_fixtures::prune_keeps_the_newest_changes(s)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn mongo_a_long_change_log_is_trimmed_a_little_at_a_time() {
-    let _shared = SESSIONS.read().await;
-    let Some(mut s) = store("mongo_a_long_change_log_is_trimmed_a_little_at_a_time").await else {
-        return;
-    };
     // After each commit is durable here, outside its transaction.
-    crate::store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(&mut s);
-    drop_db(&s).await;
+    on_mongo(
+        "mongo_a_long_change_log_is_trimmed_a_little_at_a_time",
+        |s| store_fixtures::a_long_change_log_is_trimmed_a_little_at_a_time(s),
+    )
+    .await;
 }
 
 /// Polls `cond` every 5 ms until it holds, or fails after `within`.

@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,39 +44,54 @@ pub fn ping(port: u16) -> bool {
     s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// Whether `redis-server` is installed; if not, prints the visible `SKIPPED:` line, or
+/// panics with `RUSTCI_REQUIRE_REDIS=1` (CI).
+pub fn installed_or_skip(test: &str) -> bool {
+    let bin = binary();
+    let installed = Command::new(&bin)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !installed {
+        let msg =
+            format!("SKIPPED: {test}: `{bin}` is not installed (apt-get install -y redis-server)");
+        if std::env::var_os("RUSTCI_REQUIRE_REDIS").is_some_and(|v| v != "0") {
+            panic!("{msg}, and RUSTCI_REQUIRE_REDIS is set");
+        }
+        let _ = writeln!(std::io::stderr(), "{msg}");
+    }
+    installed
+}
+
+/// The command of a throwaway server on `port`: loopback only, no persistence, its
+/// files in `dir`.
+pub fn command(port: u16, dir: &Path) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir);
+    cmd
+}
+
 impl RedisServer {
     /// Starts a server and waits until it answers PING; `None` (test skipped) if
     /// `redis-server` is not installed.
     pub fn start(test: &str) -> Option<Self> {
-        let bin = binary();
-        if Command::new(&bin)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_err()
-        {
-            let msg = format!(
-                "SKIPPED: {test}: `{bin}` is not installed (apt-get install -y redis-server)"
-            );
-            if std::env::var_os("RUSTCI_REQUIRE_REDIS").is_some_and(|v| v != "0") {
-                panic!("{msg}, and RUSTCI_REQUIRE_REDIS is set");
-            }
-            let _ = writeln!(std::io::stderr(), "{msg}");
+        if !installed_or_skip(test) {
             return None;
         }
+        let bin = binary();
         // The port may be taken between probing and binding: try a few.
         let mut last_err = String::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir for redis");
             let port = free_port();
-            let mut child = Command::new(&bin)
-                .args(["--port", &port.to_string()])
-                .args(["--bind", "127.0.0.1"])
-                .args(["--save", ""])
-                .args(["--appendonly", "no"])
-                .arg("--dir")
-                .arg(dir.path())
+            let mut child = command(port, dir.path())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -10,7 +10,8 @@ use rustci_control::store::sqlite::SyncMode;
 
 pub const SERVE_EXAMPLES: &str = "\
 Examples:
-  # Local mode (no authentication; loopback only), embedded SQLite store:
+  # Local mode (loopback only; only this user may call it: the CLI and runners of this
+  # user send the token in ~/.config/rustci/local.token, created 0600 at first start):
   rustci serve --listen 127.0.0.1:7411 --data-dir ./rustci-data
 
   # With API keys and runner tokens, TLS and Prometheus metrics:
@@ -54,7 +55,9 @@ pub struct ServeArgs {
     /// Directory of the embedded SQLite store.
     #[arg(long, default_value = "rustci-data")]
     data_dir: PathBuf,
-    /// Auth file (TOML: runner_tokens and [[tenant]] api_keys). Without it: local mode.
+    /// Auth file (TOML: runner_tokens and [[tenant]] api_keys). Without it: local mode,
+    /// which serves only callers with this user's token ($RUSTCI_CONFIG_DIR/local.token,
+    /// default ~/.config/rustci/local.token; the CLI and runners send it by default).
     #[arg(long)]
     auth: Option<PathBuf>,
     /// Store: `sqlite` (embedded, in --data-dir) or a `mongodb://` URI (the database

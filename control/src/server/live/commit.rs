@@ -15,8 +15,7 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 
 /// The store behind `store`; a poisoned lock is a store error, not a panic.
 pub(super) fn lock_store(store: &SharedStore) -> Result<MutexGuard<'_, Box<dyn Store>>, LiveError> {
-    store
-        .lock()
+    crate::server::locking::lock(store)
         .map_err(|_| LiveError::Store(StoreError::Other("store lock poisoned".into())))
 }
 
@@ -147,18 +146,15 @@ impl Commits {
         self.durable.send_modify(|d| d.committed = committed);
     }
 
-    /// After the state was rebuilt from the store and the rebuild's own changes were
-    /// committed: whatever was pending is gone, so its requests fail; the rebuild's
-    /// batch is a ticket of its own (leases it re-made are durable); later requests
-    /// start afresh.
-    pub(super) fn restarted(&mut self) {
+    /// A rebuild begins: the requests not yet durable fail (their changes are gone with
+    /// the memory the rebuild replaces, or their commit failed); nothing of them is
+    /// committed later.
+    pub(super) fn fail_pending(&mut self) {
         let (failed_from, failed_upto) = (self.committed_seq, self.pending_seq);
-        self.pending_seq += 1;
         self.pending = Batch::default();
-        self.committed_seq = self.pending_seq;
-        let upto = self.pending_seq;
+        self.committed_seq = failed_upto;
         self.durable.send_modify(|d| {
-            d.committed = upto;
+            d.committed = failed_upto;
             if failed_from < failed_upto {
                 d.failed.push((failed_from, failed_upto));
                 if d.failed.len() > 16 {
@@ -166,5 +162,14 @@ impl Commits {
                 }
             }
         });
+    }
+
+    /// The rebuild that began with [`Commits::fail_pending`] committed its own changes:
+    /// they are a ticket of their own (leases it re-made are durable); later requests
+    /// start afresh.
+    pub(super) fn restarted(&mut self) {
+        self.pending_seq += 1;
+        self.committed_seq = self.pending_seq;
+        self.announce();
     }
 }

@@ -31,16 +31,38 @@ pub(super) fn check_id(field: &'static str, v: &str) -> Result<(), LiveError> {
 /// Text shown to people (ids, names, labels, project, branch): no control characters,
 /// which would end the string (NUL) or drive the terminal of whoever lists the job.
 pub(super) fn check_text(field: &'static str, v: &str) -> Result<(), LiveError> {
-    match v.char_indices().find(|(_, c)| c.is_control()) {
-        Some((at, c)) => Err(invalid(
-            field,
-            format!(
-                "must not contain control characters; found U+{:04X} at byte {at}",
-                u32::from(c)
-            ),
-        )),
-        None => Ok(()),
-    }
+    check_controls(field, v, &[])
+}
+
+/// The control characters a shell command may hold: it may span lines and hold tabs.
+pub(super) const COMMAND_CONTROLS: &[(char, &str)] = &[('\n', "newline"), ('\t', "tab")];
+
+/// No control character in `v` but those `allowed` (each with its name for the error).
+pub(super) fn check_controls(
+    field: &'static str,
+    v: &str,
+    allowed: &[(char, &str)],
+) -> Result<(), LiveError> {
+    let Some((at, c)) = v
+        .char_indices()
+        .find(|&(_, c)| c.is_control() && !allowed.iter().any(|&(a, _)| a == c))
+    else {
+        return Ok(());
+    };
+    let except = match allowed {
+        [] => String::new(),
+        _ => {
+            let names: Vec<&str> = allowed.iter().map(|&(_, name)| name).collect();
+            format!(" other than {}", names.join(" and "))
+        }
+    };
+    Err(invalid(
+        field,
+        format!(
+            "must not contain control characters{except}; found U+{:04X} at byte {at}",
+            u32::from(c)
+        ),
+    ))
 }
 
 /// Labels of a job or a runner: at most [`LABELS`], each 1 to [`LABEL_LEN`] characters

@@ -79,6 +79,9 @@ pub struct Live {
     scaling: Scaling,
     /// Revision at the last change-log pruning.
     pruned_at: u64,
+    /// Memory may not match the store: a rebuild ([`Live::reload`]) started and did not
+    /// finish. Nothing is served until one does ([`Live::ensure_current`]).
+    stale: bool,
 }
 
 impl std::fmt::Debug for Live {
@@ -113,6 +116,7 @@ impl Live {
             recent: RecentStarts::default(),
             scaling: Scaling::default(),
             pruned_at: 0,
+            stale: true,
         };
         live.reload()?;
         Ok(live)
@@ -173,6 +177,11 @@ impl Live {
     /// commit. Leased jobs keep their leases; their runners get one lease TTL from now to
     /// heartbeat again before their jobs are requeued.
     pub fn reload(&mut self) -> Result<(), LiveError> {
+        // Cleared only at the end: a rebuild that fails half way leaves memory that no
+        // request may act on.
+        self.stale = true;
+        // What is not durable yet is gone with the memory it changed: its requests fail.
+        self.commits.fail_pending();
         let now = self.now();
         let snap = self.store()?.load(now - self.config.usage_window_ms)?;
         self.core = Self::new_core(&self.config)?;
@@ -221,7 +230,13 @@ impl Live {
                                     .reoffer(&holder, id, self.commits.next_ticket());
                             }
                         }
-                        _ => batch.jobs.extend(self.jobs.requeue(id)),
+                        // Its runner cannot hold it (more leases in the store than
+                        // slots, e.g. from a writer that had lost the lease): back to
+                        // the queue, the core's too, or it would never run again.
+                        _ => {
+                            batch.jobs.extend(self.jobs.requeue(id));
+                            self.enqueue(now, id, &mut out)?;
+                        }
                     }
                 }
                 None => {
@@ -242,6 +257,19 @@ impl Live {
         self.commits.restarted();
         self.jobs.forget_finished();
         self.runners.forget_dirty();
+        self.stale = false;
+        Ok(())
+    }
+
+    /// Rebuilds from the store first when an earlier rebuild failed (a store that was
+    /// down, a full disk); an error while it still cannot. Every request goes through it
+    /// (`crate::server::state::Shared::live`), so none acts on memory the store does not
+    /// back.
+    pub fn ensure_current(&mut self) -> Result<(), LiveError> {
+        if self.stale {
+            self.reload()?;
+            tracing::info!("state rebuilt from the store after an earlier failure");
+        }
         Ok(())
     }
 
@@ -431,8 +459,10 @@ impl Live {
     ) {
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; rebuilding state from the store");
+            // The rebuild fails the batch's requests and those pending behind it first,
+            // whatever becomes of it: a later commit must not report them durable.
             if let Err(again) = self.reload() {
-                tracing::error!(error = %again, "rebuilding state from the store failed too");
+                tracing::error!(error = %again, "rebuilding state from the store failed too; requests are refused until it succeeds");
             }
             return;
         }

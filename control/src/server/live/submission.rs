@@ -59,23 +59,9 @@ impl Submission {
         if self.command.trim().is_empty() {
             return Err(invalid("command", "is required (a shell command to run)"));
         }
-        // A shell command may span lines and hold tabs; any other control character is
-        // either a mistake (NUL ends the string `sh -c` sees) or terminal escapes aimed
-        // at whoever lists the job.
-        if let Some((at, c)) = self
-            .command
-            .char_indices()
-            .find(|&(_, c)| c.is_control() && c != '\n' && c != '\t')
-        {
-            return Err(invalid(
-                "command",
-                format!(
-                    "must not contain control characters other than newline and tab; \
-                     found U+{:04X} at byte {at}",
-                    u32::from(c)
-                ),
-            ));
-        }
+        // Any control character but newline and tab is either a mistake (NUL ends the
+        // string `sh -c` sees) or terminal escapes aimed at whoever lists the job.
+        limits::check_controls("command", &self.command, limits::COMMAND_CONTROLS)?;
         if self.command.len() > limits::COMMAND_LEN {
             return Err(invalid(
                 "command",

@@ -67,7 +67,7 @@ fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
 /// The live state is only read, so a standby's placeholder serves too (it holds no
 /// job, so its predictor estimates each one afresh).
 fn watch_events(shared: &Shared, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
-    let etas: Vec<Eta> = match shared.live.lock() {
+    let etas: Vec<Eta> = match crate::server::locking::lock(&shared.live) {
         Ok(live) => {
             let etas = live.etas();
             jobs.iter().map(|j| etas.started(j)).collect()

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Pipeline results on the synthetic week (issue 14, must-show 1 and 3): time to feedback
+# under FIFO, fair share and critical path with requested times, Tsafrir's predictor, the
+# model and true run times, on one fleet and one span, plus the ETA accuracy at creation.
+#
+#   scripts/synthetic_pipelines.sh [OUT_DIR]      (SEEDS="1 2 3" for other weeks,
+#                                                  FLEET=FILE.toml for another fleet)
+#
+# Needs the release binaries `rustci-sim` and `rustci` (cargo build --release --bins).
+#
+# Per seed: `rustci-sim generate` writes the week (pipelines on, the built-in workload) as
+# a JobRecord CSV; `rustci retrain --history-fraction F` trains the model on the records
+# before the cut only; every run replays the same span, the records after the cut
+# (`--replay-from-fraction F`), on simulator/fleets/synthetic-pipelines.toml (or
+# $FLEET). Tsafrir's predictor and the model first learn the records before the cut as
+# finished jobs.
+# Prints one markdown table per seed, then the ETA accuracy of the critical-path runs.
+# Deterministic (seeded workload, seeded training); 4-5 minutes per seed on 2 busy cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-/tmp/rustci-synthetic-pipelines}
+SEEDS=${SEEDS:-1}
+F=${FRACTION:-0.5}
+FLEET=${FLEET:-simulator/fleets/synthetic-pipelines.toml}
+RUNS_KEY=$(basename "$FLEET" .toml)
+mkdir -p "$OUT"
+T=${CARGO_TARGET_DIR:-target}/release
+SIM="$T/rustci-sim"
+RUSTCI="$T/rustci"
+
+# name|policy|predictor (MODEL stands for this seed's model directory)
+runs=(
+  "FIFO (easy)|easy|requested"
+  "fair share|fairshare|requested"
+  "critical path, requested times|critical-path|requested"
+  "critical path, Tsafrir|critical-path|tsafrir"
+  "critical path, model|critical-path|MODEL"
+  "critical path, true run times|critical-path|clairvoyant"
+)
+
+for seed in $SEEDS; do
+  week="$OUT/week-$seed.csv"
+  model="$OUT/model-$seed"
+  [ -s "$week" ] || "$SIM" generate --seed "$seed" --out "$week" >/dev/null
+  [ -f "$model/CURRENT" ] ||
+    "$RUSTCI" retrain --from "$week" --history-fraction "$F" --out "$model" -q --format json \
+      >"$OUT/retrain-$seed.json"
+  for r in "${runs[@]}"; do
+    IFS='|' read -r _ policy predictor <<<"$r"
+    key=$(echo "$policy-$predictor" | tr -cd 'A-Za-z0-9-')
+    predictor=${predictor/MODEL/model:$model}
+    "$SIM" run --trace "$week" --fleet "$FLEET" --replay-from-fraction "$F" \
+      --policy "$policy" --predictor "$predictor" -q --output "$OUT/$RUNS_KEY-$seed-$key.json" >/dev/null
+  done
+  echo "Seed $seed (replayed: the records after the first $F, on $FLEET)"
+  echo
+  python3 - "$OUT" "$RUNS_KEY-$seed" "${runs[@]}" <<'PY'
+import json, re, sys
+out, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
+rows = []
+for r in runs:
+    name, policy, predictor = r.split('|')
+    key = re.sub(r'[^A-Za-z0-9-]', '', f"{policy}-{predictor}")
+    rows.append((name, json.load(open(f"{out}/{prefix}-{key}.json"))))
+fifo = rows[0][1]['pipelines']['ttf_p95_s']
+clair = rows[-1][1]['pipelines']['ttf_p95_s']
+print('| policy | TTF p95 s | TTF mean s | TTF p50 s | p95 vs FIFO | p95 vs true run times | utilisation | pipelines (superseded) |')
+print('|---|---:|---:|---:|---:|---:|---:|---:|')
+for name, rep in rows:
+    p = rep['pipelines']
+    print(f"| {name} | {p['ttf_p95_s']:.0f} | {p['ttf_mean_s']:.0f} | {p['ttf_p50_s']:.0f} | "
+          f"{100 * (p['ttf_p95_s'] / fifo - 1):+.1f}% | {100 * (p['ttf_p95_s'] / clair - 1):+.1f}% | "
+          f"{100 * rep['utilization']:.1f}% | {p['count']} ({p['superseded']}) |")
+print()
+print('ETA at creation (critical path):')
+print()
+print('| estimates | within 10% | within 60 s | pipelines projected |')
+print('|---|---:|---:|---:|')
+for name, rep in rows[2:]:
+    p = rep['pipelines']
+    print(f"| {name.split(', ')[1]} | {100 * p['eta_within_10pct']:.1f}% | "
+          f"{100 * p['eta_within_60s']:.1f}% | {p['eta_count']} of {p['ttf_count']} |")
+print()
+PY
+done
