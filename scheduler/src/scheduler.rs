@@ -321,6 +321,14 @@ pub struct Scheduler {
     /// Jobs whose slots left the plan at their estimated end and whose end event has not
     /// come yet (all at the current instant; see [`Scheduler::release_at_estimate`]).
     released_pending: usize,
+    /// Buffers of the pipeline steps, reused: what a step decided, and a pipeline's job
+    /// ids while it is checked.
+    pipeline_fx: Vec<crate::pipeline::state::Effect>,
+    pipeline_ids: IdMap<JobId, ()>,
+    /// The graphs of the pipelines' shapes seen so far.
+    pipeline_graphs: crate::pipeline::GraphCache,
+    /// Pipeline jobs that entered the queue (became ready, or a person played them).
+    pipeline_jobs_queued: u64,
 }
 
 impl std::fmt::Debug for Scheduler {
@@ -353,6 +361,10 @@ impl Scheduler {
             last_pass: Pass::default(),
             pipelines: Pipelines::default(),
             released_pending: 0,
+            pipeline_fx: Vec::new(),
+            pipeline_ids: IdMap::default(),
+            pipeline_graphs: crate::pipeline::GraphCache::default(),
+            pipeline_jobs_queued: 0,
         }
     }
 
@@ -782,7 +794,7 @@ impl Scheduler {
                 }
             }
             Event::Tick => {}
-            Event::SubmitPipeline(spec) => self.submit_pipeline(now, spec, out)?,
+            Event::SubmitPipeline(spec) => self.submit_pipeline(now, &spec, out)?,
             Event::CancelPipeline { pipeline } => self.cancel_pipeline(now, pipeline, out)?,
             Event::PlayManual { job } => self.play_manual(now, job, out)?,
             Event::Skip { job } => self.skip_event(now, job, out)?,

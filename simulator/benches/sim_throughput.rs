@@ -56,6 +56,16 @@ fn run_with_eta(
         total,
         peak_rss_mb()
     );
+    let arrivals = out.engine.pipeline_job_arrivals;
+    if arrivals > 0 {
+        // The count before pipeline jobs' entries into the queue were events.
+        let old = f.events - arrivals;
+        println!(
+            "{:<39} of which pipeline jobs queued {arrivals:>9}; without them {old:>9} events, {:>10.0} events/s",
+            "",
+            old as f64 / f.wall_s
+        );
+    }
 }
 
 fn main() {

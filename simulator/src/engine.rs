@@ -200,7 +200,13 @@ pub struct EngineOutput {
     pub supersession: Supersession,
     /// Jobs the core refused at submission because no pool can ever run them.
     pub refused: u64,
+    /// Events handled: an arrival (an independent job's submission, a pipeline's
+    /// creation, a pipeline job's entry into the queue when it becomes ready) or a job's
+    /// end, and the estimate expiries, autoscaler evaluations and interruptions.
     pub events: u64,
+    /// Of `events`, the pipeline jobs' entries into the queue (the core counts them:
+    /// they happen inside a creation or an end).
+    pub pipeline_job_arrivals: u64,
     /// Every decision with its time, when asked for (parity tests compare these).
     pub decisions: Option<Vec<(Millis, Decision)>>,
     /// What the autoscaler did, when there was one.
@@ -672,6 +678,7 @@ pub fn run_arrivals(
 ) -> Result<EngineOutput, EngineError> {
     let jobs = arrivals.jobs;
     let independent = &jobs[..arrivals.independent.min(jobs.len())];
+    let queued_before = scheduler.pipeline_jobs_queued();
     let mut st = State {
         queue: EventQueue::with_capacity(runners.len() + 1024),
         out: EngineOutput {
@@ -905,6 +912,8 @@ pub fn run_arrivals(
         }
     }
     st.out.scaling = scaling.map(|sc| sc.out);
+    st.out.pipeline_job_arrivals = scheduler.pipeline_jobs_queued() - queued_before;
+    st.out.events += st.out.pipeline_job_arrivals;
     Ok(st.out)
 }
 
@@ -916,9 +925,7 @@ fn submit_pipeline(
     out: &mut Vec<Decision>,
 ) -> Result<(), EngineError> {
     let id: PipelineId = pipe.spec.id;
-    let events = std::iter::once(Event::SubmitPipeline(pipe.spec.clone()))
-        .chain(pipe.skips.iter().map(|&job| Event::Skip { job }));
-    match scheduler.handle_all(now, events, out) {
+    match scheduler.handle_pipeline(now, &pipe.spec, &pipe.skips, out) {
         Ok(()) => Ok(()),
         // A skip ended the pipeline (every job is then terminal): the skips after it
         // have nothing left to do.

@@ -8,11 +8,13 @@
 //! needs are resolved, with the outcome of the stages before them.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{JobSpec, Millis, PipelineId};
+use crate::domain::{stable_hash, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
+use crate::hash::IdMap;
 
 /// When a job runs once its needs are resolved (GitLab's `when`; see the module docs of
 /// [`crate::pipeline`] for every rule).
@@ -69,21 +71,12 @@ pub struct PipelineSpec {
     pub jobs: Vec<PipelineJob>,
 }
 
-/// A pipeline whose names, needs and stages were checked: nodes are the jobs (in the
-/// spec's order) followed by the stage gates.
+/// A pipeline whose names, needs and stages were checked.
 #[derive(Debug, Clone)]
 pub struct CheckedPipeline {
-    pub(crate) id: PipelineId,
-    pub(crate) group: Option<u64>,
-    pub(crate) jobs: Vec<PipelineJob>,
-    /// Needs of node `v`: `need_list[need_at[v]..need_at[v + 1]]`.
-    need_at: Vec<u32>,
-    need_list: Vec<u32>,
-    /// Dependents of node `v`, likewise.
-    dep_at: Vec<u32>,
-    dep_list: Vec<u32>,
-    /// Every node after its needs.
-    pub(crate) topo: Vec<u32>,
+    id: PipelineId,
+    jobs: Vec<PipelineJob>,
+    graph: Graph,
 }
 
 impl CheckedPipeline {
@@ -98,16 +91,34 @@ impl CheckedPipeline {
     /// The length of the longest chain of needs, with `run_ms(i)` the run time of job
     /// `i`: no schedule finishes the pipeline sooner.
     pub fn critical_path_ms(&self, run_ms: impl Fn(usize) -> Millis) -> Millis {
-        self.ranks(run_ms).into_iter().max().unwrap_or(0)
+        self.graph.ranks(run_ms).into_iter().max().unwrap_or(0)
     }
+}
 
+/// The needs of a checked pipeline: nodes are the jobs (in the spec's order) followed by
+/// the stage gates.
+#[derive(Debug, Clone)]
+pub(crate) struct Graph {
+    /// Jobs (the nodes before the gates).
+    jobs: usize,
+    /// Needs of node `v`: `need_list[need_at[v]..need_at[v + 1]]`.
+    need_at: Vec<u32>,
+    need_list: Vec<u32>,
+    /// Dependents of node `v`, likewise.
+    dep_at: Vec<u32>,
+    dep_list: Vec<u32>,
+    /// Every node after its needs.
+    topo: Vec<u32>,
+}
+
+impl Graph {
     /// Jobs and gates.
     pub(crate) fn nodes(&self) -> usize {
         self.need_at.len() - 1
     }
 
     pub(crate) fn is_gate(&self, v: u32) -> bool {
-        v as usize >= self.jobs.len()
+        v as usize >= self.jobs
     }
 
     pub(crate) fn needs(&self, v: u32) -> &[u32] {
@@ -123,7 +134,7 @@ impl CheckedPipeline {
     /// Per node, the longest path from it to the end of the pipeline: its own run time
     /// (0 for a gate) plus the heaviest chain of its dependents.
     pub(crate) fn ranks(&self, run_ms: impl Fn(usize) -> Millis) -> Vec<Millis> {
-        let n = self.jobs.len();
+        let n = self.jobs;
         let mut rank = vec![0; self.nodes()];
         for &v in self.topo.iter().rev() {
             let tail = self
@@ -143,18 +154,142 @@ impl CheckedPipeline {
     }
 }
 
+/// What a running pipeline keeps of one of its jobs: no name, no needs (names only
+/// matter to the errors of the check, needs are in the [`Graph`]).
+#[derive(Debug, Clone)]
+pub(crate) struct DagJob {
+    pub spec: JobSpec,
+    pub when: When,
+    pub allow_failure: bool,
+    pub interruptible: bool,
+}
+
+/// A checked pipeline as the core runs it.
+#[derive(Debug)]
+pub(crate) struct Dag {
+    pub id: PipelineId,
+    pub group: Option<u64>,
+    pub jobs: Vec<DagJob>,
+    /// Shared by the pipelines of one shape ([`GraphCache`]).
+    pub graph: Arc<Graph>,
+}
+
+impl std::ops::Deref for Dag {
+    type Target = Graph;
+
+    fn deref(&self) -> &Graph {
+        &self.graph
+    }
+}
+
+/// How many shapes a [`GraphCache`] keeps (the first ones seen).
+const SHAPES_KEPT: usize = 4_096;
+/// Pipelines of more jobs are checked and built each time: copying and comparing their
+/// shape costs about as much as building their graph, and such pipelines are few.
+const SHAPE_JOBS_KEPT: usize = 1_000;
+
+/// The graphs of the pipelines seen, by their shape (each job's name, stage and needs):
+/// a driver that creates pipelines from a few templates has each shape checked and built
+/// once. A shape is recognised by comparing it whole, never by its hash alone; a
+/// pipeline the check refuses is never kept, so it is refused again with the same error.
+#[derive(Debug, Default)]
+pub(crate) struct GraphCache {
+    by_hash: IdMap<u64, Vec<Known>>,
+    kept: usize,
+}
+
+/// A shape seen, and its graph.
+type Known = (Vec<Shape>, Arc<Graph>);
+
+/// What the graph of a pipeline depends on, per job.
+#[derive(Debug)]
+struct Shape {
+    name: String,
+    stage: u32,
+    needs: Option<Vec<String>>,
+}
+
+impl GraphCache {
+    /// The graph of `jobs` (of pipeline `pipeline`, named in errors), as
+    /// [`Graph::build`] gives it.
+    pub(crate) fn graph(
+        &mut self,
+        pipeline: PipelineId,
+        jobs: &[PipelineJob],
+    ) -> Result<Arc<Graph>, CoreError> {
+        if jobs.len() > SHAPE_JOBS_KEPT {
+            return Graph::build(pipeline, jobs).map(Arc::new);
+        }
+        let mut h = stable_hash("");
+        let mut mix = |x: u64| h = (h ^ x).wrapping_mul(0x0100_0000_01b3).rotate_left(29);
+        for j in jobs {
+            mix(stable_hash(&j.name));
+            mix(u64::from(j.stage));
+            match &j.needs {
+                None => mix(0),
+                Some(needs) => {
+                    mix(needs.len() as u64 + 1);
+                    needs.iter().for_each(|n| mix(stable_hash(n)));
+                }
+            }
+        }
+        let same = |shape: &[Shape]| {
+            shape.len() == jobs.len()
+                && shape
+                    .iter()
+                    .zip(jobs)
+                    .all(|(s, j)| s.stage == j.stage && s.name == j.name && s.needs == j.needs)
+        };
+        if let Some((_, graph)) = self
+            .by_hash
+            .get(&h)
+            .and_then(|shapes| shapes.iter().find(|(shape, _)| same(shape)))
+        {
+            return Ok(Arc::clone(graph));
+        }
+        let graph = Arc::new(Graph::build(pipeline, jobs)?);
+        if self.kept < SHAPES_KEPT {
+            self.kept += 1;
+            let shape = jobs
+                .iter()
+                .map(|j| Shape {
+                    name: j.name.clone(),
+                    stage: j.stage,
+                    needs: j.needs.clone(),
+                })
+                .collect();
+            self.by_hash
+                .entry(h)
+                .or_default()
+                .push((shape, Arc::clone(&graph)));
+        }
+        Ok(graph)
+    }
+}
+
 impl PipelineSpec {
     /// Checks names, needs and stages, and builds the DAG. Refuses an empty pipeline,
     /// empty or duplicate job names, unknown or repeated needs, a need on a job of a later
     /// stage, and cycles, each with an error naming the pipeline and the job.
     pub fn check(self) -> Result<CheckedPipeline, CoreError> {
-        let pipeline = self.id;
-        let jobs = self.jobs;
+        let graph = Graph::build(self.id, &self.jobs)?;
+        Ok(CheckedPipeline {
+            id: self.id,
+            jobs: self.jobs,
+            graph,
+        })
+    }
+}
+
+impl Graph {
+    /// The checks of [`PipelineSpec::check`], on the jobs of pipeline `pipeline`.
+    pub(crate) fn build(pipeline: PipelineId, jobs: &[PipelineJob]) -> Result<Graph, CoreError> {
         let n = jobs.len();
         if n == 0 {
             return Err(CoreError::EmptyPipeline { pipeline });
         }
-        let mut index: HashMap<&str, u32> = HashMap::with_capacity(n);
+        // Names hashed with the core's fast hasher (the map is only looked up).
+        let mut index: IdMap<&str, u32> = IdMap::with_capacity_and_hasher(n, Default::default());
         for (i, j) in jobs.iter().enumerate() {
             if j.name.is_empty() {
                 return Err(CoreError::UnnamedJob { pipeline, index: i });
@@ -166,6 +301,7 @@ impl PipelineSpec {
                 });
             }
         }
+        let index = |name: &str| index.get(name).copied();
 
         // Stages by position; gate k (for stage positions k >= 1) is node n + k - 1.
         let mut stages: Vec<u32> = jobs.iter().map(|j| j.stage).collect();
@@ -173,15 +309,12 @@ impl PipelineSpec {
         stages.dedup();
         let position = |stage: u32| stages.partition_point(|&s| s < stage);
         let gate = |k: usize| (n + k - 1) as u32;
-        let mut by_stage: Vec<Vec<u32>> = vec![Vec::new(); stages.len()];
-        for (i, j) in jobs.iter().enumerate() {
-            by_stage[position(j.stage)].push(i as u32);
-        }
         let nodes = n + stages.len() - 1;
 
         let mut need_at = Vec::with_capacity(nodes + 1);
-        let mut need_list = Vec::with_capacity(nodes);
-        // Which job last listed each need, to find a need listed twice in O(1).
+        let mut need_list = Vec::with_capacity(nodes + n);
+        // Which job last listed each need, to find a need listed twice in O(1); then,
+        // per stage position, where its jobs go in the gate rows.
         let mut listed_by = vec![u32::MAX; n];
         need_at.push(0);
         for (i, j) in jobs.iter().enumerate() {
@@ -194,7 +327,7 @@ impl PipelineSpec {
                 }
                 Some(names) => {
                     for name in names {
-                        let Some(&d) = index.get(name.as_str()) else {
+                        let Some(d) = index(name.as_str()) else {
                             return Err(CoreError::UnknownNeed {
                                 pipeline,
                                 job: j.name.clone(),
@@ -225,12 +358,29 @@ impl PipelineSpec {
             }
             need_at.push(need_list.len() as u32);
         }
+        // Gate k needs gate k - 1 (k >= 2) and the jobs of stage k - 1 in the spec's
+        // order: count the jobs per stage, lay out the rows, then fill them in one walk.
+        let slot = &mut listed_by[..stages.len()];
+        slot.fill(0);
+        for j in jobs {
+            slot[position(j.stage)] += 1;
+        }
         for k in 1..stages.len() {
             if k >= 2 {
                 need_list.push(gate(k - 1));
             }
-            need_list.extend_from_slice(&by_stage[k - 1]);
+            let count = slot[k - 1];
+            slot[k - 1] = need_list.len() as u32;
+            need_list.resize(need_list.len() + count as usize, 0);
             need_at.push(need_list.len() as u32);
+        }
+        let last = stages.len() - 1;
+        for (i, j) in jobs.iter().enumerate() {
+            let k = position(j.stage);
+            if k < last {
+                need_list[slot[k] as usize] = i as u32;
+                slot[k] += 1;
+            }
         }
 
         // Dependents: the needs turned around (counting sort keeps them in node order).
@@ -250,10 +400,8 @@ impl PipelineSpec {
             }
         }
 
-        let mut dag = CheckedPipeline {
-            id: pipeline,
-            group: self.group,
-            jobs,
+        let mut dag = Graph {
+            jobs: n,
             need_at,
             need_list,
             dep_at,
@@ -280,7 +428,7 @@ impl PipelineSpec {
             }
         }
         if dag.topo.len() < nodes {
-            return Err(cycle_error(&dag, &missing));
+            return Err(cycle_error(pipeline, jobs, &dag, &missing));
         }
         Ok(dag)
     }
@@ -290,10 +438,14 @@ impl PipelineSpec {
 /// always to a need it left over too, must come back to a node already seen. Needs only
 /// point to the same or earlier stages, so a cycle holds jobs of one stage, never gates.
 /// It is reported from its first job in the spec's order.
-fn cycle_error(dag: &CheckedPipeline, missing: &[u32]) -> CoreError {
+fn cycle_error(
+    pipeline: PipelineId,
+    jobs: &[PipelineJob],
+    dag: &Graph,
+    missing: &[u32],
+) -> CoreError {
     let name = |v: u32| {
-        dag.jobs
-            .get(v as usize)
+        jobs.get(v as usize)
             .map_or_else(|| format!("(stage gate {v})"), |j| j.name.clone())
     };
     let left = |v: u32| missing[v as usize] > 0;
@@ -322,7 +474,7 @@ fn cycle_error(dag: &CheckedPipeline, missing: &[u32]) -> CoreError {
     let mut names: Vec<String> = cycle.iter().map(|&v| name(v)).collect();
     names.push(job.clone());
     CoreError::NeedCycle {
-        pipeline: dag.id,
+        pipeline,
         job,
         cycle: names,
     }

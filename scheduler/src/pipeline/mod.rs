@@ -94,6 +94,7 @@ use serde::Serialize;
 use crate::domain::PipelineId;
 
 pub use dag::{CheckedPipeline, PipelineJob, PipelineSpec, When};
+pub(crate) use dag::{Dag, DagJob, GraphCache};
 
 /// How a pipeline ended (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::predictor::Estimate;
 
-use super::dag::{CheckedPipeline, When};
+use super::dag::{Dag, When};
 use super::{CancelReason, PipelineJobState, PipelineState, PipelineStats};
 
 /// Where a job or gate of a running pipeline is.
@@ -135,7 +135,7 @@ pub(crate) type Running = Option<(RunnerId, Millis, Millis)>;
 /// One running pipeline.
 #[derive(Debug)]
 pub(crate) struct Run {
-    pub dag: CheckedPipeline,
+    pub dag: Dag,
     /// Per job: eligible pools and the estimate made at submission (`Predictor::preview`).
     pub pools: Vec<PoolMask>,
     pub estimates: Vec<Estimate>,
@@ -170,20 +170,22 @@ impl Run {
     }
 
     /// Ends node `v` as `how` and resolves what depends on it, cascading.
-    fn end(&mut self, v: u32, how: Terminal, fx: &mut Vec<Effect>) {
+    fn end(&mut self, v: u32, how: Terminal, scratch: &mut Scratch, fx: &mut Vec<Effect>) {
         if self.nodes[v as usize] == Node::Queued {
             self.active -= 1;
         }
         self.nodes[v as usize] = Node::Ended(how);
-        let mut work = vec![(v, how.outcome(), false)];
-        self.cascade(&mut work, fx);
+        scratch.work.clear();
+        scratch.work.push((v, how.outcome(), false));
+        self.cascade(scratch, fx);
     }
 
-    /// Resolves the dependents of each `(node, outcome, gates only)` in `work`, and
-    /// decides every node whose needs are then all resolved. Jobs that become ready are
-    /// enqueued in the spec's order.
-    fn cascade(&mut self, work: &mut Vec<(u32, Outcome, bool)>, fx: &mut Vec<Effect>) {
-        let mut ready = Vec::new();
+    /// Resolves the dependents of each `(node, outcome, gates only)` in `scratch.work`,
+    /// and decides every node whose needs are then all resolved. Jobs that become ready
+    /// are enqueued in the spec's order.
+    fn cascade(&mut self, scratch: &mut Scratch, fx: &mut Vec<Effect>) {
+        let Scratch { work, ready, .. } = scratch;
+        ready.clear();
         while let Some((v, outcome, gates_only)) = work.pop() {
             let skip_gates = !gates_only && self.gates_done(v);
             for i in 0..self.dag.dependents(v).len() {
@@ -199,7 +201,7 @@ impl Run {
                 self.marks[d as usize] |= seen(outcome, gate);
                 self.unresolved[d as usize] -= 1;
                 if self.unresolved[d as usize] == 0 {
-                    self.decide_node(d, work, &mut ready, fx);
+                    self.decide_node(d, work, ready, fx);
                 }
             }
         }
@@ -207,9 +209,9 @@ impl Run {
     }
 
     /// Ready jobs go to the queue in the spec's order.
-    fn enqueue(&self, mut ready: Vec<u32>, fx: &mut Vec<Effect>) {
+    fn enqueue(&self, ready: &mut [u32], fx: &mut Vec<Effect>) {
         ready.sort_unstable();
-        for v in ready {
+        for &v in ready.iter() {
             let i = v as usize;
             fx.push(Effect::Enqueue {
                 spec: self.dag.jobs[i].spec.clone(),
@@ -260,13 +262,13 @@ impl Run {
         }
     }
 
-    /// Cancels every job that has not started, and the running ones that `interrupt`
-    /// allows; the rest run to their end.
+    /// Cancels every job that has not started, and the running ones (only those marked
+    /// `interruptible` if `only_interruptible`); the rest run to their end.
     fn cancel_all(
         &mut self,
         now: Millis,
         reason: CancelReason,
-        mut interrupt: impl FnMut(u32) -> bool,
+        only_interruptible: bool,
         running: &impl Fn(JobId) -> Option<Running>,
         stats: &mut PipelineStats,
         fx: &mut Vec<Effect>,
@@ -280,7 +282,9 @@ impl Run {
                 Node::Created | Node::Manual => (false, None, estimate, 0),
                 Node::Queued => match running(job) {
                     Some(None) => (true, None, estimate, 0),
-                    Some(Some((r, start, est_end))) if interrupt(v) => {
+                    Some(Some((r, start, est_end)))
+                        if !only_interruptible || self.dag.jobs[v as usize].interruptible =>
+                    {
                         (true, Some(r), (est_end - now).max(0), (now - start).max(0))
                     }
                     Some(Some(_)) => continue,
@@ -310,14 +314,28 @@ impl Run {
     }
 }
 
+/// Buffers a step reuses, so that a job's end or a pipeline's creation allocates
+/// nothing of its own.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// `(node, outcome, gates only)` still to resolve the dependents of.
+    work: Vec<(u32, Outcome, bool)>,
+    /// Jobs that became ready in this step.
+    ready: Vec<u32>,
+    /// The older pipelines of a group a new one supersedes.
+    older: Vec<PipelineId>,
+}
+
 /// Every running pipeline, and which pipeline each of their jobs belongs to.
 #[derive(Debug, Default)]
 pub(crate) struct Pipelines {
-    runs: BTreeMap<PipelineId, Run>,
+    /// Boxed: the map moves its values when it grows or shrinks.
+    runs: BTreeMap<PipelineId, Box<Run>>,
     of_job: IdMap<JobId, (PipelineId, u32)>,
     /// Running pipelines of each concurrency group, oldest first.
     groups: IdMap<u64, Vec<PipelineId>>,
     stats: PipelineStats,
+    scratch: Scratch,
 }
 
 impl Pipelines {
@@ -331,7 +349,7 @@ impl Pipelines {
     }
 
     pub fn runs(&self) -> impl Iterator<Item = (&PipelineId, &Run)> {
-        self.runs.iter()
+        self.runs.iter().map(|(id, run)| (id, &**run))
     }
 
     pub fn stats(&self) -> PipelineStats {
@@ -382,7 +400,7 @@ impl Pipelines {
     /// older pipelines of its group, then decides every job without needs.
     pub fn admit(
         &mut self,
-        dag: CheckedPipeline,
+        dag: Dag,
         pools: Vec<PoolMask>,
         estimates: Vec<Estimate>,
         now: Millis,
@@ -391,8 +409,11 @@ impl Pipelines {
     ) {
         let id = dag.id;
         if let Some(group) = dag.group {
-            let older = self.groups.get(&group).cloned().unwrap_or_default();
-            for p in older {
+            // A copy: ending an older pipeline takes it out of its group's list.
+            let mut older = std::mem::take(&mut self.scratch.older);
+            older.clear();
+            older.extend_from_slice(self.groups.get(&group).map_or(&[], Vec::as_slice));
+            for &p in &older {
                 let Some(run) = self.runs.get_mut(&p) else {
                     continue;
                 };
@@ -400,18 +421,17 @@ impl Pipelines {
                     continue; // already superseded, waiting for jobs that may not stop
                 }
                 self.stats.superseded += 1;
-                let interruptible: Vec<bool> =
-                    run.dag.jobs.iter().map(|j| j.interruptible).collect();
                 run.cancel_all(
                     now,
                     CancelReason::Superseded { by: id },
-                    |v| interruptible[v as usize],
+                    true,
                     &running,
                     &mut self.stats,
                     fx,
                 );
                 self.end_if_done(p, fx);
             }
+            self.scratch.older = older;
             self.groups.entry(group).or_default().push(id);
         }
 
@@ -424,7 +444,7 @@ impl Pipelines {
         for (i, j) in dag.jobs.iter().enumerate() {
             self.of_job.insert(j.spec.id, (id, i as u32));
         }
-        let mut run = Run {
+        let mut run = Box::new(Run {
             dag,
             pools,
             estimates,
@@ -436,22 +456,22 @@ impl Pipelines {
             marks: vec![0; nodes],
             active: 0,
             cancelled: None,
-        };
+        });
         self.stats.submitted += 1;
         // Roots are decided like any node whose needs are resolved: a `work` item per
         // root would need a fake need, so decide them directly, in the spec's order.
-        let mut work = Vec::new();
-        let mut ready = Vec::new();
-        let roots: Vec<u32> = (0..nodes as u32)
-            .filter(|&v| run.unresolved[v as usize] == 0)
-            .collect();
-        for v in roots {
-            run.decide_node(v, &mut work, &mut ready, fx);
+        let Scratch { work, ready, .. } = &mut self.scratch;
+        work.clear();
+        ready.clear();
+        for v in 0..nodes as u32 {
+            if run.unresolved[v as usize] == 0 {
+                run.decide_node(v, work, ready, fx);
+            }
         }
         // Enqueue the ready roots first, then cascade from skips and manual jobs (which
         // enqueue their own ready jobs after them).
         run.enqueue(ready, fx);
-        run.cascade(&mut work, fx);
+        run.cascade(&mut self.scratch, fx);
         self.runs.insert(id, run);
         self.end_if_done(id, fx);
     }
@@ -476,7 +496,7 @@ impl Pipelines {
             },
             other => other,
         };
-        run.end(v, how, fx);
+        run.end(v, how, &mut self.scratch, fx);
         self.end_if_done(p, fx);
     }
 
@@ -499,7 +519,7 @@ impl Pipelines {
         }
         run.nodes[v as usize] = Node::Queued;
         run.active += 1;
-        run.enqueue(vec![v], fx);
+        run.enqueue(&mut [v], fx);
         Ok(())
     }
 
@@ -518,7 +538,7 @@ impl Pipelines {
         run.cancel_all(
             now,
             CancelReason::PipelineCancelled,
-            |_| true,
+            false,
             &running,
             &mut self.stats,
             fx,

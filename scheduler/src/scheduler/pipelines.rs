@@ -1,14 +1,12 @@
 //! The scheduler's side of pipelines: the events that concern them, and the effects
 //! `crate::pipeline::state` decides, applied to the queue and the runners.
 
-use std::collections::HashSet;
-
 use super::{Decision, EntryState, JobEntry, Scheduler};
-use crate::domain::{JobId, Millis, PipelineId};
+use crate::domain::{JobId, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Effect, Pipelines, Running, Terminal};
-use crate::pipeline::{PipelineJobState, PipelineSpec, PipelineStats};
+use crate::pipeline::{Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats};
 
 /// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
 /// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
@@ -31,46 +29,98 @@ impl Scheduler {
         self.pipelines.stats()
     }
 
+    /// Pipeline jobs that have entered the queue so far: a job becoming ready (or a
+    /// manual job played) is its arrival, as a submission is an independent job's.
+    pub fn pipeline_jobs_queued(&self) -> u64 {
+        self.pipeline_jobs_queued
+    }
+
     pub(crate) fn pipelines(&self) -> &Pipelines {
         &self.pipelines
+    }
+
+    /// A pipeline and the skips its trace recorded, as [`Scheduler::handle_all`] takes
+    /// [`super::Event::SubmitPipeline`] followed by an [`super::Event::Skip`] per job of
+    /// `skips`, with the same decisions; the spec is borrowed (a replay submits the same
+    /// specs again and again: the core copies what it keeps, the jobs' specs and
+    /// conditions, never their names).
+    pub fn handle_pipeline(
+        &mut self,
+        now: Millis,
+        spec: &PipelineSpec,
+        skips: &[JobId],
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        self.check_time(now)?;
+        self.last_now = now;
+        let mut result = self.submit_pipeline(now, spec, out);
+        if result.is_ok() {
+            for &job in skips {
+                if let Err(e) = self.skip_event(now, job, out) {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.schedule(now, out);
+        result
     }
 
     /// [`super::Event::SubmitPipeline`]: everything is checked before anything changes.
     pub(super) fn submit_pipeline(
         &mut self,
         now: Millis,
-        spec: PipelineSpec,
+        spec: &PipelineSpec,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
         let pipeline = spec.id;
         if self.pipelines.is_running(pipeline) {
             return Err(CoreError::DuplicatePipeline(pipeline));
         }
-        let mut dag = spec.check()?;
-        let mut pools = Vec::with_capacity(dag.jobs.len());
-        let mut estimates = Vec::with_capacity(dag.jobs.len());
-        let mut ids = HashSet::with_capacity(dag.jobs.len());
-        for job in &mut dag.jobs {
+        let graph = self.pipeline_graphs.graph(pipeline, &spec.jobs)?;
+        let mut jobs = Vec::with_capacity(spec.jobs.len());
+        let mut pools = Vec::with_capacity(spec.jobs.len());
+        let mut estimates = Vec::with_capacity(spec.jobs.len());
+        let mut ids = std::mem::take(&mut self.pipeline_ids);
+        ids.clear();
+        for job in &spec.jobs {
             // The pipeline is created now; each job is queued when it becomes ready.
-            job.spec.submit_ms = now;
-            let id = job.spec.id;
-            let checked = if self.pipelines.holds(id) || !ids.insert(id) {
+            let job_spec = JobSpec {
+                submit_ms: now,
+                ..job.spec.clone()
+            };
+            let id = job_spec.id;
+            let checked = if self.pipelines.holds(id) || ids.insert(id, ()).is_some() {
                 Err(CoreError::DuplicateJob(id))
             } else {
-                self.check_job(&job.spec)
+                self.check_job(&job_spec)
             };
             match checked {
                 Ok(p) => pools.push(p),
                 Err(e) => {
+                    self.pipeline_ids = ids;
                     return Err(CoreError::PipelineJob {
                         pipeline,
                         job: job.name.clone(),
                         source: Box::new(e),
-                    })
+                    });
                 }
             }
-            estimates.push(self.preview(&job.spec));
+            estimates.push(self.preview(&job_spec));
+            jobs.push(DagJob {
+                spec: job_spec,
+                when: job.when,
+                allow_failure: job.allow_failure,
+                interruptible: job.interruptible,
+            });
         }
+        self.pipeline_ids = ids;
+        let dag = Dag {
+            id: pipeline,
+            group: spec.group,
+            jobs,
+            graph,
+        };
         self.pipeline_step(now, out, |p, jobs, fx| {
             p.admit(dag, pools, estimates, now, running_in(jobs), fx);
             Ok(())
@@ -146,9 +196,10 @@ impl Scheduler {
         how: Terminal,
         out: &mut Vec<Decision>,
     ) {
-        let mut fx = Vec::new();
+        let mut fx = std::mem::take(&mut self.pipeline_fx);
         self.pipelines.job_ended(job, how, &mut fx);
-        self.apply_effects(now, fx, out);
+        self.apply_effects(now, &mut fx, out);
+        self.pipeline_fx = fx;
     }
 
     /// Runs `step` on the pipelines, then applies what it decided.
@@ -162,18 +213,23 @@ impl Scheduler {
             &mut Vec<Effect>,
         ) -> Result<(), CoreError>,
     ) -> Result<(), CoreError> {
-        let mut fx = Vec::new();
-        step(&mut self.pipelines, &self.jobs, &mut fx)?;
-        self.apply_effects(now, fx, out);
-        Ok(())
+        let mut fx = std::mem::take(&mut self.pipeline_fx);
+        let stepped = step(&mut self.pipelines, &self.jobs, &mut fx);
+        if stepped.is_ok() {
+            self.apply_effects(now, &mut fx, out);
+        }
+        fx.clear();
+        self.pipeline_fx = fx;
+        stepped
     }
 
-    /// Applies what a pipeline step decided, in order.
-    fn apply_effects(&mut self, now: Millis, fx: Vec<Effect>, out: &mut Vec<Decision>) {
-        for effect in fx {
+    /// Applies what a pipeline step decided, in order (and empties `fx`).
+    fn apply_effects(&mut self, now: Millis, fx: &mut Vec<Effect>, out: &mut Vec<Decision>) {
+        for effect in fx.drain(..) {
             match effect {
                 Effect::Enqueue { mut spec, pools } => {
                     spec.submit_ms = now;
+                    self.pipeline_jobs_queued += 1;
                     self.admit(spec, pools);
                 }
                 Effect::Cancel {
