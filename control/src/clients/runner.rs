@@ -10,7 +10,11 @@
 //!   leases went back to the queue): the jobs leased before are killed (their
 //!   completions would be refused) and the runner registers again with the same id;
 //! - a heartbeat lists a job in `cancelled_jobs`: its process group is killed and no
-//!   completion is sent.
+//!   completion is sent;
+//! - leases that arrive late (the runner was paused or starved between asking and
+//!   reading the answer, long enough that the server may have given up on it and
+//!   leased the jobs elsewhere) are started only after a heartbeat sent since then says
+//!   the server still knows the runner and has not taken them back.
 //!
 //! Each job runs in its own process group (so a kill reaches the whole command), with
 //! `RUSTCI_JOB` (`jobs/N`), `RUSTCI_RUNNER` (`runners/ID`), `RUSTCI_FENCING_TOKEN`,
@@ -180,6 +184,13 @@ impl Spawner {
 }
 
 impl State {
+    /// How long after a request was sent the server surely still counts this runner
+    /// alive (it drops a runner silent for its lease TTL, three heartbeat intervals):
+    /// two intervals, a margin for the request's own trip.
+    fn sure_alive_for(&self) -> Duration {
+        Duration::from_millis(2 * self.heartbeat_ms.load(Ordering::SeqCst).max(1) as u64)
+    }
+
     fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunningJob>> {
         // A panic while holding the lock cannot leave the map inconsistent.
         self.running.lock().unwrap_or_else(|e| e.into_inner())
@@ -395,6 +406,7 @@ async fn acquire_loop(state: Arc<State>) -> Result<()> {
         });
         req.set_timeout(Duration::from_millis(wait_ms as u64 + 10_000));
         let mut c = state.clients.runners.clone();
+        let sent = tokio::time::Instant::now();
         match c.acquire_jobs(req).await {
             Ok(r) => {
                 if failures > 0 {
@@ -402,7 +414,11 @@ async fn acquire_loop(state: Arc<State>) -> Result<()> {
                 }
                 failures = 0;
                 backoff.reset();
-                for lease in r.into_inner().leases {
+                let mut leases = r.into_inner().leases;
+                if !leases.is_empty() && sent.elapsed() > state.sure_alive_for() {
+                    leases = confirm_leases(&state, leases, generation).await?;
+                }
+                for lease in leases {
                     start_job(&state, lease, generation);
                 }
             }
@@ -418,6 +434,47 @@ async fn acquire_loop(state: Arc<State>) -> Result<()> {
                 tracing::error!(code = ?s.code(), message = s.message(), "acquiring jobs refused");
                 backoff.wait().await;
             }
+        }
+    }
+}
+
+/// Leases that came back later than [`State::sure_alive_for`] after they were asked
+/// for: the server may have counted this runner lost meanwhile and leased the jobs to
+/// another runner. A heartbeat sent now settles it: `NOT_FOUND` (lost: none of them may
+/// run), or the jobs the server took back in `cancelled_jobs`; the rest are still this
+/// runner's. Retried until a heartbeat answers within that time.
+async fn confirm_leases(
+    state: &Arc<State>,
+    mut leases: Vec<pb::Lease>,
+    generation: u64,
+) -> Result<Vec<pb::Lease>> {
+    tracing::warn!(
+        leases = leases.len(),
+        "leases arrived late (was this runner paused?); checking with the server before starting them"
+    );
+    let mut backoff = Backoff::new();
+    loop {
+        if state.generation.load(Ordering::SeqCst) != generation {
+            return Ok(Vec::new());
+        }
+        let sent = tokio::time::Instant::now();
+        let mut req = Request::new(pb::HeartbeatRequest {
+            name: state.name.clone(),
+        });
+        req.set_timeout(state.sure_alive_for().max(Duration::from_secs(1)));
+        match state.clients.runners.clone().heartbeat(req).await {
+            Ok(r) => {
+                let taken_back = &r.get_ref().cancelled_jobs;
+                leases.retain(|l| l.job.as_ref().is_none_or(|j| !taken_back.contains(&j.name)));
+                if sent.elapsed() <= state.sure_alive_for() {
+                    return Ok(leases);
+                }
+            }
+            Err(s) if s.code() == Code::NotFound => {
+                state.lost(generation).await?;
+                return Ok(Vec::new());
+            }
+            Err(_) => backoff.wait().await,
         }
     }
 }
