@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chaos soak behind RELIABILITY.md: SECONDS (default 600) of load and faults on each
-# store (SQLite, then MongoDB through SecantusDB), then the checks. The test run does the
-# same for 60 s per store (tests/integration/soak.rs).
+# store (SQLite, then MongoDB through SecantusDB), then the checks. .ci/run does the
+# same for 120 s per store (tests/integration/soak.rs).
 #
 #   scripts/soak.sh [SECONDS] [SEED]
 #

@@ -75,10 +75,24 @@ pub fn tail(path: &Path, n: usize) -> String {
 }
 
 /// Child processes, killed when dropped (tests that fail included).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Procs {
     children: Vec<(String, Child, PathBuf)>,
     groups: Vec<u32>,
+    /// The runners' `$XDG_STATE_HOME`, one per `Procs`: a runner that starts kills the
+    /// jobs a predecessor with its id recorded there, and tests running at the same time
+    /// (in this binary or another) use the same runner ids and job names.
+    state: tempfile::TempDir,
+}
+
+impl Default for Procs {
+    fn default() -> Self {
+        Self {
+            children: Vec::new(),
+            groups: Vec::new(),
+            state: tempfile::tempdir().expect("the runners' state directory"),
+        }
+    }
 }
 
 impl Procs {
@@ -141,6 +155,7 @@ impl Procs {
         if let Some(t) = token {
             cmd.arg("--token").arg(t);
         }
+        cmd.env("XDG_STATE_HOME", self.state.path());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -20,7 +20,17 @@
 //! renewal (Redis slow or unreachable), the replica stops serving at once
 //! (`Shared.leader = false`, so every RPC answers UNAVAILABLE) and then waits for the
 //! request holding the live lock, if any, to finish. So an old leader has stopped writing
-//! before the key can expire and another replica can take it.
+//! before the key can expire and another replica can take it. The same deadline is kept
+//! in `Shared` and checked by every request (`Shared::live`): a leader paused past it
+//! (SIGSTOP, a VM freeze) refuses work from the moment it runs again, before its lease
+//! loop has noticed.
+//!
+//! None of that stops a commit already on its way to the store when the process paused.
+//! The store does: a new leader takes the store over ([`Store::take_over`]) before it
+//! loads it, which raises the store's writer epoch, and every commit checks its own epoch
+//! inside its transaction. The old leader's late commit fails with
+//! [`StoreError::Fenced`], writes nothing, and its live state stops serving for good
+//! (the next term, if it wins the lease again, opens a new one).
 //!
 //! Becoming leader rebuilds the live state from the shared store: a fresh store handle
 //! and [`Live::open`] (the old leader may have written since; a fresh handle also
@@ -156,6 +166,9 @@ impl Store for StandbyStore {
         } else {
             Err(Self::refused())
         }
+    }
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        Err(Self::refused())
     }
     fn load(&mut self, _finished_since_ms: i64) -> Result<Snapshot, StoreError> {
         Ok(Snapshot::default())
@@ -309,6 +322,7 @@ impl Coordinator {
             .await
             .with_context(|| format!("Redis at {} does not answer PING", config.url))?;
         shared.leader.store(false, Ordering::SeqCst);
+        shared.set_lease_until(None);
         let (leader_tx, _) = watch::channel(false);
         let (subscribed_tx, _) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -438,6 +452,7 @@ fn step_down(inner: &Arc<Inner>, why: &str) -> bool {
         let was = role.held;
         role.held = false;
         role.epoch += 1;
+        inner.shared.set_lease_until(None);
         inner.shared.leader.swap(false, Ordering::SeqCst) || was
     };
     inner.leader_tx.send_replace(false);
@@ -495,6 +510,9 @@ async fn lease_loop(
                     Ok(Ok(None)) => {
                         errors = 0;
                         valid_until = Some(sent + cfg.lease_ttl - margin);
+                        inner
+                            .shared
+                            .set_lease_until(valid_until.map(Instant::into_std));
                         let epoch = {
                             let mut role = lock(&inner.role);
                             role.held = true;
@@ -551,6 +569,9 @@ async fn lease_loop(
                     Ok(Ok(1)) => {
                         errors = 0;
                         valid_until = Some(sent + cfg.lease_ttl - margin);
+                        inner
+                            .shared
+                            .set_lease_until(valid_until.map(Instant::into_std));
                         sent + every
                     }
                     Ok(Ok(_)) => {

@@ -169,14 +169,14 @@ pub fn open_store(opts: &ServeOptions) -> Result<Box<dyn Store>> {
     })
 }
 
-/// The store of a server that is about to write to it (at start, or as a new leader):
-/// [`Store::take_over`] first, so that what a dead predecessor left open does not hold up
-/// the first commits.
+/// The store of a server that is about to write to it (at start, or as a new leader),
+/// taken over ([`Store::take_over`]) before anything is loaded from it: every earlier
+/// writer is fenced off from then on, so the state loaded next is the last one written.
 fn open_store_to_write(opts: &ServeOptions) -> Result<Box<dyn Store>> {
     let mut store = open_store(opts)?;
-    if let Err(e) = store.take_over() {
-        tracing::warn!(error = %e, "cannot end the sessions a previous server left open; commits that meet them retry until the database ends them");
-    }
+    store
+        .take_over()
+        .context("taking the store over as its only writer")?;
     Ok(store)
 }
 
@@ -300,11 +300,22 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     let addr = listener.local_addr()?;
     let ticker = shared.clone();
     let every = Duration::from_millis((opts.lease_ttl_ms / 5).max(20) as u64);
+    // A gap this long between two passes means this process did not run (SIGSTOP, a
+    // starved machine): runners were not silent, this server was deaf.
+    let stalled = Duration::from_millis((opts.lease_ttl_ms / 2).max(1) as u64);
     background.push(tokio::spawn(async move {
         let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
         loop {
             interval.tick().await;
+            let gap = last.elapsed();
+            last = tokio::time::Instant::now();
             if let Ok(mut live) = ticker.live() {
+                if gap > stalled {
+                    tracing::warn!(gap_ms = gap.as_millis() as u64, "this server did not run for a while; runners get a lease TTL to be heard again");
+                    live.excuse_silence();
+                }
                 if let Err(e) = live.tick() {
                     tracing::error!(error = %e, "periodic scheduling pass failed");
                 }

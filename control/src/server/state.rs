@@ -3,7 +3,7 @@
 //! services, the flusher, the coordinator, the ticker, the metrics endpoint and the
 //! scale hook all hold one `Arc<Shared>`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, watch};
@@ -13,7 +13,7 @@ use crate::server::auth::Auth;
 use crate::server::counters::Counters;
 use crate::server::live::{Durability, Live, LiveError};
 use crate::server::locking;
-use crate::store::{ReadOnlyStore, StoredJob};
+use crate::store::{ReadOnlyStore, StoreError, StoredJob};
 
 /// What every service shares.
 #[derive(Debug)]
@@ -23,6 +23,11 @@ pub struct Shared {
     pub metrics: Counters,
     /// Standby replicas refuse work until they hold the leader lease.
     pub leader: AtomicBool,
+    /// With Redis coordination: until when the leader lease is surely ours, as
+    /// nanoseconds after [`lease_base`] (0: not held). Checked with the leader flag, so
+    /// a process that was paused past its lease refuses work from the moment it runs
+    /// again, before its coordinator has noticed. `u64::MAX` without coordination.
+    lease_until: AtomicU64,
     /// Every committed job change `WatchJobs` streams: fed by the local live state
     /// (`coord::forward_changes`) and, with Redis coordination, by the leader's fan-out
     /// (see `crate::server::coord`), so watchers on a standby see changes too. May
@@ -43,6 +48,7 @@ impl Shared {
             auth,
             metrics: Counters::default(),
             leader: AtomicBool::new(true),
+            lease_until: AtomicU64::new(u64::MAX),
             events: broadcast::channel(8192).0,
             history: Mutex::new(None),
             closing: watch::channel(false).0,
@@ -64,10 +70,26 @@ impl Shared {
         Ok(value)
     }
 
+    /// Sets until when the leader lease is surely held (`None`: it is not).
+    pub fn set_lease_until(&self, until: Option<std::time::Instant>) {
+        let nanos = until.map_or(0, |t| {
+            u64::try_from(t.saturating_duration_since(*lease_base()).as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.lease_until.store(nanos, Ordering::SeqCst);
+    }
+
+    /// Whether this replica may serve now: it leads, and its lease has not run out.
+    fn serving(&self) -> bool {
+        self.leader.load(Ordering::SeqCst) && {
+            let until = self.lease_until.load(Ordering::SeqCst);
+            until == u64::MAX || (lease_base().elapsed().as_nanos() as u64) < until
+        }
+    }
+
     /// The live state; a poisoned lock (a panic elsewhere) is an internal error, not a
     /// second panic.
     pub fn live(&self) -> Result<MutexGuard<'_, Live>, Status> {
-        if !self.leader.load(Ordering::SeqCst) {
+        if !self.serving() {
             return Err(Status::unavailable(
                 "this replica is a standby; the leader serves requests",
             ));
@@ -76,16 +98,20 @@ impl Shared {
             Status::internal("scheduler state is unavailable after an internal error")
         })?;
         // Again under the lock: a replica stepping down clears the flag, then waits for
-        // the lock; nothing that gets the lock after that may write (fencing).
-        if !self.leader.load(Ordering::SeqCst) {
+        // the lock; nothing that gets the lock after that may write. (The store fences
+        // what a replica that missed both checks commits: see `Store::take_over`.)
+        if !self.serving() {
             return Err(Status::unavailable(
                 "this replica is a standby; the leader serves requests",
             ));
         }
-        live.ensure_current().map_err(|e| {
-            Status::unavailable(format!(
+        live.ensure_current().map_err(|e| match e {
+            LiveError::Store(StoreError::Fenced { .. }) => Status::unavailable(format!(
+                "this server no longer serves: {e}"
+            )),
+            e => Status::unavailable(format!(
                 "the scheduler's state is being rebuilt from the store after a failed commit; retry: {e}"
-            ))
+            )),
         })?;
         Ok(live)
     }
@@ -111,6 +137,12 @@ impl Shared {
             None => Err(refused),
         }
     }
+}
+
+/// The instant lease deadlines are counted from (the first use in this process).
+fn lease_base() -> &'static std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(std::time::Instant::now)
 }
 
 /// Waits until the request with `ticket` is durable; UNAVAILABLE if its commit failed.

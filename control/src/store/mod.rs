@@ -68,6 +68,14 @@ pub enum StoreError {
         #[source]
         source: Box<StoreError>,
     },
+    /// Another server took the store over ([`Store::take_over`]) after this handle did:
+    /// it is the writer now, and nothing of this commit was written.
+    #[error(
+        "another rustci server took over this store (writer epoch {current}; this server \
+         has {mine}): this server no longer writes to it. With --redis the leader lease \
+         moved to another replica; without it, two servers are using one store"
+    )]
+    Fenced { mine: u64, current: u64 },
 }
 
 /// Where a job is in its life.
@@ -287,13 +295,19 @@ pub trait Store: Send + 'static {
         Ok(None)
     }
 
-    /// Called once by a server about to write to the store (at start, or as a new leader),
-    /// before its first commit: ends what a dead predecessor left open, so that the first
-    /// commits do not wait on it. A failure is not fatal (the caller warns; commits retry
-    /// conflicts and would wait until the database itself ends the predecessor's work).
-    fn take_over(&mut self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    /// Makes this handle the store's only writer. Called once by a server about to
+    /// write (at start, or as a new leader), before it loads the state and before its
+    /// first commit. It raises the store's writer epoch and keeps the new value: from
+    /// then on every commit checks, inside its own transaction, that the epoch is still
+    /// this handle's, and fails with [`StoreError::Fenced`] (writing nothing) once a later
+    /// server took over. So a leader that was paused past its lease, or a second server
+    /// started on the same store, cannot overwrite the new writer's work. A handle that
+    /// never took over (tests, tools) commits unfenced.
+    ///
+    /// It also ends what a dead predecessor left open, so that the first commits do not
+    /// wait on it; a failure of that part is only warned about (commits retry conflicts
+    /// and would wait until the database itself ends the predecessor's work).
+    fn take_over(&mut self) -> Result<(), StoreError>;
 
     /// Calls `f(tenant, request_id)` for every job ever stored (the live state keeps a
     /// hash of each so that a new submission needs no store lookup). The default pages

@@ -11,7 +11,12 @@
 //! * `job_changes`: the change log, `{_id: revision, job_id, tenant, job: <StoredJob>}`;
 //!   index `{tenant: 1, _id: 1}`.
 //! * `runners`: the [`StoredRunner`] fields, `_id` = the runner id.
-//! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens.
+//! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens,
+//!   and `{_id: "writer_epoch", value, commits}`: [`Store::take_over`] raises `value`,
+//!   and every commit of the handle that took over increments `commits` inside its
+//!   transaction, on the condition that `value` is still its own (so a later take-over
+//!   and an earlier writer's commit touch one document, and one of them must wait for or
+//!   abort the other).
 //!
 //! [`read_history`] (behind [`super::history::read_history`], the source of `rustci
 //! retrain`) maps the job fields with [`StoredJob::history_record`], the same mapping the
@@ -124,6 +129,25 @@ pub struct MongoStore {
     user: Option<(String, String)>,
     /// Retries of this store's commits (also counted in [`retries`]).
     retried: Arc<AtomicU64>,
+    /// The writer epoch this handle took over with ([`Store::take_over`]); `None`:
+    /// commits are not fenced.
+    epoch: Option<i64>,
+}
+
+/// The `meta` document of the writer epoch.
+const WRITER_EPOCH: &str = "writer_epoch";
+
+/// The epoch in a `meta` writer-epoch document (0 when there is none).
+fn epoch_of(d: Option<&Document>) -> Result<i64, StoreError> {
+    match d.and_then(|d| d.get("value")) {
+        None => Ok(0),
+        Some(Bson::Int64(v)) if *v >= 0 => Ok(*v),
+        Some(Bson::Int32(v)) if *v >= 0 => Ok(i64::from(*v)),
+        Some(other) => Err(corrupt(
+            format!("meta {WRITER_EPOCH}"),
+            format!("bad value {other:?}"),
+        )),
+    }
 }
 
 fn me(e: mongodb::error::Error) -> StoreError {
@@ -304,6 +328,7 @@ impl MongoStore {
             max_fencing_token,
             user,
             retried: Arc::new(AtomicU64::new(0)),
+            epoch: None,
         })
     }
 
@@ -318,23 +343,58 @@ impl MongoStore {
         RETRIES.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// [`Store::take_over`] for async callers: `killAllSessions` for the user the URI
-    /// authenticates as (every session, without authentication), which aborts the open
-    /// transactions of a server that died mid-commit. MongoDB would otherwise keep them
-    /// for `transactionLifetimeLimitSeconds` (60 s by default), and every commit touching
-    /// their documents would conflict until then. Only a server about to write calls it:
-    /// a standby reading the store does not.
-    pub async fn take_over_async(&self) -> Result<(), StoreError> {
+    /// [`Store::take_over`] for async callers. First `killAllSessions` for the user the
+    /// URI authenticates as (every session, without authentication), which aborts the
+    /// open transactions of a server that died mid-commit: MongoDB would otherwise keep
+    /// them for `transactionLifetimeLimitSeconds` (60 s by default), and every commit
+    /// touching their documents would conflict until then. A failure there is warned
+    /// about, not returned. Then the writer epoch is raised and kept, which fences every
+    /// earlier writer. Only a server about to write calls it: a standby reading the store
+    /// does not.
+    pub async fn take_over_async(&mut self) -> Result<(), StoreError> {
         let users: Vec<Document> = match &self.user {
             Some((user, db)) => vec![doc! { "user": user, "db": db }],
             None => Vec::new(),
         };
-        self.client
+        if let Err(e) = self
+            .client
             .database("admin")
             .run_command(doc! { "killAllSessions": users })
             .await
+        {
+            tracing::warn!(error = %e, "cannot end the sessions a previous server left open; commits that meet them retry until the database ends them");
+        }
+        let raised = self
+            .meta
+            .find_one_and_update(
+                doc! { "_id": WRITER_EPOCH },
+                doc! { "$inc": { "value": 1_i64 } },
+            )
+            .upsert(true)
+            .return_document(mongodb::options::ReturnDocument::After)
+            .await
             .map_err(me)?;
+        self.epoch = Some(epoch_of(raised.as_ref())?);
         Ok(())
+    }
+
+    /// The store's writer epoch now (0 before any take-over).
+    async fn current_epoch(&self) -> Result<i64, StoreError> {
+        let d = self
+            .meta
+            .find_one(doc! { "_id": WRITER_EPOCH })
+            .await
+            .map_err(me)?;
+        epoch_of(d.as_ref())
+    }
+
+    /// [`StoreError::Fenced`] for this handle's epoch `mine`.
+    async fn fenced(&self, mine: i64) -> StoreError {
+        let current = self.current_epoch().await.unwrap_or(-1);
+        StoreError::Fenced {
+            mine: mine as u64,
+            current: u64::try_from(current).unwrap_or(u64::MAX),
+        }
     }
 
     /// The database (e.g. for tests to drop it).
@@ -420,11 +480,27 @@ impl MongoStore {
         Ok(enc)
     }
 
+    /// Writes the batch; `Ok(false)` when the store's writer epoch is no longer this
+    /// handle's (fenced: nothing of the batch was written).
     async fn write(
         &self,
         enc: &Encoded,
         mut session: Option<&mut ClientSession>,
-    ) -> Result<(), mongodb::error::Error> {
+    ) -> Result<bool, mongodb::error::Error> {
+        if let Some(mine) = self.epoch {
+            // A write, not a read: in a transaction a read of the epoch would not
+            // conflict with a take-over committed meanwhile.
+            let mut op = self.meta.update_one(
+                doc! { "_id": WRITER_EPOCH, "value": mine },
+                doc! { "$inc": { "commits": 1_i64 } },
+            );
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            if op.await?.matched_count == 0 {
+                return Ok(false);
+            }
+        }
         for (id, d) in &enc.jobs {
             let mut op = self.jobs.replace_one(doc! { "_id": *id }, d).upsert(true);
             if let Some(s) = session.as_deref_mut() {
@@ -468,7 +544,7 @@ impl MongoStore {
             }
             op.await?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// [`Store::commit`] for async callers.
@@ -478,7 +554,9 @@ impl MongoStore {
         }
         let enc = self.encode(batch)?;
         if !self.transactions {
-            self.write(&enc, None).await.map_err(me)?;
+            if !self.write(&enc, None).await.map_err(me)? {
+                return Err(self.fenced(self.epoch.unwrap_or(0)).await);
+            }
         } else {
             let mut session = self.client.start_session().await.map_err(me)?;
             // One budget for both kinds of retry, so a commit gives up after at most
@@ -487,7 +565,12 @@ impl MongoStore {
             let mut retries = 0;
             'txn: loop {
                 session.start_transaction().await.map_err(me)?;
-                if let Err(e) = self.write(&enc, Some(&mut session)).await {
+                let written = self.write(&enc, Some(&mut session)).await;
+                if let Ok(false) = written {
+                    let _ = session.abort_transaction().await;
+                    return Err(self.fenced(self.epoch.unwrap_or(0)).await);
+                }
+                if let Err(e) = written {
                     // Aborting can fail if the server already aborted; the original error matters.
                     let _ = session.abort_transaction().await;
                     if e.contains_label(TRANSIENT_TRANSACTION_ERROR)

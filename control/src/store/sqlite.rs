@@ -3,8 +3,10 @@
 //! # Tables
 //!
 //! * `meta (key, value)`: `schema_version` (a database written by a newer rustci is
-//!   refused) and `max_fencing_token` (high-water mark of every fencing token committed,
-//!   so a restart never hands out a token twice even after the job rows are gone).
+//!   refused), `max_fencing_token` (high-water mark of every fencing token committed,
+//!   so a restart never hands out a token twice even after the job rows are gone) and
+//!   `writer_epoch` (raised by every [`Store::take_over`]; a commit checks it inside its
+//!   transaction, so only the latest server to take over writes).
 //! * `jobs`: one row per job id, its latest version. Labels are JSON text. Indexed on
 //!   `(tenant, id)`, `(state, id)` and `end_ms`; `UNIQUE (tenant, request_id)` is a safety
 //!   net behind the scheduler's own idempotency check: a batch that would give a request
@@ -222,6 +224,9 @@ pub struct SqliteStore {
     /// Job ids, revisions and fencing tokens are never handed out twice, even after the
     /// database lost its last commits (`super::marks`).
     marks: MarksFile,
+    /// The writer epoch this handle took over with ([`Store::take_over`]); `None`:
+    /// commits are not fenced.
+    epoch: Option<u64>,
 }
 
 /// Deletes up to `limit` of the oldest change-log rows that fall outside the newest
@@ -413,6 +418,7 @@ impl SqliteStore {
             checkpointer: None,
             keep_changes: None,
             marks,
+            epoch: None,
         };
         store.init_schema()?;
         store.checkpointer = Checkpointer::start(&store.path);
@@ -702,6 +708,15 @@ fn read_meta(conn: &Connection, path: &Path, key: &str) -> Result<Option<i64>, S
     }
 }
 
+/// The store's writer epoch (0 before any server took it over).
+fn read_epoch(conn: &Connection, path: &Path) -> Result<u64, StoreError> {
+    let epoch = read_meta(conn, path, "writer_epoch")?.unwrap_or(0);
+    u64::try_from(epoch).map_err(|_| StoreError::Corrupt {
+        what: "meta writer_epoch".into(),
+        reason: format!("negative value {epoch}"),
+    })
+}
+
 fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Other(format!("cannot encode as JSON: {e}"))
 }
@@ -805,12 +820,20 @@ impl Store for SqliteStore {
             revision: m.revision.max(j.revision),
             fencing_token: m.fencing_token.max(j.fencing_token),
         });
-        self.marks.cover(used)?;
         let err = sqlite_err(&self.path);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
+        // Under the write lock: a server that took over later has raised the epoch, and
+        // only the current writer may reserve numbers in the marks file.
+        if let Some(mine) = self.epoch {
+            let current = read_epoch(&tx, &self.path)?;
+            if current != mine {
+                return Err(StoreError::Fenced { mine, current });
+            }
+        }
+        self.marks.cover(used)?;
         let mut batch_max_token = self.max_fencing_token;
         if !batch.jobs.is_empty() {
             let mut upsert = tx.prepare_cached(&UPSERT_JOB).map_err(&err)?;
@@ -962,6 +985,28 @@ impl Store for SqliteStore {
                 [U64(id)],
             )?
             .pop())
+    }
+
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        let err = sqlite_err(&self.path);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let epoch = read_epoch(&tx, &self.path)? + 1;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('writer_epoch', ?1) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [U64(epoch)],
+        )
+        .map_err(&err)?;
+        // What the previous writer reserved since this handle opened.
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let marks = MarksFile::open(dir)?;
+        tx.commit().map_err(&err)?;
+        self.marks = marks;
+        self.epoch = Some(epoch);
+        Ok(())
     }
 
     fn prune_changes(&mut self, keep_last: u64) -> Result<u64, StoreError> {

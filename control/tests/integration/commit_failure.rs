@@ -44,6 +44,9 @@ impl Store for Faulty {
         Faults::take(&self.faults.commits, "commit")?;
         self.inner.commit(batch)
     }
+    fn take_over(&mut self) -> Result<(), StoreError> {
+        self.inner.take_over()
+    }
     fn load(&mut self, finished_since_ms: i64) -> Result<Snapshot, StoreError> {
         Faults::take(&self.faults.loads, "load")?;
         self.inner.load(finished_since_ms)

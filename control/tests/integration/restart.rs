@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, ManualClock};
+use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, LiveError, ManualClock};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::{JobState, Store};
+use rustci_control::store::{JobFilter, JobState, Store, StoreError};
 use rustci_scheduler::PolicyConfig;
 
 use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
@@ -33,6 +33,13 @@ impl Place {
             }
         }
     }
+
+    /// A new handle that took the store over, as a starting server's does.
+    fn writer(&self) -> Box<dyn Store> {
+        let mut store = self.store();
+        store.take_over().expect("take the store over");
+        store
+    }
 }
 
 fn on_sqlite(scenario: fn(&Place)) {
@@ -40,9 +47,10 @@ fn on_sqlite(scenario: fn(&Place)) {
 }
 
 /// Runs `scenario` on a MongoDB database of its own (the multi-thread runtime the
-/// store's blocking calls need), then drops the database.
+/// store's blocking calls need), then drops the database. Alone: its servers take the
+/// store over, which ends every session of the URI's user.
 async fn on_mongo(test: &str, scenario: fn(&Place)) {
-    let _shared = MONGO_SESSIONS.read().await;
+    let _alone = MONGO_SESSIONS.write().await;
     let Some(uri) = mongo_uri_or_skip(test) else {
         return;
     };
@@ -83,6 +91,10 @@ on_both_stores!(
         mongo_the_change_log_is_pruned_and_resuming_before_it_is_refused,
     a_runners_timing_is_kept_within_the_lease_and_survives_a_restart =>
         mongo_a_runners_timing_is_kept_within_the_lease_and_survives_a_restart,
+    a_server_that_took_over_fences_the_one_before =>
+        mongo_a_server_that_took_over_fences_the_one_before,
+    runners_are_not_lost_for_the_time_the_server_did_not_run =>
+        mongo_runners_are_not_lost_for_the_time_the_server_did_not_run,
 );
 
 mod scenarios {
@@ -95,7 +107,7 @@ mod scenarios {
             lease_ttl_ms: 10_000,
             ..LiveConfig::default()
         };
-        Live::open(config, clock, place.store()).expect("live")
+        Live::open(config, clock, place.writer()).expect("live")
     }
 
     /// The one lease `runner` gets now (one slot asked for).
@@ -326,5 +338,76 @@ mod scenarios {
         // As reported; a report longer than the lease (a fast clock) is cut to the lease.
         assert_eq!(stored(&mut live, a.id), Some(42_000));
         assert_eq!(stored(&mut live, b.id), Some(60_000));
+    }
+
+    /// A server paused past its leader lease (or a second server started on the same
+    /// store) keeps its memory, but once another server took the store over, none of its
+    /// commits lands: the request fails, the state says it is fenced and serves nothing
+    /// more, and the new writer's numbering and leases are untouched.
+    pub fn a_server_that_took_over_fences_the_one_before(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut old = open(place, clock.clone());
+        old.register_runner("w1", "lin", vec!["linux".into()], 2)
+            .expect("register");
+        let x = old.submit(job("t", "x")).expect("submit x");
+        let lease = lease_one(&mut old, "w1", "x");
+
+        let mut new = open(place, clock.clone());
+        let err = old
+            .submit(job("t", "y"))
+            .expect_err("a fenced server's submit");
+        assert!(
+            matches!(err, LiveError::Store(StoreError::Fenced { .. })),
+            "{err:?}"
+        );
+        assert!(old.is_fenced());
+        let err = old.ensure_current().expect_err("not served, not rebuilt");
+        assert!(err.to_string().contains("took over"), "{err}");
+        assert!(old
+            .complete("w1", success(x.id, lease.fencing_token, None))
+            .is_err());
+
+        // The new writer sees neither y nor x's completion.
+        let stored = new.job(x.id).expect("x");
+        assert_eq!(stored.state, JobState::Leased);
+        assert_eq!(stored.fencing_token, lease.fencing_token);
+        let y = new
+            .submit(job("t", "y"))
+            .expect("submit y on the new writer");
+        assert!(y.id > x.id);
+        let requests: Vec<(u64, String)> = new
+            .list(&JobFilter::default(), 0, 10)
+            .expect("list")
+            .into_iter()
+            .map(|j| (j.id, j.request_id))
+            .collect();
+        assert_eq!(requests, [(x.id, "x".into()), (y.id, "y".into())]);
+        new.heartbeat("w1")
+            .expect("w1 heartbeats to the new server");
+        new.complete("w1", success(x.id, lease.fencing_token, None))
+            .expect("the live lease completes on the new server");
+    }
+
+    /// A server that did not run for longer than the lease (SIGSTOP, a starved machine)
+    /// did not hear its runners' heartbeats: excused, no runner is lost for that time,
+    /// and one that stays silent a lease TTL after it is.
+    pub fn runners_are_not_lost_for_the_time_the_server_did_not_run(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        let x = live.submit(job("t", "x")).expect("submit");
+        lease_one(&mut live, "w1", "x");
+        clock.set(T0 + 30_000);
+        live.excuse_silence();
+        assert!(live.tick().expect("tick").is_empty(), "w1 was not silent");
+        assert_eq!(live.job(x.id).expect("x").state, JobState::Leased);
+        clock.set(T0 + 40_001);
+        assert_eq!(
+            live.tick().expect("tick"),
+            ["w1"],
+            "silent a full TTL since"
+        );
+        assert_eq!(live.job(x.id).expect("x").state, JobState::Queued);
     }
 }

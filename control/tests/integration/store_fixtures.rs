@@ -447,3 +447,53 @@ pub fn prune_keeps_the_newest_changes(s: &mut dyn Store) {
     assert_eq!(s.prune_changes(10).expect("prune"), 0);
     assert_eq!(s.load(0).expect("load").max_revision, 5);
 }
+
+/// Fencing (`Store::take_over`): once `second` took the store over, a commit through
+/// `first` (which took it over before) fails with `Fenced` and writes nothing, while
+/// `second` commits; a take-over by `first` again turns it round. A handle that never
+/// took over (`reader`) is not fenced, and sees only what the writers committed.
+pub fn a_later_take_over_fences_the_earlier_writer(
+    first: &mut dyn Store,
+    second: &mut dyn Store,
+    reader: &mut dyn Store,
+) {
+    first.take_over().expect("first takes over");
+    commit_jobs(first, vec![job(1, "acme", JobState::Queued, 1)]);
+    second.take_over().expect("second takes over");
+    let err = first
+        .commit(&Batch {
+            jobs: vec![job(2, "acme", JobState::Queued, 2)],
+            runners: vec![runner("r-first")],
+            removed_runners: vec![],
+        })
+        .expect_err("the earlier writer is fenced");
+    let StoreError::Fenced { mine, current } = err else {
+        panic!("expected Fenced, got {err:?}");
+    };
+    assert!(current > mine, "epochs {mine} then {current}");
+    assert!(err.to_string().contains("took over"), "{err}");
+    assert_eq!(
+        reader.get_job(2).expect("get"),
+        None,
+        "nothing of it was written"
+    );
+    assert!(reader.load(0).expect("load").runners.is_empty());
+
+    commit_jobs(second, vec![job(2, "zeta", JobState::Queued, 2)]);
+    first.take_over().expect("first takes over again");
+    assert!(matches!(
+        second.commit(&Batch {
+            jobs: vec![job(3, "acme", JobState::Queued, 3)],
+            ..Batch::default()
+        }),
+        Err(StoreError::Fenced { .. })
+    ));
+    commit_jobs(first, vec![job(3, "acme", JobState::Queued, 3)]);
+    let tenants: Vec<String> = reader
+        .list_jobs(&JobFilter::default(), 0, 10)
+        .expect("list")
+        .into_iter()
+        .map(|j| j.tenant)
+        .collect();
+    assert_eq!(tenants, ["acme", "zeta", "acme"]);
+}

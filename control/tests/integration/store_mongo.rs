@@ -116,6 +116,24 @@ async fn mongo_everything_survives_a_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn mongo_a_later_take_over_fences_the_earlier_writer() {
+    // take_over ends every session of the URI's user: no other test may run meanwhile.
+    let _alone = SESSIONS.write().await;
+    let Some(s) = store("mongo_a_later_take_over_fences_the_earlier_writer").await else {
+        return;
+    };
+    let uri = std::env::var(MONGO_ENV).unwrap();
+    let db = s.database().name().to_string();
+    let connect = || MongoStore::connect(&uri, &db).expect("connect");
+    store_fixtures::a_later_take_over_fences_the_earlier_writer(
+        &mut connect(),
+        &mut connect(),
+        &mut connect(),
+    );
+    drop_db(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mongo_history_gives_records_of_finished_jobs() {
     on_mongo("mongo_history_gives_records_of_finished_jobs", |s| {
         store_fixtures::history_gives_records_of_finished_jobs(s)

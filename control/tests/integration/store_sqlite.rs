@@ -47,6 +47,16 @@ fn duplicate_request_id_fails_the_whole_batch() {
 }
 
 #[test]
+fn a_later_take_over_fences_the_earlier_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    store_fixtures::a_later_take_over_fences_the_earlier_writer(
+        &mut open(dir.path()),
+        &mut open(dir.path()),
+        &mut open(dir.path()),
+    );
+}
+
+#[test]
 fn everything_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path());

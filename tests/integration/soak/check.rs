@@ -8,7 +8,7 @@
 //!   job's highest fencing token, and a run under that token ended (side effect);
 //! - no two runs of one job overlapped in time (a run killed with its runner ends at the
 //!   kill; a run that never recorded its end and was not killed overlaps anything later);
-//! - every job leased to a killed runner finished on another one;
+//! - every job a killed runner held when it was killed finished on another one;
 //! - completions sent with an older fencing token of a re-run job were refused
 //!   ([`stale_completions`], while the service still runs).
 
@@ -21,6 +21,10 @@ use rustci_control::store::{JobFilter, JobState, Store, StoredJob};
 use super::cluster::Killed;
 use super::effects::{Effects, Run};
 use super::load::{Key, Ledger, RPC_TIMEOUT};
+
+/// How long after a runner's SIGKILL a completion it sent before dying may still be
+/// committed.
+const KILL_SLACK_MS: i64 = 1_000;
 
 /// Every job and every change-log entry of a store.
 pub fn read_store(store: &mut dyn Store) -> (Vec<StoredJob>, Vec<StoredJob>) {
@@ -238,18 +242,28 @@ pub fn verdict(
                 j.runner
             ));
         }
-        // Leases of killed runners went back to the queue.
+        // Leases of killed runners went back to the queue. A job the runner finished
+        // itself ended by the kill (its completion may still have been in flight, hence
+        // the slack); one that ended on it later was never taken from it.
         for k in killed {
             let held = vs.iter().any(|c| {
                 c.state == JobState::Leased
                     && c.runner.as_deref().map(runner_id) == Some(k.id.as_str())
             });
-            if held {
-                if j.runner.as_deref().map(runner_id) == Some(k.id.as_str()) {
-                    bad.push(format!("{name}: still with killed runner {}", k.id));
-                } else {
-                    v.dead_runner_leases_requeued += 1;
-                }
+            if !held {
+                continue;
+            }
+            if j.runner.as_deref().map(runner_id) != Some(k.id.as_str()) {
+                v.dead_runner_leases_requeued += 1;
+                continue;
+            }
+            let kill_ms = (k.at_ns / 1_000_000) as i64;
+            match j.end_ms {
+                Some(end) if j.state.is_finished() && end <= kill_ms + KILL_SLACK_MS => {}
+                _ => bad.push(format!(
+                    "{name}: still with runner {} after it was killed (ended at {:?} ms, killed at {kill_ms} ms)",
+                    k.id, j.end_ms
+                )),
             }
         }
         // Its runs, from its own side effects.

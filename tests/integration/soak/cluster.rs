@@ -33,6 +33,11 @@ struct Proc {
 }
 
 fn spawn(mut cmd: Command, log: &Path, rust_log: &str) -> Proc {
+    // A group of its own, whose parent (this test) is in another group of the session:
+    // never an orphaned group, which the kernel sends SIGHUP when one of its members is
+    // stopped (the soak's SIGSTOP). The test's own group is orphaned when the shell
+    // that started it in the background has exited.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     cmd.stdin(Stdio::null())
         .stdout(log_file(log))
         .stderr(log_file(log))

@@ -59,7 +59,7 @@ use runners::Runners;
 use scaling::Scaling;
 use stats::RecentStarts;
 
-use crate::store::{Batch, JobFilter, JobState, Store, StoredJob, StoredRunner};
+use crate::store::{Batch, JobFilter, JobState, Store, StoreError, StoredJob, StoredRunner};
 
 /// Finished jobs a reload estimates again, newest first (see [`Live::reload`]).
 const REPLAYED_ESTIMATES: usize = 100_000;
@@ -82,6 +82,10 @@ pub struct Live {
     /// Memory may not match the store: a rebuild ([`Live::reload`]) started and did not
     /// finish. Nothing is served until one does ([`Live::ensure_current`]).
     stale: bool,
+    /// (this handle's, the store's) writer epochs, once a commit found that another
+    /// server took the store over: nothing is served or written any more (a new leader
+    /// term opens a new live state).
+    fenced: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Live {
@@ -117,6 +121,7 @@ impl Live {
             scaling: Scaling::default(),
             pruned_at: 0,
             stale: true,
+            fenced: None,
         };
         live.reload()?;
         Ok(live)
@@ -182,6 +187,7 @@ impl Live {
         self.stale = true;
         // What is not durable yet is gone with the memory it changed: its requests fail.
         self.commits.fail_pending();
+        self.refuse_if_fenced()?;
         let now = self.now();
         let snap = self.store()?.load(now - self.config.usage_window_ms)?;
         self.core = Self::new_core(&self.config)?;
@@ -253,7 +259,9 @@ impl Live {
         }
         self.core.handle(now, Event::Tick, &mut out)?;
         self.apply(now, &out, &mut batch);
-        self.store()?.commit(&batch)?;
+        let committed = self.store()?.commit(&batch);
+        self.note_fenced(&committed);
+        committed?;
         self.commits.restarted();
         self.jobs.forget_finished();
         self.runners.forget_dirty();
@@ -266,11 +274,37 @@ impl Live {
     /// (`crate::server::state::Shared::live`), so none acts on memory the store does not
     /// back.
     pub fn ensure_current(&mut self) -> Result<(), LiveError> {
+        self.refuse_if_fenced()?;
         if self.stale {
             self.reload()?;
             tracing::info!("state rebuilt from the store after an earlier failure");
         }
         Ok(())
+    }
+
+    /// Whether another server took the store over (see [`StoreError::Fenced`]): this
+    /// live state will never write again.
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.is_some()
+    }
+
+    fn refuse_if_fenced(&self) -> Result<(), LiveError> {
+        match self.fenced {
+            Some((mine, current)) => Err(LiveError::Store(StoreError::Fenced { mine, current })),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a commit that found the store taken over; says so once.
+    fn note_fenced<T>(&mut self, result: &Result<T, StoreError>) {
+        if let (Err(StoreError::Fenced { mine, current }), None) = (result, self.fenced) {
+            tracing::error!(
+                mine,
+                current,
+                "another server took over the store; this one stops writing and serving"
+            );
+            self.fenced = Some((*mine, *current));
+        }
     }
 
     /// The predictor sees the recent jobs again in time order, each submitted (it
@@ -436,7 +470,8 @@ impl Live {
         let failed = result.is_err();
         self.finish_flush(batch, upto, result);
         if failed {
-            return Err(LiveError::Store(crate::store::StoreError::Other(
+            self.refuse_if_fenced()?;
+            return Err(LiveError::Store(StoreError::Other(
                 "commit failed; state was rebuilt from the store".into(),
             )));
         }
@@ -451,12 +486,14 @@ impl Live {
     /// Group commit, step 2: after the flusher committed (or failed to commit) a batch
     /// from [`Live::take_pending`]. On failure memory is rebuilt from the store and every
     /// request not yet durable fails.
-    pub fn finish_flush(
-        &mut self,
-        batch: Batch,
-        upto: u64,
-        result: Result<(), crate::store::StoreError>,
-    ) {
+    pub fn finish_flush(&mut self, batch: Batch, upto: u64, result: Result<(), StoreError>) {
+        self.note_fenced(&result);
+        if self.fenced.is_some() {
+            // Not rebuilt: the store is another server's now. The requests fail.
+            self.stale = true;
+            self.commits.fail_pending();
+            return;
+        }
         if let Err(e) = result {
             tracing::error!(error = %e, "commit failed; rebuilding state from the store");
             // The rebuild fails the batch's requests and those pending behind it first,
@@ -821,6 +858,14 @@ impl Live {
         self.apply(now, &out, &mut batch);
         self.commit(batch)?;
         Ok(stored)
+    }
+
+    /// This server itself was not running for a while (paused, or starved of CPU): the
+    /// runners' heartbeats of that time were not heard, so no runner is judged silent on
+    /// it. Each gets one lease TTL from now, as after a rebuild.
+    pub fn excuse_silence(&mut self) {
+        let now = self.now();
+        self.runners.heard_all(now);
     }
 
     /// Periodic work: runners silent for the lease TTL are lost; their jobs go back to

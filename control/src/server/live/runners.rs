@@ -139,6 +139,14 @@ impl Runners {
         Some(entry.id)
     }
 
+    /// Counts every runner as heard from at `now` (one lease TTL from now to heartbeat
+    /// again), as a rebuild does.
+    pub(super) fn heard_all(&mut self, now: Millis) {
+        for r in self.by_name.values_mut() {
+            r.stored.last_heartbeat_ms = r.stored.last_heartbeat_ms.max(now);
+        }
+    }
+
     /// The runners silent for longer than `ttl` at `now`, by name.
     pub(super) fn silent(&self, now: Millis, ttl: Millis) -> Vec<String> {
         let mut lost: Vec<String> = self
