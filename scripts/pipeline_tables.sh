@@ -91,6 +91,10 @@ rows=(
   "critical path, model|cp-model|--policy critical-path --predictor model:MODEL"
   "critical path, true run times|cp-true|--policy critical-path --predictor clairvoyant"
   "fair share, critical path inside lanes, model|fs-cp-model|--policy fairshare-cp --predictor model:MODEL"
+  "critical path, latest start (before aging), model|cpl-model|--policy critical-path-latest-start --predictor model:MODEL"
+  "critical path, latest start (before aging), true run times|cpl-true|--policy critical-path-latest-start --predictor clairvoyant"
+  "critical path, oldest pipeline first, model|cpo-model|--policy critical-path-oldest --predictor model:MODEL"
+  "critical path, bounded latest start, model|cpb-model|--policy critical-path-bounded --predictor model:MODEL"
 )
 for r in "${rows[@]}"; do
   IFS='|' read -r _ key args <<<"$r"

@@ -325,11 +325,18 @@ fn compare() {
         GAP_MS / 1e3
     );
     println!(
-        "{:<14} {:<10} {:>9} {:>9} {:>9} {:>6}",
+        "{:<26} {:<10} {:>9} {:>9} {:>9} {:>6}",
         "policy", "estimates", "p50 min", "p95 min", "mean min", "load"
     );
     for noise in [false, true] {
-        for policy in ["easy", "critical-path", "fairshare", "fairshare-cp"] {
+        for policy in [
+            "easy",
+            "critical-path",
+            "critical-path-latest-start",
+            "critical-path-oldest",
+            "fairshare",
+            "fairshare-cp",
+        ] {
             let mut all = Vec::new();
             let mut load = 0.0;
             for seed in 1..=SEEDS {
@@ -341,7 +348,7 @@ fn compare() {
             let pct = |p: f64| stats::nearest_rank(&all, p).unwrap_or(0) as f64 / 60_000.0;
             let mean = all.iter().sum::<Millis>() as f64 / all.len().max(1) as f64 / 60_000.0;
             println!(
-                "{policy:<14} {:<10} {:>9.1} {:>9.1} {:>9.1} {:>6.2}",
+                "{policy:<26} {:<10} {:>9.1} {:>9.1} {:>9.1} {:>6.2}",
                 if noise { "0.5x-2x" } else { "exact" },
                 pct(50.0),
                 pct(95.0),

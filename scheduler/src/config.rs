@@ -22,9 +22,10 @@ pub enum QueueOrder {
     /// QoS class priority plus aging: a job's score grows with its wait relative to its
     /// class's wait target, so a batch job is not starved forever. FIFO within a class.
     Qos,
-    /// Pipeline jobs by their latest start (the longest predicted path to the end of
-    /// their pipeline first, see [`crate::pipeline`]); independent jobs by submit time,
-    /// so without pipelines this is FIFO.
+    /// Pipeline jobs by critical path (the longest predicted path to the end of their
+    /// pipeline first) under the rule [`PolicyConfig::critical_path`] sets across
+    /// pipelines (see [`crate::pipeline`]); independent jobs by submit time, so without
+    /// pipelines this is FIFO.
     CriticalPath,
 }
 
@@ -44,6 +45,35 @@ pub enum Backfill {
     Greedy,
 }
 
+/// How critical-path order ([`QueueOrder::CriticalPath`], [`WithinLane::CriticalPath`])
+/// ranks pipeline jobs (see [`crate::pipeline`], "Critical-path order"); under every rule
+/// the jobs of a pipeline that became ready together go longest remaining path first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticalPathKey {
+    /// The latest start `created + critical path - rank`, but never later than the
+    /// instant the job became ready (`critical-path`): a job behind its pipeline's
+    /// schedule goes ahead by how late it is; a job with slack counts as FIFO counts it.
+    /// Every key is at least its pipeline's creation, so a ready job is passed only by
+    /// jobs of pipelines created before it became ready: no stream of newer pipelines
+    /// passes it. Jobs with equal keys go by longest remaining path.
+    #[default]
+    CappedLatestStart,
+    /// Older pipelines first (by creation, as FIFO orders jobs by arrival), the longest
+    /// remaining path first inside a pipeline (`critical-path-oldest`): a ready job is
+    /// passed only by jobs of older pipelines, but by all of their jobs still to come.
+    OldestPipeline,
+    /// The capped latest start, but never earlier than the ready time minus the
+    /// pipeline's predicted critical path (`critical-path-bounded`): a pipeline claims at
+    /// most one critical path of lateness, so a job is passed only by jobs that became
+    /// ready less than one critical path (of theirs) after it.
+    BoundedLatestStart,
+    /// The latest start alone (`critical-path-latest-start`, the rule before aging): a
+    /// job whose pipeline seems to have slack is passed by every newer pipeline whose
+    /// jobs' latest starts come first, for as long as a peak lasts.
+    LatestStart,
+}
+
 /// A policy as a user writes it. Checked into a [`Policy`] by [`SchedulerConfig::check`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyConfig {
@@ -60,6 +90,9 @@ pub struct PolicyConfig {
     /// Order of jobs inside one fair-share tenant or one QoS class.
     #[serde(default)]
     pub within_lane: WithinLane,
+    /// How critical-path order ranks jobs of different pipelines.
+    #[serde(default)]
+    pub critical_path: CriticalPathKey,
 }
 
 /// The order inside a lane (a tenant under fair share, a class under QoS): which of one
@@ -93,12 +126,15 @@ impl PolicyConfig {
     /// `easy++` (EASY with shortest-estimate-first backfilling), `priority`, `fairshare`,
     /// `sef` (shortest estimate first) and `qos`, `fairshare-spf` / `qos-spf`
     /// (shortest predicted first inside each tenant / class), `critical-path` (pipeline
-    /// jobs with the longest predicted remaining path first) and `fairshare-cp` /
-    /// `qos-cp` (that order inside each tenant / class), all but `fcfs` with EASY
+    /// jobs by their latest start capped at their ready time, see [`CriticalPathKey`]),
+    /// `critical-path-oldest`, `critical-path-bounded` and `critical-path-latest-start`
+    /// (the other [`CriticalPathKey`] rules) and `fairshare-cp` / `qos-cp`
+    /// (`critical-path` inside each tenant / class), all but `fcfs` with EASY
     /// backfilling.
     pub fn named(name: &str) -> Result<Self, CoreError> {
         let mut backfill_order = BackfillOrder::Queue;
         let mut within_lane = WithinLane::Submit;
+        let mut critical_path = CriticalPathKey::default();
         let (order, backfill) = match name {
             "fcfs" => (QueueOrder::Fifo, Backfill::None),
             "easy" => (QueueOrder::Fifo, Backfill::Easy),
@@ -119,6 +155,18 @@ impl PolicyConfig {
                 (QueueOrder::Qos, Backfill::Easy)
             }
             "critical-path" | "cp" => (QueueOrder::CriticalPath, Backfill::Easy),
+            "critical-path-oldest" => {
+                critical_path = CriticalPathKey::OldestPipeline;
+                (QueueOrder::CriticalPath, Backfill::Easy)
+            }
+            "critical-path-bounded" => {
+                critical_path = CriticalPathKey::BoundedLatestStart;
+                (QueueOrder::CriticalPath, Backfill::Easy)
+            }
+            "critical-path-latest-start" => {
+                critical_path = CriticalPathKey::LatestStart;
+                (QueueOrder::CriticalPath, Backfill::Easy)
+            }
             "fairshare-cp" => {
                 within_lane = WithinLane::CriticalPath;
                 (QueueOrder::FairShare, Backfill::Easy)
@@ -142,11 +190,12 @@ impl PolicyConfig {
             backfill,
             backfill_order,
             within_lane,
+            critical_path,
             ..Self::default()
         })
     }
 
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 15] = [
         "fcfs",
         "easy",
         "easy++",
@@ -157,6 +206,9 @@ impl PolicyConfig {
         "fairshare-spf",
         "qos-spf",
         "critical-path",
+        "critical-path-oldest",
+        "critical-path-bounded",
+        "critical-path-latest-start",
         "fairshare-cp",
         "qos-cp",
     ];
@@ -171,6 +223,7 @@ impl Default for PolicyConfig {
             qos_aging_weight: 1.0,
             backfill_order: BackfillOrder::Queue,
             within_lane: WithinLane::Submit,
+            critical_path: CriticalPathKey::default(),
         }
     }
 }
@@ -184,6 +237,7 @@ pub struct Policy {
     pub(crate) qos_aging_weight: f64,
     pub(crate) backfill_order: BackfillOrder,
     pub(crate) within_lane: WithinLane,
+    pub(crate) critical_path: CriticalPathKey,
 }
 
 impl Policy {
@@ -351,6 +405,7 @@ impl SchedulerConfig {
                 qos_aging_weight: p.qos_aging_weight,
                 backfill_order: p.backfill_order,
                 within_lane: p.within_lane,
+                critical_path: p.critical_path,
             },
             labels: self.labels,
             pools: self.pools,

@@ -25,7 +25,8 @@ pub use autoscale::{
     WarmWindow,
 };
 pub use config::{
-    Backfill, BackfillOrder, CheckedConfig, PolicyConfig, QueueOrder, SchedulerConfig, WithinLane,
+    Backfill, BackfillOrder, CheckedConfig, CriticalPathKey, PolicyConfig, QueueOrder,
+    SchedulerConfig, WithinLane,
 };
 pub use domain::{
     HistoryKeys, JobId, JobSpec, LabelSet, Millis, PipelineId, PoolId, PoolMask, PoolSpec, QosId,

@@ -178,8 +178,9 @@ pub enum Decision {
     },
 }
 
-/// (primary key, submit time, submission sequence): the order within a lane.
-pub(crate) type LaneKey = (i64, Millis, u64);
+/// (primary key, secondary key, submit time, submission sequence): the order within a
+/// lane. The secondary key is the critical-path order's tie-break (0 for other orders).
+pub(crate) type LaneKey = (i64, i64, Millis, u64);
 
 #[derive(Debug, Clone)]
 enum EntryState {
@@ -974,24 +975,30 @@ impl Scheduler {
     }
 
     fn lane_and_key(&self, spec: &JobSpec, estimate: Estimate, seq: u64) -> (usize, LaneKey) {
-        // Critical-path order: a pipeline job's latest start, an independent job's submit.
-        let latest_start = || {
+        // Critical-path order: a pipeline job's key under the policy's rule across
+        // pipelines (queued now, so it became ready at its submit time); an independent
+        // job's submit time.
+        let critical_path = || {
             self.pipelines
-                .latest_start(spec.id)
-                .unwrap_or(spec.submit_ms)
+                .critical_path_key(spec.id, spec.submit_ms, self.config.policy.critical_path)
+                .unwrap_or((spec.submit_ms, 0))
         };
         let inner = match self.config.policy.within_lane {
-            WithinLane::Submit => 0,
-            WithinLane::ShortestEstimate => estimate.point_ms,
-            WithinLane::CriticalPath => latest_start(),
+            WithinLane::Submit => (0, 0),
+            WithinLane::ShortestEstimate => (estimate.point_ms, 0),
+            WithinLane::CriticalPath => critical_path(),
         };
+        let (s, id) = (spec.submit_ms, seq);
         match self.config.policy.order {
-            QueueOrder::Fifo => (0, (0, spec.submit_ms, seq)),
-            QueueOrder::CriticalPath => (0, (latest_start(), spec.submit_ms, seq)),
-            QueueOrder::Priority => (0, (-i64::from(spec.priority), spec.submit_ms, seq)),
-            QueueOrder::ShortestEstimate => (0, (estimate.point_ms, spec.submit_ms, seq)),
-            QueueOrder::FairShare => (spec.tenant.0 as usize, (inner, spec.submit_ms, seq)),
-            QueueOrder::Qos => (spec.qos.0 as usize, (inner, spec.submit_ms, seq)),
+            QueueOrder::Fifo => (0, (0, 0, s, id)),
+            QueueOrder::CriticalPath => {
+                let (a, b) = critical_path();
+                (0, (a, b, s, id))
+            }
+            QueueOrder::Priority => (0, (-i64::from(spec.priority), 0, s, id)),
+            QueueOrder::ShortestEstimate => (0, (estimate.point_ms, 0, s, id)),
+            QueueOrder::FairShare => (spec.tenant.0 as usize, (inner.0, inner.1, s, id)),
+            QueueOrder::Qos => (spec.qos.0 as usize, (inner.0, inner.1, s, id)),
         }
     }
 
@@ -1224,7 +1231,7 @@ impl Scheduler {
             }
             QueueOrder::Qos => match self.config.qos.get(lane) {
                 Some(q) => {
-                    let waited = (now - key.1).max(0) as f64 / q.wait_target_ms as f64;
+                    let waited = (now - key.2).max(0) as f64 / q.wait_target_ms as f64;
                     -(f64::from(q.priority) + policy.qos_aging_weight * waited)
                 }
                 None => 0.0,

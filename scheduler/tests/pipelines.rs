@@ -84,18 +84,24 @@ mod order {
     }
 
     /// FIFO (submit order): x1, x2 at 0; x3 and L1 at 10; L2 once L1 ends at 20, so the
-    /// pipeline ends at 50. Critical path: L1 (latest start 0) and x1 at 0; at 10 L2
-    /// (latest start 10) before x2 and x3 (30): L2 10..40, x2 10..20, x3 20..30; the
-    /// pipeline ends at 40, its critical path. Inside fair-share and QoS lanes alike.
+    /// pipeline ends at 50. Latest start (and oldest pipeline, by rank): L1 (latest
+    /// start 0) and x1 at 0; at 10 L2 (latest start 10) before x2 and x3 (30): L2
+    /// 10..40, x2 10..20, x3 20..30; the pipeline ends at 40, its critical path.
+    /// `critical-path` (capped): at 0 every key is 0 and the rank decides, L1 (40) and x1
+    /// start; at 10 x2 and x3 keep the key of their ready time (min(30, 0) = 0) and go
+    /// before L2 (min(10, 10) = 10): L2 20..50, the pipeline ends at 50, as under FIFO.
+    /// That is what the cap gives up. Inside fair-share and QoS lanes alike.
     #[test]
     fn critical_path_first_ends_the_pipeline_at_its_critical_path() {
         for (policy, l1, l2, x3, end) in [
             ("easy", 10, 20, 10, 50),
             ("fairshare", 10, 20, 10, 50),
             ("qos", 10, 20, 10, 50),
-            ("critical-path", 0, 10, 20, 40),
-            ("fairshare-cp", 0, 10, 20, 40),
-            ("qos-cp", 0, 10, 20, 40),
+            ("critical-path-latest-start", 0, 10, 20, 40),
+            ("critical-path-oldest", 0, 10, 20, 40),
+            ("critical-path", 0, 20, 10, 50),
+            ("fairshare-cp", 0, 20, 10, 50),
+            ("qos-cp", 0, 20, 10, 50),
         ] {
             let mut s = sched(policy);
             let run = drive_pipelines(&mut s, &TWO, &script(0, chain_and_shorts()));
@@ -110,41 +116,174 @@ mod order {
         }
     }
 
-    /// Across pipelines the key is the latest start. One runner. P1 at 0: a (10) -> b
-    /// (40): critical path 50, b's latest start 0 + 50 - 40 = 10. P2 at 2: c (5), latest
-    /// start 2. An independent job i (1 ms) at 3: its submit time, 3. At 10 (a ends) the
-    /// queue is c (2), i (3), b (10): c 10..15, i 15..16, b 16..56.
+    /// A pipeline behind its predicted schedule goes ahead. One runner. P0 at 0: z (20).
+    /// P1 at 0: a (10), then b (10) in the next stage: critical path 20, b's latest
+    /// start 10. P2 at 15: c (10). z 0..20 (keys 0, submitted first), then a (key 0)
+    /// before c (15): a 20..30. At 30 b is ready, 20 behind its latest start:
+    /// - FIFO: c (queued at 15) before b (30): c 30..40, b 40..50; P1 ends at 50, P2 at
+    ///   40: the longest time to feedback is 50.
+    /// - `critical-path`: b's key min(10, 30) = 10 before c's 15: b 30..40, c 40..50; P1
+    ///   ends at 40, P2 at 50 (35 after its creation): the longest is 40.
     #[test]
-    fn across_pipelines_the_earliest_latest_start_goes_first() {
-        let mut s = sched("critical-path");
-        let p1 = pipeline(
-            1,
-            None,
-            vec![pj(1, "a", 0, None, 10), pj(2, "b", 1, None, 40)],
-        );
-        let p2 = pipeline(2, None, vec![pj(3, "c", 0, None, 5)]);
-        join_all(&mut s, &[(0, 0)]);
-        let mut out = Vec::new();
-        s.handle(0, Event::SubmitPipeline(p1), &mut out).unwrap();
-        s.handle(2, Event::SubmitPipeline(p2), &mut out).unwrap();
-        s.handle(3, Event::Submit(job(9, 3, 1, 1)), &mut out)
-            .unwrap();
-        out.clear();
-        s.handle(10, Event::Finish { job: JobId(1) }, &mut out)
-            .unwrap();
-        assert_eq!(started(&out), vec![3]);
-        out.clear();
-        s.handle(15, Event::Finish { job: JobId(3) }, &mut out)
-            .unwrap();
-        assert_eq!(started(&out), vec![9]);
-        assert!(out.contains(&Decision::PipelineEnded {
-            pipeline: PipelineId(2),
-            state: PipelineState::Succeeded
-        }));
-        out.clear();
-        s.handle(16, Event::Finish { job: JobId(9) }, &mut out)
-            .unwrap();
-        assert_eq!(started(&out), vec![2]);
+    fn a_pipeline_behind_its_schedule_goes_ahead() {
+        for (policy, b, c) in [
+            ("easy", 40, 30),
+            ("critical-path", 30, 40),
+            ("fairshare-cp", 30, 40),
+            ("qos-cp", 30, 40),
+        ] {
+            let mut sc = script(0, pipeline(0, None, vec![pj(9, "z", 0, None, 20)]));
+            for (at, p) in [
+                (
+                    0,
+                    pipeline(
+                        1,
+                        None,
+                        vec![pj(1, "a", 0, None, 10), pj(2, "b", 1, None, 10)],
+                    ),
+                ),
+                (15, pipeline(2, None, vec![pj(3, "c", 0, None, 10)])),
+            ] {
+                sc.runs.extend(exact(&p));
+                sc.inputs.push((at, Input::Pipeline(p)));
+            }
+            let mut s = sched(policy);
+            let run = drive_pipelines(&mut s, &[(0, 0)], &sc);
+            assert_eq!(run.start_of(1), Some(20), "{policy}: a");
+            assert_eq!(run.start_of(2), Some(b), "{policy}: b");
+            assert_eq!(run.start_of(3), Some(c), "{policy}: c");
+            assert_eq!(
+                run.pipeline(1),
+                Some((b + 10, PipelineState::Succeeded)),
+                "{policy}"
+            );
+        }
+    }
+
+    /// One runner. P1 at 0: a (10) -> b (40): critical path 50, b's latest start
+    /// 0 + 50 - 40 = 10, and b is ready at 10. P2 at 2: c (5), latest start 2. An
+    /// independent job i (1 ms) at 3: its submit time, 3. At 10 (a ends) the queue, by
+    /// rule:
+    /// - latest start (the rule before aging), `critical-path` (capped: b's key is
+    ///   min(10, 10)) and bounded (max(10, 10 - 50)): c (2), i (3), b (10): c 10..15,
+    ///   i 15..16, b 16..56;
+    /// - oldest pipeline: b (P1 created at 0), c (2), i (3): b 10..50, c 50..55, i 55..56.
+    #[test]
+    fn across_pipelines_by_rule() {
+        for (policy, order) in [
+            ("critical-path-latest-start", [(3, 10), (9, 15), (2, 16)]),
+            ("critical-path", [(3, 10), (9, 15), (2, 16)]),
+            ("critical-path-bounded", [(3, 10), (9, 15), (2, 16)]),
+            ("critical-path-oldest", [(2, 10), (3, 50), (9, 55)]),
+        ] {
+            let mut s = sched(policy);
+            let p1 = pipeline(
+                1,
+                None,
+                vec![pj(1, "a", 0, None, 10), pj(2, "b", 1, None, 40)],
+            );
+            let p2 = pipeline(2, None, vec![pj(3, "c", 0, None, 5)]);
+            join_all(&mut s, &[(0, 0)]);
+            let mut out = Vec::new();
+            s.handle(0, Event::SubmitPipeline(p1), &mut out).unwrap();
+            s.handle(2, Event::SubmitPipeline(p2), &mut out).unwrap();
+            s.handle(3, Event::Submit(job(9, 3, 1, 1)), &mut out)
+                .unwrap();
+            let mut now = 10;
+            let mut last = JobId(1);
+            for (job, at) in order {
+                assert_eq!(now, at, "{policy}: job {job}");
+                out.clear();
+                s.handle(now, Event::Finish { job: last }, &mut out)
+                    .unwrap();
+                assert_eq!(started(&out), vec![job], "{policy} at {now}");
+                last = JobId(job);
+                now += match job {
+                    2 => 40,
+                    3 => 5,
+                    _ => 1,
+                };
+            }
+        }
+    }
+
+    /// A ready job with slack against a stream of newer pipelines. One runner. P1 at 0:
+    /// s (10) and a (10) -> b (B), no stage gates: critical path B + 10; ranks s 10,
+    /// a B + 10, b B; latest starts s B, a 0, b 10. Newer pipelines Q_k at 5 + 10k, one
+    /// 10 ms job each (latest start: its creation). Every rule starts a first (0..10).
+    /// - Latest start: at 10 Q0 (5) goes before b (10): 10..20; b 20..20+B. s's key B
+    ///   lets every Q created before B pass it: Q1..Q_{B/10-1} run from 20+B, and s
+    ///   starts at 10+2B, after B/10 newer pipelines; the longer the slack, the longer
+    ///   it waits, for as long as newer pipelines come.
+    /// - Oldest pipeline: b (P1 is older than every Q) 10..10+B, s 10+B..20+B: no
+    ///   newer pipeline passes s; P1 ends at its critical path plus s.
+    /// - `critical-path` (capped): s's key is min(B, 0) = 0: s 10..20; then Q0 (5)
+    ///   before b (min(10, 10) = 10): 20..30; b 30..30+B. No newer pipeline passes s.
+    ///   Bounded: the same keys (s max(0, 0 - (B + 10)), b max(10, 10 - (B + 10))).
+    #[test]
+    fn a_ready_job_is_not_passed_by_a_stream_of_newer_pipelines() {
+        let none: Option<&[&str]> = Some(&[]);
+        for b in [500, 1000] {
+            let mut sc = script(
+                0,
+                pipeline(
+                    1,
+                    None,
+                    vec![
+                        pj(1, "s", 0, none, 10),
+                        pj(2, "a", 0, none, 10),
+                        pj(3, "b", 0, Some(&["a"]), b),
+                    ],
+                ),
+            );
+            let stream = 2 * b / 10 + 10;
+            for k in 0..stream {
+                let id = 100 + k as u64;
+                sc.inputs.push((
+                    5 + 10 * k,
+                    Input::Pipeline(pipeline(id, None, vec![pj(id, "q", 0, None, 10)])),
+                ));
+                sc.runs.insert(id, (10, false));
+            }
+            for (policy, s_start, p1_end, passed) in [
+                ("critical-path-latest-start", 10 + 2 * b, 20 + 2 * b, b / 10),
+                ("critical-path-oldest", 10 + b, 20 + b, 0),
+                ("critical-path", 10, 30 + b, 0),
+                ("fairshare-cp", 10, 30 + b, 0),
+                ("qos-cp", 10, 30 + b, 0),
+                ("critical-path-bounded", 10, 30 + b, 0),
+            ] {
+                let mut s = sched(policy);
+                let run = drive_pipelines(&mut s, &[(0, 0)], &sc);
+                assert_eq!(run.start_of(2), Some(0), "{policy} B={b}: a");
+                assert_eq!(run.start_of(1), Some(s_start), "{policy} B={b}: s");
+                assert_eq!(
+                    run.pipeline(1),
+                    Some((p1_end, PipelineState::Succeeded)),
+                    "{policy} B={b}"
+                );
+                let newer_before_s = (100..100 + stream as u64)
+                    .filter(|q| run.start_of(*q).is_some_and(|t| t < s_start))
+                    .count() as i64;
+                assert_eq!(newer_before_s, passed, "{policy} B={b}: passed s");
+            }
+        }
+    }
+
+    /// `critical-path` (and the in-lane order of `fairshare-cp` and `qos-cp`) is the
+    /// capped latest start; the rule before aging keeps a name of its own.
+    #[test]
+    fn critical_path_is_the_capped_latest_start() {
+        for name in ["critical-path", "cp", "fairshare-cp", "qos-cp"] {
+            let p = PolicyConfig::named(name).expect("policy");
+            assert_eq!(
+                p.critical_path,
+                CriticalPathKey::CappedLatestStart,
+                "{name}"
+            );
+        }
+        let old = PolicyConfig::named("critical-path-latest-start").expect("policy");
+        assert_eq!(old.critical_path, CriticalPathKey::LatestStart);
     }
 
     fn started(out: &[Decision]) -> Vec<u64> {
@@ -623,13 +762,14 @@ mod supersession {
 mod eta {
     use super::*;
 
-    /// The chain-and-shorts pipeline under critical-path order at 0: L1 and x1 run
+    /// The chain-and-shorts pipeline under the latest-start order (L2 before the x jobs
+    /// once ready; the projection follows the core's order, whichever) at 0: L1 and x1 run
     /// (0..10), x2 and x3 wait (10..20 on both runners), L2 is placed after the waiting
     /// jobs, once L1 ends and a runner is free: 20..50. At 10, after L1 and x1 ended: L2
     /// runs 10..40, x2 10..20, x3 waits (20..30): the end is 40.
     #[test]
     fn a_pipeline_end_is_projected_through_its_dag() {
-        let mut s = sched("critical-path");
+        let mut s = sched("critical-path-latest-start");
         join_all(&mut s, &TWO);
         let none: Option<&[&str]> = Some(&[]);
         let p = pipeline(
@@ -929,12 +1069,19 @@ mod properties {
                     Just(QueueOrder::FairShare),
                     Just(QueueOrder::Qos)
                 ],
-                prop_oneof![Just(Backfill::Easy), Just(Backfill::None)]
+                prop_oneof![Just(Backfill::Easy), Just(Backfill::None)],
+                prop_oneof![
+                    Just(CriticalPathKey::CappedLatestStart),
+                    Just(CriticalPathKey::OldestPipeline),
+                    Just(CriticalPathKey::BoundedLatestStart),
+                    Just(CriticalPathKey::LatestStart)
+                ]
             )
-                .prop_map(|(order, backfill)| PolicyConfig {
+                .prop_map(|(order, backfill, critical_path)| PolicyConfig {
                     order,
                     backfill,
                     within_lane: WithinLane::CriticalPath,
+                    critical_path,
                     fair_share_half_life_ms: 100,
                     ..PolicyConfig::default()
                 })

@@ -122,10 +122,13 @@ struct RunArgs {
     processors: Option<u32>,
     /// Policy: fcfs, easy, easy++, priority, fairshare, sef, qos, fairshare-spf, qos-spf
     /// (the last two: shortest predicted first inside each tenant / QoS class),
-    /// critical-path (pipeline jobs by latest start: the longest remaining path of a
-    /// pipeline first, older pipelines first; independent jobs FIFO; EASY backfilling),
-    /// fairshare-cp and qos-cp (fair share's tenant lanes or QoS classes as they are,
-    /// critical-path order inside each lane).
+    /// critical-path (pipeline jobs by latest start capped at the instant they became
+    /// ready: a pipeline behind its predicted schedule goes ahead, no newer pipeline
+    /// passes a ready job; the longest remaining path first among jobs ready together;
+    /// independent jobs FIFO; EASY backfilling), fairshare-cp and qos-cp (fair share's
+    /// tenant lanes or QoS classes as they are, critical-path order inside each lane);
+    /// for comparison critical-path-latest-start (the latest start uncapped, the rule
+    /// before aging), critical-path-oldest, critical-path-bounded.
     #[arg(long, default_value = "easy")]
     policy: String,
     /// Override the policy's backfilling.

@@ -99,11 +99,17 @@ mod scenarios {
     /// FIFO: lint 0-20, build 20-30, doc 30-50 (queued at 0, before test, queued at
     /// 30), test 50-90: P1 ends at 90, P2 at 50.
     ///
-    /// Critical path: ranks build 50, test 40, lint 20, doc 20; P1's critical path 50,
-    /// P2's 20. Latest starts (created + path - rank): build 0, lint 30, doc 0. build
-    /// (earlier in the queue than doc) 0-10; at 10 test is queued with key 0 + 50 - 40 =
-    /// 10: doc (0) 10-30, test (10) 30-70, lint (30) 70-90. P1 still ends at 90, P2 at
-    /// 30 instead of 50.
+    /// Latest start (`critical-path-latest-start`, the rule before aging): ranks build
+    /// 50, test 40, lint 20, doc 20; P1's critical path 50, P2's 20. Latest starts
+    /// (created + path - rank): build 0, lint 30, doc 0. build (earlier in the queue than
+    /// doc) 0-10; at 10 test is queued with key 0 + 50 - 40 = 10: doc (0) 10-30, test
+    /// (10) 30-70, lint (30) 70-90. P1 still ends at 90, P2 at 30 instead of 50.
+    ///
+    /// `critical-path` (the latest start capped at the ready time): lint min(30, 0) = 0,
+    /// build 0, doc 0, so the rank decides: build 0-10, then lint (rank 20, queued before
+    /// doc) 10-30; test is queued at 10 with key min(10, 10) = 10, after doc (0): doc
+    /// 30-50, test 50-90. The times to feedback are FIFO's: neither pipeline is behind
+    /// its schedule, so the cap leaves jobs with slack in FIFO's place.
     fn two_pipelines() -> Vec<JobRecord> {
         vec![
             ok("p1", 0, "lint", &[], 20),
@@ -126,7 +132,22 @@ mod scenarios {
         assert_eq!(p["p1"], (0.0, Some(90.0), "succeeded"));
         assert_eq!(p["p2"], (0.0, Some(50.0), "succeeded"));
 
-        let cp = run(&records, 1, "critical-path", Supersede::ByGroup);
+        let capped = run(&records, 1, "critical-path", Supersede::ByGroup);
+        let s = spans(&capped);
+        assert_eq!(s["p1/build"], (0.0, 10.0));
+        assert_eq!(s["p1/lint"], (10.0, 30.0));
+        assert_eq!(s["p2/doc"], (30.0, 50.0));
+        assert_eq!(s["p1/test"], (50.0, 90.0));
+        let p = pipelines(&capped);
+        assert_eq!(p["p1"], (0.0, Some(90.0), "succeeded"));
+        assert_eq!(p["p2"], (0.0, Some(50.0), "succeeded"));
+
+        let cp = run(
+            &records,
+            1,
+            "critical-path-latest-start",
+            Supersede::ByGroup,
+        );
         let s = spans(&cp);
         assert_eq!(s["p1/build"], (0.0, 10.0));
         assert_eq!(s["p2/doc"], (10.0, 30.0));
@@ -136,7 +157,7 @@ mod scenarios {
         assert_eq!(p["p1"], (0.0, Some(90.0), "succeeded"));
         assert_eq!(p["p2"], (0.0, Some(30.0), "succeeded"));
 
-        // The report: TTFs (90, 50) under FIFO, (90, 30) under critical path.
+        // The report: TTFs (90, 50) under FIFO, (90, 30) under the latest start.
         let fifo = Report::from_facts(&fifo.facts)
             .pipelines
             .expect("pipelines");

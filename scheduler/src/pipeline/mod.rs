@@ -70,20 +70,37 @@
 //!
 //! At submission every job is estimated once with `Predictor::preview`; a job's *rank*
 //! is its estimate plus the heaviest chain of its dependents' estimates (through the
-//! stage gates), the pipeline's critical path the largest rank. Under
-//! [`crate::QueueOrder::CriticalPath`] (and [`crate::WithinLane::CriticalPath`] inside
-//! fair-share and QoS lanes) a job's key is its *latest start*,
-//! `created + critical path - rank`: within a pipeline the longest remaining path goes
-//! first, across pipelines the one that must start soonest for its pipeline to end by
-//! `created + critical path`; an independent job's key is its submit time, so without
-//! pipelines the order is FIFO.
+//! stage gates), the pipeline's critical path the largest rank. A job's *latest start*
+//! is `created + critical path - rank`, the instant it must start for its pipeline to
+//! end by `created + critical path`. Under [`crate::QueueOrder::CriticalPath`] (and
+//! [`crate::WithinLane::CriticalPath`] inside fair-share and QoS lanes) a job's key is
+//! `min(latest start, ready)` ([`crate::CriticalPathKey::CappedLatestStart`]), its
+//! longest remaining path breaking ties: a job whose pipeline is behind its predicted
+//! schedule goes ahead by how late it is, so older pipelines finish first; a job with
+//! slack is placed as FIFO places it, at the instant it became ready. An independent
+//! job's key is its submit time, so without pipelines the order is FIFO.
+//!
+//! The cap is what bounds passing. Every key is at least the job's pipeline's creation
+//! (a rank is never above the critical path), and a waiting job's key at most its ready
+//! time, so a ready job is passed only by jobs of pipelines created before it became
+//! ready, however many newer pipelines come. The latest start alone
+//! ([`crate::CriticalPathKey::LatestStart`], `critical-path-latest-start`) gave a job
+//! with slack a key up to a critical path after its ready time: every newer pipeline
+//! created in that window passed it, and on the synthetic week's peaks, when estimates
+//! were short, those jobs waited for hours (README, "the synthetic week"). What the cap
+//! gives up: inside a pipeline, a job with slack that became ready before a job on the
+//! critical path goes first, as under FIFO (jobs ready at once still go by rank).
 //! Keys are fixed when a job enters the queue, as the other orders' keys are.
 //!
-//! The other candidate, the longest remaining path first across all pipelines (key
-//! `-rank`), lets every new pipeline's first jobs pass the last jobs of older ones: on
-//! the synthetic stream of `benches/pipeline.rs` (40 runners, 86% load) it raised the
-//! p95 time to feedback from 84 min (FIFO) to 254 min, where the latest start lowered it
-//! to 74 min (BENCHMARKS.md).
+//! The other rules, by name for comparison: `critical-path-oldest`
+//! ([`crate::CriticalPathKey::OldestPipeline`], older pipelines first and the longest
+//! remaining path inside one, which lets every later job of every older pipeline pass a
+//! waiting one) and `critical-path-bounded` ([`crate::CriticalPathKey::BoundedLatestStart`],
+//! lateness capped at one critical path, which takes away what older pipelines gain).
+//! The longest remaining path first across all pipelines (key `-rank`) lets every new
+//! pipeline's first jobs pass the last jobs of older ones: on the synthetic stream of
+//! `benches/pipeline.rs` (40 runners, 86% load) it raised the p95 time to feedback from
+//! 84 min (FIFO) to 254 min, where the latest start lowered it to 74 min (BENCHMARKS.md).
 
 mod dag;
 pub(crate) mod eta;

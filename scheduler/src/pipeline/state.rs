@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::CriticalPathKey;
 use crate::domain::{JobId, JobSpec, Millis, PipelineId, PoolMask, RunnerId};
 use crate::error::CoreError;
 use crate::hash::IdMap;
@@ -361,16 +362,35 @@ impl Pipelines {
         Some((self.runs.get(&p)?, v))
     }
 
-    /// A queued pipeline job's key under critical-path order: its latest start, the
-    /// instant it must start for its pipeline to end by `created + critical path` (by
-    /// the estimates made at submission). `None` for a job in no pipeline.
-    pub fn latest_start(&self, job: JobId) -> Option<Millis> {
+    /// A pipeline job's key under critical-path order, queued at `ready` (see the
+    /// module docs, "Critical-path order"): (primary, tie-break), lower first. `None`
+    /// for a job in no pipeline.
+    pub fn critical_path_key(
+        &self,
+        job: JobId,
+        ready: Millis,
+        rule: CriticalPathKey,
+    ) -> Option<(i64, i64)> {
         let (run, v) = self.node(job)?;
-        Some(
-            run.created_ms
-                .saturating_add(run.critical_ms)
-                .saturating_sub(run.rank[v as usize]),
-        )
+        let rank = run.rank[v as usize];
+        // The instant the job must start for its pipeline to end by `created + critical
+        // path` (by the estimates made at submission).
+        let latest_start = run
+            .created_ms
+            .saturating_add(run.critical_ms)
+            .saturating_sub(rank);
+        Some(match rule {
+            CriticalPathKey::OldestPipeline => (run.created_ms, -rank),
+            CriticalPathKey::CappedLatestStart => (latest_start.min(ready), -rank),
+            CriticalPathKey::BoundedLatestStart => (
+                latest_start
+                    .min(ready)
+                    .max(ready.saturating_sub(run.critical_ms)),
+                -rank,
+            ),
+            // The rule as it was before aging: ties by queue time alone.
+            CriticalPathKey::LatestStart => (latest_start, 0),
+        })
     }
 
     /// The state of a job of a running pipeline (`running(job)` tells a queued job's
