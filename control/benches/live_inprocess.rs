@@ -56,6 +56,7 @@ fn main() {
                     success: true,
                     exit_code: 0,
                     reported_run_ms: None,
+                    pipeline: None,
                 },
             )
             .expect("complete");

@@ -201,6 +201,7 @@ impl pb::job_service_server::JobService for JobApi {
             Ok(pb::JobState::Succeeded) => Some(JobState::Succeeded),
             Ok(pb::JobState::Failed) => Some(JobState::Failed),
             Ok(pb::JobState::Cancelled) => Some(JobState::Cancelled),
+            Ok(pb::JobState::Skipped) => Some(JobState::Skipped),
             Err(_) => return Err(invalid("state", format!("unknown job state {}", r.state))),
         };
         let filter = JobFilter {

@@ -15,6 +15,7 @@ pub(super) fn job_state(s: JobState) -> pb::JobState {
         JobState::Succeeded => pb::JobState::Succeeded,
         JobState::Failed => pb::JobState::Failed,
         JobState::Cancelled => pb::JobState::Cancelled,
+        JobState::Skipped => pb::JobState::Skipped,
     }
 }
 
@@ -48,6 +49,22 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
         predicted_run_upper_ms: 0,
         predicted_start_unix_ms: 0,
         reported_run_ms: j.reported_run_ms,
+        pipeline: j
+            .pipeline
+            .as_ref()
+            .map(|p| format!("pipelines/{}", p.pipeline))
+            .unwrap_or_default(),
+        stage: j
+            .pipeline
+            .as_ref()
+            .map(|p| p.stage.clone())
+            .unwrap_or_default(),
+        needs: j
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.needs.clone())
+            .unwrap_or_default(),
+        needs_stages: j.pipeline.as_ref().is_some_and(|p| p.needs.is_none()),
     }
 }
 
