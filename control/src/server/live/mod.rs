@@ -561,6 +561,9 @@ impl Live {
             self.jobs.durable(&job);
             self.commits.publish(job);
         }
+        for p in &batch.pipelines {
+            self.pipelines.durable(p);
+        }
         self.runners.wake_durable(committed);
         self.commits.announce();
     }

@@ -102,18 +102,28 @@ pub struct PipelineView {
     pub predicted_finish_ms: Option<Millis>,
 }
 
-/// The running pipelines (the store has the ended ones).
+/// The running pipelines, and the ended ones whose end is not durable yet (the store
+/// has the others).
 #[derive(Debug, Default)]
 pub(super) struct PipelineTable {
     running: BTreeMap<u64, StoredPipeline>,
     /// (tenant, request_id) of the running pipelines.
     requests: HashMap<(String, String), u64>,
+    ended_pending: HashMap<u64, StoredPipeline>,
 }
 
 impl PipelineTable {
     pub(super) fn clear(&mut self) {
         self.running.clear();
         self.requests.clear();
+        self.ended_pending.clear();
+    }
+
+    /// A committed pipeline version is durable: an ended pipeline leaves the table.
+    pub(super) fn durable(&mut self, p: &StoredPipeline) {
+        if p.state != PipelineStatus::Running {
+            self.ended_pending.remove(&p.id);
+        }
     }
 
     pub(super) fn insert(&mut self, p: StoredPipeline) {
@@ -122,8 +132,16 @@ impl PipelineTable {
         self.running.insert(p.id, p);
     }
 
+    /// A running pipeline.
     pub(super) fn get(&self, id: u64) -> Option<&StoredPipeline> {
         self.running.get(&id)
+    }
+
+    /// A running pipeline, or an ended one whose end is not durable yet.
+    pub(super) fn known(&self, id: u64) -> Option<&StoredPipeline> {
+        self.running
+            .get(&id)
+            .or_else(|| self.ended_pending.get(&id))
     }
 
     pub(super) fn by_request(&self, tenant: &str, request_id: &str) -> Option<&StoredPipeline> {
@@ -156,6 +174,7 @@ impl PipelineTable {
             .remove(&(p.tenant.clone(), p.request_id.clone()));
         p.state = state;
         p.end_ms = Some(now);
+        self.ended_pending.insert(id, p.clone());
         Some(p)
     }
 }
@@ -456,7 +475,7 @@ impl Live {
     }
 
     fn stored_pipeline(&mut self, id: u64) -> Result<StoredPipeline, LiveError> {
-        if let Some(p) = self.pipelines.get(id) {
+        if let Some(p) = self.pipelines.known(id) {
             return Ok(p.clone());
         }
         self.store()?

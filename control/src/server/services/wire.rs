@@ -79,6 +79,25 @@ pub fn to_pb_job_eta(j: &StoredJob, eta: Eta) -> pb::Job {
     }
 }
 
+/// A page size as asked (`0`: `default`), at most `max`.
+pub(super) fn page_size(asked: i32, default: i32, max: i32) -> Result<usize, Status> {
+    match asked {
+        0 => Ok(default as usize),
+        n if (1..=max).contains(&n) => Ok(n as usize),
+        n => Err(invalid("page_size", format!("must be 0..={max}, got {n}"))),
+    }
+}
+
+/// The id a page token says the next page starts after (`0` for the first page).
+pub(super) fn page_after(token: &str) -> Result<u64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .parse::<u64>()
+        .map_err(|_| invalid("page_token", "not a token this server issued"))
+}
+
 /// `jobs/{id}` → id.
 pub fn parse_job_name(field: &str, name: &str) -> Result<u64, Status> {
     name.strip_prefix("jobs/")
