@@ -56,7 +56,6 @@ fn main() {
                     success: true,
                     exit_code: 0,
                     reported_run_ms: None,
-                    pipeline: None,
                 },
             )
             .expect("complete");

@@ -626,7 +626,8 @@ mod restore {
     /// Runs `event` at `now`; the decisions it made.
     fn step(s: &mut Scheduler, now: Millis, event: Event) -> Vec<Decision> {
         let mut out = Vec::new();
-        s.handle(now, event, &mut out).unwrap();
+        s.handle(now, event, &mut out)
+            .expect("the core takes the event");
         out
     }
 

@@ -570,15 +570,19 @@ pub fn pipelines_round_trip(s: &mut dyn Store) {
         pipelines: vec![p1.clone(), p2.clone()],
         ..Batch::default()
     })
-    .unwrap();
-    assert_eq!(s.get_pipeline(10).unwrap(), Some(p1.clone()));
-    assert_eq!(s.get_pipeline(11).unwrap(), None, "a job id is no pipeline");
+    .expect("store");
+    assert_eq!(s.get_pipeline(10).expect("store"), Some(p1.clone()));
     assert_eq!(
-        s.pipeline_jobs(10).unwrap(),
+        s.get_pipeline(11).expect("store"),
+        None,
+        "a job id is no pipeline"
+    );
+    assert_eq!(
+        s.pipeline_jobs(10).expect("store"),
         vec![build.clone(), lint.clone(), test.clone()]
     );
-    assert_eq!(s.pipeline_jobs(13).unwrap(), vec![other.clone()]);
-    assert_eq!(s.get_job(12).unwrap(), Some(test.clone()));
+    assert_eq!(s.pipeline_jobs(13).expect("store"), vec![other.clone()]);
+    assert_eq!(s.get_job(12).expect("store"), Some(test.clone()));
 
     // build ran (queued when the pipeline was created, ready at once), lint failed
     // (allowed), test was skipped; the pipeline ended succeeded. p2 was superseded.
@@ -601,20 +605,20 @@ pub fn pipelines_round_trip(s: &mut dyn Store) {
         pipelines: vec![ended.clone(), superseded.clone()],
         ..Batch::default()
     })
-    .unwrap();
-    assert_eq!(s.get_pipeline(10).unwrap(), Some(ended.clone()));
-    assert_eq!(s.get_pipeline(13).unwrap(), Some(superseded.clone()));
+    .expect("store");
+    assert_eq!(s.get_pipeline(10).expect("store"), Some(ended.clone()));
+    assert_eq!(s.get_pipeline(13).expect("store"), Some(superseded.clone()));
     assert_eq!(
-        s.pipeline_jobs(10).unwrap(),
+        s.pipeline_jobs(10).expect("store"),
         vec![ran.clone(), lint.clone(), skipped.clone()]
     );
-    let snap = s.load(0).unwrap();
+    let snap = s.load(0).expect("store");
     let unfinished: Vec<u64> = snap.unfinished.iter().map(|j| j.id).collect();
     assert_eq!(unfinished, vec![11, 13], "a skipped job is finished");
 
     let ids = |s: &mut dyn Store, f: PipelineFilter, after: u64, limit: usize| -> Vec<u64> {
         s.list_pipelines(&f, after, limit)
-            .unwrap()
+            .expect("store")
             .iter()
             .map(|p| p.id)
             .collect()
@@ -647,7 +651,7 @@ pub fn pipelines_round_trip(s: &mut dyn Store) {
     assert_eq!(ids(s, elsewhere, 0, 10), Vec::<u64>::new());
 
     // History: build only (lint and the skipped job never ran to an end here).
-    let records = s.history(0, 100).unwrap();
+    let records = s.history(0, 100).expect("store");
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!(
@@ -664,5 +668,5 @@ pub fn pipelines_round_trip(s: &mut dyn Store) {
     );
     assert_eq!(p.needs, None);
     assert!(p.interruptible);
-    assert_eq!(s.changes_since(0, None, 100).unwrap().len(), 6);
+    assert_eq!(s.changes_since(0, None, 100).expect("store").len(), 6);
 }
