@@ -12,7 +12,7 @@ use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::server::{self, ServeOptions};
 use tonic::Code;
 
-use crate::common::{expect_code, expect_invalid, owner_channel, OwnerChannel};
+use crate::common::{expect_code, expect_invalid, lease_one, owner_channel, OwnerChannel};
 
 fn job(name: &str, stage_index: u32, needs: Option<&[&str]>, label: &str) -> pb::PipelineJobSpec {
     pb::PipelineJobSpec {
@@ -334,18 +334,7 @@ async fn a_pipeline_runs_over_the_api_as_gitlab_would_run_it() {
         .await
         .expect("submit p2")
         .into_inner();
-    let lease = run
-        .acquire_jobs(pb::AcquireJobsRequest {
-            name: "runners/lin".into(),
-            max_jobs: 1,
-            wait_ms: 0,
-        })
-        .await
-        .expect("acquire")
-        .into_inner()
-        .leases
-        .pop()
-        .expect("a is leased");
+    let lease = lease_one(&mut run, "lin").await;
     let cancelled = pipes
         .cancel_pipeline(pb::CancelPipelineRequest {
             name: p2.name.clone(),

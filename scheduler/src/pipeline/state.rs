@@ -468,29 +468,8 @@ impl Pipelines {
             self.groups.entry(group).or_default().push(id);
         }
 
-        let ranks = dag.ranks(|i| estimates[i].point_ms);
-        let critical_ms = ranks.iter().copied().max().unwrap_or(0);
-        let nodes = dag.nodes();
-        let unresolved: Vec<u32> = (0..nodes as u32)
-            .map(|v| dag.needs(v).len() as u32)
-            .collect();
-        for (i, j) in dag.jobs.iter().enumerate() {
-            self.of_job.insert(j.spec.id, (id, i as u32));
-        }
-        let mut run = Box::new(Run {
-            dag,
-            pools,
-            estimates,
-            rank: ranks,
-            critical_ms,
-            created_ms: now,
-            nodes: vec![Node::Created; nodes],
-            unresolved,
-            marks: vec![0; nodes],
-            active: 0,
-            cancelled: None,
-        });
-        self.stats.submitted += 1;
+        let mut run = self.new_run(dag, pools, estimates, now, None);
+        let nodes = run.nodes.len();
         // Roots are decided like any node whose needs are resolved: a `work` item per
         // root would need a fake need, so decide them directly, in the spec's order.
         let Scratch { work, ready, .. } = &mut self.scratch;
@@ -507,6 +486,41 @@ impl Pipelines {
         run.cascade(&mut self.scratch, fx);
         self.runs.insert(id, run);
         self.end_if_done(id, fx);
+    }
+
+    /// A pipeline's run with every node Created, its jobs known by id (counted as
+    /// submitted); its group is the caller's business.
+    fn new_run(
+        &mut self,
+        dag: Dag,
+        pools: Vec<PoolMask>,
+        estimates: Vec<Estimate>,
+        created_ms: Millis,
+        cancelled: Option<CancelReason>,
+    ) -> Box<Run> {
+        let ranks = dag.ranks(|i| estimates[i].point_ms);
+        let critical_ms = ranks.iter().copied().max().unwrap_or(0);
+        let nodes = dag.nodes();
+        let unresolved: Vec<u32> = (0..nodes as u32)
+            .map(|v| dag.needs(v).len() as u32)
+            .collect();
+        for (i, j) in dag.jobs.iter().enumerate() {
+            self.of_job.insert(j.spec.id, (dag.id, i as u32));
+        }
+        self.stats.submitted += 1;
+        Box::new(Run {
+            dag,
+            pools,
+            estimates,
+            rank: ranks,
+            critical_ms,
+            created_ms,
+            nodes: vec![Node::Created; nodes],
+            unresolved,
+            marks: vec![0; nodes],
+            active: 0,
+            cancelled,
+        })
     }
 
     /// Rebuilds a pipeline a driver had running before a restart, created at
@@ -533,29 +547,7 @@ impl Pipelines {
         if let Some(group) = dag.group {
             self.groups.entry(group).or_default().push(id);
         }
-        let ranks = dag.ranks(|i| estimates[i].point_ms);
-        let critical_ms = ranks.iter().copied().max().unwrap_or(0);
-        let nodes = dag.nodes();
-        let unresolved: Vec<u32> = (0..nodes as u32)
-            .map(|v| dag.needs(v).len() as u32)
-            .collect();
-        for (i, j) in dag.jobs.iter().enumerate() {
-            self.of_job.insert(j.spec.id, (id, i as u32));
-        }
-        let mut run = Box::new(Run {
-            dag,
-            pools,
-            estimates,
-            rank: ranks,
-            critical_ms,
-            created_ms,
-            nodes: vec![Node::Created; nodes],
-            unresolved,
-            marks: vec![0; nodes],
-            active: 0,
-            cancelled,
-        });
-        self.stats.submitted += 1;
+        let mut run = self.new_run(dag, pools, estimates, created_ms, cancelled);
         let Scratch { work, ready, .. } = &mut self.scratch;
         work.clear();
         ready.clear();

@@ -408,15 +408,7 @@ impl Live {
             let Some(info) = job.pipeline.as_ref() else {
                 continue; // `into_jobs` sets it on every job
             };
-            core_jobs.push(PipelineJob {
-                name: job.job_name.clone().unwrap_or_default(),
-                stage: info.stage_index,
-                needs: info.needs.clone(),
-                when: info.when,
-                allow_failure: info.allow_failure,
-                interruptible: info.interruptible,
-                spec,
-            });
+            core_jobs.push(core_job(job, info, spec));
         }
         let spec = PipelineSpec {
             id: PipelineId(pipeline.id),
@@ -597,15 +589,7 @@ impl Live {
                     job.id, p.id, job.labels
                 )));
             };
-            core_jobs.push(PipelineJob {
-                name: job.job_name.clone().unwrap_or_default(),
-                stage: info.stage_index,
-                needs: info.needs.clone(),
-                when: info.when,
-                allow_failure: info.allow_failure,
-                interruptible: info.interruptible,
-                spec,
-            });
+            core_jobs.push(core_job(job, info, spec));
             states.push(match job.state {
                 JobState::Succeeded => RestoredJob::Succeeded,
                 JobState::Failed => RestoredJob::Failed,
@@ -676,6 +660,23 @@ impl Live {
         if let Some(ended) = self.pipelines.ended(p.id, PipelineStatus::Cancelled, now) {
             batch.pipelines.push(ended);
         }
+    }
+}
+
+/// A stored pipeline job as the core's pipeline job, its spec already resolved.
+fn core_job(
+    job: &StoredJob,
+    info: &PipelineJobInfo,
+    spec: rustci_scheduler::JobSpec,
+) -> PipelineJob {
+    PipelineJob {
+        name: job.job_name.clone().unwrap_or_default(),
+        stage: info.stage_index,
+        needs: info.needs.clone(),
+        when: info.when,
+        allow_failure: info.allow_failure,
+        interruptible: info.interruptible,
+        spec,
     }
 }
 
