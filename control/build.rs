@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "rustci/v1/jobs.proto",
         "rustci/v1/runners.proto",
         "rustci/v1/fleet.proto",
+        "rustci/v1/pipelines.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed=proto/{p}");

@@ -83,6 +83,14 @@ pub enum CoreError {
         job: String,
         source: Box<CoreError>,
     },
+    /// [`crate::Scheduler::restore_pipeline`] got a state for a different number of
+    /// jobs than the spec has.
+    #[error("pipeline {pipeline}: {states} job states restored for {jobs} jobs")]
+    RestoreMismatch {
+        pipeline: PipelineId,
+        states: usize,
+        jobs: usize,
+    },
     #[error("job {0} is in no running pipeline")]
     NotInPipeline(JobId),
     #[error("job {0} is not a manual job waiting to be played")]

@@ -36,7 +36,7 @@ pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
 pub use pipeline::{
     CancelReason, CheckedPipeline, PipelineJob, PipelineJobState, PipelineSpec, PipelineState,
-    PipelineStats, When,
+    PipelineStats, RestoredJob, When,
 };
 pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
 pub use projection::{ProjectedJob, ProjectedPipeline, Projection};

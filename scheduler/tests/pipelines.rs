@@ -759,6 +759,218 @@ mod supersession {
     }
 }
 
+mod restore {
+    use super::*;
+
+    /// Runs `event` at `now`; the decisions it made.
+    fn step(s: &mut Scheduler, now: Millis, event: Event) -> Vec<Decision> {
+        let mut out = Vec::new();
+        s.handle(now, event, &mut out)
+            .expect("the core takes the event");
+        out
+    }
+
+    /// Stage 0: a (10), b (20, allow_failure); stage 1: t1 needs a (30), t2 by the stage
+    /// rule (40); stage 2: deploy (10), notify (on_failure, 5), cleanup (always, 5).
+    fn release() -> PipelineSpec {
+        pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "a", 0, None, 10),
+                with(pj(2, "b", 0, None, 20), |j| j.allow_failure = true),
+                pj(3, "t1", 1, Some(&["a"]), 30),
+                pj(4, "t2", 1, None, 40),
+                pj(5, "deploy", 2, None, 10),
+                with(pj(6, "notify", 2, None, 5), |j| j.when = When::OnFailure),
+                with(pj(7, "cleanup", 2, None, 5), |j| j.when = When::Always),
+            ],
+        )
+    }
+
+    /// The store had, at a restart at 100 on two runners: a succeeded, b failed (allowed),
+    /// t1 running on runner 0 since 90, the rest open. t2's needs (stage 0) all ended: it
+    /// is decided again and starts on runner 1 at 100 (100..140). deploy waits for stage
+    /// 1: the pipeline's end is projected at 140 + 10 = 150. t1 ends at 120 and starts
+    /// nothing; at 140 (t2 ends) deploy and cleanup start, notify is skipped (nothing
+    /// failed without allow_failure); cleanup ends at 145, deploy at 150: the pipeline
+    /// ends succeeded. No job started twice, none before its needs ended.
+    #[test]
+    fn a_pipeline_goes_on_where_its_store_left_it() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let mut out = Vec::new();
+        s.restore_pipeline(
+            100,
+            &release(),
+            0,
+            None,
+            &[
+                RestoredJob::Succeeded,
+                RestoredJob::Failed,
+                RestoredJob::Running {
+                    runner: RunnerId(0),
+                    start_ms: 90,
+                },
+                RestoredJob::Open,
+                RestoredJob::Open,
+                RestoredJob::Open,
+                RestoredJob::Open,
+            ],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, vec![], "nothing to decide before the pass");
+        let state = |s: &Scheduler, id| s.pipeline_job_state(JobId(id));
+        assert_eq!(
+            state(&s, 2),
+            Some(PipelineJobState::Failed { allowed: true })
+        );
+        assert_eq!(state(&s, 3), Some(PipelineJobState::Running));
+        assert_eq!(state(&s, 4), Some(PipelineJobState::Waiting));
+        assert_eq!(state(&s, 5), Some(PipelineJobState::Created));
+        assert_eq!(
+            step(&mut s, 100, Event::Tick),
+            vec![Decision::Start {
+                job: JobId(4),
+                runner: RunnerId(1),
+                expected_end_ms: 140
+            }]
+        );
+        assert_eq!(s.pipeline_eta(PipelineId(1), 100, 1_000), Some(150));
+        assert_eq!(step(&mut s, 120, Event::Finish { job: JobId(3) }), vec![]);
+        assert_eq!(
+            step(&mut s, 140, Event::Finish { job: JobId(4) }),
+            vec![
+                Decision::Skip { job: JobId(6) },
+                Decision::Start {
+                    job: JobId(5),
+                    runner: RunnerId(0),
+                    expected_end_ms: 150
+                },
+                Decision::Start {
+                    job: JobId(7),
+                    runner: RunnerId(1),
+                    expected_end_ms: 145
+                },
+            ]
+        );
+        assert_eq!(step(&mut s, 145, Event::Finish { job: JobId(7) }), vec![]);
+        assert_eq!(
+            step(&mut s, 150, Event::Finish { job: JobId(5) }),
+            vec![Decision::PipelineEnded {
+                pipeline: PipelineId(1),
+                state: PipelineState::Succeeded
+            }]
+        );
+    }
+
+    /// A pipeline superseded before the restart: its non-interruptible job a still ran
+    /// (runner 0 since 0), b and the later stage's c were cancelled. Restored as
+    /// cancelled, nothing of it starts again; when a ends at 50 it ends cancelled, and
+    /// the cancelled jobs stay cancelled.
+    #[test]
+    fn cancelled_jobs_stay_cancelled_and_skipped_ones_skipped() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let p = pipeline(
+            1,
+            Some(7),
+            vec![
+                pj(1, "a", 0, None, 50),
+                pj(2, "b", 0, None, 50),
+                pj(3, "c", 1, None, 10),
+            ],
+        );
+        let mut out = Vec::new();
+        s.restore_pipeline(
+            30,
+            &p,
+            0,
+            Some(CancelReason::Superseded { by: PipelineId(9) }),
+            &[
+                RestoredJob::Running {
+                    runner: RunnerId(0),
+                    start_ms: 0,
+                },
+                RestoredJob::Cancelled,
+                RestoredJob::Cancelled,
+            ],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(step(&mut s, 30, Event::Tick), vec![]);
+        assert_eq!(
+            s.pipeline_job_state(JobId(3)),
+            Some(PipelineJobState::Cancelled)
+        );
+        assert_eq!(
+            step(&mut s, 50, Event::Finish { job: JobId(1) }),
+            vec![Decision::PipelineEnded {
+                pipeline: PipelineId(1),
+                state: PipelineState::Cancelled
+            }]
+        );
+
+        // x failed (not allowed): y (needs x) was skipped; z (always, needs y) is
+        // decided again and runs, 60..65; the pipeline then ends failed.
+        let p = pipeline(
+            2,
+            None,
+            vec![
+                pj(11, "x", 0, None, 5),
+                pj(12, "y", 1, Some(&["x"]), 5),
+                with(pj(13, "z", 2, Some(&["y"]), 5), |j| j.when = When::Always),
+            ],
+        );
+        s.restore_pipeline(
+            60,
+            &p,
+            40,
+            None,
+            &[RestoredJob::Failed, RestoredJob::Skipped, RestoredJob::Open],
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(12)),
+            Some(PipelineJobState::Skipped)
+        );
+        assert_eq!(
+            step(&mut s, 60, Event::Tick),
+            vec![Decision::Start {
+                job: JobId(13),
+                runner: RunnerId(0),
+                expected_end_ms: 65
+            }]
+        );
+        assert_eq!(
+            step(&mut s, 65, Event::Finish { job: JobId(13) }),
+            vec![Decision::PipelineEnded {
+                pipeline: PipelineId(2),
+                state: PipelineState::Failed
+            }]
+        );
+    }
+
+    /// A state per job, or the restore is refused and nothing changes.
+    #[test]
+    fn a_state_per_job_is_required() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let mut out = Vec::new();
+        assert_eq!(
+            s.restore_pipeline(0, &release(), 0, None, &[RestoredJob::Open], &mut out),
+            Err(CoreError::RestoreMismatch {
+                pipeline: PipelineId(1),
+                states: 1,
+                jobs: 7
+            })
+        );
+        assert!(!s.is_pipeline_running(PipelineId(1)));
+    }
+}
+
 mod eta {
     use super::*;
 

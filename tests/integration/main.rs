@@ -33,6 +33,7 @@ mod hardening;
 mod html_report;
 mod model;
 mod parity;
+mod pipelines;
 mod scaling;
 mod soak;
 mod tls_metrics;

@@ -227,13 +227,14 @@ pub fn state_name(state: i32) -> &'static str {
         Ok(JobState::Succeeded) => "succeeded",
         Ok(JobState::Failed) => "failed",
         Ok(JobState::Cancelled) => "cancelled",
+        Ok(JobState::Skipped) => "skipped",
         Ok(JobState::Unspecified) | Err(_) => "unspecified",
     }
 }
 
 /// A job's state as JSON output names it (`submit`, `jobs list|get|watch|cancel|explain
 /// --format json`): `QUEUED`, `RUNNING` (leased to a runner), `SUCCEEDED`, `FAILED`,
-/// `CANCELLED`.
+/// `CANCELLED`, `SKIPPED`.
 pub fn state_json(state: i32) -> &'static str {
     use crate::pb::JobState;
     match JobState::try_from(state) {
@@ -242,6 +243,7 @@ pub fn state_json(state: i32) -> &'static str {
         Ok(JobState::Succeeded) => "SUCCEEDED",
         Ok(JobState::Failed) => "FAILED",
         Ok(JobState::Cancelled) => "CANCELLED",
+        Ok(JobState::Skipped) => "SKIPPED",
         Ok(JobState::Unspecified) | Err(_) => "STATE_UNSPECIFIED",
     }
 }
@@ -264,6 +266,7 @@ pub fn parse_state(s: &str) -> Option<crate::pb::JobState> {
         "succeeded" => JobState::Succeeded,
         "failed" => JobState::Failed,
         "cancelled" | "canceled" => JobState::Cancelled,
+        "skipped" => JobState::Skipped,
         "any" | "" => JobState::Unspecified,
         _ => return None,
     })

@@ -63,7 +63,9 @@ use tokio_stream::StreamExt;
 
 use crate::server::live::{Clock, Live, LiveConfig};
 use crate::server::state::Shared;
-use crate::store::{Batch, JobFilter, Snapshot, Store, StoreError, StoredJob};
+use crate::store::{
+    Batch, JobFilter, PipelineFilter, Snapshot, Store, StoreError, StoredJob, StoredPipeline,
+};
 
 /// Builds the leader's live state from the shared store (blocking: opens the store and
 /// rebuilds everything from it).
@@ -187,6 +189,21 @@ impl Store for StandbyStore {
     fn for_each_request(&mut self, _f: &mut dyn FnMut(&str, &str)) -> Result<(), StoreError> {
         // The placeholder knows no jobs; the leader's state is loaded on promotion.
         Ok(())
+    }
+    fn get_pipeline(&mut self, _id: u64) -> Result<Option<StoredPipeline>, StoreError> {
+        Err(Self::refused())
+    }
+    fn list_pipelines(
+        &mut self,
+        _filter: &PipelineFilter,
+        _after_id: u64,
+        _limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        // The placeholder runs no pipelines (its reload asks for the running ones).
+        Ok(Vec::new())
+    }
+    fn pipeline_jobs(&mut self, _id: u64) -> Result<Vec<StoredJob>, StoreError> {
+        Err(Self::refused())
     }
     fn changes_since(
         &mut self,

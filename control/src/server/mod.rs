@@ -37,6 +37,7 @@ use self::data_dir::DataDirLock;
 use self::live::{Clock, Live, LiveConfig, SystemClock};
 use self::services::fleet::FleetApi;
 use self::services::jobs::JobApi;
+use self::services::pipelines::PipelineApi;
 use self::services::runners::RunnerApi;
 use self::state::Shared;
 use crate::local_token;
@@ -351,6 +352,9 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     health_reporter
         .set_serving::<pb::fleet_service_server::FleetServiceServer<FleetApi>>()
         .await;
+    health_reporter
+        .set_serving::<pb::pipeline_service_server::PipelineServiceServer<PipelineApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -376,7 +380,10 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         ))
         .add_service(pb::fleet_service_server::FleetServiceServer::new(FleetApi(
             shared.clone(),
-        )));
+        )))
+        .add_service(pb::pipeline_service_server::PipelineServiceServer::new(
+            PipelineApi(shared.clone()),
+        ));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(
         router.serve_with_incoming_shutdown(incoming(listener), async {

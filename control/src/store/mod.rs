@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use rustci_datasets::record::JobRecord;
+use rustci_scheduler::When;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -87,11 +88,17 @@ pub enum JobState {
     Succeeded,
     Failed,
     Cancelled,
+    /// A pipeline job that will never run: its `when` condition did not hold once its
+    /// needs ended, or it waited behind a manual job nobody played.
+    Skipped,
 }
 
 impl JobState {
     pub fn is_finished(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +108,7 @@ impl JobState {
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -111,6 +119,7 @@ impl JobState {
             "succeeded" => Self::Succeeded,
             "failed" => Self::Failed,
             "cancelled" => Self::Cancelled,
+            "skipped" => Self::Skipped,
             _ => return None,
         })
     }
@@ -152,6 +161,109 @@ pub struct StoredJob {
     /// scheduler plans with, charges and learns from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reported_run_ms: Option<i64>,
+    /// Where the job sits in its pipeline; `None` for an independent job. Fixed at
+    /// submission like the other submitted fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineJobInfo>,
+}
+
+/// A pipeline job's place in its pipeline: what the core needs to rebuild the pipeline
+/// after a restart, and what `retrain` reads as the record's `pipeline`. The job's name
+/// within the pipeline is its `job_name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PipelineJobInfo {
+    /// The pipeline's id (`pipelines/{id}`).
+    pub pipeline: u64,
+    pub stage: String,
+    /// Position of the stage in the pipeline's stage order.
+    pub stage_index: u32,
+    /// `None`: every job of the earlier stages; otherwise names of jobs of the pipeline.
+    pub needs: Option<Vec<String>>,
+    pub when: When,
+    pub allow_failure: bool,
+    pub interruptible: bool,
+    /// When its needs ended and it entered the queue (the job's `submit_ms` is the
+    /// pipeline's creation); `None` until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_ms: Option<i64>,
+}
+
+/// Where a pipeline is in its life (the core's `PipelineState` once it ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PipelineStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// Ended with jobs that waited for a manual job nobody played.
+    Blocked,
+}
+
+impl PipelineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            "blocked" => Self::Blocked,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a pipeline was cancelled (the core's `CancelReason`, kept so that a restart
+/// rebuilds a cancelled pipeline as cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum PipelineCancel {
+    /// A newer pipeline of the same concurrency group was submitted.
+    Superseded { by: u64 },
+    /// `CancelPipeline`.
+    Cancelled,
+}
+
+/// A pipeline as stored. Its jobs are the jobs whose [`PipelineJobInfo::pipeline`] is
+/// its id, in id order (the order of the submitted spec); its id is its first job's id,
+/// so pipeline ids need no counter of their own and are never handed out twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPipeline {
+    pub id: u64,
+    pub request_id: String,
+    pub tenant: String,
+    pub project: Option<String>,
+    /// The git ref (branch or tag) the pipeline runs for.
+    pub git_ref: Option<String>,
+    /// Concurrency group: a newer pipeline of the group supersedes this one.
+    pub group: Option<u64>,
+    pub state: PipelineStatus,
+    pub created_ms: i64,
+    pub end_ms: Option<i64>,
+    pub cancel: Option<PipelineCancel>,
+    /// How many jobs it has.
+    pub jobs: u32,
+}
+
+/// Which pipelines `list_pipelines` returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PipelineFilter {
+    pub tenant: Option<String>,
+    pub state: Option<PipelineStatus>,
+    pub project: Option<String>,
+    pub git_ref: Option<String>,
+    /// The pipeline a (tenant, request_id) submit created.
+    pub request_id: Option<String>,
 }
 
 /// A registered runner.
@@ -195,11 +307,16 @@ pub struct Batch {
     pub jobs: Vec<StoredJob>,
     pub runners: Vec<StoredRunner>,
     pub removed_runners: Vec<String>,
+    /// New versions of pipelines (insert, or replace by id), oldest first.
+    pub pipelines: Vec<StoredPipeline>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty() && self.runners.is_empty() && self.removed_runners.is_empty()
+        self.jobs.is_empty()
+            && self.runners.is_empty()
+            && self.removed_runners.is_empty()
+            && self.pipelines.is_empty()
     }
 }
 
@@ -280,6 +397,19 @@ pub trait Store: Send + 'static {
         tenant: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredJob>, StoreError>;
+
+    fn get_pipeline(&mut self, id: u64) -> Result<Option<StoredPipeline>, StoreError>;
+
+    /// Pipelines with id > `after_id` matching `filter`, by id, at most `limit`.
+    fn list_pipelines(
+        &mut self,
+        filter: &PipelineFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError>;
+
+    /// Every job of pipeline `id`, by id (the spec's order).
+    fn pipeline_jobs(&mut self, id: u64) -> Result<Vec<StoredJob>, StoreError>;
 
     /// Finished jobs that ended at or after `since_ms`, as history records.
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError>;

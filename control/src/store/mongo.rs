@@ -10,6 +10,10 @@
 //!   (idempotency safety net).
 //! * `job_changes`: the change log, `{_id: revision, job_id, tenant, job: <StoredJob>}`;
 //!   index `{tenant: 1, _id: 1}`.
+//!   A pipeline job's `pipeline` subdocument ([`super::PipelineJobInfo`]) names its
+//!   pipeline; index `{pipeline.pipeline: 1, _id: 1}`.
+//! * `pipelines`: the [`StoredPipeline`] fields, `_id` = the pipeline id. Indexes:
+//!   `{state: 1, _id: 1}` and the unique `{tenant: 1, request_id: 1}`.
 //! * `runners`: the [`StoredRunner`] fields, `_id` = the runner id.
 //! * `meta`: `{_id: "max_fencing_token", value}`, the high-water mark of fencing tokens,
 //!   and `{_id: "writer_epoch", value, commits}`: [`Store::take_over`] raises `value`,
@@ -54,8 +58,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use rustci_datasets::record::JobRecord;
 
 use super::{
-    oldest_kept, trim_budget, Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob,
-    StoredRunner, PRUNE_NOW,
+    oldest_kept, trim_budget, Batch, JobFilter, JobState, PipelineFilter, PipelineStatus, Snapshot,
+    Store, StoreError, StoredJob, StoredPipeline, StoredRunner, PRUNE_NOW,
 };
 
 /// The database `rustci serve --store mongodb://…` and `rustci retrain --from
@@ -102,9 +106,14 @@ pub fn retries() -> u64 {
 }
 
 fn finished_states() -> Vec<&'static str> {
-    [JobState::Succeeded, JobState::Failed, JobState::Cancelled]
-        .map(JobState::as_str)
-        .to_vec()
+    [
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+        JobState::Skipped,
+    ]
+    .map(JobState::as_str)
+    .to_vec()
 }
 
 /// The MongoDB implementation of [`Store`].
@@ -115,6 +124,7 @@ pub struct MongoStore {
     jobs: Collection<Document>,
     changes: Collection<Document>,
     runners: Collection<Document>,
+    pipelines: Collection<Document>,
     meta: Collection<Document>,
     transactions: bool,
     max_fencing_token: u64,
@@ -224,6 +234,19 @@ fn change_doc(j: &StoredJob) -> Result<Document, StoreError> {
     })
 }
 
+fn pipeline_doc(p: &StoredPipeline) -> Result<Document, StoreError> {
+    let mut d = bson::to_document(p)
+        .map_err(|e| StoreError::Other(format!("pipeline {}: cannot encode as BSON: {e}", p.id)))?;
+    d.insert("_id", to_i64(p.id, "pipeline id")?);
+    Ok(d)
+}
+
+fn pipeline_from_doc(doc: Document) -> Result<StoredPipeline, StoreError> {
+    let id = id_string(&doc);
+    bson::from_document(doc)
+        .map_err(|e| corrupt(format!("pipeline {id} in collection pipelines"), e))
+}
+
 fn runner_doc(r: &StoredRunner) -> Result<Document, StoreError> {
     let mut d = bson::to_document(r)
         .map_err(|e| StoreError::Other(format!("runner {}: cannot encode as BSON: {e}", r.id)))?;
@@ -236,6 +259,7 @@ struct Encoded {
     jobs: Vec<(i64, Document)>,
     changes: Vec<Document>,
     runners: Vec<(String, Document)>,
+    pipelines: Vec<(i64, Document)>,
     removed: Vec<String>,
     max_token: Option<i64>,
 }
@@ -277,6 +301,7 @@ impl MongoStore {
         let jobs = db.collection::<Document>("jobs");
         let changes = db.collection::<Document>("job_changes");
         let runners = db.collection::<Document>("runners");
+        let pipelines = db.collection::<Document>("pipelines");
         let meta = db.collection::<Document>("meta");
         let index = |keys: Document, unique: bool| {
             let mut model = IndexModel::builder().keys(keys).build();
@@ -290,9 +315,17 @@ impl MongoStore {
             index(doc! { "state": 1, "_id": 1 }, false),
             index(doc! { "end_ms": 1 }, false),
             index(doc! { "tenant": 1, "request_id": 1 }, true),
+            index(doc! { "pipeline.pipeline": 1, "_id": 1 }, false),
         ])
         .await
         .map_err(me)?;
+        pipelines
+            .create_indexes([
+                index(doc! { "state": 1, "_id": 1 }, false),
+                index(doc! { "tenant": 1, "request_id": 1 }, true),
+            ])
+            .await
+            .map_err(me)?;
         changes
             .create_index(index(doc! { "tenant": 1, "_id": 1 }, false))
             .await
@@ -321,6 +354,7 @@ impl MongoStore {
             jobs,
             changes,
             runners,
+            pipelines,
             meta,
             transactions,
             keep_changes: None,
@@ -462,6 +496,7 @@ impl MongoStore {
             jobs: Vec::with_capacity(batch.jobs.len()),
             changes: Vec::with_capacity(batch.jobs.len()),
             runners: Vec::with_capacity(batch.runners.len()),
+            pipelines: Vec::with_capacity(batch.pipelines.len()),
             removed: batch.removed_runners.clone(),
             max_token: None,
         };
@@ -473,6 +508,10 @@ impl MongoStore {
         }
         for r in &batch.runners {
             enc.runners.push((r.id.clone(), runner_doc(r)?));
+        }
+        for p in &batch.pipelines {
+            enc.pipelines
+                .push((to_i64(p.id, "pipeline id")?, pipeline_doc(p)?));
         }
         if max_token > self.max_fencing_token {
             enc.max_token = Some(to_i64(max_token, "fencing token")?);
@@ -510,6 +549,16 @@ impl MongoStore {
         }
         if !enc.changes.is_empty() {
             let mut op = self.changes.insert_many(&enc.changes).ordered(true);
+            if let Some(s) = session.as_deref_mut() {
+                op = op.session(s);
+            }
+            op.await?;
+        }
+        for (id, d) in &enc.pipelines {
+            let mut op = self
+                .pipelines
+                .replace_one(doc! { "_id": *id }, d)
+                .upsert(true);
             if let Some(s) = session.as_deref_mut() {
                 op = op.session(s);
             }
@@ -733,6 +782,42 @@ impl MongoStore {
             .await
     }
 
+    async fn list_pipelines_async(
+        &self,
+        filter: &PipelineFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut f = doc! { "_id": { "$gt": to_i64(after_id, "pipeline id")? } };
+        for (key, v) in [
+            ("tenant", filter.tenant.as_deref()),
+            ("state", filter.state.map(PipelineStatus::as_str)),
+            ("project", filter.project.as_deref()),
+            ("git_ref", filter.git_ref.as_deref()),
+            ("request_id", filter.request_id.as_deref()),
+        ] {
+            if let Some(v) = v {
+                f.insert(key, v);
+            }
+        }
+        let mut cur = self
+            .pipelines
+            .find(f)
+            .sort(doc! { "_id": 1 })
+            .limit(limit_i64(limit))
+            .await
+            .map_err(me)?;
+        let mut out = Vec::new();
+        while cur.advance().await.map_err(me)? {
+            let d: Document = cur.deserialize_current().map_err(me)?;
+            out.push(pipeline_from_doc(d)?);
+        }
+        Ok(out)
+    }
+
     async fn changes_since_async(
         &self,
         after: u64,
@@ -882,6 +967,27 @@ impl Store for MongoStore {
         limit: usize,
     ) -> Result<Vec<StoredJob>, StoreError> {
         block_on(self.changes_since_async(after, tenant, limit))?
+    }
+
+    fn get_pipeline(&mut self, id: u64) -> Result<Option<StoredPipeline>, StoreError> {
+        let id = to_i64(id, "pipeline id")?;
+        let d =
+            block_on(async { self.pipelines.find_one(doc! { "_id": id }).await })?.map_err(me)?;
+        d.map(pipeline_from_doc).transpose()
+    }
+
+    fn list_pipelines(
+        &mut self,
+        filter: &PipelineFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        block_on(self.list_pipelines_async(filter, after_id, limit))?
+    }
+
+    fn pipeline_jobs(&mut self, id: u64) -> Result<Vec<StoredJob>, StoreError> {
+        let id = to_i64(id, "pipeline id")?;
+        block_on(self.find_jobs(doc! { "pipeline.pipeline": id }, doc! { "_id": 1 }, None))?
     }
 
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {

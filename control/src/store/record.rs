@@ -3,7 +3,8 @@
 //!
 //! # Which jobs
 //!
-//! Jobs in state `succeeded`, `failed` or `cancelled` that have both a start and an end:
+//! Jobs in state `succeeded`, `failed` or `cancelled` that have both a start and an end
+//! (a skipped pipeline job never starts):
 //! a job cancelled before it ever started (no start) has no run to learn from and is left
 //! out, as are queued and leased jobs.
 //!
@@ -27,6 +28,7 @@
 //! | `qos` | `qos` (empty: none) |
 //! | `queue` | `runner`: the runner that held the job last (none if never leased) |
 //! | `extra` | empty |
+//! | `pipeline` | a pipeline job's `pipeline`: its id as text, stage, needs, `when`, `allow_failure`, `interruptible`; `created_s` is the job's `submit_ms` (the pipeline's creation), and the record's `submit_s` is the job's `ready_ms` (when its needs ended and it was queued) |
 //!
 //! Durations are rounded on their own, so `start_s()`/`end_s()` of a record are within a
 //! second of the stored start and end. `start_ms` is the start of the job's *last* lease:
@@ -34,7 +36,8 @@
 //! (the lost attempts count as wait; `attempts` says how many leases it had, and the
 //! record does not carry it).
 
-use rustci_datasets::record::{JobRecord, Outcome};
+use rustci_datasets::record::{JobRecord, Outcome, PipelineRef, When as RecordWhen};
+use rustci_scheduler::When;
 
 use super::{JobState, StoredJob};
 
@@ -55,25 +58,46 @@ impl StoredJob {
             JobState::Succeeded => Outcome::Success,
             JobState::Failed => Outcome::Failure,
             JobState::Cancelled => Outcome::Cancelled,
+            JobState::Skipped => Outcome::Skipped,
             JobState::Queued | JobState::Leased => return None,
         };
         let (start, end) = (self.start_ms?, self.end_ms?);
-        let mut r = JobRecord::new(
-            self.id.to_string(),
-            self.tenant.clone(),
-            ms_to_s(self.submit_ms),
-        );
+        // A pipeline job was submitted when it entered the queue (its needs ended), as
+        // the traces record it; its pipeline was created at its `submit_ms`.
+        let submit_ms = self
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.ready_ms)
+            .unwrap_or(self.submit_ms);
+        let mut r = JobRecord::new(self.id.to_string(), self.tenant.clone(), ms_to_s(submit_ms));
         r.project = non_empty(&self.project);
         r.job_name = non_empty(&self.job_name);
         r.branch = non_empty(&self.branch);
         r.labels = self.labels.clone();
         r.slots = self.slots;
         r.requested_s = self.requested_ms.filter(|&ms| ms != 0).map(ms_to_s);
-        r.wait_s = Some(ms_to_s(start.saturating_sub(self.submit_ms)));
+        r.wait_s = Some(ms_to_s(start.saturating_sub(submit_ms)));
         r.run_s = Some(ms_to_s(end.saturating_sub(start)));
         r.outcome = outcome;
         r.qos = Some(self.qos.clone()).filter(|q| !q.is_empty());
         r.queue = non_empty(&self.runner);
+        r.pipeline = self.pipeline.as_ref().map(|p| PipelineRef {
+            id: p.pipeline.to_string(),
+            created_s: ms_to_s(self.submit_ms),
+            stage: p.stage.clone(),
+            stage_index: p.stage_index,
+            needs: p.needs.clone(),
+            when: match p.when {
+                When::OnSuccess => RecordWhen::OnSuccess,
+                When::OnFailure => RecordWhen::OnFailure,
+                When::Always => RecordWhen::Always,
+                When::Manual { .. } => RecordWhen::Manual,
+            },
+            allow_failure: p.allow_failure,
+            interruptible: p.interruptible,
+            // The live service groups a pipeline by its project and ref, the default.
+            group: None,
+        });
         Some(r)
     }
 }

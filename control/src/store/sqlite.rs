@@ -60,14 +60,16 @@ use crate::perms;
 
 use super::marks::{Marks, MarksFile};
 use super::{
-    oldest_kept, trim_budget, Batch, JobFilter, JobState, Snapshot, Store, StoreError, StoredJob,
-    StoredRunner, PRUNE_NOW,
+    oldest_kept, trim_budget, Batch, JobFilter, JobState, PipelineFilter, PipelineStatus, Snapshot,
+    Store, StoreError, StoredJob, StoredPipeline, StoredRunner, PRUNE_NOW,
 };
 
 /// The schema this build writes. A database with a higher version is refused.
-/// 2: `jobs.reported_run_ms` (the runner's own timing of the command). A version-1
-/// database is migrated when opened for writing; read-only readers read it as is.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 2: `jobs.reported_run_ms` (the runner's own timing of the command). 3: pipelines
+/// (the `pipelines` table; `jobs.pipeline_id` and `jobs.pipeline`, a pipeline job's
+/// place in its pipeline as JSON). An older database is migrated when opened for
+/// writing; read-only readers read it as is.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Page size of a new database (existing databases keep theirs).
 const PAGE_SIZE: i64 = 2048;
@@ -113,10 +115,16 @@ macro_rules! job_cols_v1 {
 }
 
 /// Columns of `jobs`, in the order [`job_from_row`] reads them.
-const JOB_COLS: &str = concat!(job_cols_v1!(), ", reported_run_ms");
+const JOB_COLS: &str = concat!(job_cols_v1!(), ", reported_run_ms, pipeline");
 
 /// [`JOB_COLS`] of a version-1 database, which a read-only reader cannot migrate.
-const JOB_COLS_V1: &str = concat!(job_cols_v1!(), ", NULL");
+const JOB_COLS_V1: &str = concat!(job_cols_v1!(), ", NULL, NULL");
+
+/// [`JOB_COLS`] of a version-2 database.
+const JOB_COLS_V2: &str = concat!(job_cols_v1!(), ", reported_run_ms, NULL");
+
+const PIPELINE_COLS: &str = "id, request_id, tenant, project, git_ref, grp, state, created_ms, \
+     end_ms, cancel, jobs";
 
 const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms";
 
@@ -128,14 +136,14 @@ const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms"
 /// state change touches the `(state, id)` and `end_ms` indexes, not all four.
 static UPSERT_JOB: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "INSERT INTO jobs ({JOB_COLS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23) \
+        "INSERT INTO jobs ({JOB_COLS}, pipeline_id) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) \
          ON CONFLICT (id) DO UPDATE SET \
          state = excluded.state, start_ms = excluded.start_ms, end_ms = excluded.end_ms, \
          runner = excluded.runner, fencing_token = excluded.fencing_token, \
          lease_expires_ms = excluded.lease_expires_ms, exit_code = excluded.exit_code, \
          attempts = excluded.attempts, revision = excluded.revision, \
-         reported_run_ms = excluded.reported_run_ms"
+         reported_run_ms = excluded.reported_run_ms, pipeline = excluded.pipeline"
     )
 });
 
@@ -161,7 +169,7 @@ fn last_versions(jobs: &[StoredJob]) -> Option<Vec<bool>> {
 /// Used as `+state IN FINISHED_STATES` next to `end_ms >= ?`: the unary `+` keeps the
 /// planner on the partial `end_ms` index (the recent end of history) instead of
 /// `(state, id)`, which would walk every finished job ever.
-const FINISHED_STATES: &str = "('succeeded', 'failed', 'cancelled')";
+const FINISHED_STATES: &str = "('succeeded', 'failed', 'cancelled', 'skipped')";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -188,8 +196,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts         INTEGER NOT NULL,
     revision         INTEGER NOT NULL,
     reported_run_ms  INTEGER,
+    pipeline_id      INTEGER,
+    pipeline         TEXT,
     UNIQUE (tenant, request_id)
 );
+CREATE INDEX IF NOT EXISTS jobs_pipeline ON jobs (pipeline_id, id) WHERE pipeline_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS pipelines (
+    id         INTEGER PRIMARY KEY,
+    request_id TEXT    NOT NULL,
+    tenant     TEXT    NOT NULL,
+    project    TEXT,
+    git_ref    TEXT,
+    grp        INTEGER,
+    state      TEXT    NOT NULL,
+    created_ms INTEGER NOT NULL,
+    end_ms     INTEGER,
+    cancel     TEXT,
+    jobs       INTEGER NOT NULL,
+    UNIQUE (tenant, request_id)
+);
+CREATE INDEX IF NOT EXISTS pipelines_state_id ON pipelines (state, id);
 CREATE INDEX IF NOT EXISTS jobs_tenant_id ON jobs (tenant, id);
 CREATE INDEX IF NOT EXISTS jobs_state_id ON jobs (state, id);
 CREATE INDEX IF NOT EXISTS jobs_end_ms ON jobs (end_ms) WHERE end_ms IS NOT NULL;
@@ -472,6 +498,14 @@ impl SqliteStore {
                     tx.execute_batch("ALTER TABLE jobs ADD COLUMN reported_run_ms INTEGER;")
                         .map_err(&err)?;
                 }
+                if v < 3 {
+                    // The `pipelines` table and the index come with SCHEMA below.
+                    tx.execute_batch(
+                        "ALTER TABLE jobs ADD COLUMN pipeline_id INTEGER; \
+                         ALTER TABLE jobs ADD COLUMN pipeline TEXT;",
+                    )
+                    .map_err(&err)?;
+                }
                 if v < SCHEMA_VERSION {
                     tx.execute(
                         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -557,6 +591,21 @@ impl SqliteStore {
         }
         Ok(out)
     }
+
+    fn query_pipelines(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        let err = self.err();
+        let mut st = self.conn.prepare_cached(sql).map_err(&err)?;
+        let mut rows = st.query(params).map_err(&err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(&err)? {
+            out.push(pipeline_from_row(row)?);
+        }
+        Ok(out)
+    }
 }
 
 /// Every finished job (succeeded, failed, cancelled, with a start and an end) of the
@@ -611,6 +660,7 @@ pub fn read_history(db_file: &Path) -> Result<Vec<JobRecord>, StoreError> {
             )))
         }
         Some(1) => JOB_COLS_V1,
+        Some(2) => JOB_COLS_V2,
         Some(_) => JOB_COLS,
     };
     let mut out = Vec::new();
@@ -777,6 +827,49 @@ fn job_from_row(row: &Row<'_>) -> Result<StoredJob, StoreError> {
         attempts: col(row, id, 20, "attempts")?,
         revision: col::<U64>(row, id, 21, "revision")?.0,
         reported_run_ms: col(row, id, 22, "reported_run_ms")?,
+        pipeline: col::<Option<String>>(row, id, 23, "pipeline")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| corrupt(format!("job {id} column pipeline"), e))?,
+    })
+}
+
+/// Reads a `pipelines` row selected with [`PIPELINE_COLS`].
+fn pipeline_from_row(row: &Row<'_>) -> Result<StoredPipeline, StoreError> {
+    let U64(id) = row
+        .get(0)
+        .map_err(|e| corrupt("pipeline ? column id".into(), e))?;
+    fn col<T: rusqlite::types::FromSql>(
+        row: &Row<'_>,
+        id: u64,
+        idx: usize,
+        name: &str,
+    ) -> Result<T, StoreError> {
+        row.get(idx)
+            .map_err(|e| corrupt(format!("pipeline {id} column {name}"), e))
+    }
+    let state_str: String = col(row, id, 6, "state")?;
+    let state = PipelineStatus::parse(&state_str).ok_or_else(|| {
+        corrupt(
+            format!("pipeline {id} column state"),
+            format!("unknown state {state_str:?}"),
+        )
+    })?;
+    Ok(StoredPipeline {
+        id,
+        request_id: col(row, id, 1, "request_id")?,
+        tenant: col(row, id, 2, "tenant")?,
+        project: col(row, id, 3, "project")?,
+        git_ref: col(row, id, 4, "git_ref")?,
+        group: col::<Option<U64>>(row, id, 5, "grp")?.map(|U64(g)| g),
+        state,
+        created_ms: col(row, id, 7, "created_ms")?,
+        end_ms: col(row, id, 8, "end_ms")?,
+        cancel: col::<Option<String>>(row, id, 9, "cancel")?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| corrupt(format!("pipeline {id} column cancel"), e))?,
+        jobs: col(row, id, 10, "jobs")?,
     })
 }
 
@@ -846,6 +939,12 @@ impl Store for SqliteStore {
             for (i, j) in batch.jobs.iter().enumerate() {
                 if last.as_ref().is_none_or(|l| l[i]) {
                     let labels = serde_json::to_string(&j.labels).map_err(json_err)?;
+                    let pipeline = j
+                        .pipeline
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(json_err)?;
                     upsert
                         .execute(params![
                             U64(j.id),
@@ -871,6 +970,8 @@ impl Store for SqliteStore {
                             j.attempts,
                             U64(j.revision),
                             j.reported_run_ms,
+                            pipeline,
+                            j.pipeline.as_ref().map(|p| U64(p.pipeline)),
                         ])
                         .map_err(&err)?;
                 }
@@ -905,6 +1006,39 @@ impl Store for SqliteStore {
                         r.slots,
                         r.draining,
                         r.last_heartbeat_ms
+                    ])
+                    .map_err(&err)?;
+            }
+        }
+        if !batch.pipelines.is_empty() {
+            let mut upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO pipelines ({PIPELINE_COLS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+                     end_ms = excluded.end_ms, cancel = excluded.cancel"
+                ))
+                .map_err(&err)?;
+            for p in &batch.pipelines {
+                let cancel = p
+                    .cancel
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(json_err)?;
+                upsert
+                    .execute(params![
+                        U64(p.id),
+                        p.request_id,
+                        p.tenant,
+                        p.project,
+                        p.git_ref,
+                        p.group.map(U64),
+                        p.state.as_str(),
+                        p.created_ms,
+                        p.end_ms,
+                        cancel,
+                        p.jobs,
                     ])
                     .map_err(&err)?;
             }
@@ -1100,6 +1234,51 @@ impl Store for SqliteStore {
             out.push(job);
         }
         Ok(out)
+    }
+
+    fn get_pipeline(&mut self, id: u64) -> Result<Option<StoredPipeline>, StoreError> {
+        Ok(self
+            .query_pipelines(
+                &format!("SELECT {PIPELINE_COLS} FROM pipelines WHERE id = ?1"),
+                [U64(id)],
+            )?
+            .pop())
+    }
+
+    fn list_pipelines(
+        &mut self,
+        filter: &PipelineFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        let mut sql = format!("SELECT {PIPELINE_COLS} FROM pipelines WHERE id > ?1");
+        let mut args: Vec<&dyn ToSql> = Vec::with_capacity(7);
+        let after = U64(after_id);
+        args.push(&after);
+        let conditions = [
+            ("tenant", filter.tenant.as_deref()),
+            ("state", filter.state.map(PipelineStatus::as_str)),
+            ("project", filter.project.as_deref()),
+            ("git_ref", filter.git_ref.as_deref()),
+            ("request_id", filter.request_id.as_deref()),
+        ];
+        for (col, v) in &conditions {
+            if let Some(v) = v {
+                args.push(v);
+                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+            }
+        }
+        let limit = limit_param(limit);
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+        self.query_pipelines(&sql, args.as_slice())
+    }
+
+    fn pipeline_jobs(&mut self, id: u64) -> Result<Vec<StoredJob>, StoreError> {
+        self.query_jobs(
+            &format!("SELECT {JOB_COLS} FROM jobs WHERE pipeline_id = ?1 ORDER BY id"),
+            [U64(id)],
+        )
     }
 
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {

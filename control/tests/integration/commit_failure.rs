@@ -9,7 +9,9 @@ use rustci_control::server::auth::Auth;
 use rustci_control::server::live::{Live, LiveConfig, ManualClock};
 use rustci_control::server::state::Shared;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::{Batch, JobFilter, Snapshot, Store, StoreError, StoredJob};
+use rustci_control::store::{
+    Batch, JobFilter, PipelineFilter, Snapshot, Store, StoreError, StoredJob, StoredPipeline,
+};
 use rustci_datasets::JobRecord;
 use tonic::Code;
 
@@ -72,6 +74,20 @@ impl Store for Faulty {
     }
     fn history(&mut self, since_ms: i64, limit: usize) -> Result<Vec<JobRecord>, StoreError> {
         self.inner.history(since_ms, limit)
+    }
+    fn get_pipeline(&mut self, id: u64) -> Result<Option<StoredPipeline>, StoreError> {
+        self.inner.get_pipeline(id)
+    }
+    fn list_pipelines(
+        &mut self,
+        filter: &PipelineFilter,
+        after_id: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.inner.list_pipelines(filter, after_id, limit)
+    }
+    fn pipeline_jobs(&mut self, id: u64) -> Result<Vec<StoredJob>, StoreError> {
+        self.inner.pipeline_jobs(id)
     }
 }
 

@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
-use rustci_control::server::live::{Completion, Lease, Live, LiveConfig, LiveError, ManualClock};
+use rustci_control::server::live::{
+    Completion, Lease, Live, LiveConfig, LiveError, ManualClock, PipelineJobStatus,
+    PipelineJobSubmission, PipelineSubmission,
+};
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
-use rustci_control::store::{JobFilter, JobState, Store, StoreError};
-use rustci_scheduler::PolicyConfig;
+use rustci_control::store::{JobFilter, JobState, PipelineStatus, Store, StoreError};
+use rustci_scheduler::{PolicyConfig, When};
 
 use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
 
@@ -95,6 +98,10 @@ on_both_stores!(
         mongo_a_server_that_took_over_fences_the_one_before,
     runners_are_not_lost_for_the_time_the_server_did_not_run =>
         mongo_runners_are_not_lost_for_the_time_the_server_did_not_run,
+    a_pipeline_goes_on_where_it_was_after_a_crash =>
+        mongo_a_pipeline_goes_on_where_it_was_after_a_crash,
+    a_superseded_pipeline_stays_cancelled_after_a_crash =>
+        mongo_a_superseded_pipeline_stays_cancelled_after_a_crash,
 );
 
 mod scenarios {
@@ -409,5 +416,245 @@ mod scenarios {
             "silent a full TTL since"
         );
         assert_eq!(live.job(x.id).expect("x").state, JobState::Queued);
+    }
+
+    /// A pipeline job `name` of `stage` (position `stage_index`), on `linux`.
+    fn pjob(name: &str, stage_index: u32, needs: Option<&[&str]>) -> PipelineJobSubmission {
+        PipelineJobSubmission {
+            name: name.into(),
+            stage: ["build", "test", "deploy"][stage_index as usize].into(),
+            stage_index,
+            needs: needs.map(|n| n.iter().map(|s| s.to_string()).collect()),
+            labels: vec!["linux".into()],
+            command: format!("make {name}"),
+            requested_ms: 60_000,
+            ..PipelineJobSubmission::default()
+        }
+    }
+
+    fn pipeline(request_id: &str, jobs: Vec<PipelineJobSubmission>) -> PipelineSubmission {
+        PipelineSubmission {
+            request_id: request_id.into(),
+            tenant: "acme".into(),
+            project: "shop".into(),
+            git_ref: "main".into(),
+            auto_cancel: true,
+            jobs,
+        }
+    }
+
+    fn done(job: u64, fencing_token: u64, success: bool) -> Completion {
+        Completion {
+            job,
+            fencing_token,
+            success,
+            exit_code: if success { 0 } else { 1 },
+            reported_run_ms: None,
+        }
+    }
+
+    /// Each job's (name, status) in the pipeline's order.
+    fn statuses(live: &mut Live, id: u64) -> Vec<(String, PipelineJobStatus)> {
+        live.pipeline(id)
+            .expect("get pipeline")
+            .jobs
+            .into_iter()
+            .map(|(j, s)| (j.job_name.unwrap_or_default(), s))
+            .collect()
+    }
+
+    fn named(table: &[(&str, PipelineJobStatus)]) -> Vec<(String, PipelineJobStatus)> {
+        table.iter().map(|&(n, s)| (n.to_string(), s)).collect()
+    }
+
+    /// One runner slot. build, then lint (no needs, allow_failure, fails); unit and fail
+    /// need build; deploy (stage rule) and cleanup (always) come last. build succeeds,
+    /// lint fails, unit is leased: the server dies. After the restart unit keeps its
+    /// lease, fail waits in the queue, deploy and cleanup wait for their needs; unit
+    /// ends, fail is leased and fails: deploy is skipped, cleanup runs, the pipeline
+    /// ends failed. Every job was leased at most once; a second restart changes
+    /// nothing.
+    pub fn a_pipeline_goes_on_where_it_was_after_a_crash(place: &Place) {
+        use PipelineJobStatus::*;
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        let mut lint = pjob("lint", 0, Some(&[]));
+        lint.allow_failure = true;
+        let mut cleanup = pjob("cleanup", 2, None);
+        cleanup.when = When::Always;
+        let submitted = live
+            .submit_pipeline(pipeline(
+                "p1",
+                vec![
+                    pjob("build", 0, None),
+                    lint,
+                    pjob("unit", 1, Some(&["build"])),
+                    pjob("fail", 1, Some(&["build"])),
+                    pjob("deploy", 2, None),
+                    cleanup,
+                ],
+            ))
+            .expect("submit pipeline");
+        let id = submitted.pipeline.id;
+        let lease = lease_one(&mut live, "w1", "build");
+        assert_eq!(lease.job.job_name.as_deref(), Some("build"));
+        clock.set(T0 + 1_000);
+        live.complete("w1", done(lease.job.id, lease.fencing_token, true))
+            .expect("build");
+        let lease = lease_one(&mut live, "w1", "lint");
+        assert_eq!(lease.job.job_name.as_deref(), Some("lint"));
+        live.complete("w1", done(lease.job.id, lease.fencing_token, false))
+            .expect("lint");
+        let unit = lease_one(&mut live, "w1", "unit");
+        assert_eq!(unit.job.job_name.as_deref(), Some("unit"));
+        drop(live); // a crash: only the store remains
+
+        clock.set(T0 + 2_000);
+        let mut live = open(place, clock.clone());
+        assert_eq!(
+            statuses(&mut live, id),
+            named(&[
+                ("build", Succeeded),
+                ("lint", Failed),
+                ("unit", Running),
+                ("fail", Waiting),
+                ("deploy", Created),
+                ("cleanup", Created),
+            ])
+        );
+        let view = live.pipeline(id).expect("pipeline");
+        assert_eq!(view.pipeline.state, PipelineStatus::Running);
+        assert!(view.predicted_finish_ms.is_some_and(|t| t >= T0 + 2_000));
+        let unit_now = live.job(unit.job.id).expect("unit");
+        assert_eq!(
+            (unit_now.state, unit_now.fencing_token),
+            (JobState::Leased, unit.fencing_token),
+            "the lease survives"
+        );
+        // The same request is the same pipeline, nothing new.
+        let again = live
+            .submit_pipeline(pipeline(
+                "p1",
+                submitted
+                    .jobs
+                    .iter()
+                    .map(|(j, _)| pjob(j.job_name.as_deref().unwrap_or(""), 0, None))
+                    .collect(),
+            ))
+            .expect("resubmit");
+        assert_eq!(again.pipeline.id, id);
+        live.heartbeat("w1").expect("heartbeat");
+        // The runner is handed its lease again (same token: the same run), and nothing
+        // else while unit holds the one slot.
+        let again = lease_one(&mut live, "w1", "unit again");
+        assert_eq!(
+            (again.job.id, again.fencing_token, again.job.attempts),
+            (unit.job.id, unit.fencing_token, 1)
+        );
+        assert!(live.acquire("w1", 1).expect("acquire").is_empty());
+        live.complete("w1", done(unit.job.id, unit.fencing_token, true))
+            .expect("unit");
+        let fail = lease_one(&mut live, "w1", "fail");
+        assert_eq!(fail.job.job_name.as_deref(), Some("fail"));
+        live.complete("w1", done(fail.job.id, fail.fencing_token, false))
+            .expect("fail");
+        let last = lease_one(&mut live, "w1", "cleanup");
+        assert_eq!(last.job.job_name.as_deref(), Some("cleanup"));
+        clock.set(T0 + 3_000);
+        live.complete("w1", done(last.job.id, last.fencing_token, true))
+            .expect("cleanup");
+        let expected = named(&[
+            ("build", Succeeded),
+            ("lint", Failed),
+            ("unit", Succeeded),
+            ("fail", Failed),
+            ("deploy", Skipped),
+            ("cleanup", Succeeded),
+        ]);
+        assert_eq!(statuses(&mut live, id), expected);
+        let view = live.pipeline(id).expect("pipeline");
+        assert_eq!(view.pipeline.state, PipelineStatus::Failed);
+        assert_eq!(view.pipeline.end_ms, Some(T0 + 3_000));
+        let attempts: Vec<u32> = view.jobs.iter().map(|(j, _)| j.attempts).collect();
+        assert_eq!(attempts, vec![1, 1, 1, 1, 0, 1], "no job ran twice");
+        assert!(live.acquire("w1", 1).expect("acquire").is_empty());
+        drop(live);
+
+        let mut live = open(place, clock.clone());
+        assert_eq!(
+            statuses(&mut live, id),
+            expected,
+            "a restart changes nothing"
+        );
+        assert_eq!(
+            live.pipeline(id).expect("pipeline").pipeline.state,
+            PipelineStatus::Failed
+        );
+    }
+
+    /// Two runner slots. P1 (auto-cancel): a (not interruptible) runs, b needs a. P2 of
+    /// the same project and ref supersedes P1: b is cancelled, a runs on. The server
+    /// dies and restarts: a keeps its lease, b stays cancelled and never starts, P2's job
+    /// is leased; when a ends, P1 ends cancelled.
+    pub fn a_superseded_pipeline_stays_cancelled_after_a_crash(place: &Place) {
+        use PipelineJobStatus::*;
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 2)
+            .expect("register");
+        let p1 = live
+            .submit_pipeline(pipeline(
+                "p1",
+                vec![pjob("a", 0, None), pjob("b", 1, Some(&["a"]))],
+            ))
+            .expect("p1")
+            .pipeline
+            .id;
+        let a = lease_one(&mut live, "w1", "a");
+        let p2 = live
+            .submit_pipeline(pipeline("p2", vec![pjob("x", 0, None)]))
+            .expect("p2")
+            .pipeline
+            .id;
+        assert_eq!(
+            statuses(&mut live, p1),
+            named(&[("a", Running), ("b", Cancelled)])
+        );
+        drop(live);
+
+        clock.set(T0 + 1_000);
+        let mut live = open(place, clock.clone());
+        assert_eq!(
+            statuses(&mut live, p1),
+            named(&[("a", Running), ("b", Cancelled)])
+        );
+        live.heartbeat("w1").expect("heartbeat");
+        let again = lease_one(&mut live, "w1", "a again");
+        assert_eq!(
+            (again.job.id, again.fencing_token),
+            (a.job.id, a.fencing_token)
+        );
+        let x = lease_one(&mut live, "w1", "x");
+        assert_eq!(x.job.job_name.as_deref(), Some("x"));
+        assert!(
+            live.acquire("w1", 1).expect("acquire").is_empty(),
+            "b never starts"
+        );
+        live.complete("w1", done(a.job.id, a.fencing_token, true))
+            .expect("a");
+        let view = live.pipeline(p1).expect("p1");
+        assert_eq!(view.pipeline.state, PipelineStatus::Cancelled);
+        assert!(matches!(
+            view.pipeline.cancel,
+            Some(rustci_control::store::PipelineCancel::Superseded { by }) if by == p2
+        ));
+        live.complete("w1", done(x.job.id, x.fencing_token, true))
+            .expect("x");
+        assert_eq!(
+            live.pipeline(p2).expect("p2").pipeline.state,
+            PipelineStatus::Succeeded
+        );
     }
 }

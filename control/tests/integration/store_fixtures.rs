@@ -5,9 +5,11 @@
 //! is tested beside it in `store_sqlite.rs` / `store_mongo.rs`.
 
 use rustci_control::store::{
-    Batch, JobFilter, JobState, Store, StoreError, StoredJob, StoredRunner,
+    Batch, JobFilter, JobState, PipelineCancel, PipelineFilter, PipelineJobInfo, PipelineStatus,
+    Store, StoreError, StoredJob, StoredPipeline, StoredRunner,
 };
 use rustci_datasets::Outcome;
+use rustci_scheduler::When;
 
 pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
     StoredJob {
@@ -34,6 +36,7 @@ pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
         attempts: 0,
         revision,
         reported_run_ms: None,
+        pipeline: None,
     }
 }
 
@@ -147,6 +150,7 @@ pub fn commit_and_load_round_trip(s: &mut dyn Store) {
         jobs: vec![q.clone(), l.clone(), f.clone(), old.clone()],
         runners: vec![runner("r1"), runner("r2")],
         removed_runners: vec![],
+        pipelines: vec![],
     })
     .expect("commit");
     s.commit(&Batch {
@@ -308,6 +312,7 @@ pub fn duplicate_request_id_fails_the_batch(s: &mut dyn Store, atomic: bool) -> 
             jobs: vec![ok, bump, dup],
             runners: vec![runner("r9")],
             removed_runners: vec![],
+            pipelines: vec![],
         })
         .expect_err("a second job for the same (tenant, request_id) must fail");
     assert_eq!(s.get_job(3).expect("get"), None, "the duplicate is refused");
@@ -344,6 +349,7 @@ pub fn everything_survives_a_reopen(s: &mut dyn Store, reopen: &mut dyn FnMut() 
         jobs: vec![a, b, c],
         runners: vec![runner("r1")],
         removed_runners: vec![],
+        pipelines: vec![],
     })
     .expect("commit");
     commit_jobs(
@@ -465,6 +471,7 @@ pub fn a_later_take_over_fences_the_earlier_writer(
             jobs: vec![job(2, "acme", JobState::Queued, 2)],
             runners: vec![runner("r-first")],
             removed_runners: vec![],
+            pipelines: vec![],
         })
         .expect_err("the earlier writer is fenced");
     let StoreError::Fenced { mine, current } = err else {
@@ -496,4 +503,170 @@ pub fn a_later_take_over_fences_the_earlier_writer(
         .map(|j| j.tenant)
         .collect();
     assert_eq!(tenants, ["acme", "zeta", "acme"]);
+}
+
+pub fn pipeline(id: u64, tenant: &str, git_ref: &str, jobs: u32) -> StoredPipeline {
+    StoredPipeline {
+        id,
+        request_id: format!("pipe-{id}"),
+        tenant: tenant.into(),
+        project: Some("proj".into()),
+        git_ref: Some(git_ref.into()),
+        group: Some(i64::MAX as u64),
+        state: PipelineStatus::Running,
+        created_ms: 5_000_000,
+        end_ms: None,
+        cancel: None,
+        jobs,
+    }
+}
+
+/// Job `id` of pipeline `pipeline`, named `name`, in `stage` (position `stage_index`).
+pub fn pipeline_job(
+    id: u64,
+    pipeline: u64,
+    name: &str,
+    stage_index: u32,
+    needs: Option<Vec<String>>,
+    revision: u64,
+) -> StoredJob {
+    let mut j = job(id, "acme", JobState::Queued, revision);
+    j.request_id = format!("pipelines/{pipeline}/{}", id - pipeline);
+    j.job_name = Some(name.into());
+    j.submit_ms = 5_000_000;
+    j.pipeline = Some(PipelineJobInfo {
+        pipeline,
+        stage: ["build", "test"][stage_index as usize].into(),
+        stage_index,
+        needs,
+        when: if name == "cleanup" {
+            When::Always
+        } else {
+            When::OnSuccess
+        },
+        allow_failure: name == "lint",
+        interruptible: true,
+        ready_ms: None,
+    });
+    j
+}
+
+/// The pipeline contract: a pipeline and its jobs commit in one batch and read back
+/// equal (every pipeline field of a job too: stage, needs, `when`, `allow_failure`,
+/// `interruptible`); a later version of the pipeline (ended, with its cancel reason)
+/// replaces it; `list_pipelines` pages by id and filters by tenant, state, project, ref
+/// and request id; `pipeline_jobs` gives a pipeline's jobs in id order and no other's;
+/// a skipped job is finished and has no history record, and a finished pipeline job's
+/// record carries its pipeline, with its `ready_ms` as the submit time.
+pub fn pipelines_round_trip(s: &mut dyn Store) {
+    let p1 = pipeline(10, "acme", "main", 3);
+    let build = pipeline_job(10, 10, "build", 0, None, 1);
+    let lint = pipeline_job(11, 10, "lint", 0, Some(vec![]), 2);
+    let test = pipeline_job(12, 10, "test", 1, Some(vec!["build".into()]), 3);
+    let p2 = pipeline(13, "acme", "dev", 1);
+    let other = pipeline_job(13, 13, "cleanup", 0, None, 4);
+    s.commit(&Batch {
+        jobs: vec![build.clone(), lint.clone(), test.clone(), other.clone()],
+        pipelines: vec![p1.clone(), p2.clone()],
+        ..Batch::default()
+    })
+    .expect("store");
+    assert_eq!(s.get_pipeline(10).expect("store"), Some(p1.clone()));
+    assert_eq!(
+        s.get_pipeline(11).expect("store"),
+        None,
+        "a job id is no pipeline"
+    );
+    assert_eq!(
+        s.pipeline_jobs(10).expect("store"),
+        vec![build.clone(), lint.clone(), test.clone()]
+    );
+    assert_eq!(s.pipeline_jobs(13).expect("store"), vec![other.clone()]);
+    assert_eq!(s.get_job(12).expect("store"), Some(test.clone()));
+
+    // build ran (queued when the pipeline was created, ready at once), lint failed
+    // (allowed), test was skipped; the pipeline ended succeeded. p2 was superseded.
+    let mut ran = finished(build.clone(), JobState::Succeeded, 5_060_000, 5);
+    ran.runner = Some("r1".into());
+    if let Some(p) = ran.pipeline.as_mut() {
+        p.ready_ms = Some(5_002_000);
+    }
+    let mut skipped = test.clone();
+    skipped.state = JobState::Skipped;
+    skipped.end_ms = Some(5_060_000);
+    skipped.revision = 6;
+    let mut ended = p1.clone();
+    ended.state = PipelineStatus::Succeeded;
+    ended.end_ms = Some(5_060_000);
+    let mut superseded = p2.clone();
+    superseded.cancel = Some(PipelineCancel::Superseded { by: 20 });
+    s.commit(&Batch {
+        jobs: vec![ran.clone(), skipped.clone()],
+        pipelines: vec![ended.clone(), superseded.clone()],
+        ..Batch::default()
+    })
+    .expect("store");
+    assert_eq!(s.get_pipeline(10).expect("store"), Some(ended.clone()));
+    assert_eq!(s.get_pipeline(13).expect("store"), Some(superseded.clone()));
+    assert_eq!(
+        s.pipeline_jobs(10).expect("store"),
+        vec![ran.clone(), lint.clone(), skipped.clone()]
+    );
+    let snap = s.load(0).expect("store");
+    let unfinished: Vec<u64> = snap.unfinished.iter().map(|j| j.id).collect();
+    assert_eq!(unfinished, vec![11, 13], "a skipped job is finished");
+
+    let ids = |s: &mut dyn Store, f: PipelineFilter, after: u64, limit: usize| -> Vec<u64> {
+        s.list_pipelines(&f, after, limit)
+            .expect("store")
+            .iter()
+            .map(|p| p.id)
+            .collect()
+    };
+    let all = PipelineFilter::default();
+    assert_eq!(ids(s, all.clone(), 0, 10), vec![10, 13]);
+    assert_eq!(ids(s, all.clone(), 0, 1), vec![10]);
+    assert_eq!(ids(s, all.clone(), 10, 10), vec![13]);
+    let running = PipelineFilter {
+        state: Some(PipelineStatus::Running),
+        ..all.clone()
+    };
+    assert_eq!(ids(s, running, 0, 10), vec![13]);
+    let main = PipelineFilter {
+        project: Some("proj".into()),
+        git_ref: Some("main".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s, main, 0, 10), vec![10]);
+    let by_request = PipelineFilter {
+        tenant: Some("acme".into()),
+        request_id: Some("pipe-13".into()),
+        ..all.clone()
+    };
+    assert_eq!(ids(s, by_request, 0, 10), vec![13]);
+    let elsewhere = PipelineFilter {
+        tenant: Some("other".into()),
+        ..all
+    };
+    assert_eq!(ids(s, elsewhere, 0, 10), Vec::<u64>::new());
+
+    // History: build only (lint and the skipped job never ran to an end here).
+    let records = s.history(0, 100).expect("store");
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(
+        (r.id.as_str(), r.submit_s, r.wait_s),
+        ("10", 5_002, Some(8))
+    );
+    let p = r
+        .pipeline
+        .as_ref()
+        .expect("a pipeline job's record names its pipeline");
+    assert_eq!(
+        (p.id.as_str(), p.created_s, p.stage.as_str(), p.stage_index),
+        ("10", 5_000, "build", 0)
+    );
+    assert_eq!(p.needs, None);
+    assert!(p.interruptible);
+    assert_eq!(s.changes_since(0, None, 100).expect("store").len(), 6);
 }

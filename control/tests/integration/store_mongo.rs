@@ -71,6 +71,14 @@ async fn mongo_commit_and_load_round_trip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn mongo_pipelines_round_trip() {
+    on_mongo("mongo_pipelines_round_trip", |s| {
+        store_fixtures::pipelines_round_trip(s)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn mongo_updates_and_change_log() {
     on_mongo("mongo_updates_and_change_log", |s| {
         store_fixtures::updates_and_change_log(s)

@@ -24,6 +24,12 @@ fn commit_and_load_round_trip() {
 }
 
 #[test]
+fn pipelines_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    store_fixtures::pipelines_round_trip(&mut open(dir.path()));
+}
+
+#[test]
 fn updates_bump_the_job_and_every_revision_is_in_the_change_log() {
     let dir = tempfile::tempdir().unwrap();
     store_fixtures::updates_and_change_log(&mut open(dir.path()));
@@ -183,11 +189,13 @@ fn a_version_1_database_is_read_as_is_and_migrated_when_opened() {
         );
         commit_jobs(&mut s, vec![j]);
     }
-    // What version 1 wrote: no reported_run_ms column.
+    // What version 1 wrote: no reported_run_ms column, no pipelines (version 3).
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch(
-            "ALTER TABLE jobs DROP COLUMN reported_run_ms; \
+            "DROP INDEX jobs_pipeline; DROP TABLE pipelines; \
+             ALTER TABLE jobs DROP COLUMN pipeline_id; ALTER TABLE jobs DROP COLUMN pipeline; \
+             ALTER TABLE jobs DROP COLUMN reported_run_ms; \
              UPDATE meta SET value = 1 WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -215,6 +223,17 @@ fn a_version_1_database_is_read_as_is_and_migrated_when_opened() {
     let mut s = open(dir.path());
     let j = s.load(0).unwrap().recently_finished.remove(0);
     assert_eq!(j.reported_run_ms, Some(5_000));
+    // The migrated database takes pipelines.
+    let p = store_fixtures::pipeline(10, "acme", "main", 1);
+    let pj = store_fixtures::pipeline_job(10, 10, "build", 0, None, 5);
+    s.commit(&rustci_control::store::Batch {
+        jobs: vec![pj.clone()],
+        pipelines: vec![p.clone()],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(s.get_pipeline(10).unwrap(), Some(p));
+    assert_eq!(s.pipeline_jobs(10).unwrap(), vec![pj]);
 }
 
 /// Commit throughput, single-job batches (no assertion; run with `--ignored --nocapture`).

@@ -126,6 +126,11 @@ impl Graph {
         &self.need_list[self.need_at[v] as usize..self.need_at[v + 1] as usize]
     }
 
+    /// Every node, each after its needs.
+    pub(crate) fn topo(&self) -> &[u32] {
+        &self.topo
+    }
+
     pub(crate) fn dependents(&self, v: u32) -> &[u32] {
         let v = v as usize;
         &self.dep_list[self.dep_at[v] as usize..self.dep_at[v + 1] as usize]

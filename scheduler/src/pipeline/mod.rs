@@ -66,6 +66,15 @@
 //! cancels what can be cancelled. [`PipelineStats`] counts the jobs and the estimated run
 //! time it saves.
 //!
+//! # Restart
+//!
+//! A driver that restarts rebuilds each running pipeline with
+//! [`crate::Scheduler::restore_pipeline`] from what its store has of every job: ended
+//! jobs stay as they ended, running ones run on, and every other job whose needs all
+//! ended is decided again. The conditions depend only on the needs' ends, so a job is
+//! decided as it was before the restart (queued again if it was ready); a job with a
+//! need still open waits for it, and no job is decided twice.
+//!
 //! # Critical-path order
 //!
 //! At submission every job is estimated once with `Predictor::preview`; a job's *rank*
@@ -135,6 +144,25 @@ pub enum PipelineJobState {
     Manual,
     Succeeded,
     Failed { allowed: bool },
+    Cancelled,
+    Skipped,
+}
+
+/// A pipeline job as a driver's store has it after a restart
+/// ([`crate::Scheduler::restore_pipeline`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RestoredJob {
+    /// Neither started nor ended (created, waiting in the queue, or manual): the core
+    /// decides it again from its needs' ends.
+    Open,
+    /// Running on `runner` since `start_ms`.
+    Running {
+        runner: crate::domain::RunnerId,
+        start_ms: crate::domain::Millis,
+    },
+    Succeeded,
+    Failed,
     Cancelled,
     Skipped,
 }

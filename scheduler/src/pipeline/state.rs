@@ -315,6 +315,39 @@ impl Run {
     }
 }
 
+/// A job of a pipeline being restored ([`Pipelines::restore`]), as the driver's store
+/// has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restore {
+    /// Neither started nor ended: decided again from its needs' ends.
+    Open,
+    /// The scheduler put it back in the core (it runs).
+    InCore,
+    Ended(Terminal),
+}
+
+impl Run {
+    /// Resolves the dependents of each `(node, outcome, gates only)` in `work` without
+    /// deciding them ([`Pipelines::restore`] decides every node in topological order).
+    fn resolve_only(&mut self, work: &mut Vec<(u32, Outcome, bool)>) {
+        while let Some((v, outcome, gates_only)) = work.pop() {
+            let skip_gates = !gates_only && self.gates_done(v);
+            for i in 0..self.dag.dependents(v).len() {
+                let d = self.dag.dependents(v)[i];
+                let gate = self.dag.is_gate(d);
+                if (gates_only && !gate) || (skip_gates && gate) {
+                    continue;
+                }
+                if self.nodes[d as usize] != Node::Created {
+                    continue;
+                }
+                self.marks[d as usize] |= seen(outcome, gate);
+                self.unresolved[d as usize] -= 1;
+            }
+        }
+    }
+}
+
 /// Buffers a step reuses, so that a job's end or a pipeline's creation allocates
 /// nothing of its own.
 #[derive(Debug, Default)]
@@ -455,29 +488,8 @@ impl Pipelines {
             self.groups.entry(group).or_default().push(id);
         }
 
-        let ranks = dag.ranks(|i| estimates[i].point_ms);
-        let critical_ms = ranks.iter().copied().max().unwrap_or(0);
-        let nodes = dag.nodes();
-        let unresolved: Vec<u32> = (0..nodes as u32)
-            .map(|v| dag.needs(v).len() as u32)
-            .collect();
-        for (i, j) in dag.jobs.iter().enumerate() {
-            self.of_job.insert(j.spec.id, (id, i as u32));
-        }
-        let mut run = Box::new(Run {
-            dag,
-            pools,
-            estimates,
-            rank: ranks,
-            critical_ms,
-            created_ms: now,
-            nodes: vec![Node::Created; nodes],
-            unresolved,
-            marks: vec![0; nodes],
-            active: 0,
-            cancelled: None,
-        });
-        self.stats.submitted += 1;
+        let mut run = self.new_run(dag, pools, estimates, now, None);
+        let nodes = run.nodes.len();
         // Roots are decided like any node whose needs are resolved: a `work` item per
         // root would need a fake need, so decide them directly, in the spec's order.
         let Scratch { work, ready, .. } = &mut self.scratch;
@@ -492,6 +504,98 @@ impl Pipelines {
         // enqueue their own ready jobs after them).
         run.enqueue(ready, fx);
         run.cascade(&mut self.scratch, fx);
+        self.runs.insert(id, run);
+        self.end_if_done(id, fx);
+    }
+
+    /// A pipeline's run with every node Created, its jobs known by id (counted as
+    /// submitted); its group is the caller's business.
+    fn new_run(
+        &mut self,
+        dag: Dag,
+        pools: Vec<PoolMask>,
+        estimates: Vec<Estimate>,
+        created_ms: Millis,
+        cancelled: Option<CancelReason>,
+    ) -> Box<Run> {
+        let ranks = dag.ranks(|i| estimates[i].point_ms);
+        let critical_ms = ranks.iter().copied().max().unwrap_or(0);
+        let nodes = dag.nodes();
+        let unresolved: Vec<u32> = (0..nodes as u32)
+            .map(|v| dag.needs(v).len() as u32)
+            .collect();
+        for (i, j) in dag.jobs.iter().enumerate() {
+            self.of_job.insert(j.spec.id, (dag.id, i as u32));
+        }
+        self.stats.submitted += 1;
+        Box::new(Run {
+            dag,
+            pools,
+            estimates,
+            rank: ranks,
+            critical_ms,
+            created_ms,
+            nodes: vec![Node::Created; nodes],
+            unresolved,
+            marks: vec![0; nodes],
+            active: 0,
+            cancelled,
+        })
+    }
+
+    /// Rebuilds a pipeline a driver had running before a restart, created at
+    /// `created_ms` (cancelled or superseded if `cancelled`), from what its store has of
+    /// each job (`jobs`, in the spec's order): ended jobs keep their end, jobs the
+    /// scheduler put back in the core are running, and every other job whose needs all
+    /// ended is decided again (the conditions depend only on the needs' ends, so it is
+    /// decided as it was: a ready job is enqueued again, a manual one is manual again).
+    /// Older pipelines of its group are not superseded again: the driver restores them
+    /// too, oldest first. Unlike [`Pipelines::admit`], nothing is decided twice for a
+    /// job the store has ended.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        dag: Dag,
+        pools: Vec<PoolMask>,
+        estimates: Vec<Estimate>,
+        created_ms: Millis,
+        cancelled: Option<CancelReason>,
+        jobs: &[Restore],
+        fx: &mut Vec<Effect>,
+    ) {
+        let id = dag.id;
+        if let Some(group) = dag.group {
+            self.groups.entry(group).or_default().push(id);
+        }
+        let mut run = self.new_run(dag, pools, estimates, created_ms, cancelled);
+        let Scratch { work, ready, .. } = &mut self.scratch;
+        work.clear();
+        ready.clear();
+        // Every node comes after its needs: once reached, its needs are all settled.
+        for i in 0..run.dag.topo().len() {
+            let v = run.dag.topo()[i];
+            match jobs.get(v as usize).copied() {
+                Some(Restore::Ended(how)) => {
+                    let how = match how {
+                        Terminal::Failed { .. } => Terminal::Failed {
+                            allowed: run.dag.jobs[v as usize].allow_failure,
+                        },
+                        other => other,
+                    };
+                    run.nodes[v as usize] = Node::Ended(how);
+                    work.push((v, how.outcome(), false));
+                }
+                Some(Restore::InCore) => {
+                    run.nodes[v as usize] = Node::Queued;
+                    run.active += 1;
+                }
+                // An open job or a gate.
+                _ if run.unresolved[v as usize] == 0 => run.decide_node(v, work, ready, fx),
+                _ => {}
+            }
+            run.resolve_only(work);
+        }
+        run.enqueue(ready, fx);
         self.runs.insert(id, run);
         self.end_if_done(id, fx);
     }

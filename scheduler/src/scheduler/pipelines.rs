@@ -2,11 +2,15 @@
 //! `crate::pipeline::state` decides, applied to the queue and the runners.
 
 use super::{Decision, EntryState, JobEntry, Scheduler};
+use crate::domain::PoolMask;
 use crate::domain::{JobId, JobSpec, Millis, PipelineId};
 use crate::error::CoreError;
 use crate::hash::IdMap;
-use crate::pipeline::state::{Effect, Pipelines, Running, Terminal};
-use crate::pipeline::{Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats};
+use crate::pipeline::state::{Effect, Pipelines, Restore, Running, Terminal};
+use crate::pipeline::{
+    CancelReason, Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats, RestoredJob,
+};
+use crate::predictor::Estimate;
 
 /// Where a job is in the core: `None` if the core does not hold it; `Some(None)` while
 /// it waits; `Some(Some((runner, start, estimated end)))` while it runs.
@@ -73,6 +77,77 @@ impl Scheduler {
         spec: &PipelineSpec,
         out: &mut Vec<Decision>,
     ) -> Result<(), CoreError> {
+        let (dag, pools, estimates) = self.dag_of(now, spec)?;
+        self.pipeline_step(now, out, |p, jobs, fx| {
+            p.admit(dag, pools, estimates, now, running_in(jobs), fx);
+            Ok(())
+        })
+    }
+
+    /// Rebuilds a pipeline a driver ran before a restart (see the module docs of
+    /// [`crate::pipeline`], "Restart"): `jobs` gives each job of `spec`, in its order, as
+    /// the driver's store has it; `created_ms` is the pipeline's creation and `cancelled`
+    /// says whether it was cancelled or superseded. Running jobs are put back on their
+    /// runners (the runners must have rejoined; a job its runner cannot hold waits in the
+    /// queue again), ended jobs stay ended, every other job whose needs all ended is
+    /// decided again: the decisions (skips, manual jobs, the pipeline's end if nothing is
+    /// left) are appended to `out`, ready jobs are queued. No pass runs: the driver runs
+    /// one once everything is restored. A driver restores the pipelines of a group
+    /// oldest first; none supersedes another again.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_pipeline(
+        &mut self,
+        now: Millis,
+        spec: &PipelineSpec,
+        created_ms: Millis,
+        cancelled: Option<CancelReason>,
+        jobs: &[RestoredJob],
+        out: &mut Vec<Decision>,
+    ) -> Result<(), CoreError> {
+        self.check_time(now)?;
+        if jobs.len() != spec.jobs.len() {
+            return Err(CoreError::RestoreMismatch {
+                pipeline: spec.id,
+                states: jobs.len(),
+                jobs: spec.jobs.len(),
+            });
+        }
+        let (dag, pools, estimates) = self.dag_of(now, spec)?;
+        self.last_now = now;
+        let mut states = Vec::with_capacity(jobs.len());
+        for (job, restored) in dag.jobs.iter().zip(jobs) {
+            states.push(match *restored {
+                RestoredJob::Open => Restore::Open,
+                RestoredJob::Running { runner, start_ms } => {
+                    let spec = JobSpec {
+                        submit_ms: start_ms,
+                        ..job.spec.clone()
+                    };
+                    // Before the pipeline holds the job (`submit` refuses its jobs).
+                    match self.restore_running(spec, runner, start_ms) {
+                        Ok(_) => Restore::InCore,
+                        Err(_) => Restore::Open,
+                    }
+                }
+                RestoredJob::Succeeded => Restore::Ended(Terminal::Succeeded),
+                RestoredJob::Failed => Restore::Ended(Terminal::Failed { allowed: false }),
+                RestoredJob::Cancelled => Restore::Ended(Terminal::Cancelled),
+                RestoredJob::Skipped => Restore::Ended(Terminal::Skipped),
+            });
+        }
+        self.pipeline_step(now, out, |p, _, fx| {
+            p.restore(dag, pools, estimates, created_ms, cancelled, &states, fx);
+            Ok(())
+        })
+    }
+
+    /// A checked spec as the core runs it: its DAG (jobs submitted at `now`), each job's
+    /// pools and estimate. Nothing changes when it fails.
+    fn dag_of(
+        &mut self,
+        now: Millis,
+        spec: &PipelineSpec,
+    ) -> Result<(Dag, Vec<PoolMask>, Vec<Estimate>), CoreError> {
         let pipeline = spec.id;
         if self.pipelines.is_running(pipeline) {
             return Err(CoreError::DuplicatePipeline(pipeline));
@@ -121,10 +196,7 @@ impl Scheduler {
             jobs,
             graph,
         };
-        self.pipeline_step(now, out, |p, jobs, fx| {
-            p.admit(dag, pools, estimates, now, running_in(jobs), fx);
-            Ok(())
-        })
+        Ok((dag, pools, estimates))
     }
 
     /// [`super::Event::CancelPipeline`].

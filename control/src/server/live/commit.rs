@@ -114,6 +114,7 @@ impl Commits {
         self.pending.jobs.extend(batch.jobs);
         self.pending.runners.extend(batch.runners);
         self.pending.removed_runners.extend(batch.removed_runners);
+        self.pending.pipelines.extend(batch.pipelines);
         if self.grouped {
             self.flush.notify_one();
             return false;

@@ -51,6 +51,11 @@ impl JobTable {
         self.revision
     }
 
+    /// The id [`JobTable::next_id`] hands out next.
+    pub(super) fn peek_id(&self) -> u64 {
+        self.next_id
+    }
+
     pub(super) fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

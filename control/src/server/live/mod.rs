@@ -12,7 +12,8 @@
 //! idempotency keys, revisions), `runners.rs` (runners, the leases waiting for them,
 //! fencing tokens), `names.rs` (tenant and pool names to the core's ids),
 //! `decisions.rs` (the decision log), `stats.rs` (queue statistics), `scaling.rs` (the
-//! autoscaler). What people read: `eta.rs`, `explain.rs`. What requests carry:
+//! autoscaler), `pipelines.rs` (pipelines: submit, cancel, read, rebuild; the running
+//! pipelines' records). What people read: `eta.rs`, `explain.rs`. What requests carry:
 //! `submission.rs` (a submission checked once, its defaults worked out), `limits.rs`.
 
 mod clock;
@@ -25,6 +26,7 @@ mod explain;
 mod jobs;
 pub mod limits;
 mod names;
+mod pipelines;
 mod runners;
 mod scaling;
 mod stats;
@@ -44,6 +46,9 @@ pub use config::LiveConfig;
 pub use error::LiveError;
 pub use eta::{Eta, Etas, PLAN_LIMIT};
 pub use explain::Explanation;
+pub use pipelines::{
+    PipelineJobStatus, PipelineJobSubmission, PipelineSubmission, PipelineView, PIPELINE_JOBS,
+};
 pub use runners::{Completion, Lease};
 pub use scaling::SCALING_MEMORY_MS;
 pub use stats::{QueueStats, WaitStats};
@@ -55,6 +60,7 @@ use error::invalid;
 use jobs::{request_hash, JobTable};
 use limits::{check_id, check_labels, check_slots};
 use names::{core_spec, known_labels, qos_index, Names};
+use pipelines::{pipeline_cancel, pipeline_status, PipelineTable};
 use runners::Runners;
 use scaling::Scaling;
 use stats::RecentStarts;
@@ -74,6 +80,7 @@ pub struct Live {
     jobs: JobTable,
     runners: Runners,
     names: Names,
+    pipelines: PipelineTable,
     decisions: Decisions,
     recent: RecentStarts,
     scaling: Scaling,
@@ -117,6 +124,7 @@ impl Live {
             jobs: JobTable::default(),
             runners: Runners::default(),
             names: Names::default(),
+            pipelines: PipelineTable::default(),
             recent: RecentStarts::default(),
             scaling: Scaling::default(),
             pruned_at: 0,
@@ -216,6 +224,11 @@ impl Live {
         let mut batch = Batch::default();
         for job in snap.unfinished {
             let id = job.id;
+            if job.pipeline.is_some() {
+                // Its pipeline puts it back (`restore_pipelines`, below).
+                self.jobs.restore(job);
+                continue;
+            }
             let leased_on = match (job.state, &job.runner) {
                 (JobState::Leased, Some(r)) => self.runners.id(r),
                 _ => None,
@@ -257,6 +270,7 @@ impl Live {
                 }
             }
         }
+        self.restore_pipelines(now, &mut out, &mut batch)?;
         self.core.handle(now, Event::Tick, &mut out)?;
         self.apply(now, &out, &mut batch);
         let committed = self.store()?.commit(&batch);
@@ -396,6 +410,10 @@ impl Live {
                     let Some(j) = self.jobs.get_mut(job.0) else {
                         continue;
                     };
+                    if let Some(p) = j.pipeline.as_mut().filter(|p| p.ready_ms.is_none()) {
+                        // A pipeline job entered the queue when its needs ended.
+                        p.ready_ms = self.core.queued_at(job);
+                    }
                     j.state = JobState::Leased;
                     j.runner = Some(name.clone());
                     j.fencing_token = token;
@@ -417,18 +435,53 @@ impl Live {
                     }
                 }
                 Decision::Requeue { job, .. } => batch.jobs.extend(self.jobs.requeue(job.0)),
-                // The live service submits no pipelines yet (issue 14 puts them in the
-                // core first), so the core returns none of these; one would be a bug,
-                // logged rather than applied half-way.
-                Decision::Cancel { .. }
-                | Decision::Skip { .. }
-                | Decision::Manual { .. }
-                | Decision::PipelineEnded { .. } => {
-                    tracing::error!(decision = ?d, "pipeline decision in a service that submits no pipelines");
+                Decision::Cancel { job, reason, .. } => {
+                    let pipeline = self.end_job(now, job.0, JobState::Cancelled, batch);
+                    if let Some(p) =
+                        pipeline.and_then(|p| self.pipelines.cancelled(p, pipeline_cancel(reason)))
+                    {
+                        batch.pipelines.push(p);
+                    }
+                }
+                Decision::Skip { job } => {
+                    self.end_job(now, job.0, JobState::Skipped, batch);
+                }
+                // The job stays queued in the store until someone plays it (the live
+                // service has no call to play one yet).
+                Decision::Manual { .. } => {}
+                Decision::PipelineEnded { pipeline, state } => {
+                    if let Some(p) = self
+                        .pipelines
+                        .ended(pipeline.0, pipeline_status(state), now)
+                    {
+                        batch.pipelines.push(p);
+                    }
                 }
             }
         }
         self.recent.trim(now);
+    }
+
+    /// Ends an unfinished job the core ended (cancelled or skipped): a leased one's
+    /// runner is told on its next heartbeat. Returns the job's pipeline.
+    fn end_job(&mut self, now: Millis, id: u64, state: JobState, batch: &mut Batch) -> Option<u64> {
+        let revision = self.jobs.next_revision();
+        let j = self.jobs.get_mut(id)?;
+        let leased_on = (j.state == JobState::Leased)
+            .then(|| j.runner.clone())
+            .flatten();
+        j.state = state;
+        j.end_ms = Some(now);
+        j.lease_expires_ms = None;
+        j.revision = revision;
+        let pipeline = j.pipeline.as_ref().map(|p| p.pipeline);
+        batch.jobs.push(j.clone());
+        if let Some(r) = leased_on {
+            self.runners.withdraw(&r, id);
+        }
+        self.jobs.unpark(id);
+        self.jobs.finish(id);
+        pipeline
     }
 
     fn store(&self) -> Result<MutexGuard<'_, Box<dyn Store>>, LiveError> {
@@ -507,6 +560,9 @@ impl Live {
         for job in batch.jobs {
             self.jobs.durable(&job);
             self.commits.publish(job);
+        }
+        for p in &batch.pipelines {
+            self.pipelines.durable(p);
         }
         self.runners.wake_durable(committed);
         self.commits.announce();
@@ -600,13 +656,13 @@ impl Live {
     /// Cancels a queued or leased job (a leased job's runner is told on its next
     /// heartbeat).
     pub fn cancel(&mut self, id: u64) -> Result<StoredJob, LiveError> {
-        let Some(job) = self.jobs.get(id).cloned() else {
+        if self.jobs.get(id).is_none() {
             let j = self.job(id)?;
             return Err(LiveError::FailedPrecondition(format!(
                 "jobs/{id} already finished ({})",
                 j.state.as_str()
             )));
-        };
+        }
         let now = self.now();
         let mut out = self.decisions.buffer();
         if !self.jobs.unpark(id) {
@@ -614,21 +670,9 @@ impl Live {
             self.core
                 .handle(now, Event::Cancel { job: JobId(id) }, &mut out)?;
         }
-        if job.state == JobState::Leased {
-            if let Some(r) = &job.runner {
-                self.runners.withdraw(r, id);
-            }
-        }
-        let revision = self.jobs.next_revision();
         let mut batch = Batch::default();
-        if let Some(j) = self.jobs.get_mut(id) {
-            j.state = JobState::Cancelled;
-            j.end_ms = Some(now);
-            j.lease_expires_ms = None;
-            j.revision = revision;
-            batch.jobs.push(j.clone());
-        }
-        let done = self.jobs.finish(id);
+        self.end_job(now, id, JobState::Cancelled, &mut batch);
+        let done = self.jobs.known(id).cloned();
         self.apply(now, &out, &mut batch);
         self.decisions.give_back(out);
         self.commit(batch)?;

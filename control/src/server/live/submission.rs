@@ -53,6 +53,18 @@ impl Submission {
     /// any). The error names the first field that is wrong.
     pub fn check(self, classes: &[QosSpec]) -> Result<CheckedSubmission, LiveError> {
         check_id("request_id", &self.request_id)?;
+        if self
+            .request_id
+            .starts_with(super::pipelines::PIPELINE_REQUEST_PREFIX)
+        {
+            return Err(invalid(
+                "request_id",
+                format!(
+                    "the prefix {:?} is kept for the jobs of pipelines",
+                    super::pipelines::PIPELINE_REQUEST_PREFIX
+                ),
+            ));
+        }
         check_id("tenant", &self.tenant)?;
         check_labels(&self.labels)?;
         let slots = check_slots(self.slots)?;
@@ -196,6 +208,7 @@ impl CheckedSubmission {
             attempts: 0,
             revision,
             reported_run_ms: None,
+            pipeline: None,
         }
     }
 }

@@ -9,7 +9,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::wire::{job_state, parse_job_name, to_pb_job, to_pb_job_eta, truncate};
+use super::wire::{
+    job_state, page_after, page_size, parse_job_name, to_pb_job, to_pb_job_eta, truncate,
+};
 use crate::pb;
 use crate::server::auth::Principal;
 use crate::server::live::{limits, Eta, LiveError, Submission};
@@ -18,7 +20,11 @@ use crate::server::status::invalid;
 use crate::store::{JobFilter, JobState, StoredJob};
 
 /// The tenant a job request acts for: the key's tenant, or in local mode the one named.
-fn acting_tenant(p: &Principal, asked: &str, field: &str) -> Result<Option<String>, Status> {
+pub(super) fn acting_tenant(
+    p: &Principal,
+    asked: &str,
+    field: &str,
+) -> Result<Option<String>, Status> {
     match p {
         Principal::Tenant(t) if asked.is_empty() || asked == t => Ok(Some(t.clone())),
         Principal::Tenant(t) => Err(Status::permission_denied(format!(
@@ -177,23 +183,8 @@ impl pb::job_service_server::JobService for JobApi {
         let who = self.0.auth.authenticate(req.metadata())?;
         let r = req.into_inner();
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?;
-        let size = match r.page_size {
-            0 => 100,
-            n if (1..=limits::PAGE_SIZE).contains(&n) => n,
-            n => {
-                return Err(invalid(
-                    "page_size",
-                    format!("must be 0..={}, got {n}", limits::PAGE_SIZE),
-                ))
-            }
-        } as usize;
-        let after = if r.page_token.is_empty() {
-            0
-        } else {
-            r.page_token
-                .parse::<u64>()
-                .map_err(|_| invalid("page_token", "not a token this server issued"))?
-        };
+        let size = page_size(r.page_size, 100, limits::PAGE_SIZE)?;
+        let after = page_after(&r.page_token)?;
         let state = match pb::JobState::try_from(r.state) {
             Ok(pb::JobState::Unspecified) => None,
             Ok(pb::JobState::Queued) => Some(JobState::Queued),
@@ -201,6 +192,7 @@ impl pb::job_service_server::JobService for JobApi {
             Ok(pb::JobState::Succeeded) => Some(JobState::Succeeded),
             Ok(pb::JobState::Failed) => Some(JobState::Failed),
             Ok(pb::JobState::Cancelled) => Some(JobState::Cancelled),
+            Ok(pb::JobState::Skipped) => Some(JobState::Skipped),
             Err(_) => return Err(invalid("state", format!("unknown job state {}", r.state))),
         };
         let filter = JobFilter {

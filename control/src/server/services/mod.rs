@@ -6,5 +6,6 @@
 
 pub mod fleet;
 pub mod jobs;
+pub mod pipelines;
 pub mod runners;
 mod wire;

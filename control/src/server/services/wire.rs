@@ -15,6 +15,7 @@ pub(super) fn job_state(s: JobState) -> pb::JobState {
         JobState::Succeeded => pb::JobState::Succeeded,
         JobState::Failed => pb::JobState::Failed,
         JobState::Cancelled => pb::JobState::Cancelled,
+        JobState::Skipped => pb::JobState::Skipped,
     }
 }
 
@@ -48,6 +49,22 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
         predicted_run_upper_ms: 0,
         predicted_start_unix_ms: 0,
         reported_run_ms: j.reported_run_ms,
+        pipeline: j
+            .pipeline
+            .as_ref()
+            .map(|p| format!("pipelines/{}", p.pipeline))
+            .unwrap_or_default(),
+        stage: j
+            .pipeline
+            .as_ref()
+            .map(|p| p.stage.clone())
+            .unwrap_or_default(),
+        needs: j
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.needs.clone())
+            .unwrap_or_default(),
+        needs_stages: j.pipeline.as_ref().is_some_and(|p| p.needs.is_none()),
     }
 }
 
@@ -60,6 +77,25 @@ pub fn to_pb_job_eta(j: &StoredJob, eta: Eta) -> pb::Job {
         predicted_start_unix_ms: eta.start_ms.unwrap_or(0),
         ..to_pb_job(j)
     }
+}
+
+/// A page size as asked (`0`: `default`), at most `max`.
+pub(super) fn page_size(asked: i32, default: i32, max: i32) -> Result<usize, Status> {
+    match asked {
+        0 => Ok(default as usize),
+        n if (1..=max).contains(&n) => Ok(n as usize),
+        n => Err(invalid("page_size", format!("must be 0..={max}, got {n}"))),
+    }
+}
+
+/// The id a page token says the next page starts after (`0` for the first page).
+pub(super) fn page_after(token: &str) -> Result<u64, Status> {
+    if token.is_empty() {
+        return Ok(0);
+    }
+    token
+        .parse::<u64>()
+        .map_err(|_| invalid("page_token", "not a token this server issued"))
 }
 
 /// `jobs/{id}` → id.

@@ -1,0 +1,381 @@
+//! Pipelines over a real socket (`rustci.v1.PipelineService`): an in-process server,
+//! two runners with different labels driven through the runner API; every job's final
+//! state is checked against the table GitLab would give, each job ran at most once, on
+//! a runner with its labels, after its needs; bad pipelines are refused naming the job
+//! or the field, and nothing of them is stored.
+
+use std::collections::BTreeMap;
+
+use rustci_control::pb;
+use rustci_control::pb::pipeline_service_client::PipelineServiceClient;
+use rustci_control::pb::runner_service_client::RunnerServiceClient;
+use rustci_control::server::{self, ServeOptions};
+use tonic::Code;
+
+use crate::common::{expect_code, expect_invalid, lease_one, owner_channel, OwnerChannel};
+
+fn job(name: &str, stage_index: u32, needs: Option<&[&str]>, label: &str) -> pb::PipelineJobSpec {
+    pb::PipelineJobSpec {
+        name: name.into(),
+        stage: ["build", "test", "deploy"][stage_index as usize].into(),
+        stage_index,
+        needs: needs.map(|n| pb::Needs {
+            names: n.iter().map(|s| s.to_string()).collect(),
+        }),
+        labels: vec![label.into()],
+        command: format!("make {name}"),
+        requested_ms: 60_000,
+        ..pb::PipelineJobSpec::default()
+    }
+}
+
+fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineRequest {
+    pb::SubmitPipelineRequest {
+        request_id: id.into(),
+        tenant: "team".into(),
+        project: "shop".into(),
+        git_ref: "main".into(),
+        auto_cancel: true,
+        jobs,
+    }
+}
+
+/// Stage build: `build: [linux]`, `build: [arm]`, and lint (no needs, may fail, fails);
+/// stage test: each test needs its build, `test: [arm]` fails; stage deploy: deploy
+/// (every earlier job) and cleanup (`when: always`).
+fn release() -> Vec<pb::PipelineJobSpec> {
+    let mut lint = job("lint", 0, Some(&[]), "linux");
+    lint.allow_failure = true;
+    let mut cleanup = job("cleanup", 2, None, "linux");
+    cleanup.when = pb::When::Always as i32;
+    vec![
+        job("build: [linux]", 0, None, "linux"),
+        job("build: [arm]", 0, None, "arm"),
+        lint,
+        job("test: [linux]", 1, Some(&["build: [linux]"]), "linux"),
+        job("test: [arm]", 1, Some(&["build: [arm]"]), "arm"),
+        job("deploy", 2, None, "linux"),
+        cleanup,
+    ]
+}
+
+const FAILING: [&str; 2] = ["lint", "test: [arm]"];
+
+async fn register(run: &mut RunnerServiceClient<OwnerChannel>, id: &str, label: &str) {
+    run.register_runner(pb::RegisterRunnerRequest {
+        runner_id: id.into(),
+        pool: label.into(),
+        labels: vec![label.into()],
+        slots: 1,
+    })
+    .await
+    .expect("register");
+}
+
+async fn get(pipes: &mut PipelineServiceClient<OwnerChannel>, name: &str) -> pb::Pipeline {
+    pipes
+        .get_pipeline(pb::GetPipelineRequest { name: name.into() })
+        .await
+        .expect("get pipeline")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_runs_over_the_api_as_gitlab_would_run_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = server::start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server starts");
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch.clone());
+
+    // No runner has the labels yet: refused, nothing stored.
+    let refused = pipes.submit_pipeline(request("p1", release())).await;
+    let s = expect_code(refused, Code::FailedPrecondition, "no runner");
+    assert!(s.message().contains("build: [linux]"), "{s:?}");
+    register(&mut run, "lin", "linux").await;
+    register(&mut run, "arm", "arm").await;
+
+    // Bad pipelines name the job or the field.
+    let mut cycle = release();
+    cycle[0].needs = Some(pb::Needs {
+        names: vec!["lint".into()],
+    });
+    cycle[2].needs = Some(pb::Needs {
+        names: vec!["build: [linux]".into()],
+    });
+    let s = expect_code(
+        pipes.submit_pipeline(request("bad", cycle)).await,
+        Code::InvalidArgument,
+        "cycle",
+    );
+    assert!(s.message().contains("cycle"), "{s:?}");
+    assert!(s.message().contains("lint"), "{s:?}");
+    let mut unknown = release();
+    unknown[3].needs = Some(pb::Needs {
+        names: vec!["nope".into()],
+    });
+    let s = expect_code(
+        pipes.submit_pipeline(request("bad", unknown)).await,
+        Code::InvalidArgument,
+        "unknown need",
+    );
+    assert!(s.message().contains("\"nope\""), "{s:?}");
+    assert!(s.message().contains("test: [linux]"), "{s:?}");
+    let mut twice = release();
+    twice[1].name = "lint".into();
+    let s = expect_code(
+        pipes.submit_pipeline(request("bad", twice)).await,
+        Code::InvalidArgument,
+        "duplicate name",
+    );
+    assert!(s.message().contains("\"lint\""), "{s:?}");
+    let many: Vec<pb::PipelineJobSpec> = (0..10_001)
+        .map(|i| job(&format!("j{i}"), 0, Some(&[]), "linux"))
+        .collect();
+    let s = expect_code(
+        pipes.submit_pipeline(request("bad", many)).await,
+        Code::InvalidArgument,
+        "too many jobs",
+    );
+    assert!(s.message().contains("10000"), "{s:?}");
+    let mut no_command = release();
+    no_command[5].command.clear();
+    let s = expect_code(
+        pipes.submit_pipeline(request("bad", no_command)).await,
+        Code::InvalidArgument,
+        "no command",
+    );
+    assert!(s.message().contains("\"deploy\": command"), "{s:?}");
+    expect_invalid(
+        pipes
+            .get_pipeline(pb::GetPipelineRequest {
+                name: "jobs/1".into(),
+            })
+            .await,
+        "name",
+    );
+    let none = pipes
+        .list_pipelines(pb::ListPipelinesRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(
+        none.pipelines.is_empty(),
+        "nothing of a refused pipeline is stored"
+    );
+
+    let p = pipes
+        .submit_pipeline(request("p1", release()))
+        .await
+        .expect("submit")
+        .into_inner();
+    assert!(p.name.starts_with("pipelines/"), "{p:?}");
+    assert_eq!(p.state, pb::PipelineState::Running as i32);
+    assert!(p.predicted_finish_time_ms > 0, "{p:?}");
+    let again = pipes
+        .submit_pipeline(request("p1", release()))
+        .await
+        .expect("resubmit")
+        .into_inner();
+    assert_eq!(again.name, p.name, "the same request is the same pipeline");
+
+    // The runners take what they are given until nothing is left; each completion is
+    // checked against what had ended before it was leased.
+    let mut ended: BTreeMap<String, bool> = BTreeMap::new();
+    let mut ran_on: BTreeMap<String, String> = BTreeMap::new();
+    for _ in 0..20 {
+        let mut leased = Vec::new();
+        for runner in ["lin", "arm"] {
+            let leases = run
+                .acquire_jobs(pb::AcquireJobsRequest {
+                    name: format!("runners/{runner}"),
+                    max_jobs: 1,
+                    wait_ms: 0,
+                })
+                .await
+                .expect("acquire")
+                .into_inner()
+                .leases;
+            for l in leases {
+                leased.push((runner, l));
+            }
+        }
+        if leased.is_empty() {
+            break;
+        }
+        for (runner, lease) in leased {
+            let j = lease.job.clone().expect("job");
+            let name = j.job_name.clone();
+            assert_eq!(j.pipeline, p.name);
+            // Its needs all ended before it was leased.
+            let needs: Vec<String> = if j.needs_stages {
+                let stage = ["build", "test", "deploy"]
+                    .iter()
+                    .position(|s| *s == j.stage)
+                    .expect("stage");
+                release()
+                    .iter()
+                    .filter(|o| (o.stage_index as usize) < stage)
+                    .map(|o| o.name.clone())
+                    .collect()
+            } else {
+                j.needs.clone()
+            };
+            for n in &needs {
+                assert!(
+                    ended.contains_key(n),
+                    "{name} leased before its need {n} ended"
+                );
+            }
+            assert!(
+                ran_on.insert(name.clone(), runner.to_string()).is_none(),
+                "{name} leased twice"
+            );
+            let success = !FAILING.contains(&name.as_str());
+            run.complete_job(pb::CompleteJobRequest {
+                job: j.name.clone(),
+                runner: format!("runners/{runner}"),
+                fencing_token: lease.fencing_token,
+                success,
+                exit_code: i32::from(!success),
+                ..Default::default()
+            })
+            .await
+            .expect("complete");
+            ended.insert(name, success);
+        }
+    }
+
+    use pb::PipelineJobState as S;
+    let expected = [
+        ("build: [linux]", S::Succeeded, Some("linux")),
+        ("build: [arm]", S::Succeeded, Some("arm")),
+        ("lint", S::Failed, Some("linux")),
+        ("test: [linux]", S::Succeeded, Some("linux")),
+        ("test: [arm]", S::Failed, Some("arm")),
+        ("deploy", S::Skipped, None),
+        ("cleanup", S::Succeeded, Some("linux")),
+    ];
+    let done = get(&mut pipes, &p.name).await;
+    let got: Vec<(String, i32, Option<String>)> = done
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.name.clone(),
+                j.state,
+                ran_on.get(&j.name).map(|r| {
+                    if r == "lin" {
+                        "linux".to_string()
+                    } else {
+                        r.clone()
+                    }
+                }),
+            )
+        })
+        .collect();
+    let want: Vec<(String, i32, Option<String>)> = expected
+        .iter()
+        .map(|&(n, s, r)| (n.to_string(), s as i32, r.map(str::to_string)))
+        .collect();
+    assert_eq!(got, want);
+    assert!(done.jobs.iter().all(|j| j.attempts <= 1), "{done:?}");
+    // A job that failed without allow_failure fails the pipeline.
+    assert_eq!(done.state, pb::PipelineState::Failed as i32);
+    assert!(done.end_ms > 0 && done.predicted_finish_time_ms == done.end_ms);
+
+    // Listing filters by state, project and ref, and pages.
+    let list =
+        |state: pb::PipelineState, project: &str, page_token: &str| pb::ListPipelinesRequest {
+            state: state as i32,
+            project: project.into(),
+            page_size: 1,
+            page_token: page_token.into(),
+            with_jobs: true,
+            ..Default::default()
+        };
+    let failed = pipes
+        .list_pipelines(list(pb::PipelineState::Failed, "shop", ""))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(failed.pipelines.len(), 1);
+    assert_eq!(failed.pipelines[0].jobs.len(), 7);
+    let other = pipes
+        .list_pipelines(list(pb::PipelineState::Unspecified, "other", ""))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(other.pipelines.is_empty());
+    let s = expect_code(
+        pipes
+            .cancel_pipeline(pb::CancelPipelineRequest {
+                name: p.name.clone(),
+            })
+            .await,
+        Code::FailedPrecondition,
+        "cancel an ended pipeline",
+    );
+    assert!(s.message().contains("already ended"), "{s:?}");
+
+    // A second pipeline: its first job leased, then the pipeline is cancelled; the
+    // runner is told on its heartbeat, the rest never starts.
+    let p2 = pipes
+        .submit_pipeline(request(
+            "p2",
+            vec![job("a", 0, None, "linux"), job("b", 1, None, "linux")],
+        ))
+        .await
+        .expect("submit p2")
+        .into_inner();
+    let lease = lease_one(&mut run, "lin").await;
+    let cancelled = pipes
+        .cancel_pipeline(pb::CancelPipelineRequest {
+            name: p2.name.clone(),
+        })
+        .await
+        .expect("cancel")
+        .into_inner();
+    assert_eq!(cancelled.state, pb::PipelineState::Cancelled as i32);
+    assert_eq!(cancelled.cancel_reason, "cancelled");
+    let states: Vec<i32> = cancelled.jobs.iter().map(|j| j.state).collect();
+    assert_eq!(states, vec![S::Cancelled as i32, S::Cancelled as i32]);
+    let hb = run
+        .heartbeat(pb::HeartbeatRequest {
+            name: "runners/lin".into(),
+        })
+        .await
+        .expect("heartbeat")
+        .into_inner();
+    let a = lease.job.expect("job").name;
+    assert!(hb.cancelled_jobs.contains(&a), "{hb:?}");
+    let page = pipes
+        .list_pipelines(list(pb::PipelineState::Unspecified, "", ""))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(page.pipelines.len(), 1);
+    let next = pipes
+        .list_pipelines(list(
+            pb::PipelineState::Unspecified,
+            "",
+            &page.next_page_token,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(
+        [
+            page.pipelines[0].name.clone(),
+            next.pipelines[0].name.clone()
+        ],
+        [p.name.clone(), p2.name.clone()]
+    );
+    srv.stop().await.expect("stop");
+}
