@@ -454,6 +454,11 @@ async fn confirm_leases(
     );
     let mut backoff = Backoff::new();
     loop {
+        // Under the registration lock: no re-registration is in flight while the
+        // heartbeat is, so an answer that knows this runner knows the registration the
+        // leases were given to (a registration after the server lost the runner holds
+        // none of them, and its heartbeat would not list them as taken back).
+        let registering = state.register_lock.lock().await;
         if state.generation.load(Ordering::SeqCst) != generation {
             return Ok(Vec::new());
         }
@@ -462,7 +467,9 @@ async fn confirm_leases(
             name: state.name.clone(),
         });
         req.set_timeout(state.sure_alive_for().max(Duration::from_secs(1)));
-        match state.clients.runners.clone().heartbeat(req).await {
+        let answer = state.clients.runners.clone().heartbeat(req).await;
+        drop(registering);
+        match answer {
             Ok(r) => {
                 let taken_back = &r.get_ref().cancelled_jobs;
                 leases.retain(|l| l.job.as_ref().is_none_or(|j| !taken_back.contains(&j.name)));
