@@ -187,6 +187,19 @@ impl Run {
     fn cascade(&mut self, scratch: &mut Scratch, fx: &mut Vec<Effect>) {
         let Scratch { work, ready, .. } = scratch;
         ready.clear();
+        self.resolve(work, Some((&mut *ready, &mut *fx)));
+        self.enqueue(ready, fx);
+    }
+
+    /// Resolves the dependents of each `(node, outcome, gates only)` in `work`. With
+    /// `decide`, a dependent whose last need just resolved is decided at once (and may
+    /// push its own outcome); without it nothing is decided, for
+    /// [`Pipelines::restore`], which decides every node in topological order itself.
+    fn resolve(
+        &mut self,
+        work: &mut Vec<(u32, Outcome, bool)>,
+        mut decide: Option<(&mut Vec<u32>, &mut Vec<Effect>)>,
+    ) {
         while let Some((v, outcome, gates_only)) = work.pop() {
             let skip_gates = !gates_only && self.gates_done(v);
             for i in 0..self.dag.dependents(v).len() {
@@ -202,11 +215,12 @@ impl Run {
                 self.marks[d as usize] |= seen(outcome, gate);
                 self.unresolved[d as usize] -= 1;
                 if self.unresolved[d as usize] == 0 {
-                    self.decide_node(d, work, ready, fx);
+                    if let Some((ready, fx)) = decide.as_mut() {
+                        self.decide_node(d, work, ready, fx);
+                    }
                 }
             }
         }
-        self.enqueue(ready, fx);
     }
 
     /// Ready jobs go to the queue in the spec's order.
@@ -324,28 +338,6 @@ pub(crate) enum Restore {
     /// The scheduler put it back in the core (it runs).
     InCore,
     Ended(Terminal),
-}
-
-impl Run {
-    /// Resolves the dependents of each `(node, outcome, gates only)` in `work` without
-    /// deciding them ([`Pipelines::restore`] decides every node in topological order).
-    fn resolve_only(&mut self, work: &mut Vec<(u32, Outcome, bool)>) {
-        while let Some((v, outcome, gates_only)) = work.pop() {
-            let skip_gates = !gates_only && self.gates_done(v);
-            for i in 0..self.dag.dependents(v).len() {
-                let d = self.dag.dependents(v)[i];
-                let gate = self.dag.is_gate(d);
-                if (gates_only && !gate) || (skip_gates && gate) {
-                    continue;
-                }
-                if self.nodes[d as usize] != Node::Created {
-                    continue;
-                }
-                self.marks[d as usize] |= seen(outcome, gate);
-                self.unresolved[d as usize] -= 1;
-            }
-        }
-    }
 }
 
 /// Buffers a step reuses, so that a job's end or a pipeline's creation allocates
@@ -593,7 +585,7 @@ impl Pipelines {
                 _ if run.unresolved[v as usize] == 0 => run.decide_node(v, work, ready, fx),
                 _ => {}
             }
-            run.resolve_only(work);
+            run.resolve(work, None);
         }
         run.enqueue(ready, fx);
         self.runs.insert(id, run);
