@@ -681,13 +681,7 @@ impl MongoStore {
         if let Some(l) = limit {
             find = find.limit(l);
         }
-        let mut cur = find.await.map_err(me)?;
-        let mut out = Vec::new();
-        while cur.advance().await.map_err(me)? {
-            let d: Document = cur.deserialize_current().map_err(me)?;
-            out.push(job_from_doc(d)?);
-        }
-        Ok(out)
+        collect(find.await.map_err(me)?, |d| job_from_doc(d).map(Some)).await
     }
 
     async fn max_id(coll: &Collection<Document>) -> Result<u64, StoreError> {
@@ -735,18 +729,19 @@ impl MongoStore {
                 None,
             )
             .await?;
-        let mut runners = Vec::new();
-        let mut cur = self
+        let cur = self
             .runners
             .find(doc! {})
             .sort(doc! { "_id": 1 })
             .await
             .map_err(me)?;
-        while cur.advance().await.map_err(me)? {
-            let d: Document = cur.deserialize_current().map_err(me)?;
+        let runners = collect(cur, |d| {
             let id = id_string(&d);
-            runners.push(bson::from_document(d).map_err(|e| corrupt(format!("runner {id}"), e))?);
-        }
+            bson::from_document(d)
+                .map(Some)
+                .map_err(|e| corrupt(format!("runner {id}"), e))
+        })
+        .await?;
         let max_job_id = Self::max_id(&self.jobs).await?;
         let max_change = Self::max_id(&self.changes).await?;
         Ok(Snapshot::new(
@@ -803,19 +798,14 @@ impl MongoStore {
                 f.insert(key, v);
             }
         }
-        let mut cur = self
+        let cur = self
             .pipelines
             .find(f)
             .sort(doc! { "_id": 1 })
             .limit(limit_i64(limit))
             .await
             .map_err(me)?;
-        let mut out = Vec::new();
-        while cur.advance().await.map_err(me)? {
-            let d: Document = cur.deserialize_current().map_err(me)?;
-            out.push(pipeline_from_doc(d)?);
-        }
-        Ok(out)
+        collect(cur, |d| pipeline_from_doc(d).map(Some)).await
     }
 
     async fn changes_since_async(
@@ -831,16 +821,14 @@ impl MongoStore {
         if let Some(t) = tenant {
             f.insert("tenant", t);
         }
-        let mut cur = self
+        let cur = self
             .changes
             .find(f)
             .sort(doc! { "_id": 1 })
             .limit(limit_i64(limit))
             .await
             .map_err(me)?;
-        let mut out = Vec::new();
-        while cur.advance().await.map_err(me)? {
-            let d: Document = cur.deserialize_current().map_err(me)?;
+        collect(cur, |d| {
             let rev = id_string(&d);
             let what = || {
                 format!(
@@ -852,9 +840,11 @@ impl MongoStore {
                 .get_document("job")
                 .map_err(|e| corrupt(what(), e))?
                 .clone();
-            out.push(bson::from_document(job).map_err(|e| corrupt(what(), e))?);
-        }
-        Ok(out)
+            bson::from_document(job)
+                .map(Some)
+                .map_err(|e| corrupt(what(), e))
+        })
+        .await
     }
 
     async fn history_async(
@@ -904,7 +894,7 @@ pub async fn read_history(uri: &str, database: &str) -> Result<Vec<JobRecord>, S
         });
     }
     let jobs = db.collection::<Document>("jobs");
-    let mut cur = jobs
+    let cur = jobs
         .find(doc! {
             "state": { "$in": finished_states() },
             "start_ms": { "$ne": Bson::Null },
@@ -913,15 +903,25 @@ pub async fn read_history(uri: &str, database: &str) -> Result<Vec<JobRecord>, S
         .projection(doc! { "record": 0 })
         .await
         .map_err(me)?;
+    let out = collect(cur, |d| {
+        let job = job_from_doc(d)?;
+        Ok(job.history_record().map(|r| (job.submit_ms, job.id, r)))
+    })
+    .await?;
+    Ok(super::record::sorted_records(out))
+}
+
+/// Every document `cur` yields, through `map` (`None` leaves one out), in its order.
+async fn collect<T>(
+    mut cur: mongodb::Cursor<Document>,
+    mut map: impl FnMut(Document) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut out = Vec::new();
     while cur.advance().await.map_err(me)? {
         let d: Document = cur.deserialize_current().map_err(me)?;
-        let job = job_from_doc(d)?;
-        if let Some(r) = job.history_record() {
-            out.push((job.submit_ms, job.id, r));
-        }
+        out.extend(map(d)?);
     }
-    Ok(super::record::sorted_records(out))
+    Ok(out)
 }
 
 impl Store for MongoStore {

@@ -778,25 +778,28 @@ fn corrupt(what: String, reason: impl ToString) -> StoreError {
     }
 }
 
+/// Column `idx` (`name`) of the row of the `what` called `id`, or the corruption named.
+fn col<T: rusqlite::types::FromSql>(
+    row: &Row<'_>,
+    what: &str,
+    id: impl std::fmt::Display,
+    idx: usize,
+    name: &str,
+) -> Result<T, StoreError> {
+    row.get(idx)
+        .map_err(|e| corrupt(format!("{what} {id} column {name}"), e))
+}
+
 /// Reads a `jobs` row selected with [`JOB_COLS`]; any bad column is [`StoreError::Corrupt`]
 /// naming the job and the column.
 fn job_from_row(row: &Row<'_>) -> Result<StoredJob, StoreError> {
     let U64(id) = row
         .get(0)
         .map_err(|e| corrupt("job ? column id".into(), e))?;
-    fn col<T: rusqlite::types::FromSql>(
-        row: &Row<'_>,
-        id: u64,
-        idx: usize,
-        name: &str,
-    ) -> Result<T, StoreError> {
-        row.get(idx)
-            .map_err(|e| corrupt(format!("job {id} column {name}"), e))
-    }
-    let labels_json: String = col(row, id, 3, "labels")?;
+    let labels_json: String = col(row, "job", id, 3, "labels")?;
     let labels: Vec<String> = serde_json::from_str(&labels_json)
         .map_err(|e| corrupt(format!("job {id} column labels"), e))?;
-    let state_str: String = col(row, id, 12, "state")?;
+    let state_str: String = col(row, "job", id, 12, "state")?;
     let state = JobState::parse(&state_str).ok_or_else(|| {
         corrupt(
             format!("job {id} column state"),
@@ -805,29 +808,29 @@ fn job_from_row(row: &Row<'_>) -> Result<StoredJob, StoreError> {
     })?;
     Ok(StoredJob {
         id,
-        request_id: col(row, id, 1, "request_id")?,
-        tenant: col(row, id, 2, "tenant")?,
+        request_id: col(row, "job", id, 1, "request_id")?,
+        tenant: col(row, "job", id, 2, "tenant")?,
         labels,
-        slots: col(row, id, 4, "slots")?,
-        command: col(row, id, 5, "command")?,
-        qos: col(row, id, 6, "qos")?,
-        priority: col(row, id, 7, "priority")?,
-        requested_ms: col(row, id, 8, "requested_ms")?,
-        project: col(row, id, 9, "project")?,
-        job_name: col(row, id, 10, "job_name")?,
-        branch: col(row, id, 11, "branch")?,
+        slots: col(row, "job", id, 4, "slots")?,
+        command: col(row, "job", id, 5, "command")?,
+        qos: col(row, "job", id, 6, "qos")?,
+        priority: col(row, "job", id, 7, "priority")?,
+        requested_ms: col(row, "job", id, 8, "requested_ms")?,
+        project: col(row, "job", id, 9, "project")?,
+        job_name: col(row, "job", id, 10, "job_name")?,
+        branch: col(row, "job", id, 11, "branch")?,
         state,
-        submit_ms: col(row, id, 13, "submit_ms")?,
-        start_ms: col(row, id, 14, "start_ms")?,
-        end_ms: col(row, id, 15, "end_ms")?,
-        runner: col(row, id, 16, "runner")?,
-        fencing_token: col::<U64>(row, id, 17, "fencing_token")?.0,
-        lease_expires_ms: col(row, id, 18, "lease_expires_ms")?,
-        exit_code: col(row, id, 19, "exit_code")?,
-        attempts: col(row, id, 20, "attempts")?,
-        revision: col::<U64>(row, id, 21, "revision")?.0,
-        reported_run_ms: col(row, id, 22, "reported_run_ms")?,
-        pipeline: col::<Option<String>>(row, id, 23, "pipeline")?
+        submit_ms: col(row, "job", id, 13, "submit_ms")?,
+        start_ms: col(row, "job", id, 14, "start_ms")?,
+        end_ms: col(row, "job", id, 15, "end_ms")?,
+        runner: col(row, "job", id, 16, "runner")?,
+        fencing_token: col::<U64>(row, "job", id, 17, "fencing_token")?.0,
+        lease_expires_ms: col(row, "job", id, 18, "lease_expires_ms")?,
+        exit_code: col(row, "job", id, 19, "exit_code")?,
+        attempts: col(row, "job", id, 20, "attempts")?,
+        revision: col::<U64>(row, "job", id, 21, "revision")?.0,
+        reported_run_ms: col(row, "job", id, 22, "reported_run_ms")?,
+        pipeline: col::<Option<String>>(row, "job", id, 23, "pipeline")?
             .map(|json| serde_json::from_str(&json))
             .transpose()
             .map_err(|e| corrupt(format!("job {id} column pipeline"), e))?,
@@ -839,16 +842,7 @@ fn pipeline_from_row(row: &Row<'_>) -> Result<StoredPipeline, StoreError> {
     let U64(id) = row
         .get(0)
         .map_err(|e| corrupt("pipeline ? column id".into(), e))?;
-    fn col<T: rusqlite::types::FromSql>(
-        row: &Row<'_>,
-        id: u64,
-        idx: usize,
-        name: &str,
-    ) -> Result<T, StoreError> {
-        row.get(idx)
-            .map_err(|e| corrupt(format!("pipeline {id} column {name}"), e))
-    }
-    let state_str: String = col(row, id, 6, "state")?;
+    let state_str: String = col(row, "pipeline", id, 6, "state")?;
     let state = PipelineStatus::parse(&state_str).ok_or_else(|| {
         corrupt(
             format!("pipeline {id} column state"),
@@ -857,19 +851,19 @@ fn pipeline_from_row(row: &Row<'_>) -> Result<StoredPipeline, StoreError> {
     })?;
     Ok(StoredPipeline {
         id,
-        request_id: col(row, id, 1, "request_id")?,
-        tenant: col(row, id, 2, "tenant")?,
-        project: col(row, id, 3, "project")?,
-        git_ref: col(row, id, 4, "git_ref")?,
-        group: col::<Option<U64>>(row, id, 5, "grp")?.map(|U64(g)| g),
+        request_id: col(row, "pipeline", id, 1, "request_id")?,
+        tenant: col(row, "pipeline", id, 2, "tenant")?,
+        project: col(row, "pipeline", id, 3, "project")?,
+        git_ref: col(row, "pipeline", id, 4, "git_ref")?,
+        group: col::<Option<U64>>(row, "pipeline", id, 5, "grp")?.map(|U64(g)| g),
         state,
-        created_ms: col(row, id, 7, "created_ms")?,
-        end_ms: col(row, id, 8, "end_ms")?,
-        cancel: col::<Option<String>>(row, id, 9, "cancel")?
+        created_ms: col(row, "pipeline", id, 7, "created_ms")?,
+        end_ms: col(row, "pipeline", id, 8, "end_ms")?,
+        cancel: col::<Option<String>>(row, "pipeline", id, 9, "cancel")?
             .map(|json| serde_json::from_str(&json))
             .transpose()
             .map_err(|e| corrupt(format!("pipeline {id} column cancel"), e))?,
-        jobs: col(row, id, 10, "jobs")?,
+        jobs: col(row, "pipeline", id, 10, "jobs")?,
     })
 }
 
@@ -877,24 +871,15 @@ fn runner_from_row(row: &Row<'_>) -> Result<StoredRunner, StoreError> {
     let id: String = row
         .get(0)
         .map_err(|e| corrupt("runner ? column id".into(), e))?;
-    fn col<T: rusqlite::types::FromSql>(
-        row: &Row<'_>,
-        id: &str,
-        idx: usize,
-        name: &str,
-    ) -> Result<T, StoreError> {
-        row.get(idx)
-            .map_err(|e| corrupt(format!("runner {id} column {name}"), e))
-    }
-    let labels_json: String = col(row, &id, 2, "labels")?;
+    let labels_json: String = col(row, "runner", &id, 2, "labels")?;
     let labels: Vec<String> = serde_json::from_str(&labels_json)
         .map_err(|e| corrupt(format!("runner {id} column labels"), e))?;
     Ok(StoredRunner {
-        pool: col(row, &id, 1, "pool")?,
+        pool: col(row, "runner", &id, 1, "pool")?,
         labels,
-        slots: col(row, &id, 3, "slots")?,
-        draining: col(row, &id, 4, "draining")?,
-        last_heartbeat_ms: col(row, &id, 5, "last_heartbeat_ms")?,
+        slots: col(row, "runner", &id, 3, "slots")?,
+        draining: col(row, "runner", &id, 4, "draining")?,
+        last_heartbeat_ms: col(row, "runner", &id, 5, "last_heartbeat_ms")?,
         id,
     })
 }
