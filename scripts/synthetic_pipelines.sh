@@ -28,7 +28,7 @@ T=${CARGO_TARGET_DIR:-target}/release
 SIM="$T/rustci-sim"
 RUSTCI="$T/rustci"
 
-# name|policy|predictor (MODEL stands for this seed's model directory). `critical-path`
+# name|policy|predictor[|extra flags] (MODEL stands for this seed's model directory). `critical-path`
 # is the latest start capped at the ready time; the other critical-path rules and FIFO
 # with the model's estimates are there for comparison (README, "the synthetic week").
 runs=(
@@ -45,6 +45,9 @@ runs=(
   "critical path, bounded latest start, model|critical-path-bounded|MODEL"
   "critical path, bounded latest start, true run times|critical-path-bounded|clairvoyant"
   "FIFO (easy), model (its estimates drive EASY's reservations)|easy|MODEL"
+  "FIFO (easy), model planning with its P90|easy|MODEL|--model-estimate upper"
+  "critical path, model planning with its P90|critical-path|MODEL|--model-estimate upper"
+  "critical path, bounded latest start, model planning with its P90|critical-path-bounded|MODEL|--model-estimate upper"
 )
 
 for seed in $SEEDS; do
@@ -55,11 +58,11 @@ for seed in $SEEDS; do
     "$RUSTCI" retrain --from "$week" --history-fraction "$F" --out "$model" -q --format json \
       >"$OUT/retrain-$seed.json"
   for r in "${runs[@]}"; do
-    IFS='|' read -r _ policy predictor <<<"$r"
-    key=$(echo "$policy-$predictor" | tr -cd 'A-Za-z0-9-')
+    IFS='|' read -r _ policy predictor extra <<<"$r"
+    key=$(echo "$policy-$predictor$extra" | tr -cd 'A-Za-z0-9-')
     predictor=${predictor/MODEL/model:$model}
     "$SIM" run --trace "$week" --fleet "$FLEET" --replay-from-fraction "$F" \
-      --policy "$policy" --predictor "$predictor" -q --output "$OUT/$RUNS_KEY-$seed-$key.json" >/dev/null
+      --policy "$policy" --predictor "$predictor" $extra -q --output "$OUT/$RUNS_KEY-$seed-$key.json" >/dev/null
   done
   echo "Seed $seed (replayed: the records after the first $F, on $FLEET)"
   echo
@@ -68,8 +71,8 @@ import json, re, sys
 out, prefix, runs = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = []
 for r in runs:
-    name, policy, predictor = r.split('|')
-    key = re.sub(r'[^A-Za-z0-9-]', '', f"{policy}-{predictor}")
+    name, policy, predictor, *extra = r.split('|')
+    key = re.sub(r'[^A-Za-z0-9-]', '', f"{policy}-{predictor}{''.join(extra)}")
     rows.append((name, policy, predictor, json.load(open(f"{out}/{prefix}-{key}.json"))))
 fifo = rows[0][3]['pipelines']['ttf_p95_s']
 # "vs true run times": against the same critical-path rule with true run times.
