@@ -29,8 +29,8 @@ pub enum JobsCmd {
         /// Tenant (default: the key's tenant; all tenants in local mode).
         #[arg(long, env = "RUSTCI_TENANT")]
         tenant: Option<String>,
-        /// queued, running (leased), succeeded, failed, cancelled, either case (default:
-        /// any).
+        /// queued, running (leased), succeeded, failed, cancelled, skipped, created (a
+        /// pipeline job waiting for its needs), manual, either case (default: any).
         #[arg(long)]
         state: Option<String>,
         /// At most this many jobs; 0 = all (default: all with --format json, 100 as a
@@ -107,7 +107,7 @@ fn state_filter(s: Option<&str>) -> Result<pb::JobState> {
     match s {
         None => Ok(pb::JobState::Unspecified),
         Some(s) => parse_state(s).with_context(|| {
-            format!("--state: expected queued, leased, succeeded, failed or cancelled, got {s:?}")
+            format!("--state: expected queued, leased, succeeded, failed, cancelled, skipped, created or manual, got {s:?}")
         }),
     }
 }
@@ -188,6 +188,12 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     "runner": e.runner,
                     "at_ms": e.at_ms,
                     "queue_position": e.queue_position,
+                    "needs": e.needs.iter().map(|n| serde_json::json!({
+                        "name": n.name,
+                        "job": n.job,
+                        "state": client::state_json(n.state),
+                        "end_ms": n.end_ms,
+                    })).collect::<Vec<_>>(),
                 })),
                 Format::Table => {
                     outln!(
@@ -205,6 +211,15 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     }
                     if e.at_ms > 0 {
                         outln!("  at: {} ms", e.at_ms);
+                    }
+                    for n in &e.needs {
+                        outln!(
+                            "  need {} ({}): {}, end {} ms",
+                            printable(&n.name),
+                            printable(&n.job),
+                            state_name(n.state),
+                            n.end_ms
+                        );
                     }
                     Ok(())
                 }
