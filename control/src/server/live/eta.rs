@@ -1,13 +1,11 @@
 //! What people are told about a job's run time and start: the estimates the core plans
 //! with, and a queued job's start projected from the core's projection (`Scheduler::project`).
 
-use rustci_scheduler::{
-    Estimate, JobId, Millis, PipelineJobState, QosSpec, Scheduler, TenantId,
-};
+use rustci_scheduler::{Estimate, JobId, Millis, PipelineJobState, QosSpec, Scheduler, TenantId};
 
 use super::jobs::JobTable;
-use super::pipelines::PipelineJobStatus;
 use super::names::{core_spec, known_labels, qos_index, Names};
+use super::pipelines::PipelineJobStatus;
 use crate::store::{JobState, StoredJob};
 
 /// The `predicted_*` fields of `rustci.v1.Job`. Times are on the live clock, which is

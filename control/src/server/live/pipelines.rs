@@ -643,12 +643,17 @@ impl Live {
     /// Why a cancelled pipeline job was cancelled, if its pipeline was: "superseded by
     /// pipelines/N" or "its pipeline was cancelled".
     pub(super) fn cancel_note(&mut self, job: &StoredJob) -> Result<Option<String>, LiveError> {
-        let Some(info) = job.pipeline.as_ref().filter(|_| job.state == JobState::Cancelled)
+        let Some(info) = job
+            .pipeline
+            .as_ref()
+            .filter(|_| job.state == JobState::Cancelled)
         else {
             return Ok(None);
         };
         Ok(match self.stored_pipeline(info.pipeline)?.cancel {
-            Some(PipelineCancel::Superseded { by }) => Some(format!("superseded by pipelines/{by}")),
+            Some(PipelineCancel::Superseded { by }) => {
+                Some(format!("superseded by pipelines/{by}"))
+            }
             Some(PipelineCancel::Cancelled) => Some("its pipeline was cancelled".into()),
             None => None,
         })
