@@ -577,6 +577,19 @@ async fn a_played_manual_job_stays_played_across_a_restart_and_runs() {
         "play a created job",
     );
     assert!(s.message().contains("not a manual job"), "{s:?}");
+    // The CLI says so too, and fails.
+    let url = format!("http://{}", srv.addr);
+    let cli_ship = ship.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        crate::common::rustci(["jobs", "play", &cli_ship, "--server", &url])
+    })
+    .await
+    .expect("the CLI ran");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a manual job"),
+        "{out:?}"
+    );
     let played = jobs
         .play_job(pb::PlayJobRequest {
             name: approve.clone(),

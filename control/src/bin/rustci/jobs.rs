@@ -1,4 +1,4 @@
-//! `rustci jobs`: list, get, watch, cancel and explain jobs.
+//! `rustci jobs`: list, get, watch, cancel, play and explain jobs.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -15,6 +15,7 @@ Examples:
   rustci jobs get jobs/42
   rustci jobs watch --from-revision 1200 --format json
   rustci jobs cancel jobs/42
+  rustci jobs play jobs/43
   rustci jobs explain 42";
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +74,17 @@ pub enum JobsCmd {
     /// Cancel a queued or running job.
     #[command(after_help = "Examples:\n  rustci jobs cancel jobs/42")]
     Cancel {
+        #[command(flatten)]
+        conn: Conn,
+        name: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Play a manual pipeline job (state manual): it enters the queue.
+    #[command(
+        after_help = "Examples:\n  rustci jobs play jobs/43\n  rustci jobs play 43 --format json"
+    )]
+    Play {
         #[command(flatten)]
         conn: Conn,
         name: String,
@@ -163,6 +175,17 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
             let job = c
                 .jobs
                 .cancel_job(pb::CancelJobRequest {
+                    name: job_name(&name),
+                })
+                .await?
+                .into_inner();
+            print_job(&job, format)
+        }
+        JobsCmd::Play { conn, name, format } => {
+            let mut c = conn.connect().await?;
+            let job = c
+                .jobs
+                .play_job(pb::PlayJobRequest {
                     name: job_name(&name),
                 })
                 .await?
