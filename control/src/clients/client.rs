@@ -228,13 +228,16 @@ pub fn state_name(state: i32) -> &'static str {
         Ok(JobState::Failed) => "failed",
         Ok(JobState::Cancelled) => "cancelled",
         Ok(JobState::Skipped) => "skipped",
+        Ok(JobState::Created) => "created",
+        Ok(JobState::Manual) => "manual",
         Ok(JobState::Unspecified) | Err(_) => "unspecified",
     }
 }
 
 /// A job's state as JSON output names it (`submit`, `jobs list|get|watch|cancel|explain
 /// --format json`): `QUEUED`, `RUNNING` (leased to a runner), `SUCCEEDED`, `FAILED`,
-/// `CANCELLED`, `SKIPPED`.
+/// `CANCELLED`, `SKIPPED`, and for pipeline jobs held back `CREATED` (a need has not
+/// ended) and `MANUAL` (waits for a person).
 pub fn state_json(state: i32) -> &'static str {
     use crate::pb::JobState;
     match JobState::try_from(state) {
@@ -244,6 +247,8 @@ pub fn state_json(state: i32) -> &'static str {
         Ok(JobState::Failed) => "FAILED",
         Ok(JobState::Cancelled) => "CANCELLED",
         Ok(JobState::Skipped) => "SKIPPED",
+        Ok(JobState::Created) => "CREATED",
+        Ok(JobState::Manual) => "MANUAL",
         Ok(JobState::Unspecified) | Err(_) => "STATE_UNSPECIFIED",
     }
 }
@@ -267,6 +272,8 @@ pub fn parse_state(s: &str) -> Option<crate::pb::JobState> {
         "failed" => JobState::Failed,
         "cancelled" | "canceled" => JobState::Cancelled,
         "skipped" => JobState::Skipped,
+        "created" => JobState::Created,
+        "manual" => JobState::Manual,
         "any" | "" => JobState::Unspecified,
         _ => return None,
     })

@@ -186,6 +186,9 @@ pub struct PipelineJobInfo {
     /// pipeline's creation); `None` until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_ms: Option<i64>,
+    /// When a person played it (a manual job, `PlayJob`); a restart plays it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub played_ms: Option<i64>,
 }
 
 /// Where a pipeline is in its life (the core's `PipelineState` once it ended).

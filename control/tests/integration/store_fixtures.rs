@@ -547,13 +547,15 @@ pub fn pipeline_job(
         allow_failure: name == "lint",
         interruptible: true,
         ready_ms: None,
+        // A played manual job keeps when it was played (a restart plays it again).
+        played_ms: (name == "lint").then_some(5_001_000),
     });
     j
 }
 
 /// The pipeline contract: a pipeline and its jobs commit in one batch and read back
 /// equal (every pipeline field of a job too: stage, needs, `when`, `allow_failure`,
-/// `interruptible`); a later version of the pipeline (ended, with its cancel reason)
+/// `interruptible`, `played_ms`); a later version of the pipeline (ended, with its cancel reason)
 /// replaces it; `list_pipelines` pages by id and filters by tenant, state, project, ref
 /// and request id; `pipeline_jobs` gives a pipeline's jobs in id order and no other's;
 /// a skipped job is finished and has no history record, and a finished pipeline job's

@@ -1,4 +1,4 @@
-//! `rustci jobs`: list, get, watch, cancel and explain jobs.
+//! `rustci jobs`: list, get, watch, cancel, play and explain jobs.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -15,6 +15,7 @@ Examples:
   rustci jobs get jobs/42
   rustci jobs watch --from-revision 1200 --format json
   rustci jobs cancel jobs/42
+  rustci jobs play jobs/43
   rustci jobs explain 42";
 
 #[derive(Debug, Subcommand)]
@@ -29,8 +30,8 @@ pub enum JobsCmd {
         /// Tenant (default: the key's tenant; all tenants in local mode).
         #[arg(long, env = "RUSTCI_TENANT")]
         tenant: Option<String>,
-        /// queued, running (leased), succeeded, failed, cancelled, either case (default:
-        /// any).
+        /// queued, running (leased), succeeded, failed, cancelled, skipped, created (a
+        /// pipeline job waiting for its needs), manual, either case (default: any).
         #[arg(long)]
         state: Option<String>,
         /// At most this many jobs; 0 = all (default: all with --format json, 100 as a
@@ -79,6 +80,17 @@ pub enum JobsCmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Play a manual pipeline job (state manual): it enters the queue.
+    #[command(
+        after_help = "Examples:\n  rustci jobs play jobs/43\n  rustci jobs play 43 --format json"
+    )]
+    Play {
+        #[command(flatten)]
+        conn: Conn,
+        name: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Say why a job waits (or runs, or ended).
     #[command(
         after_help = "Examples:\n  rustci jobs explain jobs/42\n  rustci jobs explain 42 --format json"
@@ -107,7 +119,7 @@ fn state_filter(s: Option<&str>) -> Result<pb::JobState> {
     match s {
         None => Ok(pb::JobState::Unspecified),
         Some(s) => parse_state(s).with_context(|| {
-            format!("--state: expected queued, leased, succeeded, failed or cancelled, got {s:?}")
+            format!("--state: expected queued, leased, succeeded, failed, cancelled, skipped, created or manual, got {s:?}")
         }),
     }
 }
@@ -169,6 +181,17 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                 .into_inner();
             print_job(&job, format)
         }
+        JobsCmd::Play { conn, name, format } => {
+            let mut c = conn.connect().await?;
+            let job = c
+                .jobs
+                .play_job(pb::PlayJobRequest {
+                    name: job_name(&name),
+                })
+                .await?
+                .into_inner();
+            print_job(&job, format)
+        }
         JobsCmd::Explain { conn, name, format } => {
             let mut c = conn.connect().await?;
             let e = c
@@ -188,6 +211,12 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     "runner": e.runner,
                     "at_ms": e.at_ms,
                     "queue_position": e.queue_position,
+                    "needs": e.needs.iter().map(|n| serde_json::json!({
+                        "name": n.name,
+                        "job": n.job,
+                        "state": client::state_json(n.state),
+                        "end_ms": n.end_ms,
+                    })).collect::<Vec<_>>(),
                 })),
                 Format::Table => {
                     outln!(
@@ -205,6 +234,15 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                     }
                     if e.at_ms > 0 {
                         outln!("  at: {} ms", e.at_ms);
+                    }
+                    for n in &e.needs {
+                        outln!(
+                            "  need {} ({}): {}, end {} ms",
+                            printable(&n.name),
+                            printable(&n.job),
+                            state_name(n.state),
+                            n.end_ms
+                        );
                     }
                     Ok(())
                 }

@@ -1,10 +1,11 @@
 //! What people are told about a job's run time and start: the estimates the core plans
 //! with, and a queued job's start projected from the core's projection (`Scheduler::project`).
 
-use rustci_scheduler::{Estimate, JobId, Millis, QosSpec, Scheduler, TenantId};
+use rustci_scheduler::{Estimate, JobId, Millis, PipelineJobState, QosSpec, Scheduler, TenantId};
 
 use super::jobs::JobTable;
 use super::names::{core_spec, known_labels, qos_index, Names};
+use super::pipelines::PipelineJobStatus;
 use crate::store::{JobState, StoredJob};
 
 /// The `predicted_*` fields of `rustci.v1.Job`. Times are on the live clock, which is
@@ -18,6 +19,9 @@ pub struct Eta {
     /// Queued: the projected start from the core's plan (when asked for); started: the
     /// real start; `None` when unknown.
     pub start_ms: Option<Millis>,
+    /// A queued pipeline job the core holds back: `Created` (a need has not ended) or
+    /// `Manual` (waits for a person); the store has both as queued.
+    pub held: Option<PipelineJobStatus>,
 }
 
 /// At most this many waiting jobs are projected for one answer (GetJob, a ListJobs
@@ -65,6 +69,19 @@ impl Etas<'_> {
             run_ms: e.point_ms,
             upper_ms: e.upper_ms,
             start_ms: job.start_ms,
+            held: self.held(job),
+        }
+    }
+
+    /// Whether the core holds a queued pipeline job back (see [`Eta::held`]).
+    pub fn held(&self, job: &StoredJob) -> Option<PipelineJobStatus> {
+        if job.state != JobState::Queued || job.pipeline.is_none() {
+            return None;
+        }
+        match self.core.pipeline_job_state(JobId(job.id))? {
+            PipelineJobState::Created => Some(PipelineJobStatus::Created),
+            PipelineJobState::Manual => Some(PipelineJobStatus::Manual),
+            _ => None,
         }
     }
 

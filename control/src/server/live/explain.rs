@@ -3,7 +3,20 @@
 
 use rustci_scheduler::{JobStatus, Millis, RunnerId, WaitReason};
 
+use super::pipelines::PipelineJobStatus;
 use crate::store::StoredJob;
+
+/// A need of a pipeline job that waits for its needs (`ExplainJob`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeedWait {
+    /// The need's name within the pipeline.
+    pub name: String,
+    pub job: u64,
+    pub status: PipelineJobStatus,
+    /// Its end if it ended, else its projected end (`None`: the projection cannot place
+    /// it).
+    pub end_ms: Option<Millis>,
+}
 
 /// Why a job waits, for people.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +29,8 @@ pub struct Explanation {
     pub at_ms: Option<Millis>,
     /// Waiting jobs ahead of it in its lane (see `Scheduler::queue_position`).
     pub queue_position: Option<usize>,
+    /// A pipeline job waiting for its needs: each need with its state and end.
+    pub needs: Vec<NeedWait>,
 }
 
 impl Explanation {
@@ -31,6 +46,61 @@ impl Explanation {
             runner: job.runner.clone(),
             at_ms: job.end_ms,
             queue_position,
+            needs: Vec::new(),
+            job,
+        }
+    }
+
+    /// A pipeline job whose needs have not all ended: which ones it waits for, their
+    /// states and (projected) ends; `start_ms` is its own projected start.
+    pub(super) fn waiting_for_needs(
+        job: StoredJob,
+        needs: Vec<NeedWait>,
+        start_ms: Option<Millis>,
+    ) -> Self {
+        let open: Vec<String> = needs
+            .iter()
+            .filter(|n| !n.status.is_ended())
+            .map(|n| {
+                let end = match n.end_ms {
+                    Some(at) => format!("expected to end at {at}"),
+                    None => "no projected end".to_string(),
+                };
+                format!(
+                    "{:?} (jobs/{}, {}, {end})",
+                    n.name,
+                    n.job,
+                    n.status.as_str()
+                )
+            })
+            .collect();
+        Self {
+            reason: "waiting_for_needs",
+            message: format!(
+                "waits for {} of its {} needs: {}",
+                open.len(),
+                needs.len(),
+                open.join(", ")
+            ),
+            blocking_job: needs.iter().find(|n| !n.status.is_ended()).map(|n| n.job),
+            runner: None,
+            at_ms: start_ms,
+            queue_position: None,
+            needs,
+            job,
+        }
+    }
+
+    /// A manual pipeline job: it waits for a person to play it (`PlayJob`).
+    pub(super) fn manual(job: StoredJob) -> Self {
+        Self {
+            reason: "manual",
+            message: "a manual job: it runs once someone plays it".into(),
+            blocking_job: None,
+            runner: None,
+            at_ms: None,
+            queue_position: None,
+            needs: Vec::new(),
             job,
         }
     }
@@ -47,6 +117,7 @@ impl Explanation {
             runner: None,
             at_ms: None,
             queue_position,
+            needs: Vec::new(),
             job,
         }
     }
@@ -66,6 +137,7 @@ impl Explanation {
                 runner: name(runner),
                 at_ms: Some(expected_end_ms),
                 queue_position,
+                needs: Vec::new(),
                 job,
             },
             JobStatus::Pending { reason, .. } => match reason {
@@ -82,6 +154,7 @@ impl Explanation {
                     runner: earliest.and_then(|(r, _)| name(r)),
                     at_ms: earliest.map(|(_, at)| at),
                     queue_position,
+                    needs: Vec::new(),
                     job,
                 },
                 WaitReason::BlockedBehind { job: b } => Self {
@@ -91,6 +164,7 @@ impl Explanation {
                     runner: None,
                     at_ms: None,
                     queue_position,
+                    needs: Vec::new(),
                     job,
                 },
                 WaitReason::Reserved { runner, at } => Self {
@@ -100,6 +174,7 @@ impl Explanation {
                     runner: name(runner),
                     at_ms: Some(at),
                     queue_position,
+                    needs: Vec::new(),
                     job,
                 },
                 WaitReason::WouldDelay { job: b, runner, at } => Self {
@@ -109,6 +184,7 @@ impl Explanation {
                     runner: name(runner),
                     at_ms: Some(at),
                     queue_position,
+                    needs: Vec::new(),
                     job,
                 },
             },

@@ -45,7 +45,7 @@ pub use commit::{Durability, SharedStore};
 pub use config::LiveConfig;
 pub use error::LiveError;
 pub use eta::{Eta, Etas, PLAN_LIMIT};
-pub use explain::Explanation;
+pub use explain::{Explanation, NeedWait};
 pub use pipelines::{
     PipelineJobStatus, PipelineJobSubmission, PipelineSubmission, PipelineView, PIPELINE_JOBS,
 };
@@ -957,10 +957,18 @@ impl Live {
         let queue_position = self.core.queue_position(JobId(id));
         let now = self.now();
         if job.state.is_finished() {
-            return Ok(Explanation::finished(job, queue_position));
+            let note = self.cancel_note(&job)?;
+            let mut e = Explanation::finished(job, queue_position);
+            if let Some(note) = note {
+                e.message = format!("{} ({note})", e.message);
+            }
+            return Ok(e);
         }
         if self.jobs.is_parked(id) {
             return Ok(Explanation::parked(job, queue_position));
+        }
+        if let Some(e) = self.explain_held(&job, now)? {
+            return Ok(e);
         }
         let status = self.core.explain(JobId(id), now)?;
         let runners = &self.runners;

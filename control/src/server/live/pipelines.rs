@@ -24,6 +24,7 @@ use rustci_scheduler::{
 };
 
 use super::error::{invalid, LiveError};
+use super::explain::{Explanation, NeedWait};
 use super::limits::{self, check_id};
 use super::submission::Submission;
 use super::{Live, PLAN_LIMIT};
@@ -89,6 +90,28 @@ pub enum PipelineJobStatus {
     Failed,
     Cancelled,
     Skipped,
+}
+
+impl PipelineJobStatus {
+    pub fn is_ended(self) -> bool {
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Waiting => "waiting",
+            Self::Manual => "manual",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
+        }
+    }
 }
 
 /// A pipeline with every job and its state, and the projected end of a running one.
@@ -313,6 +336,7 @@ impl PipelineSubmission {
                 allow_failure: j.allow_failure,
                 interruptible: j.interruptible,
                 ready_ms: None,
+                played_ms: None,
             });
             jobs.push(job);
         }
@@ -466,6 +490,49 @@ impl Live {
         self.pipeline(id)
     }
 
+    /// Plays a manual job of a running pipeline: it enters the queue now. The play is
+    /// durable (`PipelineJobInfo::played_ms`, in the same batch as what it started): a
+    /// restart plays it again (`restore_pipelines`).
+    pub fn play(&mut self, id: u64) -> Result<StoredJob, LiveError> {
+        if self.jobs.get(id).is_none() {
+            let j = self.job(id)?;
+            return Err(LiveError::FailedPrecondition(format!(
+                "jobs/{id} already finished ({})",
+                j.state.as_str()
+            )));
+        }
+        if self.core.pipeline_job_state(JobId(id)) != Some(PipelineJobState::Manual) {
+            return Err(LiveError::FailedPrecondition(format!(
+                "jobs/{id} is not a manual job waiting to be played"
+            )));
+        }
+        let now = self.now();
+        let mut out = self.decisions.buffer();
+        if let Err(e) = self
+            .core
+            .handle(now, Event::PlayManual { job: JobId(id) }, &mut out)
+        {
+            self.decisions.give_back(out);
+            return Err(e.into());
+        }
+        let mut batch = Batch::default();
+        let revision = self.jobs.next_revision();
+        if let Some(j) = self.jobs.get_mut(id) {
+            if let Some(p) = j.pipeline.as_mut() {
+                p.played_ms = Some(now);
+            }
+            j.revision = revision;
+            batch.jobs.push(j.clone());
+        }
+        self.apply(now, &out, &mut batch);
+        self.decisions.give_back(out);
+        self.commit(batch)?;
+        self.jobs
+            .known(id)
+            .cloned()
+            .ok_or_else(|| LiveError::NotFound(format!("jobs/{id}")))
+    }
+
     fn stored_pipeline(&mut self, id: u64) -> Result<StoredPipeline, LiveError> {
         if let Some(p) = self.pipelines.known(id) {
             return Ok(p.clone());
@@ -526,6 +593,72 @@ impl Live {
         }
     }
 
+    /// Why a pipeline job the core holds back waits: its needs have not all ended (each
+    /// need with its state and its end, projected by the core if it has not ended), or
+    /// it is a manual job. `None` for any other job.
+    pub(super) fn explain_held(
+        &mut self,
+        job: &StoredJob,
+        now: Millis,
+    ) -> Result<Option<Explanation>, LiveError> {
+        let Some(info) = job.pipeline.as_ref() else {
+            return Ok(None);
+        };
+        match self.core.pipeline_job_state(JobId(job.id)) {
+            Some(PipelineJobState::Created) => {}
+            Some(PipelineJobState::Manual) => return Ok(Some(Explanation::manual(job.clone()))),
+            _ => return Ok(None),
+        }
+        let view = self.pipeline(info.pipeline)?;
+        let plan = self.core.project(now, PLAN_LIMIT);
+        let needs = view
+            .jobs
+            .iter()
+            .filter(|(j, _)| {
+                let name = j.job_name.as_deref().unwrap_or("");
+                match (&info.needs, j.pipeline.as_ref()) {
+                    (Some(names), _) => names.iter().any(|n| n == name),
+                    (None, Some(other)) => other.stage_index < info.stage_index,
+                    (None, None) => false,
+                }
+            })
+            .map(|(j, status)| NeedWait {
+                name: j.job_name.clone().unwrap_or_default(),
+                job: j.id,
+                status: *status,
+                end_ms: if status.is_ended() {
+                    j.end_ms
+                } else {
+                    plan.get(JobId(j.id)).and_then(|p| p.end_ms)
+                },
+            })
+            .collect();
+        Ok(Some(Explanation::waiting_for_needs(
+            job.clone(),
+            needs,
+            plan.start_of(JobId(job.id)),
+        )))
+    }
+
+    /// Why a cancelled pipeline job was cancelled, if its pipeline was: "superseded by
+    /// pipelines/N" or "its pipeline was cancelled".
+    pub(super) fn cancel_note(&mut self, job: &StoredJob) -> Result<Option<String>, LiveError> {
+        let Some(info) = job
+            .pipeline
+            .as_ref()
+            .filter(|_| job.state == JobState::Cancelled)
+        else {
+            return Ok(None);
+        };
+        Ok(match self.stored_pipeline(info.pipeline)?.cancel {
+            Some(PipelineCancel::Superseded { by }) => {
+                Some(format!("superseded by pipelines/{by}"))
+            }
+            Some(PipelineCancel::Cancelled) => Some("its pipeline was cancelled".into()),
+            None => None,
+        })
+    }
+
     /// Pipelines with id > `after_id` matching `filter`, by id, at most `limit`.
     pub fn list_pipelines(
         &mut self,
@@ -552,10 +685,11 @@ impl Live {
             ..PipelineFilter::default()
         };
         let mut after = 0;
+        let mut played = Vec::new();
         loop {
             let page = self.store()?.list_pipelines(&filter, after, 1_000)?;
             let Some(last) = page.last() else {
-                return Ok(());
+                break;
             };
             after = last.id;
             for p in page {
@@ -564,9 +698,23 @@ impl Live {
                 if let Err(e) = self.restore_pipeline(now, &p, &jobs, out, batch) {
                     tracing::error!(pipeline = p.id, error = %e, "cannot rebuild the pipeline; cancelling it");
                     self.abandon_pipeline(now, &p, &jobs, batch);
+                    continue;
                 }
+                played.extend(
+                    jobs.iter()
+                        .filter(|j| j.pipeline.as_ref().is_some_and(|i| i.played_ms.is_some()))
+                        .map(|j| JobId(j.id)),
+                );
             }
         }
+        // Played manual jobs the core made manual again are played again, once every
+        // pipeline is back (a play runs a scheduling pass).
+        for job in played {
+            if self.core.pipeline_job_state(job) == Some(PipelineJobState::Manual) {
+                self.core.handle(now, Event::PlayManual { job }, out)?;
+            }
+        }
+        Ok(())
     }
 
     fn restore_pipeline(

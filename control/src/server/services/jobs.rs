@@ -10,7 +10,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::wire::{
-    job_state, page_after, page_size, parse_job_name, to_pb_job, to_pb_job_eta, truncate,
+    job_state, page_after, page_size, parse_job_name, pipeline_job_as_job_state, to_pb_job,
+    to_pb_job_eta, truncate,
 };
 use crate::pb;
 use crate::server::auth::Principal;
@@ -185,15 +186,19 @@ impl pb::job_service_server::JobService for JobApi {
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?;
         let size = page_size(r.page_size, 100, limits::PAGE_SIZE)?;
         let after = page_after(&r.page_token)?;
-        let state = match pb::JobState::try_from(r.state) {
-            Ok(pb::JobState::Unspecified) => None,
-            Ok(pb::JobState::Queued) => Some(JobState::Queued),
-            Ok(pb::JobState::Leased) => Some(JobState::Leased),
-            Ok(pb::JobState::Succeeded) => Some(JobState::Succeeded),
-            Ok(pb::JobState::Failed) => Some(JobState::Failed),
-            Ok(pb::JobState::Cancelled) => Some(JobState::Cancelled),
-            Ok(pb::JobState::Skipped) => Some(JobState::Skipped),
-            Err(_) => return Err(invalid("state", format!("unknown job state {}", r.state))),
+        let asked = pb::JobState::try_from(r.state)
+            .map_err(|_| invalid("state", format!("unknown job state {}", r.state)))?;
+        let state = match asked {
+            pb::JobState::Unspecified => None,
+            // Stored as queued: the page is filtered by what the core holds back.
+            pb::JobState::Queued | pb::JobState::Created | pb::JobState::Manual => {
+                Some(JobState::Queued)
+            }
+            pb::JobState::Leased => Some(JobState::Leased),
+            pb::JobState::Succeeded => Some(JobState::Succeeded),
+            pb::JobState::Failed => Some(JobState::Failed),
+            pb::JobState::Cancelled => Some(JobState::Cancelled),
+            pb::JobState::Skipped => Some(JobState::Skipped),
         };
         let filter = JobFilter {
             tenant,
@@ -208,19 +213,21 @@ impl pb::job_service_server::JobService for JobApi {
             (jobs, etas)
         };
         let more = jobs.len() > size;
+        // The token follows the store's page: a page filtered to created, manual or
+        // queued jobs may be short, never skips one.
+        let next_page_token = if more {
+            jobs.get(size - 1)
+                .map(|j| j.id.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         let jobs: Vec<pb::Job> = jobs
             .iter()
             .zip(etas)
             .map(|(j, eta)| to_pb_job_eta(j, eta))
+            .filter(|j| state.is_none() || j.state == asked as i32)
             .collect();
-        let next_page_token = if more {
-            jobs.last()
-                .and_then(|j| j.name.strip_prefix("jobs/"))
-                .unwrap_or_default()
-                .to_string()
-        } else {
-            String::new()
-        };
         Ok(Response::new(pb::ListJobsResponse {
             jobs,
             next_page_token,
@@ -240,6 +247,23 @@ impl pb::job_service_server::JobService for JobApi {
                 check_owner(&who, &job)?;
                 let job = live.cancel(id)?;
                 Ok(job)
+            })
+            .await?;
+        Ok(Response::new(to_pb_job(&job)))
+    }
+
+    async fn play_job(
+        &self,
+        req: Request<pb::PlayJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let id = parse_job_name("name", &req.get_ref().name)?;
+        let job = self
+            .0
+            .change(move |live| {
+                let job = live.job(id)?;
+                check_owner(&who, &job)?;
+                Ok(live.play(id)?)
             })
             .await?;
         Ok(Response::new(to_pb_job(&job)))
@@ -352,7 +376,11 @@ impl pb::job_service_server::JobService for JobApi {
         let e = live.explain(id)?;
         Ok(Response::new(pb::Explanation {
             name: format!("jobs/{id}"),
-            state: job_state(e.job.state) as i32,
+            state: match e.reason {
+                "waiting_for_needs" => pb::JobState::Created,
+                "manual" => pb::JobState::Manual,
+                _ => job_state(e.job.state),
+            } as i32,
             reason: e.reason.to_string(),
             message: e.message,
             blocking_job: e
@@ -364,6 +392,16 @@ impl pb::job_service_server::JobService for JobApi {
             queue_position: e
                 .queue_position
                 .map_or(0, |p| i32::try_from(p).unwrap_or(i32::MAX)),
+            needs: e
+                .needs
+                .iter()
+                .map(|n| pb::NeedStatus {
+                    name: n.name.clone(),
+                    job: format!("jobs/{}", n.job),
+                    state: pipeline_job_as_job_state(n.status) as i32,
+                    end_ms: n.end_ms.unwrap_or(0),
+                })
+                .collect(),
         }))
     }
 }

@@ -4,7 +4,7 @@
 use tonic::Status;
 
 use crate::pb;
-use crate::server::live::{limits, Eta};
+use crate::server::live::{limits, Eta, PipelineJobStatus};
 use crate::server::status::invalid;
 use crate::store::{JobState, StoredJob};
 
@@ -68,10 +68,29 @@ pub fn to_pb_job(j: &StoredJob) -> pb::Job {
     }
 }
 
+/// A pipeline job's state as `GetPipeline` has it, as a job state.
+pub(super) fn pipeline_job_as_job_state(s: PipelineJobStatus) -> pb::JobState {
+    match s {
+        PipelineJobStatus::Created => pb::JobState::Created,
+        PipelineJobStatus::Waiting => pb::JobState::Queued,
+        PipelineJobStatus::Manual => pb::JobState::Manual,
+        PipelineJobStatus::Running => pb::JobState::Leased,
+        PipelineJobStatus::Succeeded => pb::JobState::Succeeded,
+        PipelineJobStatus::Failed => pb::JobState::Failed,
+        PipelineJobStatus::Cancelled => pb::JobState::Cancelled,
+        PipelineJobStatus::Skipped => pb::JobState::Skipped,
+    }
+}
+
 /// A job with its estimates and start (see `Job.predicted_*` in `jobs.proto` for which
-/// answers fill what).
+/// answers fill what), and as created or manual if the core holds it back.
 pub fn to_pb_job_eta(j: &StoredJob, eta: Eta) -> pb::Job {
+    let state = match eta.held {
+        Some(held) => pipeline_job_as_job_state(held),
+        None => job_state(j.state),
+    };
     pb::Job {
+        state: state as i32,
         predicted_run_ms: eta.run_ms,
         predicted_run_upper_ms: eta.upper_ms,
         predicted_start_unix_ms: eta.start_ms.unwrap_or(0),
