@@ -15,7 +15,7 @@ use rustci_control::pb::pipeline_service_client::PipelineServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
 use rustci_control::server::live::{LiveConfig, ManualClock};
-use rustci_control::server::ServeOptions;
+use rustci_control::server::{RunningServer, ServeOptions};
 use rustci_scheduler::*;
 // Named: the glob imports of both have these names.
 use rustci_scheduler::{PipelineJob, PipelineSpec, PipelineState, When};
@@ -195,29 +195,29 @@ fn sim_jobs_by_index(jobs: &[SimJob]) -> Vec<SimJob> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simulator_and_live_service_make_the_same_decisions() {
-    let jobs = workload(300);
-    let expected = simulate(&jobs);
-    assert!(
-        expected.len() >= jobs.len(),
-        "every job starts in the simulation"
-    );
-
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The live service on `dir` with a virtual clock at [`T0`], recording its decisions,
+/// and the runners of [`RUNNERS`] registered in order.
+async fn live_service(
+    policy: &str,
+    dir: &std::path::Path,
+) -> (
+    RunningServer,
+    Arc<ManualClock>,
+    common::OwnerChannel,
+    RunnerServiceClient<common::OwnerChannel>,
+) {
     let clock = Arc::new(ManualClock::new(T0));
     let (srv, ch) = common::serve_virtual(
         ServeOptions {
-            data_dir: dir.path().to_path_buf(),
-            policy: POLICY.into(),
+            data_dir: dir.to_path_buf(),
+            policy: policy.into(),
             record_decisions: true,
             ..ServeOptions::default()
         },
         clock.clone(),
     )
     .await;
-    let mut api = JobServiceClient::new(ch.clone());
-    let mut run = RunnerServiceClient::new(ch);
+    let mut run = RunnerServiceClient::new(ch.clone());
     for (id, pool, labels, slots) in RUNNERS {
         run.register_runner(RegisterRunnerRequest {
             runner_id: id.into(),
@@ -228,6 +228,51 @@ async fn simulator_and_live_service_make_the_same_decisions() {
         .await
         .expect("register");
     }
+    (srv, clock, ch, run)
+}
+
+/// Every lease the runners of [`RUNNERS`] are handed now: (job index, runner, fencing
+/// token, start time).
+async fn lease_all(
+    run: &mut RunnerServiceClient<common::OwnerChannel>,
+) -> Vec<(usize, String, u64, Millis)> {
+    let mut new = Vec::new();
+    for (id, ..) in RUNNERS {
+        let got = run
+            .acquire_jobs(AcquireJobsRequest {
+                name: format!("runners/{id}"),
+                max_jobs: 10,
+                wait_ms: 0,
+            })
+            .await
+            .expect("acquire")
+            .into_inner();
+        for l in got.leases {
+            let job = l.job.expect("job");
+            let idx = job
+                .name
+                .trim_start_matches("jobs/")
+                .parse::<usize>()
+                .expect("id")
+                - 1;
+            new.push((idx, format!("runners/{id}"), l.fencing_token, job.start_ms));
+        }
+    }
+    new
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulator_and_live_service_make_the_same_decisions() {
+    let jobs = workload(300);
+    let expected = simulate(&jobs);
+    assert!(
+        expected.len() >= jobs.len(),
+        "every job starts in the simulation"
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (srv, clock, ch, mut run) = live_service(POLICY, dir.path()).await;
+    let mut api = JobServiceClient::new(ch);
 
     // The engine's order at equal times: submissions, then finishes in start order.
     const SUBMIT: u8 = 0;
@@ -271,28 +316,7 @@ async fn simulator_and_live_service_make_the_same_decisions() {
         }
         // Collect what the scheduler started, in decision order.
         let log_len = srv.shared.live.lock().expect("lock").decision_log().len();
-        let mut new: Vec<(usize, String, u64, Millis)> = Vec::new();
-        for (id, ..) in RUNNERS {
-            let got = run
-                .acquire_jobs(AcquireJobsRequest {
-                    name: format!("runners/{id}"),
-                    max_jobs: 10,
-                    wait_ms: 0,
-                })
-                .await
-                .expect("acquire")
-                .into_inner();
-            for l in got.leases {
-                let job = l.job.expect("job");
-                let idx: usize = job
-                    .name
-                    .trim_start_matches("jobs/")
-                    .parse::<usize>()
-                    .expect("id")
-                    - 1;
-                new.push((idx, format!("runners/{id}"), l.fencing_token, job.start_ms));
-            }
-        }
+        let mut new = lease_all(&mut run).await;
         // Finish events are created in the order the decisions were made.
         let order: Vec<u64> = srv.shared.live.lock().expect("lock").decision_log()[..log_len]
             .iter()
@@ -668,31 +692,10 @@ async fn pipelines_parity(policy: &str) {
     assert!(allowed_failures > 0, "some allow_failure job fails");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let (srv, ch) = common::serve_virtual(
-        ServeOptions {
-            data_dir: dir.path().to_path_buf(),
-            policy: policy.into(),
-            record_decisions: true,
-            ..ServeOptions::default()
-        },
-        clock.clone(),
-    )
-    .await;
-    let mut api = PipelineServiceClient::new(ch.clone());
-    let mut run = RunnerServiceClient::new(ch);
-    for (id, pool, labels, slots) in RUNNERS {
-        run.register_runner(RegisterRunnerRequest {
-            runner_id: id.into(),
-            pool: pool.into(),
-            labels: labels.iter().map(|l| l.to_string()).collect(),
-            slots,
-        })
-        .await
-        .expect("register");
-    }
+    let (srv, clock, ch, mut run) = live_service(policy, dir.path()).await;
+    let mut api = PipelineServiceClient::new(ch);
     let all_jobs: Vec<&TestPipeJob> = pipes.iter().flat_map(|p| &p.jobs).collect();
-    let log = |srv: &rustci_control::server::RunningServer| {
+    let log = |srv: &RunningServer| {
         srv.shared
             .live
             .lock()
@@ -750,28 +753,7 @@ async fn pipelines_parity(policy: &str) {
             }
         }
         seen = now_log.len();
-        let mut new: Vec<(usize, String, u64, Millis)> = Vec::new();
-        for (id, ..) in RUNNERS {
-            let got = run
-                .acquire_jobs(AcquireJobsRequest {
-                    name: format!("runners/{id}"),
-                    max_jobs: 10,
-                    wait_ms: 0,
-                })
-                .await
-                .expect("acquire")
-                .into_inner();
-            for l in got.leases {
-                let job = l.job.expect("job");
-                let idx = job
-                    .name
-                    .trim_start_matches("jobs/")
-                    .parse::<usize>()
-                    .expect("id")
-                    - 1;
-                new.push((idx, format!("runners/{id}"), l.fencing_token, job.start_ms));
-            }
-        }
+        let mut new = lease_all(&mut run).await;
         assert_eq!(
             new.len(),
             started.len(),
