@@ -161,6 +161,7 @@ async fn main() {
                 batch,
                 run_id: "bench".into(),
                 idle_limit: rustci_control::clients::loadgen::IDLE_LIMIT,
+                pipeline: None,
             },
             clients.clone(),
             clients,

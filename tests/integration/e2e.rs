@@ -788,6 +788,125 @@ async fn cli_bench_runs_every_job_once_and_reports_its_figures() {
     srv.stop().await.expect("stop");
 }
 
+/// `rustci bench --pipelines`: pipelines of 20 jobs in 4 stages over gRPC, every job
+/// leased once and completed; the JSON's counts match what the server stored, every
+/// pipeline succeeded with each stage after the one before, and the latencies are
+/// ordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_bench_pipelines_runs_every_pipeline_to_its_end_and_reports_its_figures() {
+    let (_dir, srv, url) = local_server().await;
+    let t = Instant::now();
+    // 390 jobs are rounded up to 20 whole pipelines.
+    let r = cli(&[
+        "bench",
+        "--server",
+        &url,
+        "--pipelines",
+        "--jobs",
+        "390",
+        "--concurrency",
+        "4",
+        "--format",
+        "json",
+    ]);
+    let wall = t.elapsed().as_secs_f64();
+    assert_eq!(
+        (r["jobs"].as_u64(), r["lifecycles"].as_u64()),
+        (Some(400), Some(400)),
+        "{r}"
+    );
+    assert_eq!(r["failed_calls"], 0, "{r}");
+    assert_eq!(r["foreign_leases"], 0, "{r}");
+    assert!(
+        r["latency_from"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ready")),
+        "{r}"
+    );
+    let p = &r["pipelines"];
+    assert_eq!(
+        (
+            p["pipelines"].as_u64(),
+            p["jobs_per_pipeline"].as_u64(),
+            p["stages"].as_u64()
+        ),
+        (Some(20), Some(20), Some(4)),
+        "{r}"
+    );
+    let seconds = r["seconds"].as_f64().expect("seconds");
+    assert!(
+        seconds > 0.0 && seconds < wall,
+        "{seconds} s of {wall} s: {r}"
+    );
+    assert!(r["lifecycles_per_s"].as_f64().expect("lifecycles_per_s") > 0.0);
+    let us = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k}: {r}"));
+    for (p50, p99) in [
+        (
+            us(&r, "submit_to_lease_p50_us"),
+            us(&r, "submit_to_lease_p99_us"),
+        ),
+        (us(p, "first_stage_p50_us"), us(p, "first_stage_p99_us")),
+        (us(p, "later_stages_p50_us"), us(p, "later_stages_p99_us")),
+    ] {
+        assert!(p50 > 0 && p50 <= p99, "{r}");
+        assert!(p99 <= us(&r, "submit_to_lease_max_us"), "{r}");
+    }
+
+    // What the server stored: 20 pipelines succeeded, each stage after the one before.
+    let c = connect_lazy(&url, None, None).expect("client");
+    let listed = c
+        .pipelines
+        .clone()
+        .list_pipelines(pb::ListPipelinesRequest {
+            tenant: "bench".into(),
+            page_size: 100,
+            with_jobs: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list pipelines")
+        .into_inner();
+    assert_eq!(listed.pipelines.len(), 20);
+    for pipe in &listed.pipelines {
+        assert_eq!(pipe.state, pb::PipelineState::Succeeded as i32, "{pipe:?}");
+        assert_eq!(pipe.jobs.len(), 20, "{pipe:?}");
+        let mut stages: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for j in &pipe.jobs {
+            assert_eq!(j.state, pb::PipelineJobState::Succeeded as i32, "{j:?}");
+            assert_eq!(j.attempts, 1, "leased once: {j:?}");
+            assert!(j.runner.starts_with("runners/bench-"), "{j:?}");
+            let s = stages.entry(&j.stage).or_insert((i64::MAX, i64::MIN));
+            *s = (s.0.min(j.start_ms), s.1.max(j.end_ms));
+        }
+        assert_eq!(stages.len(), 4, "{pipe:?}");
+        let spans: Vec<(i64, i64)> = stages.into_values().collect();
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "a stage started before the one before ended: {pipe:?}"
+            );
+        }
+    }
+
+    // Pipeline options are refused where they cannot work.
+    for args in [
+        &["--pipelines", "--pipeline-jobs", "3", "--stages", "4"][..],
+        &["--stages", "2"][..],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["bench", "--server", &url])
+            .args(args)
+            .output()
+            .expect("rustci bench");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("stages"),
+            "{args:?}: {err}"
+        );
+    }
+    srv.stop().await.expect("stop");
+}
+
 /// A load whose jobs cannot finish (its only runner drained from outside) stops waiting
 /// after its idle limit, reports what it saw, and cancels the jobs it left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -804,6 +923,7 @@ async fn a_load_that_cannot_finish_cancels_its_leftover_jobs() {
             batch: 1,
             run_id: "stuck-run".into(),
             idle_limit: Duration::from_millis(300),
+            pipeline: None,
         },
         vec![clients.clone()],
         vec![clients.clone()],

@@ -379,3 +379,69 @@ async fn a_pipeline_runs_over_the_api_as_gitlab_would_run_it() {
     );
     srv.stop().await.expect("stop");
 }
+
+/// A pipeline's request id stays taken after a restart, once the pipeline has ended: a
+/// retry gets the ended pipeline, another body under it is ALREADY_EXISTS, a new request
+/// id a new pipeline (the live service knows the store's request ids from its start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_pipelines_request_id_stays_taken_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        ..ServeOptions::default()
+    };
+    let one = || vec![job("build", 0, None, "linux")];
+    let srv = server::start(opts()).await.expect("server starts");
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    register(&mut run, "lin", "linux").await;
+    let p = pipes
+        .submit_pipeline(request("p1", one()))
+        .await
+        .expect("submit")
+        .into_inner();
+    let lease = lease_one(&mut run, "lin").await;
+    run.complete_job(pb::CompleteJobRequest {
+        job: lease.job.expect("job").name,
+        runner: "runners/lin".into(),
+        fencing_token: lease.fencing_token,
+        success: true,
+        ..Default::default()
+    })
+    .await
+    .expect("complete");
+    assert_eq!(
+        get(&mut pipes, &p.name).await.state,
+        pb::PipelineState::Succeeded as i32
+    );
+    srv.stop().await.expect("stop");
+
+    let srv = server::start(opts()).await.expect("server restarts");
+    let mut pipes = PipelineServiceClient::new(owner_channel(srv.addr).await);
+    let again = pipes
+        .submit_pipeline(request("p1", one()))
+        .await
+        .expect("resubmit")
+        .into_inner();
+    assert_eq!(
+        (again.name.as_str(), again.state),
+        (p.name.as_str(), pb::PipelineState::Succeeded as i32),
+        "the same request is the ended pipeline"
+    );
+    expect_code(
+        pipes
+            .submit_pipeline(request("p1", vec![job("other", 0, None, "linux")]))
+            .await,
+        Code::AlreadyExists,
+        "another body under a taken request id",
+    );
+    let p2 = pipes
+        .submit_pipeline(request("p2", one()))
+        .await
+        .expect("a new request")
+        .into_inner();
+    assert_ne!(p2.name, p.name);
+    srv.stop().await.expect("stop");
+}

@@ -1,4 +1,4 @@
-//! Client side of `rustci.v1`: one channel to a server, the three service clients on it,
+//! Client side of `rustci.v1`: one channel to a server, the service clients on it,
 //! and the `authorization: Bearer <key>` header on every call when a key or runner token
 //! is given. The key is marked sensitive and never logged or printed.
 
@@ -15,6 +15,7 @@ use tonic::{Request, Status};
 use crate::local_token::{self, LocalToken};
 use crate::pb::fleet_service_client::FleetServiceClient;
 use crate::pb::job_service_client::JobServiceClient;
+use crate::pb::pipeline_service_client::PipelineServiceClient;
 use crate::pb::runner_service_client::RunnerServiceClient;
 
 /// Adds `authorization: Bearer <key>` to every request when it holds a key.
@@ -63,12 +64,13 @@ impl Interceptor for Bearer {
 /// A channel that authenticates every call.
 pub type AuthChannel = InterceptedService<Channel, Bearer>;
 
-/// The three service clients, sharing one HTTP/2 channel (cheap to clone).
+/// The service clients, sharing one HTTP/2 channel (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub jobs: JobServiceClient<AuthChannel>,
     pub runners: RunnerServiceClient<AuthChannel>,
     pub fleet: FleetServiceClient<AuthChannel>,
+    pub pipelines: PipelineServiceClient<AuthChannel>,
 }
 
 impl Clients {
@@ -76,7 +78,8 @@ impl Clients {
         Self {
             jobs: JobServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             runners: RunnerServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            fleet: FleetServiceClient::with_interceptor(channel, bearer),
+            fleet: FleetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            pipelines: PipelineServiceClient::with_interceptor(channel, bearer),
         }
     }
 }

@@ -5,6 +5,11 @@
 //! only once the job is durable. `rustci bench` drives a running server with it;
 //! `benches/lifecycle.rs` an in-process one.
 //!
+//! With [`LoadConfig::pipeline`] it submits pipelines instead (`SubmitPipeline`, one
+//! pipeline per call, stages by GitLab's stage rule) and completes their jobs in
+//! `CompleteJobs` calls: a job's submit-to-lease latency then runs from the moment it
+//! became ready as the client sees it (see [`PipelineShape`]).
+//!
 //! Its runners register in a pool of their own with a label of their own (the run id),
 //! and its jobs ask for that label. A server may still place other tenants' unlabelled
 //! jobs on them: such a lease is left alone (it lapses and the job is requeued, with an
@@ -60,6 +65,29 @@ pub struct LoadConfig {
     pub run_id: String,
     /// A phase that sees no job complete for this long stops waiting for the rest.
     pub idle_limit: Duration,
+    /// Submit pipelines of this shape instead of single jobs.
+    pub pipeline: Option<PipelineShape>,
+}
+
+/// The pipelines of a pipeline load: `jobs` jobs spread evenly over `stages` stages,
+/// without `needs` (a stage waits for every job of the one before). Every job succeeds.
+///
+/// Submit-to-lease latency of a ready job: a first-stage job from the start of its
+/// pipeline's `SubmitPipeline` call; a later-stage job from the start of the
+/// `CompleteJobs` call that completed the last job of the stage before (the latest such
+/// call to start). A job becomes ready when the server handles that completion, a
+/// little after the call starts: the figure is, if anything, a little high.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineShape {
+    pub jobs: u32,
+    pub stages: u32,
+}
+
+impl PipelineShape {
+    /// The stage of job `index`.
+    fn stage_of(self, index: u32) -> u32 {
+        (u64::from(index) * u64::from(self.stages) / u64::from(self.jobs.max(1))) as u32
+    }
 }
 
 impl LoadConfig {
@@ -87,6 +115,18 @@ impl LoadConfig {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return bad("run_id", "must be 1-40 letters, digits, '-' or '_'");
+        }
+        if let Some(shape) = self.pipeline {
+            let max = crate::server::live::PIPELINE_JOBS as u32;
+            if !(1..=max).contains(&shape.jobs) {
+                return Err(LoadError::InvalidConfig {
+                    field: "pipeline jobs",
+                    reason: format!("must be 1 to the server's limit ({max})"),
+                });
+            }
+            if !(1..=shape.jobs).contains(&shape.stages) {
+                return bad("stages", "must be 1 to the jobs of a pipeline");
+            }
         }
         Ok(())
     }
@@ -129,9 +169,46 @@ pub struct PhaseReport {
     pub late_calls: u64,
     /// Leases of jobs this run did not submit, left to lapse.
     pub foreign_leases: u64,
+    /// Pipeline loads: pipelines acknowledged, and the latency of first-stage and
+    /// later-stage jobs apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipelines: Option<PipelineReport>,
     /// Every measured job's (submit time since the phase began, submit-to-lease latency).
     #[serde(skip)]
     pub samples: Vec<(Duration, Duration)>,
+}
+
+/// Submit-to-lease latency of a pipeline load's jobs by stage, in microseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PipelineReport {
+    pub pipelines: u64,
+    pub jobs_per_pipeline: u32,
+    pub stages: u32,
+    pub first_stage_p50_us: u64,
+    pub first_stage_p99_us: u64,
+    pub later_stages_p50_us: u64,
+    pub later_stages_p99_us: u64,
+}
+
+/// What a pipeline load's latencies are computed from once the phase ends (a lease may
+/// come before its submit call's answer names the pipeline).
+#[derive(Debug, Default)]
+struct PipelineTimes {
+    /// Pipeline id -> when its `SubmitPipeline` call started.
+    submitted: HashMap<u64, Instant>,
+    /// (pipeline id, stage) -> the latest start of a `CompleteJobs` call completing a
+    /// job of the stage.
+    stage_done: HashMap<(u64, u32), Instant>,
+    /// (pipeline id, stage, when a runner held a job's lease).
+    leased: Vec<(u64, u32, Instant)>,
+}
+
+/// The pipeline id and job index of a pipeline job's request id
+/// (`pipelines/{id}/{index}`, set by the server).
+fn pipeline_job(request_id: &str) -> Option<(u64, u32)> {
+    let rest = request_id.strip_prefix("pipelines/")?;
+    let (id, index) = rest.split_once('/')?;
+    Some((id.parse().ok()?, index.parse().ok()?))
 }
 
 struct State {
@@ -150,6 +227,8 @@ struct State {
     samples: Mutex<Vec<(Instant, Duration)>>,
     answered: Mutex<Vec<Duration>>,
     last_completion: Mutex<Option<Instant>>,
+    pipeline: Option<PipelineShape>,
+    pipeline_times: Mutex<PipelineTimes>,
     batch: usize,
     idle_limit: Duration,
     tenants: Vec<String>,
@@ -171,6 +250,51 @@ impl State {
             command: "true".into(),
             requested_ms: 1_000,
             ..Default::default()
+        }
+    }
+
+    /// The next pipeline: its jobs ask for the run's label, its project is the run id.
+    fn pipeline_request(&self, shape: PipelineShape) -> pb::SubmitPipelineRequest {
+        let n = self.made.fetch_add(1, Ordering::Relaxed);
+        pb::SubmitPipelineRequest {
+            request_id: format!("{}{n}", self.prefix),
+            tenant: self.tenants[(n as usize) % self.tenants.len()].clone(),
+            project: self.label.clone(),
+            git_ref: "bench".into(),
+            auto_cancel: false,
+            jobs: (0..shape.jobs)
+                .map(|i| {
+                    let stage = shape.stage_of(i);
+                    pb::PipelineJobSpec {
+                        name: format!("job-{i}"),
+                        stage: format!("stage-{stage}"),
+                        stage_index: stage,
+                        labels: vec![self.label.clone()],
+                        command: "true".into(),
+                        requested_ms: 1_000,
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Jobs per submit call.
+    fn per_call(&self) -> u64 {
+        match self.pipeline {
+            Some(shape) => u64::from(shape.jobs),
+            None => self.batch as u64,
+        }
+    }
+
+    /// One submit call of up to `n` jobs: a pipeline, `SubmitJobs` or `SubmitJob`.
+    async fn submit(&self, client: Clients, n: u64) {
+        match self.pipeline {
+            Some(shape) => submit_pipeline(client, self, shape).await,
+            None => {
+                let jobs = (0..n).map(|_| self.job()).collect();
+                submit(client, self, jobs).await
+            }
         }
     }
 
@@ -252,6 +376,8 @@ impl Load {
             samples: Mutex::new(Vec::new()),
             answered: Mutex::new(Vec::new()),
             last_completion: Mutex::new(None),
+            pipeline: config.pipeline,
+            pipeline_times: Mutex::new(PipelineTimes::default()),
             batch: config.batch,
             idle_limit: config.idle_limit,
             tenants,
@@ -318,7 +444,7 @@ impl Load {
             Until::Jobs(n) => Some(n),
             Until::For { .. } => None,
         };
-        let batch = self.state.batch as u64;
+        let batch = self.state.per_call();
         let mut tasks = Vec::new();
         for s in 0..concurrency.max(1) {
             let client = self.submitters[s % self.submitters.len()].clone();
@@ -331,8 +457,7 @@ impl Load {
                         Some(limit) => batch.min(limit - first),
                         None => batch,
                     };
-                    let jobs = (0..n).map(|_| state.job()).collect();
-                    submit(client.clone(), &state, jobs).await;
+                    state.submit(client.clone(), n).await;
                 }
             }));
         }
@@ -370,14 +495,13 @@ impl Load {
     /// have completed.
     pub async fn open_loop(&self, rate: f64, jobs: u64) -> PhaseReport {
         let start = self.begin(true);
-        let batch = self.state.batch as u64;
+        let batch = self.state.per_call();
         let interval = Duration::from_secs_f64(batch as f64 / rate.max(1e-3));
         let late = open_loop(start.at, interval, jobs.div_ceil(batch), |call| {
             let client = self.submitters[(call as usize) % self.submitters.len()].clone();
             let state = self.state.clone();
             let n = batch.min(jobs - call * batch);
-            let reqs = (0..n).map(|_| state.job()).collect();
-            async move { submit(client, &state, reqs).await }
+            async move { state.submit(client, n).await }
         })
         .await;
         let seconds = self.wait_for_completions(&start).await;
@@ -420,6 +544,12 @@ impl Load {
         tenants.sort();
         tenants.dedup();
         let mut cancelled = 0;
+        if self.state.pipeline.is_some() {
+            for tenant in tenants {
+                cancelled += self.cancel_pipelines(&mut client, &tenant).await?;
+            }
+            return Ok(cancelled);
+        }
         for tenant in tenants {
             for state in [pb::JobState::Queued, pb::JobState::Leased] {
                 let (jobs, _) =
@@ -436,6 +566,43 @@ impl Load {
             }
         }
         Ok(cancelled)
+    }
+
+    /// Cancels this run's running pipelines of `tenant`; returns their jobs that had not
+    /// ended.
+    async fn cancel_pipelines(&self, client: &mut Clients, tenant: &str) -> Result<u64, Status> {
+        let mut cancelled = 0;
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .pipelines
+                .list_pipelines(pb::ListPipelinesRequest {
+                    tenant: tenant.to_string(),
+                    state: pb::PipelineState::Running as i32,
+                    project: self.state.label.clone(),
+                    page_size: 100,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            for p in page.pipelines {
+                let before = client
+                    .pipelines
+                    .cancel_pipeline(pb::CancelPipelineRequest { name: p.name })
+                    .await?
+                    .into_inner();
+                cancelled += before
+                    .jobs
+                    .iter()
+                    .filter(|j| j.state == pb::PipelineJobState::Cancelled as i32)
+                    .count() as u64;
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(cancelled);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Stops the runners and drains them on the server (which drops them once their
@@ -459,6 +626,7 @@ impl Load {
         lock(&self.state.sent).clear();
         lock(&self.state.samples).clear();
         lock(&self.state.answered).clear();
+        *lock(&self.state.pipeline_times) = PipelineTimes::default();
         self.state.measure.store(measure, Ordering::Relaxed);
         PhaseStart {
             at: Instant::now(),
@@ -495,6 +663,7 @@ impl Load {
     fn finish(&self, start: &PhaseStart, seconds: f64) -> PhaseReport {
         let st = &self.state;
         let lifecycles = st.completed.load(Ordering::Relaxed) - start.completed;
+        let pipelines = st.pipeline.map(|shape| self.pipeline_samples(shape));
         let mut samples: Vec<(Duration, Duration)> = lock(&st.samples)
             .iter()
             .map(|&(t, d)| (t.saturating_duration_since(start.at), d))
@@ -521,7 +690,39 @@ impl Load {
             failed_calls: st.failed_calls.load(Ordering::Relaxed) - start.failed,
             foreign_leases: st.foreign.load(Ordering::Relaxed) - start.foreign,
             late_calls: 0,
+            pipelines,
             samples,
+        }
+    }
+
+    /// A pipeline load's latencies, into `samples` (all jobs) and by stage.
+    fn pipeline_samples(&self, shape: PipelineShape) -> PipelineReport {
+        let times = lock(&self.state.pipeline_times);
+        let mut samples = lock(&self.state.samples);
+        let (mut first, mut later) = (Vec::new(), Vec::new());
+        for &(pipeline, stage, at) in &times.leased {
+            let ready = if stage == 0 {
+                times.submitted.get(&pipeline)
+            } else {
+                times.stage_done.get(&(pipeline, stage - 1))
+            };
+            // None: submitted or made ready before the phase measured.
+            let Some(&ready) = ready else { continue };
+            let d = at.saturating_duration_since(ready);
+            samples.push((ready, d));
+            if stage == 0 { &mut first } else { &mut later }.push(d);
+        }
+        first.sort();
+        later.sort();
+        let us = |v: &[Duration], p: f64| percentile(v, p).as_micros() as u64;
+        PipelineReport {
+            pipelines: times.submitted.len() as u64,
+            jobs_per_pipeline: shape.jobs,
+            stages: shape.stages,
+            first_stage_p50_us: us(&first, 50.0),
+            first_stage_p99_us: us(&first, 99.0),
+            later_stages_p50_us: us(&later, 50.0),
+            later_stages_p99_us: us(&later, 99.0),
         }
     }
 }
@@ -618,6 +819,30 @@ async fn submit(mut client: Clients, state: &State, jobs: Vec<pb::SubmitJobReque
     }
 }
 
+/// One `SubmitPipeline` call; the pipeline's id and the call's start are kept for the
+/// latencies.
+async fn submit_pipeline(mut client: Clients, state: &State, shape: PipelineShape) {
+    let request = state.pipeline_request(shape);
+    let n = request.jobs.len() as u64;
+    let t = Instant::now();
+    match client.pipelines.submit_pipeline(request).await {
+        Ok(r) => {
+            state.acknowledged.fetch_add(n, Ordering::Relaxed);
+            if state.measure.load(Ordering::Relaxed) {
+                lock(&state.answered).push(t.elapsed());
+                let name = r.into_inner().name;
+                if let Some(id) = name
+                    .strip_prefix("pipelines/")
+                    .and_then(|id| id.parse().ok())
+                {
+                    lock(&state.pipeline_times).submitted.insert(id, t);
+                }
+            }
+        }
+        Err(e) => state.failed(e),
+    }
+}
+
 /// A runner: long-polls for leases and completes each at once, as a runner with free
 /// slots would, concurrently with its next poll.
 async fn run_runner(mut client: Clients, name: String, state: Arc<State>) {
@@ -640,16 +865,31 @@ async fn run_runner(mut client: Clients, name: String, state: Arc<State>) {
         };
         let now = Instant::now();
         let mut completions = Vec::with_capacity(got.len());
+        // Pipeline loads: (pipeline, stage) of each completion.
+        let mut stages = Vec::new();
         {
             let mut sent = lock(&state.sent);
             let mut samples = lock(&state.samples);
+            let mut times = lock(&state.pipeline_times);
+            let measure = state.measure.load(Ordering::Relaxed);
             for l in got {
                 let Some(job) = l.job else { continue };
-                if !job.request_id.starts_with(&state.prefix) {
+                if let Some(shape) = state.pipeline {
+                    let Some((pipeline, index)) =
+                        pipeline_job(&job.request_id).filter(|_| job.project == state.label)
+                    else {
+                        state.foreign.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let stage = shape.stage_of(index);
+                    if measure {
+                        times.leased.push((pipeline, stage, now));
+                    }
+                    stages.push((pipeline, stage));
+                } else if !job.request_id.starts_with(&state.prefix) {
                     state.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
-                }
-                if let Some(t) = sent.remove(&job.request_id) {
+                } else if let Some(t) = sent.remove(&job.request_id) {
                     samples.push((t, now - t));
                 }
                 completions.push(pb::CompleteJobRequest {
@@ -664,9 +904,17 @@ async fn run_runner(mut client: Clients, name: String, state: Arc<State>) {
         if completions.is_empty() {
             continue;
         }
-        if state.batch > 1 {
+        if state.batch > 1 || state.pipeline.is_some() {
             let (mut c, state) = (client.clone(), state.clone());
             tokio::spawn(async move {
+                if !stages.is_empty() && state.measure.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let mut times = lock(&state.pipeline_times);
+                    for key in stages {
+                        let at = times.stage_done.entry(key).or_insert(t);
+                        *at = (*at).max(t);
+                    }
+                }
                 match c
                     .runners
                     .complete_jobs(pb::CompleteJobsRequest { completions })

@@ -1,6 +1,6 @@
 //! `rustci bench`: drives full job lifecycles against a running server
-//! (`rustci_control::clients::loadgen`) and prints lifecycles per second and submit-to-lease
-//! latency percentiles.
+//! (`rustci_control::clients::loadgen`), single jobs or pipelines (`--pipelines`), and
+//! prints lifecycles per second and submit-to-lease latency percentiles.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_control::clients::client;
-use rustci_control::clients::loadgen::{self, Load, LoadConfig, PhaseReport, Until};
+use rustci_control::clients::loadgen::{self, Load, LoadConfig, PhaseReport, PipelineShape, Until};
 use serde::Serialize;
 
 use crate::output::Format;
@@ -26,12 +26,23 @@ Examples:
   # A server with --auth: a tenant's API key for submitting, a runner token for leasing:
   rustci bench --api-key \"$KEY\" --token \"$RUNNER_TOKEN\" --jobs 5000 --concurrency 16
 
+  # Pipelines of 20 jobs in 4 stages (10,000 pipelines), 16 SubmitPipeline calls in flight:
+  rustci bench --pipelines --jobs 200000 --concurrency 16 --format json
+
 Each job is leased by one of the bench's own runners (a pool and label named after the
 run) and completed at once, so a lifecycle is pure control-plane work: submit (durable),
 lease (durable), complete (durable). Submit-to-lease latency runs from the start of a
 job's submit call to a runner holding its lease. Without --rate the submitters run
 closed loop (peak throughput); with --rate they submit open loop at that many jobs per
-second (latency at a chosen load). The server may also place other tenants' unlabelled
+second (latency at a chosen load).
+
+With --pipelines, each submit call is one SubmitPipeline of --pipeline-jobs jobs spread
+evenly over --stages stages (GitLab's stage rule: a stage waits for all of the one
+before), --jobs is rounded up to whole pipelines, and the runners complete in
+CompleteJobs calls. Submit-to-lease then runs from the moment a job became ready as the
+client sees it: a first-stage job from the start of its SubmitPipeline call, a later one
+from the start of the CompleteJobs call that completed the last job of the stage before.
+The server may also place other tenants' unlabelled
 jobs on the bench's runners, which leave them to lapse and be requeued: point it at a
 test server. The runners are drained at the end.";
 
@@ -58,6 +69,15 @@ pub struct BenchArgs {
     /// Jobs per SubmitJobs call (and at most per CompleteJobs call); 1 = unary calls.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Submit pipelines (one SubmitPipeline call each) instead of single jobs.
+    #[arg(long)]
+    pipelines: bool,
+    /// Jobs of each pipeline (with --pipelines).
+    #[arg(long, default_value_t = 20, requires = "pipelines")]
+    pipeline_jobs: u32,
+    /// Stages of each pipeline, the jobs spread evenly over them (with --pipelines).
+    #[arg(long, default_value_t = 4, requires = "pipelines")]
+    stages: u32,
     /// Submit open loop at this many jobs per second instead of closed loop.
     #[arg(long)]
     rate: Option<f64>,
@@ -87,6 +107,8 @@ struct Output<'a> {
     batch: usize,
     runners: usize,
     slots: u32,
+    /// What submit-to-lease runs from.
+    latency_from: &'static str,
     #[serde(flatten)]
     report: &'a PhaseReport,
 }
@@ -103,6 +125,15 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             bail!("--rate must be a positive number of jobs per second, got {r}");
         }
     }
+    let pipeline = a.pipelines.then_some(PipelineShape {
+        jobs: a.pipeline_jobs,
+        stages: a.stages,
+    });
+    // Whole pipelines.
+    let jobs = match pipeline {
+        Some(shape) => a.jobs.div_ceil(u64::from(shape.jobs.max(1))) * u64::from(shape.jobs),
+        None => a.jobs,
+    };
     let connections = a.connections.clamp(1, 64);
     let mut submitters = Vec::new();
     let mut runners = Vec::new();
@@ -128,13 +159,14 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         batch: a.batch,
         run_id: format!("bench-{:x}-{:x}", std::process::id(), nanos % (1 << 40)),
         idle_limit: loadgen::IDLE_LIMIT,
+        pipeline,
     };
     let load = Load::start(config, submitters, runners)
         .await
         .context("starting the bench's runners")?;
     // A progress bar on terminals only: pipes and tests get the result alone.
     let progress = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::with_draw_target(Some(a.jobs), ProgressDrawTarget::stderr());
+        let bar = ProgressBar::with_draw_target(Some(jobs), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
                 "{elapsed_precise} [{bar:30}] {pos}/{len} jobs done {msg}",
@@ -155,9 +187,9 @@ pub async fn run(a: BenchArgs) -> Result<()> {
         (bar, ticker)
     });
     let report = match a.rate {
-        Some(r) => load.open_loop(r, a.jobs).await,
+        Some(r) => load.open_loop(r, jobs).await,
         None => {
-            load.closed_loop(a.concurrency, Until::Jobs(a.jobs), true)
+            load.closed_loop(a.concurrency, Until::Jobs(jobs), true)
                 .await
         }
     };
@@ -202,6 +234,12 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 batch: a.batch,
                 runners: a.runners,
                 slots: a.slots,
+                latency_from: if pipeline.is_some() {
+                    "ready: a first-stage job's SubmitPipeline call start, a later job's \
+                     start of the CompleteJobs call that completed its stage's last need"
+                } else {
+                    "submit: the SubmitJob(s) call start"
+                },
                 report: &report,
             };
             outln!("{}", serde_json::to_string_pretty(&out)?);
@@ -215,6 +253,18 @@ pub async fn run(a: BenchArgs) -> Result<()> {
                 report.seconds,
                 report.lifecycles_per_s
             );
+            if let Some(p) = &report.pipelines {
+                outln!(
+                    "{} pipelines of {} jobs in {} stages; submit-to-lease from ready: first stage p50 {:.3} ms, p99 {:.3} ms; later stages p50 {:.3} ms, p99 {:.3} ms",
+                    p.pipelines,
+                    p.jobs_per_pipeline,
+                    p.stages,
+                    ms(p.first_stage_p50_us),
+                    ms(p.first_stage_p99_us),
+                    ms(p.later_stages_p50_us),
+                    ms(p.later_stages_p99_us),
+                );
+            }
             outln!(
                 "submit-to-lease: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
                 ms(report.submit_to_lease_p50_us),
@@ -230,11 +280,11 @@ pub async fn run(a: BenchArgs) -> Result<()> {
             );
         }
     }
-    if report.failed_calls > 0 || report.foreign_leases > 0 || report.lifecycles < a.jobs {
+    if report.failed_calls > 0 || report.foreign_leases > 0 || report.lifecycles < jobs {
         eprintln!(
             "warning: {} of {} jobs completed; {} calls failed{}; {} leases of other jobs left to lapse",
             report.lifecycles,
-            a.jobs,
+            jobs,
             report.failed_calls,
             first_error
                 .map(|e| format!(" (first: {}: {})", e.code(), e.message()))

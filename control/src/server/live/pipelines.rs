@@ -16,7 +16,7 @@
 //! With `auto_cancel`, a pipeline's group is a hash of its tenant, project and ref: a
 //! newer pipeline of the same project and ref supersedes it (the core's rule).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustci_scheduler::{
     CancelReason, CoreError, Event, JobId, Millis, PipelineId, PipelineJob, PipelineJobState,
@@ -25,6 +25,7 @@ use rustci_scheduler::{
 
 use super::error::{invalid, LiveError};
 use super::explain::{Explanation, NeedWait};
+use super::jobs::request_hash;
 use super::limits::{self, check_id};
 use super::submission::Submission;
 use super::{Live, PLAN_LIMIT};
@@ -133,6 +134,9 @@ pub(super) struct PipelineTable {
     /// (tenant, request_id) of the running pipelines.
     requests: HashMap<(String, String), u64>,
     ended_pending: HashMap<u64, StoredPipeline>,
+    /// Hashes of every pipeline's (tenant, request_id) in the store, loaded at start
+    /// (`request_hash`): a request never seen needs no store lookup.
+    seen_requests: HashSet<u64>,
 }
 
 impl PipelineTable {
@@ -140,6 +144,20 @@ impl PipelineTable {
         self.running.clear();
         self.requests.clear();
         self.ended_pending.clear();
+        self.seen_requests.clear();
+    }
+
+    /// A pipeline of the store, at start.
+    fn saw(&mut self, p: &StoredPipeline) {
+        self.seen_requests
+            .insert(request_hash(&p.tenant, &p.request_id));
+    }
+
+    /// Whether a (tenant, request_id) may have made a pipeline before: `false` is
+    /// certain, `true` may be a hash collision.
+    fn maybe_seen(&self, tenant: &str, request_id: &str) -> bool {
+        self.seen_requests
+            .contains(&request_hash(tenant, request_id))
     }
 
     /// A committed pipeline version is durable: an ended pipeline leaves the table.
@@ -150,6 +168,7 @@ impl PipelineTable {
     }
 
     pub(super) fn insert(&mut self, p: StoredPipeline) {
+        self.saw(&p);
         self.requests
             .insert((p.tenant.clone(), p.request_id.clone()), p.id);
         self.running.insert(p.id, p);
@@ -400,12 +419,18 @@ impl Live {
             let jobs: Vec<StoredJob> = view.jobs.iter().map(|(j, _)| j.clone()).collect();
             return same_pipeline(&s, &p, &jobs).map(|()| view);
         }
-        let filter = PipelineFilter {
-            tenant: Some(s.tenant.clone()),
-            request_id: Some(s.request_id.clone()),
-            ..PipelineFilter::default()
+        // A request never seen needs no store lookup (a submission holds the live state
+        // while it waits for the store, which a commit may be holding).
+        let existing = if self.pipelines.maybe_seen(&s.tenant, &s.request_id) {
+            let filter = PipelineFilter {
+                tenant: Some(s.tenant.clone()),
+                request_id: Some(s.request_id.clone()),
+                ..PipelineFilter::default()
+            };
+            self.store()?.list_pipelines(&filter, 0, 1)?.pop()
+        } else {
+            None
         };
-        let existing = self.store()?.list_pipelines(&filter, 0, 1)?.pop();
         if let Some(p) = existing {
             let view = self.pipeline(p.id)?;
             let jobs: Vec<StoredJob> = view.jobs.iter().map(|(j, _)| j.clone()).collect();
@@ -545,16 +570,27 @@ impl Live {
     /// A pipeline, every job with its state, and the projected end of a running one.
     pub fn pipeline(&mut self, id: u64) -> Result<PipelineView, LiveError> {
         let pipeline = self.stored_pipeline(id)?;
-        let mut stored: HashMap<u64, StoredJob> = self
-            .store()?
-            .pipeline_jobs(id)?
-            .into_iter()
-            .map(|j| (j.id, j))
-            .collect();
+        let ids = id..id + u64::from(pipeline.jobs);
+        // The job table's version first: it may not be durable yet (group commit). The
+        // store is read only for jobs the table no longer holds (not a just-submitted
+        // pipeline's: the submission holds the live state, and a commit the store).
+        let jobs: Vec<StoredJob> = match ids.clone().map(|j| self.jobs.known(j).cloned()).collect()
+        {
+            Some(all) => all,
+            None => {
+                let mut stored: HashMap<u64, StoredJob> = self
+                    .store()?
+                    .pipeline_jobs(id)?
+                    .into_iter()
+                    .map(|j| (j.id, j))
+                    .collect();
+                ids.filter_map(|j| self.jobs.known(j).cloned().or_else(|| stored.remove(&j)))
+                    .collect()
+            }
+        };
         let running = pipeline.state == PipelineStatus::Running;
-        // The job table's version first: it may not be durable yet (group commit).
-        let jobs = (id..id + u64::from(pipeline.jobs))
-            .filter_map(|j| self.jobs.known(j).cloned().or_else(|| stored.remove(&j)))
+        let jobs = jobs
+            .into_iter()
             .map(|job| {
                 let status = self.job_status(&job, running);
                 (job, status)
@@ -680,10 +716,8 @@ impl Live {
         batch: &mut Batch,
     ) -> Result<(), LiveError> {
         self.pipelines.clear();
-        let filter = PipelineFilter {
-            state: Some(PipelineStatus::Running),
-            ..PipelineFilter::default()
-        };
+        // Every pipeline, for the request ids; the running ones are rebuilt.
+        let filter = PipelineFilter::default();
         let mut after = 0;
         let mut played = Vec::new();
         loop {
@@ -693,6 +727,10 @@ impl Live {
             };
             after = last.id;
             for p in page {
+                self.pipelines.saw(&p);
+                if p.state != PipelineStatus::Running {
+                    continue;
+                }
                 let jobs = self.store()?.pipeline_jobs(p.id)?;
                 self.pipelines.insert(p.clone());
                 if let Err(e) = self.restore_pipeline(now, &p, &jobs, out, batch) {
