@@ -15,6 +15,7 @@ use tonic::{Request, Status};
 use crate::local_token::{self, LocalToken};
 use crate::pb::fleet_service_client::FleetServiceClient;
 use crate::pb::job_service_client::JobServiceClient;
+use crate::pb::pipeline_service_client::PipelineServiceClient;
 use crate::pb::runner_service_client::RunnerServiceClient;
 
 /// Adds `authorization: Bearer <key>` to every request when it holds a key.
@@ -63,12 +64,13 @@ impl Interceptor for Bearer {
 /// A channel that authenticates every call.
 pub type AuthChannel = InterceptedService<Channel, Bearer>;
 
-/// The three service clients, sharing one HTTP/2 channel (cheap to clone).
+/// The service clients, sharing one HTTP/2 channel (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub jobs: JobServiceClient<AuthChannel>,
     pub runners: RunnerServiceClient<AuthChannel>,
     pub fleet: FleetServiceClient<AuthChannel>,
+    pub pipelines: PipelineServiceClient<AuthChannel>,
 }
 
 impl Clients {
@@ -76,7 +78,8 @@ impl Clients {
         Self {
             jobs: JobServiceClient::with_interceptor(channel.clone(), bearer.clone()),
             runners: RunnerServiceClient::with_interceptor(channel.clone(), bearer.clone()),
-            fleet: FleetServiceClient::with_interceptor(channel, bearer),
+            fleet: FleetServiceClient::with_interceptor(channel.clone(), bearer.clone()),
+            pipelines: PipelineServiceClient::with_interceptor(channel, bearer),
         }
     }
 }
@@ -249,7 +252,7 @@ pub fn state_json(state: i32) -> &'static str {
 }
 
 /// A Unix time in milliseconds as an RFC 3339 UTC timestamp; `null` when unset (0).
-fn time_json(unix_ms: i64) -> serde_json::Value {
+pub fn time_json(unix_ms: i64) -> serde_json::Value {
     if unix_ms > 0 {
         rustci_datasets::time::format_utc_ms(unix_ms).into()
     } else {
