@@ -14,11 +14,11 @@ use std::time::Duration;
 use rustci_control::pb;
 use rustci_control::pb::pipeline_service_client::PipelineServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
-use rustci_control::server::{self, ServeOptions};
 use serde_json::Value;
 
 use crate::common::{
-    executions, free_port, owner_channel, tail, wait_for, wait_ready, wait_runners, Procs, BIN,
+    executions, free_port, local_server, owner_channel, tail, wait_for, wait_ready, wait_runners,
+    Procs, BIN,
 };
 
 /// Runs `rustci` with `args` off the async workers (a server may be in this process).
@@ -57,7 +57,14 @@ fn submit_args(url: &str, file: &Path, git_ref: &str, extra: &[&str]) -> Vec<Str
     let mut a = args(&["pipeline", "submit"]);
     a.push(file.display().to_string());
     a.extend(args(&[
-        "--server", url, "--tenant", "team", "--project", "shop", "--ref", git_ref,
+        "--server",
+        url,
+        "--tenant",
+        "team",
+        "--project",
+        "shop",
+        "--ref",
+        git_ref,
     ]));
     a.extend(args(extra));
     a
@@ -181,13 +188,7 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
     let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
     let server_log = dir.path().join("server.log");
-    procs.server(
-        "server",
-        port,
-        &dir.path().join("data"),
-        &[],
-        &server_log,
-    );
+    procs.server("server", port, &dir.path().join("data"), &[], &server_log);
     let c = wait_ready(&url, None, Duration::from_secs(60)).await;
     for (id, label) in [("amd", "amd64"), ("arm", "arm64")] {
         procs.runner(
@@ -272,13 +273,20 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
         seen_last.insert(job, l["job"]["state"].as_str().expect("state"));
     }
     for (job, state, _) in EXPECTED {
-        assert_eq!(seen_last.get(job), Some(&state), "watch's last line of {job}");
+        assert_eq!(
+            seen_last.get(job),
+            Some(&state),
+            "watch's last line of {job}"
+        );
     }
 
     // The final states, as GitLab gives them.
     let got = json_of(
         "pipeline get",
-        &cli(args(&["pipeline", "get", &name, "--server", &url, "--format", "json"])).await,
+        &cli(args(&[
+            "pipeline", "get", &name, "--server", &url, "--format", "json",
+        ]))
+        .await,
     );
     assert_eq!(got["state"], EXPECTED_PIPELINE);
     assert_eq!(got["predicted_finish_time"], got["end_time"]);
@@ -286,7 +294,12 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
     let jobs: Vec<&Value> = got["jobs"].as_array().expect("jobs").iter().collect();
     let states: Vec<(&str, &str)> = jobs
         .iter()
-        .map(|j| (j["name"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or("")))
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap_or(""),
+                j["state"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     let want: Vec<(&str, &str)> = EXPECTED.iter().map(|e| (e.0, e.1)).collect();
     assert_eq!(states, want, "final states");
@@ -297,7 +310,10 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
         let id = j["job"].as_str().expect("jobs/N");
         let r = json_of(
             "jobs get",
-            &cli(args(&["jobs", "get", id, "--server", &url, "--format", "json"])).await,
+            &cli(args(&[
+                "jobs", "get", id, "--server", &url, "--format", "json",
+            ]))
+            .await,
         );
         let attempts = r["attempts"].as_u64().expect("attempts");
         match runner {
@@ -371,9 +387,15 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
         let first = by_job[job_of(job).as_str()][0].start_ns;
         for need in &needs {
             let end = records[need]["end_ms"].as_i64().expect("end");
-            assert!(end > 0 && start >= end, "{job} started at {start} before {need} ended at {end}");
+            assert!(
+                end > 0 && start >= end,
+                "{job} started at {start} before {need} ended at {end}"
+            );
             let need_end = by_job[job_of(need).as_str()][0].end_ns.expect("end");
-            assert!(first >= need_end, "{job} ran before {need} ended (side effects)");
+            assert!(
+                first >= need_end,
+                "{job} ran before {need} ended (side effects)"
+            );
         }
     }
 
@@ -381,8 +403,18 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
     let listed = json_of(
         "pipeline list",
         &cli(args(&[
-            "pipeline", "list", "--server", &url, "--format", "json", "--state", "failed",
-            "--project", "shop", "--ref", "main",
+            "pipeline",
+            "list",
+            "--server",
+            &url,
+            "--format",
+            "json",
+            "--state",
+            "failed",
+            "--project",
+            "shop",
+            "--ref",
+            "main",
         ]))
         .await,
     );
@@ -393,16 +425,25 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
         .map(|p| p["name"].as_str().expect("name"))
         .collect();
     assert_eq!(listed_names, [name.as_str()]);
-    assert_eq!(listed[0]["jobs"].as_array().map(Vec::len), Some(EXPECTED.len()));
+    assert_eq!(
+        listed[0]["jobs"].as_array().map(Vec::len),
+        Some(EXPECTED.len())
+    );
     let other_ref = json_of(
         "pipeline list --ref other",
-        &cli(args(&["pipeline", "list", "--server", &url, "--format", "json", "--ref", "other"]))
-            .await,
+        &cli(args(&[
+            "pipeline", "list", "--server", &url, "--format", "json", "--ref", "other",
+        ]))
+        .await,
     );
     assert_eq!(other_ref, serde_json::json!([]));
     let refused = cli(args(&["pipeline", "cancel", &name, "--server", &url])).await;
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("FailedPrecondition"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("FailedPrecondition"),
+        "{}",
+        text(&refused.stderr)
+    );
 
     // Cancelling a running pipeline cancels its running job and what waits behind it.
     let slow = dir.path().join("slow.yml");
@@ -441,7 +482,10 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
     .await;
     let cancelled = json_of(
         "pipeline cancel",
-        &cli(args(&["pipeline", "cancel", &slow_name, "--server", &url, "--format", "json"])).await,
+        &cli(args(&[
+            "pipeline", "cancel", &slow_name, "--server", &url, "--format", "json",
+        ]))
+        .await,
     );
     assert_eq!(cancelled["state"], "CANCELLED");
     assert_eq!(cancelled["jobs"][1]["state"], "CANCELLED");
@@ -460,26 +504,21 @@ async fn a_gitlab_file_runs_end_to_end_on_two_runners_as_gitlab_would_run_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_submitted() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("data"),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("server starts");
-    let url = format!("http://{}", srv.addr);
+    let (dir, srv, url) = local_server().await;
     let ch = owner_channel(srv.addr).await;
     // A runner for the jobs' labels: the files below are refused for what is in them.
-    RunnerServiceClient::new(ch.clone())
-        .register_runner(pb::RegisterRunnerRequest {
-            runner_id: "lin".into(),
-            pool: "lin".into(),
-            labels: vec!["linux".into()],
-            slots: 1,
-        })
-        .await
-        .expect("register");
+    let register = || async {
+        RunnerServiceClient::new(ch.clone())
+            .register_runner(pb::RegisterRunnerRequest {
+                runner_id: "lin".into(),
+                pool: "lin".into(),
+                labels: vec!["linux".into()],
+                slots: 1,
+            })
+            .await
+            .expect("register");
+    };
+    register().await;
 
     let write = |name: &str, body: &str| {
         let p = dir.path().join(name);
@@ -496,7 +535,11 @@ async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_subm
         .and_then(|f| f.set_len(100 * 1024 * 1024))
         .expect("a 100 MB file");
     let cases: Vec<(std::path::PathBuf, Vec<&str>, Vec<String>)> = vec![
-        (write("yaml.yml", yaml), vec![], vec![":4:".into(), "YAML syntax error".into()]),
+        (
+            write("yaml.yml", yaml),
+            vec![],
+            vec![":4:".into(), "YAML syntax error".into()],
+        ),
         (
             write("cycle.yml", cycle),
             vec![],
@@ -542,15 +585,27 @@ async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_subm
         let out = cli(submit_args(&url, file, "main", extra)).await;
         let err = text(&out.stderr);
         assert!(!out.status.success(), "{} was accepted", file.display());
-        assert!(out.stdout.is_empty(), "{}: {}", file.display(), text(&out.stdout));
-        assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+        assert!(
+            out.stdout.is_empty(),
+            "{}: {}",
+            file.display(),
+            text(&out.stdout)
+        );
+        assert!(
+            err.contains(&file.display().to_string()),
+            "names the file: {err}"
+        );
         for w in want {
-            assert!(err.contains(w.as_str()), "{}: wanted {w:?} in {err}", file.display());
+            assert!(
+                err.contains(w.as_str()),
+                "{}: wanted {w:?} in {err}",
+                file.display()
+            );
         }
     }
 
     // Nothing was submitted: ListPipelines is empty, through the API and the CLI.
-    let mut pipes = PipelineServiceClient::new(ch);
+    let mut pipes = PipelineServiceClient::new(ch.clone());
     let all = pipes
         .list_pipelines(pb::ListPipelinesRequest::default())
         .await
@@ -559,12 +614,17 @@ async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_subm
     assert!(all.pipelines.is_empty(), "{:?}", all.pipelines);
     let listed = json_of(
         "pipeline list",
-        &cli(args(&["pipeline", "list", "--server", &url, "--format", "json"])).await,
+        &cli(args(&[
+            "pipeline", "list", "--server", &url, "--format", "json",
+        ]))
+        .await,
     );
     assert_eq!(listed, serde_json::json!([]));
 
     // Without --strict the unsupported keyword is a warning and the file is submitted,
-    // once however often the same request id is sent.
+    // once however often the same request id is sent. (The runner registers again: it
+    // never heartbeats, and a slow machine may have passed its lease TTL by now.)
+    register().await;
     let rules_file = dir.path().join("rules.yml");
     let mut seen = Vec::new();
     for _ in 0..2 {

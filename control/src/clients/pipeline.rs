@@ -316,8 +316,16 @@ cleanup:
         assert_eq!(arm.requested_ms, 600_000);
         assert_eq!((arm.stage.as_str(), arm.stage_index), ("build", 1));
         assert!(arm.needs.is_none(), "no needs: the earlier stages");
-        assert!(arm.command.contains("export ARCH=\"arm64\""), "{}", arm.command);
-        assert!(arm.command.contains("export APP=\"demo\""), "{}", arm.command);
+        assert!(
+            arm.command.contains("export ARCH=\"arm64\""),
+            "{}",
+            arm.command
+        );
+        assert!(
+            arm.command.contains("export APP=\"demo\""),
+            "{}",
+            arm.command
+        );
         let test = &req.jobs[2];
         assert_eq!(
             test.needs.as_ref().map(|n| n.names.clone()),

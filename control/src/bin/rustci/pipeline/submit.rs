@@ -61,7 +61,11 @@ pub struct SubmitArgs {
 }
 
 pub async fn run(a: SubmitArgs) -> Result<()> {
-    let mode = if a.strict { Mode::Strict } else { Mode::Lenient };
+    let mode = if a.strict {
+        Mode::Strict
+    } else {
+        Mode::Lenient
+    };
     // Read and check everything before connecting: a bad file submits nothing.
     let def = ci_file::parse_file(&a.file, mode)?;
     let file = a.file.display();

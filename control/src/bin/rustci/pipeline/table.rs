@@ -76,6 +76,8 @@ const JOBS_HEADER: &str =
 pub fn lines(p: &pb::Pipeline, now_ms: i64) -> Vec<String> {
     let mut jobs: Vec<&pb::PipelineJob> = p.jobs.iter().collect();
     jobs.sort_by_key(|j| j.stage_index);
+    // The first stage's jobs "need the earlier stages" too: none.
+    let first_stage = jobs.first().map_or(0, |j| j.stage_index);
     let mut out = Vec::with_capacity(jobs.len() + 2);
     out.push(header(p, now_ms));
     out.push(JOBS_HEADER.to_owned());
@@ -93,7 +95,7 @@ pub fn lines(p: &pb::Pipeline, now_ms: i64) -> Vec<String> {
             (s, 0) => human_duration(now_ms - s),
             (s, e) => human_duration(e - s),
         };
-        let needs = if j.needs_stages {
+        let needs = if j.needs_stages && j.stage_index > first_stage {
             "(earlier stages)".to_owned()
         } else if j.needs.is_empty() {
             "-".to_owned()
@@ -119,15 +121,14 @@ mod tests {
 
     #[test]
     fn jobs_are_grouped_by_stage_in_the_stages_order() {
-        let job = |name: &str, stage: &str, index: u32, state: pb::PipelineJobState| {
-            pb::PipelineJob {
+        let job =
+            |name: &str, stage: &str, index: u32, state: pb::PipelineJobState| pb::PipelineJob {
                 name: name.into(),
                 stage: stage.into(),
                 stage_index: index,
                 state: state as i32,
                 ..Default::default()
-            }
-        };
+            };
         let now = 1_700_000_000_000;
         let p = pb::Pipeline {
             name: "pipelines/3".into(),
@@ -137,8 +138,14 @@ mod tests {
             create_ms: now - 60_000,
             predicted_finish_time_ms: now + 120_000,
             jobs: vec![
-                job("deploy", "deploy", 3, pb::PipelineJobState::Created),
-                job("build", "build", 1, pb::PipelineJobState::Succeeded),
+                pb::PipelineJob {
+                    needs_stages: true,
+                    ..job("deploy", "deploy", 3, pb::PipelineJobState::Created)
+                },
+                pb::PipelineJob {
+                    needs_stages: true,
+                    ..job("build", "build", 1, pb::PipelineJobState::Succeeded)
+                },
                 pb::PipelineJob {
                     allow_failure: true,
                     needs: vec!["build".into()],
@@ -165,5 +172,11 @@ mod tests {
         );
         assert!(l[3].contains("failed (allowed)"), "{}", l[3]);
         assert!(l[3].ends_with("build"), "{}", l[3]);
+        assert!(
+            l[2].ends_with(" -"),
+            "the first stage needs nothing: {}",
+            l[2]
+        );
+        assert!(l[5].ends_with("(earlier stages)"), "{}", l[5]);
     }
 }

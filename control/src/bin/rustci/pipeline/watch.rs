@@ -14,9 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::Args;
 use rustci_control::clients::client::{clock_text, now_unix_ms, time_json};
-use rustci_control::clients::pipeline::{
-    ended, job_json, pipeline_name, state_json,
-};
+use rustci_control::clients::pipeline::{ended, job_json, pipeline_name, state_json};
 use rustci_control::pb;
 use tokio_stream::StreamExt;
 use tonic::Streaming;
