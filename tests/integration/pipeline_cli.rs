@@ -13,12 +13,11 @@ use std::time::Duration;
 
 use rustci_control::pb;
 use rustci_control::pb::pipeline_service_client::PipelineServiceClient;
-use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use serde_json::Value;
 
 use crate::common::{
-    executions, free_port, local_server, owner_channel, tail, wait_for, wait_ready, wait_runners,
-    Procs, BIN,
+    executions, free_port, local_server, owner_channel, register_r0, tail, wait_for, wait_ready,
+    wait_runners, Procs, BIN,
 };
 
 /// Runs `rustci` with `args` off the async workers (a server may be in this process).
@@ -507,18 +506,7 @@ async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_subm
     let (dir, srv, url) = local_server().await;
     let ch = owner_channel(srv.addr).await;
     // A runner for the jobs' labels: the files below are refused for what is in them.
-    let register = || async {
-        RunnerServiceClient::new(ch.clone())
-            .register_runner(pb::RegisterRunnerRequest {
-                runner_id: "lin".into(),
-                pool: "lin".into(),
-                labels: vec!["linux".into()],
-                slots: 1,
-            })
-            .await
-            .expect("register");
-    };
-    register().await;
+    register_r0(&ch).await;
 
     let write = |name: &str, body: &str| {
         let p = dir.path().join(name);
@@ -624,7 +612,7 @@ async fn bad_gitlab_files_are_refused_with_their_line_or_job_and_nothing_is_subm
     // Without --strict the unsupported keyword is a warning and the file is submitted,
     // once however often the same request id is sent. (The runner registers again: it
     // never heartbeats, and a slow machine may have passed its lease TTL by now.)
-    register().await;
+    register_r0(&ch).await;
     let rules_file = dir.path().join("rules.yml");
     let mut seen = Vec::new();
     for _ in 0..2 {
