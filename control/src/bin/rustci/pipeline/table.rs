@@ -160,7 +160,7 @@ mod tests {
             l[0],
             "pipelines/3  running  shop@main  created 22:12:20Z  predicted finish in 2m (22:15:20Z)"
         );
-        let firsts: Vec<&str> = l[2..].iter().map(|r| &r[..22]).collect();
+        let firsts: Vec<&str> = l[2..].iter().map(|r| &r[..23]).collect();
         assert_eq!(
             firsts,
             [
