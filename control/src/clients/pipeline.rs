@@ -317,7 +317,7 @@ cleanup:
         assert_eq!((arm.stage.as_str(), arm.stage_index), ("build", 1));
         assert!(arm.needs.is_none(), "no needs: the earlier stages");
         assert!(
-            arm.command.contains("export ARCH=\"arm64\""),
+            arm.command.contains("export ARCH='arm64'"),
             "{}",
             arm.command
         );
