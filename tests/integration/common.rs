@@ -454,6 +454,21 @@ pub async fn serve_virtual(
     (srv, ch)
 }
 
+/// A local-mode server (no auth) on a free loopback port, its data in a temp dir; and
+/// its URL.
+pub async fn local_server() -> (tempfile::TempDir, RunningServer, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("starting the server");
+    let url = format!("http://{}", srv.addr);
+    (dir, srv, url)
+}
+
 /// Trains a model version on `records` (Unix-time clock) into `dir`, written whatever it
 /// is worth.
 pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{list_all, rustci_json as cli, wait_for, wait_ready, wait_runners, Procs, BIN};
+use common::{
+    list_all, local_server, rustci_json as cli, wait_for, wait_ready, wait_runners, Procs, BIN,
+};
 use rustci_control::clients::client::{connect_lazy, Clients};
 use rustci_control::pb;
 use rustci_control::server::{self, ServeOptions};
@@ -451,20 +453,6 @@ async fn check_auth(
         .expect("submit")
         .into_inner();
     assert_ne!(other.name, one.name, "request ids are per tenant");
-}
-
-/// A local-mode server (no auth) on a free loopback port, its data in a temp dir.
-async fn local_server() -> (tempfile::TempDir, server::RunningServer, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let srv = server::start(ServeOptions {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().join("data"),
-        ..ServeOptions::default()
-    })
-    .await
-    .expect("starting the server");
-    let url = format!("http://{}", srv.addr);
-    (dir, srv, url)
 }
 
 /// The CLI against a local-mode server: submit, get, list, explain, cancel, idempotency,

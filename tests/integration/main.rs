@@ -33,6 +33,7 @@ mod hardening;
 mod html_report;
 mod model;
 mod parity;
+mod pipeline_cli;
 mod pipeline_jobs;
 mod pipelines;
 mod scaling;

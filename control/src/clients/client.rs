@@ -257,7 +257,7 @@ pub fn state_json(state: i32) -> &'static str {
 }
 
 /// A Unix time in milliseconds as an RFC 3339 UTC timestamp; `null` when unset (0).
-fn time_json(unix_ms: i64) -> serde_json::Value {
+pub fn time_json(unix_ms: i64) -> serde_json::Value {
     if unix_ms > 0 {
         rustci_datasets::time::format_utc_ms(unix_ms).into()
     } else {

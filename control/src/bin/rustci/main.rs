@@ -17,6 +17,7 @@ mod conn;
 mod fleet;
 mod jobs;
 mod output;
+mod pipeline;
 mod retrain;
 mod runner;
 mod serve;
@@ -29,6 +30,8 @@ Examples:
   rustci submit --server http://127.0.0.1:7411 --tenant team-a --labels linux --command 'make test'
   rustci jobs list --state queued
   rustci jobs explain jobs/42
+  rustci pipeline submit .gitlab-ci.yml --tenant team-a --project shop --ref main
+  rustci pipeline watch pipelines/42
   rustci bench --server http://127.0.0.1:7411 --jobs 20000 --concurrency 64 --format json";
 
 #[derive(Debug, Parser)]
@@ -56,6 +59,12 @@ enum Cmd {
     Jobs {
         #[command(subcommand)]
         cmd: jobs::JobsCmd,
+    },
+    /// Submit a GitLab CI file as a pipeline; read, list, watch and cancel pipelines.
+    #[command(after_help = pipeline::PIPELINE_EXAMPLES)]
+    Pipeline {
+        #[command(subcommand)]
+        cmd: pipeline::PipelineCmd,
     },
     /// Run the reference runner: lease jobs and run their commands with `sh -c`.
     #[command(after_help = runner::RUNNER_EXAMPLES)]
@@ -128,6 +137,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Serve(a) => serve::run(a).await,
         Cmd::Submit(a) => submit::run(a).await,
         Cmd::Jobs { cmd } => jobs::run(cmd).await,
+        Cmd::Pipeline { cmd } => pipeline::run(cmd).await,
         Cmd::Runner(a) => runner::run(a).await,
         Cmd::Fleet { cmd } => fleet::run(cmd).await,
         Cmd::Retrain(a) => retrain::run(a).await,

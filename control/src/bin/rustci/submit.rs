@@ -52,7 +52,7 @@ pub struct SubmitArgs {
     format: Format,
 }
 
-fn unique_request_id() -> String {
+pub fn unique_request_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

@@ -118,6 +118,8 @@ fn pb_view(v: &PipelineView) -> pb::Pipeline {
                     end_ms: j.end_ms.unwrap_or(0),
                     exit_code: j.exit_code.unwrap_or(0),
                     attempts: j.attempts,
+                    stage_index: info.map_or(0, |p| p.stage_index),
+                    allow_failure: info.is_some_and(|p| p.allow_failure),
                 }
             })
             .collect(),
