@@ -22,6 +22,7 @@ use crate::arrivals::ArrivalModel;
 use crate::error::ModelError;
 use crate::eval::Evaluation;
 use crate::features::feature_names;
+use crate::planning::PlanChoice;
 use crate::train::{RunTimeModel, TrainParams};
 
 /// Bumped whenever features or the body layout change.
@@ -56,6 +57,11 @@ pub struct Artifact {
     pub evaluation: Evaluation,
     pub model: RunTimeModel,
     pub arrivals: Option<ArrivalModel>,
+    /// The planning estimate and correction `rustci retrain` chose by replaying held-out
+    /// history, with every candidate's figure. Absent (older artifacts, or no machine to
+    /// replay on): the defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planning: Option<PlanChoice>,
 }
 
 fn fnv64(bytes: &[u8]) -> u64 {

@@ -11,6 +11,7 @@
 //! | [`eval`] | chronological evaluation beside the baselines |
 //! | [`arrivals`] | jobs-per-hour forecaster per pool (daily and weekly cycles) |
 //! | [`artifact`] | versioned, checked model files in a directory |
+//! | [`planning`] | what the scheduler plans and corrects with, and the choice `retrain` stores |
 //! | [`predictor`] | the core's `Predictor` backed by a model |
 //! | [`plots`] | predicted-vs-actual and error-CDF plots (SVG) |
 //! | [`retrain`] | the whole `rustci retrain` job: read, evaluate, compare, write |
@@ -24,6 +25,7 @@ pub mod eval;
 pub mod features;
 pub mod forest;
 pub mod history;
+pub mod planning;
 pub mod plots;
 pub mod predictor;
 pub mod retrain;

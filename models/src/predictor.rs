@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustci_scheduler::domain::JobId;
-use rustci_scheduler::predictor::{tsafrir_correction, Estimate, Predictor};
+use rustci_scheduler::predictor::{Estimate, Predictor};
 use rustci_scheduler::{JobSpec, Millis};
 
 use crate::arrivals::ArrivalModel;
@@ -17,6 +17,7 @@ use crate::error::ModelError;
 use crate::eval::Evaluation;
 use crate::features::{featurize, spec_keys, Baseline, JobInput};
 use crate::history::History;
+pub use crate::planning::{Correction, PlanWith, Usage};
 use crate::train::RunTimeModel;
 
 /// A shared, swappable model: `rustci serve` replaces it when a new version appears
@@ -27,6 +28,9 @@ pub struct ModelHandle {
     name: Arc<RwLock<String>>,
     /// The version's arrival forecaster (predictive autoscaling), when it has one.
     arrivals: Arc<RwLock<Option<Arc<ArrivalModel>>>>,
+    /// How the version in use says to plan and correct (its artifact's choice, else the
+    /// defaults), and whether that came from the artifact.
+    usage: Arc<RwLock<(Usage, bool)>>,
 }
 
 /// Reads a lock that a panicking writer may have poisoned: writers only swap whole
@@ -51,6 +55,7 @@ impl ModelHandle {
             inner: Arc::new(RwLock::new(Arc::new(model))),
             name: Arc::new(RwLock::new(name.into())),
             arrivals: Arc::new(RwLock::new(None)),
+            usage: Arc::new(RwLock::new((Usage::default(), false))),
         }
     }
 
@@ -58,6 +63,7 @@ impl ModelHandle {
     pub fn from_artifact(artifact: Artifact, name: impl Into<String>) -> Self {
         let handle = Self::new(artifact.model, name);
         write(&handle.arrivals, artifact.arrivals.map(Arc::new));
+        write(&handle.usage, stored_usage(artifact.planning.as_ref()));
         handle
     }
 
@@ -84,7 +90,13 @@ impl ModelHandle {
         read(&self.arrivals)
     }
 
-    /// Swaps the run-time model only (the arrival forecaster stays).
+    /// The planning estimate and correction the version in use chose (`rustci retrain`
+    /// replays them), and `true` if it stored a choice; the defaults and `false` if not.
+    pub fn usage(&self) -> (Usage, bool) {
+        read(&self.usage)
+    }
+
+    /// Swaps the run-time model only (the arrival forecaster and usage stay).
     pub fn replace(&self, model: RunTimeModel, name: impl Into<String>) {
         write(&self.inner, Arc::new(model));
         write(&self.name, name.into());
@@ -93,12 +105,17 @@ impl ModelHandle {
     /// Swaps to a whole new version: run-time model and arrival forecaster.
     pub fn replace_artifact(&self, artifact: Artifact, name: impl Into<String>) {
         write(&self.arrivals, artifact.arrivals.map(Arc::new));
+        write(&self.usage, stored_usage(artifact.planning.as_ref()));
         self.replace(artifact.model, name);
     }
 
     pub fn version_name(&self) -> String {
         read(&self.name)
     }
+}
+
+fn stored_usage(choice: Option<&crate::planning::PlanChoice>) -> (Usage, bool) {
+    choice.map_or((Usage::default(), false), |c| (c.usage, true))
 }
 
 /// A model directory's current version, loaded ([`ModelHandle::load_current`]).
@@ -120,8 +137,9 @@ pub struct ModelPredictor {
     /// Unix time of the driver's clock zero (time-of-day features), if known.
     epoch_s: Option<i64>,
     name: String,
-    plan_with: PlanWith,
-    correction: Correction,
+    /// Overrides of the version's choice (`None`: what [`ModelHandle::usage`] says).
+    plan_with: Option<PlanWith>,
+    correction: Option<Correction>,
     /// Per-key upper margins and the points they are measured against.
     calibration: LiveCalibration,
 }
@@ -147,77 +165,6 @@ impl LiveCalibration {
     }
 }
 
-/// What a running job that outlived its estimate is expected to take (EASY++'s
-/// correction), as a total run time from its start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Correction {
-    /// The model's upper quantile first, then Tsafrir's steps beyond it.
-    #[default]
-    UpperThenIncremental,
-    /// Tsafrir's steps (1 min, 5, 15, 30 min, 1 h, ...) beyond the planned estimate.
-    Incremental,
-    /// Twice the time the job has run so far (recursive doubling), stopping once at the
-    /// request.
-    Doubling,
-    /// The user's request, then doubling beyond it if the job outlives that too.
-    Request,
-}
-
-impl Correction {
-    /// The total run time to expect after `corrections` earlier corrections of a job
-    /// planned at `estimate.point_ms`.
-    pub fn apply(
-        self,
-        estimate: Estimate,
-        corrections: u32,
-        requested_ms: Option<Millis>,
-    ) -> Millis {
-        let point = estimate.point_ms.max(1);
-        let requested = requested_ms.filter(|&r| r > 0);
-        match self {
-            Correction::UpperThenIncremental if estimate.upper_ms > point => match corrections {
-                0 => estimate.upper_ms,
-                n => tsafrir_correction(estimate.upper_ms, n - 1, requested),
-            },
-            Correction::UpperThenIncremental | Correction::Incremental => {
-                tsafrir_correction(point, corrections, requested)
-            }
-            Correction::Doubling => doubling(point, corrections, requested),
-            Correction::Request => match requested {
-                Some(r) if r > point => match corrections {
-                    0 => r,
-                    n => doubling(r, n - 1, None),
-                },
-                _ => doubling(point, corrections, requested),
-            },
-        }
-    }
-}
-
-/// `first` doubled `corrections + 1` times, each time from the previous value (the time
-/// run so far), stopping once at the request (a job that outlives its request as well
-/// keeps doubling from there).
-fn doubling(first: Millis, corrections: u32, requested: Option<Millis>) -> Millis {
-    let mut e = first.max(1);
-    for _ in 0..=corrections.min(64) {
-        e = match requested {
-            Some(r) if e < r => e.saturating_mul(2).min(r),
-            _ => e.saturating_mul(2),
-        };
-    }
-    e
-}
-
-/// Which of the model's values the scheduler plans with (`Estimate::point_ms`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PlanWith {
-    /// The point estimate (least absolute error).
-    #[default]
-    Point,
-    /// The upper quantile (P90 by default): fewer jobs outlive their plan.
-    Upper,
-}
-
 impl ModelPredictor {
     pub fn new(model: ModelHandle, epoch_s: Option<i64>) -> Self {
         Self {
@@ -225,33 +172,42 @@ impl ModelPredictor {
             model,
             history: History::default(),
             epoch_s,
-            plan_with: PlanWith::Point,
-            correction: Correction::default(),
+            plan_with: None,
+            correction: None,
             calibration: LiveCalibration::default(),
         }
     }
 
-    /// How estimates of jobs that outlive them grow (EASY++).
+    /// How estimates of jobs that outlive them grow (EASY++), whatever the version
+    /// chose.
     pub fn correcting_with(mut self, correction: Correction) -> Self {
-        self.correction = correction;
-        if correction != Correction::default() {
-            self.name.push_str(match correction {
-                Correction::UpperThenIncremental => "",
-                Correction::Incremental => "+incremental",
-                Correction::Doubling => "+doubling",
-                Correction::Request => "+request",
-            });
+        self.correction = Some(correction);
+        // Named only where it departs from the version's own choice.
+        if correction != self.model.usage().0.correction {
+            self.name.push('+');
+            self.name.push_str(correction.name());
         }
         self
     }
 
-    /// Plan with the upper quantile instead of the point estimate.
+    /// Plan with this value of the model's, whatever the version chose.
     pub fn planning_with(mut self, plan_with: PlanWith) -> Self {
-        self.plan_with = plan_with;
-        if plan_with == PlanWith::Upper {
-            self.name.push_str("@upper");
+        self.plan_with = Some(plan_with);
+        if plan_with != self.model.usage().0.plan_with {
+            self.name.push('@');
+            self.name.push_str(plan_with.name());
         }
         self
+    }
+
+    /// What this predictor plans and corrects with now: its overrides, else the
+    /// version's choice (which follows a swap to a new version).
+    pub fn usage(&self) -> Usage {
+        let (chosen, _) = self.model.usage();
+        Usage {
+            plan_with: self.plan_with.unwrap_or(chosen.plan_with),
+            correction: self.correction.unwrap_or(chosen.correction),
+        }
     }
 
     /// The prediction in seconds for `spec` given the history so far.
@@ -283,7 +239,10 @@ fn to_ms(s: f64) -> Millis {
 
 impl ModelPredictor {
     fn to_estimate(&self, p: &crate::train::Prediction) -> Estimate {
-        let planned = match self.plan_with {
+        let plan_with = self
+            .plan_with
+            .unwrap_or_else(|| self.model.usage().0.plan_with);
+        let planned = match plan_with {
             PlanWith::Point => p.point_s,
             PlanWith::Upper => p.upper_s,
         };
@@ -340,63 +299,13 @@ impl Predictor for ModelPredictor {
         &self.name
     }
 
-    /// By the predictor's [`Correction`]; by default a job that outlived its point
+    /// By the predictor's [`Correction`] (its override, else the version's choice); by
+    /// default a job that outlived its point
     /// estimate is first expected to reach the model's upper quantile, then grows by
     /// Tsafrir's steps beyond it.
     fn correct(&self, job: &JobSpec, estimate: Estimate, corrections: u32) -> Millis {
-        self.correction
+        self.usage()
+            .correction
             .apply(estimate, corrections, job.requested_ms)
-    }
-}
-
-#[cfg(test)]
-mod correction_tests {
-    use super::*;
-
-    const MIN: Millis = 60_000;
-
-    fn est(point: Millis, upper: Millis) -> Estimate {
-        Estimate {
-            point_ms: point,
-            upper_ms: upper,
-        }
-    }
-
-    #[test]
-    fn doubling_doubles_stops_once_at_the_request_then_doubles_on() {
-        let e = est(10 * MIN, 20 * MIN);
-        let c = Correction::Doubling;
-        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 20 * MIN);
-        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 40 * MIN);
-        assert_eq!(c.apply(e, 2, Some(60 * MIN)), 60 * MIN);
-        // A job that outlives its request as well.
-        assert_eq!(c.apply(e, 3, Some(60 * MIN)), 120 * MIN);
-        assert_eq!(c.apply(e, 4, Some(60 * MIN)), 240 * MIN);
-        assert_eq!(c.apply(e, 0, None), 20 * MIN);
-        assert!(c.apply(e, 200, None) > 0);
-    }
-
-    #[test]
-    fn request_goes_to_the_request_then_doubles() {
-        let e = est(10 * MIN, 20 * MIN);
-        let c = Correction::Request;
-        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 60 * MIN);
-        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 120 * MIN);
-        // No request: doubling.
-        assert_eq!(c.apply(e, 0, None), 20 * MIN);
-    }
-
-    #[test]
-    fn upper_then_incremental_and_incremental() {
-        let e = est(10 * MIN, 20 * MIN);
-        let r = Some(600 * MIN);
-        let c = Correction::UpperThenIncremental;
-        assert_eq!(c.apply(e, 0, r), 20 * MIN);
-        assert_eq!(c.apply(e, 1, r), 21 * MIN);
-        assert_eq!(c.apply(e, 2, r), 25 * MIN);
-        assert_eq!(Correction::Incremental.apply(e, 0, r), 11 * MIN);
-        assert_eq!(Correction::Incremental.apply(e, 1, r), 15 * MIN);
-        // Without a margin above the point, both are Tsafrir's steps.
-        assert_eq!(c.apply(est(10 * MIN, 10 * MIN), 0, r), 11 * MIN);
     }
 }

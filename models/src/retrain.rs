@@ -16,8 +16,9 @@ use crate::dataset::prepare;
 use crate::error::ModelError;
 use crate::eval::{baseline_columns, chronological, test_points, Evaluation, Metrics, TestPoints};
 use crate::features::{choose_extras, feature_names};
+use crate::planning::PlanChoice;
 use crate::plots;
-use crate::train::TrainConfig;
+use crate::train::{RunTimeModel, TrainConfig};
 
 /// How to retrain.
 #[derive(Debug, Clone)]
@@ -83,6 +84,11 @@ pub struct RetrainReport {
     /// Why the new version was or was not written.
     pub decision: String,
     pub artifact: Option<PathBuf>,
+    /// The planning estimate and correction chosen on the held-out replay (stored in the
+    /// artifact); `None`: the defaults stay.
+    pub planning: Option<PlanChoice>,
+    /// Why no choice was made, when none was.
+    pub planning_skipped: Option<String>,
     pub plots: Vec<PathBuf>,
     pub notes: Vec<String>,
     pub seconds: f64,
@@ -93,17 +99,19 @@ pub struct RetrainReport {
 pub enum Stage {
     Features,
     Evaluate,
+    ChoosePlanning,
     CompareCurrent,
     TrainFinal,
     Write,
 }
 
 impl Stage {
-    pub const COUNT: u64 = 5;
+    pub const COUNT: u64 = 6;
     pub fn label(self) -> &'static str {
         match self {
             Stage::Features => "features",
             Stage::Evaluate => "train + evaluate",
+            Stage::ChoosePlanning => "replay held-out jobs",
             Stage::CompareCurrent => "compare with current",
             Stage::TrainFinal => "train on all history",
             Stage::Write => "write artifact",
@@ -111,12 +119,48 @@ impl Stage {
     }
 }
 
-/// Runs the retraining job on `records` and writes into `out` (see module docs).
+/// The latest part of the history, which the evaluated model did not train on: a
+/// chooser replays it to pick how the scheduler uses the model ([`retrain_with`]).
+#[derive(Debug)]
+pub struct HeldOut<'a> {
+    /// The evaluated model, trained on the history before the slice.
+    pub model: RunTimeModel,
+    /// The whole history as given; the slice is its records from `from_submit_s` on.
+    pub records: &'a [JobRecord],
+    /// Share of `records` (by submit time, as `rustci-sim --replay-from-fraction` cuts)
+    /// before the slice: learned by the predictor, not replayed.
+    pub replay_from_fraction: f64,
+    /// Submit time of the slice's first job.
+    pub from_submit_s: i64,
+    /// Epoch of the records' clock.
+    pub unix_start: Option<i64>,
+}
+
+/// Picks how the scheduler uses the model from a replay of the held-out slice:
+/// `Ok(choice)`, or `Err(why no choice is made)`.
+pub type Chooser<'c> = dyn FnMut(HeldOut<'_>) -> Result<PlanChoice, String> + 'c;
+
+/// [`retrain_with`] without a replay: no choice is stored, the defaults stay.
 pub fn retrain(
     records: &[JobRecord],
     out: &Path,
     opts: &RetrainOptions,
     progress: &mut dyn FnMut(Stage),
+) -> Result<RetrainReport, ModelError> {
+    retrain_with(records, out, opts, progress, &mut |_| {
+        Err("no replay of held-out jobs was asked for".to_string())
+    })
+}
+
+/// Runs the retraining job on `records` and writes into `out` (see module docs);
+/// `choose` replays the held-out slice with the evaluated model and its choice goes
+/// into the artifact.
+pub fn retrain_with(
+    records: &[JobRecord],
+    out: &Path,
+    opts: &RetrainOptions,
+    progress: &mut dyn FnMut(Stage),
+    choose: &mut Chooser<'_>,
 ) -> Result<RetrainReport, ModelError> {
     let started = Instant::now();
     if records.is_empty() {
@@ -141,7 +185,23 @@ pub fn retrain(
     let split = evaluation.train_jobs;
     let n = data.rows();
     let mut notes = eval_model.notes.clone();
-    drop(eval_model);
+
+    progress(Stage::ChoosePlanning);
+    let from_submit_s = data.submit_s[split] as i64;
+    let before = records
+        .iter()
+        .filter(|r| r.submit_s < from_submit_s)
+        .count();
+    let (planning, planning_skipped) = match choose(HeldOut {
+        model: eval_model,
+        records,
+        replay_from_fraction: before as f64 / records.len() as f64,
+        from_submit_s,
+        unix_start: opts.unix_start,
+    }) {
+        Ok(c) => (Some(c), None),
+        Err(why) => (None, Some(why)),
+    };
 
     progress(Stage::CompareCurrent);
     // The version in use is compared on jobs it never saw: those submitted after its
@@ -286,6 +346,7 @@ pub fn retrain(
             evaluation: evaluation.clone(),
             model,
             arrivals: Some(arrivals_model),
+            planning: planning.clone(),
         };
         let path = save_version(out, &artifact)?;
         if opts.plots {
@@ -329,6 +390,8 @@ pub fn retrain(
         written: write,
         decision,
         artifact: artifact_path,
+        planning,
+        planning_skipped,
         plots: plot_paths,
         notes,
         seconds: started.elapsed().as_secs_f64(),

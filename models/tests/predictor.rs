@@ -287,3 +287,95 @@ fn forgotten_jobs_are_not_measured() {
     });
     assert!((ratio - global).abs() < 0.05, "{ratio} vs {global}");
 }
+
+/// A choice stored by `retrain_with` is what a predictor without overrides plans and
+/// corrects with (and follows a swap); the same artifact without the field (as versions
+/// before the choice were written) loads with the old defaults.
+#[test]
+fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one() {
+    use rustci_models::planning::{
+        CandidateFigure, Correction, HeldOutReplay, PlanChoice, PlanWith, Usage, CANDIDATES,
+    };
+    use rustci_models::retrain::retrain_with;
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RetrainOptions {
+        config: TrainParams {
+            trees: 8,
+            ..TrainParams::default()
+        }
+        .check()
+        .unwrap(),
+        train_fraction: 0.7,
+        force: false,
+        plots: false,
+        sources: vec!["synthetic A/B".into()],
+        unix_start: Some(0),
+    };
+    // A chooser whose figures make planning with the upper quantile and doubling win.
+    let winner = Usage {
+        plan_with: PlanWith::Upper,
+        correction: Correction::Doubling,
+    };
+    let mut held_out_from = None;
+    let report = retrain_with(&history(), dir.path(), &opts, &mut |_| {}, &mut |held| {
+        held_out_from = Some((held.from_submit_s, held.replay_from_fraction));
+        let figures = CANDIDATES
+            .iter()
+            .map(|&usage| CandidateFigure {
+                usage,
+                bsld_mean: if usage == winner { 1.5 } else { 3.0 },
+            })
+            .collect();
+        Ok(PlanChoice::pick(
+            figures,
+            HeldOutReplay {
+                jobs: 120,
+                from_submit_s: held.from_submit_s,
+                machine: "test".into(),
+            },
+        )
+        .unwrap())
+    })
+    .unwrap();
+    // The held-out slice is the evaluation's test split: its latest 30%.
+    let (from_s, fraction) = held_out_from.expect("the chooser was called");
+    assert_eq!(from_s, 280 * 300);
+    assert!((fraction - 0.7).abs() < 1e-9, "{fraction}");
+    assert_eq!(report.planning.as_ref().map(|c| c.usage), Some(winner));
+
+    let current = ModelHandle::load_current(dir.path()).unwrap();
+    assert_eq!(current.handle.usage(), (winner, true));
+    let mut p = ModelPredictor::new(current.handle.clone(), Some(0));
+    assert_eq!(p.usage(), winner);
+    assert_eq!(p.name(), "model:v000001");
+    feed(&mut p, A, &[95.0, 104.0, 99.0, 102.0], 1, 0);
+    let e = p.estimate(&spec(500, A, 10_000_000));
+    assert_eq!(e.point_ms, e.upper_ms, "planned with the upper quantile");
+    // Doubling: twice the planned estimate at the first correction.
+    let j = spec(501, A, 10_000_000);
+    assert_eq!(p.correct(&j, e, 0), 2 * e.point_ms);
+    // An override wins and is named.
+    let q = ModelPredictor::new(current.handle.clone(), Some(0)).planning_with(PlanWith::Point);
+    assert_eq!(q.name(), "model:v000001@point");
+    assert_eq!(q.usage().plan_with, PlanWith::Point);
+    assert_eq!(q.usage().correction, Correction::Doubling);
+
+    // The same version written without the field, as older versions were.
+    let (path, mut artifact) = load_current(dir.path()).unwrap();
+    assert!(artifact.planning.is_some());
+    artifact.planning = None;
+    let old = artifact.to_bytes().unwrap();
+    assert!(!String::from_utf8_lossy(&old).contains("planning"));
+    let old = Artifact::from_bytes(&path, &old).unwrap();
+    assert!(old.planning.is_none());
+    // A live predictor follows the swap to a version without a choice: the old defaults.
+    current.handle.replace_artifact(old, "v000000");
+    assert_eq!(current.handle.usage(), (Usage::default(), false));
+    assert_eq!(p.usage(), Usage::default());
+    let e = p.estimate(&spec(502, A, 10_000_000));
+    assert!(
+        e.point_ms < e.upper_ms,
+        "planned with the point again: {e:?}"
+    );
+}

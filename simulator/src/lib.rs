@@ -10,6 +10,7 @@
 pub mod clairvoyant;
 pub mod engine;
 pub mod fleet_file;
+pub mod held_out;
 pub mod html;
 pub mod outcome;
 pub mod plan;

@@ -20,7 +20,7 @@ use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET, MAX_SLOTS};
 use rustci_sim::plots::RunPlotData;
-use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, Report};
+use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, ModelUsageReport, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use rustci_sim::simulate::peak_runners;
 use rustci_sim::workload::Supersede;
@@ -171,14 +171,16 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.csv")]
     pipelines_out: Option<PathBuf>,
     /// With `--predictor model:DIR`: plan with the model's point estimate or its upper
-    /// quantile (P90).
-    #[arg(long, value_enum, default_value_t = PlanArg::Point)]
-    model_estimate: PlanArg,
+    /// quantile (P90). Default: what `rustci retrain` chose and stored in the version,
+    /// else `point`.
+    #[arg(long, value_enum)]
+    model_estimate: Option<PlanArg>,
     /// With `--predictor model:DIR` and EASY++: what a job that outlived its estimate is
     /// expected to take: the model's upper quantile then Tsafrir's steps (`upper`),
     /// Tsafrir's steps (`incremental`), twice its run so far (`doubling`) or its request.
-    #[arg(long, value_enum, default_value_t = CorrectionArg::Upper)]
-    model_correction: CorrectionArg,
+    /// Default: what `rustci retrain` chose and stored in the version, else `upper`.
+    #[arg(long, value_enum)]
+    model_correction: Option<CorrectionArg>,
     /// Estimate for jobs without a requested time, seconds.
     #[arg(long, default_value_t = 3600)]
     default_estimate_s: i64,
@@ -383,22 +385,39 @@ fn run(args: RunArgs) -> Result<()> {
         .map(|b| Box::new(move |n| b.set_position(n)) as Box<dyn FnMut(u64)>);
     let default_ms = args.default_estimate_s * MS_PER_S;
     let mut predictor = PredictorSpec::parse(&args.predictor, default_ms).context("--predictor")?;
+    let mut model_usage = None;
     if let PredictorSpec::Model {
+        handle,
         plan_with,
         correction,
-        ..
     } = &mut predictor
     {
-        *plan_with = match args.model_estimate {
-            PlanArg::Point => PlanWith::Point,
-            PlanArg::Upper => PlanWith::Upper,
+        let stored = if handle.usage().1 {
+            "artifact"
+        } else {
+            "default"
         };
-        *correction = match args.model_correction {
-            CorrectionArg::Upper => Correction::UpperThenIncremental,
-            CorrectionArg::Incremental => Correction::Incremental,
-            CorrectionArg::Doubling => Correction::Doubling,
-            CorrectionArg::Request => Correction::Request,
-        };
+        if let Some(arg) = args.model_estimate {
+            *plan_with = match arg {
+                PlanArg::Point => PlanWith::Point,
+                PlanArg::Upper => PlanWith::Upper,
+            };
+        }
+        if let Some(arg) = args.model_correction {
+            *correction = match arg {
+                CorrectionArg::Upper => Correction::UpperThenIncremental,
+                CorrectionArg::Incremental => Correction::Incremental,
+                CorrectionArg::Doubling => Correction::Doubling,
+                CorrectionArg::Request => Correction::Request,
+            };
+        }
+        let from = |flag: bool| if flag { "flag" } else { stored };
+        model_usage = Some(ModelUsageReport {
+            estimate: plan_with.name(),
+            estimate_from: from(args.model_estimate.is_some()),
+            correction: correction.name(),
+            correction_from: from(args.model_correction.is_some()),
+        });
     }
     let out = Scenario {
         workload: &workload,
@@ -420,7 +439,8 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let report = Report::from_run(&out.facts, out.scaling.as_ref());
+    let mut report = Report::from_run(&out.facts, out.scaling.as_ref());
+    report.model_usage = model_usage;
 
     if let Some(path) = &args.output {
         std::fs::write(path, report.to_json_pretty() + "\n")

@@ -100,6 +100,21 @@ pub struct Report {
     /// (`--replay-from-fraction`); absent without it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryFacts>,
+    /// With a model predictor: what it planned and corrected with and where each came
+    /// from; absent with other predictors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_usage: Option<ModelUsageReport>,
+}
+
+/// What a model predictor planned and corrected with, and where each came from:
+/// `artifact` (the choice `rustci retrain` stored), `flag` (`--model-estimate`,
+/// `--model-correction`) or `default` (an artifact without a choice).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelUsageReport {
+    pub estimate: &'static str,
+    pub estimate_from: &'static str,
+    pub correction: &'static str,
+    pub correction_from: &'static str,
 }
 
 /// Time to feedback (creation to end) of the pipelines that ended normally: succeeded,
@@ -748,6 +763,7 @@ impl Report {
             autoscaler: None,
             pipelines: facts.pipelines.as_ref().map(PipelineReport::from_facts),
             history: facts.history.clone(),
+            model_usage: None,
         }
     }
 
@@ -775,6 +791,13 @@ impl Report {
             "rustci-sim: workload {}, policy {}, predictor {}, seed {}",
             self.workload, self.policy, self.predictor, seed
         )?;
+        if let Some(u) = &self.model_usage {
+            writeln!(
+                out,
+                "model planned with {} ({}), corrected with {} ({})",
+                u.estimate, u.estimate_from, u.correction, u.correction_from
+            )?;
+        }
         writeln!(out)?;
 
         let mut summary: Vec<(&str, String)> = vec![("jobs", self.jobs.to_string())];

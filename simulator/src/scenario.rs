@@ -218,10 +218,12 @@ pub enum PredictorSpec {
     /// per-user and per-job history from the jobs it sees finish.
     Model {
         handle: ModelHandle,
-        /// The value planned with (`run --model-estimate`; sweeps and plans: the point).
+        /// The value planned with: the version's stored choice (`rustci retrain`), else
+        /// the point; `run --model-estimate` overrides it.
         plan_with: PlanWith,
-        /// How jobs that outlive their estimate are re-estimated under EASY++
-        /// (`run --model-correction`; sweeps and plans: the default).
+        /// How jobs that outlive their estimate are re-estimated under EASY++: the
+        /// version's stored choice, else the default; `run --model-correction`
+        /// overrides it.
         correction: Correction,
     },
 }
@@ -251,10 +253,12 @@ impl PredictorSpec {
                         predictor: other.to_string(),
                         error,
                     })?;
+                // The version's stored choice, else the defaults; `run`'s flags override.
+                let (usage, _) = current.handle.usage();
                 Ok(Self::Model {
                     handle: current.handle,
-                    plan_with: PlanWith::default(),
-                    correction: Correction::default(),
+                    plan_with: usage.plan_with,
+                    correction: usage.correction,
                 })
             }
         }

@@ -512,3 +512,159 @@ fn sweep_and_plan_estimate_with_a_trained_model() {
         "{err}"
     );
 }
+
+/// 600 jobs on 8 processors, one every 200 s: user `short` runs ~120 s, `long` ~1500 s
+/// until the latest 30%, where `long` runs twice as long (a model trained before that
+/// under-predicts it); every job requests 4 h.
+fn drifting_history() -> Vec<rustci_datasets::JobRecord> {
+    use rustci_datasets::{JobRecord, Outcome};
+    let mut x: u64 = 7;
+    let mut next = move || {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (x >> 33) as f64 / (1u64 << 31) as f64
+    };
+    (0..600i64)
+        .map(|i| {
+            let long = next() < 0.5;
+            let typical = match (long, i >= 420) {
+                (false, _) => 120.0,
+                (true, false) => 1500.0,
+                (true, true) => 3000.0,
+            };
+            let mut r = JobRecord::new(
+                (i + 1).to_string(),
+                if long { "long" } else { "short" },
+                i * 200,
+            );
+            r.wait_s = Some(0);
+            r.run_s = Some((typical * (0.8 + 0.4 * next())).round() as i64);
+            r.requested_s = Some(4 * 3600);
+            r.slots = 1 + (next() * 3.0) as u32;
+            r.outcome = Outcome::Success;
+            r
+        })
+        .collect()
+}
+
+/// `retrain` with the simulator's chooser stores the candidate with the lowest bounded
+/// slowdown on the held-out replay, and that is what `model:DIR` plans and corrects with
+/// when no flag says otherwise: replayed again with the parsed default it gives the
+/// chosen figure, and `run` reports where the choice came from.
+#[test]
+fn the_choice_retrain_stores_is_the_replays_best_and_the_default() {
+    use rustci_models::planning::CANDIDATES;
+    use rustci_models::retrain::{retrain_with, RetrainOptions};
+    use rustci_models::TrainParams;
+    use rustci_sim::fleet_file::FleetFile;
+    use rustci_sim::held_out::choose_usage;
+    use rustci_sim::scenario::{PredictorSpec, Scenario, Workload};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = dir.path().join("models");
+    let history = drifting_history();
+    let fleet = FleetFile::processors(8);
+    let opts = RetrainOptions {
+        config: TrainParams {
+            trees: 8,
+            ..TrainParams::default()
+        }
+        .check()
+        .expect("params"),
+        train_fraction: 0.7,
+        force: true,
+        plots: false,
+        sources: vec!["drifting".into()],
+        unix_start: None,
+    };
+    let mut fraction = None;
+    let report = retrain_with(&history, &models, &opts, &mut |_| {}, &mut |held| {
+        fraction = Some(held.replay_from_fraction);
+        choose_usage(held, &fleet, "8 processors")
+            .expect("replay")
+            .ok_or_else(|| "no job".to_string())
+    })
+    .expect("retrain");
+    let choice = report.planning.expect("a choice");
+    assert_eq!(choice.candidates.len(), CANDIDATES.len());
+    assert_eq!(choice.replay.jobs, 180, "the latest 30% are replayed");
+    let best = choice
+        .candidates
+        .iter()
+        .map(|f| f.bsld_mean)
+        .fold(f64::INFINITY, f64::min);
+    let worst = choice
+        .candidates
+        .iter()
+        .map(|f| f.bsld_mean)
+        .fold(0.0, f64::max);
+    let chosen = choice
+        .candidates
+        .iter()
+        .find(|f| f.usage == choice.usage)
+        .expect("the choice is a candidate");
+    assert_eq!(chosen.bsld_mean, best);
+    assert!(worst > best * 1.05, "the candidates differ: {choice:?}");
+
+    let spec =
+        PredictorSpec::parse(&format!("model:{}", models.display()), 3_600_000).expect("model:DIR");
+    let PredictorSpec::Model {
+        plan_with,
+        correction,
+        ..
+    } = &spec
+    else {
+        panic!("a model predictor");
+    };
+    assert_eq!(
+        (*plan_with, *correction),
+        (choice.usage.plan_with, choice.usage.correction)
+    );
+    // The final version trained on all of the history, not the evaluated one: replay the
+    // held-out jobs with it to check the default is the chosen usage, not its figure.
+    let workload = Workload {
+        records: history.clone(),
+        name: "drifting".into(),
+        seed: None,
+        epoch_unix_s: 0,
+        meta: Default::default(),
+        format: None,
+    };
+    let mut s = Scenario::new(&workload, &fleet, "easy++", &spec).expect("scenario");
+    s.history_fraction = fraction;
+    assert_eq!(s.report().expect("replay").jobs, 180);
+
+    let csv = dir.path().join("drifting.csv");
+    rustci_datasets::jobcsv::write_jobcsv(&csv, &history).expect("csv");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--trace",
+            csv.to_str().expect("utf-8"),
+            "--processors",
+            "8",
+            "--policy",
+            "easy++",
+            "--format",
+            "json",
+            "-q",
+        ];
+        let m = format!("model:{}", models.display());
+        args.extend(["--predictor", &m]);
+        args.extend(extra);
+        let o = sim(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("JSON")
+    };
+    let r = run(&[]);
+    let u = &r["model_usage"];
+    assert_eq!(u["estimate"], choice.usage.plan_with.name());
+    assert_eq!(u["correction"], choice.usage.correction.name());
+    assert_eq!(
+        (&u["estimate_from"], &u["correction_from"]),
+        (&"artifact".into(), &"artifact".into())
+    );
+    let r = run(&["--model-correction", "request"]);
+    assert_eq!(r["model_usage"]["correction"], "request");
+    assert_eq!(r["model_usage"]["correction_from"], "flag");
+    assert_eq!(r["model_usage"]["estimate_from"], "artifact");
+}

@@ -64,6 +64,32 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     let artifact = j["artifact"].as_str().expect("artifact path");
     assert!(Path::new(artifact).is_file());
     assert_eq!(j["written"], true);
+    // An SWF log: the held-out jobs were replayed on its MaxProcs, every candidate has
+    // a figure and the choice is the lowest.
+    let planning = &j["planning"];
+    assert_eq!(planning["chosen"], true, "{planning}");
+    assert!(planning["replay"]["machine"]
+        .as_str()
+        .is_some_and(|m| m.contains("100 processors")));
+    let figures: Vec<(String, String, f64)> = planning["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .map(|c| {
+            (
+                c["estimate"].as_str().expect("estimate").to_string(),
+                c["correction"].as_str().expect("correction").to_string(),
+                c["bsld_mean"].as_f64().expect("bsld_mean"),
+            )
+        })
+        .collect();
+    assert_eq!(figures.len(), 7);
+    let best = figures.iter().map(|f| f.2).fold(f64::INFINITY, f64::min);
+    let chosen = figures
+        .iter()
+        .find(|f| planning["estimate"] == f.0.as_str() && planning["correction"] == f.1.as_str())
+        .expect("the choice is a candidate");
+    assert_eq!(chosen.2, best, "{planning}");
 
     // Same history again: nothing new to learn, the current version stays.
     let again = rustci(["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);
@@ -136,6 +162,8 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
             );
             let r: serde_json::Value = serde_json::from_slice(&sim.stdout).expect("sim JSON");
             assert_eq!(r["predictor"], "model:v000002");
+            assert_eq!(r["model_usage"]["estimate_from"], "artifact", "{r}");
+            assert_eq!(r["model_usage"]["correction_from"], "artifact", "{r}");
         }
         Err(e) => {
             use std::io::Write;
@@ -315,6 +343,20 @@ fn retrain_on_ci_builds_reports_no_requested_baseline() {
     );
     let j: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON");
     assert!(j["baselines"]["requested"].is_null());
+    // Not an SWF log and no --fleet: no machine to replay on, so no choice, and why.
+    let planning = &j["planning"];
+    assert_eq!(planning["chosen"], false, "{planning}");
+    assert_eq!(
+        (&planning["estimate"], &planning["correction"]),
+        (&"point".into(), &"upper".into())
+    );
+    let why = planning["reason"].as_str().expect("reason");
+    assert!(
+        why.contains("no machine") && why.contains("--fleet"),
+        "{why}"
+    );
+    let (_, artifact) = rustci_models::load_current(out.path()).expect("written");
+    assert!(artifact.planning.is_none());
     assert!(j["baselines"]["tsafrir"]["mae_s"].as_f64().is_some());
     let plots = j["plots"].as_array().expect("plots");
     assert_eq!(plots.len(), 2);

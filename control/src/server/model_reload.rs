@@ -29,7 +29,8 @@ pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {
         .context("model loading task failed")?
         .with_context(|| format!("--model {}", dir.display()))?;
     check_not_writable_by_others(&current.path)?;
-    tracing::info!(model = %current.path.display(), mae_s = current.evaluation.model.mae_s, "run-time model loaded");
+    let (usage, stored) = current.handle.usage();
+    tracing::info!(model = %current.path.display(), mae_s = current.evaluation.model.mae_s, %usage, from_artifact = stored, "run-time model loaded");
     Ok((current.handle, current.path))
 }
 
@@ -60,7 +61,12 @@ pub fn spawn_watcher(
             let p = next.clone();
             match tokio::task::spawn_blocking(move || rustci_models::Artifact::load(&p)).await {
                 Ok(Ok(artifact)) => {
-                    tracing::info!(model = %next.display(), mae_s = artifact.evaluation.model.mae_s, "switched to a new run-time model version");
+                    let usage = artifact
+                        .planning
+                        .as_ref()
+                        .map(|c| c.usage)
+                        .unwrap_or_default();
+                    tracing::info!(model = %next.display(), mae_s = artifact.evaluation.model.mae_s, %usage, "switched to a new run-time model version");
                     handle.replace_artifact(artifact, version_name(&next));
                     loaded = next;
                     failed = None;

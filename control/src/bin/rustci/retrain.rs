@@ -10,8 +10,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_control::store::history::{is_store_source, read_history};
 use rustci_datasets::{open_trace, JobRecord, TraceFormat};
 use rustci_models::eval::Metrics;
-use rustci_models::retrain::{retrain, RetrainOptions, RetrainReport, Stage};
+use rustci_models::retrain::{retrain_with, HeldOut, RetrainOptions, RetrainReport, Stage};
 use rustci_models::TrainParams;
+use rustci_sim::fleet_file::{FleetFile, MAX_SLOTS};
+use rustci_sim::held_out::choose_usage;
 use serde_json::json;
 
 use crate::output::Format;
@@ -31,9 +33,19 @@ Examples:
   # Replace the current version even if the new one measures worse:
   rustci retrain --from history.csv --out ./models/ci --force
 
+  # CI history: choose the planning estimate and correction on this fleet:
+  rustci retrain --from history.csv --out ./models/ci --fleet simulator/fleets/travis.toml
+
 A new version is written only if its MAE on the held-out (latest) jobs is no worse
 than the current version's on the same jobs. `rustci serve --model DIR` picks it up
-without a restart; `rustci-sim run --predictor model:DIR` uses it.";
+without a restart; `rustci-sim run --predictor model:DIR` uses it.
+
+After the evaluation, the held-out (latest) jobs are replayed under EASY++ with the
+evaluated model, planning with its point or its upper quantile and correcting with
+upper, incremental, doubling or request; the lowest mean bounded slowdown is stored in
+the version and is what `--predictor model:DIR` and `serve --model DIR` use unless told
+otherwise. The machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without
+either no choice is made and the defaults stay.";
 
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
@@ -69,6 +81,11 @@ pub struct RetrainArgs {
     /// upper_quantile, target = "sqrt"|"log", seed).
     #[arg(long)]
     params: Option<PathBuf>,
+    /// Fleet file (TOML) to replay the held-out jobs on when choosing the planning
+    /// estimate and correction. Default for an SWF log: one pool of its MaxProcs
+    /// (MaxNodes) processors; other histories make no choice without it.
+    #[arg(long, value_name = "FILE")]
+    fleet: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// No progress display.
@@ -80,14 +97,20 @@ struct History {
     records: Vec<JobRecord>,
     unix_start: Option<i64>,
     sources: Vec<String>,
+    /// Every source is an SWF log: the largest machine size their headers give (`None`
+    /// if one has none).
+    swf_procs: Option<Option<u32>>,
 }
 
 async fn read(args: &RetrainArgs) -> Result<History> {
     let format = args.trace_format;
     let mut records = Vec::new();
     let mut epochs: Vec<(String, Option<i64>)> = Vec::new();
+    let mut swf_procs: Option<Option<u32>> = None;
+    let mut all_swf = true;
     for src in &args.from {
         if is_store_source(src) {
+            all_swf = false;
             let got = read_history(src)
                 .await
                 .with_context(|| format!("--from {src}"))?;
@@ -98,6 +121,15 @@ async fn read(args: &RetrainArgs) -> Result<History> {
         }
         let path = Path::new(src);
         let trace = open_trace(path, format).with_context(|| format!("--from {src}"))?;
+        if trace.format == TraceFormat::Swf {
+            let procs = trace.meta.max_procs;
+            swf_procs = Some(match swf_procs {
+                None => procs,
+                Some(seen) => seen.zip(procs).map(|(a, b)| a.max(b)),
+            });
+        } else {
+            all_swf = false;
+        }
         let epoch = trace.meta.unix_start.or(match trace.format {
             TraceFormat::Travis | TraceFormat::Gha => Some(0),
             _ => None,
@@ -118,7 +150,63 @@ async fn read(args: &RetrainArgs) -> Result<History> {
         records,
         unix_start,
         sources: args.from.clone(),
+        swf_procs: swf_procs.filter(|_| all_swf),
     })
+}
+
+/// The machine the held-out jobs are replayed on, described for the report, or why
+/// there is none.
+fn machine(
+    args: &RetrainArgs,
+    history: &History,
+) -> Result<std::result::Result<(FleetFile, String), String>> {
+    if let Some(path) = &args.fleet {
+        let fleet = FleetFile::load(path).with_context(|| format!("--fleet {}", path.display()))?;
+        return Ok(Ok((fleet, format!("the fleet in {}", path.display()))));
+    }
+    Ok(match history.swf_procs {
+        Some(Some(n)) if (1..=MAX_SLOTS).contains(&n) => Ok((
+            FleetFile::processors(n),
+            format!("one pool of {n} processors (the SWF header's MaxProcs/MaxNodes)"),
+        )),
+        Some(Some(n)) => Err(format!(
+            "the SWF header's machine size {n} is outside the simulator's 1 to {MAX_SLOTS} processors"
+        )),
+        Some(None) => Err(
+            "no machine to replay on: the SWF header has no MaxProcs or MaxNodes (give --fleet FILE)"
+                .to_string(),
+        ),
+        None => Err(
+            "no machine to replay on: the history is not an SWF log with a machine size (give --fleet FILE)"
+                .to_string(),
+        ),
+    })
+}
+
+fn planning_json(r: &RetrainReport) -> serde_json::Value {
+    match &r.planning {
+        Some(c) => json!({
+            "chosen": true,
+            "estimate": c.usage.plan_with.name(),
+            "correction": c.usage.correction.name(),
+            "reason": c.reason,
+            "replay": c.replay,
+            "candidates": c.candidates.iter().map(|f| json!({
+                "estimate": f.usage.plan_with.name(),
+                "correction": f.usage.correction.name(),
+                "bsld_mean": f.bsld_mean,
+            })).collect::<Vec<_>>(),
+        }),
+        None => json!({
+            "chosen": false,
+            "estimate": "point",
+            "correction": "upper",
+            "reason": format!(
+                "defaults kept: {}",
+                r.planning_skipped.as_deref().unwrap_or("no replay")
+            ),
+        }),
+    }
 }
 
 fn metrics_json(m: &Metrics) -> serde_json::Value {
@@ -167,6 +255,7 @@ fn report_json(r: &RetrainReport) -> serde_json::Value {
         "fingerprint": r.fingerprint,
         "failure": e.failure,
         "arrivals": r.arrivals,
+        "planning": planning_json(r),
         "plots": r.plots,
         "notes": r.notes,
         "seconds": r.seconds,
@@ -247,6 +336,40 @@ fn print_table(r: &RetrainReport) -> Result<()> {
             a.naive_last_week_mae
         );
     }
+    match &r.planning {
+        Some(c) => {
+            outln!(
+                "EASY++ on the {} held-out jobs from t={} s, {}:",
+                c.replay.jobs,
+                c.replay.from_submit_s,
+                c.replay.machine
+            );
+            outln!(
+                "{:<10} {:<12} {:>12}",
+                "estimate",
+                "correction",
+                "mean bsld"
+            );
+            for f in &c.candidates {
+                outln!(
+                    "{:<10} {:<12} {:>12.2}{}",
+                    f.usage.plan_with.name(),
+                    f.usage.correction.name(),
+                    f.bsld_mean,
+                    if f.usage == c.usage {
+                        "  <- chosen"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            outln!("planning: {} ({})", c.usage, c.reason);
+        }
+        None => outln!(
+            "planning: defaults kept (point, upper): {}",
+            r.planning_skipped.as_deref().unwrap_or("no replay")
+        ),
+    }
     for n in &r.notes {
         outln!("note: {n}");
     }
@@ -272,6 +395,7 @@ pub async fn run(args: RetrainArgs) -> Result<()> {
     };
     let config = params.check().context("--params")?;
     let mut history = read(&args).await?;
+    let machine = machine(&args, &history)?;
     if !(args.history_fraction > 0.0 && args.history_fraction <= 1.0) {
         bail!(
             "--history-fraction must be in (0, 1], got {}",
@@ -306,13 +430,27 @@ pub async fn run(args: RetrainArgs) -> Result<()> {
     // Training is CPU-bound: keep it off the async runtime's workers.
     let report = tokio::task::spawn_blocking(move || {
         let mut step = 0;
-        retrain(&records, &out, &opts, &mut |stage| {
-            if let Some(b) = &progress_bar {
-                b.set_position(step);
-                b.set_message(stage.label());
-            }
-            step += 1;
-        })
+        let mut chooser = |held: HeldOut<'_>| match &machine {
+            Ok((fleet, described)) => match choose_usage(held, fleet, described) {
+                Ok(Some(choice)) => Ok(choice),
+                Ok(None) => Err("the replay placed no held-out job".to_string()),
+                Err(e) => Err(format!("the replay of the held-out jobs failed: {e}")),
+            },
+            Err(why) => Err(why.clone()),
+        };
+        retrain_with(
+            &records,
+            &out,
+            &opts,
+            &mut |stage| {
+                if let Some(b) = &progress_bar {
+                    b.set_position(step);
+                    b.set_message(stage.label());
+                }
+                step += 1;
+            },
+            &mut chooser,
+        )
     })
     .await
     .context("the training task failed")?

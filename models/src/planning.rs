@@ -1,0 +1,323 @@
+//! How the scheduler uses a model's prediction: the value it plans with ([`PlanWith`]),
+//! what a job that outlives it is expected to take ([`Correction`]), and the choice
+//! `rustci retrain` makes between them by replaying held-out history ([`PlanChoice`]),
+//! stored in the artifact so that `rustci-sim --predictor model:DIR` and `rustci serve
+//! --model DIR` use it by default.
+
+use rustci_scheduler::predictor::{tsafrir_correction, Estimate};
+use rustci_scheduler::Millis;
+use serde::{Deserialize, Serialize};
+
+/// What a running job that outlived its estimate is expected to take (EASY++'s
+/// correction), as a total run time from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// The model's upper quantile first, then Tsafrir's steps beyond it.
+    #[default]
+    UpperThenIncremental,
+    /// Tsafrir's steps (1 min, 5, 15, 30 min, 1 h, ...) beyond the planned estimate.
+    Incremental,
+    /// Twice the time the job has run so far (recursive doubling), stopping once at the
+    /// request.
+    Doubling,
+    /// The user's request, then doubling beyond it if the job outlives that too.
+    Request,
+}
+
+impl Correction {
+    /// The total run time to expect after `corrections` earlier corrections of a job
+    /// planned at `estimate.point_ms`.
+    pub fn apply(
+        self,
+        estimate: Estimate,
+        corrections: u32,
+        requested_ms: Option<Millis>,
+    ) -> Millis {
+        let point = estimate.point_ms.max(1);
+        let requested = requested_ms.filter(|&r| r > 0);
+        match self {
+            Correction::UpperThenIncremental if estimate.upper_ms > point => match corrections {
+                0 => estimate.upper_ms,
+                n => tsafrir_correction(estimate.upper_ms, n - 1, requested),
+            },
+            Correction::UpperThenIncremental | Correction::Incremental => {
+                tsafrir_correction(point, corrections, requested)
+            }
+            Correction::Doubling => doubling(point, corrections, requested),
+            Correction::Request => match requested {
+                Some(r) if r > point => match corrections {
+                    0 => r,
+                    n => doubling(r, n - 1, None),
+                },
+                _ => doubling(point, corrections, requested),
+            },
+        }
+    }
+}
+
+/// `first` doubled `corrections + 1` times, each time from the previous value (the time
+/// run so far), stopping once at the request (a job that outlives its request as well
+/// keeps doubling from there).
+fn doubling(first: Millis, corrections: u32, requested: Option<Millis>) -> Millis {
+    let mut e = first.max(1);
+    for _ in 0..=corrections.min(64) {
+        e = match requested {
+            Some(r) if e < r => e.saturating_mul(2).min(r),
+            _ => e.saturating_mul(2),
+        };
+    }
+    e
+}
+
+/// Which of the model's values the scheduler plans with (`Estimate::point_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanWith {
+    /// The point estimate (least absolute error).
+    #[default]
+    Point,
+    /// The upper quantile (P90 by default): fewer jobs outlive their plan.
+    Upper,
+}
+
+impl PlanWith {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlanWith::Point => "point",
+            PlanWith::Upper => "upper",
+        }
+    }
+}
+
+impl Correction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Correction::UpperThenIncremental => "upper",
+            Correction::Incremental => "incremental",
+            Correction::Doubling => "doubling",
+            Correction::Request => "request",
+        }
+    }
+}
+
+/// The planning estimate and the correction together: what a predictor without
+/// overrides uses. The default (point, upper then incremental) is what a model without a
+/// stored choice means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub plan_with: PlanWith,
+    pub correction: Correction,
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plan with {}, correct with {}",
+            self.plan_with.name(),
+            self.correction.name()
+        )
+    }
+}
+
+/// Every candidate `rustci retrain` replays, in order of preference on a tie: the point
+/// before the upper quantile, and with each the default correction first, then the
+/// others from the least to the most pessimistic. Planning with the upper quantile
+/// leaves no margin above the plan, so its `upper` correction is `incremental` and is
+/// not replayed twice.
+pub const CANDIDATES: [Usage; 7] = {
+    const fn u(plan_with: PlanWith, correction: Correction) -> Usage {
+        Usage {
+            plan_with,
+            correction,
+        }
+    }
+    use Correction::*;
+    use PlanWith::*;
+    [
+        u(Point, UpperThenIncremental),
+        u(Point, Incremental),
+        u(Point, Doubling),
+        u(Point, Request),
+        u(Upper, Incremental),
+        u(Upper, Doubling),
+        u(Upper, Request),
+    ]
+};
+
+/// One candidate's figure on the held-out replay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CandidateFigure {
+    #[serde(flatten)]
+    pub usage: Usage,
+    /// Mean bounded slowdown of EASY++ over the replayed jobs.
+    pub bsld_mean: f64,
+}
+
+/// The replay a choice was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutReplay {
+    /// Jobs replayed (the latest part of the training history, unseen by the model
+    /// that was replayed).
+    pub jobs: usize,
+    /// Submit time of the first replayed job (trace clock, seconds).
+    pub from_submit_s: i64,
+    /// The machine: e.g. `one pool of 128 processors (SWF MaxProcs)` or the fleet file.
+    pub machine: String,
+}
+
+/// What `rustci retrain` chose and every candidate's figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanChoice {
+    #[serde(flatten)]
+    pub usage: Usage,
+    pub candidates: Vec<CandidateFigure>,
+    pub replay: HeldOutReplay,
+    /// Why this one: its figure against the default's and the runner-up's.
+    pub reason: String,
+}
+
+impl PlanChoice {
+    /// The candidate with the lowest mean bounded slowdown; a tie (within 10^-9) goes
+    /// to the earlier one in `figures` (replay them in [`CANDIDATES`] order). `None`
+    /// when no figure is a finite number.
+    pub fn pick(figures: Vec<CandidateFigure>, replay: HeldOutReplay) -> Option<Self> {
+        let mut best: Option<&CandidateFigure> = None;
+        for f in figures.iter().filter(|f| f.bsld_mean.is_finite()) {
+            if best.is_none_or(|b| f.bsld_mean < b.bsld_mean - 1e-9) {
+                best = Some(f);
+            }
+        }
+        let best = *best?;
+        let default = figures.iter().find(|f| f.usage == Usage::default());
+        let runner_up = figures
+            .iter()
+            .filter(|f| f.usage != best.usage && f.bsld_mean.is_finite())
+            .min_by(|a, b| a.bsld_mean.total_cmp(&b.bsld_mean));
+        let mut reason = format!(
+            "lowest mean bounded slowdown of EASY++ on the {} held-out jobs: {:.2}",
+            replay.jobs, best.bsld_mean
+        );
+        if let Some(d) = default.filter(|d| d.usage != best.usage) {
+            reason.push_str(&format!(" (default {}: {:.2})", d.usage, d.bsld_mean));
+        } else if default.is_some() {
+            reason.push_str(" (the default)");
+        }
+        if let Some(r) = runner_up {
+            reason.push_str(&format!("; next best {}: {:.2}", r.usage, r.bsld_mean));
+        }
+        Some(Self {
+            usage: best.usage,
+            candidates: figures,
+            replay,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn est(point: Millis, upper: Millis) -> Estimate {
+        Estimate {
+            point_ms: point,
+            upper_ms: upper,
+        }
+    }
+
+    #[test]
+    fn doubling_doubles_stops_once_at_the_request_then_doubles_on() {
+        let e = est(10 * MIN, 20 * MIN);
+        let c = Correction::Doubling;
+        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 20 * MIN);
+        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 40 * MIN);
+        assert_eq!(c.apply(e, 2, Some(60 * MIN)), 60 * MIN);
+        // A job that outlives its request as well.
+        assert_eq!(c.apply(e, 3, Some(60 * MIN)), 120 * MIN);
+        assert_eq!(c.apply(e, 4, Some(60 * MIN)), 240 * MIN);
+        assert_eq!(c.apply(e, 0, None), 20 * MIN);
+        assert!(c.apply(e, 200, None) > 0);
+    }
+
+    #[test]
+    fn request_goes_to_the_request_then_doubles() {
+        let e = est(10 * MIN, 20 * MIN);
+        let c = Correction::Request;
+        assert_eq!(c.apply(e, 0, Some(60 * MIN)), 60 * MIN);
+        assert_eq!(c.apply(e, 1, Some(60 * MIN)), 120 * MIN);
+        // No request: doubling.
+        assert_eq!(c.apply(e, 0, None), 20 * MIN);
+    }
+
+    #[test]
+    fn upper_then_incremental_and_incremental() {
+        let e = est(10 * MIN, 20 * MIN);
+        let r = Some(600 * MIN);
+        let c = Correction::UpperThenIncremental;
+        assert_eq!(c.apply(e, 0, r), 20 * MIN);
+        assert_eq!(c.apply(e, 1, r), 21 * MIN);
+        assert_eq!(c.apply(e, 2, r), 25 * MIN);
+        assert_eq!(Correction::Incremental.apply(e, 0, r), 11 * MIN);
+        assert_eq!(Correction::Incremental.apply(e, 1, r), 15 * MIN);
+        // Without a margin above the point, both are Tsafrir's steps.
+        assert_eq!(c.apply(est(10 * MIN, 10 * MIN), 0, r), 11 * MIN);
+    }
+
+    fn fig(plan_with: PlanWith, correction: Correction, bsld_mean: f64) -> CandidateFigure {
+        CandidateFigure {
+            usage: Usage {
+                plan_with,
+                correction,
+            },
+            bsld_mean,
+        }
+    }
+
+    fn replay() -> HeldOutReplay {
+        HeldOutReplay {
+            jobs: 100,
+            from_submit_s: 0,
+            machine: "one pool of 4 processors".into(),
+        }
+    }
+
+    #[test]
+    fn pick_takes_the_lowest_and_on_a_tie_the_earlier() {
+        use Correction::*;
+        let figures = vec![
+            fig(PlanWith::Point, UpperThenIncremental, 3.0),
+            fig(PlanWith::Point, Doubling, 2.0),
+            fig(PlanWith::Upper, UpperThenIncremental, 2.0),
+            fig(PlanWith::Upper, Request, f64::NAN),
+        ];
+        let c = PlanChoice::pick(figures, replay()).unwrap();
+        assert_eq!(c.usage, fig(PlanWith::Point, Doubling, 0.0).usage);
+        assert!(c
+            .reason
+            .contains("default plan with point, correct with upper: 3.00"));
+        let c = PlanChoice::pick(
+            vec![
+                fig(PlanWith::Point, UpperThenIncremental, 2.0),
+                fig(PlanWith::Upper, UpperThenIncremental, 2.0),
+            ],
+            replay(),
+        )
+        .unwrap();
+        assert_eq!(c.usage, Usage::default());
+        assert!(
+            PlanChoice::pick(vec![fig(PlanWith::Point, Request, f64::NAN)], replay()).is_none()
+        );
+    }
+
+    #[test]
+    fn candidates_start_with_the_default_and_are_distinct() {
+        assert_eq!(CANDIDATES[0], Usage::default());
+        for (i, a) in CANDIDATES.iter().enumerate() {
+            assert!(CANDIDATES[i + 1..].iter().all(|b| b != a));
+        }
+    }
+}

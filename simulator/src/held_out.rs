@@ -1,0 +1,57 @@
+//! How the scheduler should use a model, chosen by replay: `rustci retrain` hands over
+//! the held-out (latest) part of its history with the model that did not train on it,
+//! and every candidate planning estimate and correction ([`CANDIDATES`]) is replayed
+//! under EASY++ on a machine; the lowest mean bounded slowdown is the choice stored in
+//! the artifact.
+
+use rustci_datasets::record::TraceMeta;
+use rustci_models::planning::{CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES};
+use rustci_models::retrain::HeldOut;
+use rustci_models::ModelHandle;
+
+use crate::fleet_file::FleetFile;
+use crate::scenario::{PredictorSpec, Scenario, Workload};
+use crate::simulate::SimError;
+
+/// Replays `held` on `fleet` (described as `machine` in the choice) with every
+/// candidate, in [`CANDIDATES`] order; `Ok(None)` when the replay placed no job.
+pub fn choose_usage(
+    held: HeldOut<'_>,
+    fleet: &FleetFile,
+    machine: &str,
+) -> Result<Option<PlanChoice>, SimError> {
+    let workload = Workload {
+        records: held.records.to_vec(),
+        name: "held-out history".to_string(),
+        seed: None,
+        epoch_unix_s: held.unix_start.unwrap_or(0),
+        meta: TraceMeta::default(),
+        format: None,
+    };
+    let handle = ModelHandle::new(held.model, "held-out");
+    let mut figures = Vec::with_capacity(CANDIDATES.len());
+    let mut jobs = 0;
+    for usage in CANDIDATES {
+        let spec = PredictorSpec::Model {
+            handle: handle.clone(),
+            plan_with: usage.plan_with,
+            correction: usage.correction,
+        };
+        let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
+        scenario.history_fraction = Some(held.replay_from_fraction);
+        let report = scenario.report()?;
+        jobs = report.jobs as usize;
+        figures.push(CandidateFigure {
+            usage,
+            bsld_mean: report.bsld_mean.unwrap_or(f64::NAN),
+        });
+    }
+    Ok(PlanChoice::pick(
+        figures,
+        HeldOutReplay {
+            jobs,
+            from_submit_s: held.from_submit_s,
+            machine: machine.to_string(),
+        },
+    ))
+}
