@@ -12,7 +12,12 @@ use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::server::{self, ServeOptions};
 use tonic::Code;
 
-use crate::common::{expect_code, expect_invalid, lease_one, owner_channel, OwnerChannel};
+use rustci_control::pb::job_service_client::JobServiceClient;
+
+use crate::common::{
+    complete_ok, expect_code, expect_invalid, lease_one, local_server, owner_channel,
+    OwnerChannel,
+};
 
 fn job(name: &str, stage_index: u32, needs: Option<&[&str]>, label: &str) -> pb::PipelineJobSpec {
     pb::PipelineJobSpec {
@@ -444,4 +449,117 @@ async fn an_ended_pipelines_request_id_stays_taken_after_a_restart() {
         .into_inner();
     assert_ne!(p2.name, p.name);
     srv.stop().await.expect("stop");
+}
+
+/// The next event of `stream`, or a failure naming what was awaited (a guard against a
+/// hang, not a timing assumption: every awaited event follows a call that completed).
+async fn next_event(stream: &mut tonic::Streaming<pb::JobEvent>, what: &str) -> pb::JobEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(30), stream.message())
+        .await
+        .unwrap_or_else(|_| panic!("no event for {what} in 30 s"))
+        .expect("watch stream")
+        .unwrap_or_else(|| panic!("the watch stream ended before {what}"))
+}
+
+/// `WatchJobs` for one pipeline: only its jobs' versions, each with the pipeline's state;
+/// the versions that end the pipeline carry its end, live and when replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_jobs_follows_one_pipeline_to_its_end() {
+    let (_dir, srv, _url) = local_server().await;
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch.clone());
+    let mut jobs = JobServiceClient::new(ch.clone());
+    register(&mut run, "lin", "linux").await;
+    let p = pipes
+        .submit_pipeline(request(
+            "w1",
+            vec![
+                job("build", 0, None, "linux"),
+                job("test", 1, None, "linux"),
+            ],
+        ))
+        .await
+        .expect("submit")
+        .into_inner();
+    // An independent job the pipeline's stream must not show.
+    jobs.submit_job(pb::SubmitJobRequest {
+        request_id: "solo".into(),
+        tenant: "team".into(),
+        labels: vec!["linux".into()],
+        command: "true".into(),
+        requested_ms: 60_000,
+        ..Default::default()
+    })
+    .await
+    .expect("submit a job");
+    expect_invalid(
+        jobs.watch_jobs(pb::WatchJobsRequest {
+            pipeline: "jobs/1".into(),
+            ..Default::default()
+        })
+        .await,
+        "pipeline",
+    );
+    let watch = |jobs: &mut JobServiceClient<OwnerChannel>| {
+        let mut jobs = jobs.clone();
+        let pipeline = p.name.clone();
+        async move {
+            jobs.watch_jobs(pb::WatchJobsRequest {
+                pipeline,
+                ..Default::default()
+            })
+            .await
+            .expect("watch")
+            .into_inner()
+        }
+    };
+    let mut live = watch(&mut jobs).await;
+    loop {
+        let leases = run
+            .acquire_jobs(pb::AcquireJobsRequest {
+                name: "runners/lin".into(),
+                max_jobs: 1,
+                wait_ms: 0,
+            })
+            .await
+            .expect("acquire")
+            .into_inner()
+            .leases;
+        let Some(lease) = leases.first() else { break };
+        complete_ok(&mut run, "lin", lease).await;
+    }
+
+    let running = pb::PipelineState::Running as i32;
+    let succeeded = pb::PipelineState::Succeeded as i32;
+    let mut seen = Vec::new();
+    loop {
+        let ev = next_event(&mut live, "the pipeline's end").await;
+        let job = ev.job.as_ref().expect("job");
+        assert_eq!(job.pipeline, p.name, "only the pipeline's jobs: {ev:?}");
+        assert!(
+            seen.last().is_none_or(|&(r, _)| r < ev.revision),
+            "revisions in order"
+        );
+        seen.push((ev.revision, job.job_name.clone()));
+        if ev.pipeline_state != running {
+            assert_eq!(ev.pipeline_state, succeeded, "{ev:?}");
+            assert_eq!(job.job_name, "test", "the last job's end ends it");
+            break;
+        }
+    }
+    // Each job was stored queued (or created), leased and ended.
+    for name in ["build", "test"] {
+        let versions = seen.iter().filter(|(_, n)| n == name).count();
+        assert_eq!(versions, 3, "{name}: {seen:?}");
+    }
+    assert_eq!(get(&mut pipes, &p.name).await.state, succeeded);
+
+    // Replayed from the start: the same versions, each with the state it has now.
+    let mut replay = watch(&mut jobs).await;
+    for &(revision, ref name) in &seen {
+        let ev = next_event(&mut replay, name).await;
+        assert_eq!(ev.revision, revision);
+        assert_eq!(ev.pipeline_state, succeeded, "{ev:?}");
+    }
 }

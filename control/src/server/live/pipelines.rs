@@ -558,6 +558,14 @@ impl Live {
             .ok_or_else(|| LiveError::NotFound(format!("jobs/{id}")))
     }
 
+    /// A pipeline's state now (the live table's, else the store's).
+    pub fn pipeline_status(&mut self, id: u64) -> Result<PipelineStatus, LiveError> {
+        Ok(match self.pipelines.known(id) {
+            Some(p) => p.state,
+            None => self.stored_pipeline(id)?.state,
+        })
+    }
+
     fn stored_pipeline(&mut self, id: u64) -> Result<StoredPipeline, LiveError> {
         if let Some(p) = self.pipelines.known(id) {
             return Ok(p.clone());

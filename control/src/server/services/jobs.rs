@@ -1,6 +1,7 @@
 //! `rustci.v1.JobService`: submit, read, list, watch, cancel and explain jobs. Callers
 //! act for a tenant (its API key) or, in local mode, for the tenant they name.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use super::pipelines::{parse_pipeline_name, pb_state};
 use super::wire::{
     job_state, page_after, page_size, parse_job_name, pipeline_job_as_job_state, to_pb_job,
     to_pb_job_eta, truncate,
@@ -70,25 +72,46 @@ fn submission(r: pb::SubmitJobRequest, tenant: String) -> Submission {
 }
 
 /// `WatchJobs` events for committed job versions, with their estimates (and a
-/// started job's start) from the live state, under one lock for the whole batch.
-/// The live state is only read, so a standby's placeholder serves too (it holds no
-/// job, so its predictor estimates each one afresh).
+/// started job's start) and their pipelines' states from the live state, under one lock
+/// for the whole batch. The live state is only read, so a standby's placeholder serves
+/// too (it holds no job, so its predictor estimates each one afresh, and it knows no
+/// pipeline: their states are left unspecified).
 fn watch_events(shared: &Shared, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
-    let etas: Vec<Eta> = match crate::server::locking::lock(&shared.live) {
-        Ok(live) => {
-            let etas = live.etas();
-            jobs.iter().map(|j| etas.started(j)).collect()
-        }
-        // Events still flow after an internal error; only the estimates are lost.
-        Err(_) => vec![Eta::default(); jobs.len()],
-    };
+    let unknown = pb::PipelineState::Unspecified;
+    let (etas, pipelines): (Vec<Eta>, Vec<pb::PipelineState>) =
+        match crate::server::locking::lock(&shared.live) {
+            Ok(mut live) => {
+                let etas = live.etas();
+                let etas = jobs.iter().map(|j| etas.started(j)).collect();
+                let mut states = HashMap::new();
+                let pipelines = jobs
+                    .iter()
+                    .map(|j| match &j.pipeline {
+                        None => unknown,
+                        Some(info) => *states.entry(info.pipeline).or_insert_with(|| {
+                            live.pipeline_status(info.pipeline).map_or(unknown, pb_state)
+                        }),
+                    })
+                    .collect();
+                (etas, pipelines)
+            }
+            // Events still flow after an internal error; only the estimates are lost.
+            Err(_) => (vec![Eta::default(); jobs.len()], vec![unknown; jobs.len()]),
+        };
     jobs.iter()
         .zip(etas)
-        .map(|(j, eta)| pb::JobEvent {
+        .zip(pipelines)
+        .map(|((j, eta), pipeline)| pb::JobEvent {
             revision: j.revision,
             job: Some(to_pb_job_eta(j, eta)),
+            pipeline_state: pipeline as i32,
         })
         .collect()
+}
+
+/// Whether a `WatchJobs` stream for `pipeline` (any job: `None`) sends `job`.
+fn watched(pipeline: Option<u64>, job: &StoredJob) -> bool {
+    pipeline.is_none_or(|p| job.pipeline.as_ref().is_some_and(|i| i.pipeline == p))
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +301,15 @@ impl pb::job_service_server::JobService for JobApi {
         let who = self.0.auth.authenticate(req.metadata())?;
         let r = req.into_inner();
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?;
+        let pipeline = match r.pipeline.as_str() {
+            "" => None,
+            name => Some(parse_pipeline_name(name).map_err(|_| {
+                invalid(
+                    "pipeline",
+                    format!("expected \"pipelines/{{id}}\", got {:?}", truncate(name)),
+                )
+            })?),
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let shared = self.0.clone();
         // Subscribe before reading history so that no change falls between the two.
@@ -294,15 +326,17 @@ impl pb::job_service_server::JobService for JobApi {
                             return;
                         }
                     };
-                    if page.is_empty() {
+                    let Some(newest) = page.last().map(|j| j.revision) else {
                         break;
-                    }
+                    };
+                    let page: Vec<StoredJob> =
+                        page.into_iter().filter(|j| watched(pipeline, j)).collect();
                     for ev in watch_events(&shared, &page) {
-                        last = last.max(ev.revision);
                         if tx.send(Ok(ev)).await.is_err() {
                             return;
                         }
                     }
+                    last = last.max(newest);
                 }
                 // Highest revision seen on the feed since the last history read.
                 let mut seen: Option<u64> = None;
@@ -347,7 +381,9 @@ impl pb::job_service_server::JobService for JobApi {
                             continue;
                         }
                         last = j.revision;
-                        out.push(j);
+                        if watched(pipeline, &j) {
+                            out.push(j);
+                        }
                     }
                     for ev in watch_events(&shared, &out) {
                         if tx.send(Ok(ev)).await.is_err() {

@@ -25,7 +25,7 @@ const PAGE_DEFAULT: i32 = 20;
 const PAGE_MAX: i32 = 100;
 
 /// `pipelines/{id}` → id.
-fn parse_pipeline_name(name: &str) -> Result<u64, Status> {
+pub(super) fn parse_pipeline_name(name: &str) -> Result<u64, Status> {
     name.strip_prefix("pipelines/")
         .and_then(|id| id.parse::<u64>().ok())
         .filter(|&id| id > 0)
@@ -51,7 +51,7 @@ fn check_owner(p: &Principal, pipeline: &StoredPipeline) -> Result<(), Status> {
     }
 }
 
-fn pb_state(s: PipelineStatus) -> pb::PipelineState {
+pub(super) fn pb_state(s: PipelineStatus) -> pb::PipelineState {
     match s {
         PipelineStatus::Running => pb::PipelineState::Running,
         PipelineStatus::Succeeded => pb::PipelineState::Succeeded,
