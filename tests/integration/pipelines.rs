@@ -15,8 +15,7 @@ use tonic::Code;
 use rustci_control::pb::job_service_client::JobServiceClient;
 
 use crate::common::{
-    complete_ok, expect_code, expect_invalid, lease_one, local_server, owner_channel,
-    OwnerChannel,
+    complete_ok, expect_code, expect_invalid, lease_one, local_server, owner_channel, OwnerChannel,
 };
 
 fn job(name: &str, stage_index: u32, needs: Option<&[&str]>, label: &str) -> pb::PipelineJobSpec {

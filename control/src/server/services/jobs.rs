@@ -89,7 +89,8 @@ fn watch_events(shared: &Shared, jobs: &[StoredJob]) -> Vec<pb::JobEvent> {
                     .map(|j| match &j.pipeline {
                         None => unknown,
                         Some(info) => *states.entry(info.pipeline).or_insert_with(|| {
-                            live.pipeline_status(info.pipeline).map_or(unknown, pb_state)
+                            live.pipeline_status(info.pipeline)
+                                .map_or(unknown, pb_state)
                         }),
                     })
                     .collect();
