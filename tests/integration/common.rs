@@ -532,6 +532,7 @@ pub async fn watch_all(
     jobs.watch_jobs(pb::WatchJobsRequest {
         tenant: String::new(),
         from_revision: 0,
+        pipeline: String::new(),
     })
     .await
     .expect("watch")

@@ -241,6 +241,7 @@ async fn thousand_jobs_two_tenants_two_pools(backend: Backend, test: &str) {
         .watch_jobs(pb::WatchJobsRequest {
             tenant: String::new(),
             from_revision: 0,
+            pipeline: String::new(),
         })
         .await
         .expect("WatchJobs")

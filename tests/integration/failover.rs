@@ -131,6 +131,7 @@ async fn standby_takes_over_a_killed_leader_and_loses_nothing(backend: Backend, 
         .watch_jobs(WatchJobsRequest {
             tenant: TENANT.into(),
             from_revision: 0,
+            pipeline: String::new(),
         })
         .await
         .expect("a standby accepts watchers")

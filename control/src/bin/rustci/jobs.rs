@@ -262,6 +262,7 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                 .watch_jobs(pb::WatchJobsRequest {
                     tenant: tenant.unwrap_or_default(),
                     from_revision,
+                    pipeline: String::new(),
                 })
                 .await?
                 .into_inner();

@@ -74,6 +74,9 @@ pub async fn run(a: WatchArgs) -> Result<()> {
             .watch_jobs(pb::WatchJobsRequest {
                 tenant: String::new(),
                 from_revision,
+                // Only its jobs (a server before this field sends every job; `change_of`
+                // filters too).
+                pipeline: name.clone(),
             })
             .await
             .ok()
