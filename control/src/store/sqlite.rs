@@ -582,14 +582,7 @@ impl SqliteStore {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<StoredJob>, StoreError> {
-        let err = self.err();
-        let mut st = self.conn.prepare_cached(sql).map_err(&err)?;
-        let mut rows = st.query(params).map_err(&err)?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next().map_err(&err)? {
-            out.push(job_from_row(row)?);
-        }
-        Ok(out)
+        self.query_rows(sql, params, job_from_row)
     }
 
     fn query_pipelines(
@@ -597,12 +590,22 @@ impl SqliteStore {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<StoredPipeline>, StoreError> {
+        self.query_rows(sql, params, pipeline_from_row)
+    }
+
+    /// Every row `sql` selects, read by `read` (which names a bad column).
+    fn query_rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: fn(&Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let err = self.err();
         let mut st = self.conn.prepare_cached(sql).map_err(&err)?;
         let mut rows = st.query(params).map_err(&err)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(&err)? {
-            out.push(pipeline_from_row(row)?);
+            out.push(read(row)?);
         }
         Ok(out)
     }
