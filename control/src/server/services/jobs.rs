@@ -17,7 +17,7 @@ use super::wire::{
 };
 use crate::pb;
 use crate::server::auth::Principal;
-use crate::server::live::{limits, Eta, LiveError, Submission};
+use crate::server::live::{limits, Eta, Live, LiveError, Submission};
 use crate::server::state::Shared;
 use crate::server::status::invalid;
 use crate::store::{JobFilter, JobState, StoredJob};
@@ -117,6 +117,28 @@ fn watched(pipeline: Option<u64>, job: &StoredJob) -> bool {
 
 #[derive(Debug, Clone)]
 pub struct JobApi(pub Arc<Shared>);
+
+impl JobApi {
+    /// `act` on the job called `name`, if the caller may act on it (its tenant's key, or
+    /// local mode): CancelJob and PlayJob.
+    async fn act_on_own_job<T>(
+        &self,
+        req: &Request<T>,
+        name: &str,
+        act: fn(&mut Live, u64) -> Result<StoredJob, LiveError>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let id = parse_job_name("name", name)?;
+        let job = self
+            .0
+            .change(move |live| {
+                check_owner(&who, &live.job(id)?)?;
+                Ok(act(live, id)?)
+            })
+            .await?;
+        Ok(Response::new(to_pb_job(&job)))
+    }
+}
 
 type JobEventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;
 
@@ -262,35 +284,16 @@ impl pb::job_service_server::JobService for JobApi {
         &self,
         req: Request<pb::CancelJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        let who = self.0.auth.authenticate(req.metadata())?;
-        let id = parse_job_name("name", &req.get_ref().name)?;
-        let job = self
-            .0
-            .change(move |live| {
-                let job = live.job(id)?;
-                check_owner(&who, &job)?;
-                let job = live.cancel(id)?;
-                Ok(job)
-            })
-            .await?;
-        Ok(Response::new(to_pb_job(&job)))
+        let name = req.get_ref().name.clone();
+        self.act_on_own_job(&req, &name, Live::cancel).await
     }
 
     async fn play_job(
         &self,
         req: Request<pb::PlayJobRequest>,
     ) -> Result<Response<pb::Job>, Status> {
-        let who = self.0.auth.authenticate(req.metadata())?;
-        let id = parse_job_name("name", &req.get_ref().name)?;
-        let job = self
-            .0
-            .change(move |live| {
-                let job = live.job(id)?;
-                check_owner(&who, &job)?;
-                Ok(live.play(id)?)
-            })
-            .await?;
-        Ok(Response::new(to_pb_job(&job)))
+        let name = req.get_ref().name.clone();
+        self.act_on_own_job(&req, &name, Live::play).await
     }
 
     type WatchJobsStream = JobEventStream;
