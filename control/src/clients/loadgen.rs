@@ -868,9 +868,15 @@ async fn run_runner(mut client: Clients, name: String, state: Arc<State>) {
         // Pipeline loads: (pipeline, stage) of each completion.
         let mut stages = Vec::new();
         {
-            let mut sent = lock(&state.sent);
-            let mut samples = lock(&state.samples);
-            let mut times = lock(&state.pipeline_times);
+            // Only the locks this load's kind uses.
+            let mut times = state
+                .pipeline
+                .is_some()
+                .then(|| lock(&state.pipeline_times));
+            let mut single = state
+                .pipeline
+                .is_none()
+                .then(|| (lock(&state.sent), lock(&state.samples)));
             let measure = state.measure.load(Ordering::Relaxed);
             for l in got {
                 let Some(job) = l.job else { continue };
@@ -882,15 +888,17 @@ async fn run_runner(mut client: Clients, name: String, state: Arc<State>) {
                         continue;
                     };
                     let stage = shape.stage_of(index);
-                    if measure {
+                    if let Some(times) = times.as_mut().filter(|_| measure) {
                         times.leased.push((pipeline, stage, now));
                     }
                     stages.push((pipeline, stage));
                 } else if !job.request_id.starts_with(&state.prefix) {
                     state.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
-                } else if let Some(t) = sent.remove(&job.request_id) {
-                    samples.push((t, now - t));
+                } else if let Some((sent, samples)) = single.as_mut() {
+                    if let Some(t) = sent.remove(&job.request_id) {
+                        samples.push((t, now - t));
+                    }
                 }
                 completions.push(pb::CompleteJobRequest {
                     job: job.name,
