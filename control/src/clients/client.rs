@@ -469,3 +469,32 @@ mod tests {
         );
     }
 }
+
+/// Capped exponential backoff.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    /// 100 ms, doubling up to 5 s.
+    pub(crate) fn new() -> Self {
+        Self::between(Duration::from_millis(100), Duration::from_secs(5))
+    }
+    pub(crate) fn between(first: Duration, max: Duration) -> Self {
+        Self {
+            first,
+            max,
+            next: first,
+        }
+    }
+    pub(crate) fn reset(&mut self) {
+        self.next = self.first;
+    }
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tonic::Status;
 
 use super::ci_file::{AutoCancel, JobDef, PipelineDef};
-use super::client::{is_transient, time_json, AuthChannel};
+use super::client::{is_transient, time_json, AuthChannel, Backoff};
 use crate::pb;
 use crate::pb::pipeline_service_client::PipelineServiceClient;
 
@@ -75,15 +75,14 @@ pub async fn submit(
     c: &mut PipelineServiceClient<AuthChannel>,
     req: pb::SubmitPipelineRequest,
 ) -> Result<pb::Pipeline, Status> {
-    let mut pause = Duration::from_millis(250);
+    let mut backoff = Backoff::between(Duration::from_millis(250), Duration::from_secs(4));
     let mut tries = 1;
     loop {
         match c.submit_pipeline(req.clone()).await {
             Ok(p) => return Ok(p.into_inner()),
             Err(s) if is_transient(&s) && tries < SUBMIT_TRIES => {
                 tracing::warn!(code = ?s.code(), "submitting the pipeline, trying again: {}", s.message());
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(4));
+                backoff.wait().await;
                 tries += 1;
             }
             Err(s) => return Err(s),

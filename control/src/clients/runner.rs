@@ -33,7 +33,7 @@ use anyhow::{bail, Result};
 use tokio::sync::Notify;
 use tonic::{Code, Request, Status};
 
-use crate::clients::client::{connect_lazy, is_transient, Clients};
+use crate::clients::client::{connect_lazy, is_transient, Backoff, Clients};
 use crate::clients::job_guard;
 use crate::pb;
 use crate::perms;
@@ -93,28 +93,6 @@ fn default_id(pool: &str) -> String {
         })
         .collect();
     clean.chars().take(120).collect()
-}
-
-/// Capped exponential backoff.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(5);
-
-    fn new() -> Self {
-        Self { next: Self::FIRST }
-    }
-    fn reset(&mut self) {
-        self.next = Self::FIRST;
-    }
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.next).await;
-        self.next = (self.next * 2).min(Self::MAX);
-    }
 }
 
 #[derive(Debug)]
