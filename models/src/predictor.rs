@@ -239,10 +239,7 @@ fn to_ms(s: f64) -> Millis {
 
 impl ModelPredictor {
     fn to_estimate(&self, p: &crate::train::Prediction) -> Estimate {
-        let plan_with = self
-            .plan_with
-            .unwrap_or_else(|| self.model.usage().0.plan_with);
-        let planned = match plan_with {
+        let planned = match self.usage().plan_with {
             PlanWith::Point => p.point_s,
             PlanWith::Upper => p.upper_s,
         };

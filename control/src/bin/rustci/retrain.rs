@@ -199,8 +199,8 @@ fn planning_json(r: &RetrainReport) -> serde_json::Value {
         }),
         None => json!({
             "chosen": false,
-            "estimate": "point",
-            "correction": "upper",
+            "estimate": rustci_models::planning::Usage::default().plan_with.name(),
+            "correction": rustci_models::planning::Usage::default().correction.name(),
             "reason": format!(
                 "defaults kept: {}",
                 r.planning_skipped.as_deref().unwrap_or("no replay")
