@@ -223,6 +223,17 @@ impl Run {
         }
     }
 
+    /// How job `v` ended, a failure allowed or not by the job's own `allow_failure`
+    /// (whatever the caller said: the pipeline's spec decides).
+    fn terminal(&self, v: u32, how: Terminal) -> Terminal {
+        match how {
+            Terminal::Failed { .. } => Terminal::Failed {
+                allowed: self.dag.jobs[v as usize].allow_failure,
+            },
+            other => other,
+        }
+    }
+
     /// Ready jobs go to the queue in the spec's order.
     fn enqueue(&self, ready: &mut [u32], fx: &mut Vec<Effect>) {
         ready.sort_unstable();
@@ -568,12 +579,7 @@ impl Pipelines {
             let v = run.dag.topo()[i];
             match jobs.get(v as usize).copied() {
                 Some(Restore::Ended(how)) => {
-                    let how = match how {
-                        Terminal::Failed { .. } => Terminal::Failed {
-                            allowed: run.dag.jobs[v as usize].allow_failure,
-                        },
-                        other => other,
-                    };
+                    let how = run.terminal(v, how);
                     run.nodes[v as usize] = Node::Ended(how);
                     work.push((v, how.outcome(), false));
                 }
@@ -606,12 +612,7 @@ impl Pipelines {
         if matches!(run.nodes[v as usize], Node::Ended(_)) {
             return;
         }
-        let how = match how {
-            Terminal::Failed { .. } => Terminal::Failed {
-                allowed: run.dag.jobs[v as usize].allow_failure,
-            },
-            other => other,
-        };
+        let how = run.terminal(v, how);
         run.end(v, how, &mut self.scratch, fx);
         self.end_if_done(p, fx);
     }

@@ -130,6 +130,7 @@ impl Scheduler {
                     }
                 }
                 RestoredJob::Succeeded => Restore::Ended(Terminal::Succeeded),
+                // Allowed or not: the pipeline's spec says (`Run::terminal`).
                 RestoredJob::Failed => Restore::Ended(Terminal::Failed { allowed: false }),
                 RestoredJob::Cancelled => Restore::Ended(Terminal::Cancelled),
                 RestoredJob::Skipped => Restore::Ended(Terminal::Skipped),
