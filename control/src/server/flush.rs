@@ -104,14 +104,14 @@ fn run(shared: &Shared, stop: &AtomicBool) {
             ),
             Err(_) => return,
         };
-        let Some((batch, upto)) = taken else {
+        let Some(flush) = taken else {
             // Re-read the signal now and then: a new leader replaces the live state.
             wait(&signal, stop, Duration::from_millis(100));
             continue;
         };
         let started = Instant::now();
         let result = match store.lock() {
-            Ok(mut s) => s.commit(&batch),
+            Ok(mut s) => s.commit(&flush.batch),
             Err(_) => Err(crate::store::StoreError::Other(
                 "store lock poisoned".into(),
             )),
@@ -121,12 +121,12 @@ fn run(shared: &Shared, stop: &AtomicBool) {
         MAX_COMMIT_NANOS.fetch_max(took, Ordering::Relaxed);
         if result.is_ok() {
             COMMITS.fetch_add(1, Ordering::Relaxed);
-            VERSIONS.fetch_add(batch.jobs.len() as u64, Ordering::Relaxed);
+            VERSIONS.fetch_add(flush.batch.jobs.len() as u64, Ordering::Relaxed);
         } else {
             FAILED.fetch_add(1, Ordering::Relaxed);
         }
         if let Ok(mut live) = shared.live.lock() {
-            live.finish_flush(batch, upto, result);
+            live.finish_flush(flush, result);
         }
     }
 }

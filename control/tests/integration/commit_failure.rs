@@ -147,3 +147,86 @@ fn a_failed_commit_stays_failed_and_nothing_is_served_until_a_rebuild_succeeds()
         .collect();
     assert_eq!(stored, ["a", "c"], "b was never stored");
 }
+
+/// A new leader term: a live state opened on a store taken over while the old live
+/// state's group commit was still in flight (its flusher took the batch, then the
+/// replica lost and won the lease again). That commit's outcome belongs to the old
+/// state: finishing it on the new one must neither report the new one's requests
+/// durable before they are (its tickets count afresh, so the old batch's last ticket
+/// covers them, and runners would get leases a later failed commit undoes: the same
+/// job run twice) nor fence the new one for the old handle's fencing.
+#[test]
+fn a_group_commit_of_a_replaced_live_state_does_not_finish_on_its_successor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = LiveConfig {
+        group_commit: true,
+        ..LiveConfig::default()
+    };
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = || {
+        let mut store = SqliteStore::open(dir.path(), SyncMode::Normal).expect("store");
+        store.take_over().expect("take over");
+        Live::open(config.clone(), clock.clone(), Box::new(store)).expect("live")
+    };
+
+    // Committed before the take-over: in the store the new term loads.
+    let mut old = open();
+    for r in ["a", "b", "c", "d", "e"] {
+        old.submit(submission("t", r)).expect("submit");
+    }
+    let committed = old.take_pending().expect("old batch");
+    let result = old
+        .shared_store()
+        .lock()
+        .expect("store")
+        .commit(&committed.batch);
+    assert!(result.is_ok(), "{result:?}");
+    let mut new = open();
+    new.submit(submission("t", "f")).expect("submit f");
+    let f = new.last_ticket();
+    new.finish_flush(committed, result);
+    assert_eq!(
+        outcome(&new, f),
+        None,
+        "f is not durable: only its own commit makes it so"
+    );
+    flush(&mut new);
+    assert_eq!(outcome(&new, f), Some(true));
+
+    // Fenced by the take-over: the old handle's failure is not the new state's.
+    new.submit(submission("t", "g")).expect("submit g");
+    let fenced = new.take_pending().expect("new batch");
+    let result = new
+        .shared_store()
+        .lock()
+        .expect("store")
+        .commit(&fenced.batch);
+    assert!(result.is_ok(), "{result:?}");
+    let mut newer = open();
+    old.submit(submission("t", "x"))
+        .expect("the old state still takes requests");
+    let late = old.take_pending().expect("late batch");
+    let result = old
+        .shared_store()
+        .lock()
+        .expect("store")
+        .commit(&late.batch);
+    assert!(
+        matches!(result, Err(StoreError::Fenced { .. })),
+        "the old handle is fenced: {result:?}"
+    );
+    newer.finish_flush(late, result);
+    newer
+        .submit(submission("t", "h"))
+        .expect("the newer state still serves");
+    let h = newer.last_ticket();
+    flush(&mut newer);
+    assert_eq!(outcome(&newer, h), Some(true));
+    let stored: Vec<String> = newer
+        .list(&JobFilter::default(), 0, 10)
+        .expect("list")
+        .into_iter()
+        .map(|j| j.request_id)
+        .collect();
+    assert_eq!(stored, ["a", "b", "c", "d", "e", "f", "g", "h"]);
+}

@@ -32,7 +32,11 @@ pub fn submission(tenant: &str, request_id: &str) -> Submission {
 /// What a group-commit flusher does (`rustci_control::server::flush`), once: take what
 /// is pending, commit it to the store, report the result.
 pub fn flush(live: &mut Live) {
-    let (batch, upto) = live.take_pending().expect("something to flush");
-    let result = live.shared_store().lock().expect("store").commit(&batch);
-    live.finish_flush(batch, upto, result);
+    let flush = live.take_pending().expect("something to flush");
+    let result = live
+        .shared_store()
+        .lock()
+        .expect("store")
+        .commit(&flush.batch);
+    live.finish_flush(flush, result);
 }

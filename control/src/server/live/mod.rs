@@ -93,6 +93,20 @@ pub struct Live {
     /// server took the store over: nothing is served or written any more (a new leader
     /// term opens a new live state).
     fenced: Option<(u64, u64)>,
+    /// Which live state of this process this is: a flush taken from one must not finish
+    /// on the one that replaced it (see [`Flush`]).
+    id: u64,
+}
+
+/// A group commit in flight: the batch the flusher took from a live state
+/// ([`Live::take_pending`]) and the ticket it makes durable. It belongs to that live
+/// state: a new leader term swaps in a new one (its own tickets, counted afresh, and
+/// memory loaded from the store), and this batch's outcome says nothing about it.
+#[derive(Debug, Default)]
+pub struct Flush {
+    pub batch: Batch,
+    upto: u64,
+    live: u64,
 }
 
 impl std::fmt::Debug for Live {
@@ -130,6 +144,10 @@ impl Live {
             pruned_at: 0,
             stale: true,
             fenced: None,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         };
         live.reload()?;
         Ok(live)
@@ -518,10 +536,10 @@ impl Live {
         if batch.is_empty() || !self.commits.add(batch) {
             return Ok(());
         }
-        let (batch, upto) = self.take_pending().unwrap_or_default();
-        let result = self.store()?.commit(&batch);
+        let flush = self.take_pending().unwrap_or_default();
+        let result = self.store()?.commit(&flush.batch);
         let failed = result.is_err();
-        self.finish_flush(batch, upto, result);
+        self.finish_flush(flush, result);
         if failed {
             self.refuse_if_fenced()?;
             return Err(LiveError::Store(StoreError::Other(
@@ -532,14 +550,34 @@ impl Live {
     }
 
     /// Group commit, step 1: what to commit next and the ticket it makes durable.
-    pub fn take_pending(&mut self) -> Option<(Batch, u64)> {
-        self.commits.take_pending()
+    pub fn take_pending(&mut self) -> Option<Flush> {
+        let (batch, upto) = self.commits.take_pending()?;
+        Some(Flush {
+            batch,
+            upto,
+            live: self.id,
+        })
     }
 
     /// Group commit, step 2: after the flusher committed (or failed to commit) a batch
     /// from [`Live::take_pending`]. On failure memory is rebuilt from the store and every
     /// request not yet durable fails.
-    pub fn finish_flush(&mut self, batch: Batch, upto: u64, result: Result<(), StoreError>) {
+    ///
+    /// A flush taken from the live state this one replaced (a new leader term) is
+    /// ignored: its tickets are not ours (taking its `upto` would report our own
+    /// requests durable before they are, and runners would get leases a failed commit
+    /// then undoes), and a failure of the old store handle (fenced by our own take-over)
+    /// says nothing about ours. Its requests already failed when their live state was
+    /// dropped, and what it did commit was in the store before we loaded it.
+    pub fn finish_flush(&mut self, flush: Flush, result: Result<(), StoreError>) {
+        let Flush { batch, upto, live } = flush;
+        if live != self.id {
+            tracing::debug!(
+                ok = result.is_ok(),
+                "a group commit of the replaced live state finished; ignored"
+            );
+            return;
+        }
         self.note_fenced(&result);
         if self.fenced.is_some() {
             // Not rebuilt: the store is another server's now. The requests fail.
