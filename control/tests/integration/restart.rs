@@ -268,10 +268,9 @@ mod scenarios {
         // A failed commit: the request is rolled back, memory is rebuilt from the store.
         let b = live.submit(job("t", "b")).expect("submit");
         let ticket_b = live.last_ticket();
-        let (batch, upto) = live.take_pending().expect("pending");
+        let flush = live.take_pending().expect("pending");
         live.finish_flush(
-            batch,
-            upto,
+            flush,
             Err(rustci_control::store::StoreError::Other("disk full".into())),
         );
         assert_eq!(live.durability().borrow().outcome(ticket_b), Some(false));
