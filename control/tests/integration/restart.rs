@@ -102,6 +102,8 @@ on_both_stores!(
         mongo_a_pipeline_goes_on_where_it_was_after_a_crash,
     a_superseded_pipeline_stays_cancelled_after_a_crash =>
         mongo_a_superseded_pipeline_stays_cancelled_after_a_crash,
+    a_lease_granted_out_of_id_order_keeps_its_runner_after_a_restart =>
+        mongo_a_lease_granted_out_of_id_order_keeps_its_runner_after_a_restart,
 );
 
 mod scenarios {
@@ -134,6 +136,51 @@ mod scenarios {
             exit_code: 0,
             reported_run_ms,
         }
+    }
+
+    /// Fair share leases a newer job before an older one; after a restart the newer
+    /// job's lease is back on its runner and the older job still waits. (The rebuild
+    /// once queued the older job first, whose submission pass took the runner's only
+    /// slot, and requeued the lease while the runner still ran its job: two runs at
+    /// once, as the chaos soak found.)
+    pub fn a_lease_granted_out_of_id_order_keeps_its_runner_after_a_restart(place: &Place) {
+        let clock = Arc::new(ManualClock::new(T0));
+        let mut live = open(place, clock.clone());
+        live.register_runner("w1", "lin", vec!["linux".into()], 1)
+            .expect("register");
+        // Tenant "heavy" gets fair-share usage, then holds the only slot with b.
+        let a = live.submit(job("heavy", "a")).expect("submit a");
+        let lease_a = lease_one(&mut live, "w1", "lease a");
+        clock.set(T0 + 3_600_000);
+        live.complete("w1", success(a.id, lease_a.fencing_token, None))
+            .expect("complete a");
+        let b = live.submit(job("heavy", "b")).expect("submit b");
+        let lease_b = lease_one(&mut live, "w1", "lease b");
+        let c = live.submit(job("heavy", "c")).expect("submit c");
+        let d = live.submit(job("light", "d")).expect("submit d");
+        clock.set(T0 + 3_600_000 + 1_000);
+        live.complete("w1", success(b.id, lease_b.fencing_token, None))
+            .expect("complete b");
+        // The light tenant's newer job goes first.
+        let lease_d = lease_one(&mut live, "w1", "lease d");
+        assert_eq!(lease_d.job.id, d.id, "fair share leases d before c");
+        assert!(c.id < d.id);
+        assert_eq!(live.job(c.id).expect("c").state, JobState::Queued);
+        drop(live); // a crash: only the store remains
+
+        clock.set(T0 + 3_600_000 + 2_000);
+        let mut live = open(place, clock.clone());
+        let d2 = live.job(d.id).expect("d");
+        assert_eq!(
+            (d2.state, d2.runner.as_deref(), d2.fencing_token),
+            (JobState::Leased, Some("w1"), lease_d.fencing_token),
+            "d keeps its lease on w1"
+        );
+        assert_eq!(
+            live.job(c.id).expect("c").state,
+            JobState::Queued,
+            "c waits for the slot d holds"
+        );
     }
 
     pub fn queue_leases_and_usage_survive_a_restart(place: &Place) {

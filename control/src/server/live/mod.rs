@@ -240,6 +240,12 @@ impl Live {
         }
         self.relearn(&snap.recently_finished)?;
         let mut batch = Batch::default();
+        // Every lease goes back on its runner before any waiting job enters the core: a
+        // submission runs a scheduling pass, which would give a waiting job the slots of
+        // a lease not restored yet (a lower job id is no older lease: fair share and QoS
+        // start jobs out of id order), and that lease, no longer fitting, would be
+        // requeued while its runner still runs the job.
+        let mut waiting = Vec::new();
         for job in snap.unfinished {
             let id = job.id;
             if job.pipeline.is_some() {
@@ -252,43 +258,50 @@ impl Live {
                 _ => None,
             };
             self.jobs.restore(job);
-            match leased_on {
-                Some(runner) => {
-                    let spec = self.spec_of(id)?;
-                    let start = self.jobs.get(id).and_then(|j| j.start_ms).unwrap_or(now);
-                    match spec.map(|s| self.core.restore_running(s, runner, start)) {
-                        Some(Ok(_)) => {
-                            let holder = self.jobs.get_mut(id).and_then(|j| {
-                                j.lease_expires_ms = Some(now + self.config.lease_ttl_ms);
-                                j.runner.clone()
-                            });
-                            if let Some(holder) = holder {
-                                self.runners
-                                    .reoffer(&holder, id, self.commits.next_ticket());
-                            }
-                        }
-                        // Its runner cannot hold it (more leases in the store than
-                        // slots, e.g. from a writer that had lost the lease): back to
-                        // the queue, the core's too, or it would never run again.
-                        _ => {
-                            batch.jobs.extend(self.jobs.requeue(id));
-                            self.enqueue(now, id, &mut out)?;
-                        }
+            let Some(runner) = leased_on else {
+                if self
+                    .jobs
+                    .get(id)
+                    .is_some_and(|j| j.state == JobState::Leased)
+                {
+                    batch.jobs.extend(self.jobs.requeue(id));
+                }
+                waiting.push(id);
+                continue;
+            };
+            let spec = self.spec_of(id)?;
+            let start = self.jobs.get(id).and_then(|j| j.start_ms).unwrap_or(now);
+            match spec.map(|s| self.core.restore_running(s, runner, start)) {
+                Some(Ok(_)) => {
+                    let holder = self.jobs.get_mut(id).and_then(|j| {
+                        j.lease_expires_ms = Some(now + self.config.lease_ttl_ms);
+                        j.runner.clone()
+                    });
+                    if let Some(holder) = holder {
+                        self.runners
+                            .reoffer(&holder, id, self.commits.next_ticket());
                     }
                 }
-                None => {
-                    if self
-                        .jobs
-                        .get(id)
-                        .is_some_and(|j| j.state == JobState::Leased)
-                    {
-                        batch.jobs.extend(self.jobs.requeue(id));
-                    }
-                    self.enqueue(now, id, &mut out)?;
+                // Its runner cannot hold it (more leases in the store than slots, e.g.
+                // a runner registered again with fewer): back to the queue, the core's
+                // too, or it would never run again.
+                other => {
+                    tracing::warn!(
+                        job = id,
+                        runner = ?self.jobs.get(id).and_then(|j| j.runner.clone()),
+                        error = ?other.and_then(Result::err),
+                        "a lease in the store cannot be restored; requeueing the job"
+                    );
+                    batch.jobs.extend(self.jobs.requeue(id));
+                    waiting.push(id);
                 }
             }
         }
+        // Pipelines restore without a pass (their running jobs first, each on its runner).
         self.restore_pipelines(now, &mut out, &mut batch)?;
+        for id in waiting {
+            self.enqueue(now, id, &mut out)?;
+        }
         self.core.handle(now, Event::Tick, &mut out)?;
         self.apply(now, &out, &mut batch);
         let committed = self.store()?.commit(&batch);
