@@ -187,7 +187,13 @@ pub fn retrain_with(
     let mut notes = eval_model.notes.clone();
 
     progress(Stage::ChoosePlanning);
-    let from_submit_s = data.submit_s[split] as i64;
+    // The slice starts after the last job the evaluated model trained on: jobs submitted
+    // in the same second as it but past the split are learned as history, not replayed,
+    // so that no replayed job is one the model saw.
+    let from_submit_s = match split.checked_sub(1) {
+        Some(last) => data.submit_s[last] as i64 + 1,
+        None => data.submit_s[0] as i64,
+    };
     let before = records
         .iter()
         .filter(|r| r.submit_s < from_submit_s)

@@ -338,9 +338,10 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
         .unwrap())
     })
     .unwrap();
-    // The held-out slice is the evaluation's test split: its latest 30%.
+    // The held-out slice is the evaluation's test split: its latest 30%, from the
+    // second after the last job the evaluated model trained on (the 280th, at 279 * 300).
     let (from_s, fraction) = held_out_from.expect("the chooser was called");
-    assert_eq!(from_s, 280 * 300);
+    assert_eq!(from_s, 279 * 300 + 1);
     assert!((fraction - 0.7).abs() < 1e-9, "{fraction}");
     assert_eq!(report.planning.as_ref().map(|c| c.usage), Some(winner));
 
@@ -377,5 +378,56 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
     assert!(
         e.point_ms < e.upper_ms,
         "planned with the point again: {e:?}"
+    );
+}
+
+/// Jobs submitted in the same second as the last trained-on job but past the split are
+/// not replayed: the held-out slice has only jobs the evaluated model never saw.
+#[test]
+fn the_held_out_slice_has_no_job_the_evaluated_model_trained_on() {
+    use rustci_models::retrain::retrain_with;
+
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RetrainOptions {
+        config: TrainParams {
+            trees: 4,
+            ..TrainParams::default()
+        }
+        .check()
+        .unwrap(),
+        train_fraction: 0.7,
+        force: false,
+        plots: false,
+        sources: vec!["synthetic, three jobs a second".into()],
+        unix_start: Some(0),
+    };
+    // Three jobs share each submit second: the 70% split (280 of 400) falls inside one.
+    let history: Vec<JobRecord> = history()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.submit_s = (i as i64 / 3) * 300;
+            r
+        })
+        .collect();
+    let mut from = None;
+    let report = retrain_with(&history, dir.path(), &opts, &mut |_| {}, &mut |held| {
+        from = Some(held.from_submit_s);
+        Err("figures are not needed here".into())
+    })
+    .unwrap();
+    let from = from.expect("the chooser was called");
+    let mut submits: Vec<i64> = history.iter().map(|r| r.submit_s).collect();
+    submits.sort_unstable();
+    let trained = report.evaluation.train_jobs;
+    assert!(trained > 0 && trained < submits.len());
+    assert!(
+        from > submits[trained - 1],
+        "the slice starts at {from}, but job {trained} (trained on) was submitted at {}",
+        submits[trained - 1]
+    );
+    assert!(
+        submits[trained..].iter().any(|&s| s >= from),
+        "the slice is not empty"
     );
 }
