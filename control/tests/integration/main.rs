@@ -11,6 +11,7 @@ mod support_redis;
 
 mod commit_failure;
 mod history;
+mod pipeline_answers;
 mod redis_coord;
 mod restart;
 mod store_mongo;

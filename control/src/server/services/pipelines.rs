@@ -186,10 +186,14 @@ impl pb::pipeline_service_server::PipelineService for PipelineApi {
         let tenant = acting_tenant(&who, &r.tenant, "tenant")?
             .ok_or_else(|| invalid("tenant", "is required"))?;
         let s = submission(r, tenant)?;
-        let view = self
+        let mut view = self
             .0
-            .change(move |live| Ok(live.submit_pipeline(s)?))
+            .change(move |live| Ok(live.accept_pipeline(s)?))
             .await?;
+        if view.predicted_finish_ms.is_none() {
+            // Once durable: the answers of one group commit share one projection.
+            view.predicted_finish_ms = self.0.live()?.submitted_finish(view.pipeline.id)?;
+        }
         Ok(Response::new(pb_view(&view)))
     }
 
