@@ -131,7 +131,7 @@ pub(crate) fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<Progr
     Some(bar)
 }
 
-fn threads(arg: Option<usize>) -> Result<usize> {
+pub(crate) fn threads(arg: Option<usize>) -> Result<usize> {
     match arg {
         Some(0) => anyhow::bail!("--threads must be at least 1"),
         Some(n) => Ok(n),

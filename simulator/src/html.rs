@@ -143,6 +143,73 @@ pub fn write(path: &Path, report: &Report, plots: &RunPlotData) -> Result<(), Ht
     })
 }
 
+/// The report of `run --replications N`: the summary's headline figures with their 95%
+/// intervals, the banded plots, and the summary JSON in full.
+pub fn render_replicated(
+    summary: &serde_json::Value,
+    bands: &crate::plots::Bands,
+) -> Result<String, HtmlError> {
+    let mut h = String::new();
+    let workload = summary["workload"].as_str().unwrap_or("");
+    let title = format!(
+        "rustci-sim report: {workload}, {} replications",
+        summary["replications"]
+    );
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
+         <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}\
+         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
+         th:first-child,td:first-child{{text-align:left}}figure{{margin:2em 0}}</style>\n</head>\n<body>\n<h1>{}</h1>\n\
+         <p>{}; each figure is the mean over the replications with its 95% confidence interval \
+         (Student's t; percentiles are taken per replication, then summarised).</p>\n",
+        esc(&title),
+        esc(&title),
+        esc(summary["resampling"].as_str().unwrap_or(""))
+    );
+    h.push_str(
+        "<table id=\"summary\">\n<tr><th>metric</th><th>mean</th><th>95% interval</th></tr>\n",
+    );
+    for line in crate::replicate::summary_table(summary).lines().skip(1) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if let [name, mean, rest @ ..] = cells.as_slice() {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                esc(mean),
+                esc(&rest.join(" "))
+            );
+        }
+    }
+    h.push_str("</table>\n");
+    for plot in crate::plots::Bands::PLOTS {
+        let _ = write!(
+            h,
+            "<figure id=\"plot-{}\">\n<figcaption>{} (mean over the replications, 95% band)</figcaption>\n{}\n</figure>\n",
+            plot.id(),
+            esc(plot.title()),
+            svg_body(&bands.svg(plot)?)
+        );
+    }
+    let json = serde_json::to_string_pretty(summary).unwrap_or_default();
+    let _ = write!(h, "<h2>Summary (JSON)</h2>\n<pre>{}</pre>\n</body>\n</html>\n", esc(&json));
+    Ok(h)
+}
+
+/// Writes [`render_replicated`] to `path`.
+pub fn write_replicated(
+    path: &Path,
+    summary: &serde_json::Value,
+    bands: &crate::plots::Bands,
+) -> Result<(), HtmlError> {
+    let html = render_replicated(summary, bands)?;
+    std::fs::write(path, html).map_err(|source| HtmlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Strips anything before an SVG document's `<svg` (plotters writes no XML prolog, but a
 /// future one must not land mid-document).
 fn svg_body(svg: &str) -> &str {

@@ -151,7 +151,15 @@ fn summarise_with(values: &[Value], k: Kind) -> Value {
             if child_kind == Kind::Metric {
                 let numbers: Vec<f64> = children.iter().filter_map(Value::as_f64).collect();
                 if let Some(e) = Estimate::of(&numbers) {
-                    out.insert(format!("{key}{CI_SUFFIX}"), serde_json::json!(e.ci()));
+                    // A figure that cannot be negative (a wait, a cost) has a mean that
+                    // cannot either: the t interval's low end is cut at 0, which keeps
+                    // every mean it covered.
+                    let low = if numbers.iter().all(|x| *x >= 0.0) {
+                        e.low.max(0.0)
+                    } else {
+                        e.low
+                    };
+                    out.insert(format!("{key}{CI_SUFFIX}"), serde_json::json!([low, e.high]));
                 }
             }
             out.insert(key.clone(), summary);

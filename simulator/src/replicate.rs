@@ -20,7 +20,11 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rustci_datasets::record::JobRecord;
 
-use crate::scenario::{Workload, WorkloadSpec};
+use serde_json::Value;
+
+use crate::interval::summarise;
+use crate::report::Report;
+use crate::scenario::{Scenario, Workload, WorkloadSpec};
 use crate::simulate::SimError;
 
 /// A trace spanning at least this many days is resampled by weeks, else by days.
@@ -164,6 +168,90 @@ pub fn bootstrap(w: &Workload, how: Resampling, base: u64, stream: u64) -> Workl
         name: format!("{} ({} #{stream})", w.name, how.describe()),
         ..w.clone()
     }
+}
+
+/// `scenario` run on each of `workloads` (its own workload replaced), `threads` runs at
+/// once; `progress` gets the number of runs done. Reports in replication order.
+pub fn reports(
+    scenario: &Scenario<'_>,
+    workloads: &[Workload],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Report>, SimError> {
+    par_map_progress(
+        workloads.len(),
+        threads,
+        &|i| {
+            Scenario {
+                workload: &workloads[i],
+                ..scenario.clone()
+            }
+            .report()
+        },
+        progress,
+    )
+}
+
+/// The summary of per-replication reports (see [`crate::interval::summarise`]) with
+/// `replications` (their number) and `resampling` (how they differ) added.
+pub fn summary(reports: &[Value], how: Resampling) -> Value {
+    let mut s = summarise(reports);
+    if let Some(m) = s.as_object_mut() {
+        m.insert("replications".into(), Value::from(reports.len()));
+        m.insert("resampling".into(), Value::from(how.describe()));
+    }
+    s
+}
+
+/// The headline figures of a summary as a text table: mean and 95% interval.
+pub fn summary_table(s: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} replications ({}), mean and 95% confidence interval (Student's t)",
+        s["replications"],
+        s["resampling"].as_str().unwrap_or("")
+    );
+    let mut row = |name: &str, v: &Value, key: &str| {
+        let Some(mean) = v.get(key).and_then(Value::as_f64) else {
+            return;
+        };
+        let ci = v
+            .get(format!("{key}{}", crate::interval::CI_SUFFIX))
+            .and_then(Value::as_array)
+            .map_or_else(String::new, |a| {
+                let f = |i: usize| a.get(i).and_then(Value::as_f64).unwrap_or(f64::NAN);
+                format!("[{:.2}, {:.2}]", f(0), f(1))
+            });
+        let _ = writeln!(out, "  {name:<32} {mean:>14.2}  {ci}");
+    };
+    for key in [
+        "jobs",
+        "wait_mean_s",
+        "wait_p50_s",
+        "wait_p95_s",
+        "wait_p99_s",
+        "bsld_mean",
+        "utilization",
+        "runner_hours",
+        "cost",
+    ] {
+        row(key, s, key);
+    }
+    if let Some(qos) = s.get("qos").and_then(Value::as_object) {
+        for (class, q) in qos {
+            for key in ["wait_p95_s", "within_target"] {
+                row(&format!("qos.{class}.{key}"), q, key);
+            }
+        }
+    }
+    if let Some(p) = s.get("pipelines") {
+        for key in ["ttf_mean_s", "ttf_p95_s"] {
+            row(&format!("pipelines.{key}"), p, key);
+        }
+    }
+    out
 }
 
 /// `f(0..n)` on `threads` threads (a shared counter hands out the indices), in index

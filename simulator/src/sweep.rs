@@ -150,6 +150,19 @@ pub struct Point {
 }
 
 impl Point {
+    /// The point's run on `workload` with estimates from `predictor`.
+    pub fn scenario<'a>(
+        &'a self,
+        workload: &'a Workload,
+        predictor: &'a PredictorSpec,
+    ) -> Result<Scenario<'a>, SimError> {
+        Ok(Scenario {
+            autoscaler: self.autoscaler,
+            load: self.load,
+            ..Scenario::new(workload, &self.fleet, &self.policy, predictor)?
+        })
+    }
+
     /// The parameters, for error messages.
     pub fn describe(&self) -> String {
         let mut s = match &self.size {
@@ -724,15 +737,9 @@ pub fn run_grid(
             let slot = next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = order.get(slot) else { break };
             let Some(p) = grid.points.get(i) else { break };
-            let result = Scenario::new(workload, &p.fleet, &p.policy, &grid.predictor)
-                .and_then(|s| {
-                    Scenario {
-                        autoscaler: p.autoscaler,
-                        load: p.load,
-                        ..s
-                    }
-                    .simulate(None, Vec::new())
-                })
+            let result = p
+                .scenario(workload, &grid.predictor)
+                .and_then(|s| s.simulate(None, Vec::new()))
                 .map(|out| {
                     let report = Report::from_run(&out.facts, out.scaling.as_ref());
                     let ttfs = out
