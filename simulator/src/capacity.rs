@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
+use rustci_sim::replicate::{self, Replications};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
 
@@ -53,6 +54,52 @@ Examples:
 
 A target that no fleet within the bounds meets exits with status 1, naming the class and
 its best p95.";
+
+pub const COMPARE_EXAMPLES: &str = "\
+Examples:
+  # Two scenario files (the grid file format with one value per axis):
+  cat > reactive.toml <<'EOF'
+  fleet = \"simulator/fleets/autoscale-ci.toml\"
+  policy = [\"qos\"]
+  autoscaler = [\"reactive\"]
+  idle_timeout_s = [600]
+  provisioning_delay_s = [60]
+  EOF
+  sed 's/reactive/predictive/; s/idle_timeout_s = \\[600\\]/target_scale = [0.05]/' \\
+      reactive.toml > predictive.toml
+  rustci-sim compare reactive.toml predictive.toml --replications 20
+  rustci-sim compare reactive.toml predictive.toml --format json | jq .differences.cost
+
+Both files must name the same workload (a trace is resampled by days or weeks, the
+synthetic workload by seeds): replication i is the same workload for A and B.";
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Scenario A (a grid file with one value per axis: workload, fleet, policy,
+    /// autoscaler settings, load, predictor).
+    #[arg(value_name = "A.toml")]
+    a: PathBuf,
+    /// Scenario B; differences are B - A.
+    #[arg(value_name = "B.toml")]
+    b: PathBuf,
+    /// Replications (at least 2: the interval is over them).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    replications: usize,
+    /// Seed of a trace's block bootstrap (the synthetic workload uses its own seed,
+    /// then the next ones).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs at once (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The answer on stdout as a table or as JSON
+    /// (`differences.<metric> = {mean, ci95: [low, high], significant}`).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    format: PlanFormat,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -195,6 +242,96 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
         threads,
         args.out.display()
     );
+    Ok(())
+}
+
+/// A scenario file: a grid of exactly one point.
+fn scenario_file(path: &std::path::Path) -> Result<Grid> {
+    let grid = Grid::load(path)?;
+    if grid.points.len() != 1 {
+        anyhow::bail!(
+            "{}: a scenario has one value per axis; this file gives {} points (use \
+             `rustci-sim sweep` for a grid)",
+            path.display(),
+            grid.points.len()
+        );
+    }
+    Ok(grid)
+}
+
+pub fn compare_cmd(args: CompareArgs) -> Result<()> {
+    rustci_sim::interval::need_interval("compare --replications", args.replications)?;
+    let (ga, gb) = (scenario_file(&args.a)?, scenario_file(&args.b)?);
+    if ga.workload != gb.workload {
+        anyhow::bail!(
+            "{} and {} name different workloads ({:?} and {:?}): a paired comparison runs \
+             both on the same replications of one workload",
+            args.a.display(),
+            args.b.display(),
+            ga.workload,
+            gb.workload
+        );
+    }
+    let threads = threads(args.threads)?;
+    let workload = ga.workload.load()?;
+    let base = match &ga.workload {
+        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
+        rustci_sim::scenario::WorkloadSpec::Trace { .. } => args.seed,
+    };
+    let reps = Replications {
+        n: args.replications,
+        first: 0,
+        base,
+    };
+    let (how, workloads) = replicate::workloads(&ga.workload, &workload, reps, threads)?;
+    let (pa, pb) = (&ga.points[0], &gb.points[0]);
+    let (sa, sb) = (
+        pa.scenario(&workload, &ga.predictor)?,
+        pb.scenario(&workload, &gb.predictor)?,
+    );
+    let bar = bar(
+        args.quiet,
+        Some(2 * reps.n as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({eta} left)",
+    );
+    let (ra, rb) = replicate::paired_reports(&sa, &sb, &workloads, threads, &|n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let json = |r: &[rustci_sim::report::Report]| -> Result<Vec<serde_json::Value>> {
+        r.iter().map(|x| Ok(serde_json::to_value(x)?)).collect()
+    };
+    let (va, vb) = (json(&ra)?, json(&rb)?);
+    let (suma, sumb) = (replicate::summary(&va, how), replicate::summary(&vb, how));
+    let differences = rustci_sim::interval::paired(&va, &vb);
+    match args.format {
+        PlanFormat::Json => {
+            let out = serde_json::json!({
+                "replications": reps.n,
+                "resampling": how.describe(),
+                "a": {"file": args.a.display().to_string(), "scenario": pa.describe(), "summary": suma},
+                "b": {"file": args.b.display().to_string(), "scenario": pb.describe(), "summary": sumb},
+                "differences": differences,
+            });
+            outln!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        PlanFormat::Table => {
+            outln!(
+                "A = {} ({})\nB = {} ({})\n{} replications ({}); B - A paired by replication\n",
+                args.a.display(),
+                pa.describe(),
+                args.b.display(),
+                pb.describe(),
+                reps.n,
+                how.describe()
+            );
+            out!("{}", replicate::comparison_table(&suma, &sumb, &differences));
+        }
+    }
     Ok(())
 }
 

@@ -77,6 +77,10 @@ enum Command {
     /// Find the cheapest fleet (or autoscaler setting) that meets p95 wait targets.
     #[command(after_help = capacity::PLAN_EXAMPLES)]
     Plan(Box<capacity::PlanArgs>),
+    /// Run two scenarios on the same replications and say which differences are real:
+    /// per metric the paired difference B - A, its 95% interval and whether it excludes 0.
+    #[command(after_help = capacity::COMPARE_EXAMPLES)]
+    Compare(capacity::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -262,6 +266,7 @@ fn main() {
         Command::Generate(args) => generate_cmd(args),
         Command::Sweep(args) => capacity::sweep_cmd(args),
         Command::Plan(args) => capacity::plan_cmd(*args),
+        Command::Compare(args) => capacity::compare_cmd(args),
         Command::Fleet => fleet_cmd(),
     };
     if let Err(e) = result {

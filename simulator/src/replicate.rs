@@ -192,6 +192,140 @@ pub fn reports(
     )
 }
 
+/// `a` and `b` each run on every one of `workloads` (common random numbers: replication
+/// `i` is the same workload for both), all 2N runs `threads` at a time. Reports in
+/// replication order, `a`'s then `b`'s.
+pub fn paired_reports(
+    a: &Scenario<'_>,
+    b: &Scenario<'_>,
+    workloads: &[Workload],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<(Vec<Report>, Vec<Report>), SimError> {
+    let mut all = par_map_progress(
+        2 * workloads.len(),
+        threads,
+        &|k| {
+            let which = if k % 2 == 0 { a } else { b };
+            Scenario {
+                workload: &workloads[k / 2],
+                ..which.clone()
+            }
+            .report()
+        },
+        progress,
+    )?
+    .into_iter();
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    while let (Some(x), Some(y)) = (all.next(), all.next()) {
+        ra.push(x);
+        rb.push(y);
+    }
+    Ok((ra, rb))
+}
+
+/// Headline metric paths of a report (the terminal tables' rows): top-level figures,
+/// then per QoS class, then the pipelines'.
+pub fn headline_paths(s: &Value) -> Vec<Vec<String>> {
+    let mut paths: Vec<Vec<String>> = [
+        "jobs",
+        "wait_mean_s",
+        "wait_p50_s",
+        "wait_p95_s",
+        "wait_p99_s",
+        "bsld_mean",
+        "utilization",
+        "runner_hours",
+        "cost",
+    ]
+    .iter()
+    .map(|k| vec![(*k).to_string()])
+    .collect();
+    if let Some(qos) = s.get("qos").and_then(Value::as_object) {
+        for class in qos.keys() {
+            for key in ["wait_p95_s", "within_target"] {
+                paths.push(vec!["qos".into(), class.clone(), key.into()]);
+            }
+        }
+    }
+    if s.get("pipelines").is_some() {
+        for key in ["ttf_mean_s", "ttf_p95_s"] {
+            paths.push(vec!["pipelines".into(), key.into()]);
+        }
+    }
+    paths
+}
+
+/// The value at `path` (object keys) of `v`.
+pub fn at<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |v, k| v.get(k.as_str()))
+}
+
+/// `mean [low, high]` of the metric at `path` of a summary ("–" where it has none).
+fn mean_ci(s: &Value, path: &[String]) -> String {
+    let Some((last, parent)) = path.split_last() else {
+        return String::new();
+    };
+    let Some(parent) = at(s, parent) else {
+        return "–".into();
+    };
+    let Some(mean) = parent.get(last.as_str()).and_then(Value::as_f64) else {
+        return "–".into();
+    };
+    match parent
+        .get(format!("{last}{}", crate::interval::CI_SUFFIX))
+        .and_then(Value::as_array)
+    {
+        Some(a) => {
+            let f = |i: usize| a.get(i).and_then(Value::as_f64).unwrap_or(f64::NAN);
+            format!("{mean:.2} [{:.2}, {:.2}]", f(0), f(1))
+        }
+        None => format!("{mean:.2}"),
+    }
+}
+
+/// The comparison as a text table: per headline metric A's and B's means and
+/// intervals, and the paired difference B - A with its interval and whether it is
+/// significant.
+pub fn comparison_table(a: &Value, b: &Value, differences: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:>28} {:>28} {:>34}  significant",
+        "metric", "A: mean [95% CI]", "B: mean [95% CI]", "B - A: mean [95% CI] (paired)"
+    );
+    for path in headline_paths(a) {
+        let d = at(differences, &path);
+        let diff = d.map_or_else(
+            || "–".to_string(),
+            |d| {
+                let f = |v: Option<&Value>| v.and_then(Value::as_f64).unwrap_or(f64::NAN);
+                format!(
+                    "{:.2} [{:.2}, {:.2}]",
+                    f(d.get("mean")),
+                    f(d.pointer("/ci95/0")),
+                    f(d.pointer("/ci95/1"))
+                )
+            },
+        );
+        let sig = match d.and_then(|d| d.get("significant")).and_then(Value::as_bool) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "–",
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:>28} {:>28} {:>34}  {sig}",
+            path.join("."),
+            mean_ci(a, &path),
+            mean_ci(b, &path),
+            diff
+        );
+    }
+    out
+}
+
 /// The summary of per-replication reports (see [`crate::interval::summarise`]) with
 /// `replications` (their number) and `resampling` (how they differ) added.
 pub fn summary(reports: &[Value], how: Resampling) -> Value {
@@ -209,46 +343,13 @@ pub fn summary_table(s: &Value) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} replications ({}), mean and 95% confidence interval (Student's t)",
+        "{} replications ({}), mean [95% confidence interval, Student's t]",
         s["replications"],
         s["resampling"].as_str().unwrap_or("")
     );
-    let mut row = |name: &str, v: &Value, key: &str| {
-        let Some(mean) = v.get(key).and_then(Value::as_f64) else {
-            return;
-        };
-        let ci = v
-            .get(format!("{key}{}", crate::interval::CI_SUFFIX))
-            .and_then(Value::as_array)
-            .map_or_else(String::new, |a| {
-                let f = |i: usize| a.get(i).and_then(Value::as_f64).unwrap_or(f64::NAN);
-                format!("[{:.2}, {:.2}]", f(0), f(1))
-            });
-        let _ = writeln!(out, "  {name:<32} {mean:>14.2}  {ci}");
-    };
-    for key in [
-        "jobs",
-        "wait_mean_s",
-        "wait_p50_s",
-        "wait_p95_s",
-        "wait_p99_s",
-        "bsld_mean",
-        "utilization",
-        "runner_hours",
-        "cost",
-    ] {
-        row(key, s, key);
-    }
-    if let Some(qos) = s.get("qos").and_then(Value::as_object) {
-        for (class, q) in qos {
-            for key in ["wait_p95_s", "within_target"] {
-                row(&format!("qos.{class}.{key}"), q, key);
-            }
-        }
-    }
-    if let Some(p) = s.get("pipelines") {
-        for key in ["ttf_mean_s", "ttf_p95_s"] {
-            row(&format!("pipelines.{key}"), p, key);
+    for path in headline_paths(s) {
+        if at(s, &path).is_some_and(Value::is_number) {
+            let _ = writeln!(out, "  {:<32} {}", path.join("."), mean_ci(s, &path));
         }
     }
     out
