@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
-use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
+use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, PlanSpec, Target};
 use rustci_sim::replicate::{self, Replications};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
@@ -123,6 +123,12 @@ pub enum PlanFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BoundArg {
+    Mean,
+    Prediction,
+}
+
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Fleet file (TOML) whose pools are scaled. Default: the built-in CI fleet.
@@ -165,6 +171,21 @@ pub struct PlanArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Run each candidate on N replications (synthetic: seeds --seed, --seed + 1, ...;
+    /// a trace: block bootstrap resamples seeded by --seed) and take a fleet only when
+    /// the upper end of the 95% interval of each targeted p95 meets its target.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replications: usize,
+    /// With --replications: the bound of each targeted p95 that must meet its target:
+    /// `mean` (the upper end of the 95% confidence interval of the mean p95: the
+    /// average week meets it) or `prediction` (the upper end of the 95% prediction
+    /// interval: the next week meets it with about 97.5% probability).
+    #[arg(long, value_enum, default_value_t = BoundArg::Mean)]
+    bound: BoundArg,
+    /// Replay the chosen fleet on M fresh replications (the M after the search's) and
+    /// report the share that met every target.
+    #[arg(long, value_name = "M")]
+    validate: Option<usize>,
 }
 
 pub(crate) fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<ProgressBar> {
@@ -348,7 +369,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
     rustci_sim::scenario::check_load(args.load).map_err(|r| anyhow::anyhow!("--load {r}"))?;
     PolicyConfig::named(&args.policy).context("--policy")?;
     rustci_sim::plan::check_targets(&targets, &fleet)?;
-    let workload = args.workload.spec()?.load()?;
+    let workload_spec = args.workload.spec()?;
+    let workload = workload_spec.load()?;
     let default_ms = 3600 * MS_PER_S;
     // As `run` does: the flag, else the fleet file's `[autoscaler] policy`, so that the
     // written fleet replays the run that was planned.
@@ -367,13 +389,52 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         max_scale: args.max_scale,
         max_idle_timeout_s: args.max_idle_timeout_s,
         threads: threads(args.threads)?,
+        bound: match args.bound {
+            BoundArg::Mean => Bound::Mean,
+            BoundArg::Prediction => Bound::Prediction,
+        },
     };
     let bar = bar(
         args.quiet,
         None,
         "{elapsed_precise} {spinner} {pos} candidate fleets simulated",
     );
-    let result = plan(&spec, &workload, &|n| {
+    if args.replications == 0 || args.validate == Some(0) {
+        anyhow::bail!("--replications and --validate must be at least 1");
+    }
+    if args.replications == 1 {
+        eprintln!(
+            "note: {}",
+            rustci_sim::interval::IntervalError::TooFew {
+                what: "plan --replications 1 meets each target on one run only: no \
+                       confidence bound".into(),
+                replications: 1
+            }
+        );
+    }
+    let base = args.workload.synthetic.seed;
+    let workloads = if args.replications == 1 {
+        vec![workload.clone()]
+    } else {
+        let reps = Replications {
+            n: args.replications,
+            first: 0,
+            base,
+        };
+        replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
+    };
+    let validation = match args.validate {
+        Some(m) => {
+            let reps = Replications {
+                n: m,
+                first: args.replications,
+                base,
+            };
+            replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
+        }
+        None => Vec::new(),
+    };
+    let result = plan_replicated(&spec, &workloads, &validation, &|n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }

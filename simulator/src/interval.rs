@@ -82,6 +82,13 @@ impl Estimate {
         [self.low, self.high]
     }
 
+    /// The upper end of the 95% prediction interval of one more value from the same
+    /// distribution (`mean + t * sd * sqrt(1 + 1/n)`): where the next replication's
+    /// figure falls short of with 97.5% probability (normal values), not the mean.
+    pub fn prediction_high(&self) -> f64 {
+        self.mean + (self.high - self.mean) * ((self.n + 1) as f64).sqrt()
+    }
+
     /// Whether the interval leaves out zero (a paired difference that is real at 95%).
     pub fn excludes_zero(&self) -> bool {
         self.low > 0.0 || self.high < 0.0
@@ -246,6 +253,9 @@ mod tests {
         let same = Estimate::of(&[2.5, 2.5, 2.5]).unwrap();
         assert_eq!(same.ci(), [2.5, 2.5]);
         assert!(!Estimate::of(&[-1.0, 1.0]).unwrap().excludes_zero());
+        // t(4) * sd * sqrt(1 + 1/5) = 2.776445 * 1.581139 * 1.095445 = 4.808866.
+        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+        assert!((e.prediction_high() - 3.0 - 4.808_866).abs() < 1e-5, "{}", e.prediction_high());
     }
 
     /// 20 replications whose figure is the mean of `jobs` exponential waits of true mean
