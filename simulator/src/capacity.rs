@@ -115,6 +115,15 @@ pub struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run every point on N replications (the same N for every point: synthetic seeds
+    /// from the grid's seed on, or block bootstrap resamples of the trace seeded by
+    /// --seed); sweep.json then has each figure's mean with `<metric>_ci95`, sweep.csv
+    /// a column per figure and interval end, the frontier error bars and bands.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replications: usize,
+    /// Seed of a trace's block bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -211,6 +220,12 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     let grid = Grid::load(&args.grid)?;
     let workload = grid.workload.load()?;
     let threads = threads(args.threads)?;
+    if args.replications == 0 {
+        anyhow::bail!("--replications must be at least 1");
+    }
+    if args.replications > 1 {
+        return sweep_replicated(&args, &grid, &workload, threads);
+    }
     let bar = bar(
         args.quiet,
         Some(grid.points.len() as u64),
@@ -353,6 +368,83 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
             out!("{}", replicate::comparison_table(&suma, &sumb, &differences));
         }
     }
+    Ok(())
+}
+
+/// `sweep --replications N`: every point on the same N replications, summarised.
+fn sweep_replicated(
+    args: &SweepArgs,
+    grid: &Grid,
+    workload: &rustci_sim::scenario::Workload,
+    threads: usize,
+) -> Result<()> {
+    let base = match &grid.workload {
+        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
+        rustci_sim::scenario::WorkloadSpec::Trace { .. } => args.seed,
+    };
+    let reps = Replications {
+        n: args.replications,
+        first: 0,
+        base,
+    };
+    let (how, workloads) = replicate::workloads(&grid.workload, workload, reps, threads)?;
+    let bar = bar(
+        args.quiet,
+        Some((grid.points.len() * reps.n) as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({eta} left)",
+    );
+    let per_point = rustci_sim::sweep::run_grid_replicated(grid, &workloads, threads, &|n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summaries: Vec<serde_json::Value> = per_point
+        .iter()
+        .map(|rows| {
+            let mut s = rustci_sim::sweep::summarise_rows(rows);
+            if let Some(m) = s.as_object_mut() {
+                m.insert("resampling".into(), how.describe().into());
+            }
+            s
+        })
+        .collect();
+    rustci_sim::sweep::write_summaries(&args.out, &summaries)?;
+    let f = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let ci = |v: &serde_json::Value, k: &str| -> Option<[f64; 2]> {
+        let a = v.get(format!("{k}_ci95"))?.as_array()?;
+        Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?])
+    };
+    let (points, cis): (Vec<(String, f64, f64)>, Vec<_>) = per_point
+        .iter()
+        .zip(&summaries)
+        .filter_map(|(rows, s)| {
+            let r = rows.first()?;
+            let name = if r.autoscaler.is_empty() || r.autoscaler == "none" {
+                r.policy.clone()
+            } else {
+                format!("{} / {}", r.policy, r.autoscaler)
+            };
+            let bars = ci(s, "cost").zip(ci(s, "wait_p95_s"));
+            Some(((name, f(s, "cost")?, f(s, "wait_p95_s")?), bars))
+        })
+        .unzip();
+    let svg = rustci_sim::plots::frontier_svg_ci(&points, &cis)?;
+    let svg_path = args.out.join("frontier.svg");
+    std::fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    rustci_sim::plots::frontier_plot_ci(&points, &cis, &args.out.join("frontier.png"))?;
+    let html_path = args.out.join("sweep.html");
+    std::fs::write(&html_path, rustci_sim::html::render_sweep_replicated(&summaries, &svg))
+        .with_context(|| format!("writing {}", html_path.display()))?;
+    eprintln!(
+        "{} points x {} replications ({}; {threads} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
+        grid.points.len(),
+        reps.n,
+        how.describe(),
+        args.out.display()
+    );
     Ok(())
 }
 

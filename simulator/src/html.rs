@@ -210,6 +210,58 @@ pub fn write_replicated(
     })
 }
 
+/// The page of `sweep --replications N`: the frontier with error bars and bands, and
+/// per point its cost and p95 wait as mean and 95% interval.
+pub fn render_sweep_replicated(summaries: &[serde_json::Value], frontier_svg: &str) -> String {
+    let mut h = String::new();
+    h.push_str(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
+         table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+         th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
+         </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
+    );
+    let reps = summaries.first().map_or(0, |s| s["replications"].as_u64().unwrap_or(0));
+    let _ = write!(
+        h,
+        "<p>Every point on the same {reps} replications ({}); figures are means with their 95% \
+         confidence intervals (Student's t).</p>\n<figure id=\"plot-frontier\">\n<figcaption>Cost vs \
+         p95 wait per policy (error bars and bands: 95% intervals)</figcaption>\n{}\n</figure>\n",
+        esc(summaries.first().and_then(|s| s["resampling"].as_str()).unwrap_or("")),
+        svg_body(frontier_svg)
+    );
+    h.push_str(
+        "<table id=\"points\">\n<tr><th>point</th><th>policy</th><th>autoscaler</th><th>runners</th>\
+         <th>load</th><th>cost [95% CI]</th><th>wait p95 s [95% CI]</th></tr>\n",
+    );
+    let ci = |s: &serde_json::Value, k: &str| {
+        let v = num(s[k].as_f64(), 1);
+        match s[format!("{k}_ci95")].as_array() {
+            Some(a) => format!(
+                "{v} [{}, {}]",
+                num(a.first().and_then(serde_json::Value::as_f64), 1),
+                num(a.get(1).and_then(serde_json::Value::as_f64), 1)
+            ),
+            None => v,
+        }
+    };
+    for s in summaries {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            s["point"],
+            esc(s["policy"].as_str().unwrap_or("")),
+            esc(s["autoscaler"].as_str().unwrap_or("")),
+            s["total_runners"],
+            s["load"],
+            esc(&ci(s, "cost")),
+            esc(&ci(s, "wait_p95_s"))
+        );
+    }
+    h.push_str("</table>\n</body>\n</html>\n");
+    h
+}
+
 /// Strips anything before an SVG document's `<svg` (plotters writes no XML prolog, but a
 /// future one must not land mid-document).
 fn svg_body(svg: &str) -> &str {

@@ -632,29 +632,49 @@ pub fn ttf_cdf_svg(series: &BTreeMap<String, Vec<f64>>) -> Result<String, PlotEr
 /// and per policy the frontier of points no cheaper point beats on p95. SVG or PNG by
 /// `path`'s extension (`.png`, anything else SVG).
 pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), PlotError> {
+    frontier_plot_ci(rows, &[], path)
+}
+
+/// A point's 95% intervals on the frontier: `(cost, p95 wait)`, each `[low, high]`.
+pub type FrontierCi = Option<([f64; 2], [f64; 2])>;
+
+/// [`frontier_plot`] with each point's 95% intervals (`cis[i]` of `rows[i]`; empty:
+/// none) drawn as error bars, and the frontier's p95 interval as a band.
+pub fn frontier_plot_ci(
+    rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
+    path: &Path,
+) -> Result<(), PlotError> {
     let png = path
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("png"));
     if !png {
-        return std::fs::write(path, frontier_svg(rows)?).map_err(|source| PlotError::Io {
-            path: path.to_path_buf(),
-            source,
+        return std::fs::write(path, frontier_svg_ci(rows, cis)?).map_err(|source| {
+            PlotError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         });
     }
     let text = ensure_font();
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    draw_frontier(&root, rows, text)
+    draw_frontier(&root, rows, cis, text)
         .and_then(|()| root.present().map_err(|e| e.to_string()))
         .map_err(|e| draw_err(&path.display().to_string(), e))
 }
 
 /// [`frontier_plot`] as an SVG document (the bytes it writes to an `.svg` path).
 pub fn frontier_svg(rows: &[(String, f64, f64)]) -> Result<String, PlotError> {
+    frontier_svg_ci(rows, &[])
+}
+
+/// [`frontier_plot_ci`] as an SVG document.
+pub fn frontier_svg_ci(rows: &[(String, f64, f64)], cis: &[FrontierCi]) -> Result<String, PlotError> {
     let text = ensure_font();
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        draw_frontier(&root, rows, text)
+        draw_frontier(&root, rows, cis, text)
             .and_then(|()| root.present().map_err(|e| e.to_string()))
             .map_err(|e| draw_err("frontier", e))?;
     }
@@ -684,6 +704,7 @@ pub fn frontier(rows: &[(String, f64, f64)]) -> BTreeMap<String, Vec<(f64, f64)>
 fn draw_frontier<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
     text: bool,
 ) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
@@ -694,6 +715,17 @@ fn draw_frontier<DB: DrawingBackend>(
         x_lo = x_lo.min(r.1);
         x_hi = x_hi.max(r.1);
         y_hi = y_hi.max(r.2);
+    }
+    let ci_of = |r: &(String, f64, f64)| -> FrontierCi {
+        let i = rows.iter().position(|x| std::ptr::eq(x, r))?;
+        cis.get(i).copied().flatten()
+    };
+    for (c, w) in cis.iter().flatten() {
+        if c[0].is_finite() && c[1].is_finite() && w[1].is_finite() {
+            x_lo = x_lo.min(c[0]);
+            x_hi = x_hi.max(c[1]);
+            y_hi = y_hi.max(w[1]);
+        }
     }
     if !x_lo.is_finite() {
         x_lo = 0.0;
@@ -718,6 +750,35 @@ fn draw_frontier<DB: DrawingBackend>(
                     .map(|r| Circle::new((r.1, r.2), 3, color.mix(0.4).filled())),
             )
             .map_err(e)?;
+        // Error bars (cost and p95 intervals) at every point, and the frontier's p95
+        // interval as a band.
+        let bars: Vec<((f64, f64), [f64; 2], [f64; 2])> = finite()
+            .filter(|r| r.0 == policy)
+            .filter_map(|r| ci_of(r).map(|(c, w)| ((r.1, r.2), c, w)))
+            .collect();
+        chart
+            .draw_series(bars.iter().flat_map(|&((x, y), c, w)| {
+                [
+                    PathElement::new(vec![(c[0], y), (c[1], y)], color.mix(0.6)),
+                    PathElement::new(vec![(x, w[0]), (x, w[1])], color.mix(0.6)),
+                ]
+            }))
+            .map_err(e)?;
+        let band: Vec<(f64, [f64; 2])> = front
+            .iter()
+            .filter_map(|&(x, y)| {
+                bars.iter()
+                    .find(|b| b.0 == (x, y))
+                    .map(|b| (x, b.2))
+            })
+            .collect();
+        if band.len() == front.len() && band.len() > 1 {
+            let mut outline: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.1[0])).collect();
+            outline.extend(band.iter().rev().map(|b| (b.0, b.1[1])));
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled())))
+                .map_err(e)?;
+        }
         chart
             .draw_series(LineSeries::new(front, color.stroke_width(2)))
             .map_err(e)?

@@ -737,24 +737,7 @@ pub fn run_grid(
             let slot = next.fetch_add(1, Ordering::Relaxed);
             let Some(&i) = order.get(slot) else { break };
             let Some(p) = grid.points.get(i) else { break };
-            let result = p
-                .scenario(workload, &grid.predictor)
-                .and_then(|s| s.simulate(None, Vec::new()))
-                .map(|out| {
-                    let report = Report::from_run(&out.facts, out.scaling.as_ref());
-                    let ttfs = out
-                        .facts
-                        .pipelines
-                        .as_ref()
-                        .map(|f| f.sorted_ttfs())
-                        .unwrap_or_default();
-                    Row::new(p, &report, ttfs)
-                })
-                .map_err(|error| SweepError::Point {
-                    point: i,
-                    params: p.describe(),
-                    error,
-                });
+            let result = point_row(grid, workload, p);
             let failed = result.is_err();
             out.push((i, result));
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
@@ -780,6 +763,125 @@ pub fn run_grid(
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Point `p` of `grid` run on `workload`, as its row.
+fn point_row(grid: &Grid, workload: &Workload, p: &Point) -> Result<Row, SweepError> {
+    p.scenario(workload, &grid.predictor)
+        .and_then(|s| s.simulate(None, Vec::new()))
+        .map(|out| {
+            let report = Report::from_run(&out.facts, out.scaling.as_ref());
+            let ttfs = out
+                .facts
+                .pipelines
+                .as_ref()
+                .map(|f| f.sorted_ttfs())
+                .unwrap_or_default();
+            Row::new(p, &report, ttfs)
+        })
+        .map_err(|error| SweepError::Point {
+            point: p.index,
+            params: p.describe(),
+            error,
+        })
+}
+
+/// Every point on every replication (`workloads`: common to all points), `threads`
+/// runs at once; per point (in point order) its rows, one per replication.
+pub fn run_grid_replicated(
+    grid: &Grid,
+    workloads: &[Workload],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Vec<Row>>, SweepError> {
+    let r = workloads.len().max(1);
+    let rows = crate::replicate::par_map_progress(
+        grid.points.len() * r,
+        threads,
+        &|k| point_row(grid, &workloads[k % r], &grid.points[k / r]),
+        progress,
+    )?;
+    Ok(rows.chunks(r).map(<[Row]>::to_vec).collect())
+}
+
+/// One point's replications summarised: the row's figures as means with
+/// `<metric>_ci95` beside them, and `replications`.
+pub fn summarise_rows(rows: &[Row]) -> serde_json::Value {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    let mut s = crate::interval::summarise(&values);
+    if let Some(m) = s.as_object_mut() {
+        m.insert("replications".into(), rows.len().into());
+    }
+    s
+}
+
+/// Summaries as CSV: one column per leaf of the first summary (nested keys joined by
+/// `.`, an interval as `<metric>_ci95.low` and `.high`), one row per point.
+pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, x, out);
+                }
+            }
+            serde_json::Value::Array(a) if a.len() == 2 && prefix.ends_with("_ci95") => {
+                out.push((format!("{prefix}.low"), a[0].to_string()));
+                out.push((format!("{prefix}.high"), a[1].to_string()));
+            }
+            serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
+            serde_json::Value::String(s) => out.push((prefix.to_string(), csv_text(s))),
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let rows: Vec<Vec<(String, String)>> = summaries
+        .iter()
+        .map(|s| {
+            let mut out = Vec::new();
+            leaves("", s, &mut out);
+            out
+        })
+        .collect();
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    let mut out = header.iter().map(|h| csv_text(h)).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for r in &rows {
+        let cells: Vec<&str> = header
+            .iter()
+            .map(|h| r.iter().find(|(k, _)| k == h).map_or("", |(_, v)| v.as_str()))
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `dir/sweep.csv` ([`summaries_csv`]) and `dir/sweep.json` (the summaries).
+pub fn write_summaries(dir: &Path, summaries: &[serde_json::Value]) -> Result<(), SweepError> {
+    let werr = |file: &Path| {
+        let file = file.display().to_string();
+        move |error| SweepError::Write { file, error }
+    };
+    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let csv = dir.join("sweep.csv");
+    std::fs::write(&csv, summaries_csv(summaries)).map_err(werr(&csv))?;
+    let json = dir.join("sweep.json");
+    let text = serde_json::to_string_pretty(summaries)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        .map_err(werr(&json))?;
+    std::fs::write(&json, text + "\n").map_err(werr(&json))?;
+    Ok(())
 }
 
 /// The QoS classes of the rows, in name order (the CSV's per-class columns).
