@@ -365,7 +365,10 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
                 reps.n,
                 how.describe()
             );
-            out!("{}", replicate::comparison_table(&suma, &sumb, &differences));
+            out!(
+                "{}",
+                replicate::comparison_table(&suma, &sumb, &differences)
+            );
         }
     }
     Ok(())
@@ -436,8 +439,11 @@ fn sweep_replicated(
     std::fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
     rustci_sim::plots::frontier_plot_ci(&points, &cis, &args.out.join("frontier.png"))?;
     let html_path = args.out.join("sweep.html");
-    std::fs::write(&html_path, rustci_sim::html::render_sweep_replicated(&summaries, &svg))
-        .with_context(|| format!("writing {}", html_path.display()))?;
+    std::fs::write(
+        &html_path,
+        rustci_sim::html::render_sweep_replicated(&summaries, &svg),
+    )
+    .with_context(|| format!("writing {}", html_path.display()))?;
     eprintln!(
         "{} points x {} replications ({}; {threads} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
         grid.points.len(),
@@ -499,7 +505,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
             "note: {}",
             rustci_sim::interval::IntervalError::TooFew {
                 what: "plan --replications 1 meets each target on one run only: no \
-                       confidence bound".into(),
+                       confidence bound"
+                    .into(),
                 replications: 1
             }
         );

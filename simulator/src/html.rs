@@ -193,7 +193,11 @@ pub fn render_replicated(
         );
     }
     let json = serde_json::to_string_pretty(summary).unwrap_or_default();
-    let _ = write!(h, "<h2>Summary (JSON)</h2>\n<pre>{}</pre>\n</body>\n</html>\n", esc(&json));
+    let _ = write!(
+        h,
+        "<h2>Summary (JSON)</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
+        esc(&json)
+    );
     Ok(h)
 }
 
@@ -221,7 +225,9 @@ pub fn render_sweep_replicated(summaries: &[serde_json::Value], frontier_svg: &s
          th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
          </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
     );
-    let reps = summaries.first().map_or(0, |s| s["replications"].as_u64().unwrap_or(0));
+    let reps = summaries
+        .first()
+        .map_or(0, |s| s["replications"].as_u64().unwrap_or(0));
     let _ = write!(
         h,
         "<p>Every point on the same {reps} replications ({}); figures are means with their 95% \

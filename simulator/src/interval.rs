@@ -116,8 +116,16 @@ enum Kind {
 
 fn kind(key: &str) -> Kind {
     match key {
-        "seed" | "point" | "scale" | "load" | "total_runners" | "idle_timeout_s"
-        | "target_scale" | "provisioning_delay_s" | "interval_s" | "runners" => Kind::Fixed,
+        "seed"
+        | "point"
+        | "scale"
+        | "load"
+        | "total_runners"
+        | "idle_timeout_s"
+        | "target_scale"
+        | "provisioning_delay_s"
+        | "interval_s"
+        | "runners" => Kind::Fixed,
         "wall_s" | "events" | "events_per_s" => Kind::Averaged,
         _ => Kind::Metric,
     }
@@ -166,7 +174,10 @@ fn summarise_with(values: &[Value], k: Kind) -> Value {
                     } else {
                         e.low
                     };
-                    out.insert(format!("{key}{CI_SUFFIX}"), serde_json::json!([low, e.high]));
+                    out.insert(
+                        format!("{key}{CI_SUFFIX}"),
+                        serde_json::json!([low, e.high]),
+                    );
                 }
             }
             out.insert(key.clone(), summary);
@@ -211,8 +222,14 @@ fn paired_at(a: &[Value], b: &[Value], k: Kind) -> Option<Value> {
             if child_kind != Kind::Metric {
                 continue;
             }
-            let ca: Vec<Value> = a.iter().map(|v| v.get(key).cloned().unwrap_or_default()).collect();
-            let cb: Vec<Value> = b.iter().map(|v| v.get(key).cloned().unwrap_or_default()).collect();
+            let ca: Vec<Value> = a
+                .iter()
+                .map(|v| v.get(key).cloned().unwrap_or_default())
+                .collect();
+            let cb: Vec<Value> = b
+                .iter()
+                .map(|v| v.get(key).cloned().unwrap_or_default())
+                .collect();
             if let Some(d) = paired_at(&ca, &cb, child_kind) {
                 out.insert(key.clone(), d);
             }
@@ -255,7 +272,11 @@ mod tests {
         assert!(!Estimate::of(&[-1.0, 1.0]).unwrap().excludes_zero());
         // t(4) * sd * sqrt(1 + 1/5) = 2.776445 * 1.581139 * 1.095445 = 4.808866.
         let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
-        assert!((e.prediction_high() - 3.0 - 4.808_866).abs() < 1e-5, "{}", e.prediction_high());
+        assert!(
+            (e.prediction_high() - 3.0 - 4.808_866).abs() < 1e-5,
+            "{}",
+            e.prediction_high()
+        );
     }
 
     /// 20 replications whose figure is the mean of `jobs` exponential waits of true mean
@@ -277,7 +298,9 @@ mod tests {
             covered += u32::from(e.low <= true_mean && true_mean <= e.high);
         }
         let share = f64::from(covered) / f64::from(trials);
-        eprintln!("coverage (seed {seed}, {jobs} jobs per replication): {covered} of {trials} = {share}");
+        eprintln!(
+            "coverage (seed {seed}, {jobs} jobs per replication): {covered} of {trials} = {share}"
+        );
         share
     }
 
@@ -320,7 +343,10 @@ mod tests {
             covered += usize::from(e.low <= 10.0 && 10.0 <= e.high);
         }
         let share = covered as f64 / trials as f64;
-        assert!((share - 0.95).abs() <= 3.0 * 0.0069, "covered {covered} of {trials}");
+        assert!(
+            (share - 0.95).abs() <= 3.0 * 0.0069,
+            "covered {covered} of {trials}"
+        );
     }
 
     #[test]
@@ -349,8 +375,16 @@ mod tests {
 
     #[test]
     fn paired_differences_are_b_minus_a() {
-        let a = [json!({"cost": 10, "seed": 1}), json!({"cost": 20, "seed": 2}), json!({"cost": 30, "seed": 3})];
-        let b = [json!({"cost": 11, "seed": 1}), json!({"cost": 21, "seed": 2}), json!({"cost": 31.5, "seed": 3})];
+        let a = [
+            json!({"cost": 10, "seed": 1}),
+            json!({"cost": 20, "seed": 2}),
+            json!({"cost": 30, "seed": 3}),
+        ];
+        let b = [
+            json!({"cost": 11, "seed": 1}),
+            json!({"cost": 21, "seed": 2}),
+            json!({"cost": 31.5, "seed": 3}),
+        ];
         let d = paired(&a, &b);
         assert!(d.get("seed").is_none());
         assert!((d["cost"]["mean"].as_f64().unwrap() - 7.0 / 6.0).abs() < 1e-12);
@@ -364,7 +398,10 @@ mod tests {
     #[test]
     fn one_replication_explains_itself() {
         let e = need_interval("--ci", 1).unwrap_err().to_string();
-        assert!(e.contains("--ci") && e.contains("at least 2 replications"), "{e}");
+        assert!(
+            e.contains("--ci") && e.contains("at least 2 replications"),
+            "{e}"
+        );
         assert!(need_interval("--ci", 2).is_ok());
     }
 }

@@ -668,7 +668,11 @@ pub fn plan_replicated(
     }
     let mut targets = Vec::new();
     for t in &spec.targets {
-        let (p95, bound, ci) = p95_bound(&report, &t.class, spec.bound).unwrap_or((f64::INFINITY, f64::INFINITY, None));
+        let (p95, bound, ci) = p95_bound(&report, &t.class, spec.bound).unwrap_or((
+            f64::INFINITY,
+            f64::INFINITY,
+            None,
+        ));
         if bound > t.p95_s {
             return Err(PlanError::Replay {
                 class: t.class.clone(),

@@ -241,7 +241,11 @@ impl Bands {
                 let at = |f: fn(&(f64, f64, f64, f64)) -> f64| {
                     reps.iter().map(|r| f(&r.timeline[i])).collect::<Vec<f64>>()
                 };
-                Some((reps[0].timeline[i].0, band(&at(|p| p.1))?, band(&at(|p| p.2))?))
+                Some((
+                    reps[0].timeline[i].0,
+                    band(&at(|p| p.1))?,
+                    band(&at(|p| p.2))?,
+                ))
             })
             .collect();
         let mut waits = BTreeMap::new();
@@ -252,7 +256,9 @@ impl Bands {
                         let share = k as f64 / BAND_QUANTILES as f64;
                         let qs: Vec<f64> = reps
                             .iter()
-                            .filter_map(|r| crate::report::percentile(r.waits.get(class)?, 100.0 * share))
+                            .filter_map(|r| {
+                                crate::report::percentile(r.waits.get(class)?, 100.0 * share)
+                            })
                             .collect();
                         (qs.len() == reps.len()).then(|| band(&qs).map(|b| (share, b)))?
                     })
@@ -348,7 +354,10 @@ fn draw_timeline_band<DB: DrawingBackend>(
         let mut outline: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, y(p)[1].max(0.0))).collect();
         outline.extend(pts.iter().rev().map(|p| (p.0, y(p)[2])));
         chart
-            .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.25).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.25).filled(),
+            )))
             .map_err(e)?;
         chart
             .draw_series(LineSeries::new(
@@ -377,9 +386,13 @@ fn draw_cdf_band<DB: DrawingBackend>(
         .filter_map(|v| v.last())
         .fold(10.0f64, |m, p| m.max(p.1[2]))
         * 1.2;
-    let mut chart = chart_builder(root, "Wait CDF per QoS class (mean quantile, 95% band)", text)
-        .build_cartesian_2d((1.0f64..hi).log_scale(), 0.0f64..1.0)
-        .map_err(e)?;
+    let mut chart = chart_builder(
+        root,
+        "Wait CDF per QoS class (mean quantile, 95% band)",
+        text,
+    )
+    .build_cartesian_2d((1.0f64..hi).log_scale(), 0.0f64..1.0)
+    .map_err(e)?;
     let mut mesh = chart.configure_mesh();
     if text {
         mesh.x_desc(WAIT_CDF.x_desc).y_desc(WAIT_CDF.y_desc);
@@ -392,7 +405,10 @@ fn draw_cdf_band<DB: DrawingBackend>(
         let mut outline: Vec<(f64, f64)> = curve.iter().map(|p| (p.1[1].max(1.0), p.0)).collect();
         outline.extend(curve.iter().rev().map(|p| (p.1[2].max(1.0), p.0)));
         chart
-            .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.25).filled())))
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.25).filled(),
+            )))
             .map_err(e)?;
         chart
             .draw_series(LineSeries::new(
@@ -649,11 +665,9 @@ pub fn frontier_plot_ci(
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("png"));
     if !png {
-        return std::fs::write(path, frontier_svg_ci(rows, cis)?).map_err(|source| {
-            PlotError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
+        return std::fs::write(path, frontier_svg_ci(rows, cis)?).map_err(|source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
         });
     }
     let text = ensure_font();
@@ -669,7 +683,10 @@ pub fn frontier_svg(rows: &[(String, f64, f64)]) -> Result<String, PlotError> {
 }
 
 /// [`frontier_plot_ci`] as an SVG document.
-pub fn frontier_svg_ci(rows: &[(String, f64, f64)], cis: &[FrontierCi]) -> Result<String, PlotError> {
+pub fn frontier_svg_ci(
+    rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
+) -> Result<String, PlotError> {
     let text = ensure_font();
     let mut buf = String::new();
     {
@@ -766,17 +783,16 @@ fn draw_frontier<DB: DrawingBackend>(
             .map_err(e)?;
         let band: Vec<(f64, [f64; 2])> = front
             .iter()
-            .filter_map(|&(x, y)| {
-                bars.iter()
-                    .find(|b| b.0 == (x, y))
-                    .map(|b| (x, b.2))
-            })
+            .filter_map(|&(x, y)| bars.iter().find(|b| b.0 == (x, y)).map(|b| (x, b.2)))
             .collect();
         if band.len() == front.len() && band.len() > 1 {
             let mut outline: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.1[0])).collect();
             outline.extend(band.iter().rev().map(|b| (b.0, b.1[1])));
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.15).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.15).filled(),
+                )))
                 .map_err(e)?;
         }
         chart

@@ -127,7 +127,10 @@ pub fn bootstrap(w: &Workload, how: Resampling, base: u64, stream: u64) -> Workl
     let epoch = w.epoch_unix_s;
     // Blocks are numbered by Unix day, or by Monday-based Unix week.
     let (block_s, block_of): (i64, Box<dyn Fn(i64) -> i64>) = match how {
-        Resampling::Weeks => (7 * DAY_S, Box::new(move |t| (day_of(epoch, t) + 3).div_euclid(7))),
+        Resampling::Weeks => (
+            7 * DAY_S,
+            Box::new(move |t| (day_of(epoch, t) + 3).div_euclid(7)),
+        ),
         _ => (DAY_S, Box::new(move |t| day_of(epoch, t))),
     };
     let mut by_block: std::collections::BTreeMap<i64, Vec<&JobRecord>> = Default::default();
@@ -309,7 +312,10 @@ pub fn comparison_table(a: &Value, b: &Value, differences: &Value) -> String {
                 )
             },
         );
-        let sig = match d.and_then(|d| d.get("significant")).and_then(Value::as_bool) {
+        let sig = match d
+            .and_then(|d| d.get("significant"))
+            .and_then(Value::as_bool)
+        {
             Some(true) => "yes",
             Some(false) => "no",
             None => "–",
@@ -419,15 +425,22 @@ mod tests {
         let mut records = Vec::new();
         for d in 0..days {
             for h in 0..24 {
-                let mut r = JobRecord::new(format!("j{d}-{h}"), format!("day{d}"), d * DAY_S + h * 3600);
+                let mut r =
+                    JobRecord::new(format!("j{d}-{h}"), format!("day{d}"), d * DAY_S + h * 3600);
                 r.run_s = Some(60);
                 records.push(r);
             }
             for (n, name) in ["build", "test"].iter().enumerate() {
-                let mut r = JobRecord::new(format!("p{d}-{n}"), format!("day{d}"), d * DAY_S + 43_200);
+                let mut r =
+                    JobRecord::new(format!("p{d}-{n}"), format!("day{d}"), d * DAY_S + 43_200);
                 r.job_name = Some((*name).into());
                 r.run_s = Some(60);
-                r.pipeline = Some(PipelineRef::new(format!("pipe{d}"), d * DAY_S + 43_200, *name, n as u32));
+                r.pipeline = Some(PipelineRef::new(
+                    format!("pipe{d}"),
+                    d * DAY_S + 43_200,
+                    *name,
+                    n as u32,
+                ));
                 records.push(r);
             }
         }
@@ -461,7 +474,9 @@ mod tests {
             assert_eq!(b.records.len(), w.records.len());
             let mut days: std::collections::BTreeMap<i64, Vec<&JobRecord>> = Default::default();
             for r in &b.records {
-                days.entry(r.submit_s.div_euclid(DAY_S)).or_default().push(r);
+                days.entry(r.submit_s.div_euclid(DAY_S))
+                    .or_default()
+                    .push(r);
             }
             assert_eq!(days.len(), 21);
             for (d, jobs) in days {
@@ -471,7 +486,11 @@ mod tests {
                 assert_eq!(src.len(), 1, "day {d}: {src:?}");
                 let s: i64 = src.iter().next().unwrap()[3..].parse().unwrap();
                 moved += usize::from(s != d);
-                assert_eq!(day_kind(19_723 + s), day_kind(19_723 + d), "day {d} from {s}");
+                assert_eq!(
+                    day_kind(19_723 + s),
+                    day_kind(19_723 + d),
+                    "day {d} from {s}"
+                );
                 assert!((s - d).abs() <= DAY_WINDOW);
                 assert_eq!(jobs.len(), 26);
                 let times: Vec<i64> = jobs.iter().map(|r| r.submit_s - d * DAY_S).collect();
@@ -491,8 +510,14 @@ mod tests {
         }
         assert!(moved > 0, "no day was ever redrawn");
         // Same stream, same replication; another stream, another one.
-        assert_eq!(bootstrap(&w, Resampling::Days, 1, 3).records, bootstrap(&w, Resampling::Days, 1, 3).records);
-        assert_ne!(bootstrap(&w, Resampling::Days, 1, 3).records, bootstrap(&w, Resampling::Days, 1, 4).records);
+        assert_eq!(
+            bootstrap(&w, Resampling::Days, 1, 3).records,
+            bootstrap(&w, Resampling::Days, 1, 3).records
+        );
+        assert_ne!(
+            bootstrap(&w, Resampling::Days, 1, 3).records,
+            bootstrap(&w, Resampling::Days, 1, 4).records
+        );
     }
 
     #[test]
@@ -505,11 +530,18 @@ mod tests {
             let src: Vec<i64> = (0..7)
                 .map(|d| {
                     let day = week * 7 + d;
-                    let r = b.records.iter().find(|r| r.submit_s.div_euclid(DAY_S) == day).unwrap();
+                    let r = b
+                        .records
+                        .iter()
+                        .find(|r| r.submit_s.div_euclid(DAY_S) == day)
+                        .unwrap();
                     r.tenant[3..].parse::<i64>().unwrap() - day
                 })
                 .collect();
-            assert!(src.iter().all(|&s| s == src[0] && s % 7 == 0), "week {week}: {src:?}");
+            assert!(
+                src.iter().all(|&s| s == src[0] && s % 7 == 0),
+                "week {week}: {src:?}"
+            );
         }
     }
 

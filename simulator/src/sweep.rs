@@ -854,12 +854,20 @@ pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
         return String::new();
     };
     let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
-    let mut out = header.iter().map(|h| csv_text(h)).collect::<Vec<_>>().join(",");
+    let mut out = header
+        .iter()
+        .map(|h| csv_text(h))
+        .collect::<Vec<_>>()
+        .join(",");
     out.push('\n');
     for r in &rows {
         let cells: Vec<&str> = header
             .iter()
-            .map(|h| r.iter().find(|(k, _)| k == h).map_or("", |(_, v)| v.as_str()))
+            .map(|h| {
+                r.iter()
+                    .find(|(k, _)| k == h)
+                    .map_or("", |(_, v)| v.as_str())
+            })
             .collect();
         out.push_str(&cells.join(","));
         out.push('\n');

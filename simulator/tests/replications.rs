@@ -58,10 +58,18 @@ fn replication_i_of_two_policies_sees_the_same_arrivals() {
         let (fcfs, fcfs_starts) = submits("fcfs", w);
         let (fair, fair_starts) = submits("fairshare", w2);
         assert!(!fcfs.is_empty());
-        assert_eq!(fcfs, fair, "{}: the policies saw different arrivals", w.name);
+        assert_eq!(
+            fcfs, fair,
+            "{}: the policies saw different arrivals",
+            w.name
+        );
         // The policies themselves did differ (else the check above proves nothing).
         assert_ne!(fcfs_starts, fair_starts);
-        assert_ne!(previous.as_ref(), Some(&fcfs), "two replications were the same");
+        assert_ne!(
+            previous.as_ref(),
+            Some(&fcfs),
+            "two replications were the same"
+        );
         previous = Some(fcfs);
     }
     // Replication 0 is the base seed's workload: `--replications 1` is the plain run.
@@ -119,7 +127,14 @@ fn compare_finds_a_real_difference_and_no_false_one() {
     let smaller = scenario_file(dir.path(), "smaller.toml", 0.1);
     let run = |b: &str| {
         let o = sim(&[
-            "compare", &a, b, "--replications", "5", "--format", "json", "-q",
+            "compare",
+            &a,
+            b,
+            "--replications",
+            "5",
+            "--format",
+            "json",
+            "-q",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
@@ -170,31 +185,47 @@ fn pairing_removes_the_shared_spread() {
     assert_eq!(cost["significant"], true, "{cost}");
     let width = cost["ci95"][1].as_f64().unwrap() - cost["ci95"][0].as_f64().unwrap();
     let costs: Vec<f64> = ra.iter().map(|r| r.cost).collect();
-    let spread = costs.iter().cloned().fold(f64::MIN, f64::max) - costs.iter().cloned().fold(f64::MAX, f64::min);
+    let spread = costs.iter().cloned().fold(f64::MIN, f64::max)
+        - costs.iter().cloned().fold(f64::MAX, f64::min);
     assert!(width < spread, "paired width {width}, cost spread {spread}");
 }
 
 #[test]
 fn run_reports_intervals_beside_each_metric() {
     let o = sim(&[
-        "run", "--days", "0.25", "--replications", "3", "--format", "json", "-q",
+        "run",
+        "--days",
+        "0.25",
+        "--replications",
+        "3",
+        "--format",
+        "json",
+        "-q",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["replications"], 3);
     assert_eq!(r["resampling"], "synthetic seeds");
     for key in ["cost", "wait_mean_s", "utilization", "runner_hours"] {
-        let ci = r[format!("{key}_ci95")].as_array().unwrap_or_else(|| panic!("{key}_ci95"));
+        let ci = r[format!("{key}_ci95")]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}_ci95"));
         let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
         let mean = r[key].as_f64().unwrap();
-        assert!(lo <= mean && mean <= hi, "{key}: {mean} not in [{lo}, {hi}]");
+        assert!(
+            lo <= mean && mean <= hi,
+            "{key}: {mean} not in [{lo}, {hi}]"
+        );
     }
     assert!(r["qos"]["standard"]["wait_p95_s_ci95"].is_array());
     // Settings and bookkeeping get no interval.
     assert!(r.get("seed_ci95").is_none() && r.get("wall_s_ci95").is_none());
     let table = sim(&["run", "--days", "0.25", "--replications", "2", "-q"]);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(text.contains("2 replications") && text.contains("qos.standard.wait_p95_s"), "{text}");
+    assert!(
+        text.contains("2 replications") && text.contains("qos.standard.wait_p95_s"),
+        "{text}"
+    );
 }
 
 /// One replication has no spread, so no interval: `--ci` and `compare` refuse with the
@@ -217,14 +248,31 @@ fn one_replication_explains_why_there_is_no_interval() {
     let a = scenario_file(dir.path(), "a.toml", 1.0);
     let o = sim(&["compare", &a, &a, "--replications", "1"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("at least 2 replications"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("at least 2 replications"),
+        "{}",
+        stderr(&o)
+    );
     let o = sim(&[
-        "plan", "--days", "0.1", "--target", "standard:p95<=300", "--replications", "1",
-        "--max-scale", "2", "-q", "--format", "json",
+        "plan",
+        "--days",
+        "0.1",
+        "--target",
+        "standard:p95<=300",
+        "--replications",
+        "1",
+        "--max-scale",
+        "2",
+        "-q",
+        "--format",
+        "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("no confidence bound") && e.contains("at least 2 replications"), "{e}");
+    assert!(
+        e.contains("no confidence bound") && e.contains("at least 2 replications"),
+        "{e}"
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(!out.contains("NaN"), "{out}");
 }
@@ -234,8 +282,20 @@ fn one_replication_explains_why_there_is_no_interval() {
 #[test]
 fn plan_with_replications_reports_the_bound_and_the_validation() {
     let o = sim(&[
-        "plan", "--days", "0.25", "--target", "standard:p95<=300", "--replications", "3",
-        "--validate", "3", "--max-scale", "2", "-q", "--format", "json",
+        "plan",
+        "--days",
+        "0.25",
+        "--target",
+        "standard:p95<=300",
+        "--replications",
+        "3",
+        "--validate",
+        "3",
+        "--max-scale",
+        "2",
+        "-q",
+        "--format",
+        "json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -250,7 +310,10 @@ fn plan_with_replications_reports_the_bound_and_the_validation() {
     assert_eq!(v["share"].as_f64().unwrap(), met as f64 / 3.0);
     // Each validation p95 is counted as met exactly when it is within the target.
     let p95s = v["targets"][0]["p95_s"].as_array().unwrap();
-    let within = p95s.iter().filter(|x| x.as_f64().is_some_and(|x| x <= 300.0)).count();
+    let within = p95s
+        .iter()
+        .filter(|x| x.as_f64().is_some_and(|x| x <= 300.0))
+        .count();
     assert_eq!(within as u64, v["targets"][0]["met"].as_u64().unwrap());
     assert!(r["summary"]["qos"]["standard"]["wait_p95_s_ci95"].is_array());
 }
