@@ -281,6 +281,15 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// The replications' base seed for a grid's workload: the synthetic workload's own
+/// seed, else `--seed` (a trace's bootstrap).
+fn base_seed(spec: &rustci_sim::scenario::WorkloadSpec, seed: u64) -> u64 {
+    match spec {
+        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
+        rustci_sim::scenario::WorkloadSpec::Trace { .. } => seed,
+    }
+}
+
 /// A scenario file: a grid of exactly one point.
 fn scenario_file(path: &std::path::Path) -> Result<Grid> {
     let grid = Grid::load(path)?;
@@ -310,10 +319,7 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
     }
     let threads = threads(args.threads)?;
     let workload = ga.workload.load()?;
-    let base = match &ga.workload {
-        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
-        rustci_sim::scenario::WorkloadSpec::Trace { .. } => args.seed,
-    };
+    let base = base_seed(&ga.workload, args.seed);
     let reps = Replications {
         n: args.replications,
         first: 0,
@@ -381,10 +387,7 @@ fn sweep_replicated(
     workload: &rustci_sim::scenario::Workload,
     threads: usize,
 ) -> Result<()> {
-    let base = match &grid.workload {
-        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
-        rustci_sim::scenario::WorkloadSpec::Trace { .. } => args.seed,
-    };
+    let base = base_seed(&grid.workload, args.seed);
     let reps = Replications {
         n: args.replications,
         first: 0,

@@ -45,20 +45,25 @@ fn num(v: Option<f64>, digits: usize) -> String {
     }
 }
 
-/// The report as one HTML document.
-pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError> {
-    let mut h = String::new();
-    let title = format!("rustci-sim report: {}", report.workload);
+/// A run page's start, through its `<h1>` of `title`.
+fn run_head(title: &str) -> String {
     // `write!` into a String cannot fail; the results are ignored on purpose.
+    let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
          <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}\
          table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
          th:first-child,td:first-child{{text-align:left}}figure{{margin:2em 0}}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
+        esc(title),
+        esc(title)
     );
+    h
+}
+
+/// The report as one HTML document.
+pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError> {
+    let mut h = run_head(&format!("rustci-sim report: {}", report.workload));
     let _ = writeln!(
         h,
         "<p>policy <b>{}</b>, predictor <b>{}</b>{}</p>",
@@ -149,22 +154,15 @@ pub fn render_replicated(
     summary: &serde_json::Value,
     bands: &crate::plots::Bands,
 ) -> Result<String, HtmlError> {
-    let mut h = String::new();
     let workload = summary["workload"].as_str().unwrap_or("");
-    let title = format!(
+    let mut h = run_head(&format!(
         "rustci-sim report: {workload}, {} replications",
         summary["replications"]
-    );
-    let _ = write!(
+    ));
+    let _ = writeln!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
-         <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
-         th:first-child,td:first-child{{text-align:left}}figure{{margin:2em 0}}</style>\n</head>\n<body>\n<h1>{}</h1>\n\
-         <p>{}; each figure is the mean over the replications with its 95% confidence interval \
-         (Student's t; percentiles are taken per replication, then summarised).</p>\n",
-        esc(&title),
-        esc(&title),
+        "<p>{}; each figure is the mean over the replications with its 95% confidence interval \
+         (Student's t; percentiles are taken per replication, then summarised).</p>",
         esc(summary["resampling"].as_str().unwrap_or(""))
     );
     h.push_str(
@@ -218,13 +216,7 @@ pub fn write_replicated(
 /// per point its cost and p95 wait as mean and 95% interval.
 pub fn render_sweep_replicated(summaries: &[serde_json::Value], frontier_svg: &str) -> String {
     let mut h = String::new();
-    h.push_str(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
-         table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-         th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
-         </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
-    );
+    h.push_str(SWEEP_HEAD);
     let reps = summaries
         .first()
         .map_or(0, |s| s["replications"].as_u64().unwrap_or(0));
@@ -277,6 +269,13 @@ fn svg_body(svg: &str) -> &str {
     }
 }
 
+/// The start of a sweep's page, through its heading.
+const SWEEP_HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+     <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
+     table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+     th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
+     </head>\n<body>\n<h1>rustci-sim sweep</h1>\n";
+
 /// The sweep's HTML page: the cost vs p95 frontier (inline SVG, from `frontier_svg`), with
 /// pipelines a time-to-feedback CDF per policy for each setting of the other axes
 /// (`ttf_cdfs`: the setting and its SVG, from `plots::ttf_cdf_svg`; `ttf_left_out`
@@ -288,13 +287,7 @@ pub fn render_sweep(
     ttf_left_out: usize,
 ) -> String {
     let mut h = String::new();
-    h.push_str(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
-         table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-         th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
-         </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
-    );
+    h.push_str(SWEEP_HEAD);
     let _ = write!(
         h,
         "<figure id=\"plot-frontier\">\n<figcaption>Cost vs p95 wait per policy</figcaption>\n{}\n</figure>\n",

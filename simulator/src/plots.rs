@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rustci_models::plots::ensure_font;
@@ -331,20 +332,15 @@ fn draw_timeline_band<DB: DrawingBackend>(
     text: bool,
 ) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let x_hi = pts.last().map_or(1.0, |p| p.0).max(1e-3);
-    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1[2]).max(p.2[2])) * 1.1;
-    let mut chart = chart_builder(root, "Queue length and fleet size (mean, 95% band)", text)
-        .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)
-        .map_err(e)?;
-    let mut mesh = chart.configure_mesh();
-    if text {
-        mesh.x_desc("hours since the first submission")
-            .y_desc("jobs / runners");
-    } else {
-        mesh.x_labels(0).y_labels(0);
-    }
-    mesh.draw().map_err(e)?;
+    let x_hi = pts.last().map_or(1.0, |p| p.0);
+    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1[2]).max(p.2[2]));
+    let mut chart = timeline_chart(
+        root,
+        "Queue length and fleet size (mean, 95% band)",
+        x_hi,
+        y_hi,
+        text,
+    )?;
     type Y = fn(&(f64, [f64; 3], [f64; 3])) -> [f64; 3];
     let lines: [(&str, RGBColor, Y); 2] = [
         ("queued jobs", RED, |p| p.1),
@@ -443,17 +439,19 @@ fn chart_builder<'a, 'b, DB: DrawingBackend>(
     b
 }
 
-fn draw_timeline<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    pts: &[(f64, f64, f64, f64)],
+/// The timeline's white canvas and axes (hours, jobs / runners) up to `x_hi`, `y_hi`
+/// (with headroom).
+fn timeline_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_hi: f64,
+    y_hi: f64,
     text: bool,
-) -> DrawResult {
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let x_hi = pts.last().map_or(1.0, |p| p.0).max(1e-3);
-    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1).max(p.2).max(p.3)) * 1.1;
-    let mut chart = chart_builder(root, RunPlot::Timeline.title(), text)
-        .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)
+    let mut chart = chart_builder(root, title, text)
+        .build_cartesian_2d(0.0..x_hi.max(1e-3), 0.0..y_hi * 1.1)
         .map_err(e)?;
     let mut mesh = chart.configure_mesh();
     if text {
@@ -463,6 +461,18 @@ fn draw_timeline<DB: DrawingBackend>(
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(e)?;
+    Ok(chart)
+}
+
+fn draw_timeline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[(f64, f64, f64, f64)],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let x_hi = pts.last().map_or(1.0, |p| p.0);
+    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1).max(p.2).max(p.3));
+    let mut chart = timeline_chart(root, RunPlot::Timeline.title(), x_hi, y_hi, text)?;
     type Y = fn(&(f64, f64, f64, f64)) -> f64;
     let lines: [(&str, RGBColor, Y); 3] = [
         ("queued jobs", RED, |p| p.1),
@@ -651,6 +661,9 @@ pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), Plo
     frontier_plot_ci(rows, &[], path)
 }
 
+/// A frontier point `(cost, p95)` with its cost and p95 intervals.
+type ErrorBar = ((f64, f64), [f64; 2], [f64; 2]);
+
 /// A point's 95% intervals on the frontier: `(cost, p95 wait)`, each `[low, high]`.
 pub type FrontierCi = Option<([f64; 2], [f64; 2])>;
 
@@ -769,7 +782,7 @@ fn draw_frontier<DB: DrawingBackend>(
             .map_err(e)?;
         // Error bars (cost and p95 intervals) at every point, and the frontier's p95
         // interval as a band.
-        let bars: Vec<((f64, f64), [f64; 2], [f64; 2])> = finite()
+        let bars: Vec<ErrorBar> = finite()
             .filter(|r| r.0 == policy)
             .filter_map(|r| ci_of(r).map(|(c, w)| ((r.1, r.2), c, w)))
             .collect();

@@ -33,7 +33,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustci_datasets::synthetic::SyntheticConfig;
 use rustci_datasets::TraceFormat;
@@ -718,12 +717,10 @@ pub fn run_grid(
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Row>, SweepError> {
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let n = grid.points.len();
     // Heaviest first (most load per runner: the longest queues, the slowest runs), so
     // that no thread is left with one long point at the end. Only the order of work
-    // changes; rows are sorted by point afterwards.
+    // changes; rows are put back in point order afterwards.
     let weight = |p: &Point| p.load / p.fleet.total_runners().max(1) as f64;
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| {
@@ -731,38 +728,15 @@ pub fn run_grid(
             .total_cmp(&weight(&grid.points[a]))
             .then(a.cmp(&b))
     });
-    let worker = || {
-        let mut out = Vec::new();
-        loop {
-            let slot = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = order.get(slot) else { break };
-            let Some(p) = grid.points.get(i) else { break };
-            let result = point_row(grid, workload, p);
-            let failed = result.is_err();
-            out.push((i, result));
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-            if failed {
-                next.store(n, Ordering::Relaxed);
-                break;
-            }
-        }
-        out
-    };
-    let mut results: Vec<(usize, Result<Row, SweepError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.clamp(1, n.max(1)))
-            .map(|_| s.spawn(worker))
-            .collect();
-        let mut all = Vec::with_capacity(n);
-        for h in handles {
-            match h.join() {
-                Ok(rows) => all.extend(rows),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    let rows = crate::replicate::par_map_progress(
+        n,
+        threads,
+        &|slot| point_row(grid, workload, &grid.points[order[slot]]),
+        progress,
+    )?;
+    let mut by_point: Vec<(usize, Row)> = order.into_iter().zip(rows).collect();
+    by_point.sort_by_key(|(i, _)| *i);
+    Ok(by_point.into_iter().map(|(_, r)| r).collect())
 }
 
 /// Point `p` of `grid` run on `workload`, as its row.
@@ -854,12 +828,7 @@ pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
         return String::new();
     };
     let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
-    let mut out = header
-        .iter()
-        .map(|h| csv_text(h))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
+    let mut out = csv_header(&header);
     for r in &rows {
         let cells: Vec<&str> = header
             .iter()
@@ -877,19 +846,7 @@ pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
 
 /// Writes `dir/sweep.csv` ([`summaries_csv`]) and `dir/sweep.json` (the summaries).
 pub fn write_summaries(dir: &Path, summaries: &[serde_json::Value]) -> Result<(), SweepError> {
-    let werr = |file: &Path| {
-        let file = file.display().to_string();
-        move |error| SweepError::Write { file, error }
-    };
-    std::fs::create_dir_all(dir).map_err(werr(dir))?;
-    let csv = dir.join("sweep.csv");
-    std::fs::write(&csv, summaries_csv(summaries)).map_err(werr(&csv))?;
-    let json = dir.join("sweep.json");
-    let text = serde_json::to_string_pretty(summaries)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        .map_err(werr(&json))?;
-    std::fs::write(&json, text + "\n").map_err(werr(&json))?;
-    Ok(())
+    write_csv_json(dir, &summaries_csv(summaries), summaries)
 }
 
 /// The QoS classes of the rows, in name order (the CSV's per-class columns).
@@ -898,6 +855,17 @@ fn classes(rows: &[Row]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The header line (names quoted where needed), with its newline.
+fn csv_header<S: AsRef<str>>(names: &[S]) -> String {
+    let mut out = names
+        .iter()
+        .map(|h| csv_text(h.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    out
 }
 
 fn csv_opt(x: Option<f64>) -> String {
@@ -975,12 +943,7 @@ pub fn rows_csv(rows: &[Row]) -> String {
             header.push(format!("qos.{c}.{f}"));
         }
     }
-    let mut out = header
-        .iter()
-        .map(|h| csv_text(h))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
+    let mut out = csv_header(&header);
     for r in rows {
         let mut f: Vec<String> = vec![r.point.to_string(), csv_opt(r.scale)];
         f.extend(
@@ -1048,15 +1011,20 @@ pub fn rows_csv(rows: &[Row]) -> String {
 
 /// Writes `dir/sweep.csv` and `dir/sweep.json` (an array of rows, in point order).
 pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), SweepError> {
+    write_csv_json(dir, &rows_csv(rows), rows)
+}
+
+/// Writes `dir/sweep.csv` (`csv`) and `dir/sweep.json` (`items` as a JSON array).
+fn write_csv_json<T: Serialize>(dir: &Path, csv: &str, items: &[T]) -> Result<(), SweepError> {
     let werr = |file: &Path| {
         let file = file.display().to_string();
         move |error| SweepError::Write { file, error }
     };
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
-    let csv = dir.join("sweep.csv");
-    std::fs::write(&csv, rows_csv(rows)).map_err(werr(&csv))?;
+    let csv_path = dir.join("sweep.csv");
+    std::fs::write(&csv_path, csv).map_err(werr(&csv_path))?;
     let json = dir.join("sweep.json");
-    let text = serde_json::to_string_pretty(rows)
+    let text = serde_json::to_string_pretty(items)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         .map_err(werr(&json))?;
     std::fs::write(&json, text + "\n").map_err(werr(&json))?;

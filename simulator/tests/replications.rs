@@ -7,12 +7,16 @@ use rustci_datasets::synthetic::SyntheticConfig;
 use rustci_sim::fleet_file::FleetFile;
 use rustci_sim::interval::paired;
 use rustci_sim::replicate::{self, Replications, Resampling};
-use rustci_sim::scenario::{pipelines_unless_turned_off, PredictorSpec, Scenario, WorkloadSpec};
+use rustci_sim::scenario::{
+    pipelines_unless_turned_off, PredictorSpec, Scenario, Workload, WorkloadSpec,
+};
 
 mod common;
 use common::{sim, stderr, write};
 
-fn half_day(seed: u64, pipelines: bool) -> WorkloadSpec {
+/// `n` replications of half a synthetic day from `seed`: the base workload, how they
+/// differ, and theirs.
+fn half_days(seed: u64, pipelines: bool, n: usize) -> (Workload, Resampling, Vec<Workload>) {
     let mut cfg = SyntheticConfig {
         seed,
         days: 0.5,
@@ -20,7 +24,15 @@ fn half_day(seed: u64, pipelines: bool) -> WorkloadSpec {
     };
     pipelines_unless_turned_off(&mut cfg, None);
     cfg.pipelines.enabled = pipelines;
-    WorkloadSpec::Synthetic(Box::new(cfg))
+    let spec = WorkloadSpec::Synthetic(Box::new(cfg));
+    let base = spec.load().unwrap();
+    let reps = Replications {
+        n,
+        first: 0,
+        base: seed,
+    };
+    let (how, workloads) = replicate::workloads(&spec, &base, reps, 2).unwrap();
+    (base, how, workloads)
 }
 
 /// Replication i is the same workload whichever policy runs on it: two policies'
@@ -29,17 +41,10 @@ fn half_day(seed: u64, pipelines: bool) -> WorkloadSpec {
 /// needs end, which the policy changes.)
 #[test]
 fn replication_i_of_two_policies_sees_the_same_arrivals() {
-    let spec = half_day(5, false);
-    let base = spec.load().unwrap();
-    let reps = Replications {
-        n: 3,
-        first: 0,
-        base: 5,
-    };
-    let (how, workloads) = replicate::workloads(&spec, &base, reps, 2).unwrap();
+    let (base, how, workloads) = half_days(5, false, 3);
     assert_eq!(how, Resampling::Seeds);
-    // Loaded again (as a second scenario would): the same records.
-    let (_, again) = replicate::workloads(&spec, &base, reps, 1).unwrap();
+    // Made again (as for a second scenario): the same records.
+    let (_, _, again) = half_days(5, false, 3);
     // A small fleet, so that jobs queue and the two policies order them differently.
     let fleet = FleetFile::default_ci().unwrap().scaled(0.15);
     let p = PredictorSpec::default();
@@ -162,14 +167,7 @@ fn compare_finds_a_real_difference_and_no_false_one() {
 /// replications make most of the week-to-week spread cancel.
 #[test]
 fn pairing_removes_the_shared_spread() {
-    let spec = half_day(11, true);
-    let base = spec.load().unwrap();
-    let reps = Replications {
-        n: 6,
-        first: 0,
-        base: 11,
-    };
-    let (_, workloads) = replicate::workloads(&spec, &base, reps, 2).unwrap();
+    let (base, _, workloads) = half_days(11, true, 6);
     let fleet = FleetFile::default_ci().unwrap();
     let bigger = fleet.scaled(1.1);
     let p = PredictorSpec::default();
