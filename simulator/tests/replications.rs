@@ -25,13 +25,13 @@ fn half_days(seed: u64, pipelines: bool, n: usize) -> (Workload, Resampling, Vec
     pipelines_unless_turned_off(&mut cfg, None);
     cfg.pipelines.enabled = pipelines;
     let spec = WorkloadSpec::Synthetic(Box::new(cfg));
-    let base = spec.load().unwrap();
+    let base = spec.load().expect("synthetic workload");
     let reps = Replications {
         n,
         first: 0,
         base: seed,
     };
-    let (how, workloads) = replicate::workloads(&spec, &base, reps, 2).unwrap();
+    let (how, workloads) = replicate::workloads(&spec, &base, reps, 2).expect("replications");
     (base, how, workloads)
 }
 
