@@ -35,6 +35,8 @@ Examples:
   synthetic = { seed = 1, days = 1 }
   EOF
   rustci-sim sweep --grid grid.toml --out sweep-out   # writes sweep.csv, sweep.json
+  # Every point on the same 5 replications, intervals in the files and the frontier:
+  rustci-sim sweep --grid grid.toml --out sweep-ci --replications 5
 
 Grid axes (all lists, all optional): scale | runners, policy, autoscaler, idle_timeout_s,
 target_scale, min_runners, max_runners, provisioning_delay_s, load. See the README,
@@ -47,6 +49,11 @@ Examples:
       --target 'standard:p95<=300' --target 'urgent:p95<=60' --format json \\
       --fleet-out planned.toml
   rustci-sim run --fleet planned.toml --format json      # replays it
+
+  # A plan over 20 weeks, not one: each candidate on 20 replications, the upper
+  # bound of the p95 must meet the target; then 20 fresh replications of the answer:
+  rustci-sim plan --target 'standard:p95<=300' --replications 20 --validate 20 \\
+      --bound prediction
 
   # The shortest reactive idle timeout that meets the target on a trace:
   rustci-sim plan --fleet simulator/fleets/travis.toml --trace projects/ \\

@@ -50,7 +50,11 @@ Examples:
   rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler static --peak-sized
 
   # Plots (SVG and PNG) and a self-contained HTML report of one run:
-  rustci-sim run --autoscaler reactive --plots plots/ --html plots/report.html";
+  rustci-sim run --autoscaler reactive --plots plots/ --html plots/report.html
+
+  # 20 replications (seeds 1..20; a trace: whole-day or whole-week bootstrap resamples):
+  # every metric's mean with its 95% interval (<metric>_ci95), banded plots:
+  rustci-sim run --replications 20 --format json --plots plots/ --html plots/report.html";
 
 #[derive(Parser, Debug)]
 #[command(name = "rustci-sim", version, about = "Discrete-event simulator for the rustci scheduler", after_help = EXAMPLES)]
