@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
-use rustci_sim::plan::{fleet_toml, plan, PlanSpec, Target};
+use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, PlanSpec, Target};
+use rustci_sim::replicate::{self, Replications};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
 
@@ -34,6 +35,8 @@ Examples:
   synthetic = { seed = 1, days = 1 }
   EOF
   rustci-sim sweep --grid grid.toml --out sweep-out   # writes sweep.csv, sweep.json
+  # Every point on the same 5 replications, intervals in the files and the frontier:
+  rustci-sim sweep --grid grid.toml --out sweep-ci --replications 5
 
 Grid axes (all lists, all optional): scale | runners, policy, autoscaler, idle_timeout_s,
 target_scale, min_runners, max_runners, provisioning_delay_s, load. See the README,
@@ -47,12 +50,63 @@ Examples:
       --fleet-out planned.toml
   rustci-sim run --fleet planned.toml --format json      # replays it
 
+  # A plan over 20 weeks, not one: each candidate on 20 replications, the upper
+  # bound of the p95 must meet the target; then 20 fresh replications of the answer:
+  rustci-sim plan --target 'standard:p95<=300' --replications 20 --validate 20 \\
+      --bound prediction
+
   # The shortest reactive idle timeout that meets the target on a trace:
   rustci-sim plan --fleet simulator/fleets/travis.toml --trace projects/ \\
       --autoscaler reactive --target 'standard:p95<=120'
 
 A target that no fleet within the bounds meets exits with status 1, naming the class and
 its best p95.";
+
+pub const COMPARE_EXAMPLES: &str = "\
+Examples:
+  # Two scenario files (the grid file format with one value per axis):
+  cat > reactive.toml <<'EOF'
+  fleet = \"simulator/fleets/autoscale-ci.toml\"
+  policy = [\"qos\"]
+  autoscaler = [\"reactive\"]
+  idle_timeout_s = [600]
+  provisioning_delay_s = [60]
+  EOF
+  sed 's/reactive/predictive/; s/idle_timeout_s = \\[600\\]/target_scale = [0.05]/' \\
+      reactive.toml > predictive.toml
+  rustci-sim compare reactive.toml predictive.toml --replications 20
+  rustci-sim compare reactive.toml predictive.toml --format json | jq .differences.cost
+
+Both files must name the same workload (a trace is resampled by days or weeks, the
+synthetic workload by seeds): replication i is the same workload for A and B.";
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Scenario A (a grid file with one value per axis: workload, fleet, policy,
+    /// autoscaler settings, load, predictor).
+    #[arg(value_name = "A.toml")]
+    a: PathBuf,
+    /// Scenario B; differences are B - A.
+    #[arg(value_name = "B.toml")]
+    b: PathBuf,
+    /// Replications (at least 2: the interval is over them).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    replications: usize,
+    /// Seed of a trace's block bootstrap (the synthetic workload uses its own seed,
+    /// then the next ones).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Runs at once (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The answer on stdout as a table or as JSON
+    /// (`differences.<metric> = {mean, ci95: [low, high], significant}`).
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    format: PlanFormat,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -68,12 +122,27 @@ pub struct SweepArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run every point on N replications (the same N for every point: synthetic seeds
+    /// from the grid's seed on, or block bootstrap resamples of the trace seeded by
+    /// --seed); sweep.json then has each figure's mean with `<metric>_ci95`, sweep.csv
+    /// a column per figure and interval end, the frontier error bars and bands.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replications: usize,
+    /// Seed of a trace's block bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum PlanFormat {
     Table,
     Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BoundArg {
+    Mean,
+    Prediction,
 }
 
 #[derive(Args, Debug)]
@@ -118,6 +187,21 @@ pub struct PlanArgs {
     /// No progress on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Run each candidate on N replications (synthetic: seeds --seed, --seed + 1, ...;
+    /// a trace: block bootstrap resamples seeded by --seed) and take a fleet only when
+    /// the upper end of the 95% interval of each targeted p95 meets its target.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replications: usize,
+    /// With --replications: the bound of each targeted p95 that must meet its target:
+    /// `mean` (the upper end of the 95% confidence interval of the mean p95: the
+    /// average week meets it) or `prediction` (the upper end of the 95% prediction
+    /// interval: the next week meets it with about 97.5% probability).
+    #[arg(long, value_enum, default_value_t = BoundArg::Mean)]
+    bound: BoundArg,
+    /// Replay the chosen fleet on M fresh replications (the M after the search's) and
+    /// report the share that met every target.
+    #[arg(long, value_name = "M")]
+    validate: Option<usize>,
 }
 
 pub(crate) fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<ProgressBar> {
@@ -131,7 +215,7 @@ pub(crate) fn bar(quiet: bool, len: Option<u64>, template: &str) -> Option<Progr
     Some(bar)
 }
 
-fn threads(arg: Option<usize>) -> Result<usize> {
+pub(crate) fn threads(arg: Option<usize>) -> Result<usize> {
     match arg {
         Some(0) => anyhow::bail!("--threads must be at least 1"),
         Some(n) => Ok(n),
@@ -143,6 +227,12 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     let grid = Grid::load(&args.grid)?;
     let workload = grid.workload.load()?;
     let threads = threads(args.threads)?;
+    if args.replications == 0 {
+        anyhow::bail!("--replications must be at least 1");
+    }
+    if args.replications > 1 {
+        return sweep_replicated(&args, &grid, &workload, threads);
+    }
     let bar = bar(
         args.quiet,
         Some(grid.points.len() as u64),
@@ -198,6 +288,182 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     Ok(())
 }
 
+/// The replications' base seed for a grid's workload: the synthetic workload's own
+/// seed, else `--seed` (a trace's bootstrap).
+fn base_seed(spec: &rustci_sim::scenario::WorkloadSpec, seed: u64) -> u64 {
+    match spec {
+        rustci_sim::scenario::WorkloadSpec::Synthetic(cfg) => cfg.seed,
+        rustci_sim::scenario::WorkloadSpec::Trace { .. } => seed,
+    }
+}
+
+/// A scenario file: a grid of exactly one point.
+fn scenario_file(path: &std::path::Path) -> Result<Grid> {
+    let grid = Grid::load(path)?;
+    if grid.points.len() != 1 {
+        anyhow::bail!(
+            "{}: a scenario has one value per axis; this file gives {} points (use \
+             `rustci-sim sweep` for a grid)",
+            path.display(),
+            grid.points.len()
+        );
+    }
+    Ok(grid)
+}
+
+pub fn compare_cmd(args: CompareArgs) -> Result<()> {
+    rustci_sim::interval::need_interval("compare --replications", args.replications)?;
+    let (ga, gb) = (scenario_file(&args.a)?, scenario_file(&args.b)?);
+    if ga.workload != gb.workload {
+        anyhow::bail!(
+            "{} and {} name different workloads ({:?} and {:?}): a paired comparison runs \
+             both on the same replications of one workload",
+            args.a.display(),
+            args.b.display(),
+            ga.workload,
+            gb.workload
+        );
+    }
+    let threads = threads(args.threads)?;
+    let workload = ga.workload.load()?;
+    let base = base_seed(&ga.workload, args.seed);
+    let reps = Replications {
+        n: args.replications,
+        first: 0,
+        base,
+    };
+    let (how, workloads) = replicate::workloads(&ga.workload, &workload, reps, threads)?;
+    let (pa, pb) = (&ga.points[0], &gb.points[0]);
+    let (sa, sb) = (
+        pa.scenario(&workload, &ga.predictor)?,
+        pb.scenario(&workload, &gb.predictor)?,
+    );
+    let bar = bar(
+        args.quiet,
+        Some(2 * reps.n as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({eta} left)",
+    );
+    let (ra, rb) = replicate::paired_reports(&sa, &sb, &workloads, threads, &|n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let json = |r: &[rustci_sim::report::Report]| -> Result<Vec<serde_json::Value>> {
+        r.iter().map(|x| Ok(serde_json::to_value(x)?)).collect()
+    };
+    let (va, vb) = (json(&ra)?, json(&rb)?);
+    let (suma, sumb) = (replicate::summary(&va, how), replicate::summary(&vb, how));
+    let differences = rustci_sim::interval::paired(&va, &vb);
+    match args.format {
+        PlanFormat::Json => {
+            let out = serde_json::json!({
+                "replications": reps.n,
+                "resampling": how.describe(),
+                "a": {"file": args.a.display().to_string(), "scenario": pa.describe(), "summary": suma},
+                "b": {"file": args.b.display().to_string(), "scenario": pb.describe(), "summary": sumb},
+                "differences": differences,
+            });
+            outln!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        PlanFormat::Table => {
+            outln!(
+                "A = {} ({})\nB = {} ({})\n{} replications ({}); B - A paired by replication\n",
+                args.a.display(),
+                pa.describe(),
+                args.b.display(),
+                pb.describe(),
+                reps.n,
+                how.describe()
+            );
+            out!(
+                "{}",
+                replicate::comparison_table(&suma, &sumb, &differences)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `sweep --replications N`: every point on the same N replications, summarised.
+fn sweep_replicated(
+    args: &SweepArgs,
+    grid: &Grid,
+    workload: &rustci_sim::scenario::Workload,
+    threads: usize,
+) -> Result<()> {
+    let base = base_seed(&grid.workload, args.seed);
+    let reps = Replications {
+        n: args.replications,
+        first: 0,
+        base,
+    };
+    let (how, workloads) = replicate::workloads(&grid.workload, workload, reps, threads)?;
+    let bar = bar(
+        args.quiet,
+        Some((grid.points.len() * reps.n) as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({eta} left)",
+    );
+    let per_point = rustci_sim::sweep::run_grid_replicated(grid, &workloads, threads, &|n| {
+        if let Some(b) = &bar {
+            b.set_position(n as u64);
+        }
+    })?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summaries: Vec<serde_json::Value> = per_point
+        .iter()
+        .map(|rows| {
+            let mut s = rustci_sim::sweep::summarise_rows(rows);
+            if let Some(m) = s.as_object_mut() {
+                m.insert("resampling".into(), how.describe().into());
+            }
+            s
+        })
+        .collect();
+    rustci_sim::sweep::write_summaries(&args.out, &summaries)?;
+    let f = |v: &serde_json::Value, k: &str| v.get(k).and_then(serde_json::Value::as_f64);
+    let ci = |v: &serde_json::Value, k: &str| -> Option<[f64; 2]> {
+        let a = v.get(format!("{k}_ci95"))?.as_array()?;
+        Some([a.first()?.as_f64()?, a.get(1)?.as_f64()?])
+    };
+    let (points, cis): (Vec<(String, f64, f64)>, Vec<_>) = per_point
+        .iter()
+        .zip(&summaries)
+        .filter_map(|(rows, s)| {
+            let r = rows.first()?;
+            let name = if r.autoscaler.is_empty() || r.autoscaler == "none" {
+                r.policy.clone()
+            } else {
+                format!("{} / {}", r.policy, r.autoscaler)
+            };
+            let bars = ci(s, "cost").zip(ci(s, "wait_p95_s"));
+            Some(((name, f(s, "cost")?, f(s, "wait_p95_s")?), bars))
+        })
+        .unzip();
+    let svg = rustci_sim::plots::frontier_svg_ci(&points, &cis)?;
+    let svg_path = args.out.join("frontier.svg");
+    std::fs::write(&svg_path, &svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    rustci_sim::plots::frontier_plot_ci(&points, &cis, &args.out.join("frontier.png"))?;
+    let html_path = args.out.join("sweep.html");
+    std::fs::write(
+        &html_path,
+        rustci_sim::html::render_sweep_replicated(&summaries, &svg),
+    )
+    .with_context(|| format!("writing {}", html_path.display()))?;
+    eprintln!(
+        "{} points x {} replications ({}; {threads} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
+        grid.points.len(),
+        reps.n,
+        how.describe(),
+        args.out.display()
+    );
+    Ok(())
+}
+
 pub fn plan_cmd(args: PlanArgs) -> Result<()> {
     let targets = args
         .targets
@@ -211,7 +477,8 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
     rustci_sim::scenario::check_load(args.load).map_err(|r| anyhow::anyhow!("--load {r}"))?;
     PolicyConfig::named(&args.policy).context("--policy")?;
     rustci_sim::plan::check_targets(&targets, &fleet)?;
-    let workload = args.workload.spec()?.load()?;
+    let workload_spec = args.workload.spec()?;
+    let workload = workload_spec.load()?;
     let default_ms = 3600 * MS_PER_S;
     // As `run` does: the flag, else the fleet file's `[autoscaler] policy`, so that the
     // written fleet replays the run that was planned.
@@ -230,13 +497,53 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         max_scale: args.max_scale,
         max_idle_timeout_s: args.max_idle_timeout_s,
         threads: threads(args.threads)?,
+        bound: match args.bound {
+            BoundArg::Mean => Bound::Mean,
+            BoundArg::Prediction => Bound::Prediction,
+        },
     };
     let bar = bar(
         args.quiet,
         None,
         "{elapsed_precise} {spinner} {pos} candidate fleets simulated",
     );
-    let result = plan(&spec, &workload, &|n| {
+    if args.replications == 0 || args.validate == Some(0) {
+        anyhow::bail!("--replications and --validate must be at least 1");
+    }
+    if args.replications == 1 {
+        eprintln!(
+            "note: {}",
+            rustci_sim::interval::IntervalError::TooFew {
+                what: "plan --replications 1 meets each target on one run only: no \
+                       confidence bound"
+                    .into(),
+                replications: 1
+            }
+        );
+    }
+    let base = args.workload.synthetic.seed;
+    let workloads = if args.replications == 1 {
+        vec![workload.clone()]
+    } else {
+        let reps = Replications {
+            n: args.replications,
+            first: 0,
+            base,
+        };
+        replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
+    };
+    let validation = match args.validate {
+        Some(m) => {
+            let reps = Replications {
+                n: m,
+                first: args.replications,
+                base,
+            };
+            replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
+        }
+        None => Vec::new(),
+    };
+    let result = plan_replicated(&spec, &workloads, &validation, &|n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }

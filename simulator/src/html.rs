@@ -45,20 +45,25 @@ fn num(v: Option<f64>, digits: usize) -> String {
     }
 }
 
-/// The report as one HTML document.
-pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError> {
-    let mut h = String::new();
-    let title = format!("rustci-sim report: {}", report.workload);
+/// A run page's start, through its `<h1>` of `title`.
+fn run_head(title: &str) -> String {
     // `write!` into a String cannot fail; the results are ignored on purpose.
+    let mut h = String::new();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n\
          <style>body{{font-family:sans-serif;margin:2em;max-width:960px}}\
          table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
          th:first-child,td:first-child{{text-align:left}}figure{{margin:2em 0}}</style>\n</head>\n<body>\n<h1>{}</h1>\n",
-        esc(&title),
-        esc(&title)
+        esc(title),
+        esc(title)
     );
+    h
+}
+
+/// The report as one HTML document.
+pub fn render(report: &Report, plots: &RunPlotData) -> Result<String, HtmlError> {
+    let mut h = run_head(&format!("rustci-sim report: {}", report.workload));
     let _ = writeln!(
         h,
         "<p>policy <b>{}</b>, predictor <b>{}</b>{}</p>",
@@ -143,6 +148,118 @@ pub fn write(path: &Path, report: &Report, plots: &RunPlotData) -> Result<(), Ht
     })
 }
 
+/// The report of `run --replications N`: the summary's headline figures with their 95%
+/// intervals, the banded plots, and the summary JSON in full.
+pub fn render_replicated(
+    summary: &serde_json::Value,
+    bands: &crate::plots::Bands,
+) -> Result<String, HtmlError> {
+    let workload = summary["workload"].as_str().unwrap_or("");
+    let mut h = run_head(&format!(
+        "rustci-sim report: {workload}, {} replications",
+        summary["replications"]
+    ));
+    let _ = writeln!(
+        h,
+        "<p>{}; each figure is the mean over the replications with its 95% confidence interval \
+         (Student's t; percentiles are taken per replication, then summarised).</p>",
+        esc(summary["resampling"].as_str().unwrap_or(""))
+    );
+    h.push_str(
+        "<table id=\"summary\">\n<tr><th>metric</th><th>mean</th><th>95% interval</th></tr>\n",
+    );
+    for line in crate::replicate::summary_table(summary).lines().skip(1) {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        if let [name, mean, rest @ ..] = cells.as_slice() {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                esc(mean),
+                esc(&rest.join(" "))
+            );
+        }
+    }
+    h.push_str("</table>\n");
+    for plot in crate::plots::Bands::PLOTS {
+        let _ = write!(
+            h,
+            "<figure id=\"plot-{}\">\n<figcaption>{} (mean over the replications, 95% band)</figcaption>\n{}\n</figure>\n",
+            plot.id(),
+            esc(plot.title()),
+            svg_body(&bands.svg(plot)?)
+        );
+    }
+    let json = serde_json::to_string_pretty(summary).unwrap_or_default();
+    let _ = write!(
+        h,
+        "<h2>Summary (JSON)</h2>\n<pre>{}</pre>\n</body>\n</html>\n",
+        esc(&json)
+    );
+    Ok(h)
+}
+
+/// Writes [`render_replicated`] to `path`.
+pub fn write_replicated(
+    path: &Path,
+    summary: &serde_json::Value,
+    bands: &crate::plots::Bands,
+) -> Result<(), HtmlError> {
+    let html = render_replicated(summary, bands)?;
+    std::fs::write(path, html).map_err(|source| HtmlError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The page of `sweep --replications N`: the frontier with error bars and bands, and
+/// per point its cost and p95 wait as mean and 95% interval.
+pub fn render_sweep_replicated(summaries: &[serde_json::Value], frontier_svg: &str) -> String {
+    let mut h = String::new();
+    h.push_str(SWEEP_HEAD);
+    let reps = summaries
+        .first()
+        .map_or(0, |s| s["replications"].as_u64().unwrap_or(0));
+    let _ = write!(
+        h,
+        "<p>Every point on the same {reps} replications ({}); figures are means with their 95% \
+         confidence intervals (Student's t).</p>\n<figure id=\"plot-frontier\">\n<figcaption>Cost vs \
+         p95 wait per policy (error bars and bands: 95% intervals)</figcaption>\n{}\n</figure>\n",
+        esc(summaries.first().and_then(|s| s["resampling"].as_str()).unwrap_or("")),
+        svg_body(frontier_svg)
+    );
+    h.push_str(
+        "<table id=\"points\">\n<tr><th>point</th><th>policy</th><th>autoscaler</th><th>runners</th>\
+         <th>load</th><th>cost [95% CI]</th><th>wait p95 s [95% CI]</th></tr>\n",
+    );
+    let ci = |s: &serde_json::Value, k: &str| {
+        let v = num(s[k].as_f64(), 1);
+        match s[format!("{k}_ci95")].as_array() {
+            Some(a) => format!(
+                "{v} [{}, {}]",
+                num(a.first().and_then(serde_json::Value::as_f64), 1),
+                num(a.get(1).and_then(serde_json::Value::as_f64), 1)
+            ),
+            None => v,
+        }
+    };
+    for s in summaries {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            s["point"],
+            esc(s["policy"].as_str().unwrap_or("")),
+            esc(s["autoscaler"].as_str().unwrap_or("")),
+            s["total_runners"],
+            s["load"],
+            esc(&ci(s, "cost")),
+            esc(&ci(s, "wait_p95_s"))
+        );
+    }
+    h.push_str("</table>\n</body>\n</html>\n");
+    h
+}
+
 /// Strips anything before an SVG document's `<svg` (plotters writes no XML prolog, but a
 /// future one must not land mid-document).
 fn svg_body(svg: &str) -> &str {
@@ -151,6 +268,13 @@ fn svg_body(svg: &str) -> &str {
         None => svg,
     }
 }
+
+/// The start of a sweep's page, through its heading.
+const SWEEP_HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+     <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
+     table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+     th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
+     </head>\n<body>\n<h1>rustci-sim sweep</h1>\n";
 
 /// The sweep's HTML page: the cost vs p95 frontier (inline SVG, from `frontier_svg`), with
 /// pipelines a time-to-feedback CDF per policy for each setting of the other axes
@@ -163,13 +287,7 @@ pub fn render_sweep(
     ttf_left_out: usize,
 ) -> String {
     let mut h = String::new();
-    h.push_str(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>rustci-sim sweep</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1100px}\
-         table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}\
-         th:nth-child(2),td:nth-child(2),th:nth-child(3),td:nth-child(3){text-align:left}figure{margin:2em 0}</style>\n\
-         </head>\n<body>\n<h1>rustci-sim sweep</h1>\n",
-    );
+    h.push_str(SWEEP_HEAD);
     let _ = write!(
         h,
         "<figure id=\"plot-frontier\">\n<figcaption>Cost vs p95 wait per policy</figcaption>\n{}\n</figure>\n",

@@ -20,6 +20,7 @@ use rustci_models::predictor::{Correction, PlanWith};
 use rustci_scheduler::{Backfill, PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::{FleetFile, DEFAULT_CI_FLEET, MAX_SLOTS};
 use rustci_sim::plots::RunPlotData;
+use rustci_sim::replicate::{self, Replications};
 use rustci_sim::report::{write_jobs_csv, write_pipelines_csv, ModelUsageReport, Report};
 use rustci_sim::scenario::{PredictorSpec, Scenario, Workload, WorkloadSpec};
 use rustci_sim::simulate::peak_runners;
@@ -49,7 +50,11 @@ Examples:
   rustci-sim run --fleet simulator/fleets/autoscale-ci.toml --autoscaler static --peak-sized
 
   # Plots (SVG and PNG) and a self-contained HTML report of one run:
-  rustci-sim run --autoscaler reactive --plots plots/ --html plots/report.html";
+  rustci-sim run --autoscaler reactive --plots plots/ --html plots/report.html
+
+  # 20 replications (seeds 1..20; a trace: whole-day or whole-week bootstrap resamples):
+  # every metric's mean with its 95% interval (<metric>_ci95), banded plots:
+  rustci-sim run --replications 20 --format json --plots plots/ --html plots/report.html";
 
 #[derive(Parser, Debug)]
 #[command(name = "rustci-sim", version, about = "Discrete-event simulator for the rustci scheduler", after_help = EXAMPLES)]
@@ -76,6 +81,10 @@ enum Command {
     /// Find the cheapest fleet (or autoscaler setting) that meets p95 wait targets.
     #[command(after_help = capacity::PLAN_EXAMPLES)]
     Plan(Box<capacity::PlanArgs>),
+    /// Run two scenarios on the same replications and say which differences are real:
+    /// per metric the paired difference B - A, its 95% interval and whether it excludes 0.
+    #[command(after_help = capacity::COMPARE_EXAMPLES)]
+    Compare(capacity::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -232,6 +241,17 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Run N replications (synthetic: seeds --seed, --seed + 1, ...; a trace: block
+    /// bootstrap resamples of its days or weeks, seeded by --seed) and report every
+    /// metric's mean with a 95% confidence interval (`<metric>_ci95`).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    replications: usize,
+    /// Ask for confidence intervals (an error with one replication, which has none).
+    #[arg(long)]
+    ci: bool,
+    /// Replications run at once (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -250,6 +270,7 @@ fn main() {
         Command::Generate(args) => generate_cmd(args),
         Command::Sweep(args) => capacity::sweep_cmd(args),
         Command::Plan(args) => capacity::plan_cmd(*args),
+        Command::Compare(args) => capacity::compare_cmd(args),
         Command::Fleet => fleet_cmd(),
     };
     if let Err(e) = result {
@@ -419,7 +440,7 @@ fn run(args: RunArgs) -> Result<()> {
             correction_from: from(args.model_correction.is_some()),
         });
     }
-    let out = Scenario {
+    let scenario = Scenario {
         workload: &workload,
         fleet: &fleet,
         policy,
@@ -434,8 +455,14 @@ fn run(args: RunArgs) -> Result<()> {
         },
         history_fraction: args.replay_from_fraction,
         eta_limit: args.pipeline_eta_limit,
+    };
+    if args.ci || args.replications != 1 {
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        return run_replicated(&args, &scenario, model_usage);
     }
-    .simulate(progress, Vec::new())?;
+    let out = scenario.simulate(progress, Vec::new())?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -479,6 +506,92 @@ fn run(args: RunArgs) -> Result<()> {
     match args.format {
         OutputFormat::Json => outln!("{}", report.to_json_pretty()),
         OutputFormat::Table => out!("{}", report.human_table()),
+    }
+    Ok(())
+}
+
+/// `run --replications N`: the scenario on N replications of its workload, summarised.
+fn run_replicated(
+    args: &RunArgs,
+    scenario: &Scenario<'_>,
+    model_usage: Option<ModelUsageReport>,
+) -> Result<()> {
+    rustci_sim::interval::need_interval(
+        if args.ci { "--ci" } else { "--replications" },
+        args.replications,
+    )?;
+    for (given, flag) in [
+        (args.jobs_out.is_some(), "--jobs-out"),
+        (args.swf_out.is_some(), "--swf-out"),
+        (args.pipelines_out.is_some(), "--pipelines-out"),
+    ] {
+        if given {
+            bail!(
+                "{flag} writes the jobs of one run; with --replications there are {} runs \
+                 (run one replication's seed without --replications to write its jobs)",
+                args.replications
+            );
+        }
+    }
+    let threads = capacity::threads(args.threads)?;
+    let spec = args.workload.spec()?;
+    let reps = Replications {
+        n: args.replications,
+        first: 0,
+        base: args.workload.synthetic.seed,
+    };
+    let (how, workloads) = replicate::workloads(&spec, scenario.workload, reps, threads)?;
+    let bar = capacity::bar(
+        args.quiet,
+        Some(reps.n as u64),
+        "{elapsed_precise} [{bar:40}] {pos}/{len} replications ({eta} left)",
+    );
+    let outs = replicate::par_map_progress(
+        workloads.len(),
+        threads,
+        &|i| {
+            let out = Scenario {
+                workload: &workloads[i],
+                ..scenario.clone()
+            }
+            .simulate(None, Vec::new())?;
+            let mut report = Report::from_run(&out.facts, out.scaling.as_ref());
+            report.model_usage.clone_from(&model_usage);
+            // Plots need each replication's curves, not its jobs: keep only those.
+            let curves = (args.plots.is_some() || args.html.is_some())
+                .then(|| RunPlotData::new(&out.facts, &report, &out.timeline(), args.top_tenants));
+            Ok::<_, anyhow::Error>((serde_json::to_value(&report)?, curves))
+        },
+        &|n| {
+            if let Some(b) = &bar {
+                b.set_position(n as u64);
+            }
+        },
+    )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let (values, curves): (Vec<serde_json::Value>, Vec<Option<RunPlotData>>) =
+        outs.into_iter().unzip();
+    let summary = replicate::summary(&values, how);
+    let text = serde_json::to_string_pretty(&summary)?;
+    if let Some(path) = &args.output {
+        std::fs::write(path, text.clone() + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let curves: Vec<RunPlotData> = curves.into_iter().flatten().collect();
+    if !curves.is_empty() {
+        let bands = rustci_sim::plots::Bands::new(&curves);
+        if let Some(dir) = &args.plots {
+            bands.write_all(dir)?;
+        }
+        if let Some(path) = &args.html {
+            rustci_sim::html::write_replicated(path, &summary, &bands)?;
+        }
+    }
+    match args.format {
+        OutputFormat::Json => outln!("{text}"),
+        OutputFormat::Table => out!("{}", replicate::summary_table(&summary)),
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::fleet_file::{scale_count, FleetError, FleetFile};
+use crate::interval::Estimate;
+use crate::replicate::par_map;
 use crate::report::Report;
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
@@ -170,6 +172,8 @@ pub struct PlanSpec {
     pub max_idle_timeout_s: u64,
     /// Candidates simulated at once.
     pub threads: usize,
+    /// With several replications, the bound each targeted p95 must meet.
+    pub bound: Bound,
 }
 
 impl PlanSpec {
@@ -193,8 +197,36 @@ pub struct TargetResult {
     pub class: String,
     pub target_p95_s: f64,
     pub p95_s: f64,
-    /// `target_p95_s - p95_s` (>= 0).
+    /// `target_p95_s - p95_s` with one replication; with several, `target_p95_s -`
+    /// `upper_bound_s` (>= 0 either way).
     pub margin_s: f64,
+    /// What met the target: the p95 (one replication) or the plan's bound over the
+    /// replications (`bound`).
+    pub upper_bound_s: f64,
+    /// With several replications: `p95_s` is their mean, this its 95% interval, and
+    /// the upper end is what met the target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p95_s_ci95: Option<[f64; 2]>,
+}
+
+/// The chosen fleet replayed on fresh replications (other seeds or resamples than the
+/// search's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Validation {
+    pub replications: usize,
+    /// Replications that met every target (p95 <= target in each).
+    pub met_every_target: usize,
+    pub share: f64,
+    /// Per target: the replications that met it and their p95s.
+    pub targets: Vec<ValidatedTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValidatedTarget {
+    pub class: String,
+    pub target_p95_s: f64,
+    pub met: usize,
+    pub p95_s: Vec<Option<f64>>,
 }
 
 /// One pool of the chosen fleet.
@@ -227,7 +259,19 @@ pub struct PlanResult {
     pub simulations: usize,
     /// Of those, the ones stopped as soon as a class had surely missed its target.
     pub stopped_early: usize,
+    /// Replications each candidate ran on (1: one run, no interval).
+    pub replications: usize,
+    /// The bound that met each target with several replications.
+    pub bound: Bound,
+    /// The chosen fleet's first replication, replayed (with one replication, the run).
     pub report: Report,
+    /// With several replications: the chosen fleet's report summarised over them
+    /// (`<metric>_ci95` beside each metric).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+    /// `--validate M`: the chosen fleet on M fresh replications.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Validation>,
     /// The chosen fleet, as a fleet file can give it.
     #[serde(skip)]
     pub fleet: FleetFile,
@@ -273,17 +317,54 @@ enum Knob {
     TargetScale,
 }
 
-/// One candidate's simulation: its report, or the class (index) whose p95 target it was
-/// sure to miss when its run stopped early.
+/// One candidate's simulations: its reports (one per replication), or the class (index)
+/// whose p95 target a replication was sure to miss when its run stopped early.
 #[derive(Debug, Clone)]
 enum Tried {
-    Ran(Box<Report>),
+    Ran(Vec<Report>),
     Missed(usize),
+}
+
+/// Which upper bound of a p95 over replications must meet its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bound {
+    /// The upper end of the 95% confidence interval of the mean p95: the average week
+    /// meets the target.
+    Mean,
+    /// The upper end of the 95% prediction interval: the next week meets it with
+    /// about 97.5% probability.
+    Prediction,
+}
+
+/// A class's p95 over replications: the value with one; with several their mean, the
+/// `bound`'s upper end, and the mean's 95% interval; `None` when a replication ran no
+/// job of the class.
+fn p95_bound(
+    reports: &[Report],
+    class: &str,
+    bound: Bound,
+) -> Option<(f64, f64, Option<[f64; 2]>)> {
+    let p95s: Option<Vec<f64>> = reports
+        .iter()
+        .map(|r| r.qos.get(class).and_then(|q| q.wait_p95_s))
+        .collect();
+    let p95s = p95s?;
+    match Estimate::of(&p95s) {
+        Some(e) => {
+            let upper = match bound {
+                Bound::Mean => e.high,
+                Bound::Prediction => e.prediction_high(),
+            };
+            Some((e.mean, upper, Some([e.low.max(0.0), e.high])))
+        }
+        None => p95s.first().map(|&x| (x, x, None)),
+    }
 }
 
 struct Search<'a> {
     spec: &'a PlanSpec,
-    workload: &'a Workload,
+    workloads: &'a [Workload],
     simulations: usize,
     /// Simulations stopped early because a class had surely missed its target.
     stopped_early: usize,
@@ -339,66 +420,55 @@ impl Search<'_> {
         }
     }
 
-    /// The targets a run that went to the end misses (see [`Search::misses`]).
-    fn report_misses(&self, report: &Report) -> Vec<String> {
+    /// The targets runs that went to the end miss (see [`Search::misses`]): with
+    /// several replications, the upper end of each p95's 95% interval must meet it.
+    fn report_misses(&self, reports: &[Report]) -> Vec<String> {
         self.spec
             .targets
             .iter()
-            .filter_map(|t| {
-                let p95 = report.qos.get(&t.class).and_then(|q| q.wait_p95_s);
-                match p95 {
-                    Some(x) if x <= t.p95_s => None,
-                    Some(x) => Some(format!(
-                        "class {}: best p95 {x} s, target {} s",
-                        t.class, t.p95_s
-                    )),
-                    None => Some(format!("class {}: no job ran", t.class)),
-                }
+            .filter_map(|t| match p95_bound(reports, &t.class, self.spec.bound) {
+                Some((_, bound, _)) if bound <= t.p95_s => None,
+                Some((mean, bound, Some(_))) => Some(format!(
+                    "class {}: best p95 {mean} s (upper bound {bound} s), target {} s",
+                    t.class, t.p95_s
+                )),
+                Some((x, _, None)) => Some(format!(
+                    "class {}: best p95 {x} s, target {} s",
+                    t.class, t.p95_s
+                )),
+                None => Some(format!("class {}: no job ran", t.class)),
             })
             .collect()
     }
 
-    /// Simulates `fleets` at once, one thread each (at most `spec.threads` at a time).
-    /// Each run stops as soon as it surely misses a target, except the first `full`
-    /// fleets', which run to the end (their p95 figures are reported).
+    /// Simulates every fleet on every replication, `spec.threads` runs at a time.
+    /// Each run stops as soon as it surely misses a target (and then the fleet has
+    /// missed: a candidate is taken only if every replication ran to the end), except
+    /// the first `full` fleets', which run to the end (their p95 figures are reported).
     fn eval_many(&mut self, fleets: &[FleetFile], full: usize) -> Result<Vec<Tried>, PlanError> {
+        let (spec, workloads, give_up) = (self.spec, self.workloads, &self.give_up);
+        let r = workloads.len().max(1);
+        let runs = par_map(fleets.len() * r, spec.threads.max(1), &|k| {
+            let give_up = if k / r < full {
+                Vec::new()
+            } else {
+                give_up.clone()
+            };
+            spec.scenario(&workloads[k % r], &fleets[k / r])?
+                .report_until(give_up)
+        })?;
         let mut out = Vec::with_capacity(fleets.len());
-        let threads = self.spec.threads.max(1);
-        for (c, chunk) in fleets.chunks(threads).enumerate() {
-            let (spec, workload, give_up) = (self.spec, self.workload, &self.give_up);
-            let reports: Vec<Result<Result<Report, usize>, SimError>> =
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = chunk
-                        .iter()
-                        .enumerate()
-                        .map(|(i, f)| {
-                            let give_up = if c * threads + i < full {
-                                Vec::new()
-                            } else {
-                                give_up.clone()
-                            };
-                            scope.spawn(move || spec.scenario(workload, f)?.report_until(give_up))
-                        })
-                        .collect();
-                    handles
-                        .into_iter()
-                        .map(|h| match h.join() {
-                            Ok(r) => r,
-                            Err(panic) => std::panic::resume_unwind(panic),
-                        })
-                        .collect()
-                });
-            for r in reports {
-                out.push(match r? {
-                    Ok(report) => Tried::Ran(Box::new(report)),
-                    Err(class) => {
-                        self.stopped_early += 1;
-                        Tried::Missed(class)
-                    }
-                });
-                self.simulations += 1;
-                (self.progress)(self.simulations);
-            }
+        for chunk in runs.chunks(r) {
+            let missed = chunk.iter().find_map(|x| x.as_ref().err().copied());
+            self.simulations += 1;
+            out.push(match missed {
+                Some(class) => {
+                    self.stopped_early += 1;
+                    Tried::Missed(class)
+                }
+                None => Tried::Ran(chunk.iter().filter_map(|x| x.clone().ok()).collect()),
+            });
+            (self.progress)(self.simulations);
         }
         Ok(out)
     }
@@ -413,9 +483,10 @@ impl Search<'_> {
         mut fail: u64,
         mut meet: u64,
         mut meet_fleet: FleetFile,
-        mut meet_report: Report,
-    ) -> Result<(FleetFile, Report), PlanError> {
-        let split = self.spec.threads.max(1) as u64;
+        mut meet_report: Vec<Report>,
+    ) -> Result<(FleetFile, Vec<Report>), PlanError> {
+        // Candidates at once: the threads the replications leave free.
+        let split = (self.spec.threads / self.workloads.len().max(1)).max(1) as u64;
         while meet - fail > 1 {
             let m = split.min(meet - fail - 1);
             let mut ks: Vec<u64> = (1..=m)
@@ -440,7 +511,7 @@ impl Search<'_> {
             if let Some(i) = found {
                 if let Tried::Ran(r) = &reports[i] {
                     meet_fleet = fleets[i].clone();
-                    meet_report = (**r).clone();
+                    meet_report = r.clone();
                 }
             }
         }
@@ -455,6 +526,25 @@ pub fn plan(
     workload: &Workload,
     progress: &dyn Fn(usize),
 ) -> Result<PlanResult, PlanError> {
+    plan_replicated(spec, std::slice::from_ref(workload), &[], progress)
+}
+
+/// [`plan`] over replications: a candidate meets a target when the upper end of the 95%
+/// interval of its p95 over `workloads` does (with one workload, its p95); the chosen
+/// fleet is then run on `validation` (fresh replications, may be empty) and the share
+/// that met every target reported. `progress` counts candidates.
+pub fn plan_replicated(
+    spec: &PlanSpec,
+    workloads: &[Workload],
+    validation: &[Workload],
+    progress: &dyn Fn(usize),
+) -> Result<PlanResult, PlanError> {
+    let Some(workload) = workloads.first() else {
+        return Err(PlanError::Setting {
+            field: "--replications",
+            reason: "must be at least 1".into(),
+        });
+    };
     check_targets(&spec.targets, &spec.fleet)?;
     if !(spec.max_scale.is_finite() && spec.max_scale > 0.0) {
         return Err(PlanError::Setting {
@@ -495,7 +585,7 @@ pub fn plan(
         .collect();
     let mut s = Search {
         spec,
-        workload,
+        workloads,
         simulations: 0,
         stopped_early: 0,
         progress,
@@ -530,7 +620,10 @@ pub fn plan(
         return Err(PlanError::NotReproduced);
     };
     for t in &spec.targets {
-        if top_report.qos.get(&t.class).is_none_or(|q| q.jobs == 0) {
+        if top_report
+            .iter()
+            .any(|r| r.qos.get(&t.class).is_none_or(|q| q.jobs == 0))
+        {
             return Err(PlanError::NoJobs {
                 class: t.class.clone(),
             });
@@ -545,8 +638,8 @@ pub fn plan(
     }
     // When the least capacity meets the targets, there is nothing to search.
     let (mut fleet, mut report) = match least_tried {
-        Tried::Ran(r) if s.report_misses(&r).is_empty() => (least, *r),
-        _ => s.smallest(&spec.fleet, knob, 0, top, biggest, *top_report)?,
+        Tried::Ran(r) if s.report_misses(&r).is_empty() => (least, r),
+        _ => s.smallest(&spec.fleet, knob, 0, top, biggest, top_report)?,
     };
     if fixed {
         // Trim pool by pool, the most expensive (price x runners) first.
@@ -566,22 +659,24 @@ pub fn plan(
     }
     let (simulations, stopped_early) = (s.simulations, s.stopped_early);
 
-    // The replay: the chosen fleet once more, exactly as `run --fleet` would run it.
+    // The replay: the chosen fleet once more (its first replication), exactly as
+    // `run --fleet` would run it.
     let replayed = spec.scenario(workload, &fleet)?.report()?;
-    if replayed.qos != report.qos || replayed.cost != report.cost {
+    let first = report.first().ok_or(PlanError::NotReproduced)?;
+    if replayed.qos != first.qos || replayed.cost != first.cost {
         return Err(PlanError::NotReproduced);
     }
     let mut targets = Vec::new();
     for t in &spec.targets {
-        let p95 = replayed
-            .qos
-            .get(&t.class)
-            .and_then(|q| q.wait_p95_s)
-            .unwrap_or(f64::INFINITY);
-        if p95 > t.p95_s {
+        let (p95, bound, ci) = p95_bound(&report, &t.class, spec.bound).unwrap_or((
+            f64::INFINITY,
+            f64::INFINITY,
+            None,
+        ));
+        if bound > t.p95_s {
             return Err(PlanError::Replay {
                 class: t.class.clone(),
-                p95_s: p95,
+                p95_s: bound,
                 target_s: t.p95_s,
             });
         }
@@ -589,9 +684,46 @@ pub fn plan(
             class: t.class.clone(),
             target_p95_s: t.p95_s,
             p95_s: p95,
-            margin_s: t.p95_s - p95,
+            margin_s: t.p95_s - bound,
+            upper_bound_s: bound,
+            p95_s_ci95: ci,
         });
     }
+    let summary = (report.len() > 1).then(|| {
+        let values: Vec<serde_json::Value> = report
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        crate::interval::summarise(&values)
+    });
+    let validation = if validation.is_empty() {
+        None
+    } else {
+        let runs = par_map(validation.len(), spec.threads.max(1), &|i| {
+            spec.scenario(&validation[i], &fleet)?.report()
+        })?;
+        let p95 = |r: &Report, class: &str| r.qos.get(class).and_then(|q| q.wait_p95_s);
+        let meets = |r: &Report, t: &Target| p95(r, &t.class).is_some_and(|x| x <= t.p95_s);
+        let met_every_target = runs
+            .iter()
+            .filter(|r| spec.targets.iter().all(|t| meets(r, t)))
+            .count();
+        Some(Validation {
+            replications: runs.len(),
+            met_every_target,
+            share: met_every_target as f64 / runs.len() as f64,
+            targets: spec
+                .targets
+                .iter()
+                .map(|t| ValidatedTarget {
+                    class: t.class.clone(),
+                    target_p95_s: t.p95_s,
+                    met: runs.iter().filter(|r| meets(r, t)).count(),
+                    p95_s: runs.iter().map(|r| p95(r, &t.class)).collect(),
+                })
+                .collect(),
+        })
+    };
     let settings = fleet.autoscaler.clone().unwrap_or_default();
     Ok(PlanResult {
         pools: fleet
@@ -617,7 +749,11 @@ pub fn plan(
         targets,
         simulations,
         stopped_early,
+        replications: workloads.len(),
+        bound: spec.bound,
         report: replayed,
+        summary,
+        validation,
         fleet,
     })
 }
@@ -679,11 +815,38 @@ impl PlanResult {
             self.runner_hours, self.cost
         );
         for t in &self.targets {
+            match t.p95_s_ci95 {
+                Some([lo, hi]) => {
+                    let _ = writeln!(
+                        s,
+                        "  {:<10} p95 mean {:.1} s, 95% CI [{lo:.1}, {hi:.1}] over {} replications; {:?} bound {:.1} s <= target {} s (margin {:.1} s)",
+                        t.class, t.p95_s, self.replications, self.bound, t.upper_bound_s, t.target_p95_s, t.margin_s
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "  {:<10} p95 {} s <= target {} s (margin {} s)",
+                        t.class, t.p95_s, t.target_p95_s, t.margin_s
+                    );
+                }
+            }
+        }
+        if let Some(v) = &self.validation {
             let _ = writeln!(
                 s,
-                "  {:<10} p95 {} s <= target {} s (margin {} s)",
-                t.class, t.p95_s, t.target_p95_s, t.margin_s
+                "validation: {} of {} fresh replications met every target ({:.0}%)",
+                v.met_every_target,
+                v.replications,
+                100.0 * v.share
             );
+            for t in &v.targets {
+                let _ = writeln!(
+                    s,
+                    "  {:<10} {} of {} within {} s",
+                    t.class, t.met, v.replications, t.target_p95_s
+                );
+            }
         }
         s
     }

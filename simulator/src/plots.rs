@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use rustci_models::plots::ensure_font;
@@ -213,6 +214,213 @@ impl RunPlotData {
     }
 }
 
+/// Quantiles a CDF band is drawn at (shares 1/Q, 2/Q, ..., 1).
+const BAND_QUANTILES: usize = 200;
+
+/// The run plots of N replications with 95% confidence bands: the timeline's queue and
+/// paid runners (per sample, the interval of the replications' values) and each QoS
+/// class's wait CDF (per share, the interval of the replications' quantiles).
+#[derive(Debug, Clone)]
+pub struct Bands {
+    /// (hours, queued (mean, low, high), runners paid for (mean, low, high)).
+    timeline: Vec<(f64, [f64; 3], [f64; 3])>,
+    /// Per class: (share, wait (mean, low, high)).
+    waits: BTreeMap<String, Vec<(f64, [f64; 3])>>,
+}
+
+fn band(values: &[f64]) -> Option<[f64; 3]> {
+    crate::interval::Estimate::of(values).map(|e| [e.mean, e.low, e.high])
+}
+
+impl Bands {
+    /// From each replication's plot data (at least 2 for an interval; the samples are
+    /// compared index by index, up to the shortest replication's).
+    pub fn new(reps: &[RunPlotData]) -> Self {
+        let len = reps.iter().map(|r| r.timeline.len()).min().unwrap_or(0);
+        let timeline = (0..len)
+            .filter_map(|i| {
+                let at = |f: fn(&(f64, f64, f64, f64)) -> f64| {
+                    reps.iter().map(|r| f(&r.timeline[i])).collect::<Vec<f64>>()
+                };
+                Some((
+                    reps[0].timeline[i].0,
+                    band(&at(|p| p.1))?,
+                    band(&at(|p| p.2))?,
+                ))
+            })
+            .collect();
+        let mut waits = BTreeMap::new();
+        if let Some(first) = reps.first() {
+            for class in first.waits.keys() {
+                let curve: Vec<(f64, [f64; 3])> = (1..=BAND_QUANTILES)
+                    .filter_map(|k| {
+                        let share = k as f64 / BAND_QUANTILES as f64;
+                        let qs: Vec<f64> = reps
+                            .iter()
+                            .filter_map(|r| {
+                                crate::report::percentile(r.waits.get(class)?, 100.0 * share)
+                            })
+                            .collect();
+                        (qs.len() == reps.len()).then(|| band(&qs).map(|b| (share, b)))?
+                    })
+                    .collect();
+                if !curve.is_empty() {
+                    waits.insert(class.clone(), curve);
+                }
+            }
+        }
+        Self { timeline, waits }
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        plot: RunPlot,
+        root: &DrawingArea<DB, Shift>,
+        text: bool,
+    ) -> Result<(), PlotError> {
+        let r = match plot {
+            RunPlot::Timeline => draw_timeline_band(root, &self.timeline, text),
+            _ => draw_cdf_band(root, &self.waits, text),
+        };
+        r.map_err(|e| draw_err(plot.id(), e))?;
+        root.present().map_err(|e| draw_err(plot.id(), e))
+    }
+
+    /// The banded plots: the timeline and the wait CDF.
+    pub const PLOTS: [RunPlot; 2] = [RunPlot::Timeline, RunPlot::WaitCdf];
+
+    /// The plot as an SVG document.
+    pub fn svg(&self, plot: RunPlot) -> Result<String, PlotError> {
+        let text = ensure_font();
+        let mut buf = String::new();
+        {
+            let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
+            self.draw(plot, &root, text)?;
+        }
+        Ok(buf)
+    }
+
+    /// Writes `DIR/<id>.svg` and `DIR/<id>.png` of [`Bands::PLOTS`].
+    pub fn write_all(&self, dir: &Path) -> Result<Vec<PathBuf>, PlotError> {
+        std::fs::create_dir_all(dir).map_err(|source| PlotError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for plot in Self::PLOTS {
+            let svg_path = dir.join(format!("{}.svg", plot.id()));
+            std::fs::write(&svg_path, self.svg(plot)?).map_err(|source| PlotError::Io {
+                path: svg_path.clone(),
+                source,
+            })?;
+            files.push(svg_path);
+            let png_path = dir.join(format!("{}.png", plot.id()));
+            {
+                let text = ensure_font();
+                let root = BitMapBackend::new(&png_path, SIZE).into_drawing_area();
+                self.draw(plot, &root, text)?;
+            }
+            files.push(png_path);
+        }
+        Ok(files)
+    }
+}
+
+fn draw_timeline_band<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[(f64, [f64; 3], [f64; 3])],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let x_hi = pts.last().map_or(1.0, |p| p.0);
+    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1[2]).max(p.2[2]));
+    let mut chart = timeline_chart(
+        root,
+        "Queue length and fleet size (mean, 95% band)",
+        x_hi,
+        y_hi,
+        text,
+    )?;
+    type Y = fn(&(f64, [f64; 3], [f64; 3])) -> [f64; 3];
+    let lines: [(&str, RGBColor, Y); 2] = [
+        ("queued jobs", RED, |p| p.1),
+        ("runners paid for", BLUE, |p| p.2),
+    ];
+    for (name, color, y) in lines {
+        let mut outline: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, y(p)[1].max(0.0))).collect();
+        outline.extend(pts.iter().rev().map(|p| (p.0, y(p)[2])));
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.25).filled(),
+            )))
+            .map_err(e)?;
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, y(p)[0])),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::UpperRight).map_err(e)?;
+    }
+    Ok(())
+}
+
+fn draw_cdf_band<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &BTreeMap<String, Vec<(f64, [f64; 3])>>,
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let hi = series
+        .values()
+        .filter_map(|v| v.last())
+        .fold(10.0f64, |m, p| m.max(p.1[2]))
+        * 1.2;
+    let mut chart = chart_builder(
+        root,
+        "Wait CDF per QoS class (mean quantile, 95% band)",
+        text,
+    )
+    .build_cartesian_2d((1.0f64..hi).log_scale(), 0.0f64..1.0)
+    .map_err(e)?;
+    let mut mesh = chart.configure_mesh();
+    if text {
+        mesh.x_desc(WAIT_CDF.x_desc).y_desc(WAIT_CDF.y_desc);
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(e)?;
+    for (i, (name, curve)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut outline: Vec<(f64, f64)> = curve.iter().map(|p| (p.1[1].max(1.0), p.0)).collect();
+        outline.extend(curve.iter().rev().map(|p| (p.1[2].max(1.0), p.0)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.25).filled(),
+            )))
+            .map_err(e)?;
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.1[0].max(1.0), p.0)),
+                color.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+    }
+    if text {
+        legend(&mut chart, SeriesLabelPosition::LowerRight).map_err(e)?;
+    }
+    Ok(())
+}
+
 /// The error type of chart drawing on any backend, as text (each backend has its own).
 type DrawResult = Result<(), String>;
 
@@ -231,17 +439,19 @@ fn chart_builder<'a, 'b, DB: DrawingBackend>(
     b
 }
 
-fn draw_timeline<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    pts: &[(f64, f64, f64, f64)],
+/// The timeline's white canvas and axes (hours, jobs / runners) up to `x_hi`, `y_hi`
+/// (with headroom).
+fn timeline_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_hi: f64,
+    y_hi: f64,
     text: bool,
-) -> DrawResult {
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>, String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
-    let x_hi = pts.last().map_or(1.0, |p| p.0).max(1e-3);
-    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1).max(p.2).max(p.3)) * 1.1;
-    let mut chart = chart_builder(root, RunPlot::Timeline.title(), text)
-        .build_cartesian_2d(0.0..x_hi, 0.0..y_hi)
+    let mut chart = chart_builder(root, title, text)
+        .build_cartesian_2d(0.0..x_hi.max(1e-3), 0.0..y_hi * 1.1)
         .map_err(e)?;
     let mut mesh = chart.configure_mesh();
     if text {
@@ -251,6 +461,18 @@ fn draw_timeline<DB: DrawingBackend>(
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(e)?;
+    Ok(chart)
+}
+
+fn draw_timeline<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pts: &[(f64, f64, f64, f64)],
+    text: bool,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let x_hi = pts.last().map_or(1.0, |p| p.0);
+    let y_hi = pts.iter().fold(1.0f64, |m, p| m.max(p.1).max(p.2).max(p.3));
+    let mut chart = timeline_chart(root, RunPlot::Timeline.title(), x_hi, y_hi, text)?;
     type Y = fn(&(f64, f64, f64, f64)) -> f64;
     let lines: [(&str, RGBColor, Y); 3] = [
         ("queued jobs", RED, |p| p.1),
@@ -436,29 +658,53 @@ pub fn ttf_cdf_svg(series: &BTreeMap<String, Vec<f64>>) -> Result<String, PlotEr
 /// and per policy the frontier of points no cheaper point beats on p95. SVG or PNG by
 /// `path`'s extension (`.png`, anything else SVG).
 pub fn frontier_plot(rows: &[(String, f64, f64)], path: &Path) -> Result<(), PlotError> {
+    frontier_plot_ci(rows, &[], path)
+}
+
+/// A frontier point `(cost, p95)` with its cost and p95 intervals.
+type ErrorBar = ((f64, f64), [f64; 2], [f64; 2]);
+
+/// A point's 95% intervals on the frontier: `(cost, p95 wait)`, each `[low, high]`.
+pub type FrontierCi = Option<([f64; 2], [f64; 2])>;
+
+/// [`frontier_plot`] with each point's 95% intervals (`cis[i]` of `rows[i]`; empty:
+/// none) drawn as error bars, and the frontier's p95 interval as a band.
+pub fn frontier_plot_ci(
+    rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
+    path: &Path,
+) -> Result<(), PlotError> {
     let png = path
         .extension()
         .is_some_and(|x| x.eq_ignore_ascii_case("png"));
     if !png {
-        return std::fs::write(path, frontier_svg(rows)?).map_err(|source| PlotError::Io {
+        return std::fs::write(path, frontier_svg_ci(rows, cis)?).map_err(|source| PlotError::Io {
             path: path.to_path_buf(),
             source,
         });
     }
     let text = ensure_font();
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
-    draw_frontier(&root, rows, text)
+    draw_frontier(&root, rows, cis, text)
         .and_then(|()| root.present().map_err(|e| e.to_string()))
         .map_err(|e| draw_err(&path.display().to_string(), e))
 }
 
 /// [`frontier_plot`] as an SVG document (the bytes it writes to an `.svg` path).
 pub fn frontier_svg(rows: &[(String, f64, f64)]) -> Result<String, PlotError> {
+    frontier_svg_ci(rows, &[])
+}
+
+/// [`frontier_plot_ci`] as an SVG document.
+pub fn frontier_svg_ci(
+    rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
+) -> Result<String, PlotError> {
     let text = ensure_font();
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, SIZE).into_drawing_area();
-        draw_frontier(&root, rows, text)
+        draw_frontier(&root, rows, cis, text)
             .and_then(|()| root.present().map_err(|e| e.to_string()))
             .map_err(|e| draw_err("frontier", e))?;
     }
@@ -488,6 +734,7 @@ pub fn frontier(rows: &[(String, f64, f64)]) -> BTreeMap<String, Vec<(f64, f64)>
 fn draw_frontier<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rows: &[(String, f64, f64)],
+    cis: &[FrontierCi],
     text: bool,
 ) -> DrawResult {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
@@ -498,6 +745,17 @@ fn draw_frontier<DB: DrawingBackend>(
         x_lo = x_lo.min(r.1);
         x_hi = x_hi.max(r.1);
         y_hi = y_hi.max(r.2);
+    }
+    let ci_of = |r: &(String, f64, f64)| -> FrontierCi {
+        let i = rows.iter().position(|x| std::ptr::eq(x, r))?;
+        cis.get(i).copied().flatten()
+    };
+    for (c, w) in cis.iter().flatten() {
+        if c[0].is_finite() && c[1].is_finite() && w[1].is_finite() {
+            x_lo = x_lo.min(c[0]);
+            x_hi = x_hi.max(c[1]);
+            y_hi = y_hi.max(w[1]);
+        }
     }
     if !x_lo.is_finite() {
         x_lo = 0.0;
@@ -522,6 +780,34 @@ fn draw_frontier<DB: DrawingBackend>(
                     .map(|r| Circle::new((r.1, r.2), 3, color.mix(0.4).filled())),
             )
             .map_err(e)?;
+        // Error bars (cost and p95 intervals) at every point, and the frontier's p95
+        // interval as a band.
+        let bars: Vec<ErrorBar> = finite()
+            .filter(|r| r.0 == policy)
+            .filter_map(|r| ci_of(r).map(|(c, w)| ((r.1, r.2), c, w)))
+            .collect();
+        chart
+            .draw_series(bars.iter().flat_map(|&((x, y), c, w)| {
+                [
+                    PathElement::new(vec![(c[0], y), (c[1], y)], color.mix(0.6)),
+                    PathElement::new(vec![(x, w[0]), (x, w[1])], color.mix(0.6)),
+                ]
+            }))
+            .map_err(e)?;
+        let band: Vec<(f64, [f64; 2])> = front
+            .iter()
+            .filter_map(|&(x, y)| bars.iter().find(|b| b.0 == (x, y)).map(|b| (x, b.2)))
+            .collect();
+        if band.len() == front.len() && band.len() > 1 {
+            let mut outline: Vec<(f64, f64)> = band.iter().map(|b| (b.0, b.1[0])).collect();
+            outline.extend(band.iter().rev().map(|b| (b.0, b.1[1])));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.15).filled(),
+                )))
+                .map_err(e)?;
+        }
         chart
             .draw_series(LineSeries::new(front, color.stroke_width(2)))
             .map_err(e)?

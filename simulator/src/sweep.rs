@@ -33,7 +33,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustci_datasets::synthetic::SyntheticConfig;
 use rustci_datasets::TraceFormat;
@@ -150,6 +149,19 @@ pub struct Point {
 }
 
 impl Point {
+    /// The point's run on `workload` with estimates from `predictor`.
+    pub fn scenario<'a>(
+        &'a self,
+        workload: &'a Workload,
+        predictor: &'a PredictorSpec,
+    ) -> Result<Scenario<'a>, SimError> {
+        Ok(Scenario {
+            autoscaler: self.autoscaler,
+            load: self.load,
+            ..Scenario::new(workload, &self.fleet, &self.policy, predictor)?
+        })
+    }
+
     /// The parameters, for error messages.
     pub fn describe(&self) -> String {
         let mut s = match &self.size {
@@ -705,12 +717,10 @@ pub fn run_grid(
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<Row>, SweepError> {
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let n = grid.points.len();
     // Heaviest first (most load per runner: the longest queues, the slowest runs), so
     // that no thread is left with one long point at the end. Only the order of work
-    // changes; rows are sorted by point afterwards.
+    // changes; rows are put back in point order afterwards.
     let weight = |p: &Point| p.load / p.fleet.total_runners().max(1) as f64;
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| {
@@ -718,61 +728,125 @@ pub fn run_grid(
             .total_cmp(&weight(&grid.points[a]))
             .then(a.cmp(&b))
     });
-    let worker = || {
-        let mut out = Vec::new();
-        loop {
-            let slot = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&i) = order.get(slot) else { break };
-            let Some(p) = grid.points.get(i) else { break };
-            let result = Scenario::new(workload, &p.fleet, &p.policy, &grid.predictor)
-                .and_then(|s| {
-                    Scenario {
-                        autoscaler: p.autoscaler,
-                        load: p.load,
-                        ..s
-                    }
-                    .simulate(None, Vec::new())
-                })
-                .map(|out| {
-                    let report = Report::from_run(&out.facts, out.scaling.as_ref());
-                    let ttfs = out
-                        .facts
-                        .pipelines
-                        .as_ref()
-                        .map(|f| f.sorted_ttfs())
-                        .unwrap_or_default();
-                    Row::new(p, &report, ttfs)
-                })
-                .map_err(|error| SweepError::Point {
-                    point: i,
-                    params: p.describe(),
-                    error,
-                });
-            let failed = result.is_err();
-            out.push((i, result));
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-            if failed {
-                next.store(n, Ordering::Relaxed);
-                break;
+    let rows = crate::replicate::par_map_progress(
+        n,
+        threads,
+        &|slot| point_row(grid, workload, &grid.points[order[slot]]),
+        progress,
+    )?;
+    let mut by_point: Vec<(usize, Row)> = order.into_iter().zip(rows).collect();
+    by_point.sort_by_key(|(i, _)| *i);
+    Ok(by_point.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Point `p` of `grid` run on `workload`, as its row.
+fn point_row(grid: &Grid, workload: &Workload, p: &Point) -> Result<Row, SweepError> {
+    p.scenario(workload, &grid.predictor)
+        .and_then(|s| s.simulate(None, Vec::new()))
+        .map(|out| {
+            let report = Report::from_run(&out.facts, out.scaling.as_ref());
+            let ttfs = out
+                .facts
+                .pipelines
+                .as_ref()
+                .map(|f| f.sorted_ttfs())
+                .unwrap_or_default();
+            Row::new(p, &report, ttfs)
+        })
+        .map_err(|error| SweepError::Point {
+            point: p.index,
+            params: p.describe(),
+            error,
+        })
+}
+
+/// Every point on every replication (`workloads`: common to all points), `threads`
+/// runs at once; per point (in point order) its rows, one per replication.
+pub fn run_grid_replicated(
+    grid: &Grid,
+    workloads: &[Workload],
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Vec<Row>>, SweepError> {
+    let r = workloads.len().max(1);
+    let rows = crate::replicate::par_map_progress(
+        grid.points.len() * r,
+        threads,
+        &|k| point_row(grid, &workloads[k % r], &grid.points[k / r]),
+        progress,
+    )?;
+    Ok(rows.chunks(r).map(<[Row]>::to_vec).collect())
+}
+
+/// One point's replications summarised: the row's figures as means with
+/// `<metric>_ci95` beside them, and `replications`.
+pub fn summarise_rows(rows: &[Row]) -> serde_json::Value {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    let mut s = crate::interval::summarise(&values);
+    if let Some(m) = s.as_object_mut() {
+        m.insert("replications".into(), rows.len().into());
+    }
+    s
+}
+
+/// Summaries as CSV: one column per leaf of the first summary (nested keys joined by
+/// `.`, an interval as `<metric>_ci95.low` and `.high`), one row per point.
+pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
+    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    leaves(&key, x, out);
+                }
             }
+            serde_json::Value::Array(a) if a.len() == 2 && prefix.ends_with("_ci95") => {
+                out.push((format!("{prefix}.low"), a[0].to_string()));
+                out.push((format!("{prefix}.high"), a[1].to_string()));
+            }
+            serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
+            serde_json::Value::String(s) => out.push((prefix.to_string(), csv_text(s))),
+            other => out.push((prefix.to_string(), other.to_string())),
         }
-        out
+    }
+    let rows: Vec<Vec<(String, String)>> = summaries
+        .iter()
+        .map(|s| {
+            let mut out = Vec::new();
+            leaves("", s, &mut out);
+            out
+        })
+        .collect();
+    let Some(first) = rows.first() else {
+        return String::new();
     };
-    let mut results: Vec<(usize, Result<Row, SweepError>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads.clamp(1, n.max(1)))
-            .map(|_| s.spawn(worker))
+    let header: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    let mut out = csv_header(&header);
+    for r in &rows {
+        let cells: Vec<&str> = header
+            .iter()
+            .map(|h| {
+                r.iter()
+                    .find(|(k, _)| k == h)
+                    .map_or("", |(_, v)| v.as_str())
+            })
             .collect();
-        let mut all = Vec::with_capacity(n);
-        for h in handles {
-            match h.join() {
-                Ok(rows) => all.extend(rows),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `dir/sweep.csv` ([`summaries_csv`]) and `dir/sweep.json` (the summaries).
+pub fn write_summaries(dir: &Path, summaries: &[serde_json::Value]) -> Result<(), SweepError> {
+    write_csv_json(dir, &summaries_csv(summaries), summaries)
 }
 
 /// The QoS classes of the rows, in name order (the CSV's per-class columns).
@@ -781,6 +855,17 @@ fn classes(rows: &[Row]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// The header line (names quoted where needed), with its newline.
+fn csv_header<S: AsRef<str>>(names: &[S]) -> String {
+    let mut out = names
+        .iter()
+        .map(|h| csv_text(h.as_ref()))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    out
 }
 
 fn csv_opt(x: Option<f64>) -> String {
@@ -858,12 +943,7 @@ pub fn rows_csv(rows: &[Row]) -> String {
             header.push(format!("qos.{c}.{f}"));
         }
     }
-    let mut out = header
-        .iter()
-        .map(|h| csv_text(h))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
+    let mut out = csv_header(&header);
     for r in rows {
         let mut f: Vec<String> = vec![r.point.to_string(), csv_opt(r.scale)];
         f.extend(
@@ -931,15 +1011,20 @@ pub fn rows_csv(rows: &[Row]) -> String {
 
 /// Writes `dir/sweep.csv` and `dir/sweep.json` (an array of rows, in point order).
 pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), SweepError> {
+    write_csv_json(dir, &rows_csv(rows), rows)
+}
+
+/// Writes `dir/sweep.csv` (`csv`) and `dir/sweep.json` (`items` as a JSON array).
+fn write_csv_json<T: Serialize>(dir: &Path, csv: &str, items: &[T]) -> Result<(), SweepError> {
     let werr = |file: &Path| {
         let file = file.display().to_string();
         move |error| SweepError::Write { file, error }
     };
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
-    let csv = dir.join("sweep.csv");
-    std::fs::write(&csv, rows_csv(rows)).map_err(werr(&csv))?;
+    let csv_path = dir.join("sweep.csv");
+    std::fs::write(&csv_path, csv).map_err(werr(&csv_path))?;
     let json = dir.join("sweep.json");
-    let text = serde_json::to_string_pretty(rows)
+    let text = serde_json::to_string_pretty(items)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         .map_err(werr(&json))?;
     std::fs::write(&json, text + "\n").map_err(werr(&json))?;
