@@ -1041,6 +1041,96 @@ mod eta {
     }
 }
 
+mod critical_path {
+    use super::*;
+
+    /// Stages build (0), test (1), deploy (2) on two runners, estimates in ms:
+    /// compile 30 and lint 5 (build); unit 20 and integ 40 need compile, docs 50 needs
+    /// lint (test); deploy 10 (stage rule) and alert 10 (`on_failure`, not expected to
+    /// run) in deploy. Remaining paths at 0: deploy 10, unit 30, integ 50, docs 60,
+    /// compile 30 + 50 = 80, lint 5 + 60 = 65: the path is compile, integ, deploy (80).
+    /// At 5 lint ends and docs starts (ends at 55 by its estimate). At 30 compile ends,
+    /// unit takes its runner, integ waits: integ 40 + 10 = 50 against docs (55 - 30) + 10
+    /// = 35 and unit 30: the path is integ, deploy (50).
+    #[test]
+    fn the_heaviest_chain_of_what_is_left() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "compile", 0, Some(&[]), 30),
+                pj(2, "lint", 0, Some(&[]), 5),
+                pj(3, "unit", 1, Some(&["compile"]), 20),
+                pj(4, "integ", 1, Some(&["compile"]), 40),
+                pj(5, "docs", 1, Some(&["lint"]), 50),
+                pj(6, "deploy", 2, None, 10),
+                with(pj(7, "alert", 2, None, 10), |j| j.when = When::OnFailure),
+            ],
+        );
+        let id = PipelineId(1);
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        let ids = |v: &[u64]| v.iter().map(|&j| JobId(j)).collect::<Vec<_>>();
+        let cp = s.critical_path(id, 0).expect("running");
+        assert_eq!(cp.jobs, ids(&[1, 4, 6]));
+        assert_eq!(cp.remaining_ms, 80);
+        assert_eq!(cp.job_remaining_ms, vec![80, 65, 30, 50, 60, 10, 0]);
+
+        s.handle(5, Event::Finish { job: JobId(2) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(5)),
+            Some(PipelineJobState::Running)
+        );
+        let cp = s.critical_path(id, 10).expect("running");
+        assert_eq!((cp.jobs.clone(), cp.remaining_ms), (ids(&[1, 4, 6]), 70));
+        assert_eq!(cp.job_remaining_ms, vec![70, 0, 30, 50, 55, 10, 0]);
+
+        s.handle(30, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(3)),
+            Some(PipelineJobState::Running)
+        );
+        assert_eq!(
+            s.pipeline_job_state(JobId(4)),
+            Some(PipelineJobState::Waiting)
+        );
+        let cp = s.critical_path(id, 30).expect("running");
+        assert_eq!((cp.jobs.clone(), cp.remaining_ms), (ids(&[4, 6]), 50));
+        assert_eq!(cp.job_remaining_ms, vec![0, 0, 30, 50, 35, 10, 0]);
+        assert_eq!(s.critical_path(PipelineId(9), 30), None);
+    }
+
+    /// A failed need turns the conditions around: once build fails, the `on_failure`
+    /// job is what is left (10) and the `on_success` one counts 0.
+    #[test]
+    fn conditions_decide_what_counts() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let p = pipeline(
+            2,
+            None,
+            vec![
+                pj(11, "build", 0, None, 30),
+                pj(12, "deploy", 1, None, 20),
+                with(pj(13, "alert", 1, None, 10), |j| j.when = When::OnFailure),
+            ],
+        );
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        let cp = s.critical_path(PipelineId(2), 0).expect("running");
+        assert_eq!((cp.jobs, cp.remaining_ms), (vec![JobId(11), JobId(12)], 50));
+        s.handle(7, Event::Fail { job: JobId(11) }, &mut out)
+            .unwrap();
+        let cp = s.critical_path(PipelineId(2), 7).expect("running");
+        assert_eq!((cp.jobs, cp.remaining_ms), (vec![JobId(13)], 10));
+        assert_eq!(cp.job_remaining_ms, vec![0, 0, 10]);
+    }
+}
+
 mod errors {
     use super::*;
 

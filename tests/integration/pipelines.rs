@@ -562,3 +562,89 @@ async fn watch_jobs_follows_one_pipeline_to_its_end() {
         assert_eq!(ev.pipeline_state, succeeded, "{ev:?}");
     }
 }
+
+/// `GetPipeline` gives the critical path the core computes (one runner, estimates the
+/// requested times, in minutes): compile 30 and lint 5 (build); unit 20 and integ 40
+/// need compile, docs 50 needs lint; deploy 10 after both stages. At submission the path
+/// is compile, integ, deploy (80; docs' remaining path is 50 + 10 = 60, unit's 30).
+/// Once compile ended, lint (5, waiting or just leased), docs (50) and deploy (10) are
+/// left on the heaviest chain (65 against integ's 50). Once the pipeline ended the path
+/// is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pipeline_gives_the_critical_path() {
+    const MIN: i64 = 60_000;
+    let (_dir, srv, _url) = local_server().await;
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    register(&mut run, "lin", "linux").await;
+    let timed = |name: &str, stage: u32, needs: Option<&[&str]>, min: i64| {
+        let mut j = job(name, stage, needs, "linux");
+        j.requested_ms = min * MIN;
+        j
+    };
+    let jobs = vec![
+        timed("compile", 0, Some(&[]), 30),
+        timed("lint", 0, Some(&[]), 5),
+        timed("unit", 1, Some(&["compile"]), 20),
+        timed("integ", 1, Some(&["compile"]), 40),
+        timed("docs", 1, Some(&["lint"]), 50),
+        timed("deploy", 2, None, 10),
+    ];
+    let p = pipes
+        .submit_pipeline(request("cp", jobs))
+        .await
+        .expect("submit")
+        .into_inner();
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.critical_path, ["compile", "integ", "deploy"], "{p:?}");
+    // compile may already count as started on the runner: a few ms of it are gone.
+    assert!(
+        (79 * MIN..=80 * MIN).contains(&p.critical_path_ms),
+        "{}",
+        p.critical_path_ms
+    );
+    let by_name = |p: &pb::Pipeline| -> BTreeMap<String, (bool, i64)> {
+        p.jobs
+            .iter()
+            .map(|j| (j.name.clone(), (j.on_critical_path, j.remaining_path_ms)))
+            .collect()
+    };
+    let jobs = by_name(&p);
+    assert_eq!(jobs["integ"], (true, 50 * MIN));
+    assert_eq!(jobs["deploy"], (true, 10 * MIN));
+    assert_eq!(jobs["docs"], (false, 60 * MIN));
+    assert_eq!(jobs["unit"], (false, 30 * MIN));
+    assert!(!jobs["lint"].0 && jobs["compile"].0);
+
+    let first = lease_one(&mut run, "lin").await;
+    assert_eq!(
+        first.job.as_ref().map(|j| j.job_name.as_str()),
+        Some("compile")
+    );
+    complete_ok(&mut run, "lin", &first).await;
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.critical_path, ["lint", "docs", "deploy"], "{p:?}");
+    assert!(
+        (64 * MIN..=65 * MIN).contains(&p.critical_path_ms),
+        "{}",
+        p.critical_path_ms
+    );
+    let jobs = by_name(&p);
+    assert_eq!(jobs["compile"], (false, 0), "an ended job is behind");
+    assert_eq!(jobs["integ"], (false, 50 * MIN));
+
+    // The rest, in whatever order the runner gets them.
+    for _ in 0..5 {
+        let lease = lease_one(&mut run, "lin").await;
+        complete_ok(&mut run, "lin", &lease).await;
+    }
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.state, pb::PipelineState::Succeeded as i32);
+    assert!(
+        p.critical_path.is_empty() && p.critical_path_ms == 0,
+        "{p:?}"
+    );
+    assert!(p.jobs.iter().all(|j| !j.on_critical_path));
+    srv.stop().await.expect("stop");
+}

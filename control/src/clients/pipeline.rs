@@ -202,7 +202,9 @@ pub fn parse_state(s: &str) -> Option<pb::PipelineState> {
 
 /// A pipeline as JSON: `name`, `state` ([`state_json`]), `predicted_finish_time` (RFC
 /// 3339; a running pipeline's projected end, an ended one's end, `null` when unknown),
-/// and `jobs` ([`job_json`]) in the submitted order; times also as Unix ms.
+/// `critical_path` (the names of the jobs on a running pipeline's critical path, first
+/// to last; empty once it ended) and its length `critical_path_ms`, and `jobs`
+/// ([`job_json`]) in the submitted order; times also as Unix ms.
 pub fn pipeline_json(p: &pb::Pipeline) -> serde_json::Value {
     serde_json::json!({
         "name": p.name,
@@ -218,6 +220,8 @@ pub fn pipeline_json(p: &pb::Pipeline) -> serde_json::Value {
         "end_ms": p.end_ms,
         "predicted_finish_ms": p.predicted_finish_time_ms,
         "cancel_reason": p.cancel_reason,
+        "critical_path": p.critical_path,
+        "critical_path_ms": p.critical_path_ms,
         "jobs": p.jobs.iter().map(job_json).collect::<Vec<_>>(),
     })
 }
@@ -234,6 +238,8 @@ pub fn job_json(j: &pb::PipelineJob) -> serde_json::Value {
         "needs": j.needs,
         "needs_stages": j.needs_stages,
         "allow_failure": j.allow_failure,
+        "on_critical_path": j.on_critical_path,
+        "remaining_path_ms": j.remaining_path_ms,
         "job": j.job,
         "runner": j.runner,
         "start_time": time_json(j.start_ms),

@@ -66,6 +66,20 @@
 //! cancels what can be cancelled. [`PipelineStats`] counts the jobs and the estimated run
 //! time it saves.
 //!
+//! # Critical path now
+//!
+//! [`crate::Scheduler::critical_path`] recomputes the critical path of a running
+//! pipeline at `now`, from the same estimates as the order (made once at submission):
+//! a job that ended counts 0, a running job what its estimate has left (never below 0),
+//! a waiting or manual job (as if played) its whole estimate, and a job not ready yet its
+//! estimate if the conditions, with the needs that have ended so far and the others
+//! assumed to succeed, would run it (an `on_failure` job behind needs that have not
+//! failed counts 0, as in the projected end). Each job's remaining path is its own count
+//! plus its heaviest chain of dependents; the path starts at the largest and follows
+//! the heaviest dependent (the first in the spec's order on a tie), listing the jobs that
+//! have not ended. Runners are assumed free: the projected end (`eta.rs`) is what adds
+//! the queue.
+//!
 //! # Restart
 //!
 //! A driver that restarts rebuilds each running pipeline with
@@ -117,7 +131,7 @@ pub(crate) mod state;
 
 use serde::Serialize;
 
-use crate::domain::PipelineId;
+use crate::domain::{JobId, Millis, PipelineId};
 
 pub use dag::{CheckedPipeline, PipelineJob, PipelineSpec, When};
 pub(crate) use dag::{Dag, DagJob, GraphCache};
@@ -165,6 +179,22 @@ pub enum RestoredJob {
     Failed,
     Cancelled,
     Skipped,
+}
+
+/// A running pipeline's critical path now ([`crate::Scheduler::critical_path`]; see the
+/// module docs, "Critical path now").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CriticalPath {
+    /// Its jobs that have not ended, first to last: each needs the one before it
+    /// (directly or through the stage rule). Ended jobs are left out.
+    pub jobs: Vec<JobId>,
+    /// Its predicted length from now: the sum of the listed jobs' remaining estimates,
+    /// the time the pipeline still needs on runners that are always free.
+    pub remaining_ms: Millis,
+    /// Per job of the spec, in its order: the predicted remaining path from it to the end
+    /// of the pipeline (its own remaining estimate plus its heaviest chain of
+    /// dependents); 0 for a job that ended or is not expected to run.
+    pub job_remaining_ms: Vec<Millis>,
 }
 
 /// Why the core cancelled a job ([`crate::Decision::Cancel`]).

@@ -11,7 +11,7 @@ use crate::hash::IdMap;
 use crate::predictor::Estimate;
 
 use super::dag::{Dag, When};
-use super::{CancelReason, PipelineJobState, PipelineState, PipelineStats};
+use super::{CancelReason, CriticalPath, PipelineJobState, PipelineState, PipelineStats};
 
 /// Where a job or gate of a running pipeline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -448,6 +448,66 @@ impl Pipelines {
             Node::Ended(Terminal::Failed { allowed }) => PipelineJobState::Failed { allowed },
             Node::Ended(Terminal::Cancelled) => PipelineJobState::Cancelled,
             Node::Ended(Terminal::Skipped) => PipelineJobState::Skipped,
+        })
+    }
+
+    /// The critical path of a running pipeline at `now` (see the module docs of
+    /// [`crate::pipeline`], "Critical path now"); `None` if it is not running.
+    pub fn critical_path(
+        &self,
+        pipeline: PipelineId,
+        now: Millis,
+        running: impl Fn(JobId) -> Option<Running>,
+    ) -> Option<CriticalPath> {
+        let run = self.runs.get(&pipeline)?;
+        let jobs = run.dag.jobs.len();
+        // What each job still has to run (`None`: it will not run, or it ended).
+        let own: Vec<Option<Millis>> = (0..jobs as u32)
+            .map(|v| {
+                let i = v as usize;
+                let estimate = run.estimates[i].point_ms.max(0);
+                match run.nodes[i] {
+                    Node::Ended(_) => None,
+                    Node::Manual => Some(estimate),
+                    Node::Queued => match running(run.job_id(v)) {
+                        Some(Some((_, _, est_end))) => Some((est_end - now).max(0)),
+                        _ => Some(estimate),
+                    },
+                    Node::Created => match decide(run.when(v), run.marks[i]) {
+                        Verdict::Run | Verdict::Manual => Some(estimate),
+                        Verdict::Skip | Verdict::Gate(_) => None,
+                    },
+                }
+            })
+            .collect();
+        let ranks = run
+            .dag
+            .ranks(|i| own.get(i).copied().flatten().unwrap_or(0));
+        let mut at =
+            (0..ranks.len()).fold(0, |best, v| if ranks[v] > ranks[best] { v } else { best });
+        let mut path = Vec::new();
+        loop {
+            if own.get(at).copied().flatten().is_some() {
+                path.push(run.job_id(at as u32));
+            }
+            let next = run.dag.dependents(at as u32).iter().copied().fold(
+                None::<u32>,
+                |best, d| match best {
+                    Some(b) if ranks[b as usize] >= ranks[d as usize] => Some(b),
+                    _ => Some(d),
+                },
+            );
+            match next {
+                Some(d) => at = d as usize,
+                None => break,
+            }
+        }
+        Some(CriticalPath {
+            jobs: path,
+            remaining_ms: ranks.iter().copied().max().unwrap_or(0),
+            job_remaining_ms: (0..jobs)
+                .map(|i| if own[i].is_some() { ranks[i] } else { 0 })
+                .collect(),
         })
     }
 

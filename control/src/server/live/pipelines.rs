@@ -19,8 +19,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustci_scheduler::{
-    CancelReason, CoreError, Event, JobId, Millis, PipelineId, PipelineJob, PipelineJobState,
-    PipelineSpec, PipelineState, RestoredJob, When,
+    CancelReason, CoreError, CriticalPath, Event, JobId, Millis, PipelineId, PipelineJob,
+    PipelineJobState, PipelineSpec, PipelineState, RestoredJob, When,
 };
 
 use super::error::{invalid, LiveError};
@@ -124,6 +124,9 @@ pub struct PipelineView {
     /// The core's projection of the pipeline's end (running pipelines only; `None` when a
     /// job it waits for cannot be placed).
     pub predicted_finish_ms: Option<Millis>,
+    /// The core's critical path now (running pipelines only); its job ids are those of
+    /// `jobs`.
+    pub critical_path: Option<CriticalPath>,
 }
 
 /// The running pipelines, and the ended ones whose end is not durable yet (the store
@@ -604,16 +607,20 @@ impl Live {
                 (job, status)
             })
             .collect();
-        let predicted_finish_ms = if running {
-            self.core
-                .pipeline_eta(PipelineId(id), self.now(), PLAN_LIMIT)
+        let now = self.now();
+        let (predicted_finish_ms, critical_path) = if running {
+            (
+                self.core.pipeline_eta(PipelineId(id), now, PLAN_LIMIT),
+                self.core.critical_path(PipelineId(id), now),
+            )
         } else {
-            pipeline.end_ms
+            (pipeline.end_ms, None)
         };
         Ok(PipelineView {
             pipeline,
             jobs,
             predicted_finish_ms,
+            critical_path,
         })
     }
 

@@ -14,6 +14,8 @@ use crate::server::live::{
 };
 use crate::server::state::Shared;
 use crate::server::status::invalid;
+use rustci_scheduler::JobId;
+
 use crate::store::{PipelineCancel, PipelineFilter, PipelineStatus, StoredPipeline};
 
 #[derive(Debug, Clone)]
@@ -92,17 +94,36 @@ fn pb_pipeline(p: &StoredPipeline, predicted_finish_ms: Option<i64>) -> pb::Pipe
             None => String::new(),
         },
         jobs: Vec::new(),
+        critical_path: Vec::new(),
+        critical_path_ms: 0,
     }
 }
 
 fn pb_view(v: &PipelineView) -> pb::Pipeline {
+    let path = v.critical_path.as_ref();
+    let on_path = |id: u64| path.is_some_and(|c| c.jobs.contains(&JobId(id)));
     pb::Pipeline {
+        critical_path: path
+            .map(|c| {
+                c.jobs
+                    .iter()
+                    .filter_map(|j| v.jobs.iter().find(|(s, _)| s.id == j.0))
+                    .map(|(s, _)| s.job_name.clone().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        critical_path_ms: path.map_or(0, |c| c.remaining_ms),
         jobs: v
             .jobs
             .iter()
-            .map(|(j, status)| {
+            .enumerate()
+            .map(|(i, (j, status))| {
                 let info = j.pipeline.as_ref();
                 pb::PipelineJob {
+                    on_critical_path: on_path(j.id),
+                    remaining_path_ms: path
+                        .and_then(|c| c.job_remaining_ms.get(i).copied())
+                        .unwrap_or(0),
                     name: j.job_name.clone().unwrap_or_default(),
                     job: format!("jobs/{}", j.id),
                     stage: info.map(|p| p.stage.clone()).unwrap_or_default(),
