@@ -40,6 +40,7 @@ fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineReques
         project: "shop".into(),
         git_ref: "main".into(),
         auto_cancel: true,
+        auto_cancel_mode: pb::AutoCancel::Unspecified as i32,
         jobs,
     }
 }
@@ -646,5 +647,102 @@ async fn get_pipeline_gives_the_critical_path() {
         "{p:?}"
     );
     assert!(p.jobs.iter().all(|j| !j.on_critical_path));
+    srv.stop().await.expect("stop");
+}
+
+/// `auto_cancel_mode` over the API, one runner of one slot. On ref main, P1
+/// (`conservative`) has keep (not interruptible) leased and wait (interruptible)
+/// waiting: P2 (`none`) leaves all of it alone, since a non-interruptible job started.
+/// On ref dev, P3 (`conservative`) has only a waiting job: P4 cancels the whole of it,
+/// and P3 ends cancelled, superseded by P4. (`interruptible`:
+/// `pipeline_jobs::a_newer_pipeline_kills_the_older_ones_interruptible_job_on_its_runner`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supersession_follows_each_pipelines_mode() {
+    let (_dir, srv, _url) = local_server().await;
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    register(&mut run, "lin", "linux").await;
+    let with_mode = |id: &str, git_ref: &str, mode: pb::AutoCancel, jobs| {
+        let mut r = request(id, jobs);
+        r.git_ref = git_ref.into();
+        r.auto_cancel_mode = mode as i32;
+        r
+    };
+    let mut wait = job("wait", 0, None, "linux");
+    wait.interruptible = true;
+    let p1 = pipes
+        .submit_pipeline(with_mode(
+            "p1",
+            "main",
+            pb::AutoCancel::Conservative,
+            vec![job("keep", 0, None, "linux"), wait],
+        ))
+        .await
+        .expect("submit p1")
+        .into_inner();
+    let lease = lease_one(&mut run, "lin").await;
+    assert_eq!(
+        lease.job.as_ref().map(|j| j.job_name.as_str()),
+        Some("keep")
+    );
+    pipes
+        .submit_pipeline(with_mode(
+            "p2",
+            "main",
+            pb::AutoCancel::None,
+            vec![job("q", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p2");
+    use pb::PipelineJobState as S;
+    let states = |p: &pb::Pipeline| -> Vec<(String, i32)> {
+        p.jobs.iter().map(|j| (j.name.clone(), j.state)).collect()
+    };
+    let p1 = get(&mut pipes, &p1.name).await;
+    assert_eq!(
+        states(&p1),
+        [
+            ("keep".to_string(), S::Running as i32),
+            ("wait".to_string(), S::Waiting as i32)
+        ]
+    );
+    assert!(p1.cancel_reason.is_empty(), "{p1:?}");
+
+    let p3 = pipes
+        .submit_pipeline(with_mode(
+            "p3",
+            "dev",
+            pb::AutoCancel::Conservative,
+            vec![job("w3", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p3")
+        .into_inner();
+    let p4 = pipes
+        .submit_pipeline(with_mode(
+            "p4",
+            "dev",
+            pb::AutoCancel::Conservative,
+            vec![job("w4", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p4")
+        .into_inner();
+    let p3 = get(&mut pipes, &p3.name).await;
+    assert_eq!(states(&p3), [("w3".to_string(), S::Cancelled as i32)]);
+    assert_eq!(p3.state, pb::PipelineState::Cancelled as i32);
+    assert_eq!(p3.cancel_reason, format!("superseded by {}", p4.name));
+    let bad = with_mode(
+        "p5",
+        "dev",
+        pb::AutoCancel::None,
+        vec![job("x", 0, None, "linux")],
+    );
+    let bad = pb::SubmitPipelineRequest {
+        auto_cancel_mode: 9,
+        ..bad
+    };
+    expect_invalid(pipes.submit_pipeline(bad).await, "auto_cancel_mode");
     srv.stop().await.expect("stop");
 }

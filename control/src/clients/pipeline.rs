@@ -23,9 +23,7 @@ pub struct Target {
 
 /// The request that submits `def`: each job with its stage, needs, condition, tags as
 /// labels, its variables exported before its scripts, and `timeout` as the requested
-/// time; `workflow: auto_cancel: on_new_commit: none` is the only mode without
-/// supersession (the core has one rule for the other two: a newer pipeline of the same
-/// project and ref cancels what has not started and what is interruptible).
+/// time; `workflow: auto_cancel: on_new_commit` as the request's `auto_cancel_mode`.
 pub fn submit_request(def: &PipelineDef, target: &Target) -> pb::SubmitPipelineRequest {
     pb::SubmitPipelineRequest {
         request_id: target.request_id.clone(),
@@ -33,7 +31,17 @@ pub fn submit_request(def: &PipelineDef, target: &Target) -> pb::SubmitPipelineR
         project: target.project.clone(),
         git_ref: target.git_ref.clone(),
         auto_cancel: def.auto_cancel != AutoCancel::None,
+        auto_cancel_mode: pb_auto_cancel(def.auto_cancel) as i32,
         jobs: def.jobs.iter().map(job_spec).collect(),
+    }
+}
+
+/// The wire form of a supersession mode.
+pub fn pb_auto_cancel(mode: AutoCancel) -> pb::AutoCancel {
+    match mode {
+        AutoCancel::Conservative => pb::AutoCancel::Conservative,
+        AutoCancel::Interruptible => pb::AutoCancel::Interruptible,
+        AutoCancel::None => pb::AutoCancel::None,
     }
 }
 
@@ -345,9 +353,17 @@ cleanup:
         assert!(!req.jobs[3].allow_failure);
         assert_eq!(req.jobs[4].when, pb::When::Always as i32);
 
-        let conservative = FILE.replace("on_new_commit: none", "on_new_commit: interruptible");
-        let def = ci_file::parse("f.yml", &conservative, Mode::Strict).expect("valid");
-        assert!(submit_request(&def, &target).auto_cancel);
+        assert_eq!(req.auto_cancel_mode, pb::AutoCancel::None as i32);
+        for (mode, want) in [
+            ("interruptible", pb::AutoCancel::Interruptible),
+            ("conservative", pb::AutoCancel::Conservative),
+        ] {
+            let file = FILE.replace("on_new_commit: none", &format!("on_new_commit: {mode}"));
+            let def = ci_file::parse("f.yml", &file, Mode::Strict).expect("valid");
+            let req = submit_request(&def, &target);
+            assert!(req.auto_cancel);
+            assert_eq!(req.auto_cancel_mode, want as i32, "{mode}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use rustci_control::server::live::{
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::{JobFilter, JobState, PipelineStatus, Store, StoreError};
-use rustci_scheduler::{PolicyConfig, When};
+use rustci_scheduler::{AutoCancel, PolicyConfig, When};
 
 use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
 
@@ -438,7 +438,7 @@ mod scenarios {
             tenant: "acme".into(),
             project: "shop".into(),
             git_ref: "main".into(),
-            auto_cancel: true,
+            auto_cancel: Some(AutoCancel::Conservative),
             jobs,
         }
     }

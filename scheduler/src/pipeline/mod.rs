@@ -58,13 +58,22 @@
 //!
 //! # Supersession
 //!
-//! Pipelines of one concurrency group ([`PipelineSpec::group`]): a newer one cancels the
-//! older ones' jobs that have not started (Created, Waiting, Manual) and their running
-//! jobs marked `interruptible`; other running jobs run to their end, and then the older
-//! pipeline ends Cancelled. GitLab's default (`auto_cancel: conservative`) instead leaves
-//! the whole older pipeline alone once a non-interruptible job has started; this rule
-//! cancels what can be cancelled. [`PipelineStats`] counts the jobs and the estimated run
-//! time it saves.
+//! Pipelines of one concurrency group ([`PipelineSpec::group`]): a newer one supersedes
+//! the older ones, each as its own [`PipelineSpec::auto_cancel`] says (GitLab's
+//! `workflow: auto_cancel: on_new_commit`, GitLab MR 137892 and the `workflow` docs):
+//! - `conservative` (the default): if none of its jobs not marked `interruptible` has
+//!   started (running, or ended succeeded or failed), every job that has not ended is
+//!   cancelled, running ones too (they are all interruptible); else nothing is;
+//! - `interruptible`: its `interruptible` jobs that have not ended are cancelled,
+//!   running or not; the others go on, and a job that needs a cancelled one is decided
+//!   as after any cancelled need (an `on_success` job is skipped, an `always` one runs);
+//! - `none`: nothing.
+//!
+//! A pipeline that lost jobs this way ends Cancelled (unless one failed) once its other
+//! jobs end; one that lost none is not superseded and may be by a later pipeline. A
+//! pipeline whose setting is `none` is not kept in its group's list (nothing can
+//! supersede it) but supersedes the older ones. [`PipelineStats`] counts the jobs and the
+//! estimated run time supersession saves.
 //!
 //! # Critical path now
 //!
@@ -133,7 +142,7 @@ use serde::Serialize;
 
 use crate::domain::{JobId, Millis, PipelineId};
 
-pub use dag::{CheckedPipeline, PipelineJob, PipelineSpec, When};
+pub use dag::{AutoCancel, CheckedPipeline, PipelineJob, PipelineSpec, When};
 pub(crate) use dag::{Dag, DagJob, GraphCache};
 
 /// How a pipeline ended (see the module docs).

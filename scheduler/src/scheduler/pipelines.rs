@@ -203,6 +203,7 @@ impl Scheduler {
         let dag = Dag {
             id: pipeline,
             group: spec.group,
+            auto_cancel: spec.auto_cancel,
             jobs,
             graph,
         };

@@ -13,14 +13,15 @@
 //!
 //! # Concurrency group
 //!
-//! With `auto_cancel`, a pipeline's group is a hash of its tenant, project and ref: a
-//! newer pipeline of the same project and ref supersedes it (the core's rule).
+//! With an `auto_cancel` mode, a pipeline's group is a hash of its tenant, project and
+//! ref: a newer pipeline of the same project and ref supersedes it as its mode says (the
+//! core's rule); the mode is stored with the pipeline for a restart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustci_scheduler::{
-    CancelReason, CoreError, CriticalPath, Event, JobId, Millis, PipelineId, PipelineJob,
-    PipelineJobState, PipelineSpec, PipelineState, RestoredJob, When,
+    AutoCancel, CancelReason, CoreError, CriticalPath, Event, JobId, Millis, PipelineId,
+    PipelineJob, PipelineJobState, PipelineSpec, PipelineState, RestoredJob, When,
 };
 
 use super::error::{invalid, LiveError};
@@ -47,8 +48,9 @@ pub struct PipelineSubmission {
     pub tenant: String,
     pub project: String,
     pub git_ref: String,
-    /// A newer pipeline of the same project and ref supersedes this one.
-    pub auto_cancel: bool,
+    /// What a newer pipeline of the same project and ref does to this one; `None`: the
+    /// pipeline is in no concurrency group (it neither supersedes nor is superseded).
+    pub auto_cancel: Option<AutoCancel>,
     pub jobs: Vec<PipelineJobSubmission>,
 }
 
@@ -303,7 +305,7 @@ impl PipelineSubmission {
         let given = |v: &str| (!v.is_empty()).then(|| v.to_string());
         let group = self
             .auto_cancel
-            .then(|| group_of(&self.tenant, &self.project, &self.git_ref));
+            .map(|_| group_of(&self.tenant, &self.project, &self.git_ref));
         let mut jobs = Vec::with_capacity(self.jobs.len());
         for (i, j) in self.jobs.into_iter().enumerate() {
             let name = j.name;
@@ -369,6 +371,7 @@ impl PipelineSubmission {
             project: given(&self.project),
             git_ref: given(&self.git_ref),
             group,
+            auto_cancel: self.auto_cancel.unwrap_or_default(),
             state: PipelineStatus::Running,
             created_ms: now,
             end_ms: None,
@@ -465,6 +468,7 @@ impl Live {
         let spec = PipelineSpec {
             id: PipelineId(pipeline.id),
             group: pipeline.group,
+            auto_cancel: pipeline.auto_cancel,
             jobs: core_jobs,
         };
         let mut out = self.decisions.buffer();
@@ -809,6 +813,7 @@ impl Live {
         let spec = PipelineSpec {
             id: PipelineId(p.id),
             group: p.group,
+            auto_cancel: p.auto_cancel,
             jobs: core_jobs,
         };
         self.core.restore_pipeline(

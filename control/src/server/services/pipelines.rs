@@ -14,7 +14,7 @@ use crate::server::live::{
 };
 use crate::server::state::Shared;
 use crate::server::status::invalid;
-use rustci_scheduler::JobId;
+use rustci_scheduler::{AutoCancel, JobId};
 
 use crate::store::{PipelineCancel, PipelineFilter, PipelineStatus, StoredPipeline};
 
@@ -166,7 +166,25 @@ fn when(j: &pb::PipelineJobSpec) -> Result<rustci_scheduler::When, Status> {
     })
 }
 
+/// The request's supersession mode (see `SubmitPipelineRequest.auto_cancel_mode`);
+/// `None`: no concurrency group.
+fn auto_cancel(r: &pb::SubmitPipelineRequest) -> Result<Option<AutoCancel>, Status> {
+    Ok(match pb::AutoCancel::try_from(r.auto_cancel_mode) {
+        Ok(pb::AutoCancel::Unspecified) => r.auto_cancel.then_some(AutoCancel::Conservative),
+        Ok(pb::AutoCancel::Conservative) => Some(AutoCancel::Conservative),
+        Ok(pb::AutoCancel::Interruptible) => Some(AutoCancel::Interruptible),
+        Ok(pb::AutoCancel::None) => Some(AutoCancel::None),
+        Err(_) => {
+            return Err(invalid(
+                "auto_cancel_mode",
+                format!("unknown mode {}", r.auto_cancel_mode),
+            ))
+        }
+    })
+}
+
 fn submission(r: pb::SubmitPipelineRequest, tenant: String) -> Result<PipelineSubmission, Status> {
+    let auto_cancel = auto_cancel(&r)?;
     let mut jobs = Vec::with_capacity(r.jobs.len());
     for j in r.jobs {
         let when = when(&j)?;
@@ -191,7 +209,7 @@ fn submission(r: pb::SubmitPipelineRequest, tenant: String) -> Result<PipelineSu
         tenant,
         project: r.project,
         git_ref: r.git_ref,
-        auto_cancel: r.auto_cancel,
+        auto_cancel,
         jobs,
     })
 }
