@@ -740,6 +740,28 @@ mod supersession {
         assert_eq!(stats(&s), (0, 0, 0, 0, 0));
     }
 
+    /// `unstarted_and_interruptible` (the simulator's rule): a (interruptible) is
+    /// cancelled on its runner at 20, w, m and c unstarted; b runs to its end at 50,
+    /// when P1 ends cancelled; x takes a's runner at 20. Saved: a's remaining 30, w 10,
+    /// m 5, c 10 = 55; lost: a's 20.
+    #[test]
+    fn unstarted_and_interruptible_lets_other_running_jobs_end() {
+        let (s, run) = supersede(mode(older(&["a"]), AutoCancel::UnstartedAndInterruptible));
+        assert_eq!(
+            cancels(&run),
+            vec![
+                (20, 1, true),
+                (20, 3, false),
+                (20, 4, false),
+                (20, 5, false)
+            ]
+        );
+        assert_eq!(run.end_of(2), Some((50, End::Succeeded)));
+        assert_eq!(run.pipeline(1), Some((50, PipelineState::Cancelled)));
+        assert_eq!(run.starts[&11].0, 20);
+        assert_eq!(stats(&s), (1, 4, 1, 55, 20));
+    }
+
     /// `none`: nothing of P1 goes, even with every job interruptible; P2, of mode
     /// `none` too, is not kept in the group, yet a `none` pipeline supersedes an older
     /// `conservative` one: P3 (`conservative`, its job y waits behind P1's) is cancelled

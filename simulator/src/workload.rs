@@ -590,8 +590,9 @@ fn pipelines(
             spec: PipelineSpec {
                 id: PipelineId(u64::from(index)),
                 group,
-                // The traces do not record `workflow: auto_cancel`: GitLab's default.
-                auto_cancel: AutoCancel::default(),
+                // The traces do not record `workflow: auto_cancel` (nor always
+                // `interruptible`): what has not started and what is interruptible.
+                auto_cancel: AutoCancel::UnstartedAndInterruptible,
                 jobs: spec_jobs,
             },
             skips,

@@ -894,6 +894,7 @@ fn auto_cancel_str(mode: AutoCancel) -> &'static str {
         AutoCancel::Conservative => "conservative",
         AutoCancel::Interruptible => "interruptible",
         AutoCancel::None => "none",
+        AutoCancel::UnstartedAndInterruptible => "unstarted_and_interruptible",
     }
 }
 
@@ -902,6 +903,7 @@ fn auto_cancel_parse(text: &str) -> Option<AutoCancel> {
         AutoCancel::Conservative,
         AutoCancel::Interruptible,
         AutoCancel::None,
+        AutoCancel::UnstartedAndInterruptible,
     ]
     .into_iter()
     .find(|&m| auto_cancel_str(m) == text)

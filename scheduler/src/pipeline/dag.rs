@@ -48,6 +48,10 @@ pub enum AutoCancel {
     Interruptible,
     /// Nothing is cancelled (it still supersedes older pipelines of its group).
     None,
+    /// Not GitLab's: every job that has not started, and the running ones marked
+    /// `interruptible`. The simulator's replays use it, since traces record neither the
+    /// setting nor always `interruptible` (the core's one rule before the modes).
+    UnstartedAndInterruptible,
 }
 
 /// One job of a [`PipelineSpec`].

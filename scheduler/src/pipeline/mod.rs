@@ -67,7 +67,10 @@
 //! - `interruptible`: its `interruptible` jobs that have not ended are cancelled,
 //!   running or not; the others go on, and a job that needs a cancelled one is decided
 //!   as after any cancelled need (an `on_success` job is skipped, an `always` one runs);
-//! - `none`: nothing.
+//! - `none`: nothing;
+//! - `unstarted_and_interruptible` (not GitLab's; the simulator's replays, whose traces
+//!   record neither the setting nor always `interruptible`): every job that has not
+//!   started, and the running ones marked `interruptible`; the others run to their end.
 //!
 //! A pipeline that lost jobs this way ends Cancelled (unless one failed) once its other
 //! jobs end; one that lost none is not superseded and may be by a later pipeline. A

@@ -374,6 +374,17 @@ impl Run {
     ) -> bool {
         match self.dag.auto_cancel {
             AutoCancel::None => false,
+            AutoCancel::UnstartedAndInterruptible => {
+                for v in 0..self.dag.jobs.len() as u32 {
+                    let runs_on = self.nodes[v as usize] == Node::Queued
+                        && matches!(running(self.job_id(v)), Some(Some(_)));
+                    if !runs_on || self.dag.jobs[v as usize].interruptible {
+                        self.cancel_job(v, now, reason, running, stats, fx);
+                    }
+                }
+                self.cancelled = Some(reason);
+                true
+            }
             AutoCancel::Conservative => {
                 if self.started_uninterruptible(running) {
                     return false;
