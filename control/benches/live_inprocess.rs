@@ -9,13 +9,13 @@ use rustci_control::server::live::{Completion, Live, LiveConfig, Submission, Sys
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 
 fn flush(live: &mut Live) {
-    if let Some((batch, upto)) = live.take_pending() {
+    if let Some(pending) = live.take_pending() {
         let result = live
             .shared_store()
             .lock()
             .expect("store lock")
-            .commit(&batch);
-        live.finish_flush(batch, upto, result);
+            .commit(&pending.batch);
+        live.finish_flush(pending, result);
     }
 }
 

@@ -148,6 +148,7 @@ fn big_dag(rng: &mut Rng) -> PipelineSpec {
     PipelineSpec {
         id: PipelineId(1),
         group: None,
+        auto_cancel: AutoCancel::default(),
         jobs,
     }
 }
@@ -241,6 +242,7 @@ fn ci_pipeline(
         PipelineSpec {
             id: PipelineId(id),
             group: None,
+            auto_cancel: AutoCancel::default(),
             jobs,
         },
         runs,

@@ -35,8 +35,8 @@ pub use domain::{
 pub use error::CoreError;
 pub use explain::{JobStatus, WaitReason};
 pub use pipeline::{
-    CancelReason, CheckedPipeline, PipelineJob, PipelineJobState, PipelineSpec, PipelineState,
-    PipelineStats, RestoredJob, When,
+    AutoCancel, CancelReason, CheckedPipeline, CriticalPath, PipelineJob, PipelineJobState,
+    PipelineSpec, PipelineState, PipelineStats, RestoredJob, When,
 };
 pub use predictor::{tsafrir_correction, Estimate, Predictor, RequestedTime, Tsafrir};
 pub use projection::{ProjectedJob, ProjectedPipeline, Projection};

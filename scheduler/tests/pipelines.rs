@@ -32,6 +32,7 @@ fn pipeline(id: u64, group: Option<u64>, jobs: Vec<PipelineJob>) -> PipelineSpec
     PipelineSpec {
         id: PipelineId(id),
         group,
+        auto_cancel: AutoCancel::default(),
         jobs,
     }
 }
@@ -602,26 +603,36 @@ mod manual {
 mod supersession {
     use super::*;
 
-    /// Group 7. P1 at 0 on two runners: a (interruptible, 50) and b (50) run, w (10)
-    /// waits, m (manual, est 5) waits for a person, c (stage 1, 10) waits for stage 0.
-    /// P2 of the same group at 20: a is cancelled on its runner, w, m and c are
-    /// cancelled unstarted, b runs to its end at 50, when P1 ends cancelled. P2's x
-    /// (10) takes a's runner at 20 and ends at 30.
-    #[test]
-    fn a_newer_pipeline_cancels_what_it_can_of_the_older_one() {
-        let p1 = pipeline(
+    fn mode(mut p: PipelineSpec, m: AutoCancel) -> PipelineSpec {
+        p.auto_cancel = m;
+        p
+    }
+
+    /// Group 7. P1 at 0 on two runners: a (50) and b (50) run, w (10) waits, m (manual,
+    /// est 5) waits for a person, c (stage 1, 10) waits for stage 0; `interruptible`
+    /// marks the jobs named in `interruptible`. P2 (x, 10) of the same group at 20.
+    fn older(interruptible: &[&str]) -> PipelineSpec {
+        let mark = |j: PipelineJob| {
+            with(j, |j| {
+                j.interruptible = interruptible.contains(&j.name.as_str())
+            })
+        };
+        pipeline(
             1,
             Some(7),
             vec![
-                with(pj(1, "a", 0, None, 50), |j| j.interruptible = true),
-                pj(2, "b", 0, None, 50),
-                pj(3, "w", 0, None, 10),
-                with(pj(4, "m", 0, None, 5), |j| {
+                mark(pj(1, "a", 0, None, 50)),
+                mark(pj(2, "b", 0, None, 50)),
+                mark(pj(3, "w", 0, None, 10)),
+                mark(with(pj(4, "m", 0, None, 5), |j| {
                     j.when = When::Manual { blocking: false }
-                }),
-                pj(5, "c", 1, None, 10),
+                })),
+                mark(pj(5, "c", 1, None, 10)),
             ],
-        );
+        )
+    }
+
+    fn supersede(p1: PipelineSpec) -> (Scheduler, PipeRun) {
         let p2 = pipeline(2, Some(7), vec![pj(11, "x", 0, None, 10)]);
         let mut runs = exact(&p1);
         runs.extend(exact(&p2));
@@ -631,59 +642,156 @@ mod supersession {
         };
         let mut s = sched("easy");
         let run = drive_pipelines(&mut s, &TWO, &sc);
-        let by = CancelReason::Superseded { by: PipelineId(2) };
-        let a_runner = run.starts[&1].1;
-        let cancels: Vec<Decision> = run
-            .decisions
+        (s, run)
+    }
+
+    fn cancels(run: &PipeRun) -> Vec<(Millis, u64, bool)> {
+        run.decisions
             .iter()
-            .filter(|(_, d)| matches!(d, Decision::Cancel { .. }))
-            .map(|&(t, d)| {
-                assert_eq!(t, 20);
-                d
+            .filter_map(|&(t, d)| match d {
+                Decision::Cancel { job, runner, .. } => Some((t, job.0, runner.is_some())),
+                _ => None,
             })
-            .collect();
+            .collect()
+    }
+
+    fn stats(s: &Scheduler) -> (u64, u64, u64, i64, i64) {
+        let st = s.pipeline_stats();
+        (
+            st.superseded,
+            st.superseded_jobs,
+            st.interrupted_jobs,
+            st.saved_run_ms,
+            st.lost_run_ms,
+        )
+    }
+
+    /// `conservative`, b (not interruptible) has started at 20: nothing of P1 is
+    /// cancelled. a and b end at 50; w and x (queued at 0 and 20) run 50..60; the stage
+    /// gate (m does not hold it: non-blocking) lets c run 60..70; P1 succeeds at 70.
+    #[test]
+    fn conservative_leaves_a_pipeline_whose_uninterruptible_job_started() {
+        let (s, run) = supersede(mode(older(&["a", "w", "m", "c"]), AutoCancel::Conservative));
+        assert_eq!(cancels(&run), vec![]);
+        assert_eq!(run.starts[&3].0, 50);
+        assert_eq!(run.starts[&11].0, 50);
+        assert_eq!(run.starts[&5].0, 60);
+        assert_eq!(run.pipeline(1), Some((70, PipelineState::Succeeded)));
+        assert_eq!(run.pipeline(2), Some((60, PipelineState::Succeeded)));
+        assert_eq!(stats(&s), (0, 0, 0, 0, 0));
+    }
+
+    /// `conservative` (the default), only interruptible jobs started: the whole of P1
+    /// goes at 20, a and b on their runners, w, m and c unstarted; P1 ends cancelled at
+    /// once, x takes a runner at 20. Saved by the estimates: a's and b's remaining 30
+    /// each, w 10, m 5, c 10 = 85; a and b had run 20 each.
+    #[test]
+    fn conservative_cancels_everything_while_only_interruptible_jobs_started() {
+        let p1 = older(&["a", "b"]);
+        assert_eq!(p1.auto_cancel, AutoCancel::Conservative, "the default");
+        let (s, run) = supersede(p1);
         assert_eq!(
-            cancels,
+            cancels(&run),
             vec![
-                Decision::Cancel {
-                    job: JobId(1),
-                    runner: Some(a_runner),
-                    reason: by
-                },
-                Decision::Cancel {
-                    job: JobId(3),
-                    runner: None,
-                    reason: by
-                },
-                Decision::Cancel {
-                    job: JobId(4),
-                    runner: None,
-                    reason: by
-                },
-                Decision::Cancel {
-                    job: JobId(5),
-                    runner: None,
-                    reason: by
-                },
+                (20, 1, true),
+                (20, 2, true),
+                (20, 3, false),
+                (20, 4, false),
+                (20, 5, false)
+            ]
+        );
+        assert!(run.decisions.iter().all(|(_, d)| match d {
+            Decision::Cancel { reason, .. } =>
+                *reason == CancelReason::Superseded { by: PipelineId(2) },
+            _ => true,
+        }));
+        assert_eq!(run.pipeline(1), Some((20, PipelineState::Cancelled)));
+        assert_eq!(run.starts[&11].0, 20);
+        assert_eq!(run.pipeline(2), Some((30, PipelineState::Succeeded)));
+        assert_eq!(stats(&s), (1, 5, 2, 85, 40));
+    }
+
+    /// `interruptible`: a (running) and w (waiting) are interruptible and go at 20; b
+    /// runs on, m stays manual (not interruptible), c waits for stage 0. At 50 b ends:
+    /// the stage saw cancelled jobs, so c (`on_success`) is skipped, and P1 ends
+    /// cancelled. x takes a's runner at 20. Saved: a's remaining 30 and w 10; lost: a's
+    /// 20.
+    #[test]
+    fn interruptible_cancels_only_the_interruptible_jobs() {
+        let (s, run) = supersede(mode(older(&["a", "w"]), AutoCancel::Interruptible));
+        assert_eq!(cancels(&run), vec![(20, 1, true), (20, 3, false)]);
+        assert_eq!(run.end_of(2), Some((50, End::Succeeded)));
+        assert!(run
+            .decisions
+            .contains(&(50, Decision::Skip { job: JobId(5) })));
+        assert!(!run.starts.contains_key(&4) && !run.starts.contains_key(&5));
+        assert_eq!(run.pipeline(1), Some((50, PipelineState::Cancelled)));
+        assert_eq!(run.starts[&11].0, 20);
+        assert_eq!(stats(&s), (1, 2, 1, 40, 20));
+    }
+
+    /// `interruptible` with no interruptible job: nothing is cancelled and P1 is not
+    /// superseded (it ends as if P2 had not come).
+    #[test]
+    fn interruptible_without_interruptible_jobs_cancels_nothing() {
+        let (s, run) = supersede(mode(older(&[]), AutoCancel::Interruptible));
+        assert_eq!(cancels(&run), vec![]);
+        assert_eq!(run.pipeline(1), Some((70, PipelineState::Succeeded)));
+        assert_eq!(stats(&s), (0, 0, 0, 0, 0));
+    }
+
+    /// `unstarted_and_interruptible` (the simulator's rule): a (interruptible) is
+    /// cancelled on its runner at 20, w, m and c unstarted; b runs to its end at 50,
+    /// when P1 ends cancelled; x takes a's runner at 20. Saved: a's remaining 30, w 10,
+    /// m 5, c 10 = 55; lost: a's 20.
+    #[test]
+    fn unstarted_and_interruptible_lets_other_running_jobs_end() {
+        let (s, run) = supersede(mode(older(&["a"]), AutoCancel::UnstartedAndInterruptible));
+        assert_eq!(
+            cancels(&run),
+            vec![
+                (20, 1, true),
+                (20, 3, false),
+                (20, 4, false),
+                (20, 5, false)
             ]
         );
         assert_eq!(run.end_of(2), Some((50, End::Succeeded)));
-        assert_eq!(run.starts[&11], (20, a_runner));
-        assert_eq!(run.pipeline(2), Some((30, PipelineState::Succeeded)));
         assert_eq!(run.pipeline(1), Some((50, PipelineState::Cancelled)));
-        // Saved by the estimates: a's remaining 30, w 10, m 5, c 10; a had run 20.
-        let st = s.pipeline_stats();
-        assert_eq!(
-            (
-                st.superseded,
-                st.superseded_jobs,
-                st.interrupted_jobs,
-                st.saved_run_ms,
-                st.lost_run_ms
-            ),
-            (1, 4, 1, 55, 20)
+        assert_eq!(run.starts[&11].0, 20);
+        assert_eq!(stats(&s), (1, 4, 1, 55, 20));
+    }
+
+    /// `none`: nothing of P1 goes, even with every job interruptible; P2, of mode
+    /// `none` too, is not kept in the group, yet a `none` pipeline supersedes an older
+    /// `conservative` one: P3 (`conservative`, its job y waits behind P1's) is cancelled
+    /// by P4 (`none`) at 30.
+    #[test]
+    fn none_is_never_cancelled_but_supersedes_others() {
+        let all = ["a", "b", "w", "m", "c"];
+        let p1 = mode(older(&all), AutoCancel::None);
+        let p3 = pipeline(3, Some(7), vec![pj(21, "y", 0, None, 10)]);
+        let p4 = mode(
+            pipeline(4, Some(7), vec![pj(31, "z", 0, None, 10)]),
+            AutoCancel::None,
         );
-        assert_eq!((st.submitted, st.succeeded, st.cancelled), (2, 1, 1));
+        let mut runs = exact(&p1);
+        runs.extend(exact(&p3));
+        runs.extend(exact(&p4));
+        let sc = Script {
+            inputs: vec![
+                (0, Input::Pipeline(p1)),
+                (20, Input::Pipeline(p3)),
+                (30, Input::Pipeline(p4)),
+            ],
+            runs,
+        };
+        let mut s = sched("easy");
+        let run = drive_pipelines(&mut s, &TWO, &sc);
+        assert_eq!(cancels(&run), vec![(30, 21, false)]);
+        assert_eq!(run.pipeline(3), Some((30, PipelineState::Cancelled)));
+        assert_eq!(run.pipeline(1), Some((70, PipelineState::Succeeded)));
+        assert_eq!(stats(&s), (1, 1, 0, 10, 0));
     }
 
     /// Pipelines of other groups, and of no group, are left alone.
@@ -1041,6 +1149,96 @@ mod eta {
     }
 }
 
+mod critical_path {
+    use super::*;
+
+    /// Stages build (0), test (1), deploy (2) on two runners, estimates in ms:
+    /// compile 30 and lint 5 (build); unit 20 and integ 40 need compile, docs 50 needs
+    /// lint (test); deploy 10 (stage rule) and alert 10 (`on_failure`, not expected to
+    /// run) in deploy. Remaining paths at 0: deploy 10, unit 30, integ 50, docs 60,
+    /// compile 30 + 50 = 80, lint 5 + 60 = 65: the path is compile, integ, deploy (80).
+    /// At 5 lint ends and docs starts (ends at 55 by its estimate). At 30 compile ends,
+    /// unit takes its runner, integ waits: integ 40 + 10 = 50 against docs (55 - 30) + 10
+    /// = 35 and unit 30: the path is integ, deploy (50).
+    #[test]
+    fn the_heaviest_chain_of_what_is_left() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let p = pipeline(
+            1,
+            None,
+            vec![
+                pj(1, "compile", 0, Some(&[]), 30),
+                pj(2, "lint", 0, Some(&[]), 5),
+                pj(3, "unit", 1, Some(&["compile"]), 20),
+                pj(4, "integ", 1, Some(&["compile"]), 40),
+                pj(5, "docs", 1, Some(&["lint"]), 50),
+                pj(6, "deploy", 2, None, 10),
+                with(pj(7, "alert", 2, None, 10), |j| j.when = When::OnFailure),
+            ],
+        );
+        let id = PipelineId(1);
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        let ids = |v: &[u64]| v.iter().map(|&j| JobId(j)).collect::<Vec<_>>();
+        let cp = s.critical_path(id, 0).expect("running");
+        assert_eq!(cp.jobs, ids(&[1, 4, 6]));
+        assert_eq!(cp.remaining_ms, 80);
+        assert_eq!(cp.job_remaining_ms, vec![80, 65, 30, 50, 60, 10, 0]);
+
+        s.handle(5, Event::Finish { job: JobId(2) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(5)),
+            Some(PipelineJobState::Running)
+        );
+        let cp = s.critical_path(id, 10).expect("running");
+        assert_eq!((cp.jobs.clone(), cp.remaining_ms), (ids(&[1, 4, 6]), 70));
+        assert_eq!(cp.job_remaining_ms, vec![70, 0, 30, 50, 55, 10, 0]);
+
+        s.handle(30, Event::Finish { job: JobId(1) }, &mut out)
+            .unwrap();
+        assert_eq!(
+            s.pipeline_job_state(JobId(3)),
+            Some(PipelineJobState::Running)
+        );
+        assert_eq!(
+            s.pipeline_job_state(JobId(4)),
+            Some(PipelineJobState::Waiting)
+        );
+        let cp = s.critical_path(id, 30).expect("running");
+        assert_eq!((cp.jobs.clone(), cp.remaining_ms), (ids(&[4, 6]), 50));
+        assert_eq!(cp.job_remaining_ms, vec![0, 0, 30, 50, 35, 10, 0]);
+        assert_eq!(s.critical_path(PipelineId(9), 30), None);
+    }
+
+    /// A failed need turns the conditions around: once build fails, the `on_failure`
+    /// job is what is left (10) and the `on_success` one counts 0.
+    #[test]
+    fn conditions_decide_what_counts() {
+        let mut s = sched("easy");
+        join_all(&mut s, &TWO);
+        let p = pipeline(
+            2,
+            None,
+            vec![
+                pj(11, "build", 0, None, 30),
+                pj(12, "deploy", 1, None, 20),
+                with(pj(13, "alert", 1, None, 10), |j| j.when = When::OnFailure),
+            ],
+        );
+        let mut out = Vec::new();
+        s.handle(0, Event::SubmitPipeline(p), &mut out).unwrap();
+        let cp = s.critical_path(PipelineId(2), 0).expect("running");
+        assert_eq!((cp.jobs, cp.remaining_ms), (vec![JobId(11), JobId(12)], 50));
+        s.handle(7, Event::Fail { job: JobId(11) }, &mut out)
+            .unwrap();
+        let cp = s.critical_path(PipelineId(2), 7).expect("running");
+        assert_eq!((cp.jobs, cp.remaining_ms), (vec![JobId(13)], 10));
+        assert_eq!(cp.job_remaining_ms, vec![0, 0, 10]);
+    }
+}
+
 mod errors {
     use super::*;
 
@@ -1343,7 +1541,13 @@ mod properties {
                     },
                 )
                 .collect();
-            let spec = pipeline(p as u64 + 1, *group, spec_jobs);
+            let mut spec = pipeline(p as u64 + 1, *group, spec_jobs);
+            // Every supersession mode, by the submit time (no strategy of its own).
+            spec.auto_cancel = match at % 3 {
+                0 => AutoCancel::Conservative,
+                1 => AutoCancel::Interruptible,
+                _ => AutoCancel::None,
+            };
             sc.inputs.push((*at, Input::Pipeline(spec.clone())));
             specs.push(spec);
         }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rustci_datasets::record::{self, JobRecord, Outcome, PipelineRef};
 use rustci_scheduler::{
-    HistoryKeys, JobId, JobSpec, LabelSet, Millis, PipelineId, PipelineJob, PipelineSpec, QosId,
-    TenantId, TenantSpec, When, MS_PER_S,
+    AutoCancel, HistoryKeys, JobId, JobSpec, LabelSet, Millis, PipelineId, PipelineJob,
+    PipelineSpec, QosId, TenantId, TenantSpec, When, MS_PER_S,
 };
 
 use crate::fleet_file::FleetFile;
@@ -590,6 +590,9 @@ fn pipelines(
             spec: PipelineSpec {
                 id: PipelineId(u64::from(index)),
                 group,
+                // The traces do not record `workflow: auto_cancel` (nor always
+                // `interruptible`): what has not started and what is interruptible.
+                auto_cancel: AutoCancel::UnstartedAndInterruptible,
                 jobs: spec_jobs,
             },
             skips,

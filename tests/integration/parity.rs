@@ -365,9 +365,10 @@ struct TestPipeJob {
 
 struct TestPipeline {
     tenant: usize,
-    /// Pipelines of one tenant and project with `auto_cancel` share a concurrency group.
+    /// Pipelines of one tenant and project with an `auto_cancel` mode share a
+    /// concurrency group.
     project: usize,
-    auto_cancel: bool,
+    auto_cancel: Option<rustci_scheduler::AutoCancel>,
     created: Millis,
     jobs: Vec<TestPipeJob>,
 }
@@ -426,7 +427,12 @@ fn pipeline_workload(n: usize) -> Vec<TestPipeline> {
             TestPipeline {
                 tenant: rng.next(3) as usize,
                 project: rng.next(2) as usize,
-                auto_cancel: rng.next(4) != 0,
+                auto_cancel: match rng.next(4) {
+                    0 => None,
+                    1 => Some(rustci_scheduler::AutoCancel::Conservative),
+                    2 => Some(rustci_scheduler::AutoCancel::Interruptible),
+                    _ => Some(rustci_scheduler::AutoCancel::None),
+                },
                 created: t,
                 jobs,
             }
@@ -559,7 +565,8 @@ fn simulate_pipelines(
                 // Any value per (tenant, project): only equality matters.
                 group: pipe
                     .auto_cancel
-                    .then_some((pipe.tenant * 10 + pipe.project) as u64),
+                    .map(|_| (pipe.tenant * 10 + pipe.project) as u64),
+                auto_cancel: pipe.auto_cancel.unwrap_or_default(),
                 jobs: spec_jobs,
             },
             skips: Vec::new(),
@@ -600,7 +607,10 @@ fn pipeline_request(i: usize, p: &TestPipeline) -> SubmitPipelineRequest {
         tenant: format!("t{}", p.tenant),
         project: format!("project-{}", p.project),
         git_ref: GIT_REF.into(),
-        auto_cancel: p.auto_cancel,
+        auto_cancel: p.auto_cancel.is_some(),
+        auto_cancel_mode: p.auto_cancel.map_or(pb::AutoCancel::Unspecified, |m| {
+            rustci_control::clients::pipeline::pb_auto_cancel(m)
+        }) as i32,
         jobs: p
             .jobs
             .iter()

@@ -45,6 +45,7 @@ fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineReques
         project: "shop".into(),
         git_ref: "main".into(),
         auto_cancel: true,
+        auto_cancel_mode: pb::AutoCancel::Interruptible as i32,
         jobs,
     }
 }
@@ -100,10 +101,12 @@ async fn explain(jobs: &mut JobServiceClient<OwnerChannel>, name: &str) -> pb::E
         .into_inner()
 }
 
-/// Must show 2: a second pipeline of the same project and ref cancels the first's jobs
-/// that have not started (one waiting in the queue, one waiting for its needs) and its
-/// running interruptible job, whose process the runner kills; its running
-/// non-interruptible job runs on and succeeds; the first pipeline then ends cancelled,
+/// Must show 2, under `auto_cancel: on_new_commit: interruptible`: a second pipeline of
+/// the same project and ref cancels the first's interruptible jobs that have not
+/// started (one waiting in the queue, one waiting for its needs) and its running
+/// interruptible job, whose process the runner kills; its running non-interruptible
+/// job runs on and succeeds (under `conservative` it would have kept the whole first
+/// pipeline: `pipelines::supersession_follows_each_pipelines_mode`); the first pipeline then ends cancelled,
 /// superseded by the second, which runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_pipeline_kills_the_older_ones_interruptible_job_on_its_runner() {
@@ -147,7 +150,9 @@ async fn a_newer_pipeline_kills_the_older_ones_interruptible_job_on_its_runner()
     // by id, or by rank under the critical-path order).
     let mut queued = spec("queued", 0, None, "true");
     queued.requested_ms = 1_000;
-    let after = spec("after", 1, None, "true");
+    queued.interruptible = true;
+    let mut after = spec("after", 1, None, "true");
+    after.interruptible = true;
     let first = pipes
         .submit_pipeline(request("first", vec![int, keep, queued, after]))
         .await

@@ -40,6 +40,7 @@ fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineReques
         project: "shop".into(),
         git_ref: "main".into(),
         auto_cancel: true,
+        auto_cancel_mode: pb::AutoCancel::Unspecified as i32,
         jobs,
     }
 }
@@ -561,4 +562,187 @@ async fn watch_jobs_follows_one_pipeline_to_its_end() {
         assert_eq!(ev.revision, revision);
         assert_eq!(ev.pipeline_state, succeeded, "{ev:?}");
     }
+}
+
+/// `GetPipeline` gives the critical path the core computes (one runner, estimates the
+/// requested times, in minutes): compile 30 and lint 5 (build); unit 20 and integ 40
+/// need compile, docs 50 needs lint; deploy 10 after both stages. At submission the path
+/// is compile, integ, deploy (80; docs' remaining path is 50 + 10 = 60, unit's 30).
+/// Once compile ended, lint (5, waiting or just leased), docs (50) and deploy (10) are
+/// left on the heaviest chain (65 against integ's 50). Once the pipeline ended the path
+/// is empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_pipeline_gives_the_critical_path() {
+    const MIN: i64 = 60_000;
+    let (_dir, srv, _url) = local_server().await;
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    register(&mut run, "lin", "linux").await;
+    let timed = |name: &str, stage: u32, needs: Option<&[&str]>, min: i64| {
+        let mut j = job(name, stage, needs, "linux");
+        j.requested_ms = min * MIN;
+        j
+    };
+    let jobs = vec![
+        timed("compile", 0, Some(&[]), 30),
+        timed("lint", 0, Some(&[]), 5),
+        timed("unit", 1, Some(&["compile"]), 20),
+        timed("integ", 1, Some(&["compile"]), 40),
+        timed("docs", 1, Some(&["lint"]), 50),
+        timed("deploy", 2, None, 10),
+    ];
+    let p = pipes
+        .submit_pipeline(request("cp", jobs))
+        .await
+        .expect("submit")
+        .into_inner();
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.critical_path, ["compile", "integ", "deploy"], "{p:?}");
+    // compile may already count as started on the runner: a few ms of it are gone.
+    assert!(
+        (79 * MIN..=80 * MIN).contains(&p.critical_path_ms),
+        "{}",
+        p.critical_path_ms
+    );
+    let by_name = |p: &pb::Pipeline| -> BTreeMap<String, (bool, i64)> {
+        p.jobs
+            .iter()
+            .map(|j| (j.name.clone(), (j.on_critical_path, j.remaining_path_ms)))
+            .collect()
+    };
+    let jobs = by_name(&p);
+    assert_eq!(jobs["integ"], (true, 50 * MIN));
+    assert_eq!(jobs["deploy"], (true, 10 * MIN));
+    assert_eq!(jobs["docs"], (false, 60 * MIN));
+    assert_eq!(jobs["unit"], (false, 30 * MIN));
+    assert!(!jobs["lint"].0 && jobs["compile"].0);
+
+    let first = lease_one(&mut run, "lin").await;
+    assert_eq!(
+        first.job.as_ref().map(|j| j.job_name.as_str()),
+        Some("compile")
+    );
+    complete_ok(&mut run, "lin", &first).await;
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.critical_path, ["lint", "docs", "deploy"], "{p:?}");
+    assert!(
+        (64 * MIN..=65 * MIN).contains(&p.critical_path_ms),
+        "{}",
+        p.critical_path_ms
+    );
+    let jobs = by_name(&p);
+    assert_eq!(jobs["compile"], (false, 0), "an ended job is behind");
+    assert_eq!(jobs["integ"], (false, 50 * MIN));
+
+    // The rest, in whatever order the runner gets them.
+    for _ in 0..5 {
+        let lease = lease_one(&mut run, "lin").await;
+        complete_ok(&mut run, "lin", &lease).await;
+    }
+    let p = get(&mut pipes, &p.name).await;
+    assert_eq!(p.state, pb::PipelineState::Succeeded as i32);
+    assert!(
+        p.critical_path.is_empty() && p.critical_path_ms == 0,
+        "{p:?}"
+    );
+    assert!(p.jobs.iter().all(|j| !j.on_critical_path));
+    srv.stop().await.expect("stop");
+}
+
+/// `auto_cancel_mode` over the API, one runner of one slot. On ref main, P1
+/// (`conservative`) has keep (not interruptible) leased and wait (interruptible)
+/// waiting: P2 (`none`) leaves all of it alone, since a non-interruptible job started.
+/// On ref dev, P3 (`conservative`) has only a waiting job: P4 cancels the whole of it,
+/// and P3 ends cancelled, superseded by P4. (`interruptible`:
+/// `pipeline_jobs::a_newer_pipeline_kills_the_older_ones_interruptible_job_on_its_runner`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supersession_follows_each_pipelines_mode() {
+    let (_dir, srv, _url) = local_server().await;
+    let ch = owner_channel(srv.addr).await;
+    let mut pipes = PipelineServiceClient::new(ch.clone());
+    let mut run = RunnerServiceClient::new(ch);
+    register(&mut run, "lin", "linux").await;
+    let with_mode = |id: &str, git_ref: &str, mode: pb::AutoCancel, jobs| {
+        let mut r = request(id, jobs);
+        r.git_ref = git_ref.into();
+        r.auto_cancel_mode = mode as i32;
+        r
+    };
+    let mut wait = job("wait", 0, None, "linux");
+    wait.interruptible = true;
+    let p1 = pipes
+        .submit_pipeline(with_mode(
+            "p1",
+            "main",
+            pb::AutoCancel::Conservative,
+            vec![job("keep", 0, None, "linux"), wait],
+        ))
+        .await
+        .expect("submit p1")
+        .into_inner();
+    let lease = lease_one(&mut run, "lin").await;
+    assert_eq!(
+        lease.job.as_ref().map(|j| j.job_name.as_str()),
+        Some("keep")
+    );
+    pipes
+        .submit_pipeline(with_mode(
+            "p2",
+            "main",
+            pb::AutoCancel::None,
+            vec![job("q", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p2");
+    use pb::PipelineJobState as S;
+    let states = |p: &pb::Pipeline| -> Vec<(String, i32)> {
+        p.jobs.iter().map(|j| (j.name.clone(), j.state)).collect()
+    };
+    let p1 = get(&mut pipes, &p1.name).await;
+    assert_eq!(
+        states(&p1),
+        [
+            ("keep".to_string(), S::Running as i32),
+            ("wait".to_string(), S::Waiting as i32)
+        ]
+    );
+    assert!(p1.cancel_reason.is_empty(), "{p1:?}");
+
+    let p3 = pipes
+        .submit_pipeline(with_mode(
+            "p3",
+            "dev",
+            pb::AutoCancel::Conservative,
+            vec![job("w3", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p3")
+        .into_inner();
+    let p4 = pipes
+        .submit_pipeline(with_mode(
+            "p4",
+            "dev",
+            pb::AutoCancel::Conservative,
+            vec![job("w4", 0, None, "linux")],
+        ))
+        .await
+        .expect("submit p4")
+        .into_inner();
+    let p3 = get(&mut pipes, &p3.name).await;
+    assert_eq!(states(&p3), [("w3".to_string(), S::Cancelled as i32)]);
+    assert_eq!(p3.state, pb::PipelineState::Cancelled as i32);
+    assert_eq!(p3.cancel_reason, format!("superseded by {}", p4.name));
+    let bad = with_mode(
+        "p5",
+        "dev",
+        pb::AutoCancel::None,
+        vec![job("x", 0, None, "linux")],
+    );
+    let bad = pb::SubmitPipelineRequest {
+        auto_cancel_mode: 9,
+        ..bad
+    };
+    expect_invalid(pipes.submit_pipeline(bad).await, "auto_cancel_mode");
+    srv.stop().await.expect("stop");
 }

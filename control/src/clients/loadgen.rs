@@ -262,6 +262,7 @@ impl State {
             project: self.label.clone(),
             git_ref: "bench".into(),
             auto_cancel: false,
+            auto_cancel_mode: pb::AutoCancel::Unspecified as i32,
             jobs: (0..shape.jobs)
                 .map(|i| {
                     let stage = shape.stage_of(i);

@@ -23,9 +23,7 @@ pub struct Target {
 
 /// The request that submits `def`: each job with its stage, needs, condition, tags as
 /// labels, its variables exported before its scripts, and `timeout` as the requested
-/// time; `workflow: auto_cancel: on_new_commit: none` is the only mode without
-/// supersession (the core has one rule for the other two: a newer pipeline of the same
-/// project and ref cancels what has not started and what is interruptible).
+/// time; `workflow: auto_cancel: on_new_commit` as the request's `auto_cancel_mode`.
 pub fn submit_request(def: &PipelineDef, target: &Target) -> pb::SubmitPipelineRequest {
     pb::SubmitPipelineRequest {
         request_id: target.request_id.clone(),
@@ -33,7 +31,19 @@ pub fn submit_request(def: &PipelineDef, target: &Target) -> pb::SubmitPipelineR
         project: target.project.clone(),
         git_ref: target.git_ref.clone(),
         auto_cancel: def.auto_cancel != AutoCancel::None,
+        auto_cancel_mode: pb_auto_cancel(def.auto_cancel) as i32,
         jobs: def.jobs.iter().map(job_spec).collect(),
+    }
+}
+
+/// The wire form of a supersession mode.
+pub fn pb_auto_cancel(mode: AutoCancel) -> pb::AutoCancel {
+    match mode {
+        AutoCancel::Conservative => pb::AutoCancel::Conservative,
+        AutoCancel::Interruptible => pb::AutoCancel::Interruptible,
+        AutoCancel::None => pb::AutoCancel::None,
+        // The simulator's rule has no wire form; its nearest.
+        AutoCancel::UnstartedAndInterruptible => pb::AutoCancel::Interruptible,
     }
 }
 
@@ -202,7 +212,9 @@ pub fn parse_state(s: &str) -> Option<pb::PipelineState> {
 
 /// A pipeline as JSON: `name`, `state` ([`state_json`]), `predicted_finish_time` (RFC
 /// 3339; a running pipeline's projected end, an ended one's end, `null` when unknown),
-/// and `jobs` ([`job_json`]) in the submitted order; times also as Unix ms.
+/// `critical_path` (the names of the jobs on a running pipeline's critical path, first
+/// to last; empty once it ended) and its length `critical_path_ms`, and `jobs`
+/// ([`job_json`]) in the submitted order; times also as Unix ms.
 pub fn pipeline_json(p: &pb::Pipeline) -> serde_json::Value {
     serde_json::json!({
         "name": p.name,
@@ -218,6 +230,8 @@ pub fn pipeline_json(p: &pb::Pipeline) -> serde_json::Value {
         "end_ms": p.end_ms,
         "predicted_finish_ms": p.predicted_finish_time_ms,
         "cancel_reason": p.cancel_reason,
+        "critical_path": p.critical_path,
+        "critical_path_ms": p.critical_path_ms,
         "jobs": p.jobs.iter().map(job_json).collect::<Vec<_>>(),
     })
 }
@@ -234,6 +248,8 @@ pub fn job_json(j: &pb::PipelineJob) -> serde_json::Value {
         "needs": j.needs,
         "needs_stages": j.needs_stages,
         "allow_failure": j.allow_failure,
+        "on_critical_path": j.on_critical_path,
+        "remaining_path_ms": j.remaining_path_ms,
         "job": j.job,
         "runner": j.runner,
         "start_time": time_json(j.start_ms),
@@ -339,9 +355,17 @@ cleanup:
         assert!(!req.jobs[3].allow_failure);
         assert_eq!(req.jobs[4].when, pb::When::Always as i32);
 
-        let conservative = FILE.replace("on_new_commit: none", "on_new_commit: interruptible");
-        let def = ci_file::parse("f.yml", &conservative, Mode::Strict).expect("valid");
-        assert!(submit_request(&def, &target).auto_cancel);
+        assert_eq!(req.auto_cancel_mode, pb::AutoCancel::None as i32);
+        for (mode, want) in [
+            ("interruptible", pb::AutoCancel::Interruptible),
+            ("conservative", pb::AutoCancel::Conservative),
+        ] {
+            let file = FILE.replace("on_new_commit: none", &format!("on_new_commit: {mode}"));
+            let def = ci_file::parse("f.yml", &file, Mode::Strict).expect("valid");
+            let req = submit_request(&def, &target);
+            assert!(req.auto_cancel);
+            assert_eq!(req.auto_cancel_mode, want as i32, "{mode}");
+        }
     }
 
     #[test]

@@ -250,6 +250,10 @@ pub struct StoredPipeline {
     pub git_ref: Option<String>,
     /// Concurrency group: a newer pipeline of the group supersedes this one.
     pub group: Option<u64>,
+    /// What a newer pipeline of its group does to it (stores written before the modes
+    /// had none: GitLab's default).
+    #[serde(default)]
+    pub auto_cancel: rustci_scheduler::AutoCancel,
     pub state: PipelineStatus,
     pub created_ms: i64,
     pub end_ms: Option<i64>,

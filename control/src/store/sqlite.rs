@@ -55,6 +55,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, ToSql, TransactionBehavior};
 
 use rustci_datasets::record::JobRecord;
+use rustci_scheduler::AutoCancel;
 
 use crate::perms;
 
@@ -67,9 +68,10 @@ use super::{
 /// The schema this build writes. A database with a higher version is refused.
 /// 2: `jobs.reported_run_ms` (the runner's own timing of the command). 3: pipelines
 /// (the `pipelines` table; `jobs.pipeline_id` and `jobs.pipeline`, a pipeline job's
-/// place in its pipeline as JSON). An older database is migrated when opened for
-/// writing; read-only readers read it as is.
-pub const SCHEMA_VERSION: i64 = 3;
+/// place in its pipeline as JSON). 4: `pipelines.auto_cancel` (NULL: GitLab's default,
+/// `conservative`). An older database is migrated when opened for writing; read-only
+/// readers (of the history, `jobs` only) read it as is.
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Page size of a new database (existing databases keep theirs).
 const PAGE_SIZE: i64 = 2048;
@@ -124,7 +126,7 @@ const JOB_COLS_V1: &str = concat!(job_cols_v1!(), ", NULL, NULL");
 const JOB_COLS_V2: &str = concat!(job_cols_v1!(), ", reported_run_ms, NULL");
 
 const PIPELINE_COLS: &str = "id, request_id, tenant, project, git_ref, grp, state, created_ms, \
-     end_ms, cancel, jobs";
+     end_ms, cancel, jobs, auto_cancel";
 
 const RUNNER_COLS: &str = "id, pool, labels, slots, draining, last_heartbeat_ms";
 
@@ -208,6 +210,7 @@ CREATE TABLE IF NOT EXISTS pipelines (
     project    TEXT,
     git_ref    TEXT,
     grp        INTEGER,
+    auto_cancel TEXT,
     state      TEXT    NOT NULL,
     created_ms INTEGER NOT NULL,
     end_ms     INTEGER,
@@ -505,6 +508,12 @@ impl SqliteStore {
                          ALTER TABLE jobs ADD COLUMN pipeline TEXT;",
                     )
                     .map_err(&err)?;
+                }
+                if v == 3 {
+                    // A version-3 database has the `pipelines` table; older ones get it,
+                    // with the column, from SCHEMA below.
+                    tx.execute_batch("ALTER TABLE pipelines ADD COLUMN auto_cancel TEXT;")
+                        .map_err(&err)?;
                 }
                 if v < SCHEMA_VERSION {
                     tx.execute(
@@ -867,7 +876,37 @@ fn pipeline_from_row(row: &Row<'_>) -> Result<StoredPipeline, StoreError> {
             .transpose()
             .map_err(|e| corrupt(format!("pipeline {id} column cancel"), e))?,
         jobs: col(row, "pipeline", id, 10, "jobs")?,
+        auto_cancel: match col::<Option<String>>(row, "pipeline", id, 11, "auto_cancel")? {
+            None => AutoCancel::default(),
+            Some(text) => auto_cancel_parse(&text).ok_or_else(|| {
+                corrupt(
+                    format!("pipeline {id} column auto_cancel"),
+                    format!("unknown mode {text:?}"),
+                )
+            })?,
+        },
     })
+}
+
+/// A supersession mode as `pipelines.auto_cancel` keeps it (GitLab's words).
+fn auto_cancel_str(mode: AutoCancel) -> &'static str {
+    match mode {
+        AutoCancel::Conservative => "conservative",
+        AutoCancel::Interruptible => "interruptible",
+        AutoCancel::None => "none",
+        AutoCancel::UnstartedAndInterruptible => "unstarted_and_interruptible",
+    }
+}
+
+fn auto_cancel_parse(text: &str) -> Option<AutoCancel> {
+    [
+        AutoCancel::Conservative,
+        AutoCancel::Interruptible,
+        AutoCancel::None,
+        AutoCancel::UnstartedAndInterruptible,
+    ]
+    .into_iter()
+    .find(|&m| auto_cancel_str(m) == text)
 }
 
 fn runner_from_row(row: &Row<'_>) -> Result<StoredRunner, StoreError> {
@@ -1002,7 +1041,7 @@ impl Store for SqliteStore {
             let mut upsert = tx
                 .prepare_cached(&format!(
                     "INSERT INTO pipelines ({PIPELINE_COLS}) VALUES \
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
                      ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
                      end_ms = excluded.end_ms, cancel = excluded.cancel"
                 ))
@@ -1027,6 +1066,7 @@ impl Store for SqliteStore {
                         p.end_ms,
                         cancel,
                         p.jobs,
+                        auto_cancel_str(p.auto_cancel),
                     ])
                     .map_err(&err)?;
             }

@@ -12,7 +12,7 @@ use rustci_control::server::live::{
 use rustci_control::store::mongo::MongoStore;
 use rustci_control::store::sqlite::{SqliteStore, SyncMode};
 use rustci_control::store::{JobFilter, JobState, PipelineStatus, Store, StoreError};
-use rustci_scheduler::{PolicyConfig, When};
+use rustci_scheduler::{AutoCancel, PolicyConfig, When};
 
 use crate::support_mongo::{mongo_test_database, mongo_uri_or_skip, MONGO_SESSIONS};
 
@@ -484,7 +484,7 @@ mod scenarios {
             tenant: "acme".into(),
             project: "shop".into(),
             git_ref: "main".into(),
-            auto_cancel: true,
+            auto_cancel: Some(AutoCancel::Conservative),
             jobs,
         }
     }
@@ -640,8 +640,9 @@ mod scenarios {
         );
     }
 
-    /// Two runner slots. P1 (auto-cancel): a (not interruptible) runs, b needs a. P2 of
-    /// the same project and ref supersedes P1: b is cancelled, a runs on. The server
+    /// Two runner slots. P1 (`auto_cancel: interruptible`): a (not interruptible) runs,
+    /// b (interruptible) needs a. P2 of the same project and ref supersedes P1: b is
+    /// cancelled, a runs on. The mode is stored with P1, so the restart keeps it. The server
     /// dies and restarts: a keeps its lease, b stays cancelled and never starts, P2's job
     /// is leased; when a ends, P1 ends cancelled.
     pub fn a_superseded_pipeline_stays_cancelled_after_a_crash(place: &Place) {
@@ -650,11 +651,15 @@ mod scenarios {
         let mut live = open(place, clock.clone());
         live.register_runner("w1", "lin", vec!["linux".into()], 2)
             .expect("register");
+        let b = PipelineJobSubmission {
+            interruptible: true,
+            ..pjob("b", 1, Some(&["a"]))
+        };
         let p1 = live
-            .submit_pipeline(pipeline(
-                "p1",
-                vec![pjob("a", 0, None), pjob("b", 1, Some(&["a"]))],
-            ))
+            .submit_pipeline(PipelineSubmission {
+                auto_cancel: Some(AutoCancel::Interruptible),
+                ..pipeline("p1", vec![pjob("a", 0, None), b])
+            })
             .expect("p1")
             .pipeline
             .id;

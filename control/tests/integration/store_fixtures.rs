@@ -9,7 +9,7 @@ use rustci_control::store::{
     Store, StoreError, StoredJob, StoredPipeline, StoredRunner,
 };
 use rustci_datasets::Outcome;
-use rustci_scheduler::When;
+use rustci_scheduler::{AutoCancel, When};
 
 pub fn job(id: u64, tenant: &str, state: JobState, revision: u64) -> StoredJob {
     StoredJob {
@@ -513,6 +513,7 @@ pub fn pipeline(id: u64, tenant: &str, git_ref: &str, jobs: u32) -> StoredPipeli
         project: Some("proj".into()),
         git_ref: Some(git_ref.into()),
         group: Some(i64::MAX as u64),
+        auto_cancel: AutoCancel::Interruptible,
         state: PipelineStatus::Running,
         created_ms: 5_000_000,
         end_ms: None,

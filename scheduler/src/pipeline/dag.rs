@@ -33,6 +33,27 @@ pub enum When {
     Manual { blocking: bool },
 }
 
+/// What a newer pipeline of its concurrency group does to a pipeline (GitLab's
+/// `workflow: auto_cancel: on_new_commit`; see the module docs of [`crate::pipeline`],
+/// "Supersession"). The setting of the older pipeline decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoCancel {
+    /// GitLab's default: the whole pipeline is cancelled, running jobs included, unless
+    /// one of its jobs not marked `interruptible` has started; then nothing is.
+    #[default]
+    Conservative,
+    /// Only its jobs marked `interruptible` are cancelled, running or not; the others
+    /// go on, and what needs a cancelled job is decided as after any cancelled need.
+    Interruptible,
+    /// Nothing is cancelled (it still supersedes older pipelines of its group).
+    None,
+    /// Not GitLab's: every job that has not started, and the running ones marked
+    /// `interruptible`. The simulator's replays use it, since traces record neither the
+    /// setting nor always `interruptible` (the core's one rule before the modes).
+    UnstartedAndInterruptible,
+}
+
 /// One job of a [`PipelineSpec`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineJob {
@@ -68,6 +89,9 @@ pub struct PipelineSpec {
     /// a newer pipeline of the group supersedes the older ones. `None`: never superseded.
     #[serde(default)]
     pub group: Option<u64>,
+    /// What a newer pipeline of the group does to this one.
+    #[serde(default)]
+    pub auto_cancel: AutoCancel,
     pub jobs: Vec<PipelineJob>,
 }
 
@@ -174,6 +198,7 @@ pub(crate) struct DagJob {
 pub(crate) struct Dag {
     pub id: PipelineId,
     pub group: Option<u64>,
+    pub auto_cancel: AutoCancel,
     pub jobs: Vec<DagJob>,
     /// Shared by the pipelines of one shape ([`GraphCache`]).
     pub graph: Arc<Graph>,

@@ -58,13 +58,39 @@
 //!
 //! # Supersession
 //!
-//! Pipelines of one concurrency group ([`PipelineSpec::group`]): a newer one cancels the
-//! older ones' jobs that have not started (Created, Waiting, Manual) and their running
-//! jobs marked `interruptible`; other running jobs run to their end, and then the older
-//! pipeline ends Cancelled. GitLab's default (`auto_cancel: conservative`) instead leaves
-//! the whole older pipeline alone once a non-interruptible job has started; this rule
-//! cancels what can be cancelled. [`PipelineStats`] counts the jobs and the estimated run
-//! time it saves.
+//! Pipelines of one concurrency group ([`PipelineSpec::group`]): a newer one supersedes
+//! the older ones, each as its own [`PipelineSpec::auto_cancel`] says (GitLab's
+//! `workflow: auto_cancel: on_new_commit`, GitLab MR 137892 and the `workflow` docs):
+//! - `conservative` (the default): if none of its jobs not marked `interruptible` has
+//!   started (running, or ended succeeded or failed), every job that has not ended is
+//!   cancelled, running ones too (they are all interruptible); else nothing is;
+//! - `interruptible`: its `interruptible` jobs that have not ended are cancelled,
+//!   running or not; the others go on, and a job that needs a cancelled one is decided
+//!   as after any cancelled need (an `on_success` job is skipped, an `always` one runs);
+//! - `none`: nothing;
+//! - `unstarted_and_interruptible` (not GitLab's; the simulator's replays, whose traces
+//!   record neither the setting nor always `interruptible`): every job that has not
+//!   started, and the running ones marked `interruptible`; the others run to their end.
+//!
+//! A pipeline that lost jobs this way ends Cancelled (unless one failed) once its other
+//! jobs end; one that lost none is not superseded and may be by a later pipeline. A
+//! pipeline whose setting is `none` is not kept in its group's list (nothing can
+//! supersede it) but supersedes the older ones. [`PipelineStats`] counts the jobs and the
+//! estimated run time supersession saves.
+//!
+//! # Critical path now
+//!
+//! [`crate::Scheduler::critical_path`] recomputes the critical path of a running
+//! pipeline at `now`, from the same estimates as the order (made once at submission):
+//! a job that ended counts 0, a running job what its estimate has left (never below 0),
+//! a waiting or manual job (as if played) its whole estimate, and a job not ready yet its
+//! estimate if the conditions, with the needs that have ended so far and the others
+//! assumed to succeed, would run it (an `on_failure` job behind needs that have not
+//! failed counts 0, as in the projected end). Each job's remaining path is its own count
+//! plus its heaviest chain of dependents; the path starts at the largest and follows
+//! the heaviest dependent (the first in the spec's order on a tie), listing the jobs that
+//! have not ended. Runners are assumed free: the projected end (`eta.rs`) is what adds
+//! the queue.
 //!
 //! # Restart
 //!
@@ -117,9 +143,9 @@ pub(crate) mod state;
 
 use serde::Serialize;
 
-use crate::domain::PipelineId;
+use crate::domain::{JobId, Millis, PipelineId};
 
-pub use dag::{CheckedPipeline, PipelineJob, PipelineSpec, When};
+pub use dag::{AutoCancel, CheckedPipeline, PipelineJob, PipelineSpec, When};
 pub(crate) use dag::{Dag, DagJob, GraphCache};
 
 /// How a pipeline ended (see the module docs).
@@ -165,6 +191,22 @@ pub enum RestoredJob {
     Failed,
     Cancelled,
     Skipped,
+}
+
+/// A running pipeline's critical path now ([`crate::Scheduler::critical_path`]; see the
+/// module docs, "Critical path now").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CriticalPath {
+    /// Its jobs that have not ended, first to last: each needs the one before it
+    /// (directly or through the stage rule). Ended jobs are left out.
+    pub jobs: Vec<JobId>,
+    /// Its predicted length from now: the sum of the listed jobs' remaining estimates,
+    /// the time the pipeline still needs on runners that are always free.
+    pub remaining_ms: Millis,
+    /// Per job of the spec, in its order: the predicted remaining path from it to the end
+    /// of the pipeline (its own remaining estimate plus its heaviest chain of
+    /// dependents); 0 for a job that ended or is not expected to run.
+    pub job_remaining_ms: Vec<Millis>,
 }
 
 /// Why the core cancelled a job ([`crate::Decision::Cancel`]).

@@ -10,8 +10,8 @@ use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::predictor::Estimate;
 
-use super::dag::{Dag, When};
-use super::{CancelReason, PipelineJobState, PipelineState, PipelineStats};
+use super::dag::{AutoCancel, Dag, When};
+use super::{CancelReason, CriticalPath, PipelineJobState, PipelineState, PipelineStats};
 
 /// Where a job or gate of a running pipeline is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,55 +288,129 @@ impl Run {
         }
     }
 
-    /// Cancels every job that has not started, and the running ones (only those marked
-    /// `interruptible` if `only_interruptible`); the rest run to their end.
+    /// Cancels every job that has not ended, running ones too.
     fn cancel_all(
         &mut self,
         now: Millis,
         reason: CancelReason,
-        only_interruptible: bool,
         running: &impl Fn(JobId) -> Option<Running>,
         stats: &mut PipelineStats,
         fx: &mut Vec<Effect>,
     ) {
-        let superseded = matches!(reason, CancelReason::Superseded { .. });
         for v in 0..self.dag.jobs.len() as u32 {
-            let job = self.job_id(v);
-            let estimate = self.estimates[v as usize].point_ms;
-            // (in the core, runner, estimated run time saved, run time lost)
-            let (queued, runner, saved, lost) = match self.nodes[v as usize] {
-                Node::Created | Node::Manual => (false, None, estimate, 0),
-                Node::Queued => match running(job) {
-                    Some(None) => (true, None, estimate, 0),
-                    Some(Some((r, start, est_end)))
-                        if !only_interruptible || self.dag.jobs[v as usize].interruptible =>
-                    {
-                        (true, Some(r), (est_end - now).max(0), (now - start).max(0))
-                    }
-                    Some(Some(_)) => continue,
-                    // Not in the core: nothing to take out.
-                    None => (false, None, estimate, 0),
-                },
-                Node::Ended(_) => continue,
-            };
-            if self.nodes[v as usize] == Node::Queued {
-                self.active -= 1;
-            }
-            self.nodes[v as usize] = Node::Ended(Terminal::Cancelled);
-            fx.push(Effect::Cancel {
-                job,
-                runner,
-                reason,
-                queued,
-            });
-            if superseded {
-                stats.superseded_jobs += 1;
-                stats.interrupted_jobs += u64::from(runner.is_some());
-                stats.saved_run_ms += saved;
-                stats.lost_run_ms += lost;
-            }
+            self.cancel_job(v, now, reason, running, stats, fx);
         }
         self.cancelled = Some(reason);
+    }
+
+    /// Cancels job `v` if it has not ended (its dependents are the caller's business);
+    /// whether it did.
+    fn cancel_job(
+        &mut self,
+        v: u32,
+        now: Millis,
+        reason: CancelReason,
+        running: &impl Fn(JobId) -> Option<Running>,
+        stats: &mut PipelineStats,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        let job = self.job_id(v);
+        let estimate = self.estimates[v as usize].point_ms;
+        // (in the core, runner, estimated run time saved, run time lost)
+        let (queued, runner, saved, lost) = match self.nodes[v as usize] {
+            Node::Created | Node::Manual => (false, None, estimate, 0),
+            Node::Queued => match running(job) {
+                Some(None) => (true, None, estimate, 0),
+                Some(Some((r, start, est_end))) => {
+                    (true, Some(r), (est_end - now).max(0), (now - start).max(0))
+                }
+                // Not in the core: nothing to take out.
+                None => (false, None, estimate, 0),
+            },
+            Node::Ended(_) => return false,
+        };
+        if self.nodes[v as usize] == Node::Queued {
+            self.active -= 1;
+        }
+        self.nodes[v as usize] = Node::Ended(Terminal::Cancelled);
+        fx.push(Effect::Cancel {
+            job,
+            runner,
+            reason,
+            queued,
+        });
+        if matches!(reason, CancelReason::Superseded { .. }) {
+            stats.superseded_jobs += 1;
+            stats.interrupted_jobs += u64::from(runner.is_some());
+            stats.saved_run_ms += saved;
+            stats.lost_run_ms += lost;
+        }
+        true
+    }
+
+    /// Whether a job not marked `interruptible` has started: running, or ended after
+    /// it ran (succeeded or failed). What `auto_cancel: conservative` asks.
+    fn started_uninterruptible(&self, running: &impl Fn(JobId) -> Option<Running>) -> bool {
+        (0..self.dag.jobs.len() as u32).any(|v| {
+            !self.dag.jobs[v as usize].interruptible
+                && match self.nodes[v as usize] {
+                    Node::Queued => matches!(running(self.job_id(v)), Some(Some(_))),
+                    Node::Ended(Terminal::Succeeded | Terminal::Failed { .. }) => true,
+                    _ => false,
+                }
+        })
+    }
+
+    /// A newer pipeline of the group supersedes this one, as its `auto_cancel` says (see
+    /// the module docs of [`crate::pipeline`], "Supersession"); whether it lost a job.
+    fn supersede(
+        &mut self,
+        now: Millis,
+        reason: CancelReason,
+        running: &impl Fn(JobId) -> Option<Running>,
+        stats: &mut PipelineStats,
+        scratch: &mut Scratch,
+        fx: &mut Vec<Effect>,
+    ) -> bool {
+        match self.dag.auto_cancel {
+            AutoCancel::None => false,
+            AutoCancel::UnstartedAndInterruptible => {
+                for v in 0..self.dag.jobs.len() as u32 {
+                    let runs_on = self.nodes[v as usize] == Node::Queued
+                        && matches!(running(self.job_id(v)), Some(Some(_)));
+                    if !runs_on || self.dag.jobs[v as usize].interruptible {
+                        self.cancel_job(v, now, reason, running, stats, fx);
+                    }
+                }
+                self.cancelled = Some(reason);
+                true
+            }
+            AutoCancel::Conservative => {
+                if self.started_uninterruptible(running) {
+                    return false;
+                }
+                self.cancel_all(now, reason, running, stats, fx);
+                true
+            }
+            AutoCancel::Interruptible => {
+                // Every interruptible job first, then what needs them: a dependent that
+                // is interruptible itself is already cancelled, not decided.
+                scratch.work.clear();
+                for v in 0..self.dag.jobs.len() as u32 {
+                    if self.dag.jobs[v as usize].interruptible
+                        && self.cancel_job(v, now, reason, running, stats, fx)
+                    {
+                        scratch.work.push((v, Outcome::Cancelled, false));
+                    }
+                }
+                if scratch.work.is_empty() {
+                    return false;
+                }
+                self.cancelled = Some(reason);
+                self.cascade(scratch, fx);
+                true
+            }
+        }
     }
 }
 
@@ -451,6 +525,66 @@ impl Pipelines {
         })
     }
 
+    /// The critical path of a running pipeline at `now` (see the module docs of
+    /// [`crate::pipeline`], "Critical path now"); `None` if it is not running.
+    pub fn critical_path(
+        &self,
+        pipeline: PipelineId,
+        now: Millis,
+        running: impl Fn(JobId) -> Option<Running>,
+    ) -> Option<CriticalPath> {
+        let run = self.runs.get(&pipeline)?;
+        let jobs = run.dag.jobs.len();
+        // What each job still has to run (`None`: it will not run, or it ended).
+        let own: Vec<Option<Millis>> = (0..jobs as u32)
+            .map(|v| {
+                let i = v as usize;
+                let estimate = run.estimates[i].point_ms.max(0);
+                match run.nodes[i] {
+                    Node::Ended(_) => None,
+                    Node::Manual => Some(estimate),
+                    Node::Queued => match running(run.job_id(v)) {
+                        Some(Some((_, _, est_end))) => Some((est_end - now).max(0)),
+                        _ => Some(estimate),
+                    },
+                    Node::Created => match decide(run.when(v), run.marks[i]) {
+                        Verdict::Run | Verdict::Manual => Some(estimate),
+                        Verdict::Skip | Verdict::Gate(_) => None,
+                    },
+                }
+            })
+            .collect();
+        let ranks = run
+            .dag
+            .ranks(|i| own.get(i).copied().flatten().unwrap_or(0));
+        let mut at =
+            (0..ranks.len()).fold(0, |best, v| if ranks[v] > ranks[best] { v } else { best });
+        let mut path = Vec::new();
+        loop {
+            if own.get(at).copied().flatten().is_some() {
+                path.push(run.job_id(at as u32));
+            }
+            let next = run.dag.dependents(at as u32).iter().copied().fold(
+                None::<u32>,
+                |best, d| match best {
+                    Some(b) if ranks[b as usize] >= ranks[d as usize] => Some(b),
+                    _ => Some(d),
+                },
+            );
+            match next {
+                Some(d) => at = d as usize,
+                None => break,
+            }
+        }
+        Some(CriticalPath {
+            jobs: path,
+            remaining_ms: ranks.iter().copied().max().unwrap_or(0),
+            job_remaining_ms: (0..jobs)
+                .map(|i| if own[i].is_some() { ranks[i] } else { 0 })
+                .collect(),
+        })
+    }
+
     /// Takes in a checked pipeline at `now` (its jobs' ids, specs and pools already
     /// checked by the scheduler; `estimates` from `Predictor::preview`): supersedes the
     /// older pipelines of its group, then decides every job without needs.
@@ -476,19 +610,24 @@ impl Pipelines {
                 if run.cancelled.is_some() {
                     continue; // already superseded, waiting for jobs that may not stop
                 }
-                self.stats.superseded += 1;
-                run.cancel_all(
+                let reason = CancelReason::Superseded { by: id };
+                if run.supersede(
                     now,
-                    CancelReason::Superseded { by: id },
-                    true,
+                    reason,
                     &running,
                     &mut self.stats,
+                    &mut self.scratch,
                     fx,
-                );
-                self.end_if_done(p, fx);
+                ) {
+                    self.stats.superseded += 1;
+                    self.end_if_done(p, fx);
+                }
             }
             self.scratch.older = older;
-            self.groups.entry(group).or_default().push(id);
+            // Nothing supersedes a pipeline whose setting is `none`.
+            if dag.auto_cancel != AutoCancel::None {
+                self.groups.entry(group).or_default().push(id);
+            }
         }
 
         let mut run = self.new_run(dag, pools, estimates, now, None);
@@ -567,7 +706,7 @@ impl Pipelines {
         fx: &mut Vec<Effect>,
     ) {
         let id = dag.id;
-        if let Some(group) = dag.group {
+        if let Some(group) = dag.group.filter(|_| dag.auto_cancel != AutoCancel::None) {
             self.groups.entry(group).or_default().push(id);
         }
         let mut run = self.new_run(dag, pools, estimates, created_ms, cancelled);
@@ -655,7 +794,6 @@ impl Pipelines {
         run.cancel_all(
             now,
             CancelReason::PipelineCancelled,
-            false,
             &running,
             &mut self.stats,
             fx,

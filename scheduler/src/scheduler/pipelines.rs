@@ -8,7 +8,8 @@ use crate::error::CoreError;
 use crate::hash::IdMap;
 use crate::pipeline::state::{Effect, Pipelines, Restore, Running, Terminal};
 use crate::pipeline::{
-    CancelReason, Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats, RestoredJob,
+    CancelReason, CriticalPath, Dag, DagJob, PipelineJobState, PipelineSpec, PipelineStats,
+    RestoredJob,
 };
 use crate::predictor::Estimate;
 
@@ -22,6 +23,14 @@ impl Scheduler {
     /// The state of a job of a running pipeline; `None` for a job in no running pipeline.
     pub fn pipeline_job_state(&self, job: JobId) -> Option<PipelineJobState> {
         self.pipelines.job_state(job, running_in(&self.jobs))
+    }
+
+    /// The critical path of a running pipeline at `now`, by the estimates made at its
+    /// submission (see the module docs of [`crate::pipeline`], "Critical path now");
+    /// `None` if the pipeline is not running. Pure: it reads the core only.
+    pub fn critical_path(&self, pipeline: PipelineId, now: Millis) -> Option<CriticalPath> {
+        self.pipelines
+            .critical_path(pipeline, now, running_in(&self.jobs))
     }
 
     pub fn is_pipeline_running(&self, pipeline: PipelineId) -> bool {
@@ -194,6 +203,7 @@ impl Scheduler {
         let dag = Dag {
             id: pipeline,
             group: spec.group,
+            auto_cancel: spec.auto_cancel,
             jobs,
             graph,
         };

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rustci_scheduler::domain::{
     HistoryKeys, JobId, JobSpec, LabelSet, PipelineId, QosId, TenantId,
 };
-use rustci_scheduler::{CoreError, PipelineJob, PipelineSpec};
+use rustci_scheduler::{AutoCancel, CoreError, PipelineJob, PipelineSpec};
 
 use super::error::{Located, Problem};
 use super::gitlab::{Document, MatrixRow, Need, Parallel, Template};
@@ -432,6 +432,7 @@ fn core_check(jobs: &[JobDef]) -> Result<(), Located> {
     let spec = PipelineSpec {
         id: PipelineId(0),
         group: None,
+        auto_cancel: AutoCancel::default(),
         jobs: jobs
             .iter()
             .enumerate()

@@ -183,22 +183,9 @@ impl Variable {
     }
 }
 
-/// GitLab's `workflow: auto_cancel: on_new_commit`: what a newer pipeline of the same
-/// project and ref does to this one. The core has one supersession rule (a concurrency
-/// group: cancel what has not started and what is interruptible, see
-/// `rustci_scheduler::pipeline`); the live side maps these modes onto it (`None`: no
-/// group).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutoCancel {
-    /// GitLab's default: cancel the pipeline unless a non-interruptible job has started.
-    #[default]
-    Conservative,
-    /// Cancel only its interruptible jobs.
-    Interruptible,
-    /// Never cancel it.
-    None,
-}
+/// GitLab's `workflow: auto_cancel: on_new_commit` (`conservative`, `interruptible`,
+/// `none`): the core's supersession modes, one to one.
+pub use rustci_scheduler::AutoCancel;
 
 /// A keyword outside the supported subset, where it is and what leaving it out means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

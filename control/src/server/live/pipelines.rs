@@ -13,14 +13,15 @@
 //!
 //! # Concurrency group
 //!
-//! With `auto_cancel`, a pipeline's group is a hash of its tenant, project and ref: a
-//! newer pipeline of the same project and ref supersedes it (the core's rule).
+//! With an `auto_cancel` mode, a pipeline's group is a hash of its tenant, project and
+//! ref: a newer pipeline of the same project and ref supersedes it as its mode says (the
+//! core's rule); the mode is stored with the pipeline for a restart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rustci_scheduler::{
-    CancelReason, CoreError, Event, JobId, Millis, PipelineId, PipelineJob, PipelineJobState,
-    PipelineSpec, PipelineState, Projection, RestoredJob, When,
+    AutoCancel, CancelReason, CoreError, CriticalPath, Event, JobId, Millis, PipelineId,
+    PipelineJob, PipelineJobState, PipelineSpec, PipelineState, Projection, RestoredJob, When,
 };
 
 use super::error::{invalid, LiveError};
@@ -47,8 +48,9 @@ pub struct PipelineSubmission {
     pub tenant: String,
     pub project: String,
     pub git_ref: String,
-    /// A newer pipeline of the same project and ref supersedes this one.
-    pub auto_cancel: bool,
+    /// What a newer pipeline of the same project and ref does to this one; `None`: the
+    /// pipeline is in no concurrency group (it neither supersedes nor is superseded).
+    pub auto_cancel: Option<AutoCancel>,
     pub jobs: Vec<PipelineJobSubmission>,
 }
 
@@ -124,6 +126,9 @@ pub struct PipelineView {
     /// The core's projection of the pipeline's end (running pipelines only; `None` when a
     /// job it waits for cannot be placed).
     pub predicted_finish_ms: Option<Millis>,
+    /// The core's critical path now (running pipelines only); its job ids are those of
+    /// `jobs`.
+    pub critical_path: Option<CriticalPath>,
 }
 
 /// The running pipelines, and the ended ones whose end is not durable yet (the store
@@ -335,7 +340,7 @@ impl PipelineSubmission {
         let given = |v: &str| (!v.is_empty()).then(|| v.to_string());
         let group = self
             .auto_cancel
-            .then(|| group_of(&self.tenant, &self.project, &self.git_ref));
+            .map(|_| group_of(&self.tenant, &self.project, &self.git_ref));
         let mut jobs = Vec::with_capacity(self.jobs.len());
         for (i, j) in self.jobs.into_iter().enumerate() {
             let name = j.name;
@@ -401,6 +406,7 @@ impl PipelineSubmission {
             project: given(&self.project),
             git_ref: given(&self.git_ref),
             group,
+            auto_cancel: self.auto_cancel.unwrap_or_default(),
             state: PipelineStatus::Running,
             created_ms: now,
             end_ms: None,
@@ -510,6 +516,7 @@ impl Live {
         let spec = PipelineSpec {
             id: PipelineId(pipeline.id),
             group: pipeline.group,
+            auto_cancel: pipeline.auto_cancel,
             jobs: core_jobs,
         };
         let mut out = self.decisions.buffer();
@@ -682,11 +689,19 @@ impl Live {
                 (job, status)
             })
             .collect();
+        // The projection is the caller's (`Live::pipeline`, `Live::submitted_finish`);
+        // the critical path is the pipeline's own and cheap.
         let predicted_finish_ms = if running { None } else { pipeline.end_ms };
+        let critical_path = if running {
+            self.core.critical_path(PipelineId(id), self.now())
+        } else {
+            None
+        };
         Ok(PipelineView {
             pipeline,
             jobs,
             predicted_finish_ms,
+            critical_path,
         })
     }
 
@@ -876,6 +891,7 @@ impl Live {
         let spec = PipelineSpec {
             id: PipelineId(p.id),
             group: p.group,
+            auto_cancel: p.auto_cancel,
             jobs: core_jobs,
         };
         self.core.restore_pipeline(

@@ -14,6 +14,8 @@ use crate::server::live::{
 };
 use crate::server::state::Shared;
 use crate::server::status::invalid;
+use rustci_scheduler::{AutoCancel, JobId};
+
 use crate::store::{PipelineCancel, PipelineFilter, PipelineStatus, StoredPipeline};
 
 #[derive(Debug, Clone)]
@@ -92,17 +94,36 @@ fn pb_pipeline(p: &StoredPipeline, predicted_finish_ms: Option<i64>) -> pb::Pipe
             None => String::new(),
         },
         jobs: Vec::new(),
+        critical_path: Vec::new(),
+        critical_path_ms: 0,
     }
 }
 
 fn pb_view(v: &PipelineView) -> pb::Pipeline {
+    let path = v.critical_path.as_ref();
+    let on_path = |id: u64| path.is_some_and(|c| c.jobs.contains(&JobId(id)));
     pb::Pipeline {
+        critical_path: path
+            .map(|c| {
+                c.jobs
+                    .iter()
+                    .filter_map(|j| v.jobs.iter().find(|(s, _)| s.id == j.0))
+                    .map(|(s, _)| s.job_name.clone().unwrap_or_default())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        critical_path_ms: path.map_or(0, |c| c.remaining_ms),
         jobs: v
             .jobs
             .iter()
-            .map(|(j, status)| {
+            .enumerate()
+            .map(|(i, (j, status))| {
                 let info = j.pipeline.as_ref();
                 pb::PipelineJob {
+                    on_critical_path: on_path(j.id),
+                    remaining_path_ms: path
+                        .and_then(|c| c.job_remaining_ms.get(i).copied())
+                        .unwrap_or(0),
                     name: j.job_name.clone().unwrap_or_default(),
                     job: format!("jobs/{}", j.id),
                     stage: info.map(|p| p.stage.clone()).unwrap_or_default(),
@@ -145,7 +166,25 @@ fn when(j: &pb::PipelineJobSpec) -> Result<rustci_scheduler::When, Status> {
     })
 }
 
+/// The request's supersession mode (see `SubmitPipelineRequest.auto_cancel_mode`);
+/// `None`: no concurrency group.
+fn auto_cancel(r: &pb::SubmitPipelineRequest) -> Result<Option<AutoCancel>, Status> {
+    Ok(match pb::AutoCancel::try_from(r.auto_cancel_mode) {
+        Ok(pb::AutoCancel::Unspecified) => r.auto_cancel.then_some(AutoCancel::Conservative),
+        Ok(pb::AutoCancel::Conservative) => Some(AutoCancel::Conservative),
+        Ok(pb::AutoCancel::Interruptible) => Some(AutoCancel::Interruptible),
+        Ok(pb::AutoCancel::None) => Some(AutoCancel::None),
+        Err(_) => {
+            return Err(invalid(
+                "auto_cancel_mode",
+                format!("unknown mode {}", r.auto_cancel_mode),
+            ))
+        }
+    })
+}
+
 fn submission(r: pb::SubmitPipelineRequest, tenant: String) -> Result<PipelineSubmission, Status> {
+    let auto_cancel = auto_cancel(&r)?;
     let mut jobs = Vec::with_capacity(r.jobs.len());
     for j in r.jobs {
         let when = when(&j)?;
@@ -170,7 +209,7 @@ fn submission(r: pb::SubmitPipelineRequest, tenant: String) -> Result<PipelineSu
         tenant,
         project: r.project,
         git_ref: r.git_ref,
-        auto_cancel: r.auto_cancel,
+        auto_cancel,
         jobs,
     })
 }

@@ -63,6 +63,12 @@ pub fn header(p: &pb::Pipeline, now_ms: i64) -> String {
             clock_text(at, now_ms)
         ));
     }
+    if p.critical_path_ms > 0 {
+        h.push_str(&format!(
+            "  critical path {} (* below)",
+            human_duration(p.critical_path_ms)
+        ));
+    }
     if !p.cancel_reason.is_empty() {
         h.push_str(&format!("  ({})", printable(&p.cancel_reason)));
     }
@@ -70,7 +76,7 @@ pub fn header(p: &pb::Pipeline, now_ms: i64) -> String {
 }
 
 const JOBS_HEADER: &str =
-    "STAGE         JOB                         STATE              RUNNER            TIME     NEEDS";
+    "STAGE         JOB                         STATE              RUNNER            TIME     CP  NEEDS";
 
 /// The header, then one line per job, stage by stage (the submitted order within one).
 pub fn lines(p: &pb::Pipeline, now_ms: i64) -> Vec<String> {
@@ -102,13 +108,16 @@ pub fn lines(p: &pb::Pipeline, now_ms: i64) -> Vec<String> {
         } else {
             j.needs.join(", ")
         };
+        // "*": on the running pipeline's critical path.
+        let on_path = if j.on_critical_path { "*" } else { "" };
         out.push(format!(
-            "{:<13} {:<27} {:<18} {:<17} {:<8} {}",
+            "{:<13} {:<27} {:<18} {:<17} {:<8} {:<3} {}",
             cell(stage, 13),
             cell(&j.name, 27),
             job_state(j),
             cell(j.runner.strip_prefix("runners/").unwrap_or(&j.runner), 17),
             took,
+            on_path,
             cell(&needs, 60)
         ));
     }
@@ -151,14 +160,19 @@ mod tests {
                     needs: vec!["build".into()],
                     ..job("lint", "test", 2, pb::PipelineJobState::Failed)
                 },
-                job("unit", "test", 2, pb::PipelineJobState::Running),
+                pb::PipelineJob {
+                    on_critical_path: true,
+                    ..job("unit", "test", 2, pb::PipelineJobState::Running)
+                },
             ],
+            critical_path: vec!["unit".into(), "deploy".into()],
+            critical_path_ms: 90_000,
             ..Default::default()
         };
         let l = lines(&p, now);
         assert_eq!(
             l[0],
-            "pipelines/3  running  shop@main  created 22:12:20Z  predicted finish in 2m (22:15:20Z)"
+            "pipelines/3  running  shop@main  created 22:12:20Z  predicted finish in 2m (22:15:20Z)  critical path 1m30s (* below)"
         );
         let firsts: Vec<&str> = l[2..].iter().map(|r| &r[..23]).collect();
         assert_eq!(
@@ -178,5 +192,7 @@ mod tests {
             l[2]
         );
         assert!(l[5].ends_with("(earlier stages)"), "{}", l[5]);
+        let marks: Vec<bool> = l[2..].iter().map(|r| r.contains(" *   ")).collect();
+        assert_eq!(marks, [false, false, true, false], "only unit is marked");
     }
 }
