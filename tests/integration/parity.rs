@@ -427,10 +427,11 @@ fn pipeline_workload(n: usize) -> Vec<TestPipeline> {
             TestPipeline {
                 tenant: rng.next(3) as usize,
                 project: rng.next(2) as usize,
-                auto_cancel: match rng.next(4) {
+                auto_cancel: match rng.next(5) {
                     0 => None,
                     1 => Some(rustci_scheduler::AutoCancel::Conservative),
                     2 => Some(rustci_scheduler::AutoCancel::Interruptible),
+                    3 => Some(rustci_scheduler::AutoCancel::UnstartedAndInterruptible),
                     _ => Some(rustci_scheduler::AutoCancel::None),
                 },
                 created: t,

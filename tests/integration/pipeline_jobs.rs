@@ -45,7 +45,6 @@ fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineReques
         project: "shop".into(),
         git_ref: "main".into(),
         auto_cancel: true,
-        auto_cancel_mode: pb::AutoCancel::Interruptible as i32,
         jobs,
     }
 }
@@ -101,11 +100,11 @@ async fn explain(jobs: &mut JobServiceClient<OwnerChannel>, name: &str) -> pb::E
         .into_inner()
 }
 
-/// Must show 2, under `auto_cancel: on_new_commit: interruptible`: a second pipeline of
-/// the same project and ref cancels the first's interruptible jobs that have not
+/// Must show 2, under `auto_cancel` with no mode (AUTO_CANCEL_WAITING_AND_INTERRUPTIBLE):
+/// a second pipeline of the same project and ref cancels the first's jobs that have not
 /// started (one waiting in the queue, one waiting for its needs) and its running
 /// interruptible job, whose process the runner kills; its running non-interruptible
-/// job runs on and succeeds (under `conservative` it would have kept the whole first
+/// job runs on and succeeds (GitLab's `conservative` would have kept the whole first
 /// pipeline: `pipelines::supersession_follows_each_pipelines_mode`); the first pipeline then ends cancelled,
 /// superseded by the second, which runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,9 +149,7 @@ async fn a_newer_pipeline_kills_the_older_ones_interruptible_job_on_its_runner()
     // by id, or by rank under the critical-path order).
     let mut queued = spec("queued", 0, None, "true");
     queued.requested_ms = 1_000;
-    queued.interruptible = true;
-    let mut after = spec("after", 1, None, "true");
-    after.interruptible = true;
+    let after = spec("after", 1, None, "true");
     let first = pipes
         .submit_pipeline(request("first", vec![int, keep, queued, after]))
         .await

@@ -43,7 +43,7 @@ pub fn pb_auto_cancel(mode: AutoCancel) -> pb::AutoCancel {
         AutoCancel::Interruptible => pb::AutoCancel::Interruptible,
         AutoCancel::None => pb::AutoCancel::None,
         // The simulator's rule has no wire form; its nearest.
-        AutoCancel::UnstartedAndInterruptible => pb::AutoCancel::Interruptible,
+        AutoCancel::UnstartedAndInterruptible => pb::AutoCancel::WaitingAndInterruptible,
     }
 }
 

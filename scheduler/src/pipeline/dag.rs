@@ -49,8 +49,10 @@ pub enum AutoCancel {
     /// Nothing is cancelled (it still supersedes older pipelines of its group).
     None,
     /// Not GitLab's: every job that has not started, and the running ones marked
-    /// `interruptible`. The simulator's replays use it, since traces record neither the
-    /// setting nor always `interruptible` (the core's one rule before the modes).
+    /// `interruptible`; running jobs not so marked run on. The core's one rule before
+    /// the modes; the simulator's replays use it (traces record neither the setting nor
+    /// always `interruptible`), and so does a live submission that asks for
+    /// supersession without naming a mode.
     UnstartedAndInterruptible,
 }
 

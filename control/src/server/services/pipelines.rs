@@ -170,10 +170,13 @@ fn when(j: &pb::PipelineJobSpec) -> Result<rustci_scheduler::When, Status> {
 /// `None`: no concurrency group.
 fn auto_cancel(r: &pb::SubmitPipelineRequest) -> Result<Option<AutoCancel>, Status> {
     Ok(match pb::AutoCancel::try_from(r.auto_cancel_mode) {
-        Ok(pb::AutoCancel::Unspecified) => r.auto_cancel.then_some(AutoCancel::Conservative),
+        Ok(pb::AutoCancel::Unspecified) => r
+            .auto_cancel
+            .then_some(AutoCancel::UnstartedAndInterruptible),
         Ok(pb::AutoCancel::Conservative) => Some(AutoCancel::Conservative),
         Ok(pb::AutoCancel::Interruptible) => Some(AutoCancel::Interruptible),
         Ok(pb::AutoCancel::None) => Some(AutoCancel::None),
+        Ok(pb::AutoCancel::WaitingAndInterruptible) => Some(AutoCancel::UnstartedAndInterruptible),
         Err(_) => {
             return Err(invalid(
                 "auto_cancel_mode",
