@@ -45,6 +45,8 @@ fn request(id: &str, jobs: Vec<pb::PipelineJobSpec>) -> pb::SubmitPipelineReques
         project: "shop".into(),
         git_ref: "main".into(),
         auto_cancel: true,
+        // No mode: rustci's rule (AUTO_CANCEL_WAITING_AND_INTERRUPTIBLE).
+        auto_cancel_mode: pb::AutoCancel::Unspecified as i32,
         jobs,
     }
 }
