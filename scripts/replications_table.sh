@@ -102,7 +102,7 @@ if [[ $WHAT == all || $WHAT == travis ]]; then
   table travis "TravisTorrent (145 projects)"
 fi
 if [[ $WHAT == all || $WHAT == plan ]]; then
-  for bound in mean prediction; do
+  for bound in mean prediction every; do
     "$SIM" plan --target 'standard:p95<=300' --replications "$N" --validate "$N" \
       --bound "$bound" -q --format json >"$OUT/plan-$bound.json"
     python3 - "$OUT/plan-$bound.json" "$bound" <<'PY'

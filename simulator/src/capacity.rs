@@ -143,6 +143,7 @@ pub enum PlanFormat {
 pub enum BoundArg {
     Mean,
     Prediction,
+    Every,
 }
 
 #[derive(Args, Debug)]
@@ -195,7 +196,9 @@ pub struct PlanArgs {
     /// With --replications: the bound of each targeted p95 that must meet its target:
     /// `mean` (the upper end of the 95% confidence interval of the mean p95: the
     /// average week meets it) or `prediction` (the upper end of the 95% prediction
-    /// interval: the next week meets it with about 97.5% probability).
+    /// interval: the next week meets it with about 97.5% probability, for normal
+    /// weeks) or `every` (every replication meets it: a fresh week does with at least
+    /// N/(N + 1), whatever the distribution, less the search's own choosing).
     #[arg(long, value_enum, default_value_t = BoundArg::Mean)]
     bound: BoundArg,
     /// Replay the chosen fleet on M fresh replications (the M after the search's) and
@@ -500,6 +503,7 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         bound: match args.bound {
             BoundArg::Mean => Bound::Mean,
             BoundArg::Prediction => Bound::Prediction,
+            BoundArg::Every => Bound::Every,
         },
     };
     let bar = bar(
