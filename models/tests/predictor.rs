@@ -38,6 +38,23 @@ fn history() -> Vec<JobRecord> {
         .collect()
 }
 
+/// Retraining as the tests here run it: `trees` trees, the latest 30% held out, no plots.
+fn retrain_options(trees: usize, source: &str) -> RetrainOptions {
+    RetrainOptions {
+        config: TrainParams {
+            trees,
+            ..TrainParams::default()
+        }
+        .check()
+        .expect("valid parameters"),
+        train_fraction: 0.7,
+        force: false,
+        plots: false,
+        sources: vec![source.into()],
+        unix_start: Some(0),
+    }
+}
+
 fn train() -> RunTimeModel {
     let recs = history();
     let data = prepare(&recs, Some(0), vec![]);
@@ -159,19 +176,7 @@ fn replacing_the_model_keeps_the_history() {
 #[test]
 fn predictor_from_an_artifact_and_concurrent_swaps() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = RetrainOptions {
-        config: TrainParams {
-            trees: 8,
-            ..TrainParams::default()
-        }
-        .check()
-        .unwrap(),
-        train_fraction: 0.7,
-        force: false,
-        plots: false,
-        sources: vec!["synthetic A/B".into()],
-        unix_start: Some(0),
-    };
+    let opts = retrain_options(8, "synthetic A/B");
     retrain(&history(), dir.path(), &opts, &mut |_| {}).unwrap();
     let (path, artifact) = load_current(dir.path()).unwrap();
     // The loader `rustci serve --model` and `rustci-sim --predictor model:` share names the
@@ -299,19 +304,7 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
     use rustci_models::retrain::retrain_with;
 
     let dir = tempfile::tempdir().unwrap();
-    let opts = RetrainOptions {
-        config: TrainParams {
-            trees: 8,
-            ..TrainParams::default()
-        }
-        .check()
-        .unwrap(),
-        train_fraction: 0.7,
-        force: false,
-        plots: false,
-        sources: vec!["synthetic A/B".into()],
-        unix_start: Some(0),
-    };
+    let opts = retrain_options(8, "synthetic A/B");
     // A chooser whose figures make planning with the upper quantile and doubling win.
     let winner = Usage {
         plan_with: PlanWith::Upper,
@@ -388,19 +381,7 @@ fn the_held_out_slice_has_no_job_the_evaluated_model_trained_on() {
     use rustci_models::retrain::retrain_with;
 
     let dir = tempfile::tempdir().unwrap();
-    let opts = RetrainOptions {
-        config: TrainParams {
-            trees: 4,
-            ..TrainParams::default()
-        }
-        .check()
-        .unwrap(),
-        train_fraction: 0.7,
-        force: false,
-        plots: false,
-        sources: vec!["synthetic, three jobs a second".into()],
-        unix_start: Some(0),
-    };
+    let opts = retrain_options(4, "synthetic, three jobs a second");
     // Three jobs share each submit second: the 70% split (280 of 400) falls inside one.
     let history: Vec<JobRecord> = history()
         .into_iter()
