@@ -659,6 +659,39 @@ impl Live {
         Ok(view)
     }
 
+    /// A page of pipelines as `ListPipelines` gives them: the running ones' predicted
+    /// finishes from one projection of the queue for the whole page (not one each:
+    /// a projection walks every waiting job and every running pipeline), their jobs
+    /// only `with_jobs` (no store read for the others).
+    pub fn pipeline_page(
+        &mut self,
+        page: Vec<StoredPipeline>,
+        with_jobs: bool,
+    ) -> Result<Vec<PipelineView>, LiveError> {
+        let running = page.iter().any(|p| p.state == PipelineStatus::Running);
+        let plan = running.then(|| self.core.project(self.now(), PLAN_LIMIT));
+        page.into_iter()
+            .map(|p| {
+                let finish = match (&plan, p.state) {
+                    (Some(plan), PipelineStatus::Running) => plan.pipeline_end(PipelineId(p.id)),
+                    _ => p.end_ms,
+                };
+                let mut view = if with_jobs {
+                    self.pipeline_unprojected(p.id)?
+                } else {
+                    PipelineView {
+                        pipeline: p,
+                        jobs: Vec::new(),
+                        predicted_finish_ms: None,
+                        critical_path: None,
+                    }
+                };
+                view.predicted_finish_ms = finish;
+                Ok(view)
+            })
+            .collect()
+    }
+
     /// [`Live::pipeline`] without the projection: a running pipeline's
     /// `predicted_finish_ms` is `None`.
     fn pipeline_unprojected(&mut self, id: u64) -> Result<PipelineView, LiveError> {

@@ -286,19 +286,17 @@ impl pb::pipeline_service_server::PipelineService for PipelineApi {
             let mut found = live.list_pipelines(&filter, after, size + 1)?;
             let more = found.len() > size;
             found.truncate(size);
-            let mut out = Vec::with_capacity(found.len());
-            for p in &found {
-                out.push(if r.with_jobs {
-                    pb_view(&live.pipeline(p.id)?)
-                } else {
-                    let finish = if p.state == PipelineStatus::Running {
-                        live.pipeline(p.id)?.predicted_finish_ms
+            let out: Vec<pb::Pipeline> = live
+                .pipeline_page(found, r.with_jobs)?
+                .iter()
+                .map(|v| {
+                    if r.with_jobs {
+                        pb_view(v)
                     } else {
-                        p.end_ms
-                    };
-                    pb_pipeline(p, finish)
-                });
-            }
+                        pb_pipeline(&v.pipeline, v.predicted_finish_ms)
+                    }
+                })
+                .collect();
             (out, more)
         };
         let next_page_token = if more {
