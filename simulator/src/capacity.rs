@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
-use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, PlanSpec, Target};
+use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, Confirm, PlanSpec, Target};
 use rustci_sim::replicate::{self, Replications};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
@@ -50,10 +50,14 @@ Examples:
       --fleet-out planned.toml
   rustci-sim run --fleet planned.toml --format json      # replays it
 
-  # A plan over 20 weeks, not one: each candidate on 20 replications, the upper
-  # bound of the p95 must meet the target; then 20 fresh replications of the answer:
-  rustci-sim plan --target 'standard:p95<=300' --replications 20 --validate 20 \\
-      --bound prediction
+  # A plan over 20 weeks, not one: each candidate on 20 replications, every one of
+  # them must meet the target; the choice must meet it again on 20 fresh weeks (else
+  # it is searched again on all 40, and so on); then 20 other weeks replay the answer:
+  rustci-sim plan --target 'standard:p95<=300' --replications 20 --validate 20
+
+  # The average week within the target (the upper end of the mean's 95% interval),
+  # no confirmation:
+  rustci-sim plan --target 'standard:p95<=300' --replications 20 --bound mean --confirm 0
 
   # The shortest reactive idle timeout that meets the target on a trace:
   rustci-sim plan --fleet simulator/fleets/travis.toml --trace projects/ \\
@@ -199,10 +203,23 @@ pub struct PlanArgs {
     /// interval: the next week meets it with about 97.5% probability, for normal
     /// weeks) or `every` (every replication meets it: a fresh week does with at least
     /// N/(N + 1), whatever the distribution, less the search's own choosing).
-    #[arg(long, value_enum, default_value_t = BoundArg::Mean)]
+    /// The default is `every`: a planner asks whether next week meets the target.
+    #[arg(long, value_enum, default_value_t = BoundArg::Every)]
     bound: BoundArg,
-    /// Replay the chosen fleet on M fresh replications (the M after the search's) and
-    /// report the share that met every target.
+    /// With --replications N > 1: the chosen fleet must meet the bound again on K fresh
+    /// replications (default N; 0: no confirmation); if it does not, the search runs
+    /// again on every replication seen so far and the new choice is confirmed on K
+    /// other fresh ones. The cheapest fleet that passes on N weeks is the one whose
+    /// weeks happened to be kind; a pass on weeks it was not chosen on is evidence.
+    #[arg(long, value_name = "K")]
+    confirm: Option<usize>,
+    /// Confirmation rounds at most; after the last failed one the fleet searched on
+    /// every replication seen is returned, marked unconfirmed.
+    #[arg(long, default_value_t = 4, value_name = "R")]
+    confirm_rounds: usize,
+    /// Replay the chosen fleet on M fresh replications and report the share that met
+    /// every target. They are none of the search's or the confirmations': replications
+    /// N + R*K to N + R*K + M - 1 (seeds --seed + that index).
     #[arg(long, value_name = "M")]
     validate: Option<usize>,
 }
@@ -536,18 +553,36 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         };
         replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
     };
+    let confirm_n = match args.confirm {
+        Some(k) => k,
+        None if args.replications > 1 => args.replications,
+        None => 0,
+    };
+    let fresh = |round: usize| {
+        let reps = Replications {
+            n: confirm_n,
+            first: args.replications + round * confirm_n,
+            base,
+        };
+        replicate::workloads(&workload_spec, &workload, reps, spec.threads).map(|(_, w)| w)
+    };
+    let confirm = Confirm {
+        replications: confirm_n,
+        rounds: args.confirm_rounds,
+        fresh: &fresh,
+    };
     let validation = match args.validate {
         Some(m) => {
             let reps = Replications {
                 n: m,
-                first: args.replications,
+                first: args.replications + args.confirm_rounds * confirm_n,
                 base,
             };
             replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
         }
         None => Vec::new(),
     };
-    let result = plan_replicated(&spec, &workloads, &validation, &|n| {
+    let result = plan_replicated(&spec, &workloads, &confirm, &validation, &|n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }

@@ -16,6 +16,10 @@
 //! A candidate's simulation stops as soon as it surely misses a target (more than 5% of
 //! a class's jobs have started later than its p95 target): undersized fleets build long
 //! queues that are the slowest to simulate, and only whether they fail matters.
+//!
+//! Over replications a candidate meets a target when the [`Bound`] of its p95 over them
+//! does, and the choice must then meet the targets again on fresh replications
+//! ([`Confirm`]) before it is the answer.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -269,6 +273,9 @@ pub struct PlanResult {
     /// (`<metric>_ci95` beside each metric).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<serde_json::Value>,
+    /// `--confirm K`: the rounds on fresh replications the choice went through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
     /// `--validate M`: the chosen fleet on M fresh replications.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<Validation>,
@@ -377,7 +384,7 @@ fn p95_bound(
 
 struct Search<'a> {
     spec: &'a PlanSpec,
-    workloads: &'a [Workload],
+    workloads: Vec<&'a Workload>,
     simulations: usize,
     /// Simulations stopped early because a class had surely missed its target.
     stopped_early: usize,
@@ -459,7 +466,7 @@ impl Search<'_> {
     /// missed: a candidate is taken only if every replication ran to the end), except
     /// the first `full` fleets', which run to the end (their p95 figures are reported).
     fn eval_many(&mut self, fleets: &[FleetFile], full: usize) -> Result<Vec<Tried>, PlanError> {
-        let (spec, workloads, give_up) = (self.spec, self.workloads, &self.give_up);
+        let (spec, workloads, give_up) = (self.spec, &self.workloads, &self.give_up);
         let r = workloads.len().max(1);
         let runs = par_map(fleets.len() * r, spec.threads.max(1), &|k| {
             let give_up = if k / r < full {
@@ -467,7 +474,7 @@ impl Search<'_> {
             } else {
                 give_up.clone()
             };
-            spec.scenario(&workloads[k % r], &fleets[k / r])?
+            spec.scenario(workloads[k % r], &fleets[k / r])?
                 .report_until(give_up)
         })?;
         let mut out = Vec::with_capacity(fleets.len());
@@ -532,58 +539,22 @@ impl Search<'_> {
     }
 }
 
-/// Finds the cheapest fleet (or autoscaler setting) found that meets every target, and
-/// replays it. `progress` gets the number of simulations run so far.
-pub fn plan(
-    spec: &PlanSpec,
-    workload: &Workload,
-    progress: &dyn Fn(usize),
-) -> Result<PlanResult, PlanError> {
-    plan_replicated(spec, std::slice::from_ref(workload), &[], progress)
+/// What one search found: the cheapest fleet meeting the targets on its replications.
+struct Found {
+    fleet: FleetFile,
+    reports: Vec<Report>,
+    /// Simulations so far (counting from the `simulations` the search was given).
+    simulations: usize,
+    stopped_early: usize,
 }
 
-/// [`plan`] over replications: a candidate meets a target when the upper end of the 95%
-/// interval of its p95 over `workloads` does (with one workload, its p95); the chosen
-/// fleet is then run on `validation` (fresh replications, may be empty) and the share
-/// that met every target reported. `progress` counts candidates.
-pub fn plan_replicated(
+/// The search of the module's documentation over `workloads`.
+fn search(
     spec: &PlanSpec,
-    workloads: &[Workload],
-    validation: &[Workload],
+    workloads: &[&Workload],
+    simulations: usize,
     progress: &dyn Fn(usize),
-) -> Result<PlanResult, PlanError> {
-    let Some(workload) = workloads.first() else {
-        return Err(PlanError::Setting {
-            field: "--replications",
-            reason: "must be at least 1".into(),
-        });
-    };
-    check_targets(&spec.targets, &spec.fleet)?;
-    if !(spec.max_scale.is_finite() && spec.max_scale > 0.0) {
-        return Err(PlanError::Setting {
-            field: "--max-scale",
-            reason: format!("must be > 0, got {}", spec.max_scale),
-        });
-    }
-    if let Err(e) = spec
-        .fleet
-        .scaled(spec.max_scale)
-        .recheck("the scaled fleet")
-    {
-        return Err(PlanError::Setting {
-            field: "--max-scale",
-            reason: format!("{} x the fleet: {e}", spec.max_scale),
-        });
-    }
-    let unschedulable = unschedulable_by_class(workload, &spec.fleet);
-    for t in &spec.targets {
-        if let Some(&jobs) = unschedulable.get(&t.class) {
-            return Err(PlanError::Unschedulable {
-                class: t.class.clone(),
-                jobs,
-            });
-        }
-    }
+) -> Result<Found, PlanError> {
     let give_up = spec
         .fleet
         .qos
@@ -598,8 +569,8 @@ pub fn plan_replicated(
         .collect();
     let mut s = Search {
         spec,
-        workloads,
-        simulations: 0,
+        workloads: workloads.to_vec(),
+        simulations,
         stopped_early: 0,
         progress,
         give_up,
@@ -670,7 +641,198 @@ pub fn plan_replicated(
             (fleet, report) = s.smallest(&base, Knob::Pool(i), 0, n, base.clone(), report)?;
         }
     }
-    let (simulations, stopped_early) = (s.simulations, s.stopped_early);
+    Ok(Found {
+        fleet,
+        reports: report,
+        simulations: s.simulations,
+        stopped_early: s.stopped_early,
+    })
+}
+
+/// Whether `report` has every targeted class's p95 within its target.
+fn meets_every(spec: &PlanSpec, report: &Report) -> bool {
+    spec.targets.iter().all(|t| {
+        report
+            .qos
+            .get(&t.class)
+            .and_then(|q| q.wait_p95_s)
+            .is_some_and(|x| x <= t.p95_s)
+    })
+}
+
+/// Finds the cheapest fleet (or autoscaler setting) found that meets every target, and
+/// replays it. `progress` gets the number of simulations run so far.
+pub fn plan(
+    spec: &PlanSpec,
+    workload: &Workload,
+    progress: &dyn Fn(usize),
+) -> Result<PlanResult, PlanError> {
+    plan_replicated(
+        spec,
+        std::slice::from_ref(workload),
+        &Confirm::NONE,
+        &[],
+        progress,
+    )
+}
+
+/// Fresh replications on which a fleet chosen on the search's replications must meet the
+/// targets again before it is taken: the cheapest fleet that passes on N weeks is the one
+/// whose N weeks happened to be kind, so its pass says little about the next week.
+/// A fleet that fails is searched again on every replication seen so far (the search's
+/// and the failed rounds'), and the new choice confirmed on another fresh set.
+pub struct Confirm<'a> {
+    /// Replications per round (0: take the search's choice as it is).
+    pub replications: usize,
+    /// Confirmation rounds at most; after the last failed one the fleet searched on
+    /// every replication seen is returned unconfirmed (`confirmation.confirmed: false`).
+    pub rounds: usize,
+    /// Round `r`'s fresh replications (0-based): none of the search's, another round's
+    /// or the validation's.
+    pub fresh: &'a dyn Fn(usize) -> Result<Vec<Workload>, SimError>,
+}
+
+impl std::fmt::Debug for Confirm<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confirm")
+            .field("replications", &self.replications)
+            .field("rounds", &self.rounds)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Confirm<'_> {
+    /// No confirmation.
+    pub const NONE: Confirm<'static> = Confirm {
+        replications: 0,
+        rounds: 0,
+        fresh: &|_| Ok(Vec::new()),
+    };
+}
+
+/// One confirmation round: the fleet searched on `searched_replications`, replayed on
+/// `replications` fresh ones.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfirmRound {
+    pub searched_replications: usize,
+    pub cost: f64,
+    pub total_runners: u64,
+    pub replications: usize,
+    /// Fresh replications that met every target.
+    pub met_every_target: usize,
+    /// The plan's bound over the fresh replications met every target.
+    pub confirmed: bool,
+}
+
+/// The confirmation rounds a plan went through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Confirmation {
+    pub rounds: Vec<ConfirmRound>,
+    /// The returned fleet passed its last round (false: rounds ran out, or the biggest
+    /// fleet cannot meet a target on every replication seen).
+    pub confirmed: bool,
+    /// Replications the returned fleet was searched on (the search's and the failed
+    /// rounds').
+    pub searched_replications: usize,
+}
+
+/// [`plan`] over replications: a candidate meets a target when the `spec.bound` of its
+/// p95 over `workloads` does (with one workload, its p95); the choice must then meet
+/// the targets on `confirm`'s fresh replications (else the search runs again on all
+/// replications seen, see [`Confirm`]); the chosen fleet is then run on `validation`
+/// (fresh replications, may be empty) and the share that met every target reported.
+/// `progress` counts candidates.
+pub fn plan_replicated(
+    spec: &PlanSpec,
+    workloads: &[Workload],
+    confirm: &Confirm<'_>,
+    validation: &[Workload],
+    progress: &dyn Fn(usize),
+) -> Result<PlanResult, PlanError> {
+    let Some(workload) = workloads.first() else {
+        return Err(PlanError::Setting {
+            field: "--replications",
+            reason: "must be at least 1".into(),
+        });
+    };
+    check_targets(&spec.targets, &spec.fleet)?;
+    if !(spec.max_scale.is_finite() && spec.max_scale > 0.0) {
+        return Err(PlanError::Setting {
+            field: "--max-scale",
+            reason: format!("must be > 0, got {}", spec.max_scale),
+        });
+    }
+    if let Err(e) = spec
+        .fleet
+        .scaled(spec.max_scale)
+        .recheck("the scaled fleet")
+    {
+        return Err(PlanError::Setting {
+            field: "--max-scale",
+            reason: format!("{} x the fleet: {e}", spec.max_scale),
+        });
+    }
+    let unschedulable = unschedulable_by_class(workload, &spec.fleet);
+    for t in &spec.targets {
+        if let Some(&jobs) = unschedulable.get(&t.class) {
+            return Err(PlanError::Unschedulable {
+                class: t.class.clone(),
+                jobs,
+            });
+        }
+    }
+    let mut seen_sets: Vec<Vec<Workload>> = Vec::new();
+    let mut rounds = Vec::new();
+    let (mut simulations, mut stopped_early) = (0, 0);
+    let (fleet, report, confirmed, searched) = loop {
+        let seen: Vec<&Workload> = workloads.iter().chain(seen_sets.iter().flatten()).collect();
+        let searched = seen.len();
+        let found = search(spec, &seen, simulations, progress)?;
+        simulations = found.simulations;
+        stopped_early += found.stopped_early;
+        if confirm.replications == 0 || rounds.len() >= confirm.rounds {
+            break (
+                found.fleet,
+                found.reports,
+                confirm.replications == 0,
+                searched,
+            );
+        }
+        let fresh = (confirm.fresh)(rounds.len())?;
+        if fresh.is_empty() {
+            break (found.fleet, found.reports, false, searched);
+        }
+        let mut check = Search {
+            spec,
+            workloads: fresh.iter().collect(),
+            simulations: 0,
+            stopped_early: 0,
+            progress: &|_| {},
+            give_up: Vec::new(),
+        };
+        let tried = check.eval_many(std::slice::from_ref(&found.fleet), 1)?;
+        let Some(Tried::Ran(runs)) = tried.into_iter().next() else {
+            return Err(PlanError::NotReproduced);
+        };
+        let ok = check.report_misses(&runs).is_empty();
+        rounds.push(ConfirmRound {
+            searched_replications: searched,
+            cost: runs.iter().map(|r| r.cost).sum::<f64>() / runs.len().max(1) as f64,
+            total_runners: found.fleet.total_runners(),
+            replications: runs.len(),
+            met_every_target: runs.iter().filter(|r| meets_every(spec, r)).count(),
+            confirmed: ok,
+        });
+        if ok {
+            break (found.fleet, found.reports, true, searched);
+        }
+        seen_sets.push(fresh);
+    };
+    let confirmation = (confirm.replications > 0).then_some(Confirmation {
+        rounds,
+        confirmed,
+        searched_replications: searched,
+    });
 
     // The replay: the chosen fleet once more (its first replication), exactly as
     // `run --fleet` would run it.
@@ -717,10 +879,7 @@ pub fn plan_replicated(
         })?;
         let p95 = |r: &Report, class: &str| r.qos.get(class).and_then(|q| q.wait_p95_s);
         let meets = |r: &Report, t: &Target| p95(r, &t.class).is_some_and(|x| x <= t.p95_s);
-        let met_every_target = runs
-            .iter()
-            .filter(|r| spec.targets.iter().all(|t| meets(r, t)))
-            .count();
+        let met_every_target = runs.iter().filter(|r| meets_every(spec, r)).count();
         Some(Validation {
             replications: runs.len(),
             met_every_target,
@@ -766,6 +925,7 @@ pub fn plan_replicated(
         bound: spec.bound,
         report: replayed,
         summary,
+        confirmation,
         validation,
         fleet,
     })
@@ -843,6 +1003,29 @@ impl PlanResult {
                         t.class, t.p95_s, t.target_p95_s, t.margin_s
                     );
                 }
+            }
+        }
+        if let Some(c) = &self.confirmation {
+            for (i, r) in c.rounds.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "confirmation round {}: the fleet searched on {} replications ({} runners, cost {:.0}) met every target on {} of {} fresh ones: {}",
+                    i + 1,
+                    r.searched_replications,
+                    r.total_runners,
+                    r.cost,
+                    r.met_every_target,
+                    r.replications,
+                    if r.confirmed { "confirmed" } else { "searched again on all seen" }
+                );
+            }
+            if !c.confirmed {
+                let _ = writeln!(
+                    s,
+                    "NOT CONFIRMED: the fleet above was searched on {} replications and not \
+                     replayed on fresh ones (raise --confirm-rounds)",
+                    c.searched_replications
+                );
             }
         }
         if let Some(v) = &self.validation {
