@@ -352,7 +352,8 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         first: 0,
         base,
     };
-    let (how, workloads) = replicate::workloads(&ga.workload, &workload, reps, threads)?;
+    let replicator = replicate::Replicator::new(&ga.workload, &workload, base);
+    let how = replicator.resampling();
     let (pa, pb) = (&ga.points[0], &gb.points[0]);
     let (sa, sb) = (
         pa.scenario(&workload, &ga.predictor)?,
@@ -363,7 +364,7 @@ pub fn compare_cmd(args: CompareArgs) -> Result<()> {
         Some(2 * reps.n as u64),
         "{elapsed_precise} [{bar:40}] {pos}/{len} runs ({eta} left)",
     );
-    let (ra, rb) = replicate::paired_reports(&sa, &sb, &workloads, threads, &|n| {
+    let (ra, rb) = replicate::paired_reports(&sa, &sb, &replicator, reps.n, threads, &|n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }

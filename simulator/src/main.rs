@@ -540,18 +540,21 @@ fn run_replicated(
         first: 0,
         base: args.workload.synthetic.seed,
     };
-    let (how, workloads) = replicate::workloads(&spec, scenario.workload, reps, threads)?;
+    let replicator = replicate::Replicator::new(&spec, scenario.workload, reps.base);
+    let how = replicator.resampling();
     let bar = capacity::bar(
         args.quiet,
         Some(reps.n as u64),
         "{elapsed_precise} [{bar:40}] {pos}/{len} replications ({eta} left)",
     );
     let outs = replicate::par_map_progress(
-        workloads.len(),
+        reps.n,
         threads,
         &|i| {
+            // Made here and dropped after its run: one workload per thread in memory.
+            let w = replicator.make(i)?;
             let out = Scenario {
-                workload: &workloads[i],
+                workload: &w,
                 ..scenario.clone()
             }
             .simulate(None, Vec::new())?;

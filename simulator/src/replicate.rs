@@ -65,30 +65,60 @@ pub struct Replications {
     pub base: u64,
 }
 
-/// The replications' workloads, generated or resampled on `threads` threads.
+/// Makes replication `i`'s workload on demand, so a run over N replications holds only
+/// the ones being simulated (TravisTorrent resampled 20 times at once is over 10 GB).
+#[derive(Debug, Clone, Copy)]
+pub struct Replicator<'a> {
+    spec: &'a WorkloadSpec,
+    loaded: &'a Workload,
+    how: Resampling,
+    base: u64,
+}
+
+impl<'a> Replicator<'a> {
+    /// Replications of `loaded` (the workload `spec` gives), seeded by `base`.
+    pub fn new(spec: &'a WorkloadSpec, loaded: &'a Workload, base: u64) -> Self {
+        let how = match spec {
+            WorkloadSpec::Synthetic(_) => Resampling::Seeds,
+            WorkloadSpec::Trace { .. } => resampling_of(&loaded.records, loaded.epoch_unix_s),
+        };
+        Self {
+            spec,
+            loaded,
+            how,
+            base,
+        }
+    }
+
+    pub fn resampling(&self) -> Resampling {
+        self.how
+    }
+
+    /// Replication number `i` (counted from 0 over every set: search, confirmation,
+    /// validation).
+    pub fn make(&self, i: usize) -> Result<Workload, SimError> {
+        match self.spec {
+            WorkloadSpec::Synthetic(cfg) => {
+                let mut c = (**cfg).clone();
+                c.seed = cfg.seed.wrapping_add(i as u64);
+                WorkloadSpec::Synthetic(Box::new(c)).load()
+            }
+            WorkloadSpec::Trace { .. } => Ok(bootstrap(self.loaded, self.how, self.base, i as u64)),
+        }
+    }
+}
+
+/// The replications' workloads, generated or resampled on `threads` threads, all held
+/// at once (for searches that run each many times).
 pub fn workloads(
     spec: &WorkloadSpec,
     loaded: &Workload,
     reps: Replications,
     threads: usize,
 ) -> Result<(Resampling, Vec<Workload>), SimError> {
-    match spec {
-        WorkloadSpec::Synthetic(cfg) => {
-            let made = par_map(reps.n, threads, &|i| {
-                let mut c = (**cfg).clone();
-                c.seed = cfg.seed.wrapping_add((reps.first + i) as u64);
-                WorkloadSpec::Synthetic(Box::new(c)).load()
-            })?;
-            Ok((Resampling::Seeds, made))
-        }
-        WorkloadSpec::Trace { .. } => {
-            let how = resampling_of(&loaded.records, loaded.epoch_unix_s);
-            let made = par_map(reps.n, threads, &|i| {
-                Ok::<_, SimError>(bootstrap(loaded, how, reps.base, (reps.first + i) as u64))
-            })?;
-            Ok((how, made))
-        }
-    }
+    let r = Replicator::new(spec, loaded, reps.base);
+    let made = par_map(reps.n, threads, &|i| r.make(reps.first + i))?;
+    Ok((r.resampling(), made))
 }
 
 /// The calendar day (Unix days) of second `t` of a workload whose time 0 is `epoch`.
@@ -173,58 +203,33 @@ pub fn bootstrap(w: &Workload, how: Resampling, base: u64, stream: u64) -> Workl
     }
 }
 
-/// `scenario` run on each of `workloads` (its own workload replaced), `threads` runs at
-/// once; `progress` gets the number of runs done. Reports in replication order.
-pub fn reports(
-    scenario: &Scenario<'_>,
-    workloads: &[Workload],
-    threads: usize,
-    progress: &(dyn Fn(usize) + Sync),
-) -> Result<Vec<Report>, SimError> {
-    par_map_progress(
-        workloads.len(),
-        threads,
-        &|i| {
-            Scenario {
-                workload: &workloads[i],
-                ..scenario.clone()
-            }
-            .report()
-        },
-        progress,
-    )
-}
-
-/// `a` and `b` each run on every one of `workloads` (common random numbers: replication
-/// `i` is the same workload for both), all 2N runs `threads` at a time. Reports in
-/// replication order, `a`'s then `b`'s.
+/// `a` and `b` each run on replications `0..n` of `replicator` (common random numbers:
+/// replication `i` is the same workload for both, made once and run by one thread),
+/// `threads` replications at a time. Reports in replication order, `a`'s then `b`'s;
+/// `progress` gets the number of runs done.
 pub fn paired_reports(
     a: &Scenario<'_>,
     b: &Scenario<'_>,
-    workloads: &[Workload],
+    replicator: &Replicator<'_>,
+    n: usize,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<(Vec<Report>, Vec<Report>), SimError> {
-    let mut all = par_map_progress(
-        2 * workloads.len(),
-        threads,
-        &|k| {
-            let which = if k % 2 == 0 { a } else { b };
-            Scenario {
-                workload: &workloads[k / 2],
+    let runs = AtomicUsize::new(0);
+    let both = par_map(n, threads, &|i| {
+        let w = replicator.make(i)?;
+        let run = |which: &Scenario<'_>| {
+            let r = Scenario {
+                workload: &w,
                 ..which.clone()
             }
-            .report()
-        },
-        progress,
-    )?
-    .into_iter();
-    let (mut ra, mut rb) = (Vec::new(), Vec::new());
-    while let (Some(x), Some(y)) = (all.next(), all.next()) {
-        ra.push(x);
-        rb.push(y);
-    }
-    Ok((ra, rb))
+            .report();
+            progress(runs.fetch_add(1, Ordering::Relaxed) + 1);
+            r
+        };
+        Ok::<_, SimError>((run(a)?, run(b)?))
+    })?;
+    Ok(both.into_iter().unzip())
 }
 
 /// Headline metric paths of a report (the terminal tables' rows): top-level figures,

@@ -14,9 +14,8 @@ use rustci_sim::scenario::{
 mod common;
 use common::{sim, stderr, write};
 
-/// `n` replications of half a synthetic day from `seed`: the base workload, how they
-/// differ, and theirs.
-fn half_days(seed: u64, pipelines: bool, n: usize) -> (Workload, Resampling, Vec<Workload>) {
+/// Half a synthetic day at `seed`.
+fn half_day(seed: u64, pipelines: bool) -> WorkloadSpec {
     let mut cfg = SyntheticConfig {
         seed,
         days: 0.5,
@@ -24,7 +23,13 @@ fn half_days(seed: u64, pipelines: bool, n: usize) -> (Workload, Resampling, Vec
     };
     pipelines_unless_turned_off(&mut cfg, None);
     cfg.pipelines.enabled = pipelines;
-    let spec = WorkloadSpec::Synthetic(Box::new(cfg));
+    WorkloadSpec::Synthetic(Box::new(cfg))
+}
+
+/// `n` replications of half a synthetic day from `seed`: the base workload, how they
+/// differ, and theirs.
+fn half_days(seed: u64, pipelines: bool, n: usize) -> (Workload, Resampling, Vec<Workload>) {
+    let spec = half_day(seed, pipelines);
     let base = spec.load().expect("synthetic workload");
     let reps = Replications {
         n,
@@ -167,13 +172,15 @@ fn compare_finds_a_real_difference_and_no_false_one() {
 /// replications make most of the week-to-week spread cancel.
 #[test]
 fn pairing_removes_the_shared_spread() {
-    let (base, _, workloads) = half_days(11, true, 6);
+    let spec = half_day(11, true);
+    let base = spec.load().unwrap();
+    let replicator = replicate::Replicator::new(&spec, &base, 11);
     let fleet = FleetFile::default_ci().unwrap();
     let bigger = fleet.scaled(1.1);
     let p = PredictorSpec::default();
     let a = Scenario::new(&base, &fleet, "easy", &p).unwrap();
     let b = Scenario::new(&base, &bigger, "easy", &p).unwrap();
-    let (ra, rb) = replicate::paired_reports(&a, &b, &workloads, 2, &|_| {}).unwrap();
+    let (ra, rb) = replicate::paired_reports(&a, &b, &replicator, 6, 2, &|_| {}).unwrap();
     let v = |r: &[rustci_sim::report::Report]| -> Vec<serde_json::Value> {
         r.iter().map(|x| serde_json::to_value(x).unwrap()).collect()
     };
