@@ -6,7 +6,7 @@
 # then `plan --replications 20` for standard:p95<=300 validated on 20 fresh
 # replications; then the time of 20 replications of the synthetic week.
 #
-#   scripts/replications_table.sh [OUT_DIR] [synthetic|travis|plan|bench|all]
+#   scripts/replications_table.sh [OUT_DIR] [synthetic|defaults|travis|plan|bench|all]
 #
 # Deterministic: replication i is seed 1 + i (synthetic) or bootstrap stream i of seed 1
 # (TravisTorrent), the same for every scenario (common random numbers).
@@ -46,6 +46,14 @@ scenarios() { # WORKLOAD_KEY FLEET WORKLOAD_TOML
   done
 }
 
+# The defaults a new user gets (`rustci-sim run --autoscaler A --seed S`: the built-in
+# fleet, policy and estimates), as the seed-7 figures were taken.
+default_scenarios() {
+  for a in static reactive predictive; do
+    printf 'autoscaler = ["%s"]\n[workload]\nsynthetic = { seed = 1, days = 7 }\n' "$a" >"$OUT/defaults-$a.toml"
+  done
+}
+
 table() { # WORKLOAD_KEY WORKLOAD_NAME
   local key=$1 name=$2
   for b in static reactive; do
@@ -58,9 +66,12 @@ import json, sys
 out, key, name = sys.argv[1:4]
 vs_static = json.load(open(f"{out}/{key}-predictive-vs-static.json"))
 vs_reactive = json.load(open(f"{out}/{key}-predictive-vs-reactive.json"))
-runs = [("static (fleet file's runners)", vs_static["a"]["summary"]),
-        ("reactive, idle 600 s", vs_reactive["a"]["summary"]),
-        ("predictive, 5% of targets, idle 180 s", vs_static["b"]["summary"])]
+labels = (("static (built-in fleet)", "reactive, defaults", "predictive, defaults")
+          if key == "defaults" else
+          ("static (fleet file's runners)", "reactive, idle 600 s", "predictive, 5% of targets, idle 180 s"))
+runs = [(labels[0], vs_static["a"]["summary"]),
+        (labels[1], vs_reactive["a"]["summary"]),
+        (labels[2], vs_static["b"]["summary"])]
 classes = ("urgent", "standard", "batch")
 def mci(s, *path):
     for p in path[:-1]:
@@ -86,7 +97,7 @@ def d(diff, *path):
         return "-"
     star = " *" if diff["significant"] else ""
     return f"{diff['mean']:.1f} [{diff['ci95'][0]:.1f}, {diff['ci95'][1]:.1f}]{star}"
-for label, c in (("static", vs_static), ("reactive 600 s", vs_reactive)):
+for label, c in (("static", vs_static), (labels[1], vs_reactive)):
     dd = c["differences"]
     print(f"| {label} | {d(dd, 'cost')} | " +
           " | ".join(d(dd, 'qos', k, 'wait_p95_s') for k in classes) + " |")
@@ -96,6 +107,10 @@ PY
 if [[ $WHAT == all || $WHAT == synthetic ]]; then
   scenarios synthetic "$ROOT/simulator/fleets/autoscale-ci.toml" 'synthetic = { seed = 1, days = 7 }'
   table synthetic "Synthetic CI week (seeds 1..$N)"
+fi
+if [[ $WHAT == all || $WHAT == defaults ]]; then
+  default_scenarios
+  table defaults "Synthetic CI week, every setting at its default (seeds 1..$N)"
 fi
 if [[ $WHAT == all || $WHAT == travis ]]; then
   scenarios travis "$ROOT/simulator/fleets/travis.toml" "trace = \"$D/travistorrent_cesel/projects\""
