@@ -52,7 +52,8 @@ Examples:
 
   # A plan over 20 weeks, not one: each candidate on 20 replications, every one of
   # them must meet the target; the choice must meet it again on 20 fresh weeks (else
-  # it is searched again on all 40, and so on); then 20 other weeks replay the answer:
+  # it is stepped up until it meets them, and that is confirmed on 20 more, and so
+  # on); then 20 other weeks replay the answer:
   rustci-sim plan --target 'standard:p95<=300' --replications 20 --validate 20
 
   # The average week within the target (the upper end of the mean's 95% interval),
@@ -207,14 +208,15 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = BoundArg::Every)]
     bound: BoundArg,
     /// With --replications N > 1: the chosen fleet must meet the bound again on K fresh
-    /// replications (default N; 0: no confirmation); if it does not, the search runs
-    /// again on every replication seen so far and the new choice is confirmed on K
-    /// other fresh ones. The cheapest fleet that passes on N weeks is the one whose
-    /// weeks happened to be kind; a pass on weeks it was not chosen on is evidence.
+    /// replications (default N; 0: no confirmation); if it does not, it is stepped up
+    /// to the least that meets the bound on them (runners x one factor, or the
+    /// autoscaler's knob) and that fleet is confirmed on K other fresh ones. The
+    /// cheapest fleet that passes on N weeks is the one whose weeks happened to be
+    /// kind; a pass on weeks it was not chosen on is evidence.
     #[arg(long, value_name = "K")]
     confirm: Option<usize>,
-    /// Confirmation rounds at most; after the last failed one the fleet searched on
-    /// every replication seen is returned, marked unconfirmed.
+    /// Confirmation rounds at most; after the last failed one its step up is returned,
+    /// marked unconfirmed.
     #[arg(long, default_value_t = 4, value_name = "R")]
     confirm_rounds: usize,
     /// Replay the chosen fleet on M fresh replications and report the share that met

@@ -316,6 +316,9 @@ pub fn unschedulable_by_class(workload: &Workload, fleet: &FleetFile) -> BTreeMa
 enum Knob {
     /// Every pool's runners x `max_scale * k / STEPS`.
     Uniform,
+    /// Every pool's runners of the fleet given x `1 + k / STEPS` (a confirmation's
+    /// step up).
+    Grow,
     /// Pool `i`'s runners = k.
     Pool(usize),
     /// Idle timeout k seconds (reactive).
@@ -401,6 +404,12 @@ impl Search<'_> {
                 let x = self.spec.max_scale * k as f64 / STEPS as f64;
                 for (p, b) in f.pools.iter_mut().zip(&self.spec.fleet.pools) {
                     p.runners = scale_count(b.runners, x);
+                }
+            }
+            Knob::Grow => {
+                let x = 1.0 + k as f64 / STEPS as f64;
+                for p in &mut f.pools {
+                    p.runners = scale_count(p.runners, x);
                 }
             }
             Knob::Pool(i) => {
@@ -493,6 +502,43 @@ impl Search<'_> {
         Ok(out)
     }
 
+    /// The least step up of `fleet` that meets the targets on this search's
+    /// replications: every pool's runners times one factor up to 2 (fixed fleets), a
+    /// longer idle timeout (reactive) or a smaller `target_scale` (predictive), up to the
+    /// search's bounds; `None` when the largest step does not meet them.
+    fn step_up(&mut self, fleet: &FleetFile) -> Result<Option<FleetFile>, PlanError> {
+        let spec = self.spec;
+        let (knob, from, top) = match spec.autoscaler {
+            Some(ScalePolicy::Reactive) => (
+                Knob::IdleTimeout,
+                fleet
+                    .pools
+                    .first()
+                    .map_or(0, |p| p.idle_timeout_s.max(0.0) as u64),
+                spec.max_idle_timeout_s,
+            ),
+            Some(ScalePolicy::Predictive) => {
+                let scale = fleet.autoscaler.clone().unwrap_or_default().target_scale;
+                let k = STEPS as f64 * (1.0 - scale.clamp(0.0, 1.0));
+                (Knob::TargetScale, k.round() as u64, STEPS)
+            }
+            _ => (Knob::Grow, 0, STEPS),
+        };
+        if from >= top {
+            return Ok(None);
+        }
+        let biggest = self.fleet_at(fleet, knob, top)?;
+        let tried = self.eval_many(std::slice::from_ref(&biggest), 0)?;
+        let Some(Tried::Ran(reports)) = tried.into_iter().next() else {
+            return Ok(None);
+        };
+        if !self.report_misses(&reports).is_empty() {
+            return Ok(None);
+        }
+        let (grown, _) = self.smallest(fleet, knob, from, top, biggest, reports)?;
+        Ok(Some(grown))
+    }
+
     /// The smallest `k` in `(fail, meet]` whose fleet meets the targets, given that `meet`
     /// does (with `meet_report`) and `fail` is taken as failing. Each round splits the
     /// interval at `spec.threads` points simulated at once (a binary search on one core).
@@ -548,15 +594,10 @@ struct Found {
     stopped_early: usize,
 }
 
-/// The search of the module's documentation over `workloads`.
-fn search(
-    spec: &PlanSpec,
-    workloads: &[&Workload],
-    simulations: usize,
-    progress: &dyn Fn(usize),
-) -> Result<Found, PlanError> {
-    let give_up = spec
-        .fleet
+/// Per QoS class of the fleet (index), its p95 target in seconds, if it has one: a run
+/// may stop once more than 5% of the class's jobs waited longer.
+fn give_up(spec: &PlanSpec) -> Vec<Option<f64>> {
+    spec.fleet
         .qos
         .iter()
         .map(|q| {
@@ -566,7 +607,17 @@ fn search(
                 .map(|t| t.p95_s)
                 .reduce(f64::min)
         })
-        .collect();
+        .collect()
+}
+
+/// The search of the module's documentation over `workloads`.
+fn search(
+    spec: &PlanSpec,
+    workloads: &[&Workload],
+    simulations: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Found, PlanError> {
+    let give_up = give_up(spec);
     let mut s = Search {
         spec,
         workloads: workloads.to_vec(),
@@ -649,6 +700,17 @@ fn search(
     })
 }
 
+/// Reactive: `fleet`'s idle timeout; predictive: its `target_scale`; else `None`.
+fn knob_value(spec: &PlanSpec, fleet: &FleetFile) -> Option<f64> {
+    match spec.autoscaler {
+        Some(ScalePolicy::Reactive) => fleet.pools.first().map(|p| p.idle_timeout_s),
+        Some(ScalePolicy::Predictive) => {
+            Some(fleet.autoscaler.clone().unwrap_or_default().target_scale)
+        }
+        _ => None,
+    }
+}
+
 /// Whether `report` has every targeted class's p95 within its target.
 fn meets_every(spec: &PlanSpec, report: &Report) -> bool {
     spec.targets.iter().all(|t| {
@@ -679,13 +741,14 @@ pub fn plan(
 /// Fresh replications on which a fleet chosen on the search's replications must meet the
 /// targets again before it is taken: the cheapest fleet that passes on N weeks is the one
 /// whose N weeks happened to be kind, so its pass says little about the next week.
-/// A fleet that fails is searched again on every replication seen so far (the search's
-/// and the failed rounds'), and the new choice confirmed on another fresh set.
+/// A fleet that misses is stepped up (every pool's runners by the same factor, or the
+/// autoscaler's knob) to the least that meets the bound on the weeks it missed, and that
+/// fleet confirmed on another fresh set.
 pub struct Confirm<'a> {
     /// Replications per round (0: take the search's choice as it is).
     pub replications: usize,
-    /// Confirmation rounds at most; after the last failed one the fleet searched on
-    /// every replication seen is returned unconfirmed (`confirmation.confirmed: false`).
+    /// Confirmation rounds at most; after the last failed one its step up is returned
+    /// unconfirmed (`confirmation.confirmed: false`).
     pub rounds: usize,
     /// Round `r`'s fresh replications (0-based): none of the search's, another round's
     /// or the validation's.
@@ -710,13 +773,16 @@ impl Confirm<'_> {
     };
 }
 
-/// One confirmation round: the fleet searched on `searched_replications`, replayed on
-/// `replications` fresh ones.
+/// One confirmation round: the fleet replayed on `replications` fresh ones.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfirmRound {
-    pub searched_replications: usize,
-    pub cost: f64,
+    /// The fleet's runners (fixed fleets; the static size under an autoscaler).
     pub total_runners: u64,
+    /// Reactive: its idle timeout; predictive: its `target_scale`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knob: Option<f64>,
+    /// Its mean cost over the fresh replications.
+    pub cost: f64,
     pub replications: usize,
     /// Fresh replications that met every target.
     pub met_every_target: usize,
@@ -728,12 +794,9 @@ pub struct ConfirmRound {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Confirmation {
     pub rounds: Vec<ConfirmRound>,
-    /// The returned fleet passed its last round (false: rounds ran out, or the biggest
-    /// fleet cannot meet a target on every replication seen).
+    /// The returned fleet passed its last round (false: rounds ran out, or no step up
+    /// within the bounds meets the targets on a round's replications).
     pub confirmed: bool,
-    /// Replications the returned fleet was searched on (the search's and the failed
-    /// rounds').
-    pub searched_replications: usize,
 }
 
 /// [`plan`] over replications: a candidate meets a target when the `spec.bound` of its
@@ -781,58 +844,74 @@ pub fn plan_replicated(
             });
         }
     }
-    let mut seen_sets: Vec<Vec<Workload>> = Vec::new();
+    let found = search(spec, &workloads.iter().collect::<Vec<_>>(), 0, progress)?;
+    let (mut simulations, mut stopped_early) = (found.simulations, found.stopped_early);
+    let (mut fleet, mut report) = (found.fleet, found.reports);
     let mut rounds = Vec::new();
-    let (mut simulations, mut stopped_early) = (0, 0);
-    let (fleet, report, confirmed, searched) = loop {
-        let seen: Vec<&Workload> = workloads.iter().chain(seen_sets.iter().flatten()).collect();
-        let searched = seen.len();
-        let found = search(spec, &seen, simulations, progress)?;
-        simulations = found.simulations;
-        stopped_early += found.stopped_early;
-        if confirm.replications == 0 || rounds.len() >= confirm.rounds {
-            break (
-                found.fleet,
-                found.reports,
-                confirm.replications == 0,
-                searched,
-            );
+    let mut confirmed = false;
+    let mut stepped = false;
+    for round in 0..confirm.rounds {
+        if confirm.replications == 0 {
+            break;
         }
-        let fresh = (confirm.fresh)(rounds.len())?;
-        if fresh.is_empty() {
-            break (found.fleet, found.reports, false, searched);
-        }
+        let fresh = (confirm.fresh)(round)?;
         let mut check = Search {
             spec,
             workloads: fresh.iter().collect(),
-            simulations: 0,
+            simulations,
             stopped_early: 0,
-            progress: &|_| {},
-            give_up: Vec::new(),
+            progress,
+            give_up: give_up(spec),
         };
-        let tried = check.eval_many(std::slice::from_ref(&found.fleet), 1)?;
+        let tried = check.eval_many(std::slice::from_ref(&fleet), 1)?;
         let Some(Tried::Ran(runs)) = tried.into_iter().next() else {
             return Err(PlanError::NotReproduced);
         };
         let ok = check.report_misses(&runs).is_empty();
         rounds.push(ConfirmRound {
-            searched_replications: searched,
+            total_runners: fleet.total_runners(),
+            knob: knob_value(spec, &fleet),
             cost: runs.iter().map(|r| r.cost).sum::<f64>() / runs.len().max(1) as f64,
-            total_runners: found.fleet.total_runners(),
             replications: runs.len(),
             met_every_target: runs.iter().filter(|r| meets_every(spec, r)).count(),
             confirmed: ok,
         });
         if ok {
-            break (found.fleet, found.reports, true, searched);
+            confirmed = true;
+            break;
         }
-        seen_sets.push(fresh);
-    };
-    let confirmation = (confirm.replications > 0).then_some(Confirmation {
-        rounds,
-        confirmed,
-        searched_replications: searched,
-    });
+        // The least step up that meets the bound on the weeks just missed; the next
+        // round judges it on weeks it was not chosen on.
+        let grown = check.step_up(&fleet);
+        simulations = check.simulations;
+        stopped_early += check.stopped_early;
+        match grown? {
+            Some(f) => {
+                fleet = f;
+                stepped = true;
+            }
+            None => break,
+        }
+    }
+    if stepped {
+        // The figures over the search's replications, of the fleet returned.
+        let mut again = Search {
+            spec,
+            workloads: workloads.iter().collect(),
+            simulations,
+            stopped_early: 0,
+            progress,
+            give_up: Vec::new(),
+        };
+        let tried = again.eval_many(std::slice::from_ref(&fleet), 1)?;
+        simulations = again.simulations;
+        let Some(Tried::Ran(r)) = tried.into_iter().next() else {
+            return Err(PlanError::NotReproduced);
+        };
+        report = r;
+    }
+    let confirmation = (confirm.replications > 0 && confirm.rounds > 0)
+        .then_some(Confirmation { rounds, confirmed });
 
     // The replay: the chosen fleet once more (its first replication), exactly as
     // `run --fleet` would run it.
@@ -1007,24 +1086,23 @@ impl PlanResult {
         }
         if let Some(c) = &self.confirmation {
             for (i, r) in c.rounds.iter().enumerate() {
+                let knob = r.knob.map(|k| format!(", knob {k}")).unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "confirmation round {}: the fleet searched on {} replications ({} runners, cost {:.0}) met every target on {} of {} fresh ones: {}",
+                    "confirmation round {}: {} runners{knob}, cost {:.0}, met every target on {} of {} fresh replications: {}",
                     i + 1,
-                    r.searched_replications,
                     r.total_runners,
                     r.cost,
                     r.met_every_target,
                     r.replications,
-                    if r.confirmed { "confirmed" } else { "searched again on all seen" }
+                    if r.confirmed { "confirmed" } else { "stepped up" }
                 );
             }
             if !c.confirmed {
                 let _ = writeln!(
                     s,
-                    "NOT CONFIRMED: the fleet above was searched on {} replications and not \
-                     replayed on fresh ones (raise --confirm-rounds)",
-                    c.searched_replications
+                    "NOT CONFIRMED: the fleet above was not seen to meet the targets on \
+                     replications it was not chosen on (raise --confirm-rounds)"
                 );
             }
         }
