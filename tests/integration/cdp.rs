@@ -176,7 +176,9 @@ impl Page {
             n => n as usize,
         };
         let mut payload = vec![0u8; len];
-        self.stream.read_exact(&mut payload).expect("a frame payload");
+        self.stream
+            .read_exact(&mut payload)
+            .expect("a frame payload");
         (h[0] & 0x0f, h[0] & 0x80 != 0, payload)
     }
 
@@ -231,9 +233,8 @@ impl Page {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.eval(expression);
-            let truthy = !matches!(&v, Value::Null | Value::Bool(false))
-                && v != json!(0)
-                && v != json!("");
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
             if truthy {
                 return v;
             }

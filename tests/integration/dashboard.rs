@@ -134,7 +134,12 @@ fn unchunk(mut s: &str) -> String {
 
 /// `GET path` with `Authorization: Bearer key`.
 pub fn get(addr: SocketAddr, path: &str, key: &str) -> Answer {
-    request(addr, "GET", path, &[("Authorization", &format!("Bearer {key}"))])
+    request(
+        addr,
+        "GET",
+        path,
+        &[("Authorization", &format!("Bearer {key}"))],
+    )
 }
 
 /// `GET path` as `key`, which must answer 200 with JSON.
@@ -271,7 +276,14 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
 
     // The same jobs with the same field names and values as the CLI's JSON.
     let cli = rustci_json(&[
-        "jobs", "list", "--server", &server.grpc, "--api-key", OPERATOR, "--format", "json",
+        "jobs",
+        "list",
+        "--server",
+        &server.grpc,
+        "--api-key",
+        OPERATOR,
+        "--format",
+        "json",
     ]);
     let api = get_json(a, "/api/v1/jobs", OPERATOR);
     let cli = cli.as_array().expect("array");
@@ -281,8 +293,19 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     for (c, h) in cli.iter().zip(listed) {
         let ck: Vec<&String> = c.as_object().expect("object").keys().collect();
         let hk: Vec<&String> = h.as_object().expect("object").keys().collect();
-        assert_eq!(ck, hk, "field names differ from `rustci jobs list --format json`");
-        for field in ["name", "tenant", "state", "command", "submit_ms", "labels", "predicted_run_ms"] {
+        assert_eq!(
+            ck, hk,
+            "field names differ from `rustci jobs list --format json`"
+        );
+        for field in [
+            "name",
+            "tenant",
+            "state",
+            "command",
+            "submit_ms",
+            "labels",
+            "predicted_run_ms",
+        ] {
             assert_eq!(c[field], h[field], "{field}");
         }
     }
@@ -290,20 +313,34 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     // Paging: pages of 2 cover every job once, in order.
     let (paged, pages) = all_pages(a, OPERATOR, "page_size=2");
     assert_eq!(pages, 4);
-    let names: Vec<&str> = paged.iter().map(|j| j["name"].as_str().expect("name")).collect();
+    let names: Vec<&str> = paged
+        .iter()
+        .map(|j| j["name"].as_str().expect("name"))
+        .collect();
     let mut want: Vec<&str> = jobs_a.iter().chain(&jobs_b).map(String::as_str).collect();
     want.sort_by_key(|n| n.trim_start_matches("jobs/").parse::<u64>().expect("id"));
     assert_eq!(names, want);
     // Filters: a state and a tenant.
     let (queued, _) = all_pages(a, OPERATOR, "state=queued&tenant=team-b");
     assert_eq!(queued.len(), 2);
-    assert!(queued.iter().all(|j| j["tenant"] == "team-b" && j["state"] == "QUEUED"));
+    assert!(queued
+        .iter()
+        .all(|j| j["tenant"] == "team-b" && j["state"] == "QUEUED"));
 
     // Bad input: a 400 naming the parameter.
-    expect_400(&get(a, "/api/v1/jobs?page_token=abc", OPERATOR), "page_token");
+    expect_400(
+        &get(a, "/api/v1/jobs?page_token=abc", OPERATOR),
+        "page_token",
+    );
     expect_400(&get(a, "/api/v1/jobs?state=sleeping", OPERATOR), "state");
-    expect_400(&get(a, "/api/v1/jobs?page_size=lots", OPERATOR), "page_size");
-    expect_400(&get(a, "/api/v1/jobs?page_size=100000", OPERATOR), "page_size");
+    expect_400(
+        &get(a, "/api/v1/jobs?page_size=lots", OPERATOR),
+        "page_size",
+    );
+    expect_400(
+        &get(a, "/api/v1/jobs?page_size=100000", OPERATOR),
+        "page_size",
+    );
     expect_400(&get(a, "/api/v1/jobs?stat=queued", OPERATOR), "stat");
     expect_400(&get(a, "/api/v1/pipelines?state=nope", OPERATOR), "state");
     expect_400(&get(a, "/api/v1/jobs/x12", OPERATOR), "id");
@@ -314,7 +351,13 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     assert_eq!(get(a, "/api/v1/nothing", OPERATOR).status, 404);
 
     // Keys: none or a wrong one is a 401 on the API and the pages.
-    for path in ["/api/v1/jobs", "/api/v1/runners", "/api/v1/stream", "/", "/queue"] {
+    for path in [
+        "/api/v1/jobs",
+        "/api/v1/runners",
+        "/api/v1/stream",
+        "/",
+        "/queue",
+    ] {
         assert_eq!(request(a, "GET", path, &[]).status, 401, "{path}");
         assert_eq!(get(a, path, "not-a-key-at-all").status, 401, "{path}");
     }
@@ -335,17 +378,39 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
         .iter()
         .all(|t| t["tenant"] == "team-a"));
     let shares = get_json(a, "/api/v1/tenants", KEY_A);
-    assert!(shares["tenants"].as_array().expect("tenants").iter().all(|t| t["tenant"] == "team-a"));
-    assert_eq!(get_json(a, "/api/v1/tenants", OPERATOR)["tenants"].as_array().map(Vec::len), Some(2));
+    assert!(shares["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .all(|t| t["tenant"] == "team-a"));
+    assert_eq!(
+        get_json(a, "/api/v1/tenants", OPERATOR)["tenants"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 
     // One job: its estimates, predicted start and why it waits.
     let own = jobs_a[0].trim_start_matches("jobs/");
     let j = get_json(a, &format!("/api/v1/jobs/{own}"), KEY_A);
     assert_eq!(j["name"], jobs_a[0]);
-    assert!(j["predicted_run_ms"].as_i64().is_some_and(|ms| ms > 0), "{j}");
+    assert!(
+        j["predicted_run_ms"].as_i64().is_some_and(|ms| ms > 0),
+        "{j}"
+    );
     assert!(j["predicted_run_upper_ms"].as_i64() >= j["predicted_run_ms"].as_i64());
-    assert!(j["explanation"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{j}");
-    assert!(j["explanation"]["message"].as_str().is_some_and(|r| !r.is_empty()), "{j}");
+    assert!(
+        j["explanation"]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{j}"
+    );
+    assert!(
+        j["explanation"]["message"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{j}"
+    );
 
     // The page: `?token=` signs in with a cookie; the cookie sees the tenant's jobs only.
     let signin = request(a, "GET", &format!("/queue?token={KEY_A}"), &[]);
@@ -354,7 +419,10 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     let cookie = signin.header("set-cookie").expect("set-cookie");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
     let cookie = cookie.split(';').next().expect("name=value").to_string();
-    assert_eq!(request(a, "GET", "/queue?token=wrong-key-1", &[]).status, 401);
+    assert_eq!(
+        request(a, "GET", "/queue?token=wrong-key-1", &[]).status,
+        401
+    );
     let page = request(a, "GET", "/queue", &[("Cookie", &cookie)]);
     assert_eq!(page.status, 200);
     assert!(page.body.contains("/assets/app.js"));
@@ -377,7 +445,10 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     let done = cancel(own, true);
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.json()["state"], "CANCELLED");
-    assert_eq!(get_json(a, &format!("/api/v1/jobs/{other}"), KEY_B)["state"], "QUEUED");
+    assert_eq!(
+        get_json(a, &format!("/api/v1/jobs/{other}"), KEY_B)["state"],
+        "QUEUED"
+    );
 
     // The other reads answer with their fields.
     let fleet = get_json(a, "/api/v1/fleet", OPERATOR);
@@ -385,7 +456,10 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     assert!(fleet["advice"].is_array());
     assert!(get_json(a, "/api/v1/runners", OPERATOR)["runners"].is_array());
     assert!(get_json(a, "/api/v1/pools", OPERATOR)["pools"].is_array());
-    assert_eq!(get_json(a, "/api/v1/model", OPERATOR)["version"], Value::Null);
+    assert_eq!(
+        get_json(a, "/api/v1/model", OPERATOR)["version"],
+        Value::Null
+    );
     assert!(get_json(a, "/api/v1/pipelines", OPERATOR)["pipelines"].is_array());
 }
 
@@ -437,7 +511,11 @@ impl Events {
     }
 
     /// Events until `until` is true of what was read, or panics after `timeout`.
-    pub fn read_until(&mut self, timeout: Duration, until: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    pub fn read_until(
+        &mut self,
+        timeout: Duration,
+        until: impl Fn(&[Event]) -> bool,
+    ) -> Vec<Event> {
         let deadline = Instant::now() + timeout;
         let mut out: Vec<Event> = Vec::new();
         let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
@@ -472,7 +550,11 @@ impl Events {
             } else if let Some(v) = l.strip_prefix("data:") {
                 data.push_str(v.trim());
             } else if l.is_empty() && !data.is_empty() {
-                out.push((std::mem::take(&mut event), std::mem::take(&mut id), std::mem::take(&mut data)));
+                out.push((
+                    std::mem::take(&mut event),
+                    std::mem::take(&mut id),
+                    std::mem::take(&mut data),
+                ));
             }
         }
         out
@@ -503,7 +585,13 @@ async fn the_live_stream_resumes_from_its_revision_after_a_server_restart() {
         .map(|d| d["job"]["name"].as_str().map(str::to_string).expect("name"))
         .collect::<Vec<_>>()
         .iter()
-        .map(|n| first.iter().find(|f| *f == n).expect("a job of team-a").as_str())
+        .map(|n| {
+            first
+                .iter()
+                .find(|f| *f == n)
+                .expect("a job of team-a")
+                .as_str()
+        })
         .collect();
     assert_eq!(names, first.iter().map(String::as_str).collect::<Vec<_>>());
     drop(s);
@@ -536,5 +624,8 @@ async fn the_live_stream_resumes_from_its_revision_after_a_server_restart() {
     let mut ops = Events::open(server.http, "?from=0", OPERATOR, &[]);
     let everything = ops.read_until(Duration::from_secs(30), |e| e.len() >= 6);
     assert!(everything.iter().any(|(_, _, d)| d.contains("team-b")));
-    assert!(!seen.iter().chain(&resumed).any(|(_, _, d)| d.contains("team-b")));
+    assert!(!seen
+        .iter()
+        .chain(&resumed)
+        .any(|(_, _, d)| d.contains("team-b")));
 }

@@ -62,7 +62,8 @@ fn goto(page: &mut Page, url: &str) {
 }
 
 fn shots_dir(tmp: &Path) -> PathBuf {
-    std::env::var_os("RUSTCI_DASHBOARD_SCREENSHOTS").map_or_else(|| tmp.to_path_buf(), PathBuf::from)
+    std::env::var_os("RUSTCI_DASHBOARD_SCREENSHOTS")
+        .map_or_else(|| tmp.to_path_buf(), PathBuf::from)
 }
 
 fn shot(page: &mut Page, dir: &Path, name: &str) {
@@ -70,7 +71,11 @@ fn shot(page: &mut Page, dir: &Path, name: &str) {
     page.screenshot(&path);
     let decoder = png::Decoder::new(std::fs::File::open(&path).expect("png"));
     let info = decoder.read_info().expect("png header");
-    assert_eq!((info.info().width, info.info().height), (1280, 800), "{name}");
+    assert_eq!(
+        (info.info().width, info.info().height),
+        (1280, 800),
+        "{name}"
+    );
     check_png(&path, 2);
 }
 
@@ -213,13 +218,22 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
     let cards = page.eval("document.querySelectorAll('.job[data-job]').length");
     assert_eq!(cards, 4);
     let critical = page.eval("document.getElementById('critical').textContent");
-    assert!(critical.as_str().is_some_and(|t| t.contains("ship")), "{critical}");
+    assert!(
+        critical.as_str().is_some_and(|t| t.contains("ship")),
+        "{critical}"
+    );
     let finish = page.eval("document.getElementById('finish').textContent");
     assert!(
-        finish.as_str().is_some_and(|t| t.contains("predicted finish") && !t.starts_with('-')),
+        finish
+            .as_str()
+            .is_some_and(|t| t.contains("predicted finish") && !t.starts_with('-')),
         "{finish}"
     );
-    assert!(page.eval("document.querySelectorAll('.job.cp').length").as_u64() >= Some(1));
+    assert!(
+        page.eval("document.querySelectorAll('.job.cp').length")
+            .as_u64()
+            >= Some(1)
+    );
     shot(&mut page, &shots, "pipeline");
 
     // Run jobs until the pipeline's first job is done: its card changes in place.
@@ -249,7 +263,8 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
     let theirs = rows(&mut page);
     assert!(!theirs.is_empty());
     assert!(theirs.iter().all(|r| r.2 == "team-b"), "{theirs:?}");
-    let pipelines = page.eval("fetch('/api/v1/pipelines').then(r => r.json()).then(j => j.pipelines.length)");
+    let pipelines =
+        page.eval("fetch('/api/v1/pipelines').then(r => r.json()).then(j => j.pipelines.length)");
     assert_eq!(pipelines, 0);
 
     // What the page weighs, every asset included, as Chromium decoded it.
@@ -259,7 +274,10 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
     );
     let weight = weight.as_u64().expect("bytes");
     assert!(weight > 1000 && weight < 300 * 1024, "{weight} bytes");
-    let _ = writeln!(std::io::stderr(), "MEASURED: the dashboard page with every asset: {weight} bytes");
+    let _ = writeln!(
+        std::io::stderr(),
+        "MEASURED: the dashboard page with every asset: {weight} bytes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,8 +308,14 @@ async fn the_queue_page_pages_10000_waiting_jobs() {
     open(&mut page, &server, "/queue", "", OPERATOR);
     // A fresh navigation, signed in already: what a person opening the page waits.
     goto(&mut page, &format!("http://{}/queue", server.http));
-    let first_render = page.eval("window.rustciFirstRenderMs").as_f64().expect("ms");
-    assert_eq!(page.eval("document.querySelectorAll('#jobs tr[data-job]').length"), 100);
+    let first_render = page
+        .eval("window.rustciFirstRenderMs")
+        .as_f64()
+        .expect("ms");
+    assert_eq!(
+        page.eval("document.querySelectorAll('#jobs tr[data-job]').length"),
+        100
+    );
     let first = rows(&mut page)[0].0.clone();
     page.eval("document.querySelectorAll('.pager button')[1].click()");
     page.wait_for(

@@ -91,7 +91,10 @@ pub async fn jobs(
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Answer {
-    let p = params(q.as_deref(), &["page_size", "page_token", "state", "tenant"])?;
+    let p = params(
+        q.as_deref(),
+        &["page_size", "page_token", "state", "tenant"],
+    )?;
     let state = match p.get("state") {
         None => pb::JobState::Unspecified,
         Some(s) => parse_state(s).ok_or_else(|| {
@@ -111,7 +114,10 @@ pub async fn jobs(
         tenant: p.get("tenant").cloned().unwrap_or_default(),
     };
     let caller = Caller::from_headers(&headers);
-    let r = JobApi(shared).list_jobs(caller.request(req)).await?.into_inner();
+    let r = JobApi(shared)
+        .list_jobs(caller.request(req))
+        .await?
+        .into_inner();
     ok(&json!({
         "jobs": r.jobs.iter().map(job_json).collect::<Vec<_>>(),
         "next_page_token": r.next_page_token,
@@ -168,7 +174,14 @@ pub async fn pipelines(
 ) -> Answer {
     let p = params(
         q.as_deref(),
-        &["page_size", "page_token", "state", "tenant", "project", "ref"],
+        &[
+            "page_size",
+            "page_token",
+            "state",
+            "tenant",
+            "project",
+            "ref",
+        ],
     )?;
     let state = match p.get("state") {
         None => pb::PipelineState::Unspecified,
@@ -270,10 +283,9 @@ pub async fn pools(
 /// no more here than over gRPC.
 fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Principal, HttpError> {
     match Caller::from_headers(headers).authenticate(&shared.auth)? {
-        Principal::Runner => Err(Status::permission_denied(
-            "runner tokens cannot use the dashboard",
-        )
-        .into()),
+        Principal::Runner => {
+            Err(Status::permission_denied("runner tokens cannot use the dashboard").into())
+        }
         p => Ok(p),
     }
 }

@@ -108,7 +108,10 @@ mod tests {
         let mut h = HeaderMap::new();
         let set = set_cookie(key);
         let pair = set.split(';').next().expect("name=value");
-        h.insert("cookie", format!("other=1; {pair}").parse().expect("header"));
+        h.insert(
+            "cookie",
+            format!("other=1; {pair}").parse().expect("header"),
+        );
         assert_eq!(cookie_key(&h).as_deref(), Some(key));
     }
 

@@ -52,10 +52,7 @@ pub async fn stream(
     };
     let pipeline = match p.get("pipeline") {
         None => String::new(),
-        Some(id) => format!(
-            "pipelines/{}",
-            id.strip_prefix("pipelines/").unwrap_or(id)
-        ),
+        Some(id) => format!("pipelines/{}", id.strip_prefix("pipelines/").unwrap_or(id)),
     };
     let req = pb::WatchJobsRequest {
         from_revision,
