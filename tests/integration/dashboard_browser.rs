@@ -21,6 +21,7 @@ use rustci_control::pb;
 use serde_json::Value;
 
 use crate::cdp::{Browser, Page};
+use crate::common::{complete_ok, lease_one};
 use crate::dashboard::{submit, Server, KEY_A, KEY_B, OPERATOR, RUNNER};
 use crate::html_report::{check_png, chromium};
 
@@ -97,29 +98,9 @@ fn pipeline_job(name: &str, stage_index: u32, needs: Option<&[&str]>) -> pb::Pip
 /// Leases the next job to runner `r0` and completes it; returns its name.
 async fn run_one(server: &Server) -> String {
     let mut run = server.clients(RUNNER).runners;
-    let lease = run
-        .acquire_jobs(pb::AcquireJobsRequest {
-            name: "runners/r0".into(),
-            max_jobs: 1,
-            wait_ms: 5_000,
-        })
-        .await
-        .expect("acquire")
-        .into_inner()
-        .leases
-        .pop()
-        .expect("a job to run");
-    let job = lease.job.as_ref().map(|j| j.name.clone()).expect("job");
-    run.complete_job(pb::CompleteJobRequest {
-        job: job.clone(),
-        runner: "runners/r0".into(),
-        fencing_token: lease.fencing_token,
-        success: true,
-        ..Default::default()
-    })
-    .await
-    .expect("complete");
-    job
+    let lease = lease_one(&mut run, "r0").await;
+    complete_ok(&mut run, "r0", &lease).await;
+    lease.job.map(|j| j.name).expect("the leased job")
 }
 
 /// The queue page's rows: (job, state, tenant, predicted start text).
