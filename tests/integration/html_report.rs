@@ -20,7 +20,7 @@ const PLOTS: [&str; 4] = ["timeline", "wait_cdf", "tenant_waits", "ttf_cdf"];
 const BROWSER_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `RUSTCI_CHROMIUM` (a path) if set, else Debian's and Ubuntu's places.
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("RUSTCI_CHROMIUM") {
         let p = PathBuf::from(p);
         return p.exists().then_some(p);
@@ -72,7 +72,7 @@ fn run_with_deadline(cmd: &mut Command) -> Output {
 /// Decodes `path` and checks it is a real picture: positive size and more than one colour
 /// (a blank or failed drawing is one flat colour): more than `min_percent` of the pixels
 /// differ from the background.
-fn check_png(path: &Path, min_percent: usize) {
+pub(crate) fn check_png(path: &Path, min_percent: usize) {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut reader = png::Decoder::new(file)
         .read_info()

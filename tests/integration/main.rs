@@ -23,8 +23,11 @@ mod support_mongo;
 mod support_redis;
 
 mod bad_input;
+mod cdp;
 mod closed_pipe;
 mod crash;
+mod dashboard;
+mod dashboard_browser;
 mod e2e;
 mod eta;
 mod failover;

@@ -319,6 +319,65 @@ pub fn job_json(j: &crate::pb::Job) -> serde_json::Value {
     })
 }
 
+/// An explanation as JSON (`rustci jobs explain --format json`, the dashboard's
+/// `/api/v1/jobs/{id}`).
+pub fn explanation_json(e: &crate::pb::Explanation) -> serde_json::Value {
+    serde_json::json!({
+        "name": e.name,
+        "state": state_json(e.state),
+        "reason": e.reason,
+        "message": e.message,
+        "blocking_job": e.blocking_job,
+        "runner": e.runner,
+        "at_ms": e.at_ms,
+        "queue_position": e.queue_position,
+        "needs": e.needs.iter().map(|n| serde_json::json!({
+            "name": n.name,
+            "job": n.job,
+            "state": state_json(n.state),
+            "end_ms": n.end_ms,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Queue statistics as JSON (`rustci fleet stats --format json`, `/api/v1/fleet`).
+pub fn queue_stats_json(s: &crate::pb::QueueStats) -> serde_json::Value {
+    let ws = |w: &Option<crate::pb::WaitStats>| {
+        let w = (*w).unwrap_or_default();
+        serde_json::json!({
+            "queued": w.queued, "running": w.running,
+            "wait_p50_ms": w.wait_p50_ms, "wait_p95_ms": w.wait_p95_ms,
+            "wait_p99_ms": w.wait_p99_ms, "started_last_hour": w.started_last_hour,
+        })
+    };
+    serde_json::json!({
+        "revision": s.revision,
+        "pools": s.pools.iter().map(|p| serde_json::json!({
+            "pool": p.pool, "runners": p.runners, "free_slots": p.free_slots,
+            "stats": ws(&p.stats),
+        })).collect::<Vec<_>>(),
+        "tenants": s.tenants.iter().map(|t| serde_json::json!({
+            "tenant": t.tenant, "stats": ws(&t.stats),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Scaling advice as JSON (`rustci fleet advice --format json`, `/api/v1/fleet`): one
+/// object per pool.
+pub fn scaling_advice_json(a: &crate::pb::ScalingAdvice) -> serde_json::Value {
+    serde_json::Value::Array(
+        a.pools
+            .iter()
+            .map(|p| {
+                serde_json::json!({
+                    "pool": p.pool, "current_runners": p.current_runners,
+                    "desired_runners": p.desired_runners, "reason": p.reason,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// Now on this machine's clock, Unix milliseconds (for "in 3m" against the server's
 /// predicted starts, which are Unix milliseconds too).
 pub fn now_unix_ms() -> i64 {

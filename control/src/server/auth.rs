@@ -15,6 +15,7 @@ use crate::perms;
 ///
 /// ```toml
 /// runner_tokens = ["rt-1"]
+/// operator_tokens = ["op-1"]   # see and act on every tenant's jobs (the dashboard)
 ///
 /// [[tenant]]
 /// name = "team-a"
@@ -26,6 +27,10 @@ use crate::perms;
 pub struct AuthFile {
     #[serde(default)]
     pub runner_tokens: Vec<String>,
+    /// Operators read and act on every tenant's jobs, as local mode's owner does, but
+    /// cannot use the runner API.
+    #[serde(default)]
+    pub operator_tokens: Vec<String>,
     #[serde(default, rename = "tenant")]
     pub tenants: Vec<TenantAuth>,
 }
@@ -55,6 +60,8 @@ pub enum Principal {
     Local,
     Tenant(String),
     Runner,
+    /// An operator token of the auth file: every tenant's jobs.
+    Operator,
 }
 
 #[derive(Clone, Default)]
@@ -63,6 +70,7 @@ pub struct Auth {
     local: Option<LocalToken>,
     keys: HashMap<String, String>,
     runner_tokens: HashSet<String>,
+    operator_tokens: HashSet<String>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -71,6 +79,7 @@ impl std::fmt::Debug for Auth {
             .field("local", &self.local.is_some())
             .field("tenants", &self.keys.values().collect::<HashSet<_>>().len())
             .field("runner_tokens", &self.runner_tokens.len())
+            .field("operator_tokens", &self.operator_tokens.len())
             .finish()
     }
 }
@@ -191,10 +200,25 @@ impl Auth {
                 ));
             }
         }
+        for (i, t) in f.operator_tokens.iter().enumerate() {
+            if t.len() < 8 {
+                return Err(bad(
+                    format!("operator_tokens[{i}]"),
+                    "tokens must be at least 8 characters",
+                ));
+            }
+            if keys.contains_key(t) || f.runner_tokens.contains(t) {
+                return Err(bad(
+                    format!("operator_tokens[{i}]"),
+                    "is also a tenant's API key or a runner token",
+                ));
+            }
+        }
         Ok(Self {
             local: None,
             keys,
             runner_tokens: f.runner_tokens.iter().cloned().collect(),
+            operator_tokens: f.operator_tokens.iter().cloned().collect(),
         })
     }
 
@@ -229,6 +253,9 @@ impl Auth {
         if self.runner_tokens.contains(secret) {
             return Ok(Principal::Runner);
         }
-        Err(Status::unauthenticated("unknown API key or runner token"))
+        if self.operator_tokens.contains(secret) {
+            return Ok(Principal::Operator);
+        }
+        Err(Status::unauthenticated("unknown API key or token"))
     }
 }

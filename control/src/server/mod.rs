@@ -22,6 +22,7 @@ pub mod coord;
 pub mod counters;
 pub mod data_dir;
 pub mod flush;
+pub mod http;
 pub mod live;
 pub mod locking;
 pub mod metrics;
@@ -62,6 +63,9 @@ pub struct ServeOptions {
     pub lease_ttl_ms: i64,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub metrics_listen: Option<SocketAddr>,
+    /// `Some(addr)`: serve the dashboard and its JSON API over HTTP here
+    /// (`crate::server::http`).
+    pub http_listen: Option<SocketAddr>,
     pub record_decisions: bool,
     /// `Some(url)`: coordinate with other replicas on this Redis (`crate::server::coord`):
     /// start as a standby and serve only while holding the leader lease.
@@ -96,6 +100,7 @@ impl Default for ServeOptions {
             lease_ttl_ms: 15_000,
             tls: None,
             metrics_listen: None,
+            http_listen: None,
             record_decisions: false,
             redis: None,
             leader_lease_ms: 5_000,
@@ -113,6 +118,8 @@ impl Default for ServeOptions {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// With `ServeOptions::http_listen`: the dashboard's address.
+    pub http_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     /// With `ServeOptions::redis`.
     pub coordinator: Option<Coordinator>,
@@ -199,6 +206,9 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
             None
         }
     };
+    if let Some(addr) = opts.http_listen {
+        http::check_listen(addr, auth_file.is_some())?;
+    }
     if opts.lease_ttl_ms < 100 {
         bail!(
             "--lease-ttl-ms must be at least 100, got {}",
@@ -223,7 +233,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         Some(dir) => Some(model_reload::load(dir).await?),
     };
     let config = LiveConfig {
-        model: model.as_ref().map(|(handle, _)| handle.clone()),
+        model: model.as_ref().map(|(handle, _, _)| handle.clone()),
         policy: PolicyConfig::named(&opts.policy)?,
         lease_ttl_ms: opts.lease_ttl_ms,
         record_decisions: opts.record_decisions,
@@ -256,12 +266,15 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     let shared = Shared::new(live, auth);
     let mut background = Vec::new();
     background.push(flush::spawn_flusher(shared.clone()));
-    if let (Some(dir), Some((handle, path))) = (&opts.model_dir, model) {
+    if let (Some(dir), Some((handle, path, evaluation))) = (&opts.model_dir, model) {
+        *locking::lock(&shared.model_evaluation)
+            .map_err(|_| anyhow::anyhow!("model evaluation lock poisoned"))? = Some(evaluation);
         background.push(model_reload::spawn_watcher(
             dir.clone(),
             handle,
             path,
             Duration::from_millis(opts.model_poll_ms.max(10)),
+            shared.clone(),
         ));
     }
     let coordinator = match &opts.redis {
@@ -341,6 +354,14 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         }
         None => None,
     };
+    let http_addr = match opts.http_listen {
+        Some(a) => {
+            let (bound, task) = http::spawn(a, shared.clone()).await?;
+            background.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -394,6 +415,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     Ok(RunningServer {
         addr,
         metrics_addr,
+        http_addr,
         shared,
         coordinator,
         shutdown: Some(tx),

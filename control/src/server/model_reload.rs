@@ -7,12 +7,16 @@
 //! logged and the one in use stays.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rustci_models::artifact::{current_path, version_name};
+use rustci_models::eval::Evaluation;
 use rustci_models::ModelHandle;
 use tokio::task::JoinHandle;
+
+use crate::server::state::Shared;
 
 /// Loads `dir`'s current version; an error names the directory and the problem.
 ///
@@ -21,7 +25,7 @@ use tokio::task::JoinHandle;
 /// they may only read is let through with a warning: an artifact holds no credentials,
 /// only per-key margins (user, branch and job names of the history it learned from), and
 /// models are often shared on purpose.
-pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {
+pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf, Evaluation)> {
     check_not_writable_by_others(dir)?;
     let d = dir.to_path_buf();
     let current = tokio::task::spawn_blocking(move || ModelHandle::load_current(&d))
@@ -31,15 +35,17 @@ pub async fn load(dir: &Path) -> Result<(ModelHandle, PathBuf)> {
     check_not_writable_by_others(&current.path)?;
     let (usage, stored) = current.handle.usage();
     tracing::info!(model = %current.path.display(), mae_s = current.evaluation.model.mae_s, %usage, from_artifact = stored, "run-time model loaded");
-    Ok((current.handle, current.path))
+    Ok((current.handle, current.path, current.evaluation))
 }
 
-/// Polls `dir` every `every` and swaps `handle` to a new current version.
+/// Polls `dir` every `every` and swaps `handle` to a new current version (and
+/// `evaluation`, which the dashboard shows, to its evaluation).
 pub fn spawn_watcher(
     dir: PathBuf,
     handle: ModelHandle,
     mut loaded: PathBuf,
     every: Duration,
+    evaluation: Arc<Shared>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut failed: Option<PathBuf> = None;
@@ -67,6 +73,9 @@ pub fn spawn_watcher(
                         .map(|c| c.usage)
                         .unwrap_or_default();
                     tracing::info!(model = %next.display(), mae_s = artifact.evaluation.model.mae_s, %usage, "switched to a new run-time model version");
+                    if let Ok(mut e) = crate::server::locking::lock(&evaluation.model_evaluation) {
+                        *e = Some(artifact.evaluation.clone());
+                    }
                     handle.replace_artifact(artifact, version_name(&next));
                     loaded = next;
                     failed = None;

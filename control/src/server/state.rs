@@ -39,6 +39,9 @@ pub struct Shared {
     pub history: Mutex<Option<ReadOnlyStore>>,
     /// Set when the server stops: open `WatchJobs` streams end so shutdown can finish.
     pub closing: watch::Sender<bool>,
+    /// With `--model`: how the version in use measured against the baselines (the
+    /// dashboard's model page).
+    pub model_evaluation: Mutex<Option<rustci_models::eval::Evaluation>>,
 }
 
 impl Shared {
@@ -52,6 +55,7 @@ impl Shared {
             events: broadcast::channel(8192).0,
             history: Mutex::new(None),
             closing: watch::channel(false).0,
+            model_evaluation: Mutex::new(None),
         })
     }
 

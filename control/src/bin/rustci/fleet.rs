@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
+use rustci_control::clients::client;
 use rustci_control::pb;
 
 use crate::conn::Conn;
@@ -41,25 +42,8 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                 .get_queue_stats(pb::GetQueueStatsRequest {})
                 .await?
                 .into_inner();
-            let ws = |w: &Option<pb::WaitStats>| {
-                let w = (*w).unwrap_or_default();
-                serde_json::json!({
-                    "queued": w.queued, "running": w.running,
-                    "wait_p50_ms": w.wait_p50_ms, "wait_p95_ms": w.wait_p95_ms,
-                    "wait_p99_ms": w.wait_p99_ms, "started_last_hour": w.started_last_hour,
-                })
-            };
             match format {
-                Format::Json => print_json(&serde_json::json!({
-                    "revision": s.revision,
-                    "pools": s.pools.iter().map(|p| serde_json::json!({
-                        "pool": p.pool, "runners": p.runners, "free_slots": p.free_slots,
-                        "stats": ws(&p.stats),
-                    })).collect::<Vec<_>>(),
-                    "tenants": s.tenants.iter().map(|t| serde_json::json!({
-                        "tenant": t.tenant, "stats": ws(&t.stats),
-                    })).collect::<Vec<_>>(),
-                })),
+                Format::Json => print_json(&client::queue_stats_json(&s)),
                 Format::Table => {
                     let row = |kind: &str,
                                name: &str,
@@ -106,17 +90,7 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                 .await?
                 .into_inner();
             match format {
-                Format::Json => print_json(&serde_json::Value::Array(
-                    a.pools
-                        .iter()
-                        .map(|p| {
-                            serde_json::json!({
-                                "pool": p.pool, "current_runners": p.current_runners,
-                                "desired_runners": p.desired_runners, "reason": p.reason,
-                            })
-                        })
-                        .collect(),
-                )),
+                Format::Json => print_json(&client::scaling_advice_json(&a)),
                 Format::Table => {
                     outln!("POOL                 CURRENT  DESIRED  REASON");
                     for p in &a.pools {

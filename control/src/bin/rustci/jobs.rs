@@ -202,22 +202,7 @@ pub async fn run(cmd: JobsCmd) -> Result<()> {
                 .await?
                 .into_inner();
             match format {
-                Format::Json => print_json(&serde_json::json!({
-                    "name": e.name,
-                    "state": client::state_json(e.state),
-                    "reason": e.reason,
-                    "message": e.message,
-                    "blocking_job": e.blocking_job,
-                    "runner": e.runner,
-                    "at_ms": e.at_ms,
-                    "queue_position": e.queue_position,
-                    "needs": e.needs.iter().map(|n| serde_json::json!({
-                        "name": n.name,
-                        "job": n.job,
-                        "state": client::state_json(n.state),
-                        "end_ms": n.end_ms,
-                    })).collect::<Vec<_>>(),
-                })),
+                Format::Json => print_json(&client::explanation_json(&e)),
                 Format::Table => {
                     outln!(
                         "{} is {}: {}",

@@ -18,6 +18,10 @@ Examples:
   rustci serve --listen 0.0.0.0:7411 --data-dir /var/lib/rustci --auth /etc/rustci/auth.toml \\
       --tls-cert server.pem --tls-key server.key --metrics-listen 127.0.0.1:9411
 
+  # With the dashboard and its JSON API on http://127.0.0.1:7412/ (local mode: open
+  # http://127.0.0.1:7412/?token=$(cat ~/.config/rustci/local.token) once):
+  rustci serve --listen 127.0.0.1:7411 --data-dir ./rustci-data --http-listen 127.0.0.1:7412
+
   # Two replicas coordinating through Redis (one leads, the other stands by):
   rustci serve --listen 127.0.0.1:7411 --data-dir ./d --store mongodb://db:27017 --redis redis://127.0.0.1:6379
 
@@ -26,6 +30,7 @@ Examples:
 
 The auth file (TOML):
   runner_tokens = [\"runner-token-1\"]
+  operator_tokens = [\"operator-token-1\"]   # see every tenant (dashboard, CLI)
   [[tenant]]
   name = \"team-a\"
   api_keys = [\"key-for-team-a\"]
@@ -84,6 +89,10 @@ pub struct ServeArgs {
     /// Address of the Prometheus metrics endpoint (HTTP): IP:PORT or HOST:PORT.
     #[arg(long, value_parser = resolve)]
     metrics_listen: Option<SocketAddr>,
+    /// Address of the dashboard and its JSON API (HTTP: `/`, `/api/v1/jobs`, ...):
+    /// IP:PORT or HOST:PORT. Loopback only without --auth, as --listen.
+    #[arg(long, value_parser = resolve)]
+    http_listen: Option<SocketAddr>,
     /// Redis URL (redis://HOST:PORT): coordinate replicas; start as a standby and serve
     /// only while holding the leader lease.
     #[arg(long)]
@@ -139,6 +148,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         lease_ttl_ms: a.lease_ttl_ms,
         tls: a.tls_cert.zip(a.tls_key),
         metrics_listen: a.metrics_listen,
+        http_listen: a.http_listen,
         redis: a.redis,
         leader_lease_ms: a.leader_lease_ms,
         model_dir: a.model,
@@ -151,6 +161,9 @@ pub async fn run(a: ServeArgs) -> Result<()> {
     let running = server::start(opts).await?;
     if let Some(m) = running.metrics_addr {
         tracing::info!(%m, "metrics on http://{m}/metrics");
+    }
+    if let Some(h) = running.http_addr {
+        tracing::info!(%h, "dashboard on http://{h}/ (sign in once with ?token=KEY)");
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

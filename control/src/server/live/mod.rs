@@ -1046,6 +1046,47 @@ impl Live {
             .advice(now, &self.core, &self.config, &self.store)
     }
 
+    /// The registered runners, by name.
+    pub fn runners(&self) -> Vec<StoredRunner> {
+        let mut out: Vec<StoredRunner> = self.runners.all().cloned().collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// Each tenant's fair-share weight and decayed usage (slot-seconds, half-life
+    /// [`PolicyConfig::fair_share_half_life_ms`](rustci_scheduler::PolicyConfig)) now, as
+    /// the core orders the queue by them.
+    pub fn fair_share(&self) -> Vec<TenantShare> {
+        let now = self.now();
+        let mut out: Vec<TenantShare> = self
+            .core
+            .config()
+            .tenants()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| TenantShare {
+                tenant: t.name.clone(),
+                weight: t.weight,
+                usage: self
+                    .core
+                    .tenant_usage(rustci_scheduler::TenantId(i as u32), now),
+            })
+            .collect();
+        // Tenants whose jobs wait outside the core (no pool has their labels yet) have
+        // no usage and the weight they will get.
+        for j in self.jobs.unfinished() {
+            if !out.iter().any(|s| s.tenant == j.tenant) {
+                out.push(TenantShare {
+                    tenant: j.tenant.clone(),
+                    weight: 1.0,
+                    usage: 0.0,
+                });
+            }
+        }
+        out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        out
+    }
+
     /// Estimates and projected starts at the clock's `now` ([`Etas`]).
     pub fn etas(&self) -> Etas<'_> {
         Etas {
@@ -1056,6 +1097,15 @@ impl Live {
             now: self.now(),
         }
     }
+}
+
+/// A tenant's fair share ([`Live::fair_share`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantShare {
+    pub tenant: String,
+    pub weight: f64,
+    /// Decayed slot-seconds.
+    pub usage: f64,
 }
 
 /// A repeated request id is a retry only with the same body; with another, the client

@@ -77,6 +77,10 @@ impl Runners {
         self.by_name.len()
     }
 
+    pub(super) fn all(&self) -> impl Iterator<Item = &StoredRunner> {
+        self.by_name.values().map(|r| &r.stored)
+    }
+
     pub(super) fn stored(&self, name: &str) -> Option<&StoredRunner> {
         self.by_name.get(name).map(|r| &r.stored)
     }

@@ -34,7 +34,9 @@ pub(super) fn acting_tenant(
             "{field}: this API key belongs to tenant {t:?}, not {:?}",
             truncate(asked)
         ))),
-        Principal::Local => Ok((!asked.is_empty()).then(|| asked.to_string())),
+        Principal::Local | Principal::Operator => {
+            Ok((!asked.is_empty()).then(|| asked.to_string()))
+        }
         Principal::Runner => Err(Status::permission_denied(
             "runner tokens cannot use the job API",
         )),

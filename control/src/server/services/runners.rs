@@ -80,6 +80,9 @@ fn require_runner(p: &Principal) -> Result<(), Status> {
         Principal::Tenant(_) => Err(Status::permission_denied(
             "tenant API keys cannot use the runner API",
         )),
+        Principal::Operator => Err(Status::permission_denied(
+            "operator tokens cannot use the runner API",
+        )),
     }
 }
 
