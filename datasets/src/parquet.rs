@@ -170,9 +170,13 @@ impl ParquetJobWriter {
             .schema()
             .as_ref()
             .clone();
-        let file = Shared(Arc::new(Mutex::new(BufWriter::with_capacity(256 * 1024, file))));
+        let file = Shared(Arc::new(Mutex::new(BufWriter::with_capacity(
+            256 * 1024,
+            file,
+        ))));
         let w = ParquetWriter::new(file.clone())
             .with_compression(ParquetCompression::Zstd(None))
+            .with_key_value_metadata(Some(arrow_schema_of(&schema)))
             .batched(&schema)
             .map_err(polars_err(&target))?;
         Ok(Self {
@@ -224,7 +228,10 @@ impl ParquetJobWriter {
 struct Shared(Arc<Mutex<BufWriter<File>>>);
 
 impl Shared {
-    fn with<T>(&self, f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>) -> std::io::Result<T> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
         let mut w = self
             .0
             .lock()
@@ -245,6 +252,15 @@ impl Write for Shared {
     fn flush(&mut self) -> std::io::Result<()> {
         self.with(|w| w.flush())
     }
+}
+
+/// The Arrow schema to write into the file's metadata: the oldest compatible types
+/// (`large_string`, not `string_view`). polars writes its newest ones, and pandas (through
+/// pyarrow) cannot turn a list of `string_view` into a column; the pages are the same
+/// either way.
+fn arrow_schema_of(schema: &Schema) -> KeyValueMetadata {
+    let kv = polars_parquet::write::schema_to_metadata_key(&schema.to_arrow(CompatLevel::oldest()));
+    KeyValueMetadata::from_static(vec![(kv.key, kv.value.unwrap_or_default())])
 }
 
 /// Writes `records` to `path` as Parquet, with one `extra.` column per key any of them
@@ -306,7 +322,10 @@ fn frame(records: &[JobRecord], extra_keys: &[String]) -> PolarsResult<DataFrame
         text("queue", records.iter().map(|r| r.queue.as_deref())),
         text("pipeline.id", pipe().map(|p| p.map(|p| p.id.as_str()))),
         int("pipeline.created_s", pipe().map(|p| p.map(|p| p.created_s))),
-        text("pipeline.stage", pipe().map(|p| p.map(|p| p.stage.as_str()))),
+        text(
+            "pipeline.stage",
+            pipe().map(|p| p.map(|p| p.stage.as_str())),
+        ),
         Series::new(
             "pipeline.stage_index".into(),
             pipe()
@@ -417,8 +436,7 @@ fn check_magic(path: &Path, name: &str) -> Result<(), DatasetError> {
     f.read_exact(&mut tail).map_err(io)?;
     if &tail != MAGIC {
         return Err(not(
-            "it does not end with \"PAR1\" (truncated, or its writer never finished)"
-                .to_string(),
+            "it does not end with \"PAR1\" (truncated, or its writer never finished)".to_string(),
         ));
     }
     Ok(())
@@ -769,8 +787,14 @@ impl<'a> Rows<'a> {
             let set = |col: &str| {
                 self.text.iter().any(|(c, v)| *c == col && v[row].is_some())
                     || self.int(row, col).is_some()
-                    || self.bools.iter().any(|(c, v)| *c == col && v[row].is_some())
-                    || self.lists.iter().any(|(c, v)| *c == col && v[row].is_some())
+                    || self
+                        .bools
+                        .iter()
+                        .any(|(c, v)| *c == col && v[row].is_some())
+                    || self
+                        .lists
+                        .iter()
+                        .any(|(c, v)| *c == col && v[row].is_some())
             };
             if let Some(col) = OTHERS.into_iter().find(|c| set(c)) {
                 return Err(self.bad(row, col, "set, but pipeline.id is null"));
@@ -870,10 +894,13 @@ pub fn write_csv_table(path: &Path, name: &str, csv_text: &str) -> Result<(), Da
         source,
     })?;
     let mut w = BufWriter::new(file);
+    let schema = df.schema().as_ref().clone();
     ParquetWriter::new(&mut w)
+        .with_key_value_metadata(Some(arrow_schema_of(&schema)))
         .finish(&mut df)
         .map_err(polars_err(&target))?;
-    w.flush().map_err(|source| DatasetError::Write { target, source })
+    w.flush()
+        .map_err(|source| DatasetError::Write { target, source })
 }
 
 /// A column of CSV cells as the narrowest of Int64, Float64, Boolean and String that holds
@@ -911,10 +938,7 @@ fn typed_column(name: &str, cells: &[String]) -> Column {
     } else {
         Series::new(
             name.into(),
-            cells
-                .iter()
-                .map(|c| opt(c))
-                .collect::<Vec<_>>(),
+            cells.iter().map(|c| opt(c)).collect::<Vec<_>>(),
         )
     };
     series.into_column()
@@ -945,17 +969,13 @@ mod tests {
         assert_eq!(df.column("cost").expect("cost").null_count(), 1);
         assert_eq!(df.column("none").expect("none").null_count(), 2);
         let policy = df.column("policy").expect("policy");
-        assert_eq!(
-            policy.str().expect("str").get(1),
-            Some("qos, x")
-        );
+        assert_eq!(policy.str().expect("str").get(1), Some("qos, x"));
     }
 
     #[test]
     fn every_fixed_column_has_a_name() {
         assert!(COLUMNS.iter().all(|(c, _)| !c.is_empty()));
-        let names: std::collections::BTreeSet<&str> =
-            COLUMNS.iter().map(|(c, _)| *c).collect();
+        let names: std::collections::BTreeSet<&str> = COLUMNS.iter().map(|(c, _)| *c).collect();
         assert_eq!(names.len(), COLUMNS.len(), "column names repeat");
     }
 }

@@ -9,7 +9,7 @@ use records::record;
 use rustci_datasets::jobcsv::{
     extra_keys, read_jobcsv, write_jobcsv, JobCsvWriter, Layout, COLUMNS,
 };
-use rustci_datasets::record::{PipelineRef, When, MAX_TIME_S};
+use rustci_datasets::record::{PipelineRef, When};
 use rustci_datasets::synthetic::{generate, SyntheticConfig};
 use rustci_datasets::{open_trace, DatasetError, JobRecord, Outcome, TraceFormat};
 

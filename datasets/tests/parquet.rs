@@ -268,7 +268,10 @@ fn other_tools_integer_widths_are_taken_and_checked_by_value() {
         ]),
     );
     let msg = err(&path).to_string();
-    assert!(msg.contains("row index 0, column \"slots\": -1 is not 0 to"), "{msg}");
+    assert!(
+        msg.contains("row index 0, column \"slots\": -1 is not 0 to"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -347,7 +350,10 @@ fn a_file_that_is_not_parquet_says_so() {
     let cut = dir.path().join("cut.parquet");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
     let msg = err(&cut).to_string();
-    assert!(msg.contains("not a Parquet file") && msg.contains("does not end with"), "{msg}");
+    assert!(
+        msg.contains("not a Parquet file") && msg.contains("does not end with"),
+        "{msg}"
+    );
 
     // Asked for Parquet explicitly, a CSV is refused the same way.
     let plain = dir.path().join("jobs.csv");
@@ -361,6 +367,12 @@ fn parquet_is_inferred_by_extension_and_by_content() {
     let dir = tempfile::tempdir().expect("tempdir");
     let named = dir.path().join("history.bin");
     write_parquet(&named, &varied()).expect("write");
-    assert_eq!(TraceFormat::infer(&named).expect("infer"), TraceFormat::Parquet);
-    assert_eq!("parquet".parse::<TraceFormat>().expect("name"), TraceFormat::Parquet);
+    assert_eq!(
+        TraceFormat::infer(&named).expect("infer"),
+        TraceFormat::Parquet
+    );
+    assert_eq!(
+        "parquet".parse::<TraceFormat>().expect("name"),
+        TraceFormat::Parquet
+    );
 }

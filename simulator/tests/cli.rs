@@ -288,3 +288,50 @@ fn trace_format_takes_a_reader_name_in_any_case_and_lists_them_otherwise() {
         }
     }
 }
+
+#[test]
+fn jobs_out_parquet_has_the_simulated_waits() {
+    // Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
+    // waits 10 - 1 = 9 and 10 - 2 = 8.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = write(
+        dir.path(),
+        "tiny.swf",
+        &format!(
+            "{HEADER}{}{}{}",
+            swf_line(1, 0, "10", 2, 10),
+            swf_line(2, 1, "5", 1, 5),
+            swf_line(3, 2, "5", 1, 5)
+        ),
+    );
+    let out = dir.path().join("jobs.parquet");
+    let o = sim(&[
+        "run",
+        "--trace",
+        &trace,
+        "--policy",
+        "fcfs",
+        "--jobs-out",
+        out.to_str().expect("utf-8"),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = rustci_datasets::parquet::read_parquet(&out).expect("read");
+    let got: Vec<(&str, i64, Option<i64>, Option<i64>, u32)> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.submit_s, r.wait_s, r.run_s, r.slots))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1", 0, Some(0), Some(10), 2),
+            ("2", 1, Some(9), Some(5), 1),
+            ("3", 2, Some(8), Some(5), 1),
+        ]
+    );
+    // The trace's own fields stay: SWF status 1 is a success, the request is kept.
+    assert!(records
+        .iter()
+        .all(|r| r.outcome == rustci_datasets::Outcome::Success));
+    assert_eq!(records[0].requested_s, Some(10));
+}
