@@ -566,6 +566,9 @@ impl Iterator for ParquetJobReader {
     }
 }
 
+/// A list cell's items (null items are refused when the record is built).
+type TextList = Vec<Option<String>>;
+
 /// One row group's columns, as plain vectors, and where its rows are in the file.
 struct Rows<'a> {
     name: &'a str,
@@ -574,7 +577,7 @@ struct Rows<'a> {
     text: Vec<(&'static str, Vec<Option<&'a str>>)>,
     ints: Vec<(&'static str, Vec<Option<i64>>)>,
     bools: Vec<(&'static str, Vec<Option<bool>>)>,
-    lists: Vec<(&'static str, Vec<Option<Vec<Option<String>>>>)>,
+    lists: Vec<(&'static str, Vec<Option<TextList>>)>,
     extra: Vec<(String, Vec<Option<f64>>)>,
 }
 

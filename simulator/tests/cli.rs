@@ -51,13 +51,11 @@ fn synthetic_run_prints_a_json_report() {
     assert!(r["bsld_mean"].as_f64().expect("bsld") >= 1.0);
 }
 
-#[test]
-fn swf_out_has_the_simulated_waits_by_job_id() {
-    // Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
-    // waits 10 - 1 = 9 and 10 - 2 = 8.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let trace = write(
-        dir.path(),
+/// Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
+/// waits 10 - 1 = 9 and 10 - 2 = 8.
+fn tiny_swf(dir: &std::path::Path) -> String {
+    write(
+        dir,
         "tiny.swf",
         &format!(
             "{HEADER}{}{}{}",
@@ -65,7 +63,13 @@ fn swf_out_has_the_simulated_waits_by_job_id() {
             swf_line(2, 1, "5", 1, 5),
             swf_line(3, 2, "5", 1, 5)
         ),
-    );
+    )
+}
+
+#[test]
+fn swf_out_has_the_simulated_waits_by_job_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = tiny_swf(dir.path());
     let out = dir.path().join("out.swf");
     let report = dir.path().join("report.json");
     let jobs = dir.path().join("jobs.csv");
@@ -291,19 +295,8 @@ fn trace_format_takes_a_reader_name_in_any_case_and_lists_them_otherwise() {
 
 #[test]
 fn jobs_out_parquet_has_the_simulated_waits() {
-    // Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
-    // waits 10 - 1 = 9 and 10 - 2 = 8.
     let dir = tempfile::tempdir().expect("tempdir");
-    let trace = write(
-        dir.path(),
-        "tiny.swf",
-        &format!(
-            "{HEADER}{}{}{}",
-            swf_line(1, 0, "10", 2, 10),
-            swf_line(2, 1, "5", 1, 5),
-            swf_line(3, 2, "5", 1, 5)
-        ),
-    );
+    let trace = tiny_swf(dir.path());
     let out = dir.path().join("jobs.parquet");
     let o = sim(&[
         "run",
@@ -317,7 +310,8 @@ fn jobs_out_parquet_has_the_simulated_waits() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let records = rustci_datasets::parquet::read_parquet(&out).expect("read");
-    let got: Vec<(&str, i64, Option<i64>, Option<i64>, u32)> = records
+    // (id, submit, wait, run, slots)
+    let got: Vec<_> = records
         .iter()
         .map(|r| (r.id.as_str(), r.submit_s, r.wait_s, r.run_s, r.slots))
         .collect();
