@@ -167,9 +167,48 @@ pub enum DatasetError {
         source: zip::result::ZipError,
     },
 
+    /// A file given as Parquet is not one (no `PAR1` magic at its start and end).
+    #[error("{path}: not a Parquet file: {message}")]
+    NotParquet { path: String, message: String },
+
+    /// A column a `JobRecord` Parquet file must have is absent.
+    #[error("{path}: missing column {column:?} (a JobRecord Parquet file has at least id, tenant, submit_s)")]
+    ParquetMissingColumn { path: String, column: String },
+
+    /// A Parquet column has a type the schema does not allow.
+    #[error("{path}: column {column:?}: expected {expected}, found {found}")]
+    ColumnType {
+        path: String,
+        column: String,
+        /// The schema's type (`Int64`, `String`, `List(String)`, ...).
+        expected: String,
+        /// The file's type, as polars names it.
+        found: String,
+    },
+
+    /// A Parquet cell holds a value that does not fit its column (a null in a required
+    /// column, an unknown outcome, a time beyond the clock). `row` counts from 0, as
+    /// pandas and polars index rows.
+    #[error("{path}: row index {row}, column {column:?}: {message}")]
+    ParquetValue {
+        path: String,
+        row: u64,
+        column: String,
+        message: String,
+    },
+
+    /// polars could not read or write a Parquet file.
+    #[cfg(feature = "parquet")]
+    #[error("{path}: Parquet: {source}")]
+    Parquet {
+        path: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+
     /// `TraceFormat::from_str` got a name it does not know.
     #[error(
-        "unknown trace format {0:?}; expected one of: swf, travis, gha, gitlab, flowbench, csv"
+        "unknown trace format {0:?}; expected one of: swf, travis, gha, gitlab, flowbench, csv, parquet"
     )]
     UnknownFormat(String),
 

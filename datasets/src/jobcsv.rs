@@ -427,7 +427,8 @@ pub fn read_jobcsv(path: &Path) -> Result<Vec<JobRecord>, DatasetError> {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gz(GzEncoder<BufWriter<File>>),
+    // Boxed: with polars' zlib-rs backend (feature `parquet`) the encoder is 264 bytes.
+    Gz(Box<GzEncoder<BufWriter<File>>>),
     Other(Box<dyn Write + Send>),
 }
 
@@ -507,7 +508,7 @@ impl JobCsvWriter {
         })?;
         let buf = BufWriter::with_capacity(256 * 1024, file);
         let sink = if crate::input::name_ends_with(path, ".gz") {
-            Sink::Gz(GzEncoder::new(buf, Compression::default()))
+            Sink::Gz(Box::new(GzEncoder::new(buf, Compression::default())))
         } else {
             Sink::Plain(buf)
         };

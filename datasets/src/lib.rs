@@ -9,6 +9,7 @@
 //! | GitLab CI export: jobs CSV joined with pipeline CSVs | [`gitlab`] | a job of a pipeline (stage order, no `needs`) |
 //! | FlowBench workflow runs: zipped run CSVs and the DAG's adjacency JSON | [`flowbench`] | a job of a workflow run (DAG `needs`) |
 //! | plain `JobRecord` CSV | [`jobcsv`] | a job (reader and writer) |
+//! | `JobRecord` Parquet (feature `parquet`, polars) | `parquet` | a job (reader and writer) |
 //! | synthetic CI workload | [`synthetic`] | a generated job (optionally of a pipeline) |
 //!
 //! A job of a pipeline carries a [`PipelineRef`]: its pipeline, stage, `needs` and
@@ -37,6 +38,8 @@ pub mod flowbench;
 pub mod gha;
 pub mod gitlab;
 pub mod jobcsv;
+#[cfg(feature = "parquet")]
+pub mod parquet;
 pub mod record;
 pub mod swf;
 pub mod synthetic;
@@ -67,19 +70,24 @@ pub enum TraceFormat {
     Flowbench,
     /// `JobRecord` CSV, see [`jobcsv`].
     Csv,
+    /// `JobRecord` Parquet, see `parquet` (feature `parquet`; without it, opening one is
+    /// an error that says so).
+    Parquet,
 }
 
 impl TraceFormat {
-    pub const ALL: [TraceFormat; 6] = [
+    pub const ALL: [TraceFormat; 7] = [
         Self::Swf,
         Self::Travis,
         Self::Gha,
         Self::Gitlab,
         Self::Flowbench,
         Self::Csv,
+        Self::Parquet,
     ];
 
-    /// The name `from_str` accepts: `swf`, `travis`, `gha`, `gitlab`, `flowbench`, `csv`.
+    /// The name `from_str` accepts: `swf`, `travis`, `gha`, `gitlab`, `flowbench`, `csv`,
+    /// `parquet`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Swf => "swf",
@@ -88,12 +96,14 @@ impl TraceFormat {
             Self::Gitlab => "gitlab",
             Self::Flowbench => "flowbench",
             Self::Csv => "csv",
+            Self::Parquet => "parquet",
         }
     }
 
     /// Infers the format of a file or directory.
     ///
-    /// A file: `.swf`/`.swf.gz` (or a first line starting with `;`) is SWF; `.zip` is a
+    /// A file: `.parquet` (or one starting with Parquet's magic `PAR1`) is `JobRecord`
+    /// Parquet; `.swf`/`.swf.gz` (or a first line starting with `;`) is SWF; `.zip` is a
     /// FlowBench workflow; a CSV header with `tr_build_id` is TravisTorrent, one with
     /// `id_build` and `job_details` is GitHub Actions, one with `pipeline_id`, `job_id`
     /// and `stage` is a GitLab jobs file; any other CSV is a `JobRecord` CSV (but a
@@ -111,6 +121,9 @@ impl TraceFormat {
         }
         if input::name_ends_with(path, ".zip") {
             return Ok(Self::Flowbench);
+        }
+        if input::name_ends_with(path, ".parquet") || has_parquet_magic(path) {
+            return Ok(Self::Parquet);
         }
         let first = input::first_line(path)?;
         let first = first.trim_start_matches('\u{feff}').trim();
@@ -148,6 +161,15 @@ impl TraceFormat {
             }
         })
     }
+}
+
+/// Whether `path` starts with Parquet's magic bytes `PAR1` (no CSV or SWF file does).
+fn has_parquet_magic(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"PAR1")
 }
 
 fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {
@@ -286,7 +308,22 @@ pub fn open_trace(path: &Path, format: Option<TraceFormat>) -> Result<Trace, Dat
         TraceFormat::Travis => travis::open_travis(path),
         TraceFormat::Gha => gha::open_gha(path),
         TraceFormat::Csv => jobcsv::open_jobcsv(path),
+        TraceFormat::Parquet => open_parquet(path),
     }
+}
+
+#[cfg(feature = "parquet")]
+fn open_parquet(path: &Path) -> Result<Trace, DatasetError> {
+    parquet::open_parquet(path)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn open_parquet(path: &Path) -> Result<Trace, DatasetError> {
+    Err(DatasetError::Unsupported {
+        path: path.display().to_string(),
+        message: "this build reads no Parquet (rustci-datasets without its `parquet` feature)"
+            .to_string(),
+    })
 }
 
 /// A folder's trace is read from its CSVs (or FlowBench zips); an SWF log next to them
@@ -378,6 +415,7 @@ fn read_one(path: &Path, fmt: TraceFormat) -> Result<FilePart, DatasetError> {
     let trace = match fmt {
         TraceFormat::Travis => travis::open_travis(path)?,
         TraceFormat::Gha => gha::open_gha(path)?,
+        TraceFormat::Parquet => open_parquet(path)?,
         _ => jobcsv::open_jobcsv(path)?,
     };
     let meta = trace.meta.clone();

@@ -253,10 +253,14 @@ fn format_names() {
     );
     assert_eq!("gha".parse::<TraceFormat>().expect("gha"), TraceFormat::Gha);
     assert_eq!("CSV".parse::<TraceFormat>().expect("csv"), TraceFormat::Csv);
-    let e = "parquet".parse::<TraceFormat>().expect_err("unknown");
+    assert_eq!(
+        "Parquet".parse::<TraceFormat>().expect("parquet"),
+        TraceFormat::Parquet
+    );
+    let e = "orc".parse::<TraceFormat>().expect_err("unknown");
     assert_eq!(
         e.to_string(),
-        "unknown trace format \"parquet\"; expected one of: swf, travis, gha, gitlab, flowbench, csv"
+        "unknown trace format \"orc\"; expected one of: swf, travis, gha, gitlab, flowbench, csv, parquet"
     );
 }
 

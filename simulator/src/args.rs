@@ -13,11 +13,11 @@ use rustci_sim::scenario::{pipelines_unless_turned_off, WorkloadSpec};
 /// A trace, or else the synthetic CI workload.
 #[derive(Args, Debug)]
 pub struct WorkloadArgs {
-    /// Trace file or directory (SWF, TravisTorrent CSV, GitHub Actions CSV, JobRecord CSV;
-    /// gzip read directly). Without it, the synthetic CI workload runs.
+    /// Trace file or directory (SWF, TravisTorrent CSV, GitHub Actions CSV, JobRecord CSV
+    /// or Parquet; gzip read directly). Without it, the synthetic CI workload runs.
     #[arg(long)]
     pub trace: Option<PathBuf>,
-    /// Trace format; inferred from the name and header when omitted.
+    /// Trace format; inferred from the name and header when omitted (`.parquet`: parquet).
     #[arg(long, value_enum, ignore_case = true, value_name = "FORMAT")]
     pub trace_format: Option<TraceFormat>,
     #[command(flatten)]

@@ -34,7 +34,7 @@ Examples:
   [workload]
   synthetic = { seed = 1, days = 1 }
   EOF
-  rustci-sim sweep --grid grid.toml --out sweep-out   # writes sweep.csv, sweep.json
+  rustci-sim sweep --grid grid.toml --out sweep-out   # writes sweep.csv, sweep.parquet, sweep.json
   # Every point on the same 5 replications, intervals in the files and the frontier:
   rustci-sim sweep --grid grid.toml --out sweep-ci --replications 5
 
@@ -118,7 +118,8 @@ pub struct SweepArgs {
     /// Grid file (TOML): the workload, the fleet and the axes.
     #[arg(long, value_name = "GRID.toml")]
     grid: PathBuf,
-    /// Output folder: sweep.csv and sweep.json, one row per point.
+    /// Output folder: sweep.csv, sweep.parquet (the same table, typed) and sweep.json, one
+    /// row per point.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Points run at once (default: every core).
@@ -301,7 +302,7 @@ pub fn sweep_cmd(args: SweepArgs) -> Result<()> {
     )
     .with_context(|| format!("writing {}", html_path.display()))?;
     eprintln!(
-        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
+        "{} points ({} jobs each, {} threads) -> {}/sweep.csv, sweep.parquet, sweep.json, frontier.svg/.png, sweep.html",
         rows.len(),
         workload.records.len(),
         threads,
@@ -478,7 +479,7 @@ fn sweep_replicated(
     )
     .with_context(|| format!("writing {}", html_path.display()))?;
     eprintln!(
-        "{} points x {} replications ({}; {threads} threads) -> {}/sweep.csv, sweep.json, frontier.svg/.png, sweep.html",
+        "{} points x {} replications ({}; {threads} threads) -> {}/sweep.csv, sweep.parquet, sweep.json, frontier.svg/.png, sweep.html",
         grid.points.len(),
         reps.n,
         how.describe(),

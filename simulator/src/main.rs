@@ -75,7 +75,7 @@ enum Command {
     #[command(after_help = "Example:\n  rustci-sim fleet > my-fleet.toml")]
     Fleet,
     /// Run a grid of fleet sizes, policies, autoscaler settings and loads in parallel;
-    /// one report row per point (sweep.csv, sweep.json).
+    /// one report row per point (sweep.csv, sweep.parquet, sweep.json).
     #[command(after_help = capacity::SWEEP_EXAMPLES)]
     Sweep(capacity::SweepArgs),
     /// Find the cheapest fleet (or autoscaler setting) that meets p95 wait targets.
@@ -219,8 +219,11 @@ struct RunArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Write one CSV row per job (submit, start, end, wait, pool, runner).
-    #[arg(long)]
+    /// Write the jobs of the run. `FILE.parquet`: the trace's records (the JobRecord
+    /// schema, README "Parquet") with `wait_s` and `run_s` as simulated, which `--trace`
+    /// and `rustci retrain --from` read back; any other name: one CSV row per job
+    /// (submit, start, end, wait, pool, runner).
+    #[arg(long, value_name = "FILE")]
     jobs_out: Option<PathBuf>,
     /// Write the schedule as SWF (field 3 = simulated wait), for SWF input.
     #[arg(long)]
@@ -474,12 +477,23 @@ fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.jobs_out {
-        let w = create(path)?;
-        let mut w = BufWriter::new(w);
-        write_jobs_csv(&mut w, &out.facts.results)
-            .with_context(|| format!("writing {}", path.display()))?;
-        w.flush()
-            .with_context(|| format!("writing {}", path.display()))?;
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+        {
+            let records: Vec<_> = simulated_records(&workload, &out.facts.results)
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
+            rustci_datasets::parquet::write_parquet(path, &records)?;
+        } else {
+            let w = create(path)?;
+            let mut w = BufWriter::new(w);
+            write_jobs_csv(&mut w, &out.facts.results)
+                .with_context(|| format!("writing {}", path.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     if let Some(path) = &args.pipelines_out {
         let Some(pipelines) = &out.facts.pipelines else {
@@ -603,6 +617,26 @@ fn create(path: &Path) -> Result<File> {
     File::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
+/// The jobs that ran, in input order, each the trace's own record with `wait_s` the
+/// simulated wait (from its submission, or for a pipeline job from when its needs were
+/// done) and `run_s` the run time as simulated, in whole seconds; with its input index.
+fn simulated_records(
+    workload: &Workload,
+    results: &[rustci_sim::outcome::JobResult],
+) -> Vec<(usize, rustci_datasets::JobRecord)> {
+    let mut sorted: Vec<&rustci_sim::outcome::JobResult> = results.iter().collect();
+    sorted.sort_by_key(|r| r.index);
+    sorted
+        .into_iter()
+        .map(|r| {
+            let mut rec = workload.records[r.index].clone();
+            rec.wait_s = Some(r.wait_s().round() as i64);
+            rec.run_s = Some(r.run_s().round() as i64);
+            (r.index, rec)
+        })
+        .collect()
+}
+
 /// The schedule as SWF, in input order: the trace's own fields, with field 3 the
 /// simulated wait (and the run time as simulated).
 fn write_swf(
@@ -619,15 +653,9 @@ fn write_swf(
             "schedule simulated by rustci-sim; field 3 is the simulated wait".into(),
         )],
     )?;
-    let mut sorted: Vec<&rustci_sim::outcome::JobResult> = results.iter().collect();
-    sorted.sort_by_key(|r| r.index);
-    for r in sorted {
-        let rec = &workload.records[r.index];
-        let number = rec.id.parse::<u64>().unwrap_or(r.index as u64 + 1);
-        let mut job = SwfJob::from_record(rec, number);
-        job.wait_s = Some(r.wait_s().round() as i64);
-        job.run_s = Some(r.run_s().round() as i64);
-        write_swf_line(&mut w, &job)?;
+    for (index, rec) in simulated_records(workload, results) {
+        let number = rec.id.parse::<u64>().unwrap_or(index as u64 + 1);
+        write_swf_line(&mut w, &SwfJob::from_record(&rec, number))?;
     }
     w.flush()?;
     Ok(())

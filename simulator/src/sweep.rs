@@ -24,7 +24,7 @@
 //! synthetic = { seed = 1, days = 7 }    # any field of the synthetic workload's TOML; with
 //!                                       # pipelines unless pipelines = { enabled = false }
 //! # trace = "../../datasets/x.csv"      # or a trace, with an optional format
-//! # format = "gha"                      # swf | travis | gha | csv
+//! # format = "gha"                      # swf | travis | gha | csv | parquet
 //! ```
 //!
 //! Points are the cartesian product, numbered with the axes nested in the order above
@@ -844,7 +844,8 @@ pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
     out
 }
 
-/// Writes `dir/sweep.csv` ([`summaries_csv`]) and `dir/sweep.json` (the summaries).
+/// Writes `dir/sweep.csv` ([`summaries_csv`]), the same table as `dir/sweep.parquet`,
+/// and `dir/sweep.json` (the summaries).
 pub fn write_summaries(dir: &Path, summaries: &[serde_json::Value]) -> Result<(), SweepError> {
     write_csv_json(dir, &summaries_csv(summaries), summaries)
 }
@@ -1009,7 +1010,8 @@ pub fn rows_csv(rows: &[Row]) -> String {
     out
 }
 
-/// Writes `dir/sweep.csv` and `dir/sweep.json` (an array of rows, in point order).
+/// Writes `dir/sweep.csv`, the same table as `dir/sweep.parquet`, and `dir/sweep.json`
+/// (an array of rows, in point order).
 pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), SweepError> {
     write_csv_json(dir, &rows_csv(rows), rows)
 }
@@ -1023,6 +1025,11 @@ fn write_csv_json<T: Serialize>(dir: &Path, csv: &str, items: &[T]) -> Result<()
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
     let csv_path = dir.join("sweep.csv");
     std::fs::write(&csv_path, csv).map_err(werr(&csv_path))?;
+    // The same table, typed, for notebooks and other tools (pandas.read_parquet).
+    let parquet = dir.join("sweep.parquet");
+    rustci_datasets::parquet::write_csv_table(&parquet, "sweep.csv", csv)
+        .map_err(std::io::Error::other)
+        .map_err(werr(&parquet))?;
     let json = dir.join("sweep.json");
     let text = serde_json::to_string_pretty(items)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))

@@ -51,13 +51,11 @@ fn synthetic_run_prints_a_json_report() {
     assert!(r["bsld_mean"].as_f64().expect("bsld") >= 1.0);
 }
 
-#[test]
-fn swf_out_has_the_simulated_waits_by_job_id() {
-    // Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
-    // waits 10 - 1 = 9 and 10 - 2 = 8.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let trace = write(
-        dir.path(),
+/// Two processors. Job 1 takes both for 10 s; jobs 2 and 3 (one each) wait for it:
+/// waits 10 - 1 = 9 and 10 - 2 = 8.
+fn tiny_swf(dir: &std::path::Path) -> String {
+    write(
+        dir,
         "tiny.swf",
         &format!(
             "{HEADER}{}{}{}",
@@ -65,7 +63,13 @@ fn swf_out_has_the_simulated_waits_by_job_id() {
             swf_line(2, 1, "5", 1, 5),
             swf_line(3, 2, "5", 1, 5)
         ),
-    );
+    )
+}
+
+#[test]
+fn swf_out_has_the_simulated_waits_by_job_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = tiny_swf(dir.path());
     let out = dir.path().join("out.swf");
     let report = dir.path().join("report.json");
     let jobs = dir.path().join("jobs.csv");
@@ -287,4 +291,41 @@ fn trace_format_takes_a_reader_name_in_any_case_and_lists_them_otherwise() {
             assert!(err.contains(f.name()), "{f} not listed: {err}");
         }
     }
+}
+
+#[test]
+fn jobs_out_parquet_has_the_simulated_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = tiny_swf(dir.path());
+    let out = dir.path().join("jobs.parquet");
+    let o = sim(&[
+        "run",
+        "--trace",
+        &trace,
+        "--policy",
+        "fcfs",
+        "--jobs-out",
+        out.to_str().expect("utf-8"),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = rustci_datasets::parquet::read_parquet(&out).expect("read");
+    // (id, submit, wait, run, slots)
+    let got: Vec<_> = records
+        .iter()
+        .map(|r| (r.id.as_str(), r.submit_s, r.wait_s, r.run_s, r.slots))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("1", 0, Some(0), Some(10), 2),
+            ("2", 1, Some(9), Some(5), 1),
+            ("3", 2, Some(8), Some(5), 1),
+        ]
+    );
+    // The trace's own fields stay: SWF status 1 is a success, the request is kept.
+    assert!(records
+        .iter()
+        .all(|r| r.outcome == rustci_datasets::Outcome::Success));
+    assert_eq!(records[0].requested_s, Some(10));
 }

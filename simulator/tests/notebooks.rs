@@ -1,8 +1,10 @@
-//! The analysis notebooks in `notebooks/` run headless on data made here (a small sweep and
-//! run reports of three policies), so they cannot rot; and the committed notebooks carry
-//! no outputs.
+//! The analysis notebooks in `notebooks/` run headless on data made here (a small
+//! replicated sweep, run reports of three policies with their jobs as Parquet, and
+//! replicated reports), so they cannot rot; pandas reads rustci's Parquet with the rows
+//! and columns rustci wrote; and the committed notebooks carry no outputs.
 //!
-//! Without Python and its packages (nbconvert, nbformat, ipykernel, pandas, matplotlib)
+//! Without Python and its packages (nbconvert, nbformat, ipykernel, pandas, pyarrow,
+//! matplotlib)
 //! the run is skipped with a visible `SKIPPED:` line, unless `RUSTCI_REQUIRE_NOTEBOOKS=1`
 //! (set by `.ci/run`), which makes it a failure.
 
@@ -64,28 +66,50 @@ fn python_ready() -> bool {
     Command::new("python3")
         .args([
             "-c",
-            "import nbconvert, nbformat, ipykernel, pandas, matplotlib",
+            "import nbconvert, nbformat, ipykernel, pandas, pyarrow, matplotlib",
         ])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The rows and columns pandas (through pyarrow) reads from a Parquet file.
+fn pandas_shape(path: &Path) -> (usize, Vec<String>) {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, pandas\n\
+             df = pandas.read_parquet(sys.argv[1])\n\
+             print(json.dumps([len(df), [str(c) for c in df.columns]]))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        o.status.success(),
+        "pandas.read_parquet({}): {}",
+        path.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("rows and columns as JSON")
 }
 
 #[test]
 fn notebooks_execute_on_a_fresh_sweep() {
     if !python_ready() {
         if std::env::var("RUSTCI_REQUIRE_NOTEBOOKS").as_deref() == Ok("1") {
-            panic!("python3 with nbconvert, nbformat, ipykernel, pandas, matplotlib not found and RUSTCI_REQUIRE_NOTEBOOKS=1");
+            panic!("python3 with nbconvert, nbformat, ipykernel, pandas, pyarrow, matplotlib not found and RUSTCI_REQUIRE_NOTEBOOKS=1");
         }
         // Not `eprintln!`: libtest captures that; a skip must be visible.
         let _ = writeln!(
             std::io::stderr(),
-            "SKIPPED: notebooks need python3 with nbconvert, nbformat, ipykernel, pandas, matplotlib"
+            "SKIPPED: notebooks need python3 with nbconvert, nbformat, ipykernel, pandas, pyarrow, matplotlib"
         );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("runs")).expect("mkdir");
+    std::fs::create_dir_all(data.join("replicated")).expect("mkdir");
 
     // The built-in fleet cut down so that jobs wait and the policies differ: 3 sizes x 2
     // policies x 2 loads over one synthetic day (~1800 jobs; well under a second each).
@@ -120,18 +144,20 @@ fn notebooks_execute_on_a_fresh_sweep() {
         &grid.display().to_string(),
         "--out",
         &data.display().to_string(),
+        "--replications",
+        "3",
         "--quiet",
     ]);
     assert!(
         data.join("sweep.csv").exists(),
         "the sweep wrote no sweep.csv"
     );
-    for policy in ["fairshare", "fcfs", "qos"] {
-        let out = data.join("runs").join(format!("{policy}.json"));
-        sim(&[
+    let fleet_arg = fleet_path.display().to_string();
+    let run = |policy: &str, more: &[&str]| {
+        let mut args = vec![
             "run",
             "--fleet",
-            &fleet_path.display().to_string(),
+            &fleet_arg,
             "--days",
             "1",
             "--jobs-per-day",
@@ -141,9 +167,61 @@ fn notebooks_execute_on_a_fresh_sweep() {
             "--quiet",
             "--format",
             "json",
-            "--output",
-            &out.display().to_string(),
-        ]);
+        ];
+        args.extend(more);
+        sim(&args)
+    };
+    let mut written = Vec::new();
+    for policy in ["fairshare", "fcfs", "qos"] {
+        let out = data.join("runs").join(format!("{policy}.json"));
+        let jobs = data.join("runs").join(format!("{policy}.parquet"));
+        run(
+            policy,
+            &[
+                "--output",
+                &out.display().to_string(),
+                "--jobs-out",
+                &jobs.display().to_string(),
+            ],
+        );
+        // What rustci wrote: its own reader's rows, and the schema's columns (the
+        // synthetic workload has no extra keys).
+        let records = rustci_datasets::parquet::read_parquet(&jobs).expect("rustci reads it");
+        assert!(records.iter().all(|r| r.extra.is_empty()));
+        let columns: Vec<String> = rustci_datasets::parquet::COLUMNS
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect();
+        written.push((jobs, records.len(), columns));
+        let replicated = data.join("replicated").join(format!("{policy}.json"));
+        run(
+            policy,
+            &[
+                "--replications",
+                "3",
+                "--output",
+                &replicated.display().to_string(),
+            ],
+        );
+    }
+    let sweep_csv = std::fs::read_to_string(data.join("sweep.csv")).expect("sweep.csv");
+    let sweep_columns: Vec<String> = sweep_csv
+        .lines()
+        .next()
+        .expect("header")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let sweep_rows = sweep_csv.lines().count() - 1;
+    assert_eq!(sweep_rows, 12, "3 scales x 2 policies x 2 loads");
+    written.push((data.join("sweep.parquet"), sweep_rows, sweep_columns));
+    for (path, rows, columns) in &written {
+        assert_eq!(
+            pandas_shape(path),
+            (*rows, columns.clone()),
+            "{}",
+            path.display()
+        );
     }
 
     let executed = dir.path().join("executed");

@@ -50,9 +50,9 @@ either no choice is made and the defaults stay.";
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
     /// History to learn from: trace files or directories (SWF, TravisTorrent, GitHub
-    /// Actions, a GitLab export, FlowBench workflows, JobRecord CSV; gzip or not), a
-    /// `mongodb://` URI, or `sqlite:PATH` (the data directory or database of `rustci
-    /// serve`). Repeat to merge.
+    /// Actions, a GitLab export, FlowBench workflows, JobRecord CSV or Parquet; gzip or
+    /// not), a `mongodb://` URI, or `sqlite:PATH` (the data directory or database of
+    /// `rustci serve`). Repeat to merge.
     #[arg(long, required = true, num_args = 1.., value_name = "FILE|mongodb://...|sqlite:PATH")]
     from: Vec<String>,
     /// Trace format of the files (default: inferred from the name).
