@@ -30,6 +30,7 @@ mod dashboard;
 mod dashboard_browser;
 mod e2e;
 mod eta;
+mod export;
 mod failover;
 mod failover_process;
 mod hardening;

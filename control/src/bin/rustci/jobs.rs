@@ -1,4 +1,5 @@
-//! `rustci jobs`: list, get, watch, cancel, play and explain jobs.
+//! `rustci jobs`: list, get, watch, cancel, play and explain jobs; export a store's
+//! finished jobs (`export.rs`).
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -16,7 +17,8 @@ Examples:
   rustci jobs watch --from-revision 1200 --format json
   rustci jobs cancel jobs/42
   rustci jobs play jobs/43
-  rustci jobs explain 42";
+  rustci jobs explain 42
+  rustci jobs export --from ./rustci-data --out history.parquet";
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCmd {
@@ -91,6 +93,10 @@ pub enum JobsCmd {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Write a store's finished jobs (the history `rustci retrain` learns from) as
+    /// Parquet, CSV or JSON lines.
+    #[command(after_help = crate::export::EXPORT_EXAMPLES)]
+    Export(crate::export::ExportArgs),
     /// Say why a job waits (or runs, or ended).
     #[command(
         after_help = "Examples:\n  rustci jobs explain jobs/42\n  rustci jobs explain 42 --format json"
@@ -126,6 +132,7 @@ fn state_filter(s: Option<&str>) -> Result<pb::JobState> {
 
 pub async fn run(cmd: JobsCmd) -> Result<()> {
     match cmd {
+        JobsCmd::Export(args) => crate::export::run(args).await,
         JobsCmd::List {
             conn,
             tenant,

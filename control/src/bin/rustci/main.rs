@@ -14,6 +14,7 @@ mod console;
 
 mod bench;
 mod conn;
+mod export;
 mod fleet;
 mod jobs;
 mod output;
