@@ -166,11 +166,17 @@ pub struct Server {
     pub http: SocketAddr,
     pub log: std::path::PathBuf,
     grpc_port: u16,
+    extra: Vec<String>,
 }
 
 impl Server {
     /// Starts one in `dir` (data in `dir/data`), ready when the API answers.
     pub fn start(dir: &Path, name: &str) -> Self {
+        Self::start_with(dir, name, &[])
+    }
+
+    /// As [`Server::start`], with more `rustci serve` arguments.
+    pub fn start_with(dir: &Path, name: &str, extra: &[&str]) -> Self {
         let grpc_port = free_port();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut s = Self {
@@ -179,6 +185,7 @@ impl Server {
             http,
             log: dir.join(format!("{name}.log")),
             grpc_port,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn(dir, name);
         s
@@ -189,18 +196,15 @@ impl Server {
         let auth = dir.join("auth.toml");
         write_private(&auth, AUTH);
         let http = self.http.to_string();
-        self.procs.server(
-            name,
-            self.grpc_port,
-            &dir.join("data"),
-            &[
-                "--auth",
-                auth.to_str().expect("utf-8 path"),
-                "--http-listen",
-                &http,
-            ],
-            &self.log,
-        );
+        let mut args = vec![
+            "--auth",
+            auth.to_str().expect("utf-8 path"),
+            "--http-listen",
+            &http,
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        self.procs
+            .server(name, self.grpc_port, &dir.join("data"), &args, &self.log);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if TcpStream::connect(self.http).is_ok()
@@ -461,6 +465,164 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
         Value::Null
     );
     assert!(get_json(a, "/api/v1/pipelines", OPERATOR)["pipelines"].is_array());
+}
+
+/// A queue whose visit order is not id order: `rustci serve --policy priority` with a
+/// runner of 1 slot for `linux` that `busy` takes (leased at once; its lease outlives
+/// the test), then team-a's `a-0` and `a-1` (priority 0), team-b's `b-0` (priority 5),
+/// team-a's `a-2` (priority 9) and `gpu` (no pool has its label: parked). Returns the
+/// server and the waiting jobs' names in the order the scheduler will visit them: a-2,
+/// b-0, a-0, a-1, then the parked gpu.
+pub async fn queue_out_of_id_order(dir: &Path, name: &str) -> (Server, Vec<String>) {
+    let server = Server::start_with(
+        dir,
+        name,
+        &["--policy", "priority", "--lease-ttl-ms", "3600000"],
+    );
+    server
+        .clients(RUNNER)
+        .runners
+        .register_runner(pb::RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+    let mut names = std::collections::HashMap::new();
+    for (key, job, priority, label) in [
+        (KEY_A, "busy", 0, "linux"),
+        (KEY_A, "a-0", 0, "linux"),
+        (KEY_A, "a-1", 0, "linux"),
+        (KEY_B, "b-0", 5, "linux"),
+        (KEY_A, "a-2", 9, "linux"),
+        (KEY_A, "gpu", 9, "gpu"),
+    ] {
+        let j = server
+            .clients(key)
+            .jobs
+            .submit_job(pb::SubmitJobRequest {
+                request_id: job.into(),
+                labels: vec![label.into()],
+                slots: 1,
+                command: format!("echo {job}"),
+                job_name: job.into(),
+                requested_ms: 60_000,
+                priority,
+                ..Default::default()
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        names.insert(job, j.name);
+    }
+    let order = ["a-2", "b-0", "a-0", "a-1", "gpu"]
+        .map(|j| names[j].clone())
+        .to_vec();
+    (server, order)
+}
+
+/// Every job `/api/v1/queue` lists for `key` with `query`, following the page tokens;
+/// and the number of pages.
+fn all_queue_pages(addr: SocketAddr, key: &str, query: &str) -> (Vec<Value>, usize) {
+    let mut jobs = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = get_json(
+            addr,
+            &format!("/api/v1/queue?{query}&page_token={token}"),
+            key,
+        );
+        pages += 1;
+        jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
+        token = page["next_page_token"].as_str().expect("token").to_string();
+        if token.is_empty() {
+            return (jobs, pages);
+        }
+        assert!(pages < 100, "paging does not end");
+    }
+}
+
+fn names_positions(jobs: &[Value]) -> (Vec<String>, Vec<Value>) {
+    jobs.iter()
+        .map(|j| {
+            (
+                j["name"].as_str().expect("name").to_string(),
+                j["position"].clone(),
+            )
+        })
+        .unzip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_lists_waiting_jobs_in_the_order_the_scheduler_visits_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, order) = queue_out_of_id_order(dir.path(), "dash-queue").await;
+    let a = server.http;
+    let pos = |p: &[Option<u64>]| p.iter().map(|p| serde_json::json!(p)).collect::<Vec<_>>();
+
+    // Visit order (priority first), not id order; the parked job last, without a place.
+    let all = get_json(a, "/api/v1/queue", OPERATOR);
+    let (names, positions) = names_positions(all["jobs"].as_array().expect("jobs"));
+    assert_eq!(names, order);
+    assert_eq!(positions, pos(&[Some(0), Some(1), Some(2), Some(3), None]));
+    // Predicted starts follow the order on the 1-slot runner (the first starts now).
+    let starts: Vec<i64> = all["jobs"].as_array().expect("jobs")[..4]
+        .iter()
+        .map(|j| j["predicted_start_unix_ms"].as_i64().expect("start"))
+        .collect();
+    assert!(
+        starts[0] > 0 && starts.windows(2).all(|w| w[0] < w[1]),
+        "{starts:?}"
+    );
+    // The same fields as ListJobs' rows, plus the position.
+    let listed = get_json(a, "/api/v1/jobs?page_size=1", OPERATOR);
+    let mut keys: Vec<String> = listed["jobs"][0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.push("position".into());
+    keys.sort();
+    let mut got: Vec<String> = all["jobs"][0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    got.sort();
+    assert_eq!(got, keys);
+
+    // Paging: pages of 2 give the same sequence.
+    let (paged, pages) = all_queue_pages(a, OPERATOR, "page_size=2");
+    assert_eq!(pages, 3);
+    assert_eq!(names_positions(&paged).0, order);
+
+    // A tenant's key: its own jobs, in the same order, with their places among all.
+    let (mine, _) = all_queue_pages(a, KEY_A, "page_size=1");
+    let (names, positions) = names_positions(&mine);
+    assert_eq!(
+        names,
+        [&order[0], &order[2], &order[3], &order[4]].map(String::clone)
+    );
+    assert_eq!(positions, pos(&[Some(0), Some(2), Some(3), None]));
+    assert_eq!(get(a, "/api/v1/queue?tenant=team-b", KEY_A).status, 403);
+    let (theirs, _) = all_queue_pages(a, OPERATOR, "tenant=team-b");
+    assert_eq!(names_positions(&theirs).0, [order[1].clone()]);
+
+    // Bad input: a 400 naming the parameter.
+    expect_400(
+        &get(a, "/api/v1/queue?page_token=x", OPERATOR),
+        "page_token",
+    );
+    expect_400(
+        &get(a, "/api/v1/queue?page_size=0.5", OPERATOR),
+        "page_size",
+    );
+    expect_400(&get(a, "/api/v1/queue?state=queued", OPERATOR), "state");
 }
 
 #[test]

@@ -160,8 +160,10 @@ function jobRow(j) {
   const why = el('td', { class: 'why' },
     el('button', { text: 'why?', onclick: () => explain(id, why) }));
   const cancel = el('button', { text: 'cancel', class: 'cancel', onclick: () => cancelJob(id, cancel) });
-  return el('tr', { 'data-job': j.name, 'data-state': j.state },
-    el('td', {}, j.name),
+  // `position`: the place in the scheduler's visit order (the queue view only).
+  const pos = typeof j.position === 'number' ? el('span', { class: 'muted', text: '#' + (j.position + 1) + ' ' }) : null;
+  return el('tr', { 'data-job': j.name, 'data-state': j.state, 'data-position': j.position ?? '' },
+    el('td', {}, pos, j.name),
     el('td', { text: j.tenant }),
     el('td', { text: j.qos }),
     el('td', { class: 'st' }, stateTag(j.state)),
@@ -215,9 +217,11 @@ async function queue() {
         'Run: estimate / P90', 'Name', 'Why it waits', ''].map((h) => el('th', { text: h })))),
       body));
   async function load() {
-    const q = new URLSearchParams({ page_size: PAGE, state });
+    // Waiting jobs in the order the scheduler will visit them; other states by id.
+    const q = new URLSearchParams({ page_size: PAGE });
+    if (state !== 'queued') q.set('state', state);
     if (tokens[page]) q.set('page_token', tokens[page]);
-    const r = await api('/api/v1/jobs?' + q);
+    const r = await api((state === 'queued' ? '/api/v1/queue?' : '/api/v1/jobs?') + q);
     next = r.next_page_token;
     body.replaceChildren(...r.jobs.map(jobRow));
     if (!r.jobs.length) body.append(el('tr', {}, el('td', { colSpan: 9, class: 'muted', text: 'No job.' })));
