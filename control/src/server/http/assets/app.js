@@ -46,6 +46,12 @@ function dur(ms) {
   return h + 'h' + String(m % 60).padStart(2, '0') + 'm';
 }
 
+// A measured wait: '-' only when no job started in the last hour (0 ms is a measure).
+function wait(stats, ms) {
+  if (!stats.started_last_hour) return '-';
+  return ms > 0 ? dur(ms) : '0ms';
+}
+
 function clock(unixMs) {
   return new Date(unixMs).toLocaleTimeString([], { hour12: false });
 }
@@ -112,8 +118,8 @@ async function overview() {
       el('td', { text: p.pool }),
       el('td', { class: 'num', text: p.stats.queued }),
       el('td', { class: 'num', text: p.stats.running }),
-      el('td', { class: 'num', text: dur(p.stats.wait_p50_ms) }),
-      el('td', { class: 'num', text: dur(p.stats.wait_p95_ms) }),
+      el('td', { class: 'num p50', text: wait(p.stats, p.stats.wait_p50_ms) }),
+      el('td', { class: 'num p95', text: wait(p.stats, p.stats.wait_p95_ms) }),
       el('td', { class: 'num', text: p.stats.started_last_hour }),
       el('td', { class: 'num', text: (p.runners - 0) + ' / ' + p.free_slots }),
       el('td', { class: 'num', text: p.advice ? p.advice.current_runners : '-' }),
@@ -123,8 +129,8 @@ async function overview() {
       el('td', { text: t.tenant }),
       el('td', { class: 'num', text: t.stats.queued }),
       el('td', { class: 'num', text: t.stats.running }),
-      el('td', { class: 'num', text: dur(t.stats.wait_p50_ms) }),
-      el('td', { class: 'num', text: dur(t.stats.wait_p95_ms) })));
+      el('td', { class: 'num p50', text: wait(t.stats, t.stats.wait_p50_ms) }),
+      el('td', { class: 'num p95', text: wait(t.stats, t.stats.wait_p95_ms) })));
     const queued = pools.pools.reduce((a, p) => a + p.stats.queued, 0);
     const running = pools.pools.reduce((a, p) => a + p.stats.running, 0);
     main.replaceChildren(
