@@ -791,3 +791,46 @@ async fn the_live_stream_resumes_from_its_revision_after_a_server_restart() {
         .chain(&resumed)
         .any(|(_, _, d)| d.contains("team-b")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_from_a_pruned_revision_gets_reload_and_one_from_the_lists_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The log keeps the last 2 job versions; passes (which prune) run every 100 ms.
+    let server = Server::start_with(
+        dir.path(),
+        "dash-pruned",
+        &["--change-log-keep", "2", "--lease-ttl-ms", "500"],
+    );
+    // Revisions 1..=5 (parked jobs: no runner); once pruned the oldest kept is 4.
+    submit(&server, KEY_A, 5, "p").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reload = loop {
+        let mut s = Events::open(server.http, "?from=1", OPERATOR, &[]);
+        let first = s
+            .read_until(Duration::from_secs(10), |e| !e.is_empty())
+            .remove(0);
+        if first.0 == "reload" {
+            break first;
+        }
+        // Not pruned yet: revision 2 is still there.
+        assert_eq!((first.0.as_str(), first.1.as_str()), ("job", "2"));
+        assert!(Instant::now() < deadline, "the change log was never pruned");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let data: Value = serde_json::from_str(&reload.2).expect("reload data is JSON");
+    assert_eq!(data["error"]["code"], "FailedPrecondition", "{data}");
+    let message = data["error"]["message"].as_str().expect("message");
+    assert!(message.contains("from_revision 1 was pruned"), "{message}");
+
+    // What the page does on `reload`: re-read the lists, follow from their revision.
+    let rev = get_json(server.http, "/api/v1/fleet", OPERATOR)["stats"]["revision"]
+        .as_u64()
+        .expect("revision");
+    let late = submit(&server, KEY_A, 1, "late").await;
+    let mut s = Events::open(server.http, &format!("?from={rev}"), OPERATOR, &[]);
+    let events = s.read_until(Duration::from_secs(10), |e| !e.is_empty());
+    assert_eq!(events[0].0, "job", "{events:?}");
+    assert_eq!(events[0].1, (rev + 1).to_string());
+    let job: Value = serde_json::from_str(&events[0].2).expect("job data");
+    assert_eq!(job["job"]["name"], late[0], "{job}");
+}
