@@ -249,17 +249,14 @@ pub async fn submit(server: &Server, key: &str, n: usize, prefix: &str) -> Vec<S
     names
 }
 
-/// Every job the API lists for `key` with `query`, following the page tokens.
-fn all_pages(addr: SocketAddr, key: &str, query: &str) -> (Vec<Value>, usize) {
+/// Every job `route` (`/api/v1/jobs` or `/api/v1/queue`) lists for `key` with `query`,
+/// following the page tokens; and the number of pages.
+fn all_pages(addr: SocketAddr, key: &str, route: &str, query: &str) -> (Vec<Value>, usize) {
     let mut jobs = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = get_json(
-            addr,
-            &format!("/api/v1/jobs?{query}&page_token={token}"),
-            key,
-        );
+        let page = get_json(addr, &format!("{route}?{query}&page_token={token}"), key);
         pages += 1;
         jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
         token = page["next_page_token"].as_str().expect("token").to_string();
@@ -315,7 +312,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     }
 
     // Paging: pages of 2 cover every job once, in order.
-    let (paged, pages) = all_pages(a, OPERATOR, "page_size=2");
+    let (paged, pages) = all_pages(a, OPERATOR, "/api/v1/jobs", "page_size=2");
     assert_eq!(pages, 4);
     let names: Vec<&str> = paged
         .iter()
@@ -325,7 +322,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     want.sort_by_key(|n| n.trim_start_matches("jobs/").parse::<u64>().expect("id"));
     assert_eq!(names, want);
     // Filters: a state and a tenant.
-    let (queued, _) = all_pages(a, OPERATOR, "state=queued&tenant=team-b");
+    let (queued, _) = all_pages(a, OPERATOR, "/api/v1/jobs", "state=queued&tenant=team-b");
     assert_eq!(queued.len(), 2);
     assert!(queued
         .iter()
@@ -369,7 +366,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     assert_eq!(get(a, "/api/v1/jobs", RUNNER).status, 403);
 
     // A tenant sees its own jobs only; another tenant's job is a 403 (as over gRPC).
-    let (mine, _) = all_pages(a, KEY_A, "page_size=3");
+    let (mine, _) = all_pages(a, KEY_A, "/api/v1/jobs", "page_size=3");
     assert_eq!(mine.len(), 5);
     assert!(mine.iter().all(|j| j["tenant"] == "team-a"));
     let other = jobs_b[0].trim_start_matches("jobs/");
@@ -523,28 +520,6 @@ pub async fn queue_out_of_id_order(dir: &Path, name: &str) -> (Server, Vec<Strin
     (server, order)
 }
 
-/// Every job `/api/v1/queue` lists for `key` with `query`, following the page tokens;
-/// and the number of pages.
-fn all_queue_pages(addr: SocketAddr, key: &str, query: &str) -> (Vec<Value>, usize) {
-    let mut jobs = Vec::new();
-    let mut token = String::new();
-    let mut pages = 0;
-    loop {
-        let page = get_json(
-            addr,
-            &format!("/api/v1/queue?{query}&page_token={token}"),
-            key,
-        );
-        pages += 1;
-        jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
-        token = page["next_page_token"].as_str().expect("token").to_string();
-        if token.is_empty() {
-            return (jobs, pages);
-        }
-        assert!(pages < 100, "paging does not end");
-    }
-}
-
 fn names_positions(jobs: &[Value]) -> (Vec<String>, Vec<Value>) {
     jobs.iter()
         .map(|j| {
@@ -597,12 +572,12 @@ async fn the_queue_lists_waiting_jobs_in_the_order_the_scheduler_visits_them() {
     assert_eq!(got, keys);
 
     // Paging: pages of 2 give the same sequence.
-    let (paged, pages) = all_queue_pages(a, OPERATOR, "page_size=2");
+    let (paged, pages) = all_pages(a, OPERATOR, "/api/v1/queue", "page_size=2");
     assert_eq!(pages, 3);
     assert_eq!(names_positions(&paged).0, order);
 
     // A tenant's key: its own jobs, in the same order, with their places among all.
-    let (mine, _) = all_queue_pages(a, KEY_A, "page_size=1");
+    let (mine, _) = all_pages(a, KEY_A, "/api/v1/queue", "page_size=1");
     let (names, positions) = names_positions(&mine);
     assert_eq!(
         names,
@@ -610,7 +585,7 @@ async fn the_queue_lists_waiting_jobs_in_the_order_the_scheduler_visits_them() {
     );
     assert_eq!(positions, pos(&[Some(0), Some(2), Some(3), None]));
     assert_eq!(get(a, "/api/v1/queue?tenant=team-b", KEY_A).status, 403);
-    let (theirs, _) = all_queue_pages(a, OPERATOR, "tenant=team-b");
+    let (theirs, _) = all_pages(a, OPERATOR, "/api/v1/queue", "tenant=team-b");
     assert_eq!(names_positions(&theirs).0, [order[1].clone()]);
 
     // Bad input: a 400 naming the parameter.
