@@ -166,11 +166,17 @@ pub struct Server {
     pub http: SocketAddr,
     pub log: std::path::PathBuf,
     grpc_port: u16,
+    extra: Vec<String>,
 }
 
 impl Server {
     /// Starts one in `dir` (data in `dir/data`), ready when the API answers.
     pub fn start(dir: &Path, name: &str) -> Self {
+        Self::start_with(dir, name, &[])
+    }
+
+    /// As [`Server::start`], with more `rustci serve` arguments.
+    pub fn start_with(dir: &Path, name: &str, extra: &[&str]) -> Self {
         let grpc_port = free_port();
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let mut s = Self {
@@ -179,6 +185,7 @@ impl Server {
             http,
             log: dir.join(format!("{name}.log")),
             grpc_port,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn(dir, name);
         s
@@ -189,18 +196,15 @@ impl Server {
         let auth = dir.join("auth.toml");
         write_private(&auth, AUTH);
         let http = self.http.to_string();
-        self.procs.server(
-            name,
-            self.grpc_port,
-            &dir.join("data"),
-            &[
-                "--auth",
-                auth.to_str().expect("utf-8 path"),
-                "--http-listen",
-                &http,
-            ],
-            &self.log,
-        );
+        let mut args = vec![
+            "--auth",
+            auth.to_str().expect("utf-8 path"),
+            "--http-listen",
+            &http,
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        self.procs
+            .server(name, self.grpc_port, &dir.join("data"), &args, &self.log);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if TcpStream::connect(self.http).is_ok()
@@ -245,17 +249,14 @@ pub async fn submit(server: &Server, key: &str, n: usize, prefix: &str) -> Vec<S
     names
 }
 
-/// Every job the API lists for `key` with `query`, following the page tokens.
-fn all_pages(addr: SocketAddr, key: &str, query: &str) -> (Vec<Value>, usize) {
+/// Every job `route` (`/api/v1/jobs` or `/api/v1/queue`) lists for `key` with `query`,
+/// following the page tokens; and the number of pages.
+fn all_pages(addr: SocketAddr, key: &str, route: &str, query: &str) -> (Vec<Value>, usize) {
     let mut jobs = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
     loop {
-        let page = get_json(
-            addr,
-            &format!("/api/v1/jobs?{query}&page_token={token}"),
-            key,
-        );
+        let page = get_json(addr, &format!("{route}?{query}&page_token={token}"), key);
         pages += 1;
         jobs.extend(page["jobs"].as_array().expect("jobs").iter().cloned());
         token = page["next_page_token"].as_str().expect("token").to_string();
@@ -311,7 +312,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     }
 
     // Paging: pages of 2 cover every job once, in order.
-    let (paged, pages) = all_pages(a, OPERATOR, "page_size=2");
+    let (paged, pages) = all_pages(a, OPERATOR, "/api/v1/jobs", "page_size=2");
     assert_eq!(pages, 4);
     let names: Vec<&str> = paged
         .iter()
@@ -321,7 +322,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     want.sort_by_key(|n| n.trim_start_matches("jobs/").parse::<u64>().expect("id"));
     assert_eq!(names, want);
     // Filters: a state and a tenant.
-    let (queued, _) = all_pages(a, OPERATOR, "state=queued&tenant=team-b");
+    let (queued, _) = all_pages(a, OPERATOR, "/api/v1/jobs", "state=queued&tenant=team-b");
     assert_eq!(queued.len(), 2);
     assert!(queued
         .iter()
@@ -365,7 +366,7 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
     assert_eq!(get(a, "/api/v1/jobs", RUNNER).status, 403);
 
     // A tenant sees its own jobs only; another tenant's job is a 403 (as over gRPC).
-    let (mine, _) = all_pages(a, KEY_A, "page_size=3");
+    let (mine, _) = all_pages(a, KEY_A, "/api/v1/jobs", "page_size=3");
     assert_eq!(mine.len(), 5);
     assert!(mine.iter().all(|j| j["tenant"] == "team-a"));
     let other = jobs_b[0].trim_start_matches("jobs/");
@@ -461,6 +462,142 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
         Value::Null
     );
     assert!(get_json(a, "/api/v1/pipelines", OPERATOR)["pipelines"].is_array());
+}
+
+/// A queue whose visit order is not id order: `rustci serve --policy priority` with a
+/// runner of 1 slot for `linux` that `busy` takes (leased at once; its lease outlives
+/// the test), then team-a's `a-0` and `a-1` (priority 0), team-b's `b-0` (priority 5),
+/// team-a's `a-2` (priority 9) and `gpu` (no pool has its label: parked). Returns the
+/// server and the waiting jobs' names in the order the scheduler will visit them: a-2,
+/// b-0, a-0, a-1, then the parked gpu.
+pub async fn queue_out_of_id_order(dir: &Path, name: &str) -> (Server, Vec<String>) {
+    let server = Server::start_with(
+        dir,
+        name,
+        &["--policy", "priority", "--lease-ttl-ms", "3600000"],
+    );
+    server
+        .clients(RUNNER)
+        .runners
+        .register_runner(pb::RegisterRunnerRequest {
+            runner_id: "r0".into(),
+            pool: "lin".into(),
+            labels: vec!["linux".into()],
+            slots: 1,
+        })
+        .await
+        .expect("register");
+    let mut names = std::collections::HashMap::new();
+    for (key, job, priority, label) in [
+        (KEY_A, "busy", 0, "linux"),
+        (KEY_A, "a-0", 0, "linux"),
+        (KEY_A, "a-1", 0, "linux"),
+        (KEY_B, "b-0", 5, "linux"),
+        (KEY_A, "a-2", 9, "linux"),
+        (KEY_A, "gpu", 9, "gpu"),
+    ] {
+        let j = server
+            .clients(key)
+            .jobs
+            .submit_job(pb::SubmitJobRequest {
+                request_id: job.into(),
+                labels: vec![label.into()],
+                slots: 1,
+                command: format!("echo {job}"),
+                job_name: job.into(),
+                requested_ms: 60_000,
+                priority,
+                ..Default::default()
+            })
+            .await
+            .expect("submit")
+            .into_inner();
+        names.insert(job, j.name);
+    }
+    let order = ["a-2", "b-0", "a-0", "a-1", "gpu"]
+        .map(|j| names[j].clone())
+        .to_vec();
+    (server, order)
+}
+
+fn names_positions(jobs: &[Value]) -> (Vec<String>, Vec<Value>) {
+    jobs.iter()
+        .map(|j| {
+            (
+                j["name"].as_str().expect("name").to_string(),
+                j["position"].clone(),
+            )
+        })
+        .unzip()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_lists_waiting_jobs_in_the_order_the_scheduler_visits_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, order) = queue_out_of_id_order(dir.path(), "dash-queue").await;
+    let a = server.http;
+    let pos = |p: &[Option<u64>]| p.iter().map(|p| serde_json::json!(p)).collect::<Vec<_>>();
+
+    // Visit order (priority first), not id order; the parked job last, without a place.
+    let all = get_json(a, "/api/v1/queue", OPERATOR);
+    let (names, positions) = names_positions(all["jobs"].as_array().expect("jobs"));
+    assert_eq!(names, order);
+    assert_eq!(positions, pos(&[Some(0), Some(1), Some(2), Some(3), None]));
+    // Predicted starts follow the order on the 1-slot runner (the first starts now).
+    let starts: Vec<i64> = all["jobs"].as_array().expect("jobs")[..4]
+        .iter()
+        .map(|j| j["predicted_start_unix_ms"].as_i64().expect("start"))
+        .collect();
+    assert!(
+        starts[0] > 0 && starts.windows(2).all(|w| w[0] < w[1]),
+        "{starts:?}"
+    );
+    // The same fields as ListJobs' rows, plus the position.
+    let listed = get_json(a, "/api/v1/jobs?page_size=1", OPERATOR);
+    let mut keys: Vec<String> = listed["jobs"][0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    keys.push("position".into());
+    keys.sort();
+    let mut got: Vec<String> = all["jobs"][0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    got.sort();
+    assert_eq!(got, keys);
+
+    // Paging: pages of 2 give the same sequence.
+    let (paged, pages) = all_pages(a, OPERATOR, "/api/v1/queue", "page_size=2");
+    assert_eq!(pages, 3);
+    assert_eq!(names_positions(&paged).0, order);
+
+    // A tenant's key: its own jobs, in the same order, with their places among all.
+    let (mine, _) = all_pages(a, KEY_A, "/api/v1/queue", "page_size=1");
+    let (names, positions) = names_positions(&mine);
+    assert_eq!(
+        names,
+        [&order[0], &order[2], &order[3], &order[4]].map(String::clone)
+    );
+    assert_eq!(positions, pos(&[Some(0), Some(2), Some(3), None]));
+    assert_eq!(get(a, "/api/v1/queue?tenant=team-b", KEY_A).status, 403);
+    let (theirs, _) = all_pages(a, OPERATOR, "/api/v1/queue", "tenant=team-b");
+    assert_eq!(names_positions(&theirs).0, [order[1].clone()]);
+
+    // Bad input: a 400 naming the parameter.
+    expect_400(
+        &get(a, "/api/v1/queue?page_token=x", OPERATOR),
+        "page_token",
+    );
+    expect_400(
+        &get(a, "/api/v1/queue?page_size=0.5", OPERATOR),
+        "page_size",
+    );
+    expect_400(&get(a, "/api/v1/queue?state=queued", OPERATOR), "state");
 }
 
 #[test]
@@ -628,4 +765,47 @@ async fn the_live_stream_resumes_from_its_revision_after_a_server_restart() {
         .iter()
         .chain(&resumed)
         .any(|(_, _, d)| d.contains("team-b")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_from_a_pruned_revision_gets_reload_and_one_from_the_lists_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The log keeps the last 2 job versions; passes (which prune) run every 100 ms.
+    let server = Server::start_with(
+        dir.path(),
+        "dash-pruned",
+        &["--change-log-keep", "2", "--lease-ttl-ms", "500"],
+    );
+    // Revisions 1..=5 (parked jobs: no runner); once pruned the oldest kept is 4.
+    submit(&server, KEY_A, 5, "p").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reload = loop {
+        let mut s = Events::open(server.http, "?from=1", OPERATOR, &[]);
+        let first = s
+            .read_until(Duration::from_secs(10), |e| !e.is_empty())
+            .remove(0);
+        if first.0 == "reload" {
+            break first;
+        }
+        // Not pruned yet: revision 2 is still there.
+        assert_eq!((first.0.as_str(), first.1.as_str()), ("job", "2"));
+        assert!(Instant::now() < deadline, "the change log was never pruned");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let data: Value = serde_json::from_str(&reload.2).expect("reload data is JSON");
+    assert_eq!(data["error"]["code"], "FailedPrecondition", "{data}");
+    let message = data["error"]["message"].as_str().expect("message");
+    assert!(message.contains("from_revision 1 was pruned"), "{message}");
+
+    // What the page does on `reload`: re-read the lists, follow from their revision.
+    let rev = get_json(server.http, "/api/v1/fleet", OPERATOR)["stats"]["revision"]
+        .as_u64()
+        .expect("revision");
+    let late = submit(&server, KEY_A, 1, "late").await;
+    let mut s = Events::open(server.http, &format!("?from={rev}"), OPERATOR, &[]);
+    let events = s.read_until(Duration::from_secs(10), |e| !e.is_empty());
+    assert_eq!(events[0].0, "job", "{events:?}");
+    assert_eq!(events[0].1, (rev + 1).to_string());
+    let job: Value = serde_json::from_str(&events[0].2).expect("job data");
+    assert_eq!(job["job"]["name"], late[0], "{job}");
 }

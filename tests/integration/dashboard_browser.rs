@@ -22,7 +22,9 @@ use serde_json::Value;
 
 use crate::cdp::{Browser, Page};
 use crate::common::{complete_ok, lease_one};
-use crate::dashboard::{submit, Server, KEY_A, KEY_B, OPERATOR, RUNNER};
+use crate::dashboard::{
+    get_json, queue_out_of_id_order, submit, Server, KEY_A, KEY_B, OPERATOR, RUNNER,
+};
 use crate::html_report::{check_png, chromium};
 
 const RENDER: Duration = Duration::from_secs(30);
@@ -259,6 +261,47 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
         std::io::stderr(),
         "MEASURED: the dashboard page with every asset: {weight} bytes"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_page_shows_waiting_jobs_in_visit_order_with_their_places() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, order) = queue_out_of_id_order(dir.path(), "dash-queue-page").await;
+    let mut page = browser.page();
+    open(&mut page, &server, "/queue", "", OPERATOR);
+    let shown: Vec<String> = rows(&mut page).into_iter().map(|r| r.0).collect();
+    assert_eq!(shown, order);
+    let places = page
+        .eval("[...document.querySelectorAll('#jobs tr[data-job]')].map(r => r.dataset.position)");
+    assert_eq!(places, serde_json::json!(["0", "1", "2", "3", ""]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_a_measured_wait_of_0_ms_as_0ms() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `busy` was leased in the pass that admitted it: one start, waited 0 ms.
+    let (server, _) = queue_out_of_id_order(dir.path(), "dash-zero-wait").await;
+    let pools = get_json(server.http, "/api/v1/pools", OPERATOR);
+    let lin = pools["pools"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["pool"] == "lin"))
+        .expect("pool lin")
+        .clone();
+    assert_eq!(lin["stats"]["started_last_hour"], 1, "{lin}");
+    assert_eq!(lin["stats"]["wait_p50_ms"], 0, "{lin}");
+    let mut page = browser.page();
+    open(&mut page, &server, "/", "", OPERATOR);
+    let cells = page.eval(
+        "[...document.querySelectorAll('tr[data-pool=\"lin\"] .p50, tr[data-pool=\"lin\"] .p95')] \
+         .map(c => c.textContent)",
+    );
+    assert_eq!(cells, serde_json::json!(["0ms", "0ms"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,9 @@ pub struct ServeOptions {
     pub scale_hook: Option<String>,
     /// How often the scale hook checks the advice.
     pub scale_interval_ms: u64,
+    /// Job versions the change log keeps for `WatchJobs` and the dashboard's stream to
+    /// resume from (`LiveConfig::change_log_keep`).
+    pub change_log_keep: u64,
 }
 
 impl Default for ServeOptions {
@@ -98,6 +101,7 @@ impl Default for ServeOptions {
             local_token: None,
             policy: "fairshare".into(),
             lease_ttl_ms: 15_000,
+            change_log_keep: LiveConfig::default().change_log_keep,
             tls: None,
             metrics_listen: None,
             http_listen: None,
@@ -239,6 +243,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         record_decisions: opts.record_decisions,
         group_commit: true,
         autoscaler: opts.autoscaler,
+        change_log_keep: opts.change_log_keep,
         ..LiveConfig::default()
     };
     // With Redis a replica starts as a standby on an empty placeholder state; it

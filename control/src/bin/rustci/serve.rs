@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// How often --scale-hook checks the advice (milliseconds).
     #[arg(long, default_value_t = 10_000, requires = "scale_hook")]
     scale_interval_ms: u64,
+    /// Job versions the change log keeps; a watch or dashboard stream resuming from an
+    /// older revision is told to re-read (FAILED_PRECONDITION, the stream's `reload`).
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    change_log_keep: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -156,6 +160,7 @@ pub async fn run(a: ServeArgs) -> Result<()> {
         autoscaler: a.autoscaler,
         scale_hook: a.scale_hook,
         scale_interval_ms: a.scale_interval_ms,
+        change_log_keep: a.change_log_keep,
         ..ServeOptions::default()
     };
     let running = server::start(opts).await?;

@@ -124,6 +124,35 @@ pub async fn jobs(
     }))
 }
 
+/// `GET /api/v1/queue?page_size=&page_token=&tenant=`: the waiting jobs in the order
+/// the scheduler will visit them (`JobApi::queue`), each with its `position` (0 = next;
+/// `null`: parked until a pool has its labels), with ListJobs' paging and checks.
+pub async fn queue(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let p = params(q.as_deref(), &["page_size", "page_token", "tenant"])?;
+    let caller = Caller::from_headers(&headers);
+    let (jobs, next) = JobApi(shared).queue(
+        &caller.request(()),
+        p.get("tenant").map(String::as_str).unwrap_or_default(),
+        page_size(&p)?,
+        p.get("page_token").map(String::as_str).unwrap_or_default(),
+    )?;
+    ok(&json!({
+        "jobs": jobs
+            .iter()
+            .map(|(j, position)| {
+                let mut v = job_json(j);
+                v["position"] = json!(position);
+                v
+            })
+            .collect::<Vec<_>>(),
+        "next_page_token": next,
+    }))
+}
+
 /// `GET /api/v1/jobs/{id}`: `GetJob` (estimates and predicted start) with `ExplainJob`
 /// as `explanation`.
 pub async fn job(

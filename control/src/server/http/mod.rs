@@ -41,6 +41,7 @@ pub fn check_listen(addr: SocketAddr, with_auth: bool) -> Result<()> {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/v1/jobs", get(api::jobs))
+        .route("/api/v1/queue", get(api::queue))
         .route("/api/v1/jobs/{id}", get(api::job))
         .route("/api/v1/jobs/{id}/cancel", post(api::cancel_job))
         .route("/api/v1/pipelines", get(api::pipelines))

@@ -24,6 +24,22 @@ pub struct Eta {
     pub held: Option<PipelineJobStatus>,
 }
 
+/// A waiting job in [`Etas::queue`].
+#[derive(Debug, Clone)]
+pub struct QueueRow {
+    pub job: StoredJob,
+    pub eta: Eta,
+    /// Its place in the scheduler's visit order (0 = next); `None` for a parked job.
+    pub position: Option<usize>,
+}
+
+/// A page of [`Etas::queue`]: its rows, and where the next page starts (`None`: last).
+#[derive(Debug, Clone)]
+pub struct QueuePage {
+    pub rows: Vec<QueueRow>,
+    pub next: Option<usize>,
+}
+
 /// At most this many waiting jobs are projected for one answer (GetJob, a ListJobs
 /// page): a job further back has no projected start. About 1 µs per job
 /// (`Scheduler::project`), so an answer holds the live state's lock for at most ~0.1 s
@@ -113,6 +129,43 @@ impl Etas<'_> {
                 eta
             })
             .collect()
+    }
+
+    /// One page of the waiting jobs in the order the scheduler will visit them (the
+    /// order of the core's projection, within [`PLAN_LIMIT`]), then the parked ones (no
+    /// pool has their labels yet; no place, in id order), of `tenant` only if given,
+    /// from place `from` of that sequence on. Each row has its queue position (0 = next
+    /// of all tenants' jobs) and its ETA from that one projection.
+    pub fn queue(&self, tenant: Option<&str>, from: usize, size: usize) -> QueuePage {
+        let plan = self.core.project(self.now, PLAN_LIMIT);
+        let order = plan
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.job.0, Some(i), p.start_ms))
+            .chain(self.jobs.parked().map(|id| (id, None, None)));
+        let mut rows = Vec::new();
+        let mut next = None;
+        for (at, (id, position, start_ms)) in order.enumerate().skip(from) {
+            let Some(job) = self.jobs.known(id) else {
+                continue;
+            };
+            if tenant.is_some_and(|t| t != job.tenant) {
+                continue;
+            }
+            if rows.len() == size {
+                next = Some(at);
+                break;
+            }
+            let mut eta = self.started(job);
+            eta.start_ms = start_ms;
+            rows.push(QueueRow {
+                job: job.clone(),
+                eta,
+                position,
+            });
+        }
+        QueuePage { rows, next }
     }
 
     /// Queued and not parked: the core's plan places it.

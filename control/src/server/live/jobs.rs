@@ -167,6 +167,11 @@ impl JobTable {
         self.parked.contains(&id)
     }
 
+    /// The parked jobs, in id order.
+    pub(super) fn parked(&self) -> impl Iterator<Item = u64> + '_ {
+        self.parked.iter().copied()
+    }
+
     /// Every parked job, in id order; none stays parked.
     pub(super) fn take_parked(&mut self) -> BTreeSet<u64> {
         std::mem::take(&mut self.parked)

@@ -44,7 +44,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{Durability, SharedStore};
 pub use config::LiveConfig;
 pub use error::LiveError;
-pub use eta::{Eta, Etas, PLAN_LIMIT};
+pub use eta::{Eta, Etas, QueuePage, QueueRow, PLAN_LIMIT};
 pub use explain::{Explanation, NeedWait};
 pub use pipelines::{
     PipelineJobStatus, PipelineJobSubmission, PipelineSubmission, PipelineView, PIPELINE_JOBS,

@@ -140,6 +140,33 @@ impl JobApi {
             .await?;
         Ok(Response::new(to_pb_job(&job)))
     }
+
+    /// The waiting jobs in the order the scheduler will visit them, a page at a time
+    /// (`Etas::queue`), with ListJobs' checks and page sizes: a tenant's key sees its own
+    /// jobs; the page token is the place in that order where the next page starts. Each
+    /// job comes with its queue position (`None`: parked, no pool has its labels yet).
+    #[allow(clippy::type_complexity)]
+    pub fn queue(
+        &self,
+        req: &Request<()>,
+        tenant: &str,
+        asked_size: i32,
+        page_token: &str,
+    ) -> Result<(Vec<(pb::Job, Option<usize>)>, String), Status> {
+        let who = self.0.auth.authenticate(req.metadata())?;
+        let tenant = acting_tenant(&who, tenant, "tenant")?;
+        let size = page_size(asked_size, 100, limits::PAGE_SIZE)?;
+        let from = usize::try_from(page_after(page_token)?)
+            .map_err(|_| invalid("page_token", "not a token this server issued"))?;
+        let page = self.0.live()?.etas().queue(tenant.as_deref(), from, size);
+        let jobs = page
+            .rows
+            .into_iter()
+            .map(|r| (to_pb_job_eta(&r.job, r.eta), r.position))
+            .collect();
+        let next = page.next.map(|n| n.to_string()).unwrap_or_default();
+        Ok((jobs, next))
+    }
 }
 
 type JobEventStream = Pin<Box<dyn Stream<Item = Result<pb::JobEvent, Status>> + Send>>;

@@ -46,6 +46,12 @@ function dur(ms) {
   return h + 'h' + String(m % 60).padStart(2, '0') + 'm';
 }
 
+// A measured wait: '-' only when no job started in the last hour (0 ms is a measure).
+function wait(stats, ms) {
+  if (!stats.started_last_hour) return '-';
+  return ms > 0 ? dur(ms) : '0ms';
+}
+
 function clock(unixMs) {
   return new Date(unixMs).toLocaleTimeString([], { hour12: false });
 }
@@ -112,8 +118,8 @@ async function overview() {
       el('td', { text: p.pool }),
       el('td', { class: 'num', text: p.stats.queued }),
       el('td', { class: 'num', text: p.stats.running }),
-      el('td', { class: 'num', text: dur(p.stats.wait_p50_ms) }),
-      el('td', { class: 'num', text: dur(p.stats.wait_p95_ms) }),
+      el('td', { class: 'num p50', text: wait(p.stats, p.stats.wait_p50_ms) }),
+      el('td', { class: 'num p95', text: wait(p.stats, p.stats.wait_p95_ms) }),
       el('td', { class: 'num', text: p.stats.started_last_hour }),
       el('td', { class: 'num', text: (p.runners - 0) + ' / ' + p.free_slots }),
       el('td', { class: 'num', text: p.advice ? p.advice.current_runners : '-' }),
@@ -123,8 +129,8 @@ async function overview() {
       el('td', { text: t.tenant }),
       el('td', { class: 'num', text: t.stats.queued }),
       el('td', { class: 'num', text: t.stats.running }),
-      el('td', { class: 'num', text: dur(t.stats.wait_p50_ms) }),
-      el('td', { class: 'num', text: dur(t.stats.wait_p95_ms) })));
+      el('td', { class: 'num p50', text: wait(t.stats, t.stats.wait_p50_ms) }),
+      el('td', { class: 'num p95', text: wait(t.stats, t.stats.wait_p95_ms) })));
     const queued = pools.pools.reduce((a, p) => a + p.stats.queued, 0);
     const running = pools.pools.reduce((a, p) => a + p.stats.running, 0);
     main.replaceChildren(
@@ -160,8 +166,10 @@ function jobRow(j) {
   const why = el('td', { class: 'why' },
     el('button', { text: 'why?', onclick: () => explain(id, why) }));
   const cancel = el('button', { text: 'cancel', class: 'cancel', onclick: () => cancelJob(id, cancel) });
-  return el('tr', { 'data-job': j.name, 'data-state': j.state },
-    el('td', {}, j.name),
+  // `position`: the place in the scheduler's visit order (the queue view only).
+  const pos = typeof j.position === 'number' ? el('span', { class: 'muted', text: '#' + (j.position + 1) + ' ' }) : null;
+  return el('tr', { 'data-job': j.name, 'data-state': j.state, 'data-position': j.position ?? '' },
+    el('td', {}, pos, j.name),
     el('td', { text: j.tenant }),
     el('td', { text: j.qos }),
     el('td', { class: 'st' }, stateTag(j.state)),
@@ -215,9 +223,11 @@ async function queue() {
         'Run: estimate / P90', 'Name', 'Why it waits', ''].map((h) => el('th', { text: h })))),
       body));
   async function load() {
-    const q = new URLSearchParams({ page_size: PAGE, state });
+    // Waiting jobs in the order the scheduler will visit them; other states by id.
+    const q = new URLSearchParams({ page_size: PAGE });
+    if (state !== 'queued') q.set('state', state);
     if (tokens[page]) q.set('page_token', tokens[page]);
-    const r = await api('/api/v1/jobs?' + q);
+    const r = await api((state === 'queued' ? '/api/v1/queue?' : '/api/v1/jobs?') + q);
     next = r.next_page_token;
     body.replaceChildren(...r.jobs.map(jobRow));
     if (!r.jobs.length) body.append(el('tr', {}, el('td', { colSpan: 9, class: 'muted', text: 'No job.' })));
