@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
 use rustci_sim::fleet_file::FleetFile;
-use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, Confirm, PlanSpec, Target};
+use rustci_sim::plan::{fleet_toml, plan_replicated, Bound, Confirm, PlanSpec, Target, Validate};
 use rustci_sim::replicate::{self, Replications};
 use rustci_sim::scenario::PredictorSpec;
 use rustci_sim::sweep::{run_grid, ttf_by_setting, write_rows, Grid};
@@ -546,16 +546,14 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
             }
         );
     }
-    let base = args.workload.synthetic.seed;
+    // Replication numbers: the search's 0..N, confirmation round r's N + r*K.., the
+    // validation's N + R*K..: no set sees another's weeks.
+    let replicator =
+        replicate::Replicator::new(&workload_spec, &workload, args.workload.synthetic.seed);
     let workloads = if args.replications == 1 {
         vec![workload.clone()]
     } else {
-        let reps = Replications {
-            n: args.replications,
-            first: 0,
-            base,
-        };
-        replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
+        replicator.many(0, args.replications, spec.threads)?
     };
     let confirm_n = match args.confirm {
         Some(k) => k,
@@ -563,30 +561,24 @@ pub fn plan_cmd(args: PlanArgs) -> Result<()> {
         None => 0,
     };
     let fresh = |round: usize| {
-        let reps = Replications {
-            n: confirm_n,
-            first: args.replications + round * confirm_n,
-            base,
-        };
-        replicate::workloads(&workload_spec, &workload, reps, spec.threads).map(|(_, w)| w)
+        replicator.many(
+            args.replications + round * confirm_n,
+            confirm_n,
+            spec.threads,
+        )
     };
     let confirm = Confirm {
         replications: confirm_n,
         rounds: args.confirm_rounds,
         fresh: &fresh,
     };
-    let validation = match args.validate {
-        Some(m) => {
-            let reps = Replications {
-                n: m,
-                first: args.replications + args.confirm_rounds * confirm_n,
-                base,
-            };
-            replicate::workloads(&workload_spec, &workload, reps, spec.threads)?.1
-        }
-        None => Vec::new(),
-    };
-    let result = plan_replicated(&spec, &workloads, &confirm, &validation, &|n| {
+    let first_validation = args.replications + args.confirm_rounds * confirm_n;
+    let make_validation = |i: usize| replicator.make(first_validation + i);
+    let validate = args.validate.map(|m| Validate {
+        replications: m,
+        make: &make_validation,
+    });
+    let result = plan_replicated(&spec, &workloads, &confirm, validate.as_ref(), &|n| {
         if let Some(b) = &bar {
             b.set_position(n as u64);
         }

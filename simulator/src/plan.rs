@@ -358,7 +358,7 @@ pub enum Bound {
 /// A class's p95 over replications: the value with one; with several their mean, the
 /// `bound`'s upper end, and the mean's 95% interval; `None` when a replication ran no
 /// job of the class.
-pub(crate) fn p95_bound_of(p95s: &[f64], bound: Bound) -> Option<(f64, f64, Option<[f64; 2]>)> {
+fn p95_bound_of(p95s: &[f64], bound: Bound) -> Option<(f64, f64, Option<[f64; 2]>)> {
     match Estimate::of(p95s) {
         Some(e) => {
             let upper = match bound {
@@ -378,10 +378,7 @@ fn p95_bound(
     class: &str,
     bound: Bound,
 ) -> Option<(f64, f64, Option<[f64; 2]>)> {
-    let p95s: Option<Vec<f64>> = reports
-        .iter()
-        .map(|r| r.qos.get(class).and_then(|q| q.wait_p95_s))
-        .collect();
+    let p95s: Option<Vec<f64>> = reports.iter().map(|r| class_p95(r, class)).collect();
     p95_bound_of(&p95s?, bound)
 }
 
@@ -711,15 +708,19 @@ fn knob_value(spec: &PlanSpec, fleet: &FleetFile) -> Option<f64> {
     }
 }
 
+/// `class`'s p95 wait in `report` (`None`: no job of the class ran).
+fn class_p95(report: &Report, class: &str) -> Option<f64> {
+    report.qos.get(class).and_then(|q| q.wait_p95_s)
+}
+
+/// Whether `report` has `target`'s class within its p95 target.
+fn meets(report: &Report, target: &Target) -> bool {
+    class_p95(report, &target.class).is_some_and(|x| x <= target.p95_s)
+}
+
 /// Whether `report` has every targeted class's p95 within its target.
 fn meets_every(spec: &PlanSpec, report: &Report) -> bool {
-    spec.targets.iter().all(|t| {
-        report
-            .qos
-            .get(&t.class)
-            .and_then(|q| q.wait_p95_s)
-            .is_some_and(|x| x <= t.p95_s)
-    })
+    spec.targets.iter().all(|t| meets(report, t))
 }
 
 /// Finds the cheapest fleet (or autoscaler setting) found that meets every target, and
@@ -733,7 +734,7 @@ pub fn plan(
         spec,
         std::slice::from_ref(workload),
         &Confirm::NONE,
-        &[],
+        None,
         progress,
     )
 }
@@ -773,6 +774,22 @@ impl Confirm<'_> {
     };
 }
 
+/// Replications to replay the answer on, none of the search's or the confirmations':
+/// each made when its run starts (they run once, so none is held through the search).
+pub struct Validate<'a> {
+    pub replications: usize,
+    /// Validation replication `i`'s workload.
+    pub make: &'a (dyn Fn(usize) -> Result<Workload, SimError> + Sync),
+}
+
+impl std::fmt::Debug for Validate<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validate")
+            .field("replications", &self.replications)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One confirmation round: the fleet replayed on `replications` fresh ones.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConfirmRound {
@@ -801,15 +818,14 @@ pub struct Confirmation {
 
 /// [`plan`] over replications: a candidate meets a target when the `spec.bound` of its
 /// p95 over `workloads` does (with one workload, its p95); the choice must then meet
-/// the targets on `confirm`'s fresh replications (else the search runs again on all
-/// replications seen, see [`Confirm`]); the chosen fleet is then run on `validation`
-/// (fresh replications, may be empty) and the share that met every target reported.
-/// `progress` counts candidates.
+/// the targets on `confirm`'s fresh replications (else it is stepped up, see
+/// [`Confirm`]); the answer is then run on `validate`'s replications, if any, and the
+/// share that met every target reported. `progress` counts candidates.
 pub fn plan_replicated(
     spec: &PlanSpec,
     workloads: &[Workload],
     confirm: &Confirm<'_>,
-    validation: &[Workload],
+    validate: Option<&Validate<'_>>,
     progress: &dyn Fn(usize),
 ) -> Result<PlanResult, PlanError> {
     let Some(workload) = workloads.first() else {
@@ -850,10 +866,12 @@ pub fn plan_replicated(
     let mut rounds = Vec::new();
     let mut confirmed = false;
     let mut stepped = false;
-    for round in 0..confirm.rounds {
-        if confirm.replications == 0 {
-            break;
-        }
+    let rounds_at_most = if confirm.replications == 0 {
+        0
+    } else {
+        confirm.rounds
+    };
+    for round in 0..rounds_at_most {
         let fresh = (confirm.fresh)(round)?;
         let mut check = Search {
             spec,
@@ -910,8 +928,7 @@ pub fn plan_replicated(
         };
         report = r;
     }
-    let confirmation = (confirm.replications > 0 && confirm.rounds > 0)
-        .then_some(Confirmation { rounds, confirmed });
+    let confirmation = (rounds_at_most > 0).then_some(Confirmation { rounds, confirmed });
 
     // The replay: the chosen fleet once more (its first replication), exactly as
     // `run --fleet` would run it.
@@ -950,30 +967,29 @@ pub fn plan_replicated(
             .collect();
         crate::interval::summarise(&values)
     });
-    let validation = if validation.is_empty() {
-        None
-    } else {
-        let runs = par_map(validation.len(), spec.threads.max(1), &|i| {
-            spec.scenario(&validation[i], &fleet)?.report()
-        })?;
-        let p95 = |r: &Report, class: &str| r.qos.get(class).and_then(|q| q.wait_p95_s);
-        let meets = |r: &Report, t: &Target| p95(r, &t.class).is_some_and(|x| x <= t.p95_s);
-        let met_every_target = runs.iter().filter(|r| meets_every(spec, r)).count();
-        Some(Validation {
-            replications: runs.len(),
-            met_every_target,
-            share: met_every_target as f64 / runs.len() as f64,
-            targets: spec
-                .targets
-                .iter()
-                .map(|t| ValidatedTarget {
-                    class: t.class.clone(),
-                    target_p95_s: t.p95_s,
-                    met: runs.iter().filter(|r| meets(r, t)).count(),
-                    p95_s: runs.iter().map(|r| p95(r, &t.class)).collect(),
-                })
-                .collect(),
-        })
+    let validation = match validate {
+        Some(v) if v.replications > 0 => {
+            let runs = par_map(v.replications, spec.threads.max(1), &|i| {
+                spec.scenario(&(v.make)(i)?, &fleet)?.report()
+            })?;
+            let met_every_target = runs.iter().filter(|r| meets_every(spec, r)).count();
+            Some(Validation {
+                replications: runs.len(),
+                met_every_target,
+                share: met_every_target as f64 / runs.len() as f64,
+                targets: spec
+                    .targets
+                    .iter()
+                    .map(|t| ValidatedTarget {
+                        class: t.class.clone(),
+                        target_p95_s: t.p95_s,
+                        met: runs.iter().filter(|r| meets(r, t)).count(),
+                        p95_s: runs.iter().map(|r| class_p95(r, &t.class)).collect(),
+                    })
+                    .collect(),
+            })
+        }
+        _ => None,
     };
     let settings = fleet.autoscaler.clone().unwrap_or_default();
     Ok(PlanResult {

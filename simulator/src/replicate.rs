@@ -106,6 +106,12 @@ impl<'a> Replicator<'a> {
             WorkloadSpec::Trace { .. } => Ok(bootstrap(self.loaded, self.how, self.base, i as u64)),
         }
     }
+
+    /// Replications `first..first + n`, made on `threads` threads and all held (for
+    /// searches that run each many times).
+    pub fn many(&self, first: usize, n: usize, threads: usize) -> Result<Vec<Workload>, SimError> {
+        par_map(n, threads, &|i| self.make(first + i))
+    }
 }
 
 /// The replications' workloads, generated or resampled on `threads` threads, all held
@@ -117,8 +123,7 @@ pub fn workloads(
     threads: usize,
 ) -> Result<(Resampling, Vec<Workload>), SimError> {
     let r = Replicator::new(spec, loaded, reps.base);
-    let made = par_map(reps.n, threads, &|i| r.make(reps.first + i))?;
-    Ok((r.resampling(), made))
+    Ok((r.resampling(), r.many(reps.first, reps.n, threads)?))
 }
 
 /// The calendar day (Unix days) of second `t` of a workload whose time 0 is `epoch`.

@@ -380,7 +380,7 @@ fn plan_confirms_its_choice_on_fresh_replications_and_steps_up_on_a_miss() {
         rounds: 3,
         fresh: &fresh,
     };
-    let r = plan_replicated(&spec, &search, &confirm, &[], &|_| {}).expect("plan");
+    let r = plan_replicated(&spec, &search, &confirm, None, &|_| {}).expect("plan");
     let c = r.confirmation.as_ref().expect("confirmation rounds");
     let rounds = &c.rounds;
     assert_eq!(rounds.len(), 2, "{rounds:?}");
