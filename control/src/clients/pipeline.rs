@@ -42,7 +42,6 @@ pub fn pb_auto_cancel(mode: AutoCancel) -> pb::AutoCancel {
         AutoCancel::Conservative => pb::AutoCancel::Conservative,
         AutoCancel::Interruptible => pb::AutoCancel::Interruptible,
         AutoCancel::None => pb::AutoCancel::None,
-        // The simulator's rule has no wire form; its nearest.
         AutoCancel::UnstartedAndInterruptible => pb::AutoCancel::WaitingAndInterruptible,
     }
 }
