@@ -161,3 +161,34 @@ async fn export_as_parquet_reads_back_as_the_stores_history(backend: Backend, te
     drop(procs);
     store.finish().await;
 }
+
+/// A MongoDB source nobody answers at: `jobs export` and `retrain` name it in their
+/// errors with its password hidden, as the store's own errors do.
+#[test]
+fn a_mongodb_password_stays_out_of_export_and_retrain_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let uri =
+        "mongodb://u:s3cret@127.0.0.1:1/hist?serverSelectionTimeoutMS=300&connectTimeoutMS=300";
+    let out = dir.path().join("h.parquet");
+    let model = dir.path().join("model");
+    let runs = [
+        rustci(
+            ["jobs", "export", "--from", uri, "--out"]
+                .map(std::ffi::OsStr::new)
+                .into_iter()
+                .chain([out.as_os_str()]),
+        ),
+        rustci(
+            ["retrain", "--from", uri, "--out"]
+                .map(std::ffi::OsStr::new)
+                .into_iter()
+                .chain([model.as_os_str()]),
+        ),
+    ];
+    for o in runs {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("mongodb://u:***@127.0.0.1:1/hist"), "{err}");
+        assert!(!err.contains("s3cret"), "the password leaked: {err}");
+    }
+}

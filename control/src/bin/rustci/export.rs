@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use rustci_control::store::history::read_history;
+use rustci_control::store::history::{read_history, redact};
 use rustci_datasets::JobRecord;
 
 pub const EXPORT_EXAMPLES: &str = "\
@@ -59,7 +59,7 @@ impl ExportFormat {
 pub async fn run(args: ExportArgs) -> Result<()> {
     let records = read_history(&args.from)
         .await
-        .with_context(|| format!("--from {}", args.from))?;
+        .with_context(|| format!("--from {}", redact(&args.from)))?;
     let format = args.format.unwrap_or_else(|| ExportFormat::of(&args.out));
     write(&args.out, format, &records).with_context(|| format!("--out {}", args.out.display()))?;
     eprintln!(

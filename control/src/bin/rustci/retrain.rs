@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rustci_control::store::history::{is_store_source, read_history};
+use rustci_control::store::history::{is_store_source, read_history, redact};
 use rustci_datasets::{open_trace, JobRecord, TraceFormat};
 use rustci_models::eval::Metrics;
 use rustci_models::retrain::{retrain_with, HeldOut, RetrainOptions, RetrainReport, Stage};
@@ -111,12 +111,13 @@ async fn read(args: &RetrainArgs) -> Result<History> {
     for src in &args.from {
         if is_store_source(src) {
             all_swf = false;
+            // A MongoDB URI's password stays out of every message.
             let got = read_history(src)
                 .await
-                .with_context(|| format!("--from {src}"))?;
+                .with_context(|| format!("--from {}", redact(src)))?;
             records.extend(got);
             // The store keeps Unix milliseconds: its clock's epoch is 0.
-            epochs.push((src.clone(), Some(0)));
+            epochs.push((redact(src), Some(0)));
             continue;
         }
         let path = Path::new(src);
