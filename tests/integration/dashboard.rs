@@ -424,6 +424,10 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
         request(a, "GET", "/queue?token=wrong-key-1", &[]).status,
         401
     );
+    // A runner token is a valid key but not the dashboard's: no cookie for it.
+    let runner = request(a, "GET", &format!("/queue?token={RUNNER}"), &[]);
+    assert_eq!(runner.status, 403, "{}", runner.body);
+    assert!(runner.header("set-cookie").is_none());
     let page = request(a, "GET", "/queue", &[("Cookie", &cookie)]);
     assert_eq!(page.status, 200);
     assert!(page.body.contains("/assets/app.js"));
@@ -598,6 +602,38 @@ async fn the_queue_lists_waiting_jobs_in_the_order_the_scheduler_visits_them() {
         "page_size",
     );
     expect_400(&get(a, "/api/v1/queue?state=queued", OPERATOR), "state");
+
+    // A pipeline job the core holds back (its stage waits for the first) is queued too:
+    // listed after the placed and parked jobs, without a place.
+    let job = |name: &str, stage_index: u32| pb::PipelineJobSpec {
+        name: name.into(),
+        stage: format!("s{stage_index}"),
+        stage_index,
+        labels: vec!["linux".into()],
+        command: format!("echo {name}"),
+        requested_ms: 60_000,
+        ..Default::default()
+    };
+    server
+        .clients(KEY_A)
+        .pipelines
+        .submit_pipeline(pb::SubmitPipelineRequest {
+            request_id: "held".into(),
+            project: "p".into(),
+            git_ref: "main".into(),
+            jobs: vec![job("first", 0), job("second", 1)],
+            ..Default::default()
+        })
+        .await
+        .expect("pipeline");
+    let (all, _) = all_pages(a, OPERATOR, "/api/v1/queue", "page_size=2");
+    assert_eq!(all.len(), order.len() + 2, "{all:?}");
+    let last = all.last().expect("a row");
+    assert_eq!(last["job_name"], "second", "{last}");
+    assert!(last["position"].is_null(), "{last}");
+    assert!(all
+        .iter()
+        .any(|j| j["job_name"] == "first" && j["position"].is_u64()));
 }
 
 #[test]

@@ -311,10 +311,16 @@ pub async fn pools(
 /// The caller of a read that has no gRPC counterpart; runner tokens read the job API
 /// no more here than over gRPC.
 fn reader(shared: &Shared, headers: &HeaderMap) -> Result<Principal, HttpError> {
+    Ok(dashboard_caller(shared, headers)?)
+}
+
+/// The caller a page or API request comes from: a tenant key or an operator token (a
+/// runner token authenticates but may not use the dashboard).
+pub(super) fn dashboard_caller(shared: &Shared, headers: &HeaderMap) -> Result<Principal, Status> {
     match Caller::from_headers(headers).authenticate(&shared.auth)? {
-        Principal::Runner => {
-            Err(Status::permission_denied("runner tokens cannot use the dashboard").into())
-        }
+        Principal::Runner => Err(Status::permission_denied(
+            "runner tokens cannot use the dashboard",
+        )),
         p => Ok(p),
     }
 }

@@ -9,7 +9,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::auth::{set_cookie, Caller};
+use super::api::dashboard_caller;
+use super::auth::set_cookie;
+use super::error::http_status;
 use crate::server::state::Shared;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -36,7 +38,7 @@ pub async fn page(
         if let Ok(v) = format!("Bearer {key}").parse() {
             h.insert("authorization", v);
         }
-        return match Caller::from_headers(&h).authenticate(&shared.auth) {
+        return match dashboard_caller(&shared, &h) {
             Ok(_) => (
                 StatusCode::SEE_OTHER,
                 [
@@ -49,7 +51,7 @@ pub async fn page(
             Err(s) => refused(&s),
         };
     }
-    match Caller::from_headers(&headers).authenticate(&shared.auth) {
+    match dashboard_caller(&shared, &headers) {
         Ok(_) => (
             StatusCode::OK,
             [
@@ -65,17 +67,18 @@ pub async fn page(
     }
 }
 
-/// 401 with a page saying how to sign in.
+/// 401 (no or a wrong key) or 403 (a runner token) with a page saying how to sign in.
 fn refused(s: &tonic::Status) -> Response {
     let body = format!(
         "<!doctype html><meta charset=utf-8><title>rustci: sign in</title>\
-         <h1>401: not signed in</h1><p>{}</p><p>Open this page once with \
+         <h1>{}: not signed in</h1><p>{}</p><p>Open this page once with \
          <code>?token=YOUR_API_KEY</code> (an operator token sees every tenant; in local \
          mode the token in <code>~/.config/rustci/local.token</code>).</p>",
+        http_status(s.code()).as_u16(),
         escape(s.message())
     );
     (
-        StatusCode::UNAUTHORIZED,
+        http_status(s.code()),
         [
             ("content-type", "text/html; charset=utf-8"),
             ("content-security-policy", CSP),
