@@ -1,6 +1,8 @@
 //! What people are told about a job's run time and start: the estimates the core plans
 //! with, and a queued job's start projected from the core's projection (`Scheduler::project`).
 
+use std::collections::HashSet;
+
 use rustci_scheduler::{Estimate, JobId, Millis, PipelineJobState, QosSpec, Scheduler, TenantId};
 
 use super::jobs::JobTable;
@@ -133,17 +135,34 @@ impl Etas<'_> {
 
     /// One page of the waiting jobs in the order the scheduler will visit them (the
     /// order of the core's projection, within [`PLAN_LIMIT`]), then the parked ones (no
-    /// pool has their labels yet; no place, in id order), of `tenant` only if given,
-    /// from place `from` of that sequence on. Each row has its queue position (0 = next
-    /// of all tenants' jobs) and its ETA from that one projection.
+    /// pool has their labels yet), then every other queued job (pipeline jobs the core
+    /// holds back, and jobs past the projection's limit), those two with no place and in
+    /// id order; of `tenant` only if given, from place `from` of that sequence on. Each
+    /// row has its queue position (0 = next of all tenants' jobs) and its ETA from that
+    /// one projection.
     pub fn queue(&self, tenant: Option<&str>, from: usize, size: usize) -> QueuePage {
         let plan = self.core.project(self.now, PLAN_LIMIT);
+        let placed: HashSet<u64> = plan.pending.iter().map(|p| p.job.0).collect();
+        let mut others: Vec<u64> = self
+            .jobs
+            .unfinished()
+            .filter(|j| {
+                j.state == JobState::Queued && !placed.contains(&j.id) && !self.jobs.is_parked(j.id)
+            })
+            .map(|j| j.id)
+            .collect();
+        others.sort_unstable();
         let order = plan
             .pending
             .iter()
             .enumerate()
             .map(|(i, p)| (p.job.0, Some(i), p.start_ms))
-            .chain(self.jobs.parked().map(|id| (id, None, None)));
+            .chain(self.jobs.parked().map(|id| (id, None, None)))
+            .chain(
+                others
+                    .into_iter()
+                    .map(|id| (id, None, plan.start_of(JobId(id)))),
+            );
         let mut rows = Vec::new();
         let mut next = None;
         for (at, (id, position, start_ms)) in order.enumerate().skip(from) {
