@@ -113,7 +113,11 @@ async function revisionNow() {
 // ---- overview ---------------------------------------------------------------------
 async function overview() {
   const draw = async () => {
-    const [pools, fleet] = await Promise.all([api('/api/v1/pools'), api('/api/v1/fleet')]);
+    // One read: the stats and the advice come from one call (advice is an autoscaler
+    // evaluation under the live state's lock), joined here by pool.
+    const fleet = await api('/api/v1/fleet');
+    const advice = new Map((fleet.advice || []).map((a) => [a.pool, a]));
+    const pools = { pools: fleet.stats.pools.map((p) => Object.assign({}, p, { advice: advice.get(p.pool) || null })) };
     const rows = pools.pools.map((p) => el('tr', { 'data-pool': p.pool },
       el('td', { text: p.pool }),
       el('td', { class: 'num', text: p.stats.queued }),
