@@ -542,9 +542,15 @@ async fn watch_jobs_follows_one_pipeline_to_its_end() {
             "revisions in order"
         );
         seen.push((ev.revision, job.job_name.clone()));
-        if ev.pipeline_state != running {
-            assert_eq!(ev.pipeline_state, succeeded, "{ev:?}");
-            assert_eq!(job.job_name, "test", "the last job's end ends it");
+        // An event carries the pipeline's state when it is sent: a stream behind the
+        // runner may send an earlier version after the pipeline ended, but never a
+        // running pipeline with the last job's end.
+        assert!(
+            ev.pipeline_state == running || ev.pipeline_state == succeeded,
+            "{ev:?}"
+        );
+        if job.job_name == "test" && job.state == pb::JobState::Succeeded as i32 {
+            assert_eq!(ev.pipeline_state, succeeded, "the last job's end ends it: {ev:?}");
             break;
         }
     }
