@@ -550,7 +550,10 @@ async fn watch_jobs_follows_one_pipeline_to_its_end() {
             "{ev:?}"
         );
         if job.job_name == "test" && job.state == pb::JobState::Succeeded as i32 {
-            assert_eq!(ev.pipeline_state, succeeded, "the last job's end ends it: {ev:?}");
+            assert_eq!(
+                ev.pipeline_state, succeeded,
+                "the last job's end ends it: {ev:?}"
+            );
             break;
         }
     }
