@@ -130,6 +130,20 @@ pub(crate) fn csv_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     files_of(dir, ".csv")
 }
 
+/// The trace files a folder is read from: `*.csv`, `*.csv.gz` and `*.parquet` (a
+/// folder of Parquet parts is how Spark, DuckDB and polars write one table), sorted by
+/// name. Other files (Spark's `_SUCCESS`, checksums) are not the trace's.
+pub(crate) fn trace_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let mut files = csv_files(dir)?;
+    files.extend(
+        list_dir(dir)?
+            .into_iter()
+            .filter(|p| name_ends_with(p, ".parquet")),
+    );
+    files.sort();
+    Ok(files)
+}
+
 /// The files directly in `dir` named `*{ext}` or `*{ext}.gz`, sorted by name.
 fn files_of(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, DatasetError> {
     let gz = format!("{ext}.gz");

@@ -176,11 +176,11 @@ fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {
     if !flowbench::workflows_in(dir)?.is_empty() {
         return Ok(TraceFormat::Flowbench);
     }
-    let Some(first) = input::csv_files(dir)?.into_iter().next() else {
+    let Some(first) = input::trace_files(dir)?.into_iter().next() else {
         return Err(DatasetError::Unsupported {
             path: dir.display().to_string(),
-            message: "directory holds no trace: no *.csv or *.csv.gz files, no FlowBench \
-                      <workflow>.zip with its <workflow>.adj.json.gz"
+            message: "directory holds no trace: no *.csv, *.csv.gz or *.parquet files, no \
+                      FlowBench <workflow>.zip with its <workflow>.adj.json.gz"
                 .to_string(),
         });
     };
@@ -188,7 +188,10 @@ fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {
     // Only a folder whose first CSV is not TravisTorrent or GitHub Actions can be a
     // GitLab export (its CSVs are GitLab's or plain); this spares the 145 TravisTorrent
     // files a second read of their headers.
-    if matches!(by_first, Ok(TraceFormat::Travis | TraceFormat::Gha)) {
+    if matches!(
+        by_first,
+        Ok(TraceFormat::Travis | TraceFormat::Gha | TraceFormat::Parquet)
+    ) {
         return by_first;
     }
     let (jobs, _) = gitlab::files_in(dir)?;
@@ -334,7 +337,7 @@ fn refuse_swf_beside_others(dir: &Path) -> Result<(), DatasetError> {
     let Some(swf) = input::swf_files(dir)?.into_iter().next() else {
         return Ok(());
     };
-    let other = input::csv_files(dir)?.into_iter().next().or_else(|| {
+    let other = input::trace_files(dir)?.into_iter().next().or_else(|| {
         flowbench::workflows_in(dir)
             .ok()
             .and_then(|w| w.into_iter().next())
@@ -359,10 +362,10 @@ fn open_dir(dir: &Path, format: Option<TraceFormat>) -> Result<Trace, DatasetErr
         path: dir_name.clone(),
         message,
     };
-    let files = input::csv_files(dir)?;
+    let files = input::trace_files(dir)?;
     let Some(first) = files.first() else {
         return Err(unsupported(
-            "directory holds no *.csv or *.csv.gz trace files".to_string(),
+            "directory holds no *.csv, *.csv.gz or *.parquet trace files".to_string(),
         ));
     };
     let fmt = match format {

@@ -854,12 +854,27 @@ pub fn read_parquet(path: &Path) -> Result<Vec<JobRecord>, DatasetError> {
 // ---------------------------------------------------------------------------------------
 // Tables
 
+/// The type of a table's column, as the program that made the table knows it (not as
+/// its cells happen to read: a float column whose values are all whole numbers stays
+/// Float64 on every run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Int,
+    Float,
+    Bool,
+    Text,
+}
+
 /// Writes a CSV table (a header line, then rows; the text `rustci-sim sweep` writes as
-/// `sweep.csv`) to `path` as Parquet with typed columns, so a notebook gets numbers as
-/// numbers: a column whose non-empty cells are all integers is Int64, all numbers
-/// Float64, all `true`/`false` Boolean, else String; an empty cell is null. `name` names
-/// the table in errors.
-pub fn write_csv_table(path: &Path, name: &str, csv_text: &str) -> Result<(), DatasetError> {
+/// `sweep.csv`) to `path` as Parquet, each column typed `kind_of(its name)` (Int64,
+/// Float64, Boolean, String); an empty cell is null. `name` names the table in errors; a
+/// cell that is not of its column's kind is an error naming the column and line.
+pub fn write_csv_table(
+    path: &Path,
+    name: &str,
+    csv_text: &str,
+    kind_of: &dyn Fn(&str) -> ColumnKind,
+) -> Result<(), DatasetError> {
     let target = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -886,11 +901,11 @@ pub fn write_csv_table(path: &Path, name: &str, csv_text: &str) -> Result<(), Da
         }
     }
     let rows = cells.first().map_or(0, Vec::len);
-    let columns: Vec<Column> = header
+    let columns = header
         .iter()
         .zip(&cells)
-        .map(|(h, col)| typed_column(h, col))
-        .collect();
+        .map(|(h, col)| typed_column(h, col, kind_of(h), &at))
+        .collect::<Result<Vec<Column>, DatasetError>>()?;
     let mut df = DataFrame::new(rows, columns).map_err(polars_err(&target))?;
     let file = File::create(path).map_err(|source| DatasetError::Open {
         path: target.clone(),
@@ -906,45 +921,52 @@ pub fn write_csv_table(path: &Path, name: &str, csv_text: &str) -> Result<(), Da
         .map_err(|source| DatasetError::Write { target, source })
 }
 
-/// A column of CSV cells as the narrowest of Int64, Float64, Boolean and String that holds
-/// every non-empty cell.
-fn typed_column(name: &str, cells: &[String]) -> Column {
-    let filled = || cells.iter().filter(|c| !c.is_empty());
-    fn opt(c: &str) -> Option<&str> {
-        (!c.is_empty()).then_some(c)
+/// A column of CSV cells as `kind`; an empty cell is null.
+fn typed_column(
+    name: &str,
+    cells: &[String],
+    kind: ColumnKind,
+    at: &dyn Fn(u64) -> crate::Location,
+) -> Result<Column, DatasetError> {
+    fn parse<T: std::str::FromStr>(
+        name: &str,
+        cells: &[String],
+        what: &'static str,
+        at: &dyn Fn(u64) -> crate::Location,
+    ) -> Result<Vec<Option<T>>, DatasetError> {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if c.is_empty() {
+                    return Ok(None);
+                }
+                c.parse::<T>()
+                    .map(Some)
+                    .map_err(|_| DatasetError::BadValue {
+                        at: at(i as u64 + 2),
+                        column: name.to_string(),
+                        message: format!("expected {what}, got {c:?}"),
+                    })
+            })
+            .collect()
     }
-    let any = filled().next().is_some();
-    let series = if any && filled().all(|c| c.parse::<i64>().is_ok()) {
-        Series::new(
+    let series = match kind {
+        ColumnKind::Int => Series::new(name.into(), parse::<i64>(name, cells, "an integer", at)?),
+        ColumnKind::Float => Series::new(name.into(), parse::<f64>(name, cells, "a number", at)?),
+        ColumnKind::Bool => Series::new(
+            name.into(),
+            parse::<bool>(name, cells, "true or false", at)?,
+        ),
+        ColumnKind::Text => Series::new(
             name.into(),
             cells
                 .iter()
-                .map(|c| opt(c).and_then(|c| c.parse::<i64>().ok()))
+                .map(|c| (!c.is_empty()).then_some(c.as_str()))
                 .collect::<Vec<_>>(),
-        )
-    } else if any && filled().all(|c| c.parse::<f64>().is_ok()) {
-        Series::new(
-            name.into(),
-            cells
-                .iter()
-                .map(|c| opt(c).and_then(|c| c.parse::<f64>().ok()))
-                .collect::<Vec<_>>(),
-        )
-    } else if any && filled().all(|c| c == "true" || c == "false") {
-        Series::new(
-            name.into(),
-            cells
-                .iter()
-                .map(|c| opt(c).map(|c| c == "true"))
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        Series::new(
-            name.into(),
-            cells.iter().map(|c| opt(c)).collect::<Vec<_>>(),
-        )
+        ),
     };
-    series.into_column()
+    Ok(series.into_column())
 }
 
 #[cfg(test)]
@@ -952,13 +974,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_tables_get_the_narrowest_types() {
+    fn csv_tables_get_the_types_their_writer_declares() {
+        use ColumnKind::*;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.parquet");
+        // `cost` holds only whole numbers here, and is Float64 all the same.
         write_csv_table(
             &path,
             "t.csv",
-            "point,cost,policy,ok,none\n0,1.5,fcfs,true,\n1,,\"qos, x\",false,\n",
+            "point,cost,policy,ok,none\n0,2,fcfs,true,\n1,,\"qos, x\",false,\n",
+            &|c| match c {
+                "point" => Int,
+                "policy" => Text,
+                "ok" => Bool,
+                _ => Float,
+            },
         )
         .expect("write");
         let df = ParquetReader::new(File::open(&path).expect("open"))
@@ -969,10 +999,21 @@ mod tests {
         assert_eq!(dt("cost"), DataType::Float64);
         assert_eq!(dt("policy"), DataType::String);
         assert_eq!(dt("ok"), DataType::Boolean);
+        assert_eq!(dt("none"), DataType::Float64);
         assert_eq!(df.column("cost").expect("cost").null_count(), 1);
         assert_eq!(df.column("none").expect("none").null_count(), 2);
         let policy = df.column("policy").expect("policy");
         assert_eq!(policy.str().expect("str").get(1), Some("qos, x"));
+
+        // A cell that is not of its column's kind names the column and the line.
+        let err = write_csv_table(&path, "t.csv", "point\n0\n1.5\n", &|_| Int)
+            .expect_err("1.5 is no integer")
+            .to_string();
+        assert!(
+            err.contains("t.csv") && err.contains("3") && err.contains("point"),
+            "{err}"
+        );
+        assert!(err.contains("1.5"), "{err}");
     }
 
     #[test]

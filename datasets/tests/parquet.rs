@@ -376,3 +376,43 @@ fn parquet_is_inferred_by_extension_and_by_content() {
         TraceFormat::Parquet
     );
 }
+
+/// A folder of Parquet parts (as Spark, DuckDB and polars write a table) opens as one
+/// trace, by submit time across the parts; Spark's `_SUCCESS` is not a part. A folder
+/// that mixes Parquet and CSV is refused, naming both.
+#[test]
+fn a_folder_of_parquet_parts_is_one_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records = varied();
+    let (early, late): (Vec<JobRecord>, Vec<JobRecord>) = records
+        .iter()
+        .cloned()
+        .partition(|r| r.submit_s < 1_700_000_000);
+    assert!(!early.is_empty() && !late.is_empty());
+    // The later jobs in the part whose name sorts first.
+    write_parquet(&dir.path().join("part-0.parquet"), &late).expect("write");
+    write_parquet(&dir.path().join("part-1.parquet"), &early).expect("write");
+    std::fs::write(dir.path().join("_SUCCESS"), "").expect("write");
+    let trace = open_trace(dir.path(), None).expect("open the folder");
+    assert_eq!(trace.format, TraceFormat::Parquet);
+    let mut want = records.clone();
+    want.sort_by_key(|r| r.submit_s);
+    let got = trace.collect_records().expect("read");
+    assert_eq!(
+        got.iter().map(|r| &r.id).collect::<Vec<_>>(),
+        want.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), records.len());
+
+    std::fs::write(dir.path().join("more.csv"), "id,tenant,submit_s\n9,t,0\n").expect("write");
+    let msg = match open_trace(dir.path(), None) {
+        Ok(_) => panic!("a folder mixing CSV and Parquet was opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        msg.contains("mixes trace formats")
+            && msg.contains("more.csv")
+            && msg.contains("part-0.parquet"),
+        "{msg}"
+    );
+}

@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use rustci_datasets::parquet::ColumnKind;
 use rustci_datasets::synthetic::SyntheticConfig;
 use rustci_datasets::TraceFormat;
 use rustci_scheduler::{PolicyConfig, ScalePolicy, MS_PER_S};
@@ -795,33 +796,21 @@ pub fn summarise_rows(rows: &[Row]) -> serde_json::Value {
 /// Summaries as CSV: one column per leaf of the first summary (nested keys joined by
 /// `.`, an interval as `<metric>_ci95.low` and `.high`), one row per point.
 pub fn summaries_csv(summaries: &[serde_json::Value]) -> String {
-    fn leaves(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    leaves(&key, x, out);
-                }
-            }
-            serde_json::Value::Array(a) if a.len() == 2 && prefix.ends_with("_ci95") => {
-                out.push((format!("{prefix}.low"), a[0].to_string()));
-                out.push((format!("{prefix}.high"), a[1].to_string()));
-            }
-            serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
-            serde_json::Value::String(s) => out.push((prefix.to_string(), csv_text(s))),
-            other => out.push((prefix.to_string(), other.to_string())),
-        }
-    }
     let rows: Vec<Vec<(String, String)>> = summaries
         .iter()
         .map(|s| {
             let mut out = Vec::new();
-            leaves("", s, &mut out);
-            out
+            json_leaves("", s, &mut out);
+            out.into_iter()
+                .map(|(k, v)| {
+                    let cell = match v {
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::String(s) => csv_text(s),
+                        other => other.to_string(),
+                    };
+                    (k, cell)
+                })
+                .collect()
         })
         .collect();
     let Some(first) = rows.first() else {
@@ -1016,6 +1005,58 @@ pub fn write_rows(dir: &Path, rows: &[Row]) -> Result<(), SweepError> {
     write_csv_json(dir, &rows_csv(rows), rows)
 }
 
+/// The type of each column of the table of `items` (the CSV's header names the JSON
+/// leaves of the items, joined by dots; an interval `x_ci95` is `x_ci95.low` and
+/// `.high`): the type the items' fields have, not what the cells look like, so that a
+/// column keeps its type on every run (an f64 is Float64 even when every value of a run
+/// is whole). A column null in every item is not in the map (Float64).
+fn column_kinds(items: &serde_json::Value) -> BTreeMap<String, ColumnKind> {
+    use serde_json::Value;
+    let mut flat = Vec::new();
+    for item in items.as_array().into_iter().flatten() {
+        json_leaves("", item, &mut flat);
+    }
+    let mut kinds = BTreeMap::new();
+    for (column, value) in flat {
+        let kind = match value {
+            Value::Number(n) if n.is_f64() => ColumnKind::Float,
+            Value::Number(_) => ColumnKind::Int,
+            Value::Bool(_) => ColumnKind::Bool,
+            Value::String(_) => ColumnKind::Text,
+            _ => continue,
+        };
+        kinds.entry(column).or_insert(kind);
+    }
+    kinds
+}
+
+/// The leaves of `v` under `prefix`, their keys joined by dots, in order: the columns of
+/// a table of JSON items. An interval `x_ci95` (`[low, high]`) is two leaves,
+/// `x_ci95.low` and `x_ci95.high`.
+fn json_leaves<'a>(
+    prefix: &str,
+    v: &'a serde_json::Value,
+    out: &mut Vec<(String, &'a serde_json::Value)>,
+) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                json_leaves(&key, x, out);
+            }
+        }
+        serde_json::Value::Array(a) if a.len() == 2 && prefix.ends_with("_ci95") => {
+            out.push((format!("{prefix}.low"), &a[0]));
+            out.push((format!("{prefix}.high"), &a[1]));
+        }
+        other => out.push((prefix.to_string(), other)),
+    }
+}
+
 /// Writes `dir/sweep.csv` (`csv`) and `dir/sweep.json` (`items` as a JSON array).
 fn write_csv_json<T: Serialize>(dir: &Path, csv: &str, items: &[T]) -> Result<(), SweepError> {
     let werr = |file: &Path| {
@@ -1025,13 +1066,18 @@ fn write_csv_json<T: Serialize>(dir: &Path, csv: &str, items: &[T]) -> Result<()
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
     let csv_path = dir.join("sweep.csv");
     std::fs::write(&csv_path, csv).map_err(werr(&csv_path))?;
+    let json = dir.join("sweep.json");
+    let values = serde_json::to_value(items)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        .map_err(werr(&json))?;
     // The same table, typed, for notebooks and other tools (pandas.read_parquet).
     let parquet = dir.join("sweep.parquet");
-    rustci_datasets::parquet::write_csv_table(&parquet, "sweep.csv", csv)
+    let kinds = column_kinds(&values);
+    let kind_of = |column: &str| kinds.get(column).copied().unwrap_or(ColumnKind::Float);
+    rustci_datasets::parquet::write_csv_table(&parquet, "sweep.csv", csv, &kind_of)
         .map_err(std::io::Error::other)
         .map_err(werr(&parquet))?;
-    let json = dir.join("sweep.json");
-    let text = serde_json::to_string_pretty(items)
+    let text = serde_json::to_string_pretty(&values)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
         .map_err(werr(&json))?;
     std::fs::write(&json, text + "\n").map_err(werr(&json))?;
@@ -1225,7 +1271,24 @@ mod tests {
             pipelines: None,
             ttfs_s: Vec::new(),
         };
-        let csv = rows_csv(&[row]);
+        let csv = rows_csv(std::slice::from_ref(&row));
+
+        // Parquet's types come from the fields: `qos.standard.wait_p95_s` and `load`
+        // read "4" and "2" here, and are Float64 all the same; `wait_p95_s`, None in
+        // every row, too.
+        let kinds = column_kinds(&serde_json::to_value([&row]).unwrap());
+        let kind = |c: &str| kinds.get(c).copied().unwrap_or(ColumnKind::Float);
+        assert_eq!(kind("qos.standard.wait_p95_s"), ColumnKind::Float);
+        assert_eq!(kind("load"), ColumnKind::Float);
+        assert_eq!(kind("wait_p95_s"), ColumnKind::Float);
+        assert_eq!(kind("runners.linux"), ColumnKind::Int);
+        assert_eq!(kind("qos.standard.jobs"), ColumnKind::Int);
+        assert_eq!(kind("policy"), ColumnKind::Text);
+        assert_eq!(kind("min_runners"), ColumnKind::Text);
+        let dir = tempfile::tempdir().unwrap();
+        write_rows(dir.path(), &[row]).unwrap();
+        assert!(dir.path().join("sweep.parquet").exists());
+
         let mut lines = csv.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let values: Vec<&str> = lines.next().unwrap().split(',').collect();
