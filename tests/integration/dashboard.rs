@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use crate::common::{free_port, rustci, rustci_json, tail, write_private, Procs, BIN};
 
-/// The auth file of these tests: two tenants, an operator and a runner.
+/// The auth file of these tests: two tenants (team-b with three times team-a's fair-share
+/// weight), an operator and a runner.
 pub const AUTH: &str = r#"
 runner_tokens = ["runner-token-1"]
 operator_tokens = ["operator-token-1"]
@@ -30,6 +31,7 @@ api_keys = ["key-team-a-1"]
 [[tenant]]
 name = "team-b"
 api_keys = ["key-team-b-1"]
+weight = 3.0
 "#;
 pub const OPERATOR: &str = "operator-token-1";
 pub const KEY_A: &str = "key-team-a-1";
@@ -384,11 +386,25 @@ async fn the_api_has_the_cli_fields_and_paging_and_refuses_bad_input_and_other_t
         .expect("tenants")
         .iter()
         .all(|t| t["tenant"] == "team-a"));
+    // The auth file's weights are the core's: team-b 3, team-a (none given) 1.
+    let weights: Vec<(Value, Value, Value)> = get_json(a, "/api/v1/tenants", OPERATOR)["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .map(|t| {
+            (
+                t["tenant"].clone(),
+                t["weight"].clone(),
+                t["weight_share"].clone(),
+            )
+        })
+        .collect();
     assert_eq!(
-        get_json(a, "/api/v1/tenants", OPERATOR)["tenants"]
-            .as_array()
-            .map(Vec::len),
-        Some(2)
+        weights,
+        [
+            (Value::from("team-a"), Value::from(1.0), Value::from(0.25)),
+            (Value::from("team-b"), Value::from(3.0), Value::from(0.75)),
+        ]
     );
 
     // One job: its estimates, predicted start and why it waits.

@@ -1,11 +1,19 @@
 //! What `rustci serve` sets up the live driver with.
 
+use std::collections::BTreeMap;
+
 use rustci_scheduler::{Millis, PolicyConfig, QosSpec, ScalePolicy};
+
+/// Job versions the change log keeps unless told otherwise (`--change-log-keep`).
+pub const DEFAULT_CHANGE_LOG_KEEP: u64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     pub policy: PolicyConfig,
     pub qos: Vec<QosSpec>,
+    /// Fair-share weights by tenant (the auth file's `weight`); a tenant not named weighs
+    /// 1.
+    pub tenant_weights: BTreeMap<String, f64>,
     /// A runner silent this long loses its leases; its jobs go back to the queue.
     pub lease_ttl_ms: Millis,
     /// Estimate for jobs without a requested time.
@@ -34,6 +42,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         Self {
             policy: PolicyConfig::named("fairshare").unwrap_or_default(),
+            tenant_weights: BTreeMap::new(),
             qos: vec![
                 QosSpec {
                     name: "urgent".into(),
@@ -56,7 +65,7 @@ impl Default for LiveConfig {
             usage_window_ms: 28 * 24 * 3_600_000,
             record_decisions: false,
             group_commit: false,
-            change_log_keep: 1_000_000,
+            change_log_keep: DEFAULT_CHANGE_LOG_KEEP,
             model: None,
             autoscaler: ScalePolicy::Reactive,
             scale_idle_timeout_ms: 300_000,

@@ -42,7 +42,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{Durability, SharedStore};
-pub use config::LiveConfig;
+pub use config::{LiveConfig, DEFAULT_CHANGE_LOG_KEEP};
 pub use error::LiveError;
 pub use eta::{Eta, Etas, QueuePage, QueueRow, PLAN_LIMIT};
 pub use explain::{Explanation, NeedWait};
@@ -128,6 +128,7 @@ impl Live {
         store: Box<dyn Store>,
     ) -> Result<Self, LiveError> {
         let core = Self::new_core(&config)?;
+        let names = Names::new(config.tenant_weights.clone());
         let mut live = Self {
             commits: Commits::new(config.group_commit),
             decisions: Decisions::new(config.record_decisions),
@@ -137,7 +138,7 @@ impl Live {
             core,
             jobs: JobTable::default(),
             runners: Runners::default(),
-            names: Names::default(),
+            names,
             pipelines: PipelineTable::default(),
             recent: RecentStarts::default(),
             scaling: Scaling::default(),
@@ -1078,7 +1079,7 @@ impl Live {
             if !out.iter().any(|s| s.tenant == j.tenant) {
                 out.push(TenantShare {
                     tenant: j.tenant.clone(),
-                    weight: 1.0,
+                    weight: self.names.weight(&j.tenant),
                     usage: 0.0,
                 });
             }

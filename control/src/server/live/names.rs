@@ -1,7 +1,7 @@
 //! The core's ids for the names clients use: tenants and pools (added to the core as they
 //! first appear), QoS classes and labels; and a stored job as the core's [`JobSpec`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rustci_scheduler::{
     HistoryKeys, JobId, JobSpec, LabelSet, PoolId, PoolSpec, QosId, QosSpec, Scheduler, TenantId,
@@ -16,9 +16,24 @@ use crate::store::{StoredJob, StoredRunner};
 pub(super) struct Names {
     tenants: HashMap<String, TenantId>,
     pools: HashMap<String, PoolId>,
+    /// Fair-share weights by tenant name ([`super::LiveConfig::tenant_weights`]); kept
+    /// when the names are forgotten.
+    weights: BTreeMap<String, f64>,
 }
 
 impl Names {
+    pub(super) fn new(weights: BTreeMap<String, f64>) -> Self {
+        Self {
+            weights,
+            ..Self::default()
+        }
+    }
+
+    /// The fair-share weight `name` gets in the core: its configured one, else 1.
+    pub(super) fn weight(&self, name: &str) -> f64 {
+        self.weights.get(name).copied().unwrap_or(1.0)
+    }
+
     /// Forgets every name (the core they named is replaced).
     pub(super) fn clear(&mut self) {
         self.tenants.clear();
@@ -29,7 +44,7 @@ impl Names {
         self.tenants.get(name).copied()
     }
 
-    /// The tenant's id, added to `core` (weight 1) the first time.
+    /// The tenant's id, added to `core` (with its weight) the first time.
     pub(super) fn tenant_id(
         &mut self,
         core: &mut Scheduler,
@@ -40,7 +55,7 @@ impl Names {
         }
         let t = core.add_tenant(TenantSpec {
             name: name.to_string(),
-            weight: 1.0,
+            weight: self.weight(name),
         })?;
         self.tenants.insert(name.to_string(), t);
         Ok(t)
