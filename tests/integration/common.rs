@@ -454,6 +454,24 @@ pub async fn serve_virtual(
     (srv, ch)
 }
 
+/// [`serve_virtual`] with the default options, its data in `dir`, on a virtual clock
+/// that starts at `t0` (Unix ms); and that clock.
+pub async fn serve_virtual_at(
+    dir: &Path,
+    t0: i64,
+) -> (RunningServer, OwnerChannel, std::sync::Arc<ManualClock>) {
+    let clock = std::sync::Arc::new(ManualClock::new(t0));
+    let (srv, ch) = serve_virtual(
+        ServeOptions {
+            data_dir: dir.to_path_buf(),
+            ..ServeOptions::default()
+        },
+        clock.clone(),
+    )
+    .await;
+    (srv, ch, clock)
+}
+
 /// A local-mode server (no auth) on a free loopback port, its data in a temp dir; and
 /// its URL.
 pub async fn local_server() -> (tempfile::TempDir, RunningServer, String) {

@@ -5,15 +5,12 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::OwnerChannel;
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
-use rustci_control::server::live::ManualClock;
-use rustci_control::server::ServeOptions;
 use tokio_stream::StreamExt;
 
 const T0: i64 = 1_700_000_000_000;
@@ -42,15 +39,7 @@ fn submit_req(i: u64, labels: &[&str]) -> SubmitJobRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_list_and_watch_carry_etas() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clock = Arc::new(ManualClock::new(T0));
-    let (srv, ch) = common::serve_virtual(
-        ServeOptions {
-            data_dir: dir.path().to_path_buf(),
-            ..ServeOptions::default()
-        },
-        clock.clone(),
-    )
-    .await;
+    let (srv, ch, clock) = common::serve_virtual_at(dir.path(), T0).await;
     let mut api = JobServiceClient::new(ch.clone());
     let mut run = RunnerServiceClient::new(ch.clone());
 

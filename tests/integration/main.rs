@@ -33,6 +33,7 @@ mod eta;
 mod export;
 mod failover;
 mod failover_process;
+mod fleet_stats;
 mod hardening;
 mod html_report;
 mod model;

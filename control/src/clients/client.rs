@@ -353,13 +353,26 @@ pub fn queue_stats_json(s: &crate::pb::QueueStats) -> serde_json::Value {
     serde_json::json!({
         "revision": s.revision,
         "pools": s.pools.iter().map(|p| serde_json::json!({
-            "pool": p.pool, "runners": p.runners, "free_slots": p.free_slots,
+            "pool": p.pool, "runners": p.runners, "busy_runners": p.busy_runners,
+            "free_slots": p.free_slots,
             "stats": ws(&p.stats),
+            "classes": p.classes.iter().map(|c| serde_json::json!({
+                "qos": c.qos, "wait_target_ms": c.wait_target_ms,
+                "within_target": within_target(c),
+                "stats": ws(&c.stats),
+            })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "tenants": s.tenants.iter().map(|t| serde_json::json!({
             "tenant": t.tenant, "stats": ws(&t.stats),
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Whether a class's p95 wait of the last hour in a pool is within its target; `None`
+/// when none of its jobs started there in the hour (no wait to judge).
+pub fn within_target(c: &crate::pb::ClassStats) -> Option<bool> {
+    let w = c.stats.unwrap_or_default();
+    (w.started_last_hour > 0).then_some(w.wait_p95_ms <= c.wait_target_ms)
 }
 
 /// Scaling advice as JSON (`rustci fleet advice --format json`, `/api/v1/fleet`): one

@@ -20,7 +20,8 @@ pub fn render(shared: &Shared) -> String {
         let _ = writeln!(s, "# HELP rustci_leader Whether this replica serves (1) or stands by (0).\n# TYPE rustci_leader gauge\nrustci_leader {}", u8::from(shared.leader.load(std::sync::atomic::Ordering::SeqCst)));
         let stats = live.queue_stats();
         let _ = writeln!(s, "# HELP rustci_queue_depth Queued jobs a pool could run.\n# TYPE rustci_queue_depth gauge");
-        for (pool, _, _, w) in &stats.pools {
+        for p in &stats.pools {
+            let (pool, w) = (&p.pool, &p.stats);
             let _ = writeln!(
                 s,
                 "rustci_queue_depth{{pool=\"{}\"}} {}",
@@ -32,7 +33,8 @@ pub fn render(shared: &Shared) -> String {
             s,
             "# HELP rustci_jobs_running Leased jobs per pool.\n# TYPE rustci_jobs_running gauge"
         );
-        for (pool, _, _, w) in &stats.pools {
+        for p in &stats.pools {
+            let (pool, w) = (&p.pool, &p.stats);
             let _ = writeln!(
                 s,
                 "rustci_jobs_running{{pool=\"{}\"}} {}",
@@ -44,11 +46,13 @@ pub fn render(shared: &Shared) -> String {
             s,
             "# HELP rustci_runners Registered runners per pool.\n# TYPE rustci_runners gauge"
         );
-        for (pool, runners, _, _) in &stats.pools {
+        for p in &stats.pools {
+            let (pool, runners) = (&p.pool, p.runners);
             let _ = writeln!(s, "rustci_runners{{pool=\"{}\"}} {runners}", escape(pool));
         }
         let _ = writeln!(s, "# HELP rustci_wait_seconds Queue wait of jobs started in the last hour.\n# TYPE rustci_wait_seconds gauge");
-        for (pool, _, _, w) in &stats.pools {
+        for p in &stats.pools {
+            let (pool, w) = (&p.pool, &p.stats);
             for (q, v) in [
                 ("0.5", w.wait_p50_ms),
                 ("0.95", w.wait_p95_ms),
@@ -60,6 +64,32 @@ pub fn render(shared: &Shared) -> String {
                     escape(pool),
                     v as f64 / 1000.0
                 );
+            }
+        }
+        let _ = writeln!(s, "# HELP rustci_qos_queue_depth Queued jobs of a QoS class a pool could run.\n# TYPE rustci_qos_queue_depth gauge");
+        for p in &stats.pools {
+            for c in &p.classes {
+                let _ = writeln!(
+                    s,
+                    "rustci_qos_queue_depth{{pool=\"{}\",qos=\"{}\"}} {}",
+                    escape(&p.pool),
+                    escape(&c.qos),
+                    c.stats.queued
+                );
+            }
+        }
+        let _ = writeln!(s, "# HELP rustci_qos_wait_seconds Queue wait of a QoS class's jobs a pool started in the last hour.\n# TYPE rustci_qos_wait_seconds gauge");
+        for p in &stats.pools {
+            for c in &p.classes {
+                for (q, v) in [("0.5", c.stats.wait_p50_ms), ("0.95", c.stats.wait_p95_ms)] {
+                    let _ = writeln!(
+                        s,
+                        "rustci_qos_wait_seconds{{pool=\"{}\",qos=\"{}\",quantile=\"{q}\"}} {}",
+                        escape(&p.pool),
+                        escape(&c.qos),
+                        v as f64 / 1000.0
+                    );
+                }
             }
         }
         let _ = writeln!(s, "# HELP rustci_revision Latest committed revision.\n# TYPE rustci_revision counter\nrustci_revision {}", stats.revision);

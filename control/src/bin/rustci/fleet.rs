@@ -15,7 +15,8 @@ Examples:
 
 #[derive(Debug, Subcommand)]
 pub enum FleetCmd {
-    /// Queue lengths and waits per pool and tenant.
+    /// Queue lengths and waits of the last hour per pool, per pool and QoS class (against
+    /// the class's wait target) and per tenant.
     #[command(after_help = "Examples:\n  rustci fleet stats --format json")]
     Stats {
         #[command(flatten)]
@@ -64,15 +65,30 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                         Ok(())
                     };
                     outln!(
-                        "KIND    NAME                 RUNNERS/FREE      QUEUED RUNNING  P50_MS    P95_MS    P99_MS    STARTED_1H"
+                        "KIND    NAME                 BUSY/RUN/FREE     QUEUED RUNNING  P50_MS    P95_MS    P99_MS    STARTED_1H"
                     );
                     for p in &s.pools {
                         row(
                             "pool",
                             &p.pool,
-                            format!("{}/{}", p.runners, p.free_slots),
+                            format!("{}/{}/{}", p.busy_runners, p.runners, p.free_slots),
                             &p.stats,
                         )?;
+                        // Each class under its pool, with its target and whether the
+                        // hour's p95 met it ("-": none of its jobs started here).
+                        for c in &p.classes {
+                            let met = match client::within_target(c) {
+                                Some(true) => "ok",
+                                Some(false) => "OVER",
+                                None => "-",
+                            };
+                            row(
+                                "  qos",
+                                &format!("{}/{}", p.pool, c.qos),
+                                format!("<={}s {met}", c.wait_target_ms / 1000),
+                                &c.stats,
+                            )?;
+                        }
                     }
                     for t in &s.tenants {
                         row("tenant", &t.tenant, String::new(), &t.stats)?;

@@ -51,7 +51,7 @@ pub use pipelines::{
 };
 pub use runners::{Completion, Lease};
 pub use scaling::SCALING_MEMORY_MS;
-pub use stats::{QueueStats, WaitStats};
+pub use stats::{ClassStats, PoolStats, QueueStats, WaitStats};
 pub use submission::{CheckedSubmission, Submission, DEFAULT_QOS};
 
 use commit::{lock_store, Commits};
@@ -454,15 +454,19 @@ impl Live {
                     j.attempts += 1;
                     j.revision = revision;
                     batch.jobs.push(j.clone());
-                    let wait = now - j.submit_ms;
+                    // A pipeline job waits from when its needs ended, as in the core
+                    // (and the simulator's reports), not from the pipeline's push.
+                    let queued_at = j.pipeline.as_ref().and_then(|p| p.ready_ms);
+                    let wait = now - queued_at.unwrap_or(j.submit_ms);
                     let tenant = self.names.tenant(&j.tenant);
                     // With group commit the lease is not durable yet: the runner is
                     // woken once it is (`finish_flush`), not now for nothing.
                     let wake = !self.commits.grouped();
                     let ticket = self.commits.next_ticket();
+                    let qos = qos_index(&self.config.qos, &j.qos);
                     if let Some(pool) = self.runners.offer(&name, job.0, ticket, wake) {
                         if let (Some(pool), Some(tenant)) = (self.names.pool(pool), tenant) {
-                            self.recent.push(now, pool, tenant, wait);
+                            self.recent.push(now, pool, tenant, qos, wait);
                         }
                     }
                 }
@@ -1036,6 +1040,7 @@ impl Live {
             &self.jobs,
             &self.runners,
             &self.recent,
+            &self.config.qos,
         )
     }
 

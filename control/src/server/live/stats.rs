@@ -1,12 +1,13 @@
 //! Queue statistics (`GetQueueStats`, the metrics endpoint): queued and running jobs per
-//! pool and tenant, and the waits of the jobs started in the last hour.
+//! pool, per pool and QoS class, and per tenant, and the waits of the jobs started in the
+//! last hour.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
-use rustci_scheduler::{Millis, PoolId, Scheduler, TenantId};
+use rustci_scheduler::{Millis, PoolId, QosId, QosSpec, Scheduler, TenantId};
 
 use super::jobs::JobTable;
-use super::names::{known_labels, Names};
+use super::names::{known_labels, qos_index, Names};
 use super::runners::Runners;
 use crate::store::JobState;
 
@@ -20,16 +21,36 @@ pub struct WaitStats {
     pub started_last_hour: u64,
 }
 
+/// One QoS class's jobs in a pool, beside the class's wait target.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    pub qos: String,
+    pub wait_target_ms: Millis,
+    pub stats: WaitStats,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub pool: String,
+    pub runners: u32,
+    /// Runners with at least one leased job.
+    pub busy_runners: u32,
+    pub free_slots: u64,
+    pub stats: WaitStats,
+    /// Every configured class, in the configuration's order (a class with no job in the
+    /// pool has zeros).
+    pub classes: Vec<ClassStats>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueStats {
-    /// (pool, runners, free slots, stats)
-    pub pools: Vec<(String, u32, u64, WaitStats)>,
+    pub pools: Vec<PoolStats>,
     pub tenants: Vec<(String, WaitStats)>,
     pub revision: u64,
 }
 
-/// A job started in the last hour: (start, pool, tenant, wait).
-type RecentStart = (Millis, PoolId, TenantId, Millis);
+/// A job started in the last hour: (start, pool, tenant, QoS class, wait).
+type RecentStart = (Millis, PoolId, TenantId, QosId, Millis);
 
 /// At most this many recent starts are kept for the wait percentiles (about 32 MB); at
 /// higher start rates the statistics cover the most recent ones within the hour.
@@ -46,8 +67,15 @@ impl RecentStarts {
         self.0.clear();
     }
 
-    pub(super) fn push(&mut self, start: Millis, pool: PoolId, tenant: TenantId, wait: Millis) {
-        self.0.push_back((start, pool, tenant, wait));
+    pub(super) fn push(
+        &mut self,
+        start: Millis,
+        pool: PoolId,
+        tenant: TenantId,
+        qos: QosId,
+        wait: Millis,
+    ) {
+        self.0.push_back((start, pool, tenant, qos, wait));
     }
 
     /// Drops the starts older than an hour before `now`, and the oldest beyond
@@ -61,24 +89,32 @@ impl RecentStarts {
 }
 
 /// The statistics now: unfinished jobs from `jobs`, their pools from `runners` (leased)
-/// or the pools that could run them (queued), waits from `recent`.
+/// or the pools that could run them (queued), their classes from `classes`, waits from
+/// `recent`.
 pub(super) fn queue_stats(
     core: &Scheduler,
     names: &Names,
     jobs: &JobTable,
     runners: &Runners,
     recent: &RecentStarts,
+    classes: &[QosSpec],
 ) -> QueueStats {
     let pools = names.pools_by_name();
-    let mut by_pool: HashMap<String, WaitStats> = HashMap::new();
+    // Keyed by (pool, class index); a pool's totals are the sums over its classes.
+    let mut by_class: HashMap<(&str, usize), WaitStats> = HashMap::new();
     let mut by_tenant: HashMap<String, WaitStats> = HashMap::new();
+    let mut busy: HashSet<&str> = HashSet::new();
     for j in jobs.unfinished() {
         let t = by_tenant.entry(j.tenant.clone()).or_default();
+        let class = qos_index(classes, &j.qos).0 as usize;
         match j.state {
             JobState::Leased => {
                 t.running += 1;
                 if let Some(r) = j.runner.as_ref().and_then(|r| runners.stored(r)) {
-                    by_pool.entry(r.pool.clone()).or_default().running += 1;
+                    busy.insert(r.id.as_str());
+                    if let Some((name, _)) = pools.iter().find(|(n, _)| *n == r.pool) {
+                        by_class.entry((name.as_str(), class)).or_default().running += 1;
+                    }
                 }
             }
             _ => {
@@ -88,18 +124,27 @@ pub(super) fn queue_stats(
                     .unwrap_or_default();
                 for (name, p) in &pools {
                     if eligible.contains(*p) {
-                        by_pool.entry(name.clone()).or_default().queued += 1;
+                        by_class.entry((name.as_str(), class)).or_default().queued += 1;
                     }
                 }
             }
         }
     }
+    let mut busy_by_pool: HashMap<&str, u32> = HashMap::new();
+    for r in runners.all().filter(|r| busy.contains(r.id.as_str())) {
+        *busy_by_pool.entry(r.pool.as_str()).or_default() += 1;
+    }
     let config = core.config();
     let mut pool_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
+    let mut class_waits: HashMap<(&str, usize), Vec<Millis>> = HashMap::new();
     let mut tenant_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
-    for &(_, pool, tenant, wait) in &recent.0 {
+    for &(_, pool, tenant, qos, wait) in &recent.0 {
         if let Some(p) = config.pools().get(pool.0 as usize) {
             pool_waits.entry(p.name.as_str()).or_default().push(wait);
+            class_waits
+                .entry((p.name.as_str(), qos.0 as usize))
+                .or_default()
+                .push(wait);
         }
         if let Some(t) = config.tenants().get(tenant.0 as usize) {
             tenant_waits.entry(t.name.as_str()).or_default().push(wait);
@@ -120,10 +165,32 @@ pub(super) fn queue_stats(
         ..QueueStats::default()
     };
     for (name, p) in &pools {
-        let mut w = by_pool.remove(name).unwrap_or_default();
-        fill(&mut w, pool_waits.get(name.as_str()));
-        let (free, runners) = core.pool_capacity(*p);
-        out.pools.push((name.clone(), runners, free, w));
+        let mut total = WaitStats::default();
+        let classes: Vec<ClassStats> = classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut w = by_class.remove(&(name.as_str(), i)).unwrap_or_default();
+                total.queued += w.queued;
+                total.running += w.running;
+                fill(&mut w, class_waits.get(&(name.as_str(), i)));
+                ClassStats {
+                    qos: c.name.clone(),
+                    wait_target_ms: c.wait_target_ms,
+                    stats: w,
+                }
+            })
+            .collect();
+        fill(&mut total, pool_waits.get(name.as_str()));
+        let (free_slots, registered) = core.pool_capacity(*p);
+        out.pools.push(PoolStats {
+            pool: name.clone(),
+            runners: registered,
+            busy_runners: busy_by_pool.get(name.as_str()).copied().unwrap_or(0),
+            free_slots,
+            stats: total,
+            classes,
+        });
     }
     for tenant in tenant_waits.keys() {
         by_tenant.entry((*tenant).to_string()).or_default();

@@ -47,11 +47,21 @@ impl pb::fleet_service_server::FleetService for FleetApi {
             pools: stats
                 .pools
                 .iter()
-                .map(|(p, runners, free, s)| pb::PoolStats {
-                    pool: p.clone(),
-                    runners: *runners,
-                    free_slots: *free,
-                    stats: Some(wait_stats(s)),
+                .map(|p| pb::PoolStats {
+                    pool: p.pool.clone(),
+                    runners: p.runners,
+                    busy_runners: p.busy_runners,
+                    free_slots: p.free_slots,
+                    stats: Some(wait_stats(&p.stats)),
+                    classes: p
+                        .classes
+                        .iter()
+                        .map(|c| pb::ClassStats {
+                            qos: c.qos.clone(),
+                            wait_target_ms: c.wait_target_ms,
+                            stats: Some(wait_stats(&c.stats)),
+                        })
+                        .collect(),
                 })
                 .collect(),
             tenants,
