@@ -277,10 +277,31 @@ async fn the_queue_page_shows_waiting_jobs_in_visit_order_with_their_places() {
     let places = page
         .eval("[...document.querySelectorAll('#jobs tr[data-job]')].map(r => r.dataset.position)");
     assert_eq!(places, serde_json::json!(["0", "1", "2", "3", ""]));
+
+    // The runner ends `busy`: the first waiting job starts and leaves the page, and each
+    // other moves up one place, without a reload.
+    page.eval("window.sameDocument = 'yes'");
+    run_one(&server).await;
+    let places = ["0", "1", "2", ""];
+    let want: Vec<String> = order[1..]
+        .iter()
+        .zip(places)
+        .map(|(job, place)| format!("{job}@{place}"))
+        .collect();
+    page.wait_for(
+        "the started job to leave the queue page",
+        &format!(
+            "[...document.querySelectorAll('#jobs tr[data-job]')] \
+             .map(r => r.dataset.job + '@' + r.dataset.position).join(',') === '{}' \
+             && window.sameDocument === 'yes'",
+            want.join(",")
+        ),
+        RENDER,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_overview_shows_a_measured_wait_of_0_ms_as_0ms() {
+async fn the_overview_shows_each_pool_and_qos_class_and_a_0_ms_wait_as_0ms() {
     let Some(browser) = browser_or_skip() else {
         return;
     };
@@ -298,10 +319,42 @@ async fn the_overview_shows_a_measured_wait_of_0_ms_as_0ms() {
     let mut page = browser.page();
     open(&mut page, &server, "/", "", OPERATOR);
     let cells = page.eval(
-        "[...document.querySelectorAll('tr[data-pool=\"lin\"] .p50, tr[data-pool=\"lin\"] .p95')] \
+        "[...document.querySelectorAll('#pools tr[data-pool=\"lin\"] .p50, #pools tr[data-pool=\"lin\"] .p95, #pools tr[data-pool=\"lin\"] .busy')] \
          .map(c => c.textContent)",
     );
-    assert_eq!(cells, serde_json::json!(["0ms", "0ms"]));
+    assert_eq!(cells, serde_json::json!(["0ms", "0ms", "1 / 0"]));
+
+    // Per pool and QoS class: every configured class has a row; the class of `busy`
+    // (the one start) shows its 0 ms against its target, the others no start.
+    let classes = lin["classes"].as_array().expect("classes").clone();
+    let started: Vec<&Value> = classes
+        .iter()
+        .filter(|c| c["stats"]["started_last_hour"] == 1)
+        .collect();
+    assert_eq!(started.len(), 1, "{lin}");
+    assert_eq!(started[0]["within_target"], true, "{lin}");
+    let queued: u64 = classes
+        .iter()
+        .map(|c| c["stats"]["queued"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(Value::from(queued), lin["stats"]["queued"], "{lin}");
+    let shown = page.eval(
+        "[...document.querySelectorAll('#classes tr[data-pool=\"lin\"]')] \
+         .map(r => [r.dataset.qos, r.querySelector('.p95').textContent, \
+                    r.querySelector('.met').textContent])",
+    );
+    let want: Vec<Value> = classes
+        .iter()
+        .map(|c| {
+            let (p95, met) = if c["stats"]["started_last_hour"] == 1 {
+                ("0ms", "within target")
+            } else {
+                ("-", "no start")
+            };
+            serde_json::json!([c["qos"], p95, met])
+        })
+        .collect();
+    assert_eq!(shown, Value::Array(want));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -143,6 +143,100 @@ async fn tls_serves_and_plaintext_is_refused() {
     srv.stop().await.expect("stop");
 }
 
+/// One HTTPS request through `openssl s_client`, which checks the server's certificate
+/// against `ca`; the whole reply (headers and body).
+fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str, key: &str) -> String {
+    use std::process::Stdio;
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-verify_return_error",
+            "-servername",
+            "localhost",
+        ])
+        .arg("-connect")
+        .arg(addr.to_string())
+        .arg("-CAfile")
+        .arg(ca)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run openssl s_client");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("send the request");
+    let out = child.wait_with_output().expect("openssl s_client");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `--tls-cert` serves the dashboard over HTTPS too: the API answers through a client
+/// that verifies the certificate, the sign-in cookie is `Secure`, and a plain-text
+/// request gets no page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_over_tls_with_the_grpc_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some((ca, cert, key)) = certificates(dir.path()) else {
+        return;
+    };
+    let auth = dir.path().join("auth.toml");
+    crate::common::write_private(&auth, crate::dashboard::AUTH);
+    let srv = start(ServeOptions {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().join("data"),
+        tls: Some((cert, key)),
+        auth: Some(auth),
+        http_listen: Some("127.0.0.1:0".parse().expect("addr")),
+        ..ServeOptions::default()
+    })
+    .await
+    .expect("server");
+    let http = srv.http_addr.expect("dashboard address");
+    let (fleet, signed_in) = tokio::task::spawn_blocking(move || {
+        (
+            https_get(http, &ca, "/api/v1/fleet", crate::dashboard::OPERATOR),
+            https_get(http, &ca, "/?token=key-team-a-1", "none"),
+        )
+    })
+    .await
+    .expect("join");
+    assert!(fleet.starts_with("HTTP/1.1 200"), "{fleet}");
+    assert!(fleet.contains("\"pools\""), "{fleet}");
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {signed_in}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+
+    let plain = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(http).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .expect("timeout");
+        s.write_all(b"GET /api/v1/fleet HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    })
+    .await
+    .expect("join");
+    assert!(
+        !plain.starts_with(b"HTTP/"),
+        "plain HTTP must get no answer"
+    );
+    srv.stop().await.expect("stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -155,6 +249,8 @@ async fn metrics_and_health() {
     .await
     .expect("server");
     let ch = owner_channel(srv.addr).await;
+    // One slot: the first job runs, two wait.
+    crate::common::register_r0(&ch).await;
     let mut jobs = JobServiceClient::new(ch.clone());
     for i in 0..3 {
         jobs.submit_job(SubmitJobRequest {
@@ -195,7 +291,24 @@ async fn metrics_and_health() {
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
     assert!(body.contains("rustci_jobs_submitted_total 3"), "{body}");
     assert!(
-        body.contains("rustci_queue_depth{pool=") || body.contains("rustci_revision 3"),
+        body.contains("rustci_queue_depth{pool=\"lin\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rustci_jobs_running{pool=\"lin\"} 1"),
+        "{body}"
+    );
+    // Per QoS class: the default class holds both waiting jobs, the others none.
+    assert!(
+        body.contains("rustci_qos_queue_depth{pool=\"lin\",qos=\"standard\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rustci_qos_queue_depth{pool=\"lin\",qos=\"urgent\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("rustci_qos_wait_seconds{pool=\"lin\",qos=\"standard\",quantile=\"0.95\"} 0"),
         "{body}"
     );
     assert!(body.contains("rustci_leader 1"), "{body}");

@@ -198,20 +198,30 @@ pub async fn start(opts: ServeOptions) -> Result<RunningServer> {
 }
 
 pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Result<RunningServer> {
+    let mut tenant_weights = std::collections::BTreeMap::new();
     let auth_file = match &opts.auth {
-        Some(path) => Some(Auth::load(path)?.0),
-        None => {
-            if !opts.listen.ip().is_loopback() {
-                bail!(
-                    "refusing to listen on {} without --auth: local mode (no authentication) only listens on loopback",
-                    opts.listen
-                );
+        Some(path) => {
+            let (auth, file) = Auth::load(path)?;
+            for t in &file.tenants {
+                if let Some(w) = t.weight {
+                    tenant_weights.insert(t.name.clone(), w);
+                }
             }
-            None
+            Some(auth)
         }
+        None => None,
     };
-    if let Some(addr) = opts.http_listen {
-        http::check_listen(addr, auth_file.is_some())?;
+    // Local mode trusts the machine's own user only: every port it opens is loopback.
+    let listeners = [
+        ("--listen", Some(opts.listen)),
+        ("--http-listen", opts.http_listen),
+    ];
+    for (flag, addr) in listeners {
+        if let Some(addr) = addr.filter(|a| auth_file.is_none() && !a.ip().is_loopback()) {
+            bail!(
+                "refusing {flag} {addr} without --auth: local mode (no authentication) only listens on loopback"
+            );
+        }
     }
     if opts.lease_ttl_ms < 100 {
         bail!(
@@ -244,6 +254,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
         group_commit: true,
         autoscaler: opts.autoscaler,
         change_log_keep: opts.change_log_keep,
+        tenant_weights,
         ..LiveConfig::default()
     };
     // With Redis a replica starts as a standby on an empty placeholder state; it
@@ -361,7 +372,7 @@ pub async fn start_with_clock(opts: ServeOptions, clock: Arc<dyn Clock>) -> Resu
     };
     let http_addr = match opts.http_listen {
         Some(a) => {
-            let (bound, task) = http::spawn(a, shared.clone()).await?;
+            let (bound, task) = http::spawn(a, shared.clone(), opts.tls.as_ref()).await?;
             background.push(task);
             Some(bound)
         }

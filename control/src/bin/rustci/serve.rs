@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use rustci_control::server::live::DEFAULT_CHANGE_LOG_KEEP;
 use rustci_control::server::{self, ServeOptions};
 use rustci_control::store::sqlite::SyncMode;
 
@@ -17,6 +18,11 @@ Examples:
   # With API keys and runner tokens, TLS and Prometheus metrics:
   rustci serve --listen 0.0.0.0:7411 --data-dir /var/lib/rustci --auth /etc/rustci/auth.toml \\
       --tls-cert server.pem --tls-key server.key --metrics-listen 127.0.0.1:9411
+
+  # The same with the dashboard for the team on https://ci.example.com:7412/ (keys
+  # cross the network over TLS only, and the page's cookie is Secure):
+  rustci serve --listen 0.0.0.0:7411 --data-dir /var/lib/rustci --auth /etc/rustci/auth.toml \\
+      --tls-cert server.pem --tls-key server.key --http-listen 0.0.0.0:7412
 
   # With the dashboard and its JSON API on http://127.0.0.1:7412/ (local mode: open
   # http://127.0.0.1:7412/?token=$(cat ~/.config/rustci/local.token) once):
@@ -80,7 +86,8 @@ pub struct ServeArgs {
     /// A runner silent this long loses its leases (milliseconds).
     #[arg(long, default_value_t = 15_000)]
     lease_ttl_ms: i64,
-    /// TLS certificate chain (PEM); needs --tls-key.
+    /// TLS certificate chain (PEM) of the gRPC port and the dashboard (--http-listen is
+    /// then HTTPS); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM); needs --tls-cert.
@@ -121,7 +128,7 @@ pub struct ServeArgs {
     scale_interval_ms: u64,
     /// Job versions the change log keeps; a watch or dashboard stream resuming from an
     /// older revision is told to re-read (FAILED_PRECONDITION, the stream's `reload`).
-    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = DEFAULT_CHANGE_LOG_KEEP, value_parser = clap::value_parser!(u64).range(1..))]
     change_log_keep: u64,
 }
 

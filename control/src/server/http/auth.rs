@@ -92,10 +92,12 @@ fn cookie_key(headers: &HeaderMap) -> Option<String> {
         })
 }
 
-/// The `Set-Cookie` value that stores `key` for the pages.
-pub fn set_cookie(key: &str) -> String {
+/// The `Set-Cookie` value that stores `key` for the pages; `Secure` (sent back over TLS
+/// only) when the dashboard is served over TLS.
+pub fn set_cookie(key: &str, secure: bool) -> String {
     let value: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
-    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict")
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 
 #[cfg(test)]
@@ -106,7 +108,7 @@ mod tests {
     fn the_cookie_carries_any_key_back_unchanged() {
         let key = "k; with=odd,chars%+é";
         let mut h = HeaderMap::new();
-        let set = set_cookie(key);
+        let set = set_cookie(key, false);
         let pair = set.split(';').next().expect("name=value");
         h.insert(
             "cookie",
@@ -118,7 +120,10 @@ mod tests {
     #[test]
     fn a_change_by_cookie_needs_the_csrf_header_and_one_by_header_does_not() {
         let mut h = HeaderMap::new();
-        h.insert("cookie", set_cookie("key-a-123").parse().expect("header"));
+        h.insert(
+            "cookie",
+            set_cookie("key-a-123", false).parse().expect("header"),
+        );
         let by_cookie = Caller::from_headers(&h);
         assert!(by_cookie.check_change(&h).is_err());
         h.insert(CSRF_HEADER, "1".parse().expect("header"));

@@ -10,13 +10,19 @@
 //! statuses to HTTP codes ([`error`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 
 use crate::server::state::Shared;
 
@@ -26,19 +32,12 @@ pub mod error;
 pub mod pages;
 pub mod stream;
 
-/// Refuses a non-loopback `addr` without `--auth`, as the gRPC listener does: local
-/// mode trusts the machine's own user only.
-pub fn check_listen(addr: SocketAddr, with_auth: bool) -> Result<()> {
-    if !with_auth && !addr.ip().is_loopback() {
-        bail!(
-            "refusing --http-listen {addr} without --auth: local mode (no authentication) only listens on loopback"
-        );
-    }
-    Ok(())
-}
+/// Whether the dashboard is served over TLS: its sign-in cookie is then `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https(pub bool);
 
 /// Every route of the dashboard.
-pub fn router(shared: Arc<Shared>) -> Router {
+pub fn router(shared: Arc<Shared>, https: Https) -> Router {
     Router::new()
         .route("/api/v1/jobs", get(api::jobs))
         .route("/api/v1/queue", get(api::queue))
@@ -60,18 +59,40 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/pipelines/{id}", get(pages::page))
         .route("/tenants", get(pages::page))
         .route("/model", get(pages::page))
+        .layer(Extension(https))
         .with_state(shared)
 }
 
 /// Binds `addr` and serves the dashboard until the task is aborted or the server closes
-/// (open event streams end with `Shared::closing`).
-pub async fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> Result<(SocketAddr, JoinHandle<()>)> {
+/// (open event streams end with `Shared::closing`); over TLS with `tls` (the gRPC port's
+/// `--tls-cert` and `--tls-key`), so that keys and cookies never cross the network in
+/// clear text when the gRPC port does not either.
+pub async fn spawn(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tls: Option<&(PathBuf, PathBuf)>,
+) -> Result<(SocketAddr, JoinHandle<()>)> {
+    // Read before binding: a bad certificate is an error of `serve`, not of a connection.
+    let acceptor = tls.map(|(cert, key)| tls_acceptor(cert, key)).transpose()?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding --http-listen {addr}"))?;
     let bound = listener.local_addr()?;
     let mut closing = shared.closing.subscribe();
-    let app = router(shared);
+    let app = router(shared, Https(acceptor.is_some()));
+    if let Some(acceptor) = acceptor {
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = serve_tls(listener, acceptor, app) => {}
+                _ = closing.wait_for(|c| *c) => {}
+            }
+        });
+        tracing::info!(addr = %bound, "dashboard serving over HTTPS");
+        return Ok((bound, task));
+    }
+    if !bound.ip().is_loopback() {
+        tracing::warn!(addr = %bound, "the dashboard serves plain HTTP off loopback: API keys and the sign-in cookie cross the network in clear text (give --tls-cert and --tls-key, or put a TLS proxy in front)");
+    }
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -84,4 +105,66 @@ pub async fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> Result<(SocketAddr,
     });
     tracing::info!(addr = %bound, "dashboard serving over HTTP");
     Ok((bound, task))
+}
+
+/// The TLS configuration from PEM files: the certificate chain and its private key.
+fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcceptor> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the certificate chain {}", cert.display()))?;
+    if certs.is_empty() {
+        bail!("{}: no PEM certificate in it", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the dashboard's TLS certificate and key")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Accepts connections and serves each over TLS on a task of its own; a handshake that
+/// fails or stalls (a plain-text client, a scanner) ends only its connection.
+async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::warn!(error = %e, "the dashboard's listener could not accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "dashboard TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "dashboard TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let served =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "dashboard connection ended with an error");
+            }
+        });
+    }
 }

@@ -5,13 +5,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::api::dashboard_caller;
 use super::auth::set_cookie;
 use super::error::http_status;
+use super::Https;
 use crate::server::state::Shared;
 
 const INDEX: &str = include_str!("assets/index.html");
@@ -26,6 +27,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 /// in (see [`super::auth`]).
 pub async fn page(
     State(shared): State<Arc<Shared>>,
+    Extension(Https(https)): Extension<Https>,
     headers: HeaderMap,
     uri: Uri,
     RawQuery(q): RawQuery,
@@ -43,7 +45,7 @@ pub async fn page(
                 StatusCode::SEE_OTHER,
                 [
                     ("location", uri.path().to_string()),
-                    ("set-cookie", set_cookie(&key)),
+                    ("set-cookie", set_cookie(&key, https)),
                     ("cache-control", "no-store".to_string()),
                 ],
             )

@@ -125,10 +125,26 @@ async function overview() {
       el('td', { class: 'num p50', text: wait(p.stats, p.stats.wait_p50_ms) }),
       el('td', { class: 'num p95', text: wait(p.stats, p.stats.wait_p95_ms) }),
       el('td', { class: 'num', text: p.stats.started_last_hour }),
-      el('td', { class: 'num', text: (p.runners - 0) + ' / ' + p.free_slots }),
+      el('td', { class: 'num busy', text: p.busy_runners + ' / ' + (p.runners - p.busy_runners) }),
+      el('td', { class: 'num', text: p.free_slots }),
       el('td', { class: 'num', text: p.advice ? p.advice.current_runners : '-' }),
       el('td', { class: 'num', text: p.advice ? p.advice.desired_runners : '-' }),
       el('td', { class: 'why', text: p.advice ? p.advice.reason : '' })));
+    // Each class under each pool, its p95 of the hour against the class's target.
+    const classes = pools.pools.flatMap((p) => p.classes.map((c) => el('tr',
+      { 'data-pool': p.pool, 'data-qos': c.qos },
+      el('td', { text: p.pool }),
+      el('td', { text: c.qos }),
+      el('td', { class: 'num', text: c.stats.queued }),
+      el('td', { class: 'num', text: c.stats.running }),
+      el('td', { class: 'num p50', text: wait(c.stats, c.stats.wait_p50_ms) }),
+      el('td', { class: 'num p95', text: wait(c.stats, c.stats.wait_p95_ms) }),
+      el('td', { class: 'num target', text: dur(c.wait_target_ms) }),
+      el('td', { class: 'num', text: c.stats.started_last_hour }),
+      c.within_target === null
+        ? el('td', { class: 'met muted', text: 'no start' })
+        : el('td', { class: 'met ' + (c.within_target ? 'ok' : 'over'),
+          text: c.within_target ? 'within target' : 'over target' }))));
     const tenants = fleet.stats.tenants.map((t) => el('tr', {},
       el('td', { text: t.tenant }),
       el('td', { class: 'num', text: t.stats.queued }),
@@ -146,9 +162,15 @@ async function overview() {
       el('h2', { text: 'Pools: waits of the last hour, runners and the autoscaler' }),
       el('table', { id: 'pools' },
         el('tr', {}, ['Pool', 'Waiting', 'Running', 'Wait p50', 'Wait p95', 'Started 1h',
-          'Runners / free slots', 'Current', 'Desired', 'Autoscaler reason']
-          .map((h, i) => el('th', { class: i && i < 9 ? 'num' : '', text: h }))),
-        rows.length ? rows : el('tr', {}, el('td', { colSpan: 10, class: 'muted', text: 'No pool yet: no runner registered.' }))),
+          'Runners busy / idle', 'Free slots', 'Current', 'Desired', 'Autoscaler reason']
+          .map((h, i) => el('th', { class: i && i < 10 ? 'num' : '', text: h }))),
+        rows.length ? rows : el('tr', {}, el('td', { colSpan: 11, class: 'muted', text: 'No pool yet: no runner registered.' }))),
+      el('h2', { text: 'Pools by QoS class: waits of the last hour against the class target' }),
+      el('table', { id: 'classes' },
+        el('tr', {}, ['Pool', 'QoS', 'Waiting', 'Running', 'Wait p50', 'Wait p95', 'Target',
+          'Started 1h', 'p95 vs target']
+          .map((h, i) => el('th', { class: i > 1 && i < 8 ? 'num' : '', text: h }))),
+        classes),
       el('h2', { text: 'Tenants' }),
       el('table', { id: 'tenants' },
         el('tr', {}, ['Tenant', 'Waiting', 'Running', 'Wait p50', 'Wait p95']
@@ -204,6 +226,11 @@ async function cancelJob(id, button) {
 function updateRow(j) {
   const row = main.querySelector('tr[data-job="' + CSS.escape(j.name) + '"]');
   if (!row) return false;
+  // Stream events carry no place in the queue: the row keeps the one it was drawn with
+  // until the page is read again.
+  if (j.position === undefined && row.dataset.position !== '') {
+    j = Object.assign({}, j, { position: Number(row.dataset.position) });
+  }
   row.replaceWith(jobRow(j));
   return true;
 }
@@ -226,12 +253,15 @@ async function queue() {
       el('thead', {}, el('tr', {}, ['Job', 'Tenant', 'QoS', 'State', 'Predicted start',
         'Run: estimate / P90', 'Name', 'Why it waits', ''].map((h) => el('th', { text: h })))),
       body));
+  let loads = 0;
   async function load() {
     // Waiting jobs in the order the scheduler will visit them; other states by id.
     const q = new URLSearchParams({ page_size: PAGE });
     if (state !== 'queued') q.set('state', state);
     if (tokens[page]) q.set('page_token', tokens[page]);
+    const seq = ++loads;
     const r = await api((state === 'queued' ? '/api/v1/queue?' : '/api/v1/jobs?') + q);
+    if (seq !== loads) return; // a later read (another page, a refresh) answers instead
     next = r.next_page_token;
     body.replaceChildren(...r.jobs.map(jobRow));
     if (!r.jobs.length) body.append(el('tr', {}, el('td', { colSpan: 9, class: 'muted', text: 'No job.' })));
@@ -242,7 +272,15 @@ async function queue() {
   const rev = await revisionNow();
   await load();
   ready();
+  // Waiting jobs: a start, an end or a new job moves later jobs' places, and a started
+  // job leaves the view; the page is read again, at most once a second.
+  const refresh = throttle(() => load().catch(fail), 1000);
   follow('', rev, (d) => {
+    if (state === 'queued') {
+      updateRow(d.job);
+      refresh();
+      return;
+    }
     if (updateRow(d.job)) return;
     // A new job joins the last page while it has room.
     const wanted = state === 'any' || d.job.state === state.toUpperCase() ||
