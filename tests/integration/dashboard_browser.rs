@@ -332,7 +332,7 @@ async fn the_overview_shows_each_pool_and_qos_class_and_a_0_ms_wait_as_0ms() {
         .filter(|c| c["stats"]["started_last_hour"] == 1)
         .collect();
     assert_eq!(started.len(), 1, "{lin}");
-    assert_eq!(started[0]["within_target"], true, "{lin}");
+    assert_eq!(started[0]["p95_within_target"], true, "{lin}");
     let queued: u64 = classes
         .iter()
         .map(|c| c["stats"]["queued"].as_u64().unwrap_or(0))

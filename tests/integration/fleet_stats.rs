@@ -186,7 +186,7 @@ async fn queue_stats_break_each_pool_down_by_qos_class_against_its_target() {
         .map(|c| {
             (
                 c["qos"].as_str().unwrap_or("").to_string(),
-                c["within_target"].clone(),
+                c["p95_within_target"].clone(),
             )
         })
         .collect();

@@ -143,11 +143,11 @@ async fn tls_serves_and_plaintext_is_refused() {
     srv.stop().await.expect("stop");
 }
 
-/// One HTTPS request through `openssl s_client`, which checks the server's certificate
-/// against `ca`; the whole reply (headers and body).
-fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str, key: &str) -> String {
+/// An `openssl s_client` connected to `addr`, checking the server's certificate against
+/// `ca`; what is written to its stdin goes over TLS, the reply comes on its stdout.
+fn s_client(addr: std::net::SocketAddr, ca: &std::path::Path) -> std::process::Child {
     use std::process::Stdio;
-    let mut child = Command::new("openssl")
+    Command::new("openssl")
         .args([
             "s_client",
             "-quiet",
@@ -163,7 +163,12 @@ fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str, key: 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run openssl s_client");
+        .expect("run openssl s_client")
+}
+
+/// One HTTPS request through [`s_client`]; the whole reply (headers and body).
+fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str, key: &str) -> String {
+    let mut child = s_client(addr, ca);
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
     );
@@ -178,8 +183,8 @@ fn https_get(addr: std::net::SocketAddr, ca: &std::path::Path, path: &str, key: 
 }
 
 /// `--tls-cert` serves the dashboard over HTTPS too: the API answers through a client
-/// that verifies the certificate, the sign-in cookie is `Secure`, and a plain-text
-/// request gets no page.
+/// that verifies the certificate, the sign-in cookie is `Secure`, a plain-text request
+/// gets no page, and a kept-alive connection does not outlive the server's stop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_served_over_tls_with_the_grpc_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -199,6 +204,7 @@ async fn the_dashboard_is_served_over_tls_with_the_grpc_certificate() {
     .await
     .expect("server");
     let http = srv.http_addr.expect("dashboard address");
+    let ca_kept = ca.clone();
     let (fleet, signed_in) = tokio::task::spawn_blocking(move || {
         (
             https_get(http, &ca, "/api/v1/fleet", crate::dashboard::OPERATOR),
@@ -234,7 +240,58 @@ async fn the_dashboard_is_served_over_tls_with_the_grpc_certificate() {
         !plain.starts_with(b"HTTP/"),
         "plain HTTP must get no answer"
     );
+
+    // A browser's connection, kept alive after its answer, ends with the server.
+    let kept = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut child = s_client(http, &ca_kept);
+        let mut stdin = child.stdin.take().expect("stdin");
+        let request = format!(
+            "GET /api/v1/fleet HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+            crate::dashboard::OPERATOR
+        );
+        stdin
+            .write_all(request.as_bytes())
+            .expect("send the request");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
+        while !String::from_utf8_lossy(&seen).contains("\"revision\"") {
+            let n = stdout.read(&mut buf).expect("read the answer");
+            assert!(
+                n > 0,
+                "closed before the answer: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // Both pipes stay open: s_client ends only when the connection does.
+        (child, stdin, stdout)
+    })
+    .await
+    .expect("join");
     srv.stop().await.expect("stop");
+    let ended = tokio::task::spawn_blocking(move || {
+        let (mut child, stdin, stdout) = kept;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let ended = loop {
+            if child.try_wait().expect("wait for s_client").is_some() {
+                break true;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        drop((stdin, stdout));
+        ended
+    })
+    .await
+    .expect("join");
+    assert!(
+        ended,
+        "a kept-alive HTTPS connection outlived the server's stop by 30 s"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,8 +364,16 @@ async fn metrics_and_health() {
         body.contains("rustci_qos_queue_depth{pool=\"lin\",qos=\"urgent\"} 0"),
         "{body}"
     );
+    // The job leased in the pass that admitted it waited 0 ms; no urgent job started,
+    // so urgent has no wait series at all.
     assert!(
-        body.contains("rustci_qos_wait_seconds{pool=\"lin\",qos=\"standard\",quantile=\"0.95\"} 0"),
+        body.lines()
+            .any(|l| l
+                == "rustci_qos_wait_seconds{pool=\"lin\",qos=\"standard\",quantile=\"0.95\"} 0"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("rustci_qos_wait_seconds{pool=\"lin\",qos=\"urgent\""),
         "{body}"
     );
     assert!(body.contains("rustci_leader 1"), "{body}");

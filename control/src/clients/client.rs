@@ -358,7 +358,7 @@ pub fn queue_stats_json(s: &crate::pb::QueueStats) -> serde_json::Value {
             "stats": ws(&p.stats),
             "classes": p.classes.iter().map(|c| serde_json::json!({
                 "qos": c.qos, "wait_target_ms": c.wait_target_ms,
-                "within_target": within_target(c),
+                "p95_within_target": p95_within_target(c),
                 "stats": ws(&c.stats),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
@@ -370,7 +370,7 @@ pub fn queue_stats_json(s: &crate::pb::QueueStats) -> serde_json::Value {
 
 /// Whether a class's p95 wait of the last hour in a pool is within its target; `None`
 /// when none of its jobs started there in the hour (no wait to judge).
-pub fn within_target(c: &crate::pb::ClassStats) -> Option<bool> {
+pub fn p95_within_target(c: &crate::pb::ClassStats) -> Option<bool> {
     let w = c.stats.unwrap_or_default();
     (w.started_last_hour > 0).then_some(w.wait_p95_ms <= c.wait_target_ms)
 }

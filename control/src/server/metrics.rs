@@ -78,9 +78,10 @@ pub fn render(shared: &Shared) -> String {
                 );
             }
         }
-        let _ = writeln!(s, "# HELP rustci_qos_wait_seconds Queue wait of a QoS class's jobs a pool started in the last hour.\n# TYPE rustci_qos_wait_seconds gauge");
+        let _ = writeln!(s, "# HELP rustci_qos_wait_seconds Queue wait of a QoS class's jobs a pool started in the last hour (absent: none started).\n# TYPE rustci_qos_wait_seconds gauge");
         for p in &stats.pools {
-            for c in &p.classes {
+            // No start, no wait: a 0 would read as a target met.
+            for c in p.classes.iter().filter(|c| c.stats.started_last_hour > 0) {
                 for (q, v) in [("0.5", c.stats.wait_p50_ms), ("0.95", c.stats.wait_p95_ms)] {
                     let _ = writeln!(
                         s,

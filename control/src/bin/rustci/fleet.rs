@@ -77,7 +77,7 @@ pub async fn run(cmd: FleetCmd) -> Result<()> {
                         // Each class under its pool, with its target and whether the
                         // hour's p95 met it ("-": none of its jobs started here).
                         for c in &p.classes {
-                            let met = match client::within_target(c) {
+                            let met = match client::p95_within_target(c) {
                                 Some(true) => "ok",
                                 Some(false) => "OVER",
                                 None => "-",

@@ -81,9 +81,10 @@ pub async fn spawn(
     let mut closing = shared.closing.subscribe();
     let app = router(shared, Https(acceptor.is_some()));
     if let Some(acceptor) = acceptor {
+        let connections = closing.clone();
         let task = tokio::spawn(async move {
             tokio::select! {
-                () = serve_tls(listener, acceptor, app) => {}
+                () = serve_tls(listener, acceptor, app, connections) => {}
                 _ = closing.wait_for(|c| *c) => {}
             }
         });
@@ -115,22 +116,37 @@ fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<TlsAcce
     if certs.is_empty() {
         bail!("{}: no PEM certificate in it", cert.display());
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading the private key {}", key.display()))?;
+    let key_path = key;
+    let key = PrivateKeyDer::from_pem_file(key_path)
+        .with_context(|| format!("reading the private key {}", key_path.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .context("TLS protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .context("the dashboard's TLS certificate and key")?;
+        .with_context(|| {
+            format!(
+                "the TLS certificate {} and key {} do not make a usable pair",
+                cert.display(),
+                key_path.display()
+            )
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts connections and serves each over TLS on a task of its own; a handshake that
-/// fails or stalls (a plain-text client, a scanner) ends only its connection.
-async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
+/// Accepts connections and serves each over TLS (HTTP/1) on a task of its own; a
+/// handshake that fails or stalls (a plain-text client, a scanner) ends only its
+/// connection, a client must send its headers within 30 s, and when the server closes
+/// every connection ends after the request it is serving (as `axum::serve`'s graceful
+/// shutdown does on the plain-HTTP path), so nothing holds the state after `stop`.
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    closing: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -144,6 +160,7 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let mut closing = closing.clone();
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -158,10 +175,26 @@ async fn serve_tls(listener: TcpListener, acceptor: TlsAcceptor, app: Router) {
                     }
                 };
             let service = hyper_util::service::TowerToHyperService::new(app);
-            let served =
+            let mut builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
+                    .http1_only();
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+            let mut conn = std::pin::pin!(conn);
+            // The guard `wait_for` answers with is dropped before the select's arm runs.
+            let closed = async move {
+                let _ = closing.wait_for(|c| *c).await;
+            };
+            let served = tokio::select! {
+                served = conn.as_mut() => served,
+                () = closed => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
             if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "dashboard connection ended with an error");
             }

@@ -2,7 +2,7 @@
 //! pool, per pool and QoS class, and per tenant, and the waits of the jobs started in the
 //! last hour.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use rustci_scheduler::{Millis, PoolId, QosId, QosSpec, Scheduler, TenantId};
 
@@ -103,7 +103,6 @@ pub(super) fn queue_stats(
     // Keyed by (pool, class index); a pool's totals are the sums over its classes.
     let mut by_class: HashMap<(&str, usize), WaitStats> = HashMap::new();
     let mut by_tenant: HashMap<String, WaitStats> = HashMap::new();
-    let mut busy: HashSet<&str> = HashSet::new();
     for j in jobs.unfinished() {
         let t = by_tenant.entry(j.tenant.clone()).or_default();
         let class = qos_index(classes, &j.qos).0 as usize;
@@ -111,7 +110,6 @@ pub(super) fn queue_stats(
             JobState::Leased => {
                 t.running += 1;
                 if let Some(r) = j.runner.as_ref().and_then(|r| runners.stored(r)) {
-                    busy.insert(r.id.as_str());
                     if let Some((name, _)) = pools.iter().find(|(n, _)| *n == r.pool) {
                         by_class.entry((name.as_str(), class)).or_default().running += 1;
                     }
@@ -130,10 +128,8 @@ pub(super) fn queue_stats(
             }
         }
     }
-    let mut busy_by_pool: HashMap<&str, u32> = HashMap::new();
-    for r in runners.all().filter(|r| busy.contains(r.id.as_str())) {
-        *busy_by_pool.entry(r.pool.as_str()).or_default() += 1;
-    }
+    // Busy runners as the autoscaler counts them, from the same fleet as `runners`.
+    let loads = core.pool_loads();
     let config = core.config();
     let mut pool_waits: HashMap<&str, Vec<Millis>> = HashMap::new();
     let mut class_waits: HashMap<(&str, usize), Vec<Millis>> = HashMap::new();
@@ -186,7 +182,7 @@ pub(super) fn queue_stats(
         out.pools.push(PoolStats {
             pool: name.clone(),
             runners: registered,
-            busy_runners: busy_by_pool.get(name.as_str()).copied().unwrap_or(0),
+            busy_runners: loads.get(p.0 as usize).map_or(0, |l| l.busy_runners),
             free_slots,
             stats: total,
             classes,

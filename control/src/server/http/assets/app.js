@@ -125,7 +125,7 @@ async function overview() {
       el('td', { class: 'num p50', text: wait(p.stats, p.stats.wait_p50_ms) }),
       el('td', { class: 'num p95', text: wait(p.stats, p.stats.wait_p95_ms) }),
       el('td', { class: 'num', text: p.stats.started_last_hour }),
-      el('td', { class: 'num busy', text: p.busy_runners + ' / ' + (p.runners - p.busy_runners) }),
+      el('td', { class: 'num busy', text: p.busy_runners + ' / ' + Math.max(0, p.runners - p.busy_runners) }),
       el('td', { class: 'num', text: p.free_slots }),
       el('td', { class: 'num', text: p.advice ? p.advice.current_runners : '-' }),
       el('td', { class: 'num', text: p.advice ? p.advice.desired_runners : '-' }),
@@ -141,10 +141,10 @@ async function overview() {
       el('td', { class: 'num p95', text: wait(c.stats, c.stats.wait_p95_ms) }),
       el('td', { class: 'num target', text: dur(c.wait_target_ms) }),
       el('td', { class: 'num', text: c.stats.started_last_hour }),
-      c.within_target === null
+      c.p95_within_target === null
         ? el('td', { class: 'met muted', text: 'no start' })
-        : el('td', { class: 'met ' + (c.within_target ? 'ok' : 'over'),
-          text: c.within_target ? 'within target' : 'over target' }))));
+        : el('td', { class: 'met ' + (c.p95_within_target ? 'ok' : 'over'),
+          text: c.p95_within_target ? 'within target' : 'over target' }))));
     const tenants = fleet.stats.tenants.map((t) => el('tr', {},
       el('td', { text: t.tenant }),
       el('td', { class: 'num', text: t.stats.queued }),
@@ -263,7 +263,16 @@ async function queue() {
     const r = await api((state === 'queued' ? '/api/v1/queue?' : '/api/v1/jobs?') + q);
     if (seq !== loads) return; // a later read (another page, a refresh) answers instead
     next = r.next_page_token;
-    body.replaceChildren(...r.jobs.map(jobRow));
+    // An explanation the user opened stays open on the row of its job.
+    const open = new Map([...body.querySelectorAll('tr[data-job]')]
+      .filter((row) => row.querySelector('.why') && !row.querySelector('.why button'))
+      .map((row) => [row.dataset.job, row.querySelector('.why')]));
+    const rows = r.jobs.map(jobRow);
+    for (const row of rows) {
+      const why = open.get(row.dataset.job);
+      if (why) row.querySelector('.why').replaceWith(why);
+    }
+    body.replaceChildren(...rows);
     if (!r.jobs.length) body.append(el('tr', {}, el('td', { colSpan: 9, class: 'muted', text: 'No job.' })));
     info.textContent = 'page ' + (page + 1) + ' · ' + r.jobs.length + ' jobs' + (next ? ' · more' : '');
     prev.disabled = page === 0;
@@ -273,8 +282,16 @@ async function queue() {
   await load();
   ready();
   // Waiting jobs: a start, an end or a new job moves later jobs' places, and a started
-  // job leaves the view; the page is read again, at most once a second.
-  const refresh = throttle(() => load().catch(fail), 1000);
+  // job leaves the view; the page is read again, at most once a second, but not while
+  // the pointer is on the rows (a click must land on the job it was aimed at). A failed
+  // read is said beside the pager; the next change tries again.
+  let held = false;
+  const refresh = throttle(() => {
+    if (body.matches(':hover')) { held = true; return; }
+    held = false;
+    load().catch((e) => { info.textContent = 'refresh failed: ' + e.message; });
+  }, 1000);
+  body.addEventListener('mouseleave', () => { if (held) refresh(); });
   follow('', rev, (d) => {
     if (state === 'queued') {
       updateRow(d.job);
@@ -283,8 +300,7 @@ async function queue() {
     }
     if (updateRow(d.job)) return;
     // A new job joins the last page while it has room.
-    const wanted = state === 'any' || d.job.state === state.toUpperCase() ||
-      (state === 'queued' && ['CREATED', 'MANUAL'].includes(d.job.state));
+    const wanted = state === 'any' || d.job.state === state.toUpperCase();
     if (wanted && !next && body.querySelectorAll('tr[data-job]').length < PAGE) {
       body.querySelector('td[colspan]') && body.replaceChildren();
       body.append(jobRow(d.job));
