@@ -163,6 +163,18 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
     assert!(pool.as_str().is_some_and(|t| t.contains("lin")), "{pool}");
     shot(&mut page, &shots, "overview");
 
+    // The waiting jobs in the order the scheduler will visit them, each with its place:
+    // the screenshot of the queue.
+    open(&mut page, &server, "/queue", "", OPERATOR);
+    let places = page.eval(
+        "[...document.querySelectorAll('#jobs tr[data-job]')].filter(r => r.dataset.position !== '').length",
+    );
+    assert!(
+        places.as_u64().is_some_and(|n| n > 0),
+        "no job with a place: {places}"
+    );
+    shot(&mut page, &shots, "queue");
+
     // The queue (every state, so that the job a runner takes stays on the page): every
     // waiting job, each with a predicted start.
     open(&mut page, &server, "/queue", "state=any", OPERATOR);
@@ -178,7 +190,6 @@ async fn the_dashboard_shows_jobs_and_pipelines_in_chromium_and_updates_without_
             "{j} shows no predicted start: {row:?}"
         );
     }
-    shot(&mut page, &shots, "queue");
 
     // A runner completes a job: its row changes on the open page, which never reloads.
     page.eval("window.sameDocument = 'yes'");
