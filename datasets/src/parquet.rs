@@ -158,8 +158,14 @@ impl std::fmt::Debug for ParquetJobWriter {
 }
 
 impl ParquetJobWriter {
-    /// Creates `path` for records whose `extra` keys are among `extra_keys`.
-    pub fn create(path: &Path, extra_keys: &[String]) -> Result<Self, DatasetError> {
+    /// Creates `path` for records whose `extra` keys are among `extra_keys`, their submit
+    /// times counted from `unix_start` (the trace's epoch, kept in the file's metadata
+    /// under [`UNIX_START_KEY`]; `None`: unknown).
+    pub fn create(
+        path: &Path,
+        extra_keys: &[String],
+        unix_start: Option<i64>,
+    ) -> Result<Self, DatasetError> {
         let target = path.display().to_string();
         let file = File::create(path).map_err(|source| DatasetError::Open {
             path: target.clone(),
@@ -176,7 +182,7 @@ impl ParquetJobWriter {
         ))));
         let w = ParquetWriter::new(file.clone())
             .with_compression(ParquetCompression::Zstd(None))
-            .with_key_value_metadata(Some(arrow_schema_of(&schema)))
+            .with_key_value_metadata(Some(file_metadata(&schema, unix_start)))
             .batched(&schema)
             .map_err(polars_err(&target))?;
         Ok(Self {
@@ -259,14 +265,37 @@ impl Write for Shared {
 /// pyarrow) cannot turn a list of `string_view` into a column; the pages are the same
 /// either way.
 fn arrow_schema_of(schema: &Schema) -> KeyValueMetadata {
+    file_metadata(schema, None)
+}
+
+/// The key of a `JobRecord` file's metadata that holds its trace's epoch (Unix seconds
+/// at `submit_s` 0), so that histories on one clock can be merged (`rustci retrain
+/// --from STORE --from export.parquet`) and others refused.
+pub const UNIX_START_KEY: &str = "rustci.unix_start";
+
+/// The file's key-value metadata: the Arrow schema, and the epoch when known.
+fn file_metadata(schema: &Schema, unix_start: Option<i64>) -> KeyValueMetadata {
     let kv = polars_parquet::write::schema_to_metadata_key(&schema.to_arrow(CompatLevel::oldest()));
-    KeyValueMetadata::from_static(vec![(kv.key, kv.value.unwrap_or_default())])
+    let mut pairs = vec![(kv.key, kv.value.unwrap_or_default())];
+    if let Some(t) = unix_start {
+        pairs.push((UNIX_START_KEY.to_string(), t.to_string()));
+    }
+    KeyValueMetadata::from_static(pairs)
 }
 
 /// Writes `records` to `path` as Parquet, with one `extra.` column per key any of them
-/// has.
+/// has; their clock's epoch unknown.
 pub fn write_parquet(path: &Path, records: &[JobRecord]) -> Result<(), DatasetError> {
-    let mut w = ParquetJobWriter::create(path, &extra_keys(records))?;
+    write_trace_parquet(path, records, None)
+}
+
+/// [`write_parquet`] for records whose submit times count from `unix_start`.
+pub fn write_trace_parquet(
+    path: &Path,
+    records: &[JobRecord],
+    unix_start: Option<i64>,
+) -> Result<(), DatasetError> {
+    let mut w = ParquetJobWriter::create(path, &extra_keys(records), unix_start)?;
     w.write_all(records)?;
     w.finish()
 }
@@ -517,6 +546,20 @@ impl ParquetJobReader {
     /// Rows in the file, from its footer.
     pub fn rows(&self) -> usize {
         self.metadata.num_rows
+    }
+
+    /// The trace's epoch the writer kept ([`UNIX_START_KEY`]); `None` when it wrote
+    /// none (or not a number).
+    pub fn unix_start(&self) -> Option<i64> {
+        self.metadata
+            .key_value_metadata
+            .as_ref()?
+            .iter()
+            .find(|kv| kv.key == UNIX_START_KEY)?
+            .value
+            .as_deref()?
+            .parse()
+            .ok()
     }
 
     fn read_group(&self, (first, rows): (usize, usize)) -> Result<Vec<JobRecord>, DatasetError> {
@@ -841,6 +884,7 @@ pub fn open_parquet(path: &Path) -> Result<Trace, DatasetError> {
     let reader = ParquetJobReader::open(path)?;
     let meta = TraceMeta {
         max_jobs: Some(reader.rows() as u64),
+        unix_start: reader.unix_start(),
         ..TraceMeta::default()
     };
     Ok(Trace::new(meta, TraceFormat::Parquet, reader))

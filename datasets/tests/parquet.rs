@@ -124,7 +124,7 @@ fn the_schema_is_the_documented_one() {
 fn writer_rejects_an_extra_key_without_a_column() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("x.parquet");
-    let mut w = ParquetJobWriter::create(&path, &["churn".to_string()]).expect("create");
+    let mut w = ParquetJobWriter::create(&path, &["churn".to_string()], None).expect("create");
     let mut r = JobRecord::new("1", "t", 0);
     r.extra.insert("other".into(), 1.0);
     let e = w.write_all(&[r]).expect_err("unknown key");
@@ -414,5 +414,24 @@ fn a_folder_of_parquet_parts_is_one_trace() {
             && msg.contains("more.csv")
             && msg.contains("part-0.parquet"),
         "{msg}"
+    );
+}
+
+/// A file keeps its trace's epoch (`rustci.unix_start` in its metadata) for whoever merges
+/// it with other histories; a file written without one has none.
+#[test]
+fn the_trace_epoch_travels_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dated = dir.path().join("dated.parquet");
+    rustci_datasets::parquet::write_trace_parquet(&dated, &varied(), Some(1_600_000_000))
+        .expect("write");
+    let trace = open_trace(&dated, None).expect("open");
+    assert_eq!(trace.meta.unix_start, Some(1_600_000_000));
+    assert_eq!(trace.collect_records().expect("read"), varied());
+    let undated = dir.path().join("undated.parquet");
+    write_parquet(&undated, &varied()).expect("write");
+    assert_eq!(
+        open_trace(&undated, None).expect("open").meta.unix_start,
+        None
     );
 }

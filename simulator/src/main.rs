@@ -485,7 +485,8 @@ fn run(args: RunArgs) -> Result<()> {
                 .into_iter()
                 .map(|(_, r)| r)
                 .collect();
-            rustci_datasets::parquet::write_parquet(path, &records)?;
+            let epoch = workload.meta.unix_start;
+            rustci_datasets::parquet::write_trace_parquet(path, &records, epoch)?;
         } else {
             let w = create(path)?;
             let mut w = BufWriter::new(w);

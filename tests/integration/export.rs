@@ -1,7 +1,8 @@
 //! `rustci jobs export`: a running `rustci serve` (child process, real socket, each store)
 //! finishes jobs through a reference runner; the export of its store as Parquet reads
 //! back as exactly the history retrain reads from that store, JSON lines too, and
-//! `rustci retrain --from FILE.parquet` learns from the export.
+//! `rustci retrain --from FILE.parquet` learns from the export, also merged with the store
+//! it came from (one clock).
 
 use std::time::Duration;
 
@@ -157,6 +158,26 @@ async fn export_as_parquet_reads_back_as_the_stores_history(backend: Backend, te
     );
     let j: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
     assert_eq!(j["jobs"], JOBS, "{j}");
+
+    // The export keeps the store's clock (Unix time) in its metadata, so the two merge.
+    let run = rustci([
+        "retrain",
+        "--from",
+        &source,
+        "--from",
+        by_name.to_str().expect("utf-8 path"),
+        "--out",
+        dir.path().join("merged").to_str().expect("utf-8 path"),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        run.status.success(),
+        "retrain --from the store --from its export: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON on stdout");
+    assert_eq!(j["jobs"], 2 * JOBS, "{j}");
     procs.assert_alive();
     drop(procs);
     store.finish().await;

@@ -73,7 +73,10 @@ pub async fn run(args: ExportArgs) -> Result<()> {
 fn write(path: &Path, format: ExportFormat, records: &[JobRecord]) -> Result<()> {
     match format {
         ExportFormat::Csv => rustci_datasets::jobcsv::write_jobcsv(path, records)?,
-        ExportFormat::Parquet => rustci_datasets::parquet::write_parquet(path, records)?,
+        // The store keeps Unix time: its clock's epoch is 0.
+        ExportFormat::Parquet => {
+            rustci_datasets::parquet::write_trace_parquet(path, records, Some(0))?
+        }
         ExportFormat::Jsonl => {
             let file = std::fs::File::create(path)?;
             let mut w = BufWriter::new(file);
