@@ -138,7 +138,7 @@ pub(crate) fn trace_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     files.extend(
         list_dir(dir)?
             .into_iter()
-            .filter(|p| name_ends_with(p, ".parquet")),
+            .filter(|p| crate::is_parquet_name(p)),
     );
     files.sort();
     Ok(files)

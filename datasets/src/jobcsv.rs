@@ -33,7 +33,7 @@ use flate2::Compression;
 
 use crate::csvin::CsvInput;
 use crate::error::DatasetError;
-use crate::record::{on_clock, JobRecord, Outcome, PipelineRef, TraceMeta, When};
+use crate::record::{on_clock, printable, JobRecord, Outcome, PipelineRef, TraceMeta, When};
 use crate::{Trace, TraceFormat};
 
 /// The fixed columns, in order.
@@ -104,6 +104,14 @@ pub fn parse_outcome(s: &str) -> Option<Outcome> {
         } else {
             None
         })
+}
+
+/// [`parse_outcome`], or why not (the names it takes), for a reader's error.
+pub fn outcome_from_name(s: &str) -> Result<Outcome, String> {
+    parse_outcome(s).ok_or_else(|| {
+        let names: Vec<&str> = OUTCOMES.iter().map(|o| outcome_name(*o)).collect();
+        format!("{s:?} is not one of {}", names.join(", "))
+    })
 }
 
 /// The pipeline columns of a header; `None` when it has no `pipeline_id`.
@@ -229,17 +237,11 @@ impl JobCsvReader {
         }
     }
 
-    /// Names, labels and classes are shown to people and matched as text: a control
-    /// character in one is a damaged file (or an attempt on a terminal), not a name.
+    /// A name, label or class cell: [`printable`].
     fn check_text(&self, col: usize) -> Result<(), DatasetError> {
-        let s = self.csv.cell(col);
-        match s.chars().find(|c| c.is_control()) {
-            Some(c) => Err(self.csv.bad(
-                col,
-                format!("control character U+{:04X} in {s:?}", u32::from(c)),
-            )),
-            None => Ok(()),
-        }
+        printable(self.csv.cell(col))
+            .map(|_| ())
+            .map_err(|m| self.csv.bad(col, m))
     }
 
     fn record(&self) -> Result<JobRecord, DatasetError> {
@@ -287,10 +289,7 @@ impl JobCsvReader {
         rec.run_s = self.opt_time(c.run)?;
         if let Some(i) = c.outcome {
             let s = csv.cell(i);
-            rec.outcome = parse_outcome(s).ok_or_else(|| {
-                let names: Vec<&str> = OUTCOMES.iter().map(|o| outcome_name(*o)).collect();
-                csv.bad(i, format!("{s:?} is not one of {}", names.join(", ")))
-            })?;
+            rec.outcome = outcome_from_name(s).map_err(|m| csv.bad(i, m))?;
         }
         rec.pipeline = self.pipeline()?;
         for (i, name) in &c.extra {
@@ -381,10 +380,7 @@ impl JobCsvReader {
         }
         if let Some(i) = p.when.filter(|&i| !csv.cell(i).is_empty()) {
             let s = csv.cell(i);
-            pipe.when = When::parse(s).ok_or_else(|| {
-                let names: Vec<&str> = When::ALL.iter().map(|w| w.name()).collect();
-                csv.bad(i, format!("{s:?} is not one of {}", names.join(", ")))
-            })?;
+            pipe.when = When::from_name(s).map_err(|m| csv.bad(i, m))?;
         }
         pipe.allow_failure = self.flag(p.allow_failure)?;
         pipe.interruptible = self.flag(p.interruptible)?;

@@ -122,7 +122,7 @@ impl TraceFormat {
         if input::name_ends_with(path, ".zip") {
             return Ok(Self::Flowbench);
         }
-        if input::name_ends_with(path, ".parquet") || has_parquet_magic(path) {
+        if is_parquet_name(path) || has_parquet_magic(path) {
             return Ok(Self::Parquet);
         }
         let first = input::first_line(path)?;
@@ -163,13 +163,23 @@ impl TraceFormat {
     }
 }
 
-/// Whether `path` starts with Parquet's magic bytes `PAR1` (no CSV or SWF file does).
+/// Whether `path` is named as Parquet (`*.parquet`, any case): how writers choose the
+/// format of a file they are given (`--jobs-out`, `rustci jobs export --out`) and how a
+/// trace is first recognised.
+pub fn is_parquet_name(path: &Path) -> bool {
+    input::name_ends_with(path, ".parquet")
+}
+
+/// The bytes a Parquet file starts and ends with.
+pub(crate) const PARQUET_MAGIC: &[u8; 4] = b"PAR1";
+
+/// Whether `path` starts with [`PARQUET_MAGIC`] (no CSV or SWF file does).
 fn has_parquet_magic(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head == b"PAR1")
+        .is_ok_and(|()| &head == PARQUET_MAGIC)
 }
 
 fn infer_dir(dir: &Path) -> Result<TraceFormat, DatasetError> {

@@ -51,8 +51,8 @@ use std::sync::{Arc, Mutex};
 use polars::prelude::*;
 
 use crate::error::DatasetError;
-use crate::jobcsv::{extra_keys, outcome_name, parse_outcome};
-use crate::record::{on_clock, JobRecord, PipelineRef, TraceMeta, When};
+use crate::jobcsv::{extra_keys, outcome_from_name, outcome_name};
+use crate::record::{on_clock, printable, JobRecord, PipelineRef, TraceMeta, When};
 use crate::{Trace, TraceFormat};
 
 /// Rows per row group the writer makes (and so per read of the streaming reader).
@@ -430,8 +430,6 @@ impl std::fmt::Debug for ParquetJobReader {
     }
 }
 
-const MAGIC: &[u8; 4] = b"PAR1";
-
 /// Refuses a file that is not Parquet (too short, or without `PAR1` at both ends) with
 /// an error that says so, before polars sees it.
 fn check_magic(path: &Path, name: &str) -> Result<(), DatasetError> {
@@ -455,7 +453,7 @@ fn check_magic(path: &Path, name: &str) -> Result<(), DatasetError> {
     }
     let mut head = [0u8; 4];
     f.read_exact(&mut head).map_err(io)?;
-    if &head != MAGIC {
+    if &head != crate::PARQUET_MAGIC {
         return Err(not(format!(
             "it does not start with \"PAR1\" (starts with {head:?})"
         )));
@@ -463,7 +461,7 @@ fn check_magic(path: &Path, name: &str) -> Result<(), DatasetError> {
     let mut tail = [0u8; 4];
     f.seek(SeekFrom::End(-4)).map_err(io)?;
     f.read_exact(&mut tail).map_err(io)?;
-    if &tail != MAGIC {
+    if &tail != crate::PARQUET_MAGIC {
         return Err(not(
             "it does not end with \"PAR1\" (truncated, or its writer never finished)".to_string(),
         ));
@@ -696,20 +694,14 @@ impl<'a> Rows<'a> {
         }
     }
 
-    /// A text cell, checked for control characters (names are shown to people).
+    /// A text cell, [`printable`].
     fn text(&self, row: usize, col: &str) -> Result<Option<&'a str>, DatasetError> {
         let Some((_, v)) = self.text.iter().find(|(c, _)| *c == col) else {
             return Ok(None);
         };
-        let s = v[row];
-        if let Some(c) = s.and_then(|s| s.chars().find(|c| c.is_control())) {
-            return Err(self.bad(
-                row,
-                col,
-                format!("control character U+{:04X} in {s:?}", u32::from(c)),
-            ));
-        }
-        Ok(s)
+        v[row]
+            .map(|s| printable(s).map_err(|m| self.bad(row, col, m)))
+            .transpose()
     }
 
     fn required_text(&self, row: usize, col: &str) -> Result<&'a str, DatasetError> {
@@ -760,14 +752,7 @@ impl<'a> Rows<'a> {
             let Some(s) = item else {
                 return Err(self.bad(row, col, "null item in the list"));
             };
-            if let Some(c) = s.chars().find(|c| c.is_control()) {
-                return Err(self.bad(
-                    row,
-                    col,
-                    format!("control character U+{:04X} in {s:?}", u32::from(c)),
-                ));
-            }
-            out.push(s.clone());
+            out.push(printable(s).map_err(|m| self.bad(row, col, m))?.to_string());
         }
         Ok(Some(out))
     }
@@ -796,16 +781,7 @@ impl<'a> Rows<'a> {
         r.wait_s = self.time(row, "wait_s")?;
         r.run_s = self.time(row, "run_s")?;
         if let Some(s) = self.text(row, "outcome")? {
-            r.outcome = parse_outcome(s).ok_or_else(|| {
-                self.bad(
-                    row,
-                    "outcome",
-                    format!(
-                        "{s:?} is not one of success, failure, cancelled, skipped, manual, \
-                         unknown"
-                    ),
-                )
-            })?;
+            r.outcome = outcome_from_name(s).map_err(|m| self.bad(row, "outcome", m))?;
         }
         r.qos = own(self.text(row, "qos")?);
         r.queue = own(self.text(row, "queue")?);
@@ -864,13 +840,7 @@ impl<'a> Rows<'a> {
         let mut p = PipelineRef::new(id, created_s, stage, stage_index);
         p.needs = self.list(row, "pipeline.needs")?;
         if let Some(s) = self.text(row, "pipeline.when")? {
-            p.when = When::parse(s).ok_or_else(|| {
-                self.bad(
-                    row,
-                    "pipeline.when",
-                    format!("{s:?} is not one of on_success, on_failure, always, manual"),
-                )
-            })?;
+            p.when = When::from_name(s).map_err(|m| self.bad(row, "pipeline.when", m))?;
         }
         p.allow_failure = self.flag(row, "pipeline.allow_failure");
         p.interruptible = self.flag(row, "pipeline.interruptible");

@@ -45,6 +45,16 @@ pub fn on_clock(v: i64) -> Result<i64, String> {
     }
 }
 
+/// `s` if it has no control character, else why not. Names, labels and classes are shown
+/// to people and matched as text: a control character in one is a damaged file (or an
+/// attempt on a terminal), not a name. Every reader applies it, as [`on_clock`].
+pub fn printable(s: &str) -> Result<&str, String> {
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("control character U+{:04X} in {s:?}", u32::from(c))),
+        None => Ok(s),
+    }
+}
+
 /// One job of a history. Times are whole seconds; `submit_s` is relative to the trace's
 /// epoch (`TraceMeta::unix_start`), so SWF logs keep their own numbers and CI traces use
 /// Unix seconds with an epoch of 0.
@@ -175,6 +185,14 @@ impl When {
         Self::ALL
             .into_iter()
             .find(|w| w.name().eq_ignore_ascii_case(s))
+    }
+
+    /// [`When::parse`], or why not (the names it takes), for a reader's error.
+    pub fn from_name(s: &str) -> Result<Self, String> {
+        Self::parse(s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|w| w.name()).collect();
+            format!("{s:?} is not one of {}", names.join(", "))
+        })
     }
 }
 

@@ -477,10 +477,7 @@ fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.jobs_out {
-        if path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-        {
+        if rustci_datasets::is_parquet_name(path) {
             let records: Vec<_> = simulated_records(&workload, &out.facts.results)
                 .into_iter()
                 .map(|(_, r)| r)

@@ -46,7 +46,7 @@ pub enum ExportFormat {
 impl ExportFormat {
     fn of(path: &Path) -> Self {
         let name = path.to_string_lossy().to_ascii_lowercase();
-        if name.ends_with(".parquet") {
+        if rustci_datasets::is_parquet_name(path) {
             Self::Parquet
         } else if name.ends_with(".jsonl") {
             Self::Jsonl
