@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::common::{self, list_all, rustci, wait_for, wait_ready, wait_runners, Procs};
+use crate::common::{list_all, rustci, wait_for, Procs};
 use crate::stores::{on_both_stores, Backend, TestStore};
 use rustci_control::pb::*;
 use rustci_datasets::{JobRecord, Outcome};
@@ -21,28 +21,8 @@ async fn export_as_parquet_reads_back_as_the_stores_history(backend: Backend, te
     let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
         return;
     };
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
-    procs.server(
-        "server",
-        port,
-        store.data_dir(),
-        &store.serve_args(),
-        &dir.path().join("server.log"),
-    );
-    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
-    procs.runner(
-        "r",
-        &url,
-        "p",
-        "linux",
-        8,
-        None,
-        &[],
-        &dir.path().join("runner.log"),
-    );
-    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    let c = store.serve_with_runner(&mut procs, dir.path()).await;
     for i in 0..JOBS {
         c.jobs
             .clone()
@@ -81,25 +61,7 @@ async fn export_as_parquet_reads_back_as_the_stores_history(backend: Backend, te
     )
     .await;
     let source = store.history_source();
-    let history: Vec<JobRecord> = wait_for(
-        "the history in the store",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            let source = source.clone();
-            async move {
-                let h = rustci_control::store::history::read_history(&source)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if h.len() == JOBS {
-                    Ok(h)
-                } else {
-                    Err(format!("{} records", h.len()))
-                }
-            }
-        },
-    )
-    .await;
+    let history = store.history_of(JOBS).await;
     assert_eq!(
         history
             .iter()

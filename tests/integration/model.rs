@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::bins::Bin;
 use crate::common::OwnerChannel;
 use crate::stores::{on_both_stores, Backend, TestStore};
-use common::{list_all, rustci, wait_for, wait_ready, wait_runners, Procs};
+use common::{list_all, rustci, wait_for, Procs};
 use rustci_control::pb::job_service_client::JobServiceClient;
 use rustci_control::pb::runner_service_client::RunnerServiceClient;
 use rustci_control::pb::*;
@@ -190,28 +190,8 @@ async fn retrain_trains_on_the_history_serve_wrote(backend: Backend, test: &str)
     let Some(store) = TestStore::new(backend, test, &dir.path().join("data")).await else {
         return;
     };
-    let port = common::free_port();
-    let url = format!("http://127.0.0.1:{port}");
     let mut procs = Procs::new();
-    procs.server(
-        "server",
-        port,
-        store.data_dir(),
-        &store.serve_args(),
-        &dir.path().join("server.log"),
-    );
-    let c = wait_ready(&url, None, Duration::from_secs(30)).await;
-    procs.runner(
-        "r",
-        &url,
-        "p",
-        "linux",
-        8,
-        None,
-        &[],
-        &dir.path().join("runner.log"),
-    );
-    wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+    let c = store.serve_with_runner(&mut procs, dir.path()).await;
     let mut submitted = std::collections::BTreeSet::new();
     for i in 0..SERVED_JOBS {
         let (job_name, command) = if i % 3 == 0 {
@@ -260,25 +240,7 @@ async fn retrain_trains_on_the_history_serve_wrote(backend: Backend, test: &str)
     // The store's history is exactly the jobs served (once durable: the server commits
     // in groups).
     let source = store.history_source();
-    let history = wait_for(
-        "the history in the store",
-        Duration::from_secs(20),
-        Duration::from_millis(100),
-        || {
-            let source = source.clone();
-            async move {
-                let h = rustci_control::store::history::read_history(&source)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if h.len() == SERVED_JOBS {
-                    Ok(h)
-                } else {
-                    Err(format!("{} records", h.len()))
-                }
-            }
-        },
-    )
-    .await;
+    let history = store.history_of(SERVED_JOBS).await;
     let ids: std::collections::BTreeSet<String> = history.iter().map(|r| r.id.clone()).collect();
     assert_eq!(ids, submitted, "the history is the jobs served");
     let slow = history

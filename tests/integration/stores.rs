@@ -12,9 +12,12 @@
 //! the MongoDB scenarios of this binary run one at a time.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use rustci_control::clients::client::Clients;
 use rustci_control::server::ServeOptions;
 use rustci_control::store::mongo::MongoStore;
+use rustci_datasets::JobRecord;
 use tokio::sync::RwLockWriteGuard;
 
 use crate::support_mongo::{
@@ -98,6 +101,58 @@ impl TestStore {
             Some(uri) => uri.clone(),
             None => self.data_dir.display().to_string(),
         }
+    }
+
+    /// `rustci serve` on this store (a child process in `procs`, its log in `dir`) with
+    /// one reference runner (pool `p`, label `linux`, 8 slots); clients once both are up.
+    pub async fn serve_with_runner(&self, procs: &mut crate::common::Procs, dir: &Path) -> Clients {
+        let port = crate::common::free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        procs.server(
+            "server",
+            port,
+            self.data_dir(),
+            &self.serve_args(),
+            &dir.join("server.log"),
+        );
+        let c = crate::common::wait_ready(&url, None, Duration::from_secs(30)).await;
+        procs.runner(
+            "r",
+            &url,
+            "p",
+            "linux",
+            8,
+            None,
+            &[],
+            &dir.join("runner.log"),
+        );
+        crate::common::wait_runners(&c, "p", 1, Duration::from_secs(20)).await;
+        c
+    }
+
+    /// The store's history once it holds `jobs` records (the server commits in groups,
+    /// so a job reported ended may not be in the history yet).
+    pub async fn history_of(&self, jobs: usize) -> Vec<JobRecord> {
+        let source = self.history_source();
+        crate::common::wait_for(
+            "the history in the store",
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || {
+                let source = source.clone();
+                async move {
+                    let h = rustci_control::store::history::read_history(&source)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if h.len() == jobs {
+                        Ok(h)
+                    } else {
+                        Err(format!("{} records", h.len()))
+                    }
+                }
+            },
+        )
+        .await
     }
 
     /// Drops the test's MongoDB database (at the end of a test that passed; a failed
