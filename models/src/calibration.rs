@@ -24,6 +24,9 @@ use crate::train::quantile;
 pub const RESIDUALS_PER_KEY: usize = 10;
 /// Fewer residuals than this and the key uses the global margin.
 pub const MIN_RESIDUALS: usize = 5;
+/// Fewer residuals than this and the key's point is not debiased: a median of three is
+/// the least that one odd run cannot move alone.
+pub const MIN_BIAS_RESIDUALS: usize = 3;
 
 /// The log residual of a finished job against the point predicted at its submit.
 pub fn residual(actual_s: f64, point_s: f64) -> f64 {
@@ -66,6 +69,29 @@ impl KeyResiduals {
         let mut v = r.values;
         Some(quantile(&mut v[..r.len], q).max(0.0))
     }
+
+    /// The key's bias: the median of its last residuals (log scale; positive when its
+    /// jobs ran longer than predicted), `None` with fewer than [`MIN_BIAS_RESIDUALS`].
+    pub fn bias(&self, key: u64) -> Option<f64> {
+        let r = self.keys.get(&key)?;
+        if r.len < MIN_BIAS_RESIDUALS {
+            return None;
+        }
+        let mut v = r.values;
+        let v = &mut v[..r.len];
+        v.sort_by(f64::total_cmp);
+        let m = v.len() / 2;
+        Some(if v.len() % 2 == 1 {
+            v[m]
+        } else {
+            (v[m - 1] + v[m]) / 2.0
+        })
+    }
+}
+
+/// `point_s` moved by a log-scale `bias` (the inverse of [`residual`]'s scale).
+pub fn debias(point_s: f64, bias: f64) -> f64 {
+    (point_s.max(0.0).ln_1p() + bias).exp_m1().max(0.0)
 }
 
 /// Each of `rows`' (submit order) per-key margin, as the live predictor would have it:
@@ -120,5 +146,23 @@ mod tests {
         assert_eq!(k.margin(2, 0.9), None);
         k.push(3, f64::NAN);
         assert_eq!(k.keys.len(), 1);
+    }
+
+    #[test]
+    fn the_bias_is_the_median_of_three_or_more_recent_residuals() {
+        let mut k = KeyResiduals::default();
+        k.push(1, 2.0);
+        k.push(1, -1.0);
+        assert_eq!(k.bias(1), None);
+        k.push(1, 0.5);
+        assert_eq!(k.bias(1), Some(0.5));
+        k.push(1, -3.0);
+        // Even count: the mean of the two middle ones (-1 and 0.5).
+        assert_eq!(k.bias(1), Some(-0.25));
+        // A job predicted at 99 s whose key ran e^-1 times as long (on the ln(1+s)
+        // scale): 100/e - 1 = 35.79 s.
+        assert!((debias(99.0, -1.0) - (100.0 / std::f64::consts::E - 1.0)).abs() < 1e-9);
+        assert!((debias(99.0, 0.0) - 99.0).abs() < 1e-9);
+        assert!(debias(0.0, -5.0) >= 0.0);
     }
 }

@@ -5,6 +5,8 @@
 //! --model DIR` use it by default.
 
 use rustci_scheduler::predictor::{tsafrir_correction, Estimate};
+
+use crate::train::Target;
 use rustci_scheduler::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +81,11 @@ pub enum PlanWith {
     Point,
     /// The upper quantile (P90 by default): fewer jobs outlive their plan.
     Upper,
+    /// The point corrected by its key's recent bias, learned online: the median log
+    /// residual of the key's last finished jobs (`calibration::KeyResiduals::bias`), so
+    /// that a user whose jobs have lately run shorter (or longer) than predicted is
+    /// planned so at once, without retraining. The point where the key has too few.
+    Debiased,
 }
 
 impl PlanWith {
@@ -86,6 +93,7 @@ impl PlanWith {
         match self {
             PlanWith::Point => "point",
             PlanWith::Upper => "upper",
+            PlanWith::Debiased => "debiased",
         }
     }
 }
@@ -122,11 +130,11 @@ impl std::fmt::Display for Usage {
 }
 
 /// Every candidate `rustci retrain` replays, in order of preference on a tie: the point
-/// before the upper quantile, and with each the default correction first, then the
-/// others from the least to the most pessimistic. Planning with the upper quantile
-/// leaves no margin above the plan, so its `upper` correction is `incremental` and is
-/// not replayed twice.
-pub const CANDIDATES: [Usage; 7] = {
+/// before the upper quantile before the debiased point, and with each the default
+/// correction first, then the others from the least to the most pessimistic. Planning
+/// with the upper quantile leaves no margin above the plan, so its `upper` correction is
+/// `incremental` and is not replayed twice.
+pub const CANDIDATES: [Usage; 11] = {
     const fn u(plan_with: PlanWith, correction: Correction) -> Usage {
         Usage {
             plan_with,
@@ -143,16 +151,41 @@ pub const CANDIDATES: [Usage; 7] = {
         u(Upper, Incremental),
         u(Upper, Doubling),
         u(Upper, Request),
+        u(Debiased, UpperThenIncremental),
+        u(Debiased, Incremental),
+        u(Debiased, Doubling),
+        u(Debiased, Request),
     ]
 };
+
+/// The arrival-rate multipliers each candidate is replayed at; its figure is the mean.
+/// Bounded slowdown on a few thousand jobs swings by several percent when one burst
+/// finds room or not (HPC2N: 71.4 to 80.0 for one predictor between loads 0.995 and
+/// 1.006), so one replay would choose by that luck.
+pub const REPLAY_LOADS: [f64; 3] = [0.995, 1.0, 1.005];
 
 /// One candidate's figure on the held-out replay.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CandidateFigure {
     #[serde(flatten)]
     pub usage: Usage,
-    /// Mean bounded slowdown of EASY++ over the replayed jobs.
+    /// The scale the replayed model learnt on, when `retrain` tried more than one
+    /// (`None`: the version's own, in versions written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Mean bounded slowdown of EASY++ over the replayed jobs, averaged over the
+    /// replays at [`HeldOutReplay::loads`].
     pub bsld_mean: f64,
+}
+
+impl CandidateFigure {
+    /// The usage, and the scale where one is named.
+    pub fn described(&self) -> String {
+        match self.target {
+            Some(t) => format!("{}, {} scale", self.usage, t.name()),
+            None => self.usage.to_string(),
+        }
+    }
 }
 
 /// The replay a choice was measured on.
@@ -165,6 +198,10 @@ pub struct HeldOutReplay {
     pub from_submit_s: i64,
     /// The machine: e.g. `one pool of 128 processors (SWF MaxProcs)` or the fleet file.
     pub machine: String,
+    /// The arrival-rate multipliers replayed (empty in versions written before: one
+    /// replay at the trace's own rate).
+    #[serde(default)]
+    pub loads: Vec<f64>,
 }
 
 /// What `rustci retrain` chose and every candidate's figure.
@@ -172,6 +209,9 @@ pub struct HeldOutReplay {
 pub struct PlanChoice {
     #[serde(flatten)]
     pub usage: Usage,
+    /// The scale chosen with it (the version's model learns on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
     pub candidates: Vec<CandidateFigure>,
     pub replay: HeldOutReplay,
     /// Why this one: its figure against the default's and the runner-up's.
@@ -190,25 +230,41 @@ impl PlanChoice {
             }
         }
         let best = *best?;
-        let default = figures.iter().find(|f| f.usage == Usage::default());
+        // The default: the default usage on the first scale replayed.
+        let default = figures
+            .iter()
+            .find(|f| f.usage == Usage::default() && f.target == figures[0].target);
+        let same =
+            |a: &CandidateFigure, b: &CandidateFigure| a.usage == b.usage && a.target == b.target;
         let runner_up = figures
             .iter()
-            .filter(|f| f.usage != best.usage && f.bsld_mean.is_finite())
+            .filter(|f| !same(f, &best) && f.bsld_mean.is_finite())
             .min_by(|a, b| a.bsld_mean.total_cmp(&b.bsld_mean));
+        let replays = match replay.loads.len() {
+            0 | 1 => String::new(),
+            n => format!(", mean of {n} replays"),
+        };
         let mut reason = format!(
-            "lowest mean bounded slowdown of EASY++ on the {} held-out jobs: {:.2}",
-            replay.jobs, best.bsld_mean
+            "{}: lowest mean bounded slowdown of EASY++ on the {} held-out jobs{replays}: {:.2}",
+            best.described(),
+            replay.jobs,
+            best.bsld_mean
         );
-        if let Some(d) = default.filter(|d| d.usage != best.usage) {
-            reason.push_str(&format!(" (default {}: {:.2})", d.usage, d.bsld_mean));
+        if let Some(d) = default.filter(|d| !same(d, &best)) {
+            reason.push_str(&format!(" (default {}: {:.2})", d.described(), d.bsld_mean));
         } else if default.is_some() {
             reason.push_str(" (the default)");
         }
         if let Some(r) = runner_up {
-            reason.push_str(&format!("; next best {}: {:.2}", r.usage, r.bsld_mean));
+            reason.push_str(&format!(
+                "; next best {}: {:.2}",
+                r.described(),
+                r.bsld_mean
+            ));
         }
         Some(Self {
             usage: best.usage,
+            target: best.target,
             candidates: figures,
             replay,
             reason,
@@ -273,6 +329,7 @@ mod tests {
                 plan_with,
                 correction,
             },
+            target: None,
             bsld_mean,
         }
     }
@@ -282,6 +339,7 @@ mod tests {
             jobs: 100,
             from_submit_s: 0,
             machine: "one pool of 4 processors".into(),
+            loads: vec![1.0],
         }
     }
 

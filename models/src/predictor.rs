@@ -11,7 +11,7 @@ use rustci_scheduler::{JobSpec, Millis};
 
 use crate::arrivals::ArrivalModel;
 use crate::artifact::{load_current, version_name, Artifact};
-use crate::calibration::{residual, KeyResiduals};
+use crate::calibration::{debias, residual, KeyResiduals};
 use crate::dataset::calibration_key;
 use crate::error::ModelError;
 use crate::eval::Evaluation;
@@ -212,6 +212,11 @@ impl ModelPredictor {
 
     /// The prediction in seconds for `spec` given the history so far.
     pub fn predict(&self, spec: &JobSpec) -> crate::train::Prediction {
+        self.predict_keyed(spec).0
+    }
+
+    /// The prediction and the job's calibration key.
+    fn predict_keyed(&self, spec: &JobSpec) -> (crate::train::Prediction, u64) {
         let model = self.model.get();
         let input = JobInput::from_spec(spec, self.epoch_s);
         let looked = self.history.look(input.keys);
@@ -223,13 +228,13 @@ impl ModelPredictor {
             same,
             &Baseline::of(&looked, input.requested_s, input.size),
         );
+        let key = calibration_key(input.keys);
         if model.per_key_upper {
-            let key = calibration_key(input.keys);
             if let Some(m) = self.calibration.residuals.margin(key, model.upper_quantile) {
                 p.upper_s = model.upper_at(p.point_s, m, input.requested_s);
             }
         }
-        p
+        (p, key)
     }
 }
 
@@ -238,10 +243,25 @@ fn to_ms(s: f64) -> Millis {
 }
 
 impl ModelPredictor {
-    fn to_estimate(&self, p: &crate::train::Prediction) -> Estimate {
+    fn to_estimate(
+        &self,
+        p: &crate::train::Prediction,
+        key: u64,
+        requested_ms: Option<Millis>,
+    ) -> Estimate {
         let planned = match self.usage().plan_with {
             PlanWith::Point => p.point_s,
             PlanWith::Upper => p.upper_s,
+            PlanWith::Debiased => match self.calibration.residuals.bias(key) {
+                // A job is stopped at its request: planning beyond it helps no one.
+                Some(b) => {
+                    let limit = requested_ms
+                        .filter(|&r| r > 0)
+                        .map_or(f64::INFINITY, |r| r as f64 / 1000.0);
+                    debias(p.point_s, b).min(limit.max(p.point_s))
+                }
+                None => p.point_s,
+            },
         };
         let point_ms = to_ms(planned);
         Estimate {
@@ -254,13 +274,14 @@ impl ModelPredictor {
 impl Predictor for ModelPredictor {
     /// Remembers the point until the job ends, to measure it against the run.
     fn estimate(&mut self, job: &JobSpec) -> Estimate {
-        let p = self.predict(job);
+        let (p, key) = self.predict_keyed(job);
         self.calibration.remember(job.id, p.point_s);
-        self.to_estimate(&p)
+        self.to_estimate(&p, key, job.requested_ms)
     }
 
     fn preview(&self, job: &JobSpec) -> Estimate {
-        self.to_estimate(&self.predict(job))
+        let (p, key) = self.predict_keyed(job);
+        self.to_estimate(&p, key, job.requested_ms)
     }
 
     fn observe(&mut self, job: &JobSpec, run_ms: Millis, finished_ms: Millis, failed: bool) {

@@ -91,6 +91,9 @@ enum Command {
 enum PlanArg {
     Point,
     Upper,
+    /// The point moved by the user's recent bias (median log residual of their last
+    /// finished jobs), learned during the run.
+    Debiased,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -179,8 +182,8 @@ struct RunArgs {
     /// creation, end, state, jobs, time to feedback).
     #[arg(long, value_name = "FILE.csv")]
     pipelines_out: Option<PathBuf>,
-    /// With `--predictor model:DIR`: plan with the model's point estimate or its upper
-    /// quantile (P90). Default: what `rustci retrain` chose and stored in the version,
+    /// With `--predictor model:DIR`: plan with the model's point estimate, its upper
+    /// quantile (P90), or the point debiased by each user's recent runs. Default: what `rustci retrain` chose and stored in the version,
     /// else `point`.
     #[arg(long, value_enum)]
     model_estimate: Option<PlanArg>,
@@ -425,6 +428,7 @@ fn run(args: RunArgs) -> Result<()> {
             *plan_with = match arg {
                 PlanArg::Point => PlanWith::Point,
                 PlanArg::Upper => PlanWith::Upper,
+                PlanArg::Debiased => PlanWith::Debiased,
             };
         }
         if let Some(arg) = args.model_correction {
