@@ -139,6 +139,7 @@ fn main() -> Result<(), Error> {
         plots: false,
         sources: vec![source.clone()],
         unix_start,
+        target_mae_tolerance: None,
     };
     let mut marks: Vec<(Stage, Instant)> = Vec::new();
     let t = Instant::now();

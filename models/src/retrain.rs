@@ -18,7 +18,7 @@ use crate::eval::{baseline_columns, chronological, test_points, Evaluation, Metr
 use crate::features::{choose_extras, feature_names};
 use crate::planning::PlanChoice;
 use crate::plots;
-use crate::train::{RunTimeModel, TrainConfig};
+use crate::train::{RunTimeModel, Target, TrainConfig};
 
 /// How to retrain.
 #[derive(Debug, Clone)]
@@ -34,7 +34,17 @@ pub struct RetrainOptions {
     pub sources: Vec<String>,
     /// Epoch of the records' clock, if known (SWF `UnixStartTime`; 0 for CI traces).
     pub unix_start: Option<i64>,
+    /// `Some(tolerance)`: try every target scale, not only `config`'s, when the
+    /// held-out slice is replayed; a scale whose held-out MAE is more than `tolerance`
+    /// (relatively; the CLI's is [`MAE_TOLERANCE`]) above `config`'s is not replayed.
+    /// `None` (the user named a scale): `config`'s only.
+    pub target_mae_tolerance: Option<f64>,
 }
+
+/// How much worse (relatively) another scale's held-out MAE may be than the configured
+/// scale's for `rustci retrain` to replay it: the predictions users see must stay about
+/// as accurate as they were.
+pub const MAE_TOLERANCE: f64 = 0.02;
 
 /// Jobs the current version never saw that a comparison needs.
 pub const MIN_UNSEEN: usize = 50;
@@ -198,16 +208,54 @@ pub fn retrain_with(
         .iter()
         .filter(|r| r.submit_s < from_submit_s)
         .count();
-    let (planning, planning_skipped) = match choose(HeldOut {
-        model: eval_model,
+    let held_out = |model| HeldOut {
+        model,
         records,
         replay_from_fraction: before as f64 / records.len() as f64,
         from_submit_s,
         unix_start: opts.unix_start,
-    }) {
+    };
+    let mut config = opts.config;
+    let (mut planning, planning_skipped) = match choose(held_out(eval_model)) {
         Ok(c) => (Some(c), None),
         Err(why) => (None, Some(why)),
     };
+    let mut evaluation = evaluation;
+    let mut points = points;
+    if let (Some(first), Some(tolerance)) = (planning.as_mut(), opts.target_mae_tolerance) {
+        let configured = opts.config.params().target;
+        for target in Target::ALL.into_iter().filter(|&t| t != configured) {
+            let other = opts.config.with_target(target);
+            let (model, eval, pts) = chronological(&other, &data, opts.train_fraction)?;
+            let limit = evaluation.model.mae_s * (1.0 + tolerance);
+            if eval.model.mae_s > limit {
+                first.reason.push_str(&format!(
+                    "; the {} scale not replayed: its held-out MAE {:.0} s is more than {:.0}% above {:.0} s",
+                    target.name(),
+                    eval.model.mae_s,
+                    tolerance * 100.0,
+                    evaluation.model.mae_s
+                ));
+                continue;
+            }
+            let their_notes = model.notes.clone();
+            let Ok(theirs) = choose(held_out(model)) else {
+                continue;
+            };
+            let mut figures = first.candidates.clone();
+            figures.extend(theirs.candidates.iter().copied());
+            let Some(both) = PlanChoice::pick(figures, first.replay.clone()) else {
+                continue;
+            };
+            if both.target == Some(target) {
+                notes = their_notes;
+                config = other;
+                evaluation = eval;
+                points = pts;
+            }
+            *first = both;
+        }
+    }
 
     progress(Stage::CompareCurrent);
     // The version in use is compared on jobs it never saw: those submitted after its
@@ -332,7 +380,7 @@ pub fn retrain_with(
     let mut plot_paths = Vec::new();
     if write {
         progress(Stage::TrainFinal);
-        let model = opts.config.fit(&data, 0..n)?;
+        let model = config.fit(&data, 0..n)?;
         notes.extend(model.notes.iter().cloned());
         progress(Stage::Write);
         let artifact = Artifact {
@@ -347,7 +395,7 @@ pub fn retrain_with(
                 sources: opts.sources.clone(),
                 unix_start: opts.unix_start,
                 last_submit_s: sorted.last().map(|r| r.submit_s),
-                params: *opts.config.params(),
+                params: *config.params(),
             },
             evaluation: evaluation.clone(),
             model,

@@ -56,6 +56,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// Every scale, the default first.
+    pub const ALL: [Target; 2] = [Target::Sqrt, Target::Log];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Log => "log",
+            Target::Sqrt => "sqrt",
+        }
+    }
+
     pub fn forward(self, seconds: f64) -> f64 {
         match self {
             Target::Log => seconds.max(0.0).ln_1p(),
@@ -379,6 +389,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 impl TrainConfig {
     pub fn params(&self) -> &TrainParams {
         &self.0
+    }
+
+    /// The same parameters learning on another scale (every scale is valid).
+    pub fn with_target(self, target: Target) -> Self {
+        Self(TrainParams { target, ..self.0 })
     }
 
     /// Trains on `rows` of `data` (indices in submit order).

@@ -50,6 +50,7 @@ fn options() -> RetrainOptions {
         plots: false,
         sources: vec!["synthetic".into()],
         unix_start: Some(0),
+        target_mae_tolerance: None,
     }
 }
 

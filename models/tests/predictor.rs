@@ -52,6 +52,7 @@ fn retrain_options(trees: usize, source: &str) -> RetrainOptions {
         plots: false,
         sources: vec![source.into()],
         unix_start: Some(0),
+        target_mae_tolerance: None,
     }
 }
 
@@ -273,6 +274,43 @@ fn live_per_key_margins_learn_from_estimated_then_finished_jobs() {
     assert!((b_ratio - global).abs() < 0.05, "{b:?} vs {global}");
 }
 
+/// Planning with the debiased point: a key's point moves by the median of its last
+/// residuals once it has three (the user's recent bias, learned as jobs finish), and
+/// the residuals stay measured against the model's own point, not the debiased one.
+#[test]
+fn the_debiased_plan_follows_a_users_recent_residuals() {
+    use rustci_models::planning::PlanWith;
+    let handle = ModelHandle::new(train(), "v1");
+    let mut p = ModelPredictor::new(handle, Some(0)).planning_with(PlanWith::Debiased);
+    feed(&mut p, A, &[100.0; 5], 1, 0);
+    let ms = |s: f64| (s * 1000.0).round() as Millis;
+    let mut t = 20_000_000;
+    let mut residuals = Vec::new();
+    for id in 100..103 {
+        let s = spec(id, A, t);
+        let point = p.predict(&s).point_s;
+        let e = p.estimate(&s);
+        // Fewer than three residuals: the plan is the model's point.
+        assert_eq!(e.point_ms, ms(point), "job {id}");
+        // A ran 10 s where ~100 s were predicted.
+        p.observe(&s, 10_000, t + 10_000, false);
+        residuals.push(11f64.ln() - point.ln_1p());
+        t += 10_000_000;
+    }
+    let s = spec(200, A, t);
+    let point = p.predict(&s).point_s;
+    residuals.sort_by(f64::total_cmp);
+    let want = (point.ln_1p() + residuals[1]).exp_m1();
+    let e = p.estimate(&s);
+    eprintln!("point {point:.1} s, debiased {want:.1} s");
+    assert!(want < point / 3.0, "{want} vs {point}");
+    assert_eq!(e.point_ms, ms(want));
+    assert!(e.upper_ms >= e.point_ms);
+    // B has no residuals: its plan is its point.
+    let b = spec(201, B, t);
+    assert_eq!(p.estimate(&b).point_ms, ms(p.predict(&b).point_s));
+}
+
 /// An ETA asked for a job that is not being submitted (`preview`: a finished or parked
 /// job in the live service) leaves nothing behind: its finish teaches no margin.
 #[test]
@@ -317,6 +355,7 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
             .iter()
             .map(|&usage| CandidateFigure {
                 usage,
+                target: None,
                 bsld_mean: if usage == winner { 1.5 } else { 3.0 },
             })
             .collect();
@@ -326,6 +365,7 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
                 jobs: 120,
                 from_submit_s: held.from_submit_s,
                 machine: "test".into(),
+                loads: vec![1.0],
             },
         )
         .unwrap())
@@ -376,6 +416,100 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
 
 /// Jobs submitted in the same second as the last trained-on job but past the split are
 /// not replayed: the held-out slice has only jobs the evaluated model never saw.
+/// With a target MAE tolerance, `retrain_with` also trains on the other scale and
+/// replays it when its held-out MAE is within the tolerance of the configured scale's;
+/// the version then learns on the scale whose replay won, and its evaluation is that
+/// scale's. Beyond the tolerance the other scale is not replayed, and the reason says so.
+#[test]
+fn retrain_learns_on_the_scale_whose_replay_won() {
+    use rustci_models::planning::{
+        CandidateFigure, Correction, HeldOutReplay, PlanChoice, PlanWith, Usage, CANDIDATES,
+    };
+    use rustci_models::retrain::retrain_with;
+    use rustci_models::train::Target;
+
+    let winner = Usage {
+        plan_with: PlanWith::Debiased,
+        correction: Correction::Request,
+    };
+    let run = |tolerance: Option<f64>| {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = RetrainOptions {
+            target_mae_tolerance: tolerance,
+            ..retrain_options(8, "synthetic A/B")
+        };
+        let mut replayed = Vec::new();
+        let report = retrain_with(&history(), dir.path(), &opts, &mut |_| {}, &mut |held| {
+            let target = held.model.target;
+            replayed.push(target);
+            let figures = CANDIDATES
+                .iter()
+                .map(|&usage| CandidateFigure {
+                    usage,
+                    target: Some(target),
+                    // The log scale's replay wins with `winner`.
+                    bsld_mean: if target == Target::Log && usage == winner {
+                        1.5
+                    } else {
+                        3.0
+                    },
+                })
+                .collect();
+            Ok(PlanChoice::pick(
+                figures,
+                HeldOutReplay {
+                    jobs: 120,
+                    from_submit_s: held.from_submit_s,
+                    machine: "test".into(),
+                    loads: vec![1.0],
+                },
+            )
+            .unwrap())
+        })
+        .unwrap();
+        let (_, artifact) = load_current(dir.path()).unwrap();
+        (report, replayed, artifact)
+    };
+
+    // Without a tolerance: the configured scale only.
+    let (fixed, replayed, artifact) = run(None);
+    assert_eq!(replayed, vec![Target::Sqrt]);
+    assert_eq!(artifact.model.target, Target::Sqrt);
+    assert_eq!(
+        fixed.planning.as_ref().map(|c| c.candidates.len()),
+        Some(CANDIDATES.len())
+    );
+    let sqrt_mae = fixed.evaluation.model.mae_s;
+
+    // Any MAE accepted: both scales replayed, the log's winner chosen and learnt on.
+    let (report, replayed, artifact) = run(Some(f64::INFINITY));
+    let choice = report.planning.expect("a choice");
+    let log_mae = report.evaluation.model.mae_s;
+    eprintln!("sqrt MAE {sqrt_mae:.1} s, log MAE {log_mae:.1} s");
+    assert_eq!(replayed, vec![Target::Sqrt, Target::Log]);
+    assert_eq!((choice.usage, choice.target), (winner, Some(Target::Log)));
+    assert_eq!(choice.candidates.len(), 2 * CANDIDATES.len());
+    assert!(choice.reason.contains("debiased"), "{}", choice.reason);
+    assert_eq!(artifact.model.target, Target::Log);
+    assert_eq!(artifact.training.params.target, Target::Log);
+    assert_eq!(
+        artifact.planning.as_ref().and_then(|c| c.target),
+        Some(Target::Log)
+    );
+    // The evaluation reported is the log model's.
+    assert_ne!(log_mae, sqrt_mae);
+
+    // A tolerance the log scale misses (it is less accurate here): not replayed, the
+    // square root stays, and the reason gives both MAEs.
+    assert!(log_mae > sqrt_mae, "{log_mae} vs {sqrt_mae}");
+    let (report, replayed, artifact) = run(Some(0.0));
+    assert_eq!(replayed, vec![Target::Sqrt]);
+    assert_eq!(artifact.model.target, Target::Sqrt);
+    let reason = &report.planning.expect("a choice").reason;
+    assert!(reason.contains("log scale not replayed"), "{reason}");
+    assert_eq!(report.evaluation.model.mae_s, sqrt_mae);
+}
+
 #[test]
 fn the_held_out_slice_has_no_job_the_evaluated_model_trained_on() {
     use rustci_models::retrain::retrain_with;

@@ -5,7 +5,9 @@
 //! the artifact.
 
 use rustci_datasets::record::TraceMeta;
-use rustci_models::planning::{CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES};
+use rustci_models::planning::{
+    CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES, REPLAY_LOADS,
+};
 use rustci_models::retrain::HeldOut;
 use rustci_models::ModelHandle;
 
@@ -14,7 +16,8 @@ use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
 
 /// Replays `held` on `fleet` (described as `machine` in the choice) with every
-/// candidate, in [`CANDIDATES`] order; `Ok(None)` when the replay placed no job.
+/// candidate, in [`CANDIDATES`] order, at each of [`REPLAY_LOADS`]; `Ok(None)` when the
+/// replay placed no job.
 pub fn choose_usage(
     held: HeldOut<'_>,
     fleet: &FleetFile,
@@ -28,6 +31,7 @@ pub fn choose_usage(
         meta: TraceMeta::default(),
         format: None,
     };
+    let target = held.model.target;
     let handle = ModelHandle::new(held.model, "held-out");
     let mut figures = Vec::with_capacity(CANDIDATES.len());
     let mut jobs = 0;
@@ -37,13 +41,19 @@ pub fn choose_usage(
             plan_with: usage.plan_with,
             correction: usage.correction,
         };
-        let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
-        scenario.history_fraction = Some(held.replay_from_fraction);
-        let report = scenario.report()?;
-        jobs = report.jobs as usize;
+        let mut sum = 0.0;
+        for load in REPLAY_LOADS {
+            let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
+            scenario.history_fraction = Some(held.replay_from_fraction);
+            scenario.load = load;
+            let report = scenario.report()?;
+            jobs = report.jobs as usize;
+            sum += report.bsld_mean.unwrap_or(f64::NAN);
+        }
         figures.push(CandidateFigure {
             usage,
-            bsld_mean: report.bsld_mean.unwrap_or(f64::NAN),
+            target: Some(target),
+            bsld_mean: sum / REPLAY_LOADS.len() as f64,
         });
     }
     Ok(PlanChoice::pick(
@@ -52,6 +62,7 @@ pub fn choose_usage(
             jobs,
             from_submit_s: held.from_submit_s,
             machine: machine.to_string(),
+            loads: REPLAY_LOADS.to_vec(),
         },
     ))
 }

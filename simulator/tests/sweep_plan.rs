@@ -448,6 +448,7 @@ fn sweep_and_plan_estimate_with_a_trained_model() {
         plots: false,
         sources: vec!["synthetic".into()],
         unix_start: None,
+        target_mae_tolerance: None,
     };
     retrain(&history, &models, &opts, &mut |_| {}).expect("retrain");
     let model = format!("model:{}", models.display());
@@ -575,6 +576,7 @@ fn the_choice_retrain_stores_is_the_replays_best_and_the_default() {
         plots: false,
         sources: vec!["drifting".into()],
         unix_start: None,
+        target_mae_tolerance: None,
     };
     let mut fraction = None;
     let report = retrain_with(&history, &models, &opts, &mut |_| {}, &mut |held| {

@@ -499,6 +499,7 @@ pub fn retrain_into(dir: &Path, records: &[rustci_datasets::JobRecord]) {
         plots: false,
         sources: vec!["test".into()],
         unix_start: Some(0),
+        target_mae_tolerance: None,
     };
     rustci_models::retrain::retrain(records, dir, &opts, &mut |_| {}).expect("retrain");
 }

@@ -71,7 +71,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     assert!(planning["replay"]["machine"]
         .as_str()
         .is_some_and(|m| m.contains("100 processors")));
-    let figures: Vec<(String, String, f64)> = planning["candidates"]
+    let figures: Vec<(String, String, String, f64)> = planning["candidates"]
         .as_array()
         .expect("candidates")
         .iter()
@@ -79,17 +79,35 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
             (
                 c["estimate"].as_str().expect("estimate").to_string(),
                 c["correction"].as_str().expect("correction").to_string(),
+                c["target"].as_str().expect("target").to_string(),
                 c["bsld_mean"].as_f64().expect("bsld_mean"),
             )
         })
         .collect();
-    assert_eq!(figures.len(), 7);
-    let best = figures.iter().map(|f| f.2).fold(f64::INFINITY, f64::min);
+    // Eleven usages on the square-root scale, and on the log scale unless its held-out
+    // MAE was too far above (the reason then says so).
+    let scales: std::collections::BTreeSet<&str> = figures.iter().map(|f| f.2.as_str()).collect();
+    assert_eq!(figures.len(), 11 * scales.len(), "{planning}");
+    assert!(scales.contains("sqrt"), "{planning}");
+    if scales.len() == 1 {
+        assert!(planning["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("log scale not replayed")));
+    }
+    assert_eq!(
+        planning["replay"]["loads"].as_array().map(Vec::len),
+        Some(3)
+    );
+    let best = figures.iter().map(|f| f.3).fold(f64::INFINITY, f64::min);
     let chosen = figures
         .iter()
-        .find(|f| planning["estimate"] == f.0.as_str() && planning["correction"] == f.1.as_str())
+        .find(|f| {
+            planning["estimate"] == f.0.as_str()
+                && planning["correction"] == f.1.as_str()
+                && planning["target"] == f.2.as_str()
+        })
         .expect("the choice is a candidate");
-    assert_eq!(chosen.2, best, "{planning}");
+    assert_eq!(chosen.3, best, "{planning}");
 
     // Same history again: nothing new to learn, the current version stays.
     let again = rustci(["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);

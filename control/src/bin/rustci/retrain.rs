@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rustci_control::store::history::{is_store_source, read_history, redact};
 use rustci_datasets::{open_trace, JobRecord, TraceFormat};
 use rustci_models::eval::Metrics;
-use rustci_models::retrain::{retrain_with, HeldOut, RetrainOptions, RetrainReport, Stage};
+use rustci_models::retrain::{
+    retrain_with, HeldOut, RetrainOptions, RetrainReport, Stage, MAE_TOLERANCE,
+};
 use rustci_models::TrainParams;
 use rustci_sim::fleet_file::{FleetFile, MAX_SLOTS};
 use rustci_sim::held_out::choose_usage;
@@ -41,11 +43,14 @@ than the current version's on the same jobs. `rustci serve --model DIR` picks it
 without a restart; `rustci-sim run --predictor model:DIR` uses it.
 
 After the evaluation, the held-out (latest) jobs are replayed under EASY++ with the
-evaluated model, planning with its point or its upper quantile and correcting with
-upper, incremental, doubling or request; the lowest mean bounded slowdown is stored in
-the version and is what `--predictor model:DIR` and `serve --model DIR` use unless told
-otherwise. The machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without
-either no choice is made and the defaults stay.";
+evaluated model, planning with its point, its upper quantile or its point debiased by
+each user's recent runs, and correcting with upper, incremental, doubling or request,
+each at loads 0.995, 1 and 1.005; unless --params names a `target`, the model on the
+log scale is replayed too (if its held-out MAE is within 2% of the square root's). The
+lowest mean bounded slowdown is stored in the version (which trains on its scale) and
+is what `--predictor model:DIR` and `serve --model DIR` use unless told otherwise. The
+machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice
+is made and the defaults stay.";
 
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
@@ -78,7 +83,8 @@ pub struct RetrainArgs {
     history_fraction: f64,
     /// Training parameters as a TOML file (fields of `TrainParams`: trees, max_depth,
     /// min_samples_leaf, max_forest_rows, max_linear_rows, calibration_fraction,
-    /// upper_quantile, target = "sqrt"|"log", seed).
+    /// upper_quantile, target = "sqrt"|"log", seed). Naming `target` fixes the scale;
+    /// without it, the scale is chosen by the held-out replay.
     #[arg(long)]
     params: Option<PathBuf>,
     /// Fleet file (TOML) to replay the held-out jobs on when choosing the planning
@@ -190,11 +196,13 @@ fn planning_json(r: &RetrainReport) -> serde_json::Value {
             "chosen": true,
             "estimate": c.usage.plan_with.name(),
             "correction": c.usage.correction.name(),
+            "target": c.target.map(|t| t.name()),
             "reason": c.reason,
             "replay": c.replay,
             "candidates": c.candidates.iter().map(|f| json!({
                 "estimate": f.usage.plan_with.name(),
                 "correction": f.usage.correction.name(),
+                "target": f.target.map(|t| t.name()),
                 "bsld_mean": f.bsld_mean,
             })).collect::<Vec<_>>(),
         }),
@@ -346,25 +354,30 @@ fn print_table(r: &RetrainReport) -> Result<()> {
                 c.replay.machine
             );
             outln!(
-                "{:<10} {:<12} {:>12}",
+                "{:<10} {:<12} {:<6} {:>12}",
                 "estimate",
                 "correction",
+                "scale",
                 "mean bsld"
             );
             for f in &c.candidates {
                 outln!(
-                    "{:<10} {:<12} {:>12.2}{}",
+                    "{:<10} {:<12} {:<6} {:>12.2}{}",
                     f.usage.plan_with.name(),
                     f.usage.correction.name(),
+                    f.target.map_or("-", |t| t.name()),
                     f.bsld_mean,
-                    if f.usage == c.usage {
+                    if f.usage == c.usage && f.target == c.target {
                         "  <- chosen"
                     } else {
                         ""
                     }
                 );
             }
-            outln!("planning: {} ({})", c.usage, c.reason);
+            match c.target {
+                Some(t) => outln!("planning: {}, {} scale ({})", c.usage, t.name(), c.reason),
+                None => outln!("planning: {} ({})", c.usage, c.reason),
+            }
         }
         None => outln!(
             "planning: defaults kept (point, upper): {}",
@@ -386,13 +399,19 @@ fn print_table(r: &RetrainReport) -> Result<()> {
 }
 
 pub async fn run(args: RetrainArgs) -> Result<()> {
-    let params: TrainParams = match &args.params {
+    let (params, target_named): (TrainParams, bool) = match &args.params {
         Some(p) => {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("--params {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("--params {}", p.display()))?
+            let params =
+                toml::from_str(&text).with_context(|| format!("--params {}", p.display()))?;
+            // Parsed once more as a table: whether the file names the scale (then it is
+            // not chosen), which the typed parameters' default cannot tell.
+            let named =
+                toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("target"));
+            (params, named)
         }
-        None => TrainParams::default(),
+        None => (TrainParams::default(), false),
     };
     let config = params.check().context("--params")?;
     let mut history = read(&args).await?;
@@ -415,6 +434,7 @@ pub async fn run(args: RetrainArgs) -> Result<()> {
         plots: args.plots,
         sources: history.sources,
         unix_start: history.unix_start,
+        target_mae_tolerance: (!target_named).then_some(MAE_TOLERANCE),
     };
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::with_draw_target(Some(Stage::COUNT), ProgressDrawTarget::stderr());
