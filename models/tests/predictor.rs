@@ -331,14 +331,40 @@ fn forgotten_jobs_are_not_measured() {
     assert!((ratio - global).abs() < 0.05, "{ratio} vs {global}");
 }
 
+/// What a chooser of the held-out slice starting at `from_submit_s` returns when its
+/// figures make the usages `wins` picks (on `target`) the best: 1.5 against 3.0.
+fn rigged_choice(
+    from_submit_s: i64,
+    target: Option<rustci_models::train::Target>,
+    wins: impl Fn(rustci_models::planning::Usage) -> bool,
+) -> rustci_models::planning::PlanChoice {
+    use rustci_models::planning::{CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES};
+    let figures = CANDIDATES
+        .iter()
+        .map(|&usage| CandidateFigure {
+            usage,
+            target,
+            bsld_mean: if wins(usage) { 1.5 } else { 3.0 },
+        })
+        .collect();
+    PlanChoice::pick(
+        figures,
+        HeldOutReplay {
+            jobs: 120,
+            from_submit_s,
+            machine: "test".into(),
+            loads: vec![1.0],
+        },
+    )
+    .expect("finite figures")
+}
+
 /// A choice stored by `retrain_with` is what a predictor without overrides plans and
 /// corrects with (and follows a swap); the same artifact without the field (as versions
 /// before the choice were written) loads with the old defaults.
 #[test]
 fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one() {
-    use rustci_models::planning::{
-        CandidateFigure, Correction, HeldOutReplay, PlanChoice, PlanWith, Usage, CANDIDATES,
-    };
+    use rustci_models::planning::{Correction, PlanWith, Usage};
     use rustci_models::retrain::retrain_with;
 
     let dir = tempfile::tempdir().unwrap();
@@ -351,24 +377,7 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
     let mut held_out_from = None;
     let report = retrain_with(&history(), dir.path(), &opts, &mut |_| {}, &mut |held| {
         held_out_from = Some((held.from_submit_s, held.replay_from_fraction));
-        let figures = CANDIDATES
-            .iter()
-            .map(|&usage| CandidateFigure {
-                usage,
-                target: None,
-                bsld_mean: if usage == winner { 1.5 } else { 3.0 },
-            })
-            .collect();
-        Ok(PlanChoice::pick(
-            figures,
-            HeldOutReplay {
-                jobs: 120,
-                from_submit_s: held.from_submit_s,
-                machine: "test".into(),
-                loads: vec![1.0],
-            },
-        )
-        .unwrap())
+        Ok(rigged_choice(held.from_submit_s, None, |u| u == winner))
     })
     .unwrap();
     // The held-out slice is the evaluation's test split: its latest 30%, from the
@@ -422,9 +431,7 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
 /// scale's. Beyond the tolerance the other scale is not replayed, and the reason says so.
 #[test]
 fn retrain_learns_on_the_scale_whose_replay_won() {
-    use rustci_models::planning::{
-        CandidateFigure, Correction, HeldOutReplay, PlanChoice, PlanWith, Usage, CANDIDATES,
-    };
+    use rustci_models::planning::{Correction, PlanWith, Usage, CANDIDATES};
     use rustci_models::retrain::retrain_with;
     use rustci_models::train::Target;
 
@@ -442,29 +449,10 @@ fn retrain_learns_on_the_scale_whose_replay_won() {
         let report = retrain_with(&history(), dir.path(), &opts, &mut |_| {}, &mut |held| {
             let target = held.model.target;
             replayed.push(target);
-            let figures = CANDIDATES
-                .iter()
-                .map(|&usage| CandidateFigure {
-                    usage,
-                    target: Some(target),
-                    // The log scale's replay wins with `winner`.
-                    bsld_mean: if target == Target::Log && usage == winner {
-                        1.5
-                    } else {
-                        3.0
-                    },
-                })
-                .collect();
-            Ok(PlanChoice::pick(
-                figures,
-                HeldOutReplay {
-                    jobs: 120,
-                    from_submit_s: held.from_submit_s,
-                    machine: "test".into(),
-                    loads: vec![1.0],
-                },
-            )
-            .unwrap())
+            // The log scale's replay wins with `winner`.
+            Ok(rigged_choice(held.from_submit_s, Some(target), |u| {
+                target == Target::Log && u == winner
+            }))
         })
         .unwrap();
         let (_, artifact) = load_current(dir.path()).unwrap();
