@@ -226,7 +226,17 @@ pub fn retrain_with(
         let configured = opts.config.params().target;
         for target in Target::ALL.into_iter().filter(|&t| t != configured) {
             let other = opts.config.with_target(target);
-            let (model, eval, pts) = chronological(&other, &data, opts.train_fraction)?;
+            // The other scale is optional: a failure leaves the configured one, said.
+            let (model, eval, pts) = match chronological(&other, &data, opts.train_fraction) {
+                Ok(trained) => trained,
+                Err(e) => {
+                    first.reason.push_str(&format!(
+                        "; the {} scale not replayed: training failed: {e}",
+                        target.name()
+                    ));
+                    continue;
+                }
+            };
             let limit = evaluation.model.mae_s * (1.0 + tolerance);
             if eval.model.mae_s > limit {
                 first.reason.push_str(&format!(
@@ -239,11 +249,19 @@ pub fn retrain_with(
                 continue;
             }
             let their_notes = model.notes.clone();
-            let Ok(theirs) = choose(held_out(model)) else {
-                continue;
+            let theirs = match choose(held_out(model)) {
+                Ok(c) => c,
+                Err(why) => {
+                    first.reason.push_str(&format!(
+                        "; the {} scale not replayed: {why}",
+                        target.name()
+                    ));
+                    continue;
+                }
             };
             let mut figures = first.candidates.clone();
             figures.extend(theirs.candidates.iter().copied());
+            // `first` has a finite figure, so the pick over both has one too.
             let Some(both) = PlanChoice::pick(figures, first.replay.clone()) else {
                 continue;
             };

@@ -423,8 +423,6 @@ fn a_stored_choice_is_the_predictors_default_and_old_artifacts_keep_the_old_one(
     );
 }
 
-/// Jobs submitted in the same second as the last trained-on job but past the split are
-/// not replayed: the held-out slice has only jobs the evaluated model never saw.
 /// With a target MAE tolerance, `retrain_with` also trains on the other scale and
 /// replays it when its held-out MAE is within the tolerance of the configured scale's;
 /// the version then learns on the scale whose replay won, and its evaluation is that
@@ -498,6 +496,8 @@ fn retrain_learns_on_the_scale_whose_replay_won() {
     assert_eq!(report.evaluation.model.mae_s, sqrt_mae);
 }
 
+/// Jobs submitted in the same second as the last trained-on job but past the split are
+/// not replayed: the held-out slice has only jobs the evaluated model never saw.
 #[test]
 fn the_held_out_slice_has_no_job_the_evaluated_model_trained_on() {
     use rustci_models::retrain::retrain_with;
