@@ -17,6 +17,7 @@ use std::hash::BuildHasherDefault;
 use rustci_scheduler::hash::IdHasher;
 
 use crate::dataset::Prepared;
+use crate::history::median_in_place;
 use crate::train::quantile;
 
 /// Residuals remembered per key: recent enough to follow a change, few enough that
@@ -78,14 +79,7 @@ impl KeyResiduals {
             return None;
         }
         let mut v = r.values;
-        let v = &mut v[..r.len];
-        v.sort_by(f64::total_cmp);
-        let m = v.len() / 2;
-        Some(if v.len() % 2 == 1 {
-            v[m]
-        } else {
-            (v[m - 1] + v[m]) / 2.0
-        })
+        median_in_place(&mut v[..r.len])
     }
 }
 

@@ -148,14 +148,7 @@ impl KeyHistory {
         }
         let mut v = [0.0; RECENT];
         v[..w.len()].copy_from_slice(w);
-        let v = &mut v[..w.len()];
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        Some(if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        })
+        median_in_place(&mut v[..w.len()])
     }
 
     pub fn max_recent(&self) -> Option<f64> {
@@ -341,6 +334,21 @@ impl History {
                 .push(run_s, requested_s, end_s, failed);
         }
     }
+}
+
+/// The median of `v` (sorted in place; the mean of the middle two when even), `None`
+/// when empty: the rule every recent-runs median of the models shares.
+pub(crate) fn median_in_place(v: &mut [f64]) -> Option<f64> {
+    let n = v.len();
+    if n == 0 {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 #[cfg(test)]

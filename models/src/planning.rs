@@ -5,10 +5,10 @@
 //! --model DIR` use it by default.
 
 use rustci_scheduler::predictor::{tsafrir_correction, Estimate};
-
-use crate::train::Target;
 use rustci_scheduler::Millis;
 use serde::{Deserialize, Serialize};
+
+use crate::train::Target;
 
 /// What a running job that outlived its estimate is expected to take (EASY++'s
 /// correction), as a total run time from its start.
