@@ -71,6 +71,19 @@ impl KeyResiduals {
         Some(quantile(&mut v[..r.len], q).max(0.0))
     }
 
+    /// The key's low quantile `q` (below 0.5): the split-conformal quantile of its last
+    /// residuals, at most 0 (the plan never rises above the point); `None` with fewer
+    /// than [`MIN_RESIDUALS`]. With ten residuals, q = 0.1 is the second smallest and
+    /// q = 0.2 the third.
+    pub fn low(&self, key: u64, q: f64) -> Option<f64> {
+        let r = self.keys.get(&key)?;
+        if r.len < MIN_RESIDUALS {
+            return None;
+        }
+        let mut v = r.values;
+        Some(quantile(&mut v[..r.len], q).min(0.0))
+    }
+
     /// The key's bias: the median of its last residuals (log scale; positive when its
     /// jobs ran longer than predicted), `None` with fewer than [`MIN_BIAS_RESIDUALS`].
     pub fn bias(&self, key: u64) -> Option<f64> {
@@ -140,6 +153,26 @@ mod tests {
         assert_eq!(k.margin(2, 0.9), None);
         k.push(3, f64::NAN);
         assert_eq!(k.keys.len(), 1);
+    }
+
+    #[test]
+    fn a_low_quantile_needs_five_residuals_and_never_rises_above_the_point() {
+        let mut k = KeyResiduals::default();
+        for r in [0.3, -2.0, 0.1, -0.5] {
+            k.push(1, r);
+        }
+        assert_eq!(k.low(1, 0.2), None);
+        k.push(1, 0.2);
+        // n = 5, sorted -2, -0.5, 0.1, 0.2, 0.3: q = 0.2 is rank ceil(6 x 0.2) = 2.
+        assert_eq!(k.low(1, 0.2), Some(-0.5));
+        // q = 0.4: rank 3, 0.1 above the point: the point.
+        assert_eq!(k.low(1, 0.4), Some(0.0));
+        // Five more, all 1: ten kept; q = 0.1 is rank ceil(11 x 0.1) = 2.
+        for _ in 0..5 {
+            k.push(1, 1.0);
+        }
+        assert_eq!(k.low(1, 0.1), Some(-0.5));
+        assert_eq!(k.low(2, 0.1), None);
     }
 
     #[test]

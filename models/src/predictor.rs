@@ -262,6 +262,13 @@ impl ModelPredictor {
                 }
                 None => p.point_s,
             },
+            low => match low
+                .low_quantile()
+                .and_then(|q| self.calibration.residuals.low(key, q))
+            {
+                Some(m) => debias(p.point_s, m),
+                None => p.point_s,
+            },
         };
         let point_ms = to_ms(planned);
         Estimate {

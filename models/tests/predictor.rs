@@ -311,6 +311,51 @@ fn the_debiased_plan_follows_a_users_recent_residuals() {
     assert_eq!(p.estimate(&b).point_ms, ms(p.predict(&b).point_s));
 }
 
+/// Planning with a low percentile (p20): once a key has five residuals its point moves
+/// down to their 20th percentile (the second smallest of five), a key whose jobs all ran
+/// longer than predicted keeps its point, and a key with fewer keeps it too.
+#[test]
+fn the_low_percentile_plan_follows_the_quicker_of_a_users_recent_runs() {
+    use rustci_models::planning::PlanWith;
+    let handle = ModelHandle::new(train(), "v1");
+    let mut p = ModelPredictor::new(handle, Some(0)).planning_with(PlanWith::Low20);
+    feed(&mut p, A, &[100.0; 5], 1, 0);
+    feed(&mut p, B, &[1000.0; 5], 10, 10);
+    let ms = |s: f64| (s * 1000.0).round() as Millis;
+    let mut t = 20_000_000;
+    let mut residuals = Vec::new();
+    // A: two quick runs among ordinary ones; B: every run longer than predicted.
+    for (id, a_run, b_run) in [
+        (100, 10.0, 5000.0),
+        (101, 100.0, 5000.0),
+        (102, 12.0, 5000.0),
+        (103, 100.0, 5000.0),
+        (104, 100.0, 5000.0),
+    ] {
+        let s = spec(id, A, t);
+        let point = p.predict(&s).point_s;
+        // Fewer than five residuals: the plan is the model's point.
+        assert_eq!(p.estimate(&s).point_ms, ms(point), "job {id}");
+        p.observe(&s, ms(a_run), t + ms(a_run), false);
+        residuals.push(a_run.ln_1p() - point.ln_1p());
+        let b = spec(id + 100, B, t);
+        p.estimate(&b);
+        p.observe(&b, ms(b_run), t + ms(b_run), false);
+        t += 10_000_000;
+    }
+    let s = spec(200, A, t);
+    let point = p.predict(&s).point_s;
+    residuals.sort_by(f64::total_cmp);
+    let want = (point.ln_1p() + residuals[1].min(0.0)).exp_m1();
+    let e = p.estimate(&s);
+    eprintln!("point {point:.1} s, p20 {want:.1} s");
+    assert!(want < point / 2.0, "{want} vs {point}");
+    assert_eq!(e.point_ms, ms(want));
+    assert!(e.upper_ms >= e.point_ms);
+    let b = spec(300, B, t);
+    assert_eq!(p.estimate(&b).point_ms, ms(p.predict(&b).point_s));
+}
+
 /// An ETA asked for a job that is not being submitted (`preview`: a finished or parked
 /// job in the live service) leaves nothing behind: its finish teaches no margin.
 #[test]
@@ -345,6 +390,7 @@ fn rigged_choice(
             usage,
             target,
             bsld_mean: if wins(usage) { 1.5 } else { 3.0 },
+            bsld_typical_day: None,
         })
         .collect();
     PlanChoice::pick(

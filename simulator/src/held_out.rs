@@ -1,17 +1,18 @@
 //! How the scheduler should use a model, chosen by replay: `rustci retrain` hands over
 //! the held-out (latest) part of its history with the model that did not train on it,
 //! and every candidate planning estimate and correction ([`CANDIDATES`]) is replayed
-//! under EASY++ on a machine; the lowest mean bounded slowdown is the choice stored in
-//! the artifact.
+//! under EASY++ on a machine; the lowest bounded slowdown of a typical day
+//! ([`typical_day`]) is the choice stored in the artifact.
 
 use rustci_datasets::record::TraceMeta;
 use rustci_models::planning::{
-    CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES, REPLAY_LOADS,
+    typical_day, CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES, REPLAY_LOADS,
 };
 use rustci_models::retrain::HeldOut;
 use rustci_models::ModelHandle;
 
 use crate::fleet_file::FleetFile;
+use crate::report::{bounded_slowdown, Report};
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
 
@@ -42,18 +43,34 @@ pub fn choose_usage(
             correction: usage.correction,
         };
         let mut sum = 0.0;
+        let mut days = Vec::new();
         for load in REPLAY_LOADS {
             let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
             scenario.history_fraction = Some(held.replay_from_fraction);
             scenario.load = load;
-            let report = scenario.report()?;
+            let out = scenario.simulate(None, Vec::new())?;
+            let report = Report::from_run(&out.facts, out.scaling.as_ref());
             jobs = report.jobs as usize;
             sum += report.bsld_mean.unwrap_or(f64::NAN);
+            // Each replay's days count from its own first submit (a load moves them).
+            let first = out
+                .facts
+                .results
+                .iter()
+                .map(|r| r.submit_s)
+                .fold(f64::INFINITY, f64::min);
+            days.extend(
+                out.facts
+                    .results
+                    .iter()
+                    .map(|r| (r.submit_s - first, bounded_slowdown(r.wait_s(), r.run_s()))),
+            );
         }
         figures.push(CandidateFigure {
             usage,
             target: Some(target),
             bsld_mean: sum / REPLAY_LOADS.len() as f64,
+            bsld_typical_day: Some(typical_day(days)),
         });
     }
     Ok(PlanChoice::pick(

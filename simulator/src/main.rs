@@ -94,6 +94,15 @@ enum PlanArg {
     /// The point moved by the user's recent bias (median log residual of their last
     /// finished jobs), learned during the run.
     Debiased,
+    /// The point moved down to the 10th percentile of the user's recent log residuals
+    /// (never above the point), learned during the run.
+    P10,
+    /// The same at the 20th percentile.
+    P20,
+    /// The same at the 30th percentile.
+    P30,
+    /// The same at the 40th percentile.
+    P40,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -183,8 +192,9 @@ struct RunArgs {
     #[arg(long, value_name = "FILE.csv")]
     pipelines_out: Option<PathBuf>,
     /// With `--predictor model:DIR`: plan with the model's point estimate, its upper
-    /// quantile (P90), or the point debiased by each user's recent runs. Default: what `rustci retrain` chose and stored in the version,
-    /// else `point`.
+    /// quantile (P90), the point debiased by each user's recent runs, or moved down to a
+    /// low percentile of them (`p10`-`p40`). Default: what `rustci retrain` chose and
+    /// stored in the version, else `point`.
     #[arg(long, value_enum)]
     model_estimate: Option<PlanArg>,
     /// With `--predictor model:DIR` and EASY++: what a job that outlived its estimate is
@@ -429,6 +439,10 @@ fn run(args: RunArgs) -> Result<()> {
                 PlanArg::Point => PlanWith::Point,
                 PlanArg::Upper => PlanWith::Upper,
                 PlanArg::Debiased => PlanWith::Debiased,
+                PlanArg::P10 => PlanWith::Low10,
+                PlanArg::P20 => PlanWith::Low20,
+                PlanArg::P30 => PlanWith::Low30,
+                PlanArg::P40 => PlanWith::Low40,
             };
         }
         if let Some(arg) = args.model_correction {

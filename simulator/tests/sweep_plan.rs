@@ -592,19 +592,24 @@ fn the_choice_retrain_stores_is_the_replays_best_and_the_default() {
     let best = choice
         .candidates
         .iter()
-        .map(|f| f.bsld_mean)
+        .map(|f| f.figure())
         .fold(f64::INFINITY, f64::min);
     let worst = choice
         .candidates
         .iter()
-        .map(|f| f.bsld_mean)
+        .map(|f| f.figure())
         .fold(0.0, f64::max);
+    // Every figure is a typical day's, and no day is worse than the worst job.
+    assert!(choice
+        .candidates
+        .iter()
+        .all(|f| f.bsld_typical_day.is_some_and(|d| d >= 1.0)));
     let chosen = choice
         .candidates
         .iter()
         .find(|f| f.usage == choice.usage)
         .expect("the choice is a candidate");
-    assert_eq!(chosen.bsld_mean, best);
+    assert_eq!(chosen.figure(), best);
     assert!(worst > best * 1.05, "the candidates differ: {choice:?}");
 
     let spec =

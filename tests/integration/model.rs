@@ -80,14 +80,21 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
                 c["estimate"].as_str().expect("estimate").to_string(),
                 c["correction"].as_str().expect("correction").to_string(),
                 c["target"].as_str().expect("target").to_string(),
-                c["bsld_mean"].as_f64().expect("bsld_mean"),
+                // The choice is made on the typical day's figure (the mean is shown).
+                c["bsld_typical_day"].as_f64().expect("bsld_typical_day"),
             )
         })
         .collect();
-    // Eleven usages on the square-root scale, and on the log scale unless its held-out
+    // Fifteen usages on the square-root scale, and on the log scale unless its held-out
     // MAE was too far above (the reason then says so).
     let scales: std::collections::BTreeSet<&str> = figures.iter().map(|f| f.2.as_str()).collect();
-    assert_eq!(figures.len(), 11 * scales.len(), "{planning}");
+    assert_eq!(figures.len(), 15 * scales.len(), "{planning}");
+    for p in ["p10", "p20", "p30", "p40"] {
+        assert!(
+            figures.iter().any(|f| f.0 == p && f.1 == "request"),
+            "{p} with the request replayed: {planning}"
+        );
+    }
     assert!(scales.contains("sqrt"), "{planning}");
     if scales.len() == 1 {
         assert!(planning["reason"]
@@ -108,6 +115,11 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
         })
         .expect("the choice is a candidate");
     assert_eq!(chosen.3, best, "{planning}");
+    assert!(planning["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .all(|c| c["bsld_mean"].as_f64().is_some_and(|m| m >= 1.0)));
 
     // Same history again: nothing new to learn, the current version stays.
     let again = rustci(["retrain", "--from", kth, "--out", dir_s, "--format", "json"]);

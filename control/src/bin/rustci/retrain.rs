@@ -45,9 +45,11 @@ without a restart; `rustci-sim run --predictor model:DIR` uses it.
 After the evaluation, the held-out (latest) jobs are replayed under EASY++ with the
 evaluated model, planning with its point, its upper quantile or its point debiased by
 each user's recent runs, and correcting with upper, incremental, doubling or request,
-each at loads 0.995, 1 and 1.005; unless --params names a `target`, the model on the
+and planning with the point moved down to the 10th-40th percentile of each user's
+recent residuals and correcting with the request, each at loads 0.995, 1 and 1.005; unless --params names a `target`, the model on the
 log scale is replayed too (if its held-out MAE is within 2% of the square root's). The
-lowest mean bounded slowdown is stored in the version (which trains on its scale) and
+lowest bounded slowdown of a typical day (the geometric mean over the replayed days of
+each day's mean) is stored in the version (which trains on its scale) and
 is what `--predictor model:DIR` and `serve --model DIR` use unless told otherwise. The
 machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice
 is made and the defaults stay.";
@@ -204,6 +206,7 @@ fn planning_json(r: &RetrainReport) -> serde_json::Value {
                 "correction": f.usage.correction.name(),
                 "target": f.target.map(|t| t.name()),
                 "bsld_mean": f.bsld_mean,
+                "bsld_typical_day": f.bsld_typical_day,
             })).collect::<Vec<_>>(),
         }),
         None => json!({
@@ -354,18 +357,21 @@ fn print_table(r: &RetrainReport) -> Result<()> {
                 c.replay.machine
             );
             outln!(
-                "{:<10} {:<12} {:<6} {:>12}",
+                "{:<10} {:<12} {:<6} {:>12} {:>12}",
                 "estimate",
                 "correction",
                 "scale",
+                "typical day",
                 "mean bsld"
             );
             for f in &c.candidates {
                 outln!(
-                    "{:<10} {:<12} {:<6} {:>12.2}{}",
+                    "{:<10} {:<12} {:<6} {:>12} {:>12.2}{}",
                     f.usage.plan_with.name(),
                     f.usage.correction.name(),
                     f.target.map_or("-", |t| t.name()),
+                    f.bsld_typical_day
+                        .map_or_else(|| "-".to_string(), |d| format!("{d:.2}")),
                     f.bsld_mean,
                     if f.usage == c.usage && f.target == c.target {
                         "  <- chosen"
