@@ -63,12 +63,18 @@ impl KeyResiduals {
     /// With n at most [`RESIDUALS_PER_KEY`] (10) and q = 0.9 the conformal rank
     /// ceil((n + 1) q) is n: the largest residual. Other quantiles pick lower ranks.
     pub fn margin(&self, key: u64, q: f64) -> Option<f64> {
+        self.quantile(key, q).map(|m| m.max(0.0))
+    }
+
+    /// The split-conformal quantile `q` of the key's last residuals; `None` with fewer
+    /// than [`MIN_RESIDUALS`].
+    fn quantile(&self, key: u64, q: f64) -> Option<f64> {
         let r = self.keys.get(&key)?;
         if r.len < MIN_RESIDUALS {
             return None;
         }
         let mut v = r.values;
-        Some(quantile(&mut v[..r.len], q).max(0.0))
+        Some(quantile(&mut v[..r.len], q))
     }
 
     /// The key's low quantile `q` (below 0.5): the split-conformal quantile of its last
@@ -76,12 +82,7 @@ impl KeyResiduals {
     /// than [`MIN_RESIDUALS`]. With ten residuals, q = 0.1 is the second smallest and
     /// q = 0.2 the third.
     pub fn low(&self, key: u64, q: f64) -> Option<f64> {
-        let r = self.keys.get(&key)?;
-        if r.len < MIN_RESIDUALS {
-            return None;
-        }
-        let mut v = r.values;
-        Some(quantile(&mut v[..r.len], q).min(0.0))
+        self.quantile(key, q).map(|m| m.min(0.0))
     }
 
     /// The key's bias: the median of its last residuals (log scale; positive when its
