@@ -262,13 +262,15 @@ impl ModelPredictor {
                 }
                 None => p.point_s,
             },
-            low => match low
-                .low_quantile()
-                .and_then(|q| self.calibration.residuals.low(key, q))
-            {
-                Some(m) => debias(p.point_s, m),
-                None => p.point_s,
-            },
+            low @ (PlanWith::Low10 | PlanWith::Low20 | PlanWith::Low30 | PlanWith::Low40) => {
+                match low
+                    .low_quantile()
+                    .and_then(|q| self.calibration.residuals.low(key, q))
+                {
+                    Some(m) => debias(p.point_s, m),
+                    None => p.point_s,
+                }
+            }
         };
         let point_ms = to_ms(planned);
         Estimate {

@@ -52,25 +52,26 @@ pub fn choose_usage(
             let report = Report::from_run(&out.facts, out.scaling.as_ref());
             jobs = report.jobs as usize;
             sum += report.bsld_mean.unwrap_or(f64::NAN);
-            // Each replay's days count from its own first submit (a load moves them).
+            // Days on the trace's own clock: a load divides submit times, so each
+            // replay's offsets are scaled back before the replays are pooled.
             let first = out
                 .facts
                 .results
                 .iter()
                 .map(|r| r.submit_s)
                 .fold(f64::INFINITY, f64::min);
-            days.extend(
-                out.facts
-                    .results
-                    .iter()
-                    .map(|r| (r.submit_s - first, bounded_slowdown(r.wait_s(), r.run_s()))),
-            );
+            days.extend(out.facts.results.iter().map(|r| {
+                (
+                    (r.submit_s - first) * load,
+                    bounded_slowdown(r.wait_s(), r.run_s()),
+                )
+            }));
         }
         figures.push(CandidateFigure {
             usage,
             target: Some(target),
             bsld_mean: sum / REPLAY_LOADS.len() as f64,
-            bsld_typical_day: Some(typical_day(days)),
+            bsld_typical_day: Some(typical_day(days)).filter(|d| d.is_finite()),
         });
     }
     Ok(PlanChoice::pick(

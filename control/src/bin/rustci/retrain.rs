@@ -44,13 +44,13 @@ without a restart; `rustci-sim run --predictor model:DIR` uses it.
 
 After the evaluation, the held-out (latest) jobs are replayed under EASY++ with the
 evaluated model, planning with its point, its upper quantile or its point debiased by
-each user's recent runs, and correcting with upper, incremental, doubling or request,
-and planning with the point moved down to the 10th-40th percentile of each user's
-recent residuals and correcting with the request, each at loads 0.995, 1 and 1.005; unless --params names a `target`, the model on the
-log scale is replayed too (if its held-out MAE is within 2% of the square root's). The
-lowest bounded slowdown of a typical day (the geometric mean over the replayed days of
-each day's mean) is stored in the version (which trains on its scale) and
-is what `--predictor model:DIR` and `serve --model DIR` use unless told otherwise. The
+each user's recent runs, and correcting with upper, incremental, doubling or request;
+or planning with the point moved down to the 10th-40th percentile of each user's
+recent residuals and correcting with the request. Each is replayed at loads 0.995, 1
+and 1.005. Unless --params names a `target`, the model on the log scale is replayed
+too (if its held-out MAE is within 2% of the square root's). The lowest bounded
+slowdown of a typical day (the geometric mean over the replayed days of each day's
+mean) is stored in the version (which trains on its scale) and is what `--predictor model:DIR` and `serve --model DIR` use unless told otherwise. The
 machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice
 is made and the defaults stay.";
 
