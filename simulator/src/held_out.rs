@@ -12,7 +12,7 @@ use rustci_models::retrain::HeldOut;
 use rustci_models::ModelHandle;
 
 use crate::fleet_file::FleetFile;
-use crate::report::{bounded_slowdown, Report};
+use crate::report::bounded_slowdown;
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
 
@@ -48,24 +48,24 @@ pub fn choose_usage(
             let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
             scenario.history_fraction = Some(held.replay_from_fraction);
             scenario.load = load;
-            let out = scenario.simulate(None, Vec::new())?;
-            let report = Report::from_run(&out.facts, out.scaling.as_ref());
-            jobs = report.jobs as usize;
-            sum += report.bsld_mean.unwrap_or(f64::NAN);
+            let results = scenario.simulate(None, Vec::new())?.facts.results;
+            jobs = results.len();
             // Days on the trace's own clock: a load divides submit times, so each
             // replay's offsets are scaled back before the replays are pooled.
-            let first = out
-                .facts
-                .results
+            let first = results
                 .iter()
                 .map(|r| r.submit_s)
                 .fold(f64::INFINITY, f64::min);
-            days.extend(out.facts.results.iter().map(|r| {
+            let before = days.len();
+            days.extend(results.iter().map(|r| {
                 (
                     (r.submit_s - first) * load,
                     bounded_slowdown(r.wait_s(), r.run_s()),
                 )
             }));
+            // The report's bsld_mean: the mean over this replay's jobs.
+            let replay = &days[before..];
+            sum += replay.iter().map(|&(_, b)| b).sum::<f64>() / replay.len() as f64;
         }
         figures.push(CandidateFigure {
             usage,
