@@ -46,6 +46,14 @@ pub struct RetrainOptions {
 /// as accurate as they were.
 pub const MAE_TOLERANCE: f64 = 0.02;
 
+/// Adds to a choice's reason why the other scale was not replayed.
+fn not_replayed(reason: &mut String, target: Target, why: impl std::fmt::Display) {
+    reason.push_str(&format!(
+        "; the {} scale not replayed: {why}",
+        target.name()
+    ));
+}
+
 /// Jobs the current version never saw that a comparison needs.
 pub const MIN_UNSEEN: usize = 50;
 
@@ -230,32 +238,26 @@ pub fn retrain_with(
             let (model, eval, pts) = match chronological(&other, &data, opts.train_fraction) {
                 Ok(trained) => trained,
                 Err(e) => {
-                    first.reason.push_str(&format!(
-                        "; the {} scale not replayed: training failed: {e}",
-                        target.name()
-                    ));
+                    not_replayed(&mut first.reason, target, format!("training failed: {e}"));
                     continue;
                 }
             };
             let limit = evaluation.model.mae_s * (1.0 + tolerance);
             if eval.model.mae_s > limit {
-                first.reason.push_str(&format!(
-                    "; the {} scale not replayed: its held-out MAE {:.0} s is more than {:.0}% above {:.0} s",
-                    target.name(),
+                let why = format!(
+                    "its held-out MAE {:.0} s is more than {:.0}% above {:.0} s",
                     eval.model.mae_s,
                     tolerance * 100.0,
                     evaluation.model.mae_s
-                ));
+                );
+                not_replayed(&mut first.reason, target, why);
                 continue;
             }
             let their_notes = model.notes.clone();
             let theirs = match choose(held_out(model)) {
                 Ok(c) => c,
                 Err(why) => {
-                    first.reason.push_str(&format!(
-                        "; the {} scale not replayed: {why}",
-                        target.name()
-                    ));
+                    not_replayed(&mut first.reason, target, why);
                     continue;
                 }
             };
