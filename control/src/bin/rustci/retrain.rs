@@ -50,9 +50,10 @@ recent residuals and correcting with the request. Each is replayed at loads 0.99
 and 1.005. Unless --params names a `target`, the model on the log scale is replayed
 too (if its held-out MAE is within 2% of the square root's). The lowest bounded
 slowdown of a typical day (the geometric mean over the replayed days of each day's
-mean) is stored in the version (which trains on its scale) and is what `--predictor model:DIR` and `serve --model DIR` use unless told otherwise. The
-machine: an SWF log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice
-is made and the defaults stay.";
+mean) is stored in the version (which trains on its scale) and is what `--predictor
+model:DIR` and `serve --model DIR` use unless told otherwise. The machine: an SWF
+log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice is made and the
+defaults stay.";
 
 #[derive(Debug, Args)]
 pub struct RetrainArgs {
