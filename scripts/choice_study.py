@@ -27,6 +27,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.dont_write_bytecode = True
+import five_logs  # noqa: E402
 from five_logs import LOGS  # noqa: E402
 
 # planning::CANDIDATES, in its order (a tie goes to the earlier one).
@@ -48,18 +49,10 @@ def binary(name):
 
 
 def jobs_of(swf):
-    """(submit s, bounded slowdown) of every job of a simulator's SWF output."""
-    out = []
-    with open(swf) as f:
-        for line in f:
-            if line.startswith(";") or not line.strip():
-                continue
-            p = line.split()
-            wait, run = float(p[2]), float(p[3])
-            if wait >= 0 and run >= 0:
-                out.append((float(p[1]), max(1.0, (wait + run) / max(run, 10.0))))
+    """five_logs.jobs_of, and the file removed."""
+    rows = five_logs.jobs_of(swf)
     os.remove(swf)
-    return out
+    return rows
 
 
 def typical_day(jobs):
@@ -119,7 +112,6 @@ def study(log, out, pool):
                  os.path.join(out, f"w-{log}-{c[0]}-{c[1]}-{l}.swf")) for l in WHOLE_LOADS]
         alls, seconds = [], []
         for r in pool.map(replay, runs):
-            r.sort()
             alls.append(sum(b for _, b in r) / len(r))
             half = r[len(r) // 2:]
             seconds.append(sum(b for _, b in half) / len(half))

@@ -35,9 +35,9 @@ CONFIGS = [
 ]
 
 
-def bsld(swf):
-    """Mean bounded slowdown (10 s bound, as the simulator's report counts it) of all
-    jobs and of the later half by submit: the report has no second-half figure."""
+def jobs_of(swf):
+    """(submit s, bounded slowdown) of every job of a simulator's SWF output, in submit
+    order; the 10 s bound as the simulator's report counts it."""
     rows = []
     with open(swf) as f:
         for line in f:
@@ -49,6 +49,13 @@ def bsld(swf):
                 continue
             rows.append((submit, max(1.0, (wait + run) / max(run, 10.0))))
     rows.sort()
+    return rows
+
+
+def bsld(swf):
+    """Mean bounded slowdown of all jobs and of the later half by submit: the report
+    has no second-half figure."""
+    rows = jobs_of(swf)
     half = rows[len(rows) // 2:]
     return sum(b for _, b in rows) / len(rows), sum(b for _, b in half) / len(half)
 
