@@ -40,11 +40,14 @@ def jobs_of(swf):
     order; the 10 s bound as the simulator's report counts it."""
     rows = []
     with open(swf) as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if line.startswith(";") or not line.strip():
                 continue
             x = line.split()
-            submit, wait, run = float(x[1]), float(x[2]), float(x[3])
+            try:
+                submit, wait, run = float(x[1]), float(x[2]), float(x[3])
+            except (IndexError, ValueError):
+                raise ValueError(f"{swf}:{number}: not an SWF job line: {line.strip()[:60]!r}")
             if run < 0 or wait < 0:
                 continue
             rows.append((submit, max(1.0, (wait + run) / max(run, 10.0))))
