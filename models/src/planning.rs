@@ -239,6 +239,18 @@ pub fn typical_day(jobs: impl IntoIterator<Item = (f64, f64)>) -> f64 {
     (logs / days.len() as f64).exp()
 }
 
+/// The standard error of the mean of `values`: their sample standard deviation over
+/// the square root of their count; `None` with fewer than two or a non-finite value.
+pub fn standard_error(values: &[f64]) -> Option<f64> {
+    let n = values.len();
+    if n < 2 || values.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    Some((var / n as f64).sqrt())
+}
+
 /// One candidate's figure on the held-out replay.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CandidateFigure {
@@ -255,6 +267,10 @@ pub struct CandidateFigure {
     /// choice is made on (`None` in versions written before: the mean was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bsld_typical_day: Option<f64>,
+    /// The standard error of that figure over the replays ([`standard_error`] of each
+    /// replay's own typical day; `None` with one replay and in versions written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsld_typical_day_se: Option<f64>,
 }
 
 impl CandidateFigure {
@@ -305,15 +321,34 @@ pub struct PlanChoice {
 impl PlanChoice {
     /// The candidate with the lowest [`CandidateFigure::figure`] (a typical day's bounded
     /// slowdown); a tie (within 10^-9) goes to the earlier one in `figures` (replay them
-    /// in [`CANDIDATES`] order). `None` when no figure is a finite number.
+    /// in [`CANDIDATES`] order). A candidate on another scale than the first figure's
+    /// (the configured one) wins only if it is lower than the first scale's best by more
+    /// than its standard error over the replays: the one-standard-error rule, so that
+    /// the scale is not switched on a difference the replays cannot tell from noise.
+    /// `None` when no figure is a finite number.
     pub fn pick(figures: Vec<CandidateFigure>, replay: HeldOutReplay) -> Option<Self> {
-        let mut best: Option<&CandidateFigure> = None;
-        for f in figures.iter().filter(|f| f.figure().is_finite()) {
-            if best.is_none_or(|b| f.figure() < b.figure() - 1e-9) {
-                best = Some(f);
+        let lowest = |scale: Option<Option<Target>>| {
+            let mut best: Option<&CandidateFigure> = None;
+            for f in figures
+                .iter()
+                .filter(|f| f.figure().is_finite() && scale.is_none_or(|t| f.target == t))
+            {
+                if best.is_none_or(|b| f.figure() < b.figure() - 1e-9) {
+                    best = Some(f);
+                }
             }
-        }
-        let best = *best?;
+            best.copied()
+        };
+        let overall = lowest(None)?;
+        let home = lowest(Some(figures[0].target));
+        // Within noise of the configured scale's best: keep the configured scale.
+        let kept = home.filter(|h| {
+            h.target != overall.target
+                && overall
+                    .bsld_typical_day_se
+                    .is_some_and(|se| h.figure() <= overall.figure() + se)
+        });
+        let best = kept.unwrap_or(overall);
         // The default: the default usage on the first scale replayed.
         let default = figures
             .iter()
@@ -349,7 +384,13 @@ impl PlanChoice {
         } else if default.is_some() {
             reason.push_str("; the default");
         }
-        if let Some(r) = runner_up {
+        if let (Some(_), Some(se)) = (kept, overall.bsld_typical_day_se) {
+            reason.push_str(&format!(
+                "; kept over {}: {}, lower by less than its standard error over the replays ({se:.2})",
+                overall.described(),
+                shown(&overall)
+            ));
+        } else if let Some(r) = runner_up {
             reason.push_str(&format!("; next best {}: {}", r.described(), shown(r)));
         }
         Some(Self {
@@ -422,6 +463,7 @@ mod tests {
             target: None,
             bsld_mean,
             bsld_typical_day: None,
+            bsld_typical_day_se: None,
         }
     }
 
@@ -518,6 +560,75 @@ mod tests {
         })
         .unwrap();
         assert!(new.contains(r#""bsld_typical_day":1.25"#), "{new}");
+    }
+
+    #[test]
+    fn the_standard_error_is_the_sample_deviation_over_the_root_of_the_count() {
+        // Mean 6, deviations -1, 0, 1: variance 2 / 2 = 1, over 3 values: 1/sqrt(3).
+        let se = standard_error(&[5.0, 6.0, 7.0]).unwrap();
+        assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12, "{se}");
+        assert_eq!(standard_error(&[4.0, 4.0]), Some(0.0));
+        assert_eq!(standard_error(&[5.0]), None);
+        assert_eq!(standard_error(&[5.0, f64::NAN]), None);
+    }
+
+    #[test]
+    fn another_scale_wins_only_by_more_than_its_standard_error() {
+        // The configured (square-root) scale's best is p10 + request at 6.62; the log
+        // scale's p10 + request gives 6.61 with a standard error of 0.2 over the replays.
+        let low = Usage {
+            plan_with: PlanWith::Low10,
+            correction: Correction::Request,
+        };
+        let on = |target, usage: Usage, day: f64, se: Option<f64>| CandidateFigure {
+            usage,
+            target: Some(target),
+            bsld_mean: 30.0,
+            bsld_typical_day: Some(day),
+            bsld_typical_day_se: se,
+        };
+        let figures = |log_day: f64, log_se: Option<f64>| {
+            vec![
+                on(Target::Sqrt, Usage::default(), 7.63, Some(0.3)),
+                on(Target::Sqrt, low, 6.62, Some(0.25)),
+                on(Target::Log, Usage::default(), 7.34, Some(0.3)),
+                on(Target::Log, low, log_day, log_se),
+            ]
+        };
+        // 6.62 <= 6.61 + 0.2: within noise, the square root stays.
+        let c = PlanChoice::pick(figures(6.61, Some(0.2)), replay()).unwrap();
+        assert_eq!((c.usage, c.target), (low, Some(Target::Sqrt)));
+        assert!(
+            c.reason
+                .contains("kept over plan with p10, correct with request, log scale: 6.61"),
+            "{}",
+            c.reason
+        );
+        assert!(
+            c.reason.contains("standard error over the replays (0.20)"),
+            "{}",
+            c.reason
+        );
+        // 6.62 > 6.30 + 0.2: the log scale wins.
+        let c = PlanChoice::pick(figures(6.30, Some(0.2)), replay()).unwrap();
+        assert_eq!((c.usage, c.target), (low, Some(Target::Log)));
+        assert!(c.reason.contains("next best"), "{}", c.reason);
+        // Without a standard error (one replay, older versions) the lowest wins.
+        let c = PlanChoice::pick(figures(6.61, None), replay()).unwrap();
+        assert_eq!(c.target, Some(Target::Log));
+        // On the configured scale the lowest wins however close: the rule is the scale's.
+        let mut same = figures(9.0, Some(0.2));
+        same.push(on(
+            Target::Sqrt,
+            Usage {
+                plan_with: PlanWith::Low20,
+                ..low
+            },
+            6.61,
+            Some(5.0),
+        ));
+        let c = PlanChoice::pick(same, replay()).unwrap();
+        assert_eq!(c.usage.plan_with, PlanWith::Low20);
     }
 
     #[test]

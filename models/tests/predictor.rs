@@ -391,6 +391,7 @@ fn rigged_choice(
             target,
             bsld_mean: if wins(usage) { 1.5 } else { 3.0 },
             bsld_typical_day: None,
+            bsld_typical_day_se: None,
         })
         .collect();
     PlanChoice::pick(

@@ -6,7 +6,8 @@
 
 use rustci_datasets::record::TraceMeta;
 use rustci_models::planning::{
-    typical_day, CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES, REPLAY_LOADS,
+    standard_error, typical_day, CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES,
+    REPLAY_LOADS,
 };
 use rustci_models::retrain::HeldOut;
 use rustci_models::ModelHandle;
@@ -44,6 +45,7 @@ pub fn choose_usage(
         };
         let mut sum = 0.0;
         let mut days = Vec::new();
+        let mut each = Vec::with_capacity(REPLAY_LOADS.len());
         for load in REPLAY_LOADS {
             let mut scenario = Scenario::new(&workload, fleet, "easy++", &spec)?;
             scenario.history_fraction = Some(held.replay_from_fraction);
@@ -66,12 +68,14 @@ pub fn choose_usage(
             // The report's bsld_mean: the mean over this replay's jobs.
             let replay = &days[before..];
             sum += replay.iter().map(|&(_, b)| b).sum::<f64>() / replay.len() as f64;
+            each.push(typical_day(replay.iter().copied()));
         }
         figures.push(CandidateFigure {
             usage,
             target: Some(target),
             bsld_mean: sum / REPLAY_LOADS.len() as f64,
             bsld_typical_day: Some(typical_day(days)).filter(|d| d.is_finite()),
+            bsld_typical_day_se: standard_error(&each),
         });
     }
     Ok(PlanChoice::pick(

@@ -605,7 +605,19 @@ fn the_choice_retrain_stores_is_the_replays_best_and_the_default() {
     for f in &choice.candidates {
         let day = f.bsld_typical_day.expect("a typical day");
         assert!((day - f.bsld_mean).abs() < 1e-9 * f.bsld_mean, "{f:?}");
+        // Three replays give each figure a standard error (the loads move the waits).
+        let se = f
+            .bsld_typical_day_se
+            .expect("a standard error over three replays");
+        assert!(se.is_finite() && se >= 0.0, "{f:?}");
     }
+    assert!(
+        choice
+            .candidates
+            .iter()
+            .any(|f| f.bsld_typical_day_se.is_some_and(|se| se > 0.0)),
+        "the replays at three loads differ somewhere: {choice:?}"
+    );
     let chosen = choice
         .candidates
         .iter()

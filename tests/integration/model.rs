@@ -71,7 +71,7 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
     assert!(planning["replay"]["machine"]
         .as_str()
         .is_some_and(|m| m.contains("100 processors")));
-    let figures: Vec<(String, String, String, f64)> = planning["candidates"]
+    let figures: Vec<(String, String, String, f64, f64)> = planning["candidates"]
         .as_array()
         .expect("candidates")
         .iter()
@@ -82,6 +82,10 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
                 c["target"].as_str().expect("target").to_string(),
                 // The choice is made on the typical day's figure (the mean is shown).
                 c["bsld_typical_day"].as_f64().expect("bsld_typical_day"),
+                // Three replays: a standard error for each.
+                c["bsld_typical_day_se"]
+                    .as_f64()
+                    .expect("bsld_typical_day_se"),
             )
         })
         .collect();
@@ -105,7 +109,13 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
         planning["replay"]["loads"].as_array().map(Vec::len),
         Some(3)
     );
-    let best = figures.iter().map(|f| f.3).fold(f64::INFINITY, f64::min);
+    let lowest = |scale: Option<&str>| {
+        figures
+            .iter()
+            .filter(|f| scale.is_none_or(|s| f.2 == s))
+            .min_by(|a, b| a.3.total_cmp(&b.3))
+            .expect("figures")
+    };
     let chosen = figures
         .iter()
         .find(|f| {
@@ -114,7 +124,19 @@ fn retrain_prints_the_stable_json_interface_and_writes_a_version() {
                 && planning["target"] == f.2.as_str()
         })
         .expect("the choice is a candidate");
-    assert_eq!(chosen.3, best, "{planning}");
+    // The lowest of its scale; the log scale only if it beats the square root's best by
+    // more than its standard error over the replays, else the square root's best.
+    assert_eq!(chosen.3, lowest(Some(&chosen.2)).3, "{planning}");
+    let overall = lowest(None);
+    if chosen.2 == "log" {
+        assert_eq!(chosen.3, overall.3, "{planning}");
+        assert!(lowest(Some("sqrt")).3 > chosen.3 + chosen.4, "{planning}");
+    } else if overall.2 == "log" && overall.3 < chosen.3 {
+        assert!(chosen.3 <= overall.3 + overall.4, "{planning}");
+        assert!(planning["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("kept over")));
+    }
     assert!(planning["candidates"]
         .as_array()
         .expect("candidates")

@@ -50,7 +50,9 @@ recent residuals and correcting with the request. Each is replayed at loads 0.99
 and 1.005. Unless --params names a `target`, the model on the log scale is replayed
 too (if its held-out MAE is within 2% of the square root's). The lowest bounded
 slowdown of a typical day (the geometric mean over the replayed days of each day's
-mean) is stored in the version (which trains on its scale) and is what `--predictor
+mean) is stored in the version (which trains on its scale; the log scale only if it
+beats the square root's best by more than its standard error over the three
+replays) and is what `--predictor
 model:DIR` and `serve --model DIR` use unless told otherwise. The machine: an SWF
 log's MaxProcs/MaxNodes, or `--fleet FILE`; without either no choice is made and the
 defaults stay.";
@@ -208,6 +210,7 @@ fn planning_json(r: &RetrainReport) -> serde_json::Value {
                 "target": f.target.map(|t| t.name()),
                 "bsld_mean": f.bsld_mean,
                 "bsld_typical_day": f.bsld_typical_day,
+                "bsld_typical_day_se": f.bsld_typical_day_se,
             })).collect::<Vec<_>>(),
         }),
         None => json!({
@@ -358,21 +361,24 @@ fn print_table(r: &RetrainReport) -> Result<()> {
                 c.replay.machine
             );
             outln!(
-                "{:<10} {:<12} {:<6} {:>12} {:>12}",
+                "{:<10} {:<12} {:<6} {:>12} {:>8} {:>12}",
                 "estimate",
                 "correction",
                 "scale",
                 "typical day",
+                "+-se",
                 "mean bsld"
             );
             for f in &c.candidates {
                 outln!(
-                    "{:<10} {:<12} {:<6} {:>12} {:>12.2}{}",
+                    "{:<10} {:<12} {:<6} {:>12} {:>8} {:>12.2}{}",
                     f.usage.plan_with.name(),
                     f.usage.correction.name(),
                     f.target.map_or("-", |t| t.name()),
                     f.bsld_typical_day
                         .map_or_else(|| "-".to_string(), |d| format!("{d:.2}")),
+                    f.bsld_typical_day_se
+                        .map_or_else(|| "-".to_string(), |se| format!("{se:.2}")),
                     f.bsld_mean,
                     if f.usage == c.usage && f.target == c.target {
                         "  <- chosen"
