@@ -239,18 +239,6 @@ pub fn typical_day(jobs: impl IntoIterator<Item = (f64, f64)>) -> f64 {
     (logs / days.len() as f64).exp()
 }
 
-/// The standard error of the mean of `values`: their sample standard deviation over
-/// the square root of their count; `None` with fewer than two or a non-finite value.
-pub fn standard_error(values: &[f64]) -> Option<f64> {
-    let n = values.len();
-    if n < 2 || values.iter().any(|v| !v.is_finite()) {
-        return None;
-    }
-    let mean = values.iter().sum::<f64>() / n as f64;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-    Some((var / n as f64).sqrt())
-}
-
 /// One candidate's figure on the held-out replay.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CandidateFigure {
@@ -267,8 +255,8 @@ pub struct CandidateFigure {
     /// choice is made on (`None` in versions written before: the mean was).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bsld_typical_day: Option<f64>,
-    /// The standard error of that figure over the replays ([`standard_error`] of each
-    /// replay's own typical day; `None` with one replay and in versions written before).
+    /// The standard error of that figure over the replays (of each replay's own typical
+    /// day; `None` with one replay and in versions written before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bsld_typical_day_se: Option<f64>,
 }
@@ -560,16 +548,6 @@ mod tests {
         })
         .unwrap();
         assert!(new.contains(r#""bsld_typical_day":1.25"#), "{new}");
-    }
-
-    #[test]
-    fn the_standard_error_is_the_sample_deviation_over_the_root_of_the_count() {
-        // Mean 6, deviations -1, 0, 1: variance 2 / 2 = 1, over 3 values: 1/sqrt(3).
-        let se = standard_error(&[5.0, 6.0, 7.0]).unwrap();
-        assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12, "{se}");
-        assert_eq!(standard_error(&[4.0, 4.0]), Some(0.0));
-        assert_eq!(standard_error(&[5.0]), None);
-        assert_eq!(standard_error(&[5.0, f64::NAN]), None);
     }
 
     #[test]

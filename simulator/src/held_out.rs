@@ -6,13 +6,13 @@
 
 use rustci_datasets::record::TraceMeta;
 use rustci_models::planning::{
-    standard_error, typical_day, CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES,
-    REPLAY_LOADS,
+    typical_day, CandidateFigure, HeldOutReplay, PlanChoice, CANDIDATES, REPLAY_LOADS,
 };
 use rustci_models::retrain::HeldOut;
 use rustci_models::ModelHandle;
 
 use crate::fleet_file::FleetFile;
+use crate::interval::Estimate;
 use crate::report::bounded_slowdown;
 use crate::scenario::{PredictorSpec, Scenario, Workload};
 use crate::simulate::SimError;
@@ -75,7 +75,7 @@ pub fn choose_usage(
             target: Some(target),
             bsld_mean: sum / REPLAY_LOADS.len() as f64,
             bsld_typical_day: Some(typical_day(days)).filter(|d| d.is_finite()),
-            bsld_typical_day_se: standard_error(&each),
+            bsld_typical_day_se: Estimate::of(&each).map(|e| e.standard_error()),
         });
     }
     Ok(PlanChoice::pick(

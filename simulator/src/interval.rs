@@ -77,6 +77,12 @@ impl Estimate {
         })
     }
 
+    /// The standard error of the mean (`sd / sqrt(n)`): the interval's half-width over
+    /// its t quantile, so a constant sample has none.
+    pub fn standard_error(&self) -> f64 {
+        (self.high - self.mean) / t_quantile(self.n - 1)
+    }
+
     /// The interval as JSON's `[low, high]`.
     pub fn ci(&self) -> [f64; 2] {
         [self.low, self.high]
@@ -259,6 +265,16 @@ mod tests {
 
     /// Hand-worked: [1, 2, 3, 4, 5] has mean 3, sd sqrt(2.5), t(4) = 2.776445, so the
     /// half-width is 2.776445 * sqrt(2.5 / 5) = 1.963243.
+    #[test]
+    fn the_standard_error_is_the_sample_deviation_over_the_root_of_the_count() {
+        // Mean 6, deviations -1, 0, 1: variance 2 / 2 = 1, over 3 values: 1/sqrt(3).
+        let se = Estimate::of(&[5.0, 6.0, 7.0]).unwrap().standard_error();
+        assert!((se - 1.0 / 3f64.sqrt()).abs() < 1e-12, "{se}");
+        assert_eq!(Estimate::of(&[4.0, 4.0]).unwrap().standard_error(), 0.0);
+        assert_eq!(Estimate::of(&[5.0]), None);
+        assert_eq!(Estimate::of(&[5.0, f64::NAN]), None);
+    }
+
     #[test]
     fn interval_by_hand() {
         let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
