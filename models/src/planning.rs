@@ -309,10 +309,11 @@ pub struct PlanChoice {
 impl PlanChoice {
     /// The candidate with the lowest [`CandidateFigure::figure`] (a typical day's bounded
     /// slowdown); a tie (within 10^-9) goes to the earlier one in `figures` (replay them
-    /// in [`CANDIDATES`] order). A candidate on another scale than the first figure's
-    /// (the configured one) wins only if it is lower than the first scale's best by more
-    /// than its standard error over the replays: the one-standard-error rule, so that
-    /// the scale is not switched on a difference the replays cannot tell from noise.
+    /// in [`CANDIDATES`] order). When that lowest is on another scale than the first
+    /// figure's (the configured one), it wins only if it is lower than the first scale's
+    /// best by more than its standard error over the replays (the one-standard-error
+    /// rule), else the first scale's best does: the scale is not switched on a
+    /// difference the replays cannot tell apart.
     /// `None` when no figure is a finite number.
     pub fn pick(figures: Vec<CandidateFigure>, replay: HeldOutReplay) -> Option<Self> {
         let lowest = |scale: Option<Option<Target>>| {
@@ -328,14 +329,14 @@ impl PlanChoice {
             best.copied()
         };
         let overall = lowest(None)?;
-        let home = lowest(Some(figures[0].target));
+        let configured = figures[0].target;
         // Within noise of the configured scale's best: keep the configured scale.
-        let kept = home.filter(|h| {
-            h.target != overall.target
-                && overall
-                    .bsld_typical_day_se
-                    .is_some_and(|se| h.figure() <= overall.figure() + se)
-        });
+        let kept = match overall.bsld_typical_day_se {
+            Some(se) if overall.target != configured => {
+                lowest(Some(configured)).filter(|h| h.figure() <= overall.figure() + se)
+            }
+            _ => None,
+        };
         let best = kept.unwrap_or(overall);
         // The default: the default usage on the first scale replayed.
         let default = figures
@@ -361,8 +362,13 @@ impl PlanChoice {
             Some(d) => format!("{d:.2} (mean {:.2})", f.bsld_mean),
             None => format!("{:.2}", f.bsld_mean),
         };
+        let rank = if kept.is_some() {
+            "within one standard error of the lowest"
+        } else {
+            "lowest"
+        };
         let mut reason = format!(
-            "{}: lowest {what} of EASY++ on the {} held-out jobs{replays}: {}",
+            "{}: {rank} {what} of EASY++ on the {} held-out jobs{replays}: {}",
             best.described(),
             replay.jobs,
             shown(&best)
@@ -584,6 +590,13 @@ mod tests {
         );
         assert!(
             c.reason.contains("standard error over the replays (0.20)"),
+            "{}",
+            c.reason
+        );
+        assert!(
+            c.reason.starts_with(
+                "plan with p10, correct with request, sqrt scale: within one standard error of the lowest"
+            ),
             "{}",
             c.reason
         );
