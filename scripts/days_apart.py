@@ -45,7 +45,7 @@ def main():
     args = ap.parse_args()
     if len(args.swf) < 2:
         ap.error("give at least two replays")
-    if args.day_s <= 0 or args.top < 0:
+    if not args.day_s > 0 or args.top < 0:
         ap.error("--day-s must be positive and --top not negative")
     runs = []
     for path in args.swf:
@@ -63,7 +63,7 @@ def main():
         sys.exit("days_apart: the replays hold different job counts "
                  + ", ".join(f"{p}: {len(r)}" for p, r in zip(args.swf, runs))
                  + "; compare replays of one trace")
-    # Each replay's own first submit: a --load rescales the clock, not the order.
+    # Days are counted from each replay's own first submit.
     days = [by_day(r, r[0][0], args.day_s) for r in runs]
     means = [sum(b for _, b in r) / n for r in runs]
     names = [os.path.basename(p) for p in args.swf]

@@ -39,15 +39,21 @@ def jobs_of(swf):
     """(submit s, bounded slowdown) of every job of a simulator's SWF output, in submit
     order; the 10 s bound as the simulator's report counts it."""
     rows = []
-    with open(swf) as f:
-        for number, line in enumerate(f, 1):
+    with open(swf, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError:
+                raise ValueError(f"{swf}:{number}: not text (a compressed file?); give the "
+                                 "simulator's --swf-out output") from None
             if line.startswith(";") or not line.strip():
                 continue
             x = line.split()
             try:
                 submit, wait, run = float(x[1]), float(x[2]), float(x[3])
             except (IndexError, ValueError):
-                raise ValueError(f"{swf}:{number}: not an SWF job line: {line.strip()[:60]!r}")
+                raise ValueError(f"{swf}:{number}: not an SWF job line: "
+                                 f"{line.strip()[:60]!r}") from None
             if run < 0 or wait < 0:
                 continue
             rows.append((submit, max(1.0, (wait + run) / max(run, 10.0))))
